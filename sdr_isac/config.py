@@ -1,0 +1,636 @@
+"""Typed, validated configuration.
+
+Configuration lives in TOML files (``hw_configs/``) and is parsed once, at the
+edge, into frozen dataclasses.  Every dataclass checks its own values in
+``__post_init__``; :func:`from_dict` rejects unknown keys and wrong types.
+Every problem raises :class:`~sdr_isac.errors.ConfigError` naming the file,
+the dotted key, the value (with its unit), what is allowed and how to fix it.
+
+Example
+-------
+>>> from sdr_isac import config
+>>> cfg = config.default()
+>>> cfg.frame.subcarrier_spacing_hz
+30000.0
+>>> config.PrsConfig(comb_size=5)
+Traceback (most recent call last):
+...
+sdr_isac.errors.ConfigError: comb_size = 5: allowed 2, 4, 6 or 12 (TS 38.211 §7.4.1.7.3); set comb_size to one of them
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sdr_isac.errors import ConfigError
+
+__all__ = [
+    "MODULATIONS",
+    "PrsConfig",
+    "DmrsConfig",
+    "SrsConfig",
+    "TrsConfig",
+    "DataConfig",
+    "FrameConfig",
+    "Config",
+    "from_dict",
+    "load",
+    "loads",
+    "default",
+    "symbols_per_slot",
+]
+
+#: Modulation schemes of TS 38.211 §5.1 and their bits per symbol.
+MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+
+_PRS_COMBS = (2, 4, 6, 12)
+_PRS_LENGTHS = (2, 4, 6, 12)
+_SRS_COMBS = (2, 4, 8)
+_SRS_PORTS = (1, 2, 4)
+_SRS_SYMBOLS = (1, 2, 4, 8, 10, 12, 14)
+#: n_SRS^cs,max per comb size, TS 38.211 §6.4.1.4.2.
+SRS_MAX_CYCLIC_SHIFTS = {2: 8, 4: 12, 8: 6}
+_MAX_NUM_RB = 275
+
+
+def _fail(key: str, value: Any, allowed: str, fix: str) -> typing.NoReturn:
+    raise ConfigError(f"{key} = {value!r}: allowed {allowed}; {fix}", key=key)
+
+
+def _check_choice(key: str, value: Any, choices: typing.Sequence[Any], what: str = "") -> None:
+    if value not in choices:
+        listed = ", ".join(str(c) for c in choices[:-1]) + f" or {choices[-1]}"
+        _fail(key, value, listed + (f" ({what})" if what else ""), f"set {key} to one of them")
+
+
+def _check_range(key: str, value: float, low: float, high: float, unit: str = "") -> None:
+    if not (low <= value <= high):
+        u = f" {unit}" if unit else ""
+        _fail(key, value, f"{low}{u} ... {high}{u}", f"set {key} within that range")
+
+
+def symbols_per_slot(cyclic_prefix: str) -> int:
+    """OFDM symbols per slot: 14 for normal CP, 12 for extended CP (TS 38.211 §4.3.2)."""
+    return 12 if cyclic_prefix == "extended" else 14
+
+
+@dataclass(frozen=True)
+class PrsConfig:
+    """Downlink positioning reference signal, TS 38.211 §7.4.1.7.
+
+    Parameters
+    ----------
+    comb_size : int
+        K_comb^PRS, 2, 4, 6 or 12.
+    num_symbols : int
+        L_PRS, 2, 4, 6 or 12 consecutive symbols, ``num_symbols >= comb_size``.
+    start_symbol : int
+        l_start^PRS, first PRS symbol within the slot, 0 ... 13.
+    re_offset : int
+        k_offset^PRS, resource-element offset, 0 ... comb_size - 1.
+    n_id : int
+        n_ID,seq^PRS, sequence identity, 0 ... 4095.
+    period_slots, slot_offset, repetition_factor, time_gap_slots : int
+        T_per^PRS, T_offset^PRS, T_rep^PRS and T_gap^PRS of §7.4.1.7.4, in slots.
+        The defaults put PRS in every slot, which suits sensing frames; the
+        standard's periods are 4 ... 10240 slots times 2**mu.
+    """
+
+    comb_size: int = 4
+    num_symbols: int = 4
+    start_symbol: int = 3
+    re_offset: int = 0
+    n_id: int = 0
+    period_slots: int = 1
+    slot_offset: int = 0
+    repetition_factor: int = 1
+    time_gap_slots: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("comb_size", self.comb_size, _PRS_COMBS, "TS 38.211 §7.4.1.7.3")
+        _check_choice("num_symbols", self.num_symbols, _PRS_LENGTHS, "L_PRS, TS 38.211 §7.4.1.7.3")
+        if self.num_symbols < self.comb_size or self.num_symbols % self.comb_size:
+            allowed = ", ".join(str(n) for n in _PRS_LENGTHS if n >= self.comb_size and n % self.comb_size == 0)
+            _fail("num_symbols", self.num_symbols,
+                  f"{allowed} with comb_size = {self.comb_size} (L_PRS a multiple of K_comb, TS 38.211 §7.4.1.7.3)",
+                  "change num_symbols or comb_size")
+        _check_range("start_symbol", self.start_symbol, 0, 13)
+        _check_range("re_offset", self.re_offset, 0, self.comb_size - 1)
+        _check_range("n_id", self.n_id, 0, 4095)
+        _check_range("period_slots", self.period_slots, 1, 10240 * 16, "slots")
+        _check_range("slot_offset", self.slot_offset, 0, self.period_slots - 1, "slots")
+        _check_choice("repetition_factor", self.repetition_factor, (1, 2, 4, 6, 8, 16, 32))
+        _check_choice("time_gap_slots", self.time_gap_slots, (1, 2, 4, 8, 16, 32))
+        if self.repetition_factor * self.time_gap_slots > self.period_slots and self.repetition_factor > 1:
+            _fail("repetition_factor", self.repetition_factor,
+                  f"repetition_factor * time_gap_slots <= period_slots = {self.period_slots}",
+                  "lower the repetition or raise period_slots")
+
+
+@dataclass(frozen=True)
+class DmrsConfig:
+    """PDSCH demodulation reference signal, mapping type A, TS 38.211 §7.4.1.1.
+
+    Parameters
+    ----------
+    config_type : int
+        1 (comb-2, 2 CDM groups) or 2 (2 adjacent REs x 2 per RB, 3 CDM groups).
+    length : int
+        1 (single-symbol) or 2 (double-symbol) DMRS.
+    additional_positions : int
+        dmrs-AdditionalPosition, 0 ... 3 (0 ... 1 for double-symbol).
+    type_a_position : int
+        dmrs-TypeA-Position l_0, 2 or 3.
+    duration_symbols : int
+        PDSCH duration l_d in symbols (Table 7.4.1.1.2-3), 3 ... 14.
+    ports : tuple of int
+        0-based antenna ports (0 is port 1000); 0 ... 3 (type 1) or 0 ... 5
+        (type 2) for single-symbol, twice that for double-symbol.
+    n_id : int
+        N_ID^{n_SCID}, scrambling identity 0 ... 65535.
+    n_scid : int
+        n_SCID, 0 or 1.
+    """
+
+    config_type: int = 1
+    length: int = 1
+    additional_positions: int = 1
+    type_a_position: int = 2
+    duration_symbols: int = 14
+    ports: tuple[int, ...] = (0,)
+    n_id: int = 0
+    n_scid: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("config_type", self.config_type, (1, 2), "DMRS configuration type")
+        _check_choice("length", self.length, (1, 2), "single- or double-symbol DMRS")
+        _check_choice("type_a_position", self.type_a_position, (2, 3), "dmrs-TypeA-Position")
+        max_add = 3 if self.length == 1 else 1
+        _check_range("additional_positions", self.additional_positions, 0, max_add)
+        if self.additional_positions == 3 and self.type_a_position != 2:
+            _fail("additional_positions", 3, "3 only with type_a_position = 2 (TS 38.211 §7.4.1.1.2)",
+                  "set type_a_position = 2 or fewer additional positions")
+        _check_range("duration_symbols", self.duration_symbols, 3 if self.length == 1 else 4, 14, "symbols")
+        if self.duration_symbols == 2 + self.length and self.type_a_position != 2:
+            _fail("duration_symbols", self.duration_symbols,
+                  f"{self.duration_symbols} symbols only with type_a_position = 2 (TS 38.211 §7.4.1.1.2)",
+                  "set type_a_position = 2 or a longer duration")
+        groups = 2 if self.config_type == 1 else 3
+        max_port = 2 * groups * self.length - 1
+        if not self.ports:
+            _fail("ports", self.ports, "at least one port", "list the DMRS ports, e.g. ports = [0]")
+        for p in self.ports:
+            _check_range("ports", p, 0, max_port)
+        if len(set(self.ports)) != len(self.ports):
+            _fail("ports", self.ports, "distinct ports", "remove the repeated port")
+        _check_range("n_id", self.n_id, 0, 65535)
+        _check_choice("n_scid", self.n_scid, (0, 1))
+
+
+@dataclass(frozen=True)
+class SrsConfig:
+    """Sounding reference signal, TS 38.211 §6.4.1.4.
+
+    Parameters
+    ----------
+    comb_size : int
+        K_TC, 2, 4 or 8.
+    comb_offset : int
+        k̄_TC, 0 ... comb_size - 1.
+    num_ports : int
+        N_ap^SRS, 1, 2 or 4.
+    num_symbols : int
+        N_symb^SRS, 1, 2, 4, 8, 10, 12 or 14.
+    start_symbol : int
+        l_0, first SRS symbol within the slot.
+    cyclic_shift : int
+        n_SRS^cs, 0 ... n_SRS^cs,max - 1 (8, 12, 6 for comb 2, 4, 8).
+    sequence_id : int
+        n_ID^SRS, 0 ... 1023; group u = n_ID mod 30 (no hopping).
+    num_rb : int or None
+        m_SRS, bandwidth in RBs, a multiple of 4; None takes the largest
+        multiple of 4 that fits the carrier from ``start_rb``.
+    start_rb : int
+        First RB of the SRS.
+    """
+
+    comb_size: int = 4
+    comb_offset: int = 0
+    num_ports: int = 1
+    num_symbols: int = 1
+    start_symbol: int = 13
+    cyclic_shift: int = 0
+    sequence_id: int = 0
+    num_rb: int | None = None
+    start_rb: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("comb_size", self.comb_size, _SRS_COMBS, "K_TC, TS 38.211 §6.4.1.4.3")
+        _check_range("comb_offset", self.comb_offset, 0, self.comb_size - 1)
+        _check_choice("num_ports", self.num_ports, _SRS_PORTS)
+        if self.comb_size == 8 and self.num_ports == 4:
+            _fail("num_ports", 4, "1 or 2 with comb_size = 8 (n_cs,max = 6 cyclic shifts do not split "
+                  "evenly over 4 ports, TS 38.211 §6.4.1.4.2)", "use comb_size 2 or 4, or fewer ports")
+        _check_choice("num_symbols", self.num_symbols, _SRS_SYMBOLS)
+        _check_range("start_symbol", self.start_symbol, 0, 13)
+        _check_range("cyclic_shift", self.cyclic_shift, 0, SRS_MAX_CYCLIC_SHIFTS[self.comb_size] - 1)
+        _check_range("sequence_id", self.sequence_id, 0, 1023)
+        if self.num_rb is not None and (self.num_rb < 4 or self.num_rb % 4):
+            _fail("num_rb", self.num_rb, "a multiple of 4 RBs (m_SRS, TS 38.211 Table 6.4.1.4.3-1)",
+                  "round num_rb to a multiple of 4")
+        _check_range("start_rb", self.start_rb, 0, _MAX_NUM_RB - 1)
+
+
+@dataclass(frozen=True)
+class TrsConfig:
+    """CSI-RS for tracking (TRS), TS 38.211 §7.4.1.5: one port, density 3.
+
+    Parameters
+    ----------
+    symbols : tuple of int
+        Symbols within the slot carrying TRS; two symbols four apart
+        ((4, 8), (5, 9) or (6, 10)) as in TS 38.214 §5.1.6.1.1.
+    subcarrier_offset : int
+        k_0 of Table 7.4.1.5.3-1 row 1, 0 ... 3; REs k = 4 j + k_0.
+    n_id : int
+        Scrambling identity, 0 ... 1023.
+    """
+
+    symbols: tuple[int, ...] = (4, 8)
+    subcarrier_offset: int = 0
+    n_id: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
+            _fail("symbols", self.symbols, "one or more distinct symbol indices", "list e.g. symbols = [4, 8]")
+        for s in self.symbols:
+            _check_range("symbols", s, 0, 13)
+        _check_range("subcarrier_offset", self.subcarrier_offset, 0, 3)
+        _check_range("n_id", self.n_id, 0, 1023)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Data resource elements: every RE that no reference signal owns.
+
+    Parameters
+    ----------
+    modulation : str
+        ``bpsk``, ``qpsk``, ``16qam``, ``64qam`` or ``256qam`` (TS 38.211 §5.1).
+    seed : int
+        Seed of the random payload bits (>= 0).
+    enabled : bool
+        False leaves the free REs empty (zero).
+    """
+
+    modulation: str = "qpsk"
+    seed: int = 0
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("modulation", self.modulation, tuple(MODULATIONS))
+        if self.seed < 0:
+            _fail("seed", self.seed, "an integer >= 0", "use a non-negative seed")
+
+    @property
+    def bits_per_symbol(self) -> int:
+        """Bits carried by one data RE."""
+        return MODULATIONS[self.modulation]
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """An ISAC OFDM frame: numerology, bandwidth, cyclic prefix, signals.
+
+    Parameters
+    ----------
+    numerology : int
+        mu, 0 ... 4; subcarrier spacing 15 kHz * 2**mu (TS 38.211 §4.2).
+    num_rb : int
+        Resource blocks, 1 ... 275, 12 subcarriers each.
+    fft_size : int
+        N_FFT >= 12 * num_rb, at most 65536; 0 (the default) takes the
+        smallest power of two that fits (at least 128).
+        The sample rate is N_FFT * subcarrier spacing.
+    carrier_hz : float
+        Carrier (centre) frequency in Hz, 1 MHz ... 300 GHz.
+    cyclic_prefix : str
+        ``normal`` (TS 38.211 §5.3.1, longer first symbol of each half
+        subframe), ``extended`` (mu = 2 only) or ``explicit``.  Empty means
+        ``explicit`` when ``cp_samples`` or ``cp_duration_s`` is set, else
+        ``normal``.
+    cp_samples : int or tuple of int or None
+        Explicit CP length in samples: one value for every symbol, or one per
+        symbol of the frame, or one per symbol of a slot (repeated).
+    cp_duration_s : float or tuple of float or None
+        Explicit CP length in seconds (rounded to whole samples), same forms.
+    num_slots, num_symbols : int or None
+        Frame length; give at most one.  Neither means one slot.
+    first_slot : int
+        n_s,f of the first slot (sets sequence initialisation and the long
+        CP positions), 0 ... 10 * 2**mu - 1.
+    prs, dmrs, srs, trs : section or None
+        The reference signals; None leaves a signal out.
+    data : DataConfig
+        Payload on the remaining REs.
+    """
+
+    numerology: int = 1
+    num_rb: int = 51
+    fft_size: int = 0
+    carrier_hz: float = 3.5e9
+    cyclic_prefix: str = ""
+    cp_samples: int | tuple[int, ...] | None = None
+    cp_duration_s: float | tuple[float, ...] | None = None
+    num_slots: int | None = None
+    num_symbols: int | None = None
+    first_slot: int = 0
+    prs: PrsConfig | None = None
+    dmrs: DmrsConfig | None = None
+    srs: SrsConfig | None = None
+    trs: TrsConfig | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        _check_range("numerology", self.numerology, 0, 4)
+        _check_range("num_rb", self.num_rb, 1, _MAX_NUM_RB, "RB")
+        occupied = 12 * self.num_rb
+        if self.fft_size == 0:
+            object.__setattr__(self, "fft_size", 1 << max(7, math.ceil(math.log2(occupied))))
+        elif self.fft_size < occupied:
+            _fail("fft_size", self.fft_size, f">= {occupied} (12 * num_rb = 12 * {self.num_rb} subcarriers)",
+                  "raise fft_size or lower num_rb")
+        elif self.fft_size > 65536:
+            _fail("fft_size", self.fft_size, f"{occupied} ... 65536", "lower fft_size")
+        _check_range("carrier_hz", self.carrier_hz, 1e6, 300e9, "Hz")
+        self._resolve_cyclic_prefix()
+        if self.num_slots is not None and self.num_symbols is not None:
+            _fail("num_symbols", self.num_symbols, "either num_slots or num_symbols, not both",
+                  "remove one of them")
+        if self.num_slots is not None:
+            _check_range("num_slots", self.num_slots, 1, 10_000, "slots")
+        if self.num_symbols is not None:
+            _check_range("num_symbols", self.num_symbols, 1, 140_000, "symbols")
+        _check_range("first_slot", self.first_slot, 0, 10 * 2**self.numerology - 1)
+        self._check_cp_lengths()
+        self._check_signal_symbols()
+
+    def _resolve_cyclic_prefix(self) -> None:
+        explicit = self.cp_samples is not None or self.cp_duration_s is not None
+        kind = self.cyclic_prefix or ("explicit" if explicit else "normal")
+        _check_choice("cyclic_prefix", kind, ("normal", "extended", "explicit"))
+        if kind == "extended" and self.numerology != 2:
+            _fail("cyclic_prefix", kind, "extended CP only with numerology = 2 (60 kHz, TS 38.211 §4.2)",
+                  "use cyclic_prefix = 'normal' or numerology = 2")
+        if kind == "explicit" and (self.cp_samples is None) == (self.cp_duration_s is None):
+            _fail("cp_samples", self.cp_samples,
+                  "with cyclic_prefix = 'explicit', exactly one of cp_samples or cp_duration_s",
+                  "give the CP length in samples or in seconds, not both")
+        if kind != "explicit" and explicit:
+            _fail("cyclic_prefix", kind, "'explicit' when cp_samples or cp_duration_s is set",
+                  "remove cyclic_prefix or the explicit CP length")
+        object.__setattr__(self, "cyclic_prefix", kind)
+
+    def _check_cp_lengths(self) -> None:
+        explicit = self.cp_samples if self.cp_samples is not None else self.cp_duration_s
+        if explicit is None:
+            if self.cyclic_prefix == "normal" and self.fft_size % 128:
+                _fail("fft_size", self.fft_size,
+                      "a multiple of 128 with the normal CP (144 * N_FFT / 2048 samples must be whole)",
+                      "use fft_size = k * 128 or an explicit CP")
+            if self.cyclic_prefix == "extended" and self.fft_size % 4:
+                _fail("fft_size", self.fft_size, "a multiple of 4 with the extended CP",
+                      "use fft_size = k * 4")
+            return
+        key = "cp_samples" if self.cp_samples is not None else "cp_duration_s"
+        values = explicit if isinstance(explicit, tuple) else (explicit,)
+        n_sym, per_slot = self.total_symbols, symbols_per_slot(self.cyclic_prefix)
+        if len(values) not in (1, n_sym, per_slot):
+            _fail(key, explicit, f"1 value, {per_slot} (one slot) or {n_sym} (every symbol) values",
+                  "give one CP per symbol or a single CP")
+        samples = self.explicit_cp_samples()
+        useful_s = self.fft_size / self.sample_rate_hz
+        for v, n in zip(values, samples):
+            if n < 0 or n >= self.fft_size:
+                unit = "samples" if key == "cp_samples" else "s"
+                _fail(key, v, f"0 ... {self.fft_size - 1} samples (shorter than the useful symbol "
+                      f"{useful_s * 1e6:.4g} us at {self.sample_rate_hz / 1e6:g} Msps) [{unit}]",
+                      "shorten the cyclic prefix")
+
+    def _check_signal_symbols(self) -> None:
+        per_slot = symbols_per_slot(self.cyclic_prefix)
+        if self.prs is not None and self.prs.start_symbol + self.prs.num_symbols > per_slot:
+            _fail("prs.start_symbol", self.prs.start_symbol,
+                  f"start_symbol + num_symbols <= {per_slot} symbols per slot",
+                  f"start PRS at symbol <= {per_slot - self.prs.num_symbols}")
+        if self.srs is not None:
+            if self.srs.start_symbol + self.srs.num_symbols > per_slot:
+                _fail("srs.start_symbol", self.srs.start_symbol,
+                      f"start_symbol + num_symbols <= {per_slot} symbols per slot",
+                      f"start SRS at symbol <= {per_slot - self.srs.num_symbols}")
+            num_rb = self.srs_num_rb
+            if num_rb < 4 or self.srs.start_rb + num_rb > self.num_rb:
+                _fail("srs.num_rb", self.srs.num_rb,
+                      f"a multiple of 4 RBs with start_rb + num_rb <= carrier num_rb = {self.num_rb}",
+                      "lower srs.num_rb or srs.start_rb")
+            if 12 * num_rb // self.srs.comb_size < 36:
+                _fail("srs.num_rb", num_rb,
+                      f"12 * num_rb / comb_size >= 36 (Zadoff-Chu sequences of length >= 36; "
+                      f"comb_size = {self.srs.comb_size})", "use more RBs or a smaller comb")
+        if self.dmrs is not None and self.dmrs.duration_symbols > per_slot:
+            _fail("dmrs.duration_symbols", self.dmrs.duration_symbols, f"<= {per_slot}", "shorten it")
+        if self.trs is not None and max(self.trs.symbols) >= per_slot:
+            _fail("trs.symbols", self.trs.symbols, f"0 ... {per_slot - 1}", "move the TRS symbols")
+
+    # ---- derived quantities -------------------------------------------------
+    @property
+    def subcarrier_spacing_hz(self) -> float:
+        """Delta f = 15 kHz * 2**mu (TS 38.211 §4.2)."""
+        return 15e3 * 2**self.numerology
+
+    @property
+    def num_subcarriers(self) -> int:
+        """Occupied subcarriers, 12 * num_rb."""
+        return 12 * self.num_rb
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """f_s = N_FFT * Delta f."""
+        return float(self.fft_size) * self.subcarrier_spacing_hz
+
+    @property
+    def symbols_per_slot(self) -> int:
+        """14 (normal or explicit CP) or 12 (extended CP)."""
+        return symbols_per_slot(self.cyclic_prefix)
+
+    @property
+    def total_symbols(self) -> int:
+        """OFDM symbols in the frame."""
+        if self.num_symbols is not None:
+            return self.num_symbols
+        return (self.num_slots or 1) * self.symbols_per_slot
+
+    @property
+    def srs_num_rb(self) -> int:
+        """SRS bandwidth in RBs (0 without SRS)."""
+        if self.srs is None:
+            return 0
+        if self.srs.num_rb is not None:
+            return self.srs.num_rb
+        return (self.num_rb - self.srs.start_rb) // 4 * 4
+
+    def explicit_cp_samples(self) -> tuple[int, ...]:
+        """The explicit CP in whole samples, as given (1, per-slot or per-symbol values)."""
+        if self.cp_samples is not None:
+            vals = self.cp_samples if isinstance(self.cp_samples, tuple) else (self.cp_samples,)
+            return tuple(int(v) for v in vals)
+        if self.cp_duration_s is not None:
+            vals_s = self.cp_duration_s if isinstance(self.cp_duration_s, tuple) else (self.cp_duration_s,)
+            return tuple(int(round(v * self.sample_rate_hz)) for v in vals_s)
+        return ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole sdr_isac configuration file.
+
+    Parameters
+    ----------
+    name : str
+        A short label for outputs and logs.
+    description : str
+        Free text.
+    frame : FrameConfig
+        The transmitted ISAC frame.
+    """
+
+    name: str = "default"
+    description: str = ""
+    frame: FrameConfig = field(default_factory=FrameConfig)
+
+
+# ---- parsing ---------------------------------------------------------------
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "nothing"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a TOML value to the annotated type ``tp`` or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as err:
+                if dataclasses.is_dataclass(option) and isinstance(value, dict):
+                    raise err
+        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+        raise ConfigError(f"{key} = {value!r}: must be {names}; fix the value's type", key=key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: must be a table [{key}]; write it as a TOML table", key=key)
+        return from_dict(typing.cast(type, tp), value, prefix=key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} = {value!r}: must be {_type_name(tp)}; write it as [a, b, ...]", key=key)
+        inner = typing.get_args(tp)[0]
+        return tuple(_coerce(v, inner, key) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} = {value!r}: must be a finite number; fix the value", key=key)
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key} = {value!r}: must be {_type_name(tp)}; fix the value's type", key=key)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build the config dataclass ``cls`` from a mapping, strictly.
+
+    Unknown keys (with a suggestion for a near miss), wrong types and values
+    out of range raise :class:`ConfigError` whose ``key`` is the dotted path.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a config dataclass")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    dotted = (prefix + ".") if prefix else ""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(names)}"
+            raise ConfigError(f"{dotted}{key}: unknown key; {hint}", key=dotted + key)
+        kwargs[key] = _coerce(value, hints[key], dotted + key)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        if not prefix or (err.key or "").startswith(dotted):
+            raise
+        raise ConfigError(dotted + err.detail, key=dotted + (err.key or "")) from None
+
+
+def loads(text: str, source: str = "<string>") -> Config:
+    """Parse a configuration from TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}; fix the syntax", source=source) from err
+    try:
+        return from_dict(Config, data)
+    except ConfigError as err:
+        raise err.with_source(source) from None
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, is not TOML, or holds an unknown
+        key, a wrong type or a value out of range; the message names the file.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read the configuration file ({err.strerror}); check the path",
+                          source=str(p)) from err
+    return loads(text, source=str(p))
+
+
+def default() -> Config:
+    """The built-in default configuration (``sdr_isac/default.toml``)."""
+    text = resources.files("sdr_isac").joinpath("default.toml").read_text(encoding="utf-8")
+    return loads(text, source="sdr_isac/default.toml")

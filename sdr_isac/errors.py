@@ -1,0 +1,82 @@
+"""The error family of sdr_isac.
+
+Every error the toolkit raises on purpose is a :class:`SdrIsacError`, so a
+caller can catch the whole family at once, or one member of it.  Errors about
+values a user gave (a config key, an argument, an array) also derive from
+:class:`ValueError`, so code that already catches ``ValueError`` keeps working.
+
+A message names the field, the value with its unit, what is allowed and how
+to fix it, for example::
+
+    frame.numerology = 5: allowed 0 ... 4 (subcarrier spacing 15 kHz * 2**mu);
+    set numerology to 0, 1, 2, 3 or 4
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SdrIsacError",
+    "ConfigError",
+    "InputError",
+    "RadioError",
+    "RadioUnavailableError",
+    "RecordingError",
+    "WireFormatError",
+    "SensingError",
+]
+
+
+class SdrIsacError(Exception):
+    """Base of every error raised on purpose by sdr_isac."""
+
+
+class ConfigError(SdrIsacError, ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, what is allowed and how to fix it.
+    key : str, optional
+        Dotted name of the offending key (``"frame.prs.comb_size"``).
+    source : str, optional
+        The file the value came from, when it came from one.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        self.key = key
+        self.source = source
+        self.detail = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return prefix + self.detail
+
+    def with_source(self, source: str) -> ConfigError:
+        """Return a copy of this error that names the file ``source``."""
+        return ConfigError(self.detail, key=self.key, source=source)
+
+
+class InputError(SdrIsacError, ValueError):
+    """An argument or array passed to a function has the wrong value, shape or dtype."""
+
+
+class RadioError(SdrIsacError):
+    """A radio could not be reached, configured or read."""
+
+
+class RadioUnavailableError(RadioError):
+    """A radio backend needs an optional dependency that is not installed."""
+
+
+class RecordingError(SdrIsacError):
+    """A recording could not be written or read."""
+
+
+class WireFormatError(SdrIsacError, ValueError):
+    """A network message does not follow the wire format."""
+
+
+class SensingError(SdrIsacError, ValueError):
+    """A capture cannot be processed with the given frame description."""
