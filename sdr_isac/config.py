@@ -42,6 +42,16 @@ __all__ = [
     "DataConfig",
     "FrameConfig",
     "Config",
+    "RADIO_KINDS",
+    "RadioConfig",
+    "ArrayConfig",
+    "NodeConfig",
+    "TargetConfig",
+    "WallConfig",
+    "ClutterConfig",
+    "BlockerConfig",
+    "RisConfig",
+    "SceneConfig",
     "from_dict",
     "load",
     "loads",
@@ -499,6 +509,412 @@ class FrameConfig:
         return ()
 
 
+# ---- radios ------------------------------------------------------------------
+RADIO_KINDS = ("sim", "replay", "pluto", "usrp")
+
+
+def _check_vector(key: str, value: tuple[float, ...], length: int = 3, unit: str = "m") -> None:
+    if len(value) != length:
+        _fail(key, value, f"{length} numbers [x, y, z] in {unit}", f"give {length} coordinates")
+
+
+@dataclass(frozen=True)
+class RadioConfig:
+    """Which radio a node uses and how it is set up.
+
+    Device limits (LO range, gain range, sample rates) are checked by each
+    backend, which knows them; this section only checks what holds for all.
+
+    Parameters
+    ----------
+    kind : str
+        ``sim`` (simulated scene), ``replay`` (SigMF recording), ``pluto``
+        (ADALM-Pluto through pyadi-iio) or ``usrp`` (UHD).
+    node_id : str
+        The node this radio belongs to (a scene node for ``sim``).
+    uri : str
+        ``pluto``: libiio URI (``ip:192.168.2.1``, ``usb:1.2.5``);
+        ``usrp``: UHD device arguments (``type=b200``);
+        ``replay``: path of the ``.sigmf-meta`` file.
+    sample_rate_hz, center_freq_hz : float
+        0 takes the frame's sample rate and carrier.
+    rf_bandwidth_hz : float
+        Analog filter bandwidth; 0 takes the sample rate.
+    rx_channels, tx_channels : tuple of int
+        Channel indices (``[0, 1]`` for a 2R2T Pluto or a B210).
+    rx_gain_db : float
+        Receive gain in dB (manual gain mode).
+    gain_mode : str
+        ``manual``, ``slow_attack``, ``fast_attack`` or ``hybrid`` (AD936x AGC).
+    tx_gain_db : float
+        USRP transmit gain in dB.
+    tx_attenuation_db : float
+        Pluto transmit attenuation in dB (0 ... 89.75, 0.25 dB steps).
+    buffer_size : int
+        Samples per receive call; 0 takes the frame length (plus margin for
+        alignment on Pluto).
+    clock_source, time_source : str
+        USRP references: ``internal``, ``external`` or ``gpsdo``.
+    rx_antenna, tx_antenna : str
+        USRP antenna port names (empty: the device default).
+    loop, pace : bool
+        ``replay``: start again at the end; deliver captures at the recorded rate.
+    timeout_s : float
+        Longest wait for a device in s (> 0).
+    remove_leakage : bool
+        Pluto: measure the static TX->RX leakage/clutter once and subtract it.
+    """
+
+    kind: str = "sim"
+    node_id: str = "bs0"
+    uri: str = ""
+    sample_rate_hz: float = 0.0
+    center_freq_hz: float = 0.0
+    rf_bandwidth_hz: float = 0.0
+    rx_channels: tuple[int, ...] = (0,)
+    tx_channels: tuple[int, ...] = (0,)
+    rx_gain_db: float = 30.0
+    gain_mode: str = "manual"
+    tx_gain_db: float = 0.0
+    tx_attenuation_db: float = 10.0
+    buffer_size: int = 0
+    clock_source: str = "internal"
+    time_source: str = "internal"
+    rx_antenna: str = ""
+    tx_antenna: str = ""
+    loop: bool = False
+    pace: bool = False
+    timeout_s: float = 5.0
+    remove_leakage: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("kind", self.kind, RADIO_KINDS)
+        if not self.node_id:
+            _fail("node_id", self.node_id, "a non-empty name", "name the node, e.g. node_id = 'bs0'")
+        for key in ("sample_rate_hz", "center_freq_hz", "rf_bandwidth_hz"):
+            if getattr(self, key) < 0:
+                _fail(key, getattr(self, key), "0 (take it from the frame) or a positive value in Hz",
+                      f"set {key} >= 0")
+        for key in ("rx_channels", "tx_channels"):
+            chans = getattr(self, key)
+            if not chans or len(set(chans)) != len(chans) or min(chans) < 0:
+                _fail(key, chans, "a non-empty list of distinct channel indices >= 0", "e.g. [0] or [0, 1]")
+        _check_choice("gain_mode", self.gain_mode, ("manual", "slow_attack", "fast_attack", "hybrid"))
+        _check_choice("clock_source", self.clock_source, ("internal", "external", "gpsdo"))
+        _check_choice("time_source", self.time_source, ("internal", "external", "gpsdo"))
+        if self.buffer_size < 0:
+            _fail("buffer_size", self.buffer_size, "0 (the frame length) or a positive number of samples",
+                  "set buffer_size >= 0")
+        if not self.timeout_s > 0:
+            _fail("timeout_s", self.timeout_s, "> 0 s", "set a positive timeout")
+        if self.kind == "replay" and not self.uri:
+            _fail("uri", self.uri, "the path of a .sigmf-meta file for kind = 'replay'", "set uri = 'path.sigmf-meta'")
+
+
+# ---- scene -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArrayConfig:
+    """An antenna array in the node's local frame (boresight +x, ULA along +y, URA in the y-z plane).
+
+    Parameters
+    ----------
+    num_elements : tuple of int
+        ``[n]`` for a ULA, ``[ny, nz]`` for a URA; 1 ... 1024 elements.
+    spacing_wavelengths : float
+        Element spacing in wavelengths of the node's carrier, > 0.
+    positions_wavelengths : tuple of int
+        For sparse / non-uniform linear arrays: element indices along +y in
+        units of the spacing (``[0, 1, 4, 6]``); empty means 0 ... n - 1.
+    """
+
+    num_elements: tuple[int, ...] = (1,)
+    spacing_wavelengths: float = 0.5
+    positions_wavelengths: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.num_elements) not in (1, 2) or min(self.num_elements) < 1 or \
+                math.prod(self.num_elements) > 1024:
+            _fail("num_elements", self.num_elements, "[n] (ULA) or [ny, nz] (URA), 1 ... 1024 elements",
+                  "e.g. num_elements = [4]")
+        if not self.spacing_wavelengths > 0:
+            _fail("spacing_wavelengths", self.spacing_wavelengths, "> 0 wavelengths", "e.g. 0.5")
+        if self.positions_wavelengths:
+            if len(self.num_elements) != 1 or len(self.positions_wavelengths) != self.num_elements[0] \
+                    or len(set(self.positions_wavelengths)) != len(self.positions_wavelengths) \
+                    or min(self.positions_wavelengths) < 0:
+                _fail("positions_wavelengths", self.positions_wavelengths,
+                      f"{self.num_elements[0]} distinct indices >= 0 for a linear array",
+                      "list one index per element")
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.num_elements)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A radio node in the scene: base station, UE or a passive receiver.
+
+    Parameters
+    ----------
+    id : str
+        Unique name.
+    role : str
+        ``bs``, ``ue`` or ``rx`` (receive only).
+    position_m : tuple of float
+        [x, y, z] in m.
+    yaw_deg : float
+        Rotation of the array's boresight about +z from +x, degrees.
+    transmits : bool
+        Whether the node transmits its frame continuously (cyclically).
+    tx_power_dbm : float
+        Transmit power (mean over the frame), dBm, -50 ... 80.
+    antenna_gain_dbi : float
+        Gain of each element, dBi.
+    noise_figure_db : float
+        Receiver noise figure, dB, 0 ... 30.
+    rx_array, tx_array : ArrayConfig
+        Receive and transmit arrays; frame port p uses TX element p.
+    clock_offset_s : float
+        Offset of the node's clock from scene time, s (bistatic delay bias).
+    cfo_hz : float
+        Carrier frequency offset of the receiver against the transmitter, Hz.
+    sfo_ppm : float
+        Sample clock offset, ppm (a timing drift that grows from frame to frame).
+    timing_offset_s : float
+        Extra receive delay of every path (fractional samples allowed), s.
+    leakage_isolation_db : float
+        TX -> RX isolation of a transmitting node in dB; 0 disables leakage.
+    phase_noise_linewidth_hz : float
+        Oscillator linewidth (Wiener phase noise), Hz; 0 disables it.
+    frame : FrameConfig or None
+        This node's own frame (another band, say); None uses the file's [frame].
+    """
+
+    id: str = "bs0"
+    role: str = "bs"
+    position_m: tuple[float, ...] = (0.0, 0.0, 0.0)
+    yaw_deg: float = 0.0
+    transmits: bool = True
+    tx_power_dbm: float = 20.0
+    antenna_gain_dbi: float = 0.0
+    noise_figure_db: float = 7.0
+    rx_array: ArrayConfig = field(default_factory=ArrayConfig)
+    tx_array: ArrayConfig = field(default_factory=ArrayConfig)
+    clock_offset_s: float = 0.0
+    cfo_hz: float = 0.0
+    sfo_ppm: float = 0.0
+    timing_offset_s: float = 0.0
+    leakage_isolation_db: float = 0.0
+    phase_noise_linewidth_hz: float = 0.0
+    frame: FrameConfig | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            _fail("id", self.id, "a non-empty name", "name the node")
+        _check_choice("role", self.role, ("bs", "ue", "rx"))
+        _check_vector("position_m", self.position_m)
+        _check_range("tx_power_dbm", self.tx_power_dbm, -50.0, 80.0, "dBm")
+        _check_range("noise_figure_db", self.noise_figure_db, 0.0, 30.0, "dB")
+        _check_range("antenna_gain_dbi", self.antenna_gain_dbi, -20.0, 40.0, "dBi")
+        _check_range("sfo_ppm", self.sfo_ppm, -1000.0, 1000.0, "ppm")
+        _check_range("leakage_isolation_db", self.leakage_isolation_db, 0.0, 200.0, "dB")
+        _check_range("phase_noise_linewidth_hz", self.phase_noise_linewidth_hz, 0.0, 1e6, "Hz")
+        if self.timing_offset_s < 0:
+            _fail("timing_offset_s", self.timing_offset_s, ">= 0 s", "use a non-negative delay")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A point target.
+
+    Parameters
+    ----------
+    id : str
+        Name (for truth records).
+    position_m : tuple of float
+        [x, y, z] at scene time 0, m (ignored when waypoints are given).
+    velocity_mps : tuple of float
+        Constant velocity [vx, vy, vz], m/s.
+    waypoints : tuple of tuple of float
+        ``[[t_s, x, y, z], ...]`` with increasing t_s: piecewise-linear motion,
+        held at the ends.
+    rcs_m2 : float
+        Mean radar cross section, m² (> 0).
+    swerling : int
+        0 (constant RCS) or 1 (exponential RCS, independent per frame).
+    snr_per_re_db : float or None
+        For paper experiments: fix the monostatic per-RE SNR of this target
+        (dB) instead of the radar equation.
+    """
+
+    id: str = "t0"
+    position_m: tuple[float, ...] = (100.0, 0.0, 0.0)
+    velocity_mps: tuple[float, ...] = (0.0, 0.0, 0.0)
+    waypoints: tuple[tuple[float, ...], ...] = ()
+    rcs_m2: float = 1.0
+    swerling: int = 0
+    snr_per_re_db: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_vector("position_m", self.position_m)
+        _check_vector("velocity_mps", self.velocity_mps, unit="m/s")
+        if self.waypoints:
+            times = [w[0] for w in self.waypoints]
+            if any(len(w) != 4 for w in self.waypoints) or any(b <= a for a, b in zip(times, times[1:])):
+                _fail("waypoints", self.waypoints, "[[t_s, x_m, y_m, z_m], ...] with increasing t_s",
+                      "give four numbers per waypoint in time order")
+        if not self.rcs_m2 > 0:
+            _fail("rcs_m2", self.rcs_m2, "> 0 m²", "give a positive radar cross section")
+        _check_choice("swerling", self.swerling, (0, 1))
+
+
+@dataclass(frozen=True)
+class WallConfig:
+    """A flat reflecting wall (infinite plane), specular by the image method.
+
+    Parameters
+    ----------
+    point_m : tuple of float
+        A point on the plane, m.
+    normal : tuple of float
+        Normal vector (need not be unit length).
+    reflection_db : float
+        Power reflection coefficient in dB (<= 0).
+    """
+
+    point_m: tuple[float, ...] = (0.0, 50.0, 0.0)
+    normal: tuple[float, ...] = (0.0, 1.0, 0.0)
+    reflection_db: float = -6.0
+
+    def __post_init__(self) -> None:
+        _check_vector("point_m", self.point_m)
+        _check_vector("normal", self.normal, unit="(direction)")
+        if math.hypot(*self.normal) == 0:
+            _fail("normal", self.normal, "a non-zero vector", "give the wall's normal direction")
+        _check_range("reflection_db", self.reflection_db, -100.0, 0.0, "dB")
+
+
+@dataclass(frozen=True)
+class ClutterConfig:
+    """A static point scatterer (a pole, a building corner), m and m²."""
+
+    position_m: tuple[float, ...] = (30.0, 10.0, 0.0)
+    rcs_m2: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_vector("position_m", self.position_m)
+        if not self.rcs_m2 > 0:
+            _fail("rcs_m2", self.rcs_m2, "> 0 m²", "give a positive radar cross section")
+
+
+@dataclass(frozen=True)
+class BlockerConfig:
+    """An axis-aligned box that blocks any path crossing it (a building).
+
+    Parameters
+    ----------
+    min_m, max_m : tuple of float
+        Opposite corners, m, with min < max on every axis.
+    attenuation_db : float
+        Loss of a blocked path, dB; at or above 200 dB the path is removed.
+    """
+
+    min_m: tuple[float, ...] = (40.0, -5.0, 0.0)
+    max_m: tuple[float, ...] = (50.0, 5.0, 30.0)
+    attenuation_db: float = 200.0
+
+    def __post_init__(self) -> None:
+        _check_vector("min_m", self.min_m)
+        _check_vector("max_m", self.max_m)
+        if any(a >= b for a, b in zip(self.min_m, self.max_m)):
+            _fail("max_m", self.max_m, f"greater than min_m = {self.min_m} on every axis", "swap the corners")
+        _check_range("attenuation_db", self.attenuation_db, 0.0, 1000.0, "dB")
+
+
+@dataclass(frozen=True)
+class RisConfig:
+    """A reconfigurable intelligent surface: a planar grid of phase-shifting elements.
+
+    Parameters
+    ----------
+    id : str
+        Name.
+    position_m : tuple of float
+        Centre of the surface, m.
+    yaw_deg : float
+        Direction of the surface normal about +z from +x, degrees.
+    num_elements : tuple of int
+        [ny, nz] elements (the surface lies in its local y-z plane).
+    spacing_wavelengths : float
+        Element spacing, wavelengths.
+    steer_deg : tuple of float
+        The phase profile reflects a wave from ``steer_deg[0]`` (azimuth of
+        the incoming direction, local) towards ``steer_deg[1]`` (outgoing).
+    element_gain_dbi : float
+        Gain of one element, dBi.
+    """
+
+    id: str = "ris0"
+    position_m: tuple[float, ...] = (50.0, 20.0, 0.0)
+    yaw_deg: float = 0.0
+    num_elements: tuple[int, ...] = (16, 16)
+    spacing_wavelengths: float = 0.5
+    steer_deg: tuple[float, ...] = (0.0, 0.0)
+    element_gain_dbi: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_vector("position_m", self.position_m)
+        if len(self.num_elements) != 2 or min(self.num_elements) < 1 or math.prod(self.num_elements) > 65536:
+            _fail("num_elements", self.num_elements, "[ny, nz], 1 ... 65536 elements", "e.g. [16, 16]")
+        if not self.spacing_wavelengths > 0:
+            _fail("spacing_wavelengths", self.spacing_wavelengths, "> 0", "e.g. 0.5")
+        if len(self.steer_deg) != 2:
+            _fail("steer_deg", self.steer_deg, "[incoming_az_deg, outgoing_az_deg]", "give two angles")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """The simulated world: nodes, targets, walls, clutter, blockers, RIS.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every random draw in the scene (noise, Swerling, phase noise).
+    noise : bool
+        False removes thermal noise (for checks of the geometry).
+    """
+
+    seed: int = 0
+    noise: bool = True
+    nodes: tuple[NodeConfig, ...] = (NodeConfig(),)
+    targets: tuple[TargetConfig, ...] = ()
+    walls: tuple[WallConfig, ...] = ()
+    clutter: tuple[ClutterConfig, ...] = ()
+    blockers: tuple[BlockerConfig, ...] = ()
+    ris: tuple[RisConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            _fail("seed", self.seed, "an integer >= 0", "use a non-negative seed")
+        ids = [n.id for n in self.nodes]
+        if not ids or len(set(ids)) != len(ids):
+            _fail("nodes", ids, "one or more nodes with distinct ids", "rename the repeated node")
+        tids = [t.id for t in self.targets]
+        if len(set(tids)) != len(tids):
+            _fail("targets", tids, "distinct target ids", "rename the repeated target")
+
+    def node(self, node_id: str) -> NodeConfig:
+        """The node called ``node_id``."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise ConfigError(f"node_id = {node_id!r}: allowed one of the scene's nodes "
+                          f"({', '.join(n.id for n in self.nodes)}); fix radio.node_id or add the node",
+                          key="radio.node_id")
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole sdr_isac configuration file.
@@ -511,11 +927,21 @@ class Config:
         Free text.
     frame : FrameConfig
         The transmitted ISAC frame.
+    radio : RadioConfig
+        The node's radio.
+    scene : SceneConfig or None
+        The simulated world, for ``radio.kind = 'sim'``.
     """
 
     name: str = "default"
     description: str = ""
     frame: FrameConfig = field(default_factory=FrameConfig)
+    radio: RadioConfig = field(default_factory=RadioConfig)
+    scene: SceneConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.radio.kind == "sim" and self.scene is not None:
+            self.scene.node(self.radio.node_id)          # the radio's node must be in the scene
 
 
 # ---- parsing ---------------------------------------------------------------

@@ -1,0 +1,126 @@
+"""Geometry helpers: rotations, array element positions, steering vectors, blockage, motion.
+
+Frames of reference: the scene is right-handed, metres.  A node's local frame
+has its boresight along +x, rotated about +z by ``yaw_deg``.  A ULA lies along
+local +y, a URA in the local y-z plane.  Azimuth is measured in the local x-y
+plane from +x towards +y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.config import ArrayConfig, BlockerConfig, TargetConfig
+
+__all__ = [
+    "rotation_z",
+    "element_positions",
+    "steering_vector",
+    "to_local",
+    "azimuth_elevation",
+    "segment_blocked",
+    "path_attenuation_db",
+    "target_state",
+]
+
+
+def rotation_z(yaw_deg: float) -> NDArray[np.float64]:
+    """Rotation matrix about +z by ``yaw_deg`` degrees (local -> global)."""
+    a = math.radians(yaw_deg)
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def element_positions(array: ArrayConfig, wavelength_m: float) -> NDArray[np.float64]:
+    """Element positions in the node's local frame, m.
+
+    Returns
+    -------
+    ndarray, shape (num_elements, 3)
+        ULA: along +y (from ``positions_wavelengths`` for sparse arrays);
+        URA: y index fastest, then z.
+    """
+    d = array.spacing_wavelengths * wavelength_m
+    if len(array.num_elements) == 1:
+        idx = np.asarray(array.positions_wavelengths or range(array.num_elements[0]), dtype=float)
+        return np.stack([np.zeros_like(idx), idx * d, np.zeros_like(idx)], axis=1)
+    ny, nz = array.num_elements
+    yy, zz = np.meshgrid(np.arange(ny) * d, np.arange(nz) * d, indexing="xy")
+    return np.stack([np.zeros(ny * nz), yy.reshape(-1), zz.reshape(-1)], axis=1)
+
+
+def to_local(direction: ArrayLike, yaw_deg: float) -> NDArray[np.float64]:
+    """A global direction vector expressed in a node's local frame."""
+    return rotation_z(yaw_deg).T @ np.asarray(direction, dtype=float)
+
+
+def steering_vector(positions_m: NDArray[np.float64], direction_local: ArrayLike,
+                    wavelength_m: float) -> NDArray[np.complex128]:
+    """Phase of each element for a plane wave to or from unit direction ``direction_local``.
+
+    a_n = exp(+j 2 pi r_n . u / lambda): an element further along u sees the wave
+    earlier (arrival) or launches it earlier (departure).
+
+    Returns
+    -------
+    ndarray, shape (num_elements,), complex128
+    """
+    u = np.asarray(direction_local, dtype=float)
+    return np.exp(2j * np.pi * (positions_m @ u) / wavelength_m)
+
+
+def azimuth_elevation(direction_local: ArrayLike) -> tuple[float, float]:
+    """(azimuth, elevation) in radians of a local direction (azimuth from +x towards +y)."""
+    u = np.asarray(direction_local, dtype=float)
+    return math.atan2(u[1], u[0]), math.atan2(u[2], math.hypot(u[0], u[1]))
+
+
+def segment_blocked(a: ArrayLike, b: ArrayLike, box: BlockerConfig) -> bool:
+    """Whether the segment a-b passes through the box (slab test)."""
+    p0 = np.asarray(a, dtype=float)
+    d = np.asarray(b, dtype=float) - p0
+    lo, hi = np.asarray(box.min_m), np.asarray(box.max_m)
+    t_min, t_max = 0.0, 1.0
+    for axis in range(3):
+        if abs(d[axis]) < 1e-12:
+            if p0[axis] < lo[axis] or p0[axis] > hi[axis]:
+                return False
+            continue
+        t1, t2 = (lo[axis] - p0[axis]) / d[axis], (hi[axis] - p0[axis]) / d[axis]
+        t_min, t_max = max(t_min, min(t1, t2)), min(t_max, max(t1, t2))
+        if t_min > t_max:
+            return False
+    return True
+
+
+def path_attenuation_db(points: list[NDArray[np.float64]], blockers: tuple[BlockerConfig, ...]) -> float:
+    """Total blockage loss in dB along a polyline (sum over blocked segments and boxes)."""
+    loss = 0.0
+    for a, b in zip(points[:-1], points[1:]):
+        for box in blockers:
+            if segment_blocked(a, b, box):
+                loss += box.attenuation_db
+    return loss
+
+
+def target_state(target: TargetConfig, time_s: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Position (m) and velocity (m/s) of a target at scene time ``time_s``.
+
+    Constant velocity from ``position_m``, or piecewise-linear between
+    waypoints (velocity of the current leg; held still outside the waypoints).
+    """
+    if not target.waypoints:
+        v = np.asarray(target.velocity_mps, dtype=float)
+        return np.asarray(target.position_m, dtype=float) + v * time_s, v
+    wp = np.asarray(target.waypoints, dtype=float)
+    times, points = wp[:, 0], wp[:, 1:]
+    if time_s <= times[0] or len(times) == 1:
+        return points[0].copy(), np.zeros(3)
+    if time_s >= times[-1]:
+        return points[-1].copy(), np.zeros(3)
+    leg = int(np.searchsorted(times, time_s, side="right")) - 1
+    velocity = (points[leg + 1] - points[leg]) / (times[leg + 1] - times[leg])
+    return points[leg] + velocity * (time_s - times[leg]), velocity

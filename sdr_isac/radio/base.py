@@ -1,0 +1,170 @@
+"""The ``Radio`` protocol shared by every backend.
+
+A radio transmits samples (once or cyclically) and returns received samples as
+:class:`~sdr_isac.capture.Capture` records.  Sensing never learns which
+backend produced a capture.
+
+Backends subclass :class:`RadioBase`, which supplies the context manager, the
+sequence counter and the checks on what callers pass in.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.capture import Capture
+from sdr_isac.config import FrameConfig, RadioConfig
+from sdr_isac.errors import InputError, RadioError
+
+__all__ = ["Radio", "RadioBase"]
+
+
+@runtime_checkable
+class Radio(Protocol):
+    """What every radio backend offers."""
+
+    kind: str
+    node_id: str
+
+    @property
+    def sample_rate_hz(self) -> float: ...
+
+    @property
+    def center_freq_hz(self) -> float: ...
+
+    @property
+    def num_rx_channels(self) -> int: ...
+
+    def tx(self, samples: ArrayLike, cyclic: bool = True) -> None: ...
+
+    def rx(self, num_samples: int) -> Capture: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Radio: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class RadioBase(abc.ABC):
+    """Common behaviour of the backends.
+
+    Parameters
+    ----------
+    config : RadioConfig
+        The radio section of the configuration.
+    frame : FrameConfig or None
+        The waveform this node transmits and expects; gives the default
+        sample rate and carrier and is attached to every capture.
+    """
+
+    kind = "base"
+
+    def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
+        self.config = config
+        self.frame = frame
+        self.node_id = config.node_id
+        self._seq = 0
+        self._closed = False
+        rate = config.sample_rate_hz or (frame.sample_rate_hz if frame is not None else 0.0)
+        freq = config.center_freq_hz or (frame.carrier_hz if frame is not None else 0.0)
+        if rate <= 0:
+            raise InputError("radio.sample_rate_hz = 0 and no frame to take it from: set radio.sample_rate_hz "
+                             "or give the frame")
+        self._sample_rate_hz = float(rate)
+        self._center_freq_hz = float(freq)
+
+    # ---- properties -----------------------------------------------------------
+    @property
+    def sample_rate_hz(self) -> float:
+        """Sample rate in Hz."""
+        return self._sample_rate_hz
+
+    @property
+    def center_freq_hz(self) -> float:
+        """RF centre frequency in Hz."""
+        return self._center_freq_hz
+
+    @property
+    def num_rx_channels(self) -> int:
+        """Receive channels per capture."""
+        return len(self.config.rx_channels)
+
+    @property
+    def num_tx_channels(self) -> int:
+        """Transmit channels."""
+        return len(self.config.tx_channels)
+
+    # ---- the protocol -----------------------------------------------------------
+    def tx(self, samples: ArrayLike, cyclic: bool = True) -> None:
+        """Transmit ``samples`` (shape (num_tx_channels, n) or (n,)), once or repeated without gaps."""
+        self._check_open()
+        self._tx(self._check_tx(samples), cyclic)
+
+    def rx(self, num_samples: int) -> Capture:
+        """Receive ``num_samples`` samples on every receive channel."""
+        self._check_open()
+        if int(num_samples) != num_samples or num_samples < 1:
+            raise InputError(f"num_samples = {num_samples}: allowed an integer >= 1")
+        capture = self._rx(int(num_samples))
+        self._seq += 1
+        return capture
+
+    def close(self) -> None:
+        """Release the device; further tx/rx raise RadioError.  Closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self) -> RadioBase:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- for backends -------------------------------------------------------
+    @abc.abstractmethod
+    def _tx(self, samples: NDArray[np.complex64], cyclic: bool) -> None: ...
+
+    @abc.abstractmethod
+    def _rx(self, num_samples: int) -> Capture: ...
+
+    def _close(self) -> None:
+        """Release backend resources (default: nothing)."""
+
+    @property
+    def seq(self) -> int:
+        """Sequence number the next capture will carry."""
+        return self._seq
+
+    def _capture(self, iq: NDArray[np.complex64], t0_s: float, frame_offset: int = 0,
+                 metadata: dict[str, Any] | None = None) -> Capture:
+        """A Capture stamped with this radio's node, rate, frequency, sequence number and frame."""
+        meta = {"radio": self.kind, **(metadata or {})}
+        return Capture(iq, self.sample_rate_hz, self.center_freq_hz, t0_s, self.node_id, self._seq,
+                       self.frame, frame_offset, meta)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RadioError(f"radio {self.kind!r} of node {self.node_id!r} is closed; open a new one")
+
+    def _check_tx(self, samples: ArrayLike) -> NDArray[np.complex64]:
+        x = np.asarray(samples)
+        if x.ndim == 1:
+            x = x[np.newaxis]
+        if x.ndim != 2 or x.dtype.kind not in "cf" or x.shape[1] == 0:
+            raise InputError(f"tx samples have shape {x.shape} and dtype {x.dtype}: allowed complex "
+                             "(channels, n) or (n,) with n >= 1")
+        if x.shape[0] != self.num_tx_channels:
+            raise InputError(f"tx samples have {x.shape[0]} channel(s): this radio transmits on "
+                             f"{self.num_tx_channels} (radio.tx_channels = {list(self.config.tx_channels)}); "
+                             "pass one row per channel")
+        if not np.all(np.isfinite(x)):
+            raise InputError("tx samples contain NaN or infinity; fix the waveform")
+        return np.ascontiguousarray(x, dtype=np.complex64)

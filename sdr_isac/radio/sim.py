@@ -1,0 +1,138 @@
+"""``SimRadio``: a node's radio inside a simulated scene.
+
+It hears its own echoes (active sensing) and the transmissions of the other
+transmitting nodes of the scene, reflected by targets and structures and along
+the line of sight (passive / bistatic sensing).  Other nodes transmit the
+frame the configuration gives them, cyclically, from scene time 0.
+
+Units: transmit samples are scaled to the node's transmit power; captures are
+scaled so that thermal noise has unit variance per sample (so |RE|**2 is the
+SNR per resource element); ``metadata["noise_power_dbm"]`` gives the scale.
+Scene time advances by the length of every capture, and targets move with it.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.capture import Capture
+from sdr_isac.channel.echo import EchoSynthesizer, Transmission
+from sdr_isac.channel.scene import Scene
+from sdr_isac.config import FrameConfig, RadioConfig
+from sdr_isac.errors import InputError
+from sdr_isac.radio.base import RadioBase
+from sdr_isac.units import dbm_to_watt, watt_to_dbm
+from sdr_isac.waveform import IsacFrame
+
+__all__ = ["SimRadio"]
+
+
+class SimRadio(RadioBase):
+    """A simulated radio at node ``config.node_id`` of ``scene``.
+
+    Parameters
+    ----------
+    config : RadioConfig
+        ``node_id`` names the scene node.  The number of receive channels is
+        the node's receive array size; transmit channels are the frame's ports.
+    frame : FrameConfig or None
+        The frame this node transmits when its scene entry sets none
+        (default: the scene's frame).
+    scene : Scene
+        The world.
+    """
+
+    kind = "sim"
+
+    def __init__(self, config: RadioConfig, frame: FrameConfig | None, scene: Scene):
+        node = scene.node(config.node_id)
+        frame = node.frame or frame or scene.frame              # a node's own frame (another band) wins
+        super().__init__(config, frame)
+        if abs(self.sample_rate_hz - frame.sample_rate_hz) > 1e-6 or abs(self.center_freq_hz - frame.carrier_hz) > 1:
+            raise InputError(f"radio rate/frequency {self.sample_rate_hz} Hz / {self.center_freq_hz} Hz differ from "
+                             f"the frame's {frame.sample_rate_hz} Hz / {frame.carrier_hz} Hz: a simulated node "
+                             "runs at its frame's numbers; leave radio.sample_rate_hz and center_freq_hz at 0")
+        self.scene = scene
+        self.node = node
+        seed = [scene.config.seed, zlib.crc32(node.id.encode())]
+        self._synth = EchoSynthesizer(scene, node.id, np.random.default_rng(seed))
+        self._time_s = 0.0
+        self._own: Transmission | None = None
+        self._others = self._other_transmissions()
+        self._num_tx = IsacFrame(frame).num_ports if node.transmits else 0
+
+    @property
+    def num_rx_channels(self) -> int:
+        """Receive array elements."""
+        return self._synth.num_channels
+
+    @property
+    def num_tx_channels(self) -> int:
+        """Ports of the node's frame."""
+        return max(self._num_tx, 1)
+
+    @property
+    def time_s(self) -> float:
+        """Scene time of the next capture's first sample."""
+        return self._time_s
+
+    def _other_transmissions(self) -> list[Transmission]:
+        out = []
+        for other in self.scene.config.nodes:
+            if other.id == self.node.id or not other.transmits:
+                continue
+            frame = IsacFrame(self.scene.node_frame(other.id))
+            out.append(_scaled(other.id, frame.samples(), other.tx_power_dbm, True, 0.0, frame))
+        return out
+
+    def _tx(self, samples: NDArray[np.complex64], cyclic: bool) -> None:
+        if not self.node.transmits:
+            raise InputError(f"node {self.node.id!r} has transmits = false: a receive-only node cannot transmit; "
+                             "set transmits = true in its [[scene.nodes]] entry")
+        self._own = _scaled(self.node.id, samples, self.node.tx_power_dbm, cyclic, self._time_s,
+                            IsacFrame(self.frame) if self.frame is not None else None)
+
+    def _rx(self, num_samples: int) -> Capture:
+        transmissions = ([self._own] if self._own is not None else []) + self._others
+        window = self._synth.receive(self._time_s, num_samples, transmissions)
+        offset = 0
+        own = self._own
+        if own is not None and own.cyclic:
+            period = own.samples.shape[1]
+            offset = int(round((own.start_time_s - self._time_s) * self.sample_rate_hz)) % period
+        meta = {
+            "noise_power_dbm": float(watt_to_dbm(window.noise_power_w)),
+            "iq_units": "normalised to unit thermal-noise variance per sample",
+            "scene_time_s": self._time_s,
+            "truth": {"paths": window.truth, "targets": _targets(self.scene, self._time_s)},
+        }
+        if own is not None and not own.cyclic:
+            self._own = None                                   # a burst is sent once
+        t0_local = self._time_s + self.node.clock_offset_s
+        capture = self._capture(window.iq, t0_local, offset, meta)
+        self._time_s += num_samples / self.sample_rate_hz
+        return capture
+
+
+def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cyclic: bool, start_s: float,
+            frame: IsacFrame | None) -> Transmission:
+    """Samples scaled so that their mean power (summed over ports) is ``power_dbm``."""
+    mean = float(np.mean(np.sum(np.abs(samples) ** 2, axis=0)))
+    if mean <= 0:
+        raise InputError("tx samples are all zero: nothing to transmit")
+    scale = math.sqrt(dbm_to_watt(power_dbm) / mean)
+    re_power = dbm_to_watt(power_dbm)
+    if frame is not None and samples.shape[1] == frame.num_samples:
+        # unitary OFDM: mean RE power over occupied REs = sample power * N_FFT / K (CP excluded)
+        grid_power = float(np.sum(np.abs(frame.grid.values) ** 2)) / (frame.num_symbols * frame.config.num_subcarriers)
+        re_power = grid_power * scale**2
+    return Transmission(node_id, (samples * scale).astype(np.complex64), cyclic, start_s, re_power)
+
+
+def _targets(scene: Scene, time_s: float) -> list[dict[str, object]]:
+    return [{"id": tid, "position_m": pos.tolist(), "velocity_mps": vel.tolist()}
+            for tid, (pos, vel) in scene.target_states(time_s).items()]
