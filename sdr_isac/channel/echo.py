@@ -111,7 +111,7 @@ class EchoSynthesizer:
         self.carrier_hz = frame.carrier_hz
         self.rx_elements = scene.rx_elements(rx_id)
         self.noise_power_w = (BOLTZMANN_J_PER_K * REFERENCE_TEMPERATURE_K * self.sample_rate_hz
-                              * db_to_linear(self.node.noise_figure_db))
+                              * float(db_to_linear(self.node.noise_figure_db)))
         self._phase_history = np.zeros(_PHASE_HISTORY)
 
     @property
@@ -219,8 +219,8 @@ class EchoSynthesizer:
         })
         if path.tx == path.rx:
             record["range_m"] = path.length_m / 2
-            record["velocity_mps"] = -path.doppler_hz * lam / 2       # radial, positive away
+            record["velocity_mps"] = -path.doppler_hz * lam / 2 + 0.0  # radial, positive away (no -0.0)
         else:
             record["range_sum_m"] = path.length_m
-            record["bistatic_velocity_mps"] = -path.doppler_hz * lam   # d(range sum)/dt
+            record["bistatic_velocity_mps"] = -path.doppler_hz * lam + 0.0  # d(range sum)/dt
         return record

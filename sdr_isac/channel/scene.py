@@ -26,8 +26,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sdr_isac.channel.geometry import (azimuth_elevation, element_positions, path_attenuation_db, steering_vector,
-                                       target_state, to_local)
+from sdr_isac.channel.geometry import (
+    azimuth_elevation,
+    element_positions,
+    path_attenuation_db,
+    steering_vector,
+    target_state,
+    to_local,
+)
 from sdr_isac.config import FrameConfig, NodeConfig, RisConfig, SceneConfig
 from sdr_isac.errors import InputError
 from sdr_isac.units import SPEED_OF_LIGHT_MPS, db_to_linear
@@ -186,8 +192,8 @@ class Scene:
             point = _mirror_point(p_tx, p_rx, np.asarray(wall.point_m, float), np.asarray(wall.normal, float))
             if point is not None:
                 # a mirror is a scatterer whose "RCS" makes the chain formula give Friis over the unfolded path
-                d1, d2 = np.linalg.norm(point - p_tx), np.linalg.norm(p_rx - point)
-                sigma = db_to_linear(wall.reflection_db) * _FOUR_PI * (d1 * d2 / (d1 + d2)) ** 2
+                d1, d2 = float(np.linalg.norm(point - p_tx)), float(np.linalg.norm(p_rx - point))
+                sigma = float(db_to_linear(wall.reflection_db)) * _FOUR_PI * (d1 * d2 / (d1 + d2)) ** 2
                 add("wall", f"wall{i}", [p_tx, point, p_rx], sigma, 0.0)
         if tx_id == rx_id and tx.transmits and tx.leakage_isolation_db > 0:
             amp = 10 ** (-tx.leakage_isolation_db / 20.0)

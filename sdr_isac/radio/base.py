@@ -100,6 +100,11 @@ class RadioBase(abc.ABC):
         """Transmit channels."""
         return len(self.config.tx_channels)
 
+    @property
+    def can_transmit(self) -> bool:
+        """Whether :meth:`tx` is allowed (False for a receive-only node)."""
+        return True
+
     # ---- the protocol -----------------------------------------------------------
     def tx(self, samples: ArrayLike, cyclic: bool = True) -> None:
         """Transmit ``samples`` (shape (num_tx_channels, n) or (n,)), once or repeated without gaps."""
@@ -135,7 +140,7 @@ class RadioBase(abc.ABC):
     @abc.abstractmethod
     def _rx(self, num_samples: int) -> Capture: ...
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027  (optional hook: most backends have something to release)
         """Release backend resources (default: nothing)."""
 
     @property

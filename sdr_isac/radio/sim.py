@@ -76,6 +76,11 @@ class SimRadio(RadioBase):
         return max(self._num_tx, 1)
 
     @property
+    def can_transmit(self) -> bool:
+        """Whether the scene lets this node transmit."""
+        return self.node.transmits
+
+    @property
     def time_s(self) -> float:
         """Scene time of the next capture's first sample."""
         return self._time_s
@@ -124,8 +129,8 @@ def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cycl
     mean = float(np.mean(np.sum(np.abs(samples) ** 2, axis=0)))
     if mean <= 0:
         raise InputError("tx samples are all zero: nothing to transmit")
-    scale = math.sqrt(dbm_to_watt(power_dbm) / mean)
-    re_power = dbm_to_watt(power_dbm)
+    scale = math.sqrt(float(dbm_to_watt(power_dbm)) / mean)
+    re_power = float(dbm_to_watt(power_dbm))
     if frame is not None and samples.shape[1] == frame.num_samples:
         # unitary OFDM: mean RE power over occupied REs = sample power * N_FFT / K (CP excluded)
         grid_power = float(np.sum(np.abs(frame.grid.values) ** 2)) / (frame.num_symbols * frame.config.num_subcarriers)

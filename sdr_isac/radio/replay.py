@@ -1,0 +1,133 @@
+"""``ReplayRadio``: a SigMF recording played back capture by capture, as if from a radio.
+
+The recording already holds what was received, so transmissions are only
+checked against the recorded frame (a waveform of another length is an
+error, as it would be on air); they change nothing.  Options: ``loop`` (start
+again after the last capture, with sequence numbers and times continuing) and
+``pace`` (deliver captures at the spacing of their recorded ``t0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.capture import Capture
+from sdr_isac.config import FrameConfig, RadioConfig
+from sdr_isac.errors import InputError, RadioError
+from sdr_isac.radio.base import RadioBase
+from sdr_isac.recording import Recording
+from sdr_isac.waveform import IsacFrame
+
+__all__ = ["ReplayRadio"]
+
+
+class ReplayRadio(RadioBase):
+    """Replays ``config.uri`` (a ``.sigmf-meta`` file).
+
+    Parameters
+    ----------
+    config : RadioConfig
+        ``uri`` is the recording; ``loop`` and ``pace`` as above.
+    frame : FrameConfig, optional
+        The waveform, needed only for foreign recordings without an
+        ``isac:frame`` description (it overrides the recorded one if given).
+    """
+
+    kind = "replay"
+
+    def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
+        self._recording = Recording.open(config.uri, frame)
+        rec = self._recording
+        if rec.num_captures == 0:
+            rec.close()
+            raise RadioError(f"{config.uri}: the recording holds no capture; record one first")
+        radio_cfg = dataclasses.replace(config, sample_rate_hz=rec.sample_rate_hz,
+                                        center_freq_hz=rec.center_freq_hz)
+        super().__init__(radio_cfg, rec.frame)
+        self._frame = IsacFrame(rec.frame) if rec.frame is not None else None
+        if config.node_id != "bs0" or not rec.node:
+            self.node_id = config.node_id
+        else:
+            self.node_id = str(rec.node.get("id", config.node_id))
+        self._index = 0
+        self._loops = 0
+        self._wall_start: float | None = None
+        self._t0_first = float(rec.capture_info(0).get("t0_s", 0.0))
+        last_start, last_count = rec.capture_span(rec.num_captures - 1)
+        last_t0 = float(rec.capture_info(rec.num_captures - 1).get("t0_s", last_start / rec.sample_rate_hz))
+        self._span_s = last_t0 + last_count / rec.sample_rate_hz - self._t0_first   # one pass, for looping
+
+    @property
+    def recording(self) -> Recording:
+        """The open recording."""
+        return self._recording
+
+    @property
+    def num_rx_channels(self) -> int:
+        """Channels of the recording."""
+        return self._recording.num_channels
+
+    @property
+    def num_tx_channels(self) -> int:
+        """Ports of the recorded frame (1 without one)."""
+        return self._frame.num_ports if self._frame is not None else 1
+
+    def _tx(self, samples: NDArray[np.complex64], cyclic: bool) -> None:
+        if self._frame is not None:
+            expected = self._frame.num_samples
+            if samples.shape[1] != expected:
+                raise InputError(f"tx samples have {samples.shape[1]} samples: the recording was made with a "
+                                 f"{expected}-sample frame; transmit that frame")
+
+    def next_capture(self) -> Capture:
+        """The next recorded capture, whole."""
+        self._check_open()
+        capture = self._next()
+        self._seq += 1
+        return capture
+
+    def _rx(self, num_samples: int) -> Capture:
+        capture = self._next()
+        if num_samples > capture.num_samples:
+            raise InputError(f"num_samples = {num_samples}: recorded captures of {self.config.uri} hold "
+                             f"{capture.num_samples} samples; ask for at most that many, or use next_capture()")
+        if num_samples == capture.num_samples:
+            return capture
+        return Capture(capture.iq[:, :num_samples], capture.sample_rate_hz, capture.center_freq_hz, capture.t0_s,
+                       capture.node_id, capture.seq, capture.frame, min(capture.frame_offset, num_samples - 1),
+                       capture.metadata)
+
+    def _next(self) -> Capture:
+        rec = self._recording
+        if self._index >= rec.num_captures:
+            if not self.config.loop:
+                raise RadioError(f"{self.config.uri}: end of recording after {rec.num_captures} captures; "
+                                 "set radio.loop = true to start again")
+            self._index = 0
+            self._loops += 1
+        i = self._index
+        self._index += 1
+        stored = rec.capture(i)
+        t0 = stored.t0_s + self._loops * self._span_s
+        if self.config.pace:
+            self._wait_until(t0 - self._t0_first)
+        meta = {**stored.metadata, "replay": {"index": i, "loop": self._loops, "path": str(self.config.uri)},
+                "truth": rec.truth(i)}
+        return Capture(stored.iq, stored.sample_rate_hz, stored.center_freq_hz, t0, stored.node_id, self._seq,
+                       stored.frame or self.frame, stored.frame_offset, meta)
+
+    def _wait_until(self, offset_s: float) -> None:
+        now = time.monotonic()
+        if self._wall_start is None:
+            self._wall_start = now - offset_s
+        delay = self._wall_start + offset_s - now
+        if delay > 0:
+            time.sleep(delay)
+
+    def _close(self) -> None:
+        self._recording.close()
+

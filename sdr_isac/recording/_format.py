@@ -1,0 +1,202 @@
+"""Shared pieces of the SigMF recording format: datatypes, names, JSON values.
+
+Private to :mod:`sdr_isac.recording`; the public API is in
+:mod:`sdr_isac.recording.sigmf_io`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.errors import InputError, RecordingError
+
+#: Version of the ``isac:`` and ``truth:`` extension namespaces this code writes.
+SCHEMA_VERSION = 1
+#: Version strings declared for the two namespaces in ``core:extensions``.
+EXTENSION_VERSION = "1.0.0"
+ISAC = "isac:"
+TRUTH = "truth:"
+META_SUFFIX = ".sigmf-meta"
+DATA_SUFFIX = ".sigmf-data"
+
+
+@dataclass(frozen=True)
+class Datatype:
+    """How one SigMF complex datatype lies on disk.
+
+    Attributes
+    ----------
+    name : str
+        SigMF ``core:datatype`` string.
+    disk : numpy.dtype
+        dtype of one stored element: a complex sample for float types, one
+        component (I or Q) for integer types.
+    is_int : bool
+        True for fixed point: each sample is two ``disk`` integers (I, Q).
+    scale : float
+        Factor from stored integers to full scale [-1, 1): ``2**-(bits - 1)``
+        (1/32768 for ci16_le, 1/128 for ci8); 1.0 for floating point.
+    """
+
+    name: str
+    disk: np.dtype[Any]
+    is_int: bool
+    scale: float
+
+    @property
+    def sample_size(self) -> int:
+        """Bytes per complex sample of one channel."""
+        return self.disk.itemsize * (2 if self.is_int else 1)
+
+
+DATATYPES: dict[str, Datatype] = {
+    "cf32_le": Datatype("cf32_le", np.dtype("<c8"), False, 1.0),
+    "cf64_le": Datatype("cf64_le", np.dtype("<c16"), False, 1.0),
+    "ci16_le": Datatype("ci16_le", np.dtype("<i2"), True, 2.0**-15),
+    "ci8": Datatype("ci8", np.dtype("i1"), True, 2.0**-7),
+}
+
+
+def allowed_datatypes() -> str:
+    """The supported datatypes as a readable list."""
+    names = list(DATATYPES)
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def datatype_info(name: Any, *, where: str, error: type[Exception] = RecordingError) -> Datatype:
+    """Look up a datatype or raise ``error`` naming ``where`` and what is allowed."""
+    key = name.lower() if isinstance(name, str) else name
+    if key == "ci8_le":
+        key = "ci8"
+    if key not in DATATYPES:
+        raise error(f"{where}core:datatype = {name!r}: allowed {allowed_datatypes()} (complex samples); "
+                    "convert the data or set the datatype to one of them")
+    return DATATYPES[key]
+
+
+def encode(iq: NDArray[np.complex64], dt: Datatype) -> NDArray[Any]:
+    """Samples ``(C, n)`` to the on-disk array, interleaved per sample (SigMF multichannel).
+
+    Parameters
+    ----------
+    iq : ndarray, shape (num_channels, n), complex64
+        Samples, full scale +-1.0 for integer datatypes.
+    dt : Datatype
+        Target datatype.
+
+    Returns
+    -------
+    ndarray
+        shape (n, num_channels) of ``dt.disk`` for float types, or
+        (n, num_channels, 2) integers (I, Q) for fixed point; C-contiguous, so
+        ``tobytes()`` is the SigMF byte order.
+    """
+    if not dt.is_int:
+        return np.ascontiguousarray(iq.T, dtype=dt.disk)
+    parts = np.stack([iq.real.T, iq.imag.T], axis=-1).astype(np.float32) * np.float32(1.0 / dt.scale)
+    info = np.iinfo(dt.disk)
+    return np.clip(np.rint(parts), info.min, info.max).astype(dt.disk)
+
+
+def decode(raw: NDArray[Any], dt: Datatype) -> NDArray[np.complex64]:
+    """On-disk samples to complex64 ``(C, n)``, scaling integers by ``dt.scale``.
+
+    Parameters
+    ----------
+    raw : ndarray
+        shape (n, C) (float types) or (n, C, 2) (integer types), as stored.
+    dt : Datatype
+        The stored datatype.
+
+    Returns
+    -------
+    ndarray, shape (C, n), complex64
+        A new C-contiguous array (never a view of the file).
+    """
+    if not dt.is_int:
+        return np.ascontiguousarray(raw.T, dtype=np.complex64)
+    out = np.empty(raw.shape[1::-1], dtype=np.complex64)
+    out.real = raw[..., 0].T
+    out.imag = raw[..., 1].T
+    out *= np.float32(dt.scale)
+    return out
+
+
+def file_names(path: str | Path) -> tuple[Path, Path]:
+    """``(meta_path, data_path)`` for ``path`` given with or without a SigMF suffix."""
+    p = Path(path)
+    if p.name.endswith(META_SUFFIX) or p.name.endswith(DATA_SUFFIX):
+        p = p.with_suffix("")
+    return p.with_name(p.name + META_SUFFIX), p.with_name(p.name + DATA_SUFFIX)
+
+
+def sigmf() -> ModuleType:
+    """The ``sigmf`` package, imported on first use (it takes ~0.2 s to import)."""
+    try:
+        return importlib.import_module("sigmf")
+    except ImportError as err:
+        raise RecordingError("the 'sigmf' package is needed to read and write recordings and is not "
+                             "installed; install it with 'pip install sigmf'") from err
+
+
+def schema_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that sigmf's metadata validation raises (its own and jsonschema's)."""
+    sm = sigmf()
+    jsonschema_exceptions = importlib.import_module("jsonschema.exceptions")   # sigmf's validator
+    return (sm.error.SigMFError, jsonschema_exceptions.ValidationError)
+
+
+def to_json(value: Any, field: str) -> Any:
+    """A JSON-ready copy of ``value``: numpy scalars and arrays, tuples and dataclasses converted.
+
+    Raises
+    ------
+    RecordingError
+        ``value`` holds something JSON cannot carry (complex numbers,
+        arbitrary objects, NaN or infinite floats, non-string keys); the
+        message names ``field`` and the offending part.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise RecordingError(f"{field} = {value}: allowed finite numbers (JSON has no NaN or infinity); "
+                                 "replace it with None or a finite value")
+        return float(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json(dataclasses.asdict(value), field)
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist(), field)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise RecordingError(f"{field} has key {k!r} of type {type(k).__name__}: allowed string keys; "
+                                     "convert the key with str()")
+            out[k] = to_json(v, f"{field}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_json(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    raise RecordingError(f"{field} = {value!r} of type {type(value).__name__}: allowed JSON values (None, bool, "
+                         "int, float, str, lists, dicts with string keys, numpy scalars and real arrays, "
+                         "dataclasses); convert it or leave it out")
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low``, else :class:`InputError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InputError(f"{name} = {value!r}: allowed an integer >= {low}; fix the argument")
+    return int(value)

@@ -1,0 +1,44 @@
+"""SigMF read and write of captures.
+
+A recording is a SigMF pair ``<base>.sigmf-meta`` (JSON) + ``<base>.sigmf-data``
+(samples), written and read through the ``sigmf`` package.
+
+On-disk layout
+--------------
+Data file
+    Captures one after another, no gaps.  With ``core:num_channels = C > 1``
+    the samples are interleaved per sample, as SigMF specifies: sample 0 of
+    channels 0 ... C-1, then sample 1 of channels 0 ... C-1, ...  Datatypes
+    ``cf32_le`` (default), ``cf64_le``, ``ci16_le`` and ``ci8``; integers hold
+    full scale +-1.0 as +-2**15 (+-2**7) and are scaled back by 2**-15 (2**-7)
+    on reading.
+``global``
+    ``core:datatype``, ``core:sample_rate`` (Hz), ``core:version``,
+    ``core:num_channels``, ``core:description``, ``core:recorder = "sdr_isac"``,
+    ``core:hw`` (from the radio description), ``core:sha512`` of the data file,
+    ``core:extensions`` declaring ``isac`` and ``truth`` (version 1.0.0,
+    optional), and ``isac:schema = 1``, ``isac:frame`` (the
+    :class:`~sdr_isac.config.FrameConfig` as a dict; ``None`` fields are its
+    defaults), ``isac:node``, ``isac:radio`` (free dicts).
+``captures``
+    One segment per capture: ``core:sample_start``, ``core:frequency`` (Hz).
+``annotations``
+    One per capture: ``core:sample_start``, ``core:sample_count`` (samples per
+    channel), ``core:label = "seq <n>"``, ``isac:seq``, ``isac:t0_s`` (s, node
+    clock), ``isac:node_id``, ``isac:frame_offset`` (samples),
+    ``isac:metadata`` (the capture's metadata dict) and ``truth:<key>`` for
+    each entry of the capture's truth, e.g. ``truth:targets`` (list of dicts).
+
+Foreign recordings (no ``isac:`` annotations) open as one capture spanning
+the file, or as blocks of ``samples_per_capture`` samples.
+"""
+
+from __future__ import annotations
+
+from sdr_isac.recording._format import DATATYPES, SCHEMA_VERSION
+from sdr_isac.recording.reader import Recording, open_recording
+from sdr_isac.recording.summary import describe
+from sdr_isac.recording.writer import RecordingWriter, write_captures
+
+__all__ = ["DATATYPES", "SCHEMA_VERSION", "Recording", "RecordingWriter", "describe", "open_recording",
+           "write_captures"]

@@ -1,0 +1,432 @@
+"""Write captures to a SigMF recording, atomically.
+
+See :mod:`sdr_isac.recording.sigmf_io` for the on-disk layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from sdr_isac.capture import Capture
+from sdr_isac.config import FrameConfig
+from sdr_isac.errors import InputError, RecordingError
+from sdr_isac.recording._format import (
+    EXTENSION_VERSION,
+    ISAC,
+    SCHEMA_VERSION,
+    TRUTH,
+    check_int,
+    datatype_info,
+    encode,
+    file_names,
+    schema_errors,
+    sigmf,
+    to_json,
+)
+
+__all__ = ["RecordingWriter", "write_captures"]
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _hw_text(radio: dict[str, Any] | None) -> str:
+    """``core:hw``: the radio's ``hw`` entry, else its kind and URI."""
+    if not radio:
+        return ""
+    if isinstance(radio.get("hw"), str):
+        return str(radio["hw"])
+    return " ".join(str(radio[k]) for k in ("kind", "uri") if radio.get(k))
+
+
+class RecordingWriter:
+    """Write :class:`~sdr_isac.capture.Capture` objects to a SigMF recording.
+
+    Each appended capture becomes one block of consecutive samples, one SigMF
+    capture segment (a time discontinuity) and one annotation carrying its
+    ``isac:`` facts and ``truth:``.  Samples of several channels are
+    interleaved per sample, as SigMF specifies for ``core:num_channels > 1``
+    (``s0c0 s0c1 ... s1c0 s1c1 ...``).
+
+    Writing is atomic: samples go to a hidden temporary file next to the
+    target, and :meth:`close` renames the data file and then writes and
+    renames the metadata file.  Until then no ``.sigmf-meta`` exists at the
+    target, so an interrupted write (an exception inside ``with``, a killed
+    process) never leaves a recording that looks complete; an exception
+    inside ``with`` removes the temporary files (see :meth:`abort`); a killed
+    process leaves only a hidden ``.<name>.sigmf-data.<random>.part`` file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Base name of the recording, with or without ``.sigmf-meta`` or
+        ``.sigmf-data``; both files share it.
+    sample_rate_hz : float
+        Sample rate in Hz (> 0); every capture must have it.
+    center_freq_hz : float
+        RF centre frequency in Hz (>= 0); every capture must have it.
+    num_channels : int
+        Receive channels (>= 1); every capture must have that many rows.
+    datatype : str
+        ``cf32_le`` (default, exact), ``cf64_le``, ``ci16_le`` or ``ci8``.
+        The integer types store full scale +-1.0 as +-32768 (+-128); samples
+        beyond +-1.0 raise :class:`RecordingError` rather than clip.
+    frame : FrameConfig or None
+        The transmitted frame, stored as ``isac:frame``; None takes the first
+        capture's ``frame``, if any.
+    node, radio : dict or None
+        Descriptions of the node and its radio (JSON values or config
+        dataclasses), stored as ``isac:node`` and ``isac:radio``; ``radio``
+        also gives ``core:hw`` (its ``hw`` entry, else ``kind`` and ``uri``).
+    description : str
+        ``core:description``.
+    overwrite : bool
+        Replace an existing recording at ``path`` on a successful
+        :meth:`close` (a failed write leaves it untouched).  False (default)
+        raises :class:`RecordingError` if either file exists.
+
+    Raises
+    ------
+    InputError
+        A parameter is out of range or the datatype is not supported.
+    RecordingError
+        The directory does not exist or is not writable, or the recording
+        exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sdr_isac import Capture
+    >>> from sdr_isac.recording import RecordingWriter, Recording
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run1"
+    >>> with RecordingWriter(path, sample_rate_hz=1e6, center_freq_hz=2.4e9, num_channels=1) as w:
+    ...     _ = w.append(Capture(np.ones((1, 8), np.complex64), 1e6, 2.4e9, seq=7),
+    ...                  truth={"targets": [{"id": "t0", "range_m": 50.0}]})
+    >>> with Recording.open(path) as rec:
+    ...     rec.num_captures, rec.capture(0).seq, rec.truth(0)["targets"][0]["range_m"]
+    (1, 7, 50.0)
+    >>> import shutil; shutil.rmtree(path.parent)
+    """
+
+    def __init__(self, path: str | Path, *, sample_rate_hz: float, center_freq_hz: float, num_channels: int,
+                 datatype: str = "cf32_le", frame: FrameConfig | None = None,
+                 node: dict[str, Any] | None = None, radio: dict[str, Any] | None = None,
+                 description: str = "", overwrite: bool = False) -> None:
+        self.meta_path, self.data_path = file_names(path)
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.center_freq_hz = float(center_freq_hz)
+        if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
+            raise InputError(f"sample_rate_hz = {sample_rate_hz!r} Hz: allowed a finite number > 0 Hz; "
+                             "give the capture's sample rate")
+        if not (math.isfinite(self.center_freq_hz) and self.center_freq_hz >= 0):
+            raise InputError(f"center_freq_hz = {center_freq_hz!r} Hz: allowed a finite number >= 0 Hz; "
+                             "give the RF centre frequency")
+        self.num_channels = check_int("num_channels", num_channels, 1)
+        self._dt = datatype_info(datatype, where="datatype: ", error=InputError)
+        self.datatype = self._dt.name
+        if frame is not None and not isinstance(frame, FrameConfig):
+            raise InputError(f"frame is a {type(frame).__name__}: allowed a FrameConfig or None; "
+                             "build one with sdr_isac.config.FrameConfig or config.from_dict")
+        self.frame = frame
+        self._node = to_json(node, "node") if node is not None else None
+        self._radio = to_json(radio, "radio") if radio is not None else None
+        self.description = str(description)
+        self._overwrite = bool(overwrite)
+        self._captures: list[dict[str, Any]] = []
+        self._annotations: list[dict[str, Any]] = []
+        self._num_samples = 0
+        self._hash = hashlib.sha512()
+        self._closed = False
+        self._tmp_meta: Path | None = None
+        if not overwrite:
+            for p in (self.meta_path, self.data_path):
+                if p.exists():
+                    raise RecordingError(f"{p}: the recording already exists; pass overwrite=True "
+                                         "or choose another name")
+        self._tmp_data = self._temp_name(self.data_path)
+        self._fh: IO[bytes] = self._open_temp(self._tmp_data)
+
+    # ---- files -------------------------------------------------------------
+    @staticmethod
+    def _temp_name(final: Path) -> Path:
+        return final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
+
+    def _open_temp(self, tmp: Path) -> IO[bytes]:
+        try:
+            return open(tmp, "xb")                          # honours the umask, unlike mkstemp
+        except OSError as err:
+            raise RecordingError(f"{tmp.parent}: cannot write the recording there ({err.strerror}); "
+                                 "create the directory or choose a writable one") from err
+
+    def _remove_temps(self) -> None:
+        for tmp in (self._tmp_data, self._tmp_meta):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    # ---- public ------------------------------------------------------------
+    @property
+    def num_captures(self) -> int:
+        """Captures appended so far."""
+        return len(self._annotations)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per channel written so far."""
+        return self._num_samples
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` or :meth:`abort`."""
+        return self._closed
+
+    def append(self, capture: Capture, truth: dict[str, Any] | None = None) -> int:
+        """Write one capture as the next block of samples.
+
+        Parameters
+        ----------
+        capture : Capture
+            ``iq`` shape (num_channels, n), complex64, with the recording's
+            sample rate, centre frequency and channel count, finite samples,
+            and JSON-able ``metadata``.
+        truth : dict or None
+            Ground truth of this capture, stored under ``truth:<key>``, e.g.
+            ``{"targets": [{"id": "t0", "range_m": 50.0, "velocity_mps": 3.0}]}``.
+
+        Returns
+        -------
+        int
+            Index of the capture in the recording.
+
+        Raises
+        ------
+        RecordingError
+            The writer is closed; the capture's rate, frequency, channel
+            count or frame differs from the recording's; its samples are not
+            finite or exceed full scale for an integer datatype; its metadata
+            or truth is not JSON-able; or the write fails (disk full).
+        """
+        if self._closed:
+            raise RecordingError(f"{self.meta_path}: append after close; open a new RecordingWriter")
+        if not isinstance(capture, Capture):
+            raise InputError(f"capture is a {type(capture).__name__}: allowed sdr_isac.Capture; wrap the samples "
+                             "in a Capture")
+        self._check_capture(capture)
+        annotation = self._annotation(capture, truth)
+        raw = encode(capture.iq, self._dt).reshape(-1).view(np.uint8).data      # bytes in SigMF order
+        try:
+            self._fh.write(raw)
+        except OSError as err:
+            raise RecordingError(f"{self._tmp_data}: writing capture seq {capture.seq} failed ({err.strerror}); "
+                                 "free disk space or write elsewhere") from err
+        self._hash.update(raw)
+        self._captures.append({"core:sample_start": self._num_samples, "core:frequency": self.center_freq_hz})
+        self._annotations.append(annotation)
+        self._num_samples += capture.num_samples
+        return len(self._annotations) - 1
+
+    def _check_capture(self, capture: Capture) -> None:
+        where = f"{self.meta_path}: capture seq {capture.seq}"
+        for name, mine, theirs, unit in (("sample_rate_hz", self.sample_rate_hz, capture.sample_rate_hz, " Hz"),
+                                         ("center_freq_hz", self.center_freq_hz, capture.center_freq_hz, " Hz"),
+                                         ("num_channels", self.num_channels, capture.num_channels, "")):
+            if not _same(mine, theirs):
+                raise RecordingError(f"{where}: {name} = {theirs:g}{unit} but the recording has {name} = "
+                                     f"{mine:g}{unit}; allowed only the recording's value; resample or retune, "
+                                     "or start another recording")
+        if capture.frame is not None:
+            if self.frame is None:
+                self.frame = capture.frame
+            elif capture.frame != self.frame:
+                raise RecordingError(f"{where}: frame = {capture.frame} differs from the recording's frame = "
+                                     f"{self.frame}; allowed one frame per recording; start another recording")
+        finite = np.isfinite(capture.iq.view(np.float32))
+        if not finite.all():
+            ch, k = np.unravel_index(int(np.argmin(finite)), finite.shape)
+            raise RecordingError(f"{where}: samples[{ch}, {k // 2}] = {capture.iq[ch, k // 2]}: allowed finite "
+                                 "samples; remove NaN or infinite values before recording")
+        if self._dt.is_int and capture.num_samples:
+            peak = float(np.max(np.abs(capture.iq.view(np.float32))))
+            if peak > 1.0:
+                raise RecordingError(f"{where}: |I| or |Q| reaches {peak:.6g}: allowed <= 1.0 (full scale) for "
+                                     f"{self.datatype}; scale the samples or use datatype='cf32_le'")
+
+    def _annotation(self, capture: Capture, truth: dict[str, Any] | None) -> dict[str, Any]:
+        where = f"capture seq {capture.seq}"
+        annotation: dict[str, Any] = {
+            "core:sample_start": self._num_samples,
+            "core:sample_count": capture.num_samples,
+            "core:label": f"seq {capture.seq}",
+            ISAC + "seq": int(capture.seq),
+            ISAC + "t0_s": capture.t0_s,
+            ISAC + "node_id": str(capture.node_id),
+            ISAC + "frame_offset": int(capture.frame_offset),
+            ISAC + "metadata": to_json(dict(capture.metadata), f"{where}: metadata"),
+        }
+        if truth is not None:
+            if not isinstance(truth, dict):
+                raise InputError(f"truth is a {type(truth).__name__}: allowed a dict such as "
+                                 "{'targets': [...]} or None")
+            for key, value in truth.items():
+                name = str(key).removeprefix(TRUTH)
+                annotation[TRUTH + name] = to_json(value, f"{where}: truth[{key!r}]")
+        return annotation
+
+    def _global(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "core:datatype": self.datatype,
+            "core:sample_rate": self.sample_rate_hz,
+            "core:num_channels": self.num_channels,
+            "core:description": self.description,
+            "core:recorder": "sdr_isac",
+            "core:sha512": self._hash.hexdigest(),
+            "core:extensions": [
+                {"name": "isac", "version": EXTENSION_VERSION, "optional": True},
+                {"name": "truth", "version": EXTENSION_VERSION, "optional": True},
+            ],
+            ISAC + "schema": SCHEMA_VERSION,
+        }
+        hw = _hw_text(self._radio)
+        if hw:
+            info["core:hw"] = hw
+        if self.frame is not None:
+            info[ISAC + "frame"] = to_json(self.frame, "frame")
+        if self._node is not None:
+            info[ISAC + "node"] = self._node
+        if self._radio is not None:
+            info[ISAC + "radio"] = self._radio
+        return info
+
+    def _metadata_text(self) -> str:
+        sm = sigmf()
+        meta = sm.SigMFFile(global_info=self._global())
+        for segment in self._captures:
+            meta.add_capture(segment["core:sample_start"], metadata=dict(segment))
+        for annotation in self._annotations:
+            meta.add_annotation(annotation["core:sample_start"], annotation["core:sample_count"],
+                                metadata=dict(annotation))
+        try:
+            meta.validate()
+        except schema_errors() as err:   # a bug here, not a user error
+            raise RecordingError(f"{self.meta_path}: the metadata fails SigMF validation ({err}); "
+                                 "report this as a bug in sdr_isac.recording") from err
+        return str(meta.dumps(pretty=True)) + "\n"
+
+    def close(self) -> None:
+        """Finalise: rename the data file, then write and rename the metadata file.
+
+        Closing twice does nothing.
+
+        Raises
+        ------
+        RecordingError
+            A file cannot be written or renamed; the temporary files are
+            removed and an existing recording at the target is left as it was
+            unless its data file had already been replaced.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            text = self._metadata_text()
+            self._tmp_meta = self._temp_name(self.meta_path)
+            with self._open_temp(self._tmp_meta) as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if not self._overwrite and (self.meta_path.exists() or self.data_path.exists()):
+                raise FileExistsError(17, "the recording appeared while writing")
+            self.meta_path.unlink(missing_ok=True)   # no old meta may pair with the new data
+            os.replace(self._tmp_data, self.data_path)
+            os.replace(self._tmp_meta, self.meta_path)
+        except OSError as err:
+            self._remove_temps()
+            raise RecordingError(f"{self.meta_path}: finishing the recording failed ({err.strerror}); "
+                                 "check the disk and the directory's permissions") from err
+        except BaseException:
+            self._remove_temps()
+            raise
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary files; nothing appears at the target."""
+        if self._closed:
+            return
+        self._closed = True
+        self._fh.close()
+        self._remove_temps()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (f"RecordingWriter({str(self.meta_path)!r}, {self.num_captures} captures, "
+                f"{self.num_samples} samples, {self.datatype}, {state})")
+
+
+def write_captures(path: str | Path, captures: Iterable[Capture],
+                   truths: Sequence[dict[str, Any] | None] | None = None, **kw: Any) -> Path:
+    """Write captures to a new recording in one call.
+
+    Parameters
+    ----------
+    path : str or Path
+        Base name, with or without a SigMF suffix.
+    captures : iterable of Capture
+        The captures, in order.
+    truths : sequence of dict or None, optional
+        One truth dict (or None) per capture.
+    **kw
+        Passed to :class:`RecordingWriter`; ``sample_rate_hz``,
+        ``center_freq_hz``, ``num_channels`` and ``frame`` default to the first
+        capture's.
+
+    Returns
+    -------
+    Path
+        The ``.sigmf-meta`` file written.
+
+    Raises
+    ------
+    InputError
+        No captures and no ``sample_rate_hz``; or ``truths`` has a different
+        length from ``captures``.
+    RecordingError
+        As :class:`RecordingWriter` and :meth:`RecordingWriter.append`.
+    """
+    items = list(captures)
+    if truths is not None and len(truths) != len(items):
+        raise InputError(f"truths has {len(truths)} entries for {len(items)} captures: allowed one per capture "
+                         "(None where there is no truth); fix the list")
+    if items:
+        first = items[0]
+        kw.setdefault("sample_rate_hz", first.sample_rate_hz)
+        kw.setdefault("center_freq_hz", first.center_freq_hz)
+        kw.setdefault("num_channels", first.num_channels)
+        kw.setdefault("frame", first.frame)
+    elif "sample_rate_hz" not in kw:
+        raise InputError("captures is empty and sample_rate_hz is not given: allowed at least one capture, or "
+                         "sample_rate_hz, center_freq_hz and num_channels; pass them to write an empty recording")
+    with RecordingWriter(path, **kw) as writer:
+        for i, capture in enumerate(items):
+            writer.append(capture, None if truths is None else truths[i])
+    return writer.meta_path

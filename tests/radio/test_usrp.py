@@ -1,0 +1,265 @@
+"""UsrpRadio against a fake UHD module (tests/radio/fake_uhd.py): set-up, timed TX/RX, faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sdr_isac.config import RadioConfig
+from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
+from sdr_isac.radio.base import Radio
+from sdr_isac.radio.usrp import UsrpRadio
+from tests.radio.fake_uhd import delayed_echo, make_fake_uhd
+
+FS = 1e6
+FC = 2.45e9
+
+
+def _config(**kw: object) -> RadioConfig:
+    base: dict[str, object] = dict(kind="usrp", node_id="bs0", uri="type=b200", sample_rate_hz=FS,
+                                   center_freq_hz=FC, rx_gain_db=40.0, tx_gain_db=50.0, timeout_s=1.0)
+    base.update(kw)
+    return RadioConfig(**base)  # type: ignore[arg-type]
+
+
+def _waveform(rng: np.random.Generator, n: int, channels: int = 1) -> np.ndarray:
+    return (rng.standard_normal((channels, n)) + 1j * rng.standard_normal((channels, n))).astype(np.complex64)
+
+
+# ---- set-up --------------------------------------------------------------------------------
+def test_settings_reach_the_device() -> None:
+    uhd = make_fake_uhd()
+    cfg = _config(rx_channels=(0, 1), tx_channels=(0, 1), rf_bandwidth_hz=0.8e6, rx_antenna="RX2",
+                  tx_antenna="TX/RX", clock_source="external", time_source="external")
+    radio = UsrpRadio(cfg, uhd_module=uhd)
+    dev = uhd.fake.device
+    assert isinstance(radio, Radio) and radio.kind == "usrp"
+    assert dev.args == "type=b200"
+    assert (dev.clock_source, dev.time_source) == ("external", "external")
+    assert dev.time_set == ("unknown_pps", 0.0)
+    for ch in (0, 1):
+        s = {key: dev.settings[(key, ch)] for key, c in dev.settings if c == ch}
+        assert s["rx_rate"] == s["tx_rate"] == FS
+        assert s["rx_freq"] == s["tx_freq"] == FC
+        assert (s["rx_gain"], s["tx_gain"]) == (40.0, 50.0)
+        assert s["rx_bandwidth"] == s["tx_bandwidth"] == 0.8e6
+        assert (s["rx_antenna"], s["tx_antenna"]) == ("RX2", "TX/RX")
+    assert radio.device_info["rx_freq_hz"] == [FC, FC]
+
+
+def test_internal_time_source_sets_time_now_and_default_bandwidth_is_clipped_rate() -> None:
+    uhd = make_fake_uhd()
+    UsrpRadio(_config(sample_rate_hz=100e3), uhd_module=uhd)
+    dev = uhd.fake.device
+    assert dev.time_set == ("now", 0.0)
+    assert dev.settings[("rx_bandwidth", 0)] == 200e3          # B210's analog filter goes down to 200 kHz
+    assert ("rx_antenna", 0) not in dev.settings               # '' keeps the device default
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(center_freq_hz=7e9), r"radio.center_freq_hz = 7000000000 Hz: allowed 70000000 Hz \.\.\. 6000000000 Hz"),
+    (dict(sample_rate_hz=100e6), r"radio.sample_rate_hz = 100000000 Hz: allowed 62500 Hz \.\.\. 61440000 Hz"),
+    (dict(rx_gain_db=90.0), r"radio.rx_gain_db = 90 dB: allowed 0 dB \.\.\. 76 dB"),
+    (dict(tx_gain_db=-3.0), r"radio.tx_gain_db = -3 dB: allowed 0 dB \.\.\. 89\.75 dB"),
+    (dict(rf_bandwidth_hz=100e6), r"radio.rf_bandwidth_hz = 100000000 Hz: allowed 200000 Hz"),
+    (dict(rx_channels=(0, 2)), r"radio.rx_channels = \[0, 2\]: allowed channel indices 0 \.\.\. 1"),
+    (dict(rx_antenna="RX9"), r"radio.rx_antenna = 'RX9': allowed 'TX/RX', 'RX2'"),
+    (dict(tx_antenna="RX2"), r"radio.tx_antenna = 'RX2': allowed 'TX/RX'"),
+    (dict(clock_source="gpsdo"), r"radio.clock_source = 'gpsdo': allowed 'internal', 'external'"),
+])
+def test_out_of_range_settings_raise_config_error(kw: dict[str, object], match: str) -> None:
+    uhd = make_fake_uhd(clock_sources=("internal", "external"))
+    with pytest.raises(ConfigError, match=match) as info:
+        UsrpRadio(_config(**kw), uhd_module=uhd)
+    assert info.value.key == "radio." + next(iter(kw)) and "set radio." in str(info.value)
+
+
+def test_rate_the_device_cannot_reach_exactly_raises_config_error() -> None:
+    uhd = make_fake_uhd(device_ranges={"rate": (0.0, 61.44e6, 0.3e6)})
+    with pytest.raises(ConfigError, match=r"sample_rate_hz = 1000000 Hz: this USRP set 900000 Hz"):
+        UsrpRadio(_config(), uhd_module=uhd)
+
+
+def test_device_not_found_raises_radio_error_naming_the_args() -> None:
+    uhd = make_fake_uhd(fail_open=RuntimeError("LookupError: KeyError: No devices found for ----->"))
+    with pytest.raises(RadioError, match=r"radio.uri = 'type=b200'.*No devices found.*uhd_find_devices") as info:
+        UsrpRadio(_config(), uhd_module=uhd)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_unlocked_external_reference_raises_radio_error() -> None:
+    uhd = make_fake_uhd(ref_locked=False)
+    with pytest.raises(RadioError, match="external reference did not lock"):
+        UsrpRadio(_config(clock_source="external", timeout_s=0.05), uhd_module=uhd)
+
+
+# ---- timed TX and RX --------------------------------------------------------------------------------
+@pytest.mark.parametrize("delay", [0, 37, 130])
+def test_cyclic_waveform_comes_back_at_the_delay_counted_from_tx_start(rng: np.random.Generator,
+                                                                       delay: int) -> None:
+    period, n = 100, 450
+    uhd = make_fake_uhd(delayed_echo(delay, gain=0.5), max_num_samps=64)
+    x = _waveform(rng, period)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(x, cyclic=True)
+        cap = radio.rx(n)
+    dev = uhd.fake.device
+    burst = dev.bursts[-1]
+    assert burst.samples.shape == (1, 5 * period)                       # ceil(450 / 100) periods
+    assert burst.time_s == cap.t0_s == dev.stream_cmds[0].time_spec.get_real_secs()
+    assert dev.stream_cmds[0].num_samps == n and not dev.stream_cmds[0].stream_now
+    assert cap.iq.shape == (1, n) and cap.iq.dtype == np.complex64 and cap.frame_offset == 0
+    expected = np.zeros(n, np.complex64)
+    i = np.arange(delay, n)
+    expected[delay:] = 0.5 * x[0, (i - delay) % period]
+    np.testing.assert_allclose(cap.iq[0], expected, atol=1e-6)
+    corr = np.abs(np.correlate(cap.iq[0], x[0], mode="valid"))        # first full peak at the delay
+    assert int(np.argmax(corr)) == delay
+    meta = cap.metadata["usrp"]
+    assert meta["complete"] and meta["gaps"] == [] and meta["overflows"] == 0
+    assert meta["tx"]["cyclic"] and meta["tx"]["acknowledged"] and meta["tx"]["complete"]
+    assert cap.sample_rate_hz == FS and cap.center_freq_hz == FC and cap.metadata["radio"] == "usrp"
+
+
+def test_delay_given_in_seconds_lands_on_the_sample(rng: np.random.Generator) -> None:
+    delay_s = 25e-6                                       # 25 samples at 1 MHz
+    uhd = make_fake_uhd(delayed_echo(round(delay_s * FS), gain=1.0))
+    x = _waveform(rng, 64)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(x)
+        cap = radio.rx(256)
+    peak = int(np.argmax(np.abs(np.correlate(cap.iq[0], x[0], mode="valid"))[:64]))
+    assert peak / cap.sample_rate_hz == pytest.approx(delay_s)
+
+
+def test_two_channels_b210_like(rng: np.random.Generator) -> None:
+    uhd = make_fake_uhd(delayed_echo(10, gain=1.0, channel_gains=(1.0, 1j)), max_num_samps=100)
+    x = _waveform(rng, 50, channels=2)
+    with UsrpRadio(_config(rx_channels=(0, 1), tx_channels=(0, 1)), uhd_module=uhd) as radio:
+        radio.tx(x)
+        cap = radio.rx(300)
+    assert cap.iq.shape == (2, 300) and cap.num_channels == 2
+    assert uhd.fake.device.bursts[-1].samples.shape == (2, 300)
+    np.testing.assert_allclose(cap.iq[1], 1j * cap.iq[0], atol=1e-6)
+    expected = x.sum(axis=0)[(np.arange(10, 300) - 10) % 50]
+    np.testing.assert_allclose(cap.iq[0, 10:], expected, atol=1e-5)
+
+
+def test_single_burst_goes_out_with_the_next_capture_only(rng: np.random.Generator) -> None:
+    uhd = make_fake_uhd(delayed_echo(20, gain=1.0), max_num_samps=32)
+    x = _waveform(rng, 80)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(x, cyclic=False)
+        first = radio.rx(200)
+        second = radio.rx(200)
+    assert len(uhd.fake.device.bursts) == 1 and uhd.fake.device.bursts[0].samples.shape == (1, 80)
+    np.testing.assert_allclose(first.iq[0, 20:100], x[0], atol=1e-6)
+    assert not first.iq[0, :20].any() and not first.iq[0, 100:].any()
+    assert first.metadata["usrp"]["tx"]["cyclic"] is False
+    assert second.metadata["usrp"]["tx"] is None and not second.iq.any()
+    assert second.t0_s > first.t0_s + 200 / FS and (first.seq, second.seq) == (0, 1)
+
+
+def test_receive_only_without_a_waveform() -> None:
+    uhd = make_fake_uhd(delayed_echo(5))
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        cap = radio.rx(100)
+    assert cap.metadata["usrp"]["complete"] and cap.metadata["usrp"]["tx"] is None
+    assert uhd.fake.device.bursts == []
+
+
+# ---- faults ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("inject, counter", [("inject_overflow_at", "overflows"),
+                                             ("inject_out_of_sequence_at", "out_of_sequence")])
+def test_overflow_is_counted_reported_and_the_gap_zero_filled(rng: np.random.Generator, inject: str,
+                                                              counter: str) -> None:
+    faults: dict[str, Any] = {inject: 1}
+    uhd = make_fake_uhd(delayed_echo(0, gain=1.0), max_num_samps=64, **faults)
+    x = _waveform(rng, 100)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(x)
+        cap = radio.rx(300)
+        assert radio.stats[counter] == 1
+    meta = cap.metadata["usrp"]
+    assert meta[counter] == 1 and meta["complete"] is False
+    assert meta["gaps"] == [[64, 128]] and meta["num_missing"] == 64
+    assert not cap.iq[0, 64:128].any()
+    expected = x[0, np.arange(300) % 100]
+    np.testing.assert_allclose(cap.iq[0, :64], expected[:64], atol=1e-6)
+    np.testing.assert_allclose(cap.iq[0, 128:], expected[128:], atol=1e-6)    # placed by time stamp
+
+
+def test_late_stream_command_is_counted_and_retried_with_more_lead(rng: np.random.Generator) -> None:
+    uhd = make_fake_uhd(delayed_echo(3, gain=1.0), inject_late_at=0)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(_waveform(rng, 50))
+        cap = radio.rx(200)
+        assert radio.stats["late"] == 1 and radio.lead_s == pytest.approx(0.2)
+    meta = cap.metadata["usrp"]
+    assert meta["late"] == 1 and meta["attempts"] == 2 and meta["complete"]
+    assert cap.t0_s == uhd.fake.device.bursts[-1].time_s
+
+
+def test_stream_command_late_twice_raises() -> None:
+    uhd = make_fake_uhd(inject_late_at=(0, 1))
+    radio = UsrpRadio(_config(), uhd_module=uhd)
+    with pytest.raises(RadioError, match="too late twice.*raise UsrpRadio.lead_s"):
+        radio.rx(100)
+    assert radio.stats["late"] == 2
+
+
+def test_timeout_without_samples_raises_radio_error() -> None:
+    uhd = make_fake_uhd(stall_after=0)
+    radio = UsrpRadio(_config(), uhd_module=uhd)
+    with pytest.raises(RadioError, match="no samples received within radio.timeout_s = 1.0 s"):
+        radio.rx(100)
+    assert radio.stats["timeouts"] == 1
+
+
+def test_timeout_after_some_samples_gives_a_marked_partial_capture() -> None:
+    uhd = make_fake_uhd(delayed_echo(0), stall_after=120, max_num_samps=50)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        cap = radio.rx(300)
+        assert radio.stats["timeouts"] == 1
+    meta = cap.metadata["usrp"]
+    assert meta["complete"] is False and meta["gaps"] == [[120, 300]] and meta["timeouts"] == 1
+    assert meta["errors"] == ["ERROR_CODE_TIMEOUT"]
+    assert uhd.fake.device.stream_cmds[-1].mode.name == "stop_cont"        # stream stopped, nothing left over
+
+
+def test_tx_underflow_is_counted(rng: np.random.Generator) -> None:
+    uhd = make_fake_uhd(delayed_echo(0), inject_underflow=True)
+    with UsrpRadio(_config(), uhd_module=uhd) as radio:
+        radio.tx(_waveform(rng, 10))
+        cap = radio.rx(100)
+        assert radio.stats["underflows"] == 1
+    assert cap.metadata["usrp"]["underflows"] == 1
+
+
+def test_closed_radio_raises_radio_error(rng: np.random.Generator) -> None:
+    radio = UsrpRadio(_config(), uhd_module=make_fake_uhd())
+    radio.close()
+    radio.close()
+    with pytest.raises(RadioError, match="'usrp' of node 'bs0' is closed"):
+        radio.rx(10)
+    with pytest.raises(RadioError, match="closed"):
+        radio.tx(_waveform(rng, 10))
+
+
+# ---- UHD missing ---------------------------------------------------------------------------------------
+def test_missing_uhd_raises_radio_unavailable_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uhd", None)            # makes `import uhd` raise ImportError
+    with pytest.raises(RadioUnavailableError, match=r"apt install python3-uhd.*numpy < 2.*conda-forge uhd") as info:
+        UsrpRadio(_config())
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_module_import_does_not_import_uhd() -> None:
+    code = ("import sys; sys.modules['uhd'] = None; import sdr_isac.radio.usrp as m; "
+            "assert m.UsrpRadio; print(sys.modules['uhd'] is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
