@@ -2,16 +2,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-dev
+STAMP  := $(VENV)/.installed-dev-pluto
 
 .PHONY: demo test venv lint bench clean
 
 $(PY):
+	bash scripts/system_deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	bash scripts/system_deps.sh
+	$(PY) -m pip install --quiet -e '.[dev,pluto]'
 	touch $@
 
 venv: $(STAMP)

@@ -20,3 +20,17 @@ def rng() -> np.random.Generator:
 def repo() -> Path:
     """The repository root."""
     return REPO
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--radio-uri", default=None,
+                     help="URI of a real radio for tests marked 'hardware' (e.g. ip:192.168.2.1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--radio-uri"):
+        return
+    skip = pytest.mark.skip(reason="needs a real radio: run with -m hardware --radio-uri URI")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite needs, if missing:
+#   libiio0       the libiio 0.24 C library under pylibiio 0.25 / pyadi-iio (the Pluto tests run the real
+#                 driver stack over TCP against a test iiod)
+#   python3-venv  where the interpreter has no venv/ensurepip
+# As root it installs them with apt-get; otherwise it prints the command to run and fails.
+set -euo pipefail
+need=()
+ldconfig -p 2>/dev/null | grep -q 'libiio\.so\.0' || need+=(libiio0)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+else
+    echo "sdr_isac needs these system packages: ${need[*]}" >&2
+    echo "install them with: sudo apt-get install ${need[*]}   (Debian/Ubuntu), then run make again" >&2
+    exit 1
+fi
