@@ -551,8 +551,8 @@ class RadioConfig:
     tx_attenuation_db : float
         Pluto transmit attenuation in dB (0 ... 89.75, 0.25 dB steps).
     buffer_size : int
-        Samples per receive call; 0 takes the frame length (plus margin for
-        alignment on Pluto).
+        Samples per capture when recording or streaming; 0 takes one frame
+        (two on a Pluto, which must find a whole frame in every buffer).
     clock_source, time_source : str
         USRP references: ``internal``, ``external`` or ``gpsdo``.
     rx_antenna, tx_antenna : str

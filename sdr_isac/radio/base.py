@@ -100,6 +100,13 @@ class RadioBase(abc.ABC):
         """Transmit channels."""
         return len(self.config.tx_channels)
 
+    def capture_length(self, frame_samples: int) -> int:
+        """Samples per capture: ``radio.buffer_size``, or by default one frame (two on radios that must
+        find the frame in the buffer, so a whole frame always lies inside)."""
+        return self.config.buffer_size or frame_samples * self._frames_per_capture
+
+    _frames_per_capture = 1
+
     @property
     def can_transmit(self) -> bool:
         """Whether :meth:`tx` is allowed (False for a receive-only node)."""

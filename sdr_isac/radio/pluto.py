@@ -78,6 +78,7 @@ class PlutoRadio(RadioBase):
     """
 
     kind = "pluto"
+    _frames_per_capture = 2          # no common TX/RX time: a whole frame must lie inside every buffer
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  adi_module: types.ModuleType | None = None):

@@ -17,7 +17,10 @@ __all__ = ["record_frames"]
 
 def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, datatype: str = "cf32_le",
                   description: str = "", node: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-    """Transmit the radio's frame cyclically (if it may) and record ``num_frames`` frame-long captures.
+    """Transmit the radio's frame cyclically (if it may) and record ``num_frames`` captures.
+
+    Each capture is :meth:`RadioBase.capture_length` samples long (``radio.buffer_size``, or one frame,
+    two on a Pluto).
 
     Simulated captures carry their ground truth in ``metadata["truth"]``; it is
     stored in the recording's ``truth:`` namespace, the rest in ``isac:metadata``.
@@ -40,7 +43,7 @@ def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, dataty
                          node=node or {"id": radio.node_id}, radio=radio_info, description=description,
                          overwrite=overwrite) as writer:
         for _ in range(num_frames):
-            capture = radio.rx(frame.num_samples)
+            capture = radio.rx(radio.capture_length(frame.num_samples))
             meta = dict(capture.metadata)
             truth = meta.pop("truth", None)
             writer.append(_with_metadata(capture, meta), truth=truth)

@@ -262,3 +262,85 @@ num_elements = [16, 16]
         scene.set_ris_steering("ris0", bs_az, out_deg)
         powers.append(sum(abs(p.gain) ** 2 for p in scene.paths("bs0", "bs0", 0.0, rng) if p.kind == "ris-target"))
     assert abs(scan[int(np.argmax(powers))] - target_az) <= 2.0
+
+
+BISTATIC = """
+[radio]
+node_id = "rx"
+[scene]
+noise = false
+[[scene.nodes]]
+id = "tx"
+[[scene.nodes]]
+id = "rx"
+role = "rx"
+transmits = false
+position_m = [150.0, 0.0, 0.0]
+{rx_extra}
+"""
+
+
+def symbol_phases(frame: IsacFrame, h: np.ndarray, delay_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean phase of each symbol after removing a known delay, and the symbols' mid times."""
+    k = np.arange(frame.config.num_subcarriers)
+    aligned = h * np.exp(2j * math.pi * k * frame.config.subcarrier_spacing_hz * delay_s)
+    t = (frame.symbol_starts + frame.cp_lengths + frame.config.fft_size / 2) / frame.sample_rate_hz
+    return np.unwrap(np.angle(aligned.mean(axis=1))), t
+
+
+def test_cfo_rotates_a_bistatic_link():
+    cfg, frame, r = sim(BISTATIC.format(rx_extra="cfo_hz = 700.0"))
+    with r:
+        h = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
+    phase, t = symbol_phases(frame, h, 150.0 / C)
+    assert np.polyfit(t, phase, 1)[0] / (2 * math.pi) == pytest.approx(700.0, rel=1e-3)
+
+
+def test_timing_offset_and_sample_clock_drift_delay_the_paths():
+    cfg, frame, r = sim(BISTATIC.format(rx_extra="timing_offset_s = 2e-7\nsfo_ppm = 50.0"))
+    with r:
+        first = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
+        for _ in range(8):
+            r.rx(frame.num_samples)
+        later = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
+    scs = frame.config.subcarrier_spacing_hz
+    assert delay_from_phase(first, scs) == pytest.approx(150.0 / C + 2e-7, abs=1e-11)
+    drift = 50e-6 * 9 * frame.duration_s                          # 50 ppm of the 9 frames in between
+    assert delay_from_phase(later, scs) - delay_from_phase(first, scs) == pytest.approx(drift, rel=1e-3)
+
+
+@pytest.mark.parametrize("monostatic", [False, True], ids=["bistatic", "own-echo"])
+def test_phase_noise_is_a_wiener_process_and_cancels_on_a_common_lo(monostatic):
+    linewidth = 2000.0
+    if monostatic:
+        text = f"""
+[scene]
+noise = false
+[[scene.nodes]]
+id = "bs0"
+phase_noise_linewidth_hz = {linewidth}
+[[scene.targets]]
+position_m = [150.0, 0.0, 0.0]
+snr_per_re_db = 20
+"""
+    else:
+        text = BISTATIC.format(rx_extra=f"phase_noise_linewidth_hz = {linewidth}")
+    cfg, frame, r = sim(text)
+    increments = []
+    with r:
+        if monostatic:
+            r.tx(frame.samples())
+        for _ in range(20):
+            capture = r.rx(frame.num_samples)
+            delay = capture.metadata["truth"]["paths"][0]["delay_s"]
+            phase, t = symbol_phases(frame, channel_estimate(frame, capture.iq)[0], delay)
+            increments.append(np.diff(phase))
+    steps = np.concatenate(increments)
+    symbol_s = float(np.mean(np.diff(t)))
+    wiener_var = 2 * math.pi * linewidth * symbol_s                 # variance of a phase step over one symbol
+    if monostatic:
+        # phi(t) - phi(t - tau) with tau = 1 us: variance 2 pi beta tau per sample, far below the Wiener step
+        assert np.var(steps) < 0.05 * wiener_var
+    else:
+        # 20 frames x 13 steps; averaging over a symbol lowers the variance of a step to 2/3 of the point value
+        assert np.var(steps) == pytest.approx(2 / 3 * wiener_var, rel=0.35)
