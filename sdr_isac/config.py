@@ -52,10 +52,12 @@ __all__ = [
     "BlockerConfig",
     "RisConfig",
     "SceneConfig",
+    "SensingConfig",
     "from_dict",
     "load",
     "loads",
     "default",
+    "builtin",
     "symbols_per_slot",
 ]
 
@@ -348,6 +350,14 @@ class FrameConfig:
     first_slot : int
         n_s,f of the first slot (sets sequence initialisation and the long
         CP positions), 0 ... 10 * 2**mu - 1.
+    subcarriers : int
+        Research / foreign waveforms: an explicit number of occupied
+        subcarriers (even, <= fft_size) instead of 12 * num_rb; 0 (default)
+        keeps 12 * num_rb.  Such a frame carries data only (no reference signals).
+    spacing_hz : float
+        Research / foreign waveforms: an explicit subcarrier spacing in Hz
+        (100 Hz ... 10 MHz) instead of 15 kHz * 2**mu; needs an explicit CP.
+        0 (default) keeps the numerology's spacing.
     prs, dmrs, srs, trs : section or None
         The reference signals; None leaves a signal out.
     data : DataConfig
@@ -364,6 +374,8 @@ class FrameConfig:
     num_slots: int | None = None
     num_symbols: int | None = None
     first_slot: int = 0
+    subcarriers: int = 0
+    spacing_hz: float = 0.0
     prs: PrsConfig | None = None
     dmrs: DmrsConfig | None = None
     srs: SrsConfig | None = None
@@ -373,11 +385,16 @@ class FrameConfig:
     def __post_init__(self) -> None:
         _check_range("numerology", self.numerology, 0, 4)
         _check_range("num_rb", self.num_rb, 1, _MAX_NUM_RB, "RB")
-        occupied = 12 * self.num_rb
+        if self.subcarriers and (self.subcarriers < 2 or self.subcarriers % 2 or self.subcarriers > 65536):
+            _fail("subcarriers", self.subcarriers, "0 (12 * num_rb) or an even count 2 ... 65536",
+                  "give an even number of occupied subcarriers")
+        if self.spacing_hz and not 100.0 <= self.spacing_hz <= 10e6:
+            _fail("spacing_hz", self.spacing_hz, "0 (the numerology's) or 100 Hz ... 10 MHz", "fix the spacing")
+        occupied = self.num_subcarriers
         if self.fft_size == 0:
             object.__setattr__(self, "fft_size", 1 << max(7, math.ceil(math.log2(occupied))))
         elif self.fft_size < occupied:
-            _fail("fft_size", self.fft_size, f">= {occupied} (12 * num_rb = 12 * {self.num_rb} subcarriers)",
+            _fail("fft_size", self.fft_size, f">= {occupied} (the occupied subcarriers)",
                   "raise fft_size or lower num_rb")
         elif self.fft_size > 65536:
             _fail("fft_size", self.fft_size, f"{occupied} ... 65536", "lower fft_size")
@@ -437,6 +454,12 @@ class FrameConfig:
                       "shorten the cyclic prefix")
 
     def _check_signal_symbols(self) -> None:
+        if self.spacing_hz and self.cyclic_prefix != "explicit":
+            _fail("spacing_hz", self.spacing_hz, "an explicit CP (cp_samples or cp_duration_s) with an explicit "
+                  "spacing: the 3GPP CP patterns belong to the numerologies", "give cp_samples or cp_duration_s")
+        if self.subcarriers and any(x is not None for x in (self.prs, self.dmrs, self.srs, self.trs)):
+            _fail("subcarriers", self.subcarriers, "0 (12 * num_rb) when the frame has reference signals "
+                  "(their patterns follow the 3GPP resource blocks)", "set num_rb instead, or use data only")
         per_slot = symbols_per_slot(self.cyclic_prefix)
         if self.prs is not None and self.prs.start_symbol + self.prs.num_symbols > per_slot:
             _fail("prs.start_symbol", self.prs.start_symbol,
@@ -464,13 +487,13 @@ class FrameConfig:
     # ---- derived quantities -------------------------------------------------
     @property
     def subcarrier_spacing_hz(self) -> float:
-        """Delta f = 15 kHz * 2**mu (TS 38.211 §4.2)."""
-        return 15e3 * 2**self.numerology
+        """Delta f = 15 kHz * 2**mu (TS 38.211 §4.2), or the explicit ``spacing_hz``."""
+        return self.spacing_hz or 15e3 * 2**self.numerology
 
     @property
     def num_subcarriers(self) -> int:
-        """Occupied subcarriers, 12 * num_rb."""
-        return 12 * self.num_rb
+        """Occupied subcarriers: 12 * num_rb, or the explicit ``subcarriers``."""
+        return self.subcarriers or 12 * self.num_rb
 
     @property
     def sample_rate_hz(self) -> float:
@@ -915,6 +938,107 @@ class SceneConfig:
                           key="radio.node_id")
 
 
+# ---- sensing -----------------------------------------------------------------
+_WINDOWS = ("none", "hann", "hamming", "blackman", "chebyshev")
+
+
+@dataclass(frozen=True)
+class SensingConfig:
+    """How a node turns a capture into a range-Doppler map and detections.
+
+    Parameters
+    ----------
+    signals : tuple of str
+        Reference signals whose REs are used (``prs``, ``dmrs``, ``srs``,
+        ``trs``, ``data``); empty uses every RE the node sent (monostatic).
+    geometry : str
+        ``monostatic`` (range = c tau / 2) or ``bistatic`` (range sum = c tau).
+    window_range, window_doppler : str
+        ``none``, ``hann``, ``hamming``, ``blackman`` or ``chebyshev``.
+    chebyshev_sidelobe_db : float
+        Sidelobe level of the Chebyshev window, dB (20 ... 200).
+    range_oversampling, doppler_oversampling : int
+        Zero-padding factors of the range and Doppler transforms, 1 ... 16.
+    cfar : str
+        ``ca``, ``go``, ``so`` or ``os``.
+    pfa : float
+        Design false-alarm probability per cell, 0 < pfa < 0.5.
+    guard_cells, training_cells : tuple of int
+        CFAR guard and training cells each side, (range, Doppler).
+    max_detections : int
+        Most detections reported per capture (strongest first), 1 ... 10000.
+    refine : bool
+        Off-grid refinement (local maximisation of the periodogram).
+    angle : bool
+        Estimate the azimuth of each detection when the capture has several
+        channels (a ULA along +y with ``element_spacing_wavelengths``).
+    element_spacing_wavelengths : float
+        Spacing of the receive ULA, wavelengths.
+    min_range_m : float
+        Detections nearer than this are dropped (e.g. the TX->RX leakage at 0 m).
+    max_range_m : float
+        Detections farther than this are dropped (0: no limit).  The top of the
+        range axis holds negative delays wrapped around (sidelobes of a
+        leakage peak), and echoes beyond c CP / 2 suffer inter-symbol
+        interference.
+    remove_static : bool
+        Subtract each subcarrier's mean over the symbols from H before the
+        map: removes zero-Doppler echoes (leakage, walls, clutter) and keeps
+        moving targets.
+    sync : str
+        ``capture`` (trust ``capture.frame_offset``) or ``correlate`` (find
+        the frame by correlation with the transmitted frame).
+    """
+
+    signals: tuple[str, ...] = ()
+    geometry: str = "monostatic"
+    window_range: str = "hann"
+    window_doppler: str = "hann"
+    chebyshev_sidelobe_db: float = 60.0
+    range_oversampling: int = 2
+    doppler_oversampling: int = 2
+    cfar: str = "ca"
+    pfa: float = 1e-6
+    guard_cells: tuple[int, ...] = (4, 2)
+    training_cells: tuple[int, ...] = (8, 4)
+    max_detections: int = 32
+    refine: bool = True
+    angle: bool = True
+    element_spacing_wavelengths: float = 0.5
+    min_range_m: float = 0.0
+    max_range_m: float = 0.0
+    remove_static: bool = False
+    sync: str = "capture"
+
+    def __post_init__(self) -> None:
+        for s in self.signals:
+            _check_choice("signals", s, ("prs", "dmrs", "srs", "trs", "data"))
+        _check_choice("geometry", self.geometry, ("monostatic", "bistatic"))
+        _check_choice("window_range", self.window_range, _WINDOWS)
+        _check_choice("window_doppler", self.window_doppler, _WINDOWS)
+        _check_range("chebyshev_sidelobe_db", self.chebyshev_sidelobe_db, 20.0, 200.0, "dB")
+        _check_range("range_oversampling", self.range_oversampling, 1, 16)
+        _check_range("doppler_oversampling", self.doppler_oversampling, 1, 16)
+        _check_choice("cfar", self.cfar, ("ca", "go", "so", "os"))
+        if not 0 < self.pfa < 0.5:
+            _fail("pfa", self.pfa, "0 < pfa < 0.5 (false alarms per cell)", "e.g. pfa = 1e-6")
+        for key in ("guard_cells", "training_cells"):
+            value = getattr(self, key)
+            if len(value) != 2 or min(value) < 0:
+                _fail(key, value, "[range, doppler] cells >= 0", "e.g. [4, 2]")
+        if min(self.training_cells) < 1:
+            _fail("training_cells", self.training_cells, "at least 1 cell each side on both axes", "e.g. [8, 4]")
+        _check_range("max_detections", self.max_detections, 1, 10000)
+        if not self.element_spacing_wavelengths > 0:
+            _fail("element_spacing_wavelengths", self.element_spacing_wavelengths, "> 0", "e.g. 0.5")
+        if self.min_range_m < 0:
+            _fail("min_range_m", self.min_range_m, ">= 0 m", "use 0 or a positive range")
+        if self.max_range_m < 0 or (self.max_range_m and self.max_range_m <= self.min_range_m):
+            _fail("max_range_m", self.max_range_m, f"0 (no limit) or > min_range_m = {self.min_range_m} m",
+                  "raise max_range_m or set it to 0")
+        _check_choice("sync", self.sync, ("capture", "correlate"))
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole sdr_isac configuration file.
@@ -931,6 +1055,8 @@ class Config:
         The node's radio.
     scene : SceneConfig or None
         The simulated world, for ``radio.kind = 'sim'``.
+    sensing : SensingConfig
+        Range-Doppler processing and detection.
     """
 
     name: str = "default"
@@ -938,6 +1064,7 @@ class Config:
     frame: FrameConfig = field(default_factory=FrameConfig)
     radio: RadioConfig = field(default_factory=RadioConfig)
     scene: SceneConfig | None = None
+    sensing: SensingConfig = field(default_factory=SensingConfig)
 
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:
@@ -1057,6 +1184,13 @@ def load(path: str | Path) -> Config:
 
 
 def default() -> Config:
-    """The built-in default configuration (``sdr_isac/default.toml``)."""
-    text = resources.files("sdr_isac").joinpath("default.toml").read_text(encoding="utf-8")
-    return loads(text, source="sdr_isac/default.toml")
+    """The built-in default configuration (``sdr_isac/default.toml``): a frame and a link."""
+    return builtin("default")
+
+
+def builtin(name: str) -> Config:
+    """A configuration shipped inside the package: ``default`` or ``demo`` (the demo's scene)."""
+    if name not in ("default", "demo"):
+        raise ConfigError(f"built-in configuration {name!r}: allowed 'default' or 'demo'", key="config")
+    text = resources.files("sdr_isac").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return loads(text, source=f"sdr_isac/{name}.toml")

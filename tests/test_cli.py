@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -54,13 +55,20 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path):
                                   "set numerology within that range")
 
 
-def test_demo_decodes_the_frame():
-    out = run("demo", "--snr-db", "30")
+def test_demo_senses_and_decodes(tmp_path):
+    out = run("demo", "--snr-db", "30", "--frames", "3", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (tmp_path / "range_doppler.png").stat().st_size > 10_000
+    # the seeded demo scene: both moving targets found in every frame, errors within 3 sqrt(CRB)
+    assert summary["all_targets_detected"] and "all targets detected: True" in out.stdout
+    assert summary["max_range_error_over_crb"] < 3 and summary["max_velocity_error_over_crb"] < 3
+    for frame in summary["per_frame"]:
+        assert {t["target"] for t in frame["targets"]} == {"car", "cyclist"}
     row = re.search(r"^mmse\s+([\d.]+)\s+(-?[\d.]+)\s+([\d.e+-]+)", out.stdout, re.M)
     assert row, out.stdout
     evm_percent, ber = float(row.group(1)), float(row.group(3))
-    # 30 dB per RE with 2-branch combining: EVM well under 10 % and no bit errors at 16-QAM
+    # 30 dB per RE with 2-branch combining: EVM well under 10 % and no bit errors at QPSK
     assert evm_percent < 10 and ber < 1e-4
 
 

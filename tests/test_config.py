@@ -75,7 +75,7 @@ def test_wrong_types(tmp_path, text, pattern):
 @pytest.mark.parametrize("text, pattern", [
     ("[frame]\nnumerology = 5\n", r"cfg\.toml: frame\.numerology = 5: allowed 0 \.\.\. 4"),
     ("[frame]\nnum_rb = 276\n", r"frame\.num_rb = 276: allowed 1 RB \.\.\. 275 RB"),
-    ("[frame]\nnum_rb = 100\nfft_size = 1024\n", r"frame\.fft_size = 1024: allowed >= 1200"),
+    ("[frame]\nnum_rb = 100\nfft_size = 1024\n", r"frame\.fft_size = 1024: allowed >= 1200 \(the occupied subcarriers\)"),
     ("[frame]\ncarrier_hz = -1.0\n", r"frame\.carrier_hz = -1\.0: allowed 1000000\.0 Hz"),
     ("[frame.prs]\ncomb_size = 5\n", r"frame\.prs\.comb_size = 5: allowed 2, 4, 6 or 12"),
     ("[frame.prs]\ncomb_size = 4\nnum_symbols = 2\n", r"frame\.prs\.num_symbols = 2: allowed 4, 12 with comb_size = 4"),

@@ -199,9 +199,9 @@ def _summary(frame: IsacFrame) -> str:
     fs = cfg.sample_rate_hz
     c = SPEED_OF_LIGHT_MPS
     lines = [
-        f"numerology       mu = {cfg.numerology}, subcarrier spacing {scs / 1e3:g} kHz "
-        f"(TS 38.211 Table 4.2-1)",
-        f"bandwidth        {cfg.num_rb} RB = {cfg.num_subcarriers} subcarriers = "
+        (f"numerology       mu = {cfg.numerology}, subcarrier spacing {scs / 1e3:g} kHz (TS 38.211 Table 4.2-1)"
+         if not cfg.spacing_hz else f"subcarriers      explicit spacing {scs / 1e3:g} kHz (research waveform)"),
+        f"bandwidth        {f'{cfg.num_rb} RB = ' if not cfg.subcarriers else ''}{cfg.num_subcarriers} subcarriers = "
         f"{cfg.num_subcarriers * scs / 1e6:.3f} MHz",
         f"sampling         N_FFT = {cfg.fft_size}, sample rate {fs / 1e6:.4f} Msps",
         f"carrier          {cfg.carrier_hz / 1e9:.4f} GHz",

@@ -1,0 +1,1 @@
+"""Named scenarios, the demo job and (later) Monte Carlo experiments and figures."""

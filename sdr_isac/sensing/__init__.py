@@ -1,0 +1,23 @@
+"""Single-node sensing: CSI, range-Doppler map, CFAR, off-grid estimation, angle, sparse recovery, CRB.
+
+The entry point is :func:`process`; the typical program::
+
+    from sdr_isac import config, radio, sensing
+    from sdr_isac.waveform import IsacFrame
+
+    cfg = config.load("hw_configs/sim_single_bs.toml")
+    frame = IsacFrame(cfg.frame)
+    with radio.open_radio(cfg) as r:
+        r.tx(frame.samples(), cyclic=True)
+        capture = r.rx(frame.num_samples)
+    result = sensing.process(capture, frame, cfg.sensing)
+    print(result.detections)          # range_m, velocity_mps, angle_rad, snr_db
+"""
+
+from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
+from sdr_isac.sensing.detection import Detection
+from sdr_isac.sensing.pipeline import SensingResult, process
+from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
+
+__all__ = ["ChannelEstimate", "Detection", "RangeDopplerMap", "SensingResult", "channel_matrix", "known_symbols",
+           "process", "range_doppler_map"]

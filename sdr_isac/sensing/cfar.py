@@ -1,0 +1,712 @@
+"""Two-dimensional CFAR detection on range-Doppler power maps.
+
+A power map holds ``|periodogram|**2``, shape ``(num_range_bins,
+num_doppler_bins)``.  Under H0 every cell is exponential with an unknown
+mean mu (square-law detected complex Gaussian noise), cells independent when
+no window was applied.  Each detector estimates a noise statistic ``Z`` from
+the training cells around the cell under test (CUT) and declares a detection
+where ``power > alpha * Z``; the multiplier ``alpha`` is the exact solution of
+the detector's false-alarm equation for the design ``pfa`` and the number of
+training cells the cell actually used, so ``P(power > alpha * Z | H0) = pfa``
+whatever mu is.
+
+Window
+    The guard box holds the CUT and ``guard = (g_r, g_d)`` cells each side in
+    range and Doppler.  The training ring is the rectangle of
+    ``(g_r + t_r, g_d + t_d)`` cells each side minus the guard box:
+    ``N = (2(g_r+t_r)+1)(2(g_d+t_d)+1) - (2g_r+1)(2g_d+1)`` cells.
+Edges
+    The Doppler axis is circular when ``wrap_doppler`` (the periodogram is
+    periodic in Doppler); the range axis is not, so near the first and last
+    range bins the ring is truncated and the cell gets the exact multiplier for
+    the cells it has.  Cells with fewer than ``min_training`` training cells
+    are not tested: ``mask`` False, ``threshold`` and ``noise`` NaN.
+
+False-alarm equations (exponential noise, statistic of the ring cells)
+
+- CA, mean of N cells: ``pfa = (1 + alpha/N)**(-N)``, so
+  ``alpha = N (pfa**(-1/N) - 1)`` (Richards, *Fundamentals of Radar Signal
+  Processing*, 2nd ed., sec. 6.5.3).
+- OS, k-th smallest of N cells: ``pfa = prod_{i=0}^{k-1} (N-i)/(N-i+alpha)``
+  (Rohling, IEEE Trans. AES 19(4), 1983), solved with :func:`scipy.optimize.brentq`.
+- GO / SO, greater / smaller of the means of two independent halves of
+  ``n1`` and ``n2`` cells (Weiss, IEEE Trans. AES 18(1), 1982; Gandhi &
+  Kassam, IEEE Trans. AES 24(4), 1988).  With ``A_i = (1 + alpha/n_i)**(-n_i)``,
+  ``s = n1 + n2 + alpha`` and ``I_x(a, b)`` the regularised incomplete beta
+  function::
+
+      pfa_SO = A_1 I_{(n1+alpha)/s}(n1, n2) + A_2 I_{(n2+alpha)/s}(n2, n1)
+      pfa_GO = A_1 I_{n2/s}(n2, n1)         + A_2 I_{n1/s}(n1, n2)
+
+  (so ``pfa_GO + pfa_SO = A_1 + A_2``).  For ``n1 = n2 = n`` the SO line is
+  Weiss's ``2 (2 + alpha/n)**(-n) sum_{k=0}^{n-1} C(n-1+k, k) (2 + alpha/n)**(-k)``.
+  Derivation: ``pfa = E[exp(-alpha min(a, b))]`` with ``a ~ Gamma(n1, 1/n1)``
+  and ``b ~ Gamma(n2, 1/n2)``; splitting on ``a < b`` and expanding
+  ``P(b > a)`` as a Poisson sum gives a negative-binomial sum, which is the
+  incomplete beta function.  Solved for alpha with brentq.
+
+GO / SO split
+    Leading half: the ring cells at range bins before the CUT (range offsets
+    ``-(g_r+t_r) ... -1``, every Doppler offset of the ring); lagging half:
+    those after it (offsets ``1 ... g_r+t_r``).  The ring cells in the CUT's own
+    range bin (Doppler offsets ``g_d+1 ... g_d+t_d`` either side) belong to
+    neither half, so the halves are independent and equal in the interior:
+    ``n = t_r (2(g_d+t_d)+1) + g_r 2 t_d`` cells each.  Where the range edge
+    leaves one half empty, GO and SO both use the other half alone (exact
+    multiplier of a CA detector on that half).
+
+Examples
+--------
+>>> import numpy as np
+>>> power = np.ones((16, 8))
+>>> power[8, 3] = 100.0
+>>> result = CaCfarDetector(pfa=1e-3, guard=(1, 1), train=(2, 2)).detect(power)
+>>> np.argwhere(result.mask).tolist()
+[[8, 3]]
+>>> round(float(ca_multiplier(1e-3, 40)), 4)
+7.5401
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
+from scipy import ndimage, optimize, special
+
+from sdr_isac.errors import InputError
+
+__all__ = [
+    "CfarResult",
+    "CfarDetector",
+    "CaCfarDetector",
+    "GoCfarDetector",
+    "SoCfarDetector",
+    "OsCfarDetector",
+    "ca_multiplier",
+    "ca_false_alarm_probability",
+    "os_multiplier",
+    "os_false_alarm_probability",
+    "go_multiplier",
+    "go_false_alarm_probability",
+    "so_multiplier",
+    "so_false_alarm_probability",
+]
+
+#: Elements gathered per block by the OS detector (bounds its memory, ~32 MB).
+_OS_BLOCK_ELEMENTS = 4_000_000
+
+
+# --------------------------------------------------------------------------- exact false-alarm equations
+
+
+def ca_false_alarm_probability(multiplier: ArrayLike, num_training: ArrayLike) -> NDArray[np.float64]:
+    """P_fa of CA-CFAR: ``(1 + alpha/N)**(-N)``.
+
+    Parameters
+    ----------
+    multiplier : array_like of float
+        alpha >= 0, threshold = alpha * (mean of the training cells).
+    num_training : array_like of int
+        N >= 1 training cells; broadcasts with ``multiplier``.
+
+    Returns
+    -------
+    ndarray of float64
+        Probability that an exponential CUT exceeds the threshold under H0.
+    """
+    alpha = np.asarray(multiplier, dtype=float)
+    n = np.asarray(num_training, dtype=float)
+    return np.exp(-n * np.log1p(alpha / n))
+
+
+def ca_multiplier(pfa: float, num_training: ArrayLike) -> NDArray[np.float64]:
+    """Exact CA-CFAR multiplier ``alpha = N (pfa**(-1/N) - 1)``, vectorised over N.
+
+    Parameters
+    ----------
+    pfa : float
+        Design false-alarm probability, 0 < pfa < 1.
+    num_training : array_like of int
+        N >= 1 training cells.
+
+    Returns
+    -------
+    ndarray of float64, shape of ``num_training``
+        alpha such that ``ca_false_alarm_probability(alpha, N) == pfa``.
+    """
+    n = np.asarray(num_training, dtype=float)
+    return n * np.expm1(-math.log(pfa) / n)
+
+
+def os_false_alarm_probability(multiplier: float, num_training: int, rank: int) -> float:
+    """P_fa of OS-CFAR: ``prod_{i=0}^{k-1} (N - i) / (N - i + alpha)`` (Rohling 1983).
+
+    Parameters
+    ----------
+    multiplier : float
+        alpha >= 0, threshold = alpha * (k-th smallest training cell).
+    num_training : int
+        N >= 1 training cells.
+    rank : int
+        k, 1 <= k <= N.
+
+    Returns
+    -------
+    float
+        Probability that an exponential CUT exceeds the threshold under H0.
+    """
+    return math.exp(_os_log_pfa(float(multiplier), int(num_training), int(rank)))
+
+
+def _os_log_pfa(alpha: float, n: int, k: int) -> float:
+    m = np.arange(n - k + 1, n + 1, dtype=float)
+    return float(np.sum(np.log(m) - np.log(m + alpha)))
+
+
+@functools.lru_cache(maxsize=4096)
+def os_multiplier(pfa: float, num_training: int, rank: int) -> float:
+    """Exact OS-CFAR multiplier: root of ``os_false_alarm_probability(alpha, N, k) = pfa``.
+
+    Parameters
+    ----------
+    pfa : float
+        Design false-alarm probability, 0 < pfa < 1.
+    num_training : int
+        N >= 1 training cells.
+    rank : int
+        k, 1 <= k <= N.
+
+    Returns
+    -------
+    float
+        alpha > 0.
+    """
+    return _solve_decreasing(lambda a: _os_log_pfa(a, num_training, rank) - math.log(pfa))
+
+
+def _halves_terms(alpha: float, n1: int, n2: int) -> tuple[float, float, float, float, float, float]:
+    """``A_1, A_2`` and the incomplete-beta weights of the GO/SO equations."""
+    a1 = math.exp(-n1 * math.log1p(alpha / n1))
+    a2 = math.exp(-n2 * math.log1p(alpha / n2))
+    s = n1 + n2 + alpha
+    so1 = float(special.betainc(n1, n2, (n1 + alpha) / s))
+    so2 = float(special.betainc(n2, n1, (n2 + alpha) / s))
+    go1 = float(special.betainc(n2, n1, n2 / s))
+    go2 = float(special.betainc(n1, n2, n1 / s))
+    return a1, a2, so1, so2, go1, go2
+
+
+def _check_halves(num_lead: int, num_lag: int) -> None:
+    if num_lead < 0 or num_lag < 0 or num_lead + num_lag < 1:
+        raise InputError(f"(num_lead, num_lag) = ({num_lead}, {num_lag}): allowed non-negative cell counts, "
+                         "at least one of them >= 1")
+
+
+def so_false_alarm_probability(multiplier: float, num_lead: int, num_lag: int) -> float:
+    """P_fa of SO-CFAR: threshold = alpha * min(mean of lead half, mean of lag half).
+
+    ``A_1 I_{(n1+alpha)/s}(n1, n2) + A_2 I_{(n2+alpha)/s}(n2, n1)`` with
+    ``A_i = (1 + alpha/n_i)**(-n_i)``, ``s = n1 + n2 + alpha`` (Weiss 1982,
+    Gandhi & Kassam 1988, written with the regularised incomplete beta
+    function; see the module notes).  An empty half (``n_i = 0``) leaves the
+    CA equation of the other half.
+
+    Parameters
+    ----------
+    multiplier : float
+        alpha >= 0, multiplier on the half-mean.
+    num_lead, num_lag : int
+        n1, n2 >= 0 cells in each half, at least one >= 1.
+
+    Returns
+    -------
+    float
+        Probability that an exponential CUT exceeds the threshold under H0.
+    """
+    _check_halves(num_lead, num_lag)
+    alpha = float(multiplier)
+    if num_lead == 0 or num_lag == 0:
+        return float(ca_false_alarm_probability(alpha, max(num_lead, num_lag)))
+    a1, a2, so1, so2, _, _ = _halves_terms(alpha, num_lead, num_lag)
+    return a1 * so1 + a2 * so2
+
+
+def go_false_alarm_probability(multiplier: float, num_lead: int, num_lag: int) -> float:
+    """P_fa of GO-CFAR: threshold = alpha * max(mean of lead half, mean of lag half).
+
+    ``A_1 I_{n2/s}(n2, n1) + A_2 I_{n1/s}(n1, n2)``, which equals
+    ``A_1 + A_2 - pfa_SO`` (Weiss 1982, Gandhi & Kassam 1988) without the
+    cancellation.  An empty half leaves the CA equation of the other half.
+
+    Parameters
+    ----------
+    multiplier : float
+        alpha >= 0, multiplier on the half-mean.
+    num_lead, num_lag : int
+        n1, n2 >= 0 cells in each half, at least one >= 1.
+
+    Returns
+    -------
+    float
+        Probability that an exponential CUT exceeds the threshold under H0.
+    """
+    _check_halves(num_lead, num_lag)
+    alpha = float(multiplier)
+    if num_lead == 0 or num_lag == 0:
+        return float(ca_false_alarm_probability(alpha, max(num_lead, num_lag)))
+    a1, a2, _, _, go1, go2 = _halves_terms(alpha, num_lead, num_lag)
+    return a1 * go1 + a2 * go2
+
+
+@functools.lru_cache(maxsize=4096)
+def so_multiplier(pfa: float, num_lead: int, num_lag: int) -> float:
+    """Exact SO-CFAR multiplier on the half-mean: root of ``so_false_alarm_probability = pfa``.
+
+    Parameters
+    ----------
+    pfa : float
+        Design false-alarm probability, 0 < pfa < 1.
+    num_lead, num_lag : int
+        Cells in each half (>= 0, at least one >= 1).
+
+    Returns
+    -------
+    float
+        alpha > 0.
+    """
+    _check_halves(num_lead, num_lag)
+    log_pfa = math.log(pfa)
+    return _solve_decreasing(lambda a: math.log(so_false_alarm_probability(a, num_lead, num_lag)) - log_pfa)
+
+
+@functools.lru_cache(maxsize=4096)
+def go_multiplier(pfa: float, num_lead: int, num_lag: int) -> float:
+    """Exact GO-CFAR multiplier on the half-mean: root of ``go_false_alarm_probability = pfa``.
+
+    Parameters
+    ----------
+    pfa : float
+        Design false-alarm probability, 0 < pfa < 1.
+    num_lead, num_lag : int
+        Cells in each half (>= 0, at least one >= 1).
+
+    Returns
+    -------
+    float
+        alpha > 0.
+    """
+    _check_halves(num_lead, num_lag)
+    log_pfa = math.log(pfa)
+    return _solve_decreasing(lambda a: math.log(go_false_alarm_probability(a, num_lead, num_lag)) - log_pfa)
+
+
+def _solve_decreasing(f: Any) -> float:
+    """Root in alpha > 0 of a decreasing ``f`` with ``f(0) > 0`` (a log P_fa minus log pfa)."""
+    hi = 1.0
+    while f(hi) > 0.0:
+        hi *= 4.0
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-13, rtol=1e-14))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_pfa(pfa: Any) -> float:
+    if isinstance(pfa, bool) or not isinstance(pfa, numbers.Real) or not 0.0 < float(pfa) < 1.0:
+        raise InputError(f"pfa = {pfa!r}: allowed a design false-alarm probability 0 < pfa < 1; "
+                         "pass e.g. pfa=1e-3")
+    return float(pfa)
+
+
+def _check_pair(name: str, value: Any) -> tuple[int, int]:
+    ok = (isinstance(value, tuple | list) and len(value) == 2
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0 for v in value))
+    if not ok:
+        raise InputError(f"{name} = {value!r}: allowed a pair (range_cells, doppler_cells) of integers >= 0 "
+                         f"(cells each side of the cell under test); pass e.g. {name}=(2, 2)")
+    return int(value[0]), int(value[1])
+
+
+def _check_power(power: ArrayLike, window: tuple[int, int]) -> NDArray[np.float64]:
+    arr = np.asarray(power)
+    if np.iscomplexobj(arr):
+        raise InputError(f"power has complex dtype {arr.dtype}: allowed a real power map |X|**2; "
+                         "pass np.abs(x) ** 2 of the range-Doppler periodogram")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"power has dtype {arr.dtype}: allowed a real numeric power map; pass a float array")
+    if arr.ndim != 2:
+        raise InputError(f"power has shape {arr.shape}: allowed a 2-D map of shape "
+                         "(num_range_bins, num_doppler_bins); reshape or pass one map at a time")
+    if window[0] > arr.shape[0] or window[1] > arr.shape[1]:
+        raise InputError(f"power has shape {arr.shape}, the guard + training window is {window} cells: "
+                         "allowed a window no larger than the map; use smaller guard/train or a larger map")
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"power[{idx[0]}, {idx[1]}] = {float(arr[idx])!r}: allowed finite values >= 0 "
+                         "(a power map |X|**2); remove NaN/inf and negative values")
+    return arr
+
+
+# --------------------------------------------------------------------------- window sums
+
+
+def _kernel(half: int, offsets: Iterable[int]) -> NDArray[np.float64]:
+    """Length 2*half+1 correlation kernel, 1 at the given offsets from the centre."""
+    k = np.zeros(2 * half + 1)
+    k[[o + half for o in offsets]] = 1.0
+    return k
+
+
+def _corr(x: NDArray[np.float64], kernel: NDArray[np.float64], axis: int, wrap: bool) -> NDArray[np.float64]:
+    """``out[i] = sum_o kernel[o] x[i + o]`` along ``axis``; outside cells are 0 or wrapped."""
+    return ndimage.correlate1d(x, kernel, axis=axis, mode="wrap" if wrap else "constant", cval=0.0)
+
+
+def _kth_smallest(block: NDArray[np.float64], kth: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``block[i, j]`` partitioned, element ``kth[i, j]`` (0-based) of each last-axis row; sorts ``block``.
+
+    One partition for the commonest ``kth`` (the interior), then a second one
+    only for the few edge rows that need another rank.
+    """
+    values, counts = np.unique(kth, return_counts=True)
+    main = int(values[np.argmax(counts)])
+    block.partition(main, axis=-1)
+    out = block[..., main].copy()
+    for kv in values[values != main]:
+        cells = kth == kv
+        sub = block[cells]
+        sub.partition(int(kv), axis=-1)
+        out[cells] = sub[:, kv]
+    return out
+
+
+@dataclass(frozen=True)
+class CfarResult:
+    """Outcome of one CFAR pass over a power map.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, shape (num_range_bins, num_doppler_bins)
+        True where ``power > threshold`` in a tested cell.
+    threshold : ndarray of float64, same shape
+        ``alpha * noise`` in the units of the power map; NaN where not tested.
+    noise : ndarray of float64, same shape
+        The detector's noise statistic Z (CA: mean of the ring; GO/SO: greater /
+        smaller half-mean; OS: k-th smallest ring cell); NaN where not tested.
+    num_training : ndarray of int64, same shape
+        Training cells the statistic used (fewer near the range edges, and the
+        Doppler edges without wrap; for GO/SO the two halves together).
+    """
+
+    mask: NDArray[np.bool_]
+    threshold: NDArray[np.float64]
+    noise: NDArray[np.float64]
+    num_training: NDArray[np.int64]
+
+
+class CfarDetector:
+    """Common base of the 2-D CFAR detectors.
+
+    Parameters
+    ----------
+    pfa : float
+        Design false-alarm probability per tested cell, 0 < pfa < 1.
+    guard : tuple of (int, int)
+        Guard cells each side of the CUT in (range, Doppler), >= 0.
+    train : tuple of (int, int)
+        Training cells each side beyond the guard in (range, Doppler), >= 0.
+    wrap_doppler : bool, default True
+        Treat the Doppler axis as circular; the range axis never wraps.
+    min_training : int, default 4
+        Cells with fewer training cells than this are not tested, >= 1.
+    """
+
+    #: Short name used in messages.
+    method = "CFAR"
+
+    def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
+                 min_training: int = 4):
+        self.pfa = _check_pfa(pfa)
+        self.guard = _check_pair("guard", guard)
+        self.train = _check_pair("train", train)
+        if not isinstance(wrap_doppler, bool | np.bool_):
+            raise InputError(f"wrap_doppler = {wrap_doppler!r}: allowed True or False")
+        self.wrap_doppler = bool(wrap_doppler)
+        if isinstance(min_training, bool) or not isinstance(min_training, numbers.Integral) or int(min_training) < 1:
+            raise InputError(f"min_training = {min_training!r}: allowed an integer >= 1; pass e.g. min_training=4")
+        self.min_training: int = int(min_training)
+        if self.num_training_full < self.min_training:
+            raise InputError(f"guard = {self.guard}, train = {self.train} give {self.num_training_full} training "
+                             f"cells for {self.method}: allowed at least min_training = {self.min_training}; "
+                             "increase train or lower min_training")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(pfa={self.pfa!r}, guard={self.guard}, train={self.train}, "
+                f"wrap_doppler={self.wrap_doppler}, min_training={self.min_training})")
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        """(range, Doppler) extent of the guard + training window, cells."""
+        return (2 * (self.guard[0] + self.train[0]) + 1, 2 * (self.guard[1] + self.train[1]) + 1)
+
+    @property
+    def num_ring(self) -> int:
+        """Cells in the full training ring (window minus guard box)."""
+        h, w = self.window_shape
+        return h * w - (2 * self.guard[0] + 1) * (2 * self.guard[1] + 1)
+
+    @property
+    def num_training_full(self) -> int:
+        """Training cells used by an interior cell."""
+        return self.num_ring
+
+    def detect(self, power: ArrayLike) -> CfarResult:
+        """Run the detector over a power map.
+
+        Parameters
+        ----------
+        power : array_like of float, shape (num_range_bins, num_doppler_bins)
+            ``|X|**2`` of the range-Doppler periodogram, finite, >= 0, any
+            linear power unit; the window must fit in the map.
+
+        Returns
+        -------
+        CfarResult
+        """
+        p = _check_power(power, self.window_shape)
+        noise, used, key = self._statistic(p)
+        tested = used >= self.min_training
+        noise = np.where(tested, noise, np.nan)
+        if key.max() < 4 * key.size:           # small key space: a lookup table is faster than np.unique
+            table = np.full(int(key.max()) + 1, np.nan)
+            present = np.zeros(table.size, dtype=bool)
+            present[key[tested]] = True
+            keys = np.flatnonzero(present)
+            table[keys] = self._multipliers(keys)
+            alpha = table[key]
+        else:
+            keys, inverse = np.unique(key[tested], return_inverse=True)
+            alpha = np.full(key.shape, np.nan)
+            alpha[tested] = self._multipliers(keys)[inverse]
+        threshold = alpha * noise
+        with np.errstate(invalid="ignore"):
+            mask = p > threshold
+        return CfarResult(mask=mask, threshold=threshold, noise=noise, num_training=used)
+
+    # subclass hooks ---------------------------------------------------------------------------------------
+    def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
+                                                              NDArray[np.int64]]:
+        """Noise statistic, training cells used and an integer design key per cell."""
+        raise NotImplementedError
+
+    def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Exact multipliers for the distinct design keys."""
+        raise NotImplementedError
+
+    # shared window sums -----------------------------------------------------------------------------------
+    def _doppler_sums(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Sums over the whole Doppler extent and over the Doppler wings (|offset| > guard)."""
+        gd, td = self.guard[1], self.train[1]
+        hd = gd + td
+        full = _corr(x, _kernel(hd, range(-hd, hd + 1)), 1, self.wrap_doppler)
+        wings = _corr(x, _kernel(hd, [*range(-hd, -gd), *range(gd + 1, hd + 1)]), 1, self.wrap_doppler)
+        return full, wings
+
+    def _range_parts(self, offsets_full: list[int], offsets_wings: list[int], full: NDArray[np.float64],
+                     wings: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Sum of ``full`` rows at ``offsets_full`` and ``wings`` rows at ``offsets_wings`` from each CUT."""
+        hr = self.guard[0] + self.train[0]
+        out = np.zeros_like(full)
+        if offsets_full:
+            out += _corr(full, _kernel(hr, offsets_full), 0, False)
+        if offsets_wings:
+            out += _corr(wings, _kernel(hr, offsets_wings), 0, False)
+        return out
+
+    def _ring_offsets(self, side: int) -> tuple[list[int], list[int]]:
+        """Range offsets of the full-width rows and of the wing-only rows; side -1, +1 or 0 (both)."""
+        gr, hr = self.guard[0], self.guard[0] + self.train[0]
+        outer = [o for o in range(-hr, hr + 1) if abs(o) > gr and (side == 0 or np.sign(o) == side)]
+        inner = [o for o in range(-gr, gr + 1) if side == 0 or np.sign(o) == side]
+        return outer, inner
+
+    def _ring_sum(self, power: NDArray[np.float64], side: int) -> NDArray[np.float64]:
+        """Sum of the ring cells on one range side (-1 before, +1 after the CUT) or the whole ring (0)."""
+        full, wings = self._doppler_sums(power)
+        outer, inner = self._ring_offsets(side)
+        return self._range_parts(outer, inner, full, wings)
+
+    def _ring_count(self, shape: tuple[int, int], side: int) -> NDArray[np.int64]:
+        """Ring cells inside the map per CUT, for the same selection as :meth:`_ring_sum`."""
+        outer, inner = self._ring_offsets(side)
+        ones_r = np.ones((shape[0], 1))
+        cfull, cwings = self._doppler_sums(np.ones((1, shape[1])))
+        count = (self._range_parts(outer, [], ones_r, ones_r) * cfull
+                 + self._range_parts([], inner, ones_r, ones_r) * cwings)
+        return np.rint(count).astype(np.int64)
+
+
+class CaCfarDetector(CfarDetector):
+    """Cell-averaging CFAR: threshold = alpha(N) * mean of the N ring cells.
+
+    ``alpha(N) = N (pfa**(-1/N) - 1)`` for the N cells each CUT actually has.
+    Parameters as :class:`CfarDetector`.
+    """
+
+    method = "CA-CFAR"
+
+    def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
+                                                              NDArray[np.int64]]:
+        total, count = self._ring_sum(power, 0), self._ring_count(power.shape, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / count
+        return mean, count, count
+
+    def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        return ca_multiplier(self.pfa, keys)
+
+
+class _HalvesCfarDetector(CfarDetector):
+    """GO / SO: statistic from the leading and lagging range halves of the ring."""
+
+    def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
+                 min_training: int = 4):
+        g, t = _check_pair("guard", guard), _check_pair("train", train)
+        if t[0] * (2 * (g[1] + t[1]) + 1) + g[0] * 2 * t[1] == 0:
+            raise InputError(f"guard = {g}, train = {t}: {self.method} needs training cells before and after "
+                             "the cell under test in range; set train[0] >= 1")
+        super().__init__(pfa, guard, train, wrap_doppler, min_training)
+
+    @property
+    def num_half(self) -> int:
+        """Cells in each half of an interior cell's ring."""
+        return self.train[0] * self.window_shape[1] + self.guard[0] * 2 * self.train[1]
+
+    @property
+    def num_training_full(self) -> int:
+        return 2 * self.num_half
+
+    _solve = staticmethod(so_multiplier)      # multiplier for (pfa, n_lead, n_lag); set by each subclass
+
+    def _combine(self, lead: NDArray[np.float64], lag: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
+                                                              NDArray[np.int64]]:
+        lead_sum, n_lead = self._ring_sum(power, -1), self._ring_count(power.shape, -1)
+        lag_sum, n_lag = self._ring_sum(power, 1), self._ring_count(power.shape, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stat = self._combine(np.where(n_lead > 0, lead_sum / n_lead, np.nan),
+                                 np.where(n_lag > 0, lag_sum / n_lag, np.nan))
+        return stat, n_lead + n_lag, n_lead * (self.num_half + 1) + n_lag
+
+    def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        base = self.num_half + 1
+        return np.array([self._solve(self.pfa, int(k) // base, int(k) % base) for k in keys], dtype=float)
+
+
+class GoCfarDetector(_HalvesCfarDetector):
+    """Greatest-of CFAR: threshold = alpha * max(leading half-mean, lagging half-mean).
+
+    Halves split along range (see the module notes); robust to false alarms at
+    clutter edges.  alpha is the exact root of :func:`go_false_alarm_probability`
+    for the cells each half has.  Parameters as :class:`CfarDetector`.
+    """
+
+    method = "GO-CFAR"
+    _solve = staticmethod(go_multiplier)
+
+    def _combine(self, lead: NDArray[np.float64], lag: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.fmax(lead, lag)
+
+
+class SoCfarDetector(_HalvesCfarDetector):
+    """Smallest-of CFAR: threshold = alpha * min(leading half-mean, lagging half-mean).
+
+    Halves split along range (see the module notes); keeps detecting a weak
+    target whose training ring runs into a strong return on one side.  alpha is
+    the exact root of :func:`so_false_alarm_probability`.  Parameters as
+    :class:`CfarDetector`.
+    """
+
+    method = "SO-CFAR"
+    _solve = staticmethod(so_multiplier)
+
+    def _combine(self, lead: NDArray[np.float64], lag: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.fmin(lead, lag)
+
+
+class OsCfarDetector(CfarDetector):
+    """Ordered-statistic CFAR: threshold = alpha * k-th smallest of the N ring cells.
+
+    Parameters
+    ----------
+    pfa, guard, train, wrap_doppler, min_training
+        As :class:`CfarDetector`.
+    rank : int or float, default 0.75
+        k as an integer 1 <= k <= N (N the full ring), or a fraction in (0, 1)
+        of N.  A cell with fewer cells n (range edges) uses
+        ``k_n = clip(ceil(n * k / N), 1, n)``, the same fraction.
+    """
+
+    method = "OS-CFAR"
+
+    def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
+                 min_training: int = 4, rank: float | int = 0.75):
+        super().__init__(pfa, guard, train, wrap_doppler, min_training)
+        n = self.num_ring
+        if isinstance(rank, numbers.Integral) and not isinstance(rank, bool) and 1 <= int(rank) <= n:
+            self.rank_fraction: float = int(rank) / n
+        elif isinstance(rank, numbers.Real) and not isinstance(rank, bool | numbers.Integral) and 0 < float(rank) < 1:
+            self.rank_fraction = float(rank)
+        else:
+            raise InputError(f"rank = {rank!r}: allowed an integer 1 ... {n} (the ring has {n} cells) or a "
+                             "fraction 0 < rank < 1 of them; pass e.g. rank=0.75")
+        self.rank: float | int = rank
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", rank={self.rank!r})"
+
+    def rank_for(self, num_training: ArrayLike) -> NDArray[np.int64]:
+        """k used by a cell with ``num_training`` ring cells, ``clip(ceil(n * fraction), 1, n)``."""
+        n = np.asarray(num_training, dtype=np.int64)
+        k = np.ceil(n * self.rank_fraction - 1e-9).astype(np.int64)
+        return np.clip(k, 1, np.maximum(n, 1))
+
+    def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        ranks = self.rank_for(keys)
+        return np.array([os_multiplier(self.pfa, int(n), int(k)) for n, k in zip(keys, ranks)], dtype=float)
+
+    def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
+                                                              NDArray[np.int64]]:
+        num_r, num_d = power.shape
+        hr, hd = self.guard[0] + self.train[0], self.guard[1] + self.train[1]
+        # cells outside the map are +inf: they sort after every real cell, so the k-th smallest is unchanged
+        padded = np.pad(power, ((hr, hr), (0, 0)), constant_values=np.inf)
+        if self.wrap_doppler:
+            padded = np.pad(padded, ((0, 0), (hd, hd)), mode="wrap")
+        else:
+            padded = np.pad(padded, ((0, 0), (hd, hd)), constant_values=np.inf)
+        ring = np.ones(self.window_shape, dtype=bool)
+        tr, td = self.train
+        ring[tr:tr + 2 * self.guard[0] + 1, td:td + 2 * self.guard[1] + 1] = False
+        rows, cols = np.nonzero(ring)
+        views = sliding_window_view(padded, self.window_shape)           # (R, D, H, W), no copy
+        count = self._ring_count(power.shape, 0)
+        k = self.rank_for(count)
+        out = np.empty(power.shape)
+        step = max(1, _OS_BLOCK_ELEMENTS // (num_d * rows.size))
+        for r0 in range(0, num_r, step):
+            block = views[r0:r0 + step][:, :, rows, cols]                # (step, D, N) copy
+            out[r0:r0 + step] = _kth_smallest(block, k[r0:r0 + step] - 1)
+        return out, count, count

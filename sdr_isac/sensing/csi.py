@@ -1,0 +1,83 @@
+"""Channel information matrix H = Y / X on the resource elements whose transmitted value is known.
+
+A monostatic node knows every RE it sent (data included); a bistatic or
+passive receiver knows only the reference signals.  With several transmit
+ports the receiver sees their sum, so X is the sum over ports (co-located
+ports, one echo channel), and an RE is used where that sum is not zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.errors import SensingError
+from sdr_isac.waveform import IsacFrame, Signal
+
+__all__ = ["ChannelEstimate", "channel_matrix", "known_symbols"]
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelEstimate:
+    """Channel information matrix.
+
+    Attributes
+    ----------
+    h : ndarray, shape (C, S, K), complex64
+        Y / X on the used REs, 0 elsewhere.
+    mask : ndarray, shape (S, K), bool
+        The used REs.
+    """
+
+    h: NDArray[np.complex64]
+    mask: NDArray[np.bool_]
+
+    @property
+    def num_used(self) -> int:
+        """REs used."""
+        return int(np.count_nonzero(self.mask))
+
+
+def known_symbols(frame: IsacFrame, signals: tuple[str, ...] = ()) -> tuple[NDArray[np.complex64], NDArray[np.bool_]]:
+    """Transmitted values (summed over ports) and the mask of REs a receiver knows.
+
+    Parameters
+    ----------
+    frame : IsacFrame
+    signals : tuple of str
+        Signals to use; empty: every non-empty RE.
+
+    Returns
+    -------
+    x : ndarray, shape (S, K), complex64
+    mask : ndarray, shape (S, K), bool
+    """
+    chosen = tuple(Signal[s.upper()] for s in signals)
+    mask = frame.grid.mask(*chosen)
+    x = frame.grid.values.sum(axis=0)
+    return x, mask & (np.abs(x) > 0)
+
+
+def channel_matrix(rx_grid: NDArray[np.complexfloating], x: NDArray[np.complexfloating],
+                   mask: NDArray[np.bool_]) -> ChannelEstimate:
+    """H = Y / X on ``mask``.
+
+    Parameters
+    ----------
+    rx_grid : ndarray, shape (C, S, K)
+        Received grid.
+    x : ndarray, shape (S, K)
+        Transmitted values.
+    mask : ndarray, shape (S, K), bool
+        REs to use (x must be non-zero there).
+    """
+    if rx_grid.ndim != 3 or rx_grid.shape[1:] != x.shape or x.shape != mask.shape:
+        raise SensingError(f"received grid {rx_grid.shape} and transmitted grid {x.shape} / mask {mask.shape} "
+                           "disagree: allowed (C, S, K) with (S, K); demodulate with the frame that was sent")
+    if not mask.any():
+        raise SensingError("no known RE to estimate the channel on: choose signals the frame carries")
+    safe = np.where(mask, x, 1.0)
+    h = np.where(mask[None], rx_grid / safe[None], 0).astype(np.complex64)
+    return ChannelEstimate(h, mask)

@@ -1,0 +1,171 @@
+"""The single-node sensing pipeline: capture -> grid -> CSI -> range-Doppler map -> CFAR -> detections.
+
+>>> from sdr_isac import config, radio, sensing
+>>> from sdr_isac.waveform import IsacFrame
+>>> cfg = config.load("hw_configs/sim_single_bs.toml")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.capture import Capture
+from sdr_isac.config import FrameConfig, SensingConfig
+from sdr_isac.errors import SensingError
+from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, OsCfarDetector, SoCfarDetector
+from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
+from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance
+from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
+from sdr_isac.waveform import IsacFrame
+from sdr_isac.waveform.sync import find_frame_start
+
+__all__ = ["SensingResult", "process", "cfar_detector"]
+
+_CFAR = {"ca": CaCfarDetector, "go": GoCfarDetector, "so": SoCfarDetector, "os": OsCfarDetector}
+
+
+@dataclass(eq=False)
+class SensingResult:
+    """What one capture yields.
+
+    Attributes
+    ----------
+    map : RangeDopplerMap or None
+        None when there was nothing to process (an all-zero capture).
+    detections : list of Detection
+        Strongest first.
+    csi : ChannelEstimate or None
+    frame_offset : int
+        Sample index of the frame start used.
+    diagnostics : dict
+        Noise variance, cells tested and detected, timings (s), warnings.
+    """
+
+    map: RangeDopplerMap | None
+    detections: list[Detection]
+    csi: ChannelEstimate | None
+    frame_offset: int
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def cfar_detector(config: SensingConfig) -> CfarDetector:
+    """The CFAR detector a sensing configuration asks for."""
+    guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
+    train = (int(config.training_cells[0]), int(config.training_cells[1]))
+    return _CFAR[config.cfar](pfa=config.pfa, guard=guard, train=train)
+
+
+def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFrame:
+    if isinstance(frame, IsacFrame):
+        return frame
+    cfg = frame or capture.frame
+    if cfg is None:
+        raise SensingError(f"capture {capture.node_id}/{capture.seq} carries no frame description and none was "
+                           "given: pass the waveform (a FrameConfig or IsacFrame) to process()")
+    return IsacFrame(cfg)
+
+
+def _check(capture: Capture, frame: IsacFrame, offset: int) -> None:
+    fs_frame, fs_cap = frame.sample_rate_hz, capture.sample_rate_hz
+    if abs(fs_frame - fs_cap) > 1e-6 * fs_frame:
+        raise SensingError(f"capture sample rate {fs_cap:g} Hz != frame sample rate {fs_frame:g} Hz "
+                           f"(N_FFT {frame.config.fft_size} x {frame.config.subcarrier_spacing_hz:g} Hz): process the "
+                           "capture with the frame it was recorded with")
+    if offset + frame.num_samples > capture.num_samples:
+        raise SensingError(f"capture has {capture.num_samples} samples, the frame needs {frame.num_samples} from "
+                           f"offset {offset}: capture at least offset + frame length samples")
+    if not np.all(np.isfinite(capture.iq)):
+        raise SensingError(f"capture {capture.node_id}/{capture.seq} contains NaN or infinite samples")
+
+
+def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, config: SensingConfig | None = None,
+            *, tx: Capture | None = None) -> SensingResult:
+    """Sense one capture.
+
+    Parameters
+    ----------
+    capture : Capture
+        Received samples, shape (C, n); ``frame_offset`` marks the frame
+        start unless ``config.sync = 'correlate'``.
+    frame : FrameConfig or IsacFrame, optional
+        The transmitted waveform (default: the capture's own description).
+    config : SensingConfig, optional
+        Processing settings (default: ``SensingConfig()``).
+    tx : Capture, optional
+        A recorded transmit capture to use as the reference instead of the
+        frame's ideal symbols (its frame starts at its own ``frame_offset``).
+
+    Returns
+    -------
+    SensingResult
+
+    Raises
+    ------
+    SensingError
+        Capture and frame disagree (sample rate, length), NaN samples, no
+        frame, or no known RE.
+    """
+    cfg = config or SensingConfig()
+    built = _frame_of(capture, frame)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    offset = capture.frame_offset
+    if cfg.sync == "correlate":
+        if capture.num_samples < built.num_samples:
+            raise SensingError(f"capture has {capture.num_samples} samples, the frame {built.num_samples}: "
+                               "correlation needs at least one whole frame")
+        offset = find_frame_start(capture.iq, built.samples().sum(axis=0)).offset
+    _check(capture, built, offset)
+    if not np.any(capture.iq):
+        return SensingResult(None, [], None, offset, {"warning": "all-zero capture: nothing received"})
+    rx_grid = built.ofdm.demodulate(capture.iq, offset)
+    timings["demodulate_s"] = time.perf_counter() - start
+    x, mask = known_symbols(built, cfg.signals)
+    if tx is not None:
+        _check(tx, built, tx.frame_offset)
+        x = built.ofdm.demodulate(tx.iq[:1], tx.frame_offset)[0]
+        mask = mask & (np.abs(x) > 1e-6 * float(np.max(np.abs(x))))
+    csi = channel_matrix(rx_grid, x, mask)
+    if cfg.remove_static:
+        csi = _remove_static(csi)
+    timings["csi_s"] = time.perf_counter() - start
+    fcfg = built.config
+    times = (built.symbol_starts + built.cp_lengths).astype(float) / built.sample_rate_hz
+    symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)
+    rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, capture.center_freq_hz or fcfg.carrier_hz,
+                           cfg)
+    timings["map_s"] = time.perf_counter() - start
+    noise = noise_variance(rd, csi.h.shape[0])
+    hits = cfar_detector(cfg).detect(rd.power).mask
+    timings["cfar_s"] = time.perf_counter() - start
+    # every peak takes part in the cleaning (the leakage too); the range limits apply to what is reported
+    peaks = find_peaks(rd.power, hits, cfg.max_detections + 8)
+    spacing = cfg.element_spacing_wavelengths if cfg.angle else None
+    detections = detect_all(csi.h, mask, rd, peaks, fcfg.subcarrier_spacing_hz, times,
+                            capture.center_freq_hz or fcfg.carrier_hz, noise, cfg.pfa, cfg.refine, spacing,
+                            cfg.remove_static)
+    upper = cfg.max_range_m or np.inf
+    detections = [d for d in detections if cfg.min_range_m <= d.range_m <= upper][: cfg.max_detections]
+    timings["detect_s"] = time.perf_counter() - start
+    diagnostics = {"noise_var": noise, "cells": int(rd.power.size), "cfar_cells": int(np.count_nonzero(hits)),
+                   "used_res": csi.num_used, "timings": timings,
+                   "snr_map_peak_db": _peak_db(rd.power, noise * rd.noise_gain * csi.h.shape[0])}
+    return SensingResult(rd, detections, csi, offset, diagnostics)
+
+
+def _remove_static(csi: ChannelEstimate) -> ChannelEstimate:
+    """Subtract each subcarrier's mean over its used symbols (a zero-Doppler notch)."""
+    counts = np.maximum(csi.mask.sum(axis=0), 1)
+    mean = csi.h.sum(axis=1) / counts                                   # (C, K)
+    h = np.where(csi.mask[None], csi.h - mean[:, None, :], 0).astype(np.complex64)
+    return ChannelEstimate(h, csi.mask)
+
+
+def _peak_db(power: NDArray[np.float32], noise_cell: float) -> float:
+    return 10 * math.log10(max(float(power.max()) / noise_cell, 1e-30)) if noise_cell > 0 else math.inf
