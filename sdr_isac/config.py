@@ -987,7 +987,11 @@ class SensingConfig:
         moving targets.
     sync : str
         ``capture`` (trust ``capture.frame_offset``) or ``correlate`` (find
-        the frame by correlation with the transmitted frame).
+        the frame by correlation with the known part of the transmitted frame:
+        the chosen ``signals``, e.g. the PRS for a passive receiver).
+    correct_cfo : bool
+        Estimate the carrier frequency offset from the cyclic prefix and
+        remove it before demodulation (bistatic / passive receivers).
     """
 
     signals: tuple[str, ...] = ()
@@ -1009,6 +1013,7 @@ class SensingConfig:
     max_range_m: float = 0.0
     remove_static: bool = False
     sync: str = "capture"
+    correct_cfo: bool = False
 
     def __post_init__(self) -> None:
         for s in self.signals:

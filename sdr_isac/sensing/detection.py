@@ -188,8 +188,10 @@ def refine(h: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerM
 def detect_all(h: NDArray[np.complex64], mask: NDArray[np.bool_], rd: RangeDopplerMap,
                peaks: list[tuple[int, int]], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
                carrier_hz: float, noise_var: float, pfa: float, do_refine: bool, angle_spacing_wl: float | None,
-               static_removed: bool = False) -> list[Detection]:
+               static_removed: bool = False) -> tuple[list[Detection], NDArray[np.complex128]]:
     """Refine the peaks strongest first, subtracting each echo before the next (CLEAN).
+
+    Returns the detections and H with their echoes subtracted (for a further pass).
 
     A strong echo's sidelobes would bias the maximisation for weaker ones;
     after subtraction, a peak whose energy is no longer above the
@@ -206,7 +208,7 @@ def detect_all(h: NDArray[np.complex64], mask: NDArray[np.bool_], rd: RangeDoppl
             continue
         work -= amplitude[:, None, None] * model[None]
         out.append(det)
-    return out
+    return out, work
 
 
 def _max_1d(phasor: Any, data: NDArray[np.complex128], start: float, step: float) -> float:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
 from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance
 from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
 from sdr_isac.waveform import IsacFrame
-from sdr_isac.waveform.sync import find_frame_start
+from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
 
 __all__ = ["SensingResult", "process", "cfar_detector"]
 
+_CLEAN_PASSES = 3
 _CFAR = {"ca": CaCfarDetector, "go": GoCfarDetector, "so": SoCfarDetector, "os": OsCfarDetector}
 
 
@@ -115,18 +117,30 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     built = _frame_of(capture, frame)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    offset = capture.frame_offset
+    offset = found_offset = capture.frame_offset
+    x, mask = known_symbols(built, cfg.signals)
     if cfg.sync == "correlate":
         if capture.num_samples < built.num_samples:
             raise SensingError(f"capture has {capture.num_samples} samples, the frame {built.num_samples}: "
                                "correlation needs at least one whole frame")
-        offset = find_frame_start(capture.iq, built.samples().sum(axis=0)).offset
+        reference = built.ofdm.modulate(np.where(mask, x, 0)[None])[0]      # only what the receiver knows
+        # a cyclic transmission: the frame repeats every frame length
+        offset = found_offset = find_frame_start(capture.iq, reference, period=built.num_samples).offset
+        if offset + built.num_samples > capture.num_samples:
+            # the transmission is cyclic: rotate the capture so the frame found starts at sample 0
+            capture = dataclasses.replace(capture, iq=np.roll(capture.iq, -offset, axis=1), frame_offset=0)
+            offset = 0
     _check(capture, built, offset)
     if not np.any(capture.iq):
         return SensingResult(None, [], None, offset, {"warning": "all-zero capture: nothing received"})
-    rx_grid = built.ofdm.demodulate(capture.iq, offset)
+    iq = capture.iq
+    cfo_hz = 0.0
+    if cfg.correct_cfo:
+        cfo_hz = estimate_cfo(iq, built.cp_lengths, built.config.fft_size, built.sample_rate_hz, offset)
+        n = np.arange(iq.shape[1]) - offset
+        iq = (iq * np.exp(-2j * np.pi * cfo_hz * n / built.sample_rate_hz)).astype(np.complex64)
+    rx_grid = built.ofdm.demodulate(iq, offset)
     timings["demodulate_s"] = time.perf_counter() - start
-    x, mask = known_symbols(built, cfg.signals)
     if tx is not None:
         _check(tx, built, tx.frame_offset)
         x = built.ofdm.demodulate(tx.iq[:1], tx.frame_offset)[0]
@@ -138,25 +152,40 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     fcfg = built.config
     times = (built.symbol_starts + built.cp_lengths).astype(float) / built.sample_rate_hz
     symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)
-    rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, capture.center_freq_hz or fcfg.carrier_hz,
-                           cfg)
+    carrier = capture.center_freq_hz or fcfg.carrier_hz
+    rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd, csi.h.shape[0])
-    hits = cfar_detector(cfg).detect(rd.power).mask
-    timings["cfar_s"] = time.perf_counter() - start
-    # every peak takes part in the cleaning (the leakage too); the range limits apply to what is reported
-    peaks = find_peaks(rd.power, hits, cfg.max_detections + 8)
+    detector = cfar_detector(cfg)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None
-    detections = detect_all(csi.h, mask, rd, peaks, fcfg.subcarrier_spacing_hz, times,
-                            capture.center_freq_hz or fcfg.carrier_hz, noise, cfg.pfa, cfg.refine, spacing,
-                            cfg.remove_static)
+    detections: list[Detection] = []
+    work: NDArray[np.complex64] | NDArray[np.complex128] = csi.h
+    current, cfar_cells = rd, 0
+    for _ in range(_CLEAN_PASSES):
+        # a strong echo (the line of sight, leakage) can hide weaker ones behind its sidelobes and in
+        # the CFAR training cells: detect, subtract, and look again at what is left
+        hits = detector.detect(current.power).mask
+        cfar_cells += int(np.count_nonzero(hits))
+        peaks = find_peaks(current.power, hits, cfg.max_detections + 8)
+        found, work = detect_all(work, mask, current, peaks, fcfg.subcarrier_spacing_hz, times, carrier, noise,
+                                 cfg.pfa, cfg.refine, spacing, cfg.remove_static)
+        detections += found
+        # another pass only behind a strong echo: Hann sidelobes reach -31 dB, so an echo more than 30 dB
+        # above the detection threshold may hide weaker ones
+        threshold_db = 10 * math.log10(-math.log(cfg.pfa))
+        if not found or len(detections) >= cfg.max_detections + 8 or \
+                max(d.map_snr_db for d in found) < threshold_db + 30.0:
+            break
+        current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
+                                    cfg)
+    timings["cfar_s"] = time.perf_counter() - start
     upper = cfg.max_range_m or np.inf
     detections = [d for d in detections if cfg.min_range_m <= d.range_m <= upper][: cfg.max_detections]
     timings["detect_s"] = time.perf_counter() - start
-    diagnostics = {"noise_var": noise, "cells": int(rd.power.size), "cfar_cells": int(np.count_nonzero(hits)),
+    diagnostics = {"noise_var": noise, "cfo_hz": cfo_hz, "cells": int(rd.power.size), "cfar_cells": cfar_cells,
                    "used_res": csi.num_used, "timings": timings,
                    "snr_map_peak_db": _peak_db(rd.power, noise * rd.noise_gain * csi.h.shape[0])}
-    return SensingResult(rd, detections, csi, offset, diagnostics)
+    return SensingResult(rd, detections, csi, found_offset, diagnostics)
 
 
 def _remove_static(csi: ChannelEstimate) -> ChannelEstimate:

@@ -85,7 +85,7 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     w_r = window(config.window_range, k, config.chebyshev_sidelobe_db)
     w_d = window(config.window_doppler, s, config.chebyshev_sidelobe_db)
     weights = (w_d[:, None] * w_r[None, :]) * mask
-    n_range = k * config.range_oversampling
+    n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
     hw = (h * weights[None].astype(np.float32)).astype(np.complex64)
     # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised

@@ -36,3 +36,14 @@ def test_fractional_part_points_at_the_true_start():
 def test_rejects_short_buffers():
     with pytest.raises(InputError, match="must hold at least one whole reference"):
         find_frame_start(np.zeros(10, complex), np.ones(20, complex))
+
+
+@pytest.mark.parametrize("cfo_hz", [-7000.0, 0.0, 1234.5, 14000.0])
+def test_cfo_from_cyclic_prefix(cfo_hz, rng):
+    from sdr_isac.waveform.sync import estimate_cfo
+    frame = IsacFrame(FrameConfig(num_rb=24, fft_size=512, num_slots=2))          # 30 kHz: +-15 kHz range
+    x = frame.samples()
+    n = np.arange(x.shape[1])
+    rx = add_awgn(x * np.exp(2j * np.pi * cfo_hz * n / frame.sample_rate_hz), 1e-3, rng)
+    estimate = estimate_cfo(rx, frame.cp_lengths, 512, frame.sample_rate_hz)
+    assert estimate == pytest.approx(cfo_hz, abs=20.0)        # 28 symbols of CP at 30 dB: a few Hz
