@@ -98,8 +98,11 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
         return
     noise = result.diagnostics["noise_var"] * rd.noise_gain * rd.cells.shape[0]
     db = 10 * np.log10(np.maximum(rd.power / noise, 1e-3))
+    velocity = rd.velocity_mps
+    if velocity[-1] < velocity[0]:                       # v = -f_D lambda / 2 falls along the Doppler axis
+        velocity, db = velocity[::-1], db[:, ::-1]
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    extent = (rd.velocity_mps[0], rd.velocity_mps[-1], rd.range_m[0], rd.range_m[-1])
+    extent = (velocity[0], velocity[-1], rd.range_m[0], rd.range_m[-1])
     image = ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=max(30.0, float(db.max())),
                       cmap="viridis", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="power over noise (dB)")
@@ -110,8 +113,11 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
             ax.plot(p["velocity_mps"], p["range_m"], "o", mfc="none", mec="white", ms=14, mew=1.5)
     ax.set_xlabel("radial velocity (m/s, positive away)")
     ax.set_ylabel("range (m)")
-    top = max([p["range_m"] for p in truth if p.get("kind") == "target"] + [10.0]) * 1.5
+    targets = [p for p in truth if p.get("kind") == "target"]
+    top = max([p["range_m"] for p in targets] + [10.0]) * 1.5
     ax.set_ylim(0, min(top, rd.range_m[-1]))
+    span = max([abs(p["velocity_mps"]) for p in targets] + [10.0]) * 3
+    ax.set_xlim(max(-span, velocity[0]), min(span, velocity[-1]))
     ax.set_title(f"{title} — x detections, o truth")
     fig.tight_layout()
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
