@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,6 +101,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
             tx = tx_rec.capture(0)
             frame = frame or tx_rec.frame
     results: list[dict[str, Any]] = []
+    with Recording.open(args.rx) as probe:              # a recorded isac:frame wins over --config's [frame]
+        if probe.frame is not None:
+            frame = probe.frame
     with Recording.open(args.rx, frame) as rec:
         indices = range(rec.num_captures) if args.capture is None else [args.capture]
         for i in indices:
@@ -130,6 +134,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     node = None
     if cfg.scene is not None and cfg.radio.kind == "sim":
         node = dataclasses.asdict(cfg.scene.node(cfg.radio.node_id))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with radio.open_radio(cfg) as r:
         meta = record_frames(r, args.frames, args.out, datatype=args.datatype, overwrite=args.overwrite,
                              description=cfg.description or cfg.name, node=node)

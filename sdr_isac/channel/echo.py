@@ -64,9 +64,12 @@ class Transmission:
 
     def spectrum(self, length: int) -> NDArray[np.complex128]:
         """FFT of the samples zero-padded to ``length`` (cached), shape (P, length)."""
-        if length not in self._spectra:
-            self._spectra[length] = sp_fft.fft(self.samples, n=length, axis=1, workers=-1)
-        return self._spectra[length]
+        if length in self._spectra:
+            return self._spectra[length]
+        spectrum = sp_fft.fft(self.samples, n=length, axis=1, workers=-1)
+        if self.cyclic:                      # one length forever; a burst's padded length changes with delay
+            self._spectra[length] = spectrum
+        return spectrum
 
 
 @dataclass
@@ -146,7 +149,7 @@ class EchoSynthesizer:
                 if not own and self.node.cfo_hz:
                     ramp = ramp * np.exp(2j * math.pi * self.node.cfo_hz * (t0_s + n / fs))
                 if phase_noise is not None:
-                    lag = min(int(round(delay_s * fs)), _PHASE_HISTORY - 1)
+                    lag = min(max(int(round(delay_s * fs)), 0), _PHASE_HISTORY - 1)
                     ramp = ramp * np.exp(1j * self._pn_difference(phase_noise, lag, num_samples, own))
                 a_rx = (np.ones(self.num_channels) if path.kind == "leakage" else
                         steering_vector(self.rx_elements, path.arrival_local, SPEED_OF_LIGHT_MPS / self.carrier_hz))

@@ -23,6 +23,7 @@ are divided by 2**11 so that ADC full scale is 1.0.
 from __future__ import annotations
 
 import math
+import time
 import types
 from typing import Any
 
@@ -97,7 +98,12 @@ class PlutoRadio(RadioBase):
         self._cyclic = False
         self._static: NDArray[np.complex64] | None = None
         self._rx_size = 0
-        self._configure()
+        self._opened_at = time.monotonic()
+        try:
+            self._configure()
+        except Exception:
+            self._close()                    # do not keep a half-configured device open
+            raise
 
     # ---- set-up ----------------------------------------------------------------------
     def _check_limits(self) -> None:
@@ -229,7 +235,11 @@ class PlutoRadio(RadioBase):
             iq = iq - self._static[:, index]
         meta = {"pluto": {"uri": self.uri, "alignment": align, "leakage_removed": self._static is not None,
                           "rx_full_scale": _RX_FULL_SCALE}}
-        return self._capture(iq, self._seq * num_samples / self.sample_rate_hz, offset, meta)
+        # Pluto buffers are not contiguous in time: stamp with the host clock at the end of the refill
+        # (approximate, to a few ms), not with a sample count
+        meta["pluto"]["t0_source"] = "host monotonic clock at buffer return, minus the buffer length"
+        t0 = time.monotonic() - self._opened_at - num_samples / self.sample_rate_hz
+        return self._capture(iq, t0, offset, meta)
 
     def _close(self) -> None:
         for method in ("tx_destroy_buffer", "rx_destroy_buffer"):

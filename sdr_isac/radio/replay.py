@@ -33,15 +33,25 @@ class ReplayRadio(RadioBase):
     config : RadioConfig
         ``uri`` is the recording; ``loop`` and ``pace`` as above.
     frame : FrameConfig, optional
-        The waveform, needed only for foreign recordings without an
-        ``isac:frame`` description (it overrides the recorded one if given).
+        The waveform, used only for foreign recordings without an
+        ``isac:frame`` description (a recorded description wins).
     """
 
     kind = "replay"
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
-        self._recording = Recording.open(config.uri, frame)
-        rec = self._recording
+        rec = Recording.open(config.uri)
+        if rec.frame is None and frame is not None:     # a foreign recording: the user's frame describes it
+            rec.close()
+            rec = Recording.open(config.uri, frame)
+        self._recording = rec
+        try:
+            self._init(config, rec)
+        except Exception:
+            rec.close()
+            raise
+
+    def _init(self, config: RadioConfig, rec: Recording) -> None:
         if rec.num_captures == 0:
             rec.close()
             raise RadioError(f"{config.uri}: the recording holds no capture; record one first")
@@ -98,8 +108,7 @@ class ReplayRadio(RadioBase):
         if num_samples == capture.num_samples:
             return capture
         return Capture(capture.iq[:, :num_samples], capture.sample_rate_hz, capture.center_freq_hz, capture.t0_s,
-                       capture.node_id, capture.seq, capture.frame, min(capture.frame_offset, num_samples - 1),
-                       capture.metadata)
+                       capture.node_id, capture.seq, capture.frame, capture.frame_offset, capture.metadata)
 
     def _next(self) -> Capture:
         rec = self._recording

@@ -130,10 +130,11 @@ def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cycl
     if mean <= 0:
         raise InputError("tx samples are all zero: nothing to transmit")
     scale = math.sqrt(float(dbm_to_watt(power_dbm)) / mean)
-    re_power = float(dbm_to_watt(power_dbm))
+    re_power = float(dbm_to_watt(power_dbm))          # samples without a frame: per-sample power as a stand-in
     if frame is not None and samples.shape[1] == frame.num_samples:
         # unitary OFDM: mean RE power over occupied REs = sample power * N_FFT / K (CP excluded)
-        grid_power = float(np.sum(np.abs(frame.grid.values) ** 2)) / (frame.num_symbols * frame.config.num_subcarriers)
+        occupied = np.count_nonzero(np.any(frame.grid.values != 0, axis=0))     # REs that carry something
+        grid_power = float(np.sum(np.abs(frame.grid.values) ** 2)) / max(int(occupied), 1)
         re_power = grid_power * scale**2
     return Transmission(node_id, (samples * scale).astype(np.complex64), cyclic, start_s, re_power)
 

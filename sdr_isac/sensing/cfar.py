@@ -146,6 +146,22 @@ def ca_multiplier(pfa: float, num_training: ArrayLike) -> NDArray[np.float64]:
     return n * np.expm1(-math.log(pfa) / n)
 
 
+def ca_multiplier_channels(pfa: float, num_training: ArrayLike, num_channels: int) -> NDArray[np.float64]:
+    """Exact CA-CFAR multiplier for a map that sums the power of C independent channels.
+
+    Under noise a cell is Gamma(C, mu) and the sum of N training cells
+    Gamma(N C, mu), so T = X / (X + Y) is Beta(C, N C) and
+    P_fa = P(X > alpha Y / N) = P(T > t) with t = (alpha / N) / (1 + alpha / N):
+    alpha = N t / (1 - t), t = beta.isf(pfa, C, N C).  C = 1 gives
+    :func:`ca_multiplier`.
+    """
+    from scipy import stats
+
+    n = np.asarray(num_training, dtype=float)
+    t = stats.beta.isf(pfa, num_channels, n * num_channels)
+    return n * t / (1.0 - t)
+
+
 def os_false_alarm_probability(multiplier: float, num_training: int, rank: int) -> float:
     """P_fa of OS-CFAR: ``prod_{i=0}^{k-1} (N - i) / (N - i + alpha)`` (Rohling 1983).
 
@@ -565,6 +581,14 @@ class CaCfarDetector(CfarDetector):
 
     method = "CA-CFAR"
 
+    def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
+                 min_training: int = 4, num_channels: int = 1):
+        super().__init__(pfa, guard, train, wrap_doppler, min_training)
+        if isinstance(num_channels, bool) or not isinstance(num_channels, numbers.Integral) or num_channels < 1:
+            raise InputError(f"num_channels = {num_channels!r}: allowed an integer >= 1 (channels whose power the "
+                             "map sums)")
+        self.num_channels = int(num_channels)
+
     def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
                                                               NDArray[np.int64]]:
         total, count = self._ring_sum(power, 0), self._ring_count(power.shape, 0)
@@ -573,6 +597,8 @@ class CaCfarDetector(CfarDetector):
         return mean, count, count
 
     def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        if self.num_channels > 1:
+            return ca_multiplier_channels(self.pfa, keys, self.num_channels)
         return ca_multiplier(self.pfa, keys)
 
 

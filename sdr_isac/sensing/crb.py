@@ -9,7 +9,7 @@ One point target is seen on an OFDM grid of resource elements (REs), symbol
     n ~ CN(0, sigma**2) white, gamma = |a|**2 / sigma**2 (per-RE SNR, linear),
 
 with the complex amplitude ``a`` unknown.  Monostatic range is
-``R = c tau / 2`` and radial velocity ``v = c f_D / (2 f_c)``; a bistatic
+``R = c tau / 2`` and radial velocity ``v = -c f_D / (2 f_c)``; a bistatic
 range sum is ``R_1 + R_2 = c tau``.  All variances are in squared SI units
 (``m2``, ``s2``, ``hz2``, ``mps2``, ``rad2``).
 
@@ -231,7 +231,7 @@ def velocity_crb_mps2(snr_re: ArrayLike, num_subcarriers: int, num_symbols: int,
 
     ``var(v) >= 3 c**2 / (8 pi**2 f_c**2 T_O**2 gamma N M (M**2 - 1))``, which
     is ``(c / (2 f_c))**2`` times :func:`doppler_crb_hz2` because
-    ``v = c f_D / (2 f_c)``.
+    ``v = -c f_D / (2 f_c)``.
 
     Parameters
     ----------

@@ -22,7 +22,7 @@ import scipy.optimize as sp_opt
 import scipy.stats as sp_stats
 from numpy.typing import NDArray
 
-from sdr_isac.sensing.crb import angle_crb_rad2, delay_doppler_fim
+from sdr_isac.sensing.crb import angle_crb_rad2, delay_doppler_crb
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
@@ -48,7 +48,10 @@ class Detection:
     geometry : str
         ``monostatic`` or ``bistatic``.
     angle_rad : float or None
-        Azimuth from the array boresight (towards the array's +y), rad.
+        Angle from broadside of the receive ULA, towards its +y end, rad:
+        asin of the direction's component along the array axis (the azimuth
+        for a target in the array's horizontal plane; a ULA measures a cone
+        angle).  Assumes a uniform array with ``element_spacing_wavelengths``.
     range_var_m2, velocity_var_mps2 : float
         Cramér-Rao variances at the estimated SNR, m² and (m/s)².
     angle_var_rad2 : float or None
@@ -86,8 +89,14 @@ def noise_variance(rd: RangeDopplerMap, num_channels: int) -> float:
     return median / (rd.noise_gain * float(sp_stats.gamma.ppf(0.5, num_channels)))
 
 
+def significance_threshold(pfa: float, num_channels: int) -> float:
+    """Threshold on a cell's power over its mean noise power, averaged over C channels, for false-alarm
+    probability ``pfa``: the mean of C unit exponentials is Gamma(C, 1/C)."""
+    return float(sp_stats.gamma.isf(pfa, num_channels) / num_channels)
+
+
 def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: int) -> list[tuple[int, int]]:
-    """Local maxima (3 x 3, Doppler circular, range clipped) among the CFAR detections, strongest first."""
+    """Local maxima (3 x 3, both axes circular) among the CFAR detections, strongest first."""
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         return []
@@ -96,8 +105,8 @@ def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: i
     is_max = np.ones(rows.size, dtype=bool)
     for dr in (-1, 0, 1):
         for dd in (-1, 0, 1):
-            if dr or dd:
-                neighbour = power[np.clip(rows + dr, 0, n_r - 1), (cols + dd) % n_d]
+            if dr or dd:        # both axes circular: delay wraps at 1 / df like Doppler at 1 / T
+                neighbour = power[(rows + dr) % n_r, (cols + dd) % n_d]
                 is_max &= value >= neighbour
     keep = np.nonzero(is_max)[0]
     order = keep[np.argsort(value[keep])[::-1][:max_peaks]]
@@ -109,7 +118,7 @@ def _parabolic(y_m: float, y_0: float, y_p: float) -> float:
     return 0.5 * (y_m - y_p) / denom if denom < 0 else 0.0
 
 
-def refine(h: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerMap, peak: tuple[int, int],
+def refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDopplerMap, peak: tuple[int, int],
            subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64], carrier_hz: float,
            noise_var: float, do_refine: bool, angle_spacing_wl: float | None,
            static_removed: bool = False) -> tuple[Detection, NDArray[np.complex128], NDArray[np.complex128]]:
@@ -154,14 +163,17 @@ def refine(h: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerM
     tau, fd = tau0, fd0
     if do_refine:
         for _ in range(2):
-            g = np.einsum("csk,s->ck", h, doppler_phasor(fd))
+            g = np.matmul(doppler_phasor(fd), h)                     # (C, K): BLAS over the symbols
             tau = _max_1d(range_phasor, g, tau, dtau)
-            q = np.einsum("csk,k->cs", h, range_phasor(tau))
+            q = np.matmul(h, range_phasor(tau))                      # (C, S): BLAS over the subcarriers
             fd = _max_1d(doppler_phasor, q, fd, dfd) if dfd else fd
     slow = np.conj(doppler_phasor(fd))                            # unit-norm slow-time pattern
     model = np.outer(slow, np.conj(range_phasor(tau))) * mask     # (S, K): pattern of the echo in H
     energy = float(np.sum(np.abs(model) ** 2))
-    amplitude = np.einsum("csk,sk->c", h, np.conj(model)) / energy
+    if energy == 0:                                               # a zero-Doppler echo after the notch
+        amplitude = np.zeros(h.shape[0], dtype=complex)
+    else:                                                         # h is zero off the mask
+        amplitude = np.matmul(h, range_phasor(tau)) @ np.conj(slow) / energy
     used = int(np.count_nonzero(mask))
     num_channels = h.shape[0]
     # per-RE amplitude: the pattern has norm**2 = energy over `used` REs (1 per RE without the notch)
@@ -169,8 +181,7 @@ def refine(h: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerM
     snr_re = float(np.mean(np.abs(per_re) ** 2) / noise_var) if noise_var > 0 else math.inf
     half = 0.5 if rd.geometry == "monostatic" else 1.0
     wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
-    cov = np.linalg.inv(delay_doppler_fim(max(snr_re, 1e-12) * num_channels, mask, subcarrier_spacing_hz,
-                                          symbol_times_s))
+    cov = delay_doppler_crb(max(snr_re, 1e-12) * num_channels, mask, subcarrier_spacing_hz, symbol_times_s)
     angle = angle_var = None
     if angle_spacing_wl is not None and num_channels > 1:
         angle = _ml_angle(amplitude, angle_spacing_wl)
@@ -185,7 +196,7 @@ def refine(h: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerM
     return detection, amplitude, model
 
 
-def detect_all(h: NDArray[np.complex64], mask: NDArray[np.bool_], rd: RangeDopplerMap,
+def detect_all(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDopplerMap,
                peaks: list[tuple[int, int]], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
                carrier_hz: float, noise_var: float, pfa: float, do_refine: bool, angle_spacing_wl: float | None,
                static_removed: bool = False) -> tuple[list[Detection], NDArray[np.complex128]]:
@@ -199,12 +210,12 @@ def detect_all(h: NDArray[np.complex64], mask: NDArray[np.bool_], rd: RangeDoppl
     """
     work = (h * mask[None]).astype(np.complex128)
     out = []
-    threshold = -math.log(pfa)
+    threshold = significance_threshold(pfa, h.shape[0])
     for peak in peaks:
         det, amplitude, model = refine(work, mask, rd, peak, subcarrier_spacing_hz, symbol_times_s, carrier_hz,
                                        noise_var, do_refine, angle_spacing_wl, static_removed)
         energy = float(np.sum(np.abs(model) ** 2))
-        if noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var < threshold:
+        if energy == 0 or (noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var < threshold):
             continue
         work -= amplitude[:, None, None] * model[None]
         out.append(det)

@@ -21,7 +21,7 @@ from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, OsCfarDetector, SoCfarDetector
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
-from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance
+from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance, significance_threshold
 from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
@@ -56,10 +56,16 @@ class SensingResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def cfar_detector(config: SensingConfig) -> CfarDetector:
-    """The CFAR detector a sensing configuration asks for."""
+def cfar_detector(config: SensingConfig, num_channels: int = 1) -> CfarDetector:
+    """The CFAR detector a sensing configuration asks for, for a map summing ``num_channels`` channels."""
     guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
     train = (int(config.training_cells[0]), int(config.training_cells[1]))
+    if config.cfar == "ca":
+        return CaCfarDetector(pfa=config.pfa, guard=guard, train=train, num_channels=num_channels)
+    if num_channels > 1:
+        raise SensingError(f"sensing.cfar = {config.cfar!r} with a {num_channels}-channel capture: the GO/SO/OS "
+                           "thresholds are derived for one channel; use cfar = 'ca' (exact for summed channels) "
+                           "or process one channel")
     return _CFAR[config.cfar](pfa=config.pfa, guard=guard, train=train)
 
 
@@ -127,8 +133,12 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         # a cyclic transmission: the frame repeats every frame length
         offset = found_offset = find_frame_start(capture.iq, reference, period=built.num_samples).offset
         if offset + built.num_samples > capture.num_samples:
-            # the transmission is cyclic: rotate the capture so the frame found starts at sample 0
-            capture = dataclasses.replace(capture, iq=np.roll(capture.iq, -offset, axis=1), frame_offset=0)
+            # the transmission is cyclic: the frame's tail that falls past the end of the capture repeats one
+            # period earlier, so take it from there
+            period = built.num_samples
+            index = offset + np.arange(period)
+            index[index >= capture.num_samples] -= period
+            capture = dataclasses.replace(capture, iq=capture.iq[:, index], frame_offset=0)
             offset = 0
     _check(capture, built, offset)
     if not np.any(capture.iq):
@@ -156,7 +166,8 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd, csi.h.shape[0])
-    detector = cfar_detector(cfg)
+    num_channels = csi.h.shape[0]
+    detector = cfar_detector(cfg, num_channels)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None
     detections: list[Detection] = []
     work: NDArray[np.complex64] | NDArray[np.complex128] = csi.h
@@ -172,15 +183,18 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         detections += found
         # another pass only behind a strong echo: Hann sidelobes reach -31 dB, so an echo more than 30 dB
         # above the detection threshold may hide weaker ones
-        threshold_db = 10 * math.log10(-math.log(cfg.pfa))
+        threshold_db = 10 * math.log10(significance_threshold(cfg.pfa, num_channels))
         if not found or len(detections) >= cfg.max_detections + 8 or \
                 max(d.map_snr_db for d in found) < threshold_db + 30.0:
             break
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
     timings["cfar_s"] = time.perf_counter() - start
-    upper = cfg.max_range_m or np.inf
-    detections = [d for d in detections if cfg.min_range_m <= d.range_m <= upper][: cfg.max_detections]
+    # default upper limit: half the unambiguous range; beyond it lie negative delays wrapped around
+    # (sidelobes of a zero-range leakage peak) and echoes far past the cyclic prefix
+    upper = cfg.max_range_m or float(rd.range_m[-1] + rd.range_m[1]) / 2
+    detections = sorted((d for d in detections if cfg.min_range_m <= d.range_m <= upper),
+                        key=lambda d: d.map_snr_db, reverse=True)[: cfg.max_detections]
     timings["detect_s"] = time.perf_counter() - start
     diagnostics = {"noise_var": noise, "cfo_hz": cfo_hz, "cells": int(rd.power.size), "cfar_cells": cfar_cells,
                    "used_res": csi.num_used, "timings": timings,
@@ -189,7 +203,16 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
 
 
 def _remove_static(csi: ChannelEstimate) -> ChannelEstimate:
-    """Subtract each subcarrier's mean over its used symbols (a zero-Doppler notch)."""
+    """Subtract each subcarrier's mean over the symbols (a zero-Doppler notch).
+
+    The refinement models the notch as the same projection on every subcarrier, so every used
+    subcarrier must be used on every symbol (a monostatic node using all its REs, or block pilots).
+    """
+    used = csi.mask.any(axis=0)
+    if not np.all(csi.mask[:, used]):
+        raise SensingError("sensing.remove_static = true needs every used subcarrier on every symbol (the notch "
+                           "removes each subcarrier's mean over time); with comb or sparse pilots set "
+                           "remove_static = false")
     counts = np.maximum(csi.mask.sum(axis=0), 1)
     mean = csi.h.sum(axis=1) / counts                                   # (C, K)
     h = np.where(csi.mask[None], csi.h - mean[:, None, :], 0).astype(np.complex64)

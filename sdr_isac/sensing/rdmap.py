@@ -28,18 +28,23 @@ import scipy.signal as sp_signal
 from numpy.typing import NDArray
 
 from sdr_isac.config import SensingConfig
+from sdr_isac.errors import SensingError
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["RangeDopplerMap", "window", "range_doppler_map"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
-    """A taper of ``length`` points: ``none``, ``hann``, ``hamming``, ``blackman`` or ``chebyshev``."""
-    if name == "none" or length == 1:
+    """A taper of ``length`` points: ``none``, ``hann``, ``hamming``, ``blackman`` or ``chebyshev``.
+
+    The symmetric window of ``length + 2`` points without its end points, so that no symbol or
+    subcarrier gets weight zero (a 2-symbol frame keeps both symbols).
+    """
+    if name == "none" or length <= 2:
         return np.ones(length)
-    if name == "chebyshev":
-        return np.asarray(sp_signal.get_window(("chebwin", sidelobe_db), length, fftbins=False), dtype=float)
-    return np.asarray(sp_signal.get_window(name, length, fftbins=False), dtype=float)
+    spec: str | tuple[str, float] = ("chebwin", sidelobe_db) if name == "chebyshev" else name
+    w = np.asarray(sp_signal.get_window(spec, length + 2, fftbins=False), dtype=float)[1:-1]
+    return w / w.max()
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,15 +90,20 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     w_r = window(config.window_range, k, config.chebyshev_sidelobe_db)
     w_d = window(config.window_doppler, s, config.chebyshev_sidelobe_db)
     weights = (w_d[:, None] * w_r[None, :]) * mask
+    if not np.any(weights):
+        raise SensingError("no resource element left to build the range-Doppler map from: choose signals the "
+                           "frame carries")
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
     hw = (h * weights[None].astype(np.float32)).astype(np.complex64)
     # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised
     profile = sp_fft.ifft(hw, n=n_range, axis=2, workers=-1, norm="forward")
     # Doppler: forward transform over symbols of e^{+j 2 pi f_D t_l} peaks at bin f_D D T_O
-    cells = sp_fft.fft(profile, n=n_doppler, axis=1, workers=-1, overwrite_x=True)
-    cells = sp_fft.fftshift(cells, axes=1).transpose(0, 2, 1)           # (C, R, D)
-    power = np.asarray(np.sum(cells.real**2 + cells.imag**2, axis=0, dtype=np.float32))
+    cells = sp_fft.fft(profile, n=n_doppler, axis=1, workers=-1, overwrite_x=True)      # (C, D, R)
+    cells = np.roll(cells, n_doppler // 2, axis=1)                      # fftshift of the Doppler axis
+    # power on the contiguous (C, D, R) layout, then one transposing copy to (R, D)
+    power = np.ascontiguousarray(np.sum(cells.real**2 + cells.imag**2, axis=0, dtype=np.float32).T)
+    cells = cells.transpose(0, 2, 1)                                    # (C, R, D) view
     tau = np.arange(n_range) / (n_range * subcarrier_spacing_hz)
     scale = 0.5 if config.geometry == "monostatic" else 1.0
     doppler = (np.arange(n_doppler) - n_doppler // 2) / (n_doppler * symbol_duration_s)

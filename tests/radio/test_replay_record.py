@@ -98,15 +98,28 @@ def test_end_of_recording_without_loop():
             r.next_capture()
 
 
-def test_pacing_follows_recorded_time():
-    import time
+def test_pacing_follows_recorded_time(monkeypatch):
+    """With pace = true, capture i is delivered t0_i - t0_0 after the first (a fake clock records the waits)."""
+    import sdr_isac.radio.replay as replay_mod
+
+    class Clock:
+        now = 100.0
+        waits: list[float] = []
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.waits.append(seconds)
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(replay_mod, "time", clock)
     cfg = RadioConfig(kind="replay", uri=str(REPO / "offline_data/single_target.sigmf-meta"), pace=True)
     with radio.open_radio(cfg) as r:
-        start = time.monotonic()
-        for _ in range(4):
-            r.next_capture()
-        elapsed = time.monotonic() - start
-    assert elapsed >= 3 * 0.5e-3 * 0.9                      # 4 captures 0.5 ms apart
+        t0 = [r.next_capture().t0_s for _ in range(4)]
+    assert clock.now - 100.0 == pytest.approx(t0[-1] - t0[0])
+    assert clock.waits == pytest.approx(list(np.diff(t0)))
 
 
 def test_info_command_shows_frames_and_truth(tmp_path, capsys):

@@ -295,3 +295,20 @@ def test_go_so_need_training_cells_on_both_range_sides(cls):
 def test_halves_need_a_cell():
     with pytest.raises(InputError, match=r"\(num_lead, num_lag\) = \(0, 0\)"):
         so_multiplier(1e-3, 0, 0)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 8])
+def test_ca_false_alarms_on_multichannel_maps(channels):
+    """A map summing C channels' power is Gamma(C) distributed; the Beta-based multiplier keeps the design P_fa."""
+    from sdr_isac.sensing.cfar import CaCfarDetector
+    rng = np.random.default_rng(50 + channels)
+    pfa = 1e-3
+    power = rng.standard_gamma(channels, size=(4, 512, 256)).astype(np.float64)
+    det = CaCfarDetector(pfa, guard=(1, 1), train=(2, 2), num_channels=channels)
+    hits = sum(int(det.detect(p).mask.sum()) for p in power)
+    cells = power.size
+    sigma = np.sqrt(cells * pfa * (1 - pfa))
+    assert abs(hits - cells * pfa) < 4 * sigma, (hits, cells * pfa)
+    if channels > 1:   # the single-channel multiplier on the same maps is far too conservative
+        single = CaCfarDetector(pfa, guard=(1, 1), train=(2, 2))
+        assert sum(int(single.detect(p).mask.sum()) for p in power) < 0.3 * cells * pfa
