@@ -583,11 +583,11 @@ class CaCfarDetector(CfarDetector):
 
     def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
                  min_training: int = 4, num_channels: int = 1):
-        super().__init__(pfa, guard, train, wrap_doppler, min_training)
         if isinstance(num_channels, bool) or not isinstance(num_channels, numbers.Integral) or num_channels < 1:
             raise InputError(f"num_channels = {num_channels!r}: allowed an integer >= 1 (channels whose power the "
                              "map sums)")
-        self.num_channels = int(num_channels)
+        self.num_channels: int = int(num_channels)
+        super().__init__(pfa, guard, train, wrap_doppler, min_training)
 
     def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
                                                               NDArray[np.int64]]:
