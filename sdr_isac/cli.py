@@ -54,18 +54,31 @@ def _multipath_link(tx: np.ndarray, snr_db: float, rng: np.random.Generator) -> 
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sdr_isac.experiments.demo import run_sensing_demo, table
+    from importlib import resources
 
-    cfg = config.load(args.config) if args.config else config.builtin("demo")
-    frame = IsacFrame(cfg.frame)
-    print(f"# sdr-isac demo: {cfg.name} — {cfg.description}")
-    print(frame.summary())
-    print(f"\nsensing: {args.frames} frame(s) of node {cfg.radio.node_id!r} through sdr_isac.sensing.process")
-    summary = run_sensing_demo(cfg, args.out, args.frames)
-    print(table(summary))
-    print(f"all targets detected: {summary['all_targets_detected']}; largest |error| / sqrt(CRB): range "
-          f"{summary['max_range_error_over_crb']:.2f}, velocity {summary['max_velocity_error_over_crb']:.2f}")
-    print(f"wrote {args.out}/range_doppler.png and {args.out}/summary.json")
+    from sdr_isac.experiments.demo import table
+    from sdr_isac.stream.demo import run_stream_demo
+
+    with resources.as_file(resources.files("sdr_isac").joinpath("demo.toml")) as builtin_path:
+        path = Path(args.config) if args.config else builtin_path
+        cfg = config.load(path)
+        frame = IsacFrame(cfg.frame)
+        print(f"# sdr-isac demo: {cfg.name} — {cfg.description}")
+        print(frame.summary())
+        print(f"\nstreaming: {args.frames} frame(s) per node, each node a process, over ZeroMQ on 127.0.0.1 to a "
+              "host process that runs sdr_isac.sensing.process")
+        result = run_stream_demo(path, args.out, args.frames)
+    for node_id, summary in result["nodes"].items():
+        print(f"\nnode {node_id}:")
+        print(table(summary))
+        print(f"all targets detected: {summary['all_targets_detected']}; largest |error| / sqrt(CRB): range "
+              f"{summary['max_range_error_over_crb']:.2f}, velocity {summary['max_velocity_error_over_crb']:.2f}")
+    print(f"\n{'node':6s} {'sent':>5s} {'received':>8s} {'dropped':>7s} {'lost':>5s} {'latency ms':>10s}")
+    for node_id, st in result["stream"]["nodes"].items():
+        latency = st["latency_mean_s"] * 1e3 if st["latency_mean_s"] is not None else float("nan")
+        print(f"{node_id:6s} {st['node_sent'] or 0:5d} {st['received']:8d} {st['node_dropped'] or 0:7d} "
+              f"{st['lost']:5d} {latency:10.2f}")
+    print(f"wrote {args.out}/stream_stats.json and {args.out}/<node>/summary.json, range_doppler.png")
     _link_check(frame, args.snr_db, args.seed)
     return 0
 
@@ -150,6 +163,73 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_endpoints(cfg: config.Config, args: argparse.Namespace) -> config.Config:
+    stream = cfg.stream
+    if getattr(args, "endpoint", None):
+        stream = dataclasses.replace(stream, host_endpoint=args.endpoint)
+    if getattr(args, "publish", None):
+        stream = dataclasses.replace(stream, publish_endpoint=args.publish)
+    if getattr(args, "frames", None) is not None:
+        stream = dataclasses.replace(stream, frames=args.frames)
+    return dataclasses.replace(cfg, stream=stream)
+
+
+def _stop_on_signals() -> Any:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import json
+
+    from sdr_isac.stream import NodeAgent
+
+    cfg = _with_endpoints(config.load(args.config) if args.config else config.builtin("demo"), args)
+    stats = NodeAgent(cfg, node_id=args.node_id).run(_stop_on_signals())
+    print(json.dumps(stats))
+    return 0
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    import time
+
+    from sdr_isac.stream import FusionHost
+    from sdr_isac.stream.demo import write_host_outputs
+
+    cfg = _with_endpoints(config.load(args.config) if args.config else config.builtin("demo"), args)
+    stop = _stop_on_signals()
+    expected = set(args.nodes.split(",")) if args.nodes else set()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    host = FusionHost(cfg, record_dir=args.record).start()
+    print(f"host: receiving on {cfg.stream.host_endpoint}, publishing on {cfg.stream.publish_endpoint}", flush=True)
+    try:
+        while not stop.wait(0.1):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if expected and host.finished(expected):
+                break
+    finally:
+        host.stop()
+    if args.out:
+        write_host_outputs(host, cfg, args.out)
+        print(f"host: wrote {args.out}/stream_stats.json and per-node outputs")
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from sdr_isac.stream.security import create_keys
+
+    public, secret = create_keys(args.out, args.name)
+    print(f"wrote {public} (public: give it to the host's stream.curve_allowed or the nodes' "
+          f"curve_server_public) and {secret} (secret: keep it on this machine)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr-isac`` (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -164,13 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_waveform)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated radios",
-                       description="A simulated base station senses two moving targets over several frames through "
-                                   "the sensing pipeline; writes OUT/range_doppler.png and OUT/summary.json, prints "
-                                   "detections beside truth, then decodes the same frame over a multipath link.")
+                       description="Simulated base stations, each a process, stream their captures over ZeroMQ on "
+                                   "loopback to a host process that senses two moving targets; writes "
+                                   "OUT/stream_stats.json and OUT/<node>/range_doppler.png and summary.json, prints "
+                                   "detections beside truth, then decodes the frame over a multipath link.")
     p.add_argument("--config", metavar="FILE", help="TOML configuration with a sim radio and a scene "
                                                     "(default: the built-in demo scene)")
     p.add_argument("--out", metavar="DIR", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--frames", type=int, default=5, metavar="N", help="frames to sense (default 5)")
+    p.add_argument("--frames", type=int, default=5, metavar="N", help="frames per node (default 5)")
     p.add_argument("--snr-db", type=float, default=20.0, help="SNR per RE of the communication link (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the link's channel and noise (default 0)")
     p.set_defaults(func=_cmd_demo)
@@ -186,6 +267,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capture", type=int, metavar="I", help="process only capture I")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_process)
+
+    p = sub.add_parser("node", help="run a radio node that streams to the fusion host",
+                       description="Open the configuration's radio, transmit the frame, capture and stream captures "
+                                   "(or local detections, stream.send = 'detections') to the host over ZeroMQ. "
+                                   "Stops after stream.frames frames, or on SIGINT/SIGTERM; prints its counters.")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: the built-in demo scene)")
+    p.add_argument("--node-id", metavar="ID", help="which node of the scene/configuration this is")
+    p.add_argument("--endpoint", metavar="URL", help="override stream.host_endpoint (tcp://HOST:PORT)")
+    p.add_argument("--frames", type=int, metavar="N", help="override stream.frames")
+    p.set_defaults(func=_cmd_node)
+
+    p = sub.add_parser("host", help="run the fusion host that receives from nodes",
+                       description="Receive from every node, sense captures off the receiving thread, count loss and "
+                                   "latency per node, publish detections; stop on SIGINT/SIGTERM, after --timeout, or "
+                                   "when every node of --nodes has sent its last heartbeat.")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: the built-in demo scene)")
+    p.add_argument("--endpoint", metavar="URL", help="override stream.host_endpoint")
+    p.add_argument("--publish", metavar="URL", help="override stream.publish_endpoint")
+    p.add_argument("--nodes", metavar="A,B", help="stop when these nodes have finished")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--record", metavar="DIR", help="record every node's captures to DIR/<node>.sigmf-meta")
+    p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
+    p.set_defaults(func=_cmd_host)
+
+    p = sub.add_parser("keys", help="create a ZeroMQ CURVE key pair",
+                       description="Write NAME.key (public) and NAME.key_secret (secret, mode 0600) into DIR.")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for the key files")
+    p.add_argument("--name", default="node", help="base name of the key files (default node)")
+    p.set_defaults(func=_cmd_keys)
 
     p = sub.add_parser("record", help="record frames from a radio into a SigMF recording",
                        description="Open the configuration's radio (sim, replay, pluto, usrp), transmit its frame "

@@ -53,6 +53,7 @@ __all__ = [
     "RisConfig",
     "SceneConfig",
     "SensingConfig",
+    "StreamConfig",
     "from_dict",
     "load",
     "loads",
@@ -440,6 +441,10 @@ class FrameConfig:
             return
         key = "cp_samples" if self.cp_samples is not None else "cp_duration_s"
         values = explicit if isinstance(explicit, tuple) else (explicit,)
+        for v in values:
+            if not (math.isfinite(v) and 0 <= v <= (1.0 if key == "cp_duration_s" else 65536)):
+                _fail(key, v, "0 ... 1 s" if key == "cp_duration_s" else "0 ... 65536 samples",
+                      "give a CP shorter than the useful symbol")
         n_sym, per_slot = self.total_symbols, symbols_per_slot(self.cyclic_prefix)
         if len(values) not in (1, n_sym, per_slot):
             _fail(key, explicit, f"1 value, {per_slot} (one slot) or {n_sym} (every symbol) values",
@@ -1044,6 +1049,83 @@ class SensingConfig:
         _check_choice("sync", self.sync, ("capture", "correlate"))
 
 
+# ---- streaming -----------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamConfig:
+    """How nodes stream to the fusion host over ZeroMQ (see ``docs/wire-format.md``).
+
+    Parameters
+    ----------
+    host_endpoint : str
+        Where the host's PULL socket binds and the nodes' PUSH sockets
+        connect, e.g. ``tcp://127.0.0.1:5555``.  Loopback unless told otherwise.
+    publish_endpoint : str
+        Where the host publishes results (detections, later estimates and
+        tracks) for displays and recorders.
+    send: str
+        What a node sends: ``capture`` (IQ) or ``detections`` (it senses locally).
+    send_hwm : int
+        Messages a node queues before dropping (counted), 1 ... 10000.
+    heartbeat_s : float
+        Interval of node heartbeats, s.
+    frames : int
+        A node stops after this many frames (0: until stopped).
+    frame_rate_hz : float
+        Captures per second a node paces itself to (0: as fast as it can).
+    align_window_s : float
+        Captures of different nodes whose t0 lie within this window are one
+        time-aligned set at the host.
+    queue_size : int
+        Captures waiting for processing at the host before new ones are dropped.
+    max_message_mb : float
+        Largest message accepted, MiB.
+    curve_server_secret, curve_server_public : str
+        Host key files (``sdr-isac keys``); empty disables CURVE.
+    curve_client_secret, curve_client_public : str
+        Node key files.
+    curve_allowed : tuple of str
+        Public key files of the nodes the host accepts (CURVE only).
+    """
+
+    host_endpoint: str = "tcp://127.0.0.1:5555"
+    publish_endpoint: str = "tcp://127.0.0.1:5556"
+    send: str = "capture"
+    send_hwm: int = 16
+    heartbeat_s: float = 1.0
+    frames: int = 0
+    frame_rate_hz: float = 0.0
+    align_window_s: float = 1e-3
+    queue_size: int = 64
+    max_message_mb: float = 256.0
+    curve_server_secret: str = ""
+    curve_server_public: str = ""
+    curve_client_secret: str = ""
+    curve_client_public: str = ""
+    curve_allowed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("host_endpoint", "publish_endpoint"):
+            value = getattr(self, key)
+            if not value.startswith(("tcp://", "ipc://", "inproc://")):
+                _fail(key, value, "a ZeroMQ endpoint tcp://HOST:PORT, ipc://PATH or inproc://NAME",
+                      "e.g. tcp://127.0.0.1:5555")
+        _check_choice("send", self.send, ("capture", "detections"))
+        _check_range("send_hwm", self.send_hwm, 1, 10000, "messages")
+        _check_range("heartbeat_s", self.heartbeat_s, 0.01, 3600.0, "s")
+        if self.frames < 0:
+            _fail("frames", self.frames, "0 (until stopped) or a positive count", "set frames >= 0")
+        _check_range("frame_rate_hz", self.frame_rate_hz, 0.0, 1e5, "Hz")
+        _check_range("align_window_s", self.align_window_s, 0.0, 10.0, "s")
+        _check_range("queue_size", self.queue_size, 1, 100000, "captures")
+        _check_range("max_message_mb", self.max_message_mb, 0.001, 4096.0, "MiB")
+        if self.curve_server_secret and not self.curve_server_public:
+            _fail("curve_server_public", self.curve_server_public, "the host's public key file beside its secret one",
+                  "run sdr-isac keys and set both")
+        if self.curve_client_secret and not self.curve_server_public:
+            _fail("curve_server_public", self.curve_server_public, "the host's public key file on a CURVE node",
+                  "copy the host's NAME.key to the node and set curve_server_public")
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole sdr_isac configuration file.
@@ -1062,6 +1144,8 @@ class Config:
         The simulated world, for ``radio.kind = 'sim'``.
     sensing : SensingConfig
         Range-Doppler processing and detection.
+    stream : StreamConfig
+        Node-to-host streaming.
     """
 
     name: str = "default"
@@ -1070,6 +1154,7 @@ class Config:
     radio: RadioConfig = field(default_factory=RadioConfig)
     scene: SceneConfig | None = None
     sensing: SensingConfig = field(default_factory=SensingConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:

@@ -55,16 +55,22 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path):
                                   "set numerology within that range")
 
 
-def test_demo_senses_and_decodes(tmp_path):
+def test_demo_streams_senses_and_decodes(tmp_path):
     out = run("demo", "--snr-db", "30", "--frames", "3", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (tmp_path / "range_doppler.png").stat().st_size > 10_000
-    # the seeded demo scene: both moving targets found in every frame, errors within 3 sqrt(CRB)
-    assert summary["all_targets_detected"] and "all targets detected: True" in out.stdout
-    assert summary["max_range_error_over_crb"] < 3 and summary["max_velocity_error_over_crb"] < 3
-    for frame in summary["per_frame"]:
-        assert {t["target"] for t in frame["targets"]} == {"car", "cyclist"}
+    stats = json.loads((tmp_path / "stream_stats.json").read_text())
+    for node in ("bs0", "bs1"):
+        node_stats = stats["nodes"][node]
+        # every frame a node sent reached the host and was sensed (loopback, no loss)
+        assert node_stats["node_sent"] == 3 and node_stats["received"] == 3 and node_stats["processed"] == 3
+        assert node_stats["lost"] == 0 and node_stats["latency_mean_s"] is not None
+        summary = json.loads((tmp_path / node / "summary.json").read_text())
+        assert (tmp_path / node / "range_doppler.png").stat().st_size > 10_000
+        # the seeded demo scene: both moving targets found in every frame, errors within 3 sqrt(CRB)
+        assert summary["all_targets_detected"], summary
+        assert summary["max_range_error_over_crb"] < 3 and summary["max_velocity_error_over_crb"] < 3
+        for frame in summary["per_frame"]:
+            assert {t["target"] for t in frame["targets"]} == {"car", "cyclist"}
     row = re.search(r"^mmse\s+([\d.]+)\s+(-?[\d.]+)\s+([\d.e+-]+)", out.stdout, re.M)
     assert row, out.stdout
     evm_percent, ber = float(row.group(1)), float(row.group(3))

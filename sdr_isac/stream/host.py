@@ -1,0 +1,276 @@
+"""The fusion host: receives from many nodes, senses off the receiving thread, publishes results.
+
+``sdr-isac host --config FILE``.  One PULL socket receives every node's
+messages; a receiving thread decodes them strictly (a malformed message is
+counted in ``rejected`` and dropped, never unpickled), counts loss per node
+from sequence gaps, measures latency from the sender's timestamp, and queues
+captures for a worker thread that runs the sensing pipeline and publishes
+detections on a PUB socket (topic ``detections/<node>``).  Captures of
+different nodes whose ``t0`` fall within ``stream.align_window_s`` form a
+time-aligned set (for the fusion stages).  Incoming captures can be recorded
+to SigMF, one recording per node.  ``stop()`` (or SIGINT/SIGTERM in the
+command) ends both threads and closes the recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from sdr_isac import config as config_mod
+from sdr_isac import sensing
+from sdr_isac.errors import SdrIsacError, WireFormatError
+from sdr_isac.recording import RecordingWriter
+from sdr_isac.stream import wire
+from sdr_isac.stream.security import secure_server
+
+__all__ = ["FusionHost", "NodeStats"]
+
+
+class NodeStats:
+    """Counters of one node at the host."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.processed = 0
+        self.lost = 0
+        self.restarts = 0
+        self.failed = 0
+        self.overflow = 0
+        self.last_seq: int | None = None
+        self.latencies: list[float] = []
+        self.heartbeat: dict[str, Any] = {}
+        self.detections: list[dict[str, Any]] = []
+
+    def on_seq(self, seq: int) -> None:
+        """Count gaps; a sequence that goes back means the node restarted."""
+        if self.last_seq is not None:
+            if seq > self.last_seq + 1:
+                self.lost += seq - self.last_seq - 1
+            elif seq <= self.last_seq:
+                self.restarts += 1
+        self.last_seq = seq
+
+    def settled(self) -> bool:
+        """Every received message processed, failed or dropped."""
+        return self.processed + self.failed + self.overflow >= self.received
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        lat = sorted(self.latencies)
+        return {"received": self.received, "processed": self.processed, "failed": self.failed,
+                "dropped_at_host": self.overflow, "lost": self.lost,
+                "restarts": self.restarts, "last_seq": self.last_seq,
+                "latency_mean_s": sum(lat) / len(lat) if lat else None,
+                "latency_max_s": lat[-1] if lat else None,
+                "node_sent": self.heartbeat.get("frames_sent"), "node_dropped": self.heartbeat.get("frames_dropped"),
+                "node_captured": self.heartbeat.get("captured")}
+
+
+class FusionHost:
+    """Receives, senses and publishes.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``stream`` gives the endpoints and limits; ``sensing`` the processing;
+        ``frame`` the waveform of captures that carry none.
+    record_dir : str or Path, optional
+        Record every node's captures to ``record_dir/<node>.sigmf-meta``.
+    context : zmq.Context, optional
+    """
+
+    def __init__(self, cfg: config_mod.Config, record_dir: str | Path | None = None,
+                 context: zmq.Context | None = None):
+        self.cfg = cfg
+        self.context = context or zmq.Context.instance()
+        self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
+        self.rejected = 0
+        self.overflow = 0
+        self.aligned_sets = 0
+        self.errors: list[str] = []
+        self._queue: queue.Queue[wire.Message | None] = queue.Queue(maxsize=cfg.stream.queue_size)
+        self._stop = threading.Event()
+        self._record_dir = Path(record_dir) if record_dir else None
+        self._writers: dict[str, RecordingWriter] = {}
+        self._recent_t0: dict[str, float] = {}
+        self.last_results: dict[str, tuple[Any, Any]] = {}      # node -> (SensingResult, truth paths)
+        self._lock = threading.Lock()
+        self._pull = self.context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        self._pull.setsockopt(zmq.RCVHWM, 64)
+        self._pull.setsockopt(zmq.MAXMSGSIZE, int(cfg.stream.max_message_mb * 2**20))
+        self._auth = secure_server(self._pull, self.context, cfg.stream)
+        self._pull.bind(cfg.stream.host_endpoint)
+        self._pub = self.context.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._pub.setsockopt(zmq.SNDHWM, 64)
+        self._pub.bind(cfg.stream.publish_endpoint)
+        self._threads = [threading.Thread(target=self._receive, name="host-receive", daemon=True),
+                         threading.Thread(target=self._work, name="host-work", daemon=True)]
+
+    # ---- life cycle ---------------------------------------------------------------
+    def start(self) -> FusionHost:
+        """Start the receiving and processing threads."""
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop both threads, close sockets and finish the recordings."""
+        self._stop.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout_s)
+        for writer in self._writers.values():
+            writer.close()
+        self._pull.close()
+        self._pub.close()
+        if self._auth is not None:
+            self._auth.stop()
+
+    def __enter__(self) -> FusionHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters per node and overall."""
+        with self._lock:
+            return {"nodes": {k: v.to_dict() for k, v in sorted(self.nodes.items())}, "rejected": self.rejected,
+                    "queue_overflow": self.overflow, "aligned_sets": self.aligned_sets, "errors": self.errors[-20:]}
+
+    def write_stats(self, path: str | Path) -> None:
+        """Write :meth:`stats` as JSON (atomically)."""
+        target = Path(path)
+        tmp = target.with_suffix(target.suffix + ".part")
+        tmp.write_text(json.dumps(self.stats(), indent=2))
+        tmp.replace(target)
+
+    # ---- threads ------------------------------------------------------------------
+    def _receive(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._pull, zmq.POLLIN)
+        max_bytes = int(self.cfg.stream.max_message_mb * 2**20)
+        while not self._stop.is_set():
+            if not dict(poller.poll(100)):
+                continue
+            try:
+                frames = self._pull.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                continue
+            except zmq.ZMQError:
+                break
+            received_s = time.time()
+            try:
+                msg = wire.decode(frames, max_bytes=max_bytes)
+            except WireFormatError as err:
+                with self._lock:
+                    self.rejected += 1
+                    self.errors.append(f"rejected: {err}")
+                continue
+            self._account(msg, received_s)
+
+    def _account(self, msg: wire.Message, received_s: float) -> None:
+        with self._lock:
+            node = self.nodes[msg.node_id]
+            if msg.kind == "heartbeat":
+                node.heartbeat = dict(msg.header.get("stats", {}))
+                return
+            node.received += 1
+            node.on_seq(msg.seq)
+            node.latencies.append(max(received_s - msg.sent_s, 0.0))
+            self._align(msg)
+        if msg.kind == "detections":
+            self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header.get("detections", []))
+            with self._lock:
+                node.processed += 1
+                node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s,
+                                        "detections": msg.header.get("detections", []),
+                                        "truth": msg.header.get("truth")})
+            return
+        if msg.kind == "capture":
+            try:
+                self._queue.put_nowait(msg)
+            except queue.Full:
+                with self._lock:
+                    self.overflow += 1
+                    self.nodes[msg.node_id].overflow += 1
+
+    def _align(self, msg: wire.Message) -> None:
+        """Count captures of other nodes within the alignment window of this one (a time-aligned set)."""
+        self._recent_t0[msg.node_id] = msg.t0_s
+        others = [t for n, t in self._recent_t0.items() if n != msg.node_id]
+        if others and all(abs(t - msg.t0_s) <= self.cfg.stream.align_window_s for t in others):
+            self.aligned_sets += 1
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if msg is None:
+                break
+            try:
+                capture = wire.decode_capture(msg)
+                self._record(capture)
+                result = sensing.process(capture, capture.frame or self.cfg.frame, self.cfg.sensing)
+            except SdrIsacError as err:
+                with self._lock:
+                    self.errors.append(f"{msg.node_id}/{msg.seq}: {err}")
+                    self.nodes[msg.node_id].failed += 1
+                continue
+            dets = [d.to_dict() for d in result.detections]
+            self.last_results[capture.node_id] = (result, (capture.metadata.get("truth") or {}).get("paths", []))
+            self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets)
+            with self._lock:
+                node = self.nodes[capture.node_id]
+                node.processed += 1
+                node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
+                                        "truth": capture.metadata.get("truth")})
+
+    def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]]) -> None:
+        frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections)
+        try:
+            self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass                                          # a slow subscriber loses results, never the host
+
+    def _record(self, capture: Any) -> None:
+        if self._record_dir is None:
+            return
+        writer = self._writers.get(capture.node_id)
+        if writer is None:
+            self._record_dir.mkdir(parents=True, exist_ok=True)
+            writer = RecordingWriter(self._record_dir / capture.node_id, sample_rate_hz=capture.sample_rate_hz,
+                                     center_freq_hz=capture.center_freq_hz, num_channels=capture.num_channels,
+                                     frame=capture.frame, node={"id": capture.node_id}, overwrite=True)
+            self._writers[capture.node_id] = writer
+        meta = dict(capture.metadata)
+        truth = meta.pop("truth", None)
+        from dataclasses import replace
+        writer.append(replace(capture, metadata=meta), truth=truth)
+
+    def finished(self, nodes: set[str]) -> bool:
+        """Whether every node in ``nodes`` sent its final heartbeat and everything received is processed."""
+        with self._lock:
+            return all(n in self.nodes and bool(self.nodes[n].heartbeat.get("final")) and self.nodes[n].settled()
+                       for n in nodes)
+
+    def detections_by_node(self) -> dict[str, list[dict[str, Any]]]:
+        """Every node's processed results so far."""
+        with self._lock:
+            return {k: list(v.detections) for k, v in self.nodes.items()}

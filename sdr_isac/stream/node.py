@@ -1,0 +1,118 @@
+"""The node agent: a radio's captures (or its own detections) streamed to the fusion host.
+
+``sdr-isac node --config FILE [--node-id ID]``.  The node transmits its frame
+cyclically, captures frame after frame, optionally senses locally, and sends
+each result as one wire message on a PUSH socket connected to the host.
+The socket queues at most ``stream.send_hwm`` messages and only on a live
+connection (``ZMQ_IMMEDIATE``): when the host is slow or gone, new messages
+are dropped and counted, so memory never grows; ZeroMQ reconnects by itself
+when the host comes back.  A heartbeat with the counters goes out every
+``stream.heartbeat_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from sdr_isac import config as config_mod
+from sdr_isac import radio, sensing
+from sdr_isac.stream import wire
+from sdr_isac.stream.security import secure_client
+from sdr_isac.waveform import IsacFrame
+
+__all__ = ["NodeAgent"]
+
+
+class NodeAgent:
+    """Streams one node.
+
+    Parameters
+    ----------
+    cfg : Config
+        The whole configuration (radio, frame, scene, sensing, stream).
+    node_id : str, optional
+        Overrides ``cfg.radio.node_id`` (one file, several simulated nodes).
+    context : zmq.Context, optional
+    """
+
+    def __init__(self, cfg: config_mod.Config, node_id: str | None = None, context: zmq.Context | None = None):
+        if node_id:
+            cfg = dataclasses.replace(cfg, radio=dataclasses.replace(cfg.radio, node_id=node_id))
+        self.cfg = cfg
+        self.node_id = cfg.radio.node_id
+        self.context = context or zmq.Context.instance()
+        self.stats: dict[str, Any] = {"node_id": self.node_id, "sent": 0, "dropped": 0, "captured": 0,
+                                      "frames_sent": 0, "frames_dropped": 0, "heartbeats": 0,
+                                      "started_s": time.time()}
+
+    def _socket(self) -> zmq.Socket:
+        sock = self.context.socket(zmq.PUSH)
+        sock.setsockopt(zmq.SNDHWM, self.cfg.stream.send_hwm)
+        sock.setsockopt(zmq.IMMEDIATE, 1)          # queue only on a live connection: no unbounded backlog
+        sock.setsockopt(zmq.LINGER, 200)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        secure_client(sock, self.cfg.stream)
+        sock.connect(self.cfg.stream.host_endpoint)
+        return sock
+
+    def _send(self, sock: zmq.Socket, frames: list[Any]) -> bool:
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.stats["dropped"] += 1
+            return False
+        self.stats["sent"] += 1
+        return True
+
+    def run(self, stop: threading.Event | None = None) -> dict[str, Any]:
+        """Capture and send until ``stream.frames`` are done or ``stop`` is set; returns the counters."""
+        stop = stop or threading.Event()
+        cfg = self.cfg
+        sock = self._socket()
+        try:
+            with radio.open_radio(cfg) as r:
+                frame = IsacFrame(r.frame if r.frame is not None else cfg.frame)
+                if r.can_transmit:
+                    r.tx(frame.samples(), cyclic=True)
+                seq = 0
+                beat_seq = 0
+                next_beat = time.monotonic()
+                period = 1.0 / cfg.stream.frame_rate_hz if cfg.stream.frame_rate_hz else 0.0
+                next_frame = time.monotonic()
+                while not stop.is_set() and (not cfg.stream.frames or seq < cfg.stream.frames):
+                    if period:
+                        delay = next_frame - time.monotonic()
+                        if delay > 0 and stop.wait(delay):
+                            break
+                        next_frame += period
+                    capture = r.rx(r.capture_length(frame.num_samples))
+                    self.stats["captured"] += 1
+                    if cfg.stream.send == "detections":
+                        result = sensing.process(capture, frame, cfg.sensing)
+                        frames = wire.encode_detections(self.node_id, seq, capture.t0_s, result.detections,
+                                                        truth=capture.metadata.get("truth"))
+                    else:
+                        frames = wire.encode_capture(dataclasses.replace(capture, seq=seq))
+                    self.stats["frames_sent" if self._send(sock, frames) else "frames_dropped"] += 1
+                    seq += 1
+                    if time.monotonic() >= next_beat:
+                        self._heartbeat(sock, beat_seq)
+                        beat_seq += 1
+                        next_beat = time.monotonic() + cfg.stream.heartbeat_s
+                self._heartbeat(sock, beat_seq, final=True)
+        finally:
+            sock.close(linger=500)
+        self.stats["stopped_s"] = time.time()
+        self.stats["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+        return dict(self.stats)
+
+    def _heartbeat(self, sock: zmq.Socket, seq: int, final: bool = False) -> None:
+        self.stats["heartbeats"] += 1
+        stats = {k: v for k, v in self.stats.items() if k != "node_id"}
+        self._send(sock, wire.encode_heartbeat(self.node_id, seq, {**stats, "final": final}))

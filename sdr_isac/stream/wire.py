@@ -1,0 +1,656 @@
+"""The wire format: one ZeroMQ multipart message per capture, detection list, heartbeat or command.
+
+A message is a list of frames ``[topic, header, *buffers]`` (see
+``docs/wire-format.md`` for the full specification):
+
+- ``topic``: ``f"{kind}/{node_id}"`` in ASCII, so that SUB sockets can filter
+  by prefix;
+- ``header``: one JSON object in UTF-8 with the schema version ``v``, the
+  ``kind``, the ``node_id``, the sequence number ``seq``, the timestamps
+  ``t0_s`` and ``sent_s``, the dtype and shape of each buffer in ``arrays``,
+  and the fields of that kind;
+- ``buffers``: the raw bytes of each array, C order, little-endian, sent
+  without a copy.
+
+This module works on bytes only (no sockets), so every rule is testable
+without ZeroMQ.  :func:`decode` trusts nothing: anything that is not exactly
+a message of this schema raises :class:`~sdr_isac.errors.WireFormatError`
+naming the field, the value and what is allowed.  Nothing received is ever
+unpickled or evaluated; the header is JSON and the buffers are numbers.
+
+Example
+-------
+>>> import numpy as np
+>>> from sdr_isac.stream import wire
+>>> frames = wire.encode("control", "bs1", 7, arrays=[np.arange(3, dtype=np.int16)], command="stop")
+>>> bytes(frames[0])
+b'control/bs1'
+>>> msg = wire.decode(frames)
+>>> msg.kind, msg.node_id, msg.seq, msg.header["command"], msg.arrays[0].tolist()
+('control', 'bs1', 7, 'stop', [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sdr_isac.capture import Capture
+from sdr_isac.config import FrameConfig, from_dict
+from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
+from sdr_isac.recording._format import to_json
+from sdr_isac.recording.reader import _drop_none
+from sdr_isac.sensing.detection import Detection
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "KINDS",
+    "DTYPES",
+    "DEFAULT_MAX_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_ARRAYS",
+    "MAX_NDIM",
+    "MAX_DEPTH",
+    "Message",
+    "encode",
+    "decode",
+    "encode_capture",
+    "decode_capture",
+    "encode_detections",
+    "decode_detections",
+    "encode_heartbeat",
+    "encode_control",
+]
+
+#: Major version of the header schema; a receiver rejects every other value.
+SCHEMA_VERSION = 1
+#: Message kinds.
+KINDS = ("capture", "detections", "estimates", "tracks", "heartbeat", "control")
+#: Default limit on the size of one message (all frames together), bytes.
+DEFAULT_MAX_BYTES = 256 * 2**20
+#: Limit on the JSON header frame, bytes.
+MAX_HEADER_BYTES = 4 * 2**20
+#: Limit on the number of array buffers in one message.
+MAX_ARRAYS = 16
+#: Limit on the dimensions of one array.
+MAX_NDIM = 8
+#: Limit on the nesting of lists and objects in the header.
+MAX_DEPTH = 32
+#: Array dtypes allowed on the wire and their (little-endian) layout.
+DTYPES: dict[str, np.dtype[Any]] = {
+    "complex64": np.dtype("<c8"),
+    "complex128": np.dtype("<c16"),
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "int16": np.dtype("<i2"),
+    "int32": np.dtype("<i4"),
+    "uint8": np.dtype("u1"),
+    "bool": np.dtype("?"),
+}
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_MAX_ID_LEN = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_COMMON = ("v", "kind", "node_id", "seq", "t0_s", "sent_s", "arrays")
+_CAPTURE_FIELDS = ("sample_rate_hz", "center_freq_hz", "frame_offset", "frame", "metadata")
+_GEOMETRIES = ("monostatic", "bistatic")
+
+
+@dataclass(frozen=True, eq=False)
+class Message:
+    """One decoded message.
+
+    Attributes
+    ----------
+    topic : bytes
+        ``f"{kind}/{node_id}"`` in ASCII.
+    header : dict
+        The JSON header: ``v``, ``kind``, ``node_id``, ``seq``, ``t0_s``,
+        ``sent_s``, ``arrays`` and the fields of the kind.
+    arrays : tuple of ndarray
+        One read-only array per buffer frame, a view of the received bytes
+        with the dtype and shape given in ``header["arrays"]``.
+    """
+
+    topic: bytes
+    header: dict[str, Any]
+    arrays: tuple[NDArray[Any], ...]
+
+    @property
+    def kind(self) -> str:
+        """One of :data:`KINDS`."""
+        return str(self.header["kind"])
+
+    @property
+    def node_id(self) -> str:
+        """The sending node."""
+        return str(self.header["node_id"])
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of this message at its node and kind (>= 0)."""
+        return int(self.header["seq"])
+
+    @property
+    def t0_s(self) -> float:
+        """Time of the data (first sample of a capture) on the node's clock, s."""
+        return float(self.header["t0_s"])
+
+    @property
+    def sent_s(self) -> float:
+        """Wall-clock time (Unix epoch) at which the node encoded the message, s."""
+        return float(self.header["sent_s"])
+
+
+# ---- errors and value checks ----------------------------------------------------------------
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _fail(field: str, value: Any, allowed: str, fix: str = "") -> NoReturn:
+    raise WireFormatError(f"{field} = {_short(value)}: allowed {allowed}" + (f"; {fix}" if fix else ""))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_id(field: str, value: Any) -> str:
+    if not (isinstance(value, str) and 0 < len(value) <= _MAX_ID_LEN and set(value) <= _ID_CHARS):
+        _fail(field, value, f"a string of 1 ... {_MAX_ID_LEN} characters from A-Z a-z 0-9 _ . -",
+              "rename it")
+    return value
+
+
+def _check_number(field: str, value: Any, unit: str, low: float | None = None, *, strict: bool = False) -> float:
+    bound = f" {'>' if strict else '>='} {low:g} {unit}" if low is not None else f" in {unit}"
+    if not _is_number(value) or not math.isfinite(value) or (
+            low is not None and (value <= low if strict else value < low)):
+        _fail(field, value, "a finite number" + bound)
+    return float(value)
+
+
+def _check_count(field: str, value: Any) -> int:
+    if not _is_int(value) or not 0 <= value <= _INT_MAX:
+        _fail(field, value, f"an integer 0 ... {_INT_MAX}")
+    return int(value)
+
+
+def _path(field: str, path: tuple[str | int, ...]) -> str:
+    return field + "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in path)
+
+
+def _check_tree(value: Any, field: str) -> None:
+    """Check that ``value`` is plain JSON within the limits: types, depth, finite floats, 64-bit ints, UTF-8."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                _fail(_path(field, path), item, "integers that fit in 64 bits (-2**63 ... 2**63 - 1)")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                _fail(_path(field, path), item, "finite numbers (JSON has no NaN or infinity)",
+                      "send None or a finite value")
+        elif isinstance(item, str):
+            _check_text(field, path, item)
+        elif isinstance(item, (dict, list)):
+            if len(path) >= MAX_DEPTH:
+                _fail(_path(field, path), "...", f"lists and objects nested at most {MAX_DEPTH} deep",
+                      "flatten the value")
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    if not isinstance(key, str):
+                        _fail(_path(field, path) + " key", key, "string keys")
+                    _check_text(field, (*path, key), key)
+                    stack.append((sub, (*path, key)))
+            else:
+                stack.extend((sub, (*path, i)) for i, sub in enumerate(item))
+        else:
+            _fail(_path(field, path), item, "JSON values (None, bool, int, float, str, list, dict with string keys)")
+
+
+def _check_text(field: str, path: tuple[str | int, ...], text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _fail(_path(field, path), text, "valid Unicode text (no lone surrogates)")
+
+
+def _json_field(name: str, value: Any) -> Any:
+    """``value`` made JSON-ready (numpy scalars, tuples, dataclasses converted), or WireFormatError."""
+    try:
+        out = to_json(value, name)
+    except RecordingError as err:
+        raise WireFormatError(str(err)) from err
+    _check_tree(out, name)
+    return out
+
+
+# ---- the header ----------------------------------------------------------------------------
+def _check_common(header: dict[str, Any]) -> None:
+    """Check ``v``, ``kind``, ``node_id``, ``seq``, ``t0_s``, ``sent_s``; normalise the times to float."""
+    version = header.get("v")
+    if not _is_int(version) or version != SCHEMA_VERSION:
+        _fail("v", version, f"schema version {SCHEMA_VERSION}",
+              "the sender speaks another major version of the wire format; run the same sdr_isac version on both")
+    kind = header.get("kind")
+    if kind not in KINDS:
+        _fail("kind", kind, ", ".join(KINDS))
+    _check_id("node_id", header.get("node_id"))
+    _check_count("seq", header.get("seq"))
+    for name in ("t0_s", "sent_s"):
+        header[name] = _check_number(name, header.get(name), "s")
+
+
+def _check_specs(specs: Any) -> list[tuple[np.dtype[Any], tuple[int, ...]]]:
+    """The ``arrays`` entries as ``(dtype, shape)``."""
+    if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
+        _fail("arrays", specs, f"a list of at most {MAX_ARRAYS} {{\"dtype\", \"shape\"}} objects")
+    out = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape"}:
+            _fail(f"arrays[{i}]", spec, 'an object with exactly the keys "dtype" and "shape"')
+        dtype, shape = spec["dtype"], spec["shape"]
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            _fail(f"arrays[{i}].dtype", dtype, ", ".join(DTYPES))
+        if not (isinstance(shape, list) and len(shape) <= MAX_NDIM and all(_is_int(n) and n >= 0 for n in shape)):
+            _fail(f"arrays[{i}].shape", shape, f"a list of at most {MAX_NDIM} non-negative integers")
+        out.append((DTYPES[dtype], tuple(shape)))
+    return out
+
+
+def _check_kind(header: dict[str, Any]) -> None:
+    """Check the fields that the header's kind requires."""
+    kind = header["kind"]
+    if kind == "capture":
+        _check_capture_fields(header)
+    elif kind == "detections":
+        dets = header.get("detections")
+        if not isinstance(dets, list):
+            _fail("detections", dets, "a list of detection objects")
+        for i, det in enumerate(dets):
+            _check_detection(f"detections[{i}]", det)
+    elif kind == "heartbeat":
+        if not isinstance(header.get("stats"), dict):
+            _fail("stats", header.get("stats"), "an object of node statistics")
+    elif kind == "control":
+        _check_id("command", header.get("command"))
+
+
+def _check_capture_fields(header: dict[str, Any]) -> None:
+    specs = _check_specs(header.get("arrays", "missing"))
+    if len(specs) != 1 or specs[0][0] != DTYPES["complex64"] or len(specs[0][1]) != 2 or specs[0][1][0] < 1:
+        _fail("arrays", header["arrays"], "one complex64 array of shape [num_channels >= 1, num_samples] "
+              "(the iq samples)")
+    _check_number("sample_rate_hz", header.get("sample_rate_hz"), "Hz", 0.0, strict=True)
+    _check_number("center_freq_hz", header.get("center_freq_hz"), "Hz", 0.0)
+    _check_count("frame_offset", header.get("frame_offset"))
+    frame = header.get("frame", "missing")
+    if frame is not None and not isinstance(frame, dict):
+        _fail("frame", frame, "null or an object of FrameConfig fields")
+    if not isinstance(header.get("metadata"), dict):
+        _fail("metadata", header.get("metadata", "missing"), "an object")
+
+
+def _detection_types() -> dict[str, tuple[str, bool]]:
+    """Detection field -> (base type name, None allowed), from its annotations."""
+    out = {}
+    for f in dataclasses.fields(Detection):
+        annotation = str(f.type)
+        out[f.name] = (annotation.split("|")[0].strip(), "None" in annotation)
+    return out
+
+
+_DETECTION_TYPES = _detection_types()
+
+
+def _check_detection(field: str, det: Any) -> None:
+    if not isinstance(det, dict) or set(det) != set(_DETECTION_TYPES):
+        _fail(field, det, f"an object with exactly the keys {', '.join(_DETECTION_TYPES)}")
+    for name, (base, optional) in _DETECTION_TYPES.items():
+        value = det[name]
+        if value is None and optional:
+            continue
+        if base == "float":
+            _check_number(f"{field}.{name}", value, "the unit its name ends in")
+        elif base == "int" and not _is_int(value):
+            _fail(f"{field}.{name}", value, "an integer")
+        elif base == "bool" and not isinstance(value, bool):
+            _fail(f"{field}.{name}", value, "true or false")
+        elif base == "str" and not isinstance(value, str):
+            _fail(f"{field}.{name}", value, "a string")
+    if det["geometry"] not in _GEOMETRIES:
+        _fail(f"{field}.geometry", det["geometry"], " or ".join(_GEOMETRIES))
+
+
+def _check_finite(i: int, arr: NDArray[Any], fix: str = "") -> None:
+    if arr.dtype.kind in "fc":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = np.unravel_index(int(np.argmin(finite)), arr.shape)
+            _fail(f"arrays[{i}]{list(map(int, bad))}", arr[bad].item(), "finite values", fix)
+
+
+# ---- encode ---------------------------------------------------------------------------------
+def _wire_array(i: int, array: Any) -> tuple[dict[str, Any], memoryview]:
+    """The header entry and the zero-copy byte view of one array."""
+    arr = np.asarray(array)
+    name = arr.dtype.name
+    if name not in DTYPES:
+        _fail(f"arrays[{i}].dtype", str(arr.dtype), ", ".join(DTYPES), "convert the array with .astype()")
+    if arr.ndim > MAX_NDIM:
+        _fail(f"arrays[{i}].shape", list(arr.shape), f"at most {MAX_NDIM} dimensions")
+    _check_finite(i, arr, "replace NaN and infinity before sending")
+    arr = arr.astype(DTYPES[name], order="C", copy=False)          # a copy only if strided or big-endian
+    return {"dtype": name, "shape": list(arr.shape)}, arr.reshape(-1).view(np.uint8).data
+
+
+def encode(kind: str, node_id: str, seq: int, *, t0_s: float = 0.0, arrays: Sequence[NDArray[Any]] = (),
+           **fields: Any) -> list[bytes | memoryview]:
+    """Encode one message as ZeroMQ frames.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    node_id : str
+        Sending node, 1 ... 64 characters from ``A-Z a-z 0-9 _ . -``.
+    seq : int
+        Sequence number, 0 ... 2**63 - 1.
+    t0_s : float
+        Time of the data on the node's clock, s (finite).
+    arrays : sequence of ndarray
+        At most :data:`MAX_ARRAYS` arrays of a dtype in :data:`DTYPES`, at
+        most :data:`MAX_NDIM` dimensions, finite values.  A C-contiguous
+        little-endian array is sent without a copy: keep it unchanged until
+        the frames are sent.
+    **fields
+        Further header fields, JSON values (None, bool, int, float, str,
+        lists, dicts with string keys; numpy scalars and real arrays, tuples
+        and dataclasses are converted).  Floats must be finite, integers fit
+        in 64 bits, nesting at most :data:`MAX_DEPTH`.  ``v`` and ``sent_s``
+        are reserved.
+
+    Returns
+    -------
+    list of bytes or memoryview
+        ``[topic, header, *buffers]``, ready for ``socket.send_multipart``.
+
+    Raises
+    ------
+    WireFormatError
+        A value that the receiver would reject, naming the field.
+    """
+    arrays = list(arrays)
+    reserved = sorted(set(fields) & set(_COMMON))
+    if reserved:
+        _fail(f"field {reserved[0]!r}", fields[reserved[0]], f"any field name except {', '.join(_COMMON)}",
+              "rename the field")
+    if len(arrays) > MAX_ARRAYS:
+        _fail("arrays", f"{len(arrays)} arrays", f"at most {MAX_ARRAYS}")
+    specs, buffers = [], []
+    for i, array in enumerate(arrays):
+        spec, buffer = _wire_array(i, array)
+        specs.append(spec)
+        buffers.append(buffer)
+    header: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": kind, "node_id": node_id,
+                              "seq": _json_field("seq", seq), "t0_s": _json_field("t0_s", t0_s),
+                              "sent_s": time.time(), "arrays": specs}
+    header.update({name: _json_field(name, value) for name, value in fields.items()})
+    _check_common(header)
+    _check_kind(header)
+    try:
+        text = json.dumps(header, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as err:
+        raise WireFormatError(f"header is not JSON: {err}; pass JSON values only") from err
+    if len(text) > MAX_HEADER_BYTES:
+        _fail("header size", f"{len(text)} bytes", f"at most {MAX_HEADER_BYTES} bytes", "send the bulk as arrays")
+    return [f"{kind}/{node_id}".encode("ascii"), text, *buffers]
+
+
+# ---- decode ---------------------------------------------------------------------------------
+def _frame_bytes(i: int, frame: Any) -> memoryview:
+    try:
+        view = memoryview(getattr(frame, "buffer", frame))
+        if not view.c_contiguous:
+            raise ValueError("not contiguous")
+        return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+    except (TypeError, ValueError, BufferError) as err:
+        raise WireFormatError(f"frame {i} is a {type(frame).__name__}: allowed bytes, a memoryview or a "
+                              f"zmq.Frame of contiguous bytes ({err})") from err
+
+
+def _reject_constant(token: str) -> NoReturn:
+    _fail("header number", token, "finite numbers (JSON has no NaN or Infinity)")
+
+
+def _parse_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        _fail("header number", token, "finite numbers (this one overflows a float64)")
+    return value
+
+
+def _parse_int(token: str) -> int:
+    if len(token.lstrip("-")) > 19 or not _INT_MIN <= int(token) <= _INT_MAX:
+        _fail("header integer", token, "integers that fit in 64 bits (-2**63 ... 2**63 - 1)")
+    return int(token)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            _fail("header key", key, "each key once per object")
+        out[key] = value
+    return out
+
+
+def _parse_header(raw: memoryview) -> dict[str, Any]:
+    if len(raw) > MAX_HEADER_BYTES:
+        _fail("header size", f"{len(raw)} bytes", f"at most {MAX_HEADER_BYTES} bytes")
+    try:
+        text = bytes(raw).decode("utf-8")
+        header = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float,
+                            parse_int=_parse_int, object_pairs_hook=_unique_keys)
+    except WireFormatError:
+        raise
+    except UnicodeDecodeError as err:
+        raise WireFormatError(f"header = {_short(bytes(raw[:80]))}: allowed UTF-8 text ({err.reason} at byte "
+                              f"{err.start}); the second frame must be the JSON header") from err
+    except (ValueError, RecursionError) as err:
+        raise WireFormatError(f"header = {_short(bytes(raw[:80]))}: allowed one JSON object ({err}); the second frame "
+                              "must be the JSON header") from err
+    if not isinstance(header, dict):
+        _fail("header", header, "a JSON object")
+    _check_tree(header, "header")
+    return header
+
+
+def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) -> NDArray[Any]:
+    expected = dtype.itemsize * math.prod(shape)
+    if expected != len(buffer):
+        _fail(f"frame {i + 2} size", f"{len(buffer)} bytes",
+              f"{expected} bytes = {dtype.itemsize} bytes ({dtype.name}) x {math.prod(shape)} items of arrays[{i}]"
+              f" shape {list(shape)}")
+    arr = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    arr.flags.writeable = False
+    if dtype.kind == "b" and np.any(np.frombuffer(buffer, dtype=np.uint8) > 1):
+        _fail(f"arrays[{i}]", "bytes other than 0 and 1", "bool bytes 0 or 1")
+    _check_finite(i, arr)
+    return arr
+
+
+def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+    """Decode and check one message.
+
+    Parameters
+    ----------
+    frames : sequence
+        The frames as received: bytes, memoryviews, or ``zmq.Frame`` objects
+        (anything with a ``buffer`` attribute, or exposing the buffer protocol).
+    max_bytes : int
+        Largest accepted message, all frames together, bytes.
+
+    Returns
+    -------
+    Message
+        Arrays are read-only views of the received buffers (no copy).
+
+    Raises
+    ------
+    WireFormatError
+        Anything that is not a message of this schema, naming the field, the
+        value and what is allowed.  No other exception escapes for any input.
+    """
+    try:
+        frames = list(frames)
+    except TypeError as err:
+        raise WireFormatError(f"frames is a {type(frames).__name__}: allowed a sequence of frames") from err
+    if not 2 <= len(frames) <= 2 + MAX_ARRAYS:
+        _fail("number of frames", len(frames), f"2 ... {2 + MAX_ARRAYS} (topic, JSON header, array buffers)")
+    views = [_frame_bytes(i, f) for i, f in enumerate(frames)]
+    total = sum(len(v) for v in views)
+    if total > max_bytes:
+        _fail("message size", f"{total} bytes", f"at most {max_bytes} bytes",
+              "send smaller captures or raise the receiver's max_bytes")
+    header = _parse_header(views[1])
+    _check_common(header)
+    topic = f"{header['kind']}/{header['node_id']}".encode("ascii")
+    if views[0] != topic:
+        _fail("topic", bytes(views[0][:80]), f"{topic!r} (kind/node_id of the header)")
+    specs = _check_specs(header.get("arrays", "missing"))
+    if len(specs) != len(views) - 2:
+        _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
+    arrays = tuple(_array(i, views[i + 2], dtype, shape) for i, (dtype, shape) in enumerate(specs))
+    _check_kind(header)
+    return Message(topic=topic, header=header, arrays=arrays)
+
+
+# ---- kinds ----------------------------------------------------------------------------------
+def _json_metadata(metadata: dict[Any, Any]) -> dict[str, Any]:
+    """The JSON-able entries of ``metadata`` (others are left out)."""
+    out = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            continue
+        try:
+            out[key] = _json_field(f"metadata.{key}", value)
+        except WireFormatError:
+            continue
+    return out
+
+
+def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> list[bytes | memoryview]:
+    """Encode a capture: kind ``capture``, its iq samples as the one buffer (no copy).
+
+    Header fields: ``sample_rate_hz``, ``center_freq_hz``, ``frame_offset``,
+    ``frame`` (the FrameConfig's fields, or None) and ``metadata`` (its
+    JSON-able entries; an entry that is not, e.g. a complex array, is left
+    out), plus the fields in ``extra``.
+    """
+    fields = {
+        "sample_rate_hz": capture.sample_rate_hz,
+        "center_freq_hz": capture.center_freq_hz,
+        "frame_offset": capture.frame_offset,
+        "frame": dataclasses.asdict(capture.frame) if capture.frame is not None else None,
+        "metadata": _json_metadata(capture.metadata),
+    }
+    clash = sorted(set(extra or {}) & set(fields))
+    if clash:
+        _fail(f"extra field {clash[0]!r}", (extra or {})[clash[0]], f"names other than {', '.join(fields)}")
+    return encode("capture", capture.node_id, capture.seq, t0_s=capture.t0_s, arrays=[capture.iq],
+                  **fields, **(extra or {}))
+
+
+def _expect_kind(msg: Message, kind: str) -> None:
+    if msg.header.get("kind") != kind:
+        _fail("kind", msg.header.get("kind"), repr(kind), f"pass only {kind} messages")
+
+
+def decode_capture(msg: Message) -> Capture:
+    """The :class:`~sdr_isac.capture.Capture` carried by a ``capture`` message.
+
+    Its ``iq`` is a read-only view of the received buffer.
+
+    Raises
+    ------
+    WireFormatError
+        The message is not a capture, or a field is invalid (the frame
+        description included), naming the field.
+    """
+    _expect_kind(msg, "capture")
+    _check_capture_fields(msg.header)
+    if len(msg.arrays) != 1:
+        _fail("arrays", f"{len(msg.arrays)} arrays", "one (the iq samples)")
+    h = msg.header
+    frame = None
+    if h["frame"] is not None:
+        try:
+            frame = from_dict(FrameConfig, _drop_none(h["frame"]))
+        except ConfigError as err:
+            raise WireFormatError(f"frame.{err.detail} (the capture's frame description)") from err
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
+            raise WireFormatError(f"frame = {_short(h['frame'])}: allowed the fields of a valid FrameConfig "
+                                  f"({type(err).__name__}: {err})") from err
+    try:
+        return Capture(iq=msg.arrays[0], sample_rate_hz=h["sample_rate_hz"], center_freq_hz=h["center_freq_hz"],
+                       t0_s=msg.t0_s, node_id=msg.node_id, seq=msg.seq, frame=frame,
+                       frame_offset=h["frame_offset"], metadata=h["metadata"])
+    except InputError as err:
+        raise WireFormatError(f"capture fields: {err}") from err
+
+
+def encode_detections(node_id: str, seq: int, t0_s: float, detections: Sequence[Detection],
+                      **fields: Any) -> list[bytes | memoryview]:
+    """Encode detections: kind ``detections``, ``detections`` a list of :meth:`Detection.to_dict` objects.
+
+    ``t0_s`` is the time of the capture they came from, s; ``fields`` are
+    further header fields (for example ``truth``).
+    """
+    dets = []
+    for i, det in enumerate(detections):
+        if not isinstance(det, Detection):
+            _fail(f"detections[{i}]", det, "a sdr_isac.sensing.Detection")
+        dets.append(det.to_dict())
+    return encode("detections", node_id, seq, t0_s=t0_s, detections=dets, **fields)
+
+
+def decode_detections(msg: Message) -> list[Detection]:
+    """The :class:`~sdr_isac.sensing.Detection` list of a ``detections`` message."""
+    _expect_kind(msg, "detections")
+    _check_kind(msg.header)
+    out = []
+    for det in msg.header["detections"]:
+        kwargs = dict(det)
+        for name, (base, _) in _DETECTION_TYPES.items():
+            if base == "float" and kwargs[name] is not None:
+                kwargs[name] = float(kwargs[name])
+        out.append(Detection(**kwargs))
+    return out
+
+
+def encode_heartbeat(node_id: str, seq: int, stats: dict[str, Any]) -> list[bytes | memoryview]:
+    """Encode a heartbeat: kind ``heartbeat``, ``stats`` an object of the node's counters."""
+    return encode("heartbeat", node_id, seq, stats=stats)
+
+
+def encode_control(node_id: str, seq: int, command: str, **fields: Any) -> list[bytes | memoryview]:
+    """Encode a command: kind ``control``, ``command`` a name (``A-Z a-z 0-9 _ . -``) and its arguments."""
+    return encode("control", node_id, seq, command=command, **fields)
