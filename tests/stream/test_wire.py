@@ -328,7 +328,7 @@ def test_capture_with_wrong_array_is_rejected() -> None:
     ({"bogus": 1}, r"^frame\.bogus: unknown key"),
     ({"prs": {"comb_size": 5}}, r"^frame\.prs\.comb_size = 5: allowed 2, 4, 6 or 12"),
     ({"num_rb": "51"}, r"^frame\.num_rb = '51': must be an integer"),
-    ({"cp_duration_s": 1e308, "cyclic_prefix": "explicit"}, r"^frame = .*allowed the fields of a valid FrameConfig"),
+    ({"cp_duration_s": 1e308, "cyclic_prefix": "explicit"}, r"^frame.cp_duration_s = 1e\+308: allowed 0 \.\.\. 1 s"),
 ])
 def test_decode_capture_rejects_a_bad_frame(frame_change: dict[str, Any], pattern: str) -> None:
     frames = _with_header(SAMPLES["capture1"], lambda h: h["frame"].update(frame_change))
