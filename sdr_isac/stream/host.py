@@ -124,15 +124,17 @@ class FusionHost:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop both threads, close sockets and finish the recordings."""
+        """Stop receiving, process what is already queued, close sockets and finish the recordings."""
         self._stop.set()
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            pass
-        for t in self._threads:
-            if t.is_alive():
-                t.join(timeout_s)
+        receiver, worker = self._threads
+        if receiver.is_alive():
+            receiver.join(timeout_s)
+        if worker.is_alive():
+            try:
+                self._queue.put(None, timeout=timeout_s)     # behind everything queued: the worker drains first
+            except queue.Full:
+                pass
+            worker.join(timeout_s)
         for writer in self._writers.values():
             writer.close()
         self._pull.close()
@@ -217,7 +219,7 @@ class FusionHost:
             self.aligned_sets += 1
 
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while True:                                            # ends at the None that stop() queues
             try:
                 msg = self._queue.get(timeout=0.1)
             except queue.Empty:

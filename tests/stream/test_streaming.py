@@ -204,3 +204,46 @@ def test_keys_command_refuses_to_overwrite(tmp_path):
     again = subprocess.run([sys.executable, "-m", "sdr_isac", "keys", "--out", str(tmp_path), "--name", "n1"],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "exist already" in again.stderr
+
+
+def test_a_node_reconnects_when_the_host_restarts(setup):
+    path, cfg = setup()
+    node = node_process(path, "a", 0, rate=40)
+    try:
+        with FusionHost(cfg) as first:
+            assert wait_for(lambda: first.stats()["nodes"].get("a", {}).get("received", 0) >= 3)
+        time.sleep(0.5)                               # the host is gone: the node drops and counts
+        with FusionHost(cfg) as second:
+            assert wait_for(lambda: second.stats()["nodes"].get("a", {}).get("received", 0) >= 3)
+            assert wait_for(lambda: (second.stats()["nodes"]["a"]["node_dropped"] or 0) > 0, 10)
+    finally:
+        node.send_signal(signal.SIGTERM)
+        out, _ = node.communicate(timeout=30)
+    assert node.returncode == 0                        # SIGTERM stops a node cleanly
+    assert json.loads(out.strip().splitlines()[-1])["frames_dropped"] > 0
+
+
+def test_host_process_stops_on_sigterm_and_finishes_its_recordings(setup, tmp_path):
+    from sdr_isac.recording import Recording
+
+    path, cfg = setup()
+    record = tmp_path / "rec"
+    host = subprocess.Popen([sys.executable, "-m", "sdr_isac", "host", "--config", str(path), "--record",
+                             str(record), "--out", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None and host.stdout.readline().startswith("host:")
+        node = node_process(path, "a", 4)
+        out, err = node.communicate(timeout=60)
+        assert node.returncode == 0, err
+        time.sleep(0.5)                               # the last frames reach the host's queue
+        host.send_signal(signal.SIGTERM)              # the host drains its queue, then closes the recordings
+        host.communicate(timeout=30)
+    finally:
+        host.kill()
+    assert host.returncode == 0
+    with Recording.open(record / "a.sigmf-meta") as rec:
+        assert rec.num_captures == 4
+        assert rec.truth(0)["paths"]
+    stats = json.loads((tmp_path / "out" / "stream_stats.json").read_text())
+    assert stats["nodes"]["a"]["received"] == 4
