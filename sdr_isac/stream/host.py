@@ -266,6 +266,18 @@ class FusionHost:
         from dataclasses import replace
         writer.append(replace(capture, metadata=meta), truth=truth)
 
+    def aligned(self) -> dict[str, dict[str, Any]]:
+        """The newest result of every node whose t0 lies within ``stream.align_window_s`` of the newest one.
+
+        This is the time-aligned set the node-level fusion works on: node id -> {seq, t0_s, detections, truth}.
+        """
+        with self._lock:
+            latest = {n: s.detections[-1] for n, s in self.nodes.items() if s.detections}
+        if not latest:
+            return {}
+        newest = max(item["t0_s"] for item in latest.values())
+        return {n: item for n, item in latest.items() if newest - item["t0_s"] <= self.cfg.stream.align_window_s}
+
     def finished(self, nodes: set[str]) -> bool:
         """Whether every node in ``nodes`` sent its final heartbeat and everything received is processed."""
         with self._lock:

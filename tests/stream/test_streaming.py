@@ -247,3 +247,21 @@ def test_host_process_stops_on_sigterm_and_finishes_its_recordings(setup, tmp_pa
         assert rec.truth(0)["paths"]
     stats = json.loads((tmp_path / "out" / "stream_stats.json").read_text())
     assert stats["nodes"]["a"]["received"] == 4
+
+
+def test_nodes_that_sense_locally_send_detections(setup):
+    path, cfg = setup('send = "detections"\nalign_window_s = 1e-4')
+    with FusionHost(cfg) as host:
+        procs = [node_process(path, n, 3) for n in ("a", "b")]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        assert wait_for(lambda: host.finished({"a", "b"}), 20)
+        stats = host.stats()
+        aligned = host.aligned()
+    for n in ("a", "b"):
+        assert stats["nodes"][n]["received"] == 3 and stats["nodes"][n]["processed"] == 3
+    # both nodes' third frames start at scene time 2 x 0.125 ms: one time-aligned set with both
+    assert set(aligned) == {"a", "b"} and {item["seq"] for item in aligned.values()} == {2}
+    near = [d for d in aligned["a"]["detections"] if abs(d["range_m"] - np.hypot(50.0, 5.0)) < 0.5]
+    assert near, aligned["a"]["detections"]
