@@ -336,6 +336,7 @@ class RecordingWriter:
         if self._closed:
             return
         self._closed = True
+        finished = False
         try:
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -351,13 +352,13 @@ class RecordingWriter:
             self.meta_path.unlink(missing_ok=True)   # no old meta may pair with the new data
             os.replace(self._tmp_data, self.data_path)
             os.replace(self._tmp_meta, self.meta_path)
+            finished = True
         except OSError as err:
-            self._remove_temps()
             raise RecordingError(f"{self.meta_path}: finishing the recording failed ({err.strerror}); "
                                  "check the disk and the directory's permissions") from err
-        except BaseException:
-            self._remove_temps()
-            raise
+        finally:
+            if not finished:                 # any failure, an interrupt included: leave no temporary file
+                self._remove_temps()
 
     def abort(self) -> None:
         """Stop writing and remove the temporary files; nothing appears at the target."""
