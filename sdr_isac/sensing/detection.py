@@ -95,8 +95,9 @@ def significance_threshold(pfa: float, num_channels: int) -> float:
     return float(sp_stats.gamma.isf(pfa, num_channels) / num_channels)
 
 
-def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: int) -> list[tuple[int, int]]:
-    """Local maxima (3 x 3, both axes circular) among the CFAR detections, strongest first."""
+def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: int,
+               wrap_range: bool = True) -> list[tuple[int, int]]:
+    """Local maxima (3 x 3, Doppler circular, range circular if ``wrap_range``) among CFAR hits, strongest first."""
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         return []
@@ -106,7 +107,8 @@ def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: i
     for dr in (-1, 0, 1):
         for dd in (-1, 0, 1):
             if dr or dd:        # both axes circular: delay wraps at 1 / df like Doppler at 1 / T
-                neighbour = power[(rows + dr) % n_r, (cols + dd) % n_d]
+                r_n = (rows + dr) % n_r if wrap_range else np.clip(rows + dr, 0, n_r - 1)
+                neighbour = power[r_n, (cols + dd) % n_d]
                 is_max &= value >= neighbour
     keep = np.nonzero(is_max)[0]
     order = keep[np.argsort(value[keep])[::-1][:max_peaks]]
@@ -143,7 +145,7 @@ def refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDop
     """
     r, d = peak
     n_r, n_d = rd.power.shape
-    dtau = 1.0 / (n_r * subcarrier_spacing_hz)
+    dtau = rd.delay_step_s or 1.0 / (n_r * subcarrier_spacing_hz)
     dfd = float(rd.doppler_hz[1] - rd.doppler_hz[0]) if n_d > 1 else 0.0
     p = rd.power
     tau0 = (r + (_parabolic(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.fft as sp_fft
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
@@ -23,6 +24,7 @@ from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, 
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
 from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance, significance_threshold
 from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
+from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
 
@@ -163,6 +165,16 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     times = (built.symbol_starts + built.cp_lengths).astype(float) / built.sample_rate_hz
     symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)
     carrier = capture.center_freq_hz or fcfg.carrier_hz
+    # default upper limit: half the unambiguous range; beyond it lie negative delays wrapped around
+    # (sidelobes of a zero-range leakage peak) and echoes far past the cyclic prefix.  CFAR runs on the
+    # range bins up to it plus one window of margin for the training cells; the whole map stays (its
+    # median gives the noise level, and displays show it).
+    half = 0.5 if cfg.geometry == "monostatic" else 1.0
+    unambiguous = half * SPEED_OF_LIGHT_MPS / fcfg.subcarrier_spacing_hz
+    upper = cfg.max_range_m or unambiguous / 2
+    n_range = sp_fft.next_fast_len(fcfg.num_subcarriers * cfg.range_oversampling)
+    rows = min(int(np.ceil(upper / unambiguous * n_range)) + cfg.guard_cells[0] + cfg.training_cells[0] + 2,
+               n_range)
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd, csi.h.shape[0])
@@ -175,9 +187,10 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     for _ in range(_CLEAN_PASSES):
         # a strong echo (the line of sight, leakage) can hide weaker ones behind its sidelobes and in
         # the CFAR training cells: detect, subtract, and look again at what is left
-        hits = detector.detect(current.power).mask
+        hits = np.zeros(current.power.shape, dtype=bool)
+        hits[:rows] = detector.detect(current.power[:rows]).mask
         cfar_cells += int(np.count_nonzero(hits))
-        peaks = find_peaks(current.power, hits, cfg.max_detections + 8)
+        peaks = find_peaks(current.power, hits, cfg.max_detections + 8, current.complete_range)
         found, work = detect_all(work, mask, current, peaks, fcfg.subcarrier_spacing_hz, times, carrier, noise,
                                  cfg.pfa, cfg.refine, spacing, cfg.remove_static)
         detections += found
@@ -190,9 +203,6 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
     timings["cfar_s"] = time.perf_counter() - start
-    # default upper limit: half the unambiguous range; beyond it lie negative delays wrapped around
-    # (sidelobes of a zero-range leakage peak) and echoes far past the cyclic prefix
-    upper = cfg.max_range_m or float(rd.range_m[-1] + rd.range_m[1]) / 2
     detections = sorted((d for d in detections if cfg.min_range_m <= d.range_m <= upper),
                         key=lambda d: d.map_snr_db, reverse=True)[: cfg.max_detections]
     timings["detect_s"] = time.perf_counter() - start

@@ -71,6 +71,11 @@ class RangeDopplerMap:
     coherent_gain : float
         Sum of window weights over the used REs: a target of amplitude a in
         H peaks at |a|**2 coherent_gain**2.
+    delay_step_s : float
+        Delay between adjacent range bins, s (1 / (zero-padded length x df)).
+    complete_range : bool
+        False when only the first range bins were kept (then the range axis
+        does not wrap around).
     """
 
     power: NDArray[np.float32]
@@ -81,11 +86,17 @@ class RangeDopplerMap:
     geometry: str
     noise_gain: float
     coherent_gain: float
+    delay_step_s: float = 0.0
+    complete_range: bool = True
 
 
 def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarrier_spacing_hz: float,
-                      symbol_duration_s: float, carrier_hz: float, config: SensingConfig) -> RangeDopplerMap:
-    """The windowed, zero-padded periodogram of H (shape (C, S, K)) on its mask (shape (S, K))."""
+                      symbol_duration_s: float, carrier_hz: float, config: SensingConfig,
+                      max_rows: int | None = None) -> RangeDopplerMap:
+    """The windowed, zero-padded periodogram of H (shape (C, S, K)) on its mask (shape (S, K)).
+
+    ``max_rows`` keeps only the first range bins (the Doppler transform is then done on those alone).
+    """
     c, s, k = h.shape
     w_r = window(config.window_range, k, config.chebyshev_sidelobe_db)
     w_d = window(config.window_doppler, s, config.chebyshev_sidelobe_db)
@@ -98,16 +109,19 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     hw = (h * weights[None].astype(np.float32)).astype(np.complex64)
     # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised
     profile = sp_fft.ifft(hw, n=n_range, axis=2, workers=-1, norm="forward")
+    if max_rows is not None and max_rows < n_range:
+        profile = np.ascontiguousarray(profile[:, :, :max_rows])
     # Doppler: forward transform over symbols of e^{+j 2 pi f_D t_l} peaks at bin f_D D T_O
     cells = sp_fft.fft(profile, n=n_doppler, axis=1, workers=-1, overwrite_x=True)      # (C, D, R)
     cells = np.roll(cells, n_doppler // 2, axis=1)                      # fftshift of the Doppler axis
     # power on the contiguous (C, D, R) layout, then one transposing copy to (R, D)
     power = np.ascontiguousarray(np.sum(cells.real**2 + cells.imag**2, axis=0, dtype=np.float32).T)
     cells = cells.transpose(0, 2, 1)                                    # (C, R, D) view
-    tau = np.arange(n_range) / (n_range * subcarrier_spacing_hz)
+    tau = np.arange(profile.shape[2]) / (n_range * subcarrier_spacing_hz)
     scale = 0.5 if config.geometry == "monostatic" else 1.0
     doppler = (np.arange(n_doppler) - n_doppler // 2) / (n_doppler * symbol_duration_s)
     wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
     velocity = -doppler * wavelength * scale
     return RangeDopplerMap(power, cells.astype(np.complex64, copy=False), SPEED_OF_LIGHT_MPS * tau * scale,
-                           velocity, doppler, config.geometry, float(np.sum(weights**2)), float(np.sum(weights)))
+                           velocity, doppler, config.geometry, float(np.sum(weights**2)), float(np.sum(weights)),
+                           1.0 / (n_range * subcarrier_spacing_hz), profile.shape[2] == n_range)
