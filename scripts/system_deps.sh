@@ -3,10 +3,20 @@
 #   libiio0       the libiio 0.24 C library under pylibiio 0.25 / pyadi-iio (the Pluto tests run the real
 #                 driver stack over TCP against a test iiod)
 #   python3-venv  where the interpreter has no venv/ensurepip
+#   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0   what PyQt6 needs, even offscreen
 # As root it installs them with apt-get; otherwise it prints the command to run and fails.
 set -euo pipefail
 need=()
-ldconfig -p 2>/dev/null | grep -q 'libiio\.so\.0' || need+=(libiio0)
+libs=$(ldconfig -p 2>/dev/null || true)          # read once: grep -q on a pipe would SIGPIPE ldconfig
+have() { grep -q "$1" <<<"$libs"; }
+have 'libiio\.so\.0' || need+=(libiio0)
+# Qt 6 (PyQt6) for the display tests, run offscreen: the libraries its platform plugins link against
+have 'libEGL\.so\.1' || need+=(libegl1)
+have 'libGL\.so\.1' || need+=(libgl1)
+have 'libxkbcommon\.so\.0' || need+=(libxkbcommon0)
+have 'libfontconfig\.so\.1' || need+=(libfontconfig1)
+have 'libdbus-1\.so\.3' || need+=(libdbus-1-3)
+have 'libglib-2\.0\.so\.0' || need+=(libglib2.0-0)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -230,6 +230,12 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_display(args: argparse.Namespace) -> int:
+    from sdr_isac.display.app import run
+
+    return int(run(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr-isac`` (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -290,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="DIR", help="record every node's captures to DIR/<node>.sigmf-meta")
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
     p.set_defaults(func=_cmd_host)
+
+    from sdr_isac.display.app import add_arguments as display_arguments   # importing it loads no Qt
+
+    p = sub.add_parser("display", help="live range-Doppler display of a replayed recording",
+                       description="Replay a SigMF recording and show the range-Doppler map, detections and truth "
+                                   "with controls for CFAR P_fa, guard and training cells; --snapshot draws the "
+                                   "first capture offscreen to a PNG and exits (QT_QPA_PLATFORM=offscreen on a "
+                                   "machine without a screen).")
+    display_arguments(p)
+    p.set_defaults(func=_cmd_display)
 
     p = sub.add_parser("keys", help="create a ZeroMQ CURVE key pair",
                        description="Write NAME.key (public) and NAME.key_secret (secret, mode 0600) into DIR.")
