@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
     p.set_defaults(func=_cmd_host)
 
-    from sdr_isac.display.app import add_arguments as display_arguments   # importing it loads no Qt
+    from sdr_isac.display.app import add_arguments as display_arguments  # importing it loads no Qt
 
     p = sub.add_parser("display", help="live range-Doppler display of a replayed recording",
                        description="Replay a SigMF recording and show the range-Doppler map, detections and truth "
