@@ -1,8 +1,9 @@
 """The single-node sensing pipeline: capture -> grid -> CSI -> range-Doppler map -> CFAR -> detections.
 
->>> from sdr_isac import config, radio, sensing
->>> from sdr_isac.waveform import IsacFrame
->>> cfg = config.load("hw_configs/sim_single_bs.toml")          # doctest: +SKIP
+Stages: frame timing (given, or by correlation for cyclic transmissions), optional CFO removal, OFDM
+demodulation, H = Y / X on the known REs, optional zero-Doppler notch, the windowed range-Doppler map,
+CFAR up to the reportable range, then CLEAN passes of off-grid refinement with SNR and CRB variances.
+See :func:`process`; the package docstring of :mod:`sdr_isac.sensing` has a complete example.
 """
 
 from __future__ import annotations
