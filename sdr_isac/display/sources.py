@@ -112,9 +112,10 @@ class ReplaySource:
 
     Examples
     --------
-    >>> src = ReplaySource("offline_data/two_targets.sigmf-meta")   # doctest: +SKIP
-    >>> with src:                                                     # doctest: +SKIP
-    ...     frame = src.wait(timeout_s=5.0)
+    >>> with ReplaySource("offline_data/two_targets.sigmf-meta") as src:
+    ...     frame = src.wait(timeout_s=30.0)
+    >>> frame.node_id, len(frame.result.detections) >= 2
+    ('bs0', True)
     """
 
     def __init__(self, path: str | Path, sensing_config: SensingConfig | None = None, interval_s: float = 0.0):
