@@ -67,7 +67,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(frame.summary())
         print(f"\nstreaming: {args.frames} frame(s) per node, each node a process, over ZeroMQ on 127.0.0.1 to a "
               "host process that runs sdr_isac.sensing.process")
-        result = run_stream_demo(path, args.out, args.frames)
+        result = run_stream_demo(path, args.out, args.frames, record=True)
     for node_id, summary in result["nodes"].items():
         print(f"\nnode {node_id}:")
         print(table(summary))
@@ -79,8 +79,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"{node_id:6s} {st['node_sent'] or 0:5d} {st['received']:8d} {st['node_dropped'] or 0:7d} "
               f"{st['lost']:5d} {latency:10.2f}")
     print(f"wrote {args.out}/stream_stats.json and {args.out}/<node>/summary.json, range_doppler.png")
+    _display_snapshot(Path(args.out), next(iter(result["nodes"]), None))
     _link_check(frame, args.snr_db, args.seed)
     return 0
+
+
+def _display_snapshot(out: Path, node_id: str | None) -> None:
+    """Render the live display offscreen for one node's recorded captures (a separate process: Qt stays there)."""
+    import os
+    import subprocess
+
+    recording = out / "recordings" / f"{node_id}.sigmf-meta"
+    if node_id is None or not recording.exists():
+        return
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
+    done = subprocess.run([sys.executable, "-m", "sdr_isac", "display", "--replay", str(recording), "--snapshot",
+                           str(out / "display.png")], capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode == 0:
+        print(f"wrote {out}/display.png (the live display of {node_id}, rendered offscreen)")
+    else:
+        print(f"display snapshot skipped: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
 
 
 def _link_check(frame: IsacFrame, snr_db: float, seed: int) -> None:

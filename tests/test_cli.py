@@ -76,6 +76,9 @@ def test_demo_streams_senses_and_decodes(tmp_path):
     evm_percent, ber = float(row.group(1)), float(row.group(3))
     # 30 dB per RE with 2-branch combining: EVM well under 10 % and no bit errors at QPSK
     assert evm_percent < 10 and ber < 1e-4
+    # the host recorded what it received, and the live display rendered it offscreen
+    assert (tmp_path / "recordings" / "bs0.sigmf-meta").exists()
+    assert (tmp_path / "display.png").stat().st_size > 10_000, out.stdout
 
 
 def test_readme_quick_start_is_two_make_commands():

@@ -297,6 +297,7 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         try:
             if not pixmap.save(name, "PNG"):
                 raise SdrIsacError(f"could not write {path} as PNG: check the folder exists and is writable")
+            os.chmod(name, 0o644)                       # a temporary file is created owner-only
             os.replace(name, path)
         finally:
             if os.path.exists(name):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,12 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
         fig.savefig(tmp.name)
     plt.close(fig)
+    os.chmod(tmp.name, 0o644)                          # a temporary file is created owner-only
     Path(tmp.name).replace(path)
 
 
 def _atomic_json(path: Path, data: Any) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".json", delete=False) as tmp:
         json.dump(data, tmp, indent=2)
+    os.chmod(tmp.name, 0o644)
     Path(tmp.name).replace(path)

@@ -90,7 +90,7 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
 
 
 def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, timeout_s: float = 120.0,
-                    nodes: list[str] | None = None) -> dict[str, Any]:
+                    nodes: list[str] | None = None, record: bool = False) -> dict[str, Any]:
     """Start the host and the node processes, wait for them, and return the host's outputs.
 
     Raises
@@ -108,7 +108,8 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
     base = [sys.executable, "-m", "sdr_isac"]
     host = subprocess.Popen(base + ["host", "--config", str(config_path), "--endpoint", endpoint, "--publish",
                                     publish, "--nodes", ",".join(node_ids), "--timeout", str(timeout_s),
-                                    "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    "--out", str(out)] + (["--record", str(out / "recordings")] if record else []),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs: list[subprocess.Popen[str]] = []
     try:
         ready = host.stdout.readline() if host.stdout else ""
