@@ -76,7 +76,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n{'node':6s} {'sent':>5s} {'received':>8s} {'dropped':>7s} {'lost':>5s} {'latency ms':>10s}")
     for node_id, st in result["stream"]["nodes"].items():
         latency = st["latency_mean_s"] * 1e3 if st["latency_mean_s"] is not None else float("nan")
-        print(f"{node_id:6s} {st['node_sent'] or 0:5d} {st['received']:8d} {st['node_dropped'] or 0:7d} "
+        print(f"{node_id:6s} {int(st['node_sent'] or 0):5d} {st['received']:8d} {int(st['node_dropped'] or 0):7d} "
               f"{st['lost']:5d} {latency:10.2f}")
     print(f"wrote {args.out}/stream_stats.json and {args.out}/<node>/summary.json, range_doppler.png")
     _display_snapshot(Path(args.out), next(iter(result["nodes"]), None))

@@ -68,7 +68,7 @@ def frame_of(capture: Capture, sensing_config: SensingConfig | None = None) -> D
         As :func:`sdr_isac.sensing.process`.
     """
     result = sensing.process(capture, None, sensing_config)
-    truth = list(capture.metadata.get("truth", {}).get("paths", []))
+    truth = list((capture.metadata.get("truth") or {}).get("paths", []))
     return DisplayFrame(capture.node_id, capture.seq, capture.t0_s, result, truth, capture)
 
 

@@ -60,7 +60,8 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
     host.write_stats(out / "stream_stats.json")
     summaries: dict[str, Any] = {}
     for node_id, frames in host.detections_by_node().items():
-        node_frame = cfg.scene.node(node_id).frame if cfg.scene is not None else None
+        known = cfg.scene is not None and any(n.id == node_id for n in cfg.scene.nodes)
+        node_frame = cfg.scene.node(node_id).frame if known and cfg.scene is not None else None
         frame_cfg = node_frame or cfg.frame
         range_cell, velocity_cell = _cells(frame_cfg, IsacFrame(frame_cfg).duration_s)
         per_frame = []
@@ -98,6 +99,8 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
     SdrIsacError
         A process failed or did not finish within ``timeout_s``.
     """
+    if frames < 1:
+        raise SdrIsacError(f"frames = {frames}: the demo needs at least 1 frame per node")
     cfg = config_mod.load(config_path)
     if cfg.scene is None:
         raise SdrIsacError(f"{config_path}: the streaming demo needs a [scene] with simulated nodes")
@@ -129,6 +132,10 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
         _, host_err = host.communicate(timeout=max(deadline - time.monotonic(), 1.0))
         if host.returncode != 0:
             raise SdrIsacError(f"the host failed (exit {host.returncode}): {host_err.strip()[-500:]}")
+    except subprocess.TimeoutExpired as err:
+        which = err.cmd[3] if len(err.cmd) > 3 else err.cmd
+        raise SdrIsacError(f"the demo did not finish within {timeout_s:g} s ({which}); give fewer frames or a "
+                           "longer timeout") from err
     finally:
         for proc in [*procs, host]:
             if proc.poll() is None:

@@ -18,7 +18,7 @@ import json
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,13 @@ from sdr_isac.stream.security import secure_server
 __all__ = ["FusionHost", "NodeStats"]
 
 
+_KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
+_KEEP_ERRORS = 100
+_MAX_NODES = 1024
+
+
 class NodeStats:
-    """Counters of one node at the host."""
+    """Counters of one node at the host (bounded: running latency statistics, the last results only)."""
 
     def __init__(self) -> None:
         self.received = 0
@@ -45,9 +50,17 @@ class NodeStats:
         self.failed = 0
         self.overflow = 0
         self.last_seq: int | None = None
-        self.latencies: list[float] = []
+        self.latency_sum_s = 0.0
+        self.latency_max_s: float | None = None
+        self.latency_count = 0
         self.heartbeat: dict[str, Any] = {}
-        self.detections: list[dict[str, Any]] = []
+        self.detections: deque[dict[str, Any]] = deque(maxlen=_KEEP_RESULTS)
+
+    def on_latency(self, latency_s: float) -> None:
+        """Add one message's latency (receive time minus the sender's timestamp)."""
+        self.latency_sum_s += latency_s
+        self.latency_count += 1
+        self.latency_max_s = latency_s if self.latency_max_s is None else max(self.latency_max_s, latency_s)
 
     def on_seq(self, seq: int) -> None:
         """Count gaps; a sequence that goes back means the node restarted."""
@@ -64,12 +77,11 @@ class NodeStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
-        lat = sorted(self.latencies)
         return {"received": self.received, "processed": self.processed, "failed": self.failed,
                 "dropped_at_host": self.overflow, "lost": self.lost,
                 "restarts": self.restarts, "last_seq": self.last_seq,
-                "latency_mean_s": sum(lat) / len(lat) if lat else None,
-                "latency_max_s": lat[-1] if lat else None,
+                "latency_mean_s": self.latency_sum_s / self.latency_count if self.latency_count else None,
+                "latency_max_s": self.latency_max_s,
                 "node_sent": self.heartbeat.get("frames_sent"), "node_dropped": self.heartbeat.get("frames_dropped"),
                 "node_captured": self.heartbeat.get("captured")}
 
@@ -95,7 +107,8 @@ class FusionHost:
         self.rejected = 0
         self.overflow = 0
         self.aligned_sets = 0
-        self.errors: list[str] = []
+        self.errors: deque[str] = deque(maxlen=_KEEP_ERRORS)
+        self.ignored_nodes = 0
         self._queue: queue.Queue[wire.Message | None] = queue.Queue(maxsize=cfg.stream.queue_size)
         self._stop = threading.Event()
         self._record_dir = Path(record_dir) if record_dir else None
@@ -103,6 +116,7 @@ class FusionHost:
         self._recent_t0: dict[str, float] = {}
         self.last_results: dict[str, tuple[Any, Any]] = {}      # node -> (SensingResult, truth paths)
         self._lock = threading.Lock()
+        self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
         self._pull.setsockopt(zmq.LINGER, 0)
         self._pull.setsockopt(zmq.RCVHWM, 64)
@@ -152,7 +166,8 @@ class FusionHost:
         """Counters per node and overall."""
         with self._lock:
             return {"nodes": {k: v.to_dict() for k, v in sorted(self.nodes.items())}, "rejected": self.rejected,
-                    "queue_overflow": self.overflow, "aligned_sets": self.aligned_sets, "errors": self.errors[-20:]}
+                    "queue_overflow": self.overflow, "aligned_sets": self.aligned_sets,
+                    "ignored_nodes": self.ignored_nodes, "errors": list(self.errors)[-20:]}
 
     def write_stats(self, path: str | Path) -> None:
         """Write :meth:`stats` as JSON (atomically)."""
@@ -187,13 +202,19 @@ class FusionHost:
 
     def _account(self, msg: wire.Message, received_s: float) -> None:
         with self._lock:
+            if msg.node_id not in self.nodes and len(self.nodes) >= _MAX_NODES:
+                self.ignored_nodes += 1                  # a flood of made-up node ids must not grow memory
+                return
             node = self.nodes[msg.node_id]
             if msg.kind == "heartbeat":
                 node.heartbeat = dict(msg.header.get("stats", {}))
                 return
+            if msg.kind not in ("capture", "detections"):
+                self.errors.append(f"{msg.node_id}/{msg.seq}: {msg.kind} messages are not taken by a host")
+                return
             node.received += 1
             node.on_seq(msg.seq)
-            node.latencies.append(max(received_s - msg.sent_s, 0.0))
+            node.on_latency(max(received_s - msg.sent_s, 0.0))
             self._align(msg)
         if msg.kind == "detections":
             self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header.get("detections", []))
@@ -230,9 +251,10 @@ class FusionHost:
                 capture = wire.decode_capture(msg)
                 self._record(capture)
                 result = sensing.process(capture, capture.frame or self.cfg.frame, self.cfg.sensing)
-            except SdrIsacError as err:
+            except Exception as err:                       # noqa: BLE001  one bad capture must not end the worker
                 with self._lock:
-                    self.errors.append(f"{msg.node_id}/{msg.seq}: {err}")
+                    kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
+                    self.errors.append(f"{msg.node_id}/{msg.seq}: {kind}{err}")
                     self.nodes[msg.node_id].failed += 1
                 continue
             dets = [d.to_dict() for d in result.detections]
@@ -246,10 +268,11 @@ class FusionHost:
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]]) -> None:
         frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections)
-        try:
-            self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass                                          # a slow subscriber loses results, never the host
+        with self._pub_lock:                              # both threads publish; a ZeroMQ socket is not thread-safe
+            try:
+                self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                pass                                      # a slow subscriber loses results, never the host
 
     def _record(self, capture: Any) -> None:
         if self._record_dir is None:
@@ -285,6 +308,6 @@ class FusionHost:
                        for n in nodes)
 
     def detections_by_node(self) -> dict[str, list[dict[str, Any]]]:
-        """Every node's processed results so far."""
+        """Every node's latest processed results (the last 1000 per node)."""
         with self._lock:
             return {k: list(v.detections) for k, v in self.nodes.items()}

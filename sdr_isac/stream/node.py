@@ -81,8 +81,11 @@ class NodeAgent:
                 if r.can_transmit:
                     r.tx(frame.samples(), cyclic=True)
                 seq = 0
-                beat_seq = 0
-                next_beat = time.monotonic()
+                # a first heartbeat, waiting (bounded) for the connection, so the first frames are not
+                # dropped while TCP / CURVE handshakes are still under way
+                self._heartbeat(sock, 0, wait_s=2.0)
+                beat_seq = 1
+                next_beat = time.monotonic() + cfg.stream.heartbeat_s
                 period = 1.0 / cfg.stream.frame_rate_hz if cfg.stream.frame_rate_hz else 0.0
                 next_frame = time.monotonic()
                 while not stop.is_set() and (not cfg.stream.frames or seq < cfg.stream.frames):
@@ -105,14 +108,27 @@ class NodeAgent:
                         self._heartbeat(sock, beat_seq)
                         beat_seq += 1
                         next_beat = time.monotonic() + cfg.stream.heartbeat_s
-                self._heartbeat(sock, beat_seq, final=True)
+                self._heartbeat(sock, beat_seq, final=True, wait_s=2.0)
         finally:
             sock.close(linger=500)
         self.stats["stopped_s"] = time.time()
         self.stats["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
         return dict(self.stats)
 
-    def _heartbeat(self, sock: zmq.Socket, seq: int, final: bool = False) -> None:
+    def _heartbeat(self, sock: zmq.Socket, seq: int, final: bool = False, wait_s: float = 0.0) -> bool:
+        """Send the counters; ``wait_s`` > 0 waits that long for a connection (the first and the last one)."""
         self.stats["heartbeats"] += 1
         stats = {k: v for k, v in self.stats.items() if k != "node_id"}
-        self._send(sock, wire.encode_heartbeat(self.node_id, seq, {**stats, "final": final}))
+        frames = wire.encode_heartbeat(self.node_id, seq, {**stats, "final": final})
+        if not wait_s:
+            return self._send(sock, frames)
+        sock.setsockopt(zmq.SNDTIMEO, int(wait_s * 1000))
+        try:
+            sock.send_multipart(frames, copy=False)
+        except zmq.Again:
+            self.stats["dropped"] += 1
+            return False
+        finally:
+            sock.setsockopt(zmq.SNDTIMEO, -1)
+        self.stats["sent"] += 1
+        return True

@@ -547,8 +547,9 @@ def test_a_mutated_header_byte_is_rejected_or_harmless(name: str, data: st.DataO
     if msg is not None:                     # e.g. a digit of sent_s changed: a different, valid message
         _assert_consistent(msg, mutated)
         ref = wire.decode(frames)
-        assert all(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-                   for a, b in zip(msg.arrays, ref.arrays))
+        # the same bytes; a flipped digit of a shape may legitimately reread them as another shape of the
+        # same size (there is no checksum: docs/wire-format.md)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(msg.arrays, ref.arrays))
         if msg.kind == "capture":
             try:                            # the frame description is checked by decode_capture
                 wire.decode_capture(msg)
