@@ -640,7 +640,10 @@ class IiodServer:
     def _accept_loop(self) -> None:
         listener = self._listener
         assert listener is not None
-        listener.settimeout(_POLL_S)  # wake up to look at the stop flag
+        try:
+            listener.settimeout(_POLL_S)  # wake up to look at the stop flag
+        except OSError:
+            return  # stop() closed the listener before this thread got going
         while not self._stop.is_set():
             try:
                 sock, addr = listener.accept()
