@@ -109,12 +109,12 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
     fig.colorbar(image, ax=ax, label="power over noise (dB)")
     for det in result.detections:
         ax.plot(det.velocity_mps, det.range_m, "x", color="red", ms=10, mew=2)
-    for p in truth:
-        if p.get("kind") == "target":
-            ax.plot(p["velocity_mps"], p["range_m"], "o", mfc="none", mec="white", ms=14, mew=1.5)
+    # the node's own (monostatic) target echoes; bistatic paths from other nodes carry range sums instead
+    targets = [p for p in truth if p.get("kind") == "target" and "range_m" in p]
+    for p in targets:
+        ax.plot(p["velocity_mps"], p["range_m"], "o", mfc="none", mec="white", ms=14, mew=1.5)
     ax.set_xlabel("radial velocity (m/s, positive away)")
     ax.set_ylabel("range (m)")
-    targets = [p for p in truth if p.get("kind") == "target"]
     top = max([p["range_m"] for p in targets] + [10.0]) * 1.5
     ax.set_ylim(0, min(top, rd.range_m[-1]))
     span = max([abs(p["velocity_mps"]) for p in targets] + [10.0]) * 3
