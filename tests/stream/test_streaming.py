@@ -296,3 +296,33 @@ def test_host_outputs_with_bistatic_truth(tmp_path):
         summaries = write_host_outputs(host, cfg, tmp_path / "out")
     assert (tmp_path / "out" / "bs1" / "range_doppler.png").exists()
     assert summaries["bs1"]["all_targets_detected"]
+
+
+def test_subscribers_receive_the_hosts_detections(setup):
+    import threading
+
+    from sdr_isac.stream.subscribe import subscribe
+
+    path, cfg = setup()
+    received: list[wire.Message] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        for msg in subscribe(cfg.stream.publish_endpoint, ("detections/a",), stop=stop, timeout_s=20):
+            received.append(msg)
+            if len(received) >= 2:
+                return
+
+    with FusionHost(cfg) as host:
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        time.sleep(0.3)                                # the subscription reaches the publisher first
+        node = node_process(path, "a", 4)
+        out, err = node.communicate(timeout=60)
+        assert node.returncode == 0, err
+        assert wait_for(lambda: host.finished({"a"}), 20)
+        listener.join(20)
+        stop.set()
+    assert len(received) >= 2 and all(m.kind == "detections" and m.node_id == "a" for m in received)
+    dets = wire.decode_detections(received[-1])
+    assert any(abs(d.range_m - np.hypot(50.0, 5.0)) < 0.5 for d in dets)
