@@ -1,14 +1,11 @@
-"""The main job of ``sdr-isac demo``: a simulated base station senses moving targets, frame by frame.
+"""Outputs of ``sdr-isac demo``: the per-node table, the range-Doppler PNG and atomic JSON files.
 
-Writes ``range_doppler.png`` (the last frame's map with detections and truth)
-and ``summary.json`` (detections beside truth, errors and errors over the
-Cramér-Rao bound) into the output folder, and returns the printed table.
+The demo itself runs as separate processes (:mod:`sdr_isac.stream.demo`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -16,59 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from sdr_isac import config as config_mod
-from sdr_isac import radio, sensing
-from sdr_isac.errors import ConfigError
-from sdr_isac.experiments.truth import match_targets
-from sdr_isac.units import SPEED_OF_LIGHT_MPS
-from sdr_isac.waveform import IsacFrame
+from sdr_isac import sensing
 
-__all__ = ["run_sensing_demo", "plot_range_doppler"]
-
-
-def run_sensing_demo(cfg: config_mod.Config, out_dir: str | Path, num_frames: int = 5) -> dict[str, Any]:
-    """Run ``num_frames`` frames of ``cfg``'s simulated node through the sensing pipeline.
-
-    Returns
-    -------
-    dict
-        The summary written to ``summary.json``.
-    """
-    if cfg.scene is None or cfg.radio.kind != "sim":
-        raise ConfigError("the demo needs a simulated radio: radio.kind = 'sim' and a [scene] section",
-                          key="radio.kind")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = IsacFrame(cfg.frame)
-    fcfg = cfg.frame
-    range_cell = SPEED_OF_LIGHT_MPS / (2 * fcfg.num_subcarriers * fcfg.subcarrier_spacing_hz)
-    velocity_cell = SPEED_OF_LIGHT_MPS / (2 * fcfg.carrier_hz * frame.duration_s)
-    frames: list[dict[str, Any]] = []
-    result = None
-    truth_paths: list[dict[str, Any]] = []
-    with radio.open_radio(cfg) as r:
-        r.tx(frame.samples(), cyclic=True)
-        for _ in range(num_frames):
-            capture = r.rx(frame.num_samples)
-            result = sensing.process(capture, frame, cfg.sensing)
-            truth_paths = capture.metadata["truth"]["paths"]
-            matches = match_targets(result.detections, truth_paths, range_cell, velocity_cell)
-            frames.append({"seq": capture.seq, "t0_s": capture.t0_s,
-                           "detections": [d.to_dict() for d in result.detections], "targets": matches,
-                           "processing_s": result.diagnostics["timings"]["detect_s"]})
-    targets = [t for f in frames for t in f["targets"]]
-    summary = {
-        "config": cfg.name, "frames": num_frames, "range_cell_m": range_cell, "velocity_cell_mps": velocity_cell,
-        "all_targets_detected": all(t["detected"] for t in targets),
-        "max_range_error_over_crb": max((t.get("range_error_over_crb", math.inf) for t in targets), default=0.0),
-        "max_velocity_error_over_crb": max((t.get("velocity_error_over_crb", math.inf) for t in targets),
-                                           default=0.0),
-        "per_frame": frames,
-    }
-    _atomic_json(out / "summary.json", summary)
-    if result is not None and result.map is not None:
-        plot_range_doppler(result, truth_paths, out / "range_doppler.png", f"{cfg.name}: frame {num_frames - 1}")
-    return summary
+__all__ = ["table", "plot_range_doppler", "write_json_atomic"]
 
 
 def table(summary: dict[str, Any]) -> str:
@@ -128,7 +75,8 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
     Path(tmp.name).replace(path)
 
 
-def _atomic_json(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename: never a half-written file."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".json", delete=False) as tmp:
         json.dump(data, tmp, indent=2)
     os.chmod(tmp.name, 0o644)

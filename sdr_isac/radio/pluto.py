@@ -22,7 +22,6 @@ are divided by 2**11 so that ADC full scale is 1.0.
 
 from __future__ import annotations
 
-import math
 import time
 import types
 from typing import Any
@@ -249,8 +248,3 @@ class PlutoRadio(RadioBase):
                 pass
         self._dev = None
 
-
-def full_scale_dbfs(iq: NDArray[np.complex64]) -> float:
-    """Peak level of scaled RX samples in dBFS (0 dBFS = ADC full scale)."""
-    peak = float(np.max(np.abs(iq))) if iq.size else 0.0
-    return 20 * math.log10(peak) if peak > 0 else -math.inf

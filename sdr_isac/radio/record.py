@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from sdr_isac.capture import Capture
 from sdr_isac.errors import InputError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.recording import RecordingWriter
@@ -46,9 +45,6 @@ def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, dataty
             capture = radio.rx(radio.capture_length(frame.num_samples))
             meta = dict(capture.metadata)
             truth = meta.pop("truth", None)
-            writer.append(_with_metadata(capture, meta), truth=truth)
+            writer.append(dataclasses.replace(capture, metadata=meta), truth=truth)
         return Path(writer.meta_path)
 
-
-def _with_metadata(capture: Capture, metadata: dict[str, Any]) -> Capture:
-    return dataclasses.replace(capture, metadata=metadata)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import SdrIsacError
-from sdr_isac.experiments.demo import plot_range_doppler
+from sdr_isac.experiments.demo import plot_range_doppler, write_json_atomic
 from sdr_isac.experiments.truth import match_targets
 from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -80,9 +80,7 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
                    "per_frame": per_frame}
         node_dir = out / node_id
         node_dir.mkdir(exist_ok=True)
-        tmp = node_dir / "summary.json.part"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(node_dir / "summary.json")
+        write_json_atomic(node_dir / "summary.json", summary)
         if node_id in host.last_results:
             result, paths = host.last_results[node_id]
             plot_range_doppler(result, paths, node_dir / "range_doppler.png", f"{node_id}: last frame")

@@ -14,6 +14,7 @@ command) ends both threads and closes the recordings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -286,8 +287,7 @@ class FusionHost:
             self._writers[capture.node_id] = writer
         meta = dict(capture.metadata)
         truth = meta.pop("truth", None)
-        from dataclasses import replace
-        writer.append(replace(capture, metadata=meta), truth=truth)
+        writer.append(dataclasses.replace(capture, metadata=meta), truth=truth)
 
     def aligned(self) -> dict[str, dict[str, Any]]:
         """The newest result of every node whose t0 lies within ``stream.align_window_s`` of the newest one.
