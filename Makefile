@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-dev-pluto-display
+STAMP  := $(VENV)/.installed-dev-pluto-display-cluster
 
 .PHONY: demo test venv lint bench clean
 
@@ -13,7 +13,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	bash scripts/system_deps.sh
-	$(PY) -m pip install --quiet -e '.[dev,pluto,display]'
+	$(PY) -m pip install --quiet -e '.[dev,pluto,display,cluster]'
 	touch $@
 
 venv: $(STAMP)

@@ -248,6 +248,37 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from sdr_isac.experiments.catalog import scenario, scenario_names
+    from sdr_isac.experiments.runner import run_experiment
+
+    if args.list or not args.name:
+        for name in scenario_names():
+            scn = scenario(name)
+            print(f"{name:10s} {scn.description} ({scn.default_trials} trials per point by default)")
+        return 0
+    points = None
+    if args.snr_db:
+        try:
+            snrs = [float(v) for v in args.snr_db.split(",") if v.strip()]
+        except ValueError as err:
+            raise config.ConfigError(f"--snr-db {args.snr_db!r}: allowed comma-separated numbers of dB, e.g. "
+                                     "-20,-10,0", key="snr_db") from err
+        base = scenario(args.name).points
+        points = [dict(base[0], snr_db=s) for s in snrs]
+    out = Path(args.out) if args.out else Path("out") / "experiments" / args.name
+    scn = scenario(args.name)
+    result = run_experiment(scn, args.trials, out, args.seed, args.workers, args.scheduler,
+                            progress=not args.quiet, points=points)
+    if scn.table is not None:
+        print(scn.table(result.summary))
+    where = f"on {args.scheduler}" if args.scheduler else f"with {args.workers or 'all'} local worker(s)"
+    print(f"{args.name}: {result.trials} trials per point in {result.seconds:.1f} s {where}, seed {result.seed}")
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_display(args: argparse.Namespace) -> int:
     from sdr_isac.display.app import run
 
@@ -317,13 +348,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     from sdr_isac.display.app import add_arguments as display_arguments  # importing it loads no Qt
 
-    p = sub.add_parser("display", help="live range-Doppler display of a replayed recording",
-                       description="Replay a SigMF recording and show the range-Doppler map, detections and truth "
-                                   "with controls for CFAR P_fa, guard and training cells; --snapshot draws the "
-                                   "first capture offscreen to a PNG and exits (QT_QPA_PLATFORM=offscreen on a "
-                                   "machine without a screen).")
+    p = sub.add_parser("display", help="live range-Doppler display and top view (replay or a running host)",
+                       description="Replay a SigMF recording (--replay) or subscribe to a fusion host (--host) and "
+                                   "show the range-Doppler map, detections and truth, a top view of nodes, "
+                                   "coverage and targets, per-node loss and latency, with controls for CFAR P_fa, "
+                                   "guard and training cells and a Record button; --snapshot draws the first frame "
+                                   "offscreen to a PNG and exits (QT_QPA_PLATFORM=offscreen on a machine without a "
+                                   "screen).")
     display_arguments(p)
     p.set_defaults(func=_cmd_display)
+
+    p = sub.add_parser("experiment", help="run a Monte Carlo experiment (fig5, ...) locally or on Dask",
+                       description="Run a named Monte Carlo scenario: seeded trials on local processes, or on a "
+                                   "Dask distributed cluster with --scheduler; writes OUT/summary.csv, "
+                                   "OUT/trials.csv and the scenario's PNG plots, and prints its table. The same "
+                                   "seed gives the same numbers however the trials are distributed.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="scenario name (--list shows them)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--trials", type=int, metavar="N", help="trials per point (default: the scenario's)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default out/experiments/NAME)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler")
+    p.add_argument("--snr-db", metavar="LIST",
+                   help="comma-separated per-RE SNRs in dB instead of the scenario's sweep; write --snr-db=-20,-10 "
+                        "when the first is negative")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("keys", help="create a ZeroMQ CURVE key pair",
                        description="Write NAME.key (public) and NAME.key_secret (secret, mode 0600) into DIR.")

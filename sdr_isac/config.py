@@ -1085,6 +1085,15 @@ class StreamConfig:
         Node key files.
     curve_allowed : tuple of str
         Public key files of the nodes the host accepts (CURVE only).
+    publish_maps : bool
+        The host also publishes, per sensed capture, the range-Doppler map
+        cropped to the reportable range (kind ``rdmap``, for displays).  It
+        costs one dB conversion and one message of at most
+        ``map_max_cells`` float32 values per capture; false publishes
+        detections only.
+    map_max_cells : int
+        Largest published map, cells (range bins x Doppler bins), 1024 ...
+        4194304; a larger map is max-pooled in range blocks to fit.
     """
 
     host_endpoint: str = "tcp://127.0.0.1:5555"
@@ -1102,6 +1111,8 @@ class StreamConfig:
     curve_client_secret: str = ""
     curve_client_public: str = ""
     curve_allowed: tuple[str, ...] = ()
+    publish_maps: bool = True
+    map_max_cells: int = 262144
 
     def __post_init__(self) -> None:
         for key in ("host_endpoint", "publish_endpoint"):
@@ -1118,6 +1129,7 @@ class StreamConfig:
         _check_range("align_window_s", self.align_window_s, 0.0, 10.0, "s")
         _check_range("queue_size", self.queue_size, 1, 100000, "captures")
         _check_range("max_message_mb", self.max_message_mb, 0.001, 4096.0, "MiB")
+        _check_range("map_max_cells", self.map_max_cells, 1024, 4194304, "cells")
         if self.curve_server_secret and not self.curve_server_public:
             _fail("curve_server_public", self.curve_server_public, "the host's public key file beside its secret one",
                   "run sdr-isac keys and set both")

@@ -142,3 +142,16 @@ def test_sections_accept_valid_edges():
 def test_from_dict_rejects_non_dataclass():
     with pytest.raises(TypeError):
         config.from_dict(dict, {})
+
+
+def test_stream_publish_maps_and_map_size(tmp_path):
+    assert config.StreamConfig().publish_maps is True and config.StreamConfig().map_max_cells == 262144
+    cfg = config.load(write(tmp_path, "[stream]\npublish_maps = false\nmap_max_cells = 4096\n"))
+    assert cfg.stream.publish_maps is False and cfg.stream.map_max_cells == 4096
+    with pytest.raises(ConfigError, match=r"stream\.publish_maps") as err:
+        config.load(write(tmp_path, '[stream]\npublish_maps = "yes"\n'))
+    assert err.value.key == "stream.publish_maps"
+    with pytest.raises(ConfigError, match=r"stream\.map_max_cells = 10: allowed 1024 cells \.\.\. 4194304 cells"):
+        config.load(write(tmp_path, "[stream]\nmap_max_cells = 10\n"))
+    with pytest.raises(ConfigError, match=r"stream\.publish_map: unknown key; did you mean 'publish_maps'"):
+        config.load(write(tmp_path, "[stream]\npublish_map = true\n"))

@@ -1,38 +1,53 @@
-"""Command-line entry of the display: ``python -m sdr_isac.display.app --replay REC [--snapshot OUT.png]``.
+"""Command-line entry of the display.
 
-With ``--snapshot`` the first capture is sensed, drawn offscreen and saved,
-and the program exits; without it the window runs until closed.
+``python -m sdr_isac.display.app --replay REC [--snapshot OUT.png]`` replays a recording;
+``python -m sdr_isac.display.app --host tcp://127.0.0.1:5556 [--snapshot OUT.png --timeout S]`` shows what a
+fusion host publishes (its ``stream.publish_endpoint``).  With ``--snapshot`` the first frame (sensed from
+the first capture, or the first map the host publishes, waiting at most ``--timeout`` seconds) is drawn
+offscreen and saved, and the program exits; without it the window runs until closed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sdr_isac import config
 from sdr_isac.config import SensingConfig
 from sdr_isac.errors import SdrIsacError
-from sdr_isac.radio.replay import ReplayRadio
+
+if TYPE_CHECKING:
+    from sdr_isac.display.sources import HostSource, ReplaySource
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the display's options to a parser (``sdr-isac display`` uses this; Qt is not imported)."""
-    parser.add_argument("--replay", type=Path, required=True, metavar="PATH",
-                        help="a .sigmf-meta recording, replayed in a loop")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--replay", type=Path, metavar="PATH", help="a .sigmf-meta recording, replayed in a loop")
+    where.add_argument("--host", metavar="URL",
+                       help="a fusion host's stream.publish_endpoint, e.g. tcp://127.0.0.1:5556 (live)")
     parser.add_argument("--snapshot", type=Path, metavar="OUT.png",
-                        help="draw the first capture offscreen, save it as PNG and exit")
-    parser.add_argument("--size", default="1000x700", metavar="WxH", help="window size in pixels (1000x700)")
+                        help="draw the first frame offscreen, save it as PNG and exit")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="with --host --snapshot: wait at most S seconds for the first frame (30)")
+    parser.add_argument("--size", default="1400x700", metavar="WxH", help="window size in pixels (1400x700)")
     parser.add_argument("--pfa", type=float, default=SensingConfig().pfa, help="CFAR false-alarm probability")
     parser.add_argument("--interval", type=float, default=0.0, metavar="S",
                         help="least time between replayed captures, s (0: as fast as sensing goes)")
+    parser.add_argument("--record-dir", type=Path, default=Path("sdr_isac_recordings"), metavar="DIR",
+                        help="where the Record button writes (./sdr_isac_recordings): SigMF when replaying, "
+                             "JSON lines of the received maps and detections when live")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdr-isac display", description="Live range-Doppler display.")
+    parser = argparse.ArgumentParser(prog="sdr-isac display",
+                                     description="Live range-Doppler display and top view.")
     add_arguments(parser)
     return parser
 
@@ -48,35 +63,58 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _timeout(value: float) -> float:
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise config.ConfigError(f"--timeout {value} s: allowed 0 < S <= 3600 s; give the seconds to wait for "
+                                 "the host's first frame", key="timeout")
+    return value
+
+
+def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | HostSource:
+    from sdr_isac.display.sources import HostSource, ReplaySource
+
+    if args.host is not None:
+        return HostSource(args.host, cfg)
+    return ReplaySource(args.replay, cfg, args.interval)
+
+
 def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
-    from sdr_isac.display.sources import frame_of
     from sdr_isac.display.window import snapshot
 
-    replay = ReplayRadio(config.RadioConfig(kind="replay", uri=str(args.replay)))
-    try:
-        frame = frame_of(replay.next_capture(), cfg)
-    finally:
-        replay.close()
-    snapshot(frame.result, frame.truth_paths, args.snapshot, _size(args.size), node_id=frame.node_id,
-             seq=frame.seq, sensing_config=cfg)
-    print(f"wrote {args.snapshot}: node {frame.node_id} seq {frame.seq}, {len(frame.result.detections)} detections")
+    size = _size(args.size)
+    timeout_s = _timeout(args.timeout)
+    with _source(args, cfg) as source:
+        frame = source.wait(timeout_s=timeout_s)
+        if frame is not None and frame.power_db is None and args.host is not None:
+            better = source.wait(timeout_s=min(timeout_s, 2.0))   # detections come just before their map
+            frame = better or frame
+    if frame is None:
+        if source.error is not None:
+            raise source.error
+        where = f"the host at {args.host}" if args.host is not None else f"{args.replay}"
+        raise SdrIsacError(f"no frame from {where} within --timeout {timeout_s:g} s: check that the host runs "
+                           "and publishes on that endpoint (stream.publish_endpoint), or wait longer")
+    snapshot(frame, args.snapshot, size, sensing_config=cfg)
+    print(f"wrote {args.snapshot}: node {frame.node_id} seq {frame.seq}, {len(frame.detections)} detections")
 
 
 def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
-    from sdr_isac.display.sources import ReplaySource
     from sdr_isac.display.window import RangeDopplerWindow, ensure_app
 
     app = ensure_app()
-    with ReplaySource(args.replay, cfg, args.interval) as source:
-        window = RangeDopplerWindow(cfg, source)
+    with _source(args, cfg) as source:
+        window = RangeDopplerWindow(cfg, source, record_dir=args.record_dir)
         window.resize(*_size(args.size))
         window.show()
-        return int(app.exec())
+        status = int(app.exec())
+        if window.record_button.isChecked():
+            window.record_button.setChecked(False)
+        return status
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the display for parsed options; returns the exit status (0 ok, 2 on a configuration, recording or
-    sensing error)."""
+    """Run the display for parsed options; returns the exit status (0 ok, 2 on a configuration, recording,
+    sensing or connection error)."""
     try:
         cfg = SensingConfig(pfa=args.pfa)
         if args.snapshot is not None:

@@ -1,9 +1,20 @@
-"""The range-Doppler window: the map in dB over noise, detections, truth and the CFAR controls.
+"""The display window: the range-Doppler map with detections and truth, a top view, CFAR controls, Record.
 
-Velocity runs along x (ascending, m/s, positive away), range along y (m,
-0 at the bottom).  Changing a control runs detection again on the current
-capture with ``dataclasses.replace`` of the sensing configuration, and the
-source uses the new settings from its next capture on.
+Left, the selected node's map in dB over noise: velocity along x (ascending,
+m/s, positive away), range along y (m, 0 at the bottom), detections as red
+squares, monostatic truth as white circles.  Right, the top view (x/y, m):
+every node's position (yellow triangle) with its boresight and its coverage
+(a grey circle of the largest range its detections may report), truth targets
+(cyan dots), each detection as an estimate (a red cross at its range along
+the node's boresight turned by its angle, or, without an angle, a red range
+arc over the half-plane in front of the node; slant range is drawn as
+horizontal distance; bistatic range sums are not drawn), fused estimates
+(magenta diamonds) and tracks (green polylines, :meth:`set_tracks`).
+
+Nothing costly runs on the GUI thread: a control change hands the new
+:class:`~sdr_isac.config.SensingConfig` to the source, whose worker runs
+detection again and sends the new frame; Record makes the source's worker
+write what it shows.
 
 Headless use (no display)::
 
@@ -18,64 +29,55 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import PyQt6.QtCore  # noqa: F401  (binds pyqtgraph to PyQt6: PySide6 6.12 crashes at interpreter exit)
 import pyqtgraph as pg
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from PyQt6 import QtCore, QtWidgets
 
 from sdr_isac.config import SensingConfig
-from sdr_isac.display.sources import DisplayFrame, frame_of
+from sdr_isac.display.sources import DisplayFrame, LinkStats, db_over_noise
 from sdr_isac.errors import SdrIsacError
-from sdr_isac.sensing.pipeline import SensingResult
 
 __all__ = ["RangeDopplerWindow", "db_over_noise", "ensure_app", "snapshot"]
 
-_FLOOR = 1e-3          # -30 dB: keeps log10 finite on empty cells
+_ARC_HALF_WIDTH_RAD = math.pi / 2      # a range arc without angle: the half-plane in front of the node
+_ARC_POINTS = 61
+_CIRCLE_POINTS = 121
 
 
 class FrameSource(Protocol):
-    """What the window polls: :class:`~sdr_isac.display.sources.ReplaySource` and kin."""
+    """What the window polls: :class:`~sdr_isac.display.sources.ReplaySource`, ``HostSource``."""
 
-    def take(self) -> DisplayFrame | None: ...
+    def take_all(self) -> list[DisplayFrame]: ...
 
     def set_sensing_config(self, sensing_config: SensingConfig) -> None: ...
 
+    def set_paused(self, paused: bool) -> None: ...
 
-def db_over_noise(result: SensingResult) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
-    """The map in dB over the noise of one cell, with velocity ascending.
+    def link_stats(self) -> dict[str, LinkStats]: ...
 
-    Returns
-    -------
-    db : ndarray, shape (R, D), float32
-        ``10 log10(power / (noise_var noise_gain C))``, floored at -30 dB.
-    range_m : ndarray, shape (R,)
-        Range of each row, m (ascending).
-    velocity_mps : ndarray, shape (D,)
-        Velocity of each column, m/s (ascending).
+    def cfar_unavailable(self) -> str | None: ...
 
-    Raises
-    ------
-    SdrIsacError
-        The result has no map (an all-zero capture).
-    """
-    rd = result.map
-    if rd is None:
-        raise SdrIsacError("the sensing result has no range-Doppler map (an all-zero capture): nothing to draw")
-    noise = float(result.diagnostics.get("noise_var", 0.0)) * rd.noise_gain * rd.cells.shape[0]
-    scale = 1.0 / noise if noise > 0 else 1.0 / max(float(np.median(rd.power)), 1e-30)
-    db = (10 * np.log10(np.maximum(rd.power * np.float32(scale), _FLOOR))).astype(np.float32)
-    velocity = rd.velocity_mps
-    if velocity[-1] < velocity[0]:           # v = -f_D lambda / 2 falls along the Doppler axis
-        velocity, db = velocity[::-1], db[:, ::-1]
-    return db, rd.range_m, velocity
+    def start_recording(self, directory: str | Path) -> str: ...
+
+    def stop_recording(self) -> list[Path]: ...
 
 
 def _targets(truth_paths: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p for p in truth_paths if p.get("kind") == "target" and "range_m" in p and "velocity_mps" in p]
+    """Monostatic target paths (bistatic paths carry range sums, not ranges)."""
+    return [p for p in truth_paths if p.get("kind") == "target" and "range_m" in p and "velocity_mps" in p
+            and p.get("tx", p.get("rx")) == p.get("rx")]
+
+
+def _xy(items: list[dict[str, Any]]) -> NDArray[np.float64]:
+    points = [e["position_m"][:2] for e in items if isinstance(e.get("position_m"), (list, tuple))
+              and len(e["position_m"]) >= 2]
+    return np.array(points, dtype=np.float64).reshape(-1, 2)
 
 
 def ensure_app() -> QtWidgets.QApplication:
@@ -87,33 +89,79 @@ def ensure_app() -> QtWidgets.QApplication:
     return app  # type: ignore[return-value]
 
 
+def detection_geometry(frame: DisplayFrame) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Where the frame's detections lie in the top view.
+
+    Returns
+    -------
+    points : ndarray, shape (P, 2)
+        x/y, m, of monostatic detections with an angle: node + range (cos, sin)(yaw + angle).
+    arcs : ndarray, shape (Q, 2)
+        x/y, m, of range arcs (monostatic detections without an angle: +-90 deg about the boresight),
+        one polyline per detection separated by NaN rows.
+    """
+    empty = np.zeros((0, 2))
+    if frame.node is None:
+        return empty, empty
+    x0, y0, _ = frame.node.position_m
+    yaw = math.radians(frame.node.yaw_deg)
+    points, arcs = [], []
+    span = np.linspace(-_ARC_HALF_WIDTH_RAD, _ARC_HALF_WIDTH_RAD, _ARC_POINTS)
+    for det in frame.detections:
+        if det.geometry != "monostatic":
+            continue
+        if det.angle_rad is not None:
+            bearing = yaw + det.angle_rad
+            points.append((x0 + det.range_m * math.cos(bearing), y0 + det.range_m * math.sin(bearing)))
+        else:
+            arc = np.column_stack([x0 + det.range_m * np.cos(yaw + span), y0 + det.range_m * np.sin(yaw + span)])
+            arcs.extend([arc, np.full((1, 2), np.nan)])
+    return (np.array(points, dtype=np.float64).reshape(-1, 2),
+            np.concatenate(arcs) if arcs else empty)
+
+
 class RangeDopplerWindow(QtWidgets.QMainWindow):
-    """A live range-Doppler display.
+    """A live range-Doppler display with a top view.
 
     Parameters
     ----------
     sensing_config : SensingConfig, optional
         Settings the controls start from (default ``SensingConfig()``).
     source : FrameSource, optional
-        Polled every ``refresh_ms`` for its newest frame; without one, call
-        :meth:`show_frame` yourself.
+        Polled every ``refresh_ms`` for its newest frames; without one, call
+        :meth:`show_frame` yourself (the controls then change only the settings).
     refresh_ms : int
         Polling period, ms (1 ... 10000).
+    record_dir : str or Path, optional
+        Where Record writes (default ``./sdr_isac_recordings``).
     """
 
     def __init__(self, sensing_config: SensingConfig | None = None, source: FrameSource | None = None,
-                 refresh_ms: int = 30):
+                 refresh_ms: int = 30, record_dir: str | Path | None = None):
         super().__init__()
         self.setWindowTitle("sdr-isac range-Doppler")
         self.sensing_config = sensing_config or SensingConfig()
         self.source = source
+        self.record_dir = Path(record_dir) if record_dir is not None else Path.cwd() / "sdr_isac_recordings"
         self.current: DisplayFrame | None = None
+        self.frames: dict[str, DisplayFrame] = {}
+        self.estimates = np.zeros((0, 2))
+        self.tracks: dict[str, NDArray[np.float64]] = {}
+        self.recorded: list[Path] = []
         self.paused = False
         self._times: collections.deque[float] = collections.deque(maxlen=30)
         self._fitted = False
+        self._top_fitted = False
+        self._note = ""
         self.status_bar = QtWidgets.QStatusBar()
         self.setStatusBar(self.status_bar)
         self._build_plot()
+        self._build_top_view()
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        splitter.addWidget(self.plot_widget)
+        splitter.addWidget(self.top_widget)
+        splitter.setSizes([600, 400])
+        self.setCentralWidget(splitter)
         self._build_controls()
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.poll)
@@ -139,7 +187,33 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         for item in (self.detection_markers, self.truth_markers):
             item.setZValue(10)
             self.plot.addItem(item)
-        self.setCentralWidget(self.plot_widget)
+
+    def _build_top_view(self) -> None:
+        self.top_widget = pg.PlotWidget()
+        self.top = self.top_widget.getPlotItem()
+        self.top.setLabel("bottom", "x (m)")
+        self.top.setLabel("left", "y (m)")
+        self.top.setAspectLocked(True)
+        self.top.addLegend(offset=(10, 10))
+        self.coverage_curve = pg.PlotDataItem(pen=pg.mkPen((130, 130, 130), width=1, style=QtCore.Qt.PenStyle.DashLine),
+                                              connect="finite", name="coverage")
+        self.boresight_curve = pg.PlotDataItem(pen=pg.mkPen((200, 200, 0), width=1), connect="finite")
+        self.arc_curve = pg.PlotDataItem(pen=pg.mkPen((255, 60, 60), width=1.5), connect="finite",
+                                         name="detection (range arc)")
+        self.node_markers = pg.ScatterPlotItem(symbol="t1", size=16, pen=pg.mkPen("k"),
+                                               brush=pg.mkBrush(255, 230, 0), name="nodes")
+        self.top_truth_markers = pg.ScatterPlotItem(symbol="o", size=12, pen=pg.mkPen(None),
+                                                    brush=pg.mkBrush(0, 230, 255), name="truth")
+        self.estimate_markers = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((255, 60, 60), width=2),
+                                                   brush=pg.mkBrush(255, 60, 60), name="detection")
+        self.fused_markers = pg.ScatterPlotItem(symbol="d", size=14, pen=pg.mkPen("k"),
+                                                brush=pg.mkBrush(255, 0, 255), name="fused")
+        for z, item in enumerate((self.coverage_curve, self.boresight_curve, self.arc_curve, self.estimate_markers,
+                                  self.fused_markers, self.top_truth_markers, self.node_markers)):
+            item.setZValue(z)
+            self.top.addItem(item)
+        self.node_labels: dict[str, pg.TextItem] = {}
+        self.track_curves: list[pg.PlotDataItem] = []
 
     def _build_controls(self) -> None:
         panel = QtWidgets.QWidget()
@@ -156,6 +230,8 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         form.addRow("CFAR log10 P_fa", self.pfa_spin)
         self.guard_spins = self._cell_spins(form, "guard", cfg.guard_cells, 0)
         self.training_spins = self._cell_spins(form, "training", cfg.training_cells, 1)
+        self.cfar_controls: tuple[QtWidgets.QAbstractSpinBox, ...] = (self.pfa_spin, *self.guard_spins,
+                                                                      *self.training_spins)
         self.pause_button = QtWidgets.QPushButton("pause")
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause_toggled)
@@ -163,7 +239,13 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         fit = QtWidgets.QPushButton("fit view")
         fit.clicked.connect(self.fit_view)
         form.addRow(fit)
-        for spin in (self.pfa_spin, *self.guard_spins, *self.training_spins):
+        self.record_button = QtWidgets.QPushButton("record")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip(f"write what is shown into {self.record_dir}")
+        self.record_button.setEnabled(self.source is not None)
+        self.record_button.toggled.connect(self._record_toggled)
+        form.addRow(self.record_button)
+        for spin in self.cfar_controls:
             spin.valueChanged.connect(self._controls_changed)
         dock = QtWidgets.QDockWidget("sensing", self)
         dock.setObjectName("sensing")
@@ -185,70 +267,211 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
 
     # -- frames -------------------------------------------------------------------------------------------------
     def poll(self) -> None:
-        """Take the source's newest frame and show it (nothing while paused)."""
-        if self.source is None or self.paused:
+        """Take the source's newest frames, fused estimates, tracks and counters, and show them."""
+        if self.source is None:
             return
         try:
-            frame = self.source.take()
+            frames = self.source.take_all()
         except SdrIsacError as err:
             self.timer.stop()
             self.status_bar.showMessage(f"source stopped: {err}")
             return
-        if frame is not None:
-            self.show_frame(frame)
+        for frame in frames:
+            if not self.paused or frame.reprocessed:
+                self.show_frame(frame)
+        take_estimates = getattr(self.source, "take_estimates", None)
+        estimates = take_estimates() if take_estimates is not None else None
+        if estimates is not None:
+            self.set_estimates(estimates)
+        take_tracks = getattr(self.source, "take_tracks", None)
+        tracks = take_tracks() if take_tracks is not None else None
+        if tracks is not None:
+            self.set_tracks(tracks)
+        self._update_cfar_enabled()
+        record_error = getattr(self.source, "record_error", None)
+        if record_error is not None and self.record_button.isChecked():
+            self._note = f"recording stopped: {record_error}"
+            self.record_button.setChecked(False)
+        if self.current is not None:
+            self._status(self.current)
 
     def show_frame(self, frame: DisplayFrame) -> None:
-        """Show a frame (ignored when another node is selected)."""
+        """Show a frame: in the top view always, in the map when its node is selected."""
         if self.node_combo.findText(frame.node_id) < 0:
             self.node_combo.addItem(frame.node_id)
+        self.frames[frame.node_id] = frame
+        self._draw_top()
         if self.node_combo.currentText() not in ("", frame.node_id):
             return
-        self._times.append(time.perf_counter())
+        if not frame.reprocessed:
+            self._times.append(time.perf_counter())
         self.current = frame
         self._draw(frame)
 
     def _draw(self, frame: DisplayFrame) -> None:
-        result = frame.result
-        if result.map is None:
-            self._status(frame, "no map (all-zero capture)")
+        dets = frame.detections
+        self.detection_markers.setData(x=[d.velocity_mps for d in dets], y=[d.range_m for d in dets])
+        targets = _targets(frame.truth_paths)
+        self.truth_markers.setData(x=[p["velocity_mps"] for p in targets], y=[p["range_m"] for p in targets])
+        if frame.power_db is None or frame.range_m is None or frame.velocity_mps is None:
+            self.image.clear()
+            self._status(frame)
             return
-        db, range_m, velocity = db_over_noise(result)
+        db, range_m, velocity = frame.power_db, frame.range_m, frame.velocity_mps
         self.image.setImage(db, autoLevels=False)
         dr = float(range_m[1] - range_m[0]) if range_m.size > 1 else 1.0
         dv = float(velocity[-1] - velocity[0]) / max(velocity.size - 1, 1) or 1.0
         self.image.setRect(QtCore.QRectF(float(velocity[0]) - dv / 2, float(range_m[0]) - dr / 2,
                                          dv * velocity.size, dr * range_m.size))
-        dets = result.detections
-        self.detection_markers.setData(x=[d.velocity_mps for d in dets], y=[d.range_m for d in dets])
-        targets = _targets(frame.truth_paths)
-        self.truth_markers.setData(x=[p["velocity_mps"] for p in targets], y=[p["range_m"] for p in targets])
         if not self._fitted:
             self.colorbar.setLevels((0.0, max(30.0, float(db.max()))))
             self.fit_view()
-        self._status(frame, f"{len(dets)} detections")
+        self._status(frame)
 
-    def _status(self, frame: DisplayFrame, text: str) -> None:
-        self.status_bar.showMessage(f"node {frame.node_id}   seq {frame.seq}   {self.frame_rate_hz():.1f} fps   "
-                                     f"P_fa {self.sensing_config.pfa:.1e}   {text}")
+    def _draw_top(self) -> None:
+        frames = list(self.frames.values())
+        placed = [f for f in frames if f.node is not None]
+        xy = np.array([f.node.position_m[:2] for f in placed if f.node is not None]).reshape(-1, 2)
+        self.node_markers.setData(x=xy[:, 0], y=xy[:, 1])
+        circles, rays = [], []
+        ring = np.linspace(0.0, 2 * math.pi, _CIRCLE_POINTS)
+        for f in placed:
+            if f.node is None:
+                continue
+            x0, y0, _ = f.node.position_m
+            if f.max_range_m:
+                circles += [np.column_stack([x0 + f.max_range_m * np.cos(ring), y0 + f.max_range_m * np.sin(ring)]),
+                            np.full((1, 2), np.nan)]
+            yaw = math.radians(f.node.yaw_deg)
+            reach = min(f.max_range_m or 20.0, 20.0)
+            rays += [np.array([[x0, y0], [x0 + reach * math.cos(yaw), y0 + reach * math.sin(yaw)]]),
+                     np.full((1, 2), np.nan)]
+            label = self.node_labels.get(f.node_id)
+            if label is None:
+                label = pg.TextItem(f.node_id, color=(255, 230, 0), anchor=(0.5, -0.4))
+                label.setZValue(20)
+                self.top.addItem(label)
+                self.node_labels[f.node_id] = label
+            label.setPos(x0, y0)
+        self._set_curve(self.coverage_curve, circles)
+        self._set_curve(self.boresight_curve, rays)
+        truth: dict[str, dict[str, Any]] = {}
+        for f in frames:                               # one dot per target, from whichever node saw it last
+            for t in f.truth_targets:
+                if isinstance(t.get("position_m"), (list, tuple)):
+                    truth[str(t.get("id", len(truth)))] = t
+        txy = _xy(list(truth.values()))
+        self.top_truth_markers.setData(x=txy[:, 0], y=txy[:, 1])
+        points, arcs = [], []
+        for f in frames:
+            p, a = detection_geometry(f)
+            points.append(p)
+            arcs.append(a)
+        pxy = np.concatenate(points) if points else np.zeros((0, 2))
+        self.estimate_markers.setData(x=pxy[:, 0], y=pxy[:, 1])
+        self._set_curve(self.arc_curve, arcs)
+        if not self._top_fitted and (len(xy) or len(txy)):
+            self.fit_top_view()
+
+    @staticmethod
+    def _set_curve(curve: pg.PlotDataItem, parts: list[NDArray[np.float64]]) -> None:
+        data = np.concatenate(parts) if parts else np.zeros((0, 2))
+        if len(data):
+            curve.setData(x=data[:, 0], y=data[:, 1])
+        else:
+            curve.setData(x=[], y=[])
+
+    def set_estimates(self, positions_m: ArrayLike) -> None:
+        """Draw fused position estimates in the top view (magenta diamonds).
+
+        Parameters
+        ----------
+        positions_m : array_like, shape (N, 2) or (N, 3)
+            x, y (, z), m.
+        """
+        xy = np.asarray(positions_m, dtype=np.float64)
+        xy = xy.reshape(-1, xy.shape[-1])[:, :2] if xy.size else np.zeros((0, 2))
+        self.estimates = xy
+        self.fused_markers.setData(x=xy[:, 0], y=xy[:, 1])
+
+    def set_tracks(self, tracks: Mapping[str, ArrayLike]) -> None:
+        """Draw tracks with their history in the top view (green polylines with the id at the newest point).
+
+        Parameters
+        ----------
+        tracks : mapping of str to array_like, shape (N, 2) or (N, 3)
+            Track id -> positions, m, oldest first.  Replaces the tracks drawn before.
+        """
+        for curve in self.track_curves:
+            self.top.removeItem(curve)
+        self.track_curves = []
+        self.tracks = {}
+        for track_id, positions in tracks.items():
+            xy = np.asarray(positions, dtype=np.float64)
+            if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] < 2:
+                continue
+            xy = xy[:, :2]
+            self.tracks[str(track_id)] = xy
+            curve = pg.PlotDataItem(x=xy[:, 0], y=xy[:, 1], pen=pg.mkPen((0, 220, 0), width=2), symbol="o",
+                                    symbolSize=4, symbolBrush=(0, 220, 0))
+            curve.setZValue(4)
+            self.top.addItem(curve)
+            self.track_curves.append(curve)
+
+    def _status(self, frame: DisplayFrame) -> None:
+        parts = [f"node {frame.node_id}   seq {frame.seq}   display {self.frame_rate_hz():.1f} fps",
+                 f"P_fa {self.sensing_config.pfa:.1e}", f"{len(frame.detections)} detections"]
+        if frame.power_db is None:
+            parts.append("no map")
+        links = self.source.link_stats() if self.source is not None else {}
+        parts += [link.text() for _, link in sorted(links.items())]
+        warning = getattr(self.source, "warning", "")
+        if warning:
+            parts.append(warning)
+        rejected = getattr(self.source, "rejected", 0)
+        if rejected:
+            parts.append(f"{rejected} malformed messages rejected")
+        if self._note:
+            parts.append(self._note)
+        self.status_bar.showMessage("   |   ".join(parts))
 
     def frame_rate_hz(self) -> float:
-        """Frames shown per second over the last 30 frames (0 before two)."""
+        """Frames of the selected node shown per second over the last 30 (0 before two)."""
         if len(self._times) < 2 or self._times[-1] <= self._times[0]:
             return 0.0
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
     def fit_view(self) -> None:
-        """Zoom to the detections and truth (as ``experiments.demo`` does), within the map's axes."""
-        if self.current is None or self.current.result.map is None:
+        """Zoom the map to the detections and truth (as ``experiments.demo`` does), and the top view to the scene."""
+        self.fit_top_view()
+        frame = self.current
+        if frame is None or frame.range_m is None or frame.velocity_mps is None:
             return
-        _, range_m, velocity = db_over_noise(self.current.result)
-        points = [(d.range_m, d.velocity_mps) for d in self.current.result.detections]
-        points += [(p["range_m"], p["velocity_mps"]) for p in _targets(self.current.truth_paths)]
+        range_m, velocity = frame.range_m, frame.velocity_mps
+        points = [(d.range_m, d.velocity_mps) for d in frame.detections]
+        points += [(p["range_m"], p["velocity_mps"]) for p in _targets(frame.truth_paths)]
         top = min(max([r for r, _ in points] + [10.0]) * 1.5, float(range_m[-1]))
         span = max([abs(v) for _, v in points] + [10.0]) * 3
         self.plot.setXRange(max(-span, float(velocity[0])), min(span, float(velocity[-1])), padding=0)
         self.plot.setYRange(0.0, top, padding=0)
         self._fitted = True
+
+    def fit_top_view(self) -> None:
+        """Zoom the top view to the nodes, truth, detections and fused estimates (not the coverage circles)."""
+        parts = [np.array([f.node.position_m[:2]]) for f in self.frames.values() if f.node is not None]
+        for f in self.frames.values():
+            parts.append(_xy(f.truth_targets))
+            points, arcs = detection_geometry(f)
+            parts += [points, arcs[np.isfinite(arcs[:, 0])] if len(arcs) else arcs]
+        parts.append(self.estimates)
+        xy = np.concatenate([p.reshape(-1, 2) for p in parts]) if parts else np.zeros((0, 2))
+        if not len(xy):
+            return
+        low, high = xy.min(axis=0), xy.max(axis=0)
+        pad = np.maximum((high - low) * 0.15, 10.0)
+        self.top.setXRange(float(low[0] - pad[0]), float(high[0] + pad[0]), padding=0)
+        self.top.setYRange(float(low[1] - pad[1]), float(high[1] + pad[1]), padding=0)
+        self._top_fitted = True
 
     # -- controls -----------------------------------------------------------------------------------------------
     def _controls_changed(self) -> None:
@@ -261,29 +484,64 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             return
         self.sensing_config = cfg
         if self.source is not None:
-            self.source.set_sensing_config(cfg)
-        if self.current is not None and self.current.capture is not None:
-            try:
-                frame = frame_of(self.current.capture, cfg)
-            except SdrIsacError as err:
-                self.status_bar.showMessage(f"not applied: {err}")
-                return
-            self.current = frame
-            self._draw(frame)
+            self.source.set_sensing_config(cfg)       # the source's worker detects again: not this thread
+
+    def _update_cfar_enabled(self) -> None:
+        reason = self.source.cfar_unavailable() if self.source is not None else None
+        for spin in self.cfar_controls:
+            spin.setEnabled(reason is None)
+            spin.setToolTip(reason or "")
 
     def _pause_toggled(self, paused: bool) -> None:
         self.paused = paused
         self.pause_button.setText("resume" if paused else "pause")
+        if self.source is not None:
+            self.source.set_paused(paused)
+
+    def _record_toggled(self, on: bool) -> None:
+        if self.source is None:
+            return
+        if on:
+            try:
+                self._note = self.source.start_recording(self.record_dir)
+            except SdrIsacError as err:
+                self._note = f"not recording: {err}"
+                self.record_button.blockSignals(True)
+                self.record_button.setChecked(False)
+                self.record_button.blockSignals(False)
+            self.record_button.setText("stop recording" if self.record_button.isChecked() else "record")
+        else:
+            try:
+                paths = self.source.stop_recording()
+            except SdrIsacError as err:
+                self._note = f"recording failed: {err}"
+                paths = []
+            self.recorded += paths
+            if paths:
+                self._note = "wrote " + ", ".join(str(p) for p in paths)
+            self.record_button.setText("record")
+        self.status_bar.showMessage(self._note)
 
     def _node_changed(self, node_id: str) -> None:
         self._fitted = False
+        frame = self.frames.get(node_id)
+        if frame is not None:
+            self.current = frame
+            self._draw(frame)
 
     # -- pixels -------------------------------------------------------------------------------------------------
     def pixel_of(self, velocity_mps: float, range_m: float) -> tuple[int, int]:
-        """Where a (velocity, range) point lies in ``self.grab()``, pixels (x right, y down)."""
-        scene = self.plot.vb.mapViewToScene(QtCore.QPointF(velocity_mps, range_m))
-        view = self.plot_widget.mapFromScene(scene)
-        point = self.plot_widget.viewport().mapTo(self, view)
+        """Where a (velocity, range) point of the map lies in ``self.grab()``, pixels (x right, y down)."""
+        return self._pixel(self.plot, self.plot_widget, velocity_mps, range_m)
+
+    def top_pixel_of(self, x_m: float, y_m: float) -> tuple[int, int]:
+        """Where a point (x, y) of the top view lies in ``self.grab()``, pixels (x right, y down)."""
+        return self._pixel(self.top, self.top_widget, x_m, y_m)
+
+    def _pixel(self, plot: pg.PlotItem, widget: pg.PlotWidget, x: float, y: float) -> tuple[int, int]:
+        scene = plot.vb.mapViewToScene(QtCore.QPointF(x, y))
+        view = widget.mapFromScene(scene)
+        point = widget.viewport().mapTo(self, view)
         ratio = self.devicePixelRatioF()
         return round(point.x() * ratio), round(point.y() * ratio)
 
@@ -304,18 +562,15 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
                 os.unlink(name)
 
 
-def snapshot(result: SensingResult, truth_paths: list[dict[str, Any]], path_png: str | Path,
-             size: tuple[int, int] = (1000, 700), *, node_id: str = "", seq: int = 0,
-             sensing_config: SensingConfig | None = None) -> list[tuple[int, int]]:
-    """Render one result in a window offscreen and save it as PNG.
+def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = (1000, 700), *,
+             sensing_config: SensingConfig | None = None) -> dict[str, list[tuple[int, int]]]:
+    """Render one frame in a window offscreen and save it as PNG.
 
     Parameters
     ----------
-    result : SensingResult
-        Map and detections.
-    truth_paths : list of dict
-        Ground-truth paths (``capture.metadata["truth"]["paths"]``); the
-        ``kind == "target"`` ones are drawn as circles.
+    frame : DisplayFrame
+        What to draw (``truth_paths`` with ``kind == "target"`` are drawn as circles on the map,
+        ``truth_targets`` as dots in the top view).
     path_png : str or Path
         Output file, written atomically.
     size : tuple of int
@@ -323,19 +578,22 @@ def snapshot(result: SensingResult, truth_paths: list[dict[str, Any]], path_png:
 
     Returns
     -------
-    list of tuple of int
-        Pixel (x, y) of each target of ``truth_paths`` in the PNG.
+    dict
+        ``"map"``: pixel (x, y) of each monostatic truth path on the map; ``"top"``: of each truth target
+        in the top view; ``"nodes"``: of the node.
     """
     app = ensure_app()
     window = RangeDopplerWindow(sensing_config)
     try:
         window.resize(*size)
         window.show()
-        window.show_frame(DisplayFrame(node_id, seq, 0.0, result, list(truth_paths)))
+        window.show_frame(frame)
         app.processEvents()
         window.fit_view()
         app.processEvents()
-        pixels = [window.pixel_of(p["velocity_mps"], p["range_m"]) for p in _targets(truth_paths)]
+        pixels = {"map": [window.pixel_of(p["velocity_mps"], p["range_m"]) for p in _targets(frame.truth_paths)],
+                  "top": [window.top_pixel_of(*p) for p in _xy(frame.truth_targets).tolist()],
+                  "nodes": [window.top_pixel_of(*frame.node.position_m[:2])] if frame.node is not None else []}
         window.save_png(path_png)
     finally:
         window.close()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sdr_isac import sensing
+from sdr_isac.experiments.plots import pyplot, save_figure
 
 __all__ = ["table", "plot_range_doppler", "write_json_atomic"]
 
@@ -37,10 +38,7 @@ def table(summary: dict[str, Any]) -> str:
 
 def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]], path: Path, title: str) -> None:
     """Save the map in dB with axes in m and m/s, detections (x) and truth (o)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rd = result.map
     if rd is None:
         return
@@ -68,11 +66,7 @@ def plot_range_doppler(result: sensing.SensingResult, truth: list[dict[str, Any]
     ax.set_xlim(max(-span, velocity[0]), min(span, velocity[-1]))
     ax.set_title(f"{title} — x detections, o truth")
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name)
-    plt.close(fig)
-    os.chmod(tmp.name, 0o644)                          # a temporary file is created owner-only
-    Path(tmp.name).replace(path)
+    save_figure(fig, path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -54,6 +54,10 @@ GO / SO split
     ``n = t_r (2(g_d+t_d)+1) + g_r 2 t_d`` cells each.  Where the range edge
     leaves one half empty, GO and SO both use the other half alone (exact
     multiplier of a CA detector on that half).
+Mask only
+    :meth:`CfarDetector.detect_mask` returns ``detect(power).mask`` alone; the
+    CA detector then decides most cells from a cheap lower bound on their
+    threshold and computes the exact one only for the few cells above it.
 
 Examples
 --------
@@ -82,6 +86,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage, optimize, special
 
 from sdr_isac.errors import InputError
+from sdr_isac.sensing.scratch import work_array
 
 __all__ = [
     "CfarResult",
@@ -406,6 +411,160 @@ def _kth_smallest(block: NDArray[np.float64], kth: NDArray[np.int64]) -> NDArray
     return out
 
 
+#: CA detect_mask: above this fraction of cells needing the exact test, the full detect() is cheaper
+_EXACT_FRACTION = 0.02
+#: block shapes (range, Doppler) tried for the lower bound of the ring sum
+_BLOCK_SHAPES = ((1, 2), (2, 1), (2, 2), (4, 1), (1, 4), (4, 2), (2, 4), (3, 2), (2, 3))
+
+
+def _check_power_quick(power: ArrayLike, window: tuple[int, int]) -> NDArray[np.floating]:
+    """:func:`_check_power` without the float64 copy: two reductions decide, the full check explains."""
+    arr = np.asarray(power)
+    if arr.dtype in (np.float32, np.float64) and arr.ndim == 2 and window[0] <= arr.shape[0] \
+            and window[1] <= arr.shape[1] and arr.size and np.isfinite(arr.max()) and arr.min() >= 0:
+        return arr
+    return _check_power(arr, window)
+
+
+def _block_offsets(block: int, half: int, guard: int) -> tuple[list[int], list[int]]:
+    """Offsets (in blocks) of the blocks inside the window ``-half ... half`` wherever the cell sits in its
+    block, and those among them clear of the guard ``-guard ... guard``."""
+    inside = [u for u in range(-half, half + 1) if u * block - (block - 1) >= -half and u * block + block - 1 <= half]
+    clear = [u for u in inside if u * block + block - 1 < -guard or u * block - (block - 1) > guard]
+    return inside, clear
+
+
+def _shifted_sum(x: NDArray[np.float64], offsets: Iterable[int], axis: int, length: int,
+                 margin: int) -> NDArray[np.float64]:
+    """``sum_o x[margin + o + i]`` for ``i < length`` along ``axis`` (x carries ``margin`` zero cells each side)."""
+    out: NDArray[np.float64] | None = None
+    for o in offsets:
+        part = x[margin + o: margin + o + length] if axis == 0 else x[:, margin + o: margin + o + length]
+        out = part.copy() if out is None else np.add(out, part, out=out)
+    if out is None:
+        shape = (length, x.shape[1]) if axis == 0 else (x.shape[0], length)
+        return np.zeros(shape)
+    return out
+
+
+@dataclass(frozen=True)
+class _RingBound:
+    """A lower bound of every cell's ring sum from block sums (see :meth:`CaCfarDetector.detect_mask`).
+
+    The map is padded by the window's half extent (zeros in range, wrapped or zeros in Doppler) and cut
+    into blocks; ``range_clear x doppler_inside`` and ``(range_inside - range_clear) x doppler_clear``
+    (block offsets) are the blocks inside the ring of every cell of the centre block.
+    """
+
+    shape: tuple[int, int]
+    block: tuple[int, int]
+    half: tuple[int, int]
+    wrap: bool
+    range_inside: tuple[int, ...]
+    range_clear: tuple[int, ...]
+    doppler_inside: tuple[int, ...]
+    doppler_clear: tuple[int, ...]
+    per_cell: float                         # least alpha(N) / N
+    ring_rows: NDArray[np.int64]            # (N,) offsets of the full ring
+    ring_cols: NDArray[np.int64]
+
+    @classmethod
+    def build(cls, shape: tuple[int, int], guard: tuple[int, int], train: tuple[int, int], wrap: bool,
+              per_cell: float, num_ring: int) -> _RingBound | None:
+        (gr, gd), hr, hd = guard, guard[0] + train[0], guard[1] + train[1]
+        if shape[0] < 2 * hr + 1 or shape[1] < 2 * hd + 1 or not per_cell > 0:
+            return None
+        best: tuple[float, _RingBound] | None = None
+        ring = np.ones((2 * hr + 1, 2 * hd + 1), dtype=bool)
+        ring[hr - gr: hr + gr + 1, hd - gd: hd + gd + 1] = False
+        ring_rows, ring_cols = (np.nonzero(ring)[0] - hr, np.nonzero(ring)[1] - hd)
+        for br, bd in _BLOCK_SHAPES:
+            ri, rc = _block_offsets(br, hr, gr)
+            di, dc = _block_offsets(bd, hd, gd)
+            covered = (len(rc) * len(di) + (len(ri) - len(rc)) * len(dc)) * br * bd / num_ring
+            if covered < 0.3:
+                continue
+            # cost in element operations: block additions, plus the exact test of the noise cells above the
+            # bound (independent exponential noise: P(power > per_cell * covered * N * mean) = exp(-alpha
+            # covered); a windowed map has a few times more, hence the weight of a gathered cell)
+            blocks = shape[0] * shape[1] / (br * bd)
+            cost = blocks * (len(di) + len(dc) + len(ri) + 2) + \
+                32 * num_ring * shape[0] * shape[1] * math.exp(-per_cell * num_ring * covered)
+            bound = cls(shape, (br, bd), (hr, hd), wrap, tuple(ri), tuple(rc), tuple(di), tuple(dc), per_cell,
+                        ring_rows.astype(np.int64), ring_cols.astype(np.int64))
+            if best is None or cost < best[0]:
+                best = (cost, bound)
+        return None if best is None else best[1]
+
+    def candidates(self, power: NDArray[np.floating]) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                                               NDArray[np.floating]]:
+        """Rows and columns of the cells whose power exceeds the bound on their threshold, and the padded map."""
+        (num_r, num_d), (br, bd), (hr, hd) = self.shape, self.block, self.half
+        nbr, nbd = -(-(num_r + 2 * hr) // br), -(-(num_d + 2 * hd) // bd)
+        padded = work_array(f"cfar.padded.{power.dtype}", (nbr * br, nbd * bd), power.dtype)
+        padded[:hr] = 0
+        padded[hr + num_r:] = 0
+        centre = padded[hr: hr + num_r]
+        centre[:, hd: hd + num_d] = power
+        if self.wrap:
+            centre[:, :hd] = power[:, num_d - hd:]
+            centre[:, hd + num_d: 2 * hd + num_d] = power[:, :hd]
+        else:
+            centre[:, :hd] = 0
+            centre[:, hd + num_d: 2 * hd + num_d] = 0
+        centre[:, 2 * hd + num_d:] = 0
+        # block sums in float64: Doppler neighbours first (strided columns), then range neighbours (rows)
+        across = work_array("cfar.across", (nbr * br, nbd), np.float64)
+        np.copyto(across, padded[:, 0::bd])
+        for j in range(1, bd):
+            across += padded[:, j::bd]
+        sums = across[0::br].copy()
+        for i in range(1, br):
+            sums += across[i::br]
+        mr = max(abs(u) for u in self.range_inside)
+        md = max(abs(v) for v in self.doppler_inside)
+        framed = np.zeros((nbr + 2 * mr, nbd + 2 * md))
+        framed[mr: mr + nbr, md: md + nbd] = sums
+        wide = _shifted_sum(framed, self.doppler_inside, 1, nbd, md)             # (nbr + 2 mr, nbd)
+        narrow = _shifted_sum(framed, self.doppler_clear, 1, nbd, md)
+        inner = [u for u in self.range_inside if u not in self.range_clear]
+        lower = _shifted_sum(wide, self.range_clear, 0, nbr, mr) + _shifted_sum(narrow, inner, 0, nbr, mr)
+        # sums of at most a few hundred non-negative float64 terms: relative error far below the margin,
+        # which also covers rounding the level to the map's float32
+        level = ((self.per_cell * (1.0 - 1e-6)) * lower).astype(padded.dtype)
+        above = padded.reshape(nbr, br, nbd * bd) > np.repeat(level, bd, axis=1)[:, None, :]
+        flat = np.flatnonzero(above)                                            # indices into padded
+        rows, cols = np.divmod(flat, padded.shape[1])
+        rows -= hr
+        cols -= hd
+        keep = (rows >= 0) & (rows < num_r) & (cols >= 0) & (cols < num_d)
+        return rows[keep], cols[keep], padded
+
+    def ring_sums(self, padded: NDArray[np.floating], rows: NDArray[np.int64],
+                  cols: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Exact ring sum (float64) and training count of the given cells, from the padded map."""
+        (num_r, num_d), (hr, hd) = self.shape, self.half
+        width = padded.shape[1]
+        offsets = self.ring_rows * width + self.ring_cols
+        base = (rows + hr) * width + (cols + hd)
+        flat = padded.reshape(-1)
+        total = np.empty(rows.size)
+        for i in range(0, rows.size, 256):
+            total[i: i + 256] = flat.take(base[i: i + 256, None] + offsets[None, :]).sum(axis=1, dtype=np.float64)
+        count = np.full(rows.size, self.ring_rows.size, dtype=np.int64)
+        edge = (rows < hr) | (rows >= num_r - hr)
+        if not self.wrap:
+            edge |= (cols < hd) | (cols >= num_d - hd)
+        if np.any(edge):
+            rr = rows[edge, None] + self.ring_rows[None, :]
+            cc = cols[edge, None] + self.ring_cols[None, :]
+            inside = (rr >= 0) & (rr < num_r)
+            if not self.wrap:
+                inside &= (cc >= 0) & (cc < num_d)
+            count[edge] = np.count_nonzero(inside, axis=1)
+        return total, count
+
+
 @dataclass(frozen=True)
 class CfarResult:
     """Outcome of one CFAR pass over a power map.
@@ -519,6 +678,20 @@ class CfarDetector:
             mask = p > threshold
         return CfarResult(mask=mask, threshold=threshold, noise=noise, num_training=used)
 
+    def detect_mask(self, power: ArrayLike) -> NDArray[np.bool_]:
+        """Only the detection mask: ``detect(power).mask`` (see :meth:`CaCfarDetector.detect_mask`).
+
+        Parameters
+        ----------
+        power : array_like of float, shape (num_range_bins, num_doppler_bins)
+            As :meth:`detect`.
+
+        Returns
+        -------
+        ndarray of bool, shape of ``power``
+        """
+        return self.detect(power).mask
+
     # subclass hooks ---------------------------------------------------------------------------------------
     def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
                                                               NDArray[np.int64]]:
@@ -588,6 +761,8 @@ class CaCfarDetector(CfarDetector):
                              "map sums)")
         self.num_channels: int = int(num_channels)
         super().__init__(pfa, guard, train, wrap_doppler, min_training)
+        self._alpha_table: NDArray[np.float64] | None = None
+        self._bounds: dict[tuple[int, int], _RingBound | None] = {}
 
     def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
                                                               NDArray[np.int64]]:
@@ -600,6 +775,62 @@ class CaCfarDetector(CfarDetector):
         if self.num_channels > 1:
             return ca_multiplier_channels(self.pfa, keys, self.num_channels)
         return ca_multiplier(self.pfa, keys)
+
+    def detect_mask(self, power: ArrayLike) -> NDArray[np.bool_]:
+        """Only the detection mask, equal to ``detect(power).mask``, deciding only the cells that can pass.
+
+        A cell passes where ``power > (alpha(N) / N) S``, S the sum of its N ring cells.  ``alpha(N) / N``
+        is at least ``c``, its least value over the N that occur; S is at least the sum of the blocks of
+        (b_r x b_d) cells that lie inside the ring wherever the cell sits in its block (a few additions per
+        block, exact: sums of non-negative terms).  Cells with ``power <= c x`` that bound cannot pass; the
+        few others get the exact ring sum and multiplier of :meth:`detect`.  Maps too small for blocks, or
+        where more than 2 % of the cells need the exact test, go through :meth:`detect`.
+
+        Parameters
+        ----------
+        power : array_like of float, shape (num_range_bins, num_doppler_bins)
+            As :meth:`detect`.
+
+        Returns
+        -------
+        ndarray of bool, shape of ``power``
+        """
+        p = _check_power_quick(power, self.window_shape)
+        bound = self._ring_bound(p.shape)
+        if bound is None:
+            return self.detect(p).mask
+        rows, cols, padded = bound.candidates(p)
+        if rows.size > _EXACT_FRACTION * p.size:
+            return self.detect(p).mask
+        mask = np.zeros(p.shape, dtype=bool)
+        if rows.size:
+            total, count = bound.ring_sums(padded, rows, cols)
+            alpha = self._alpha_by_count()[count]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                threshold = alpha * (total / count)
+                mask[rows, cols] = p[rows, cols] > threshold
+        return mask
+
+    def _alpha_by_count(self) -> NDArray[np.float64]:
+        """Multiplier for every training count 0 ... N (NaN below ``min_training``), computed once."""
+        table = self._alpha_table
+        if table is None:
+            n = np.arange(self.num_ring + 1)
+            table = np.full(n.size, np.nan)
+            table[self.min_training:] = self._multipliers(n[self.min_training:])
+            self._alpha_table = table
+        return table
+
+    def _ring_bound(self, shape: tuple[int, int]) -> _RingBound | None:
+        """The block lower bound for maps of ``shape`` (None where blocks do not pay), one per shape."""
+        cache = self._bounds
+        if shape not in cache:
+            table = self._alpha_by_count()
+            n = np.arange(table.size)
+            per_cell = table[self.min_training:] / n[self.min_training:]
+            cache[shape] = _RingBound.build(shape, self.guard, self.train, self.wrap_doppler,
+                                            float(np.min(per_cell)), self.num_ring)
+        return cache[shape]
 
 
 class _HalvesCfarDetector(CfarDetector):

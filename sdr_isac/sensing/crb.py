@@ -478,10 +478,17 @@ def delay_doppler_fim(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: flo
     g = _snr(snr_re)
     if g.ndim != 0:
         raise InputError(f"snr_re has shape {g.shape}: allowed a scalar here; call once per SNR")
-    rows, k = np.nonzero(m)
-    kc = k - k.mean() if k.size else k.astype(float)
-    tc = t_sym[rows] - t_sym[rows].mean() if rows.size else t_sym[rows]
-    s_kk, s_tt, s_kt = float(kc @ kc), float(tc @ tc), float(kc @ tc)
+    # centred moments from the row and column counts of the mask (no list of the used REs)
+    per_symbol = np.count_nonzero(m, axis=1)                     # REs used on each symbol
+    per_subcarrier = np.count_nonzero(m, axis=0)
+    used = int(per_symbol.sum())
+    s_kk = s_tt = s_kt = 0.0
+    if used:
+        k = np.arange(m.shape[1], dtype=float)
+        kc = k - float(k @ per_subcarrier) / used
+        tc = t_sym - float(t_sym @ per_symbol) / used
+        s_kk, s_tt = float((kc * kc) @ per_subcarrier), float((tc * tc) @ per_symbol)
+        s_kt = float(tc @ np.einsum("lk,k->l", m, kc))          # no threaded BLAS over the whole mask
     return 8.0 * np.pi**2 * float(g) * np.array([[df**2 * s_kk, -df * s_kt], [-df * s_kt, s_tt]])
 
 

@@ -11,6 +11,7 @@ ports, one echo channel), and an RE is used where that sum is not zero.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 from sdr_isac.errors import SensingError
 from sdr_isac.waveform import IsacFrame, Signal
 
-__all__ = ["ChannelEstimate", "channel_matrix", "known_symbols"]
+__all__ = ["ChannelEstimate", "channel_matrix", "known_symbols", "known_reference"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,10 +58,40 @@ def known_symbols(frame: IsacFrame, signals: tuple[str, ...] = ()) -> tuple[NDAr
     x : ndarray, shape (S, K), complex64
     mask : ndarray, shape (S, K), bool
     """
-    chosen = tuple(Signal[s.upper()] for s in signals)
-    mask = frame.grid.mask(*chosen)
-    x = frame.grid.values.sum(axis=0)
-    return x, mask & (np.abs(x) > 0)
+    x, mask, _ = known_reference(frame, tuple(signals))
+    return x.copy(), mask.copy()
+
+
+#: per frame and choice of signals: (x, mask, 1 / x on the mask), computed once (a frame is never changed)
+_KNOWN: weakref.WeakKeyDictionary[IsacFrame, dict[tuple[str, ...], tuple[NDArray[np.complex64], NDArray[np.bool_],
+                                                                          NDArray[np.complex64]]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def known_reference(frame: IsacFrame, signals: tuple[str, ...] = ()) -> tuple[NDArray[np.complex64], NDArray[np.bool_],
+                                                                              NDArray[np.complex64]]:
+    """:func:`known_symbols` and the reciprocal ``1 / x`` on the mask (0 elsewhere), cached per frame.
+
+    The arrays are shared between calls and read-only.
+
+    Returns
+    -------
+    x : ndarray, shape (S, K), complex64
+    mask : ndarray, shape (S, K), bool
+    inverse : ndarray, shape (S, K), complex64
+    """
+    per_frame = _KNOWN.setdefault(frame, {})
+    known = per_frame.get(signals)
+    if known is None:
+        chosen = tuple(Signal[s.upper()] for s in signals)
+        x = np.asarray(frame.grid.values.sum(axis=0), dtype=np.complex64)
+        mask = frame.grid.mask(*chosen) & (np.abs(x) > 0)
+        inverse = np.zeros(x.shape, dtype=np.complex64)
+        np.divide(1, x, out=inverse, where=mask)
+        for a in (x, mask, inverse):
+            a.flags.writeable = False
+        known = per_frame[signals] = (x, mask, inverse)
+    return known
 
 
 def channel_matrix(rx_grid: NDArray[np.complexfloating], x: NDArray[np.complexfloating],

@@ -9,6 +9,7 @@ See :func:`process`; the package docstring of :mod:`sdr_isac.sensing` has a comp
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, OsCfarDetector, SoCfarDetector
-from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols
-from sdr_isac.sensing.detection import Detection, detect_all, find_peaks, noise_variance, significance_threshold
+from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
+from sdr_isac.sensing.detection import Detection, clean, find_peaks, noise_variance, significance_threshold, subtract
 from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
+from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
@@ -63,13 +65,20 @@ def cfar_detector(config: SensingConfig, num_channels: int = 1) -> CfarDetector:
     """The CFAR detector a sensing configuration asks for, for a map summing ``num_channels`` channels."""
     guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
     train = (int(config.training_cells[0]), int(config.training_cells[1]))
-    if config.cfar == "ca":
-        return CaCfarDetector(pfa=config.pfa, guard=guard, train=train, num_channels=num_channels)
-    if num_channels > 1:
+    if config.cfar != "ca" and num_channels > 1:
         raise SensingError(f"sensing.cfar = {config.cfar!r} with a {num_channels}-channel capture: the GO/SO/OS "
                            "thresholds are derived for one channel; use cfar = 'ca' (exact for summed channels) "
                            "or process one channel")
-    return _CFAR[config.cfar](pfa=config.pfa, guard=guard, train=train)
+    return _shared_detector(config.cfar, float(config.pfa), guard, train, num_channels)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_detector(method: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
+                     num_channels: int) -> CfarDetector:
+    """One detector per design, kept across calls: it caches its multipliers and block bounds per map shape."""
+    if method == "ca":
+        return CaCfarDetector(pfa=pfa, guard=guard, train=train, num_channels=num_channels)
+    return _CFAR[method](pfa=pfa, guard=guard, train=train)
 
 
 def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFrame:
@@ -79,6 +88,15 @@ def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFr
     if cfg is None:
         raise SensingError(f"capture {capture.node_id}/{capture.seq} carries no frame description and none was "
                            "given: pass the waveform (a FrameConfig or IsacFrame) to process()")
+    try:
+        return _built_frame(cfg)
+    except TypeError:                       # a configuration that cannot be hashed: build it every time
+        return IsacFrame(cfg)
+
+
+@functools.lru_cache(maxsize=8)
+def _built_frame(cfg: FrameConfig) -> IsacFrame:
+    """The frame of a configuration, built once (a stream of captures carries the same one)."""
     return IsacFrame(cfg)
 
 
@@ -127,7 +145,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     timings: dict[str, float] = {}
     start = time.perf_counter()
     offset = found_offset = capture.frame_offset
-    x, mask = known_symbols(built, cfg.signals)
+    x, mask, inverse = known_reference(built, tuple(cfg.signals))
     if cfg.sync == "correlate":
         if capture.num_samples < built.num_samples:
             raise SensingError(f"capture has {capture.num_samples} samples, the frame {built.num_samples}: "
@@ -158,7 +176,9 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         _check(tx, built, tx.frame_offset)
         x = built.ofdm.demodulate(tx.iq[:1], tx.frame_offset)[0]
         mask = mask & (np.abs(x) > 1e-6 * float(np.max(np.abs(x))))
-    csi = channel_matrix(rx_grid, x, mask)
+        csi = channel_matrix(rx_grid, x, mask)
+    else:                                   # H = Y / X = Y (1 / X), 0 off the mask, in the fresh grid
+        csi = ChannelEstimate(np.multiply(rx_grid, inverse, out=rx_grid), mask)
     if cfg.remove_static:
         csi = _remove_static(csi)
     timings["csi_s"] = time.perf_counter() - start
@@ -168,14 +188,16 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     carrier = capture.center_freq_hz or fcfg.carrier_hz
     # default upper limit: half the unambiguous range; beyond it lie negative delays wrapped around
     # (sidelobes of a zero-range leakage peak) and echoes far past the cyclic prefix.  CFAR runs on the
-    # range bins up to it plus one window of margin for the training cells; the whole map stays (its
+    # range bins up to it plus one window of margin for the training cells, peaks are taken up to it
+    # (plus a bin for the refinement: a peak in the margin would be refined, subtracted from H and then
+    # dropped; with comb pilots it is the range replica of a reportable echo); the whole map stays (its
     # median gives the noise level, and displays show it).
     half = 0.5 if cfg.geometry == "monostatic" else 1.0
     unambiguous = half * SPEED_OF_LIGHT_MPS / fcfg.subcarrier_spacing_hz
     upper = cfg.max_range_m or unambiguous / 2
     n_range = sp_fft.next_fast_len(fcfg.num_subcarriers * cfg.range_oversampling)
-    rows = min(int(np.ceil(upper / unambiguous * n_range)) + cfg.guard_cells[0] + cfg.training_cells[0] + 2,
-               n_range)
+    reportable = min(int(np.ceil(upper / unambiguous * n_range)) + 2, n_range)
+    rows = min(reportable + cfg.guard_cells[0] + cfg.training_cells[0], n_range)
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd, csi.h.shape[0])
@@ -183,24 +205,26 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     detector = cfar_detector(cfg, num_channels)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None
     detections: list[Detection] = []
-    work: NDArray[np.complex64] | NDArray[np.complex128] = csi.h
+    # CLEAN works on a complex128 copy of H, reused from call to call (it never leaves this function)
+    work = work_array("pipeline.work", csi.h.shape, np.complex128)
+    work[...] = csi.h
     current, cfar_cells = rd, 0
+    threshold_db = 10 * math.log10(significance_threshold(cfg.pfa, num_channels))
     for _ in range(_CLEAN_PASSES):
         # a strong echo (the line of sight, leakage) can hide weaker ones behind its sidelobes and in
         # the CFAR training cells: detect, subtract, and look again at what is left
-        hits = np.zeros(current.power.shape, dtype=bool)
-        hits[:rows] = detector.detect(current.power[:rows]).mask
+        hits = detector.detect_mask(current.power[:rows])
         cfar_cells += int(np.count_nonzero(hits))
-        peaks = find_peaks(current.power, hits, cfg.max_detections + 8, current.complete_range)
-        found, work = detect_all(work, mask, current, peaks, fcfg.subcarrier_spacing_hz, times, carrier, noise,
-                                 cfg.pfa, cfg.refine, spacing, cfg.remove_static)
+        peaks = find_peaks(current.power, hits[:reportable], cfg.max_detections + 8, current.complete_range)
+        found, echoes = clean(work, mask, current, peaks, fcfg.subcarrier_spacing_hz, times, carrier, noise,
+                              cfg.pfa, cfg.refine, spacing, cfg.remove_static)
         detections += found
         # another pass only behind a strong echo: Hann sidelobes reach -31 dB, so an echo more than 30 dB
         # above the detection threshold may hide weaker ones
-        threshold_db = 10 * math.log10(significance_threshold(cfg.pfa, num_channels))
         if not found or len(detections) >= cfg.max_detections + 8 or \
                 max(d.map_snr_db for d in found) < threshold_db + 30.0:
             break
+        subtract(work, mask, echoes)
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
     timings["cfar_s"] = time.perf_counter() - start

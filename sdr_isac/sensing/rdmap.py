@@ -20,6 +20,9 @@ N_FFT / 2048 samples, which this approximation ignores.
 
 from __future__ import annotations
 
+import collections
+import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +34,7 @@ from sdr_isac.config import SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["RangeDopplerMap", "window", "range_doppler_map"]
+__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
@@ -40,11 +43,20 @@ def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.floa
     The symmetric window of ``length + 2`` points without its end points, so that no symbol or
     subcarrier gets weight zero (a 2-symbol frame keeps both symbols).
     """
+    return _window(name, int(length), float(sidelobe_db)).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _window(name: str, length: int, sidelobe_db: float) -> NDArray[np.float64]:
+    """:func:`window`, computed once per (name, length, sidelobe level); read-only."""
     if name == "none" or length <= 2:
-        return np.ones(length)
-    spec: str | tuple[str, float] = ("chebwin", sidelobe_db) if name == "chebyshev" else name
-    w = np.asarray(sp_signal.get_window(spec, length + 2, fftbins=False), dtype=float)[1:-1]
-    return w / w.max()
+        w = np.ones(length)
+    else:
+        spec: str | tuple[str, float] = ("chebwin", sidelobe_db) if name == "chebyshev" else name
+        w = np.asarray(sp_signal.get_window(spec, length + 2, fftbins=False), dtype=float)[1:-1]
+        w = w / w.max()
+    w.flags.writeable = False
+    return w
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,33 +107,105 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
                       max_rows: int | None = None) -> RangeDopplerMap:
     """The windowed, zero-padded periodogram of H (shape (C, S, K)) on its mask (shape (S, K)).
 
-    ``max_rows`` keeps only the first range bins (the Doppler transform is then done on those alone).
+    ``max_rows`` keeps only the first range bins.
     """
     c, s, k = h.shape
-    w_r = window(config.window_range, k, config.chebyshev_sidelobe_db)
-    w_d = window(config.window_doppler, s, config.chebyshev_sidelobe_db)
-    weights = (w_d[:, None] * w_r[None, :]) * mask
-    if not np.any(weights):
-        raise SensingError("no resource element left to build the range-Doppler map from: choose signals the "
-                           "frame carries")
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
-    hw = (h * weights[None].astype(np.float32)).astype(np.complex64)
-    # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised
-    profile = sp_fft.ifft(hw, n=n_range, axis=2, workers=-1, norm="forward")
-    if max_rows is not None and max_rows < n_range:
-        profile = np.ascontiguousarray(profile[:, :, :max_rows])
+    weights, coherent_gain, noise_gain = _weights(mask, config, n_doppler)
+    # the transforms run in place in the returned array, laid out (C, R, D): the Doppler transform
+    # first, along the contiguous last axis of the first K rows, then the range transform down the
+    # columns, which fills the zero-padded rows; no intermediate array, no transposing copy
+    cells = np.empty((c, n_range, n_doppler), dtype=np.complex64)
+    slow = cells[:, :k, :]                                              # (C, K, D) view
+    np.multiply(h.transpose(0, 2, 1), weights, out=slow[:, :, :s])
+    slow[:, :, s:] = 0
     # Doppler: forward transform over symbols of e^{+j 2 pi f_D t_l} peaks at bin f_D D T_O
-    cells = sp_fft.fft(profile, n=n_doppler, axis=1, workers=-1, overwrite_x=True)      # (C, D, R)
-    cells = np.roll(cells, n_doppler // 2, axis=1)                      # fftshift of the Doppler axis
-    # power on the contiguous (C, D, R) layout, then one transposing copy to (R, D)
-    power = np.ascontiguousarray(np.sum(cells.real**2 + cells.imag**2, axis=0, dtype=np.float32).T)
-    cells = cells.transpose(0, 2, 1)                                    # (C, R, D) view
-    tau = np.arange(profile.shape[2]) / (n_range * subcarrier_spacing_hz)
+    _in_place(sp_fft.fft(slow, axis=2, workers=-1, overwrite_x=True), slow)
+    cells[:, k:, :] = 0
+    # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised
+    _in_place(sp_fft.ifft(cells, axis=1, workers=-1, norm="forward", overwrite_x=True), cells)
+    if max_rows is not None and max_rows < n_range:
+        cells = np.ascontiguousarray(cells[:, :max_rows])
+    rows = cells.shape[1]
+    tau = np.arange(rows) / (n_range * subcarrier_spacing_hz)
     scale = 0.5 if config.geometry == "monostatic" else 1.0
     doppler = (np.arange(n_doppler) - n_doppler // 2) / (n_doppler * symbol_duration_s)
     wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
     velocity = -doppler * wavelength * scale
-    return RangeDopplerMap(power, cells.astype(np.complex64, copy=False), SPEED_OF_LIGHT_MPS * tau * scale,
-                           velocity, doppler, config.geometry, float(np.sum(weights**2)), float(np.sum(weights)),
-                           1.0 / (n_range * subcarrier_spacing_hz), profile.shape[2] == n_range)
+    return RangeDopplerMap(power_of(cells), cells, SPEED_OF_LIGHT_MPS * tau * scale, velocity, doppler,
+                           config.geometry, noise_gain, coherent_gain, 1.0 / (n_range * subcarrier_spacing_hz),
+                           rows == n_range)
+
+
+#: weights per (read-only mask, windows, Doppler length), most recent last; see _weights
+_WEIGHTS: collections.OrderedDict[tuple[object, ...], tuple[NDArray[np.bool_], NDArray[np.generic], float, float]] = \
+    collections.OrderedDict()
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _weights(mask: NDArray[np.bool_], config: SensingConfig,
+             n_doppler: int) -> tuple[NDArray[np.generic], float, float]:
+    """Taper x taper on the mask, shape (K, S) (the layout of the Doppler transform), and its gains.
+
+    The fftshift of the Doppler axis is folded in: bin d of the output is bin d - D/2 of the plain
+    transform, i.e. symbol l multiplied by exp(j 2 pi (D//2) l / D), +-1 for even D (float32 weights),
+    a phase ramp for odd D (complex64).  Kept for the last few read-only masks that own their data (a
+    frame's cached mask: the same on every capture), computed afresh for others.
+
+    Returns
+    -------
+    weights : ndarray, shape (K, S), float32 or complex64
+    coherent_gain, noise_gain : float
+        Sum of the taper weights and of their squares over the mask.
+    """
+    key = (id(mask), mask.shape, config.window_range, config.window_doppler, config.chebyshev_sidelobe_db, n_doppler)
+    with _WEIGHTS_LOCK:
+        cached = _WEIGHTS.get(key)
+        if cached is not None and cached[0] is mask:
+            _WEIGHTS.move_to_end(key)
+            return cached[1], cached[2], cached[3]
+    s, k = mask.shape
+    taper = np.multiply.outer(_window(config.window_range, k, config.chebyshev_sidelobe_db),
+                              _window(config.window_doppler, s, config.chebyshev_sidelobe_db)) * mask.T
+    coherent_gain, noise_gain = float(np.sum(taper)), float(np.sum(taper**2))
+    if coherent_gain == 0.0:
+        raise SensingError("no resource element left to build the range-Doppler map from: choose signals the "
+                           "frame carries")
+    weights: NDArray[np.generic]
+    if n_doppler % 2 == 0:
+        weights = (taper * np.where(np.arange(s) % 2, -1.0, 1.0)).astype(np.float32)
+    else:
+        weights = (taper * np.exp(2j * np.pi * (n_doppler // 2) * np.arange(s) / n_doppler)).astype(np.complex64)
+    if not mask.flags.writeable and mask.base is None:                   # nothing can change it
+        weights.flags.writeable = False
+        with _WEIGHTS_LOCK:
+            _WEIGHTS[key] = (mask, weights, coherent_gain, noise_gain)      # holds the mask: its id stays unique
+            while len(_WEIGHTS) > 8:
+                _WEIGHTS.popitem(last=False)
+    return weights, coherent_gain, noise_gain
+
+
+def power_of(cells: NDArray[np.complex64]) -> NDArray[np.float32]:
+    """Power summed over channels, ``sum_c |cells[c]|**2``.
+
+    Parameters
+    ----------
+    cells : ndarray, shape (C, R, D), complex64
+
+    Returns
+    -------
+    ndarray, shape (R, D), float32
+    """
+    power: NDArray[np.float32] = cells[0].real ** 2
+    power += cells[0].imag ** 2
+    for channel in cells[1:]:
+        power += channel.real ** 2
+        power += channel.imag ** 2
+    return power
+
+
+def _in_place(result: NDArray[np.complex64], target: NDArray[np.complex64]) -> None:
+    """Make sure a transform asked to overwrite its input did (copy otherwise)."""
+    if not np.shares_memory(result, target):
+        target[...] = result

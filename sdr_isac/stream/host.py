@@ -5,7 +5,10 @@ messages; a receiving thread decodes them strictly (a malformed message is
 counted in ``rejected`` and dropped, never unpickled), counts loss per node
 from sequence gaps, measures latency from the sender's timestamp, and queues
 captures for a worker thread that runs the sensing pipeline and publishes
-detections on a PUB socket (topic ``detections/<node>``).  Captures of
+detections on a PUB socket (topic ``detections/<node>``) and, with
+``stream.publish_maps`` (the default), the range-Doppler map cropped to the
+reportable range with the detections, the node's position and its counters
+(topic ``rdmap/<node>``, for displays).  Captures of
 different nodes whose ``t0`` fall within ``stream.align_window_s`` form a
 time-aligned set (for the fusion stages).  Incoming captures can be recorded
 to SigMF, one recording per node.  ``stop()`` (or SIGINT/SIGTERM in the
@@ -38,6 +41,7 @@ __all__ = ["FusionHost", "NodeStats"]
 _KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
 _KEEP_ERRORS = 100
 _MAX_NODES = 1024
+_RATE_WINDOW = 32           # receive times kept per node for its rate
 
 
 class NodeStats:
@@ -54,6 +58,8 @@ class NodeStats:
         self.latency_sum_s = 0.0
         self.latency_max_s: float | None = None
         self.latency_count = 0
+        self.latency_last_s: float | None = None
+        self.arrivals: deque[float] = deque(maxlen=_RATE_WINDOW)
         self.heartbeat: dict[str, Any] = {}
         self.detections: deque[dict[str, Any]] = deque(maxlen=_KEEP_RESULTS)
 
@@ -62,6 +68,17 @@ class NodeStats:
         self.latency_sum_s += latency_s
         self.latency_count += 1
         self.latency_max_s = latency_s if self.latency_max_s is None else max(self.latency_max_s, latency_s)
+        self.latency_last_s = latency_s
+
+    def on_arrival(self, received_s: float) -> None:
+        """Note one message's arrival time, s (for :meth:`rate_hz`)."""
+        self.arrivals.append(received_s)
+
+    def rate_hz(self) -> float | None:
+        """Messages per second over the last 32 arrivals (None before two)."""
+        if len(self.arrivals) < 2 or self.arrivals[-1] <= self.arrivals[0]:
+            return None
+        return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
 
     def on_seq(self, seq: int) -> None:
         """Count gaps; a sequence that goes back means the node restarted."""
@@ -82,7 +99,8 @@ class NodeStats:
                 "dropped_at_host": self.overflow, "lost": self.lost,
                 "restarts": self.restarts, "last_seq": self.last_seq,
                 "latency_mean_s": self.latency_sum_s / self.latency_count if self.latency_count else None,
-                "latency_max_s": self.latency_max_s,
+                "latency_max_s": self.latency_max_s, "latency_last_s": self.latency_last_s,
+                "rate_hz": self.rate_hz(),
                 "node_sent": self.heartbeat.get("frames_sent"), "node_dropped": self.heartbeat.get("frames_dropped"),
                 "node_captured": self.heartbeat.get("captured")}
 
@@ -216,9 +234,11 @@ class FusionHost:
             node.received += 1
             node.on_seq(msg.seq)
             node.on_latency(max(received_s - msg.sent_s, 0.0))
+            node.on_arrival(received_s)
             self._align(msg)
         if msg.kind == "detections":
-            self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header.get("detections", []))
+            self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header.get("detections", []),
+                                     msg.header.get("truth"))
             with self._lock:
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s,
@@ -259,21 +279,76 @@ class FusionHost:
                     self.nodes[msg.node_id].failed += 1
                 continue
             dets = [d.to_dict() for d in result.detections]
-            self.last_results[capture.node_id] = (result, (capture.metadata.get("truth") or {}).get("paths", []))
-            self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets)
+            truth = capture.metadata.get("truth")
+            self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
+            self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
+            if self.cfg.stream.publish_maps and result.map is not None:
+                try:
+                    self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth)
+                except Exception as err:                   # noqa: BLE001  a display aid must not end the worker
+                    with self._lock:
+                        self.errors.append(f"{msg.node_id}/{msg.seq}: map not published: {err}")
             with self._lock:
                 node = self.nodes[capture.node_id]
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
                                         "truth": capture.metadata.get("truth")})
 
-    def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]]) -> None:
-        frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections)
+    def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
+                            truth: Any = None) -> None:
+        """Publish ``detections/<node>`` with the node's counters (``stats``), position (``node``) and truth."""
+        try:
+            frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections,
+                                 stats=self._node_stats(node_id), node=self.node_info(node_id),
+                                 truth=truth if isinstance(truth, dict) else None)
+        except WireFormatError as err:                    # e.g. truth that is not plain JSON: drop it
+            with self._lock:
+                self.errors.append(f"{node_id}/{seq}: not published: {err}")
+            frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections,
+                                 stats=self._node_stats(node_id))
+        self._send(frames)
+
+    def _publish_map(self, node_id: str, seq: int, t0_s: float, result: sensing.SensingResult, truth: Any) -> None:
+        """Publish ``rdmap/<node>``: the map cropped for a display, its detections, counters, position, truth."""
+        cfg, rd = self.cfg.sensing, result.map
+        if rd is None:
+            return
+        power_db, range_m, velocity, decimation, max_range_m = wire.map_for_display(result, cfg,
+                                                                              self.cfg.stream.map_max_cells)
+        sensing_fields = {"pfa": cfg.pfa, "guard_cells": list(cfg.guard_cells),
+                          "training_cells": list(cfg.training_cells), "cfar": cfg.cfar}
+        try:
+            frames = wire.encode_rdmap(node_id, seq, t0_s, power_db, range_m, velocity, result.detections,
+                                       geometry=rd.geometry, num_channels=int(rd.cells.shape[0]),
+                                       max_range_m=max_range_m, decimation=decimation, sensing=sensing_fields,
+                                       node=self.node_info(node_id), stats=self._node_stats(node_id),
+                                       truth=truth if isinstance(truth, dict) else None)
+        except WireFormatError as err:
+            with self._lock:
+                self.errors.append(f"{node_id}/{seq}: map not published: {err}")
+            return
+        self._send(frames)
+
+    def _send(self, frames: list[Any]) -> None:
         with self._pub_lock:                              # both threads publish; a ZeroMQ socket is not thread-safe
             try:
                 self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
                 pass                                      # a slow subscriber loses results, never the host
+
+    def _node_stats(self, node_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self.nodes[node_id].to_dict() if node_id in self.nodes else {}
+
+    def node_info(self, node_id: str) -> dict[str, Any] | None:
+        """Where the scene of the host's configuration puts ``node_id``: ``id``, ``role``, ``position_m``
+        (m), ``yaw_deg`` (boresight, degrees from +x towards +y), ``transmits``; None if it has no such node."""
+        scene = self.cfg.scene
+        if scene is None or not any(n.id == node_id for n in scene.nodes):
+            return None
+        node = scene.node(node_id)
+        return {"id": node.id, "role": node.role, "position_m": [float(v) for v in node.position_m],
+                "yaw_deg": float(node.yaw_deg), "transmits": bool(node.transmits)}
 
     def _record(self, capture: Any) -> None:
         if self._record_dir is None:

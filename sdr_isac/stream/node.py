@@ -39,6 +39,10 @@ class NodeAgent:
     node_id : str, optional
         Overrides ``cfg.radio.node_id`` (one file, several simulated nodes).
     context : zmq.Context, optional
+        Shared context; by default the agent makes its own and terminates it
+        when :meth:`run` returns.  Terminating waits until libzmq has released
+        every zero-copy frame still queued (a stalled host leaves some), so no
+        release callback fires into an interpreter that is shutting down.
     """
 
     def __init__(self, cfg: config_mod.Config, node_id: str | None = None, context: zmq.Context | None = None):
@@ -46,7 +50,8 @@ class NodeAgent:
             cfg = dataclasses.replace(cfg, radio=dataclasses.replace(cfg.radio, node_id=node_id))
         self.cfg = cfg
         self.node_id = cfg.radio.node_id
-        self.context = context or zmq.Context.instance()
+        self._own_context = context is None
+        self.context = zmq.Context() if context is None else context
         self.stats: dict[str, Any] = {"node_id": self.node_id, "sent": 0, "dropped": 0, "captured": 0,
                                       "frames_sent": 0, "frames_dropped": 0, "heartbeats": 0,
                                       "started_s": time.time()}
@@ -74,6 +79,8 @@ class NodeAgent:
         """Capture and send until ``stream.frames`` are done or ``stop`` is set; returns the counters."""
         stop = stop or threading.Event()
         cfg = self.cfg
+        if self._own_context and self.context.closed:      # a second run after the first terminated it
+            self.context = zmq.Context()
         sock = self._socket()
         try:
             with radio.open_radio(cfg) as r:
@@ -111,6 +118,8 @@ class NodeAgent:
                 self._heartbeat(sock, beat_seq, final=True, wait_s=2.0)
         finally:
             sock.close(linger=500)
+            if self._own_context:
+                self.context.term()
         self.stats["stopped_s"] = time.time()
         self.stats["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
         return dict(self.stats)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import zmq
 
 from sdr_isac.config import StreamConfig
-from sdr_isac.errors import WireFormatError
+from sdr_isac.errors import ConfigError, WireFormatError
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_client
 
@@ -17,11 +17,13 @@ __all__ = ["subscribe"]
 
 def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: threading.Event | None = None,
               timeout_s: float | None = None, stream: StreamConfig | None = None,
-              context: zmq.Context | None = None) -> Iterator[wire.Message]:
+              context: zmq.Context | None = None, rcvhwm: int = 16,
+              on_reject: Callable[[WireFormatError], None] | None = None,
+              max_bytes: int = wire.DEFAULT_MAX_BYTES) -> Iterator[wire.Message]:
     """Yield the decoded messages the host publishes on ``endpoint`` whose topic starts with one of ``topics``.
 
-    Malformed messages are skipped (never unpickled).  The iterator ends when ``stop`` is set, or when no
-    message arrived for ``timeout_s`` seconds (None: wait forever).
+    Malformed messages are skipped (never unpickled) and handed to ``on_reject``.  The iterator ends when
+    ``stop`` is set, or when no message arrived for ``timeout_s`` seconds (None: wait forever).
 
     Parameters
     ----------
@@ -31,11 +33,28 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
         Topic prefixes: ``detections/`` (every node), ``detections/bs0`` (one node), ``""`` (everything).
     stream : StreamConfig, optional
         CURVE keys when the host publishes with CURVE (its ``curve_*`` fields).
+    rcvhwm : int
+        Messages ZeroMQ queues for a slow consumer before dropping new ones, 1 ... 10000 (bounded memory).
+    on_reject : callable, optional
+        Called with the :class:`~sdr_isac.errors.WireFormatError` of each malformed message (to count them).
+    max_bytes : int
+        Largest accepted message, bytes (ZeroMQ drops the connection of a sender that exceeds it).
+
+    Raises
+    ------
+    ConfigError
+        ``rcvhwm`` or ``max_bytes`` out of range.
     """
+    if not 1 <= rcvhwm <= 10000:
+        raise ConfigError(f"rcvhwm = {rcvhwm} messages: allowed 1 ... 10000; a small value bounds memory",
+                          key="rcvhwm")
+    if max_bytes < 1024:
+        raise ConfigError(f"max_bytes = {max_bytes} bytes: allowed >= 1024 bytes; raise it", key="max_bytes")
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, 16)                  # a slow consumer loses old results, not memory
+    sock.setsockopt(zmq.RCVHWM, rcvhwm)              # a slow consumer loses results, not memory
+    sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
     if stream is not None:
         secure_client(sock, stream)
     for topic in topics:
@@ -54,8 +73,11 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
             idle_ms = 0.0
             frames = sock.recv_multipart(copy=False)
             try:
-                yield wire.decode(frames)
-            except WireFormatError:
+                msg = wire.decode(frames, max_bytes=max_bytes)
+            except WireFormatError as err:
+                if on_reject is not None:
+                    on_reject(err)
                 continue
+            yield msg
     finally:
         sock.close()

@@ -1,11 +1,12 @@
-"""The wire format: one ZeroMQ multipart message per capture, detection list, heartbeat or command.
+"""The wire format: one ZeroMQ multipart message per capture, detection list, map, heartbeat or command.
 
 A message is a list of frames ``[topic, header, *buffers]`` (see
 ``docs/wire-format.md`` for the full specification):
 
 - ``topic``: ``f"{kind}/{node_id}"`` in ASCII, so that SUB sockets can filter
   by prefix;
-- ``header``: one JSON object in UTF-8 with the schema version ``v``, the
+- ``header``: one JSON object in UTF-8 with the schema version ``v`` (the
+  lowest version that defines the message's kind, see :data:`KIND_VERSIONS`), the
   ``kind``, the ``node_id``, the sequence number ``seq``, the timestamps
   ``t0_s`` and ``sent_s``, the dtype and shape of each buffer in ``arrays``,
   and the fields of that kind;
@@ -38,21 +39,23 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, from_dict
+from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
 from sdr_isac.recording._format import to_json
 from sdr_isac.recording.reader import _drop_none
 from sdr_isac.sensing.detection import Detection
+from sdr_isac.sensing.pipeline import SensingResult
 
 __all__ = [
     "SCHEMA_VERSION",
     "KINDS",
+    "KIND_VERSIONS",
     "DTYPES",
     "DEFAULT_MAX_BYTES",
     "MAX_HEADER_BYTES",
@@ -60,20 +63,28 @@ __all__ = [
     "MAX_NDIM",
     "MAX_DEPTH",
     "Message",
+    "RdMap",
     "encode",
     "decode",
     "encode_capture",
     "decode_capture",
     "encode_detections",
     "decode_detections",
+    "map_for_display",
+    "encode_rdmap",
+    "decode_rdmap",
     "encode_heartbeat",
     "encode_control",
 ]
 
-#: Major version of the header schema; a receiver rejects every other value.
-SCHEMA_VERSION = 1
+#: Newest major version of the header schema this code speaks; a receiver accepts 1 ... SCHEMA_VERSION.
+SCHEMA_VERSION = 2
 #: Message kinds.
-KINDS = ("capture", "detections", "estimates", "tracks", "heartbeat", "control")
+KINDS = ("capture", "detections", "estimates", "tracks", "heartbeat", "control", "rdmap")
+#: The schema version that introduced each kind; a message is stamped with its kind's version, so that a
+#: receiver of an older version still takes the kinds it knows.
+KIND_VERSIONS: dict[str, int] = {"capture": 1, "detections": 1, "estimates": 1, "tracks": 1, "heartbeat": 1,
+                                 "control": 1, "rdmap": 2}
 #: Default limit on the size of one message (all frames together), bytes.
 DEFAULT_MAX_BYTES = 256 * 2**20
 #: Limit on the JSON header frame, bytes.
@@ -102,6 +113,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _COMMON = ("v", "kind", "node_id", "seq", "t0_s", "sent_s", "arrays")
 _CAPTURE_FIELDS = ("sample_rate_hz", "center_freq_hz", "frame_offset", "frame", "metadata")
 _GEOMETRIES = ("monostatic", "bistatic")
+_RDMAP_FIELDS = ("geometry", "num_channels", "max_range_m", "decimation", "detections", "sensing", "node", "stats")
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,11 +172,11 @@ def _fail(field: str, value: Any, allowed: str, fix: str = "") -> NoReturn:
     raise WireFormatError(f"{field} = {_short(value)}: allowed {allowed}" + (f"; {fix}" if fix else ""))
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -246,12 +258,16 @@ def _json_field(name: str, value: Any) -> Any:
 def _check_common(header: dict[str, Any]) -> None:
     """Check ``v``, ``kind``, ``node_id``, ``seq``, ``t0_s``, ``sent_s``; normalise the times to float."""
     version = header.get("v")
-    if not _is_int(version) or version != SCHEMA_VERSION:
-        _fail("v", version, f"schema version {SCHEMA_VERSION}",
-              "the sender speaks another major version of the wire format; run the same sdr_isac version on both")
+    if not _is_int(version) or not 1 <= version <= SCHEMA_VERSION:
+        _fail("v", version, f"schema version 1 ... {SCHEMA_VERSION}",
+              "the sender speaks a newer major version of the wire format; run the same sdr_isac version on both")
     kind = header.get("kind")
     if kind not in KINDS:
         _fail("kind", kind, ", ".join(KINDS))
+    if KIND_VERSIONS[kind] > version:
+        known = ", ".join(k for k in KINDS if KIND_VERSIONS[k] <= version)
+        _fail("kind", kind, f"the kinds of schema version {version} ({known})",
+              f"{kind!r} messages carry v = {KIND_VERSIONS[kind]}")
     _check_id("node_id", header.get("node_id"))
     _check_count("seq", header.get("seq"))
     for name in ("t0_s", "sent_s"):
@@ -291,6 +307,8 @@ def _check_kind(header: dict[str, Any]) -> None:
             _fail("stats", header.get("stats"), "an object of node statistics")
     elif kind == "control":
         _check_id("command", header.get("command"))
+    elif kind == "rdmap":
+        _check_rdmap_fields(header)
 
 
 def _check_capture_fields(header: dict[str, Any]) -> None:
@@ -306,6 +324,54 @@ def _check_capture_fields(header: dict[str, Any]) -> None:
         _fail("frame", frame, "null or an object of FrameConfig fields")
     if not isinstance(header.get("metadata"), dict):
         _fail("metadata", header.get("metadata", "missing"), "an object")
+
+
+def _check_cells(field: str, value: Any, low: int) -> tuple[int, int]:
+    if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) and low <= v <= 1_000_000 for v in value)):
+        _fail(field, value, f"a list of 2 integers {low} ... 1000000 (range, Doppler)")
+    return int(value[0]), int(value[1])
+
+
+def _check_rdmap_fields(header: dict[str, Any]) -> None:
+    specs = _check_specs(header.get("arrays", "missing"))
+    shapes = [shape for _, shape in specs]
+    if (len(specs) != 3 or specs[0][0] != DTYPES["float32"] or len(shapes[0]) != 2 or min(shapes[0]) < 1
+            or specs[1][0] != DTYPES["float64"] or specs[2][0] != DTYPES["float64"]
+            or shapes[1] != shapes[0][:1] or shapes[2] != shapes[0][1:]):
+        _fail("arrays", header["arrays"], "three arrays: float32 power_db [R >= 1, D >= 1], float64 range_m [R], "
+              "float64 velocity_mps [D]")
+    if header.get("geometry") not in _GEOMETRIES:
+        _fail("geometry", header.get("geometry"), " or ".join(_GEOMETRIES))
+    channels = header.get("num_channels")
+    if not _is_int(channels) or not 1 <= channels <= 65536:
+        _fail("num_channels", channels, "an integer 1 ... 65536 (receive channels summed in the map)")
+    _check_number("max_range_m", header.get("max_range_m"), "m", 0.0, strict=True)
+    _check_cells("decimation", header.get("decimation"), 1)
+    dets = header.get("detections")
+    if not isinstance(dets, list):
+        _fail("detections", dets, "a list of detection objects")
+    for i, det in enumerate(dets):
+        _check_detection(f"detections[{i}]", det)
+    sensing = header.get("sensing")
+    if not isinstance(sensing, dict):
+        _fail("sensing", sensing, "an object with pfa, guard_cells and training_cells (the CFAR of detections)")
+    pfa = sensing.get("pfa")
+    if not _is_number(pfa) or not 0 < pfa < 0.5:
+        _fail("sensing.pfa", pfa, "a number 0 < pfa < 0.5")
+    _check_cells("sensing.guard_cells", sensing.get("guard_cells"), 0)
+    _check_cells("sensing.training_cells", sensing.get("training_cells"), 1)
+    node = header.get("node")
+    if node is not None:
+        if not isinstance(node, dict):
+            _fail("node", node, "null or an object with position_m and yaw_deg")
+        position = node.get("position_m")
+        if not (isinstance(position, list) and len(position) in (2, 3)):
+            _fail("node.position_m", position, "a list of 2 or 3 numbers, m")
+        for i, value in enumerate(position):
+            _check_number(f"node.position_m[{i}]", value, "m")
+        _check_number("node.yaw_deg", node.get("yaw_deg"), "degrees")
+    if not isinstance(header.get("stats"), dict):
+        _fail("stats", header.get("stats", "missing"), "an object of the node's counters at the host")
 
 
 def _detection_types() -> dict[str, tuple[str, bool]]:
@@ -409,7 +475,7 @@ def encode(kind: str, node_id: str, seq: int, *, t0_s: float = 0.0, arrays: Sequ
         spec, buffer = _wire_array(i, array)
         specs.append(spec)
         buffers.append(buffer)
-    header: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": kind, "node_id": node_id,
+    header: dict[str, Any] = {"v": KIND_VERSIONS.get(kind, SCHEMA_VERSION), "kind": kind, "node_id": node_id,
                               "seq": _json_field("seq", seq), "t0_s": _json_field("t0_s", t0_s),
                               "sent_s": time.time(), "arrays": specs}
     header.update({name: _json_field(name, value) for name, value in fields.items()})
@@ -636,8 +702,12 @@ def decode_detections(msg: Message) -> list[Detection]:
     """The :class:`~sdr_isac.sensing.Detection` list of a ``detections`` message."""
     _expect_kind(msg, "detections")
     _check_kind(msg.header)
+    return _detections_of(msg.header["detections"])
+
+
+def _detections_of(items: list[dict[str, Any]]) -> list[Detection]:
     out = []
-    for det in msg.header["detections"]:
+    for det in items:
         kwargs = dict(det)
         for name, (base, _) in _DETECTION_TYPES.items():
             if base == "float" and kwargs[name] is not None:
@@ -654,3 +724,184 @@ def encode_heartbeat(node_id: str, seq: int, stats: dict[str, Any]) -> list[byte
 def encode_control(node_id: str, seq: int, command: str, **fields: Any) -> list[bytes | memoryview]:
     """Encode a command: kind ``control``, ``command`` a name (``A-Z a-z 0-9 _ . -``) and its arguments."""
     return encode("control", node_id, seq, command=command, **fields)
+
+
+# ---- rdmap ----------------------------------------------------------------------------------
+_FLOOR_DB = -30.0           # keeps log10 finite on empty cells
+
+
+def map_for_display(result: SensingResult, sensing_cfg: SensingConfig, max_cells: int
+                    ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64], tuple[int, int], float]:
+    """A sensed map made small for a display: dB over noise, velocity ascending, cropped and max-pooled.
+
+    The map is cropped to the reportable range (``sensing.max_range_m``, else half of the map's unambiguous
+    span, as the pipeline does) plus the CFAR window, so that a display can run CFAR again on the same cells;
+    a map still larger than ``max_cells`` is max-pooled in blocks of range bins (and Doppler bins if one row
+    is too many), which keeps every peak but changes the noise statistics (CFAR on it is approximate).
+
+    Returns
+    -------
+    power_db : ndarray, shape (R, D), float32
+        Power over the mean noise power of one cell, dB, floored at -30 dB.
+    range_m : ndarray, shape (R,), float64
+        Range of each row (the first of its block), m, ascending.
+    velocity_mps : ndarray, shape (D,), float64
+        Velocity of each column (the first of its block), m/s, ascending.
+    decimation : tuple of int
+        Cells pooled into one, (range, Doppler).
+    max_range_m : float
+        The reportable range, m.
+
+    Raises
+    ------
+    InputError
+        The result has no map (an all-zero capture), or ``max_cells`` < 1.
+    """
+    rd = result.map
+    if rd is None:
+        raise InputError("the sensing result has no range-Doppler map (an all-zero capture): nothing to draw or "
+                         "publish; skip it")
+    if max_cells < 1:
+        raise InputError(f"max_cells = {max_cells} cells: allowed >= 1; give the largest map to keep")
+    noise = float(result.diagnostics.get("noise_var", 0.0)) * rd.noise_gain * rd.cells.shape[0]
+    scale = 1.0 / noise if noise > 0 else 1.0 / max(float(np.median(rd.power)), 1e-30)
+    step_m = float(rd.range_m[1] - rd.range_m[0]) if rd.range_m.size > 1 else 1.0
+    span_m = step_m * rd.range_m.size if rd.complete_range else float(rd.range_m[-1]) * 2
+    max_range_m = sensing_cfg.max_range_m or span_m / 2
+    rows = int(np.searchsorted(rd.range_m, max_range_m, side="right"))
+    rows = min(rows + sensing_cfg.guard_cells[0] + sensing_cfg.training_cells[0] + 2, rd.range_m.size)
+    power, velocity = rd.power[:rows], rd.velocity_mps
+    if velocity.size > 1 and velocity[-1] < velocity[0]:      # v = -f_D lambda / 2 falls along the Doppler axis
+        power, velocity = power[:, ::-1], velocity[::-1]
+    range_m = rd.range_m[:rows]
+    k_d = max(1, math.ceil(velocity.size / max_cells))
+    k_r = max(1, math.ceil(rows * math.ceil(velocity.size / k_d) / max_cells))
+    if k_r > 1 or k_d > 1:
+        power = _max_pool(power, k_r, k_d)
+        range_m, velocity = range_m[::k_r], velocity[::k_d]
+    db = 10 * np.log10(np.maximum(power * np.float32(scale), np.float32(10 ** (_FLOOR_DB / 10))))
+    return (np.ascontiguousarray(db, dtype=np.float32), np.ascontiguousarray(range_m, dtype=np.float64),
+            np.ascontiguousarray(velocity, dtype=np.float64), (k_r, k_d), float(max_range_m))
+
+
+def _max_pool(power: NDArray[np.float32], k_r: int, k_d: int) -> NDArray[np.float32]:
+    rows, cols = math.ceil(power.shape[0] / k_r), math.ceil(power.shape[1] / k_d)
+    padded = np.zeros((rows * k_r, cols * k_d), dtype=np.float32)
+    padded[: power.shape[0], : power.shape[1]] = power
+    return padded.reshape(rows, k_r, cols, k_d).max(axis=(1, 3))
+
+
+@dataclass(frozen=True, eq=False)
+class RdMap:
+    """What an ``rdmap`` message carries: one node's range-Doppler map, its detections and the host's counters.
+
+    Attributes
+    ----------
+    node_id : str
+    seq : int
+        Sequence number of the capture at its node.
+    t0_s : float
+        Time of the capture's first sample on the node's clock, s.
+    sent_s : float
+        Wall-clock time at which the host encoded the message, s (Unix epoch).
+    power_db : ndarray, shape (R, D), float32
+        Power of each cell over the mean noise power of one cell, dB (read-only).
+    range_m : ndarray, shape (R,), float64
+        Range (monostatic) or range sum (bistatic) of each row, m, strictly ascending.
+    velocity_mps : ndarray, shape (D,), float64
+        Velocity of each column, m/s (positive away), strictly ascending.
+    geometry : str
+        ``monostatic`` or ``bistatic``.
+    num_channels : int
+        Receive channels summed non-coherently in each cell (>= 1).
+    max_range_m : float
+        Largest range the node's detections may report, m (> 0).
+    decimation : tuple of int
+        Cells of the sensed map max-pooled into one (range, Doppler); (1, 1) when the map is whole.
+    detections : list of Detection
+        What the host's CFAR found with ``sensing``.
+    sensing : dict
+        ``pfa``, ``guard_cells``, ``training_cells`` of the host's CFAR (and more, free).
+    node : dict or None
+        ``position_m`` (2 or 3 numbers, m), ``yaw_deg`` (boresight, degrees from +x towards +y) and
+        free fields, from the host's scene; None when the host does not know where the node is.
+    stats : dict
+        The node's counters at the host (:meth:`~sdr_isac.stream.host.NodeStats.to_dict`).
+    truth : dict or None
+        Ground truth of a simulated capture (``paths``, ``targets``), else None.
+    """
+
+    node_id: str
+    seq: int
+    t0_s: float
+    sent_s: float
+    power_db: NDArray[np.float32]
+    range_m: NDArray[np.float64]
+    velocity_mps: NDArray[np.float64]
+    geometry: str
+    num_channels: int
+    max_range_m: float
+    decimation: tuple[int, int]
+    detections: list[Detection]
+    sensing: dict[str, Any]
+    node: dict[str, Any] | None
+    stats: dict[str, Any]
+    truth: dict[str, Any] | None
+
+
+def encode_rdmap(node_id: str, seq: int, t0_s: float, power_db: NDArray[np.float32], range_m: NDArray[np.float64],
+                 velocity_mps: NDArray[np.float64], detections: Sequence[Detection], *, geometry: str,
+                 num_channels: int, max_range_m: float, sensing: dict[str, Any], stats: dict[str, Any],
+                 decimation: tuple[int, int] = (1, 1), node: dict[str, Any] | None = None,
+                 truth: dict[str, Any] | None = None) -> list[bytes | memoryview]:
+    """Encode a map: kind ``rdmap`` (schema version 2), three buffers ``power_db``, ``range_m``, ``velocity_mps``.
+
+    See :class:`RdMap` for the meaning, unit and shape of each argument.  The axes must be strictly ascending.
+
+    Raises
+    ------
+    WireFormatError
+        A value the receiver would reject, naming the field.
+    """
+    power = np.asarray(power_db, dtype=np.float32)
+    axes = [np.asarray(range_m, dtype=np.float64), np.asarray(velocity_mps, dtype=np.float64)]
+    _check_axes(axes[0], axes[1])
+    dets = []
+    for i, det in enumerate(detections):
+        if not isinstance(det, Detection):
+            _fail(f"detections[{i}]", det, "a sdr_isac.sensing.Detection")
+        dets.append(det.to_dict())
+    return encode("rdmap", node_id, seq, t0_s=t0_s, arrays=[power, *axes], geometry=geometry,
+                  num_channels=num_channels, max_range_m=max_range_m, decimation=list(decimation), detections=dets,
+                  sensing=sensing, node=node, stats=stats, truth=truth)
+
+
+def _check_axes(range_m: NDArray[np.float64], velocity_mps: NDArray[np.float64]) -> None:
+    for name, axis in (("range_m", range_m), ("velocity_mps", velocity_mps)):
+        if axis.ndim != 1 or (axis.size > 1 and not np.all(np.diff(axis) > 0)):
+            _fail(name, axis[:4].tolist(), "a 1-D axis, strictly ascending", "flip the map and its axis together")
+
+
+def decode_rdmap(msg: Message) -> RdMap:
+    """The :class:`RdMap` of an ``rdmap`` message (arrays are read-only views of the received buffers).
+
+    Raises
+    ------
+    WireFormatError
+        The message is not an ``rdmap``, a field is invalid, or an axis is not strictly ascending.
+    """
+    _expect_kind(msg, "rdmap")
+    _check_kind(msg.header)
+    if len(msg.arrays) != 3:
+        _fail("arrays", f"{len(msg.arrays)} arrays", "three (power_db, range_m, velocity_mps)")
+    h = msg.header
+    power, range_m, velocity = msg.arrays
+    _check_axes(range_m, velocity)
+    truth = h.get("truth")
+    node = h.get("node")
+    return RdMap(node_id=msg.node_id, seq=msg.seq, t0_s=msg.t0_s, sent_s=msg.sent_s, power_db=power,
+                 range_m=range_m, velocity_mps=velocity, geometry=h["geometry"], num_channels=h["num_channels"],
+                 max_range_m=float(h["max_range_m"]), decimation=_check_cells("decimation", h["decimation"], 1),
+                 detections=_detections_of(h["detections"]), sensing=dict(h["sensing"]),
+                 node=dict(node) if node is not None else None, stats=dict(h["stats"]),
+                 truth=truth if isinstance(truth, dict) else None)

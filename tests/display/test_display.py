@@ -1,60 +1,232 @@
-"""The range-Doppler window: built, fed from a replay, drawn where the truth says, and its controls."""
+"""The display: window with top view, replay and live host sources, controls off the GUI thread, Record."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from sdr_isac import config, radio
-from sdr_isac.display.sources import DisplayFrame, LatestValue, ReplaySource, frame_of
-from sdr_isac.display.window import RangeDopplerWindow, snapshot
+from sdr_isac import config, radio, sensing
+from sdr_isac.display import sources
+from sdr_isac.display.sources import (
+    DisplayFrame,
+    GridDetection,
+    HostSource,
+    LatestByKey,
+    LatestValue,
+    NodePlace,
+    ReplaySource,
+    frame_of,
+)
+from sdr_isac.display.window import RangeDopplerWindow, detection_geometry, snapshot
+from sdr_isac.sensing.detection import Detection
+from sdr_isac.stream import FusionHost, NodeAgent, wire
+from sdr_isac.stream.demo import free_ports
 
 RECORDING = Path(__file__).resolve().parents[2] / "offline_data" / "two_targets.sigmf-meta"
+NODE_XY = (5.0, -3.0)
+TARGET_XY = (50.0, 5.0)
+LIVE = """
+name = "display-test"
+[frame]
+numerology = 3
+num_rb = 10
+fft_size = 128
+carrier_hz = 24e9
+num_slots = 1
+data = {{ modulation = "qpsk" }}
+[radio]
+node_id = "a"
+[scene]
+seed = 1
+[[scene.nodes]]
+id = "a"
+position_m = [5.0, -3.0, 0.0]
+yaw_deg = 10.0
+[[scene.targets]]
+id = "t"
+position_m = [50.0, 5.0, 0.0]
+velocity_mps = [-10.0, 0.0, 0.0]
+snr_per_re_db = 5
+[stream]
+host_endpoint = "tcp://127.0.0.1:{port}"
+publish_endpoint = "tcp://127.0.0.1:{publish}"
+heartbeat_s = 0.2
+frame_rate_hz = 20
+"""
 
 
+# ---- helpers ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def first_frame() -> DisplayFrame:
     with radio.open_radio(config.RadioConfig(kind="replay", uri=str(RECORDING))) as r:
-        return frame_of(r.next_capture())
+        capture = r.next_capture()
+        node = NodePlace.from_dict(r.recording.node)
+    return frame_of(capture, node=node)
 
 
-def test_latest_value_keeps_only_the_newest() -> None:
+def rgb(window: Any) -> np.ndarray:
+    """The window's pixels, shape (H, W, 3) uint8."""
+    from PyQt6 import QtGui
+
+    image = window.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())[:, : 3 * image.width()]
+    return rows.reshape(image.height(), image.width(), 3).copy()
+
+
+def png_rgb(path: Path) -> np.ndarray:
+    from PyQt6 import QtGui
+
+    image = QtGui.QImage(str(path)).convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())[:, : 3 * image.width()]
+    return rows.reshape(image.height(), image.width(), 3).astype(int)
+
+
+class Live:
+    """A real FusionHost and a real NodeAgent (simulated radio, 20 frames/s) on loopback."""
+
+    def __init__(self, tmp_path: Path, extra: str = ""):
+        port, publish = free_ports(2)
+        path = tmp_path / "live.toml"
+        path.write_text(LIVE.format(port=port, publish=publish) + extra)
+        self.cfg = config.load(path)
+        self.endpoint = self.cfg.stream.publish_endpoint
+        self.host = FusionHost(self.cfg).start()
+        self.stop = threading.Event()
+        self.node = threading.Thread(target=NodeAgent(self.cfg, "a").run, args=(self.stop,), daemon=True)
+        self.node.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.node.join(10)
+        self.host.stop()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    env = Live(tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def rdmap_frames(node_id: str = "n1", seq: int = 0, **over: Any) -> list[Any]:
+    power = np.full((40, 16), -3.0, np.float32)
+    power[20, 8] = 30.0                                        # one strong cell: 20 m, 0 m/s
+    kwargs: dict[str, Any] = dict(geometry="monostatic", num_channels=1, max_range_m=35.0,
+                                  sensing={"pfa": 1e-6, "guard_cells": [4, 2], "training_cells": [8, 4]},
+                                  node={"position_m": [1.0, 2.0, 0.0], "yaw_deg": 0.0},
+                                  stats={"received": seq + 1, "lost": 2, "latency_mean_s": 0.004, "rate_hz": 10.0})
+    kwargs.update(over)
+    det = Detection(range_m=20.0, velocity_mps=0.0, doppler_hz=0.0, delay_s=1.3e-7, snr_db=20.0,
+                    geometry="monostatic", angle_rad=None, range_var_m2=0.01, velocity_var_mps2=0.01,
+                    angle_var_rad2=None, map_snr_db=30.0)
+    return wire.encode_rdmap(node_id, seq, 0.1 * seq, power, np.arange(40.0), np.linspace(-8.0, 7.0, 16), [det],
+                             **kwargs)
+
+
+class FakeHost:
+    """A bare PUB socket standing in for a host, to send exactly what a test wants."""
+
+    def __init__(self) -> None:
+        import zmq
+
+        self.zmq = zmq
+        (port,) = free_ports(1)
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.sock = zmq.Context.instance().socket(zmq.PUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.endpoint)
+
+    def send(self, frames: list[Any]) -> None:
+        self.sock.send_multipart(frames)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# ---- holders, geometry ---------------------------------------------------------------------------
+def test_latest_holders_keep_only_the_newest() -> None:
     holder: LatestValue[int] = LatestValue()
     assert holder.take() is None
     for i in range(5):
         holder.put(i)
-    assert holder.take() == 4
-    assert holder.dropped == 4
-    assert holder.take() is None
+    assert holder.take() == 4 and holder.dropped == 4 and holder.take() is None
+    by_key: LatestByKey[int] = LatestByKey(max_keys=2)
+    for i in range(4):
+        by_key.put("a", i)
+        by_key.put("b", 10 + i)
+    by_key.put("c", 99)                                        # a third key is ignored: bounded memory
+    assert by_key.take_all() == [3, 13] and by_key.dropped == 6 and by_key.ignored == 1
+    assert by_key.take_all() == []
 
 
-def test_window_builds(qtbot) -> None:
+def test_detection_geometry_follows_boresight_and_angle() -> None:
+    det = GridDetection(range_m=10.0, velocity_mps=0.0, map_snr_db=20.0)
+    frame = DisplayFrame("n", 0, 0.0, None, None, None, [det, GridDetection(8.0, 0.0, 20.0, "bistatic")],
+                         node=NodePlace((1.0, 2.0, 0.0), 90.0))
+    points, arcs = detection_geometry(frame)
+    assert points.shape == (0, 2)                              # no angle: an arc; bistatic: not drawn
+    finite = arcs[np.isfinite(arcs[:, 0])]
+    assert np.allclose(np.hypot(finite[:, 0] - 1.0, finite[:, 1] - 2.0), 10.0)
+    assert finite[:, 1].min() >= 2.0 - 1e-9                    # the half-plane in front of a node facing +y
+    angled = Detection(range_m=10.0, velocity_mps=0.0, doppler_hz=0.0, delay_s=0.0, snr_db=0.0,
+                       geometry="monostatic", angle_rad=math.radians(30.0), range_var_m2=0.0,
+                       velocity_var_mps2=0.0, angle_var_rad2=0.0, map_snr_db=0.0)
+    frame.detections = [angled]
+    points, _ = detection_geometry(frame)
+    # yaw 90 deg + 30 deg towards +y: bearing 120 deg from +x
+    assert np.allclose(points, [[1.0 + 10 * math.cos(math.radians(120)), 2.0 + 10 * math.sin(math.radians(120))]])
+
+
+# ---- window and replay ---------------------------------------------------------------------------
+def test_window_builds_with_a_top_view(qtbot) -> None:
     window = RangeDopplerWindow()
     qtbot.addWidget(window)
+    window.resize(1400, 700)
     window.show()
-    assert window.pause_button.isCheckable()
+    assert window.pause_button.isCheckable() and window.record_button.isCheckable()
+    assert not window.record_button.isEnabled()              # nothing to record without a source
     assert window.pfa_spin.value() == pytest.approx(-6.0)
+    assert window.top.vb.state["aspectLocked"]                 # metres are metres both ways
+    # the top view sits right of the map
+    assert window.top_widget.geometry().left() > window.plot_widget.geometry().right()
 
 
-def test_replay_source_updates_image_and_markers(qtbot) -> None:
+def test_replay_source_updates_image_markers_and_status(qtbot) -> None:
     with ReplaySource(RECORDING) as source:
         window = RangeDopplerWindow(source=source, refresh_ms=10)
         qtbot.addWidget(window)
         window.show()
         qtbot.waitUntil(lambda: window.current is not None and window.current.seq >= 1, timeout=20000)
+        qtbot.wait(50)
         frame = window.current
-    assert window.image.image is not None
-    assert window.image.image.shape == frame.result.map.power.shape
-    assert len(frame.result.detections) >= 2
-    assert len(window.detection_markers.points()) == len(frame.result.detections)
+    assert frame.power_db is not None and window.image.image is not None
+    assert np.array_equal(window.image.image, frame.power_db)
+    # cropped to the reportable range (half the unambiguous one, plus the CFAR window), velocity ascending
+    assert frame.max_range_m == pytest.approx(0.5 * frame.result.map.range_m[-1], rel=1e-2)
+    assert frame.range_m[-1] < 0.52 * frame.result.map.range_m[-1] and np.all(np.diff(frame.velocity_mps) > 0)
+    assert len(frame.detections) >= 2
+    assert len(window.detection_markers.points()) == len(frame.detections)
     assert len(window.truth_markers.points()) == 2
     assert window.node_combo.findText("bs0") >= 0
-    assert "node bs0" in window.status_bar.currentMessage()
+    text = window.status_bar.currentMessage()
+    assert "node bs0" in text and "loss 0" in text and "latency n/a (sensing" in text and " fps" in text
 
 
 def test_replay_source_keeps_only_the_newest() -> None:
@@ -66,44 +238,95 @@ def test_replay_source_keeps_only_the_newest() -> None:
 
 
 def test_snapshot_shows_targets_where_the_truth_says(tmp_path: Path, first_frame: DisplayFrame, qapp) -> None:
-    from PyQt6 import QtGui
-
     out = tmp_path / "rd.png"
-    pixels = snapshot(first_frame.result, first_frame.truth_paths, out, size=(1000, 700))
+    pixels = snapshot(first_frame, out, size=(1400, 700))["map"]
     assert len(pixels) == 2
-    image = QtGui.QImage(str(out)).convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    assert (image.width(), image.height()) == (1000, 700)
-    ptr = image.constBits()
-    ptr.setsize(image.sizeInBytes())
-    rgb = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())[:, : 3 * image.width()]
-    brightness = rgb.reshape(image.height(), image.width(), 3).astype(float).sum(axis=2)
-    # the plot area: the box spanned by the truth points, widened
+    rgb_ = png_rgb(out)
+    assert rgb_.shape[:2] == (700, 1400)
+    brightness = rgb_.sum(axis=2).astype(float)
     xs, ys = [x for x, _ in pixels], [y for _, y in pixels]
-    background = np.median(brightness[max(min(ys) - 200, 0): max(ys) + 200, max(min(xs) - 200, 0): max(xs) + 200])
+    background = np.median(brightness[max(min(ys) - 150, 0): max(ys) + 150, max(min(xs) - 150, 0): max(xs) + 150])
     for x, y in pixels:
-        assert 0 <= x < image.width() and 0 <= y < image.height()
+        assert 0 <= x < rgb_.shape[1] and 0 <= y < rgb_.shape[0]
         # the centre of each truth circle is image, not marker: the detection square (16 px) and circle (24 px)
         # leave a few pixels clear around it
         centre = brightness[y - 2: y + 3, x - 2: x + 3]
         assert np.median(centre) > 1.5 * background, (x, y, np.median(centre), background)
-    # and a point with no target is not bright
     x0, y0 = pixels[0]
-    assert brightness[y0 + 80, x0] < 1.5 * background
+    assert brightness[y0 + 80, x0] < 1.5 * background         # a point with no target is not bright
 
 
-def test_tiny_pfa_reduces_detections(qtbot, first_frame: DisplayFrame) -> None:
+def test_top_view_places_node_targets_and_range_arcs(tmp_path: Path, first_frame: DisplayFrame, qapp) -> None:
+    # the recording's isac:node puts bs0 at (0, 0, 5) facing +x; truth:targets a car at (45, 8), a cyclist at
+    # (70, -15)
+    assert first_frame.node == NodePlace((0.0, 0.0, 5.0), 0.0)
+    out = tmp_path / "top.png"
+    pixels = snapshot(first_frame, out, size=(1400, 700))
+    image = png_rgb(out)
+    (nx, ny), = pixels["nodes"]
+    r, g, b = image[ny - 1: ny + 2, nx - 1: nx + 2].reshape(-1, 3).mean(axis=0)
+    assert r > 180 and g > 160 and b < 90, (r, g, b)              # the yellow node triangle
+    assert len(pixels["top"]) == 2
+    for x, y in pixels["top"]:
+        r, g, b = image[y - 1: y + 2, x - 1: x + 2].reshape(-1, 3).mean(axis=0)
+        assert g > 160 and b > 160 and r < 90, (x, y, r, g, b)     # a cyan truth dot
+    # the targets lie where the geometry says: the car is 45 m right of and 8 m above the node
+    (cx, cy), (kx, ky) = pixels["top"]
+    assert cx > nx and cy < ny and kx > cx and ky > ny             # pixel y grows downwards
+    assert (kx - nx) / (cx - nx) == pytest.approx(70 / 45, rel=0.03)
+    assert (ny - cy) / (cx - nx) == pytest.approx(8 / 45, rel=0.05)   # aspect locked: same scale on x and y
+    # each detection is a range arc about the node (one channel: no angle), passing by its target
+    _, arcs = detection_geometry(first_frame)
+    finite = arcs[np.isfinite(arcs[:, 0])]
+    ranges = sorted({round(float(d.range_m), 3) for d in first_frame.detections[:2]})
+    for target in ((45.0, 8.0), (70.0, -15.0)):
+        gap = np.min(np.hypot(finite[:, 0] - target[0], finite[:, 1] - target[1]))
+        assert gap < 1.5, (target, gap, ranges)                # slant range vs horizontal distance: < 1.5 m
+    # a point between node and car, off every arc, stays dark
+    mx, my = (nx + cx) // 2, (ny + cy) // 2
+    assert image[my, mx].sum() < 200
+
+
+def test_tracks_and_fused_estimates_are_drawn(qtbot) -> None:
     window = RangeDopplerWindow()
     qtbot.addWidget(window)
-    window.show_frame(first_frame)
-    window.pfa_spin.setValue(-3.0)               # false alarms besides the two targets
-    before = len(window.current.result.detections)
-    assert len(window.detection_markers.points()) == before
-    window.pfa_spin.setValue(-30.0)
-    after = len(window.current.result.detections)
-    assert window.sensing_config.pfa == pytest.approx(1e-30)
-    assert after < before
-    assert after == 2                           # the two targets stand far above a 1e-30 threshold
+    window.set_tracks({"7": [[0.0, 0.0], [10.0, 5.0], [20.0, 15.0]], "bad": [1.0, 2.0]})
+    assert list(window.tracks) == ["7"] and len(window.track_curves) == 1
+    x, y = window.track_curves[0].getData()
+    assert x.tolist() == [0.0, 10.0, 20.0] and y.tolist() == [0.0, 5.0, 15.0]
+    window.set_tracks({})
+    assert window.track_curves == []
+    window.set_estimates([[3.0, 4.0, 1.0]])
+    assert [(p.pos().x(), p.pos().y()) for p in window.fused_markers.points()] == [(3.0, 4.0)]
+
+
+def test_controls_rerun_detection_on_the_worker_not_the_gui_thread(qtbot, monkeypatch) -> None:
+    threads: list[str] = []
+    process = sensing.process
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(sensing, "process", spy)
+    with ReplaySource(RECORDING, interval_s=600.0) as source:   # one capture, then only re-runs
+        window = RangeDopplerWindow(source=source, refresh_ms=10)
+        qtbot.addWidget(window)
+        qtbot.waitUntil(lambda: window.current is not None, timeout=20000)
+        seq = window.current.seq
+        window.pfa_spin.setValue(-3.0)                           # false alarms besides the two targets
+        assert not window.current.reprocessed                    # the setter returned without sensing
+        qtbot.waitUntil(lambda: window.current.reprocessed and window.current.sensing_config.pfa == 1e-3,
+                        timeout=20000)
+        before = len(window.current.detections)
+        assert len(window.detection_markers.points()) == before
+        window.pfa_spin.setValue(-30.0)
+        qtbot.waitUntil(lambda: window.current.sensing_config.pfa == pytest.approx(1e-30), timeout=20000)
+        after = len(window.current.detections)
+        assert window.current.seq == seq                         # the same capture, detected again
+    assert after < before and after == 2                         # the two targets stand far above 1e-30
     assert len(window.detection_markers.points()) == after
+    assert len(threads) >= 3 and threading.main_thread().name not in threads, threads
 
 
 def test_guard_and_training_controls_change_the_config(qtbot, first_frame: DisplayFrame) -> None:
@@ -122,6 +345,7 @@ def test_pause_stops_updates(qtbot) -> None:
         qtbot.addWidget(window)
         qtbot.waitUntil(lambda: window.current is not None, timeout=20000)
         window.pause_button.setChecked(True)
+        qtbot.wait(100)
         seq = window.current.seq
         qtbot.wait(300)
         assert window.current.seq == seq
@@ -129,6 +353,168 @@ def test_pause_stops_updates(qtbot) -> None:
         qtbot.waitUntil(lambda: window.current.seq > seq, timeout=20000)
 
 
+def test_record_writes_the_replayed_captures_to_sigmf(qtbot, tmp_path: Path) -> None:
+    from sdr_isac.recording import Recording
+
+    with ReplaySource(RECORDING, interval_s=0.05) as source:
+        window = RangeDopplerWindow(source=source, refresh_ms=10, record_dir=tmp_path / "rec")
+        qtbot.addWidget(window)
+        qtbot.waitUntil(lambda: window.current is not None, timeout=20000)
+        window.record_button.setChecked(True)
+        start = window.current.seq
+        qtbot.waitUntil(lambda: window.current.seq >= start + 3, timeout=20000)
+        window.record_button.setChecked(False)
+    (meta,) = window.recorded
+    assert meta.parent == tmp_path / "rec" and meta.name.startswith("bs0_") and meta.suffix == ".sigmf-meta"
+    assert not list((tmp_path / "rec").glob(".*"))              # no temporary file left
+    with Recording.open(meta) as rec:
+        assert rec.num_captures >= 2
+        assert rec.node["position_m"] == [0.0, 0.0, 5.0]
+        assert {p["target"] for p in rec.truth(0)["paths"]} == {"car", "cyclist"}
+        again = frame_of(rec.capture(0))
+    assert sorted(round(d.range_m) for d in again.detections[:2]) == [46, 72]
+
+
+# ---- live: a real host and node --------------------------------------------------------------------
+def test_live_host_updates_map_markers_top_view_and_status(qtbot, live: Live, monkeypatch) -> None:
+    threads: list[str] = []
+    rethreshold = sources.rethreshold
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return rethreshold(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "rethreshold", spy)
+    with HostSource(live.endpoint) as source:
+        window = RangeDopplerWindow(source=source, refresh_ms=20)
+        qtbot.addWidget(window)
+        window.resize(1400, 700)
+        window.show()
+        qtbot.waitUntil(lambda: window.current is not None and window.current.power_db is not None
+                        and window.current.seq >= 2, timeout=20000)
+        frame = window.current
+        assert np.array_equal(window.image.image, frame.power_db)
+        assert frame.node == NodePlace((5.0, -3.0, 0.0), 10.0)     # from the host's [scene]
+        truth_range = math.hypot(TARGET_XY[0] - NODE_XY[0], TARGET_XY[1] - NODE_XY[1])
+        assert any(abs(d.range_m - truth_range) < 0.5 for d in frame.detections), frame.detections
+        assert len(window.detection_markers.points()) == len(frame.detections)
+        assert [(p.pos().x(), p.pos().y()) for p in window.node_markers.points()] == [NODE_XY]
+        (truth_dot,) = window.top_truth_markers.points()              # the target moves at -10 m/s along x
+        assert truth_dot.pos().x() == pytest.approx(TARGET_XY[0], abs=0.1) and truth_dot.pos().y() == TARGET_XY[1]
+        qtbot.waitUntil(lambda: "a 2" in window.status_bar.currentMessage()
+                        or "a 1" in window.status_bar.currentMessage(), timeout=10000)
+        text = window.status_bar.currentMessage()
+        link = source.link_stats()["a"]
+        assert link.received >= 2 and link.lost == 0 and link.latency_s is not None and link.frame_rate_hz
+        assert "loss 0 (0.0 %)" in text and "ms to display" in text and "latency " in text
+        assert window.pfa_spin.isEnabled()                        # the host publishes maps: CFAR runs here
+        # a looser CFAR: the worker thresholds the received map again (grid detections), never the GUI thread
+        window.pfa_spin.setValue(-2.0)
+        qtbot.waitUntil(lambda: window.current.sensing_config is not None
+                        and window.current.sensing_config.pfa == pytest.approx(1e-2), timeout=10000)
+        loose = window.current
+        assert all(isinstance(d, GridDetection) for d in loose.detections)
+        assert len(loose.detections) > len(frame.detections)
+        step_m = float(loose.range_m[1] - loose.range_m[0])              # grid detections: within half a bin
+        assert any(abs(d.range_m - truth_range) <= 0.5 * step_m + 0.1 for d in loose.detections), step_m
+        assert source.rejected == 0 and source.error is None
+    assert threads and threading.main_thread().name not in threads, threads
+
+
+def test_malformed_messages_on_the_display_side_are_counted(qtbot) -> None:
+    fake = FakeHost()
+    try:
+        with HostSource(fake.endpoint) as source:
+            window = RangeDopplerWindow(source=source, refresh_ms=10)
+            qtbot.addWidget(window)
+            bad_axes = [bytes(f) for f in rdmap_frames("n1", 0)]
+            bad_axes[4] = np.linspace(7.0, -8.0, 16).tobytes()             # velocity descending
+            garbage = [[b"rdmap/n1", b"{not json"], [b"rdmap/n1"], [b"detections/x", b"\x80\x81", b"pickle"],
+                       bad_axes]
+            seq = 0
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and (source.rejected < 4 or window.current is None):
+                for frames in garbage:                                     # PUB drops until SUB joins: repeat
+                    fake.send(frames)
+                fake.send(rdmap_frames("n1", seq))
+                seq += 1
+                qtbot.wait(50)
+            assert window.current is not None and window.current.node_id == "n1"
+            assert source.rejected >= 4 and source.error is None
+            assert all(t.is_alive() for t in source._threads)
+            qtbot.waitUntil(lambda: "malformed messages rejected" in window.status_bar.currentMessage(),
+                            timeout=5000)
+            link = source.link_stats()["n1"]
+            assert link.lost == 2 and link.latency_s == pytest.approx(0.004)
+            assert "loss 2" in window.status_bar.currentMessage() and "latency 4.0 ms" in \
+                window.status_bar.currentMessage()
+            # a CFAR window larger than the map: said in the status bar, the source keeps running
+            window.training_spins[0].setValue(200)
+            qtbot.waitUntil(lambda: "allowed a window no larger than the map" in window.status_bar.currentMessage(),
+                            timeout=5000)
+            window.training_spins[0].setValue(8)
+            window.pfa_spin.setValue(-3.0)
+            qtbot.waitUntil(lambda: window.current.sensing_config.pfa == pytest.approx(1e-3), timeout=5000)
+            assert [(d.range_m, d.velocity_mps) for d in window.current.detections] == [(20.0, 0.0)]
+            assert source.error is None and source.warning == ""
+    finally:
+        fake.close()
+
+
+def test_a_host_without_maps_disables_the_cfar_controls(qtbot) -> None:
+    fake = FakeHost()
+    det = Detection(range_m=12.0, velocity_mps=1.0, doppler_hz=0.0, delay_s=0.0, snr_db=10.0, geometry="monostatic",
+                    angle_rad=None, range_var_m2=0.0, velocity_var_mps2=0.0, angle_var_rad2=None, map_snr_db=20.0)
+    try:
+        with HostSource(fake.endpoint) as source:
+            window = RangeDopplerWindow(source=source, refresh_ms=10)
+            qtbot.addWidget(window)
+            deadline = time.monotonic() + 15
+            seq = 0
+            while time.monotonic() < deadline and window.current is None:
+                fake.send(wire.encode_detections("d1", seq, 0.0, [det], stats={"received": seq + 1, "lost": 0},
+                                                 node={"position_m": [0.0, 0.0], "yaw_deg": 0.0}))
+                seq += 1
+                qtbot.wait(50)
+            qtbot.waitUntil(lambda: not window.pfa_spin.isEnabled(), timeout=5000)
+            assert "publishes no range-Doppler maps" in window.pfa_spin.toolTip()
+            assert window.current.power_db is None and window.image.image is None
+            assert len(window.detection_markers.points()) == 1
+    finally:
+        fake.close()
+
+
+def test_record_writes_received_messages_as_json_lines(qtbot, tmp_path: Path) -> None:
+    fake = FakeHost()
+    try:
+        with HostSource(fake.endpoint) as source:
+            window = RangeDopplerWindow(source=source, refresh_ms=10, record_dir=tmp_path / "live")
+            qtbot.addWidget(window)
+            seq = 0
+            while window.current is None and seq < 300:
+                fake.send(rdmap_frames("n1", seq))
+                seq += 1
+                qtbot.wait(50)
+            window.record_button.setChecked(True)
+            for _ in range(3):
+                seq += 1
+                fake.send(rdmap_frames("n1", seq))
+                qtbot.wait(50)
+            qtbot.waitUntil(lambda: source.recorder is not None and source.recorder.num_written >= 3, timeout=5000)
+            window.record_button.setChecked(False)
+    finally:
+        fake.close()
+    (path,) = window.recorded
+    assert path.suffix == ".jsonl" and not list(path.parent.glob(".*"))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) >= 3 and all(line["kind"] == "rdmap" and line["node_id"] == "n1" for line in lines)
+    first = lines[0]
+    power = np.array(first["map"]["power_db"])
+    assert power.shape == (40, 16) and power[20, 8] == 30.0 and len(first["map"]["range_m"]) == 40
+    assert first["detections"][0]["range_m"] == 20.0 and first["stats"]["lost"] == 2
+
+
+# ---- the program --------------------------------------------------------------------------------
 def test_display_subprocess_exits_cleanly(tmp_path: Path) -> None:
     out = tmp_path / "app.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
@@ -139,6 +525,36 @@ def test_display_subprocess_exits_cleanly(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*"))          # no temporary file left behind
 
 
+def test_host_snapshot_subprocess(tmp_path: Path, live: Live) -> None:
+    out = tmp_path / "live.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "sdr_isac.display.app", "--host", live.endpoint, "--snapshot",
+                           str(out), "--timeout", "60"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "node a" in proc.stdout and out.stat().st_size > 10000
+
+
+def test_host_snapshot_times_out_with_a_clear_message(tmp_path: Path, capsys) -> None:
+    from sdr_isac.display.app import main
+
+    (port,) = free_ports(1)
+    assert main(["--host", f"tcp://127.0.0.1:{port}", "--snapshot", str(tmp_path / "x.png"), "--timeout", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert f"no frame from the host at tcp://127.0.0.1:{port} within --timeout 0.5 s" in err
+    assert main(["--host", "127.0.0.1:5556", "--snapshot", str(tmp_path / "x.png")]) == 2
+    assert "--host '127.0.0.1:5556': allowed a ZeroMQ endpoint" in capsys.readouterr().err
+
+
+def test_replay_and_host_are_one_required_choice(capsys) -> None:
+    from sdr_isac.display.app import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--replay", str(RECORDING), "--host", "tcp://127.0.0.1:1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_bad_size_is_rejected(tmp_path: Path, capsys) -> None:
     from sdr_isac.display.app import main
 
@@ -146,6 +562,7 @@ def test_bad_size_is_rejected(tmp_path: Path, capsys) -> None:
     assert "--size 'big'" in capsys.readouterr().err
 
 
-def test_importing_the_app_does_not_import_qt() -> None:
-    code = "import sys, sdr_isac.display.app; sys.exit(int(any(m.startswith(('PyQt6', 'pyqtgraph')) for m in sys.modules)))"
+def test_importing_the_app_does_not_import_qt_or_zmq() -> None:
+    code = ("import sys, sdr_isac.display.app; "
+            "sys.exit(int(any(m.startswith(('PyQt6', 'pyqtgraph', 'zmq')) for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -312,3 +312,49 @@ def test_ca_false_alarms_on_multichannel_maps(channels):
     if channels > 1:   # the single-channel multiplier on the same maps is far too conservative
         single = CaCfarDetector(pfa, guard=(1, 1), train=(2, 2))
         assert sum(int(single.detect(p).mask.sum()) for p in power) < 0.3 * cells * pfa
+
+
+# --------------------------------------------------------------------------- mask-only path
+
+
+@pytest.mark.parametrize(("guard", "train"), [((4, 2), (8, 4)), ((1, 1), (2, 2)), ((0, 2), (3, 1)), ((2, 1), (10, 5))])
+@pytest.mark.parametrize("wrap", [True, False])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_detect_mask_equals_the_mask_of_detect(guard, train, wrap, channels, rng):
+    """The CA shortcut (a block lower bound on every ring sum, exact test above it) decides every cell alike."""
+    detector = CaCfarDetector(1e-4, guard, train, wrap_doppler=wrap, num_channels=channels)
+    power = rng.standard_gamma(channels, size=(300, 96))
+    power[150, 40] = 1e7                                          # a strong target, its sidelobes and a cluster
+    power[150, 30:50] += 1e3
+    power[10:14, 0:3] = 500.0                                     # near the range edge and the Doppler wrap
+    power[297, 94] = 80.0
+    power[200:220] = 0.0                                          # an empty stretch: a zero lower bound
+    for p in (power, power.astype(np.float32)):
+        assert np.array_equal(detector.detect_mask(p), detector.detect(p).mask)
+    assert detector.detect_mask(power)[150, 40]
+
+
+@pytest.mark.parametrize("cls", [GoCfarDetector, SoCfarDetector, OsCfarDetector])
+def test_detect_mask_of_other_detectors_is_their_mask(cls, rng):
+    power = rng.exponential(size=(40, 24))
+    power[20, 5] = 1e3
+    detector = cls(1e-3, GUARD, TRAIN)
+    assert np.array_equal(detector.detect_mask(power), detector.detect(power).mask)
+
+
+def test_detect_mask_false_alarm_rate_matches_design(rng):
+    # the pipeline's window on 8 noise maps of 512 x 256 cells at pfa 1e-4: ~105 false alarms expected
+    detector = CaCfarDetector(1e-4, (4, 2), (8, 4))
+    power = rng.exponential(2.5, size=(8, 512, 256)).astype(np.float32)
+    hits = sum(int(detector.detect_mask(p).sum()) for p in power)
+    assert rate_ok(hits, power.size, 1e-4), (hits, power.size * 1e-4)
+
+
+@pytest.mark.parametrize(("power", "match"), [
+    (np.full((16, 16), -1.0), r"power\[0, 0\] = -1.0.*>= 0"),
+    (np.where(np.eye(16) > 0, np.inf, 1.0), r"power\[0, 0\] = inf.*finite"),
+    (np.ones((6, 16)), r"shape \(6, 16\).*window is \(7, 7\)"),
+])
+def test_detect_mask_bad_power_raises(power, match):
+    with pytest.raises(InputError, match=match):
+        CaCfarDetector(1e-3, GUARD, TRAIN).detect_mask(power)

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdr_isac import config
+from sdr_isac.errors import SdrIsacError
 from sdr_isac.stream import FusionHost, wire
 from sdr_isac.stream.demo import free_ports
 from sdr_isac.stream.security import create_keys
@@ -326,3 +327,100 @@ def test_subscribers_receive_the_hosts_detections(setup):
     assert len(received) >= 2 and all(m.kind == "detections" and m.node_id == "a" for m in received)
     dets = wire.decode_detections(received[-1])
     assert any(abs(d.range_m - np.hypot(50.0, 5.0)) < 0.5 for d in dets)
+
+
+def _listen(endpoint: str, topics: tuple[str, ...], count: int, received: list[wire.Message],
+            stop: object) -> object:
+    import threading
+
+    from sdr_isac.stream.subscribe import subscribe
+
+    def run() -> None:
+        for msg in subscribe(endpoint, topics, stop=stop, timeout_s=20):  # type: ignore[arg-type]
+            received.append(msg)
+            if len(received) >= count:
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_host_publishes_maps_for_displays(setup):
+    import threading
+
+    path, cfg = setup("map_max_cells = 2048")
+    received: list[wire.Message] = []
+    stop = threading.Event()
+    with FusionHost(cfg) as host:
+        listener = _listen(cfg.stream.publish_endpoint, ("rdmap/",), 2, received, stop)
+        time.sleep(0.3)                                # the subscription reaches the publisher first
+        node = node_process(path, "b", 3)
+        out, err = node.communicate(timeout=60)
+        assert node.returncode == 0, err
+        assert wait_for(lambda: host.finished({"b"}), 20)
+        listener.join(20)                              # type: ignore[attr-defined]
+        stop.set()
+        result, _ = host.last_results["b"]
+    assert len(received) >= 2 and all(m.kind == "rdmap" and m.header["v"] == 2 for m in received)
+    rd = wire.decode_rdmap(received[-1])
+    # node b of the scene, with its counters at the host
+    assert rd.node == {"id": "b", "role": "bs", "position_m": [10.0, 40.0, 0.0], "yaw_deg": 0.0, "transmits": True}
+    assert rd.stats["received"] >= 2 and rd.stats["lost"] == 0 and rd.stats["latency_mean_s"] is not None
+    # cropped to the reportable range (half the unambiguous one) plus the CFAR window, pooled to 2048 cells
+    full = result.map
+    step = full.range_m[1] - full.range_m[0]
+    assert rd.max_range_m == pytest.approx(step * full.range_m.size / 2)
+    assert rd.power_db.size <= 2048 and rd.decimation[0] > 1 and rd.decimation[1] == 1
+    assert rd.range_m[0] == 0.0 and rd.range_m[1] == pytest.approx(step * rd.decimation[0])
+    assert rd.range_m[-1] <= rd.max_range_m + 14 * step + 1e-6 and np.all(np.diff(rd.velocity_mps) > 0)
+    # the target (hypot(40, 35) = 53.2 m from b): detected, and the map's peak near it is its map SNR
+    truth_m = np.hypot(50.0 - 10.0, 5.0 - 40.0)
+    det = min(rd.detections, key=lambda d: abs(d.range_m - truth_m))
+    assert abs(det.range_m - truth_m) < 0.5
+    row = int(np.argmin(np.abs(rd.range_m + 0.5 * step * rd.decimation[0] - det.range_m)))
+    peak_db = float(rd.power_db[max(row - 1, 0): row + 2].max())
+    assert peak_db == pytest.approx(det.map_snr_db, abs=1.5)
+
+
+def test_host_without_maps_publishes_detections_with_counters(setup):
+    import threading
+
+    path, cfg = setup("publish_maps = false")
+    received: list[wire.Message] = []
+    stop = threading.Event()
+    with FusionHost(cfg) as host:
+        listener = _listen(cfg.stream.publish_endpoint, ("",), 3, received, stop)
+        time.sleep(0.3)
+        node = node_process(path, "a", 3)
+        out, err = node.communicate(timeout=60)
+        assert node.returncode == 0, err
+        assert wait_for(lambda: host.finished({"a"}), 20)
+        listener.join(20)                              # type: ignore[attr-defined]
+        stop.set()
+    assert received and {m.kind for m in received} == {"detections"}
+    last = received[-1]
+    assert last.header["v"] == 1                        # a version-1 kind: older subscribers still take it
+    assert last.header["stats"]["received"] >= 1 and last.header["node"]["position_m"] == [0.0, 0.0, 0.0]
+    assert last.header["truth"]["paths"]
+
+
+def test_map_for_display_keeps_peaks_when_pooling():
+    from sdr_isac.sensing.pipeline import SensingResult
+    from sdr_isac.sensing.rdmap import RangeDopplerMap
+
+    rng = np.random.default_rng(3)
+    power = rng.exponential(1.0, (400, 64)).astype(np.float32)
+    power[37, 5] = 1e4
+    velocity = np.linspace(30.0, -30.0, 64)
+    rd = RangeDopplerMap(power, np.zeros((2, 1, 1), np.complex64), np.arange(400) * 0.5, velocity, -velocity,
+                         "monostatic", 1.0, 1.0)
+    result = SensingResult(rd, [], None, 0, {"noise_var": 0.5})     # noise of a cell: 0.5 x 1 x 2 channels = 1
+    db, range_m, vel, decimation, max_range_m = wire.map_for_display(result, config.SensingConfig(), 1024)
+    # 200 rows to 100 m + 14 rows of CFAR window = 214 rows x 64 = 13696 cells: blocks of 14 rows -> 16 x 64
+    assert max_range_m == 100.0 and decimation == (14, 1) and db.shape == (16, 64)
+    assert range_m.tolist() == (np.arange(16) * 7.0).tolist()
+    assert np.all(np.diff(vel) > 0) and vel[0] == -30.0
+    assert db.max() == pytest.approx(40.0) and tuple(np.argwhere(db == db.max())[0]) == (37 // 14, 63 - 5)
+    with pytest.raises(SdrIsacError, match=r"max_cells = 0 cells: allowed >= 1"):
+        wire.map_for_display(result, config.SensingConfig(), 0)

@@ -80,7 +80,20 @@ def _samples() -> dict[str, list[Any]]:
         "heartbeat": wire.encode_heartbeat("bs1", 9, {"captured": 10, "final": False, "rate_hz": 2.5}),
         "control": wire.encode_control("host", 1, "set_gain", gain_db=30.0),
         "estimates": wire.encode("estimates", "host", 5, t0_s=2.0, arrays=arrays, nodes=["bs1", "bs2"]),
+        "rdmap": _rdmap_frames(),
     }
+
+
+def _rdmap_frames(**over: Any) -> list[Any]:
+    power = np.arange(12, dtype=np.float32).reshape(4, 3)
+    kwargs: dict[str, Any] = dict(
+        geometry="monostatic", num_channels=2, max_range_m=30.0, decimation=(2, 1),
+        sensing={"pfa": 1e-6, "guard_cells": [4, 2], "training_cells": [8, 4], "cfar": "ca"},
+        node={"id": "bs1", "position_m": [1.0, 2.0, 5.0], "yaw_deg": 90.0},
+        stats={"received": 3, "lost": 1, "latency_mean_s": 0.002}, truth={"paths": [], "targets": []})
+    kwargs.update(over)
+    return wire.encode_rdmap("bs1", 7, 0.25, power, np.array([0.0, 10.0, 20.0, 30.0]), np.array([-5.0, 0.0, 5.0]),
+                             [_detection()], **kwargs)
 
 
 SAMPLES = _samples()
@@ -97,7 +110,7 @@ def _assert_same(msg: wire.Message, frames: list[Any]) -> None:
 def _assert_consistent(msg: wire.Message, frames: list[bytes]) -> None:
     """An accepted message satisfies every rule of the format."""
     assert msg.kind in wire.KINDS and msg.topic == f"{msg.kind}/{msg.node_id}".encode() == frames[0]
-    assert msg.header["v"] == wire.SCHEMA_VERSION and msg.seq >= 0
+    assert wire.KIND_VERSIONS[msg.kind] <= msg.header["v"] <= wire.SCHEMA_VERSION and msg.seq >= 0
     assert len(msg.arrays) == len(msg.header["arrays"]) == len(frames) - 2
     for arr, spec, buf in zip(msg.arrays, msg.header["arrays"], frames[2:]):
         assert arr.dtype.name == spec["dtype"] and list(arr.shape) == spec["shape"] and arr.nbytes == len(buf)
@@ -255,7 +268,8 @@ def _drop(key: str) -> Any:
 
 
 HEADER_CASES = [
-    ("v2", _set("v", 2), r"^v = 2: allowed schema version 1"),
+    ("v3", _set("v", 3), r"^v = 3: allowed schema version 1 \.\.\. 2; the sender speaks a newer"),
+    ("v0", _set("v", 0), r"^v = 0: allowed schema version 1 \.\.\. 2"),
     ("v-str", _set("v", "1"), r"^v = '1': allowed schema version 1"),
     ("v-missing", _drop("v"), r"^v = None: allowed"),
     ("v-bool", _set("v", True), r"^v = True"),
@@ -678,3 +692,66 @@ def test_the_module_has_no_way_to_unpickle_or_eval() -> None:
     called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert not called & {"eval", "exec", "compile", "__import__"}
     assert "allow_pickle" not in source and "np.load(" not in source and "recv_pyobj" not in source
+
+
+# ---- rdmap (schema version 2) ------------------------------------------------------------------
+def test_rdmap_round_trip_and_versions() -> None:
+    frames = SAMPLES["rdmap"]
+    msg = wire.decode(frames)
+    assert msg.topic == b"rdmap/bs1" and msg.header["v"] == 2
+    rd = wire.decode_rdmap(msg)
+    assert rd.power_db.dtype == np.float32 and rd.power_db.shape == (4, 3) and rd.power_db[3, 2] == 11.0
+    assert rd.range_m.tolist() == [0.0, 10.0, 20.0, 30.0] and rd.velocity_mps.tolist() == [-5.0, 0.0, 5.0]
+    assert (rd.node_id, rd.seq, rd.t0_s, rd.geometry, rd.num_channels, rd.max_range_m, rd.decimation) == \
+        ("bs1", 7, 0.25, "monostatic", 2, 30.0, (2, 1))
+    assert rd.detections == [_detection()] and rd.node is not None and rd.node["yaw_deg"] == 90.0
+    assert rd.stats["lost"] == 1 and rd.sensing["pfa"] == 1e-6 and rd.truth == {"paths": [], "targets": []}
+    # the kinds of version 1 still go out as v = 1, so a version-1 receiver takes them
+    assert wire.decode(SAMPLES["detections"]).header["v"] == 1
+    # an rdmap claiming version 1 is rejected: version 1 had no such kind
+    with pytest.raises(WireFormatError, match=r"^kind = 'rdmap': allowed the kinds of schema version 1 \(capture"):
+        wire.decode(_with_header(frames, _set("v", 1)))
+
+
+RDMAP_CASES = [
+    ("no-node", _drop("node"), None),
+    ("two-arrays", lambda h: h["arrays"].pop(), r"^arrays = .2 entries.: allowed one entry per buffer frame"),
+    ("axis-dtype", lambda h: h["arrays"][1].update(dtype="float32", shape=[8]), r"^arrays = .*allowed three arrays"),
+    ("geometry", _set("geometry", "quasistatic"), r"^geometry = 'quasistatic': allowed monostatic or bistatic"),
+    ("channels", _set("num_channels", 0), r"^num_channels = 0: allowed an integer 1 \.\.\. 65536"),
+    ("max-range", _set("max_range_m", -1.0), r"^max_range_m = -1\.0: allowed a finite number > 0 m"),
+    ("decimation", _set("decimation", [0, 1]), r"^decimation = \[0, 1\]: allowed a list of 2 integers 1"),
+    ("dets", _set("detections", [{"range_m": 1.0}]), r"^detections\[0\] = .*allowed an object with exactly"),
+    ("pfa", lambda h: h["sensing"].__setitem__("pfa", 0.7), r"^sensing\.pfa = 0\.7: allowed a number 0 < pfa < 0\.5"),
+    ("guard", lambda h: h["sensing"].__setitem__("guard_cells", [1]), r"^sensing\.guard_cells = \[1\]"),
+    ("node-pos", lambda h: h["node"].__setitem__("position_m", [1.0]), r"^node\.position_m = \[1\.0\]: allowed"),
+    ("node-yaw", lambda h: h["node"].pop("yaw_deg"), r"^node\.yaw_deg = None: allowed a finite number"),
+    ("stats", _drop("stats"), r"^stats = 'missing': allowed an object"),
+]
+
+
+@pytest.mark.parametrize("name, change, pattern", RDMAP_CASES, ids=[c[0] for c in RDMAP_CASES])
+def test_rdmap_fields_are_checked(name: str, change: Any, pattern: str | None) -> None:
+    frames = _with_header(SAMPLES["rdmap"], change)
+    if pattern is None:                                    # node is optional: unknown position
+        assert wire.decode_rdmap(wire.decode(frames)).node is None
+        return
+    with pytest.raises(WireFormatError, match=pattern):
+        wire.decode(frames)
+
+
+def test_rdmap_axes_must_ascend() -> None:
+    power = np.zeros((2, 3), np.float32)
+    with pytest.raises(WireFormatError, match=r"^velocity_mps = \[5\.0, 0\.0, -5\.0\]: allowed a 1-D axis, strictly"):
+        wire.encode_rdmap("bs1", 0, 0.0, power, np.array([0.0, 1.0]), np.array([5.0, 0.0, -5.0]), [],
+                          geometry="monostatic", num_channels=1, max_range_m=1.0, sensing=SAMPLES_SENSING, stats={})
+    # a sender that does not check: the receiver does
+    frames = _bytes(SAMPLES["rdmap"])
+    frames[3] = np.array([0.0, 10.0, 10.0, 30.0]).tobytes()
+    with pytest.raises(WireFormatError, match=r"^range_m = \[0\.0, 10\.0, 10\.0, 30\.0\]"):
+        wire.decode_rdmap(wire.decode(frames))
+    with pytest.raises(WireFormatError, match=r"^kind = 'detections': allowed 'rdmap'"):
+        wire.decode_rdmap(wire.decode(DET))
+
+
+SAMPLES_SENSING = {"pfa": 1e-6, "guard_cells": [4, 2], "training_cells": [8, 4]}

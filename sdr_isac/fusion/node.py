@@ -1,0 +1,288 @@
+"""Node-level cooperation: several base stations sensing one target (article §IV).
+
+- :func:`estimate_paths` — the strongest paths of one link's CIM by CLEAN:
+  grid peak, off-grid ML refinement, least-squares amplitude, subtraction.
+- :func:`bistatic_measurement` — a bistatic link's range sum and range rate
+  with the receiver's clock offset and carrier offset removed through the
+  direct (line-of-sight) path, whose length the nodes know.
+- :func:`locate` — target position from monostatic ranges and bistatic range
+  sums by weighted nonlinear least squares (Gauss–Newton / trust region,
+  ``scipy.optimize.least_squares``), weights the inverse CRB variances;
+  returns the covariance ``(J^T W J)^-1``.
+- :func:`velocity_vector` — the velocity vector from radial velocities and
+  bistatic range rates by weighted linear least squares at the position.
+- :func:`locate_single` — one node's position estimate from its range and
+  the cone angle of its linear array.
+- :func:`symbol_level_refine` — symbol-level fusion: a joint search over
+  position and velocity that adds the nodes' normalised periodograms
+  (the approach of Wei et al., "Symbol-level ISAC enabled multiple base
+  stations cooperative sensing", IEEE TVT 2023), started at the
+  estimate-level solution.
+
+Geometry: positions in m in a common frame; a target of known height (a UAV
+at a reported altitude) is located in the horizontal plane, with level
+flight (``v_z = 0``); the measurement rows are those of
+:func:`sdr_isac.sensing.crb.measurement_matrix` (REFERENCE.md §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize as sp_opt
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.errors import InputError, SensingError
+from sdr_isac.fusion.completion import noise_variance
+from sdr_isac.fusion.multiband import Band, band_map, common_grid, grid_peak, pilot_block, refine, reorganise
+from sdr_isac.sensing.crb import measurement_matrix
+from sdr_isac.units import SPEED_OF_LIGHT_MPS
+
+__all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
+           "bistatic_measurement", "locate", "velocity_vector", "locate_single", "symbol_level_refine"]
+
+
+@dataclass(frozen=True)
+class PathEstimate:
+    """One path of a link: delay (s), normalised Doppler ``nu = f_D / f_c``, amplitude, per-RE SNR and its CRB."""
+
+    delay_s: float
+    nu: float
+    amplitude: complex
+    snr_re: float
+    var_delay_s2: float
+    var_nu: float
+
+
+@dataclass(frozen=True)
+class LinkMeasurement:
+    """A monostatic range or bistatic range sum, and its rate, with variances.
+
+    ``tx == rx`` is monostatic: ``range_m = ||p - b||``, ``rate_mps = u^T v``
+    (positive moving away).  Otherwise ``range_m = ||p - b_tx|| + ||p - b_rx||``
+    and ``rate_mps`` its time derivative.
+    """
+
+    tx: int
+    rx: int
+    range_m: float
+    rate_mps: float
+    var_range_m2: float
+    var_rate_mps2: float
+    snr_re: float
+
+
+def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int = 1,
+                   noise_var: float | None = None) -> list[PathEstimate]:
+    """The ``num_paths`` strongest paths of a CIM, strongest first (CLEAN with off-grid refinement).
+
+    Each pass takes the peak of the residual's periodogram, refines delay and
+    Doppler by maximum likelihood (:func:`sdr_isac.fusion.multiband.refine`),
+    fits the complex amplitude by least squares on the pilots and subtracts
+    the path.  The per-RE SNR is ``|a|**2 / sigma**2`` with the noise
+    variance the mean power of the final residual (unless given), and the
+    variances are the CRB of the band's pilots at that SNR.
+    """
+    if isinstance(num_paths, bool) or int(num_paths) < 1:
+        raise InputError(f"num_paths = {num_paths!r}: allowed a whole number >= 1")
+    grid = common_grid([band])
+    residual = np.where(band.pilots, cim, 0).astype(np.complex128)
+    sigma2 = noise_variance(residual, band.pilots) if noise_var is None else float(noise_var)
+    k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
+    t = band.symbol_times_s * band.carrier_hz
+    found: list[tuple[float, float, complex]] = []
+    for _ in range(int(num_paths)):
+        hg, mask = reorganise(band, residual, grid)
+        power, _ = band_map(hg, mask, "zero", sigma2)
+        r, d = grid_peak(power, grid, [mask])
+        tau, nu = refine([band], [residual], [sigma2], (r * grid.delay_bin_s, float(grid.nu_axis()[d])),
+                         (grid.delay_bin_s, grid.nu_bin))
+        model = np.outer(np.exp(2j * np.pi * t * nu), np.exp(-2j * np.pi * k * tau)) * band.pilots
+        amp = complex(np.vdot(model, residual) / np.vdot(model, model).real)
+        residual = residual - amp * model
+        found.append((tau, nu, amp))
+    if noise_var is None:
+        # after CLEAN the residual is noise: its mean power (4 real parameters removed per path) is a better
+        # estimate than the first map's median, which a strong path's sidelobes inflate
+        n = int(np.count_nonzero(band.pilots))
+        sigma2 = float(np.sum(np.abs(residual) ** 2) / max(n - 2 * len(found), 1))
+    out = []
+    for tau, nu, amp in found:
+        snr = abs(amp) ** 2 / sigma2
+        crb = band.crb(max(snr, 1e-12))
+        out.append(PathEstimate(tau, nu, amp, snr, float(crb[0, 0]), float(crb[1, 1])))
+    return out
+
+
+def monostatic_measurement(node: int, path: PathEstimate, c: float = SPEED_OF_LIGHT_MPS) -> LinkMeasurement:
+    """Range ``c tau / 2`` and radial velocity ``-c nu / 2`` of a monostatic path."""
+    return LinkMeasurement(node, node, c * path.delay_s / 2.0, -c * path.nu / 2.0,
+                           (c / 2.0) ** 2 * path.var_delay_s2, (c / 2.0) ** 2 * path.var_nu, path.snr_re)
+
+
+def bistatic_measurement(tx: int, rx: int, baseline_m: float, direct: PathEstimate, echo: PathEstimate,
+                         c: float = SPEED_OF_LIGHT_MPS) -> LinkMeasurement:
+    """Range sum and range rate of a bistatic echo, referenced to the direct path.
+
+    The receiver's clock offset ``delta`` and carrier offset ``cfo`` shift
+    both paths alike: ``tau_d = L / c + delta``, ``tau_e = S / c + delta``,
+    ``nu_d = cfo / f_c``, ``nu_e = -S' / c + cfo / f_c`` (static nodes), so
+    ``S = L + c (tau_e - tau_d)`` and ``S' = -c (nu_e - nu_d)``; the
+    variances of both paths add.
+    """
+    if not (np.isfinite(baseline_m) and baseline_m > 0):
+        raise InputError(f"baseline_m = {baseline_m!r} m: allowed the distance between the two nodes, > 0")
+    return LinkMeasurement(tx, rx, baseline_m + c * (echo.delay_s - direct.delay_s), -c * (echo.nu - direct.nu),
+                           c**2 * (echo.var_delay_s2 + direct.var_delay_s2), c**2 * (echo.var_nu + direct.var_nu),
+                           echo.snr_re)
+
+
+def _check_nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
+    b = np.asarray(nodes_m, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 3 or not np.all(np.isfinite(b)):
+        raise InputError(f"nodes_m has shape {b.shape}: allowed (B, 3) finite positions in m")
+    return b
+
+
+def _model(nodes: NDArray[np.float64], p: NDArray[np.float64], links: Sequence[LinkMeasurement]) -> NDArray[np.float64]:
+    d = np.linalg.norm(p[None, :] - nodes, axis=1)
+    return np.array([d[m.tx] if m.tx == m.rx else d[m.tx] + d[m.rx] for m in links])
+
+
+def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
+           start_xy: ArrayLike | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horizontal position (x, y) of a target at known height from ranges and range sums.
+
+    Weighted nonlinear least squares, residuals ``(r_i - r_i(p)) / sigma_i``,
+    by scipy's trust-region reflective solver (a damped Gauss–Newton),
+    started at ``start_xy`` (default: the centroid of the nodes).
+
+    Returns
+    -------
+    xy : ndarray, shape (2,), m
+    cov : ndarray, shape (2, 2), m²
+        ``(J^T W J)^-1`` at the solution: the CRB when the variances are.
+    """
+    nodes = _check_nodes(nodes_m)
+    if len(links) < 2:
+        raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
+    w = np.array([1.0 / np.sqrt(m.var_range_m2) for m in links])
+    meas = np.array([m.range_m for m in links])
+    x0 = nodes[:, :2].mean(axis=0) if start_xy is None else np.asarray(start_xy, dtype=float)
+
+    def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        return (meas - _model(nodes, np.array([xy[0], xy[1], height_m]), links)) * w
+
+    res = sp_opt.least_squares(residuals, x0, method="trf", x_scale="jac")
+    p = np.array([res.x[0], res.x[1], height_m])
+    h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2]
+    cov = np.linalg.inv(h.T @ (h * (w**2)[:, None]))
+    return res.x, cov
+
+
+def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement],
+                    position_m: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horizontal velocity (v_x, v_y) of a level-flying target from radial velocities and range rates.
+
+    Weighted linear least squares ``v = (H^T W H)^-1 H^T W r`` with the rows
+    of :func:`sdr_isac.sensing.crb.measurement_matrix` at ``position_m``.
+    Returns the velocity (m/s) and its covariance ((m/s)²).
+    """
+    nodes = _check_nodes(nodes_m)
+    p = np.asarray(position_m, dtype=np.float64)
+    h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2]
+    w = np.array([1.0 / m.var_rate_mps2 for m in links])
+    rates = np.array([m.rate_mps for m in links])
+    info = h.T @ (h * w[:, None])
+    if np.linalg.matrix_rank(info) < 2:
+        raise SensingError("the links do not determine the velocity vector (one direction only): add a node")
+    cov = np.linalg.inv(info)
+    return cov @ (h.T @ (w * rates)), cov
+
+
+def locate_single(node_m: ArrayLike, array_axis_xy: ArrayLike, range_m: float, cone_angle_rad: float,
+                  height_m: float) -> NDArray[np.float64]:
+    """One node's horizontal target position from its range and the cone angle of its horizontal linear array.
+
+    The array (axis ``array_axis_xy`` in the plane, broadside to its left:
+    the axis turned by +90°) measures ``sin(alpha) = sin(theta) cos(el)``
+    with ``theta`` the azimuth from broadside and ``el`` the elevation, known
+    from the range and the height difference.
+    """
+    b = np.asarray(node_m, dtype=np.float64)
+    axis = np.asarray(array_axis_xy, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    dz = height_m - b[2]
+    if range_m <= abs(dz):
+        raise SensingError(f"range {range_m:.2f} m is shorter than the height difference {abs(dz):.2f} m: the "
+                           "target cannot be at that height")
+    horizontal = np.sqrt(range_m**2 - dz**2)
+    cos_el = horizontal / range_m
+    s = float(np.clip(np.sin(cone_angle_rad) / cos_el, -1.0, 1.0))
+    broadside = np.array([-axis[1], axis[0]])
+    direction = np.sqrt(1.0 - s * s) * broadside + s * axis
+    return b[:2] + horizontal * direction
+
+
+def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], nodes_m: ArrayLike,
+                        height_m: float, start_xy: ArrayLike, start_v: ArrayLike, scale: tuple[float, float],
+                        c: float = SPEED_OF_LIGHT_MPS) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Symbol-level fusion of monostatic links: maximise the summed normalised periodograms over (x, y, v_x, v_y).
+
+    Node ``i``'s CIM ``cims[i]`` (its ``bands[i]``) predicts delay
+    ``2 ||p - b_i|| / c`` and ``nu = -2 u_i^T v / c``; the objective is
+    ``sum_i |d_i^T H_i a_i|**2 / (n_i sigma_i**2)`` (independent amplitudes),
+    maximised by Nelder–Mead in units of ``scale = (m, m/s)`` from the
+    estimate-level start.
+    """
+    nodes = _check_nodes(nodes_m)
+    prepared = []
+    for band, h in zip(bands, cims, strict=True):
+        s2 = noise_variance(np.where(band.pilots, h, 0), band.pilots)
+        prepared.append((*pilot_block(band, h), float(np.count_nonzero(band.pilots)) * s2))
+    x0 = np.concatenate([np.asarray(start_xy, dtype=float), np.asarray(start_v, dtype=float)])
+    step = np.array([scale[0], scale[0], scale[1], scale[1]])
+
+    def cost(q: NDArray[np.float64]) -> float:
+        x = x0 + q * step
+        p = np.array([x[0], x[1], height_m])
+        total = 0.0
+        for i, (y, k, t, norm) in enumerate(prepared):
+            diff = p - nodes[i]
+            dist = float(np.linalg.norm(diff))
+            tau = 2.0 * dist / c
+            nu = -2.0 * float(diff[:2] @ x[2:]) / (dist * c)
+            total += abs(np.exp(-2j * np.pi * t * nu) @ y @ np.exp(2j * np.pi * k * tau)) ** 2 / norm
+        return -total
+
+    simplex = np.vstack([np.zeros(4), 0.5 * np.eye(4)])
+    res = sp_opt.minimize(cost, np.zeros(4), method="Nelder-Mead",
+                          options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-9, "maxiter": 800})
+    x = x0 + res.x * step
+    return x[:2], x[2:]
+
+
+def array_angle(snapshot: ArrayLike, spacing_wavelengths: float = 0.5) -> float:
+    """Cone angle (rad from broadside) of one source from a uniform linear array's matched-filter outputs.
+
+    Maximum likelihood for one source: maximise ``|s(alpha)^H z|**2`` with
+    ``s_n = exp(j 2 pi d n sin(alpha))``, on a grid of ``sin(alpha)`` then
+    by a bounded scalar search around the best cell.
+    """
+    z = np.asarray(snapshot, dtype=np.complex128).ravel()
+    if z.size < 2 or not np.all(np.isfinite(z)):
+        raise InputError(f"snapshot has {z.size} entries: allowed a finite vector of at least 2 elements")
+    n = np.arange(z.size)
+    grid = np.linspace(-1.0, 1.0, 16 * z.size + 1)
+    power = np.abs(np.exp(-2j * np.pi * spacing_wavelengths * np.outer(grid, n)) @ z) ** 2
+    best = int(np.argmax(power))
+    step = grid[1] - grid[0]
+
+    def cost(u: float) -> float:
+        return -float(abs(np.exp(-2j * np.pi * spacing_wavelengths * n * u) @ z) ** 2)
+
+    res = sp_opt.minimize_scalar(cost, bounds=(max(-1.0, grid[best] - step), min(1.0, grid[best] + step)),
+                                 method="bounded", options={"xatol": 1e-9})
+    return float(np.arcsin(np.clip(res.x, -1.0, 1.0)))
