@@ -78,10 +78,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         latency = st["latency_mean_s"] * 1e3 if st["latency_mean_s"] is not None else float("nan")
         print(f"{node_id:6s} {int(st['node_sent'] or 0):5d} {st['received']:8d} {int(st['node_dropped'] or 0):7d} "
               f"{st['lost']:5d} {latency:10.2f}")
-    print(f"wrote {args.out}/stream_stats.json and {args.out}/<node>/summary.json, range_doppler.png")
+    _fused_table(result.get("fused"))
+    print(f"wrote {args.out}/stream_stats.json, fused.json and {args.out}/<node>/summary.json, range_doppler.png")
     _display_snapshot(Path(args.out), next(iter(result["nodes"]), None))
     _link_check(frame, args.snr_db, args.seed)
     return 0
+
+
+def _fused_table(fused: dict[str, Any] | None) -> None:
+    """Print the host's multi-BS fused positions beside each node's own (range + angle) estimate."""
+    if not fused or not fused["per_set"]:
+        return
+    last = fused["per_set"][-1]
+    nodes = sorted(last["nodes"])
+    print(f"\nmulti-BS fusion on the host ({fused['sets']} time-aligned sets of {', '.join(nodes)}; targets at "
+          f"{fused['target_height_m']:g} m height), last set:")
+    print(f"{'target':10s} {'truth x,y (m)':>16s} " + " ".join(f"{n + ' err':>9s}" for n in nodes)
+          + f" {'fused err':>9s} {'√CRB':>7s} {'v err':>7s} {'√CRB v':>7s}")
+    for row in last["targets"]:
+        truth = f"{row['truth_m'][0]:7.1f},{row['truth_m'][1]:7.1f}"
+        if not row["fused"]:
+            print(f"{row['target']:10s} {truth:>16s}   (not seen by two nodes)")
+            continue
+        singles = " ".join(f"{row['single_error_m'].get(n, float('nan')):9.3f}" for n in nodes)
+        print(f"{row['target']:10s} {truth:>16s} {singles} {row['position_error_m']:9.3f} {row['crb_position_m']:7.3f} "
+              f"{row.get('velocity_error_mps', float('nan')):7.3f} {row.get('crb_velocity_mps', float('nan')):7.3f}")
+    print("errors in m (position, horizontal) and m/s (velocity vector); per node: its own range + angle estimate")
 
 
 def _display_snapshot(out: Path, node_id: str | None) -> None:

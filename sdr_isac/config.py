@@ -42,6 +42,7 @@ __all__ = [
     "DataConfig",
     "FrameConfig",
     "Config",
+    "FusionConfig",
     "RADIO_KINDS",
     "RadioConfig",
     "ArrayConfig",
@@ -1139,6 +1140,35 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class FusionConfig:
+    """Node-level fusion on the host: several nodes' time-aligned detections of one target.
+
+    Parameters
+    ----------
+    enabled : bool
+        Fuse every time-aligned set of two or more nodes of the scene and
+        publish ``estimates`` (``sdr_isac.fusion.node.fuse_detections``).
+    target_height_m : float
+        Height at which targets are located, m (the nodes' ranges and array
+        angles fix the horizontal position): ground traffic about 1 m, a UAV
+        its reported altitude.  -1000 ... 100000 m.
+    gate_m : float
+        Association gate: detections of different nodes whose own position
+        estimates lie within this distance are one target, m (> 0 ... 1000).
+    """
+
+    enabled: bool = True
+    target_height_m: float = 1.0
+    gate_m: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_range("target_height_m", self.target_height_m, -1000.0, 100000.0, "m")
+        if not self.gate_m > 0:
+            _fail("gate_m", self.gate_m, "> 0 m", "set gate_m to a distance such as 5.0")
+        _check_range("gate_m", self.gate_m, 0.0, 1000.0, "m")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole sdr_isac configuration file.
 
@@ -1158,6 +1188,8 @@ class Config:
         Range-Doppler processing and detection.
     stream : StreamConfig
         Node-to-host streaming.
+    fusion : FusionConfig
+        Node-level fusion on the host.
     """
 
     name: str = "default"
@@ -1167,6 +1199,7 @@ class Config:
     scene: SceneConfig | None = None
     sensing: SensingConfig = field(default_factory=SensingConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:

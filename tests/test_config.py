@@ -155,3 +155,12 @@ def test_stream_publish_maps_and_map_size(tmp_path):
         config.load(write(tmp_path, "[stream]\nmap_max_cells = 10\n"))
     with pytest.raises(ConfigError, match=r"stream\.publish_map: unknown key; did you mean 'publish_maps'"):
         config.load(write(tmp_path, "[stream]\npublish_map = true\n"))
+
+
+def test_fusion_section(tmp_path):
+    cfg = config.load(write(tmp_path, "[fusion]\ntarget_height_m = 60.0\ngate_m = 3.0\n"))
+    assert cfg.fusion.target_height_m == 60.0 and cfg.fusion.gate_m == 3.0 and cfg.fusion.enabled
+    with pytest.raises(ConfigError, match=r"fusion\.gate_m"):
+        config.load(write(tmp_path, "[fusion]\ngate_m = 0.0\n"))
+    with pytest.raises(ConfigError, match="did you mean 'gate_m'"):
+        config.load(write(tmp_path, "[fusion]\ngate = 3.0\n"))

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from sdr_isac.channel.cim import add_cim_noise, point_target_cim
+from sdr_isac.errors import SensingError
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
 from sdr_isac.fusion import node as nf
@@ -159,7 +160,10 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         out[f"radial_err_{name}"] = radial - g["radial"][0]
         out[f"vel_err_{name}"] = math.nan if v_xy is None else float(np.linalg.norm(v_xy - truth_v))
 
-    xy_single = nf.locate_single(NODES_M[0], g["axis"][0], mono[0].range_m, cone0, height)
+    try:
+        xy_single = nf.locate_single(NODES_M[0], g["axis"][0], mono[0].range_m, cone0, height)
+    except SensingError:       # an outlier range shorter than the height difference: the node's own spot
+        xy_single = NODES_M[0, :2].copy()
     record("single", xy_single, None, mono[0].range_m, mono[0].rate_mps)
 
     def fused(name: str, links: list[nf.LinkMeasurement]) -> tuple[np.ndarray, np.ndarray]:

@@ -46,7 +46,8 @@ from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["Band", "CommonGrid", "BandEstimate", "pilot_mask", "common_grid", "reorganise", "band_map",
-           "fused_map", "grid_peak", "refine", "estimate", "article_bands", "pilot_block"]
+           "fused_map", "grid_peak", "refine", "estimate", "estimate_level_fusion", "article_bands",
+           "pilot_block"]
 
 
 def pilot_mask(num_symbols: int, num_subcarriers: int, symbol_step: int = 1, subcarrier_step: int = 1,
@@ -408,6 +409,38 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
         tau, nu = refine(bands, cims, sigmas, (tau0, nu0), (g.delay_bin_s, g.nu_bin))
         out["refined"] = BandEstimate(c * tau / 2.0, -c * nu / 2.0, tau, nu)
     return out
+
+
+def estimate_level_fusion(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
+                          per_band: Sequence[BandEstimate],
+                          speed_of_light_mps: float = SPEED_OF_LIGHT_MPS) -> BandEstimate:
+    """Estimate-level fusion: each band's own estimate weighted by the inverse of its CRB at its measured SNR.
+
+    For band b at its estimate ``(tau_b, nu_b)`` the complex amplitude is
+    fitted by least squares on the pilots, the per-RE SNR is
+    ``|a_b|**2 / sigma_b**2`` (noise from :func:`noise_variance`), and
+    ``J_b`` is the Fisher information of its pilots at that SNR
+    (:meth:`Band.fim`); the fused estimate is ``(sum J_b)^-1 sum J_b x_b``
+    with ``x_b = (tau_b, nu_b)`` — the baseline that symbol-level fusion
+    (:func:`estimate`) is compared with.
+    """
+    if not (len(bands) == len(cims) == len(per_band)) or not bands:
+        raise InputError(f"{len(bands)} bands, {len(cims)} CIMs, {len(per_band)} estimates: allowed one of each "
+                         "per band, at least one")
+    info = np.zeros((2, 2))
+    weighted = np.zeros(2)
+    for band, h, est in zip(bands, cims, per_band, strict=True):
+        y, k, t = pilot_block(band, h)
+        mask = band.pilots[np.ix_(np.flatnonzero(band.pilots.any(axis=1)), np.flatnonzero(band.pilots.any(axis=0)))]
+        model = np.outer(np.exp(2j * np.pi * t * est.nu), np.exp(-2j * np.pi * k * est.delay_s)) * mask
+        amp = np.vdot(model, y) / np.vdot(model, model).real
+        snr = max(float(abs(amp) ** 2 / noise_variance(np.where(band.pilots, h, 0), band.pilots)), 1e-12)
+        j = band.fim(snr)
+        info += j
+        weighted += j @ np.array([est.delay_s, est.nu])
+    tau, nu = np.linalg.solve(info, weighted)
+    c = float(speed_of_light_mps)
+    return BandEstimate(c * tau / 2.0, -c * nu / 2.0, float(tau), float(nu))
 
 
 def article_bands(num_subcarriers: int = 512, num_symbols: int = 64, pilot_step: int = 4) -> tuple[Band, Band]:

@@ -13,6 +13,9 @@
   bistatic range rates by weighted linear least squares at the position.
 - :func:`locate_single` — one node's position estimate from its range and
   the cone angle of its linear array.
+- :func:`fuse_detections` — what the fusion host runs live: association of
+  several nodes' detections by geometry gating (each node's own range and
+  angle estimate), then :func:`locate` and :func:`velocity_vector`.
 - :func:`symbol_level_refine` — symbol-level fusion: a joint search over
   position and velocity that adds the nodes' normalised periodograms
   (the approach of Wei et al., "Symbol-level ISAC enabled multiple base
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
@@ -41,7 +45,8 @@ from sdr_isac.sensing.crb import measurement_matrix
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
-           "bistatic_measurement", "locate", "velocity_vector", "locate_single", "symbol_level_refine"]
+           "bistatic_measurement", "locate", "velocity_vector", "locate_single", "symbol_level_refine",
+           "fuse_detections"]
 
 
 @dataclass(frozen=True)
@@ -286,3 +291,83 @@ def array_angle(snapshot: ArrayLike, spacing_wavelengths: float = 0.5) -> float:
     res = sp_opt.minimize_scalar(cost, bounds=(max(-1.0, grid[best] - step), min(1.0, grid[best] + step)),
                                  method="bounded", options={"xatol": 1e-9})
     return float(np.arcsin(np.clip(res.x, -1.0, 1.0)))
+
+
+def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
+                    height_m: float, gate_m: float = 5.0) -> list[dict[str, Any]]:
+    """Associate the monostatic detections of several nodes and fuse each associated set (host-side, live).
+
+    Parameters
+    ----------
+    nodes : dict
+        Node id -> ``{"position_m": [x, y, z], "yaw_deg": boresight}`` (the
+        receive array's broadside; a detection's ``angle_rad`` is measured
+        from it towards the array's +y end, turned with the node).
+    detections : dict
+        Node id -> list of :meth:`sdr_isac.sensing.Detection.to_dict`
+        objects of one time-aligned set.
+    height_m : float
+        Height of the targets (ground traffic ~1 m; a UAV its reported altitude).
+    gate_m : float
+        Association gate: a node's detection joins a target when its own
+        position estimate (range and angle) lies within ``gate_m`` of the
+        target's, and the target has no detection of that node yet.
+
+    Returns
+    -------
+    list of dict
+        One per associated target seen by two or more nodes, strongest
+        first: ``position_m`` ([x, y, height]), ``cov_position_m2`` (2 x 2,
+        from the ranges' CRB variances), ``velocity_mps`` ([v_x, v_y, 0]) and
+        ``cov_velocity_mps2`` when the radial velocities determine it,
+        ``nodes`` and ``single_m`` (each node's own position estimate).
+    """
+    if not (np.isfinite(gate_m) and gate_m > 0):
+        raise InputError(f"gate_m = {gate_m!r} m: allowed a finite distance > 0")
+    ids = [n for n in detections if n in nodes]
+    positions = np.array([nodes[n]["position_m"] for n in ids], dtype=np.float64).reshape(-1, 3)
+    candidates = []
+    for k, node_id in enumerate(ids):
+        yaw = np.deg2rad(float(nodes[node_id].get("yaw_deg", 0.0)))
+        axis = np.array([np.sin(yaw), -np.cos(yaw)])        # broadside turned by -90°: locate_single's axis
+        for det in detections[node_id]:
+            if det.get("geometry", "monostatic") != "monostatic" or det.get("angle_rad") is None:
+                continue
+            try:
+                xy = locate_single(positions[k], axis, float(det["range_m"]), -float(det["angle_rad"]), height_m)
+            except SensingError:
+                continue
+            candidates.append((float(det.get("snr_db", 0.0)), k, det, xy))
+    candidates.sort(key=lambda c: -c[0])
+    clusters: list[dict[str, Any]] = []
+    for _, k, det, xy in candidates:
+        best = None
+        for cl in clusters:
+            d = float(np.linalg.norm(np.mean(list(cl["single"].values()), axis=0) - xy))
+            if k not in cl["single"] and d <= gate_m and (best is None or d < best[0]):
+                best = (d, cl)
+        if best is None:
+            clusters.append({"single": {k: xy}, "dets": {k: det}})
+        else:
+            best[1]["single"][k] = xy
+            best[1]["dets"][k] = det
+    out = []
+    for cl in clusters:
+        if len(cl["dets"]) < 2:
+            continue
+        links = [LinkMeasurement(k, k, float(d["range_m"]), float(d["velocity_mps"]), float(d["range_var_m2"]),
+                                 float(d["velocity_var_mps2"]), 10.0 ** (float(d.get("snr_db", 0.0)) / 10.0))
+                 for k, d in cl["dets"].items()]
+        start = np.mean(list(cl["single"].values()), axis=0)
+        xy, cov = locate(positions, links, height_m, start)
+        est: dict[str, Any] = {"position_m": [float(xy[0]), float(xy[1]), float(height_m)],
+                               "cov_position_m2": cov.tolist(), "nodes": [ids[k] for k in cl["dets"]],
+                               "single_m": {ids[k]: [float(v) for v in p] for k, p in cl["single"].items()}}
+        try:
+            v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m])
+            est["velocity_mps"] = [float(v[0]), float(v[1]), 0.0]
+            est["cov_velocity_mps2"] = cov_v.tolist()
+        except SensingError:
+            pass
+        out.append(est)
+    return out

@@ -31,6 +31,7 @@ import zmq
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.errors import SdrIsacError, WireFormatError
+from sdr_isac.fusion.node import fuse_detections
 from sdr_isac.recording import RecordingWriter
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_server
@@ -134,6 +135,8 @@ class FusionHost:
         self._writers: dict[str, RecordingWriter] = {}
         self._recent_t0: dict[str, float] = {}
         self.last_results: dict[str, tuple[Any, Any]] = {}      # node -> (SensingResult, truth paths)
+        self.estimates: deque[dict[str, Any]] = deque(maxlen=1000)  # fused sets: seq, t0_s, nodes, estimates
+        self._fused_key: tuple[tuple[str, int], ...] = ()
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
@@ -293,6 +296,33 @@ class FusionHost:
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
                                         "truth": capture.metadata.get("truth")})
+            if self.cfg.fusion.enabled:
+                try:
+                    self._fuse()
+                except Exception as err:                   # noqa: BLE001  a fusion failure must not end the worker
+                    with self._lock:
+                        kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
+                        self.errors.append(f"fusion after {msg.node_id}/{msg.seq}: {kind}{err}")
+
+    def _fuse(self) -> None:
+        """Fuse the newest time-aligned set of two or more scene nodes (once per set) and publish ``estimates``."""
+        aligned = self.aligned()
+        places = {n: info for n in aligned if (info := self.node_info(n)) is not None}
+        key = tuple(sorted((n, int(aligned[n]["seq"])) for n in places))
+        if len(places) < 2 or key == self._fused_key:
+            return
+        self._fused_key = key
+        fusion_cfg = self.cfg.fusion
+        estimates = fuse_detections(places, {n: aligned[n]["detections"] for n in places},
+                                    fusion_cfg.target_height_m, fusion_cfg.gate_m)
+        t0_s = max(float(aligned[n]["t0_s"]) for n in places)
+        truth = [p for n in places for p in ((aligned[n].get("truth") or {}).get("paths") or [])
+                 if p.get("kind") == "target" and "position_m" in p]
+        with self._lock:
+            seq = len(self.estimates)
+            self.estimates.append({"seq": seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
+                                   "truth": truth})
+        self._send(wire.encode_estimates("host", seq, t0_s, estimates))
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
                             truth: Any = None) -> None:

@@ -716,6 +716,57 @@ def _detections_of(items: list[dict[str, Any]]) -> list[Detection]:
     return out
 
 
+def encode_estimates(node_id: str, seq: int, t0_s: float, estimates: Sequence[dict[str, Any]],
+                     **fields: Any) -> list[bytes | memoryview]:
+    """Encode fused target estimates: kind ``estimates``, ``estimates`` a list of objects.
+
+    Each object has ``position_m`` ([x, y, z], m), ``cov_position_m2``
+    (2 x 2, m²), ``nodes`` (the contributing node ids) and, when known,
+    ``velocity_mps`` and ``cov_velocity_mps2``
+    (:func:`sdr_isac.fusion.node.fuse_detections`); ``node_id`` is the host's.
+    """
+    items = [dict(e) for e in estimates]
+    _check_estimates(items)
+    return encode("estimates", node_id, seq, t0_s=t0_s, estimates=items, **fields)
+
+
+def decode_estimates(msg: Message) -> list[dict[str, Any]]:
+    """The validated estimate objects of an ``estimates`` message."""
+    _expect_kind(msg, "estimates")
+    items = msg.header.get("estimates")
+    _check_estimates(items)
+    return list(items or [])
+
+
+def _check_estimates(items: Any) -> None:
+    if not isinstance(items, list) or len(items) > 10000:
+        _fail("estimates", items, "a list of at most 10000 objects")
+    for i, est in enumerate(items):
+        if not isinstance(est, dict):
+            _fail(f"estimates[{i}]", est, "an object with position_m, cov_position_m2 and nodes")
+        pos = est.get("position_m")
+        if not (isinstance(pos, list) and len(pos) == 3 and all(_finite_number(v) for v in pos)):
+            _fail(f"estimates[{i}].position_m", pos, "[x, y, z], three finite numbers of m")
+        for key, size in (("cov_position_m2", 2), ("cov_velocity_mps2", 2)):
+            cov = est.get(key)
+            if cov is None and key == "cov_velocity_mps2":
+                continue
+            if not (isinstance(cov, list) and len(cov) == size
+                    and all(isinstance(r, list) and len(r) == size and all(_finite_number(v) for v in r)
+                            for r in cov)):
+                _fail(f"estimates[{i}].{key}", cov, f"a {size} x {size} list of finite numbers")
+        vel = est.get("velocity_mps")
+        if vel is not None and not (isinstance(vel, list) and len(vel) == 3 and all(_finite_number(v) for v in vel)):
+            _fail(f"estimates[{i}].velocity_mps", vel, "[v_x, v_y, v_z], three finite numbers of m/s")
+        nodes = est.get("nodes")
+        if not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
+            _fail(f"estimates[{i}].nodes", nodes, "a list of node ids")
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def encode_heartbeat(node_id: str, seq: int, stats: dict[str, Any]) -> list[bytes | memoryview]:
     """Encode a heartbeat: kind ``heartbeat``, ``stats`` an object of the node's counters."""
     return encode("heartbeat", node_id, seq, stats=stats)

@@ -91,3 +91,44 @@ def test_array_angle_is_the_ml_estimate() -> None:
     assert nf.array_angle(z) == pytest.approx(alpha, abs=1e-7)
     with pytest.raises(InputError):
         nf.array_angle([1.0])
+
+
+def _detection(node: np.ndarray, yaw_deg: float, target: np.ndarray, sigma_r: float, sigma_a: float,
+               rng: np.random.Generator, velocity: np.ndarray) -> dict:
+    """A monostatic detection of ``target`` by a node whose array broadside points along ``yaw_deg``."""
+    diff = target - node
+    r = float(np.linalg.norm(diff))
+    yaw = np.deg2rad(yaw_deg)
+    plus_y = np.array([-np.sin(yaw), np.cos(yaw), 0.0])      # the array's +y end, turned with the node
+    angle = float(np.arcsin(diff @ plus_y / r))
+    return {"range_m": r + sigma_r * rng.standard_normal(), "velocity_mps": float(diff @ velocity / r)
+            + 0.01 * rng.standard_normal(), "angle_rad": angle + sigma_a * rng.standard_normal(),
+            "range_var_m2": sigma_r**2, "velocity_var_mps2": 1e-4, "snr_db": 20.0, "geometry": "monostatic"}
+
+
+def test_fuse_detections_associates_by_geometry_and_reaches_the_crb(rng: np.random.Generator) -> None:
+    nodes = {"bs0": {"position_m": [0.0, 0.0, 10.0], "yaw_deg": 0.0},
+             "bs1": {"position_m": [60.0, 30.0, 10.0], "yaw_deg": -105.0}}
+    targets = {"car": np.array([42.0, 10.0, 1.0]), "cyclist": np.array([65.0, -20.0, 1.0])}
+    vel = {"car": np.array([-14.0, 2.0, 0.0]), "cyclist": np.array([5.0, 4.0, 0.0])}
+    sigma_r, sigma_a = 0.02, 0.005
+    errs, traces = [], []
+    for _ in range(60):
+        dets = {n: [_detection(np.array(p["position_m"]), p["yaw_deg"], targets[t], sigma_r, sigma_a, rng, vel[t])
+                    for t in ("cyclist", "car")] for n, p in nodes.items()}
+        est = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0)
+        assert len(est) == 2 and all(sorted(e["nodes"]) == ["bs0", "bs1"] for e in est)
+        for e in est:
+            name = min(targets, key=lambda t: np.linalg.norm(np.array(e["position_m"][:2]) - targets[t][:2]))
+            errs.append(np.array(e["position_m"][:2]) - targets[name][:2])
+            traces.append(np.trace(e["cov_position_m2"]))
+            assert np.linalg.norm(np.array(e["velocity_mps"][:2]) - vel[name][:2]) < 0.5
+    ratio = np.sqrt(np.mean(np.sum(np.square(errs), axis=1)) / np.mean(traces))
+    assert 0.8 < ratio < 1.25, ratio
+    # a detection whose own position lies outside the gate of the other node's is not associated
+    far = {"bs0": [_detection(np.array([0.0, 0.0, 10.0]), 0.0, targets["car"], sigma_r, sigma_a, rng, vel["car"])],
+           "bs1": [_detection(np.array([60.0, 30.0, 10.0]), -105.0, targets["cyclist"], sigma_r, sigma_a, rng,
+                              vel["cyclist"])]}
+    assert nf.fuse_detections(nodes, far, height_m=1.0, gate_m=5.0) == []
+    with pytest.raises(InputError, match="gate_m"):
+        nf.fuse_detections(nodes, far, height_m=1.0, gate_m=0.0)
