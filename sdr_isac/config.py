@@ -1075,7 +1075,10 @@ class StreamConfig:
         Captures per second a node paces itself to (0: as fast as it can).
     align_window_s : float
         Captures of different nodes whose t0 lie within this window are one
-        time-aligned set at the host.
+        time-aligned set at the host, s (default 0.1 ms: well under one frame,
+        so frame k of one node never pairs with frame k +- 1 of another;
+        simulated nodes capture at identical instants, PPS-disciplined radios
+        within microseconds).
     queue_size : int
         Captures waiting for processing at the host before new ones are dropped.
     max_message_mb : float
@@ -1104,7 +1107,7 @@ class StreamConfig:
     heartbeat_s: float = 1.0
     frames: int = 0
     frame_rate_hz: float = 0.0
-    align_window_s: float = 1e-3
+    align_window_s: float = 1e-4
     queue_size: int = 64
     max_message_mb: float = 256.0
     curve_server_secret: str = ""

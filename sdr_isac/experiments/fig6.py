@@ -26,7 +26,9 @@ Estimators (the target height is known; position and velocity in the plane):
   and the cone angle of its array (channel 0 for range/Doppler, all 8 for
   the angle);
 - ``active``: the four monostatic ranges and radial velocities fused by
-  weighted least squares (weights: each detection's CRB at its estimated SNR);
+  weighted least squares (weights: each detection's CRB at its estimated SNR),
+  with fault exclusion of a link whose residual exceeds 5 sigma
+  (:func:`sdr_isac.fusion.node.locate_robust`);
 - ``symbol``: symbol-level fusion of the four monostatic CIMs (joint search
   over position and velocity that adds the periodograms), from ``active``;
 - ``active_passive``: the monostatic and the 12 bistatic measurements.
@@ -167,9 +169,9 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     record("single", xy_single, None, mono[0].range_m, mono[0].rate_mps)
 
     def fused(name: str, links: list[nf.LinkMeasurement]) -> tuple[np.ndarray, np.ndarray]:
-        xy, _ = nf.locate(NODES_M, links, height)
+        xy, _, kept = nf.locate_robust(NODES_M, links, height)
         p = np.array([xy[0], xy[1], height])
-        v, _ = nf.velocity_vector(NODES_M, links, p)
+        v, _ = nf.velocity_vector(NODES_M, kept, p)
         u0 = (p - NODES_M[0]) / np.linalg.norm(p - NODES_M[0])
         record(name, xy, v, float(np.linalg.norm(p - NODES_M[0])), float(u0[:2] @ v))
         return xy, v

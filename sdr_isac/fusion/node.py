@@ -45,7 +45,7 @@ from sdr_isac.sensing.crb import measurement_matrix
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
-           "bistatic_measurement", "locate", "velocity_vector", "locate_single", "symbol_level_refine",
+           "bistatic_measurement", "locate", "locate_robust", "velocity_vector", "locate_single", "symbol_level_refine",
            "fuse_detections"]
 
 
@@ -185,6 +185,41 @@ def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float
     h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2]
     cov = np.linalg.inv(h.T @ (h * (w**2)[:, None]))
     return res.x, cov
+
+
+def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
+                  start_xy: ArrayLike | None = None, gate_sigma: float = 5.0,
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], list[LinkMeasurement]]:
+    """:func:`locate` with fault detection and exclusion (the RAIM idea of satellite navigation).
+
+    While the largest normalised residual ``|r_i - r_i(p)| / sigma_i`` of
+    the fix exceeds ``gate_sigma`` and more than three measurements remain
+    (two unknowns plus one redundant measurement are needed to detect a
+    fault), every subset with one measurement left out is solved and the one
+    with the smallest weighted residual sum of squares is kept: a weak link
+    that picked a noise peak (a range hundreds of cells off) no longer drags
+    the fix away.  Returns the position, its covariance and the measurements
+    kept.
+    """
+    if not (np.isfinite(gate_sigma) and gate_sigma > 0):
+        raise InputError(f"gate_sigma = {gate_sigma!r}: allowed a finite number of standard deviations > 0")
+    nodes = _check_nodes(nodes_m)
+
+    def solve(subset: list[LinkMeasurement]) -> tuple[float, NDArray[np.float64], NDArray[np.float64],
+                                                      NDArray[np.float64]]:
+        xy, cov = locate(nodes, subset, height_m, start_xy)
+        p = np.array([xy[0], xy[1], height_m])
+        z = (np.array([m.range_m for m in subset]) - _model(nodes, p, subset)) \
+            / np.sqrt([m.var_range_m2 for m in subset])
+        return float(z @ z), np.abs(z), xy, cov
+
+    kept = list(links)
+    _, z, xy, cov = solve(kept)
+    while len(kept) > 3 and float(z.max()) > gate_sigma:
+        trials = [(solve(kept[:i] + kept[i + 1:]), i) for i in range(len(kept))]
+        (_, z, xy, cov), drop = min(trials, key=lambda item: item[0][0])
+        kept.pop(drop)
+    return xy, cov, kept
 
 
 def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement],

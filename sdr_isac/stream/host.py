@@ -136,7 +136,8 @@ class FusionHost:
         self._recent_t0: dict[str, float] = {}
         self.last_results: dict[str, tuple[Any, Any]] = {}      # node -> (SensingResult, truth paths)
         self.estimates: deque[dict[str, Any]] = deque(maxlen=1000)  # fused sets: seq, t0_s, nodes, estimates
-        self._fused_key: tuple[tuple[str, int], ...] = ()
+        self._fused_keys: deque[tuple[tuple[str, int], ...]] = deque(maxlen=1000)
+        self._estimate_seq = 0
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
@@ -298,31 +299,50 @@ class FusionHost:
                                         "truth": capture.metadata.get("truth")})
             if self.cfg.fusion.enabled:
                 try:
-                    self._fuse()
+                    self._fuse(capture.node_id, msg.seq, capture.t0_s)
                 except Exception as err:                   # noqa: BLE001  a fusion failure must not end the worker
                     with self._lock:
                         kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
                         self.errors.append(f"fusion after {msg.node_id}/{msg.seq}: {kind}{err}")
 
-    def _fuse(self) -> None:
-        """Fuse the newest time-aligned set of two or more scene nodes (once per set) and publish ``estimates``."""
-        aligned = self.aligned()
-        places = {n: info for n in aligned if (info := self.node_info(n)) is not None}
-        key = tuple(sorted((n, int(aligned[n]["seq"])) for n in places))
-        if len(places) < 2 or key == self._fused_key:
+    def _fuse(self, node_id: str, seq: int, t0_s: float) -> None:
+        """Fuse the result just processed with the other scene nodes' results of the same instant.
+
+        For every other node of the scene, the result whose capture time lies
+        within ``stream.align_window_s`` of this one (the closest) joins the
+        set; a set of two or more nodes is fused once and published as
+        ``estimates/host``.
+        """
+        if self.node_info(node_id) is None:
             return
-        self._fused_key = key
+        window = self.cfg.stream.align_window_s
+        members: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for other, st in self.nodes.items():
+                if other != node_id and st.detections:
+                    best = min(st.detections, key=lambda item: abs(item["t0_s"] - t0_s))
+                    if abs(best["t0_s"] - t0_s) <= window:
+                        members[other] = best
+            mine = [item for item in self.nodes[node_id].detections if item["seq"] == seq]
+        places = {n: info for n in [node_id, *members] if (info := self.node_info(n)) is not None}
+        if len(places) < 2 or not mine:
+            return
+        members[node_id] = mine[-1]
+        key = tuple(sorted((n, int(members[n]["seq"])) for n in places))
+        if key in self._fused_keys:
+            return
+        self._fused_keys.append(key)
         fusion_cfg = self.cfg.fusion
-        estimates = fuse_detections(places, {n: aligned[n]["detections"] for n in places},
+        estimates = fuse_detections(places, {n: members[n]["detections"] for n in places},
                                     fusion_cfg.target_height_m, fusion_cfg.gate_m)
-        t0_s = max(float(aligned[n]["t0_s"]) for n in places)
-        truth = [p for n in places for p in ((aligned[n].get("truth") or {}).get("paths") or [])
+        truth = [p for n in places for p in ((members[n].get("truth") or {}).get("paths") or [])
                  if p.get("kind") == "target" and "position_m" in p]
         with self._lock:
-            seq = len(self.estimates)
-            self.estimates.append({"seq": seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
+            out_seq = self._estimate_seq
+            self._estimate_seq += 1
+            self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
                                    "truth": truth})
-        self._send(wire.encode_estimates("host", seq, t0_s, estimates))
+        self._send(wire.encode_estimates("host", out_seq, t0_s, estimates))
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
                             truth: Any = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,19 @@ def test_fuse_detections_associates_by_geometry_and_reaches_the_crb(rng: np.rand
     assert nf.fuse_detections(nodes, far, height_m=1.0, gate_m=5.0) == []
     with pytest.raises(InputError, match="gate_m"):
         nf.fuse_detections(nodes, far, height_m=1.0, gate_m=0.0)
+
+
+def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.Generator) -> None:
+    sigma = 0.05
+    truth_r = np.linalg.norm(TARGET[None] - NODES, axis=1)
+    links = [nf.LinkMeasurement(i, i, float(truth_r[i] + sigma * rng.standard_normal()), 0.0, sigma**2, 1.0, 1.0)
+             for i in range(4)]
+    links[2] = dataclasses.replace(links[2], range_m=links[2].range_m + 180.0)      # a noise peak 180 m off
+    plain, _ = nf.locate(NODES, links, TARGET[2])
+    robust, _, kept = nf.locate_robust(NODES, links, TARGET[2])
+    assert np.linalg.norm(plain - TARGET[:2]) > 10.0
+    assert np.linalg.norm(robust - TARGET[:2]) < 5 * sigma
+    assert [m.tx for m in kept] == [0, 1, 3]
+    # with all four consistent, nothing is dropped
+    good = [dataclasses.replace(m, range_m=float(truth_r[m.tx])) for m in links]
+    assert len(nf.locate_robust(NODES, good, TARGET[2])[2]) == 4
