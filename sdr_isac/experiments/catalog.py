@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sdr_isac.errors import ConfigError
-from sdr_isac.experiments import fig5, fig6, resource
+from sdr_isac.experiments import fig5, fig6, nodes, resource
 from sdr_isac.experiments.runner import Scenario
 
 __all__ = ["scenario", "scenario_names"]
@@ -14,6 +14,7 @@ _FACTORIES: dict[str, Callable[[], Scenario]] = {
     "fig5": fig5.fig5_scenario,
     "fig6": fig6.fig6_scenario,
     "resource": resource.resource_scenario,
+    "nodes": nodes.nodes_scenario,
 }
 
 
