@@ -12,7 +12,7 @@ Each trial estimates with three sets of bands — high alone, low alone, both
 fused (:func:`sdr_isac.fusion.multiband.estimate`: compressed-sensing
 completion on the common grid, maps added) — and two estimators: the peak of
 the map on the grid (``grid``) and the off-grid maximum-likelihood refinement
-(``refined``).  The estimate-level baseline (``weighted``) combines the two
+(``refined``, started at that map's peak).  The estimate-level baseline (``weighted``) combines the two
 bands' refined estimates weighted by their CRBs at their measured SNRs
 (:func:`sdr_isac.fusion.multiband.estimate_level_fusion`).  The fused map is also formed with zero-filling instead of
 compressed sensing (``fused_zero``), the baseline of the completion.  Every
@@ -51,7 +51,7 @@ MAX_SPEED_MPS = 80.0
 SNR_DB = tuple(float(s) for s in range(-30, 11, 2))
 #: estimators: (bands used, completion, which estimate) -> metric name suffix
 METHODS = ("high_grid", "low_grid", "fused_grid", "fused_zero_grid", "high_refined", "low_refined",
-           "fused_refined", "weighted_refined")
+           "fused_refined", "fused_zero_refined", "weighted_refined")
 
 
 def synthesise(band: Band, range_m: float, velocity_mps: float, snr_db: float, rng: np.random.Generator,
@@ -78,7 +78,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         "high": estimate([high], [h_high], **kw),
         "low": estimate([low], [h_low], **kw),
         "fused": estimate([high, low], [h_high, h_low], completion="cs", **kw),
-        "fused_zero": estimate([high, low], [h_high, h_low], completion="zero", refined=False, **kw),
+        "fused_zero": estimate([high, low], [h_high, h_low], completion="zero", **kw),
     }
     results["weighted"] = {"refined": estimate_level_fusion(
         [high, low], [h_high, h_low], [results["high"]["refined"], results["low"]["refined"]], c)}
@@ -141,7 +141,8 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
             ("fused (zero-fill), grid", [r[f"rmse_{quantity}_fused_zero_grid"] for r in rows], "C4v:"),
             ("high band, refined", [r[f"rmse_{quantity}_high_refined"] for r in rows], "C0o-"),
             ("low band, refined", [r[f"rmse_{quantity}_low_refined"] for r in rows], "C1s-"),
-            ("fused, refined", [r[f"rmse_{quantity}_fused_refined"] for r in rows], "C2^-"),
+            ("fused (CS), refined", [r[f"rmse_{quantity}_fused_refined"] for r in rows], "C2^-"),
+            ("fused (zero-fill), refined", [r[f"rmse_{quantity}_fused_zero_refined"] for r in rows], "C4v-"),
             ("estimate level (CRB-weighted)", [r[f"rmse_{quantity}_weighted_refined"] for r in rows], "C5d-"),
             ("√CRB high", [r[f"crb_{quantity}_high"] for r in rows], "C0:"),
             ("√CRB low", [r[f"crb_{quantity}_low"] for r in rows], "C1:"),
@@ -155,18 +156,20 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """RMSE of each estimator over √CRB of the fused bands, per SNR."""
-    head = (f"{'SNR':>5s} | {'range RMSE (m)':^40s} | {'velocity RMSE (m/s)':^40s}\n"
-            f"{'dB':>5s} | {'high':>7s} {'low':>7s} {'fusedG':>7s} {'fusedR':>7s} {'√CRB':>7s} | "
-            f"{'high':>7s} {'low':>7s} {'fusedG':>7s} {'fusedR':>7s} {'√CRB':>7s}")
-    lines = [head]
+    """RMSE of each estimator and √CRB of the fused bands, per SNR."""
+    methods = ("high_grid", "low_grid", "fused_grid", "fused_zero_grid", "fused_refined", "fused_zero_refined")
+    names = ("high", "low", "csG", "zeroG", "csR", "zeroR", "√CRB")
+    width = 8 * len(names)
+    lines = [f"{'SNR':>5s} | {'range RMSE (m)':^{width}s} | {'velocity RMSE (m/s)':^{width}s}",
+             f"{'dB':>5s} | " + " ".join(f"{n:>7s}" for n in names) + " | " + " ".join(f"{n:>7s}" for n in names)]
     for r in rows:
         cells = [f"{r['snr_db']:5.0f} |"]
         for q in ("range", "velocity"):
-            cells += [f"{r[f'rmse_{q}_{m}']:7.4g}" for m in ("high_grid", "low_grid", "fused_grid", "fused_refined")]
+            cells += [f"{r[f'rmse_{q}_{m}']:7.4g}" for m in methods]
             cells += [f"{r[f'crb_{q}_fused']:7.4g}", "|" if q == "range" else ""]
         lines.append(" ".join(cells).rstrip(" |"))
-    lines.append("high/low/fusedG: grid peak picking; fusedR: fused off-grid refinement; √CRB of the fused bands")
+    lines.append("high/low: one band, grid peak; csG/zeroG: fused map (CS completion / zero-filling), grid peak; "
+                 "csR/zeroR: joint off-grid refinement from that peak; √CRB of the fused bands")
     return "\n".join(lines)
 
 
