@@ -15,7 +15,9 @@
   the cone angle of its linear array.
 - :func:`fuse_detections` — what the fusion host runs live: association of
   several nodes' detections by geometry gating (each node's own range and
-  angle estimate), then :func:`locate` and :func:`velocity_vector`.
+  angle estimate), then :func:`locate` and :func:`velocity_vector`; the
+  bistatic detections of receive-only nodes join by range-sum gating
+  (:func:`passive_links`: referenced to their line of sight).
 - :func:`symbol_level_refine` — symbol-level fusion: a joint search over
   position and velocity that adds the nodes' normalised periodograms
   (the approach of Wei et al., "Symbol-level ISAC enabled multiple base
@@ -46,7 +48,7 @@ from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
            "bistatic_measurement", "locate", "locate_robust", "velocity_vector", "locate_single", "symbol_level_refine",
-           "fuse_detections"]
+           "fuse_detections", "passive_links"]
 
 
 @dataclass(frozen=True)
@@ -329,8 +331,14 @@ def array_angle(snapshot: ArrayLike, spacing_wavelengths: float = 0.5) -> float:
 
 
 def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
-                    height_m: float, gate_m: float = 5.0) -> list[dict[str, Any]]:
-    """Associate the monostatic detections of several nodes and fuse each associated set (host-side, live).
+                    height_m: float, gate_m: float = 5.0, passive: dict[str, str] | None = None,
+                    gate_sigma: float = 5.0, max_clock_offset_s: float = 1e-7) -> list[dict[str, Any]]:
+    """Associate the detections of several nodes and fuse each associated set (host-side, live).
+
+    Monostatic detections (of nodes that sense their own echoes) are
+    associated by their own position estimates; the bistatic detections of
+    receive-only nodes (``passive``) then join those targets by gating
+    (:func:`passive_links`, :func:`_join_bistatic`).
 
     Parameters
     ----------
@@ -346,7 +354,21 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
     gate_m : float
         Association gate: a node's detection joins a target when its own
         position estimate (range and angle) lies within ``gate_m`` of the
-        target's, and the target has no detection of that node yet.
+        target's, and the target has no detection of that node yet.  A
+        bistatic range sum joins a target when it lies within
+        ``gate_sigma`` standard deviations plus ``gate_m`` of the range sum
+        predicted at the target's position.
+    passive : dict, optional
+        Receive-only node id -> id of the transmitter it hears (a node of
+        ``nodes``).  Their detections are bistatic range sums referenced to
+        the line of sight (:func:`passive_links`).  None or empty: monostatic
+        fusion only.
+    gate_sigma : float
+        Gate of the bistatic association and of :func:`locate_robust`, in
+        standard deviations.
+    max_clock_offset_s : float
+        Largest clock offset of a receive-only node against its transmitter,
+        s (sets the window in which its line of sight is looked for).
 
     Returns
     -------
@@ -355,14 +377,20 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
         first: ``position_m`` ([x, y, height]), ``cov_position_m2`` (2 x 2,
         from the ranges' CRB variances), ``velocity_mps`` ([v_x, v_y, 0]) and
         ``cov_velocity_mps2`` when the radial velocities determine it,
-        ``nodes`` and ``single_m`` (each node's own position estimate).
+        ``nodes`` (monostatic nodes first, then the passive ones) and
+        ``single_m`` (each monostatic node's own position estimate).
     """
     if not (np.isfinite(gate_m) and gate_m > 0):
         raise InputError(f"gate_m = {gate_m!r} m: allowed a finite distance > 0")
-    ids = [n for n in detections if n in nodes]
+    passive = {n: tx for n, tx in (passive or {}).items() if n in nodes and tx in nodes and n in detections}
+    ids = [n for n in detections if n in nodes and n not in passive]
+    ids += [tx for tx in dict.fromkeys(passive.values()) if tx not in ids]
+    ids += list(passive)
     positions = np.array([nodes[n]["position_m"] for n in ids], dtype=np.float64).reshape(-1, 3)
     candidates = []
     for k, node_id in enumerate(ids):
+        if node_id in passive or node_id not in detections:
+            continue
         yaw = np.deg2rad(float(nodes[node_id].get("yaw_deg", 0.0)))
         axis = np.array([np.sin(yaw), -np.cos(yaw)])        # broadside turned by -90°: locate_single's axis
         for det in detections[node_id]:
@@ -386,17 +414,27 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
         else:
             best[1]["single"][k] = xy
             best[1]["dets"][k] = det
+    bistatic = {ids.index(n): passive_links(positions, ids.index(tx), ids.index(n), detections[n],
+                                            max_clock_offset_s) for n, tx in passive.items()}
+    _join_bistatic(clusters, bistatic, positions, height_m, gate_m, gate_sigma)
     out = []
     for cl in clusters:
-        if len(cl["dets"]) < 2:
+        extra: dict[int, LinkMeasurement] = cl.get("bistatic", {})
+        if len(cl["dets"]) + len(extra) < 2:
             continue
         links = [LinkMeasurement(k, k, float(d["range_m"]), float(d["velocity_mps"]), float(d["range_var_m2"]),
                                  float(d["velocity_var_mps2"]), 10.0 ** (float(d.get("snr_db", 0.0)) / 10.0))
                  for k, d in cl["dets"].items()]
         start = np.mean(list(cl["single"].values()), axis=0)
-        xy, cov = locate(positions, links, height_m, start)
+        if extra:
+            xy, cov, links = locate_robust(positions, links + list(extra.values()), height_m, start, gate_sigma)
+        else:
+            xy, cov = locate(positions, links, height_m, start)
+        members = sorted({m.rx for m in links})
         est: dict[str, Any] = {"position_m": [float(xy[0]), float(xy[1]), float(height_m)],
-                               "cov_position_m2": cov.tolist(), "nodes": [ids[k] for k in cl["dets"]],
+                               "cov_position_m2": cov.tolist(),
+                               "nodes": [ids[k] for k in cl["dets"] if k in members]
+                               + [ids[k] for k in members if ids[k] in passive],
                                "single_m": {ids[k]: [float(v) for v in p] for k, p in cl["single"].items()}}
         try:
             v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m])
@@ -406,3 +444,84 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
             pass
         out.append(est)
     return out
+
+
+def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[dict[str, Any]],
+                  max_clock_offset_s: float = 1e-7, c: float = SPEED_OF_LIGHT_MPS) -> list[LinkMeasurement]:
+    """A receive-only node's bistatic detections as range sums and range rates, referenced to its line of sight.
+
+    The line of sight is the strongest bistatic detection whose range sum
+    lies within ``c * max_clock_offset_s + 3`` m of the baseline
+    ``L = ||b_tx - b_rx||`` (the receiver's clock offset shifts every range
+    sum alike; 3 m cover a range cell and the nodes' survey).  Every other
+    detection gives ``S = L + (R_det - R_los)`` and ``S' = v_det - v_los``
+    (clock offset and carrier offset removed, as in
+    :func:`bistatic_measurement`); the variances of both add.  No line of
+    sight found: no links.
+
+    Parameters
+    ----------
+    nodes_m : array_like, shape (B, 3)
+        Node positions, m.
+    tx, rx : int
+        Rows of ``nodes_m`` of the transmitter and the receive-only node.
+    detections : sequence of dict
+        The receive-only node's :meth:`sdr_isac.sensing.Detection.to_dict`
+        objects (bistatic geometry: ``range_m`` is ``c`` times the delay).
+    max_clock_offset_s : float
+        Largest clock offset of the receiver against the transmitter, s (>= 0).
+    """
+    if not (np.isfinite(max_clock_offset_s) and max_clock_offset_s >= 0):
+        raise InputError(f"max_clock_offset_s = {max_clock_offset_s!r} s: allowed a finite time >= 0")
+    b = _check_nodes(nodes_m)
+    baseline = float(np.linalg.norm(b[tx] - b[rx]))
+    dets = [d for d in detections if d.get("geometry") == "bistatic"]
+    window = c * max_clock_offset_s + 3.0
+    near = [d for d in dets if abs(float(d["range_m"]) - baseline) <= window]
+    if baseline <= 0 or not near:
+        return []
+    los = max(near, key=lambda d: float(d.get("snr_db", 0.0)))
+    r0, v0 = float(los["range_m"]), float(los["velocity_mps"])
+    out = []
+    for d in dets:
+        if d is los:
+            continue
+        s = baseline + float(d["range_m"]) - r0
+        if s <= baseline:                                   # shorter than the direct path: not an echo
+            continue
+        out.append(LinkMeasurement(tx, rx, s, float(d["velocity_mps"]) - v0,
+                                   float(d["range_var_m2"]) + float(los["range_var_m2"]),
+                                   float(d["velocity_var_mps2"]) + float(los["velocity_var_mps2"]),
+                                   10.0 ** (float(d.get("snr_db", 0.0)) / 10.0)))
+    return out
+
+
+def _join_bistatic(clusters: list[dict[str, Any]], bistatic: dict[int, list[LinkMeasurement]],
+                   positions: NDArray[np.float64], height_m: float, gate_m: float, gate_sigma: float) -> None:
+    """Give each cluster (strongest first) at most one range sum per receive-only node, by gating.
+
+    A range sum ``S`` is consistent with a cluster when
+    ``|S - (||p - b_tx|| + ||p - b_rx||)| <= gate_sigma * sigma_S + gate_m``
+    at the cluster's position ``p`` (its monostatic fix when it has two or
+    more nodes, else its node's own range-and-angle estimate, whose error
+    ``gate_m`` bounds); of the consistent ones the strongest joins, and a
+    range sum joins one cluster only.
+    """
+    used: set[tuple[int, int]] = set()
+    for cl in clusters:
+        cl["bistatic"] = {}
+        if not bistatic:
+            continue
+        xy = np.mean(list(cl["single"].values()), axis=0)
+        if len(cl["dets"]) >= 2:
+            mono = [LinkMeasurement(k, k, float(d["range_m"]), 0.0, float(d["range_var_m2"]), 1.0, 1.0)
+                    for k, d in cl["dets"].items()]
+            xy, _ = locate(positions, mono, height_m, xy)
+        p = np.array([xy[0], xy[1], height_m])
+        for rx, links in bistatic.items():
+            gated = [(i, m) for i, m in enumerate(links) if (rx, i) not in used and abs(
+                m.range_m - float(_model(positions, p, [m])[0])) <= gate_sigma * np.sqrt(m.var_range_m2) + gate_m]
+            if gated:
+                i, m = max(gated, key=lambda item: item[1].snr_re)
+                used.add((rx, i))
+                cl["bistatic"][rx] = m

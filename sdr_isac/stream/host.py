@@ -30,7 +30,7 @@ import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
-from sdr_isac.errors import SdrIsacError, WireFormatError
+from sdr_isac.errors import SdrIsacError, SensingError, WireFormatError
 from sdr_isac.fusion.node import fuse_detections
 from sdr_isac.recording import RecordingWriter
 from sdr_isac.stream import wire
@@ -275,7 +275,8 @@ class FusionHost:
             try:
                 capture = wire.decode_capture(msg)
                 self._record(capture)
-                result = sensing.process(capture, capture.frame or self.cfg.frame, self.cfg.sensing)
+                frame, sensing_cfg = self._sensing_for(capture)
+                result = sensing.process(capture, frame, sensing_cfg)
             except Exception as err:                       # noqa: BLE001  one bad capture must not end the worker
                 with self._lock:
                     kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
@@ -288,7 +289,7 @@ class FusionHost:
             self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
             if self.cfg.stream.publish_maps and result.map is not None:
                 try:
-                    self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth)
+                    self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth, sensing_cfg)
                 except Exception as err:                   # noqa: BLE001  a display aid must not end the worker
                     with self._lock:
                         self.errors.append(f"{msg.node_id}/{msg.seq}: map not published: {err}")
@@ -305,13 +306,65 @@ class FusionHost:
                         kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
                         self.errors.append(f"fusion after {msg.node_id}/{msg.seq}: {kind}{err}")
 
+    def _sensing_for(self, capture: Any) -> tuple[Any, config_mod.SensingConfig]:
+        """The frame and sensing settings for a capture of ``capture.node_id``.
+
+        A receive-only node of the scene hears another node's frame (see
+        :meth:`passive_source`) and knows only its reference signals: its
+        capture is sensed as bistatic (range sums ``c tau``, biased by its
+        clock offset) on those signals, without the zero-Doppler notch (the
+        line of sight, the reference of :func:`sdr_isac.fusion.node.passive_links`,
+        has zero Doppler) and with the range limits doubled (a range sum is
+        about twice a range); every other node with ``sensing`` as it is.
+        """
+        info = self.node_info(capture.node_id)
+        if info is None or info["transmits"]:
+            return capture.frame or self.cfg.frame, self.cfg.sensing
+        frame = self._node_frame(self.passive_source(capture.node_id))
+        signals = tuple(s for s in ("prs", "dmrs", "srs", "trs") if getattr(frame, s) is not None)
+        if not signals:
+            raise SensingError(f"node {capture.node_id!r} is receive-only and the frame it hears carries no "
+                               "reference signal (prs, dmrs, srs, trs): give the transmitter's frame one")
+        cfg = self.cfg.sensing
+        return frame, dataclasses.replace(cfg, geometry="bistatic", signals=signals, remove_static=False,
+                                          min_range_m=0.0, max_range_m=2.0 * cfg.max_range_m)
+
+    def _node_frame(self, node_id: str) -> config_mod.FrameConfig:
+        """The frame a scene node transmits (or, receive-only, is tuned to): its own, else the file's."""
+        scene = self.cfg.scene
+        node = scene.node(node_id) if scene is not None else None
+        return (node.frame if node is not None else None) or self.cfg.frame
+
+    def passive_source(self, node_id: str) -> str:
+        """The transmitting scene node a receive-only node ``node_id`` hears.
+
+        The one transmitting node whose frame has the receive-only node's
+        carrier and sample rate.  Raises :class:`SensingError` when none or
+        several do (the captures of ``node_id`` then fail, counted, and it
+        joins no fusion).
+        """
+        scene = self.cfg.scene
+        if scene is None:
+            raise SensingError(f"node {node_id!r}: the host's configuration has no scene")
+        own = self._node_frame(node_id)
+        found = [n.id for n in scene.nodes if n.transmits and n.id != node_id
+                 and self._node_frame(n.id).carrier_hz == own.carrier_hz
+                 and self._node_frame(n.id).sample_rate_hz == own.sample_rate_hz]
+        if len(found) != 1:
+            raise SensingError(f"receive-only node {node_id!r} hears {len(found)} transmitting nodes on its carrier "
+                               f"{own.carrier_hz:g} Hz ({', '.join(found) or 'none'}): allowed exactly one; give "
+                               "the others another carrier or numerology")
+        return found[0]
+
     def _fuse(self, node_id: str, seq: int, t0_s: float) -> None:
         """Fuse the result just processed with the other scene nodes' results of the same instant.
 
         For every other node of the scene, the result whose capture time lies
         within ``stream.align_window_s`` of this one (the closest) joins the
         set; a set of two or more nodes is fused once and published as
-        ``estimates/host``.
+        ``estimates/host``.  Receive-only nodes join with the transmitter
+        they hear (:meth:`passive_source`): their range sums are fused with
+        the monostatic detections.
         """
         if self.node_info(node_id) is None:
             return
@@ -333,8 +386,15 @@ class FusionHost:
             return
         self._fused_keys.append(key)
         fusion_cfg = self.cfg.fusion
+        passive = {}
+        for n, info in places.items():
+            if not info["transmits"]:
+                try:
+                    passive[n] = self.passive_source(n)
+                except SensingError:
+                    continue                                  # counted when its capture was sensed
         estimates = fuse_detections(places, {n: members[n]["detections"] for n in places},
-                                    fusion_cfg.target_height_m, fusion_cfg.gate_m)
+                                    fusion_cfg.target_height_m, fusion_cfg.gate_m, passive=passive)
         truth = [p for n in places for p in ((members[n].get("truth") or {}).get("paths") or [])
                  if p.get("kind") == "target" and "position_m" in p]
         with self._lock:
@@ -358,9 +418,10 @@ class FusionHost:
                                  stats=self._node_stats(node_id))
         self._send(frames)
 
-    def _publish_map(self, node_id: str, seq: int, t0_s: float, result: sensing.SensingResult, truth: Any) -> None:
+    def _publish_map(self, node_id: str, seq: int, t0_s: float, result: sensing.SensingResult, truth: Any,
+                     cfg: config_mod.SensingConfig | None = None) -> None:
         """Publish ``rdmap/<node>``: the map cropped for a display, its detections, counters, position, truth."""
-        cfg, rd = self.cfg.sensing, result.map
+        cfg, rd = cfg or self.cfg.sensing, result.map
         if rd is None:
             return
         power_db, range_m, velocity, decimation, max_range_m = wire.map_for_display(result, cfg,

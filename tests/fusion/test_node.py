@@ -150,3 +150,69 @@ def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.G
     # with all four consistent, nothing is dropped
     good = [dataclasses.replace(m, range_m=float(truth_r[m.tx])) for m in links]
     assert len(nf.locate_robust(NODES, good, TARGET[2])[2]) == 4
+
+
+def _bistatic_detections(tx: np.ndarray, rx: np.ndarray, targets: dict[str, np.ndarray],
+                         velocities: dict[str, np.ndarray], clock_offset_s: float, cfo_mps: float, sigma_r: float,
+                         rng: np.random.Generator) -> list[dict]:
+    """A passive node's detections: its line of sight and each target's echo, as c times the delay
+    (its clock offset included) and the bistatic velocity (its carrier offset included)."""
+    def det(range_m: float, rate: float) -> dict:
+        return {"range_m": range_m + C * clock_offset_s + sigma_r * rng.standard_normal(),
+                "velocity_mps": rate + cfo_mps + 0.01 * rng.standard_normal(), "angle_rad": None,
+                "range_var_m2": sigma_r**2, "velocity_var_mps2": 1e-4, "snr_db": 15.0, "geometry": "bistatic"}
+
+    out = [{**det(float(np.linalg.norm(tx - rx)), 0.0), "snr_db": 40.0}]
+    for name, p in targets.items():
+        u_tx, u_rx = (p - tx) / np.linalg.norm(p - tx), (p - rx) / np.linalg.norm(p - rx)
+        out.append(det(float(np.linalg.norm(p - tx) + np.linalg.norm(p - rx)),
+                       float((u_tx + u_rx) @ velocities[name])))
+    return out
+
+
+def test_fuse_detections_adds_passive_range_sums_and_shrinks_the_covariance(rng: np.random.Generator) -> None:
+    nodes = {"bs0": {"position_m": [0.0, 0.0, 10.0], "yaw_deg": 0.0},
+             "bs1": {"position_m": [60.0, 30.0, 10.0], "yaw_deg": -105.0},
+             "rx1": {"position_m": [10.0, -60.0, 5.0], "yaw_deg": 0.0},
+             "rx2": {"position_m": [20.0, 55.0, 5.0], "yaw_deg": 0.0}}
+    targets = {"car": np.array([42.0, 10.0, 1.0]), "cyclist": np.array([65.0, -20.0, 1.0])}
+    vel = {"car": np.array([-14.0, 2.0, 0.0]), "cyclist": np.array([5.0, 4.0, 0.0])}
+    offsets = {"rx1": (3e-8, -2.5), "rx2": (-4.5e-8, 1.7)}          # clock offset s, CFO as m/s of Doppler
+    sigma_r, sigma_a = 0.02, 0.005
+    errs, traces, mono_traces = [], [], []
+    for _ in range(100):
+        dets = {n: [_detection(np.array(nodes[n]["position_m"]), nodes[n]["yaw_deg"], targets[t], sigma_r, sigma_a,
+                               rng, vel[t]) for t in ("cyclist", "car")] for n in ("bs0", "bs1")}
+        for n, (offset, cfo) in offsets.items():
+            dets[n] = _bistatic_detections(np.array(nodes["bs0"]["position_m"]), np.array(nodes[n]["position_m"]),
+                                           targets, vel, offset, cfo, sigma_r, rng)
+        est = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0, passive={"rx1": "bs0", "rx2": "bs0"})
+        mono = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0)
+        assert len(est) == 2 and all(sorted(e["nodes"]) == ["bs0", "bs1", "rx1", "rx2"] for e in est)
+        for e in est:
+            name = min(targets, key=lambda t: np.linalg.norm(np.array(e["position_m"][:2]) - targets[t][:2]))
+            errs.append(np.array(e["position_m"][:2]) - targets[name][:2])
+            traces.append(np.trace(e["cov_position_m2"]))
+            assert np.linalg.norm(np.array(e["velocity_mps"][:2]) - vel[name][:2]) < 0.1
+            same = min(mono, key=lambda m: np.linalg.norm(np.array(m["position_m"]) - np.array(e["position_m"])))
+            mono_traces.append(np.trace(same["cov_position_m2"]))
+    ratio = np.sqrt(np.mean(np.sum(np.square(errs), axis=1)) / np.mean(traces))
+    assert ratio < 1.3, ratio
+    assert np.mean(traces) < 0.7 * np.mean(mono_traces)
+
+
+def test_passive_links_reference_the_line_of_sight() -> None:
+    nodes = np.array([[0.0, 0.0, 5.0], [60.0, 0.0, 5.0]])
+    bias = C * 5e-8                                                   # 15 m of clock offset
+    dets = [{"range_m": 60.0 + bias, "velocity_mps": 2.0, "range_var_m2": 1e-4, "velocity_var_mps2": 1e-4,
+             "snr_db": 35.0, "geometry": "bistatic"},
+            {"range_m": 90.0 + bias, "velocity_mps": 5.0, "range_var_m2": 4e-4, "velocity_var_mps2": 2e-4,
+             "snr_db": 10.0, "geometry": "bistatic"}]
+    (link,) = nf.passive_links(nodes, 0, 1, dets)
+    assert (link.tx, link.rx) == (0, 1)
+    assert link.range_m == pytest.approx(90.0) and link.rate_mps == pytest.approx(3.0)
+    assert link.var_range_m2 == pytest.approx(5e-4) and link.var_rate_mps2 == pytest.approx(3e-4)
+    # no line of sight within the clock-offset window: no reference, no links
+    assert nf.passive_links(nodes, 0, 1, dets, max_clock_offset_s=1e-8) == []
+    with pytest.raises(InputError, match="max_clock_offset_s"):
+        nf.passive_links(nodes, 0, 1, dets, max_clock_offset_s=-1.0)
