@@ -27,7 +27,7 @@ import numpy as np
 
 from sdr_isac.experiments import nodes_mm_ue, nodes_ris
 from sdr_isac.experiments.plots import pyplot, save_figure
-from sdr_isac.experiments.runner import Metrics, Point, Scenario
+from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
 
 __all__ = ["nodes_scenario", "trial", "summarise", "MODULES", "UNITS"]
 
@@ -44,11 +44,6 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     return out
 
 
-def _rmse_of(values: list[float]) -> tuple[float, int]:
-    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
-    return (float(np.sqrt(np.mean(v**2))) if v.size else math.nan), int(v.size)
-
-
 def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
     rows = []
     for module in MODULES:
@@ -58,8 +53,9 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
                 row: dict[str, Any] = {"snr_db": point["snr_db"], "case": case, "quantity": quantity,
                                        "unit": UNITS.get(quantity, ""), "description": description}
                 for method in ("single", "coop"):
-                    rmse, n = _rmse_of([t.get(f"{case}_{quantity}_err_{method}", math.nan) for t in trials])
-                    row[f"rmse_{method}"], row[f"reported_{method}"] = rmse, n
+                    errs = [t.get(f"{case}_{quantity}_err_{method}", math.nan) for t in trials]
+                    row[f"rmse_{method}"] = rmse(errs, skip_nan=True)
+                    row[f"reported_{method}"] = sum(math.isfinite(e) for e in errs)
                     row[f"crb_{method}"] = crb.get(f"{case}_crb_{quantity}_{method}", math.nan)
                     det = [t[f"{case}_detected_{method}"] for t in trials if f"{case}_detected_{method}" in t]
                     row[f"detected_{method}"] = float(np.mean(det)) if det else math.nan

@@ -213,9 +213,15 @@ def _dask(trial: Callable[[Point, np.random.Generator], Metrics], tasks: list[tu
         client.close()
 
 
-def rmse(errors: Iterable[float]) -> float:
-    """Root-mean-square of the errors (NaN for none)."""
+def rmse(errors: Iterable[float], skip_nan: bool = False) -> float:
+    """Root-mean-square of the errors (NaN for none).
+
+    ``skip_nan`` leaves out trials whose estimator reported nothing (NaN);
+    count them separately (e.g. as missed detections).
+    """
     e = np.asarray(list(errors), dtype=np.float64)
+    if skip_nan:
+        e = e[np.isfinite(e)]
     return float(np.sqrt(np.mean(e**2))) if e.size else math.nan
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sdr_isac.errors import ConfigError
@@ -76,6 +77,9 @@ def test_write_csv_is_atomic_and_rejects_nothing_to_write(tmp_path: Path) -> Non
 
 def test_rmse() -> None:
     assert rmse([3.0, -4.0]) == pytest.approx((12.5) ** 0.5)
+    assert np.isnan(rmse([3.0, float("nan")]))
+    assert rmse([3.0, float("nan"), -4.0], skip_nan=True) == pytest.approx((12.5) ** 0.5)
+    assert np.isnan(rmse([float("nan")], skip_nan=True))
 
 
 def test_run_experiment_writes_csvs_and_plots(tmp_path: Path) -> None:
