@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
 from sdr_isac.fusion.multiband import Band, article_bands, common_grid, estimate, estimate_level_fusion
@@ -57,11 +56,9 @@ METHODS = ("high_grid", "low_grid", "fused_grid", "fused_zero_grid", "high_refin
 def synthesise(band: Band, range_m: float, velocity_mps: float, snr_db: float, rng: np.random.Generator,
                c: float) -> np.ndarray:
     """The band's measured CIM: unit-power echo with a random phase plus noise for ``snr_db`` per RE, on its pilots."""
-    tau = 2.0 * range_m / c
     f_d = -2.0 * velocity_mps * band.carrier_hz / c          # moving away: negative Doppler
-    h = point_target_cim(np.arange(band.num_subcarriers), band.symbol_times_s, band.subcarrier_spacing_hz,
-                         [tau], [f_d], np.exp(2j * np.pi * rng.random()))
-    return add_cim_noise(h, 10.0 ** (-snr_db / 10.0), rng, band.pilots)
+    return band.measure([(2.0 * range_m / c, f_d, np.exp(2j * np.pi * rng.random()))], rng,
+                        noise_var=10.0 ** (-snr_db / 10.0))
 
 
 def trial(point: Point, rng: np.random.Generator) -> Metrics:

@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
@@ -96,15 +95,6 @@ def _link_snr(snr0: float, dist: np.ndarray, i: int, j: int) -> float:
     return snr0 * dist[0] ** 4 / (dist[i] ** 2 * dist[j] ** 2)
 
 
-def _cim(band: Band, paths: list[tuple[float, float, complex]], rng: np.random.Generator,
-         phases: np.ndarray | None = None) -> np.ndarray:
-    taus, fds, amps = zip(*paths, strict=True)
-    ch = None if phases is None else phases[:, None] * np.ones((1, len(paths)))
-    h = point_target_cim(np.arange(band.num_subcarriers), band.symbol_times_s, band.subcarrier_spacing_hz,
-                         list(taus), list(fds), list(amps), ch)
-    return add_cim_noise(h, 1.0, rng, band.pilots)
-
-
 def trial(point: Point, rng: np.random.Generator) -> Metrics:
     """One trial at ``point["snr_db"]``: errors of every estimator (m, m/s).
 
@@ -125,10 +115,10 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         paths = [(2 * dist[i] / C, -2 * g["radial"][i] * CARRIER_HZ / C, amp(_link_snr(snr0, dist, i, i)))]
         if i == 0:   # BS 0's array: channel 0 for range/Doppler, all channels for the angle
             phases = np.exp(2j * np.pi * 0.5 * np.arange(NUM_ELEMENTS) * np.sin(g["cone"][0]))
-            h_all = _cim(bs[0], paths, rng, phases)
+            h_all = bs[0].measure(paths, rng, channel_phases=phases[:, None] * np.ones((1, len(paths))))
             h = h_all[0]
         else:
-            h = _cim(bs[i], paths, rng)
+            h = bs[i].measure(paths, rng)
         (path,) = nf.estimate_paths(bs[i], h)
         mono.append(nf.monostatic_measurement(i, path, C))
         mono_cims.append(h)
@@ -150,7 +140,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
             s_rate = g["radial"][i] + g["radial"][j]
             paths = [(base / C + delta, cfo, amp(snr * 10 ** (DIRECT_OVER_ECHO_DB / 10))),
                      ((dist[i] + dist[j]) / C + delta, -s_rate * CARRIER_HZ / C + cfo, amp(snr))]
-            direct, echo = nf.estimate_paths(bs[i], _cim(bs[i], paths, rng), num_paths=2)
+            direct, echo = nf.estimate_paths(bs[i], bs[i].measure(paths, rng), num_paths=2)
             bistatic.append(nf.bistatic_measurement(i, j, base, direct, echo, C))
 
     truth_xy, truth_v = TARGET_M[:2], VELOCITY_MPS[:2]

@@ -48,18 +48,16 @@ only the radial component):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.runner import Metrics, Point
 from sdr_isac.fusion import bs_ue, hybrid, macro_micro
 from sdr_isac.fusion import node as nf
-from sdr_isac.fusion.coverage import LinkBudget, comm_radius_m, echo_snr_db, sensing_radius_m
+from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db, sensing_radius_m
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -148,15 +146,6 @@ def _cone(node: NDArray[np.float64], axis: tuple[float, float], p: NDArray[np.fl
     return float(np.arcsin(_unit(p - node) @ np.array([axis[0], axis[1], 0.0])))
 
 
-def _cim(band: Band, paths: Sequence[tuple[float, float, complex]], rng: np.random.Generator,
-         phases: NDArray[np.complex128] | None = None) -> NDArray[np.complex128]:
-    taus, fds, amps = zip(*paths, strict=True)
-    ch = None if phases is None else np.column_stack([phases] + [np.ones_like(phases)] * (len(paths) - 1))
-    h = point_target_cim(np.arange(band.num_subcarriers), band.symbol_times_s, band.subcarrier_spacing_hz,
-                         list(taus), list(fds), list(amps), ch)
-    return add_cim_noise(h, 1.0, rng, band.pilots)
-
-
 def _amp(snr: float, rng: np.random.Generator) -> complex:
     return complex(math.sqrt(snr) * np.exp(2j * np.pi * rng.random()))
 
@@ -171,7 +160,7 @@ def _echo(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], ve
 def _mono(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], velocity: NDArray[np.float64],
           snr: float, rng: np.random.Generator) -> tuple[NDArray[np.complex128], nf.PathEstimate]:
     """A monostatic echo's CIM and its path (single antenna)."""
-    h = _cim(band, _echo(band, node, target, velocity, snr, rng), rng)
+    h = band.measure(_echo(band, node, target, velocity, snr, rng), rng)
     return h, nf.estimate_paths(band, h)[0]
 
 
@@ -181,7 +170,7 @@ def _mono_array(band: Band, node: NDArray[np.float64], target: NDArray[np.float6
     """A monostatic echo on a ULA: channel 0's CIM, its path, and the cone angle with its CRB variance."""
     paths = _echo(band, node, target, velocity, snr, rng)
     phases = np.exp(2j * np.pi * 0.5 * np.arange(elements) * np.sin(_cone(node, axis, target)))
-    h_all = _cim(band, paths, rng, phases)
+    h_all = band.measure(paths, rng, channel_phases=phases[:, None])
     (path,) = nf.estimate_paths(band, h_all[0])
     k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
     t = band.symbol_times_s * band.carrier_hz
@@ -201,7 +190,7 @@ def _bistatic_paths(band: Band, tx: NDArray[np.float64], rx: NDArray[np.float64]
     rate = float(_unit(d_tx) @ velocity + _unit(d_rx) @ velocity)
     paths = [(base / C + clock_s, cfo_hz, _amp(snr * 10 ** (DIRECT_OVER_ECHO_DB / 10), rng)),
              (s / C + clock_s, -rate * band.carrier_hz / C + cfo_hz, _amp(snr, rng))]
-    direct, echo = nf.estimate_paths(band, _cim(band, paths, rng), num_paths=2)
+    direct, echo = nf.estimate_paths(band, band.measure(paths, rng), num_paths=2)
     if echo.snr_re > direct.snr_re:          # CLEAN returns the strongest first; the direct path is the strong one
         direct, echo = echo, direct
     return direct, echo
@@ -379,8 +368,3 @@ def bounds(snr_db: float) -> dict[str, float]:
             ang.append((i, UE_AXIS, _angle_var(bands[i], snr, UE_ELEMENTS, ues[i], UE_AXIS, p)))
         _record_bounds(out, f"bs_ue_{key}", ues, p, v, links, var_r, var_v, ang, None)
     return out
-
-
-def comm_radii_m() -> tuple[float, float]:
-    """Uplink and downlink communication radii of the BS-UE scene, m (for reports)."""
-    return comm_radius_m(UPLINK), comm_radius_m(DOWNLINK)
