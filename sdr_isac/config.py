@@ -883,6 +883,15 @@ class RisConfig:
         the incoming direction, local) towards ``steer_deg[1]`` (outgoing).
     element_gain_dbi : float
         Gain of one element, dBi.
+    controller : str
+        Id of the base station that programs the surface ("" for none).
+    scan_deg : tuple of float
+        Outgoing azimuths (local, degrees, |phi| < 90) the controller steps
+        through, one per frame, the incoming azimuth pointing at itself: a
+        scan of angles seen from the RIS, which the fusion host turns into a
+        target's range, velocity, angle and global position
+        (:func:`sdr_isac.fusion.ris.estimate_ris_target`).  Empty: the
+        surface keeps ``steer_deg``.
     """
 
     id: str = "ris0"
@@ -892,9 +901,17 @@ class RisConfig:
     spacing_wavelengths: float = 0.5
     steer_deg: tuple[float, ...] = (0.0, 0.0)
     element_gain_dbi: float = 5.0
+    controller: str = ""
+    scan_deg: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _check_vector("position_m", self.position_m)
+        if self.scan_deg and not self.controller:
+            _fail("controller", self.controller, "the id of the base station that programs the scan",
+                  "set controller = \"bs0\" (say) or remove scan_deg")
+        if len(self.scan_deg) == 1 or any(not (-90.0 < a < 90.0) for a in self.scan_deg):
+            _fail("scan_deg", self.scan_deg, "two or more outgoing azimuths, each -90 < phi < 90 degrees",
+                  "e.g. scan_deg = [-60.0, -56.0, ..., 60.0]")
         if len(self.num_elements) != 2 or min(self.num_elements) < 1 or math.prod(self.num_elements) > 65536:
             _fail("num_elements", self.num_elements, "[ny, nz], 1 ... 65536 elements", "e.g. [16, 16]")
         if not self.spacing_wavelengths > 0:
@@ -933,6 +950,10 @@ class SceneConfig:
         tids = [t.id for t in self.targets]
         if len(set(tids)) != len(tids):
             _fail("targets", tids, "distinct target ids", "rename the repeated target")
+        for r in self.ris:
+            if r.controller and r.controller not in ids:
+                _fail("ris.controller", r.controller, f"a node of the scene ({', '.join(ids)})",
+                      "name the base station that programs the surface")
 
     def node(self, node_id: str) -> NodeConfig:
         """The node called ``node_id``."""
@@ -1158,11 +1179,18 @@ class FusionConfig:
     gate_m : float
         Association gate: detections of different nodes whose own position
         estimates lie within this distance are one target, m (> 0 ... 1000).
+    macro_nodes : tuple of str
+        Ids of macro base stations (a low band covering the others): a
+        target that two or more of the other (micro) nodes detect is fused
+        from those alone (mode ``micro``); the macro joins only where fewer
+        do (mode ``macro_micro``, :func:`sdr_isac.fusion.macro_micro.fuse_live`).
+        Empty: every node's detections are fused together.
     """
 
     enabled: bool = True
     target_height_m: float = 1.0
     gate_m: float = 5.0
+    macro_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_range("target_height_m", self.target_height_m, -1000.0, 100000.0, "m")
@@ -1207,6 +1235,12 @@ class Config:
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:
             self.scene.node(self.radio.node_id)          # the radio's node must be in the scene
+        ids = [n.id for n in self.scene.nodes] if self.scene is not None else []
+        unknown = [n for n in self.fusion.macro_nodes if n not in ids]
+        if unknown:
+            known = ", ".join(ids) or "none: this file has no [scene]"
+            _fail("fusion.macro_nodes", list(self.fusion.macro_nodes), f"ids of scene nodes ({known})",
+                  f"remove {', '.join(unknown)} or add the node(s) to [[scene.nodes]]")
 
 
 # ---- parsing ---------------------------------------------------------------

@@ -29,6 +29,12 @@ BS (:func:`classify`):
   exchange the measurements over the sidelink and each runs the same WLS
   (:func:`fuse_case_c`), no BS measurement.
 
+Live, on the fusion host, the case of a fused estimate follows from who
+detected the target (:func:`live_case`): a BS's own echo makes it A (with
+the UEs' uplink reflections when a receive-only node at the BS hears a UE),
+UEs alone make it B.  Case C never reaches the host: the UEs fuse among
+themselves.
+
 Every fusion is the joint WLS of :func:`sdr_isac.fusion.hybrid.fuse`
 (ranges, range sums, their rates and array angles, weights the CRB
 variances at the measured SNR), which reaches the fused CRB above the
@@ -52,7 +58,7 @@ from sdr_isac.fusion.node import LinkMeasurement, PathEstimate, bistatic_measure
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["CoverageRadii", "coverage_radii", "classify", "allocate_symbols", "detected", "fuse_case_a",
-           "fuse_case_b", "fuse_case_c"]
+           "fuse_case_b", "fuse_case_c", "live_case"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +196,32 @@ def fuse_case_c(ues_m: ArrayLike, echoes: Sequence[PathEstimate],
             raise InputError(f"sidelink ({i}, {j}): allowed two different UE indices 0 ... {nodes.shape[0] - 1}")
         links.append(bistatic_measurement(i, j, float(np.linalg.norm(nodes[i] - nodes[j])), direct, echo, c))
     return hybrid.fuse(nodes, links, height_m, start, angles)
+
+
+def live_case(members: Sequence[str], roles: Mapping[str, str], passive: Mapping[str, str] | None = None) -> str:
+    """The Fig. 3 case of a fused estimate from the nodes that contributed to it.
+
+    Parameters
+    ----------
+    members : sequence of str
+        Ids of the nodes whose detections were fused (an estimate's ``nodes``).
+    roles : mapping
+        Node id -> role (``bs``, ``ue``, ``rx``).
+    passive : mapping, optional
+        Receive-only node id -> id of the transmitter it hears.
+
+    Returns
+    -------
+    str
+        ``"A"`` when a BS sensed its own echo (the target is inside its
+        downlink sensing coverage); ``"B"`` when only UEs sensed it and
+        uploaded; ``""`` when no UE took part (multi-BS sensing, not BS-UE).
+        UE -> target -> BS reflections (a receive-only node hearing a UE)
+        count as a UE taking part and accompany either case.
+    """
+    passive = passive or {}
+    mono = {roles.get(n, "") for n in members if n not in passive}
+    heard = {roles.get(passive[n], "") for n in members if n in passive}
+    if "ue" not in mono | heard:
+        return ""
+    return "A" if "bs" in mono else "B"

@@ -40,12 +40,18 @@ position at that node's frame time (``p_b = p + v t_b``, position and
 velocity estimated jointly), so the frame offset is removed with the
 velocity; an error ``e_b`` in the reported frame time leaves a bias of at
 most ``|v| |e_b|`` (30 m/s and 10 µs: 0.3 mm).
+
+**Live, on the fusion host** (:func:`fuse_live`): the host sees detections,
+not a tracker's prediction, so the micro BSs' shared coverage is where two
+or more of them *detect* the target (the operational form of the
+link-budget radii of :func:`select_mode`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
@@ -55,10 +61,11 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import hybrid
 from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.multiband import Band, pilot_block
-from sdr_isac.fusion.node import LinkMeasurement, estimate_paths, monostatic_measurement
+from sdr_isac.fusion.node import LinkMeasurement, estimate_paths, fuse_detections, monostatic_measurement
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["NodeCim", "ModeDecision", "covering", "select_mode", "node_links", "joint_refine", "fuse_sites"]
+__all__ = ["NodeCim", "ModeDecision", "covering", "select_mode", "node_links", "joint_refine", "fuse_sites",
+           "fuse_live"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,3 +227,40 @@ def fuse_sites(macro: NodeCim, micros: Sequence[NodeCim], micro_radii_m: ArrayLi
         s = joint_refine(chosen, height_m, est, angles, model_frame_times, c)
         est = hybrid.HybridEstimate(s[:2], s[2:], est.cov)
     return decision, est
+
+
+def fuse_live(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
+              macro_ids: Sequence[str], height_m: float, gate_m: float = 5.0,
+              passive: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Macro-micro cooperation on one time-aligned set of detections (what the fusion host runs).
+
+    Targets that two or more micro BSs (every monostatic node not in
+    ``macro_ids``) detect lie in the micro BSs' shared coverage: they are
+    fused from the micro BSs alone, mode ``"micro"`` (the high band's
+    accuracy; the macro's ranges, with variances larger by the square of
+    the bandwidth ratio, would add little, and its resources stay free).
+    Every other target that the macro BS and at least one micro BS detect
+    is fused from all of them, mode ``"macro_micro"``.  Each node's
+    detections carry their own CRB variances in their own numerology, so
+    the bands need no common grid at the estimate level.
+
+    Parameters and the estimates' keys as in
+    :func:`sdr_isac.fusion.node.fuse_detections`, plus ``macro_ids`` (ids of
+    the macro BSs); each estimate gains ``mode``.  A macro-micro estimate
+    within ``gate_m`` of a micro-mode one is the same target and is left out.
+    """
+    macro = set(macro_ids)
+    passive = dict(passive or {})
+    micro_dets = {n: d for n, d in detections.items() if n not in macro}
+    out = [{**est, "mode": "micro"} for est in fuse_detections(nodes, micro_dets, height_m, gate_m, passive)
+           if sum(1 for n in est["nodes"] if n not in passive) >= 2]
+    if not macro:
+        return out
+    for est in fuse_detections(nodes, detections, height_m, gate_m, passive):
+        if not macro & set(est["nodes"]):
+            continue
+        xy = np.asarray(est["position_m"][:2])
+        if any(np.linalg.norm(xy - np.asarray(o["position_m"][:2])) <= gate_m for o in out):
+            continue
+        out.append({**est, "mode": "macro_micro"})
+    return out

@@ -112,6 +112,16 @@ class RadioBase(abc.ABC):
         """Whether :meth:`tx` is allowed (False for a receive-only node)."""
         return True
 
+    def set_ris_steering(self, ris_id: str, incoming_deg: float, outgoing_deg: float) -> None:
+        """Program RIS ``ris_id`` to reflect from ``incoming_deg`` towards ``outgoing_deg`` (its local azimuths).
+
+        Only the simulated radio reaches a (simulated) surface; a real RIS has a
+        controller of its own, which this toolkit does not drive.
+        """
+        raise InputError(f"radio kind {self.config.kind!r} cannot program RIS {ris_id!r}: only the simulated radio "
+                         "drives a surface; remove scan_deg from [[scene.ris]] or program the RIS from its own "
+                         "controller")
+
     # ---- the protocol -----------------------------------------------------------
     def tx(self, samples: ArrayLike, cyclic: bool = True) -> None:
         """Transmit ``samples`` (shape (num_tx_channels, n) or (n,)), once or repeated without gaps."""

@@ -94,6 +94,10 @@ class SimRadio(RadioBase):
             out.append(_scaled(other.id, frame.samples(), other.tx_power_dbm, True, 0.0, frame))
         return out
 
+    def set_ris_steering(self, ris_id: str, incoming_deg: float, outgoing_deg: float) -> None:
+        """Program RIS ``ris_id`` of the scene for the next captures (see :meth:`Scene.set_ris_steering`)."""
+        self.scene.set_ris_steering(ris_id, incoming_deg, outgoing_deg)
+
     def _tx(self, samples: NDArray[np.complex64], cyclic: bool) -> None:
         if not self.node.transmits:
             raise InputError(f"node {self.node.id!r} has transmits = false: a receive-only node cannot transmit; "

@@ -111,7 +111,8 @@ def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
                                position_error_m=errs[best],
                                crb_position_m=float(np.sqrt(np.trace(np.asarray(est["cov_position_m2"])))),
                                single_error_m={n: float(np.linalg.norm(np.asarray(xy) - truth[:2]))
-                                               for n, xy in est["single_m"].items()})
+                                               for n, xy in est.get("single_m", {}).items()})
+                    row.update({k: est[k] for k in ("mode", "case", "ris") if k in est})
                     if "velocity_mps" in est and target in velocities:
                         row["velocity_error_mps"] = float(np.linalg.norm(np.asarray(est["velocity_mps"][:2])
                                                                          - velocities[target]))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import queue
 import threading
 import time
@@ -26,15 +27,21 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.errors import SdrIsacError, SensingError, WireFormatError
+from sdr_isac.fusion.bs_ue import live_case
+from sdr_isac.fusion.macro_micro import fuse_live
+from sdr_isac.fusion.multiband import Band
 from sdr_isac.fusion.node import fuse_detections
+from sdr_isac.fusion.ris import RisGeometry, estimate_ris_target
 from sdr_isac.recording import RecordingWriter
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_server
+from sdr_isac.waveform import IsacFrame
 
 __all__ = ["FusionHost", "NodeStats"]
 
@@ -138,6 +145,7 @@ class FusionHost:
         self.estimates: deque[dict[str, Any]] = deque(maxlen=1000)  # fused sets: seq, t0_s, nodes, estimates
         self._fused_keys: deque[tuple[tuple[str, int], ...]] = deque(maxlen=1000)
         self._estimate_seq = 0
+        self._ris_scans: dict[tuple[str, str], list[dict[str, Any]]] = {}   # (node, RIS) -> steps of the scan so far
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
@@ -298,6 +306,13 @@ class FusionHost:
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
                                         "truth": capture.metadata.get("truth")})
+            if capture.metadata.get("ris") and result.csi is not None:
+                try:
+                    self._ris_step(capture, msg.seq, result, frame)
+                except Exception as err:                   # noqa: BLE001  a RIS scan failure must not end the worker
+                    with self._lock:
+                        kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
+                        self.errors.append(f"RIS scan at {msg.node_id}/{msg.seq}: {kind}{err}")
             if self.cfg.fusion.enabled:
                 try:
                     self._fuse(capture.node_id, msg.seq, capture.t0_s)
@@ -364,7 +379,11 @@ class FusionHost:
         set; a set of two or more nodes is fused once and published as
         ``estimates/host``.  Receive-only nodes join with the transmitter
         they hear (:meth:`passive_source`): their range sums are fused with
-        the monostatic detections.
+        the monostatic detections.  With ``fusion.macro_nodes`` the
+        macro-micro mode switch chooses the nodes of each target
+        (:func:`sdr_isac.fusion.macro_micro.fuse_live`, key ``mode``); a set
+        with UEs labels each estimate with its BS-UE case
+        (:func:`sdr_isac.fusion.bs_ue.live_case`, key ``case``).
         """
         if self.node_info(node_id) is None:
             return
@@ -393,8 +412,17 @@ class FusionHost:
                     passive[n] = self.passive_source(n)
                 except SensingError:
                     continue                                  # counted when its capture was sensed
-        estimates = fuse_detections(places, {n: members[n]["detections"] for n in places},
-                                    fusion_cfg.target_height_m, fusion_cfg.gate_m, passive=passive)
+        dets = {n: members[n]["detections"] for n in places}
+        if fusion_cfg.macro_nodes:
+            estimates = fuse_live(places, dets, fusion_cfg.macro_nodes, fusion_cfg.target_height_m,
+                                  fusion_cfg.gate_m, passive=passive)
+        else:
+            estimates = fuse_detections(places, dets, fusion_cfg.target_height_m, fusion_cfg.gate_m,
+                                        passive=passive)
+        roles = {n: info["role"] for n, info in places.items()}
+        for est in estimates:
+            if case := live_case(est["nodes"], roles, passive):
+                est["case"] = case
         truth = [p for n in places for p in ((members[n].get("truth") or {}).get("paths") or [])
                  if p.get("kind") == "target" and "position_m" in p]
         with self._lock:
@@ -403,6 +431,68 @@ class FusionHost:
             self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
                                    "truth": truth})
         self._send(wire.encode_estimates("host", out_seq, t0_s, estimates))
+
+    def _ris_step(self, capture: Any, seq: int, result: sensing.SensingResult, frame: Any) -> None:
+        """Keep this frame's CIM for the RIS scan it belongs to; at the scan's last step, locate the target.
+
+        The node records in ``metadata["ris"]`` which outgoing azimuth each RIS
+        was programmed for (:meth:`sdr_isac.stream.node.NodeAgent.ris_plan`).
+        A scan is the frames of steps ``0 ... S-1`` in order (a lost frame
+        drops that scan); its CIMs (first receive channel) go to
+        :func:`sdr_isac.fusion.ris.estimate_ris_target`, and a target found is
+        published as an estimate with ``mode = "ris"``, its global position,
+        covariance and what the RIS saw (``ris``: range, radial velocity and
+        azimuth from the surface with their CRB variances).
+        """
+        info = self.node_info(capture.node_id)
+        scene = self.cfg.scene
+        if info is None or scene is None:
+            return
+        assert result.csi is not None
+        for step in capture.metadata["ris"]:
+            key = (capture.node_id, str(step["id"]))
+            index, size = int(step["scan_index"]), int(step["scan_size"])
+            scan = self._ris_scans.setdefault(key, [])
+            if index == 0:
+                scan.clear()
+            if index != len(scan):                           # a step is missing: wait for the next scan
+                scan.clear()
+                continue
+            scan.append({"seq": seq, "t0_s": capture.t0_s, "steer_deg": float(step["steer_deg"]),
+                         "cim": np.array(result.csi.h[0], dtype=np.complex128), "mask": result.csi.mask.copy(),
+                         "truth": (capture.metadata.get("truth") or {}).get("targets") or []})
+            if len(scan) == size:
+                ris = next(r for r in scene.ris if r.id == step["id"])
+                self._ris_publish(capture, ris, info, scan, frame)
+                scan.clear()
+
+    def _ris_publish(self, capture: Any, ris: config_mod.RisConfig, info: dict[str, Any],
+                     scan: list[dict[str, Any]], frame: Any) -> None:
+        built = IsacFrame(frame)
+        symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)   # mean symbol period
+        band = Band(capture.node_id, float(capture.center_freq_hz or frame.carrier_hz), frame.subcarrier_spacing_hz,
+                    symbol_s - 1.0 / frame.subcarrier_spacing_hz, scan[0]["mask"])
+        geometry = RisGeometry(np.asarray(info["position_m"]), np.asarray(ris.position_m), ris.yaw_deg,
+                               max(ris.num_elements[0], 2), ris.spacing_wavelengths)
+        found = estimate_ris_target(band, np.stack([step["cim"] for step in scan]),
+                                    [step["steer_deg"] for step in scan], geometry, pfa=self.cfg.sensing.pfa,
+                                    max_range_m=self.cfg.sensing.max_range_m or None,
+                                    height_m=self.cfg.fusion.target_height_m)
+        if found is None:
+            return
+        est = {"position_m": [float(v) for v in found.position_m], "cov_position_m2": found.cov_position_m2.tolist(),
+               "nodes": [capture.node_id], "mode": "ris",
+               "ris": {"id": ris.id, "range_m": found.range_m, "velocity_mps": found.velocity_mps,
+                       "azimuth_rad": found.azimuth_rad, "var_range_m2": found.var_range_m2,
+                       "var_velocity_mps2": found.var_velocity_mps2, "var_azimuth_rad2": found.var_azimuth_rad2,
+                       "snr_db": 10.0 * math.log10(max(found.snr_re_steered, 1e-30)), "frames": len(scan)}}
+        t0_s, truth = scan[found.index]["t0_s"], scan[found.index]["truth"]      # the frame the range came from
+        with self._lock:
+            out_seq = self._estimate_seq
+            self._estimate_seq += 1
+            self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": {capture.node_id: scan[found.index]["seq"]},
+                                   "estimates": [est], "truth": [{"target": t["id"], **t} for t in truth]})
+        self._send(wire.encode_estimates("host", out_seq, t0_s, [est]))
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
                             truth: Any = None) -> None:

@@ -18,10 +18,12 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import radio, sensing
+from sdr_isac.fusion.ris import RisGeometry
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_client
 from sdr_isac.waveform import IsacFrame
@@ -83,6 +85,7 @@ class NodeAgent:
             self.context = zmq.Context()
         sock = self._socket()
         try:
+            plan = self.ris_plan()
             with radio.open_radio(cfg) as r:
                 frame = IsacFrame(r.frame if r.frame is not None else cfg.frame)
                 if r.can_transmit:
@@ -101,7 +104,10 @@ class NodeAgent:
                         if delay > 0 and stop.wait(delay):
                             break
                         next_frame += period
+                    steering = self._steer_ris(r, plan, seq)
                     capture = r.rx(r.capture_length(frame.num_samples))
+                    if steering:
+                        capture = dataclasses.replace(capture, metadata={**capture.metadata, "ris": steering})
                     self.stats["captured"] += 1
                     if cfg.stream.send == "detections":
                         result = sensing.process(capture, frame, cfg.sensing)
@@ -123,6 +129,36 @@ class NodeAgent:
         self.stats["stopped_s"] = time.time()
         self.stats["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
         return dict(self.stats)
+
+    def ris_plan(self) -> list[dict[str, Any]]:
+        """The RIS scans this node programs: ``id``, ``incoming_deg`` (pointing at this node) and ``scan_deg``.
+
+        From the ``[[scene.ris]]`` entries whose ``controller`` is this node and
+        that have a ``scan_deg``; the incoming azimuth is the node's own
+        direction seen from the surface (:attr:`sdr_isac.fusion.ris.RisGeometry.incoming_deg`).
+        """
+        scene = self.cfg.scene
+        if scene is None:
+            return []
+        node = scene.node(self.node_id)
+        plan = []
+        for ris in scene.ris:
+            if ris.controller == self.node_id and ris.scan_deg:
+                geometry = RisGeometry(np.asarray(node.position_m), np.asarray(ris.position_m), ris.yaw_deg,
+                                       max(ris.num_elements[0], 2), ris.spacing_wavelengths)
+                plan.append({"id": ris.id, "incoming_deg": geometry.incoming_deg, "scan_deg": list(ris.scan_deg)})
+        return plan
+
+    @staticmethod
+    def _steer_ris(r: Any, plan: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
+        """Program every planned RIS for frame ``seq`` (step ``seq mod S`` of its scan); what the capture records."""
+        out = []
+        for ris in plan:
+            index = seq % len(ris["scan_deg"])
+            r.set_ris_steering(ris["id"], ris["incoming_deg"], ris["scan_deg"][index])
+            out.append({"id": ris["id"], "incoming_deg": ris["incoming_deg"], "steer_deg": ris["scan_deg"][index],
+                        "scan_index": index, "scan_size": len(ris["scan_deg"])})
+        return out
 
     def _heartbeat(self, sock: zmq.Socket, seq: int, final: bool = False, wait_s: float = 0.0) -> bool:
         """Send the counters; ``wait_s`` > 0 waits that long for a connection (the first and the last one)."""

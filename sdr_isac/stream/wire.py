@@ -723,7 +723,8 @@ def encode_estimates(node_id: str, seq: int, t0_s: float, estimates: Sequence[di
     Each object has ``position_m`` ([x, y, z], m), ``cov_position_m2``
     (2 x 2, m²), ``nodes`` (the contributing node ids) and, when known,
     ``velocity_mps`` and ``cov_velocity_mps2``
-    (:func:`sdr_isac.fusion.node.fuse_detections`); ``node_id`` is the host's.
+    (:func:`sdr_isac.fusion.node.fuse_detections`), ``mode`` (``micro`` or
+    ``macro_micro``) and ``case`` (BS-UE ``A`` or ``B``); ``node_id`` is the host's.
     """
     items = [dict(e) for e in estimates]
     _check_estimates(items)
@@ -736,6 +737,10 @@ def decode_estimates(msg: Message) -> list[dict[str, Any]]:
     items = msg.header.get("estimates")
     _check_estimates(items)
     return list(items or [])
+
+
+_ESTIMATE_MODES = ("micro", "macro_micro", "ris")   # fusion.macro_micro.fuse_live; the host's RIS scans
+_ESTIMATE_CASES = ("A", "B")                   # sdr_isac.fusion.bs_ue.live_case
 
 
 def _check_estimates(items: Any) -> None:
@@ -761,6 +766,9 @@ def _check_estimates(items: Any) -> None:
         nodes = est.get("nodes")
         if not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
             _fail(f"estimates[{i}].nodes", nodes, "a list of node ids")
+        for key, allowed in (("mode", _ESTIMATE_MODES), ("case", _ESTIMATE_CASES)):
+            if key in est and est[key] not in allowed:
+                _fail(f"estimates[{i}].{key}", est[key], " or ".join(repr(a) for a in allowed))
 
 
 def _finite_number(value: Any) -> bool:

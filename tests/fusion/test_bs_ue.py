@@ -94,3 +94,13 @@ def test_case_b_rejects_bistatic_reports() -> None:
     ues = np.zeros((2, 3))
     with pytest.raises(InputError, match="monostatic UE reports"):
         bs_ue.fuse_case_b(ues, [LinkMeasurement(0, 1, 1.0, 0.0, 1.0, 1.0, 1.0)] * 4, 1.0, [0, 0, 0, 0])
+
+
+def test_live_case_follows_who_detected() -> None:
+    roles = {"bs0": "bs", "bs1": "bs", "ue1": "ue", "ue2": "ue", "bs0_ul": "rx", "rx9": "rx"}
+    uplink = {"bs0_ul": "ue1", "rx9": "bs0"}
+    assert bs_ue.live_case(["bs0", "ue1", "bs0_ul"], roles, uplink) == "A"
+    assert bs_ue.live_case(["ue1", "ue2"], roles, uplink) == "B"
+    assert bs_ue.live_case(["ue2", "bs0_ul"], roles, uplink) == "B"        # an uplink reflection, no BS echo
+    assert bs_ue.live_case(["bs0", "bs0_ul"], roles, uplink) == "A"        # the BS and a UE's uplink
+    assert bs_ue.live_case(["bs0", "bs1", "rx9"], roles, uplink) == ""     # multi-BS: not a BS-UE set

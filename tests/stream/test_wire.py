@@ -760,10 +760,11 @@ SAMPLES_SENSING = {"pfa": 1e-6, "guard_cells": [4, 2], "training_cells": [8, 4]}
 def test_estimates_round_trip_and_malformed_ones_are_rejected() -> None:
     est = {"position_m": [41.9, 10.0, 1.0], "cov_position_m2": [[1e-4, 0.0], [0.0, 2e-4]], "nodes": ["bs0", "bs1"],
            "velocity_mps": [-14.0, 2.0, 0.0], "cov_velocity_mps2": [[1e-3, 0.0], [0.0, 1e-3]],
-           "single_m": {"bs0": [41.9, 10.1]}}
+           "single_m": {"bs0": [41.9, 10.1]}, "mode": "macro_micro", "case": "A"}
     back = wire.decode_estimates(wire.decode(_bytes(wire.encode_estimates("host", 3, 1.5, [est]))))
     assert back == [est]
     for field, bad in (("position_m", [1.0, float("nan"), 0.0]), ("position_m", [1.0, 2.0]),
-                       ("cov_position_m2", [[1.0, 0.0]]), ("velocity_mps", "fast"), ("nodes", "bs0")):
+                       ("cov_position_m2", [[1.0, 0.0]]), ("velocity_mps", "fast"), ("nodes", "bs0"),
+                       ("mode", "macro"), ("case", "C")):
         with pytest.raises(WireFormatError, match=field):
             wire.encode_estimates("host", 0, 0.0, [{**est, field: bad}])

@@ -1,0 +1,46 @@
+"""Run a FusionHost and one NodeAgent thread per scene node on loopback, for the live fusion tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+
+from sdr_isac import config
+from sdr_isac.stream import FusionHost, NodeAgent
+from sdr_isac.stream.demo import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0) -> FusionHost:
+    """Load ``hw_configs/NAME.toml``, stream ``frames`` captures of every scene node to a host, return it stopped.
+
+    Asserts that every node's captures were all processed without failure.
+    """
+    cfg = config.load(REPO / "hw_configs" / f"{name}.toml")
+    assert cfg.scene is not None
+    nodes = tuple(n.id for n in cfg.scene.nodes)
+    port, publish = free_ports(2)
+    cfg = dataclasses.replace(cfg, stream=dataclasses.replace(
+        cfg.stream, host_endpoint=f"tcp://127.0.0.1:{port}", publish_endpoint=f"tcp://127.0.0.1:{publish}",
+        frames=frames, heartbeat_s=0.1, publish_maps=False))
+    host = FusionHost(cfg).start()
+    stop = threading.Event()
+    threads = [threading.Thread(target=NodeAgent(cfg, n).run, args=(stop,), daemon=True) for n in nodes]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not host.finished(set(nodes)):
+            time.sleep(0.05)
+        assert host.finished(set(nodes)), host.stats()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        host.stop()
+    stats = host.stats()
+    assert all(stats["nodes"][n]["processed"] == frames and stats["nodes"][n]["failed"] == 0 for n in nodes), stats
+    return host

@@ -1,0 +1,34 @@
+"""Live BS-UE cooperation on the host: hw_configs/sim_bs_ue.toml through real sockets and threads.
+
+The car lies inside the BS's sensing coverage (case A: the BS's echo with the UEs' detections and the
+UE -> car -> BS uplink reflection); the bike beyond it (case B: the UEs alone).  Errors against the true
+positions are judged by each estimate's own covariance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.stream.live_scene import run_scene
+
+NODES = {"bs0", "bs0_ul", "ue1", "ue2"}
+
+
+def test_host_fuses_bs_and_ue_detections_by_case() -> None:
+    host = run_scene("sim_bs_ue")
+    assert host.passive_source("bs0_ul") == "ue1"
+    full = [item for item in host.estimates if set(item["nodes"]) == NODES]
+    assert full, list(host.estimates)
+    for item in full:
+        truth = {p["target"]: np.array(p["position_m"][:2]) for p in item["truth"]}
+        found = {}
+        for est in item["estimates"]:
+            xy = np.array(est["position_m"][:2])
+            name = min(truth, key=lambda t: float(np.linalg.norm(xy - truth[t])))
+            error = float(np.linalg.norm(xy - truth[name]))
+            assert error < 5 * np.sqrt(np.trace(est["cov_position_m2"])) + 0.05, (name, error, est)
+            found[name] = est
+        assert set(found) == {"car", "bike"}, item["estimates"]
+        assert found["car"]["case"] == "A" and {"bs0", "ue1", "ue2"} <= set(found["car"]["nodes"])
+        assert "bs0_ul" in found["car"]["nodes"]               # the uplink reflection joined
+        assert found["bike"]["case"] == "B" and "bs0" not in found["bike"]["nodes"]
