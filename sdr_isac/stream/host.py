@@ -39,6 +39,7 @@ from sdr_isac.fusion.multiband import Band
 from sdr_isac.fusion.node import fuse_detections
 from sdr_isac.fusion.ris import RisGeometry, estimate_ris_target
 from sdr_isac.recording import RecordingWriter
+from sdr_isac.sensing.csi import known_reference
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_server
 from sdr_isac.waveform import IsacFrame
@@ -146,6 +147,7 @@ class FusionHost:
         self._fused_keys: deque[tuple[tuple[str, int], ...]] = deque(maxlen=1000)
         self._estimate_seq = 0
         self._ris_scans: dict[tuple[str, str], list[dict[str, Any]]] = {}   # (node, RIS) -> steps of the scan so far
+        self._sources: dict[str, list[str]] = {}                 # receive-only node -> transmitters it hears
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
@@ -283,15 +285,18 @@ class FusionHost:
             try:
                 capture = wire.decode_capture(msg)
                 self._record(capture)
-                frame, sensing_cfg = self._sensing_for(capture)
-                result = sensing.process(capture, frame, sensing_cfg)
+                sensed = [(source, frame, scfg, sensing.process(capture, frame, scfg))
+                          for source, frame, scfg in self._sensing_for(capture)]
             except Exception as err:                       # noqa: BLE001  one bad capture must not end the worker
                 with self._lock:
                     kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
                     self.errors.append(f"{msg.node_id}/{msg.seq}: {kind}{err}")
                     self.nodes[msg.node_id].failed += 1
                 continue
-            dets = [d.to_dict() for d in result.detections]
+            _, frame, sensing_cfg, result = sensed[0]
+            by_source = {source: [d.to_dict() for d in r.detections] for source, _, _, r in sensed if source}
+            dets = [d for source_dets in by_source.values() for d in source_dets] if by_source else \
+                [d.to_dict() for d in result.detections]
             truth = capture.metadata.get("truth")
             self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
             self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
@@ -305,7 +310,7 @@ class FusionHost:
                 node = self.nodes[capture.node_id]
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
-                                        "truth": capture.metadata.get("truth")})
+                                        "truth": capture.metadata.get("truth"), "by_source": by_source})
             if capture.metadata.get("ris") and result.csi is not None:
                 try:
                     self._ris_step(capture, msg.seq, result, frame)
@@ -321,28 +326,30 @@ class FusionHost:
                         kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
                         self.errors.append(f"fusion after {msg.node_id}/{msg.seq}: {kind}{err}")
 
-    def _sensing_for(self, capture: Any) -> tuple[Any, config_mod.SensingConfig]:
-        """The frame and sensing settings for a capture of ``capture.node_id``.
+    def _sensing_for(self, capture: Any) -> list[tuple[str | None, Any, config_mod.SensingConfig]]:
+        """How to sense a capture of ``capture.node_id``: ``(source, frame, settings)`` per transmitter heard.
 
-        A receive-only node of the scene hears another node's frame (see
-        :meth:`passive_source`) and knows only its reference signals: its
-        capture is sensed as bistatic (range sums ``c tau``, biased by its
-        clock offset) on those signals, without the zero-Doppler notch (the
-        line of sight, the reference of :func:`sdr_isac.fusion.node.passive_links`,
-        has zero Doppler) and with the range limits doubled (a range sum is
-        about twice a range); every other node with ``sensing`` as it is.
+        A node that transmits senses its own echoes: one entry, source None,
+        with ``sensing`` as it is.  A receive-only node of the scene hears the
+        transmitters on its carrier (see :meth:`passive_sources`) and knows
+        only their reference signals: its capture is sensed once per
+        transmitter, as bistatic (range sums ``c tau``, biased by its clock
+        offset) on that transmitter's reference signals, without the
+        zero-Doppler notch (the line of sight, the reference of
+        :func:`sdr_isac.fusion.node.passive_links`, has zero Doppler) and with
+        the range limits doubled (a range sum is about twice a range).
         """
         info = self.node_info(capture.node_id)
         if info is None or info["transmits"]:
-            return capture.frame or self.cfg.frame, self.cfg.sensing
-        frame = self._node_frame(self.passive_source(capture.node_id))
-        signals = tuple(s for s in ("prs", "dmrs", "srs", "trs") if getattr(frame, s) is not None)
-        if not signals:
-            raise SensingError(f"node {capture.node_id!r} is receive-only and the frame it hears carries no "
-                               "reference signal (prs, dmrs, srs, trs): give the transmitter's frame one")
+            return [(None, capture.frame or self.cfg.frame, self.cfg.sensing)]
         cfg = self.cfg.sensing
-        return frame, dataclasses.replace(cfg, geometry="bistatic", signals=signals, remove_static=False,
-                                          min_range_m=0.0, max_range_m=2.0 * cfg.max_range_m)
+        out: list[tuple[str | None, Any, config_mod.SensingConfig]] = []
+        for source in self.passive_sources(capture.node_id):
+            frame = self._node_frame(source)
+            out.append((source, frame, dataclasses.replace(
+                cfg, geometry="bistatic", signals=_reference_signals(capture.node_id, source, frame),
+                remove_static=False, min_range_m=0.0, max_range_m=2.0 * cfg.max_range_m)))
+        return out
 
     def _node_frame(self, node_id: str) -> config_mod.FrameConfig:
         """The frame a scene node transmits (or, receive-only, is tuned to): its own, else the file's."""
@@ -351,13 +358,27 @@ class FusionHost:
         return (node.frame if node is not None else None) or self.cfg.frame
 
     def passive_source(self, node_id: str) -> str:
-        """The transmitting scene node a receive-only node ``node_id`` hears.
+        """The one transmitting scene node a receive-only node ``node_id`` hears (:meth:`passive_sources`).
 
-        The one transmitting node whose frame has the receive-only node's
-        carrier and sample rate.  Raises :class:`SensingError` when none or
-        several do (the captures of ``node_id`` then fail, counted, and it
-        joins no fusion).
+        Raises :class:`SensingError` when it hears none or several.
         """
+        found = self.passive_sources(node_id)
+        if len(found) != 1:
+            raise SensingError(f"receive-only node {node_id!r} hears {len(found)} transmitters "
+                               f"({', '.join(found)}): use passive_sources")
+        return found[0]
+
+    def passive_sources(self, node_id: str) -> list[str]:
+        """The transmitting scene nodes a receive-only node ``node_id`` hears, each sensed on its own.
+
+        Those whose frame has the receive-only node's carrier and sample rate.
+        Several are told apart by their reference signals, which must then
+        occupy disjoint resource elements (e.g. PRS comb offsets 0, 1, 2, 3).
+        Raises :class:`SensingError` when none is heard or two share REs (the
+        captures of ``node_id`` then fail, counted, and it joins no fusion).
+        """
+        if node_id in self._sources:
+            return self._sources[node_id]
         scene = self.cfg.scene
         if scene is None:
             raise SensingError(f"node {node_id!r}: the host's configuration has no scene")
@@ -365,11 +386,25 @@ class FusionHost:
         found = [n.id for n in scene.nodes if n.transmits and n.id != node_id
                  and self._node_frame(n.id).carrier_hz == own.carrier_hz
                  and self._node_frame(n.id).sample_rate_hz == own.sample_rate_hz]
-        if len(found) != 1:
-            raise SensingError(f"receive-only node {node_id!r} hears {len(found)} transmitting nodes on its carrier "
-                               f"{own.carrier_hz:g} Hz ({', '.join(found) or 'none'}): allowed exactly one; give "
-                               "the others another carrier or numerology")
-        return found[0]
+        if not found:
+            raise SensingError(f"receive-only node {node_id!r} hears no transmitting node on its carrier "
+                               f"{own.carrier_hz:g} Hz at {own.sample_rate_hz:g} Hz: give it a transmitter's "
+                               "carrier and numerology")
+        if len(found) > 1:
+            masks = {}
+            for n in found:
+                frame = self._node_frame(n)
+                masks[n] = known_reference(IsacFrame(frame), _reference_signals(node_id, n, frame))[1]
+            for i, a in enumerate(found):
+                for b in found[i + 1:]:
+                    if masks[a].shape != masks[b].shape or np.any(masks[a] & masks[b]):
+                        raise SensingError(
+                            f"receive-only node {node_id!r} hears {', '.join(found)} on carrier {own.carrier_hz:g} "
+                            f"Hz, and the reference signals of {a!r} and {b!r} share resource elements: allowed "
+                            "transmitters whose reference signals are orthogonal; give them other PRS comb offsets "
+                            "(re_offset) or other carriers")
+        self._sources[node_id] = found
+        return found
 
     def _fuse(self, node_id: str, seq: int, t0_s: float) -> None:
         """Fuse the result just processed with the other scene nodes' results of the same instant.
@@ -405,14 +440,7 @@ class FusionHost:
             return
         self._fused_keys.append(key)
         fusion_cfg = self.cfg.fusion
-        passive = {}
-        for n, info in places.items():
-            if not info["transmits"]:
-                try:
-                    passive[n] = self.passive_source(n)
-                except SensingError:
-                    continue                                  # counted when its capture was sensed
-        dets = {n: members[n]["detections"] for n in places}
+        places, dets, passive = self._links(places, members)
         if fusion_cfg.macro_nodes:
             estimates = fuse_live(places, dets, fusion_cfg.macro_nodes, fusion_cfg.target_height_m,
                                   fusion_cfg.gate_m, passive=passive)
@@ -423,7 +451,7 @@ class FusionHost:
         for est in estimates:
             if case := live_case(est["nodes"], roles, passive):
                 est["case"] = case
-        truth = [p for n in places for p in ((members[n].get("truth") or {}).get("paths") or [])
+        truth = [p for n in members for p in ((members[n].get("truth") or {}).get("paths") or [])
                  if p.get("kind") == "target" and "position_m" in p]
         with self._lock:
             out_seq = self._estimate_seq
@@ -431,6 +459,34 @@ class FusionHost:
             self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
                                    "truth": truth})
         self._send(wire.encode_estimates("host", out_seq, t0_s, estimates))
+
+    def _links(self, places: dict[str, dict[str, Any]], members: dict[str, dict[str, Any]]
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, str]]:
+        """Places, detections and passive links of a time-aligned set, receive-only nodes split per transmitter.
+
+        A receive-only node that hears one transmitter keeps its id; one that
+        hears several gives a link ``"RX<TX"`` per transmitter (at the
+        receiver's place, with the detections sensed on that transmitter's
+        reference signals).  Transmitters join the places (their positions
+        anchor the range sums) even without detections of their own.
+        """
+        out_places: dict[str, dict[str, Any]] = {}
+        dets: dict[str, list[dict[str, Any]]] = {}
+        passive: dict[str, str] = {}
+        for n, info in places.items():
+            if info["transmits"]:
+                out_places[n] = info
+                dets[n] = members[n]["detections"]
+                continue
+            by_source = members[n].get("by_source") or {}
+            for tx, tx_dets in by_source.items():
+                tx_info = places.get(tx) or self.node_info(tx)
+                if tx_info is None:
+                    continue
+                link = n if len(by_source) == 1 else f"{n}<{tx}"
+                out_places.setdefault(tx, tx_info)
+                out_places[link], dets[link], passive[link] = info, tx_dets, tx
+        return out_places, dets, passive
 
     def _ris_step(self, capture: Any, seq: int, result: sensing.SensingResult, frame: Any) -> None:
         """Keep this frame's CIM for the RIS scan it belongs to; at the scan's last step, locate the target.
@@ -587,3 +643,12 @@ class FusionHost:
         """Every node's latest processed results (the last 1000 per node)."""
         with self._lock:
             return {k: list(v.detections) for k, v in self.nodes.items()}
+
+
+def _reference_signals(node_id: str, source: str, frame: config_mod.FrameConfig) -> tuple[str, ...]:
+    """The reference signals of ``source``'s frame, what a receive-only node knows of it."""
+    signals = tuple(s for s in ("prs", "dmrs", "srs", "trs") if getattr(frame, s) is not None)
+    if not signals:
+        raise SensingError(f"node {node_id!r} is receive-only and the frame of {source!r} it hears carries no "
+                           "reference signal (prs, dmrs, srs, trs): give the transmitter's frame one")
+    return signals

@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0) -> FusionHost:
-    """Load ``hw_configs/NAME.toml``, stream ``frames`` captures of every scene node to a host, return it stopped.
+    """Load ``hw_configs/NAME.toml`` (or the file NAME), stream ``frames`` captures of every scene node to a host, return it stopped.
 
     Asserts that every node's captures were all processed without failure.
     """
-    cfg = config.load(REPO / "hw_configs" / f"{name}.toml")
+    cfg = config.load(name if name.endswith(".toml") else REPO / "hw_configs" / f"{name}.toml")
     assert cfg.scene is not None
     nodes = tuple(n.id for n in cfg.scene.nodes)
     port, publish = free_ports(2)
