@@ -82,34 +82,60 @@ class LinkMeasurement:
 
 
 def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int = 1,
-                   noise_var: float | None = None) -> list[PathEstimate]:
-    """The ``num_paths`` strongest paths of a CIM, strongest first (CLEAN with off-grid refinement).
+                   noise_var: float | None = None, num_rounds: int = 10) -> list[PathEstimate]:
+    """The ``num_paths`` strongest paths of a CIM, strongest first (CLEAN with off-grid refinement, then RELAX).
 
     Each pass takes the peak of the residual's periodogram, refines delay and
     Doppler by maximum likelihood (:func:`sdr_isac.fusion.multiband.refine`),
     fits the complex amplitude by least squares on the pilots and subtracts
-    the path.  The per-RE SNR is ``|a|**2 / sigma**2`` with the noise
-    variance the mean power of the final residual (unless given), and the
-    variances are the CRB of the band's pilots at that SNR.
+    the path.  A path found first was refined with the later ones still in
+    the data, whose sidelobes bias it (a bistatic echo beside the strong
+    direct path, say, by tens of standard deviations); RELAX rounds (Li &
+    Stoica, IEEE TSP 44(2), 1996) re-estimate every path on the data minus
+    all the others, until no delay or Doppler moves by more than 1e-4 of a
+    bin (at most ``num_rounds`` rounds; two suffice for paths three bins
+    apart, closer ones take more).
+    The per-RE SNR is ``|a|**2 / sigma**2`` with the noise variance the mean
+    power of the final residual (unless given), and the variances are the
+    CRB of the band's pilots at that SNR.
     """
-    if isinstance(num_paths, bool) or int(num_paths) < 1:
-        raise InputError(f"num_paths = {num_paths!r}: allowed a whole number >= 1")
+    for name, value, low in (("num_paths", num_paths, 1), ("num_rounds", num_rounds, 0)):
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise InputError(f"{name} = {value!r}: allowed a whole number >= {low}")
     grid = common_grid([band])
     residual = np.where(band.pilots, cim, 0).astype(np.complex128)
     sigma2 = noise_variance(residual, band.pilots) if noise_var is None else float(noise_var)
     k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
     t = band.symbol_times_s * band.carrier_hz
+    steps = (grid.delay_bin_s, grid.nu_bin)
+
+    def fit(data: NDArray[np.complex128], start: tuple[float, float]) -> tuple[float, float, complex,
+                                                                               NDArray[np.complex128]]:
+        tau, nu = refine([band], [data], [sigma2], start, steps)
+        model = np.outer(np.exp(2j * np.pi * t * nu), np.exp(-2j * np.pi * k * tau)) * band.pilots
+        amp = complex(np.vdot(model, data) / np.vdot(model, model).real)
+        return tau, nu, amp, amp * model
+
     found: list[tuple[float, float, complex]] = []
+    parts: list[NDArray[np.complex128]] = []
     for _ in range(int(num_paths)):
         hg, mask = reorganise(band, residual, grid)
         power, _ = band_map(hg, mask, "zero", sigma2)
         r, d = grid_peak(power, grid, [mask])
-        tau, nu = refine([band], [residual], [sigma2], (r * grid.delay_bin_s, float(grid.nu_axis()[d])),
-                         (grid.delay_bin_s, grid.nu_bin))
-        model = np.outer(np.exp(2j * np.pi * t * nu), np.exp(-2j * np.pi * k * tau)) * band.pilots
-        amp = complex(np.vdot(model, residual) / np.vdot(model, model).real)
-        residual = residual - amp * model
+        tau, nu, amp, part = fit(residual, (r * grid.delay_bin_s, float(grid.nu_axis()[d])))
+        residual = residual - part
         found.append((tau, nu, amp))
+        parts.append(part)
+    for _ in range(int(num_rounds) if len(found) > 1 else 0):
+        moved = 0.0
+        for i, (tau0, nu0, _) in enumerate(found):
+            others_removed = residual + parts[i]              # the data minus every other path
+            tau, nu, amp, parts[i] = fit(others_removed, (tau0, nu0))
+            residual = others_removed - parts[i]
+            found[i] = (tau, nu, amp)
+            moved = max(moved, abs(tau - tau0) / steps[0], abs(nu - nu0) / steps[1])
+        if moved < 1e-4:
+            break
     if noise_var is None:
         # after CLEAN the residual is noise: its mean power (4 real parameters removed per path) is a better
         # estimate than the first map's median, which a strong path's sidelobes inflate
