@@ -417,13 +417,19 @@ _EXACT_FRACTION = 0.02
 _BLOCK_SHAPES = ((1, 2), (2, 1), (2, 2), (4, 1), (1, 4), (4, 2), (2, 4), (3, 2), (2, 3))
 
 
-def _check_power_quick(power: ArrayLike, window: tuple[int, int]) -> NDArray[np.floating]:
-    """:func:`_check_power` without the float64 copy: two reductions decide, the full check explains."""
+def _check_power_quick(power: ArrayLike, window: tuple[int, int]) -> tuple[NDArray[np.floating], float]:
+    """:func:`_check_power` without the float64 copy: two reductions decide, the full check explains.
+
+    Returns the map and its largest value.
+    """
     arr = np.asarray(power)
     if arr.dtype in (np.float32, np.float64) and arr.ndim == 2 and window[0] <= arr.shape[0] \
-            and window[1] <= arr.shape[1] and arr.size and np.isfinite(arr.max()) and arr.min() >= 0:
-        return arr
-    return _check_power(arr, window)
+            and window[1] <= arr.shape[1] and arr.size:
+        peak = arr.max()
+        if np.isfinite(peak) and arr.min() >= 0:
+            return arr, float(peak)
+    checked = _check_power(arr, window)
+    return checked, float(checked.max())
 
 
 def _block_offsets(block: int, half: int, guard: int) -> tuple[list[int], list[int]]:
@@ -434,16 +440,59 @@ def _block_offsets(block: int, half: int, guard: int) -> tuple[list[int], list[i
     return inside, clear
 
 
-def _shifted_sum(x: NDArray[np.float64], offsets: Iterable[int], axis: int, length: int,
-                 margin: int) -> NDArray[np.float64]:
-    """``sum_o x[margin + o + i]`` for ``i < length`` along ``axis`` (x carries ``margin`` zero cells each side)."""
-    out: NDArray[np.float64] | None = None
-    for o in offsets:
-        part = x[margin + o: margin + o + length] if axis == 0 else x[:, margin + o: margin + o + length]
-        out = part.copy() if out is None else np.add(out, part, out=out)
-    if out is None:
-        shape = (length, x.shape[1]) if axis == 0 else (x.shape[0], length)
-        return np.zeros(shape)
+def _runs(offsets: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted offsets as runs of consecutive ones: (first, length) each."""
+    runs: list[tuple[int, int]] = []
+    for o in sorted(offsets):
+        if runs and runs[-1][0] + runs[-1][1] == o:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((o, 1))
+    return runs
+
+
+class _Doubling:
+    """Sums over runs of consecutive elements ``stride`` apart in a flat array, by doubling.
+
+    ``p_n[j] = sum_{t < n} x[j + t stride]`` is kept for n = 1, 2, 4, ...; a run of any length adds one
+    of them per set bit of its length: a handful of additions of contiguous arrays instead of one
+    per element.  All terms are non-negative, so every sum of n terms is within (n - 1) ulp (relative)
+    of the exact one.
+    """
+
+    def __init__(self, x: NDArray[np.floating], stride: int):
+        self._stride = stride
+        self._sums: dict[int, NDArray[np.floating]] = {1: x}
+
+    def _sum_of(self, n: int) -> NDArray[np.floating]:
+        found = self._sums.get(n)
+        if found is None:
+            half = self._sum_of(n // 2)
+            shift = (n // 2) * self._stride
+            found = self._sums[n] = half[: half.size - shift] + half[shift:]
+        return found
+
+    def parts(self, start: int, count: int, runs: Iterable[tuple[int, int]]) -> list[NDArray[np.floating]]:
+        """Arrays of ``count`` elements whose sum is ``sum over the runs (first, length) of
+        x[start + (first + t) stride + i]``."""
+        out = []
+        for first, length in runs:
+            pos = start + first * self._stride
+            for bit in reversed(range(length.bit_length())):
+                n = 1 << bit
+                if length & n:
+                    out.append(self._sum_of(n)[pos: pos + count])
+                    pos += n * self._stride
+        return out
+
+
+def _total(parts: list[NDArray[np.floating]], dtype: np.dtype[Any], count: int) -> NDArray[np.floating]:
+    """The sum of the arrays (a new array; zeros when there are none)."""
+    if not parts:
+        return np.zeros(count, dtype=dtype)
+    out = parts[0].copy() if len(parts) == 1 else np.add(parts[0], parts[1])
+    for part in parts[2:]:
+        out += part
     return out
 
 
@@ -484,21 +533,26 @@ class _RingBound:
             covered = (len(rc) * len(di) + (len(ri) - len(rc)) * len(dc)) * br * bd / num_ring
             if covered < 0.3:
                 continue
-            # cost in element operations: block additions, plus the exact test of the noise cells above the
-            # bound (independent exponential noise: P(power > per_cell * covered * N * mean) = exp(-alpha
-            # covered); a windowed map has a few times more, hence the weight of a gathered cell)
-            blocks = shape[0] * shape[1] / (br * bd)
-            cost = blocks * (len(di) + len(dc) + len(ri) + 2) + \
-                32 * num_ring * shape[0] * shape[1] * math.exp(-per_cell * num_ring * covered)
+            # cost in additions of one cell (fitted to timings of candidates()): the block sums touch every
+            # cell, about 3 times as slowly with Doppler blocks (strided columns); the window sums by doubling
+            # cost a few additions per block; and the exact test of each noise cell above the bound
+            # (independent exponential noise: P(power > per_cell * covered * N * mean) = exp(-alpha covered); a
+            # windowed map has a few times more) costs as much as some 3000 additions
+            cells = shape[0] * shape[1]
+            cost = cells * (3.4 if bd > 1 else 1.0) + 3.6 * cells / (br * bd) + \
+                2800 * cells * math.exp(-per_cell * num_ring * covered)
             bound = cls(shape, (br, bd), (hr, hd), wrap, tuple(ri), tuple(rc), tuple(di), tuple(dc), per_cell,
                         ring_rows.astype(np.int64), ring_cols.astype(np.int64))
             if best is None or cost < best[0]:
                 best = (cost, bound)
         return None if best is None else best[1]
 
-    def candidates(self, power: NDArray[np.floating]) -> tuple[NDArray[np.int64], NDArray[np.int64],
-                                                               NDArray[np.floating]]:
-        """Rows and columns of the cells whose power exceeds the bound on their threshold, and the padded map."""
+    def candidates(self, power: NDArray[np.floating], peak: float) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                                                            NDArray[np.floating]]:
+        """Rows and columns of the cells whose power exceeds the bound on their threshold, and the padded map.
+
+        ``peak``: the largest value of ``power`` (it decides whether float32 sums could overflow).
+        """
         (num_r, num_d), (br, bd), (hr, hd) = self.shape, self.block, self.half
         nbr, nbd = -(-(num_r + 2 * hr) // br), -(-(num_d + 2 * hd) // bd)
         padded = work_array(f"cfar.padded.{power.dtype}", (nbr * br, nbd * bd), power.dtype)
@@ -513,32 +567,68 @@ class _RingBound:
             centre[:, :hd] = 0
             centre[:, hd + num_d: 2 * hd + num_d] = 0
         centre[:, 2 * hd + num_d:] = 0
-        # block sums in float64: Doppler neighbours first (strided columns), then range neighbours (rows)
-        across = work_array("cfar.across", (nbr * br, nbd), np.float64)
-        np.copyto(across, padded[:, 0::bd])
-        for j in range(1, bd):
-            across += padded[:, j::bd]
-        sums = across[0::br].copy()
-        for i in range(1, br):
-            sums += across[i::br]
-        mr = max(abs(u) for u in self.range_inside)
-        md = max(abs(v) for v in self.doppler_inside)
-        framed = np.zeros((nbr + 2 * mr, nbd + 2 * md))
-        framed[mr: mr + nbr, md: md + nbd] = sums
-        wide = _shifted_sum(framed, self.doppler_inside, 1, nbd, md)             # (nbr + 2 mr, nbd)
-        narrow = _shifted_sum(framed, self.doppler_clear, 1, nbd, md)
-        inner = [u for u in self.range_inside if u not in self.range_clear]
-        lower = _shifted_sum(wide, self.range_clear, 0, nbr, mr) + _shifted_sum(narrow, inner, 0, nbr, mr)
-        # sums of at most a few hundred non-negative float64 terms: relative error far below the margin,
-        # which also covers rounding the level to the map's float32
-        level = ((self.per_cell * (1.0 - 1e-6)) * lower).astype(padded.dtype)
-        above = padded.reshape(nbr, br, nbd * bd) > np.repeat(level, bd, axis=1)[:, None, :]
+        level = self._level(padded, nbr, nbd, peak)
+        above = padded.reshape(nbr, br, nbd, bd) > level[:, None, :, None]
         flat = np.flatnonzero(above)                                            # indices into padded
         rows, cols = np.divmod(flat, padded.shape[1])
         rows -= hr
         cols -= hd
         keep = (rows >= 0) & (rows < num_r) & (cols >= 0) & (cols < num_d)
         return rows[keep], cols[keep], padded
+
+    def _level(self, padded: NDArray[np.floating], nbr: int, nbd: int, peak: float) -> NDArray[np.floating]:
+        """Per block: a value no cell of the block can exceed without its power exceeding the bound on its
+        threshold, ``per_cell`` times the lower bound of its ring sum, less the rounding of the sums."""
+        dtype = padded.dtype
+        if peak * self.ring_rows.size >= float(np.finfo(dtype).max) / 4:     # float32 sums could overflow
+            dtype = np.dtype(np.float64)
+        lower = self._lower_bound(padded, nbr, nbd, dtype)
+        # the sums have at most num_ring non-negative terms, each sum within (num_ring - 1) ulp of the exact one:
+        # the slack covers that, the scaling and the comparison; `tiny` covers the absolute rounding of a
+        # subnormal product, and a cell of power 0 never passes (a level of 0 keeps empty stretches out)
+        finfo = np.finfo(dtype)
+        slack = 4 * (self.ring_rows.size + 4) * float(finfo.eps)
+        level = np.multiply(lower, dtype.type(self.per_cell * (1.0 - slack)))
+        level -= finfo.tiny
+        return np.maximum(level, 0, out=level)
+
+    def _lower_bound(self, padded: NDArray[np.floating], nbr: int, nbd: int,
+                     dtype: np.dtype[Any]) -> NDArray[np.floating]:
+        """Sum of the blocks inside the ring of every cell of each block, shape (nbr, nbd), in ``dtype``.
+
+        The block sums sit in a frame of zero blocks, flattened, so that every shift in range and Doppler is
+        a shift of one contiguous array (the frame absorbs what crosses a row end).
+        """
+        (br, bd), ri, di = self.block, self.range_inside, self.doppler_inside
+        mr, md = max(abs(u) for u in ri), max(abs(v) for v in di)
+        rows, width = nbr + 2 * mr + 2, nbd + 2 * md                 # one more zero row each side: room to shift
+        framed = work_array(f"cfar.framed.{dtype}", (rows, width), dtype)
+        framed[: mr + 1] = 0
+        framed[mr + 1 + nbr:] = 0
+        framed[:, :md] = 0
+        framed[:, md + nbd:] = 0
+        # block sums: range neighbours first (whole rows), then Doppler neighbours (strided columns) on the
+        # fewer rows left (np.sum over the small axes of a 4-d view is many times slower)
+        sums = framed[mr + 1: mr + 1 + nbr, md: md + nbd]
+        rows_of = padded.reshape(nbr, br, nbd * bd)
+        across = sums if bd == 1 else work_array(f"cfar.across.{dtype}", (nbr, nbd * bd), dtype)
+        np.copyto(across, rows_of[:, 0])
+        for i in range(1, br):
+            across += rows_of[:, i]
+        if bd > 1:
+            np.copyto(sums, across[:, 0::bd])
+            for j in range(1, bd):
+                sums += across[:, j::bd]
+        # Doppler sums on every row but the outer two: framed row i + 1 is row i of `wide` and `narrow`
+        doppler, count = _Doubling(framed.reshape(-1), 1), (rows - 2) * width
+        wide = _total(doppler.parts(width, count, _runs(di)), dtype, count)
+        narrow = _total(doppler.parts(width, count, _runs(self.doppler_clear)), dtype, count)
+        # range sums: wide rows clear of the guard, narrow rows (the Doppler wings) inside it
+        inner = _runs(u for u in ri if u not in self.range_clear)
+        start, count = mr * width, nbr * width
+        lower = _total(_Doubling(wide, width).parts(start, count, _runs(self.range_clear))
+                       + _Doubling(narrow, width).parts(start, count, inner), dtype, count)
+        return lower.reshape(nbr, width)[:, md: md + nbd]
 
     def ring_sums(self, padded: NDArray[np.floating], rows: NDArray[np.int64],
                   cols: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -781,9 +871,10 @@ class CaCfarDetector(CfarDetector):
 
         A cell passes where ``power > (alpha(N) / N) S``, S the sum of its N ring cells.  ``alpha(N) / N``
         is at least ``c``, its least value over the N that occur; S is at least the sum of the blocks of
-        (b_r x b_d) cells that lie inside the ring wherever the cell sits in its block (a few additions per
-        block, exact: sums of non-negative terms).  Cells with ``power <= c x`` that bound cannot pass; the
-        few others get the exact ring sum and multiplier of :meth:`detect`.  Maps too small for blocks, or
+        (b_r x b_d) cells that lie inside the ring wherever the cell sits in its block (window sums by
+        doubling, a few additions per block in the map's precision; sums of non-negative terms, so their
+        rounding is bounded and taken off the bound).  Cells with ``power <= c x`` that bound cannot pass;
+        the few others get the exact ring sum and multiplier of :meth:`detect`.  Maps too small for blocks, or
         where more than 2 % of the cells need the exact test, go through :meth:`detect`.
 
         Parameters
@@ -795,11 +886,11 @@ class CaCfarDetector(CfarDetector):
         -------
         ndarray of bool, shape of ``power``
         """
-        p = _check_power_quick(power, self.window_shape)
+        p, peak = _check_power_quick(power, self.window_shape)
         bound = self._ring_bound(p.shape)
         if bound is None:
             return self.detect(p).mask
-        rows, cols, padded = bound.candidates(p)
+        rows, cols, padded = bound.candidates(p, peak)
         if rows.size > _EXACT_FRACTION * p.size:
             return self.detect(p).mask
         mask = np.zeros(p.shape, dtype=bool)

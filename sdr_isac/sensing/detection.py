@@ -25,6 +25,7 @@ import scipy.optimize as sp_opt
 import scipy.stats as sp_stats
 from numpy.typing import NDArray
 
+from sdr_isac.errors import InputError
 from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array
@@ -40,6 +41,9 @@ _RESTART_POINTS = 9
 #: machine those threads wait for each other for milliseconds.  The refinement's products over H go as
 #: stacks of smaller products instead (one thread each; the same time on an idle machine).
 _BLAS_THREADED_ELEMENTS = 4096
+#: _median: subsample size for the bracket, and its half width in standard deviations of a sample quantile
+_MEDIAN_SAMPLE = 2048
+_MEDIAN_SIGMAS = 4.0
 
 
 @dataclass(frozen=True)
@@ -98,15 +102,42 @@ def noise_variance(rd: RangeDopplerMap, num_channels: int) -> float:
     The median is taken over a regular subsample of about 50 000 cells.
     """
     step = max(1, int(math.sqrt(rd.power.size / 50_000)))
-    cells = rd.power[::step, ::step].flatten()                 # a copy, partitioned in place
-    half = cells.size // 2
-    if cells.size % 2:
-        cells.partition(half)
-        median = float(cells[half])
-    else:                                                      # np.median: the mean of the middle two
-        cells.partition((half - 1, half))
-        median = float(np.mean(cells[half - 1: half + 1]))
-    return median / (rd.noise_gain * _gamma_median(num_channels))
+    cells = rd.power[::step, ::step].flatten()                 # a copy, reordered by _median
+    return _median(cells) / (rd.noise_gain * _gamma_median(num_channels))
+
+
+def _median(values: NDArray[np.floating]) -> float:
+    """``np.median`` of a flat array (the mean of the middle two, in the array's precision, for an even size).
+
+    Partitioning all of a large array costs most of the time; the middle elements are found among those
+    between two quantiles of an evenly spaced subsample instead (a few per cent of the array), with
+    their rank offset by the count below the bracket.  Where the bracket misses the middle, the whole
+    array is partitioned: the value is always exact.  Reorders ``values``.
+    """
+    n = values.size
+    ranks = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    middle = _order_statistics(values, ranks)
+    return float(middle[0]) if middle.size == 1 else float(np.mean(middle))
+
+
+def _order_statistics(values: NDArray[np.floating], ranks: list[int]) -> NDArray[np.floating]:
+    """Elements of rank ``ranks`` (0-based, ascending) of the flat ``values`` in sorted order; reorders ``values``."""
+    n = values.size
+    if n >= 8 * _MEDIAN_SAMPLE:
+        sample = values[:: n // _MEDIAN_SAMPLE].copy()
+        m = sample.size
+        half_width = _MEDIAN_SIGMAS * 0.5 / math.sqrt(m)           # sd of a sample quantile <= 0.5 / sqrt(m)
+        picks = [max(int((ranks[0] / n - half_width) * m), 0), min(int((ranks[-1] / n + half_width) * m) + 1, m - 1)]
+        sample.partition(picks)
+        low, high = sample[picks[0]], sample[picks[1]]
+        below = int(np.count_nonzero(values < low))
+        inside = values[(values >= low) & (values <= high)]
+        if below <= ranks[0] and ranks[-1] < below + inside.size:
+            local = [r - below for r in ranks]
+            inside.partition(local)
+            return inside[local]
+    values.partition(ranks)
+    return values[ranks]
 
 
 @functools.lru_cache(maxsize=64)
@@ -150,6 +181,93 @@ def _parabolic(y_m: float, y_0: float, y_p: float) -> float:
     return 0.5 * (y_m - y_p) / denom if denom < 0 else 0.0
 
 
+def _phasor(rate: NDArray[np.float64], x: float | NDArray[np.float64], uniform: bool) -> NDArray[np.complex128]:
+    """``exp(j rate_n x)``, shape (N,) for a scalar x, (N, P) for P points.
+
+    ``uniform``: the rates are ``n rate_1`` (a range phasor over subcarriers), so the phasor is a
+    geometric progression, computed as the outer product of sqrt(N) coarse and sqrt(N) fine steps:
+    2 sqrt(N) complex exponentials instead of N, each element within a few ulp of the direct one.
+    """
+    n = rate.size
+    if np.ndim(x) == 0:                                            # the common case, in as few calls as possible
+        step = 1j * float(x)
+        if not uniform:
+            return np.exp(rate * step)
+        steps, num_coarse = _progression_steps(n)
+        ends = np.exp(steps * (step * _rate_step(rate)))
+        return np.multiply.outer(ends[:num_coarse], ends[num_coarse:]).reshape(-1)[:n]
+    points = np.asarray(x, dtype=np.float64)
+    if not uniform:
+        return np.exp(1j * np.multiply.outer(rate, points))
+    steps, num_coarse = _progression_steps(n)
+    ends = np.exp(1j * np.multiply.outer(steps, points * _rate_step(rate)))           # (coarse + fine, P)
+    return np.multiply(ends[:num_coarse, None], ends[None, num_coarse:]).reshape(-1, points.size)[:n]
+
+
+def _rate_step(rate: NDArray[np.float64]) -> float:
+    """``rate_1`` of uniform rates ``n rate_1`` (0 for a single rate)."""
+    return float(rate[1]) if rate.size > 1 else 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _progression_steps(n: int) -> tuple[NDArray[np.float64], int]:
+    """Coarse steps 0, m, 2m ... below n followed by fine steps 0 ... m-1 (m = ceil(sqrt(n))), read-only,
+    and the number of coarse ones: index a m + b of a progression is coarse step a times fine step b."""
+    fine_len = math.isqrt(max(n - 1, 0)) + 1
+    coarse = np.arange(0, n, fine_len, dtype=np.float64)
+    steps = np.concatenate((coarse, np.arange(fine_len, dtype=np.float64)))
+    steps.flags.writeable = False
+    return steps, coarse.size
+
+
+class _Products:
+    """``x -> rows @ exp(j rate x)`` for a few rows, as a list of Python complex numbers (rows in C order).
+
+    Fill :attr:`data` (shape ``shape + (N,)``) before calling.  ``uniform`` (see :func:`_phasor`): the
+    rows sit zero-padded in a (coarse, fine) block layout, so each evaluation is one short exponential
+    and two small products, without forming the phasor.
+    """
+
+    def __init__(self, shape: tuple[int, ...], rate: NDArray[np.float64], uniform: bool):
+        n = rate.size
+        self._rate = rate
+        self._steps, self._num_coarse = _progression_steps(n) if uniform else (rate, 0)
+        self._step = 1j * _rate_step(rate)
+        fine_len = self._steps.size - self._num_coarse
+        rows = np.zeros((*shape, self._num_coarse * fine_len if uniform else n), dtype=np.complex128)
+        self.data = rows[..., :n]
+        # uniform: (rows, coarse, fine) blocks; otherwise plain rows
+        self._blocks = rows.reshape(-1, self._num_coarse, fine_len) if uniform else rows.reshape(-1, n)
+
+    def __call__(self, x: float) -> list[complex]:
+        if not self._num_coarse:
+            return (self._blocks @ np.exp(self._rate * (1j * x))).tolist()
+        ends = np.exp(self._steps * (self._step * x))
+        return ((self._blocks @ ends[self._num_coarse:]) @ ends[:self._num_coarse]).tolist()
+
+    def at(self, points: NDArray[np.float64], count: int) -> NDArray[np.complex128]:
+        """The first ``count`` rows times the phasor at each of P points, shape (count, P)."""
+        if not self._num_coarse:
+            return self._blocks[:count] @ np.exp(1j * np.multiply.outer(self._rate, points))
+        ends = np.exp(np.multiply.outer(self._steps, self._step * points))             # (coarse + fine, P)
+        inner = self._blocks[:count] @ ends[self._num_coarse:]                           # (count, coarse, P)
+        return np.einsum("rap,ap->rp", inner, ends[:self._num_coarse])
+
+
+def _slow_time_pattern(doppler_rate: NDArray[np.float64], doppler_hz: float,
+                       centred: bool) -> NDArray[np.complex128]:
+    """Conjugate of an echo's slow-time pattern ``exp(j 2 pi f_D t_l)``, unit norm (mean removed if ``centred``).
+
+    ``doppler_rate`` is ``-2 pi t_l``, so the conjugate is ``exp(j doppler_rate f_D)``; an all-zero vector
+    where the centred pattern vanishes.
+    """
+    w = np.exp(doppler_rate * (1j * doppler_hz))
+    if centred:
+        w -= w.mean()
+    norm = math.sqrt(float(np.vdot(w, w).real))
+    return w / norm if norm > 0 else np.zeros_like(w)
+
+
 @dataclass(frozen=True, eq=False)
 class _MaskStats:
     """What the refinement needs of the RE mask, computed once per mask."""
@@ -158,6 +276,9 @@ class _MaskStats:
     used: int
     full: bool                             # every RE used
     unit_fim: NDArray[np.float64]          # delay-Doppler Fisher information at SNR 1 (linear in the SNR)
+    unit_crb: NDArray[np.float64] | None   # its inverse (None where crb_from_fim refuses it)
+    range_rate: NDArray[np.float64]        # (K,) phase of subcarrier k per s of delay, 2 pi df k
+    doppler_rate: NDArray[np.float64]      # (S,) phase of symbol l per Hz of Doppler, conjugated: -2 pi t_l
 
     @classmethod
     def of(cls, mask: NDArray[np.bool_], subcarrier_spacing_hz: float,
@@ -170,10 +291,22 @@ class _MaskStats:
             return last[3]
         per_symbol = np.count_nonzero(mask, axis=1).astype(float)
         used = int(per_symbol.sum())
-        stats = cls(per_symbol, used, used == mask.size, delay_doppler_fim(1.0, mask, subcarrier_spacing_hz, times))
+        unit_fim = delay_doppler_fim(1.0, mask, subcarrier_spacing_hz, times)
+        try:
+            unit_crb: NDArray[np.float64] | None = crb_from_fim(unit_fim)
+        except InputError:                  # an unobservable mask: crb() raises it again for each detection
+            unit_crb = None
+        range_rate = (2 * math.pi * subcarrier_spacing_hz) * np.arange(mask.shape[1], dtype=np.float64)
+        stats = cls(per_symbol, used, used == mask.size, unit_fim, unit_crb, range_rate, (-2 * math.pi) * times)
         if not mask.flags.writeable and mask.base is None:
             _LAST_STATS["stats"] = (mask, subcarrier_spacing_hz, times.copy(), stats)
         return stats
+
+    def crb(self, snr: float) -> NDArray[np.float64]:
+        """``crb_from_fim(snr * unit_fim)``: the unit bound over ``snr`` (the inverse of a scaled matrix)."""
+        if self.unit_crb is None or not math.isfinite(snr * float(self.unit_fim.max())):
+            return crb_from_fim(snr * self.unit_fim)       # the errors (or overflow) of the direct inverse
+        return self.unit_crb / snr
 
 
 #: the last mask's statistics (holding the mask keeps its identity unique)
@@ -226,37 +359,35 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     p = rd.power
     tau0 = (r + (_parabolic(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau
     fd0 = rd.doppler_hz[d] + _parabolic(p[r, (d - 1) % n_d], p[r, d], p[r, (d + 1) % n_d]) * dfd
-    k = np.arange(h.shape[2])
-    range_rate = (2 * math.pi * subcarrier_spacing_hz) * k.astype(np.float64)   # phase of subcarrier k per s
-    doppler_rate = (-2 * math.pi) * np.asarray(symbol_times_s, dtype=np.float64)  # phase of symbol l per Hz, conj.
+    range_rate, doppler_rate = stats.range_rate, stats.doppler_rate
 
     def range_phasor(t: float) -> NDArray[np.complex128]:
-        return np.exp(1j * range_rate * t)
+        return _phasor(range_rate, t, True)
 
     def doppler_phasor(f: float) -> NDArray[np.complex128]:
-        v = np.exp(2j * math.pi * f * symbol_times_s)            # the echo's slow-time pattern
-        if static_removed:
-            v = v - v.mean()
-        norm = float(np.linalg.norm(v))
-        return np.conj(v) / norm if norm > 0 else np.zeros_like(v)
+        return _slow_time_pattern(doppler_rate, f, static_removed)
 
     tau, fd = tau0, fd0
+    z: NDArray[np.complex128] | None = None                       # range phasor at tau, once computed
     q: NDArray[np.complex128] | None = None
     if do_refine:
         for _ in range(2):
             g = _over_symbols(doppler_phasor(fd), h, pending)        # (C, K): BLAS over the symbols
-            tau = _max_1d(range_phasor, g, tau, dtau, range_rate, False)
-            q = _over_subcarriers(h, range_phasor(tau), pending)     # (C, S): BLAS over the subcarriers
+            tau = _max_1d(range_phasor, g, tau, dtau, range_rate, False, uniform=True)
+            z = range_phasor(tau)
+            q = _over_subcarriers(h, z, pending)                     # (C, S): BLAS over the subcarriers
             fd = _max_1d(doppler_phasor, q, fd, dfd, doppler_rate, static_removed) if dfd else fd
+    if z is None:
+        z = range_phasor(tau)
     slow = np.conj(doppler_phasor(fd))                            # unit-norm slow-time pattern
-    along = np.conj(range_phasor(tau))                            # model = outer(slow, along) * mask
+    along = np.conj(z)                                            # model = outer(slow, along) * mask
     # energy of the pattern on the mask: |along_k| = 1, so sum_l |slow_l|**2 (REs used on symbol l)
     energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
     if energy == 0:                                               # a zero-Doppler echo after the notch
         amplitude = np.zeros(h.shape[0], dtype=complex)
     else:                                                         # h is zero off the mask
         if q is None:
-            q = _over_subcarriers(h, range_phasor(tau), pending)
+            q = _over_subcarriers(h, z, pending)
         amplitude = q @ np.conj(slow) / energy
     used = stats.used
     num_channels = h.shape[0]
@@ -265,7 +396,7 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     snr_re = float(np.mean(np.abs(per_re) ** 2) / noise_var) if noise_var > 0 else math.inf
     half = 0.5 if rd.geometry == "monostatic" else 1.0
     wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
-    cov = crb_from_fim(max(snr_re, 1e-12) * num_channels * stats.unit_fim)
+    cov = stats.crb(max(snr_re, 1e-12) * num_channels)
     angle = angle_var = None
     if angle_spacing_wl is not None and num_channels > 1:
         angle = _ml_angle(amplitude, angle_spacing_wl)
@@ -280,6 +411,7 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     return detection, amplitude, slow, along
 
 
+@functools.lru_cache(maxsize=64)
 def _serial_block(n: int, other: int) -> int:
     """Largest divisor b of ``n`` with ``b * other`` below the threaded size (0: no such block worth it)."""
     limit = (_BLAS_THREADED_ELEMENTS - 1) // other
@@ -393,74 +525,110 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
 
 
 def _max_1d(phasor: Any, data: NDArray[np.complex128], start: float, step: float,
-            rate: NDArray[np.float64] | None = None, centred: bool = False) -> float:
+            rate: NDArray[np.float64] | None = None, centred: bool = False, uniform: bool = False) -> float:
     """Maximise sum_c |phasor(x) . data_c|**2 over x in start +- step.
 
     With ``rate``, ``phasor(x) . data_c`` is ``sum_n data_cn exp(j rate_n x)`` (over the norm of the
     phasor, constant unless ``centred``: the phasor had its mean removed); Newton's method on the
     analytic derivatives finds the peak in a few steps, and the bounded scalar search is the fallback
-    when Newton leaves the interval or meets a non-concave stretch.
+    when Newton leaves the interval or meets a non-concave stretch.  ``uniform``: the rates are
+    ``n rate_1`` (see :func:`_phasor`).
     """
     def cost(x: float) -> float:
         return -float(np.sum(np.abs(data @ phasor(x)) ** 2))
     if rate is not None:
-        x = _newton_peak(data, rate, start, step, centred)
+        objective = _Objective(data, rate, centred, uniform)
+        x = _newton(objective, start, step)
         if x is not None:
             return x
-        # a non-concave stretch (a weak or noise peak): restart Newton from the best of a few points
+        # a non-concave stretch (a weak or noise peak): restart Newton from the best of a few points (J is
+        # -cost up to a constant factor; where the centred phasor vanishes it is 0 / 0 or x / 0, which argmax
+        # picks as the cost on the zero phasor did: only at the start itself, which ends in the scalar search)
         grid = start + step * np.linspace(-1.0, 1.0, _RESTART_POINTS)
-        phasors = np.exp(1j * rate[:, None] * grid[None, :])                  # (n, points)
-        if centred:
-            phasors -= phasors.mean(axis=0)
-        sums = np.einsum("cn,np->cp", data, phasors)                          # small: no threaded BLAS
-        gain = np.sum(sums.real**2 + sums.imag**2, axis=0) / np.sum(phasors.real**2 + phasors.imag**2, axis=0)
-        best = float(grid[int(np.argmax(gain))])
-        x = _newton_peak(data, rate, best, step / (_RESTART_POINTS - 1), centred) if best != start else None
-        if x is not None and abs(x - start) <= abs(step) and cost(x) <= cost(start):
-            return x
+        best = float(grid[int(np.argmax(objective.values(grid)))])
+        x = _newton(objective, best, step / (_RESTART_POINTS - 1)) if best != start else None
+        if x is not None and abs(x - start) <= abs(step):
+            at_x, at_start = objective.values(np.array([x, start]))
+            if at_x >= at_start:
+                return x
     res = sp_opt.minimize_scalar(cost, bounds=(start - step, start + step), method="bounded",
                                  options={"xatol": abs(step) * 1e-4})
     return float(res.x) if res.fun <= cost(start) else start
 
 
 def _newton_peak(data: NDArray[np.complex128], rate: NDArray[np.float64], start: float, step: float,
-                 centred: bool) -> float | None:
+                 centred: bool, uniform: bool = False) -> float | None:
     """Local maximum near ``start`` of J(x) = N(x) / D(x) by Newton's method, or None.
 
     N(x) = sum_c |A_c(x)|**2 with A_c(x) = sum_n d_cn exp(j rate_n x); D = 1, or with ``centred``
     D(x) = M - |E(x)|**2 / M, E(x) = sum_n exp(j rate_n x) (the squared norm of the phasor with its
     mean removed, M terms; the data are centred the same way, which leaves A unchanged).
-    J' = (N' - J D') / D and J'' = (N'' - 2 J' D' - J D'') / D.
+    J' = (N' - J D') / D and J'' = (N'' - 2 J' D' - J D'') / D.  ``uniform``: see :func:`_phasor`.
     """
-    d = data - data.mean(axis=1, keepdims=True) if centred else data
-    i_rate, rate2 = 1j * rate, -(rate * rate)
-    stacked = np.stack((d, d * i_rate, d * rate2)).reshape(3 * d.shape[0], -1)   # rows: A, A', A'' per channel
-    ends = np.stack((np.ones_like(rate), i_rate, rate2)) if centred else None      # E, E', E''
-    num_channels, m = d.shape[0], rate.size
+    return _newton(_Objective(data, rate, centred, uniform), start, step)
+
+
+class _Objective:
+    """J(x) of :func:`_newton_peak` and its first two derivatives, from one product of its rows with the phasor.
+
+    The rows are A, A', A'' per channel, and with ``centred`` E, E', E'' from a row of ones.
+    """
+
+    def __init__(self, data: NDArray[np.complex128], rate: NDArray[np.float64], centred: bool, uniform: bool):
+        d = data - data.mean(axis=1, keepdims=True) if centred else data
+        self.num_channels, self.size = d.shape
+        self.centred = centred
+        self.lines = self.num_channels + 1 if centred else self.num_channels
+        self._products = _Products((3, self.lines), rate, uniform)
+        rows = self._products.data
+        rows[0, :self.num_channels] = d
+        rows[0, self.num_channels:] = 1.0
+        np.multiply(rows[0], 1j * rate, out=rows[1])
+        np.multiply(rows[0], -(rate * rate), out=rows[2])
+
+    def derivatives(self, x: float) -> tuple[float, float, float] | None:
+        """J, J' and J'' at x (None where the centred phasor vanishes)."""
+        sums = self._products(x)                                     # a few complex numbers: plain Python
+        c_total, lines, m = self.num_channels, self.lines, self.size
+        n0 = n1 = n2 = 0.0
+        for c in range(c_total):
+            a, a1, a2 = sums[c], sums[lines + c], sums[2 * lines + c]
+            n0 += a.real * a.real + a.imag * a.imag
+            n1 += 2 * (a.real * a1.real + a.imag * a1.imag)
+            n2 += 2 * (a1.real * a1.real + a1.imag * a1.imag + a.real * a2.real + a.imag * a2.imag)
+        if not self.centred:
+            return n0, n1, n2
+        e, e1, e2 = sums[c_total], sums[lines + c_total], sums[2 * lines + c_total]
+        den = m - (e.real * e.real + e.imag * e.imag) / m
+        den1 = -2 * (e.real * e1.real + e.imag * e1.imag) / m
+        den2 = -2 * (e1.real * e1.real + e1.imag * e1.imag + e.real * e2.real + e.imag * e2.imag) / m
+        if den <= 0:
+            return None
+        j0 = n0 / den
+        j1 = (n1 - j0 * den1) / den
+        return j0, j1, (n2 - 2 * j1 * den1 - j0 * den2) / den
+
+    def values(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
+        """J at several points (inf or NaN where the centred phasor vanishes)."""
+        sums = self._products.at(points, self.lines)
+        power = np.sum(sums[:self.num_channels].real ** 2 + sums[:self.num_channels].imag ** 2, axis=0)
+        if not self.centred:
+            return power
+        ends = sums[self.num_channels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return power / (self.size - (ends.real ** 2 + ends.imag ** 2) / self.size)
+
+
+def _newton(objective: _Objective, start: float, step: float) -> float | None:
+    """:func:`_newton_peak` on a prepared objective."""
     x, dx = float(start), math.inf
     scale = abs(step)
     j_start = -math.inf
     for _ in range(_NEWTON_STEPS):
-        z = np.exp(i_rate * x)
-        sums = (stacked @ z).tolist()                                # a few complex numbers: plain Python
-        n0 = n1 = n2 = 0.0
-        for c in range(num_channels):
-            a, a1, a2 = sums[c], sums[num_channels + c], sums[2 * num_channels + c]
-            n0 += a.real * a.real + a.imag * a.imag
-            n1 += 2 * (a.real * a1.real + a.imag * a1.imag)
-            n2 += 2 * (a1.real * a1.real + a1.imag * a1.imag + a.real * a2.real + a.imag * a2.imag)
-        if ends is not None:
-            e, e1, e2 = (ends @ z).tolist()
-            den = m - (e.real * e.real + e.imag * e.imag) / m
-            den1 = -2 * (e.real * e1.real + e.imag * e1.imag) / m
-            den2 = -2 * (e1.real * e1.real + e1.imag * e1.imag + e.real * e2.real + e.imag * e2.imag) / m
-            if den <= 0:
-                return None
-            j0 = n0 / den
-            j1 = (n1 - j0 * den1) / den
-            j2 = (n2 - 2 * j1 * den1 - j0 * den2) / den
-        else:
-            j0, j1, j2 = n0, n1, n2
+        terms = objective.derivatives(x)
+        if terms is None:
+            return None
+        j0, j1, j2 = terms
         if j_start == -math.inf:
             j_start = j0
         if not j2 < 0:
@@ -483,9 +651,19 @@ def _ml_angle(amplitude: NDArray[np.complex128], spacing_wl: float) -> float:
     def cost(theta: float) -> float:
         return -abs(np.vdot(np.exp(2j * math.pi * n * spacing_wl * math.sin(theta)), amplitude)) ** 2
 
-    grid = np.linspace(-math.pi / 2, math.pi / 2, 361)
-    start = grid[int(np.argmin([cost(t) for t in grid]))]
+    grid, steering = _angle_grid(amplitude.size, spacing_wl)
+    start = grid[int(np.argmin(-np.abs(steering @ amplitude) ** 2))]       # cost on the grid in one product
     step = grid[1] - grid[0]
     res = sp_opt.minimize_scalar(cost, bounds=(max(start - step, -math.pi / 2), min(start + step, math.pi / 2)),
                                  method="bounded")
     return float(res.x)
+
+
+@functools.lru_cache(maxsize=16)
+def _angle_grid(num_elements: int, spacing_wl: float) -> tuple[NDArray[np.float64], NDArray[np.complex128]]:
+    """The 361 start angles of :func:`_ml_angle` and their conjugate steering vectors (361, N); read-only."""
+    grid = np.linspace(-math.pi / 2, math.pi / 2, 361)
+    steering = np.conj(np.exp(np.multiply.outer(np.sin(grid), 2j * math.pi * np.arange(num_elements) * spacing_wl)))
+    grid.flags.writeable = False
+    steering.flags.writeable = False
+    return grid, steering

@@ -10,6 +10,7 @@ cell-by-cell reference written here with loops.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -18,11 +19,17 @@ from scipy import stats
 
 from sdr_isac.errors import InputError
 from sdr_isac.sensing.cfar import (
+    _BLOCK_SHAPES,
     CaCfarDetector,
     CfarDetector,
     GoCfarDetector,
     OsCfarDetector,
     SoCfarDetector,
+    _block_offsets,
+    _check_power_quick,
+    _Doubling,
+    _runs,
+    _total,
     ca_multiplier,
     go_false_alarm_probability,
     go_multiplier,
@@ -358,3 +365,67 @@ def test_detect_mask_false_alarm_rate_matches_design(rng):
 def test_detect_mask_bad_power_raises(power, match):
     with pytest.raises(InputError, match=match):
         CaCfarDetector(1e-3, GUARD, TRAIN).detect_mask(power)
+
+
+def test_runs_split_offsets_into_consecutive_stretches():
+    assert _runs([]) == []
+    assert _runs([3, -6, -5, 4, -4, 5, -3, 6]) == [(-6, 4), (3, 4)]
+    assert _runs(range(-6, 7)) == [(-6, 13)]
+    assert _runs([-2, 0, 2]) == [(-2, 1), (0, 1), (2, 1)]
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_doubling_sums_runs_exactly_as_a_loop(stride, rng):
+    x = rng.integers(0, 1000, size=400).astype(np.float64)        # integers: every sum is exact
+    runs = [(-6, 4), (3, 5), (9, 1), (-2, 13)]
+    start, count = 6 * stride, 400 - 30 * stride
+    total = _total(_Doubling(x, stride).parts(start, count, runs), x.dtype, count)
+    expected = np.zeros(count)
+    for first, length in runs:
+        for t in range(length):
+            expected += x[start + (first + t) * stride: start + (first + t) * stride + count]
+    assert np.array_equal(total, expected)
+    assert np.array_equal(_total([], x.dtype, 5), np.zeros(5))
+
+
+@pytest.mark.parametrize(("guard", "train"), [((4, 2), (8, 4)), ((1, 1), (2, 2)), ((2, 1), (10, 5))])
+@pytest.mark.parametrize("wrap", [True, False])
+def test_every_block_shape_keeps_every_detection_a_candidate(guard, train, wrap, rng):
+    """The block lower bound is a lower bound for each block shape, Doppler blocks included (not only the
+    shape the cost model picks): every cell detect() declares is among the candidates."""
+    detector = CaCfarDetector(1e-3, guard, train, wrap_doppler=wrap)
+    power = rng.exponential(size=(200, 64)).astype(np.float32)
+    power[100, 30] = 1e6
+    power[40:44, 0:3] = 60.0
+    power[150:160] = 0.0
+    expected = set(map(tuple, np.argwhere(detector.detect(power).mask)))
+    chosen = detector._ring_bound(power.shape)
+    assert chosen is not None
+    (gr, gd), (hr, hd) = guard, chosen.half
+    for br, bd in _BLOCK_SHAPES:
+        ri, rc = _block_offsets(br, hr, gr)
+        di, dc = _block_offsets(bd, hd, gd)
+        if not ri or not di:
+            continue
+        bound = dataclasses.replace(chosen, block=(br, bd), range_inside=tuple(ri), range_clear=tuple(rc),
+                                    doppler_inside=tuple(di), doppler_clear=tuple(dc))
+        rows, cols, _ = bound.candidates(power, float(power.max()))
+        assert expected <= set(zip(rows.tolist(), cols.tolist())), (br, bd)
+
+
+@pytest.mark.parametrize("scale", [1e-42, 2e-39, 1e-30, 1.0, 1e30, 3e36])
+def test_detect_mask_equals_detect_at_any_scale(scale, rng):
+    """Float32 maps near the subnormal range and near overflow (sums then taken in float64)."""
+    detector = CaCfarDetector(1e-4, (4, 2), (8, 4))
+    power = (rng.exponential(size=(300, 96)) * scale).astype(np.float32)
+    power[150, 40] = np.float32(min(scale * 1e3, 3e38))
+    power[200:220] = 0.0
+    assert np.array_equal(detector.detect_mask(power), detector.detect(power).mask)
+
+
+def test_quick_check_returns_the_peak():
+    power = np.arange(24, dtype=np.float32).reshape(4, 6)
+    checked, peak = _check_power_quick(power, (3, 3))
+    assert checked is power and peak == 23.0
+    checked, peak = _check_power_quick(power.astype(np.int64), (3, 3))          # converted by the full check
+    assert checked.dtype == np.float64 and peak == 23.0

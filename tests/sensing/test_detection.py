@@ -1,11 +1,26 @@
-"""Tests of sdr_isac.sensing.detection: the one-dimensional maximisation behind the off-grid refinement."""
+"""Tests of sdr_isac.sensing.detection: the one-dimensional maximisation behind the off-grid refinement, and the
+helpers that make it and the noise estimate fast."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
-from sdr_isac.sensing.detection import _max_1d, _newton_peak
+from sdr_isac.errors import InputError
+from sdr_isac.sensing.crb import crb_from_fim
+from sdr_isac.sensing.detection import (
+    _angle_grid,
+    _MaskStats,
+    _max_1d,
+    _median,
+    _newton_peak,
+    _Objective,
+    _phasor,
+    _Products,
+    _slow_time_pattern,
+)
 
 
 def cost_on(data, rate, x, centred):
@@ -47,3 +62,107 @@ def test_newton_gives_up_outside_the_main_lobe_and_restarts_from_the_best_point(
         return np.exp(1j * rate * x)
     found = _max_1d(phasor, data, start, 2 * step / 0.9, rate, False)
     assert found == pytest.approx(0.5, abs=1e-9)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 17, 64, 1020])
+def test_uniform_phasor_is_the_exponential(n):
+    rate = 2 * np.pi * 120e3 * np.arange(n)
+    for x in (2.6e-7, -4.1e-6, np.array([1e-7, 3e-7, -4e-6])):
+        direct = np.exp(1j * np.multiply.outer(rate, x))
+        for uniform in (False, True):
+            found = _phasor(rate, x, uniform)
+            assert found.shape == direct.shape
+            # a few ulp of the phase, which reaches n * 0.3 rad here
+            assert np.max(np.abs(found - direct)) < 1e-14 * max(n, 16)
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_products_are_rows_times_the_phasor(uniform, rng):
+    n = 1020
+    rate = 2 * np.pi * 120e3 * np.arange(n) if uniform else np.sort(rng.uniform(-5e4, 5e4, n))
+    products = _Products((3, 2), rate, uniform)
+    rows = rng.standard_normal((3, 2, n)) + 1j * rng.standard_normal((3, 2, n))
+    products.data[...] = rows
+    for x in (3.1e-7, -2e-6):
+        expected = rows.reshape(6, n) @ np.exp(1j * rate * x)
+        assert np.allclose(products(x), expected, rtol=0, atol=1e-12 * np.sum(np.abs(rows)))
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+@pytest.mark.parametrize("centred", [False, True])
+def test_objective_values_are_the_normalised_periodogram(centred, uniform, rng):
+    n = 112
+    rate = 2 * np.pi * np.arange(n) if uniform else -2 * np.pi * np.cumsum(rng.uniform(0.9, 1.1, n))
+    data = rng.standard_normal((3, n)) + 1j * rng.standard_normal((3, n))
+    points = np.array([-0.013, 0.0021, 0.25, 0.0])
+    found = _Objective(data, rate, centred, uniform).values(points)
+    for x, value in zip(points, found):
+        if centred and x == 0.0:                           # the centred phasor vanishes: 0 / 0 or x / 0
+            assert not np.isfinite(value)
+            continue
+        z = np.exp(1j * rate * x)
+        if centred:
+            z = z - z.mean()
+        expected = np.sum(np.abs(data @ z) ** 2) / (np.sum(np.abs(z) ** 2) if centred else 1.0)
+        assert value == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_newton_on_a_geometric_progression_finds_the_same_peak(centred, rng):
+    n, step = 1020, 1.0 / (2 * 1020)
+    rate = 2 * np.pi * np.arange(n)
+    data = np.exp(-1j * rate * 0.3137)[None, :] + 0.3 * (rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n)))
+    general = _newton_peak(data, rate, 0.3137 + 0.3 * step, step, centred)
+    fast = _newton_peak(data, rate, 0.3137 + 0.3 * step, step, centred, uniform=True)
+    assert general is not None and fast is not None
+    assert fast == pytest.approx(general, abs=1e-9 * step)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16383, 16384, 51225, 51226])
+def test_median_is_numpys(n, rng):
+    cases = [rng.exponential(size=n).astype(np.float32), np.sort(rng.exponential(size=n)),
+             rng.integers(0, 3, n).astype(np.float32),                                    # ties everywhere
+             np.where(np.arange(n) % 7 == 0, 0.0, rng.exponential(size=n))]
+    # a subsample that misleads: every element it picks is huge, so the bracket misses the middle
+    misleading = rng.exponential(size=n)
+    misleading[:: max(n // 2048, 1)] = 1e9
+    for values in [*cases, misleading]:
+        assert _median(values.copy()) == float(np.median(values))
+
+
+def test_slow_time_pattern_is_the_unit_conjugate():
+    times = np.arange(14) * 8.9e-6 + np.where(np.arange(14) > 6, 0.5e-6, 0.0)      # one longer cyclic prefix
+    rate = -2 * np.pi * times
+    for f in (0.0, 2400.0, -1.3e4):
+        plain = _slow_time_pattern(rate, f, False)
+        assert np.allclose(plain, np.conj(np.exp(2j * np.pi * f * times)) / math.sqrt(times.size), atol=1e-15)
+        centred = _slow_time_pattern(rate, f, True)
+        v = np.exp(2j * np.pi * f * times)
+        v -= v.mean()
+        expected = np.conj(v) / np.linalg.norm(v) if f else np.zeros_like(v)   # zero Doppler: nothing left
+        assert np.allclose(centred, expected, atol=1e-12)
+
+
+def test_mask_statistics_scale_the_unit_bound():
+    mask = np.ones((14, 24), dtype=bool)
+    mask[::3, ::2] = False
+    mask.flags.writeable = False
+    times = np.arange(14) * 8.9e-6
+    stats = _MaskStats.of(mask, 120e3, times)
+    for snr in (1e-12, 0.3, 4.0, 1e9):
+        assert np.allclose(stats.crb(snr), crb_from_fim(snr * stats.unit_fim), rtol=1e-12, atol=0)
+    with pytest.raises(InputError):                 # what the direct inverse says of an infinite SNR
+        stats.crb(math.inf)
+    one_symbol = np.zeros((14, 24), dtype=bool)
+    one_symbol[3] = True                            # no Doppler information: the bound does not exist
+    with pytest.raises(InputError, match="not observable"):
+        _MaskStats.of(one_symbol, 120e3, times).crb(1.0)
+
+
+def test_angle_grid_holds_the_conjugate_steering_vectors():
+    grid, steering = _angle_grid(4, 0.5)
+    amplitude = np.array([1.0, 0.2 - 0.7j, -0.4 + 0.1j, 0.3j])
+    n = np.arange(4)
+    direct = [abs(np.vdot(np.exp(2j * math.pi * n * 0.5 * math.sin(t)), amplitude)) ** 2 for t in grid]
+    assert np.allclose(np.abs(steering @ amplitude) ** 2, direct, rtol=1e-12)
+    assert grid.size == 361 and not steering.flags.writeable

@@ -177,6 +177,19 @@ def test_nan_zero_and_missing_frame():
         sensing.process(dataclasses.replace(capture, frame=None))
 
 
+@pytest.mark.parametrize("sample", [np.inf, -np.inf, complex(0.0, np.inf), complex(0.0, -np.nan)])
+def test_infinite_samples_are_refused_and_one_nonzero_sample_is_processed(sample):
+    frame, capture, _ = capture_of()
+    bad = capture.iq.copy()
+    bad[0, -1] = sample
+    with pytest.raises(SensingError, match="NaN or infinite"):
+        sensing.process(dataclasses.replace(capture, iq=bad), frame)
+    single = np.zeros_like(capture.iq)
+    single[0, 100] = -1e-3j                           # not all-zero: processed (nothing to detect in it)
+    result = sensing.process(dataclasses.replace(capture, iq=single), frame)
+    assert result.map is not None and "warning" not in result.diagnostics
+
+
 def test_process_command_finds_both_recorded_targets():
     out = subprocess.run([sys.executable, "-m", "sdr_isac", "process", "--rx",
                           str(REPO / "offline_data/two_targets.sigmf-meta"), "--json"],
