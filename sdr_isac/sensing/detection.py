@@ -15,6 +15,7 @@ weight by it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import asdict, dataclass
@@ -345,20 +346,23 @@ def refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDop
 def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats, rd: RangeDopplerMap,
             peak: tuple[int, int], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
             carrier_hz: float, noise_var: float, do_refine: bool, angle_spacing_wl: float | None,
-            static_removed: bool, pending: list[Echo] | None = None) -> tuple[Detection, NDArray[np.complex128],
-                                                                              NDArray[np.complex128],
-                                                                              NDArray[np.complex128]]:
+            static_removed: bool, pending: list[Echo] | None = None,
+            start: tuple[float, float] | None = None) -> tuple[Detection, NDArray[np.complex128],
+                                                                NDArray[np.complex128], NDArray[np.complex128]]:
     """:func:`refine` returning the echo's pattern as its two factors: model = outer(slow, along) * mask.
 
     ``pending``: echoes not yet subtracted from ``h`` (full masks only), taken out of its products.
+    ``start``: (delay s, Doppler Hz) to start from instead of the peak's interpolated position.
     """
     r, d = peak
     n_r, n_d = rd.power.shape
-    dtau = rd.delay_step_s or 1.0 / (n_r * subcarrier_spacing_hz)
-    dfd = float(rd.doppler_hz[1] - rd.doppler_hz[0]) if n_d > 1 else 0.0
+    dtau, dfd = _bins(rd, subcarrier_spacing_hz)
     p = rd.power
-    tau0 = (r + (_parabolic(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau
-    fd0 = rd.doppler_hz[d] + _parabolic(p[r, (d - 1) % n_d], p[r, d], p[r, (d + 1) % n_d]) * dfd
+    if start is None:
+        tau0 = (r + (_parabolic(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau
+        fd0 = rd.doppler_hz[d] + _parabolic(p[r, (d - 1) % n_d], p[r, d], p[r, (d + 1) % n_d]) * dfd
+    else:
+        tau0, fd0 = start
     range_rate, doppler_rate = stats.range_rate, stats.doppler_rate
 
     def range_phasor(t: float) -> NDArray[np.complex128]:
@@ -409,6 +413,13 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
         velocity_var_mps2=float(cov[1, 1]) * (wavelength * half) ** 2, angle_var_rad2=angle_var,
         map_snr_db=10 * math.log10(max(float(p[r, d]) / noise_cell, 1e-30)))
     return detection, amplitude, slow, along
+
+
+def _bins(rd: RangeDopplerMap, subcarrier_spacing_hz: float) -> tuple[float, float]:
+    """The map's delay bin (s) and Doppler bin (Hz; 0 with a single Doppler column)."""
+    n_r, n_d = rd.power.shape
+    dtau = rd.delay_step_s or 1.0 / (n_r * subcarrier_spacing_hz)
+    return dtau, (float(rd.doppler_hz[1] - rd.doppler_hz[0]) if n_d > 1 else 0.0)
 
 
 @functools.lru_cache(maxsize=64)
@@ -502,26 +513,99 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
     echoes : list of Echo
         Echoes still to subtract from ``work``.
     """
-    out: list[Detection] = []
-    pending: list[Echo] = []
     if not peaks:
-        return out, pending
+        return [], []
     stats = _MaskStats.of(mask, subcarrier_spacing_hz, symbol_times_s)
     threshold = significance_threshold(pfa, work.shape[0])
+
+    def significant(amplitude: NDArray[np.complex128], slow: NDArray[np.complex128]) -> bool:
+        energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
+        return energy > 0 and not (noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var
+                                   < threshold)
+
+    found: list[tuple[tuple[int, int], Detection, Echo]] = []
+    pending: list[Echo] = []
     for peak in peaks:
         det, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz, symbol_times_s,
                                               carrier_hz, noise_var, do_refine, angle_spacing_wl, static_removed,
                                               pending)
-        energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
-        if energy == 0 or (noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var < threshold):
+        if not significant(amplitude, slow):
             continue
         echo = Echo(amplitude, slow, along)
         if stats.full:
             pending.append(echo)
         else:
             subtract(work, mask, [echo])
-        out.append(det)
-    return out, pending
+        found.append((peak, det, echo))
+    if do_refine and len(found) > 1:
+        dtau, dfd = _bins(rd, subcarrier_spacing_hz)
+        # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
+        # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
+        # coupled to has changed since its own last refinement (steps counted in `version`)
+        version = list(range(len(found)))               # when each echo was last refined
+        step = len(found)
+        for _ in range(_RELAX_ROUNDS):
+            moved = 0.0
+            for i, (peak, det, echo) in enumerate(found):
+                changed = [e for j, (_, _, e) in enumerate(found) if j != i and version[j] > version[i]]
+                if not changed or not _coupled(echo, changed, stats, noise_var):
+                    continue
+                version[i] = step
+                step += 1
+                others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
+                if not stats.full:
+                    subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
+                det2, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz,
+                                                       symbol_times_s, carrier_hz, noise_var, True, angle_spacing_wl,
+                                                       static_removed, others, (det.delay_s, det.doppler_hz))
+                found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
+                if not stats.full:
+                    subtract(work, mask, [found[i][2]])
+                moved = max(moved, abs(det2.delay_s - det.delay_s) / dtau,
+                            abs(det2.doppler_hz - det.doppler_hz) / dfd if dfd else 0.0)
+            if moved < 1e-4:
+                break
+        # an echo that was only the residue of another's biased subtraction is no longer significant
+        dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
+        if dropped:
+            if not stats.full:                             # put them back: they are not echoes of their own
+                subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in dropped])
+            found = [item for item in found if all(item[2] is not e for e in dropped)]
+    return [det for _, det, _ in found], [echo for _, _, echo in found] if stats.full else []
+
+
+_RELAX_ROUNDS = 10          # re-refinement rounds at most; they stop once no echo moves by 1e-4 of a bin
+
+
+def _coupled(echo: Echo, others: list[Echo], stats: _MaskStats, noise_var: float) -> bool:
+    """Whether another echo moves this one's estimate by more than about 0.14 of its standard deviation.
+
+    The ML estimate of delay (Doppler) solves ``d|y|**2 = 0`` for the
+    matched filter ``y`` of the echo's pattern ``p``; another echo ``a_j p_j``
+    left in the data shifts it by ``sqrt(2) |a_j <d p, p_j>| / (||d p||
+    sigma)`` standard deviations (first order), and its leak into ``y``
+    itself scales the same way.  On a full mask the patterns are separable,
+    ``outer(slow, along)``, so every inner product is a product of a symbol
+    sum and a subcarrier sum (cheap); the derivatives use the centred phase
+    rates.  Other masks, or no noise level: always coupled.
+    """
+    if not stats.full or noise_var <= 0:
+        return True
+    floor = 0.1 * math.sqrt(noise_var)
+    rate_k = stats.range_rate - stats.range_rate.mean()
+    rate_l = stats.doppler_rate - stats.doppler_rate.mean()
+    slow, along = echo.slow, echo.along
+    d_slow, d_along = slow * rate_l, along * rate_k
+    norms = (float(np.linalg.norm(slow)) * math.sqrt(along.size), float(np.linalg.norm(slow)) *
+             float(np.linalg.norm(rate_k)), float(np.linalg.norm(d_slow)) * math.sqrt(along.size))
+    for other in others:
+        s0, s1 = complex(np.vdot(slow, other.slow)), complex(np.vdot(d_slow, other.slow))
+        l0, l1 = complex(np.vdot(along, other.along)), complex(np.vdot(d_along, other.along))
+        amplitude = float(np.sqrt(np.mean(np.abs(other.amplitude) ** 2)))
+        leaks = (abs(s0 * l0), abs(s0 * l1), abs(s1 * l0))
+        if any(n > 0 and amplitude * leak / n > floor for leak, n in zip(leaks, norms, strict=True)):
+            return True
+    return False
 
 
 def _max_1d(phasor: Any, data: NDArray[np.complex128], start: float, step: float,

@@ -372,3 +372,62 @@ def test_notch_refuses_comb_pilots_and_short_captures_wrap():
     result = sensing.process(shifted, frame, SensingConfig(sync="correlate", remove_static=True, min_range_m=5.0))
     assert result.frame_offset == 777
     assert result.detections[0].range_m == pytest.approx(truth["range_m"], abs=0.05)
+
+
+CLOSE_PAIR = """
+[frame]
+numerology = 1
+num_rb = 51
+fft_size = 1024
+carrier_hz = 5.9e9
+num_slots = 2
+data = { modulation = "qpsk", seed = 3 }
+[radio]
+node_id = "bs0"
+[scene]
+seed = SEED
+[[scene.nodes]]
+id = "bs0"
+position_m = [0.0, 0.0, 25.0]
+[[scene.targets]]
+id = "car"
+position_m = [112.0, 5.0, 1.5]
+velocity_mps = [0.0, 10.0, 0.0]
+snr_per_re_db = 10.0
+[[scene.targets]]
+id = "truck"
+position_m = [130.0, -35.0, 1.5]
+velocity_mps = [-6.0, 3.0, 0.0]
+snr_per_re_db = 10.0
+"""
+
+
+def _close_pair_errors(seeds: range) -> tuple[list[float], list[float], int]:
+    """Range errors (m), their CRB variances and the count of extra detections, two echoes 2.7 range bins apart."""
+    errors, variances, extra = [], [], 0
+    for seed in seeds:
+        cfg = config.loads(CLOSE_PAIR.replace("SEED", str(seed)))
+        frame = IsacFrame(cfg.frame)
+        with radio.open_radio(cfg) as r:
+            r.tx(frame.samples())
+            capture = r.rx(frame.num_samples)
+        truth = sorted(p["range_m"] for p in capture.metadata["truth"]["paths"] if p["kind"] == "target")
+        found = sorted(sensing.process(capture, frame, cfg.sensing).detections, key=lambda d: d.range_m)
+        near = [min(found, key=lambda d, t=t: abs(d.range_m - t)) for t in truth]
+        errors += [d.range_m - t for d, t in zip(near, truth, strict=True)]
+        variances += [d.range_var_m2 for d in near]
+        extra += len(found) - len({id(d) for d in near})
+    return errors, variances, extra
+
+
+def test_two_close_echoes_are_both_on_the_crb(monkeypatch):
+    """18.4 MHz, two targets 22 m (2.7 range bins) apart at equal SNR: CLEAN alone refines the first with the
+    second's sidelobes in the data -- a bias of tens of standard deviations and a ghost from the bad
+    subtraction; the RELAX rounds put both on the CRB and leave no ghost."""
+    errors, variances, extra = _close_pair_errors(range(6))
+    ratio = math.sqrt(np.mean(np.square(errors)) / np.mean(variances))
+    assert ratio < 1.6 and extra == 0, (ratio, errors, extra)          # 12 estimates: +-30 % around 1
+    from sdr_isac.sensing import detection
+    monkeypatch.setattr(detection, "_RELAX_ROUNDS", 0)
+    errors, variances, extra = _close_pair_errors(range(2))
+    assert math.sqrt(np.mean(np.square(errors)) / np.mean(variances)) > 10 and extra > 0
