@@ -92,9 +92,10 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
     the data, whose sidelobes bias it (a bistatic echo beside the strong
     direct path, say, by tens of standard deviations); RELAX rounds (Li &
     Stoica, IEEE TSP 44(2), 1996) re-estimate every path on the data minus
-    all the others, until no delay or Doppler moves by more than 1e-4 of a
-    bin (at most ``num_rounds`` rounds; two suffice for paths three bins
-    apart, closer ones take more).
+    all the others -- a path only while another one it is coupled to
+    (:func:`_leaks_into`) has changed since its own last fit -- until no
+    delay or Doppler moves by 5 % of its standard deviation (at most
+    ``num_rounds`` rounds).
     The per-RE SNR is ``|a|**2 / sigma**2`` with the noise variance the mean
     power of the final residual (unless given), and the variances are the
     CRB of the band's pilots at that SNR.
@@ -126,15 +127,24 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
         residual = residual - part
         found.append((tau, nu, amp))
         parts.append(part)
+    version = list(range(len(found)))                      # when each path was last fitted
+    step = len(found)
     for _ in range(int(num_rounds) if len(found) > 1 else 0):
         moved = 0.0
-        for i, (tau0, nu0, _) in enumerate(found):
+        for i, (tau0, nu0, amp0) in enumerate(found):
+            changed = [parts[j] for j in range(len(found)) if j != i and version[j] > version[i]]
+            if not changed or not _leaks_into(parts[i] / amp0, changed, k, t, sigma2):
+                continue
             others_removed = residual + parts[i]              # the data minus every other path
             tau, nu, amp, parts[i] = fit(others_removed, (tau0, nu0))
             residual = others_removed - parts[i]
             found[i] = (tau, nu, amp)
-            moved = max(moved, abs(tau - tau0) / steps[0], abs(nu - nu0) / steps[1])
-        if moved < 1e-4:
+            crb = band.crb(max(abs(amp) ** 2 / sigma2, 1e-12))
+            move = max(abs(tau - tau0) / np.sqrt(crb[0, 0]), abs(nu - nu0) / np.sqrt(crb[1, 1]))
+            if move >= _RELAX_MOVE:                           # a smaller change leaks less than that into others
+                version[i], step = step, step + 1
+            moved = max(moved, move)
+        if moved < _RELAX_MOVE:
             break
     if noise_var is None:
         # after CLEAN the residual is noise: its mean power (4 real parameters removed per path) is a better
@@ -147,6 +157,29 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
         crb = band.crb(max(snr, 1e-12))
         out.append(PathEstimate(tau, nu, amp, snr, float(crb[0, 0]), float(crb[1, 1])))
     return out
+
+
+_RELAX_MOVE = 0.05          # RELAX: a path that moves by less than this many standard deviations has settled
+
+
+def _leaks_into(model: NDArray[np.complex128], others: list[NDArray[np.complex128]], k_hz: NDArray[np.floating],
+                t_cycles: NDArray[np.floating], noise_var: float) -> bool:
+    """Whether another path moves this one's ML delay or Doppler by more than about 0.14 standard deviations.
+
+    ``model`` is the path's unit-amplitude pattern, ``others`` the fitted
+    patterns of the other paths.  To first order a path ``x`` left in the
+    data shifts the estimate by ``sqrt(2) |<d model, x>| / (||d model||
+    sigma)`` standard deviations (``d`` the derivative by delay or Doppler,
+    phase rates centred); its leak into the matched filter itself scales
+    alike.
+    """
+    limit = 0.1 * np.sqrt(noise_var)
+    k_c, t_c = k_hz - k_hz.mean(), t_cycles - t_cycles.mean()
+    for probe in (model, model * k_c[None, :], model * t_c[:, None]):
+        norm = float(np.linalg.norm(probe))
+        if norm > 0 and any(abs(complex(np.vdot(probe, x))) / norm > limit for x in others):
+            return True
+    return False
 
 
 def monostatic_measurement(node: int, path: PathEstimate, c: float = SPEED_OF_LIGHT_MPS) -> LinkMeasurement:

@@ -538,7 +538,6 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
             subtract(work, mask, [echo])
         found.append((peak, det, echo))
     if do_refine and len(found) > 1:
-        dtau, dfd = _bins(rd, subcarrier_spacing_hz)
         # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
         # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
         # coupled to has changed since its own last refinement (steps counted in `version`)
@@ -550,8 +549,6 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
                 changed = [e for j, (_, _, e) in enumerate(found) if j != i and version[j] > version[i]]
                 if not changed or not _coupled(echo, changed, stats, noise_var):
                     continue
-                version[i] = step
-                step += 1
                 others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
                 if not stats.full:
                     subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
@@ -561,9 +558,13 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
                 found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
                 if not stats.full:
                     subtract(work, mask, [found[i][2]])
-                moved = max(moved, abs(det2.delay_s - det.delay_s) / dtau,
-                            abs(det2.doppler_hz - det.doppler_hz) / dfd if dfd else 0.0)
-            if moved < 1e-4:
+                move = max(_in_sigmas(det2.range_m - det.range_m, det2.range_var_m2),
+                           _in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
+                if move >= _RELAX_MOVE:                # a smaller change leaks less than that into the others
+                    version[i] = step
+                    step += 1
+                moved = max(moved, move)
+            if moved < _RELAX_MOVE:
                 break
         # an echo that was only the residue of another's biased subtraction is no longer significant
         dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
@@ -574,7 +575,15 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
     return [det for _, det, _ in found], [echo for _, _, echo in found] if stats.full else []
 
 
-_RELAX_ROUNDS = 10          # re-refinement rounds at most; they stop once no echo moves by 1e-4 of a bin
+_RELAX_ROUNDS = 10          # re-refinement rounds at most
+_RELAX_MOVE = 0.05          # they stop once no echo moves by this many standard deviations
+
+
+def _in_sigmas(change: float, variance: float) -> float:
+    """|change| in standard deviations (inf for a change with no spread, 0 for no change)."""
+    if change == 0:
+        return 0.0
+    return abs(change) / math.sqrt(variance) if variance > 0 else math.inf
 
 
 def _coupled(echo: Echo, others: list[Echo], stats: _MaskStats, noise_var: float) -> bool:
