@@ -39,7 +39,7 @@ from sdr_isac.fusion.multiband import Band
 from sdr_isac.fusion.node import fuse_detections
 from sdr_isac.fusion.ris import RisGeometry, estimate_ris_target
 from sdr_isac.recording import RecordingWriter
-from sdr_isac.sensing.csi import known_reference
+from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import secure_server
 from sdr_isac.waveform import IsacFrame
@@ -313,7 +313,7 @@ class FusionHost:
                                         "truth": capture.metadata.get("truth"), "by_source": by_source})
             if capture.metadata.get("ris") and result.csi is not None:
                 try:
-                    self._ris_step(capture, msg.seq, result, frame)
+                    self._ris_step(capture, msg.seq, result.csi, frame)
                 except Exception as err:                   # noqa: BLE001  a RIS scan failure must not end the worker
                     with self._lock:
                         kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
@@ -488,7 +488,7 @@ class FusionHost:
                 out_places[link], dets[link], passive[link] = info, tx_dets, tx
         return out_places, dets, passive
 
-    def _ris_step(self, capture: Any, seq: int, result: sensing.SensingResult, frame: Any) -> None:
+    def _ris_step(self, capture: Any, seq: int, csi: ChannelEstimate, frame: Any) -> None:
         """Keep this frame's CIM for the RIS scan it belongs to; at the scan's last step, locate the target.
 
         The node records in ``metadata["ris"]`` which outgoing azimuth each RIS
@@ -504,7 +504,6 @@ class FusionHost:
         scene = self.cfg.scene
         if info is None or scene is None:
             return
-        assert result.csi is not None
         for step in capture.metadata["ris"]:
             key = (capture.node_id, str(step["id"]))
             index, size = int(step["scan_index"]), int(step["scan_size"])
@@ -515,7 +514,7 @@ class FusionHost:
                 scan.clear()
                 continue
             scan.append({"seq": seq, "t0_s": capture.t0_s, "steer_deg": float(step["steer_deg"]),
-                         "cim": np.array(result.csi.h[0], dtype=np.complex128), "mask": result.csi.mask.copy(),
+                         "cim": np.array(csi.h[0], dtype=np.complex128), "mask": csi.mask.copy(),
                          "truth": (capture.metadata.get("truth") or {}).get("targets") or []})
             if len(scan) == size:
                 ris = next(r for r in scene.ris if r.id == step["id"])
