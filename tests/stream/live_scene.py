@@ -6,6 +6,9 @@ import dataclasses
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from sdr_isac import config
 from sdr_isac.stream import FusionHost, NodeAgent
@@ -44,3 +47,16 @@ def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0) -> FusionHost
     stats = host.stats()
     assert all(stats["nodes"][n]["processed"] == frames and stats["nodes"][n]["failed"] == 0 for n in nodes), stats
     return host
+
+
+def by_target(item: dict[str, Any], slack_m: float = 0.05) -> dict[str, dict[str, Any]]:
+    """A fused set's estimates by the nearest true target, each checked within 5 sqrt(trace(cov)) + slack of it."""
+    truth = {p["target"]: np.array(p["position_m"][:2]) for p in item["truth"]}
+    found = {}
+    for est in item["estimates"]:
+        xy = np.array(est["position_m"][:2])
+        name = min(truth, key=lambda t: float(np.linalg.norm(xy - truth[t])))
+        error = float(np.linalg.norm(xy - truth[name]))
+        assert error < 5 * np.sqrt(np.trace(est["cov_position_m2"])) + slack_m, (name, error, est)
+        found[name] = est
+    return found

@@ -7,9 +7,7 @@ positions are judged by each estimate's own covariance.
 
 from __future__ import annotations
 
-import numpy as np
-
-from tests.stream.live_scene import run_scene
+from tests.stream.live_scene import by_target, run_scene
 
 NODES = {"bs0", "bs0_ul", "ue1", "ue2"}
 
@@ -20,14 +18,7 @@ def test_host_fuses_bs_and_ue_detections_by_case() -> None:
     full = [item for item in host.estimates if set(item["nodes"]) == NODES]
     assert full, list(host.estimates)
     for item in full:
-        truth = {p["target"]: np.array(p["position_m"][:2]) for p in item["truth"]}
-        found = {}
-        for est in item["estimates"]:
-            xy = np.array(est["position_m"][:2])
-            name = min(truth, key=lambda t: float(np.linalg.norm(xy - truth[t])))
-            error = float(np.linalg.norm(xy - truth[name]))
-            assert error < 5 * np.sqrt(np.trace(est["cov_position_m2"])) + 0.05, (name, error, est)
-            found[name] = est
+        found = by_target(item)
         assert set(found) == {"car", "bike"}, item["estimates"]
         assert found["car"]["case"] == "A" and {"bs0", "ue1", "ue2"} <= set(found["car"]["nodes"])
         assert "bs0_ul" in found["car"]["nodes"]               # the uplink reflection joined

@@ -7,10 +7,8 @@ A building hides the truck from micro2: the macro BS (5.9 GHz, 30 kHz) joins mic
 
 from __future__ import annotations
 
-import numpy as np
-
 from sdr_isac import config
-from tests.stream.live_scene import REPO, run_scene
+from tests.stream.live_scene import REPO, by_target, run_scene
 
 
 def test_macro_micro_config_names_scene_nodes() -> None:
@@ -23,14 +21,7 @@ def test_host_switches_between_micro_and_macro_micro_modes() -> None:
     full = [item for item in host.estimates if set(item["nodes"]) == {"micro1", "micro2", "macro0"}]
     assert full, list(host.estimates)
     for item in full:
-        truth = {p["target"]: np.array(p["position_m"][:2]) for p in item["truth"]}
-        found = {}
-        for est in item["estimates"]:
-            xy = np.array(est["position_m"][:2])
-            name = min(truth, key=lambda t: float(np.linalg.norm(xy - truth[t])))
-            error = float(np.linalg.norm(xy - truth[name]))
-            assert error < 5 * np.sqrt(np.trace(est["cov_position_m2"])) + 0.05, (name, error, est)
-            found[name] = est
+        found = by_target(item)
         assert set(found) == {"car", "truck"}, item["estimates"]
         assert found["car"]["mode"] == "micro" and sorted(found["car"]["nodes"]) == ["micro1", "micro2"]
         assert found["truck"]["mode"] == "macro_micro" and sorted(found["truck"]["nodes"]) == ["macro0", "micro1"]
