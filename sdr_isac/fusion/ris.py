@@ -71,6 +71,7 @@ import scipy.special as sp_special
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.channel.geometry import rotation_z, to_local
+from sdr_isac.config import RisConfig
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.completion import to_delay_doppler
 from sdr_isac.fusion.multiband import Band, common_grid, refine
@@ -131,6 +132,12 @@ class RisGeometry:
         if self.local(self.bs_m)[0] <= 0:
             raise InputError(f"bs_m = {self.bs_m.tolist()} m is behind the RIS (yaw {self.ris_yaw_deg} deg): "
                              "allowed a BS in front of the surface; turn the RIS (ris_yaw_deg) to face the BS")
+
+    @classmethod
+    def of(cls, ris: RisConfig, bs_m: ArrayLike) -> RisGeometry:
+        """The geometry of a scene's ``[[scene.ris]]`` entry seen by the BS at ``bs_m`` (m)."""
+        return cls(np.asarray(bs_m, dtype=np.float64), np.asarray(ris.position_m, dtype=np.float64), ris.yaw_deg,
+                   max(ris.num_elements[0], 2), ris.spacing_wavelengths)
 
     @property
     def bs_ris_distance_m(self) -> float:

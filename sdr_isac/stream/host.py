@@ -527,8 +527,7 @@ class FusionHost:
         symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)   # mean symbol period
         band = Band(capture.node_id, float(capture.center_freq_hz or frame.carrier_hz), frame.subcarrier_spacing_hz,
                     symbol_s - 1.0 / frame.subcarrier_spacing_hz, scan[0]["mask"])
-        geometry = RisGeometry(np.asarray(info["position_m"]), np.asarray(ris.position_m), ris.yaw_deg,
-                               max(ris.num_elements[0], 2), ris.spacing_wavelengths)
+        geometry = RisGeometry.of(ris, info["position_m"])
         found = estimate_ris_target(band, np.stack([step["cim"] for step in scan]),
                                     [step["steer_deg"] for step in scan], geometry, pfa=self.cfg.sensing.pfa,
                                     max_range_m=self.cfg.sensing.max_range_m or None,

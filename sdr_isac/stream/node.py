@@ -18,7 +18,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import zmq
 
 from sdr_isac import config as config_mod
@@ -144,9 +143,8 @@ class NodeAgent:
         plan = []
         for ris in scene.ris:
             if ris.controller == self.node_id and ris.scan_deg:
-                geometry = RisGeometry(np.asarray(node.position_m), np.asarray(ris.position_m), ris.yaw_deg,
-                                       max(ris.num_elements[0], 2), ris.spacing_wavelengths)
-                plan.append({"id": ris.id, "incoming_deg": geometry.incoming_deg, "scan_deg": list(ris.scan_deg)})
+                incoming = RisGeometry.of(ris, node.position_m).incoming_deg
+                plan.append({"id": ris.id, "incoming_deg": incoming, "scan_deg": list(ris.scan_deg)})
         return plan
 
     @staticmethod
