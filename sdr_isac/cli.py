@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -199,7 +200,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from sdr_isac.recording import describe
 
-    print(describe(args.path))
+    print(describe(args.path, allow_outside=args.allow_outside))
     return 0
 
 
@@ -255,6 +256,12 @@ def _cmd_host(args: argparse.Namespace) -> int:
                 break
     finally:
         host.stop()
+    stats = host.stats()
+    print(f"host: {stats['rejected']} message(s) rejected, {stats['errors_total']} error(s), "
+          f"{stats['refused']['total']} connection(s) refused ({stats['handshake_failures']} before "
+          "authentication); "
+          f"receiving thread {'alive' if stats['receiver_alive'] else 'DEAD'}, worker thread "
+          f"{'alive' if stats['worker_alive'] else 'DEAD'} at the end", flush=True)
     if args.out:
         write_host_outputs(host, cfg, args.out)
         print(f"host: wrote {args.out}/stream_stats.json and per-node outputs")
@@ -265,8 +272,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     from sdr_isac.stream.security import create_keys
 
     public, secret = create_keys(args.out, args.name)
-    print(f"wrote {public} (public: give it to the host's stream.curve_allowed or the nodes' "
-          f"curve_server_public) and {secret} (secret: keep it on this machine)")
+    print(f"wrote {public} (public: give it to the host's stream.curve_allowed (a node), its "
+          f"stream.curve_subscribers_allowed (a display or recorder), or the clients' curve_server_public (the "
+          f"host's own)) and {secret} (secret: keep it on this machine)")
     return 0
 
 
@@ -418,8 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="summarise and validate a SigMF recording",
                        description="Print a recording's format, rate, frequency, frame, node and the truth of "
-                                   "each capture; exits with status 2 if the recording is malformed.")
+                                   "each capture, after validating every metadata field, verifying core:sha512 "
+                                   "and reading every capture; exits with status 2 if the recording is malformed.")
     p.add_argument("path", metavar="PATH", help="the .sigmf-meta (or .sigmf-data, or base name)")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="allow a data file outside the recording's folder (core:dataset with .., an absolute path "
+                        "or a link to elsewhere); only for recordings you trust")
     p.set_defaults(func=_cmd_info)
     return parser
 
@@ -432,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SdrIsacError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:         # `sdr-isac info x | head`: the reader left; no traceback, the shell's status
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())      # Python flushes stdout at exit: let that go nowhere
+        return 141
 
 
 if __name__ == "__main__":

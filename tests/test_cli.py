@@ -118,3 +118,18 @@ def test_readme_python_examples_run():
         if "CommReceiver" in code:
             ber, evm = map(float, out.stdout.split())
             assert ber == 0.0 and evm < 0.05
+
+
+def test_record_overwrite_is_atomic_and_info_accepts_the_result(tmp_path):
+    out = tmp_path / "run"
+    stale = tmp_path / ".run.sigmf-data.0123456789ab.part"           # left by a killed earlier record
+    stale.write_bytes(b"partial")
+    for datatype in ("cf64_le", "cf32_le"):
+        done = run("record", "--config", "hw_configs/sim_single_bs.toml", "--frames", "1", "--datatype", datatype,
+                   "--out", str(out), "--overwrite")
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.sigmf-data", "run.sigmf-meta"]
+    meta = json.loads((tmp_path / "run.sigmf-meta").read_text())
+    assert meta["global"]["core:datatype"] == "cf32_le" and "core:dataset" not in meta["global"]
+    info = run("info", str(out))
+    assert info.returncode == 0 and "cf32_le" in info.stdout and "captures    1 (isac: annotations)" in info.stdout

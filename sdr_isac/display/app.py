@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--replay", type=Path, metavar="PATH", help="a .sigmf-meta recording, replayed in a loop")
     where.add_argument("--host", metavar="URL",
                        help="a fusion host's stream.publish_endpoint, e.g. tcp://127.0.0.1:5556 (live)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="with --host: a configuration whose [stream] gives the CURVE keys of a CURVE host "
+                             "(curve_client_secret, curve_client_public, curve_server_public; the client key must "
+                             "be in the host's stream.curve_subscribers_allowed)")
     parser.add_argument("--snapshot", type=Path, metavar="OUT.png",
                         help="draw the first frame offscreen, save it as PNG and exit")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
@@ -74,7 +78,8 @@ def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | Host
     from sdr_isac.display.sources import HostSource, ReplaySource
 
     if args.host is not None:
-        return HostSource(args.host, cfg)
+        stream = config.load(args.config).stream if getattr(args, "config", None) is not None else None
+        return HostSource(args.host, cfg, stream=stream)
     return ReplaySource(args.replay, cfg, args.interval)
 
 

@@ -50,6 +50,7 @@ import numpy as np
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
+from sdr_isac.fusion import locate as nl
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import angle_crb_rad2, measurement_matrix
@@ -70,7 +71,8 @@ NUM_ELEMENTS = 8
 CLOCK_OFFSET_S = (0.0, 20e-9, -15e-9, 30e-9)
 CFO_HZ = (0.0, 800.0, -500.0, 300.0)
 DIRECT_OVER_ECHO_DB = 30.0
-SNR_DB = (-25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0)
+DETECTION_PFA = 1e-3      # false-alarm probability of one link's map: weaker paths are noise peaks, not measurements
+SNR_DB = (-30.0, -25.0, -20.0, -15.0, -10.0, -5.0, 0.0, 5.0)
 METHODS = ("single", "active", "symbol", "active_passive")
 
 
@@ -93,6 +95,16 @@ def _geometry() -> dict[str, Any]:
 
 def _link_snr(snr0: float, dist: np.ndarray, i: int, j: int) -> float:
     return snr0 * dist[0] ** 4 / (dist[i] ** 2 * dist[j] ** 2)
+
+
+def _detected(link: nf.LinkMeasurement) -> bool:
+    """Whether a link's path stands above the noise: integrated SNR over the ``DETECTION_PFA`` threshold.
+
+    On noise alone the peak of a map of n unit-exponential cells exceeds ``ln(n / pfa)`` with
+    probability ``pfa``; the path's integrated SNR is its per-RE SNR times the n pilot REs.
+    """
+    n = NUM_SUBCARRIERS * NUM_SYMBOLS // 4
+    return link.snr_re * n >= math.log(n / DETECTION_PFA)
 
 
 def trial(point: Point, rng: np.random.Generator) -> Metrics:
@@ -153,22 +165,40 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         out[f"vel_err_{name}"] = math.nan if v_xy is None else float(np.linalg.norm(v_xy - truth_v))
 
     try:
-        xy_single = nf.locate_single(NODES_M[0], g["axis"][0], mono[0].range_m, cone0, height)
+        var_cone = float(angle_crb_rad2(max(mono[0].snr_re, 1e-12), NUM_ELEMENTS, int(bs[0].pilots.sum()), 0.5,
+                                        cone0))
+        fix = nl.single_fix(NODES_M, 0, g["axis"][0], mono[0].range_m, mono[0].var_range_m2, cone0, var_cone, height)
+        anchor: nl.SingleFix | None = fix
+        xy_single = fix.xy_m
     except SensingError:       # an outlier range shorter than the height difference: the node's own spot
-        xy_single = NODES_M[0, :2].copy()
+        anchor, xy_single = None, NODES_M[0, :2].copy()
     record("single", xy_single, None, mono[0].range_m, mono[0].rate_mps)
 
-    def fused(name: str, links: list[nf.LinkMeasurement]) -> tuple[np.ndarray, np.ndarray]:
-        xy, _, kept = nf.locate_robust(NODES_M, links, height)
+    def fused(name: str, links: list[nf.LinkMeasurement]) -> tuple[np.ndarray, np.ndarray | None]:
+        links = [m for m in links if _detected(m)]
+        try:
+            xy, _, kept = nl.locate_robust(NODES_M, links, height, anchor=anchor)
+        except SensingError:   # neither two detected links nor BS 0's own fix: BS 0's spot, as for `single`
+            xy, kept = xy_single.copy(), []
         p = np.array([xy[0], xy[1], height])
-        v, _ = nf.velocity_vector(NODES_M, kept, p)
-        u0 = (p - NODES_M[0]) / np.linalg.norm(p - NODES_M[0])
-        record(name, xy, v, float(np.linalg.norm(p - NODES_M[0])), float(u0[:2] @ v))
+        distance = float(np.linalg.norm(p - NODES_M[0]))
+        try:
+            v, _ = nl.velocity_vector(NODES_M, kept, p)
+        except SensingError:   # the single node's fix stands (no two links agree): its radial velocity only
+            record(name, xy, None, distance, mono[0].rate_mps)
+            out[f"single_{name}"] = 1.0
+            return xy, None
+        u0 = (p - NODES_M[0]) / distance
+        record(name, xy, v, distance, float(u0[:2] @ v))
+        out[f"single_{name}"] = 0.0
         return xy, v
 
     xy_a, v_a = fused("active", mono)
     if passive:
         fused("active_passive", mono + bistatic)
+    if v_a is None:            # start the symbol-level search from the single node's radial velocity
+        d_a = np.array([xy_a[0], xy_a[1], height]) - NODES_M[0]
+        v_a = mono[0].rate_mps * d_a[:2] / np.linalg.norm(d_a)
     xy_s, v_s = nf.symbol_level_refine(bs, mono_cims, NODES_M, height, xy_a, v_a, (0.2, 0.2), C)
     p_s = np.array([xy_s[0], xy_s[1], height])
     u0 = (p_s - NODES_M[0]) / np.linalg.norm(p_s - NODES_M[0])
@@ -206,13 +236,8 @@ def bounds(snr_db: float) -> dict[str, float]:
         out[f"crb_vel_{name}"] = math.sqrt(np.trace(cov_v))
     # single BS: range and cone angle -> position (Jacobian by central differences)
     var_cone = float(angle_crb_rad2(snr0, NUM_ELEMENTS, int(bs[0].pilots.sum()), 0.5, g["cone"][0]))
-    r0, a0, eps = dist[0], g["cone"][0], (1e-4, 1e-7)
-    def single(r: float, a: float) -> np.ndarray:
-        return nf.locate_single(NODES_M[0], g["axis"][0], r, a, TARGET_M[2])
-
-    jac = np.stack([(single(r0 + eps[0], a0) - single(r0 - eps[0], a0)) / (2 * eps[0]),
-                    (single(r0, a0 + eps[1]) - single(r0, a0 - eps[1])) / (2 * eps[1])], axis=1)
-    cov_single = jac @ np.diag([var_r[0, 0], var_cone]) @ jac.T
+    fix = nl.single_fix(NODES_M, 0, g["axis"][0], dist[0], var_r[0, 0], g["cone"][0], var_cone, TARGET_M[2])
+    cov_single = fix.cov_m2
     out["crb_pos_single"] = math.sqrt(np.trace(cov_single))
     out["crb_dist_single"] = math.sqrt(var_r[0, 0])
     out["crb_radial_single"] = math.sqrt(var_v[0, 0])
@@ -225,7 +250,9 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
         for m in METHODS:
             if quantity == "vel" and m == "single":
                 continue
-            row[f"rmse_{quantity}_{m}"] = rmse(t[f"{quantity}_err_{m}"] for t in trials)
+            row[f"rmse_{quantity}_{m}"] = rmse((t[f"{quantity}_err_{m}"] for t in trials), skip_nan=quantity == "vel")
+    for m in ("active", "active_passive"):     # trials in which no two links agreed: BS 0's own fix stood
+        row[f"single_fraction_{m}"] = float(np.mean([t.get(f"single_{m}", math.nan) for t in trials]))
     row.update(bounds(point["snr_db"]))
     for quantity in ("dist", "radial", "pos"):
         row[f"gain_{quantity}_active_pct"] = 100.0 * (1.0 - row[f"rmse_{quantity}_active"]

@@ -59,7 +59,7 @@ from sdr_isac.fusion import bs_ue, hybrid, macro_micro
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db, sensing_radius_m
 from sdr_isac.fusion.multiband import Band, pilot_mask
-from sdr_isac.sensing.crb import angle_crb_rad2
+from sdr_isac.sensing.doa import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["CASES", "trial", "bounds", "scene"]
@@ -176,7 +176,7 @@ def _mono_array(band: Band, node: NDArray[np.float64], target: NDArray[np.float6
     t = band.symbol_times_s * band.carrier_hz
     z = np.einsum("cmk,m,k->c", h_all, np.exp(-2j * np.pi * t * path.nu), np.exp(2j * np.pi * k * path.delay_s))
     cone = nf.array_angle(z, 0.5)
-    var = float(angle_crb_rad2(max(path.snr_re, 1e-6), elements, int(band.pilots.sum()), 0.5,
+    var = float(angle_crb_rad2(max(path.snr_re, 1e-6), int(band.pilots.sum()), 0.5 * np.arange(elements),
                                float(np.clip(cone, -1.4, 1.4))))
     return h_all[0], path, (cone, var)
 
@@ -319,7 +319,7 @@ def _bi_var(band: Band, snr: float) -> tuple[float, float]:
 
 def _angle_var(band: Band, snr: float, elements: int, node: NDArray[np.float64], axis: tuple[float, float],
                p: NDArray[np.float64]) -> float:
-    return float(angle_crb_rad2(snr, elements, int(band.pilots.sum()), 0.5, _cone(node, axis, p)))
+    return float(angle_crb_rad2(snr, int(band.pilots.sum()), 0.5 * np.arange(elements), _cone(node, axis, p)))
 
 
 def _record_bounds(out: dict[str, float], case: str, nodes: NDArray[np.float64], p: NDArray[np.float64],

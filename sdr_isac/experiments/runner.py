@@ -9,9 +9,9 @@ numbers do not depend on how trials are split between processes or machines:
 the local pool, a Dask cluster and a single process give the same results for
 the same seed.
 
-Trials run in chunks on a ``concurrent.futures.ProcessPoolExecutor`` (forked
-processes) by default, inline with ``workers=1``, or on a Dask distributed
-cluster when a scheduler address is given (``dask`` is imported here only).
+Trials run in chunks on a local process pool (forked processes) by default,
+inline with ``workers=1``, or on a Dask distributed cluster when a scheduler
+address is given: the executors of :mod:`sdr_isac.executors`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_all_start_methods
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sdr_isac.errors import ConfigError, InputError, SdrIsacError
+from sdr_isac.errors import ConfigError, InputError
+from sdr_isac.executors import Executor, as_completed, make_executor
 
 __all__ = ["Scenario", "run_trials", "write_csv", "rmse", "ExperimentResult", "run_experiment", "Point", "Metrics"]
 
@@ -178,39 +178,25 @@ def run_trials(scn: Scenario, trials: int, seed: int = 0, workers: int | None = 
     return [[m for m in point if m is not None] for point in results]
 
 
-def _mp_context() -> Any:
-    """fork where the platform has it (works from scripts without a ``__main__`` guard), spawn elsewhere."""
-    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-
-
 def _local(trial: Callable[[Point, np.random.Generator], Metrics], tasks: list[tuple[int, Point, int, int]], seed: int,
            workers: int) -> Iterator[list[tuple[int, int, Metrics]]]:
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        pending: set[Future[list[tuple[int, int, Metrics]]]] = {
-            pool.submit(_run_chunk, trial, j, p, a, b, seed) for j, p, a, b in tasks}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                yield fut.result()
+    # fork where the platform has it: works from scripts without a ``__main__`` guard (the runner has no threads)
+    method = "fork" if "fork" in get_all_start_methods() else None
+    with make_executor("process", workers, start_method=method) as pool:
+        yield from _gather(pool, trial, tasks, seed)
 
 
 def _dask(trial: Callable[[Point, np.random.Generator], Metrics], tasks: list[tuple[int, Point, int, int]], seed: int,
           scheduler: str, timeout_s: float) -> Iterator[list[tuple[int, int, Metrics]]]:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError as err:
-        raise SdrIsacError("--scheduler needs dask.distributed: pip install 'sdr_isac[cluster]'") from err
-    try:
-        client = Client(scheduler, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError) as err:
-        raise SdrIsacError(f"scheduler {scheduler!r}: cannot connect ({err}); start one with `dask scheduler` "
-                           "and workers with `dask worker ADDRESS`, or drop --scheduler to run locally") from err
-    try:
-        futures = [client.submit(_run_chunk, trial, j, p, a, b, seed, pure=False) for j, p, a, b in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
-    finally:
-        client.close()
+    with make_executor("dask", scheduler=scheduler, connect_timeout_s=timeout_s) as client:
+        yield from _gather(client, trial, tasks, seed)
+
+
+def _gather(executor: Executor, trial: Callable[[Point, np.random.Generator], Metrics],
+            tasks: list[tuple[int, Point, int, int]], seed: int) -> Iterator[list[tuple[int, int, Metrics]]]:
+    futures = [executor.submit(_run_chunk, trial, j, p, a, b, seed) for j, p, a, b in tasks]
+    for fut in as_completed(futures):
+        yield fut.result()
 
 
 def rmse(errors: Iterable[float], skip_nan: bool = False) -> float:

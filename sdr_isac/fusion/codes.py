@@ -43,15 +43,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
+from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.resource import (
     DelayDopplerEstimate,
     as_channels,
-    channel_amplitudes,
     channels_fim,
     delay_doppler_power,
     estimate_delay_doppler,
-    refine_delay_doppler,
 )
+from sdr_isac.sensing import estimate as core
+from sdr_isac.sensing.crb import delay_doppler_fim
 from sdr_isac.waveform import IsacFrame, Signal
 
 __all__ = ["CodeLayout", "CodeCsi", "code_layout", "extract_code_csi", "code_fim", "virtual_positions",
@@ -281,15 +282,9 @@ def estimate_paths(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_spacing_h
                    mask: ArrayLike | None = None, max_delay_s: float | None = None,
                    max_doppler_hz: float | None = None,
                    num_rounds: int = 3) -> list[tuple[DelayDopplerEstimate, NDArray[np.complex128]]]:
-    """Several echoes from all channels together: successive cancellation, then RELAX rounds.
-
-    Each step estimates the strongest remaining echo on every channel
-    (:func:`sdr_isac.fusion.resource.estimate_delay_doppler`), fits its
-    amplitude per channel and removes it.  Then, ``num_rounds`` times, each
-    echo is re-estimated on the data minus the other echoes (RELAX: Li &
-    Stoica, IEEE TSP 44(2), 1996), which removes the bias that an echo's
-    sidelobes put on its neighbour's first estimate.  The amplitudes of all
-    echoes are finally fitted jointly by least squares on each channel's REs.
+    """Several echoes from all channels together: :func:`sdr_isac.sensing.estimate.estimate_paths` (CLEAN from
+    the peaks of :func:`sdr_isac.fusion.resource.estimate_delay_doppler`'s map, Newton refinement jointly over
+    the channels, then at most ``num_rounds`` RELAX rounds; amplitudes fitted jointly at the end).
 
     Parameters
     ----------
@@ -310,38 +305,21 @@ def estimate_paths(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_spacing_h
         Each echo, in the order found (strongest first), with its complex
         amplitude on every channel.
     """
-    for name, value, low in (("num_paths", num_paths, 1), ("num_rounds", num_rounds, 0)):
-        if isinstance(value, bool) or int(value) != value or value < low:
-            raise InputError(f"{name} = {value!r}: allowed a whole number >= {low}")
     x, m = as_channels(h, mask)
     t = np.asarray(symbol_times_s, dtype=np.float64)
     df = float(subcarrier_spacing_hz)
-    k = np.arange(x.shape[2]) * df
+    # the channels share one noise level (equal weights): the mean of their robust estimates
+    s2 = float(np.mean([noise_variance(x[c], m[c]) for c in range(x.shape[0])]))
+    power = delay_doppler_power(x, t, m)
+    symbol_step_s = float(np.min(np.diff(t))) if t.size > 1 else 1.0
+    steps = (1.0 / (power.shape[0] * df), 1.0 / (power.shape[1] * symbol_step_s))    # the map's bins
 
-    def atom(est: DelayDopplerEstimate) -> NDArray[np.complex128]:
-        return np.outer(np.exp(2j * np.pi * t * est.doppler_hz), np.exp(-2j * np.pi * k * est.delay_s))
+    def peak(residual: NDArray[np.complex128]) -> tuple[float, float]:
+        est = estimate_delay_doppler(residual, t, df, m, max_delay_s=max_delay_s, max_doppler_hz=max_doppler_hz,
+                                     refine=False)
+        return est.delay_s, est.doppler_hz
 
-    def fit(data: NDArray[np.complex128], est: DelayDopplerEstimate) -> NDArray[np.complex128]:
-        return m * channel_amplitudes(data, t, df, est, m)[:, None, None] * atom(est)[None]
-
-    found: list[DelayDopplerEstimate] = []
-    parts: list[NDArray[np.complex128]] = []
-    for _ in range(int(num_paths)):
-        resid = x - sum(parts, np.zeros_like(x))
-        est = estimate_delay_doppler(resid, t, df, m, max_delay_s=max_delay_s, max_doppler_hz=max_doppler_hz)
-        found.append(est)
-        parts.append(fit(resid, est))
-    if len(found) > 1:
-        power = delay_doppler_power(x, t, m)
-        steps = (1.0 / (power.shape[1] * df), 1.0 / (power.shape[0] * float(np.min(np.diff(t)))))
-        for _ in range(int(num_rounds)):
-            for i in range(len(found)):
-                others = x - sum((p for j, p in enumerate(parts) if j != i), np.zeros_like(x))
-                found[i] = refine_delay_doppler(others, t, df, found[i], steps, m)
-                parts[i] = fit(others, found[i])
-    atoms = [atom(e) for e in found]
-    amps = np.zeros((x.shape[0], len(found)), dtype=np.complex128)
-    for c in range(x.shape[0]):
-        basis = np.stack([a[m[c]] for a in atoms], axis=1)
-        amps[c] = np.linalg.lstsq(basis, x[c][m[c]], rcond=None)[0]
-    return [(est, amps[:, i]) for i, est in enumerate(found)]
+    fims = [delay_doppler_fim(1.0, m[c], df, t) for c in range(x.shape[0])]
+    paths = core.estimate_paths(x, m, np.arange(x.shape[2]) * df, t, np.full(x.shape[0], s2), fims, num_paths, peak,
+                                steps, 4.0, num_rounds)
+    return [(DelayDopplerEstimate(p.delay_s, p.doppler), p.amplitudes) for p in paths]

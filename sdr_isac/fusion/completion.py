@@ -28,6 +28,7 @@ import scipy.fft as sp_fft
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
+from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 
 __all__ = ["to_delay_doppler", "from_delay_doppler", "noise_variance", "complete_cim", "universal_threshold"]
 
@@ -58,13 +59,13 @@ def noise_variance(h: NDArray[np.complexfloating], mask: NDArray[np.bool_]) -> f
     cells: true for pilots on regular combs and blocks, whose leakage stays on
     a few rows and columns, not for random RE subsets, which spread it over
     the whole map like noise (pass the noise variance there).
+    :func:`sdr_isac.sensing.estimate.noise_variance` on that map.
     """
     m = np.asarray(mask, dtype=bool)
     n_obs = int(np.count_nonzero(m))
     if n_obs == 0:
         raise InputError("mask selects no RE: allowed at least one observed RE; check the pilot pattern")
-    p = np.abs(to_delay_doppler(np.where(m, h, 0))) ** 2
-    return float(np.median(p) * m.size / (n_obs * np.log(2.0)))
+    return noise_variance_of_map(np.abs(to_delay_doppler(np.where(m, h, 0))) ** 2, n_obs / m.size)
 
 
 def universal_threshold(noise_var: float, mask: NDArray[np.bool_]) -> float:

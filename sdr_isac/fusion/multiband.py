@@ -22,7 +22,8 @@ article's §III-B and Fig. 5; ``REFERENCE.md`` §4):
 - Off the grid, the maximum-likelihood estimate for independent complex
   amplitudes per band maximises the sum of the bands' normalised
   periodograms of the raw measurements, ``sum_b |d_b(nu)^T H_b a_b(tau)|**2 / (n_b sigma_b**2)``
-  (:func:`refine`); it reaches the fused Cramér–Rao bound, the sum of the
+  (:func:`refine`: Newton on the exact derivatives, :mod:`sdr_isac.sensing.estimate`);
+  it reaches the fused Cramér–Rao bound, the sum of the
   bands' Fisher informations (:meth:`Band.crb`).
 
 Delays are in s and Doppler is normalised (``nu``, dimensionless) in the
@@ -32,22 +33,23 @@ it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import gcd
 
 import numpy as np
-import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.completion import complete_cim, noise_variance, to_delay_doppler
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
+from sdr_isac.sensing.estimate import Look, look, resolvable_steps
+from sdr_isac.sensing.estimate import grid_peak as _grid_peak
+from sdr_isac.sensing.estimate import refine as refine_joint
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["Band", "CommonGrid", "BandEstimate", "pilot_mask", "common_grid", "reorganise", "band_map",
-           "fused_map", "grid_peak", "refine", "estimate", "estimate_level_fusion", "article_bands",
+           "fused_map", "grid_peak", "refine", "band_looks", "estimate", "estimate_level_fusion", "article_bands",
            "pilot_block"]
 
 
@@ -276,43 +278,25 @@ def fused_map(maps: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
     return np.sum(np.stack(maps), axis=0)
 
 
-def _unambiguous(masks: Sequence[NDArray[np.bool_]]) -> tuple[int, int]:
-    """(delay cells, Doppler cells) of the common grid that the union of masks resolves without aliasing."""
-    g_k, g_m = 0, 0
-    for mask in masks:
-        m, k = np.nonzero(mask)
-        for d in np.diff(np.unique(k)):
-            g_k = gcd(g_k, int(d))
-        for d in np.diff(np.unique(m)):
-            g_m = gcd(g_m, int(d))
-    shape = masks[0].shape
-    return shape[1] // max(g_k, 1), shape[0] // max(g_m, 1)
-
-
 def grid_peak(power: NDArray[np.float64], grid: CommonGrid, masks: Sequence[NDArray[np.bool_]],
               max_delay_s: float | None = None, max_nu: float | None = None) -> tuple[int, int]:
     """(delay bin, shifted Doppler bin) of the strongest cell inside the region the masks resolve.
 
     The region is the delay interval ``[0, 1 / (g_k df))`` and normalised
     Doppler ``|nu| < 1 / (2 g_m fT)`` where ``g_k`` and ``g_m`` are the
-    common steps of the pilots (a comb every 4th subcarrier resolves a
-    quarter of the delays), narrowed by ``max_delay_s`` / ``max_nu`` when given.
+    common steps of the pilots (:func:`sdr_isac.sensing.estimate.resolvable_steps`:
+    a comb every 4th subcarrier resolves a quarter of the delays), narrowed
+    by ``max_delay_s`` / ``max_nu`` when given.
     """
-    n_delay, n_dopp = _unambiguous(masks)
-    rows = np.arange(power.shape[0])
-    nu = grid.nu_axis()
-    ok_r = rows < n_delay
-    ok_d = np.abs(nu) < n_dopp * grid.nu_bin / 2.0
+    g_m, g_k = resolvable_steps(masks)
+    n_dopp = grid.num_symbols // g_m
+    delay_limit = (grid.num_subcarriers // g_k) * grid.delay_bin_s
     if max_delay_s is not None:
-        ok_r &= rows * grid.delay_bin_s <= max_delay_s
+        delay_limit = min(delay_limit, max_delay_s + 0.5 * grid.delay_bin_s)
+    nu_limit = (n_dopp / 2.0 - 0.5) * grid.nu_bin
     if max_nu is not None:
-        ok_d &= np.abs(nu) <= max_nu
-    if not ok_r.any() or not ok_d.any():
-        raise InputError(f"search region is empty (max_delay_s = {max_delay_s!r}, max_nu = {max_nu!r}): allowed "
-                         "limits of at least one grid cell")
-    sub = np.where(ok_r[:, None] & ok_d[None, :], power, -np.inf)
-    r, d = np.unravel_index(int(np.argmax(sub)), sub.shape)
-    return int(r), int(d)
+        nu_limit = min(nu_limit, max_nu)
+    return _grid_peak(power, grid.delay_axis_s(), grid.nu_axis(), delay_limit, nu_limit)
 
 
 def pilot_block(band: Band, cim: NDArray[np.complexfloating]) -> tuple[NDArray[np.complex128],
@@ -328,40 +312,25 @@ def pilot_block(band: Band, cim: NDArray[np.complexfloating]) -> tuple[NDArray[n
     return (block, cols.astype(np.float64) * band.subcarrier_spacing_hz, band.symbol_times_s[rows] * band.carrier_hz)
 
 
-def _objective(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
-               noise_vars: Sequence[float]) -> Callable[[float, float], float]:
-    prepared = [(*pilot_block(band, h), float(np.count_nonzero(band.pilots)) * s2)
-                for band, h, s2 in zip(bands, cims, noise_vars, strict=True)]
-
-    def value(tau: float, nu: float) -> float:
-        total = 0.0
-        for y, k, t, scale in prepared:
-            a = np.exp(2j * np.pi * k * tau)            # matched to exp(-j 2 pi k df tau)
-            d = np.exp(-2j * np.pi * t * nu)            # matched to exp(+j 2 pi nu f t)
-            total += abs(d @ y @ a) ** 2 / scale
-        return total
-
-    return value
-
-
 def refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], noise_vars: Sequence[float],
            start: tuple[float, float], step: tuple[float, float]) -> tuple[float, float]:
     """Maximum-likelihood ``(tau, nu)`` near ``start``: maximise the summed normalised periodograms.
 
-    Nelder–Mead (scipy) in units of ``step`` (the grid bins), started at the
-    grid estimate with a simplex of half a bin.
+    :func:`sdr_isac.sensing.estimate.refine` (Newton on the exact
+    derivatives, jointly over the bands), one grid bin ``step`` at a time;
+    a result more than 2 bins away left the grid peak's lobe and ``start``
+    is returned.
     """
-    value = _objective(bands, cims, noise_vars)
-    s_tau, s_nu = step
+    return refine_joint(band_looks(bands, cims, noise_vars), start, step, max_cells=2.0)
 
-    def cost(p: NDArray[np.float64]) -> float:
-        return -value(start[0] + p[0] * s_tau, start[1] + p[1] * s_nu)
 
-    simplex = np.array([[0.0, 0.0], [0.5, 0.0], [0.0, 0.5]])
-    res = sp_opt.minimize(cost, np.zeros(2), method="Nelder-Mead",
-                          options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-9, "maxiter": 400})
-    p = res.x if np.all(np.abs(res.x) <= 2.0) else np.zeros(2)      # stay on the grid peak's lobe
-    return start[0] + float(p[0]) * s_tau, start[1] + float(p[1]) * s_nu
+def band_looks(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
+               noise_vars: Sequence[float]) -> list[Look]:
+    """Each band's pilots as a :class:`sdr_isac.sensing.estimate.Look` in ``(tau, nu)``: column k at ``k df_b``,
+    row m at Doppler phase rate ``f_b t_m``."""
+    return [look(h, band.pilots, np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz,
+                 band.symbol_times_s * band.carrier_hz, float(s2))
+            for band, h, s2 in zip(bands, cims, noise_vars, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ velocity, moving away, gives a negative Doppler.
   ``sum_c |d(f)^H H_c a(tau)|**2 / sigma_c**2`` (Stoica & Moses, *Spectral
   Analysis of Signals*, 2005, §4.3 for one channel; independent channels add
   log-likelihoods), found on a zero-padded FFT grid and refined by
-  Nelder–Mead.  Its bound is the sum of the channels' Fisher informations
+  Newton's method (:mod:`sdr_isac.sensing.estimate`).  Its bound is the sum of the channels' Fisher informations
   (:func:`channels_fim`, REFERENCE.md §3: fusing adds Fisher information).
 - Space: :func:`coherent_combine` estimates each antenna's phase from the
   data (the complex value of its delay-Doppler map at the fused peak) and
@@ -41,18 +41,17 @@ velocity, moving away, gives a negative Doppler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from math import gcd
 
 import numpy as np
 import scipy.fft as sp_fft
-import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
 from sdr_isac.sensing.doa import CoarrayMusicEstimator, angle_crb_rad2, difference_coarray
+from sdr_isac.sensing.estimate import grid_peak, look, ml_angle, refine, resolvable_steps
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["DelayDopplerEstimate", "as_channels", "delay_doppler_power", "estimate_delay_doppler",
@@ -145,75 +144,53 @@ def delay_doppler_power(h: ArrayLike, symbol_times_s: ArrayLike, mask: ArrayLike
                         oversample: int = 2, noise_vars: ArrayLike | None = None) -> NDArray[np.float64]:
     """Summed periodogram of the channels on a zero-padded delay-Doppler grid.
 
-    Cell ``(i, j)``: Doppler ``f_D = i / (L M_u T)`` (wrapped, not shifted),
-    delay ``tau = j / (L K df)``, with ``T`` the smallest symbol step, ``M_u``
-    the rows of the uniform time grid and ``L = oversample``.  Each channel's
+    The package's one map layout (as :class:`sdr_isac.sensing.rdmap.RangeDopplerMap`
+    and :func:`sdr_isac.fusion.multiband.band_map`): rows delay, columns Doppler
+    centred.  Cell ``(i, j)``: delay ``tau = i / (L K df)``, Doppler
+    ``f_D = (j - floor(L M_u / 2)) / (L M_u T)``, with ``T`` the smallest symbol
+    step, ``M_u`` the rows of the uniform time grid and ``L = oversample``.  Each channel's
     periodogram ``|sum_{m,k} H_c exp(-j 2 pi f t_m) exp(+j 2 pi k df tau)|**2``
     is divided by ``n_c sigma_c**2`` (its noise level; ``sigma_c = 1`` when
     ``noise_vars`` is omitted) before the channels are added.
 
     Returns
     -------
-    ndarray, shape (L M_u, L K), float64
+    ndarray, shape (L K, L M_u), float64
     """
     x, m = as_channels(h, mask)
     t = _times(symbol_times_s, x.shape[1])
     lo = _whole("oversample", oversample, 1)
     rows, _ = _row_index(t)
-    s2 = np.ones(x.shape[0]) if noise_vars is None else np.broadcast_to(np.asarray(noise_vars, float), x.shape[:1])
-    if not np.all(np.isfinite(s2)) or np.any(s2 <= 0):
-        raise InputError(f"noise_vars = {noise_vars!r}: allowed finite variances > 0 per RE, one per channel")
+    s2 = _noise_vars(noise_vars, x.shape[0])
     grid = np.zeros((x.shape[0], lo * (int(rows[-1]) + 1), lo * x.shape[2]), dtype=np.complex128)
     grid[:, rows, : x.shape[2]] = x
     spec = sp_fft.fft(sp_fft.ifft(grid, axis=2, norm="forward"), axis=1)
     n = m.sum(axis=(1, 2))
-    return np.asarray(np.sum(np.abs(spec) ** 2 / (n * s2)[:, None, None], axis=0), dtype=np.float64)
+    power = np.sum(np.abs(spec) ** 2 / (n * s2)[:, None, None], axis=0)
+    return np.asarray(sp_fft.fftshift(power, axes=0).T, dtype=np.float64)
 
 
-def _comb_step(m: NDArray[np.bool_]) -> int:
-    """Subcarrier step whose delay period ``1 / (g df)`` every channel's periodogram (and so their sum) repeats.
-
-    Per channel, the gcd of the gaps between its measured subcarriers; over
-    channels, the gcd of those (channels combined non-coherently alias where
-    all of them do).
-    """
-    total = 0
-    for chan in m:
-        g = 0
-        for d in np.diff(np.flatnonzero(chan.any(axis=0))):
-            g = gcd(g, int(d))
-        total = gcd(total, g)
-    return max(total, 1)
-
-
-def _objective(x: NDArray[np.complex128], t: NDArray[np.float64], df: float,
-               w: NDArray[np.float64]) -> Callable[[float, float], float]:
-    k = np.arange(x.shape[2]) * df
-
-    def value(tau: float, f: float) -> float:
-        a = np.exp(2j * np.pi * k * tau)              # matched to exp(-j 2 pi k df tau)
-        d = np.exp(-2j * np.pi * t * f)               # matched to exp(+j 2 pi f_D t)
-        # einsum, not BLAS: threaded BLAS on tiny products stalls on a busy machine
-        return float(np.sum(w * np.abs(np.einsum("cm,m->c", np.einsum("cmk,k->cm", x, a), d)) ** 2))
-
-    return value
+def _noise_vars(noise_vars: ArrayLike | None, num_channels: int) -> NDArray[np.float64]:
+    s2 = np.ones(num_channels) if noise_vars is None else \
+        np.broadcast_to(np.asarray(noise_vars, float), (num_channels,))
+    if not np.all(np.isfinite(s2)) or np.any(s2 <= 0):
+        raise InputError(f"noise_vars = {noise_vars!r}: allowed finite variances > 0 per RE, one per channel")
+    return s2
 
 
 def _grid_peak(power: NDArray[np.float64], m: NDArray[np.bool_], df: float, step: float,
                max_delay_s: float | None, max_doppler_hz: float | None) -> tuple[float, float, float, float]:
     """(tau0, f0, delay bin, Doppler bin) of the strongest cell in the delay range the REs resolve."""
-    n_dopp, n_delay = power.shape
+    n_delay, n_dopp = power.shape
     delay_bin = 1.0 / (n_delay * df)
     dopp_bin = 1.0 / (n_dopp * step)
-    limit = 1.0 / (_comb_step(m) * df)
+    limit = 1.0 / (resolvable_steps([m])[1] * df)
     if max_delay_s is not None:
         limit = min(limit, _positive("max_delay_s", max_delay_s, "s") + delay_bin)
-    cols = np.arange(n_delay) * delay_bin < limit
-    freqs = np.fft.fftfreq(n_dopp) * n_dopp * dopp_bin
-    rows = np.ones(n_dopp, dtype=bool) if max_doppler_hz is None else \
-        np.abs(freqs) <= _positive("max_doppler_hz", max_doppler_hz, "Hz") + dopp_bin
-    i, j = np.unravel_index(int(np.argmax(np.where(rows[:, None] & cols[None, :], power, -np.inf))), power.shape)
-    return j * delay_bin, (i if i < n_dopp / 2 else i - n_dopp) * dopp_bin, delay_bin, dopp_bin
+    freqs = (np.arange(n_dopp) - n_dopp // 2) * dopp_bin
+    max_f = np.inf if max_doppler_hz is None else _positive("max_doppler_hz", max_doppler_hz, "Hz") + dopp_bin
+    j, i = grid_peak(power, np.arange(n_delay) * delay_bin, freqs, limit, max_f)
+    return j * delay_bin, float(freqs[i]), delay_bin, dopp_bin
 
 
 def estimate_delay_doppler(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_spacing_hz: float,
@@ -275,28 +252,20 @@ def refine_delay_doppler(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_spa
                          noise_vars: ArrayLike | None = None) -> DelayDopplerEstimate:
     """Off-grid maximum of ``sum_c |d(f)^H H_c a(tau)|**2 / (n_c sigma_c**2)`` near ``start``.
 
-    Nelder–Mead (scipy) in units of ``steps`` = (delay s, Doppler Hz) grid
-    cells, with a simplex of half a cell; a result more than 4 cells away is
-    rejected (it left the peak's lobe) and ``start`` is returned.
+    :func:`sdr_isac.sensing.estimate.refine` (Newton on the exact derivatives,
+    jointly over the channels) within a grid cell ``steps`` = (delay s,
+    Doppler Hz) at a time; a result more than 4 cells away is rejected (it
+    left the peak's lobe) and ``start`` is returned.
     """
     x, m = as_channels(h, mask)
     t = _times(symbol_times_s, x.shape[1])
     df = _positive("subcarrier_spacing_hz", subcarrier_spacing_hz, "Hz")
-    n = m.sum(axis=(1, 2))
-    s2 = np.ones(x.shape[0]) if noise_vars is None else np.broadcast_to(np.asarray(noise_vars, float), x.shape[:1])
-    value = _objective(x, t, df, 1.0 / (n * s2))
-    tau0, f0 = start.delay_s, start.doppler_hz
+    s2 = _noise_vars(noise_vars, x.shape[0])
     s_tau, s_f = (_positive("steps", s, "(s, Hz)") for s in steps)
-    scale = 1.0 / max(value(tau0, f0), np.finfo(float).tiny)
-
-    def cost(p: NDArray[np.float64]) -> float:
-        return -scale * value(tau0 + p[0] * s_tau, f0 + p[1] * s_f)
-
-    res = sp_opt.minimize(cost, np.zeros(2), method="Nelder-Mead",
-                          options={"initial_simplex": np.array([[0.0, 0.0], [0.5, 0.0], [0.0, 0.5]]),
-                                   "xatol": 2e-3, "fatol": 1e-7, "maxiter": 300})
-    p = res.x if np.all(np.abs(res.x) <= 4.0) else np.zeros(2)
-    return DelayDopplerEstimate(float(tau0 + p[0] * s_tau), float(f0 + p[1] * s_f))
+    k = np.arange(x.shape[2]) * df
+    looks = [look(x[c], m[c], k, t, float(s2[c])) for c in range(x.shape[0])]
+    tau, f = refine(looks, (start.delay_s, start.doppler_hz), (s_tau, s_f), max_cells=4.0)
+    return DelayDopplerEstimate(tau, f)
 
 
 def channel_amplitudes(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_spacing_hz: float,
@@ -461,49 +430,6 @@ def _snapshots(name: str, x: ArrayLike, num: int) -> NDArray[np.complex128]:
         raise InputError(f"{name} has shape {np.shape(x)}: allowed ({num},) or ({num}, K) finite snapshots, one row "
                          "per element")
     return s
-
-
-def ml_angle(snapshots: ArrayLike, positions_wl: ArrayLike, angle_range_rad: tuple[float, float] = (-1.3, 1.3),
-             grid_step_rad: float = 2e-3) -> float:
-    """Maximum-likelihood azimuth of one source: the maximum of ``sum_k |a(theta)^H x_k|**2``.
-
-    Steering ``a_n = exp(+j 2 pi p_n sin theta)`` (:mod:`sdr_isac.sensing.doa`);
-    grid search, then a bounded scalar search in the best cell (Stoica &
-    Nehorai, IEEE TASSP 37(5), 1989: deterministic ML for one source).
-
-    Parameters
-    ----------
-    snapshots : array_like, shape (E,) or (E, K), complex
-    positions_wl : array_like, shape (E,)
-        Element positions, wavelengths.
-    angle_range_rad : (float, float)
-        Search interval, rad, inside (-pi/2, pi/2).
-    grid_step_rad : float
-        Grid step, rad; finer than the beamwidth.
-
-    Returns
-    -------
-    float
-        Azimuth, rad.
-    """
-    p = _positions("positions_wl", positions_wl)
-    x = _snapshots("snapshots", snapshots, p.size)
-    lo, hi = (float(v) for v in angle_range_rad)
-    if not (-np.pi / 2 < lo < hi < np.pi / 2):
-        raise InputError(f"angle_range_rad = {angle_range_rad!r}: allowed lo < hi inside (-pi/2, pi/2) rad")
-    step = _positive("grid_step_rad", grid_step_rad, "rad")
-    grid = np.arange(lo, hi + step / 2, step)
-    r = np.einsum("ek,fk->ef", x, x.conj())
-
-    def power(theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        a = np.exp(2j * np.pi * np.outer(p, np.sin(theta)))
-        return np.real(np.einsum("ea,ef,fa->a", a.conj(), r, a))
-
-    best = float(grid[int(np.argmax(power(grid)))])
-    res = sp_opt.minimize_scalar(lambda th: -float(power(np.array([th]))[0]),
-                                 bounds=(max(lo, best - step), min(hi, best + step)), method="bounded",
-                                 options={"xatol": 1e-9})
-    return float(res.x)
 
 
 def splice_apertures(subarrays: Sequence[ArrayLike], positions_wl: Sequence[ArrayLike],

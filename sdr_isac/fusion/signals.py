@@ -191,7 +191,7 @@ class RsFusion:
         Strongest target: grid peak of the completed map, refined on the measured REs.
     pslr_db : float
         Peak sidelobe ratio of the completed map, dB (:func:`sdr_isac.fusion.resource.peak_sidelobe_ratio_db`).
-    power : ndarray, shape (L M, L K), float64
+    power : ndarray, shape (L K, L M), float64
         Periodogram of the completed CIM (layout of :func:`sdr_isac.fusion.resource.delay_doppler_power`).
     filled : ndarray, shape (M, K), complex128
         The completed CIM.

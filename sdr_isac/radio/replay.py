@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, RadioConfig
-from sdr_isac.errors import InputError, RadioError
+from sdr_isac.config import FrameConfig, RadioConfig, field_bounds
+from sdr_isac.errors import ConfigError, InputError, RadioError, RecordingError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.recording import Recording
 from sdr_isac.waveform import IsacFrame
@@ -55,8 +55,16 @@ class ReplayRadio(RadioBase):
         if rec.num_captures == 0:
             rec.close()
             raise RadioError(f"{config.uri}: the recording holds no capture; record one first")
-        radio_cfg = dataclasses.replace(config, sample_rate_hz=rec.sample_rate_hz,
-                                        center_freq_hz=rec.center_freq_hz)
+        try:
+            radio_cfg = dataclasses.replace(config, sample_rate_hz=rec.sample_rate_hz,
+                                            center_freq_hz=rec.center_freq_hz)
+        except ConfigError as err:      # the recording's rate or frequency, not the user's config, is out of range
+            bounds = field_bounds(type(config))
+            raise RecordingError(f"{config.uri}: core:sample_rate = {rec.sample_rate_hz:g} Hz, core:frequency = "
+                                 f"{rec.center_freq_hz:g} Hz: a radio allows sample rates of "
+                                 f"{bounds['sample_rate_hz'].describe()} and centre frequencies of "
+                                 f"{bounds['center_freq_hz'].describe()}; the recording cannot be replayed as a "
+                                 "radio (check its metadata)") from err
         super().__init__(radio_cfg, rec.frame)
         self._frame = IsacFrame(rec.frame) if rec.frame is not None else None
         if config.node_id != "bs0" or not rec.node:

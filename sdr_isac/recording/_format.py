@@ -148,13 +148,6 @@ def sigmf() -> ModuleType:
                              "installed; install it with 'pip install sigmf'") from err
 
 
-def schema_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that sigmf's metadata validation raises (its own and jsonschema's)."""
-    sm = sigmf()
-    jsonschema_exceptions = importlib.import_module("jsonschema.exceptions")   # sigmf's validator
-    return (sm.error.SigMFError, jsonschema_exceptions.ValidationError)
-
-
 def to_json(value: Any, field: str) -> Any:
     """A JSON-ready copy of ``value``: numpy scalars and arrays, tuples and dataclasses converted.
 

@@ -6,7 +6,7 @@ See :mod:`sdr_isac.recording.sigmf_io` for the on-disk layout.
 from __future__ import annotations
 
 import copy
-import json
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -16,66 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, from_dict
-from sdr_isac.errors import ConfigError, InputError, RecordingError
-from sdr_isac.recording._format import (
-    ISAC,
-    SCHEMA_VERSION,
-    TRUTH,
-    Datatype,
-    check_int,
-    datatype_info,
-    decode,
-    file_names,
-    schema_errors,
-    sigmf,
-)
+from sdr_isac.config import FrameConfig
+from sdr_isac.errors import InputError, RecordingError
+from sdr_isac.recording._format import check_int, decode, file_names
+from sdr_isac.recording._metadata import CaptureFacts, Metadata, parse_metadata
 
 __all__ = ["Recording", "open_recording"]
-
-
-def _drop_none(value: Any) -> Any:
-    """Remove None entries from dicts (a config's None fields are its defaults)."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
-def _schema_message(err: Exception) -> str:
-    path = getattr(err, "absolute_path", None)
-    where = "/".join(str(p) for p in path) if path else ""
-    text = getattr(err, "message", None) or str(err)
-    return f"at {where}: {text}" if where else f"({text})"
-
-
-def _read_metadata(meta_path: Path) -> dict[str, Any]:
-    """Parse and validate the ``.sigmf-meta`` file with the sigmf package."""
-    if not meta_path.is_file():
-        raise RecordingError(f"{meta_path}: metadata file not found; allowed the path of a SigMF recording "
-                             "(base name, .sigmf-meta or .sigmf-data); check the path")
-    try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise RecordingError(f"{meta_path}: cannot read the metadata ({err.strerror}); check permissions") from err
-    except UnicodeDecodeError as err:
-        raise RecordingError(f"{meta_path}: metadata is not UTF-8 text ({err.reason}); allowed a SigMF JSON "
-                             "file; check that this is the .sigmf-meta file") from err
-    except json.JSONDecodeError as err:
-        raise RecordingError(f"{meta_path}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
-                             "allowed SigMF metadata in JSON; fix or re-create the metadata file") from err
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("global"), dict):
-        raise RecordingError(f"{meta_path}: 'global' object missing: allowed SigMF metadata with "
-                             "'global', 'captures' and 'annotations'; fix or re-create the metadata file")
-    sm = sigmf()
-    try:
-        meta = sm.SigMFFile(metadata=metadata)
-        meta.validate()
-    except schema_errors() as err:
-        raise RecordingError(f"{meta_path}: invalid SigMF metadata {_schema_message(err)}; allowed metadata "
-                             f"following the SigMF {sm.__specification__} schema; fix that field") from err
-    return metadata
 
 
 class Recording:
@@ -85,10 +31,15 @@ class Recording:
     mapped with :class:`numpy.memmap` and never read whole: :meth:`capture`
     and :meth:`read` copy only the samples asked for.
 
-    Captures are the annotations that carry ``isac:seq`` (one per capture, as
-    :class:`~sdr_isac.recording.RecordingWriter` writes them).  A foreign
-    recording without them is one capture spanning the file, or consecutive
-    blocks of ``samples_per_capture`` samples.
+    Captures are the annotations that carry ``isac:`` or ``truth:`` keys (one
+    per capture, as :class:`~sdr_isac.recording.RecordingWriter` writes
+    them).  A foreign recording without them is one capture spanning the
+    file, or consecutive blocks of ``samples_per_capture`` samples.
+
+    Every metadata field is validated once, by :meth:`open` (types exactly as
+    the schema says, finite and in range; see
+    :mod:`sdr_isac.recording._metadata`): a recording that opens reads, and
+    one that cannot be read does not open.
 
     Samples come back as complex64; ``ci16_le`` and ``ci8`` integers are scaled
     by :attr:`scale` (1/32768 and 1/128) to full scale [-1, 1).
@@ -119,34 +70,32 @@ class Recording:
         True if the file carries the ``isac:`` namespace (``isac:schema``).
     """
 
-    def __init__(self, *, meta_path: Path, data_path: Path, metadata: dict[str, Any], dtype: Datatype,
-                 data: NDArray[Any], segments: list[tuple[int, int]], frame: FrameConfig | None,
-                 capture_annotations: list[dict[str, Any]] | None) -> None:
-        glob = metadata["global"]
+    def __init__(self, *, meta_path: Path, data_path: Path, meta: Metadata, data: NDArray[Any],
+                 segments: list[tuple[int, int]], frame: FrameConfig | None,
+                 facts: tuple[CaptureFacts, ...] | None) -> None:
         self.meta_path = meta_path
         self.data_path = data_path
-        self._metadata = metadata
-        self._dt = dtype
+        self._meta = meta
+        self._dt = meta.dtype
         self._data: NDArray[Any] | None = data
         self._segments = segments
-        self._capture_annotations = capture_annotations
-        self.datatype = dtype.name
-        self.scale = dtype.scale
-        self.sample_rate_hz = float(glob["core:sample_rate"])
-        captures = metadata.get("captures") or [{}]
-        self.center_freq_hz = float(captures[0].get("core:frequency", 0.0))
-        self.num_channels = int(glob.get("core:num_channels", 1))
+        self._facts = facts
+        self.datatype = meta.dtype.name
+        self.scale = meta.dtype.scale
+        self.sample_rate_hz = meta.sample_rate_hz
+        self.center_freq_hz = meta.center_freq_hz
+        self.num_channels = meta.num_channels
         self.num_samples = int(data.shape[0])
         self.frame = frame
-        self.node: dict[str, Any] = copy.deepcopy(glob.get(ISAC + "node") or {})
-        self.radio: dict[str, Any] = copy.deepcopy(glob.get(ISAC + "radio") or {})
-        self.description = str(glob.get("core:description", ""))
-        self.is_isac = ISAC + "schema" in glob
+        self.node: dict[str, Any] = copy.deepcopy(meta.node)
+        self.radio: dict[str, Any] = copy.deepcopy(meta.radio)
+        self.description = meta.description
+        self.is_isac = meta.is_isac
 
     # ---- opening -------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, frame: FrameConfig | None = None, *,
-             samples_per_capture: int | None = None, verify_checksum: bool = False) -> Recording:
+    def open(cls, path: str | Path, frame: FrameConfig | None = None, *, samples_per_capture: int | None = None,
+             verify_checksum: bool = True, allow_outside: bool = False) -> Recording:
         """Open and validate a recording.
 
         Parameters
@@ -154,16 +103,23 @@ class Recording:
         path : str or Path
             Base name, ``.sigmf-meta`` or ``.sigmf-data`` path.
         frame : FrameConfig or None
-            The frame to attach to every capture; overrides ``isac:frame``
-            (use it for foreign recordings).
+            The frame to attach to every capture; replaces ``isac:frame``,
+            which is then not read (use it for foreign recordings, or for a
+            recording whose stored frame is invalid).
         samples_per_capture : int or None
             Cut the file into consecutive captures of this many samples
             (>= 1), ignoring any capture annotations; samples after the last
             whole block are not in any capture.  None: the ``isac:``
             annotations, or the whole file as one capture.
         verify_checksum : bool
-            Compare ``core:sha512`` with the data file (reads the whole file
-            once, in blocks).
+            Compare ``core:sha512``, when the metadata has one, with the data
+            file (default).  This reads the whole data file once (about
+            1 s per GB); pass False to skip it for a big recording you trust.
+        allow_outside : bool
+            Allow a data file outside the folder of the ``.sigmf-meta``
+            (``core:dataset`` with ``..`` or an absolute path, a symbolic
+            link that resolves elsewhere).  False (default) refuses it: a
+            recording from elsewhere could otherwise make you read any file.
 
         Returns
         -------
@@ -173,43 +129,39 @@ class Recording:
         ------
         RecordingError
             A file is missing or unreadable; the metadata is not JSON or not
-            valid SigMF; the datatype is not supported; ``core:sample_rate``
-            is missing; the data file is not a whole number of samples, is
-            shorter than the annotations claim or longer than an sdr_isac
-            recording's captures; ``isac:frame`` is invalid; the checksum
-            differs.  The message names the file and the field.
+            valid SigMF; a field has the wrong type or range (a bool or 2.5
+            where an integer belongs, a string where a number belongs, NaN,
+            a negative frequency, ...); the datatype is not supported; the
+            data file is outside the recording's folder, not a whole number
+            of samples, shorter than the annotations claim or longer than an
+            sdr_isac recording's captures; ``isac:frame`` is invalid; the
+            checksum differs.  The message names the file and the field.
         InputError
             ``frame`` or ``samples_per_capture`` is of the wrong type or range.
         """
         meta_path, data_path = file_names(path)
-        metadata = _read_metadata(meta_path)
-        glob = metadata["global"]
-        where = f"{meta_path}: "
-        dtype = datatype_info(glob.get("core:datatype"), where=where)
-        if "core:sample_rate" not in glob:
-            raise RecordingError(f"{where}core:sample_rate is missing: allowed a number > 0 Hz in the global "
-                                 "object; add it (the sample rate the recording was made at)")
-        schema = glob.get(ISAC + "schema", SCHEMA_VERSION)
-        if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
-            raise RecordingError(f"{where}isac:schema = {schema!r}: allowed 1 ... {SCHEMA_VERSION}; the file comes "
-                                 "from a newer sdr_isac; upgrade sdr_isac")
-        data_path = _data_file(meta_path, data_path, metadata)
-        data = _map_data(data_path, metadata, dtype, verify_checksum)
-        frame = _frame(meta_path, glob, frame)
+        if frame is not None and not isinstance(frame, FrameConfig):
+            raise InputError(f"frame is a {type(frame).__name__}: allowed a FrameConfig or None; "
+                             "build one with sdr_isac.config.FrameConfig")
+        spc = None if samples_per_capture is None else check_int("samples_per_capture", samples_per_capture, 1)
+        meta = parse_metadata(meta_path, with_frame=frame is None)     # a frame given replaces isac:frame
+        data_path = _data_file(meta_path, data_path, meta, allow_outside)
+        data = _map_data(data_path, meta, verify_checksum)
         num_samples = int(data.shape[0])
-        annotations = [a for a in metadata.get("annotations", []) if ISAC + "seq" in a]
-        if samples_per_capture is not None:
-            spc = check_int("samples_per_capture", samples_per_capture, 1)
+        facts: tuple[CaptureFacts, ...] | None = None
+        if spc is not None:
             segments = [(k * spc, spc) for k in range(num_samples // spc)]
-            capture_annotations = None
-        elif annotations:
-            segments = _annotated_segments(meta_path, data_path, annotations, num_samples, ISAC + "schema" in glob)
-            capture_annotations = annotations
+        elif meta.captures:
+            segments = _annotated_segments(meta_path, data_path, meta, num_samples)
+            facts = meta.captures
+        elif meta.is_isac and num_samples:
+            raise RecordingError(f"{data_path}: holds {num_samples} samples per channel but {meta_path.name} has "
+                                 "no capture annotation (isac:seq): allowed a data file exactly as long as its "
+                                 "captures; the data and metadata files do not belong together")
         else:
             segments = [(0, num_samples)] if num_samples else []
-            capture_annotations = None
-        return cls(meta_path=meta_path, data_path=data_path, metadata=metadata, dtype=dtype, data=data,
-                   segments=segments, frame=frame, capture_annotations=capture_annotations)
+        return cls(meta_path=meta_path, data_path=data_path, meta=meta, data=data, segments=segments,
+                   frame=frame if frame is not None else meta.frame, facts=facts)
 
     # ---- access --------------------------------------------------------------
     @property
@@ -225,12 +177,12 @@ class Recording:
     @property
     def annotations(self) -> list[dict[str, Any]]:
         """All SigMF annotations (a copy), including foreign ones."""
-        return copy.deepcopy(self._metadata.get("annotations", []))
+        return copy.deepcopy(self._meta.raw["annotations"])
 
     @property
     def global_info(self) -> dict[str, Any]:
         """The SigMF global object (a copy)."""
-        return copy.deepcopy(self._metadata["global"])
+        return copy.deepcopy(self._meta.raw["global"])
 
     def _index(self, i: int) -> int:
         n = self.num_captures
@@ -251,10 +203,7 @@ class Recording:
     def truth(self, i: int) -> dict[str, Any]:
         """Ground truth of capture ``i``: its ``truth:`` keys without the prefix ({} if none)."""
         i = self._index(i)
-        if self._capture_annotations is None:
-            return {}
-        ann = self._capture_annotations[i]
-        return {k.removeprefix(TRUTH): copy.deepcopy(v) for k, v in ann.items() if k.startswith(TRUTH)}
+        return {} if self._facts is None else copy.deepcopy(self._facts[i].truth)
 
     def capture(self, i: int) -> Capture:
         """Capture ``i`` as a :class:`~sdr_isac.capture.Capture`.
@@ -272,8 +221,7 @@ class Recording:
         Raises
         ------
         RecordingError
-            A sample is NaN or infinite, or the annotation holds values a
-            Capture does not accept; the recording is closed.
+            A sample is NaN or infinite; the recording is closed.
         InputError
             ``i`` is out of range.
         """
@@ -288,19 +236,14 @@ class Recording:
                                  f"{iq[ch, k]}: allowed finite I/Q values; the data is corrupt, re-record it or "
                                  "skip this capture")
         info = self.capture_info(i)
-        metadata = self._annotation(i).get(ISAC + "metadata", {})
+        metadata = self._facts[i].metadata if self._facts is not None else {}
         try:
-            if not isinstance(metadata, dict):
-                raise InputError(f"isac:metadata = {metadata!r}: allowed a JSON object")
             return Capture(iq=iq, sample_rate_hz=self.sample_rate_hz, center_freq_hz=self.center_freq_hz,
                            t0_s=info["t0_s"], node_id=info["node_id"], seq=info["seq"], frame=self.frame,
                            frame_offset=info["frame_offset"], metadata=copy.deepcopy(metadata))
-        except InputError as err:
-            raise RecordingError(f"{self.meta_path}: annotation of capture {i} (sample_start {start}): {err}; "
-                                 "fix the isac: fields of that annotation") from err
-
-    def _annotation(self, i: int) -> dict[str, Any]:
-        return self._capture_annotations[i] if self._capture_annotations is not None else {}
+        except InputError as err:        # open() validated every field: this is a bug, named as such
+            raise RecordingError(f"{self.meta_path}: capture {i} (sample_start {start}): {err}; report this as "
+                                 "a bug in sdr_isac.recording (open() should have refused it)") from err
 
     def capture_info(self, i: int) -> dict[str, Any]:
         """Facts of capture ``i`` without reading its samples.
@@ -316,21 +259,23 @@ class Recording:
 
         Raises
         ------
-        RecordingError
-            An ``isac:`` field has the wrong type.
+        InputError
+            ``i`` is out of range.
         """
         i = self._index(i)
         start, count = self._segments[i]
-        ann = self._annotation(i)
-        try:
-            return {"sample_start": start, "sample_count": count, "seq": int(ann.get(ISAC + "seq", i)),
-                    "t0_s": float(ann.get(ISAC + "t0_s", start / self.sample_rate_hz)),
-                    "node_id": str(ann.get(ISAC + "node_id", self.node.get("id", "node0"))),
-                    "frame_offset": int(ann.get(ISAC + "frame_offset", 0))}
-        except (TypeError, ValueError) as err:
-            raise RecordingError(f"{self.meta_path}: annotation of capture {i} (sample_start {start}): {err}; "
-                                 "allowed isac:seq and isac:frame_offset integers, isac:t0_s a number; fix "
-                                 "that annotation") from err
+        fact = self._facts[i] if self._facts is not None else None
+        if fact is None:
+            return {"sample_start": start, "sample_count": count, "seq": i, "t0_s": start / self.sample_rate_hz,
+                    "node_id": self._node_id(), "frame_offset": 0}
+        return {"sample_start": start, "sample_count": count, "seq": fact.seq,
+                "t0_s": start / self.sample_rate_hz if fact.t0_s is None else fact.t0_s,
+                "node_id": self._node_id() if fact.node_id is None else fact.node_id,
+                "frame_offset": fact.frame_offset}
+
+    def _node_id(self) -> str:
+        node_id = self.node.get("id", "node0")            # a string: checked by open()
+        return str(node_id)
 
     def read(self, start: int, count: int) -> NDArray[np.complex64]:
         """Samples ``start ... start + count - 1`` of every channel, across capture boundaries.
@@ -378,106 +323,99 @@ class Recording:
                 f"{self.datatype}, {self.sample_rate_hz:g} Hz)")
 
 
-def open_recording(path: str | Path, frame: FrameConfig | None = None, *,
-                   samples_per_capture: int | None = None, verify_checksum: bool = False) -> Recording:
+def open_recording(path: str | Path, frame: FrameConfig | None = None, *, samples_per_capture: int | None = None,
+                   verify_checksum: bool = True, allow_outside: bool = False) -> Recording:
     """Open a recording; the same as :meth:`Recording.open`."""
-    return Recording.open(path, frame, samples_per_capture=samples_per_capture, verify_checksum=verify_checksum)
+    return Recording.open(path, frame, samples_per_capture=samples_per_capture, verify_checksum=verify_checksum,
+                          allow_outside=allow_outside)
 
 
 # ---- helpers of Recording.open ------------------------------------------------
-def _data_file(meta_path: Path, data_path: Path, metadata: dict[str, Any]) -> Path:
-    glob = metadata["global"]
-    if glob.get("core:metadata_only"):
-        raise RecordingError(f"{meta_path}: core:metadata_only = true: allowed recordings with samples; "
-                             "this file has no data file to read")
-    sm = sigmf()
+def _data_file(meta_path: Path, data_path: Path, meta: Metadata, allow_outside: bool) -> Path:
+    """The data file: ``core:dataset`` if given, else ``<base>.sigmf-data``, inside the meta's folder."""
+    if meta.dataset is not None:
+        field = f"core:dataset = {meta.dataset!r}"
+        data_path = meta_path.parent / meta.dataset
+    else:
+        field = f"the data file {data_path.name}"
     try:
-        found = sm.sigmffile.get_dataset_filename_from_metadata(meta_path, metadata)
-    except sm.error.SigMFFileError as err:
-        raise RecordingError(f"{meta_path}: core:dataset = {glob.get('core:dataset')!r}: {err}; "
-                             "put the data file beside the metadata") from err
-    if found is None:
-        raise RecordingError(f"{data_path}: data file not found (needed by {meta_path.name}); allowed a "
-                             ".sigmf-data file with the metadata's base name beside it; copy it there")
-    return Path(found)
+        folder = meta_path.parent.resolve()
+        resolved = data_path.resolve()
+    except (OSError, RuntimeError) as err:               # RuntimeError: a loop of symbolic links
+        raise RecordingError(f"{meta_path}: {field} cannot be resolved ({err}); allowed a data file beside the "
+                             "metadata; fix the links or core:dataset") from err
+    if not allow_outside and (Path(meta.dataset or "").is_absolute() or not resolved.is_relative_to(folder)):
+        raise RecordingError(f"{meta_path}: {field} resolves to {resolved}, outside the recording's folder "
+                             f"{folder}: allowed a data file inside that folder; put the data file beside the "
+                             "metadata, or pass allow_outside=True (sdr-isac info --allow-outside) if you trust "
+                             "this recording")
+    if resolved == meta_path.resolve():
+        raise RecordingError(f"{meta_path}: {field} is the metadata file itself: allowed the file of samples; "
+                             "fix core:dataset")
+    if not data_path.is_file():
+        what = "is not a regular file" if data_path.exists() else "not found"
+        raise RecordingError(f"{data_path}: data file {what} (needed by {meta_path.name}, {field}); allowed a "
+                             "file of samples beside the metadata; copy it there or fix core:dataset")
+    return data_path
 
 
-def _map_data(data_path: Path, metadata: dict[str, Any], dtype: Datatype, verify: bool) -> NDArray[Any]:
+def _map_data(data_path: Path, meta: Metadata, verify: bool) -> NDArray[Any]:
     """Memory-map the samples: shape (n, C) (float types) or (n, C, 2) (integer types)."""
-    glob = metadata["global"]
-    captures = metadata.get("captures", [])
-    num_channels = int(glob.get("core:num_channels", 1))
-    if any(c.get("core:header_bytes", 0) for c in captures[1:]):
-        raise RecordingError(f"{data_path}: core:header_bytes in a capture segment after the first: allowed only "
-                             "in the first segment; convert the file to a conforming SigMF dataset")
-    header = int(captures[0].get("core:header_bytes", 0)) if captures else 0
-    trailing = int(glob.get("core:trailing_bytes", 0))
-    size = data_path.stat().st_size
-    payload = size - header - trailing
-    frame_bytes = dtype.sample_size * num_channels
+    dtype = meta.dtype
+    try:
+        size = data_path.stat().st_size
+    except OSError as err:
+        raise RecordingError(f"{data_path}: cannot read the data file ({err.strerror}); check it") from err
+    payload = size - meta.header_bytes - meta.trailing_bytes
+    frame_bytes = dtype.sample_size * meta.num_channels
     if payload < 0 or payload % frame_bytes:
         raise RecordingError(
             f"{data_path}: {payload} bytes of samples: allowed a multiple of {frame_bytes} bytes "
-            f"({num_channels} channel(s) x {dtype.sample_size} bytes per {dtype.name} sample); the data file is "
-            "truncated or core:datatype / core:num_channels is wrong; re-record or fix the metadata")
-    if verify:
-        _verify_checksum(data_path, glob)
+            f"({meta.num_channels} channel(s) x {dtype.sample_size} bytes per {dtype.name} sample; the file's "
+            f"{size} bytes less {meta.header_bytes} header and {meta.trailing_bytes} trailing bytes); the data "
+            "file is truncated or "
+            "core:datatype / core:num_channels / core:header_bytes is wrong; re-record or fix the metadata")
+    if verify and meta.sha512 is not None:
+        _verify_checksum(data_path, meta.sha512)
     num_samples = payload // frame_bytes
-    shape = (num_samples, num_channels) + ((2,) if dtype.is_int else ())
+    shape = (num_samples, meta.num_channels) + ((2,) if dtype.is_int else ())
     if num_samples == 0:
         return np.empty(shape, dtype=dtype.disk)
     try:
-        return np.memmap(data_path, dtype=dtype.disk, mode="r", offset=header, shape=shape)
+        return np.memmap(data_path, dtype=dtype.disk, mode="r", offset=meta.header_bytes, shape=shape)
     except OSError as err:
         raise RecordingError(f"{data_path}: cannot map the data file ({err.strerror}); check permissions") from err
 
 
-def _verify_checksum(data_path: Path, glob: dict[str, Any]) -> None:
-    expected = glob.get("core:sha512")
-    if expected is None:
-        raise RecordingError(f"{data_path}: core:sha512 is missing: allowed a SHA-512 checksum to verify; "
-                             "open with verify_checksum=False")
-    actual = sigmf().hashing.calculate_sha512(filename=data_path)
+def file_sha512(path: Path) -> str:
+    """SHA-512 of a whole file, lower-case hex (what SigMF's ``core:sha512`` holds)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha512").hexdigest()
+
+
+def _verify_checksum(data_path: Path, expected: str) -> None:
+    try:
+        actual = file_sha512(data_path)
+    except OSError as err:
+        raise RecordingError(f"{data_path}: cannot read the data file ({err.strerror}); check it") from err
     if actual != expected:
         raise RecordingError(f"{data_path}: core:sha512 = {expected[:16]}... but the data file hashes to "
                              f"{actual[:16]}...: allowed matching checksums; the data file is corrupt or belongs "
-                             "to another recording")
+                             "to another recording (open with verify_checksum=False to read it anyway)")
 
 
-def _frame(meta_path: Path, glob: dict[str, Any], frame: FrameConfig | None) -> FrameConfig | None:
-    if frame is not None:
-        if not isinstance(frame, FrameConfig):
-            raise InputError(f"frame is a {type(frame).__name__}: allowed a FrameConfig or None; "
-                             "build one with sdr_isac.config.FrameConfig")
-        return frame
-    stored = glob.get(ISAC + "frame")
-    if stored is None:
-        return None
-    if not isinstance(stored, dict):
-        raise RecordingError(f"{meta_path}: isac:frame = {stored!r}: allowed a JSON object of FrameConfig "
-                             "fields; fix it or pass frame= to Recording.open")
-    try:
-        return from_dict(FrameConfig, _drop_none(stored))
-    except ConfigError as err:
-        raise RecordingError(f"{meta_path}: isac:frame.{err.detail}; or pass frame= to Recording.open") from err
-
-
-def _annotated_segments(meta_path: Path, data_path: Path, annotations: list[dict[str, Any]], num_samples: int,
-                        is_isac: bool) -> list[tuple[int, int]]:
+def _annotated_segments(meta_path: Path, data_path: Path, meta: Metadata, num_samples: int) -> list[tuple[int, int]]:
     segments = []
-    for k, ann in enumerate(annotations):
-        if "core:sample_count" not in ann:
-            raise RecordingError(f"{meta_path}: annotation {k} (isac:seq {ann.get(ISAC + 'seq')!r}) has no "
-                                 "core:sample_count: allowed capture annotations with a sample count; add it")
-        start, count = int(ann["core:sample_start"]), int(ann["core:sample_count"])
+    for k, fact in enumerate(meta.captures):
+        start, count = fact.sample_start, fact.sample_count
         if start + count > num_samples:
             raise RecordingError(f"{data_path}: holds {num_samples} samples per channel but capture {k} "
-                                 f"(isac:seq {ann.get(ISAC + 'seq')!r}) claims samples {start} ... "
+                                 f"(isac:seq {fact.seq}) claims samples {start} ... "
                                  f"{start + count - 1} (core:sample_start + core:sample_count); allowed captures "
                                  "inside the data file; the data file is truncated or belongs to another recording")
         segments.append((start, count))
     end = max(s + c for s, c in segments)
-    if is_isac and end != num_samples:
+    if meta.is_isac and end != num_samples:
         raise RecordingError(f"{data_path}: holds {num_samples} samples per channel but the captures of "
                              f"{meta_path.name} end at sample {end}: allowed a data file exactly as long as its "
                              "captures; the data and metadata files do not belong together")

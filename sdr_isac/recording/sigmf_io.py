@@ -31,6 +31,26 @@ Data file
 
 Foreign recordings (no ``isac:`` annotations) open as one capture spanning
 the file, or as blocks of ``samples_per_capture`` samples.
+
+Reading
+-------
+:meth:`Recording.open` validates every metadata field once (types exactly as
+the SigMF schema and the ``isac:`` schema of
+:mod:`sdr_isac.recording._metadata` say: a bool, ``2.5`` or ``"12"`` is no
+integer; NaN and infinities nowhere; rates and frequencies finite and in
+range), verifies ``core:sha512`` when present (``verify_checksum=False``
+skips it for big trusted files) and keeps the data file inside the folder of
+the ``.sigmf-meta`` (``core:dataset`` with ``..``, absolute paths and links
+to elsewhere need ``allow_outside=True``).  It raises
+:class:`~sdr_isac.errors.RecordingError` naming the field, or every capture
+reads.  ``sdr-isac info`` (:func:`describe`) also reads every capture.
+
+Writing
+-------
+:class:`RecordingWriter` commits with one rename of a metadata file, so a
+killed writer leaves the old recording or the new one, never a mix; see
+:meth:`RecordingWriter.close`.  Hidden ``.part`` files of killed writers are
+removed by the next write of the same target.
 """
 
 from __future__ import annotations

@@ -81,8 +81,15 @@ def truth_text(truth: dict[str, Any]) -> str:
     return text if len(text) <= _LINE_CHARS else text[:_LINE_CHARS - 3] + "..."
 
 
-def describe(path: str | Path, *, max_captures: int = 20) -> str:
+def describe(path: str | Path, *, max_captures: int = 20, allow_outside: bool = False) -> str:
     """A human summary of a recording, validating it on the way.
+
+    The recording is opened as every reader opens it (every metadata field
+    validated, ``core:sha512`` verified when present), and then every
+    capture is read, as ``sdr-isac process`` and the replay radio read them:
+    a recording that :func:`describe` accepts can be read; one that cannot
+    be read raises here with the reason.  This reads the whole data file
+    (twice: once for the checksum).
 
     Parameters
     ----------
@@ -91,6 +98,9 @@ def describe(path: str | Path, *, max_captures: int = 20) -> str:
     max_captures : int
         Captures listed one per line (>= 0); the rest are counted in a
         final ``...`` line.
+    allow_outside : bool
+        Allow a data file outside the recording's folder (see
+        :meth:`Recording.open`).
 
     Returns
     -------
@@ -102,10 +112,13 @@ def describe(path: str | Path, *, max_captures: int = 20) -> str:
     Raises
     ------
     RecordingError
-        The recording does not open (see :meth:`Recording.open`).
+        The recording does not open (see :meth:`Recording.open`), or a
+        capture cannot be read (NaN or infinite samples).
     """
     limit = check_int("max_captures", max_captures, 0)
-    with Recording.open(path) as rec:
+    with Recording.open(path, verify_checksum=True, allow_outside=allow_outside) as rec:
+        for i in range(rec.num_captures):                     # read each capture as process and replay do
+            rec.capture(i)
         data_bytes = rec.data_path.stat().st_size
         lines = [
             f"recording   {rec.meta_path.name} + {rec.data_path.name} ({_bytes(data_bytes)}) in "

@@ -6,19 +6,19 @@ See :mod:`sdr_isac.recording.sigmf_io` for the on-disk layout.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-import os
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, RecordingError
+from sdr_isac.recording._atomic import finish_temp, link_or_copy, open_temp, remove_stale_temps, write_file
 from sdr_isac.recording._format import (
     EXTENSION_VERSION,
     ISAC,
@@ -28,10 +28,10 @@ from sdr_isac.recording._format import (
     datatype_info,
     encode,
     file_names,
-    schema_errors,
     sigmf,
     to_json,
 )
+from sdr_isac.recording._metadata import MAX_CHANNELS, MAX_HZ, check_capture_annotation, validate_metadata
 
 __all__ = ["RecordingWriter", "write_captures"]
 
@@ -49,6 +49,17 @@ def _hw_text(radio: dict[str, Any] | None) -> str:
     return " ".join(str(radio[k]) for k in ("kind", "uri") if radio.get(k))
 
 
+def _json_object(value: Any, name: str) -> dict[str, Any] | None:
+    """``value`` (a dict or a dataclass) as a JSON object, or None."""
+    if value is None:
+        return None
+    out = to_json(value, name)
+    if not isinstance(out, dict):
+        raise InputError(f"{name} is a {type(value).__name__}: allowed a dict (or a config dataclass) or None; "
+                         f"describe the {name} as a dict")
+    return out
+
+
 class RecordingWriter:
     """Write :class:`~sdr_isac.capture.Capture` objects to a SigMF recording.
 
@@ -59,12 +70,13 @@ class RecordingWriter:
     (``s0c0 s0c1 ... s1c0 s1c1 ...``).
 
     Writing is atomic: samples go to a hidden temporary file next to the
-    target, and :meth:`close` renames the data file and then writes and
-    renames the metadata file.  Until then no ``.sigmf-meta`` exists at the
-    target, so an interrupted write (an exception inside ``with``, a killed
-    process) never leaves a recording that looks complete; an exception
-    inside ``with`` removes the temporary files (see :meth:`abort`); a killed
-    process leaves only a hidden ``.<name>.sigmf-data.<random>.part`` file.
+    target, and :meth:`close` commits the recording with one rename of a
+    metadata file (see there): at every instant the target is the complete
+    old recording (or none) or the complete new one, even if the process is
+    killed.  An exception inside ``with`` removes the temporary files (see
+    :meth:`abort`); a killed process can leave a hidden
+    ``.<name>.sigmf-data.<hex>.part`` file, which the next writer of the same
+    target removes.
 
     Parameters
     ----------
@@ -125,21 +137,26 @@ class RecordingWriter:
         self.meta_path, self.data_path = file_names(path)
         self.sample_rate_hz = float(sample_rate_hz)
         self.center_freq_hz = float(center_freq_hz)
-        if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
-            raise InputError(f"sample_rate_hz = {sample_rate_hz!r} Hz: allowed a finite number > 0 Hz; "
-                             "give the capture's sample rate")
-        if not (math.isfinite(self.center_freq_hz) and self.center_freq_hz >= 0):
-            raise InputError(f"center_freq_hz = {center_freq_hz!r} Hz: allowed a finite number >= 0 Hz; "
-                             "give the RF centre frequency")
+        if not (math.isfinite(self.sample_rate_hz) and 0 < self.sample_rate_hz <= MAX_HZ):
+            raise InputError(f"sample_rate_hz = {sample_rate_hz!r} Hz: allowed a finite number > 0 Hz and "
+                             f"<= {MAX_HZ:g} Hz; give the capture's sample rate")
+        if not (math.isfinite(self.center_freq_hz) and 0 <= self.center_freq_hz <= MAX_HZ):
+            raise InputError(f"center_freq_hz = {center_freq_hz!r} Hz: allowed a finite number >= 0 Hz and "
+                             f"<= {MAX_HZ:g} Hz; give the RF centre frequency")
         self.num_channels = check_int("num_channels", num_channels, 1)
+        if self.num_channels > MAX_CHANNELS:
+            raise InputError(f"num_channels = {num_channels}: allowed 1 ... {MAX_CHANNELS}; record fewer channels "
+                             "per recording")
         self._dt = datatype_info(datatype, where="datatype: ", error=InputError)
         self.datatype = self._dt.name
         if frame is not None and not isinstance(frame, FrameConfig):
             raise InputError(f"frame is a {type(frame).__name__}: allowed a FrameConfig or None; "
                              "build one with sdr_isac.config.FrameConfig or config.from_dict")
         self.frame = frame
-        self._node = to_json(node, "node") if node is not None else None
-        self._radio = to_json(radio, "radio") if radio is not None else None
+        self._node = _json_object(node, "node")
+        self._radio = _json_object(radio, "radio")
+        if self._node is not None and not isinstance(self._node.get("id", ""), str):
+            raise InputError(f"node['id'] = {self._node['id']!r}: allowed a string; give the node id as text")
         self.description = str(description)
         self._overwrite = bool(overwrite)
         self._captures: list[dict[str, Any]] = []
@@ -147,31 +164,17 @@ class RecordingWriter:
         self._num_samples = 0
         self._hash = hashlib.sha512()
         self._closed = False
-        self._tmp_meta: Path | None = None
         if not overwrite:
             for p in (self.meta_path, self.data_path):
                 if p.exists():
                     raise RecordingError(f"{p}: the recording already exists; pass overwrite=True "
                                          "or choose another name")
-        self._tmp_data = self._temp_name(self.data_path)
-        self._fh: IO[bytes] = self._open_temp(self._tmp_data)
-
-    # ---- files -------------------------------------------------------------
-    @staticmethod
-    def _temp_name(final: Path) -> Path:
-        return final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
-
-    def _open_temp(self, tmp: Path) -> IO[bytes]:
+        remove_stale_temps((self.meta_path, self.data_path), keep=_referenced_temp(self.meta_path))
         try:
-            return open(tmp, "xb")                          # honours the umask, unlike mkstemp
+            self._tmp_data, self._fh = open_temp(self.data_path)
         except OSError as err:
-            raise RecordingError(f"{tmp.parent}: cannot write the recording there ({err.strerror}); "
+            raise RecordingError(f"{self.data_path.parent}: cannot write the recording there ({err.strerror}); "
                                  "create the directory or choose a writable one") from err
-
-    def _remove_temps(self) -> None:
-        for tmp in (self._tmp_data, self._tmp_meta):
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
 
     # ---- public ------------------------------------------------------------
     @property
@@ -266,10 +269,10 @@ class RecordingWriter:
             "core:sample_start": self._num_samples,
             "core:sample_count": capture.num_samples,
             "core:label": f"seq {capture.seq}",
-            ISAC + "seq": int(capture.seq),
+            ISAC + "seq": to_json(capture.seq, f"{where}: seq"),
             ISAC + "t0_s": capture.t0_s,
             ISAC + "node_id": str(capture.node_id),
-            ISAC + "frame_offset": int(capture.frame_offset),
+            ISAC + "frame_offset": to_json(capture.frame_offset, f"{where}: frame_offset"),
             ISAC + "metadata": to_json(dict(capture.metadata), f"{where}: metadata"),
         }
         if truth is not None:
@@ -279,6 +282,8 @@ class RecordingWriter:
             for key, value in truth.items():
                 name = str(key).removeprefix(TRUTH)
                 annotation[TRUTH + name] = to_json(value, f"{where}: truth[{key!r}]")
+        facts = check_capture_annotation(self.meta_path, len(self._annotations), annotation)   # as the reader will
+        annotation.update({ISAC + "seq": facts.seq, ISAC + "frame_offset": facts.frame_offset})
         return annotation
 
     def _global(self) -> dict[str, Any]:
@@ -306,59 +311,93 @@ class RecordingWriter:
             info[ISAC + "radio"] = self._radio
         return info
 
-    def _metadata_text(self) -> str:
+    def _metadata_text(self, dataset: str | None) -> str:
         sm = sigmf()
-        meta = sm.SigMFFile(global_info=self._global())
+        info = self._global()
+        if dataset is not None:
+            info["core:dataset"] = dataset
+        meta = sm.SigMFFile(global_info=info)
         for segment in self._captures:
             meta.add_capture(segment["core:sample_start"], metadata=dict(segment))
         for annotation in self._annotations:
             meta.add_annotation(annotation["core:sample_start"], annotation["core:sample_count"],
                                 metadata=dict(annotation))
-        try:
-            meta.validate()
-        except schema_errors() as err:   # a bug here, not a user error
-            raise RecordingError(f"{self.meta_path}: the metadata fails SigMF validation ({err}); "
-                                 "report this as a bug in sdr_isac.recording") from err
-        return str(meta.dumps(pretty=True)) + "\n"
+        text = str(meta.dumps(pretty=True)) + "\n"
+        try:                             # what the reader will check, so that every recording written opens
+            validate_metadata(json.loads(text), self.meta_path)
+        except RecordingError as err:    # a bug here, not a user error
+            raise RecordingError(f"{err}; the metadata sdr_isac wrote fails its own validation: report this as a "
+                                 "bug in sdr_isac.recording") from err
+        return text
 
     def close(self) -> None:
-        """Finalise: rename the data file, then write and rename the metadata file.
+        """Finalise the recording atomically; closing twice does nothing.
 
-        Closing twice does nothing.
+        The data and metadata files cannot be renamed together, so one
+        rename of a metadata file is the commit, and the metadata always
+        names a data file that is complete and stays put:
+
+        1. the samples are in a hidden temporary file ``T``
+           (``.<name>.sigmf-data.<hex>.part``), flushed to the disk;
+        2. **commit**: a metadata file naming ``T`` in ``core:dataset``
+           replaces ``<name>.sigmf-meta`` (one rename).  Before it, readers
+           see the old recording (or none); from it on, the new one, read
+           from ``T``;
+        3. a hard link to ``T`` (a copy where the file system has none)
+           replaces ``<name>.sigmf-data`` (one rename); the old data is no
+           longer named by any metadata;
+        4. the final metadata, without ``core:dataset``, replaces the
+           committed one (one rename): a conforming SigMF pair;
+        5. ``T`` is removed, and so are ``.part`` files that killed writers
+           left for this target.
+
+        Renaming the data file first and the metadata second (the obvious
+        order) has a moment where the old metadata describes the new data
+        (other sample counts, checksum, truth), and a kill then loses the
+        old recording; removing the old metadata first loses it as well.
+        Here a kill before step 2 leaves the old recording intact (plus a
+        ``.part`` file that the next write removes), and a kill after it
+        leaves the complete new recording, read through ``core:dataset``
+        (the next write keeps that ``T`` until its own commit).  Both
+        metadata files carry ``core:sha512`` of the samples, which the
+        reader verifies.
 
         Raises
         ------
         RecordingError
-            A file cannot be written or renamed; the temporary files are
-            removed and an existing recording at the target is left as it was
-            unless its data file had already been replaced.
+            A file cannot be written or renamed.  Before the commit, the
+            temporary files are removed and the target is as it was; after
+            it, the message says the new recording is complete.
         """
         if self._closed:
             return
         self._closed = True
-        finished = False
+        committed = False
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            text = self._metadata_text()
-            self._tmp_meta = self._temp_name(self.meta_path)
-            with self._open_temp(self._tmp_meta) as fh:
-                fh.write(text.encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
+            finish_temp(self._fh)
+            commit_text = self._metadata_text(dataset=self._tmp_data.name).encode("utf-8")
+            final_text = self._metadata_text(dataset=None).encode("utf-8")
             if not self._overwrite and (self.meta_path.exists() or self.data_path.exists()):
                 raise FileExistsError(17, "the recording appeared while writing")
-            self.meta_path.unlink(missing_ok=True)   # no old meta may pair with the new data
-            os.replace(self._tmp_data, self.data_path)
-            os.replace(self._tmp_meta, self.meta_path)
-            finished = True
+            write_file(self.meta_path, commit_text)
+            committed = True
+            link_or_copy(self._tmp_data, self.data_path)
+            write_file(self.meta_path, final_text)
+            self._tmp_data.unlink()
         except OSError as err:
-            raise RecordingError(f"{self.meta_path}: finishing the recording failed ({err.strerror}); "
+            if committed:
+                raise RecordingError(f"{self.meta_path}: the recording is complete but still reads its samples "
+                                     f"from {self._tmp_data.name} (core:dataset): renaming failed ({err}); it opens "
+                                     "as it is; check the disk and the directory's permissions") from err
+            raise RecordingError(f"{self.meta_path}: finishing the recording failed ({err}); "
                                  "check the disk and the directory's permissions") from err
         finally:
-            if not finished:                 # any failure, an interrupt included: leave no temporary file
-                self._remove_temps()
+            self._fh.close()
+            # any failure, an interrupt included: leave no temporary file, unless the metadata on disk reads it
+            # (an interrupt that came right after the commit's rename)
+            if not committed and self._tmp_data.name not in _referenced_temp(self.meta_path):
+                self._tmp_data.unlink(missing_ok=True)
+        remove_stale_temps((self.meta_path, self.data_path))
 
     def abort(self) -> None:
         """Stop writing and remove the temporary files; nothing appears at the target."""
@@ -366,7 +405,7 @@ class RecordingWriter:
             return
         self._closed = True
         self._fh.close()
-        self._remove_temps()
+        self._tmp_data.unlink(missing_ok=True)
 
     def __enter__(self) -> RecordingWriter:
         return self
@@ -382,6 +421,15 @@ class RecordingWriter:
         state = "closed" if self._closed else "open"
         return (f"RecordingWriter({str(self.meta_path)!r}, {self.num_captures} captures, "
                 f"{self.num_samples} samples, {self.datatype}, {state})")
+
+
+def _referenced_temp(meta_path: Path) -> frozenset[str]:
+    """The ``core:dataset`` of the metadata now at ``meta_path`` (a commit that a killed writer left), if any."""
+    try:
+        dataset = json.loads(meta_path.read_text(encoding="utf-8"))["global"]["core:dataset"]
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):   # no file, no field, not JSON: none
+        return frozenset()
+    return frozenset({dataset}) if isinstance(dataset, str) else frozenset()
 
 
 def write_captures(path: str | Path, captures: Iterable[Capture],

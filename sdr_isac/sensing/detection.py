@@ -6,8 +6,11 @@ P(tau, f) = sum_c |sum_kl m_kl H_c(k, l) exp(j 2 pi (k df tau - f t_l))|**2,
 alternating one-dimensional searches in delay and Doppler (the two are nearly
 decoupled on a full grid): Newton's method on the analytic derivatives of the
 periodogram, restarted from the best of a few points, and a bounded scalar
-search where neither finds a concave peak.  The amplitude at the optimum gives the
-SNR per RE; the noise variance of H comes from the median of the map.  Each
+search where neither finds a concave peak (:func:`sdr_isac.sensing.estimate.maximise_1d`,
+the core every estimator of the package shares; RELAX is scheduled by
+:func:`sdr_isac.sensing.estimate.relax`).  The amplitude at the optimum gives the
+SNR per RE; the noise variance of H comes from the median of the map
+(:func:`sdr_isac.sensing.estimate.noise_variance`).  Each
 estimate carries its Cramér-Rao variance at that SNR (REFERENCE.md §3; the
 joint delay-Doppler Fisher matrix of the RE mask actually used), so fusion can
 weight by it.
@@ -22,29 +25,27 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import scipy.optimize as sp_opt
 import scipy.stats as sp_stats
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
+from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
+from sdr_isac.sensing.doa import angle_crb_rad2
+from sdr_isac.sensing.estimate import in_sigmas, maximise_1d, ml_angle, phasor, relax
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["Detection", "Echo", "clean", "detect_all", "find_peaks", "refine", "noise_variance", "subtract"]
+__all__ = ["Detection", "Echo", "clean", "detect_all", "find_peaks", "refine", "subtract"]
 
-#: Newton steps before the refinement falls back to the bounded scalar search (it converges in 3 to 5)
-_NEWTON_STEPS = 16
-#: points over the search interval from whose best Newton restarts when it fails from the grid peak
-_RESTART_POINTS = 9
 #: OpenBLAS runs a matrix-vector product of this many elements or more on several threads; on a busy
 #: machine those threads wait for each other for milliseconds.  The refinement's products over H go as
 #: stacks of smaller products instead (one thread each; the same time on an idle machine).
 _BLAS_THREADED_ELEMENTS = 4096
-#: _median: subsample size for the bracket, and its half width in standard deviations of a sample quantile
-_MEDIAN_SAMPLE = 2048
-_MEDIAN_SIGMAS = 4.0
+
+#: largest angle from broadside at which a detection's angle CRB is evaluated (89.5°: ~13,000 x the
+#: broadside variance, i.e. no angle information; the exact bound is infinite at endfire)
+_ENDFIRE_RAD = math.radians(89.5)
 
 
 @dataclass(frozen=True)
@@ -95,57 +96,6 @@ class Detection:
         return asdict(self)
 
 
-def noise_variance(rd: RangeDopplerMap, num_channels: int) -> float:
-    """Noise variance of H per RE from the median of the map (robust to a few targets).
-
-    A noise cell of one channel is exponential with mean sigma**2 * noise_gain;
-    the sum over C channels is Gamma(C) distributed, whose median is known.
-    The median is taken over a regular subsample of about 50 000 cells.
-    """
-    step = max(1, int(math.sqrt(rd.power.size / 50_000)))
-    cells = rd.power[::step, ::step].flatten()                 # a copy, reordered by _median
-    return _median(cells) / (rd.noise_gain * _gamma_median(num_channels))
-
-
-def _median(values: NDArray[np.floating]) -> float:
-    """``np.median`` of a flat array (the mean of the middle two, in the array's precision, for an even size).
-
-    Partitioning all of a large array costs most of the time; the middle elements are found among those
-    between two quantiles of an evenly spaced subsample instead (a few per cent of the array), with
-    their rank offset by the count below the bracket.  Where the bracket misses the middle, the whole
-    array is partitioned: the value is always exact.  Reorders ``values``.
-    """
-    n = values.size
-    ranks = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
-    middle = _order_statistics(values, ranks)
-    return float(middle[0]) if middle.size == 1 else float(np.mean(middle))
-
-
-def _order_statistics(values: NDArray[np.floating], ranks: list[int]) -> NDArray[np.floating]:
-    """Elements of rank ``ranks`` (0-based, ascending) of the flat ``values`` in sorted order; reorders ``values``."""
-    n = values.size
-    if n >= 8 * _MEDIAN_SAMPLE:
-        sample = values[:: n // _MEDIAN_SAMPLE].copy()
-        m = sample.size
-        half_width = _MEDIAN_SIGMAS * 0.5 / math.sqrt(m)           # sd of a sample quantile <= 0.5 / sqrt(m)
-        picks = [max(int((ranks[0] / n - half_width) * m), 0), min(int((ranks[-1] / n + half_width) * m) + 1, m - 1)]
-        sample.partition(picks)
-        low, high = sample[picks[0]], sample[picks[1]]
-        below = int(np.count_nonzero(values < low))
-        inside = values[(values >= low) & (values <= high)]
-        if below <= ranks[0] and ranks[-1] < below + inside.size:
-            local = [r - below for r in ranks]
-            inside.partition(local)
-            return inside[local]
-    values.partition(ranks)
-    return values[ranks]
-
-
-@functools.lru_cache(maxsize=64)
-def _gamma_median(num_channels: int) -> float:
-    return float(sp_stats.gamma.ppf(0.5, num_channels))
-
-
 @functools.lru_cache(maxsize=256)
 def significance_threshold(pfa: float, num_channels: int) -> float:
     """Threshold on a cell's power over its mean noise power, averaged over C channels, for false-alarm
@@ -180,79 +130,6 @@ def _parabolic(y_m: float, y_0: float, y_p: float) -> float:
     y_m, y_0, y_p = float(y_m), float(y_0), float(y_p)            # float64, not the map's float32
     denom = y_m - 2 * y_0 + y_p
     return 0.5 * (y_m - y_p) / denom if denom < 0 else 0.0
-
-
-def _phasor(rate: NDArray[np.float64], x: float | NDArray[np.float64], uniform: bool) -> NDArray[np.complex128]:
-    """``exp(j rate_n x)``, shape (N,) for a scalar x, (N, P) for P points.
-
-    ``uniform``: the rates are ``n rate_1`` (a range phasor over subcarriers), so the phasor is a
-    geometric progression, computed as the outer product of sqrt(N) coarse and sqrt(N) fine steps:
-    2 sqrt(N) complex exponentials instead of N, each element within a few ulp of the direct one.
-    """
-    n = rate.size
-    if np.ndim(x) == 0:                                            # the common case, in as few calls as possible
-        step = 1j * float(x)
-        if not uniform:
-            return np.exp(rate * step)
-        steps, num_coarse = _progression_steps(n)
-        ends = np.exp(steps * (step * _rate_step(rate)))
-        return np.multiply.outer(ends[:num_coarse], ends[num_coarse:]).reshape(-1)[:n]
-    points = np.asarray(x, dtype=np.float64)
-    if not uniform:
-        return np.exp(1j * np.multiply.outer(rate, points))
-    steps, num_coarse = _progression_steps(n)
-    ends = np.exp(1j * np.multiply.outer(steps, points * _rate_step(rate)))           # (coarse + fine, P)
-    return np.multiply(ends[:num_coarse, None], ends[None, num_coarse:]).reshape(-1, points.size)[:n]
-
-
-def _rate_step(rate: NDArray[np.float64]) -> float:
-    """``rate_1`` of uniform rates ``n rate_1`` (0 for a single rate)."""
-    return float(rate[1]) if rate.size > 1 else 0.0
-
-
-@functools.lru_cache(maxsize=16)
-def _progression_steps(n: int) -> tuple[NDArray[np.float64], int]:
-    """Coarse steps 0, m, 2m ... below n followed by fine steps 0 ... m-1 (m = ceil(sqrt(n))), read-only,
-    and the number of coarse ones: index a m + b of a progression is coarse step a times fine step b."""
-    fine_len = math.isqrt(max(n - 1, 0)) + 1
-    coarse = np.arange(0, n, fine_len, dtype=np.float64)
-    steps = np.concatenate((coarse, np.arange(fine_len, dtype=np.float64)))
-    steps.flags.writeable = False
-    return steps, coarse.size
-
-
-class _Products:
-    """``x -> rows @ exp(j rate x)`` for a few rows, as a list of Python complex numbers (rows in C order).
-
-    Fill :attr:`data` (shape ``shape + (N,)``) before calling.  ``uniform`` (see :func:`_phasor`): the
-    rows sit zero-padded in a (coarse, fine) block layout, so each evaluation is one short exponential
-    and two small products, without forming the phasor.
-    """
-
-    def __init__(self, shape: tuple[int, ...], rate: NDArray[np.float64], uniform: bool):
-        n = rate.size
-        self._rate = rate
-        self._steps, self._num_coarse = _progression_steps(n) if uniform else (rate, 0)
-        self._step = 1j * _rate_step(rate)
-        fine_len = self._steps.size - self._num_coarse
-        rows = np.zeros((*shape, self._num_coarse * fine_len if uniform else n), dtype=np.complex128)
-        self.data = rows[..., :n]
-        # uniform: (rows, coarse, fine) blocks; otherwise plain rows
-        self._blocks = rows.reshape(-1, self._num_coarse, fine_len) if uniform else rows.reshape(-1, n)
-
-    def __call__(self, x: float) -> list[complex]:
-        if not self._num_coarse:
-            return (self._blocks @ np.exp(self._rate * (1j * x))).tolist()
-        ends = np.exp(self._steps * (self._step * x))
-        return ((self._blocks @ ends[self._num_coarse:]) @ ends[:self._num_coarse]).tolist()
-
-    def at(self, points: NDArray[np.float64], count: int) -> NDArray[np.complex128]:
-        """The first ``count`` rows times the phasor at each of P points, shape (count, P)."""
-        if not self._num_coarse:
-            return self._blocks[:count] @ np.exp(1j * np.multiply.outer(self._rate, points))
-        ends = np.exp(np.multiply.outer(self._steps, self._step * points))             # (coarse + fine, P)
-        inner = self._blocks[:count] @ ends[self._num_coarse:]                           # (count, coarse, P)
-        return np.einsum("rap,ap->rp", inner, ends[:self._num_coarse])
 
 
 def _slow_time_pattern(doppler_rate: NDArray[np.float64], doppler_hz: float,
@@ -366,7 +243,7 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     range_rate, doppler_rate = stats.range_rate, stats.doppler_rate
 
     def range_phasor(t: float) -> NDArray[np.complex128]:
-        return _phasor(range_rate, t, True)
+        return phasor(range_rate, t, True)
 
     def doppler_phasor(f: float) -> NDArray[np.complex128]:
         return _slow_time_pattern(doppler_rate, f, static_removed)
@@ -377,10 +254,10 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     if do_refine:
         for _ in range(2):
             g = _over_symbols(doppler_phasor(fd), h, pending)        # (C, K): BLAS over the symbols
-            tau = _max_1d(range_phasor, g, tau, dtau, range_rate, False, uniform=True)
+            tau = maximise_1d(range_phasor, g, tau, dtau, range_rate, False, uniform=True)
             z = range_phasor(tau)
             q = _over_subcarriers(h, z, pending)                     # (C, S): BLAS over the subcarriers
-            fd = _max_1d(doppler_phasor, q, fd, dfd, doppler_rate, static_removed) if dfd else fd
+            fd = maximise_1d(doppler_phasor, q, fd, dfd, doppler_rate, static_removed) if dfd else fd
     if z is None:
         z = range_phasor(tau)
     slow = np.conj(doppler_phasor(fd))                            # unit-norm slow-time pattern
@@ -403,8 +280,11 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     cov = stats.crb(max(snr_re, 1e-12) * num_channels)
     angle = angle_var = None
     if angle_spacing_wl is not None and num_channels > 1:
-        angle = _ml_angle(amplitude, angle_spacing_wl)
-        angle_var = float(angle_crb_rad2(max(snr_re, 1e-12), num_channels, used, angle_spacing_wl, angle))
+        positions = angle_spacing_wl * np.arange(num_channels)
+        angle = ml_angle(amplitude, positions)
+        # the bound diverges at endfire, where the search may end: evaluate it at most _ENDFIRE_RAD off broadside
+        angle_var = float(angle_crb_rad2(max(snr_re, 1e-12), used, positions,
+                                         math.copysign(min(abs(angle), _ENDFIRE_RAD), angle)))
     noise_cell = noise_var * rd.noise_gain * num_channels
     detection = Detection(
         range_m=SPEED_OF_LIGHT_MPS * tau * half, velocity_mps=-fd * wavelength * half + 0.0, doppler_hz=float(fd),
@@ -540,32 +420,25 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
     if do_refine and len(found) > 1:
         # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
         # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
-        # coupled to has changed since its own last refinement (steps counted in `version`)
-        version = list(range(len(found)))               # when each echo was last refined
-        step = len(found)
-        for _ in range(_RELAX_ROUNDS):
-            moved = 0.0
-            for i, (peak, det, echo) in enumerate(found):
-                changed = [e for j, (_, _, e) in enumerate(found) if j != i and version[j] > version[i]]
-                if not changed or not _coupled(echo, changed, stats, noise_var):
-                    continue
-                others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
-                if not stats.full:
-                    subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
-                det2, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz,
-                                                       symbol_times_s, carrier_hz, noise_var, True, angle_spacing_wl,
-                                                       static_removed, others, (det.delay_s, det.doppler_hz))
-                found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
-                if not stats.full:
-                    subtract(work, mask, [found[i][2]])
-                move = max(_in_sigmas(det2.range_m - det.range_m, det2.range_var_m2),
-                           _in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
-                if move >= _RELAX_MOVE:                # a smaller change leaks less than that into the others
-                    version[i] = step
-                    step += 1
-                moved = max(moved, move)
-            if moved < _RELAX_MOVE:
-                break
+        # coupled to has changed since its own last refinement
+        def coupled(i: int, changed: list[int]) -> bool:
+            return _coupled(found[i][2], [found[j][2] for j in changed], stats, noise_var)
+
+        def refit(i: int) -> float:
+            peak, det, echo = found[i]
+            others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
+            if not stats.full:
+                subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
+            det2, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz, symbol_times_s,
+                                                   carrier_hz, noise_var, True, angle_spacing_wl, static_removed,
+                                                   others, (det.delay_s, det.doppler_hz))
+            found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
+            if not stats.full:
+                subtract(work, mask, [found[i][2]])
+            return max(in_sigmas(det2.range_m - det.range_m, det2.range_var_m2),
+                       in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
+
+        relax(len(found), coupled, refit, _RELAX_ROUNDS)
         # an echo that was only the residue of another's biased subtraction is no longer significant
         dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
         if dropped:
@@ -576,14 +449,6 @@ def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopple
 
 
 _RELAX_ROUNDS = 10          # re-refinement rounds at most
-_RELAX_MOVE = 0.05          # they stop once no echo moves by this many standard deviations
-
-
-def _in_sigmas(change: float, variance: float) -> float:
-    """|change| in standard deviations (inf for a change with no spread, 0 for no change)."""
-    if change == 0:
-        return 0.0
-    return abs(change) / math.sqrt(variance) if variance > 0 else math.inf
 
 
 def _coupled(echo: Echo, others: list[Echo], stats: _MaskStats, noise_var: float) -> bool:
@@ -615,148 +480,3 @@ def _coupled(echo: Echo, others: list[Echo], stats: _MaskStats, noise_var: float
         if any(n > 0 and amplitude * leak / n > floor for leak, n in zip(leaks, norms, strict=True)):
             return True
     return False
-
-
-def _max_1d(phasor: Any, data: NDArray[np.complex128], start: float, step: float,
-            rate: NDArray[np.float64] | None = None, centred: bool = False, uniform: bool = False) -> float:
-    """Maximise sum_c |phasor(x) . data_c|**2 over x in start +- step.
-
-    With ``rate``, ``phasor(x) . data_c`` is ``sum_n data_cn exp(j rate_n x)`` (over the norm of the
-    phasor, constant unless ``centred``: the phasor had its mean removed); Newton's method on the
-    analytic derivatives finds the peak in a few steps, and the bounded scalar search is the fallback
-    when Newton leaves the interval or meets a non-concave stretch.  ``uniform``: the rates are
-    ``n rate_1`` (see :func:`_phasor`).
-    """
-    def cost(x: float) -> float:
-        return -float(np.sum(np.abs(data @ phasor(x)) ** 2))
-    if rate is not None:
-        objective = _Objective(data, rate, centred, uniform)
-        x = _newton(objective, start, step)
-        if x is not None:
-            return x
-        # a non-concave stretch (a weak or noise peak): restart Newton from the best of a few points (J is
-        # -cost up to a constant factor; where the centred phasor vanishes it is 0 / 0 or x / 0, which argmax
-        # picks as the cost on the zero phasor did: only at the start itself, which ends in the scalar search)
-        grid = start + step * np.linspace(-1.0, 1.0, _RESTART_POINTS)
-        best = float(grid[int(np.argmax(objective.values(grid)))])
-        x = _newton(objective, best, step / (_RESTART_POINTS - 1)) if best != start else None
-        if x is not None and abs(x - start) <= abs(step):
-            at_x, at_start = objective.values(np.array([x, start]))
-            if at_x >= at_start:
-                return x
-    res = sp_opt.minimize_scalar(cost, bounds=(start - step, start + step), method="bounded",
-                                 options={"xatol": abs(step) * 1e-4})
-    return float(res.x) if res.fun <= cost(start) else start
-
-
-def _newton_peak(data: NDArray[np.complex128], rate: NDArray[np.float64], start: float, step: float,
-                 centred: bool, uniform: bool = False) -> float | None:
-    """Local maximum near ``start`` of J(x) = N(x) / D(x) by Newton's method, or None.
-
-    N(x) = sum_c |A_c(x)|**2 with A_c(x) = sum_n d_cn exp(j rate_n x); D = 1, or with ``centred``
-    D(x) = M - |E(x)|**2 / M, E(x) = sum_n exp(j rate_n x) (the squared norm of the phasor with its
-    mean removed, M terms; the data are centred the same way, which leaves A unchanged).
-    J' = (N' - J D') / D and J'' = (N'' - 2 J' D' - J D'') / D.  ``uniform``: see :func:`_phasor`.
-    """
-    return _newton(_Objective(data, rate, centred, uniform), start, step)
-
-
-class _Objective:
-    """J(x) of :func:`_newton_peak` and its first two derivatives, from one product of its rows with the phasor.
-
-    The rows are A, A', A'' per channel, and with ``centred`` E, E', E'' from a row of ones.
-    """
-
-    def __init__(self, data: NDArray[np.complex128], rate: NDArray[np.float64], centred: bool, uniform: bool):
-        d = data - data.mean(axis=1, keepdims=True) if centred else data
-        self.num_channels, self.size = d.shape
-        self.centred = centred
-        self.lines = self.num_channels + 1 if centred else self.num_channels
-        self._products = _Products((3, self.lines), rate, uniform)
-        rows = self._products.data
-        rows[0, :self.num_channels] = d
-        rows[0, self.num_channels:] = 1.0
-        np.multiply(rows[0], 1j * rate, out=rows[1])
-        np.multiply(rows[0], -(rate * rate), out=rows[2])
-
-    def derivatives(self, x: float) -> tuple[float, float, float] | None:
-        """J, J' and J'' at x (None where the centred phasor vanishes)."""
-        sums = self._products(x)                                     # a few complex numbers: plain Python
-        c_total, lines, m = self.num_channels, self.lines, self.size
-        n0 = n1 = n2 = 0.0
-        for c in range(c_total):
-            a, a1, a2 = sums[c], sums[lines + c], sums[2 * lines + c]
-            n0 += a.real * a.real + a.imag * a.imag
-            n1 += 2 * (a.real * a1.real + a.imag * a1.imag)
-            n2 += 2 * (a1.real * a1.real + a1.imag * a1.imag + a.real * a2.real + a.imag * a2.imag)
-        if not self.centred:
-            return n0, n1, n2
-        e, e1, e2 = sums[c_total], sums[lines + c_total], sums[2 * lines + c_total]
-        den = m - (e.real * e.real + e.imag * e.imag) / m
-        den1 = -2 * (e.real * e1.real + e.imag * e1.imag) / m
-        den2 = -2 * (e1.real * e1.real + e1.imag * e1.imag + e.real * e2.real + e.imag * e2.imag) / m
-        if den <= 0:
-            return None
-        j0 = n0 / den
-        j1 = (n1 - j0 * den1) / den
-        return j0, j1, (n2 - 2 * j1 * den1 - j0 * den2) / den
-
-    def values(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
-        """J at several points (inf or NaN where the centred phasor vanishes)."""
-        sums = self._products.at(points, self.lines)
-        power = np.sum(sums[:self.num_channels].real ** 2 + sums[:self.num_channels].imag ** 2, axis=0)
-        if not self.centred:
-            return power
-        ends = sums[self.num_channels]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return power / (self.size - (ends.real ** 2 + ends.imag ** 2) / self.size)
-
-
-def _newton(objective: _Objective, start: float, step: float) -> float | None:
-    """:func:`_newton_peak` on a prepared objective."""
-    x, dx = float(start), math.inf
-    scale = abs(step)
-    j_start = -math.inf
-    for _ in range(_NEWTON_STEPS):
-        terms = objective.derivatives(x)
-        if terms is None:
-            return None
-        j0, j1, j2 = terms
-        if j_start == -math.inf:
-            j_start = j0
-        if not j2 < 0:
-            return None
-        dx = -j1 / j2
-        x += dx
-        if not abs(x - start) <= scale:
-            return None
-        if abs(dx) <= 1e-6 * scale:
-            # quadratic convergence: x is now within ~(1e-6 step)**2 of the peak, and J(x) equals the J
-            # just computed to that order; accept it if it is no worse than the start
-            return x if j0 >= j_start * (1 - 1e-12) else None
-    return None
-
-
-def _ml_angle(amplitude: NDArray[np.complex128], spacing_wl: float) -> float:
-    """Azimuth maximising |a(theta)^H x|**2 for a ULA along +y (a_n = exp(j 2 pi n d sin theta))."""
-    n = np.arange(amplitude.size)
-
-    def cost(theta: float) -> float:
-        return -abs(np.vdot(np.exp(2j * math.pi * n * spacing_wl * math.sin(theta)), amplitude)) ** 2
-
-    grid, steering = _angle_grid(amplitude.size, spacing_wl)
-    start = grid[int(np.argmin(-np.abs(steering @ amplitude) ** 2))]       # cost on the grid in one product
-    step = grid[1] - grid[0]
-    res = sp_opt.minimize_scalar(cost, bounds=(max(start - step, -math.pi / 2), min(start + step, math.pi / 2)),
-                                 method="bounded")
-    return float(res.x)
-
-
-@functools.lru_cache(maxsize=16)
-def _angle_grid(num_elements: int, spacing_wl: float) -> tuple[NDArray[np.float64], NDArray[np.complex128]]:
-    """The 361 start angles of :func:`_ml_angle` and their conjugate steering vectors (361, N); read-only."""
-    grid = np.linspace(-math.pi / 2, math.pi / 2, 361)
-    steering = np.conj(np.exp(np.multiply.outer(np.sin(grid), 2j * math.pi * np.arange(num_elements) * spacing_wl)))
-    grid.flags.writeable = False
-    steering.flags.writeable = False
-    return grid, steering

@@ -24,7 +24,8 @@ from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, OsCfarDetector, SoCfarDetector
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
-from sdr_isac.sensing.detection import Detection, clean, find_peaks, noise_variance, significance_threshold, subtract
+from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
+from sdr_isac.sensing.estimate import noise_variance
 from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -205,7 +206,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     rows = min(reportable + cfg.guard_cells[0] + cfg.training_cells[0], n_range)
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
-    noise = noise_variance(rd, csi.h.shape[0])
+    noise = noise_variance(rd.power, rd.noise_gain, csi.h.shape[0])
     num_channels = csi.h.shape[0]
     detector = cfar_detector(cfg, num_channels)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None

@@ -13,18 +13,34 @@ different nodes whose ``t0`` fall within ``stream.align_window_s`` form a
 time-aligned set (for the fusion stages).  Incoming captures can be recorded
 to SigMF, one recording per node.  ``stop()`` (or SIGINT/SIGTERM in the
 command) ends both threads and closes the recordings.
+
+Reliability: no message can end a thread.  Every step of handling one message
+runs under one guard (:meth:`FusionHost._guard`) that counts what went wrong
+(``rejected`` for a message that does not decode, ``errors_total`` and the
+last ``errors`` otherwise, ``failed`` of the node for a capture that could not
+be sensed), logs it and goes on; :meth:`FusionHost.stats` says whether the
+receiving and working threads are alive (``receiver_alive``, ``worker_alive``).
+A node silent for ``stream.absent_after_heartbeats`` heartbeat intervals
+(``stream.heartbeat_s``) is marked ``absent`` (``absent_since_s``); when it
+is heard again, the outage (start, end, frames missed) is kept in its stats
+and both changes are published as ``status/<node>`` messages.  With CURVE
+on, the PUB socket admits only ``stream.curve_subscribers_allowed``, and every
+refused handshake is counted (``refused``) and logged.  Ground truth is
+taken only from simulated or replayed sources (:data:`~sdr_isac.stream.wire.TRUTH_SOURCES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import queue
 import threading
 import time
 from collections import defaultdict, deque
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -41,7 +57,7 @@ from sdr_isac.fusion.ris import RisGeometry, estimate_ris_target
 from sdr_isac.recording import RecordingWriter
 from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.stream import wire
-from sdr_isac.stream.security import secure_server
+from sdr_isac.stream.security import Refusals, describe_handshake_failure, secure_server
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["FusionHost", "NodeStats"]
@@ -49,8 +65,16 @@ __all__ = ["FusionHost", "NodeStats"]
 
 _KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
 _KEEP_ERRORS = 100
+_KEEP_OUTAGES = 100         # outages kept per node (the count goes on)
 _MAX_NODES = 1024
 _RATE_WINDOW = 32           # receive times kept per node for its rate
+_PRESENCE_CHECK_S = 0.5     # presence is checked at least this often, even while messages keep coming
+_log = logging.getLogger(__name__)
+
+
+def _log_now(count: int) -> bool:
+    """Log the 1st ... 10th of a kind, then the 100th, 1000th, ...: a flood of bad messages cannot flood the log."""
+    return count <= 10 or str(count).rstrip("0") == "1"
 
 
 class NodeStats:
@@ -71,6 +95,60 @@ class NodeStats:
         self.arrivals: deque[float] = deque(maxlen=_RATE_WINDOW)
         self.heartbeat: dict[str, Any] = {}
         self.detections: deque[dict[str, Any]] = deque(maxlen=_KEEP_RESULTS)
+        self.state = "present"
+        self.last_seen_s: float | None = None
+        self.last_beat_seq: int | None = None
+        self.outage: wire.Outage | None = None          # the one going on
+        self.outages: deque[wire.Outage] = deque(maxlen=_KEEP_OUTAGES)
+        self.outages_total = 0
+        self.status_seq = 0
+
+    def on_seen(self, msg: wire.Message, received_s: float) -> wire.Outage | None:
+        """Note a message from the node (before :meth:`on_seq`); returns the outage it ends, if any."""
+        ended = None
+        if self.state == "absent" and self.outage is not None:
+            restarted, missed, source = self._missed(msg, received_s - self.outage.start_s)
+            ended = dataclasses.replace(self.outage, end_s=max(received_s, self.outage.start_s),
+                                        frames_missed=missed, frames_missed_from=source, restarted=restarted)
+            self.outages.append(ended)
+            self.outage = None
+        if msg.kind == "heartbeat":
+            self.last_beat_seq = msg.seq
+        self.state = "finished" if msg.kind == "heartbeat" and msg.header["stats"].get("final") is True \
+            else "present"
+        self.last_seen_s = received_s
+        return ended
+
+    def _missed(self, msg: wire.Message, silence_s: float) -> tuple[bool, int, str]:
+        """(restarted, frames missed, from what) for the first message after a silence of ``silence_s``."""
+        if msg.kind == "heartbeat":
+            started = msg.header["stats"].get("started_s")
+            restarted = (started is not None and self.heartbeat.get("started_s") not in (None, started)) or \
+                (self.last_beat_seq is not None and msg.seq <= self.last_beat_seq)
+        else:
+            restarted = self.last_seq is not None and msg.seq <= self.last_seq
+        if msg.kind != "heartbeat" and not restarted and self.last_seq is not None:
+            return False, msg.seq - self.last_seq - 1, "sequence"
+        rate = self.rate_hz() or 0.0
+        return restarted, int(round(rate * max(silence_s, 0.0))), "rate"
+
+    def check_absent(self, now_s: float, limit_s: float) -> bool:
+        """Mark the node absent when it has been silent for more than ``limit_s``; True when it just became so."""
+        if self.state != "present" or self.last_seen_s is None or now_s - self.last_seen_s <= limit_s:
+            return False
+        self.state = "absent"
+        self.outage = wire.Outage(start_s=self.last_seen_s)
+        self.outages_total += 1
+        return True
+
+    def status(self, node_id: str) -> wire.NodeStatus:
+        """This node's state, for a ``status`` message (counts the status sequence number)."""
+        seq = self.status_seq
+        self.status_seq += 1
+        outage = self.outage if self.outage is not None else (self.outages[-1] if self.outages else None)
+        return wire.NodeStatus(node_id, seq, self.state, self.last_seen_s,
+                               self.outage.start_s if self.outage is not None else None,
+                               outage if self.state != "finished" else None, self.outages_total)
 
     def on_latency(self, latency_s: float) -> None:
         """Add one message's latency (receive time minus the sender's timestamp)."""
@@ -111,7 +189,30 @@ class NodeStats:
                 "latency_max_s": self.latency_max_s, "latency_last_s": self.latency_last_s,
                 "rate_hz": self.rate_hz(),
                 "node_sent": self.heartbeat.get("frames_sent"), "node_dropped": self.heartbeat.get("frames_dropped"),
-                "node_captured": self.heartbeat.get("captured")}
+                "node_captured": self.heartbeat.get("captured"),
+                "state": self.state, "last_seen_s": self.last_seen_s,
+                "absent_since_s": self.outage.start_s if self.outage is not None else None,
+                "outages_total": self.outages_total,
+                "outages": [o.to_dict() for o in self.outages] + ([self.outage.to_dict()] if self.outage else [])}
+
+
+class _Guard:
+    """The one guard of every step of the host's threads: an exception in handling one message is counted,
+    logged and dropped, never the end of a thread (:meth:`FusionHost._guard` makes one)."""
+
+    def __init__(self, host: FusionHost, where: str, node_id: str | None, rejects: bool) -> None:
+        self.host, self.where, self.node_id, self.rejects = host, where, node_id, rejects
+        self.failed = False
+
+    def __enter__(self) -> _Guard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> bool:
+        if err is None or not isinstance(err, Exception):
+            return False                                  # KeyboardInterrupt, SystemExit: not ours to keep
+        self.failed = True
+        self.host._count_failure(self.where, err, self.node_id, self.rejects)
+        return True
 
 
 class FusionHost:
@@ -136,7 +237,10 @@ class FusionHost:
         self.overflow = 0
         self.aligned_sets = 0
         self.errors: deque[str] = deque(maxlen=_KEEP_ERRORS)
+        self.errors_total = 0
         self.ignored_nodes = 0
+        self.refusals = Refusals()
+        self.handshake_failures = 0
         self._queue: queue.Queue[wire.Message | None] = queue.Queue(maxsize=cfg.stream.queue_size)
         self._stop = threading.Event()
         self._record_dir = Path(record_dir) if record_dir else None
@@ -151,17 +255,29 @@ class FusionHost:
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
-        self._pull.setsockopt(zmq.LINGER, 0)
-        self._pull.setsockopt(zmq.RCVHWM, 64)
-        self._pull.setsockopt(zmq.MAXMSGSIZE, int(cfg.stream.max_message_mb * 2**20))
-        self._auth = secure_server(self._pull, self.context, cfg.stream)
-        self._pull.bind(cfg.stream.host_endpoint)
         self._pub = self.context.socket(zmq.PUB)
-        self._pub.setsockopt(zmq.LINGER, 0)
-        self._pub.setsockopt(zmq.SNDHWM, 64)
-        self._pub.bind(cfg.stream.publish_endpoint)
+        self._auth = None
+        self._monitors: dict[zmq.Socket, str] = {}
+        try:
+            self._pull.setsockopt(zmq.LINGER, 0)
+            self._pull.setsockopt(zmq.RCVHWM, 64)
+            self._pull.setsockopt(zmq.MAXMSGSIZE, int(cfg.stream.max_message_mb * 2**20))
+            self._pub.setsockopt(zmq.LINGER, 0)
+            self._pub.setsockopt(zmq.SNDHWM, 64)
+            self._auth = secure_server(self._pull, self.context, cfg.stream, domain="nodes", refusals=self.refusals)
+            secure_server(self._pub, self.context, cfg.stream, domain="subscribers",
+                          allowed=cfg.stream.curve_subscribers_allowed, auth=self._auth)
+            events = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            self._monitors = {self._pull.get_monitor_socket(events): "nodes",
+                              self._pub.get_monitor_socket(events): "subscribers"}
+            self._pull.bind(cfg.stream.host_endpoint)
+            self._pub.bind(cfg.stream.publish_endpoint)
+        except BaseException:
+            self._close_sockets()
+            raise
         self._threads = [threading.Thread(target=self._receive, name="host-receive", daemon=True),
                          threading.Thread(target=self._work, name="host-work", daemon=True)]
+        self._alive_at_stop: tuple[bool, bool] | None = None
 
     # ---- life cycle ---------------------------------------------------------------
     def start(self) -> FusionHost:
@@ -172,6 +288,8 @@ class FusionHost:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop receiving, process what is already queued, close sockets and finish the recordings."""
+        if self._alive_at_stop is None:
+            self._alive_at_stop = (self._threads[0].is_alive(), self._threads[1].is_alive())
         self._stop.set()
         receiver, worker = self._threads
         if receiver.is_alive():
@@ -183,9 +301,19 @@ class FusionHost:
                 pass
             worker.join(timeout_s)
         for writer in self._writers.values():
-            writer.close()
-        self._pull.close()
-        self._pub.close()
+            with self._guard("closing a recording"):
+                writer.close()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        for sock in (self._pull, self._pub):
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            sock.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
 
@@ -196,11 +324,53 @@ class FusionHost:
         self.stop()
 
     def stats(self) -> dict[str, Any]:
-        """Counters per node and overall."""
+        """Counters per node and overall, and whether the host's threads are alive.
+
+        ``receiver_alive`` / ``worker_alive``: the receiving / processing thread runs (after :meth:`stop`:
+        whether it still ran when the host was stopped; False while the host runs is a bug); ``rejected``: messages
+        that did not decode; ``errors_total`` and the last 20 ``errors``: other failures, each logged;
+        ``refused``: every refused or failed handshake (``total``, ``by_client``: per socket, mechanism, client
+        key and reason); ``handshake_failures``: of them, those that failed before authentication (the wrong
+        host key, CURVE on one side only: no client key known); ``absent_nodes``: nodes silent now.
+        """
+        alive = self._alive_at_stop or (self._threads[0].is_alive(), self._threads[1].is_alive())
+        refused = self.refusals.to_dict()
         with self._lock:
-            return {"nodes": {k: v.to_dict() for k, v in sorted(self.nodes.items())}, "rejected": self.rejected,
+            return {"receiver_alive": alive[0], "worker_alive": alive[1], "stopped": self._stop.is_set(),
+                    "nodes": {k: v.to_dict() for k, v in sorted(self.nodes.items())}, "rejected": self.rejected,
                     "queue_overflow": self.overflow, "aligned_sets": self.aligned_sets,
-                    "ignored_nodes": self.ignored_nodes, "errors": list(self.errors)[-20:]}
+                    "ignored_nodes": self.ignored_nodes, "errors_total": self.errors_total,
+                    "errors": list(self.errors)[-20:], "refused": refused,
+                    "handshake_failures": self.handshake_failures,
+                    "absent_nodes": sorted(k for k, v in self.nodes.items() if v.state == "absent")}
+
+    # ---- the guard ----------------------------------------------------------------
+    def _guard(self, where: str, node_id: str | None = None, *, rejects: bool = False) -> _Guard:
+        """A context that keeps a thread alive through any exception of one step (and counts it).
+
+        ``rejects``: the step decodes a received message, so a failure counts in ``rejected``;
+        ``node_id``: the step handles that node's capture, so a failure also counts in its ``failed``.
+        """
+        return _Guard(self, where, node_id, rejects)
+
+    def _count_failure(self, where: str, err: Exception, node_id: str | None, rejects: bool) -> None:
+        detail = str(err) if isinstance(err, SdrIsacError) else f"{type(err).__name__}: {err}"
+        with self._lock:
+            if rejects:
+                self.rejected += 1
+                count = self.rejected
+                text = f"rejected {where}: {detail}"
+            else:
+                self.errors_total += 1
+                count = self.errors_total
+                text = f"{where}: {detail}"
+            if node_id is not None and node_id in self.nodes:
+                self.nodes[node_id].failed += 1
+            self.errors.append(text[:500])
+        if not isinstance(err, SdrIsacError):             # a bug: its traceback goes to the log
+            _log.error("%s", text[:500], exc_info=err if _log_now(count) else None)
+        elif _log_now(count):
+            _log.warning("%s (%d so far)", text[:500], count)
 
     def write_stats(self, path: str | Path) -> None:
         """Write :meth:`stats` as JSON (atomically)."""
@@ -213,37 +383,82 @@ class FusionHost:
     def _receive(self) -> None:
         poller = zmq.Poller()
         poller.register(self._pull, zmq.POLLIN)
+        for monitor in self._monitors:
+            poller.register(monitor, zmq.POLLIN)
         max_bytes = int(self.cfg.stream.max_message_mb * 2**20)
+        next_check = 0.0
         while not self._stop.is_set():
-            if not dict(poller.poll(100)):
-                continue
-            try:
-                frames = self._pull.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
-                continue
-            except zmq.ZMQError:
-                break
-            received_s = time.time()
-            try:
-                msg = wire.decode(frames, max_bytes=max_bytes)
-            except WireFormatError as err:
-                with self._lock:
-                    self.rejected += 1
-                    self.errors.append(f"rejected: {err}")
-                continue
+            with self._guard("receive loop") as step:
+                ready = dict(poller.poll(100))
+                for monitor, name in self._monitors.items():
+                    if monitor in ready:
+                        self._on_monitor(monitor, name)
+                if self._pull in ready:
+                    self._receive_one(max_bytes)
+                now = time.time()
+                if self._pull not in ready or now >= next_check:   # after draining: a busy host is not a gone node
+                    next_check = now + _PRESENCE_CHECK_S
+                    self._check_presence(now)
+            if step.failed:
+                self._stop.wait(0.01)                      # never a hot loop of one recurring failure
+
+    def _receive_one(self, max_bytes: int) -> None:
+        """Take one message from the PULL socket: decode it (a failure counts in ``rejected``) and account it."""
+        try:
+            frames = self._pull.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        received_s = time.time()
+        with self._guard(f"message of {len(frames)} frames", rejects=True) as decoding:
+            msg = wire.decode(frames, max_bytes=max_bytes)
+        if decoding.failed:
+            return
+        with self._guard(f"{msg.kind} {msg.node_id}/{msg.seq}"):
             self._account(msg, received_s)
 
+    def _on_monitor(self, monitor: zmq.Socket, name: str) -> None:
+        """Count a failed handshake on a server socket (those the ZAP handler does not see), and log it."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        event = recv_monitor_message(monitor, flags=zmq.NOBLOCK)
+        what = describe_handshake_failure(int(event["event"]), int(event["value"]))
+        with self._lock:
+            self.handshake_failures += 1
+        self.refusals.add(name, "handshake", "(unknown: not authenticated)", what)      # counts and logs it
+
+    def _check_presence(self, now_s: float) -> None:
+        """Mark nodes silent for ``absent_after_heartbeats`` heartbeat intervals absent, and publish it."""
+        limit_s = self.cfg.stream.absent_after_heartbeats * self.cfg.stream.heartbeat_s
+        with self._lock:
+            gone = [(node_id, node.status(node_id)) for node_id, node in self.nodes.items()
+                    if node.check_absent(now_s, limit_s)]
+        for node_id, status in gone:
+            _log.warning("node %s absent: nothing heard from it for %.3g s (stream.absent_after_heartbeats = %d "
+                         "x stream.heartbeat_s = %g s)", node_id, now_s - (status.absent_since_s or now_s),
+                         self.cfg.stream.absent_after_heartbeats, self.cfg.stream.heartbeat_s)
+            self._send(wire.encode_status(status))
+
     def _account(self, msg: wire.Message, received_s: float) -> None:
+        if msg.kind not in ("capture", "detections", "heartbeat"):
+            with self._lock:
+                self.errors_total += 1
+                self.errors.append(f"{msg.node_id}/{msg.seq}: {msg.kind} messages are not taken by a host")
+            return
         with self._lock:
             if msg.node_id not in self.nodes and len(self.nodes) >= _MAX_NODES:
                 self.ignored_nodes += 1                  # a flood of made-up node ids must not grow memory
                 return
             node = self.nodes[msg.node_id]
+            ended = node.on_seen(msg, received_s)
+            back = node.status(msg.node_id) if ended is not None else None
+        if back is not None and ended is not None:
+            _log.warning("node %s back after %.3g s: %d frame(s) missed (from its %s)%s", msg.node_id,
+                         ended.duration_s or 0.0, ended.frames_missed or 0, ended.frames_missed_from,
+                         ", restarted" if ended.restarted else "")
+            self._send(wire.encode_status(back))
+        with self._lock:
             if msg.kind == "heartbeat":
-                node.heartbeat = dict(msg.header.get("stats", {}))
-                return
-            if msg.kind not in ("capture", "detections"):
-                self.errors.append(f"{msg.node_id}/{msg.seq}: {msg.kind} messages are not taken by a host")
+                node.heartbeat = dict(msg.header["stats"])
                 return
             node.received += 1
             node.on_seq(msg.seq)
@@ -251,13 +466,12 @@ class FusionHost:
             node.on_arrival(received_s)
             self._align(msg)
         if msg.kind == "detections":
-            self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header.get("detections", []),
-                                     msg.header.get("truth"))
+            truth = msg.header.get("truth") if msg.header.get("radio") in wire.TRUTH_SOURCES else None
+            self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header["detections"], truth)
             with self._lock:
                 node.processed += 1
-                node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s,
-                                        "detections": msg.header.get("detections", []),
-                                        "truth": msg.header.get("truth")})
+                node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s, "detections": msg.header["detections"],
+                                        "truth": truth})
             return
         if msg.kind == "capture":
             try:
@@ -282,49 +496,40 @@ class FusionHost:
                 continue
             if msg is None:
                 break
-            try:
-                capture = wire.decode_capture(msg)
-                self._record(capture)
-                sensed = [(source, frame, scfg, sensing.process(capture, frame, scfg))
-                          for source, frame, scfg in self._sensing_for(capture)]
-            except Exception as err:                       # noqa: BLE001  one bad capture must not end the worker
-                with self._lock:
-                    kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
-                    self.errors.append(f"{msg.node_id}/{msg.seq}: {kind}{err}")
-                    self.nodes[msg.node_id].failed += 1
-                continue
-            _, frame, sensing_cfg, result = sensed[0]
-            by_source = {source: [d.to_dict() for d in r.detections] for source, _, _, r in sensed if source}
-            dets = [d for source_dets in by_source.values() for d in source_dets] if by_source else \
-                [d.to_dict() for d in result.detections]
-            truth = capture.metadata.get("truth")
-            self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
-            self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
-            if self.cfg.stream.publish_maps and result.map is not None:
-                try:
-                    self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth, sensing_cfg)
-                except Exception as err:                   # noqa: BLE001  a display aid must not end the worker
-                    with self._lock:
-                        self.errors.append(f"{msg.node_id}/{msg.seq}: map not published: {err}")
-            with self._lock:
-                node = self.nodes[capture.node_id]
-                node.processed += 1
-                node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets,
-                                        "truth": capture.metadata.get("truth"), "by_source": by_source})
-            if capture.metadata.get("ris") and result.csi is not None:
-                try:
-                    self._ris_step(capture, msg.seq, result.csi, frame)
-                except Exception as err:                   # noqa: BLE001  a RIS scan failure must not end the worker
-                    with self._lock:
-                        kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
-                        self.errors.append(f"RIS scan at {msg.node_id}/{msg.seq}: {kind}{err}")
-            if self.cfg.fusion.enabled:
-                try:
-                    self._fuse(capture.node_id, msg.seq, capture.t0_s)
-                except Exception as err:                   # noqa: BLE001  a fusion failure must not end the worker
-                    with self._lock:
-                        kind = "" if isinstance(err, SdrIsacError) else f"{type(err).__name__}: "
-                        self.errors.append(f"fusion after {msg.node_id}/{msg.seq}: {kind}{err}")
+            with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id):
+                self._process(msg)
+
+    def _process(self, msg: wire.Message) -> None:
+        """Sense one capture, publish its detections (and map), then the RIS and fusion steps, each guarded."""
+        where = f"capture {msg.node_id}/{msg.seq}"
+        with self._guard(where, msg.node_id, rejects=True) as decoding:
+            capture = wire.decode_capture(msg)
+        if decoding.failed:
+            return
+        self._record(capture)
+        sensed = [(source, frame, scfg, sensing.process(capture, frame, scfg))
+                  for source, frame, scfg in self._sensing_for(capture)]
+        _, frame, sensing_cfg, result = sensed[0]
+        by_source = {source: [d.to_dict() for d in r.detections] for source, _, _, r in sensed if source}
+        dets = [d for source_dets in by_source.values() for d in source_dets] if by_source else \
+            [d.to_dict() for d in result.detections]
+        truth = capture.metadata.get("truth") if wire.radio_of(capture.metadata) in wire.TRUTH_SOURCES else None
+        self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
+        self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
+        if self.cfg.stream.publish_maps and result.map is not None:
+            with self._guard(f"{where}: map not published"):
+                self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth, sensing_cfg)
+        with self._lock:
+            node = self.nodes[capture.node_id]
+            node.processed += 1
+            node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets, "truth": truth,
+                                    "by_source": by_source})
+        if capture.metadata.get("ris") and result.csi is not None:
+            with self._guard(f"RIS scan at {msg.node_id}/{msg.seq}"):
+                self._ris_step(capture, msg.seq, result.csi, frame, truth)
+        if self.cfg.fusion.enabled:
+            with self._guard(f"fusion after {msg.node_id}/{msg.seq}"):
+                self._fuse(capture.node_id, msg.seq, capture.t0_s)
 
     def _sensing_for(self, capture: Any) -> list[tuple[str | None, Any, config_mod.SensingConfig]]:
         """How to sense a capture of ``capture.node_id``: ``(source, frame, settings)`` per transmitter heard.
@@ -488,7 +693,8 @@ class FusionHost:
                 out_places[link], dets[link], passive[link] = info, tx_dets, tx
         return out_places, dets, passive
 
-    def _ris_step(self, capture: Any, seq: int, csi: ChannelEstimate, frame: Any) -> None:
+    def _ris_step(self, capture: Any, seq: int, csi: ChannelEstimate, frame: Any, truth: dict[str, Any] | None
+                  ) -> None:
         """Keep this frame's CIM for the RIS scan it belongs to; at the scan's last step, locate the target.
 
         The node records in ``metadata["ris"]`` which outgoing azimuth each RIS
@@ -515,7 +721,7 @@ class FusionHost:
                 continue
             scan.append({"seq": seq, "t0_s": capture.t0_s, "steer_deg": float(step["steer_deg"]),
                          "cim": np.array(csi.h[0], dtype=np.complex128), "mask": csi.mask.copy(),
-                         "truth": (capture.metadata.get("truth") or {}).get("targets") or []})
+                         "truth": (truth or {}).get("targets") or []})
             if len(scan) == size:
                 ris = next(r for r in scene.ris if r.id == step["id"])
                 self._ris_publish(capture, ris, info, scan, frame)

@@ -8,6 +8,13 @@ connection (``ZMQ_IMMEDIATE``): when the host is slow or gone, new messages
 are dropped and counted, so memory never grows; ZeroMQ reconnects by itself
 when the host comes back.  A heartbeat with the counters goes out every
 ``stream.heartbeat_s``.
+
+The node watches its handshakes with the host (a ZeroMQ socket monitor): when they keep failing, none
+succeeding, for ``max(2 s, stream.absent_after_heartbeats x stream.heartbeat_s)`` (the time after which the
+host would report the node absent), or by the end of the run, :meth:`NodeAgent.run` raises a
+:class:`~sdr_isac.errors.ConfigError` naming the likely cause (its key not in the host's
+``stream.curve_allowed``, the wrong host public key, CURVE on one side only); ``sdr-isac node`` then prints
+it and exits with status 2.  A host that is simply not there yet is no failure: the node keeps trying.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from sdr_isac import config as config_mod
 from sdr_isac import radio, sensing
 from sdr_isac.fusion.ris import RisGeometry
 from sdr_isac.stream import wire
-from sdr_isac.stream.security import secure_client
+from sdr_isac.stream.security import HandshakeWatch, secure_client
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["NodeAgent"]
@@ -57,17 +64,29 @@ class NodeAgent:
                                       "frames_sent": 0, "frames_dropped": 0, "heartbeats": 0,
                                       "started_s": time.time()}
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> tuple[zmq.Socket, HandshakeWatch]:
+        stream = self.cfg.stream
         sock = self.context.socket(zmq.PUSH)
-        sock.setsockopt(zmq.SNDHWM, self.cfg.stream.send_hwm)
-        sock.setsockopt(zmq.IMMEDIATE, 1)          # queue only on a live connection: no unbounded backlog
-        sock.setsockopt(zmq.LINGER, 200)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        secure_client(sock, self.cfg.stream)
-        sock.connect(self.cfg.stream.host_endpoint)
-        return sock
+        watch = None
+        try:
+            sock.setsockopt(zmq.SNDHWM, stream.send_hwm)
+            sock.setsockopt(zmq.IMMEDIATE, 1)          # queue only on a live connection: no unbounded backlog
+            sock.setsockopt(zmq.LINGER, 200)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            secure_client(sock, stream)
+            watch = HandshakeWatch(sock, stream, stream.host_endpoint, "node",
+                                   max(2.0, stream.absent_after_heartbeats * stream.heartbeat_s))
+            sock.connect(stream.host_endpoint)
+        except BaseException:
+            if watch is not None:
+                watch.close()
+            sock.close(linger=0)
+            raise
+        self._watch = watch
+        return sock, watch
 
     def _send(self, sock: zmq.Socket, frames: list[Any]) -> bool:
+        self._watch.check()                        # a refused node says so instead of sending into the void
         try:
             sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
@@ -82,7 +101,12 @@ class NodeAgent:
         cfg = self.cfg
         if self._own_context and self.context.closed:      # a second run after the first terminated it
             self.context = zmq.Context()
-        sock = self._socket()
+        try:
+            sock, watch = self._socket()
+        except BaseException:
+            if self._own_context:
+                self.context.term()
+            raise
         try:
             plan = self.ris_plan()
             with radio.open_radio(cfg) as r:
@@ -111,7 +135,8 @@ class NodeAgent:
                     if cfg.stream.send == "detections":
                         result = sensing.process(capture, frame, cfg.sensing)
                         frames = wire.encode_detections(self.node_id, seq, capture.t0_s, result.detections,
-                                                        truth=capture.metadata.get("truth"))
+                                                        truth=wire.checked_truth(capture.metadata.get("truth")),
+                                                        radio=wire.radio_of(capture.metadata))
                     else:
                         frames = wire.encode_capture(dataclasses.replace(capture, seq=seq))
                     self.stats["frames_sent" if self._send(sock, frames) else "frames_dropped"] += 1
@@ -121,7 +146,9 @@ class NodeAgent:
                         beat_seq += 1
                         next_beat = time.monotonic() + cfg.stream.heartbeat_s
                 self._heartbeat(sock, beat_seq, final=True, wait_s=2.0)
+            watch.check(final=watch.succeeded == 0)
         finally:
+            watch.close()
             sock.close(linger=500)
             if self._own_context:
                 self.context.term()
@@ -165,13 +192,16 @@ class NodeAgent:
         frames = wire.encode_heartbeat(self.node_id, seq, {**stats, "final": final})
         if not wait_s:
             return self._send(sock, frames)
-        sock.setsockopt(zmq.SNDTIMEO, int(wait_s * 1000))
-        try:
-            sock.send_multipart(frames, copy=False)
-        except zmq.Again:
-            self.stats["dropped"] += 1
-            return False
-        finally:
-            sock.setsockopt(zmq.SNDTIMEO, -1)
-        self.stats["sent"] += 1
-        return True
+        deadline = time.monotonic() + wait_s
+        while True:                                 # until connected (ZMQ_IMMEDIATE) or wait_s, watching handshakes
+            try:
+                sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self._watch.check()
+                if time.monotonic() >= deadline:
+                    self.stats["dropped"] += 1
+                    return False
+                time.sleep(0.01)
+                continue
+            self.stats["sent"] += 1
+            return True

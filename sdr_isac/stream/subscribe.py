@@ -10,7 +10,7 @@ import zmq
 from sdr_isac.config import StreamConfig
 from sdr_isac.errors import ConfigError, WireFormatError
 from sdr_isac.stream import wire
-from sdr_isac.stream.security import secure_client
+from sdr_isac.stream.security import HandshakeWatch, secure_client
 
 __all__ = ["subscribe"]
 
@@ -19,7 +19,7 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
               timeout_s: float | None = None, stream: StreamConfig | None = None,
               context: zmq.Context | None = None, rcvhwm: int = 16,
               on_reject: Callable[[WireFormatError], None] | None = None,
-              max_bytes: int = wire.DEFAULT_MAX_BYTES) -> Iterator[wire.Message]:
+              max_bytes: int = wire.DEFAULT_MAX_BYTES, auth_timeout_s: float = 5.0) -> Iterator[wire.Message]:
     """Yield the decoded messages the host publishes on ``endpoint`` whose topic starts with one of ``topics``.
 
     Malformed messages are skipped (never unpickled) and handed to ``on_reject``.  The iterator ends when
@@ -39,11 +39,15 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
         Called with the :class:`~sdr_isac.errors.WireFormatError` of each malformed message (to count them).
     max_bytes : int
         Largest accepted message, bytes (ZeroMQ drops the connection of a sender that exceeds it).
+    auth_timeout_s : float
+        Seconds of failing handshakes with the host, none succeeding, before giving up with an error.
 
     Raises
     ------
     ConfigError
-        ``rcvhwm`` or ``max_bytes`` out of range.
+        ``rcvhwm`` or ``max_bytes`` out of range; or the host refused this subscriber (with CURVE on at the
+        host: a key that is not in its ``stream.curve_subscribers_allowed``, the wrong host public key, or no
+        CURVE here), naming the likely cause.
     """
     if not 1 <= rcvhwm <= 10000:
         raise ConfigError(f"rcvhwm = {rcvhwm} messages: allowed 1 ... 10000; a small value bounds memory",
@@ -55,11 +59,19 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, rcvhwm)              # a slow consumer loses results, not memory
     sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
-    if stream is not None:
-        secure_client(sock, stream)
-    for topic in topics:
-        sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    sock.connect(endpoint)
+    watch = None
+    try:
+        if stream is not None:
+            secure_client(sock, stream)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        watch = HandshakeWatch(sock, stream, endpoint, "subscriber", auth_timeout_s)
+        sock.connect(endpoint)
+    except BaseException:
+        if watch is not None:
+            watch.close()
+        sock.close()
+        raise
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     idle_ms = 0.0
@@ -67,7 +79,9 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
         while stop is None or not stop.is_set():
             if not dict(poller.poll(100)):
                 idle_ms += 100
+                watch.check()
                 if timeout_s is not None and idle_ms >= timeout_s * 1000:
+                    watch.check(final=watch.succeeded == 0)
                     return
                 continue
             idle_ms = 0.0
@@ -80,4 +94,5 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
                 continue
             yield msg
     finally:
+        watch.close()
         sock.close()

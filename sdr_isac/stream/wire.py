@@ -1,4 +1,4 @@
-"""The wire format: one ZeroMQ multipart message per capture, detection list, map, heartbeat or command.
+"""The wire format: one ZeroMQ multipart message per capture, detection list, map, status, heartbeat or command.
 
 A message is a list of frames ``[topic, header, *buffers]`` (see
 ``docs/wire-format.md`` for the full specification):
@@ -16,7 +16,10 @@ A message is a list of frames ``[topic, header, *buffers]`` (see
 This module works on bytes only (no sockets), so every rule is testable
 without ZeroMQ.  :func:`decode` trusts nothing: anything that is not exactly
 a message of this schema raises :class:`~sdr_isac.errors.WireFormatError`
-naming the field, the value and what is allowed.  Nothing received is ever
+naming the field, the value and what is allowed, and no other exception; a
+message that decodes is well-formed all the way down (ground truth, RIS
+steps, detections, estimates, counters, status), so the ``decode_<kind>``
+helpers and the host's consumers never meet a shape they did not expect.  Nothing received is ever
 unpickled or evaluated; the header is JSON and the buffers are numbers.
 
 Example
@@ -48,7 +51,6 @@ from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
 from sdr_isac.recording._format import to_json
-from sdr_isac.recording.reader import _drop_none
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.sensing.pipeline import SensingResult
 
@@ -75,16 +77,26 @@ __all__ = [
     "decode_rdmap",
     "encode_heartbeat",
     "encode_control",
+    "NODE_STATES",
+    "Outage",
+    "NodeStatus",
+    "TRUTH_SOURCES",
+    "radio_of",
+    "checked_truth",
+    "encode_status",
+    "decode_status",
+    "encode_estimates",
+    "decode_estimates",
 ]
 
 #: Newest major version of the header schema this code speaks; a receiver accepts 1 ... SCHEMA_VERSION.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Message kinds.
-KINDS = ("capture", "detections", "estimates", "tracks", "heartbeat", "control", "rdmap")
+KINDS = ("capture", "detections", "estimates", "tracks", "heartbeat", "control", "rdmap", "status")
 #: The schema version that introduced each kind; a message is stamped with its kind's version, so that a
 #: receiver of an older version still takes the kinds it knows.
 KIND_VERSIONS: dict[str, int] = {"capture": 1, "detections": 1, "estimates": 1, "tracks": 1, "heartbeat": 1,
-                                 "control": 1, "rdmap": 2}
+                                 "control": 1, "rdmap": 2, "status": 3}
 #: Default limit on the size of one message (all frames together), bytes.
 DEFAULT_MAX_BYTES = 256 * 2**20
 #: Limit on the JSON header frame, bytes.
@@ -95,6 +107,10 @@ MAX_ARRAYS = 16
 MAX_NDIM = 8
 #: Limit on the nesting of lists and objects in the header.
 MAX_DEPTH = 32
+#: Limit on the items of a list of records in the header (detections, estimates, truth paths and targets).
+MAX_ITEMS = 10000
+#: Limit on the bytes one array could span if its zero dimensions were 1 (numpy's own limit is 2**63 - 1).
+MAX_ARRAY_BYTES = 2**62
 #: Array dtypes allowed on the wire and their (little-endian) layout.
 DTYPES: dict[str, np.dtype[Any]] = {
     "complex64": np.dtype("<c8"),
@@ -110,6 +126,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _MAX_ID_LEN = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_EXACT_INT = 2**53              # integers up to this magnitude are exact as float64
 _COMMON = ("v", "kind", "node_id", "seq", "t0_s", "sent_s", "arrays")
 _CAPTURE_FIELDS = ("sample_rate_hz", "center_freq_hz", "frame_offset", "frame", "metadata")
 _GEOMETRIES = ("monostatic", "bistatic")
@@ -192,6 +209,9 @@ def _check_number(field: str, value: Any, unit: str, low: float | None = None, *
     if not _is_number(value) or not math.isfinite(value) or (
             low is not None and (value <= low if strict else value < low)):
         _fail(field, value, "a finite number" + bound)
+    if isinstance(value, int) and abs(value) > _EXACT_INT:
+        _fail(field, value, f"a finite number{bound}; an integer beyond 2**53 is not exact as a float",
+              "send it as a float")
     return float(value)
 
 
@@ -297,18 +317,211 @@ def _check_kind(header: dict[str, Any]) -> None:
     if kind == "capture":
         _check_capture_fields(header)
     elif kind == "detections":
-        dets = header.get("detections")
-        if not isinstance(dets, list):
-            _fail("detections", dets, "a list of detection objects")
-        for i, det in enumerate(dets):
-            _check_detection(f"detections[{i}]", det)
+        _check_detections("detections", header.get("detections"))
+        _check_truth("truth", header.get("truth"))
+        if header.get("radio") is not None and not isinstance(header["radio"], str):
+            _fail("radio", header["radio"], "null or a string (the capture's radio kind: sim, replay, pluto, usrp)")
+        _check_node_place(header.get("node"))
+        stats = header.get("stats")
+        if stats is not None and not isinstance(stats, dict):
+            _fail("stats", stats, "null or an object of the node's counters at the host")
+    elif kind == "estimates":
+        _check_estimates(header.get("estimates"))
     elif kind == "heartbeat":
-        if not isinstance(header.get("stats"), dict):
-            _fail("stats", header.get("stats"), "an object of node statistics")
+        _check_heartbeat_stats(header.get("stats"))
     elif kind == "control":
         _check_id("command", header.get("command"))
     elif kind == "rdmap":
         _check_rdmap_fields(header)
+    elif kind == "status":
+        _status_of(header)
+
+
+def _check_detections(field: str, dets: Any) -> None:
+    if not isinstance(dets, list) or len(dets) > MAX_ITEMS:
+        _fail(field, dets, f"a list of at most {MAX_ITEMS} detection objects")
+    for i, det in enumerate(dets):
+        _check_detection(f"{field}[{i}]", det)
+
+
+def _check_optional_text(field: str, parent: dict[str, Any], prefix: str = "") -> None:
+    if field in parent and not isinstance(parent[field], str):
+        _fail(prefix + field, parent[field], "a string")
+
+
+def _unit_of(name: str) -> str:
+    """The unit a field name ends in (``range_m`` -> m), for messages."""
+    for suffix, unit in (("_mps", "m/s"), ("_m", "m"), ("_hz", "Hz"), ("_s", "s"), ("_deg", "degrees"),
+                         ("_rad", "rad"), ("_db", "dB"), ("_samples", "samples")):
+        if name.endswith(suffix):
+            return unit
+    return "its unit"
+
+
+def _check_vector(field: str, value: Any, sizes: tuple[int, ...] = (2, 3), unit: str = "") -> None:
+    unit = unit or _unit_of(field)
+    if not (isinstance(value, list) and len(value) in sizes):
+        _fail(field, value, f"a list of {' or '.join(map(str, sizes))} finite numbers of {unit}")
+    for i, item in enumerate(value):
+        _check_number(f"{field}[{i}]", item, unit)
+
+
+# ---- ground truth (simulated or replayed data) ------------------------------------------------
+_TRUTH_TEXT = ("kind", "source", "target", "tx", "rx", "ris")
+_TRUTH_NUMBERS = ("length_m", "doppler_hz", "delay_s", "delay_samples", "azimuth_deg", "elevation_deg",
+                  "snr_per_re_db", "range_m", "range_sum_m", "bistatic_velocity_mps", "isolation_db")
+
+
+def _check_truth(field: str, truth: Any) -> None:
+    """``null``, or an object whose optional ``paths`` and ``targets`` follow the truth schema.
+
+    The schema is what :mod:`sdr_isac.radio.sim` writes (docs/wire-format.md, "Ground truth"): each path an
+    object with a ``kind`` and typed fields, a monostatic one (``range_m``) also with a radial ``velocity_mps``
+    and ``snr_per_re_db``, a ``target`` path with the ``target`` id and its ``position_m``; each target an
+    object with ``id`` and ``position_m``.  Other keys are free.
+    """
+    if truth is None:
+        return
+    if not isinstance(truth, dict):
+        _fail(field, truth, "null or an object with the lists paths and targets",
+              "send the truth as a simulated radio makes it, or none")
+    for key, check in (("paths", _check_truth_path), ("targets", _check_truth_target)):
+        if key not in truth:
+            continue
+        items = truth[key]
+        if not isinstance(items, list) or len(items) > MAX_ITEMS:
+            _fail(f"{field}.{key}", items, f"a list of at most {MAX_ITEMS} objects")
+        for i, item in enumerate(items):
+            check(f"{field}.{key}[{i}]", item)
+
+
+def _check_truth_path(field: str, path: Any) -> None:
+    if not isinstance(path, dict):
+        _fail(field, path, "an object with kind and the fields of one propagation path")
+    if not isinstance(path.get("kind"), str):
+        _fail(f"{field}.kind", path.get("kind", "missing"), "a string (target, los, clutter, wall, ...)")
+    for key in _TRUTH_TEXT:
+        _check_optional_text(key, path, f"{field}.")
+    for key in _TRUTH_NUMBERS:
+        if key in path:
+            _check_number(f"{field}.{key}", path[key], _unit_of(key))
+    if "position_m" in path:
+        _check_vector(f"{field}.position_m", path["position_m"])
+    velocity = path.get("velocity_mps")
+    if "range_m" in path:                                 # monostatic: radial velocity and SNR, what a matcher uses
+        _check_number(f"{field}.velocity_mps", velocity, "m/s (radial, for a path with range_m)")
+        _check_number(f"{field}.snr_per_re_db", path.get("snr_per_re_db"), "dB (for a path with range_m)")
+    elif velocity is not None and not _is_number(velocity):
+        _check_vector(f"{field}.velocity_mps", velocity)
+    if path["kind"] == "target":
+        if not isinstance(path.get("target"), str):
+            _fail(f"{field}.target", path.get("target", "missing"), "the target's id (a string) on a target path")
+        if "position_m" not in path:
+            _fail(f"{field}.position_m", "missing", "the target's position [x, y(, z)] in m on a target path")
+
+
+def _check_truth_target(field: str, target: Any) -> None:
+    if not isinstance(target, dict):
+        _fail(field, target, "an object with id and position_m")
+    if not isinstance(target.get("id"), str):
+        _fail(f"{field}.id", target.get("id", "missing"), "a string (the target's id)")
+    _check_vector(f"{field}.position_m", target.get("position_m", "missing"))
+    if target.get("velocity_mps") is not None:
+        _check_vector(f"{field}.velocity_mps", target["velocity_mps"])
+
+
+#: Radios whose ground truth a host publishes: a simulation, or a replayed recording's annotations.  A real
+#: radio's capture that carries a ``truth`` (a node that should not) is not echoed out.
+TRUTH_SOURCES = ("sim", "replay")
+
+
+def radio_of(metadata: dict[str, Any]) -> str | None:
+    """The radio a capture came from, by its metadata: ``replay`` for a replayed one, else ``radio`` (or None)."""
+    if isinstance(metadata.get("replay"), dict):
+        return "replay"
+    radio = metadata.get("radio")
+    return radio if isinstance(radio, str) else None
+
+
+def checked_truth(truth: Any) -> dict[str, Any] | None:
+    """``truth`` made JSON-ready if it follows the truth schema (see :func:`_check_truth`), else None."""
+    try:
+        value = _json_field("truth", truth)
+        _check_truth("truth", value)
+    except WireFormatError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# ---- structured header fields -------------------------------------------------------------------
+_NODE_COUNTERS = ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats")
+
+
+def _check_heartbeat_stats(stats: Any) -> None:
+    """A heartbeat's ``stats``: an object; the node counters, ``final`` and the times typed when present."""
+    if not isinstance(stats, dict):
+        _fail("stats", stats, "an object of node statistics")
+    for key in _NODE_COUNTERS:
+        if key in stats:
+            _check_count(f"stats.{key}", stats[key])
+    if "final" in stats and not isinstance(stats["final"], bool):
+        _fail("stats.final", stats["final"], "true or false (the node's last heartbeat)")
+    for key in ("started_s", "stopped_s"):
+        if stats.get(key) is not None:
+            _check_number(f"stats.{key}", stats[key], "s")
+
+
+def _check_node_place(node: Any) -> None:
+    """``node``: null or an object with ``position_m`` (2 or 3 numbers, m) and ``yaw_deg`` (degrees)."""
+    if node is None:
+        return
+    if not isinstance(node, dict):
+        _fail("node", node, "null or an object with position_m and yaw_deg")
+    _check_vector("node.position_m", node.get("position_m"))
+    _check_number("node.yaw_deg", node.get("yaw_deg"), "degrees")
+
+
+def _check_ris_steps(steps: Any) -> None:
+    """``metadata.ris``: the RIS steering of a capture (:meth:`sdr_isac.stream.node.NodeAgent.ris_plan`)."""
+    if not isinstance(steps, list) or len(steps) > 256:
+        _fail("metadata.ris", steps, "a list of at most 256 RIS steps")
+    for i, step in enumerate(steps):
+        field = f"metadata.ris[{i}]"
+        if not isinstance(step, dict):
+            _fail(field, step, "an object with id, incoming_deg, steer_deg, scan_index and scan_size")
+        if not isinstance(step.get("id"), str):
+            _fail(f"{field}.id", step.get("id", "missing"), "a string (the RIS id)")
+        for key in ("incoming_deg", "steer_deg"):
+            _check_number(f"{field}.{key}", step.get(key), "degrees")
+        size = step.get("scan_size")
+        if not _is_int(size) or not 1 <= size <= 4096:
+            _fail(f"{field}.scan_size", size, "an integer 1 ... 4096 (steps of the scan)")
+        index = step.get("scan_index")
+        if not _is_int(index) or not 0 <= index < size:
+            _fail(f"{field}.scan_index", index, f"an integer 0 ... {size - 1} (below scan_size)")
+
+
+def _check_metadata(metadata: Any) -> None:
+    """A capture's ``metadata``: an object; ``truth``, ``ris``, ``radio``, ``replay`` typed when present."""
+    if not isinstance(metadata, dict):
+        _fail("metadata", metadata, "an object")
+    for key, check in _METADATA_CHECKS.items():
+        if key in metadata:
+            check(metadata[key])
+
+
+def _check_replay(value: Any) -> None:
+    if not isinstance(value, dict):
+        _fail("metadata.replay", value, "an object (where a replayed capture came from)")
+
+
+def _check_radio(value: Any) -> None:
+    if not isinstance(value, str):
+        _fail("metadata.radio", value, "a string (the radio kind: sim, replay, pluto, usrp)")
+
+
+_METADATA_CHECKS = {"truth": lambda v: _check_truth("metadata.truth", v), "ris": _check_ris_steps,
+                    "radio": _check_radio, "replay": _check_replay}
 
 
 def _check_capture_fields(header: dict[str, Any]) -> None:
@@ -322,8 +535,7 @@ def _check_capture_fields(header: dict[str, Any]) -> None:
     frame = header.get("frame", "missing")
     if frame is not None and not isinstance(frame, dict):
         _fail("frame", frame, "null or an object of FrameConfig fields")
-    if not isinstance(header.get("metadata"), dict):
-        _fail("metadata", header.get("metadata", "missing"), "an object")
+    _check_metadata(header.get("metadata", "missing"))
 
 
 def _check_cells(field: str, value: Any, low: int) -> tuple[int, int]:
@@ -347,11 +559,7 @@ def _check_rdmap_fields(header: dict[str, Any]) -> None:
         _fail("num_channels", channels, "an integer 1 ... 65536 (receive channels summed in the map)")
     _check_number("max_range_m", header.get("max_range_m"), "m", 0.0, strict=True)
     _check_cells("decimation", header.get("decimation"), 1)
-    dets = header.get("detections")
-    if not isinstance(dets, list):
-        _fail("detections", dets, "a list of detection objects")
-    for i, det in enumerate(dets):
-        _check_detection(f"detections[{i}]", det)
+    _check_detections("detections", header.get("detections"))
     sensing = header.get("sensing")
     if not isinstance(sensing, dict):
         _fail("sensing", sensing, "an object with pfa, guard_cells and training_cells (the CFAR of detections)")
@@ -360,18 +568,10 @@ def _check_rdmap_fields(header: dict[str, Any]) -> None:
         _fail("sensing.pfa", pfa, "a number 0 < pfa < 0.5")
     _check_cells("sensing.guard_cells", sensing.get("guard_cells"), 0)
     _check_cells("sensing.training_cells", sensing.get("training_cells"), 1)
-    node = header.get("node")
-    if node is not None:
-        if not isinstance(node, dict):
-            _fail("node", node, "null or an object with position_m and yaw_deg")
-        position = node.get("position_m")
-        if not (isinstance(position, list) and len(position) in (2, 3)):
-            _fail("node.position_m", position, "a list of 2 or 3 numbers, m")
-        for i, value in enumerate(position):
-            _check_number(f"node.position_m[{i}]", value, "m")
-        _check_number("node.yaw_deg", node.get("yaw_deg"), "degrees")
+    _check_node_place(header.get("node"))
     if not isinstance(header.get("stats"), dict):
         _fail("stats", header.get("stats", "missing"), "an object of the node's counters at the host")
+    _check_truth("truth", header.get("truth"))
 
 
 def _detection_types() -> dict[str, tuple[str, bool]]:
@@ -384,6 +584,7 @@ def _detection_types() -> dict[str, tuple[str, bool]]:
 
 
 _DETECTION_TYPES = _detection_types()
+_VARIANCES = ("range_var_m2", "velocity_var_mps2", "angle_var_rad2")
 
 
 def _check_detection(field: str, det: Any) -> None:
@@ -403,6 +604,9 @@ def _check_detection(field: str, det: Any) -> None:
             _fail(f"{field}.{name}", value, "a string")
     if det["geometry"] not in _GEOMETRIES:
         _fail(f"{field}.geometry", det["geometry"], " or ".join(_GEOMETRIES))
+    for name in _VARIANCES:                   # consumers divide by their square roots (errors over sqrt(CRB))
+        if det[name] is not None and not det[name] > 0:
+            _fail(f"{field}.{name}", det[name], "a finite number > 0 (a Cramér-Rao variance)")
 
 
 def _check_finite(i: int, arr: NDArray[Any], fix: str = "") -> None:
@@ -549,7 +753,15 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
     return header
 
 
-def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) -> NDArray[Any]:
+def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], max_bytes: int) -> NDArray[Any]:
+    # Python ints throughout: a shape such as [1, 0, 2**62] holds no bytes, yet numpy refuses to make it, so the
+    # shape must fit the size limit as if its zero dimensions were 1 (docs/wire-format.md, Limits)
+    span = dtype.itemsize * math.prod(n for n in shape if n)
+    limit = min(max_bytes, MAX_ARRAY_BYTES)
+    if span > limit:
+        _fail(f"arrays[{i}].shape", list(shape),
+              f"dimensions whose product without the zeros, times {dtype.itemsize} bytes ({dtype.name}), is at "
+              f"most {limit} bytes (the message size limit)", "a zero dimension does not make the others free")
     expected = dtype.itemsize * math.prod(shape)
     if expected != len(buffer):
         _fail(f"frame {i + 2} size", f"{len(buffer)} bytes",
@@ -604,22 +816,26 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     specs = _check_specs(header.get("arrays", "missing"))
     if len(specs) != len(views) - 2:
         _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
-    arrays = tuple(_array(i, views[i + 2], dtype, shape) for i, (dtype, shape) in enumerate(specs))
+    arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes) for i, (dtype, shape) in enumerate(specs))
     _check_kind(header)
     return Message(topic=topic, header=header, arrays=arrays)
 
 
 # ---- kinds ----------------------------------------------------------------------------------
 def _json_metadata(metadata: dict[Any, Any]) -> dict[str, Any]:
-    """The JSON-able entries of ``metadata`` (others are left out)."""
+    """The JSON-able entries of ``metadata``; others, and structured entries (``truth``, ``ris``, ...) that do
+    not follow their schema, are left out: a receiver would reject the whole capture for them."""
     out = {}
     for key, value in metadata.items():
         if not isinstance(key, str):
             continue
         try:
-            out[key] = _json_field(f"metadata.{key}", value)
+            item = _json_field(f"metadata.{key}", value)
+            if key in _METADATA_CHECKS:
+                _METADATA_CHECKS[key](item)
         except WireFormatError:
             continue
+        out[key] = item
     return out
 
 
@@ -643,6 +859,15 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
         _fail(f"extra field {clash[0]!r}", (extra or {})[clash[0]], f"names other than {', '.join(fields)}")
     return encode("capture", capture.node_id, capture.seq, t0_s=capture.t0_s, arrays=[capture.iq],
                   **fields, **(extra or {}))
+
+
+def _drop_none(value: Any) -> Any:
+    """``value`` without the None entries of its objects, at every depth (None means the field's default)."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
 
 
 def _expect_kind(msg: Message, kind: str) -> None:
@@ -744,8 +969,8 @@ _ESTIMATE_CASES = ("A", "B")                   # sdr_isac.fusion.bs_ue.live_case
 
 
 def _check_estimates(items: Any) -> None:
-    if not isinstance(items, list) or len(items) > 10000:
-        _fail("estimates", items, "a list of at most 10000 objects")
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        _fail("estimates", items, f"a list of at most {MAX_ITEMS} objects")
     for i, est in enumerate(items):
         if not isinstance(est, dict):
             _fail(f"estimates[{i}]", est, "an object with position_m, cov_position_m2 and nodes")
@@ -769,10 +994,141 @@ def _check_estimates(items: Any) -> None:
         for key, allowed in (("mode", _ESTIMATE_MODES), ("case", _ESTIMATE_CASES)):
             if key in est and est[key] not in allowed:
                 _fail(f"estimates[{i}].{key}", est[key], " or ".join(repr(a) for a in allowed))
+        single = est.get("single_m")
+        if single is not None:
+            if not isinstance(single, dict):
+                _fail(f"estimates[{i}].single_m", single, "an object: node id -> [x, y] in m")
+            for node, xy in single.items():
+                _check_vector(f"estimates[{i}].single_m.{node}", xy, (2,), "m")
+        if est.get("ris") is not None and not isinstance(est["ris"], dict):
+            _fail(f"estimates[{i}].ris", est["ris"], "an object (what the RIS saw)")
 
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---- status (schema version 3) ---------------------------------------------------------------------
+#: States of a node at the host: sending, silent for ``stream.absent_after_heartbeats`` heartbeat intervals, or
+#: done (its final heartbeat arrived).
+NODE_STATES = ("present", "absent", "finished")
+_MISSED_FROM = ("sequence", "rate")
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One silence of a node at the host (it sent nothing for ``stream.absent_after_heartbeats`` heartbeats).
+
+    Attributes
+    ----------
+    start_s : float
+        Wall-clock time (Unix epoch) of the node's last message before the silence, s.
+    end_s : float or None
+        Wall-clock time at which its first message after the silence arrived, s; None while it lasts.
+    frames_missed : int or None
+        Frames (captures or detection lists) the host did not get: from the sequence numbers when the node
+        went on counting (``frames_missed_from = "sequence"``), else (a restarted node starts again at 0)
+        estimated from its rate before the silence times the silence (``"rate"``); None while it lasts.
+    frames_missed_from : str or None
+        ``sequence`` or ``rate``; None while it lasts.
+    restarted : bool
+        The node's sequence numbers started again (a new process).
+    """
+
+    start_s: float
+    end_s: float | None = None
+    frames_missed: int | None = None
+    frames_missed_from: str | None = None
+    restarted: bool = False
+
+    @property
+    def duration_s(self) -> float | None:
+        """``end_s - start_s``, s (None while it lasts)."""
+        return None if self.end_s is None else self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the wire's and ``stream_stats.json``'s)."""
+        return {"start_s": self.start_s, "end_s": self.end_s, "duration_s": self.duration_s,
+                "frames_missed": self.frames_missed, "frames_missed_from": self.frames_missed_from,
+                "restarted": self.restarted}
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What a ``status`` message says of one node: published by the host when the node's state changes.
+
+    Attributes
+    ----------
+    node_id : str
+    seq : int
+        The host's count of status messages.
+    state : str
+        One of :data:`NODE_STATES`.
+    last_seen_s : float or None
+        Wall-clock time of the node's last message at the host, s (Unix epoch).
+    absent_since_s : float or None
+        While ``absent``: the start of the silence (the last message), s; else None.
+    outage : Outage or None
+        The outage going on (``absent``) or the one that just ended (``present`` again); else None.
+    outages : int
+        Outages of this node so far, the current one included.
+    """
+
+    node_id: str
+    seq: int
+    state: str
+    last_seen_s: float | None
+    absent_since_s: float | None
+    outage: Outage | None
+    outages: int
+
+
+def encode_status(status: NodeStatus) -> list[bytes | memoryview]:
+    """Encode a node's state at the host: kind ``status`` (schema version 3), topic ``status/<node>``."""
+    return encode("status", status.node_id, status.seq, state=status.state, last_seen_s=status.last_seen_s,
+                  absent_since_s=status.absent_since_s,
+                  outage=status.outage.to_dict() if status.outage is not None else None, outages=status.outages)
+
+
+def decode_status(msg: Message) -> NodeStatus:
+    """The :class:`NodeStatus` of a ``status`` message."""
+    _expect_kind(msg, "status")
+    return _status_of(msg.header)
+
+
+def _optional_time(field: str, value: Any) -> float | None:
+    return None if value is None else _check_number(field, value, "s")
+
+
+def _status_of(header: dict[str, Any]) -> NodeStatus:
+    state = header.get("state")
+    if state not in NODE_STATES:
+        _fail("state", state, " or ".join(NODE_STATES))
+    outage = header.get("outage")
+    if outage is not None:
+        if not isinstance(outage, dict):
+            _fail("outage", outage, "null or an object with start_s, end_s, frames_missed, frames_missed_from")
+        start = _check_number("outage.start_s", outage.get("start_s"), "s")
+        end = _optional_time("outage.end_s", outage.get("end_s"))
+        missed, source = outage.get("frames_missed"), outage.get("frames_missed_from")
+        if end is not None and end < start:
+            _fail("outage.end_s", end, f"a time >= outage.start_s = {start} s")
+        if end is None and (missed is not None or source is not None):
+            _fail("outage.frames_missed", missed, "null while the outage lasts (end_s null)")
+        if end is not None:
+            _check_count("outage.frames_missed", missed)
+            if source not in _MISSED_FROM:
+                _fail("outage.frames_missed_from", source, " or ".join(_MISSED_FROM))
+        if not isinstance(outage.get("restarted", False), bool):
+            _fail("outage.restarted", outage.get("restarted"), "true or false")
+        outage = Outage(start, end, missed, source, bool(outage.get("restarted", False)))
+    absent = _optional_time("absent_since_s", header.get("absent_since_s"))
+    if (state == "absent") != (absent is not None) or (state == "absent") != (outage is not None and
+                                                                           outage.end_s is None):
+        _fail("absent_since_s", absent, "a time with an outage going on (end_s null) exactly when state is absent")
+    return NodeStatus(str(header["node_id"]), int(header["seq"]), state,
+                      _optional_time("last_seen_s", header.get("last_seen_s")), absent, outage,
+                      _check_count("outages", header.get("outages")))
 
 
 def encode_heartbeat(node_id: str, seq: int, stats: dict[str, Any]) -> list[bytes | memoryview]:

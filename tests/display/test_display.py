@@ -464,7 +464,7 @@ def test_malformed_messages_on_the_display_side_are_counted(qtbot) -> None:
 def test_a_host_without_maps_disables_the_cfar_controls(qtbot) -> None:
     fake = FakeHost()
     det = Detection(range_m=12.0, velocity_mps=1.0, doppler_hz=0.0, delay_s=0.0, snr_db=10.0, geometry="monostatic",
-                    angle_rad=None, range_var_m2=0.0, velocity_var_mps2=0.0, angle_var_rad2=None, map_snr_db=20.0)
+                    angle_rad=None, range_var_m2=0.01, velocity_var_mps2=0.01, angle_var_rad2=None, map_snr_db=20.0)
     try:
         with HostSource(fake.endpoint) as source:
             window = RangeDopplerWindow(source=source, refresh_ms=10)

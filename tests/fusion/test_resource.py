@@ -115,9 +115,9 @@ def test_coarray_resolves_more_sources_than_elements_and_reports_its_snr_cost() 
 
 
 def _doppler_width(power: np.ndarray) -> int:
-    """Cells of the Doppler cut through the peak above half its power."""
+    """Cells of the Doppler cut (a row: rows delay, columns Doppler) through the peak above half its power."""
     i, j = np.unravel_index(int(np.argmax(power)), power.shape)
-    return int(np.count_nonzero(power[:, j] >= power[i, j] / 2))
+    return int(np.count_nonzero(power[i, :] >= power[i, j] / 2))
 
 
 def test_coherent_frames_narrow_the_doppler_peak_by_the_number_of_frames() -> None:

@@ -130,3 +130,21 @@ def test_info_command_shows_frames_and_truth(tmp_path, capsys):
     (tmp_path / "bad.sigmf-data").write_bytes(b"")
     assert main(["info", str(tmp_path / "bad.sigmf-meta")]) == 2
 
+
+
+def test_a_recording_whose_rate_no_radio_allows_is_refused_as_a_recording_error(tmp_path: Path) -> None:
+    """The recording, not the user's config, holds the bad value: the error says so (not 'set sample_rate_hz')."""
+    import json
+    import shutil
+
+    from sdr_isac.errors import RecordingError
+
+    for f in (REPO / "offline_data").glob("two_targets.sigmf-*"):
+        shutil.copy(f, tmp_path)
+    meta = tmp_path / "two_targets.sigmf-meta"
+    doc = json.loads(meta.read_text())
+    doc["global"]["core:sample_rate"] = 100.0
+    doc["global"].pop("core:sha512", None)
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(RecordingError, match=r"core:sample_rate = 100 Hz.*a radio allows sample rates of"):
+        radio.open_radio(RadioConfig(kind="replay", uri=str(meta)))

@@ -306,9 +306,11 @@ def test_data_not_a_whole_number_of_samples(good):
 def test_data_shorter_than_annotations(good):
     data = good.with_name("good.sigmf-data")
     data.write_bytes(data.read_bytes()[:-16 * 5])                       # five whole samples of two channels
+    with pytest.raises(RecordingError, match=r"core:sha512 = \w+\.\.\. but the data file hashes to"):
+        Recording.open(good)
     with pytest.raises(RecordingError, match=r"holds 238 samples per channel but capture 2 \(isac:seq 12\) "
                                              r"claims samples 145 ... 242"):
-        Recording.open(good)
+        Recording.open(good, verify_checksum=False)
 
 
 def test_data_longer_than_the_captures(good):
@@ -316,7 +318,7 @@ def test_data_longer_than_the_captures(good):
     data.write_bytes(data.read_bytes() + bytes(16 * 4))
     with pytest.raises(RecordingError, match=r"holds 247 samples per channel but the captures of good.sigmf-meta "
                                              r"end at sample 243"):
-        Recording.open(good)
+        Recording.open(good, verify_checksum=False)
 
 
 def test_checksum_mismatch(good):
@@ -324,9 +326,12 @@ def test_checksum_mismatch(good):
     raw = bytearray(data.read_bytes())
     raw[0] ^= 1
     data.write_bytes(bytes(raw))
-    Recording.open(good)                                               # not checked by default
+    with pytest.raises(RecordingError, match=r"core:sha512 = \w+\.\.\. but the data file hashes to \w+\.\.\.: "
+                                             r"allowed matching checksums"):
+        Recording.open(good)                                           # checked by default
     with pytest.raises(RecordingError, match=r"core:sha512 = \w+\.\.\. but the data file hashes to"):
-        Recording.open(good, verify_checksum=True)
+        describe(good)
+    assert Recording.open(good, verify_checksum=False).num_captures == 3    # the explicit opt-out
 
 
 def test_nan_samples_raise_on_capture(good):
@@ -334,7 +339,7 @@ def test_nan_samples_raise_on_capture(good):
     mm[64 * 2 + 5 * 2 + 1] = np.nan + 0j                               # capture 1, sample 5, channel 1
     mm.flush()
     del mm
-    rec = Recording.open(good)
+    rec = Recording.open(good, verify_checksum=False)
     rec.capture(0)
     with pytest.raises(RecordingError, match=r"capture 1: samples\[1, 5\] \(file sample 69\) = \(?nan.*allowed "
                                              r"finite I/Q values"):

@@ -10,17 +10,11 @@ import pytest
 
 from sdr_isac.errors import InputError
 from sdr_isac.sensing.crb import crb_from_fim
-from sdr_isac.sensing.detection import (
-    _angle_grid,
-    _MaskStats,
-    _max_1d,
-    _median,
-    _newton_peak,
-    _Objective,
-    _phasor,
-    _Products,
-    _slow_time_pattern,
-)
+from sdr_isac.sensing.detection import _MaskStats, _slow_time_pattern
+from sdr_isac.sensing.estimate import _median, _Objective, _Products, ml_angle
+from sdr_isac.sensing.estimate import maximise_1d as _max_1d
+from sdr_isac.sensing.estimate import newton_peak as _newton_peak
+from sdr_isac.sensing.estimate import phasor as _phasor
 
 
 def cost_on(data, rate, x, centred):
@@ -159,10 +153,12 @@ def test_mask_statistics_scale_the_unit_bound():
         _MaskStats.of(one_symbol, 120e3, times).crb(1.0)
 
 
-def test_angle_grid_holds_the_conjugate_steering_vectors():
-    grid, steering = _angle_grid(4, 0.5)
-    amplitude = np.array([1.0, 0.2 - 0.7j, -0.4 + 0.1j, 0.3j])
-    n = np.arange(4)
-    direct = [abs(np.vdot(np.exp(2j * math.pi * n * 0.5 * math.sin(t)), amplitude)) ** 2 for t in grid]
-    assert np.allclose(np.abs(steering @ amplitude) ** 2, direct, rtol=1e-12)
-    assert grid.size == 361 and not steering.flags.writeable
+@pytest.mark.parametrize("positions", [0.5 * np.arange(4), np.array([0.0, 0.5, 2.0, 3.5]), 0.5 * np.arange(16)])
+def test_ml_angle_is_the_maximum_of_a_dense_search(positions, rng):
+    """ml_angle (grid + Newton) lands on the maximum of sum_k |a(u)^H x_k|**2 that a dense search finds."""
+    for _ in range(5):
+        x = rng.normal(size=(positions.size, 3)) + 1j * rng.normal(size=(positions.size, 3))
+        x += 3 * np.exp(2j * math.pi * positions * math.sin(rng.uniform(-1.2, 1.2)))[:, None]
+        u = np.linspace(-1, 1, 400_001)
+        power = np.sum(np.abs(np.exp(-2j * math.pi * np.multiply.outer(u, positions)) @ x) ** 2, axis=1)
+        assert math.sin(ml_angle(x, positions)) == pytest.approx(u[int(np.argmax(power))], abs=2e-5)

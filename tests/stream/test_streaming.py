@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,24 +113,55 @@ def test_every_frame_of_two_nodes_is_accounted_for(setup):
     assert any(abs(d["range_m"] - np.hypot(50.0, 5.0)) < 0.5 for d in dets)
 
 
-def test_a_killed_node_is_picked_up_again(setup):
-    path, cfg = setup()
+def test_a_killed_node_is_reported_absent_and_picked_up_again(setup):
+    """SIGKILL a streaming node: the host marks it absent (stats and a status message), and when a new node
+    process comes back, the outage (start, end, frames missed) is reported within 1 s of its first message."""
+    import threading
+
+    path, cfg = setup("absent_after_heartbeats = 5")                # 5 x 0.1 s of silence
+    statuses: list[wire.Message] = []
+    stop = threading.Event()
     with FusionHost(cfg) as host:
+        listener = _listen(cfg.stream.publish_endpoint, ("status/a",), 2, statuses, stop)
+        time.sleep(0.3)                                # the subscription reaches the publisher first
         first = node_process(path, "a", 0, rate=50)
+        second = None
         try:
             assert wait_for(lambda: host.stats()["nodes"].get("a", {}).get("received", 0) >= 5)
+            assert host.stats()["nodes"]["a"]["state"] == "present"
             first.send_signal(signal.SIGKILL)
             first.wait(10)
-            before = host.stats()["nodes"]["a"]["received"]
-            second = node_process(path, "a", 5)
+            killed_s = time.time()
+            assert wait_for(lambda: host.stats()["nodes"]["a"]["state"] == "absent", 10)
+            gone = host.stats()["nodes"]["a"]
+            assert gone["absent_since_s"] <= killed_s and gone["outages_total"] == 1 and "a" in \
+                host.stats()["absent_nodes"]
+            assert gone["outages"][-1]["end_s"] is None                   # it goes on
+            before = gone["received"]
+            rate_before = gone["rate_hz"]
+            second = node_process(path, "a", 5, rate=50)
             out, err = second.communicate(timeout=60)
             assert second.returncode == 0, err
             assert wait_for(lambda: host.stats()["nodes"]["a"]["received"] >= before + 5)
+            listener.join(10)                          # type: ignore[attr-defined]
         finally:
+            stop.set()
             first.kill()
+            if second is not None:
+                second.kill()
         stats = host.stats()["nodes"]["a"]
     assert stats["restarts"] == 1                    # sequence numbers started again at 0
-    assert stats["received"] >= before + 5
+    assert stats["received"] >= before + 5 and stats["state"] == "finished"
+    (outage,) = stats["outages"]
+    assert outage["start_s"] == gone["absent_since_s"] and outage["end_s"] > outage["start_s"]
+    assert outage["duration_s"] == pytest.approx(outage["end_s"] - outage["start_s"])
+    assert outage["restarted"] and outage["frames_missed_from"] == "rate"
+    assert outage["frames_missed"] == round(rate_before * outage["duration_s"])
+    # on the PUB socket: absent, then back with the outage, within 1 s of the new process's first message
+    assert [wire.decode_status(m).state for m in statuses[:2]] == ["absent", "present"]
+    back = wire.decode_status(statuses[1])
+    assert back.outage is not None and back.outage.end_s == outage["end_s"] and back.absent_since_s is None
+    assert statuses[1].sent_s - outage["end_s"] < 1.0
 
 
 def test_a_stalled_host_makes_nodes_drop_with_bounded_memory(setup):
@@ -183,30 +215,83 @@ def test_malformed_messages_are_rejected_and_counted(setup, frames):
         assert "probe" in host.stats()["nodes"]
 
 
-def test_curve_rejects_a_node_with_the_wrong_key(setup, tmp_path):
+def test_curve_refuses_wrong_keys_on_both_sockets_and_says_why(setup, tmp_path):
+    """CURVE on: nodes and subscribers with a key the host does not allow, the wrong host key or no CURVE
+    are refused, counted at the host, and exit (nodes) or raise (subscribers) naming the likely cause."""
+    import threading
+
+    from sdr_isac.errors import ConfigError
+    from sdr_isac.stream.subscribe import subscribe
+
     keys = tmp_path / "keys"
     server_pub, server_sec = create_keys(keys, "host")
     good_pub, good_sec = create_keys(keys, "good")
-    _, bad_sec = create_keys(keys, "bad")
-    common = (f'curve_server_public = "{server_pub}"\n'
-              f'curve_allowed = ["{good_pub}"]\n')
-    host_path, host_cfg = setup(common + f'curve_server_secret = "{server_sec}"\n')
-    text = host_path.read_text()
-    good = host_path.with_name("good.toml")
-    good.write_text(text.replace(f'curve_server_secret = "{server_sec}"\n',
-                                 f'curve_client_secret = "{good_sec}"\n'))
-    bad = host_path.with_name("bad.toml")
-    bad.write_text(text.replace(f'curve_server_secret = "{server_sec}"\n', f'curve_client_secret = "{bad_sec}"\n'))
+    bad_pub, bad_sec = create_keys(keys, "bad")
+    view_pub, view_sec = create_keys(keys, "viewer")
+    other_pub, _ = create_keys(keys, "other")
+    host_path, host_cfg = setup(f'curve_server_public = "{server_pub}"\ncurve_allowed = ["{good_pub}"]\n'
+                                f'curve_subscribers_allowed = ["{view_pub}"]\n'
+                                f'curve_server_secret = "{server_sec}"\n')
+    text = host_path.read_text().replace(f'curve_server_secret = "{server_sec}"\n', "")
+
+    def variant(name: str, extra: str, server: Path = server_pub) -> Path:
+        out = host_path.with_name(f"{name}.toml")
+        out.write_text(text.replace(f'curve_server_public = "{server_pub}"', f'curve_server_public = "{server}"')
+                       + extra)
+        return out
+
+    good = variant("good", f'curve_client_secret = "{good_sec}"\n')
+    bad = variant("bad", f'curve_client_secret = "{bad_sec}"\n')
+    wrong_host = variant("wrong_host", f'curve_client_secret = "{good_sec}"\n', server=other_pub)
+    plain = host_path.with_name("plain.toml")
+    plain.write_text(text.replace(f'curve_server_public = "{server_pub}"\n', ""))
+    expected = {"bad key": (bad, "public key .* is probably not in the host's stream.curve_allowed"),
+                "wrong host key": (wrong_host, "curve_server_public = .*other.key is probably not the host's public "
+                                               "key"),
+                "no CURVE": (plain, "the host uses CURVE and this node does not")}
+    received: list[wire.Message] = []
+    stop = threading.Event()
     with FusionHost(host_cfg) as host:
-        intruder = node_process(bad, "b", 3)
-        out, err = intruder.communicate(timeout=60)
-        assert intruder.returncode == 0, err
-        time.sleep(0.5)
-        assert "b" not in host.stats()["nodes"]        # nothing got through
+        viewer = config.load(variant("viewer", f'curve_client_secret = "{view_sec}"\n')).stream
+        listener = _listen(host_cfg.stream.publish_endpoint, ("detections/",), 1, received, stop, stream=viewer)
+        refused = {n: node_process(p, "b", 3) for n, (p, _) in expected.items()}
+        try:
+            for n, proc in refused.items():
+                out, err = proc.communicate(timeout=60)
+                assert proc.returncode == 2 and "Traceback" not in err, err
+                assert re.search(expected[n][1], err), err
+        finally:
+            for proc in refused.values():
+                proc.kill()
         friend = node_process(good, "a", 3)
         out, err = friend.communicate(timeout=60)
         assert friend.returncode == 0, err
         assert wait_for(lambda: host.stats()["nodes"].get("a", {}).get("received", 0) == 3, 20)
+        listener.join(20)                              # type: ignore[attr-defined]
+        # subscribers: none, a node's key (not a subscriber's), the wrong host key
+        for stream, pattern in ((None, "the host uses CURVE and this subscriber does not"),
+                                (config.load(good).stream, "not in the host's stream.curve_subscribers_allowed"),
+                                (config.load(wrong_host).stream, "is probably not the host's public key")):
+            with pytest.raises(ConfigError, match=pattern):
+                for _ in subscribe(host_cfg.stream.publish_endpoint, ("",), stream=stream, timeout_s=10, auth_timeout_s=1.0):
+                    pytest.fail("a refused subscriber received a message")
+        stop.set()
+        stats = host.stats()
+    assert set(stats["nodes"]) == {"a"}                # nothing of the refused ones got through
+    assert received and received[0].node_id == "a" and received[0].header["truth"]["paths"]   # the viewer's
+    by = {(e["socket"], e["client_key"]): e for e in stats["refused"]["by_client"]}
+    bad_key = json_key(bad_pub)
+    assert by[("nodes", bad_key)]["mechanism"] == "CURVE" and "curve_allowed" in by[("nodes", bad_key)]["reason"]
+    assert by[("subscribers", json_key(good_pub))]["count"] >= 1
+    assert stats["handshake_failures"] >= 3            # wrong host key and no CURVE, nodes and subscribers
+    assert stats["refused"]["total"] >= 2 + stats["handshake_failures"]
+
+
+def json_key(path: Path) -> str:
+    """The z85 public key of a key file."""
+    import zmq.auth
+
+    return zmq.auth.load_certificate(str(path))[0].decode()
 
 
 def test_keys_command_refuses_to_overwrite(tmp_path):
@@ -330,13 +415,13 @@ def test_subscribers_receive_the_hosts_detections(setup):
 
 
 def _listen(endpoint: str, topics: tuple[str, ...], count: int, received: list[wire.Message],
-            stop: object) -> object:
+            stop: object, stream: config.StreamConfig | None = None) -> object:
     import threading
 
     from sdr_isac.stream.subscribe import subscribe
 
     def run() -> None:
-        for msg in subscribe(endpoint, topics, stop=stop, timeout_s=20):  # type: ignore[arg-type]
+        for msg in subscribe(endpoint, topics, stop=stop, timeout_s=20, stream=stream):  # type: ignore[arg-type]
             received.append(msg)
             if len(received) >= count:
                 return

@@ -37,8 +37,8 @@ def _capture(num_channels: int = 4, num_samples: int = 256, frame: config.FrameC
     rng = np.random.default_rng(seed)
     iq = (rng.standard_normal((num_channels, num_samples))
           + 1j * rng.standard_normal((num_channels, num_samples))).astype(np.complex64)
-    truth = {"paths": [{"target": "car", "delay_s": 1.25e-6, "range_m": 187.4, "velocity_mps": -3.5,
-                        "position_m": [10.0, -2.5, 1.0]}],
+    truth = {"paths": [{"kind": "target", "target": "car", "delay_s": 1.25e-6, "range_m": 187.4,
+                        "velocity_mps": -3.5, "snr_per_re_db": 12.0, "position_m": [10.0, -2.5, 1.0]}],
              "targets": [{"id": "car", "position_m": [10.0, -2.5, 1.0], "velocity_mps": [1.0, 0.0, 0.0]}]}
     meta = {"radio": "sim", "noise_power_dbm": -101.5, "gains": [10, 20], "ok": True, "none": None, "truth": truth}
     return Capture(iq, 30.72e6, 3.5e9, t0_s=12.5, node_id="bs-1.a_b", seq=42, frame=frame, frame_offset=17,
@@ -68,6 +68,11 @@ def _with_header(frames: list[Any], change: Any, *, topic: bytes | None = None) 
     return out
 
 
+ESTIMATE = {"position_m": [41.9, 10.0, 1.0], "cov_position_m2": [[1e-4, 0.0], [0.0, 2e-4]], "nodes": ["bs0", "bs1"],
+            "velocity_mps": [-14.0, 2.0, 0.0], "cov_velocity_mps2": [[1e-3, 0.0], [0.0, 1e-3]],
+            "single_m": {"bs0": [41.9, 10.1]}, "mode": "macro_micro", "case": "A"}
+
+
 def _samples() -> dict[str, list[Any]]:
     """Valid encoded messages of every kind."""
     arrays = [np.arange(6, dtype=np.float64).reshape(2, 3), np.array([True, False]), np.zeros((0, 3), np.int16)]
@@ -79,7 +84,10 @@ def _samples() -> dict[str, list[Any]]:
                                              truth={"paths": []}),
         "heartbeat": wire.encode_heartbeat("bs1", 9, {"captured": 10, "final": False, "rate_hz": 2.5}),
         "control": wire.encode_control("host", 1, "set_gain", gain_db=30.0),
-        "estimates": wire.encode("estimates", "host", 5, t0_s=2.0, arrays=arrays, nodes=["bs1", "bs2"]),
+        "tracks": wire.encode("tracks", "host", 5, t0_s=2.0, arrays=arrays, nodes=["bs1", "bs2"]),
+        "estimates": wire.encode_estimates("host", 6, 2.0, [ESTIMATE]),
+        "status": wire.encode_status(wire.NodeStatus("bs1", 3, "present", 1.7e9, None,
+                                                     wire.Outage(1.7e9 - 5.0, 1.7e9, 40, "rate", True), 2)),
         "rdmap": _rdmap_frames(),
     }
 
@@ -161,12 +169,14 @@ def test_capture_extra_fields() -> None:
 
 def test_detections_round_trip() -> None:
     dets = [_detection(), _detection(geometry="bistatic", angle_rad=None, angle_var_rad2=None, range_m=3)]
-    frames = wire.encode_detections("ue_7", 11, 0.125, dets, truth={"paths": [{"range_m": 120.0}]})
+    truth = {"paths": [{"kind": "target", "target": "car", "position_m": [120.0, 0.0], "range_m": 120.0,
+                        "velocity_mps": 1.5, "snr_per_re_db": 3.0}]}
+    frames = wire.encode_detections("ue_7", 11, 0.125, dets, truth=truth)
     assert len(frames) == 2 and bytes(frames[0]) == b"detections/ue_7"
     msg = wire.decode(frames)
     assert wire.decode_detections(msg) == dets
     assert msg.header["detections"] == [d.to_dict() for d in dets]
-    assert msg.header["truth"] == {"paths": [{"range_m": 120.0}]} and msg.t0_s == 0.125
+    assert msg.header["truth"] == truth and msg.t0_s == 0.125
     assert wire.decode_detections(wire.decode(wire.encode_detections("n", 0, 0.0, []))) == []
 
 
@@ -193,13 +203,13 @@ def test_every_dtype_round_trips(dtype: str, shape: tuple[int, ...]) -> None:
 def test_sent_s_is_wall_clock_and_t0_s_is_given() -> None:
     import time
     before = time.time()
-    msg = wire.decode(wire.encode("estimates", "n1", 0, t0_s=7))
+    msg = wire.decode(wire.encode("tracks", "n1", 0, t0_s=7))
     assert before <= msg.sent_s <= time.time() and msg.t0_s == 7.0 and isinstance(msg.header["t0_s"], float)
 
 
 def test_big_endian_and_strided_arrays_are_sent_little_endian() -> None:
     arr = np.arange(12, dtype=">f4").reshape(3, 4)[:, ::2]
-    msg = wire.decode(wire.encode("estimates", "n1", 0, arrays=[arr]))
+    msg = wire.decode(wire.encode("tracks", "n1", 0, arrays=[arr]))
     assert msg.arrays[0].dtype == np.dtype("<f4") and np.array_equal(msg.arrays[0], arr)
 
 
@@ -268,8 +278,8 @@ def _drop(key: str) -> Any:
 
 
 HEADER_CASES = [
-    ("v3", _set("v", 3), r"^v = 3: allowed schema version 1 \.\.\. 2; the sender speaks a newer"),
-    ("v0", _set("v", 0), r"^v = 0: allowed schema version 1 \.\.\. 2"),
+    ("v4", _set("v", 4), r"^v = 4: allowed schema version 1 \.\.\. 3; the sender speaks a newer"),
+    ("v0", _set("v", 0), r"^v = 0: allowed schema version 1 \.\.\. 3"),
     ("v-str", _set("v", "1"), r"^v = '1': allowed schema version 1"),
     ("v-missing", _drop("v"), r"^v = None: allowed"),
     ("v-bool", _set("v", True), r"^v = True"),
@@ -338,11 +348,11 @@ def test_capture_with_wrong_array_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("frame_change, pattern", [
-    ({"num_rb": 999}, r"^frame\.num_rb = 999: allowed 1 RB \.\.\. 275 RB"),
+    ({"num_rb": 999}, r"^frame\.num_rb = 999: allowed 1 .*275"),
     ({"bogus": 1}, r"^frame\.bogus: unknown key"),
     ({"prs": {"comb_size": 5}}, r"^frame\.prs\.comb_size = 5: allowed 2, 4, 6 or 12"),
     ({"num_rb": "51"}, r"^frame\.num_rb = '51': must be an integer"),
-    ({"cp_duration_s": 1e308, "cyclic_prefix": "explicit"}, r"^frame.cp_duration_s = 1e\+308: allowed 0 \.\.\. 1 s"),
+    ({"cp_duration_s": 1e308, "cyclic_prefix": "explicit"}, r"^frame\.cp_duration_s = 1e\+308: allowed 0"),
 ])
 def test_decode_capture_rejects_a_bad_frame(frame_change: dict[str, Any], pattern: str) -> None:
     frames = _with_header(SAMPLES["capture1"], lambda h: h["frame"].update(frame_change))
@@ -368,6 +378,10 @@ DETECTION_CASES = [
     ("null-range", lambda h: h["detections"][0].__setitem__("range_m", None), r"^detections\[0\]\.range_m = None"),
     ("geometry", lambda h: h["detections"][0].__setitem__("geometry", "multistatic"),
      r"^detections\[0\]\.geometry = 'multistatic': allowed monostatic or bistatic"),
+    ("negative-variance", lambda h: h["detections"][0].__setitem__("velocity_var_mps2", -0.02),
+     r"^detections\[0\]\.velocity_var_mps2 = -0\.02: allowed a finite number > 0 \(a Cram.r-Rao variance\)"),
+    ("zero-variance", lambda h: h["detections"][1].__setitem__("range_var_m2", 0), r"^detections\[1\]\.range_var_m2 = 0"),
+    ("too-many", lambda h: h.__setitem__("detections", h["detections"] * 5001), r"^detections = .*at most 10000"),
 ]
 
 
@@ -457,24 +471,24 @@ def test_header_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(WireFormatError, match=r"^header size = '\d+ bytes': allowed at most 100 bytes"):
         wire.decode(_bytes(CAP))
     with pytest.raises(WireFormatError, match=r"^header size"):
-        wire.encode("estimates", "n", 0, note="x" * 200)
+        wire.encode("tracks", "n", 0, note="x" * 200)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_arrays_are_rejected(dtype: str, bad: float) -> None:
     arr = np.zeros((2, 3), dtype)
-    frames = _bytes(wire.encode("estimates", "n", 0, arrays=[arr]))
+    frames = _bytes(wire.encode("tracks", "n", 0, arrays=[arr]))
     arr[1, 2] = bad
     frames[2] = arr.tobytes()
     with pytest.raises(WireFormatError, match=r"^arrays\[0\]\[1, 2\] = .*allowed finite values"):
         wire.decode(frames)
     with pytest.raises(WireFormatError, match=r"^arrays\[0\]\[1, 2\] = .*allowed finite values; replace NaN"):
-        wire.encode("estimates", "n", 0, arrays=[arr])
+        wire.encode("tracks", "n", 0, arrays=[arr])
 
 
 def test_bool_bytes_must_be_0_or_1() -> None:
-    frames = _bytes(wire.encode("estimates", "n", 0, arrays=[np.zeros(4, bool)]))
+    frames = _bytes(wire.encode("tracks", "n", 0, arrays=[np.zeros(4, bool)]))
     frames[2] = b"\x00\x01\x02\x00"
     with pytest.raises(WireFormatError, match=r"^arrays\[0\] = 'bytes other than 0 and 1'"):
         wire.decode(frames)
@@ -482,20 +496,20 @@ def test_bool_bytes_must_be_0_or_1() -> None:
 
 @pytest.mark.parametrize("call, pattern", [
     (lambda: wire.encode("bogus", "n", 0), r"^kind = 'bogus'"),
-    (lambda: wire.encode("estimates", "bad id", 0), r"^node_id = 'bad id'"),
-    (lambda: wire.encode("estimates", "n", -1), r"^seq = -1"),
-    (lambda: wire.encode("estimates", "n", 0, t0_s=float("nan")), r"^t0_s = nan: allowed finite numbers"),
-    (lambda: wire.encode("estimates", "n", 0, v=2), r"^field 'v' = 2: allowed any field name except"),
-    (lambda: wire.encode("estimates", "n", 0, sent_s=2.0), r"^field 'sent_s'"),
-    (lambda: wire.encode("estimates", "n", 0, x=object()), r"^x = <object.*allowed JSON values"),
-    (lambda: wire.encode("estimates", "n", 0, x={"a": [float("inf")]}), r"^x\['a'\]\[0\] = inf: allowed finite"),
-    (lambda: wire.encode("estimates", "n", 0, x={1: 2}), r"^x has key 1 of type int: allowed string keys"),
-    (lambda: wire.encode("estimates", "n", 0, x=2**64), r"^x = 18446744073709551616: allowed integers that fit"),
-    (lambda: wire.encode("estimates", "n", 0, arrays=[np.zeros(2, np.float16)]),
+    (lambda: wire.encode("tracks", "bad id", 0), r"^node_id = 'bad id'"),
+    (lambda: wire.encode("tracks", "n", -1), r"^seq = -1"),
+    (lambda: wire.encode("tracks", "n", 0, t0_s=float("nan")), r"^t0_s = nan: allowed finite numbers"),
+    (lambda: wire.encode("tracks", "n", 0, v=2), r"^field 'v' = 2: allowed any field name except"),
+    (lambda: wire.encode("tracks", "n", 0, sent_s=2.0), r"^field 'sent_s'"),
+    (lambda: wire.encode("tracks", "n", 0, x=object()), r"^x = <object.*allowed JSON values"),
+    (lambda: wire.encode("tracks", "n", 0, x={"a": [float("inf")]}), r"^x\['a'\]\[0\] = inf: allowed finite"),
+    (lambda: wire.encode("tracks", "n", 0, x={1: 2}), r"^x has key 1 of type int: allowed string keys"),
+    (lambda: wire.encode("tracks", "n", 0, x=2**64), r"^x = 18446744073709551616: allowed integers that fit"),
+    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros(2, np.float16)]),
      r"^arrays\[0\]\.dtype = 'float16': allowed complex64, .*; convert the array"),
-    (lambda: wire.encode("estimates", "n", 0, arrays=[np.array(["a"])]), r"^arrays\[0\]\.dtype = '<U1'"),
-    (lambda: wire.encode("estimates", "n", 0, arrays=[np.zeros((1,) * 9)]), r"^arrays\[0\]\.shape"),
-    (lambda: wire.encode("estimates", "n", 0, arrays=[np.zeros(1)] * 17), r"^arrays = '17 arrays': allowed at most 16"),
+    (lambda: wire.encode("tracks", "n", 0, arrays=[np.array(["a"])]), r"^arrays\[0\]\.dtype = '<U1'"),
+    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros((1,) * 9)]), r"^arrays\[0\]\.shape"),
+    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros(1)] * 17), r"^arrays = '17 arrays': allowed at most 16"),
     (lambda: wire.encode_detections("n", 0, 0.0, [{"range_m": 1.0}]),  # type: ignore[list-item]
      r"^detections\[0\] = .*allowed a sdr_isac"),
     (lambda: wire.encode_detections("n", 0, 0.0, [_detection(snr_db=float("inf"))]), r"snr_db'\] = inf"),
@@ -674,10 +688,10 @@ def test_pickles_are_never_loaded(tmp_path_factory: pytest.TempPathFactory, prot
         frames[2] = payload
         with pytest.raises(WireFormatError, match=r"^arrays = .*allowed one complex64 array"):
             wire.decode(frames)
-        msg = wire.decode(wire.encode("estimates", "n", 0, arrays=[np.frombuffer(payload, np.uint8)]))
+        msg = wire.decode(wire.encode("tracks", "n", 0, arrays=[np.frombuffer(payload, np.uint8)]))
         assert msg.arrays[0].tobytes() == payload
     else:
-        msg = wire.decode(wire.encode("estimates", "n", 0, blob=payload.decode("latin-1")))
+        msg = wire.decode(wire.encode("tracks", "n", 0, blob=payload.decode("latin-1")))
         assert msg.header["blob"] == payload.decode("latin-1")
     assert not target.exists()
 
@@ -768,3 +782,110 @@ def test_estimates_round_trip_and_malformed_ones_are_rejected() -> None:
                        ("mode", "macro"), ("case", "C")):
         with pytest.raises(WireFormatError, match=field):
             wire.encode_estimates("host", 0, 0.0, [{**est, field: bad}])
+
+
+# ---- truth (issue 13, item 2): every wrong JSON type, nested ones too --------------------------------
+TRUTH_CASES = [
+    ("list", [1, 2], r"^truth = \[1, 2\]: allowed null or an object with the lists paths and targets"),
+    ("number", 3, r"^truth = 3: allowed null or an object"),
+    ("string", "paths", r"^truth = 'paths': allowed null or an object"),
+    ("bool", True, r"^truth = True: allowed null or an object"),
+    ("paths-object", {"paths": {"kind": "target"}}, r"^truth\.paths = \{'kind': 'target'\}: allowed a list"),
+    ("paths-null", {"paths": None}, r"^truth\.paths = None: allowed a list"),
+    ("path-number", {"paths": [1]}, r"^truth\.paths\[0\] = 1: allowed an object with kind"),
+    ("path-no-kind", {"paths": [{"range_m": 1.0}]}, r"^truth\.paths\[0\]\.kind = 'missing': allowed a string"),
+    ("range-string", {"paths": [{"kind": "los", "range_m": "far"}]},
+     r"^truth\.paths\[0\]\.range_m = 'far': allowed a finite number in m"),
+    ("range-bool", {"paths": [{"kind": "los", "range_m": True}]}, r"^truth\.paths\[0\]\.range_m = True"),
+    ("monostatic-without-snr", {"paths": [{"kind": "los", "range_m": 1.0, "velocity_mps": 0.0}]},
+     r"^truth\.paths\[0\]\.snr_per_re_db = None: allowed a finite number in dB"),
+    ("monostatic-vector-velocity", {"paths": [{"kind": "los", "range_m": 1.0, "velocity_mps": [1.0, 0.0],
+                                               "snr_per_re_db": 3.0}]}, r"^truth\.paths\[0\]\.velocity_mps = \[1"),
+    ("target-without-id", {"paths": [{"kind": "target", "position_m": [1.0, 2.0]}]},
+     r"^truth\.paths\[0\]\.target = 'missing': allowed the target's id"),
+    ("target-without-position", {"paths": [{"kind": "target", "target": "car"}]},
+     r"^truth\.paths\[0\]\.position_m = 'missing'"),
+    ("position-nested", {"paths": [{"kind": "los", "position_m": [[1.0], 2.0]}]},
+     r"^truth\.paths\[0\]\.position_m\[0\] = \[1\.0\]: allowed a finite number in m"),
+    ("targets-object", {"targets": {"id": "car"}}, r"^truth\.targets = .*allowed a list"),
+    ("target-id-number", {"targets": [{"id": 1, "position_m": [0.0, 0.0]}]}, r"^truth\.targets\[0\]\.id = 1"),
+    ("target-position-string", {"targets": [{"id": "car", "position_m": "here"}]},
+     r"^truth\.targets\[0\]\.position_m = 'here': allowed a list of 2 or 3 finite numbers of m"),
+    ("target-velocity-4", {"targets": [{"id": "car", "position_m": [0.0, 0.0], "velocity_mps": [1, 2, 3, 4]}]},
+     r"^truth\.targets\[0\]\.velocity_mps = \[1, 2, 3, 4\]"),
+]
+
+
+@pytest.mark.parametrize("kind", ["detections", "rdmap", "capture"])
+@pytest.mark.parametrize("truth, pattern", [c[1:] for c in TRUTH_CASES], ids=[c[0] for c in TRUTH_CASES])
+def test_truth_of_every_wrong_type_is_rejected(kind: str, truth: Any, pattern: str) -> None:
+    if kind == "capture":
+        frames = _with_header(CAP, lambda h: h["metadata"].__setitem__("truth", truth))
+        pattern = pattern.replace("^truth", "^metadata\\.truth")
+    else:
+        frames = _with_header(SAMPLES[kind] if kind == "rdmap" else DET, _set("truth", truth))
+    with pytest.raises(WireFormatError, match=pattern):
+        wire.decode(frames)
+
+
+def test_a_sender_leaves_out_a_capture_truth_that_breaks_the_schema() -> None:
+    cap = dataclasses.replace(_capture(1, 8), metadata={"truth": [1, 2], "radio": "sim", "ris": [{"id": 3}]})
+    back = wire.decode_capture(wire.decode(wire.encode_capture(cap)))
+    assert back.metadata == {"radio": "sim"}
+    assert wire.checked_truth([1, 2]) is None and wire.checked_truth({"paths": []}) == {"paths": []}
+    assert wire.radio_of({"radio": "pluto", "replay": {"index": 0}}) == "replay"
+    assert wire.radio_of({"radio": "usrp"}) == "usrp" and wire.radio_of({"radio": 5}) is None
+
+
+# ---- status (schema version 3) ------------------------------------------------------------------
+def test_status_round_trip() -> None:
+    absent = wire.NodeStatus("bs1", 0, "absent", 100.0, 100.0, wire.Outage(100.0), 1)
+    back = wire.NodeStatus("bs1", 1, "present", 103.5, None, wire.Outage(100.0, 103.5, 70, "rate", True), 1)
+    for status in (absent, back, wire.NodeStatus("bs1", 2, "finished", 104.0, None, None, 1)):
+        msg = wire.decode(wire.encode_status(status))
+        assert msg.topic == b"status/bs1" and msg.header["v"] == 3
+        assert wire.decode_status(msg) == status
+    assert back.outage is not None and back.outage.duration_s == 3.5
+    assert wire.decode(wire.encode_status(back)).header["outage"]["duration_s"] == 3.5
+    with pytest.raises(WireFormatError, match=r"^kind = 'status': allowed the kinds of schema version 2"):
+        wire.decode(_with_header(SAMPLES["status"], _set("v", 2)))
+
+
+STATUS_CASES = [
+    ("state", _set("state", "gone"), r"^state = 'gone': allowed present or absent or finished"),
+    ("absent-without-since", _set("state", "absent"), r"^absent_since_s = None: allowed a time with an outage"),
+    ("since-while-present", _set("absent_since_s", 5.0), r"^absent_since_s = 5\.0"),
+    ("missed-float", lambda h: h["outage"].__setitem__("frames_missed", 2.5), r"^outage\.frames_missed = 2\.5"),
+    ("missed-negative", lambda h: h["outage"].__setitem__("frames_missed", -1), r"^outage\.frames_missed = -1"),
+    ("from", lambda h: h["outage"].__setitem__("frames_missed_from", "guess"), r"^outage\.frames_missed_from"),
+    ("end-before-start", lambda h: h["outage"].__setitem__("end_s", 0.0), r"^outage\.end_s = 0\.0: allowed a time >="),
+    ("outage-list", _set("outage", [1]), r"^outage = \[1\]: allowed null or an object"),
+    ("outages-bool", _set("outages", True), r"^outages = True: allowed an integer"),
+    ("restarted", lambda h: h["outage"].__setitem__("restarted", "yes"), r"^outage\.restarted = 'yes'"),
+]
+
+
+@pytest.mark.parametrize("change, pattern", [c[1:] for c in STATUS_CASES], ids=[c[0] for c in STATUS_CASES])
+def test_status_fields_are_checked(change: Any, pattern: str) -> None:
+    with pytest.raises(WireFormatError, match=pattern):
+        wire.decode(_with_header(SAMPLES["status"], change))
+
+
+def test_heartbeat_counters_are_typed() -> None:
+    for key, value, pattern in (("captured", 2.5, r"^stats\.captured = 2\.5: allowed an integer 0"),
+                                ("sent", -1, r"^stats\.sent = -1"), ("final", "yes", r"^stats\.final = 'yes'"),
+                                ("started_s", "now", r"^stats\.started_s = 'now': allowed a finite number")):
+        with pytest.raises(WireFormatError, match=pattern):
+            wire.decode(_with_header(SAMPLES["heartbeat"], lambda h, k=key, v=value: h["stats"].__setitem__(k, v)))
+
+
+def test_ris_steps_of_a_capture_are_checked() -> None:
+    good = {"id": "ris0", "incoming_deg": 30.0, "steer_deg": -10.0, "scan_index": 1, "scan_size": 4}
+    for change, pattern in (({"scan_index": 4}, r"^metadata\.ris\[0\]\.scan_index = 4: allowed an integer 0 \.\.\. 3"),
+                            ({"scan_size": 0}, r"^metadata\.ris\[0\]\.scan_size = 0"),
+                            ({"id": None}, r"^metadata\.ris\[0\]\.id = None"),
+                            ({"steer_deg": "up"}, r"^metadata\.ris\[0\]\.steer_deg = 'up'")):
+        frames = _with_header(CAP, lambda h, c=change: h["metadata"].__setitem__("ris", [{**good, **c}]))
+        with pytest.raises(WireFormatError, match=pattern):
+            wire.decode(frames)
+    assert wire.decode(_with_header(CAP, lambda h: h["metadata"].__setitem__("ris", [good]))).header["metadata"]["ris"]

@@ -1,0 +1,310 @@
+"""Locating a target from link measurements: weighted least squares, fault exclusion, velocity vectors.
+
+- :func:`locate` — target position from monostatic ranges and bistatic range
+  sums by weighted nonlinear least squares (Gauss–Newton / trust region,
+  ``scipy.optimize.least_squares``), weights the inverse CRB variances;
+  returns the covariance ``(J^T W J)^-1``.
+- :func:`locate_robust` — :func:`locate` on the largest set of links that
+  agree with each other within their CRB covariances (consensus over
+  hypotheses, chi-square gates); where no such set exists, the best single
+  node's own fix (range and angle) stands.  Cooperation is then never far
+  worse than its best member.
+- :func:`velocity_vector` — the velocity vector from radial velocities and
+  bistatic range rates by weighted linear least squares at the position.
+- :func:`locate_single`, :func:`single_fix` — one node's position from its
+  range and the cone angle of its linear array, with its covariance.
+
+Geometry: positions in m in a common frame; a target of known height (a UAV
+at a reported altitude) is located in the horizontal plane, with level
+flight (``v_z = 0``); the measurement rows are those of
+:func:`sdr_isac.sensing.crb.measurement_matrix` (REFERENCE.md §3).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize as sp_opt
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.errors import InputError, SensingError
+from sdr_isac.fusion.records import LinkMeasurement
+from sdr_isac.sensing.crb import measurement_matrix
+
+__all__ = ["SingleFix", "locate", "locate_robust", "velocity_vector", "locate_single", "single_fix"]
+
+
+def _check_nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
+    b = np.asarray(nodes_m, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 3 or not np.all(np.isfinite(b)):
+        raise InputError(f"nodes_m has shape {b.shape}: allowed (B, 3) finite positions in m")
+    return b
+
+
+def _model(nodes: NDArray[np.float64], p: NDArray[np.float64], links: Sequence[LinkMeasurement]) -> NDArray[np.float64]:
+    d = np.linalg.norm(p[None, :] - nodes, axis=1)
+    return np.array([d[m.tx] if m.tx == m.rx else d[m.tx] + d[m.rx] for m in links])
+
+
+def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
+           start_xy: ArrayLike | None = None, angle: SingleFix | None = None,
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horizontal position (x, y) of a target at known height from ranges and range sums (and one cone angle).
+
+    Weighted nonlinear least squares, residuals ``(r_i - r_i(p)) / sigma_i``,
+    by scipy's trust-region reflective solver (a damped Gauss–Newton),
+    started at ``start_xy`` (default: the centroid of the nodes).  ``angle``
+    adds the cone angle of one node's array (:class:`SingleFix`) as one more
+    residual ``(alpha - alpha(p)) / sigma_alpha``.
+
+    Returns
+    -------
+    xy : ndarray, shape (2,), m
+    cov : ndarray, shape (2, 2), m²
+        ``(J^T W J)^-1`` at the solution: the CRB when the variances are.
+    """
+    nodes = _check_nodes(nodes_m)
+    if len(links) + (angle is not None) < 2:
+        raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
+    w = np.array([1.0 / np.sqrt(m.var_range_m2) for m in links])
+    meas = np.array([m.range_m for m in links])
+    x0 = nodes[:, :2].mean(axis=0) if start_xy is None else np.asarray(start_xy, dtype=float)
+    w_angle = 0.0 if angle is None else 1.0 / math.sqrt(angle.var_angle_rad2)
+
+    def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        r = (meas - _model(nodes, np.array([xy[0], xy[1], height_m]), links)) * w if links else np.zeros(0)
+        if angle is None:
+            return r
+        return np.append(r, (angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
+
+    res = sp_opt.least_squares(residuals, x0, method="trf", x_scale="jac")
+    p = np.array([res.x[0], res.x[1], height_m])
+    h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2] * w[:, None] if links else np.zeros((0, 2))
+    if angle is not None:
+        h = np.vstack([h, angle.angle_at(res.x)[1] * w_angle])
+    info = h.T @ h
+    if np.linalg.matrix_rank(info) < 2:
+        raise SensingError("the measurements do not determine the position (one direction only): add a node")
+    return res.x, np.linalg.inv(info)
+
+
+def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
+                  start_xy: ArrayLike | None = None, gate_sigma: float = 5.0, anchor: SingleFix | None = None,
+                  max_hypothesis_links: int = 6,
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], list[LinkMeasurement]]:
+    """:func:`locate` on the largest set of links that agree within their covariances (fault exclusion).
+
+    A link whose estimator locked on a noise peak (a range hundreds of cells
+    off) must not drag the fix away, and several of them must not outvote the
+    good ones.  Hypotheses of the position are the ``anchor`` (a single
+    node's own fix from range and angle, if given) and the WLS fix of every
+    pair of the ``max_hypothesis_links`` strongest links.  At a hypothesis
+    ``p`` with covariance ``P``, link ``i`` agrees when its normalised
+    residual ``|r_i - r_i(p)| / sqrt(var_i + h_i P h_i^T)`` is at most
+    ``gate_sigma`` (a chi-square gate with one degree of freedom; 5 sigma:
+    false exclusion probability 6e-7).  The hypothesis with the most
+    agreeing measurements wins (the anchor's angle counts as one; ties: the
+    smaller sum of squared normalised residuals), the agreeing links are
+    re-fitted and the gate applied again at the fit until the set is stable.
+
+    Two links always "agree" (two circles meet), so a consensus needs a
+    redundant measurement: at least three agreeing measurements.  Where none
+    has three, or the consensus fix is less precise than the anchor
+    (``trace(cov)`` larger), the anchor stands: the position is the single
+    node's fix with its covariance, and the links kept are those of that
+    node that agree with it (fewer than two: callers label the estimate
+    ``single``).  Without an anchor and without a consensus, the WLS fix of
+    all links is returned (nothing can be excluded).
+
+    Returns
+    -------
+    xy : ndarray, shape (2,), m
+    cov : ndarray, shape (2, 2), m²
+    kept : list of LinkMeasurement
+        The links the position rests on.
+    """
+    if not (np.isfinite(gate_sigma) and gate_sigma > 0):
+        raise InputError(f"gate_sigma = {gate_sigma!r}: allowed a finite number of standard deviations > 0")
+    nodes = _check_nodes(nodes_m)
+    links = list(links)
+    if anchor is None and len(links) < 2:
+        raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
+    meas = np.array([m.range_m for m in links])
+    var = np.array([m.var_range_m2 for m in links])
+    pairs = [(m.tx, m.rx) for m in links]
+    start = None if start_xy is None else np.asarray(start_xy, dtype=float)
+    if start is None and anchor is not None:
+        start = anchor.xy_m
+
+    def agreeing(xy: NDArray[np.float64], cov: NDArray[np.float64]) -> tuple[list[int], float, bool]:
+        p = np.array([xy[0], xy[1], height_m])
+        h = measurement_matrix(nodes, p, pairs)[:, :2] if links else np.zeros((0, 2))
+        spread = var + np.einsum("ij,jk,ik->i", h, cov, h)
+        z2 = (meas - _model(nodes, p, links)) ** 2 / spread if links else np.zeros(0)
+        inside = [i for i in range(len(links)) if z2[i] <= gate_sigma**2]
+        angle_ok = anchor is not None and anchor.agrees(xy, cov, gate_sigma)
+        return inside, float(z2[inside].sum()), angle_ok
+
+    def fit(subset: list[int], from_xy: NDArray[np.float64] | None,
+            with_angle: bool = False) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return locate(nodes, [links[i] for i in subset], height_m, from_xy, anchor if with_angle else None)
+
+    hypotheses: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
+    if anchor is not None:
+        hypotheses.append((anchor.xy_m, anchor.cov_m2))
+    strongest = sorted(range(len(links)), key=lambda i: -links[i].snr_re)[:max_hypothesis_links]
+    for i, j in itertools.combinations(sorted(strongest), 2):
+        try:
+            hypotheses.append(fit([i, j], start))
+        except (SensingError, np.linalg.LinAlgError, ValueError):
+            continue                                   # a degenerate pair (parallel rows): no hypothesis
+    def converge(xy: NDArray[np.float64], cov: NDArray[np.float64]
+                 ) -> tuple[int, float, list[int], NDArray[np.float64], NDArray[np.float64]] | None:
+        """Gate at the hypothesis, re-fit what agrees (the anchor's angle too), gate again ... until stable."""
+        state: tuple[list[int], bool] | None = None
+        for _ in range(4):
+            inside, _, angle_ok = agreeing(xy, cov)
+            if len(inside) + int(angle_ok) < 2:
+                return None
+            if (inside, angle_ok) == state:
+                break
+            state = (inside, angle_ok)
+            try:
+                xy, cov = fit(inside, xy, angle_ok)
+            except (SensingError, np.linalg.LinAlgError, ValueError):
+                return None
+        inside, chi2, angle_ok = agreeing(xy, cov)
+        return len(inside) + int(angle_ok), chi2, inside, xy, cov
+
+    best = None
+    for xy0, cov0 in hypotheses:
+        got = converge(xy0, cov0)
+        if got is not None and (best is None or got[0] > best[0] or (got[0] == best[0] and got[1] < best[1])):
+            best = got
+    if best is not None and best[0] >= 3 and len(best[2]) >= 2:
+        _, _, subset, xy, cov = best
+        if anchor is None or float(np.trace(cov)) <= float(np.trace(anchor.cov_m2)):
+            return xy, cov, [links[i] for i in subset]
+    if anchor is not None:
+        own = [m for i, m in enumerate(links) if m.tx == m.rx == anchor.node and i in agreeing(
+            anchor.xy_m, anchor.cov_m2)[0]]
+        return anchor.xy_m.copy(), anchor.cov_m2.copy(), own
+    xy, cov = locate(nodes, links, height_m, start)
+    return xy, cov, links
+
+
+def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement],
+                    position_m: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horizontal velocity (v_x, v_y) of a level-flying target from radial velocities and range rates.
+
+    Weighted linear least squares ``v = (H^T W H)^-1 H^T W r`` with the rows
+    of :func:`sdr_isac.sensing.crb.measurement_matrix` at ``position_m``.
+    Returns the velocity (m/s) and its covariance ((m/s)²).
+    """
+    nodes = _check_nodes(nodes_m)
+    if len(links) < 2:
+        raise SensingError(f"{len(links)} rate measurement(s): need at least 2 for the velocity vector in the plane")
+    p = np.asarray(position_m, dtype=np.float64)
+    h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2]
+    w = np.array([1.0 / m.var_rate_mps2 for m in links])
+    rates = np.array([m.rate_mps for m in links])
+    info = h.T @ (h * w[:, None])
+    if np.linalg.matrix_rank(info) < 2:
+        raise SensingError("the links do not determine the velocity vector (one direction only): add a node")
+    cov = np.linalg.inv(info)
+    return cov @ (h.T @ (w * rates)), cov
+
+
+def locate_single(node_m: ArrayLike, array_axis_xy: ArrayLike, range_m: float, cone_angle_rad: float,
+                  height_m: float) -> NDArray[np.float64]:
+    """One node's horizontal target position from its range and the cone angle of its horizontal linear array.
+
+    The array (axis ``array_axis_xy`` in the plane, broadside to its left:
+    the axis turned by +90°) measures ``sin(alpha) = sin(theta) cos(el)``
+    with ``theta`` the azimuth from broadside and ``el`` the elevation, known
+    from the range and the height difference.
+    """
+    b = np.asarray(node_m, dtype=np.float64)
+    axis = np.asarray(array_axis_xy, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    dz = height_m - b[2]
+    if range_m <= abs(dz):
+        raise SensingError(f"range {range_m:.2f} m is shorter than the height difference {abs(dz):.2f} m: the "
+                           "target cannot be at that height")
+    horizontal = np.sqrt(range_m**2 - dz**2)
+    cos_el = horizontal / range_m
+    s = float(np.clip(np.sin(cone_angle_rad) / cos_el, -1.0, 1.0))
+    broadside = np.array([-axis[1], axis[0]])
+    direction = np.sqrt(1.0 - s * s) * broadside + s * axis
+    return b[:2] + horizontal * direction
+
+
+@dataclass(frozen=True)
+class SingleFix:
+    """One node's own position estimate from its range and array cone angle, with its covariance.
+
+    ``node`` is the node's row in the position array; ``xy_m`` shape (2,), m; ``cov_m2`` shape (2, 2),
+    m²; ``angle_rad``/``var_angle_rad2`` the cone angle it rests on (``sin(alpha) = u . axis`` with
+    ``u`` the 3-D unit vector from the node to the target, see :func:`locate_single`);
+    ``origin_m`` (3,) the node's position, ``axis_xy`` (2,) its array's unit axis, ``height_m`` the
+    target's height.
+    """
+
+    node: int
+    xy_m: NDArray[np.float64]
+    cov_m2: NDArray[np.float64]
+    angle_rad: float
+    var_angle_rad2: float
+    origin_m: NDArray[np.float64]
+    axis_xy: NDArray[np.float64]
+    height_m: float
+
+    def angle_at(self, xy: ArrayLike) -> tuple[float, NDArray[np.float64]]:
+        """The cone angle (rad) towards a target at ``xy`` (m) and its gradient in x, y (rad/m, shape (2,))."""
+        d = np.array([*np.asarray(xy, dtype=np.float64)[:2], self.height_m]) - self.origin_m
+        dist = float(np.linalg.norm(d))
+        if dist == 0:
+            return 0.0, np.zeros(2)
+        u = d / dist
+        a3 = np.array([self.axis_xy[0], self.axis_xy[1], 0.0])
+        s = float(np.clip(u @ a3, -1.0, 1.0))
+        alpha = math.asin(s)
+        grad = ((a3 - s * u) / (dist * max(math.cos(alpha), 1e-9)))[:2]
+        return alpha, grad
+
+    def agrees(self, xy: ArrayLike, cov: ArrayLike, gate_sigma: float) -> bool:
+        """Whether the cone angle towards ``xy`` (covariance ``cov``, m²) lies within ``gate_sigma`` of this one."""
+        alpha, grad = self.angle_at(xy)
+        spread = self.var_angle_rad2 + float(grad @ np.asarray(cov, dtype=np.float64) @ grad)
+        return (alpha - self.angle_rad) ** 2 <= gate_sigma**2 * spread
+
+
+def single_fix(nodes_m: ArrayLike, node: int, array_axis_xy: ArrayLike, range_m: float, var_range_m2: float,
+               cone_angle_rad: float, var_angle_rad2: float, height_m: float) -> SingleFix:
+    """:func:`locate_single` with its covariance ``J diag(var_range, var_angle) J^T`` (J by central differences).
+
+    Raises
+    ------
+    SensingError
+        The range is shorter than the height difference.
+    """
+    b = _check_nodes(nodes_m)[node]
+    axis = np.asarray(array_axis_xy, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    xy = locate_single(b, axis, range_m, cone_angle_rad, height_m)
+    eps_r = max(1e-6, 1e-7 * range_m)
+    eps_a = 1e-7
+
+    def at(r: float, a: float) -> NDArray[np.float64]:
+        try:
+            return locate_single(b, axis, r, a, height_m)
+        except SensingError:                              # at the edge of the height: one-sided difference
+            return xy
+    jac = np.stack([(at(range_m + eps_r, cone_angle_rad) - at(range_m - eps_r, cone_angle_rad)) / (2 * eps_r),
+                    (at(range_m, cone_angle_rad + eps_a) - at(range_m, cone_angle_rad - eps_a)) / (2 * eps_a)], axis=1)
+    cov = jac @ np.diag([var_range_m2, var_angle_rad2]) @ jac.T
+    return SingleFix(node, xy, cov, float(cone_angle_rad), float(var_angle_rad2), b.copy(), axis, float(height_m))

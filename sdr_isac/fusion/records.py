@@ -1,0 +1,234 @@
+"""The records that fusion makes and consumes (see ``../shared/DESIGN.md``, "The data that flows").
+
+``Capture -> Detection -> LinkMeasurement -> TargetEstimate -> Track``:
+
+- :class:`LinkMeasurement`: one link's range (monostatic) or range sum (bistatic) and its rate,
+  with their variances (the CRB at the link's estimated SNR);
+- :class:`TargetEstimate`: a target's position and velocity fused from one time-aligned set of
+  links, with covariances, the links it rests on and the labels of the cooperation mode;
+- :class:`Handover` and :class:`Track`: a target's state history across stations (filled by the
+  tracker).
+
+Records are frozen dataclasses with units in their field names; arrays are copied and made
+read-only on construction, so a record never changes after it was made.  They become dicts only
+in ``stream/wire.py`` and in JSON outputs.  Construction validates shapes and values and raises
+:class:`~sdr_isac.errors.InputError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.errors import InputError
+
+__all__ = ["LinkMeasurement", "TargetEstimate", "Handover", "Track", "TRACK_STATUSES", "ESTIMATE_MODES",
+           "ESTIMATE_CASES"]
+
+#: cooperation modes an estimate may carry (``None``: plain multi-BS fusion)
+ESTIMATE_MODES = ("micro", "macro_micro", "ris", "single")
+#: BS-UE cases (article §IV-C)
+ESTIMATE_CASES = ("A", "B", "C")
+#: life cycle of a track
+TRACK_STATUSES = ("tentative", "confirmed", "deleted")
+
+
+@dataclass(frozen=True)
+class LinkMeasurement:
+    """A monostatic range or bistatic range sum, and its rate, with variances.
+
+    ``tx == rx`` is monostatic: ``range_m = ||p - b||``, ``rate_mps = u^T v``
+    (positive moving away).  Otherwise ``range_m = ||p - b_tx|| + ||p - b_rx||``
+    and ``rate_mps`` its time derivative.  ``tx`` and ``rx`` are rows of the
+    node-position array the locators are given; ``snr_re`` is the per-RE SNR
+    (linear) of the echo.
+    """
+
+    tx: int
+    rx: int
+    range_m: float
+    rate_mps: float
+    var_range_m2: float
+    var_rate_mps2: float
+    snr_re: float
+
+    @property
+    def monostatic(self) -> bool:
+        """Whether the link is monostatic (``tx == rx``)."""
+        return self.tx == self.rx
+
+
+def _frozen(name: str, value: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.float64]:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} = {value!r}: allowed an array of numbers of shape {shape}") from err
+    if arr.shape != shape or not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} has shape {arr.shape}: allowed finite numbers of shape {shape}")
+    arr.flags.writeable = False
+    return arr
+
+
+def _covariance(name: str, value: ArrayLike, size: int) -> NDArray[np.float64]:
+    """A symmetric positive semi-definite matrix (within rounding), read-only."""
+    cov = _frozen(name, value, (size, size))
+    scale = float(np.max(np.abs(cov))) or 1.0
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=1e-9 * scale):
+        raise InputError(f"{name} is not symmetric (largest asymmetry {float(np.max(np.abs(cov - cov.T))):.3g}): "
+                         "allowed a covariance matrix")
+    if float(np.linalg.eigvalsh(cov).min()) < -1e-9 * scale:
+        raise InputError(f"{name} has a negative eigenvalue ({float(np.linalg.eigvalsh(cov).min()):.3g}): "
+                         "allowed a positive semi-definite covariance")
+    return cov
+
+
+@dataclass(frozen=True)
+class TargetEstimate:
+    """One target's position and velocity fused from one time-aligned set of links.
+
+    Parameters
+    ----------
+    position_m : array_like, shape (3,)
+        Position (x, y, z), m, in the scene's frame.
+    cov_position_m2 : array_like, shape (3, 3)
+        Its covariance, m² (the CRB of the links where the fusion is
+        efficient).  A known coordinate (the height of a target located in
+        the plane) has variance 0.
+    t_s : float
+        Time of the set, s (the capture time of its reference node).
+    nodes : tuple of str
+        Ids of the nodes whose links it rests on.
+    velocity_mps, cov_velocity_mps2 : array_like, optional
+        Velocity (v_x, v_y, v_z), m/s, and its covariance (3, 3), (m/s)²;
+        None where the links do not determine it.
+    links : tuple of LinkMeasurement
+        The links the position rests on (after fault exclusion).
+    mode : str, optional
+        One of :data:`ESTIMATE_MODES` (``"single"``: no two links agreed and
+        the strongest node's own fix stands).
+    case : str, optional
+        BS-UE case, one of :data:`ESTIMATE_CASES`.
+    single_m : dict, optional
+        Node id -> that node's own (x, y) fix, m.
+    """
+
+    position_m: NDArray[np.float64]
+    cov_position_m2: NDArray[np.float64]
+    t_s: float = 0.0
+    nodes: tuple[str, ...] = ()
+    velocity_mps: NDArray[np.float64] | None = None
+    cov_velocity_mps2: NDArray[np.float64] | None = None
+    links: tuple[LinkMeasurement, ...] = ()
+    mode: str | None = None
+    case: str | None = None
+    single_m: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "position_m", _frozen("position_m", self.position_m, (3,)))
+        set_(self, "cov_position_m2", _covariance("cov_position_m2", self.cov_position_m2, 3))
+        if (self.velocity_mps is None) != (self.cov_velocity_mps2 is None):
+            raise InputError("velocity_mps and cov_velocity_mps2: give both or neither")
+        if self.velocity_mps is not None and self.cov_velocity_mps2 is not None:
+            set_(self, "velocity_mps", _frozen("velocity_mps", self.velocity_mps, (3,)))
+            set_(self, "cov_velocity_mps2", _covariance("cov_velocity_mps2", self.cov_velocity_mps2, 3))
+        if not math.isfinite(self.t_s):
+            raise InputError(f"t_s = {self.t_s!r} s: allowed a finite time")
+        set_(self, "nodes", tuple(str(n) for n in self.nodes))
+        set_(self, "links", tuple(self.links))
+        if self.mode is not None and self.mode not in ESTIMATE_MODES:
+            raise InputError(f"mode = {self.mode!r}: allowed None or one of {', '.join(ESTIMATE_MODES)}")
+        if self.case is not None and self.case not in ESTIMATE_CASES:
+            raise InputError(f"case = {self.case!r}: allowed None or one of {', '.join(ESTIMATE_CASES)}")
+        set_(self, "single_m", {str(k): (float(v[0]), float(v[1])) for k, v in dict(self.single_m).items()})
+
+    @classmethod
+    def planar(cls, xy_m: ArrayLike, cov_xy_m2: ArrayLike, height_m: float, **fields: Any) -> TargetEstimate:
+        """An estimate located in the plane at a known height: z = ``height_m`` with variance 0.
+
+        ``velocity_xy_mps`` and ``cov_velocity_xy_mps2`` (level flight, v_z = 0 known) may be given in
+        ``fields`` in place of the 3-D ones.
+        """
+        xy = np.asarray(xy_m, dtype=np.float64)
+        cov = np.zeros((3, 3))
+        cov[:2, :2] = np.asarray(cov_xy_m2, dtype=np.float64)
+        v_xy = fields.pop("velocity_xy_mps", None)
+        cov_v_xy = fields.pop("cov_velocity_xy_mps2", None)
+        if v_xy is not None and cov_v_xy is not None:
+            cov_v = np.zeros((3, 3))
+            cov_v[:2, :2] = np.asarray(cov_v_xy, dtype=np.float64)
+            fields["velocity_mps"] = np.array([*np.asarray(v_xy, dtype=np.float64)[:2], 0.0])
+            fields["cov_velocity_mps2"] = cov_v
+        return cls(np.array([*xy[:2], height_m]), cov, **fields)
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A track passed from one station (or operator) to another: time (s), from, to and why."""
+
+    t_s: float
+    from_station: str
+    to_station: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.t_s):
+            raise InputError(f"t_s = {self.t_s!r} s: allowed a finite time")
+
+
+@dataclass(frozen=True)
+class Track:
+    """A target's state history: id, times, states (x, y, z, v_x, v_y, v_z) and covariances, owners.
+
+    Parameters
+    ----------
+    track_id : str
+        Stable across stations and operators (a handover keeps it).
+    t_s : array_like, shape (N,)
+        Times of the states, s, increasing.
+    states : array_like, shape (N, 6)
+        Position (m) and velocity (m/s) at each time.
+    covariances : array_like, shape (N, 6, 6)
+        Their covariances.
+    stations : tuple of str
+        Stations that have owned the track, in order (the last owns it now).
+    handovers : tuple of Handover
+    status : str
+        One of :data:`TRACK_STATUSES`.
+    """
+
+    track_id: str
+    t_s: NDArray[np.float64]
+    states: NDArray[np.float64]
+    covariances: NDArray[np.float64]
+    stations: tuple[str, ...] = ()
+    handovers: tuple[Handover, ...] = ()
+    status: str = "tentative"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not isinstance(self.track_id, str) or not self.track_id:
+            raise InputError(f"track_id = {self.track_id!r}: allowed a non-empty string")
+        t = np.array(self.t_s, dtype=np.float64).reshape(-1)
+        n = t.size
+        set_(self, "t_s", _frozen("t_s", t, (n,)))
+        if n > 1 and not np.all(np.diff(t) > 0):
+            raise InputError("t_s: allowed strictly increasing times, s")
+        set_(self, "states", _frozen("states", self.states, (n, 6)))
+        covs = _frozen("covariances", self.covariances, (n, 6, 6))
+        for i in range(n):
+            _covariance(f"covariances[{i}]", covs[i], 6)
+        set_(self, "covariances", covs)
+        set_(self, "stations", tuple(str(s) for s in self.stations))
+        set_(self, "handovers", tuple(self.handovers))
+        if self.status not in TRACK_STATUSES:
+            raise InputError(f"status = {self.status!r}: allowed one of {', '.join(TRACK_STATUSES)}")
+
+    @property
+    def num_states(self) -> int:
+        """Number of states in the history."""
+        return int(self.t_s.size)

@@ -1,0 +1,715 @@
+"""The one delay-Doppler(-angle) estimation core: grid peak, off-grid Newton refinement, angle, noise level.
+
+Every estimator of the package maximises the same likelihood.  A *look* ``b``
+(a channel, an antenna, a frame, a band, a code port) measures on its REs::
+
+    Y_b[m, k] = a_b exp(-j 2 pi f_bk tau) exp(+j 2 pi s_bm x) + w_b[m, k],   w_b ~ CN(0, sigma_b**2),
+
+with one delay ``tau`` (s) and one Doppler parameter ``x`` shared by every
+look and a complex amplitude ``a_b`` of its own.  ``f_bk`` is the frequency
+offset of column k (Hz) and ``s_bm`` the Doppler phase rate of row m: the
+symbol time ``t_m`` (s) when ``x`` is the Doppler shift in Hz, or ``f_b t_m``
+when ``x`` is the normalised Doppler ``nu = f_D / f_c`` of bands with
+different carriers.  With the amplitudes unknown the maximum-likelihood
+estimate maximises the summed normalised periodograms (Stoica & Moses,
+*Spectral Analysis of Signals*, 2005, §4.3; independent looks add
+log-likelihoods)::
+
+    J(tau, x) = sum_b w_b |sum_mk Y_b[m, k] exp(+j 2 pi f_bk tau) exp(-j 2 pi s_bm x)|**2,   w_b = 1 / (n_b sigma_b**2).
+
+- :func:`grid_peak`: the strongest cell of a periodogram map inside the
+  region the looks' REs resolve without aliasing (:func:`resolvable_steps`:
+  a comb every g-th subcarrier resolves ``1 / g`` of the delays).
+- :func:`refine`: the off-grid maximum near a grid peak, alternating
+  one-dimensional Newton steps on the exact first and second derivatives of
+  ``J`` in delay and Doppler (:func:`maximise_1d`), jointly over all looks.
+  The single-node pipeline (:mod:`sdr_isac.sensing.detection`) runs the same
+  one-dimensional core on its full-grid products.
+- :func:`ml_angle`: the maximum-likelihood direction of one source at a
+  linear array of any element positions (a ULA is ``d * arange(N)``).
+- :func:`noise_variance`: the noise variance per RE from the median of a
+  periodogram map (robust to a few targets).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from math import gcd
+from typing import Any
+
+import numpy as np
+import scipy.optimize as sp_opt
+import scipy.stats as sp_stats
+from numpy.typing import ArrayLike, NDArray
+
+from sdr_isac.errors import InputError
+
+__all__ = ["Look", "Path", "estimate_paths", "relax", "in_sigmas", "look", "grid_peak", "resolvable_steps", "refine",
+           "objective", "maximise_1d", "newton_peak", "phasor", "ml_angle", "noise_variance"]
+
+#: Newton steps before the refinement falls back to the bounded scalar search (it converges in 3 to 5)
+_NEWTON_STEPS = 16
+#: points over the search interval from whose best Newton restarts when it fails from the grid peak
+_RESTART_POINTS = 9
+#: _median: subsample size for the bracket, and its half width in standard deviations of a sample quantile
+_MEDIAN_SAMPLE = 2048
+_MEDIAN_SIGMAS = 4.0
+#: refine: alternations of delay and Doppler at most, and the move (in grid steps) below which they stop
+_ALTERNATIONS = 8
+_SETTLED = 1e-6
+
+
+# ------------------------------------------------------------------ looks and the likelihood
+
+
+@dataclass(frozen=True, eq=False)
+class Look:
+    """One look's measurements, restricted to the rows and columns that hold REs.
+
+    Attributes
+    ----------
+    data : ndarray, shape (M, K), complex128
+        Measurements, zero off the REs.
+    delay_rate : ndarray, shape (K,), float64
+        ``2 pi f_k``: phase per s of delay of each column (rad/s).
+    doppler_rate : ndarray, shape (M,), float64
+        ``-2 pi s_m``: phase per unit of the Doppler parameter of each row (conjugated: the matched filter's).
+    weight : float
+        ``1 / (n sigma**2)``, n the REs, sigma**2 the noise variance per RE.
+    """
+
+    data: NDArray[np.complex128]
+    delay_rate: NDArray[np.float64]
+    doppler_rate: NDArray[np.float64]
+    weight: float
+
+
+def look(data: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, doppler_times: ArrayLike,
+         noise_var: float = 1.0) -> Look:
+    """A :class:`Look` of ``data`` (M, K) on the REs of ``mask``.
+
+    ``frequencies_hz`` (K,): each column's frequency offset; ``doppler_times`` (M,): each row's Doppler
+    phase rate (symbol time in s, or carrier times symbol time for a normalised Doppler); ``noise_var``:
+    noise variance per RE (> 0).
+    """
+    m = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        raise InputError("mask selects no RE: allowed at least one True entry per look; check the pilot pattern")
+    if not (math.isfinite(noise_var) and noise_var > 0):
+        raise InputError(f"noise_var = {noise_var!r} per RE: allowed a finite variance > 0")
+    block = np.where(m, np.asarray(data), 0)[np.ix_(rows, cols)].astype(np.complex128)
+    freqs = np.asarray(frequencies_hz, dtype=np.float64)[cols]
+    times = np.asarray(doppler_times, dtype=np.float64)[rows]
+    return Look(block, 2 * math.pi * freqs, -2 * math.pi * times, 1.0 / (float(np.count_nonzero(m)) * noise_var))
+
+
+def objective(looks: Sequence[Look], delay_s: float, doppler: float) -> float:
+    """J(tau, x) of the module docstring."""
+    total = 0.0
+    for lk in looks:
+        total += lk.weight * abs(np.exp(lk.doppler_rate * (1j * doppler)) @ lk.data
+                                 @ np.exp(lk.delay_rate * (1j * delay_s))) ** 2
+    return total
+
+
+def _uniform(rate: NDArray[np.float64]) -> bool:
+    """Whether ``rate`` is ``n rate_1`` for n = 0 ... N-1 (:func:`phasor`'s fast path applies)."""
+    if rate.size < 2 or rate[0] != 0:
+        return False
+    return bool(np.allclose(rate, np.arange(rate.size) * rate[1], rtol=1e-12, atol=0))
+
+
+def _stack(rows: list[NDArray[np.complex128]], rates: list[NDArray[np.float64]]) -> tuple[NDArray[np.complex128],
+                                                                                          NDArray[np.float64]]:
+    """Rows with rates of their own as one (B, N) data matrix over the union of the rates.
+
+    Looks that share their rates stack as they are; otherwise each row sits in its own columns of the
+    concatenated rates (zero elsewhere), which adds nothing to the other rows' sums.
+    """
+    if all(r is rates[0] or np.array_equal(r, rates[0]) for r in rates[1:]):
+        return np.stack(rows), rates[0]
+    rate = np.concatenate(rates)
+    out = np.zeros((len(rows), rate.size), dtype=np.complex128)
+    start = 0
+    for i, row in enumerate(rows):
+        out[i, start:start + row.size] = row
+        start += row.size
+    return out, rate
+
+
+def refine(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float, float],
+           max_cells: float = 2.0) -> tuple[float, float]:
+    """Off-grid maximum of J (module docstring) near ``start`` = (delay s, Doppler parameter).
+
+    Alternates :func:`maximise_1d` in delay (Doppler fixed) and in Doppler (delay fixed), each a Newton
+    search on the exact derivatives within one grid step ``steps`` of the current point, until neither
+    moves by ``1e-6`` of a step (at most 8 alternations).  J never decreases.  A result more than
+    ``max_cells`` grid steps from ``start`` left the peak's lobe: ``start`` is returned.
+    """
+    if not looks:
+        raise InputError("looks is empty: allowed one or more Look")
+    s_tau, s_x = (float(s) for s in steps)
+    if not (s_tau > 0 and s_x > 0 and math.isfinite(s_tau) and math.isfinite(s_x)):
+        raise InputError(f"steps = {steps!r} (s, Doppler unit): allowed two finite grid steps > 0")
+    roots = [math.sqrt(lk.weight) for lk in looks]
+    delay_rates = [lk.delay_rate for lk in looks]
+    doppler_rates = [lk.doppler_rate for lk in looks]
+    tau, x = float(start[0]), float(start[1])
+    for _ in range(_ALTERNATIONS):
+        g, rate = _stack([w * (np.exp(lk.doppler_rate * (1j * x)) @ lk.data) for w, lk in zip(roots, looks,
+                                                                                               strict=True)],
+                         delay_rates)
+        tau_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), g, tau, s_tau, rate, uniform=_uniform(rate))
+        q, rate = _stack([w * (lk.data @ np.exp(lk.delay_rate * (1j * tau_new))) for w, lk in zip(roots, looks,
+                                                                                                  strict=True)],
+                         doppler_rates)
+        x_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), q, x, s_x, rate, uniform=_uniform(rate))
+        settled = abs(tau_new - tau) <= _SETTLED * s_tau and abs(x_new - x) <= _SETTLED * s_x
+        tau, x = tau_new, x_new
+        if settled:
+            break
+    if abs(tau - start[0]) > max_cells * s_tau or abs(x - start[1]) > max_cells * s_x:
+        return float(start[0]), float(start[1])
+    return tau, x
+
+
+# ------------------------------------------------------------------ several paths: CLEAN + RELAX
+
+
+@dataclass(frozen=True)
+class Path:
+    """One path found by :func:`estimate_paths`.
+
+    Attributes
+    ----------
+    delay_s : float
+    doppler : float
+        In the looks' Doppler unit (Hz, or normalised).
+    amplitudes : ndarray, shape (B,), complex128
+        Complex amplitude per look (joint least squares over all paths).
+    crb : ndarray, shape (2, 2), float64
+        CRB of (delay, Doppler) at the estimated SNR of each look (its Fisher informations added).
+    """
+
+    delay_s: float
+    doppler: float
+    amplitudes: NDArray[np.complex128]
+    crb: NDArray[np.float64]
+
+
+#: RELAX: a path that moves by less than this many standard deviations has settled
+_RELAX_MOVE = 0.05
+
+
+def relax(count: int, coupled: Callable[[int, list[int]], bool], refit: Callable[[int], float],
+          num_rounds: int) -> None:
+    """The RELAX schedule (Li & Stoica, IEEE TSP 44(2), 1996) over ``count`` fitted paths.
+
+    Each round re-fits path i (``refit(i)`` fits it on the data minus all the others and returns how far it
+    moved, in standard deviations) only while another path it is coupled to (``coupled(i, changed)``) has
+    changed by 5 % of a standard deviation or more since i's own last fit; the rounds stop once none moves by
+    that much, after ``num_rounds`` at most.
+    """
+    version = list(range(count))                           # when each path was last fitted
+    step = count
+    for _ in range(num_rounds if count > 1 else 0):
+        moved = 0.0
+        for i in range(count):
+            changed = [j for j in range(count) if j != i and version[j] > version[i]]
+            if not changed or not coupled(i, changed):
+                continue
+            move = refit(i)
+            if move >= _RELAX_MOVE:                        # a smaller change leaks less than that into the others
+                version[i], step = step, step + 1
+            moved = max(moved, move)
+        if moved < _RELAX_MOVE:
+            break
+
+
+def in_sigmas(change: float, variance: float) -> float:
+    """|change| in standard deviations (inf for a change with no spread, 0 for no change)."""
+    if change == 0:
+        return 0.0
+    return abs(change) / math.sqrt(variance) if variance > 0 else math.inf
+
+
+def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, doppler_times: ArrayLike,
+                   noise_vars: ArrayLike, unit_fims: ArrayLike, num_paths: int,
+                   peak: Callable[[NDArray[np.complex128]], tuple[float, float]], steps: tuple[float, float],
+                   max_cells: float = 2.0, num_rounds: int = 10) -> list[Path]:
+    """The ``num_paths`` strongest paths seen by B looks on one (M, K) grid, strongest first: CLEAN with off-grid
+    refinement, then RELAX.
+
+    Each pass takes ``peak(residual)`` (the grid peak of the residual's periodogram), :func:`refine` refines it jointly
+    over the looks, fits each look's amplitude by least squares on its REs and subtracts the path.  A path found
+    first was refined with the later ones still in the data, whose sidelobes bias it (a bistatic echo beside the
+    strong direct path, say, by tens of standard deviations); RELAX rounds (Li & Stoica, IEEE TSP 44(2), 1996)
+    re-estimate every path on the data minus all the others -- a path only while another one it is coupled to
+    (:func:`_leaks_into`) has changed since its own last fit -- until no delay or Doppler moves by 5 % of its
+    standard deviation (at most ``num_rounds`` rounds).  The amplitudes of all paths are finally fitted jointly.
+
+    Parameters
+    ----------
+    h : array_like, shape (B, M, K), complex
+        Each look's measurements on the common grid.
+    mask : array_like, shape (B, M, K) or (M, K), bool
+        REs of each look.
+    frequencies_hz : array_like, shape (K,)
+        Frequency offset of each column, Hz.
+    doppler_times : array_like, shape (M,)
+        Doppler phase rate of each row (symbol time s, or carrier times symbol time for a normalised Doppler).
+    noise_vars : array_like, shape (B,)
+        Noise variance per RE of each look (> 0).
+    unit_fims : array_like, shape (B, 2, 2)
+        Fisher information of (delay, Doppler) of each look's REs at per-RE SNR 1 (linear in the SNR).
+    num_paths : int
+        >= 1.
+    peak : callable
+        ``peak(residual of shape (B, M, K)) -> (delay s, Doppler)``: the grid peak to refine.
+    steps : (float, float)
+        Grid steps of the peak's map (delay s, Doppler); :func:`refine` moves one at a time.
+    max_cells : float
+        :func:`refine` keeps the grid peak where the optimum lies further than this many steps.
+    num_rounds : int
+        RELAX rounds at most (>= 0).
+
+    Returns
+    -------
+    list of Path
+    """
+    for name, value, low in (("num_paths", num_paths, 1), ("num_rounds", num_rounds, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise InputError(f"{name} = {value!r}: allowed a whole number >= {low}")
+    x = np.asarray(h, dtype=np.complex128)
+    m = np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
+    fewest = int(m.sum(axis=(1, 2)).min())
+    if num_paths > fewest:
+        raise InputError(f"num_paths = {num_paths}: allowed at most {fewest}, the REs of the smallest look (each "
+                         "path takes at least one); ask for the few strongest paths")
+    k = np.asarray(frequencies_hz, dtype=np.float64)
+    t = np.asarray(doppler_times, dtype=np.float64)
+    s2 = np.broadcast_to(np.asarray(noise_vars, dtype=np.float64), x.shape[:1])
+    fims = np.asarray(unit_fims, dtype=np.float64)
+
+    def atom(tau: float, f: float) -> NDArray[np.complex128]:
+        return np.outer(np.exp(2j * math.pi * t * f), np.exp(-2j * math.pi * k * tau))
+
+    def fit(data: NDArray[np.complex128], start: tuple[float, float]) -> tuple[float, float, NDArray[np.complex128],
+                                                                               NDArray[np.complex128]]:
+        looks = [look(data[b], m[b], k, t, float(s2[b])) for b in range(x.shape[0])]
+        tau, f = refine(looks, start, steps, max_cells)
+        pattern = m * atom(tau, f)[None]                       # |atom| = 1: its squared norm is the RE count
+        amps = np.einsum("bmk,bmk->b", pattern.conj(), data) / np.maximum(m.sum(axis=(1, 2)), 1)
+        return tau, f, amps, amps[:, None, None] * pattern
+
+    def crb(amps: NDArray[np.complex128]) -> NDArray[np.float64]:
+        snr = np.maximum(np.abs(amps) ** 2 / s2, 1e-12)
+        return np.asarray(np.linalg.inv(np.einsum("b,bij->ij", snr, fims)), dtype=np.float64)
+
+    residual = np.where(m, x, 0)
+    found: list[tuple[float, float]] = []
+    parts: list[NDArray[np.complex128]] = []
+    for _ in range(int(num_paths)):
+        tau, f, _, part = fit(residual, peak(residual))
+        residual = residual - part
+        found.append((tau, f))
+        parts.append(part)
+    def coupled(i: int, changed: list[int]) -> bool:
+        return _leaks_into(m * atom(*found[i])[None], [parts[j] for j in changed], k, t, s2)
+
+    def refit(i: int) -> float:
+        nonlocal residual
+        tau0, f0 = found[i]
+        others_removed = residual + parts[i]                  # the data minus every other path
+        tau, f, amps_i, parts[i] = fit(others_removed, (tau0, f0))
+        residual = others_removed - parts[i]
+        found[i] = (tau, f)
+        bound = crb(amps_i)
+        return max(in_sigmas(tau - tau0, bound[0, 0]), in_sigmas(f - f0, bound[1, 1]))
+
+    relax(len(found), coupled, refit, int(num_rounds))
+    patterns = [m * atom(tau, f)[None] for tau, f in found]
+    amps = np.zeros((x.shape[0], len(found)), dtype=np.complex128)
+    for b in range(x.shape[0]):
+        basis = np.stack([p[b][m[b]] for p in patterns], axis=1)
+        amps[b] = np.linalg.lstsq(basis, x[b][m[b]], rcond=None)[0]
+    return [Path(tau, f, amps[:, i], crb(amps[:, i])) for i, (tau, f) in enumerate(found)]
+
+
+def _leaks_into(model: NDArray[np.complex128], others: list[NDArray[np.complex128]], k_hz: NDArray[np.floating],
+                doppler_times: NDArray[np.floating], noise_vars: NDArray[np.float64]) -> bool:
+    """Whether another path moves this one's ML delay or Doppler by more than about 0.14 standard deviations.
+
+    ``model`` (B, M, K) is the path's unit-amplitude pattern on each look, ``others`` the fitted patterns of
+    the other paths.  To first order a path ``x`` left in the data shifts the estimate by
+    ``sqrt(2) |<d model, x>| / (||d model|| sigma)`` standard deviations (``d`` the derivative by delay or
+    Doppler, phase rates centred); its leak into the matched filter itself scales alike.  Checked per look.
+    """
+    k_c, t_c = k_hz - k_hz.mean(), doppler_times - doppler_times.mean()
+    for b in range(model.shape[0]):
+        limit = 0.1 * math.sqrt(float(noise_vars[b]))
+        for probe in (model[b], model[b] * k_c[None, :], model[b] * t_c[:, None]):
+            norm = float(np.linalg.norm(probe))
+            if norm > 0 and any(abs(complex(np.vdot(probe, x[b]))) / norm > limit for x in others):
+                return True
+    return False
+
+
+# ------------------------------------------------------------------ grid peak
+
+
+def resolvable_steps(masks: Sequence[ArrayLike]) -> tuple[int, int]:
+    """(row step, column step): the gcd of the gaps between the rows (columns) that hold REs, over all masks.
+
+    ``masks``: 2-D (M, K) masks, or (C, M, K) stacks of one mask per look.  Periodograms of REs ``g``
+    columns apart repeat every ``1 / g`` of the delay axis (likewise rows and Doppler), so the sum over
+    looks resolves ``1 / g`` of each axis without aliasing.  1 for a single row (column).
+    """
+    g_m, g_k = 0, 0
+    for mask in masks:
+        for m in np.asarray(mask, dtype=bool).reshape(-1, *np.shape(mask)[-2:]):      # each look on its own
+            for d in np.diff(np.flatnonzero(m.any(axis=1))):
+                g_m = gcd(g_m, int(d))
+            for d in np.diff(np.flatnonzero(m.any(axis=0))):
+                g_k = gcd(g_k, int(d))
+    return max(g_m, 1), max(g_k, 1)
+
+
+def grid_peak(power: ArrayLike, delay_axis_s: ArrayLike, doppler_axis: ArrayLike,
+              max_delay_s: float = math.inf, max_doppler: float = math.inf) -> tuple[int, int]:
+    """(delay index, Doppler index) of the strongest cell of ``power`` with ``delay < max_delay_s`` and
+    ``|Doppler| <= max_doppler`` (the resolvable region and any prior, combined by the caller).
+
+    Parameters
+    ----------
+    power : array_like, shape (R, D), float
+        Periodogram, rows delay, columns Doppler.
+    delay_axis_s : array_like, shape (R,)
+        Delay of each row, s.
+    doppler_axis : array_like, shape (D,)
+        Doppler (Hz, or normalised) of each column, in the map's column order.
+    """
+    p = np.asarray(power, dtype=np.float64)
+    ok_r = np.asarray(delay_axis_s) < max_delay_s
+    ok_d = np.abs(np.asarray(doppler_axis)) <= max_doppler
+    if not ok_r.any() or not ok_d.any():
+        raise InputError(f"search region is empty (max_delay_s = {max_delay_s!r} s, max_doppler = {max_doppler!r}): "
+                         "allowed limits of at least one grid cell")
+    r, d = np.unravel_index(int(np.argmax(np.where(ok_r[:, None] & ok_d[None, :], p, -np.inf))), p.shape)
+    return int(r), int(d)
+
+
+# ------------------------------------------------------------------ angle
+
+
+def ml_angle(snapshots: ArrayLike, positions_wl: ArrayLike, max_sin: float = 1.0) -> float:
+    """Maximum-likelihood direction of one source at a linear array: the maximum of ``sum_k |a(u)^H x_k|**2``.
+
+    Steering ``a_n = exp(+j 2 pi p_n u)`` with ``u = sin(theta)`` (theta from broadside, towards the
+    positive positions; Stoica & Nehorai, IEEE TASSP 37(5), 1989: deterministic ML for one source): a
+    grid of ``u`` eight points per beamwidth ``1 / aperture``, then :func:`maximise_1d` (Newton on the
+    exact derivatives) within one grid step of the best point.
+
+    Parameters
+    ----------
+    snapshots : array_like, shape (E,) or (E, K), complex
+        One row per element.
+    positions_wl : array_like, shape (E,)
+        Element positions, wavelengths (``d * arange(E)`` for a ULA of spacing d).
+    max_sin : float
+        Search ``|sin theta| <= max_sin`` (0 < max_sin <= 1).
+
+    Returns
+    -------
+    float
+        theta, rad.
+    """
+    p = np.atleast_1d(np.asarray(positions_wl, dtype=np.float64))
+    x = np.asarray(snapshots, dtype=np.complex128)
+    x = x[:, None] if x.ndim == 1 else x
+    if p.ndim != 1 or p.size < 2 or not np.all(np.isfinite(p)):
+        raise InputError(f"positions_wl = {positions_wl!r}: allowed a 1-D array of at least 2 finite element "
+                         "positions in wavelengths")
+    if x.ndim != 2 or x.shape[0] != p.size or not np.all(np.isfinite(x)):
+        raise InputError(f"snapshots has shape {np.shape(snapshots)}: allowed ({p.size},) or ({p.size}, K) finite "
+                         "complex values, one row per element")
+    if not 0 < max_sin <= 1:
+        raise InputError(f"max_sin = {max_sin!r}: allowed 0 < max_sin <= 1")
+    aperture = max(float(p.max() - p.min()), 1e-9)
+    num = int(math.ceil(16 * max_sin * aperture)) + 1 + 8
+    grid = np.linspace(-max_sin, max_sin, num)
+    rate = -2 * math.pi * p                                    # matched filter exp(-j 2 pi p u)
+    data = x.T                                                 # (K, E)
+    power = np.sum(np.abs(data @ np.exp(1j * np.multiply.outer(rate, grid))) ** 2, axis=0)
+    best = float(grid[int(np.argmax(power))])
+    step = float(grid[1] - grid[0])
+    u = maximise_1d(lambda v: np.exp(rate * (1j * v)), data, best, step, rate)
+    return float(np.arcsin(np.clip(u, -max_sin, max_sin)))
+
+
+# ------------------------------------------------------------------ noise level
+
+
+def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: int = 1) -> float:
+    """Noise variance per RE from the median of a periodogram map (robust to a few targets).
+
+    A noise cell of one channel is exponential with mean ``sigma**2 * cell_gain`` (the map's noise gain:
+    ``n_obs / (M K)`` for the unitary transform of ``n_obs`` REs of an (M, K) grid); the sum over C
+    channels is Gamma(C) distributed, whose median is known.  The median is taken over a regular
+    subsample of about 50 000 cells (all of them below 200 000).
+
+    Parameters
+    ----------
+    power : ndarray, shape (R, D), float
+        The map, summed over ``num_channels`` channels.
+    cell_gain : float
+        Mean of a noise cell per unit noise variance per RE (> 0).
+    num_channels : int
+        C >= 1.
+    """
+    if not (math.isfinite(cell_gain) and cell_gain > 0):
+        raise InputError(f"cell_gain = {cell_gain!r}: allowed a finite number > 0 (the map's noise gain)")
+    step = max(1, int(math.sqrt(power.size / 50_000)))
+    cells = power[::step, ::step].flatten()                    # a copy, reordered by _median
+    return _median(cells) / (cell_gain * _gamma_median(num_channels))
+
+
+def _median(values: NDArray[np.floating]) -> float:
+    """``np.median`` of a flat array (the mean of the middle two, in the array's precision, for an even size).
+
+    Partitioning all of a large array costs most of the time; the middle elements are found among those
+    between two quantiles of an evenly spaced subsample instead (a few per cent of the array), with
+    their rank offset by the count below the bracket.  Where the bracket misses the middle, the whole
+    array is partitioned: the value is always exact.  Reorders ``values``.
+    """
+    n = values.size
+    ranks = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    middle = _order_statistics(values, ranks)
+    return float(middle[0]) if middle.size == 1 else float(np.mean(middle))
+
+
+def _order_statistics(values: NDArray[np.floating], ranks: list[int]) -> NDArray[np.floating]:
+    """Elements of rank ``ranks`` (0-based, ascending) of the flat ``values`` in sorted order; reorders ``values``."""
+    n = values.size
+    if n >= 8 * _MEDIAN_SAMPLE:
+        sample = values[:: n // _MEDIAN_SAMPLE].copy()
+        m = sample.size
+        half_width = _MEDIAN_SIGMAS * 0.5 / math.sqrt(m)           # sd of a sample quantile <= 0.5 / sqrt(m)
+        picks = [max(int((ranks[0] / n - half_width) * m), 0), min(int((ranks[-1] / n + half_width) * m) + 1, m - 1)]
+        sample.partition(picks)
+        low, high = sample[picks[0]], sample[picks[1]]
+        below = int(np.count_nonzero(values < low))
+        inside = values[(values >= low) & (values <= high)]
+        if below <= ranks[0] and ranks[-1] < below + inside.size:
+            local = [r - below for r in ranks]
+            inside.partition(local)
+            return inside[local]
+    values.partition(ranks)
+    return values[ranks]
+
+
+@functools.lru_cache(maxsize=64)
+def _gamma_median(num_channels: int) -> float:
+    return float(sp_stats.gamma.ppf(0.5, num_channels))
+
+
+# ------------------------------------------------------------------ one-dimensional Newton core
+
+
+def phasor(rate: NDArray[np.float64], x: float | NDArray[np.float64], uniform: bool) -> NDArray[np.complex128]:
+    """``exp(j rate_n x)``, shape (N,) for a scalar x, (N, P) for P points.
+
+    ``uniform``: the rates are ``n rate_1`` (a range phasor over subcarriers), so the phasor is a
+    geometric progression, computed as the outer product of sqrt(N) coarse and sqrt(N) fine steps:
+    2 sqrt(N) complex exponentials instead of N, each element within a few ulp of the direct one.
+    """
+    n = rate.size
+    if np.ndim(x) == 0:                                            # the common case, in as few calls as possible
+        step = 1j * float(x)
+        if not uniform:
+            return np.exp(rate * step)
+        steps, num_coarse = _progression_steps(n)
+        ends = np.exp(steps * (step * _rate_step(rate)))
+        return np.multiply.outer(ends[:num_coarse], ends[num_coarse:]).reshape(-1)[:n]
+    points = np.asarray(x, dtype=np.float64)
+    if not uniform:
+        return np.exp(1j * np.multiply.outer(rate, points))
+    steps, num_coarse = _progression_steps(n)
+    ends = np.exp(1j * np.multiply.outer(steps, points * _rate_step(rate)))           # (coarse + fine, P)
+    return np.multiply(ends[:num_coarse, None], ends[None, num_coarse:]).reshape(-1, points.size)[:n]
+
+
+def _rate_step(rate: NDArray[np.float64]) -> float:
+    """``rate_1`` of uniform rates ``n rate_1`` (0 for a single rate)."""
+    return float(rate[1]) if rate.size > 1 else 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _progression_steps(n: int) -> tuple[NDArray[np.float64], int]:
+    """Coarse steps 0, m, 2m ... below n followed by fine steps 0 ... m-1 (m = ceil(sqrt(n))), read-only,
+    and the number of coarse ones: index a m + b of a progression is coarse step a times fine step b."""
+    fine_len = math.isqrt(max(n - 1, 0)) + 1
+    coarse = np.arange(0, n, fine_len, dtype=np.float64)
+    steps = np.concatenate((coarse, np.arange(fine_len, dtype=np.float64)))
+    steps.flags.writeable = False
+    return steps, coarse.size
+
+
+class _Products:
+    """``x -> rows @ exp(j rate x)`` for a few rows, as a list of Python complex numbers (rows in C order).
+
+    Fill :attr:`data` (shape ``shape + (N,)``) before calling.  ``uniform`` (see :func:`phasor`): the
+    rows sit zero-padded in a (coarse, fine) block layout, so each evaluation is one short exponential
+    and two small products, without forming the phasor.
+    """
+
+    def __init__(self, shape: tuple[int, ...], rate: NDArray[np.float64], uniform: bool):
+        n = rate.size
+        self._rate = rate
+        self._steps, self._num_coarse = _progression_steps(n) if uniform else (rate, 0)
+        self._step = 1j * _rate_step(rate)
+        fine_len = self._steps.size - self._num_coarse
+        rows = np.zeros((*shape, self._num_coarse * fine_len if uniform else n), dtype=np.complex128)
+        self.data = rows[..., :n]
+        # uniform: (rows, coarse, fine) blocks; otherwise plain rows
+        self._blocks = rows.reshape(-1, self._num_coarse, fine_len) if uniform else rows.reshape(-1, n)
+
+    def __call__(self, x: float) -> list[complex]:
+        if not self._num_coarse:
+            return (self._blocks @ np.exp(self._rate * (1j * x))).tolist()
+        ends = np.exp(self._steps * (self._step * x))
+        return ((self._blocks @ ends[self._num_coarse:]) @ ends[:self._num_coarse]).tolist()
+
+    def at(self, points: NDArray[np.float64], count: int) -> NDArray[np.complex128]:
+        """The first ``count`` rows times the phasor at each of P points, shape (count, P)."""
+        if not self._num_coarse:
+            return self._blocks[:count] @ np.exp(1j * np.multiply.outer(self._rate, points))
+        ends = np.exp(np.multiply.outer(self._steps, self._step * points))             # (coarse + fine, P)
+        inner = self._blocks[:count] @ ends[self._num_coarse:]                           # (count, coarse, P)
+        return np.einsum("rap,ap->rp", inner, ends[:self._num_coarse])
+
+
+
+def maximise_1d(phasor: Any, data: NDArray[np.complex128], start: float, step: float,
+            rate: NDArray[np.float64] | None = None, centred: bool = False, uniform: bool = False) -> float:
+    """Maximise sum_c |phasor(x) . data_c|**2 over x in start +- step.
+
+    With ``rate``, ``phasor(x) . data_c`` is ``sum_n data_cn exp(j rate_n x)`` (over the norm of the
+    phasor, constant unless ``centred``: the phasor had its mean removed); Newton's method on the
+    analytic derivatives finds the peak in a few steps, and the bounded scalar search is the fallback
+    when Newton leaves the interval or meets a non-concave stretch.  ``uniform``: the rates are
+    ``n rate_1`` (see :func:`phasor`).
+    """
+    def cost(x: float) -> float:
+        return -float(np.sum(np.abs(data @ phasor(x)) ** 2))
+    if rate is not None:
+        objective = _Objective(data, rate, centred, uniform)
+        x = _newton(objective, start, step)
+        if x is not None:
+            return x
+        # a non-concave stretch (a weak or noise peak): restart Newton from the best of a few points (J is
+        # -cost up to a constant factor; where the centred phasor vanishes it is 0 / 0 or x / 0, which argmax
+        # picks as the cost on the zero phasor did: only at the start itself, which ends in the scalar search)
+        grid = start + step * np.linspace(-1.0, 1.0, _RESTART_POINTS)
+        best = float(grid[int(np.argmax(objective.values(grid)))])
+        x = _newton(objective, best, step / (_RESTART_POINTS - 1)) if best != start else None
+        if x is not None and abs(x - start) <= abs(step):
+            at_x, at_start = objective.values(np.array([x, start]))
+            if at_x >= at_start:
+                return x
+    res = sp_opt.minimize_scalar(cost, bounds=(start - step, start + step), method="bounded",
+                                 options={"xatol": abs(step) * 1e-4})
+    return float(res.x) if res.fun <= cost(start) else start
+
+
+def newton_peak(data: NDArray[np.complex128], rate: NDArray[np.float64], start: float, step: float,
+                 centred: bool, uniform: bool = False) -> float | None:
+    """Local maximum near ``start`` of J(x) = N(x) / D(x) by Newton's method, or None.
+
+    N(x) = sum_c |A_c(x)|**2 with A_c(x) = sum_n d_cn exp(j rate_n x); D = 1, or with ``centred``
+    D(x) = M - |E(x)|**2 / M, E(x) = sum_n exp(j rate_n x) (the squared norm of the phasor with its
+    mean removed, M terms; the data are centred the same way, which leaves A unchanged).
+    J' = (N' - J D') / D and J'' = (N'' - 2 J' D' - J D'') / D.  ``uniform``: see :func:`phasor`.
+    """
+    return _newton(_Objective(data, rate, centred, uniform), start, step)
+
+
+class _Objective:
+    """J(x) of :func:`newton_peak` and its first two derivatives, from one product of its rows with the phasor.
+
+    The rows are A, A', A'' per channel, and with ``centred`` E, E', E'' from a row of ones.
+    """
+
+    def __init__(self, data: NDArray[np.complex128], rate: NDArray[np.float64], centred: bool, uniform: bool):
+        d = data - data.mean(axis=1, keepdims=True) if centred else data
+        self.num_channels, self.size = d.shape
+        self.centred = centred
+        self.lines = self.num_channels + 1 if centred else self.num_channels
+        self._products = _Products((3, self.lines), rate, uniform)
+        rows = self._products.data
+        rows[0, :self.num_channels] = d
+        rows[0, self.num_channels:] = 1.0
+        np.multiply(rows[0], 1j * rate, out=rows[1])
+        np.multiply(rows[0], -(rate * rate), out=rows[2])
+
+    def derivatives(self, x: float) -> tuple[float, float, float] | None:
+        """J, J' and J'' at x (None where the centred phasor vanishes)."""
+        sums = self._products(x)                                     # a few complex numbers: plain Python
+        c_total, lines, m = self.num_channels, self.lines, self.size
+        n0 = n1 = n2 = 0.0
+        for c in range(c_total):
+            a, a1, a2 = sums[c], sums[lines + c], sums[2 * lines + c]
+            n0 += a.real * a.real + a.imag * a.imag
+            n1 += 2 * (a.real * a1.real + a.imag * a1.imag)
+            n2 += 2 * (a1.real * a1.real + a1.imag * a1.imag + a.real * a2.real + a.imag * a2.imag)
+        if not self.centred:
+            return n0, n1, n2
+        e, e1, e2 = sums[c_total], sums[lines + c_total], sums[2 * lines + c_total]
+        den = m - (e.real * e.real + e.imag * e.imag) / m
+        den1 = -2 * (e.real * e1.real + e.imag * e1.imag) / m
+        den2 = -2 * (e1.real * e1.real + e1.imag * e1.imag + e.real * e2.real + e.imag * e2.imag) / m
+        if den <= 0:
+            return None
+        j0 = n0 / den
+        j1 = (n1 - j0 * den1) / den
+        return j0, j1, (n2 - 2 * j1 * den1 - j0 * den2) / den
+
+    def values(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
+        """J at several points (inf or NaN where the centred phasor vanishes)."""
+        sums = self._products.at(points, self.lines)
+        power = np.sum(sums[:self.num_channels].real ** 2 + sums[:self.num_channels].imag ** 2, axis=0)
+        if not self.centred:
+            return power
+        ends = sums[self.num_channels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return power / (self.size - (ends.real ** 2 + ends.imag ** 2) / self.size)
+
+
+def _newton(objective: _Objective, start: float, step: float) -> float | None:
+    """:func:`newton_peak` on a prepared objective."""
+    x, dx = float(start), math.inf
+    scale = abs(step)
+    j_start = -math.inf
+    for _ in range(_NEWTON_STEPS):
+        terms = objective.derivatives(x)
+        if terms is None:
+            return None
+        j0, j1, j2 = terms
+        if j_start == -math.inf:
+            j_start = j0
+        if not j2 < 0:
+            return None
+        dx = -j1 / j2
+        x += dx
+        if not abs(x - start) <= scale:
+            return None
+        if abs(dx) <= 1e-6 * scale:
+            # quadratic convergence: x is now within ~(1e-6 step)**2 of the peak, and J(x) equals the J
+            # just computed to that order; accept it if it is no worse than the start
+            return x if j0 >= j_start * (1 - 1e-12) else None
+    return None
+

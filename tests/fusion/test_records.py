@@ -1,0 +1,70 @@
+"""The fusion records: shapes, units and validation at construction (never a half-valid record)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sdr_isac.errors import InputError
+from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track
+
+EDGES = st.sampled_from([0.0, -0.0, 1e300, -1e300, math.inf, -math.inf, math.nan, 2.0**62, None, "1", [], [1, 2]])
+
+
+def test_planar_estimate_has_the_known_height_with_zero_variance() -> None:
+    est = TargetEstimate.planar([1.0, 2.0], [[0.04, 0.01], [0.01, 0.09]], 1.5, nodes=("bs0", "bs1"),
+                                velocity_xy_mps=[3.0, -4.0], cov_velocity_xy_mps2=np.eye(2) * 0.01)
+    assert est.position_m.tolist() == [1.0, 2.0, 1.5]
+    assert est.cov_position_m2[2].tolist() == [0.0, 0.0, 0.0]
+    assert est.velocity_mps is not None and est.velocity_mps.tolist() == [3.0, -4.0, 0.0]
+    with pytest.raises(ValueError):              # read-only: a record never changes after it was made
+        est.position_m[0] = 5.0
+
+
+@pytest.mark.parametrize("cov, match", [([[1.0, 0.5, 0], [0.0, 1.0, 0], [0, 0, 0]], "not symmetric"),
+                                        ([[1.0, 2.0, 0], [2.0, 1.0, 0], [0, 0, 0]], "negative eigenvalue"),
+                                        ([[1.0, 0.0], [0.0, 1.0]], "shape"),
+                                        ([[math.nan] * 3] * 3, "finite")])
+def test_bad_covariances_are_refused(cov: list, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        TargetEstimate(np.zeros(3), cov)
+
+
+@given(x=EDGES, y=st.one_of(EDGES, st.floats(allow_nan=True, allow_infinity=True)))
+def test_position_edges_give_a_record_or_an_input_error(x: object, y: object) -> None:
+    try:
+        est = TargetEstimate([x, y, 0.0], np.eye(3))
+    except InputError:
+        return
+    assert np.all(np.isfinite(est.position_m))
+
+
+def test_mode_case_and_velocity_pairs() -> None:
+    with pytest.raises(InputError, match="mode"):
+        TargetEstimate(np.zeros(3), np.eye(3), mode="bogus")
+    with pytest.raises(InputError, match="case"):
+        TargetEstimate(np.zeros(3), np.eye(3), case="D")
+    with pytest.raises(InputError, match="both or neither"):
+        TargetEstimate(np.zeros(3), np.eye(3), velocity_mps=np.zeros(3))
+    link = LinkMeasurement(0, 0, 10.0, 1.0, 0.01, 0.01, 100.0)
+    assert link.monostatic and not LinkMeasurement(0, 1, 10.0, 1.0, 0.01, 0.01, 1.0).monostatic
+
+
+def test_track_validates_its_history() -> None:
+    t = Track("t1", [0.0, 0.1], np.zeros((2, 6)), np.stack([np.eye(6)] * 2), stations=("bs0",),
+              handovers=(Handover(0.1, "bs0", "bs1", "coverage"),), status="confirmed")
+    assert t.num_states == 2
+    with pytest.raises(InputError, match="increasing"):
+        Track("t1", [0.1, 0.0], np.zeros((2, 6)), np.stack([np.eye(6)] * 2))
+    with pytest.raises(InputError, match="states"):
+        Track("t1", [0.0], np.zeros((2, 6)), np.stack([np.eye(6)]))
+    with pytest.raises(InputError, match="status"):
+        Track("t1", [0.0], np.zeros((1, 6)), np.stack([np.eye(6)]), status="lost")
+    with pytest.raises(InputError, match="track_id"):
+        Track("", [0.0], np.zeros((1, 6)), np.stack([np.eye(6)]))
+    with pytest.raises(InputError, match="t_s"):
+        Handover(math.inf, "a", "b", "x")

@@ -1,0 +1,75 @@
+"""The executor seam: the same task gives the same result in the caller's thread, a process pool and Dask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdr_isac import executors
+from sdr_isac.errors import ConfigError
+
+
+def _spectrum_peak(seed: int) -> tuple[int, float]:
+    """A small deterministic numeric task (module level: other processes import it by name)."""
+    x = np.random.default_rng(seed).standard_normal(4096)
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return int(power.argmax()), float(power.max())
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _run(kind: str, **kw: object) -> list[tuple[int, float]]:
+    with executors.make_executor(kind, workers=2, **kw) as ex:
+        futures = [ex.submit(_spectrum_peak, s) for s in range(6)]
+        done = list(executors.as_completed(futures))
+        assert len(done) == 6
+        return [f.result() for f in futures]
+
+
+def test_thread_and_process_give_identical_results() -> None:
+    inline = _run("thread")
+    assert inline == [_spectrum_peak(s) for s in range(6)]
+    assert _run("process") == inline
+    assert _run("process", start_method="fork") == inline
+
+
+def test_dask_local_cluster_gives_identical_results() -> None:
+    pytest.importorskip("dask.distributed")
+    assert _run("dask") == [_spectrum_peak(s) for s in range(6)]
+
+
+def test_an_error_in_a_task_comes_back_through_its_future() -> None:
+    with executors.make_executor("thread") as ex:
+        fut = ex.submit(_fail, "bad capture")
+    with pytest.raises(ValueError, match="bad capture"):
+        fut.result()
+
+
+def test_bad_kinds_and_arguments_are_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError, match="executor = 'gpu': allowed one of thread, process, dask"):
+        executors.make_executor("gpu")
+    with pytest.raises(ConfigError, match="workers"):
+        executors.make_executor("process", workers=0)
+    with pytest.raises(ConfigError, match="workers"):
+        executors.make_executor("process", workers=True)
+    with pytest.raises(ConfigError, match="scheduler is for the dask executor"):
+        executors.make_executor("process", scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ConfigError, match="start_method"):
+        executors.make_executor("process", start_method="teleport")
+
+
+def test_a_new_kind_registers_where_it_is_defined() -> None:
+    class Recording(executors.InlineExecutor):
+        kind = "recording"
+
+    executors.register_executor("recording", lambda workers=1, scheduler=None, **_: Recording(workers))
+    try:
+        assert "recording" in executors.executor_kinds()
+        with executors.make_executor("recording", workers=1) as ex:
+            assert ex.submit(_spectrum_peak, 1).result() == _spectrum_peak(1)
+    finally:
+        executors._FACTORIES.pop("recording")
+    with pytest.raises(ConfigError, match="identifier"):
+        executors.register_executor("not a name", Recording)
