@@ -51,6 +51,7 @@ __all__ = [
     "FrameConfig",
     "Config",
     "FusionConfig",
+    "HostConfig",
     "RADIO_KINDS",
     "RadioConfig",
     "ArrayConfig",
@@ -1397,6 +1398,42 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class HostConfig:
+    """Where a fusion host senses the captures it receives (``sdr_isac.executors``).
+
+    Parameters
+    ----------
+    executor : str
+        ``thread`` (in the host's worker thread: tests, one node), ``process``
+        (a local pool of ``workers`` processes) or ``dask`` (a Dask distributed
+        cluster: ``scheduler``, or a local cluster of ``workers`` processes).
+        Results are identical on every executor.
+    workers : int
+        Processes of a local pool or local Dask cluster, 1 ... 1024 (0: one per core).
+    scheduler : str
+        A Dask scheduler's address, ``tcp://HOST:PORT`` (``executor = "dask"`` only;
+        empty: a local cluster).  Add machines by starting ``dask worker tcp://HOST:PORT`` on them.
+    max_in_flight : int
+        Captures being sensed at once before the host waits for the oldest, 1 ... 4096
+        (0: twice the workers).
+    """
+
+    executor: str = "thread"
+    workers: int = _num(0, 1, 1024, "processes", or_zero=True)
+    scheduler: str = ""
+    max_in_flight: int = _num(0, 1, 4096, "captures", or_zero=True)
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _check_choice("executor", self.executor, ("thread", "process", "dask"))
+        if self.scheduler:
+            if self.executor != "dask":
+                _fail("scheduler", self.scheduler, "a scheduler only with executor = \"dask\"",
+                      "set executor = \"dask\" or remove scheduler")
+            _check_endpoint("scheduler", self.scheduler)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole sdr_isac configuration file.
 
@@ -1418,6 +1455,8 @@ class Config:
         Node-to-host streaming.
     fusion : FusionConfig
         Node-level fusion on the host.
+    host : HostConfig
+        Where the host senses captures (thread, process pool, Dask).
     """
 
     name: str = "default"
@@ -1428,6 +1467,7 @@ class Config:
     sensing: SensingConfig = field(default_factory=SensingConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    host: HostConfig = field(default_factory=HostConfig)
 
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:
