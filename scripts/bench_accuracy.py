@@ -101,7 +101,7 @@ def run_case(case: str, trials: int) -> list[dict]:
             # single source, K = N M snapshots (every RE), 8 elements; the CRB at broadside-averaged cos^2
             cos2 = np.mean(np.cos(np.linspace(-math.radians(40), math.radians(40), 101)) ** 2)
             row["rmse_angle_rad"] = float(np.sqrt(np.nanmean(e[:, 2] ** 2)))
-            row["crb_angle_rad"] = math.sqrt(float(angle_crb_rad2(snr, 8, n * m, 0.5, 0.0)) / cos2)
+            row["crb_angle_rad"] = math.sqrt(float(angle_crb_rad2(snr, n * m, 0.5 * np.arange(8), 0.0)) / cos2)
         rows.append(row)
         print(_format(row), flush=True)
     return rows

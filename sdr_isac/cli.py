@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdr_isac import __version__, config
-from sdr_isac.channel import add_awgn, apply_taps, noise_var_for_snr
+from sdr_isac.channel import noise_var_for_snr
+from sdr_isac.channel.awgn import TAP_DELAYS_SAMPLES, multipath_link
 from sdr_isac.errors import SdrIsacError
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.receiver import CommReceiver
@@ -38,20 +39,6 @@ def _cmd_waveform(args: argparse.Namespace) -> int:
     return 0
 
 
-_TAP_DELAYS = (0, 3, 11)
-_TAP_POWERS = (1.0, 0.25, 0.0625)
-
-
-def _multipath_link(tx: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Every TX port to max(2, ports) RX channels through random 3-tap channels, plus AWGN."""
-    ports = tx.shape[0]
-    power = np.asarray(_TAP_POWERS) / np.sum(_TAP_POWERS)
-    rx = np.zeros((max(2, ports), tx.shape[1]), dtype=np.complex64)
-    for c in range(rx.shape[0]):
-        for p in range(ports):
-            gains = np.sqrt(power / 2) * (rng.standard_normal(power.size) + 1j * rng.standard_normal(power.size))
-            rx[c] += apply_taps(tx[p:p + 1], _TAP_DELAYS, gains)[0]
-    return add_awgn(rx, noise_var_for_snr(snr_db), rng)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -69,19 +56,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nstreaming: {args.frames} frame(s) per node, each node a process, over ZeroMQ on 127.0.0.1 to a "
               "host process that runs sdr_isac.sensing.process")
         result = run_stream_demo(path, args.out, args.frames, record=True)
-    for node_id, summary in result["nodes"].items():
-        print(f"\nnode {node_id}:")
-        print(table(summary))
-        print(f"all targets detected: {summary['all_targets_detected']}; largest |error| / sqrt(CRB): range "
-              f"{summary['max_range_error_over_crb']:.2f}, velocity {summary['max_velocity_error_over_crb']:.2f}")
-    print(f"\n{'node':6s} {'sent':>5s} {'received':>8s} {'dropped':>7s} {'lost':>5s} {'latency ms':>10s}")
-    for node_id, st in result["stream"]["nodes"].items():
-        latency = st["latency_mean_s"] * 1e3 if st["latency_mean_s"] is not None else float("nan")
-        print(f"{node_id:6s} {int(st['node_sent'] or 0):5d} {st['received']:8d} {int(st['node_dropped'] or 0):7d} "
-              f"{st['lost']:5d} {latency:10.2f}")
-    _fused_table(result.get("fused"))
-    print(f"wrote {args.out}/stream_stats.json, fused.json and {args.out}/<node>/summary.json, range_doppler.png")
-    _display_snapshot(Path(args.out), next(iter(result["nodes"]), None))
+        for node_id, summary in result["nodes"].items():
+            print(f"\nnode {node_id}:")
+            print(table(summary))
+            print(f"all targets detected: {summary['all_targets_detected']}; largest |error| / sqrt(CRB): range "
+                  f"{summary['max_range_error_over_crb']:.2f}, velocity "
+                  f"{summary['max_velocity_error_over_crb']:.2f}")
+        print(f"\n{'node':6s} {'sent':>5s} {'received':>8s} {'dropped':>7s} {'lost':>5s} {'latency ms':>10s}")
+        for node_id, st in result["stream"]["nodes"].items():
+            latency = st["latency_mean_s"] * 1e3 if st["latency_mean_s"] is not None else float("nan")
+            print(f"{node_id:6s} {int(st['node_sent'] or 0):5d} {st['received']:8d} "
+                  f"{int(st['node_dropped'] or 0):7d} {st['lost']:5d} {latency:10.2f}")
+        _fused_table(result.get("fused"))
+        print(f"wrote {args.out}/stream_stats.json, fused.json and {args.out}/<node>/summary.json, "
+              "range_doppler.png")
+        _display_snapshot(Path(args.out), next(iter(result["nodes"]), None), path)
     _link_check(frame, args.snr_db, args.seed)
     return 0
 
@@ -107,8 +96,9 @@ def _fused_table(fused: dict[str, Any] | None) -> None:
     print("errors in m (position, horizontal) and m/s (velocity vector); per node: its own range + angle estimate")
 
 
-def _display_snapshot(out: Path, node_id: str | None) -> None:
-    """Render the live display offscreen for one node's recorded captures (a separate process: Qt stays there)."""
+def _display_snapshot(out: Path, node_id: str | None, config_path: Path) -> None:
+    """Render the display offscreen for what the host recorded of one node and fused (a separate process: Qt
+    stays there): sensed with the host's ``[sensing]``, the scene's nodes, the host's fused estimates."""
     import os
     import subprocess
 
@@ -116,10 +106,13 @@ def _display_snapshot(out: Path, node_id: str | None) -> None:
     if node_id is None or not recording.exists():
         return
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
-    done = subprocess.run([sys.executable, "-m", "sdr_isac", "display", "--replay", str(recording), "--snapshot",
-                           str(out / "display.png")], capture_output=True, text=True, env=env, timeout=120)
+    fused = ["--estimates", str(out / "fused.json")] if (out / "fused.json").exists() else []
+    done = subprocess.run([sys.executable, "-m", "sdr_isac", "display", "--replay", str(recording), "--config",
+                           str(config_path), *fused, "--snapshot", str(out / "display.png")],
+                          capture_output=True, text=True, env=env, timeout=120)
     if done.returncode == 0:
-        print(f"wrote {out}/display.png (the live display of {node_id}, rendered offscreen)")
+        print(f"wrote {out}/display.png (the display of {node_id} as the host sensed it, rendered offscreen; "
+              f"{done.stdout.strip().split(': ', 1)[-1]})")
     else:
         print(f"display snapshot skipped: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
 
@@ -128,8 +121,9 @@ def _link_check(frame: IsacFrame, snr_db: float, seed: int) -> None:
     """Decode the same frame over a multipath link: the communication half of ISAC."""
     if frame.dmrs is None or not frame.config.data.enabled:
         return
-    rx = _multipath_link(frame.samples(), snr_db, np.random.default_rng(seed))
-    print(f"\ncommunication: {frame.num_ports} x {rx.shape[0]} Rayleigh 3-path channel (delays {list(_TAP_DELAYS)} "
+    rx = multipath_link(frame.samples(), snr_db, np.random.default_rng(seed))
+    delays = list(TAP_DELAYS_SAMPLES)
+    print(f"\ncommunication: {frame.num_ports} x {rx.shape[0]} Rayleigh 3-path channel (delays {delays} "
           f"samples, inside the CP), AWGN at {snr_db:g} dB per RE (noise variance {noise_var_for_snr(snr_db):.3g})")
     print(f"{'equalizer':10s} {'EVM %':>8s} {'EVM dB':>8s} {'BER':>10s} {'noise var est':>14s}")
     # with one layer, ZF and (unbiased) MMSE are the same maximum-ratio combiner

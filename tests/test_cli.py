@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import sdr_isac
+from sdr_isac import config
 from sdr_isac.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,9 +86,25 @@ def test_demo_streams_senses_and_decodes(tmp_path):
     assert {r["target"] for r in last if r["fused"]} == {"car", "cyclist"}, last
     assert all(r["position_error_m"] < 5 * r["crb_position_m"] for r in last), last
     assert "multi-BS fusion on the host" in out.stdout
-    # the host recorded what it received, and the live display rendered it offscreen
-    assert (tmp_path / "recordings" / "bs0.sigmf-meta").exists()
+    # the host recorded what it received, and the display rendered it offscreen as the host sensed it: the
+    # detections of the replayed frame are the host's own, to the bit (no lamp post the host's notch removed),
+    # with the host's fused estimates of that set
+    recording = tmp_path / "recordings" / "bs0.sigmf-meta"
+    assert recording.exists()
     assert (tmp_path / "display.png").stat().st_size > 10_000, out.stdout
+    host_bs0 = json.loads((tmp_path / "bs0" / "summary.json").read_text())["per_frame"][0]
+    shown = re.search(r"display of bs0 .*node bs0 seq 0, (\d+) detections, (\d+) fused estimates", out.stdout)
+    assert shown, out.stdout
+    assert int(shown.group(1)) == len(host_bs0["detections"]) == 2
+    assert int(shown.group(2)) == len(fused["per_set"][0]["estimates"]) == 2
+    from sdr_isac.display.sources import ReplaySource, scene_places
+
+    demo_cfg = config.load(Path(sdr_isac.__file__).parent / "demo.toml")
+    with ReplaySource(recording, demo_cfg.sensing, places=scene_places(demo_cfg)) as source:
+        frame = source.wait(timeout_s=60.0)
+    assert frame is not None and frame.seq == 0 and frame.node is not None
+    assert [(d.range_m, d.velocity_mps) for d in frame.detections] == \
+        [(d["range_m"], d["velocity_mps"]) for d in host_bs0["detections"]]
 
 
 def test_readme_quick_start_is_two_make_commands():

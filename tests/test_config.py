@@ -343,11 +343,53 @@ def test_unreadable_files_are_config_errors(tmp_path):
 
 def test_every_numeric_field_has_bounds_in_its_docstring():
     for cls in (config.PrsConfig, config.DmrsConfig, config.SrsConfig, config.TrsConfig, config.DataConfig,
-                config.FrameConfig, config.RadioConfig, config.ArrayConfig, config.NodeConfig, config.TargetConfig,
+                config.FrameConfig, config.RadioConfig, config.SimRadioConfig, config.ReplayRadioConfig,
+                config.PlutoRadioConfig, config.UsrpRadioConfig, config.ArrayConfig, config.NodeConfig,
+                config.TargetConfig,
                 config.WallConfig, config.ClutterConfig, config.BlockerConfig, config.RisConfig, config.SceneConfig,
                 config.SensingConfig, config.StreamConfig, config.FusionConfig):
         for name, bounds in config.field_bounds(cls).items():
             assert name in (cls.__doc__ or ""), f"{cls.__name__}.{name}"
-            default = getattr(cls(), name)
+            example = cls(uri="rec.sigmf-meta") if cls is config.ReplayRadioConfig else cls()   # a replay needs a uri
+            default = getattr(example, name)
             for value in default if isinstance(default, tuple) else () if default is None else (default,):
                 assert bounds.contains(value), f"{cls.__name__}.{name} = {default}: outside {bounds.describe()}"
+
+
+# ---- [radio]: one section type per backend, chosen by kind ------------------------------------------
+KIND_OF_FILE = {"pluto.toml": config.PlutoRadioConfig, "pluto_2ch.toml": config.PlutoRadioConfig,
+                "replay.toml": config.ReplayRadioConfig, "usrp_b210.toml": config.UsrpRadioConfig,
+                "usrp_x310.toml": config.UsrpRadioConfig}
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.glob("hw_configs/*.toml")),
+                         ids=lambda p: p.name)
+def test_each_file_reads_the_section_of_its_radio_kind(path):
+    cfg = config.load(path)
+    assert type(cfg.radio) is KIND_OF_FILE.get(path.name, config.SimRadioConfig)
+    assert type(cfg.radio) is config.radio_section(cfg.radio.kind) and isinstance(cfg.radio, config.RadioConfig)
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("[radio]\ntx_attenuation_db = 5\n", r"radio\.tx_attenuation_db: unknown key; tx_attenuation_db belongs to "
+                                          r"kind = 'pluto', and this \[radio\] has kind = 'sim'"),
+    ('[radio]\nkind = "usrp"\nloop = true\n', r"radio\.loop: unknown key; loop belongs to kind = 'replay', and "
+                                                r"this \[radio\] has kind = 'usrp'"),
+    ('[radio]\nkind = "pluto"\ngain_mod = "manual"\n', r"radio\.gain_mod: unknown key; did you mean 'gain_mode'\?"),
+    ('[radio]\nkind = "usrp"\nclock_source = "gps"\n', r"radio\.clock_source = 'gps': allowed internal, external "
+                                                         r"or gpsdo"),
+    ('[radio]\nkind = "pluto"\ntx_attenuation_db = 101\n', r"radio\.tx_attenuation_db = 101\.0: allowed 0 \.\.\. 100 dB"),
+    ('[radio]\nkind = "sdr"\n', r"radio\.kind = 'sdr': allowed sim, replay, pluto or usrp; set kind to one of them"),
+    ('[radio]\nkind = "replay"\n', r"radio\.uri = '': allowed the path of a \.sigmf-meta file for kind = 'replay'"),
+])
+def test_each_radio_kind_checks_its_own_keys(tmp_path, text, pattern):
+    path = tmp_path / "cfg.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=pattern) as info:
+        config.load(path)
+    assert str(path) in str(info.value) and info.value.key.startswith("radio.")
+
+
+def test_radio_kinds_are_listed_in_registration_order():
+    assert config.radio_kinds()[:4] == ("sim", "replay", "pluto", "usrp")
+    assert config.cfar_kinds()[:4] == ("ca", "go", "so", "os")

@@ -1,4 +1,4 @@
-"""Additive white Gaussian noise and a tapped-delay-line channel for link tests."""
+"""Additive white Gaussian noise, a tapped-delay-line channel and a random multipath link for link tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from numpy.typing import ArrayLike, NDArray
 from sdr_isac.errors import InputError
 from sdr_isac.units import db_to_linear
 
-__all__ = ["noise_var_for_snr", "add_awgn", "apply_taps"]
+__all__ = ["noise_var_for_snr", "add_awgn", "apply_taps", "multipath_link", "TAP_DELAYS_SAMPLES", "TAP_POWERS"]
+
+#: Delays (samples, inside the cyclic prefix) and mean powers (linear) of the taps of :func:`multipath_link`.
+TAP_DELAYS_SAMPLES = (0, 3, 11)
+TAP_POWERS = (1.0, 0.25, 0.0625)
 
 
 def noise_var_for_snr(snr_db: float, re_power: float = 1.0) -> float:
@@ -61,3 +65,38 @@ def apply_taps(samples: ArrayLike, delays_samples: ArrayLike, gains: ArrayLike) 
         if delay < x.shape[1]:
             out[:, delay:] += gain * x[:, : x.shape[1] - delay]
     return out.astype(np.complex64)
+
+
+def multipath_link(tx: ArrayLike, snr_db: float, rng: np.random.Generator,
+                   delays_samples: tuple[int, ...] = TAP_DELAYS_SAMPLES,
+                   powers: tuple[float, ...] = TAP_POWERS) -> NDArray[np.complex64]:
+    """Every TX port to ``max(2, ports)`` RX channels through independent Rayleigh tapped delay lines, plus AWGN.
+
+    Each (RX channel, TX port) pair draws complex Gaussian tap gains of mean powers ``powers`` (normalised to a
+    total of 1) at ``delays_samples``; the sum over ports gets white noise for ``snr_db`` per RE
+    (:func:`noise_var_for_snr`).
+
+    Parameters
+    ----------
+    tx : array_like, shape (ports, N), complex
+        Transmitted samples of each port.
+    snr_db : float
+        SNR per resource element, dB.
+    rng : numpy.random.Generator
+        Draws the gains (channel by channel, port by port), then the noise.
+    delays_samples, powers : tuple
+        Tap delays (samples, >= 0) and mean powers (linear, >= 0), one per tap.
+
+    Returns
+    -------
+    ndarray, shape (max(2, ports), N), complex64
+    """
+    x = np.asarray(tx)
+    ports = x.shape[0]
+    power = np.asarray(powers) / np.sum(powers)
+    rx = np.zeros((max(2, ports), x.shape[1]), dtype=np.complex64)
+    for c in range(rx.shape[0]):
+        for p in range(ports):
+            gains = np.sqrt(power / 2) * (rng.standard_normal(power.size) + 1j * rng.standard_normal(power.size))
+            rx[c] += apply_taps(x[p:p + 1], delays_samples, gains)[0]
+    return add_awgn(rx, noise_var_for_snr(snr_db), rng)

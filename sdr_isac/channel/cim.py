@@ -20,12 +20,48 @@ samples (``tests/channel/test_cim.py`` checks the two agree).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
+from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["point_target_cim", "add_cim_noise"]
+__all__ = ["point_target_cim", "add_cim_noise", "PilotGrid", "measure_pilots", "random_amplitude",
+           "bistatic_link_cim"]
+
+
+class PilotGrid(Protocol):
+    """What the synthesis needs of a band: its grid, its pilot REs and its carrier
+    (:class:`sdr_isac.fusion.multiband.Band` is one)."""
+
+    @property
+    def carrier_hz(self) -> float:
+        """f_c, Hz."""
+        ...
+
+    @property
+    def subcarrier_spacing_hz(self) -> float:
+        """df, Hz."""
+        ...
+
+    @property
+    def num_subcarriers(self) -> int:
+        """K, the columns of the grid."""
+        ...
+
+    @property
+    def symbol_times_s(self) -> NDArray[np.float64]:
+        """Start time of each symbol (row), s, shape (M,)."""
+        ...
+
+    @property
+    def pilots(self) -> NDArray[np.bool_]:
+        """REs that carry known symbols, shape (M, K), bool."""
+        ...
 
 
 def _finite_1d(name: str, values: ArrayLike, unit: str) -> NDArray[np.float64]:
@@ -113,3 +149,80 @@ def add_cim_noise(h: ArrayLike, noise_var: float, rng: np.random.Generator,
             raise InputError(f"mask has shape {m.shape}: allowed {x.shape[-2:]}, the (symbols, subcarriers) of h")
         noisy = noisy * m
     return noisy
+
+
+def measure_pilots(grid: PilotGrid, paths: Sequence[tuple[float, float, complex]], rng: np.random.Generator,
+                   noise_var: float = 1.0, channel_phases: ArrayLike | None = None) -> NDArray[np.complex128]:
+    """What a band measures of point paths: their CIM plus noise, zero off its pilots.
+
+    Parameters
+    ----------
+    grid : PilotGrid
+        The band (e.g. :class:`sdr_isac.fusion.multiband.Band`).
+    paths : sequence of (float, float, complex)
+        ``(delay s, Doppler Hz, complex amplitude)`` of each path; with ``noise_var = 1`` an amplitude
+        ``sqrt(gamma)`` has per-RE SNR gamma (linear).
+    rng : numpy.random.Generator
+        Draws the noise.
+    noise_var : float
+        E|w|**2 per RE, >= 0.
+    channel_phases : array_like, shape (C, P), complex, optional
+        Steering phase of each path on each channel: adds a leading channel axis
+        (:func:`point_target_cim`).
+
+    Returns
+    -------
+    ndarray, shape (M, K) or (C, M, K), complex128
+    """
+    taus, fds, amps = zip(*paths, strict=True)
+    h = point_target_cim(np.arange(grid.num_subcarriers), grid.symbol_times_s, grid.subcarrier_spacing_hz,
+                         list(taus), list(fds), list(amps), channel_phases)
+    return add_cim_noise(h, noise_var, rng, grid.pilots)
+
+
+def random_amplitude(snr: float, rng: np.random.Generator) -> complex:
+    """``sqrt(snr) exp(j phi)`` with phi uniform on [0, 2 pi): a path of per-RE SNR ``snr`` (linear) at unit noise."""
+    return complex(math.sqrt(snr) * np.exp(2j * np.pi * rng.random()))
+
+
+def bistatic_link_cim(grid: PilotGrid, baseline_m: float, range_sum_m: float, rate_mps: float, snr: float,
+                      rng: np.random.Generator, *, direct_over_echo_db: float, clock_s: float = 0.0,
+                      cfo_hz: float = 0.0, speed_mps: float = SPEED_OF_LIGHT_MPS) -> NDArray[np.complex128]:
+    """The CIM a receiver measures of a transmitter's pilots over a bistatic link: direct path plus target echo.
+
+    Direct path: delay ``baseline / c + clock``, Doppler ``cfo``, per-RE SNR ``snr`` raised by
+    ``direct_over_echo_db``.  Echo: delay ``range_sum / c + clock``, Doppler ``-rate f_c / c + cfo`` (a
+    positive bistatic rate, the range sum growing, gives a negative Doppler), per-RE SNR ``snr``.  The
+    receiver's clock offset and CFO against the transmitter shift both paths alike.  Amplitudes take random
+    phases (direct first, then echo, then the noise: the draws of ``rng`` in that order).
+
+    Parameters
+    ----------
+    grid : PilotGrid
+        The transmitter's band and pilots.
+    baseline_m : float
+        Transmitter-receiver distance, m.
+    range_sum_m : float
+        Transmitter-target-receiver path length, m.
+    rate_mps : float
+        Its rate of change, m/s (the sum of the target's radial velocities seen from both ends).
+    snr : float
+        Per-RE SNR of the echo, linear, at unit noise variance.
+    rng : numpy.random.Generator
+        Draws the phases and the noise.
+    direct_over_echo_db : float
+        Power of the direct path over the echo, dB.
+    clock_s, cfo_hz : float
+        Receiver clock offset (s) and carrier frequency offset (Hz) against the transmitter.
+    speed_mps : float
+        Propagation speed c, m/s.
+
+    Returns
+    -------
+    ndarray, shape (M, K), complex128
+        Zero off the pilots.
+    """
+    paths = [(baseline_m / speed_mps + clock_s, cfo_hz, random_amplitude(snr * 10 ** (direct_over_echo_db / 10), rng)),
+             (range_sum_m / speed_mps + clock_s, -rate_mps * grid.carrier_hz / speed_mps + cfo_hz,
+              random_amplitude(snr, rng))]
+    return measure_pilots(grid, paths, rng)

@@ -1,6 +1,8 @@
 """Command-line entry of the display.
 
-``python -m sdr_isac.display.app --replay REC [--snapshot OUT.png]`` replays a recording;
+``python -m sdr_isac.display.app --replay REC [--config FILE] [--snapshot OUT.png]`` replays a recording, sensed
+with the ``[sensing]`` of FILE (default settings without one) exactly as ``sdr-isac process --config FILE`` senses
+it, and shows FILE's scene nodes and, with ``--estimates FUSED.json``, a host's fused estimates;
 ``python -m sdr_isac.display.app --host tcp://127.0.0.1:5556 [--snapshot OUT.png --timeout S]`` shows what a
 fusion host publishes (its ``stream.publish_endpoint``).  With ``--snapshot`` the first frame (sensed from
 the first capture, or the first map the host publishes, waiting at most ``--timeout`` seconds) is drawn
@@ -10,6 +12,8 @@ offscreen and saved, and the program exits; without it the window runs until clo
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -21,9 +25,9 @@ from sdr_isac.config import SensingConfig
 from sdr_isac.errors import SdrIsacError
 
 if TYPE_CHECKING:
-    from sdr_isac.display.sources import HostSource, ReplaySource
+    from sdr_isac.display.sources import HostSource, NodePlace, ReplaySource
 
-__all__ = ["add_arguments", "build_parser", "main", "run"]
+__all__ = ["add_arguments", "build_parser", "fused_estimates", "main", "run", "sensing_settings"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,15 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--host", metavar="URL",
                        help="a fusion host's stream.publish_endpoint, e.g. tcp://127.0.0.1:5556 (live)")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="with --host: a configuration whose [stream] gives the CURVE keys of a CURVE host "
-                             "(curve_client_secret, curve_client_public, curve_server_public; the client key must "
-                             "be in the host's stream.curve_subscribers_allowed)")
+                        help="with --replay: the configuration whose [sensing] senses the captures (as sdr-isac "
+                             "process --config FILE does; the host's own configuration shows what the host "
+                             "detected) and whose [scene] places the nodes; with --host: a configuration whose "
+                             "[stream] gives the CURVE keys of a CURVE host (curve_client_secret, "
+                             "curve_client_public, curve_server_public; the client key must be in the host's "
+                             "stream.curve_subscribers_allowed)")
+    parser.add_argument("--estimates", type=Path, metavar="FUSED.json",
+                        help="with --replay: a host's fused.json (sdr-isac demo, sdr-isac host --out): draw the "
+                             "fused estimates of the set that holds the replayed frame")
     parser.add_argument("--snapshot", type=Path, metavar="OUT.png",
                         help="draw the first frame offscreen, save it as PNG and exit")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="with --host --snapshot: wait at most S seconds for the first frame (30)")
     parser.add_argument("--size", default="1400x700", metavar="WxH", help="window size in pixels (1400x700)")
-    parser.add_argument("--pfa", type=float, default=SensingConfig().pfa, help="CFAR false-alarm probability")
+    parser.add_argument("--pfa", type=float, default=None,
+                        help="CFAR false-alarm probability (default: the configuration's, else "
+                             f"{SensingConfig().pfa:g})")
     parser.add_argument("--interval", type=float, default=0.0, metavar="S",
                         help="least time between replayed captures, s (0: as fast as sensing goes)")
     parser.add_argument("--record-dir", type=Path, default=Path("sdr_isac_recordings"), metavar="DIR",
@@ -74,13 +86,59 @@ def _timeout(value: float) -> float:
     return value
 
 
+def sensing_settings(args: argparse.Namespace) -> SensingConfig:
+    """The settings the display senses (replay) or re-thresholds (live) with.
+
+    Replay: the ``[sensing]`` of ``--config`` (as ``sdr-isac process --config`` uses it), else the defaults;
+    live: the defaults (the host's own settings come with what it publishes).  ``--pfa`` overrides P_fa.
+
+    Raises
+    ------
+    ConfigError
+        The configuration cannot be read, or ``--pfa`` is out of range.
+    """
+    path = getattr(args, "config", None)
+    cfg = config.load(path).sensing if args.host is None and path is not None else SensingConfig()
+    pfa = getattr(args, "pfa", None)
+    return cfg if pfa is None else dataclasses.replace(cfg, pfa=pfa)
+
+
+def _scene_places(args: argparse.Namespace) -> dict[str, NodePlace]:
+    from sdr_isac.display.sources import scene_places
+
+    path = getattr(args, "config", None)
+    return scene_places(config.load(path)) if args.host is None and path is not None else {}
+
+
+def fused_estimates(path: Path, node_id: str, seq: int) -> list[list[float]]:
+    """The fused position estimates (m) in a host's ``fused.json`` of the set holding ``node_id``'s frame ``seq``
+    (the newest set when none holds it).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or is not a host's fused summary.
+    """
+    try:
+        sets = json.loads(path.read_text())["per_set"]
+        chosen = next((s for s in sets if s.get("nodes", {}).get(node_id) == seq), sets[-1] if sets else None)
+        if chosen is None:
+            return []
+        if "estimates" in chosen:
+            return [[float(v) for v in e] for e in chosen["estimates"]]
+        return [[float(v) for v in r["position_m"]] for r in chosen["targets"] if r.get("fused")]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise config.ConfigError(f"--estimates {path}: not a host's fused.json ({err}); give the fused.json that "
+                                 "sdr-isac demo or sdr-isac host --out writes", key="estimates") from err
+
+
 def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | HostSource:
     from sdr_isac.display.sources import HostSource, ReplaySource
 
     if args.host is not None:
         stream = config.load(args.config).stream if getattr(args, "config", None) is not None else None
         return HostSource(args.host, cfg, stream=stream)
-    return ReplaySource(args.replay, cfg, args.interval)
+    return ReplaySource(args.replay, cfg, args.interval, places=_scene_places(args))
 
 
 def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
@@ -99,8 +157,12 @@ def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
         where = f"the host at {args.host}" if args.host is not None else f"{args.replay}"
         raise SdrIsacError(f"no frame from {where} within --timeout {timeout_s:g} s: check that the host runs "
                            "and publishes on that endpoint (stream.publish_endpoint), or wait longer")
-    snapshot(frame, args.snapshot, size, sensing_config=cfg)
-    print(f"wrote {args.snapshot}: node {frame.node_id} seq {frame.seq}, {len(frame.detections)} detections")
+    estimates = None
+    if args.host is None and getattr(args, "estimates", None) is not None:
+        estimates = fused_estimates(args.estimates, frame.node_id, frame.seq)
+    snapshot(frame, args.snapshot, size, sensing_config=cfg, nodes=_scene_places(args), estimates_m=estimates)
+    print(f"wrote {args.snapshot}: node {frame.node_id} seq {frame.seq}, {len(frame.detections)} detections"
+          + (f", {len(estimates)} fused estimates" if estimates is not None else ""))
 
 
 def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
@@ -109,6 +171,9 @@ def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
     app = ensure_app()
     with _source(args, cfg) as source:
         window = RangeDopplerWindow(cfg, source, record_dir=args.record_dir)
+        window.set_nodes(_scene_places(args))
+        if args.host is None and getattr(args, "estimates", None) is not None:
+            window.set_estimates(fused_estimates(args.estimates, "", -1))
         window.resize(*_size(args.size))
         window.show()
         status = int(app.exec())
@@ -121,7 +186,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the display for parsed options; returns the exit status (0 ok, 2 on a configuration, recording,
     sensing or connection error)."""
     try:
-        cfg = SensingConfig(pfa=args.pfa)
+        if args.host is not None and getattr(args, "estimates", None) is not None:
+            raise config.ConfigError(f"--estimates {args.estimates} with --host {args.host}: allowed only with "
+                                     "--replay (a live host publishes its own estimates); leave --estimates out",
+                                     key="estimates")
+        cfg = sensing_settings(args)
         if args.snapshot is not None:
             _snapshot(args, cfg)
             return 0

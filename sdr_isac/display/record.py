@@ -4,14 +4,13 @@ No Qt here: the sources call these on their worker threads, so disk I/O never
 runs on the GUI thread.  Both writers are atomic per file: until
 :meth:`close` nothing complete-looking exists at the final name (SigMF through
 :class:`~sdr_isac.recording.RecordingWriter`, JSON lines through a hidden
-``.<name>.part`` file renamed at the end).
+``.<name>.<hex>.part`` file of :mod:`sdr_isac.recording._atomic` renamed at the end).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ import numpy as np
 from sdr_isac.capture import Capture
 from sdr_isac.errors import RecordingError
 from sdr_isac.recording import RecordingWriter
+from sdr_isac.recording._atomic import commit_temp, open_temp
+from sdr_isac.recording.append import append_capture
 
 __all__ = ["JsonLinesRecorder", "SigmfRecorder", "record_folder"]
 
@@ -88,9 +89,7 @@ class SigmfRecorder:
                                          frame=capture.frame, node=self._nodes.get(capture.node_id),
                                          description="recorded by sdr-isac display")
                 self._writers[capture.node_id] = writer
-            meta = {k: v for k, v in capture.metadata.items() if k not in ("truth", "replay")}
-            truth = capture.metadata.get("truth")
-            writer.append(dataclasses.replace(capture, metadata=meta), truth=truth if isinstance(truth, dict) else None)
+            append_capture(writer, capture, drop=("replay",))
             self.num_written += 1
 
     def close(self) -> list[Path]:
@@ -110,7 +109,7 @@ class JsonLinesRecorder:
     Each line is one received message: ``kind``, ``node_id``, ``seq``, ``t0_s``, ``sent_s``, ``received_s``,
     the header's fields (``detections``, ``stats``, ``node``, ``truth``, ...) and, for an ``rdmap``,
     ``map`` = {``power_db`` (list of rows, dB rounded to 0.01), ``range_m``, ``velocity_mps``}.  Lines go to a
-    hidden ``.live_<time>.jsonl.part`` that :meth:`close` renames, so the file appears whole or not at all.
+    hidden ``.live_<time>.jsonl.<hex>.part`` that :meth:`close` renames, so the file appears whole or not at all.
 
     Raises
     ------
@@ -121,14 +120,14 @@ class JsonLinesRecorder:
     def __init__(self, directory: str | Path):
         self.directory = record_folder(directory)
         self.path = self.directory / f"live_{_stamp()}.jsonl"
-        self._tmp = self.directory / f".{self.path.name}.part"
         self._lock = threading.Lock()
         self.num_written = 0
         try:
-            self._fh: IO[str] | None = open(self._tmp, "w", encoding="utf-8")
+            self._tmp, fh = open_temp(self.path)
         except OSError as err:
-            raise RecordingError(f"{self._tmp}: cannot open for writing ({err.strerror}); choose a writable "
+            raise RecordingError(f"{self.path}: cannot open for writing ({err.strerror}); choose a writable "
                                  "folder with --record-dir") from err
+        self._fh: IO[bytes] | None = fh
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (numpy arrays become lists; floats of a map are rounded to 0.01)."""
@@ -141,7 +140,7 @@ class JsonLinesRecorder:
             if self._fh is None:
                 return
             try:
-                self._fh.write(line + "\n")
+                self._fh.write(line.encode("utf-8") + b"\n")
             except OSError as err:
                 raise RecordingError(f"{self._tmp}: write failed ({err.strerror}); free disk space") from err
             self.num_written += 1
@@ -151,9 +150,12 @@ class JsonLinesRecorder:
         with self._lock:
             if self._fh is None:
                 return [self.path]
-            self._fh.close()
-            self._fh = None
-            os.replace(self._tmp, self.path)
+            fh, self._fh = self._fh, None
+            try:
+                commit_temp(self._tmp, fh, self.path)
+            except OSError as err:
+                raise RecordingError(f"{self.path}: cannot finish the file ({err.strerror}); free disk space"
+                                     ) from err
             return [self.path]
 
 

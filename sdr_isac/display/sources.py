@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -43,7 +44,7 @@ from sdr_isac.sensing.pipeline import SensingResult, cfar_detector
 from sdr_isac.stream import wire
 
 __all__ = ["DisplayFrame", "GridDetection", "HostSource", "LatestByKey", "LatestValue", "LinkStats", "NodePlace",
-           "ReplaySource", "db_over_noise", "frame_of", "frame_of_result", "rethreshold"]
+           "ReplaySource", "db_over_noise", "frame_of", "frame_of_result", "rethreshold", "scene_places"]
 
 T = TypeVar("T")
 _WHOLE_MAP = 1 << 22            # cells: a replayed map is cropped to the reportable range, never pooled
@@ -239,6 +240,14 @@ def _truth(metadata: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[st
     paths, targets = truth.get("paths") or [], truth.get("targets") or []
     return ([p for p in paths if isinstance(p, dict)] if isinstance(paths, list) else [],
             [t for t in targets if isinstance(t, dict)] if isinstance(targets, list) else [])
+
+
+def scene_places(cfg: config.Config) -> dict[str, NodePlace]:
+    """Where the nodes of a configuration's ``[scene]`` stand: node id -> :class:`NodePlace` (empty: no scene)."""
+    if cfg.scene is None:
+        return {}
+    return {n.id: NodePlace((float(n.position_m[0]), float(n.position_m[1]), float(n.position_m[2])),
+                            float(n.yaw_deg)) for n in cfg.scene.nodes}
 
 
 def frame_of_result(node_id: str, seq: int, t0_s: float, result: SensingResult, *,
@@ -497,11 +506,15 @@ class ReplaySource(_WorkerSource):
     path : str or Path
         A ``.sigmf-meta`` file written by ``sdr-isac record`` or the simulator.
     sensing_config : SensingConfig, optional
-        Processing settings (default ``SensingConfig()``); change them later
+        Processing settings (default ``SensingConfig()``; ``sdr-isac display --replay REC --config FILE``
+        gives the ``[sensing]`` of FILE, as ``sdr-isac process`` does); change them later
         with :meth:`set_sensing_config` (the worker senses the current capture
         again with them).
     interval_s : float
         Least time between captures, s (0: as fast as sensing goes), >= 0.
+    places : mapping of str to NodePlace, optional
+        Where the nodes stand, for a recording whose ``isac:node`` does not say (a host's recording holds only
+        the node id): e.g. the configuration's scene (:func:`scene_places`).
 
     Raises
     ------
@@ -524,7 +537,8 @@ class ReplaySource(_WorkerSource):
     ('bs0', True, (0.0, 0.0, 5.0))
     """
 
-    def __init__(self, path: str | Path, sensing_config: SensingConfig | None = None, interval_s: float = 0.0):
+    def __init__(self, path: str | Path, sensing_config: SensingConfig | None = None, interval_s: float = 0.0,
+                 places: Mapping[str, NodePlace] | None = None):
         if not (interval_s >= 0 and math.isfinite(interval_s)):
             raise ConfigError(f"interval_s = {interval_s} s: must be a finite number >= 0 (0 runs as fast as "
                               "sensing goes)", key="interval_s")
@@ -532,7 +546,7 @@ class ReplaySource(_WorkerSource):
         self._radio = ReplayRadio(config.RadioConfig(kind="replay", uri=str(path), loop=True))
         self.interval_s = interval_s
         self.node_description: dict[str, Any] = dict(self._radio.recording.node)
-        self.node = NodePlace.from_dict(self.node_description)
+        self.node = NodePlace.from_dict(self.node_description) or (places or {}).get(self._radio.node_id)
         self._last: Capture | None = None
         self._done: deque[float] = deque(maxlen=30)
         self._processing_s: float | None = None
@@ -738,7 +752,8 @@ class HostSource(_WorkerSource):
 
     def _take(self, msg: wire.Message, received_s: float) -> None:
         if msg.kind == "estimates":
-            self._estimates.put(_positions(msg.header.get("estimates"), "estimates"))
+            estimates = wire.decode_estimates(msg)              # records, validated by the wire's decoder
+            self._estimates.put(np.array([e.position_m[:2] for e in estimates], dtype=np.float64).reshape(-1, 2))
             return
         if msg.kind == "tracks":
             self._tracks.put(_tracks(msg.header.get("tracks")))
@@ -826,15 +841,6 @@ def _same_cfar(cfg: SensingConfig, host: dict[str, Any]) -> bool:
             and list(cfg.training_cells) == list(host.get("training_cells", []))
             and cfg.cfar == host.get("cfar", "ca")
             and cfg.max_range_m == 0.0 and cfg.min_range_m == 0.0)
-
-
-def _positions(items: Any, field_name: str) -> NDArray[np.float64]:
-    if not isinstance(items, list):
-        raise WireFormatError(f"{field_name} = {str(items)[:60]}: allowed a list of objects with position_m "
-                              "[x, y(, z)] in m")
-    points = [NodePlace.from_dict(e) for e in items]
-    xy = [p.position_m[:2] for p in points if p is not None]
-    return np.array(xy, dtype=np.float64).reshape(-1, 2)
 
 
 def _tracks(items: Any) -> dict[str, NDArray[np.float64]]:

@@ -27,7 +27,6 @@ import collections
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,8 +39,9 @@ from numpy.typing import ArrayLike, NDArray
 from PyQt6 import QtCore, QtWidgets
 
 from sdr_isac.config import SensingConfig
-from sdr_isac.display.sources import DisplayFrame, LinkStats, db_over_noise
+from sdr_isac.display.sources import DisplayFrame, LinkStats, NodePlace, db_over_noise
 from sdr_isac.errors import SdrIsacError
+from sdr_isac.recording._atomic import write_file
 
 __all__ = ["RangeDopplerWindow", "db_over_noise", "ensure_app", "snapshot"]
 
@@ -147,11 +147,14 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         self.frames: dict[str, DisplayFrame] = {}
         self.estimates = np.zeros((0, 2))
         self.tracks: dict[str, NDArray[np.float64]] = {}
+        self.scene_nodes: dict[str, NodePlace] = {}     # nodes known without a frame (a configuration's scene)
         self.recorded: list[Path] = []
         self.paused = False
         self._times: collections.deque[float] = collections.deque(maxlen=30)
         self._fitted = False
         self._top_fitted = False
+        self._top_follow = True             # autorange the top view until the user zooms or pans it
+        self._top_fitting = False
         self._note = ""
         self.status_bar = QtWidgets.QStatusBar()
         self.setStatusBar(self.status_bar)
@@ -194,6 +197,7 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         self.top.setLabel("bottom", "x (m)")
         self.top.setLabel("left", "y (m)")
         self.top.setAspectLocked(True)
+        self.top.vb.sigRangeChangedManually.connect(self._top_moved_by_hand)
         self.top.addLegend(offset=(10, 10))
         self.coverage_curve = pg.PlotDataItem(pen=pg.mkPen((130, 130, 130), width=1, style=QtCore.Qt.PenStyle.DashLine),
                                               connect="finite", name="coverage")
@@ -202,14 +206,15 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
                                          name="detection (range arc)")
         self.node_markers = pg.ScatterPlotItem(symbol="t1", size=16, pen=pg.mkPen("k"),
                                                brush=pg.mkBrush(255, 230, 0), name="nodes")
-        self.top_truth_markers = pg.ScatterPlotItem(symbol="o", size=12, pen=pg.mkPen(None),
-                                                    brush=pg.mkBrush(0, 230, 255), name="truth")
+        # truth: a cyan ring, so that the detections and fused estimates within centimetres of it stay visible
+        self.top_truth_markers = pg.ScatterPlotItem(symbol="o", size=24, pen=pg.mkPen((0, 230, 255), width=3),
+                                                    brush=pg.mkBrush(0, 0, 0, 0), name="truth")
         self.estimate_markers = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((255, 60, 60), width=2),
                                                    brush=pg.mkBrush(255, 60, 60), name="detection")
-        self.fused_markers = pg.ScatterPlotItem(symbol="d", size=14, pen=pg.mkPen("k"),
+        self.fused_markers = pg.ScatterPlotItem(symbol="d", size=11, pen=pg.mkPen("k"),
                                                 brush=pg.mkBrush(255, 0, 255), name="fused")
-        for z, item in enumerate((self.coverage_curve, self.boresight_curve, self.arc_curve, self.estimate_markers,
-                                  self.fused_markers, self.top_truth_markers, self.node_markers)):
+        for z, item in enumerate((self.coverage_curve, self.boresight_curve, self.arc_curve, self.top_truth_markers,
+                                  self.estimate_markers, self.fused_markers, self.node_markers)):
             item.setZValue(z)
             self.top.addItem(item)
         self.node_labels: dict[str, pg.TextItem] = {}
@@ -328,11 +333,37 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             self.fit_view()
         self._status(frame)
 
+    def node_places(self) -> dict[str, NodePlace]:
+        """Every node the top view shows: those of :meth:`set_nodes`, then those of the frames (which win)."""
+        places = dict(self.scene_nodes)
+        places.update({f.node_id: f.node for f in self.frames.values() if f.node is not None})
+        return places
+
+    def set_nodes(self, nodes: Mapping[str, NodePlace]) -> None:
+        """Show these nodes in the top view even before (or without) a frame of theirs, e.g. a scene's.
+
+        Parameters
+        ----------
+        nodes : mapping of str to NodePlace
+            Node id -> where it stands (m) and its boresight.
+        """
+        self.scene_nodes = dict(nodes)
+        self._draw_top()
+
     def _draw_top(self) -> None:
         frames = list(self.frames.values())
         placed = [f for f in frames if f.node is not None]
-        xy = np.array([f.node.position_m[:2] for f in placed if f.node is not None]).reshape(-1, 2)
+        places = self.node_places()
+        xy = np.array([n.position_m[:2] for n in places.values()], dtype=np.float64).reshape(-1, 2)
         self.node_markers.setData(x=xy[:, 0], y=xy[:, 1])
+        for node_id, node in places.items():
+            label = self.node_labels.get(node_id)
+            if label is None:
+                label = pg.TextItem(node_id, color=(255, 230, 0), anchor=(0.5, -0.4))
+                label.setZValue(20)
+                self.top.addItem(label)
+                self.node_labels[node_id] = label
+            label.setPos(node.position_m[0], node.position_m[1])
         circles, rays = [], []
         ring = np.linspace(0.0, 2 * math.pi, _CIRCLE_POINTS)
         for f in placed:
@@ -346,13 +377,6 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             reach = min(f.max_range_m or 20.0, 20.0)
             rays += [np.array([[x0, y0], [x0 + reach * math.cos(yaw), y0 + reach * math.sin(yaw)]]),
                      np.full((1, 2), np.nan)]
-            label = self.node_labels.get(f.node_id)
-            if label is None:
-                label = pg.TextItem(f.node_id, color=(255, 230, 0), anchor=(0.5, -0.4))
-                label.setZValue(20)
-                self.top.addItem(label)
-                self.node_labels[f.node_id] = label
-            label.setPos(x0, y0)
         self._set_curve(self.coverage_curve, circles)
         self._set_curve(self.boresight_curve, rays)
         truth: dict[str, dict[str, Any]] = {}
@@ -370,8 +394,7 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         pxy = np.concatenate(points) if points else np.zeros((0, 2))
         self.estimate_markers.setData(x=pxy[:, 0], y=pxy[:, 1])
         self._set_curve(self.arc_curve, arcs)
-        if not self._top_fitted and (len(xy) or len(txy)):
-            self.fit_top_view()
+        self._autorange_top()
 
     @staticmethod
     def _set_curve(curve: pg.PlotDataItem, parts: list[NDArray[np.float64]]) -> None:
@@ -393,6 +416,7 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         xy = xy.reshape(-1, xy.shape[-1])[:, :2] if xy.size else np.zeros((0, 2))
         self.estimates = xy
         self.fused_markers.setData(x=xy[:, 0], y=xy[:, 1])
+        self._autorange_top()
 
     def set_tracks(self, tracks: Mapping[str, ArrayLike]) -> None:
         """Draw tracks with their history in the top view (green polylines with the id at the newest point).
@@ -456,22 +480,52 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         self.plot.setYRange(0.0, top, padding=0)
         self._fitted = True
 
-    def fit_top_view(self) -> None:
-        """Zoom the top view to the nodes, truth, detections and fused estimates (not the coverage circles)."""
-        parts = [np.array([f.node.position_m[:2]]) for f in self.frames.values() if f.node is not None]
+    def top_points(self) -> NDArray[np.float64]:
+        """What the top view fits: x/y (m), shape (P, 2), of the nodes, truth targets, detections (points and
+        range arcs) and fused estimates; not the coverage circles."""
+        parts = [np.array([n.position_m[:2]]) for n in self.node_places().values()]
         for f in self.frames.values():
             parts.append(_xy(f.truth_targets))
             points, arcs = detection_geometry(f)
             parts += [points, arcs[np.isfinite(arcs[:, 0])] if len(arcs) else arcs]
         parts.append(self.estimates)
-        xy = np.concatenate([p.reshape(-1, 2) for p in parts]) if parts else np.zeros((0, 2))
+        return np.concatenate([p.reshape(-1, 2) for p in parts]) if parts else np.zeros((0, 2))
+
+    def fit_top_view(self) -> None:
+        """Zoom the top view to :meth:`top_points` and follow them again (after a manual zoom or pan)."""
+        xy = self.top_points()
+        self._top_follow = True
         if not len(xy):
             return
         low, high = xy.min(axis=0), xy.max(axis=0)
         pad = np.maximum((high - low) * 0.15, 10.0)
-        self.top.setXRange(float(low[0] - pad[0]), float(high[0] + pad[0]), padding=0)
-        self.top.setYRange(float(low[1] - pad[1]), float(high[1] + pad[1]), padding=0)
+        self._top_fitting = True
+        try:
+            # both at once: with the aspect locked, the view box widens whichever axis must grow to hold both
+            self.top.vb.setRange(xRange=(float(low[0] - pad[0]), float(high[0] + pad[0])),
+                                 yRange=(float(low[1] - pad[1]), float(high[1] + pad[1])), padding=0)
+        finally:
+            self._top_fitting = False
         self._top_fitted = True
+
+    def _autorange_top(self) -> None:
+        """Fit the top view again when something it shows lies outside it, unless the user zoomed or panned."""
+        if not self._top_follow:
+            return
+        xy = self.top_points()
+        if not len(xy):
+            return
+        if not self._top_fitted:
+            self.fit_top_view()
+            return
+        (x0, x1), (y0, y1) = self.top.vb.viewRange()
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        if not inside.all():
+            self.fit_top_view()
+
+    def _top_moved_by_hand(self, *_: object) -> None:
+        if not self._top_fitting:
+            self._top_follow = False
 
     # -- controls -----------------------------------------------------------------------------------------------
     def _controls_changed(self) -> None:
@@ -546,24 +600,29 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         return round(point.x() * ratio), round(point.y() * ratio)
 
     def save_png(self, path: str | Path) -> None:
-        """Render the window and write it as PNG, atomically (temporary file, then rename)."""
+        """Render the window and write it as PNG, atomically (through the one atomic writer).
+
+        Raises
+        ------
+        SdrIsacError
+            Qt cannot encode the PNG, or the folder does not exist or is not writable.
+        """
         path = Path(path)
-        pixmap = self.grab()
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".png",
-                                         delete=False) as tmp:
-            name = tmp.name
+        data = QtCore.QByteArray()
+        buffer = QtCore.QBuffer(data)
+        buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+        if not self.grab().save(buffer, "PNG"):
+            raise SdrIsacError(f"could not encode the window of {path} as PNG; check the Qt image plugins")
         try:
-            if not pixmap.save(name, "PNG"):
-                raise SdrIsacError(f"could not write {path} as PNG: check the folder exists and is writable")
-            os.chmod(name, 0o644)                       # a temporary file is created owner-only
-            os.replace(name, path)
-        finally:
-            if os.path.exists(name):
-                os.unlink(name)
+            write_file(path, bytes(data.data()))
+        except OSError as err:
+            raise SdrIsacError(f"could not write {path} ({err.strerror}): check the folder exists and is "
+                               "writable") from err
 
 
 def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = (1000, 700), *,
-             sensing_config: SensingConfig | None = None) -> dict[str, list[tuple[int, int]]]:
+             sensing_config: SensingConfig | None = None, nodes: Mapping[str, NodePlace] | None = None,
+             estimates_m: ArrayLike | None = None) -> dict[str, list[tuple[int, int]]]:
     """Render one frame in a window offscreen and save it as PNG.
 
     Parameters
@@ -575,25 +634,41 @@ def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = 
         Output file, written atomically.
     size : tuple of int
         Window width and height, pixels.
+    sensing_config : SensingConfig, optional
+        The settings the controls show (those the frame was sensed with).
+    nodes : mapping of str to NodePlace, optional
+        Further nodes for the top view (a scene's), beside the frame's own.
+    estimates_m : array_like, shape (N, 2) or (N, 3), optional
+        Fused position estimates, m, drawn as diamonds in the top view (e.g. a host's ``fused.json``).
 
     Returns
     -------
     dict
         ``"map"``: pixel (x, y) of each monostatic truth path on the map; ``"top"``: of each truth target
-        in the top view; ``"nodes"``: of the node.
+        in the top view; ``"nodes"``: of each node shown (the frame's first); ``"estimates"``: of each fused
+        estimate; ``"detections"``: of each detection with an angle in the top view.
     """
     app = ensure_app()
     window = RangeDopplerWindow(sensing_config)
     try:
         window.resize(*size)
         window.show()
+        if nodes:
+            window.set_nodes(nodes)
+        if estimates_m is not None:
+            window.set_estimates(estimates_m)
         window.show_frame(frame)
         app.processEvents()
         window.fit_view()
         app.processEvents()
+        places = window.node_places()
+        order = sorted(places, key=lambda n: n != frame.node_id)
+        points, _ = detection_geometry(frame)
         pixels = {"map": [window.pixel_of(p["velocity_mps"], p["range_m"]) for p in _targets(frame.truth_paths)],
                   "top": [window.top_pixel_of(*p) for p in _xy(frame.truth_targets).tolist()],
-                  "nodes": [window.top_pixel_of(*frame.node.position_m[:2])] if frame.node is not None else []}
+                  "nodes": [window.top_pixel_of(*places[n].position_m[:2]) for n in order],
+                  "estimates": [window.top_pixel_of(*p) for p in window.estimates.tolist()],
+                  "detections": [window.top_pixel_of(*p) for p in points.tolist()]}
         window.save_png(path_png)
     finally:
         window.close()

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from sdr_isac.channel.cim import measure_pilots
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
 from sdr_isac.fusion.multiband import Band, article_bands, common_grid, estimate, estimate_level_fusion
@@ -57,8 +58,8 @@ def synthesise(band: Band, range_m: float, velocity_mps: float, snr_db: float, r
                c: float) -> np.ndarray:
     """The band's measured CIM: unit-power echo with a random phase plus noise for ``snr_db`` per RE, on its pilots."""
     f_d = -2.0 * velocity_mps * band.carrier_hz / c          # moving away: negative Doppler
-    return band.measure([(2.0 * range_m / c, f_d, np.exp(2j * np.pi * rng.random()))], rng,
-                        noise_var=10.0 ** (-snr_db / 10.0))
+    return measure_pilots(band, [(2.0 * range_m / c, f_d, np.exp(2j * np.pi * rng.random()))], rng,
+                          noise_var=10.0 ** (-snr_db / 10.0))
 
 
 def trial(point: Point, rng: np.random.Generator) -> Metrics:

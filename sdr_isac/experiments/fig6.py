@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from sdr_isac.channel.cim import bistatic_link_cim, measure_pilots, random_amplitude
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
@@ -68,6 +69,7 @@ CP_S = 1.33e-6
 NUM_SUBCARRIERS = 384
 NUM_SYMBOLS = 56
 NUM_ELEMENTS = 8
+ULA_WL = 0.5 * np.arange(NUM_ELEMENTS)   # element positions of BS 0's half-wavelength ULA, wavelengths
 CLOCK_OFFSET_S = (0.0, 20e-9, -15e-9, 30e-9)
 CFO_HZ = (0.0, 800.0, -500.0, 300.0)
 DIRECT_OVER_ECHO_DB = 30.0
@@ -118,19 +120,17 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     dist = g["dist"]
     height = float(TARGET_M[2])
 
-    def amp(snr: float) -> complex:
-        return complex(np.sqrt(snr) * np.exp(2j * np.pi * rng.random()))
-
     mono: list[nf.LinkMeasurement] = []
     mono_cims = []
     for i in range(4):
-        paths = [(2 * dist[i] / C, -2 * g["radial"][i] * CARRIER_HZ / C, amp(_link_snr(snr0, dist, i, i)))]
+        paths = [(2 * dist[i] / C, -2 * g["radial"][i] * CARRIER_HZ / C,
+                  random_amplitude(_link_snr(snr0, dist, i, i), rng))]
         if i == 0:   # BS 0's array: channel 0 for range/Doppler, all channels for the angle
             phases = np.exp(2j * np.pi * 0.5 * np.arange(NUM_ELEMENTS) * np.sin(g["cone"][0]))
-            h_all = bs[0].measure(paths, rng, channel_phases=phases[:, None] * np.ones((1, len(paths))))
+            h_all = measure_pilots(bs[0], paths, rng, channel_phases=phases[:, None] * np.ones((1, len(paths))))
             h = h_all[0]
         else:
-            h = bs[i].measure(paths, rng)
+            h = measure_pilots(bs[i], paths, rng)
         (path,) = nf.estimate_paths(bs[i], h)
         mono.append(nf.monostatic_measurement(i, path, C))
         mono_cims.append(h)
@@ -149,10 +149,9 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
             base = float(np.linalg.norm(NODES_M[i] - NODES_M[j]))
             snr = _link_snr(snr0, dist, i, j)
             delta, cfo = CLOCK_OFFSET_S[j] - CLOCK_OFFSET_S[i], CFO_HZ[j] - CFO_HZ[i]
-            s_rate = g["radial"][i] + g["radial"][j]
-            paths = [(base / C + delta, cfo, amp(snr * 10 ** (DIRECT_OVER_ECHO_DB / 10))),
-                     ((dist[i] + dist[j]) / C + delta, -s_rate * CARRIER_HZ / C + cfo, amp(snr))]
-            direct, echo = nf.estimate_paths(bs[i], bs[i].measure(paths, rng), num_paths=2)
+            h = bistatic_link_cim(bs[i], base, dist[i] + dist[j], g["radial"][i] + g["radial"][j], snr, rng,
+                                  direct_over_echo_db=DIRECT_OVER_ECHO_DB, clock_s=delta, cfo_hz=cfo, speed_mps=C)
+            direct, echo = nf.estimate_paths(bs[i], h, num_paths=2)
             bistatic.append(nf.bistatic_measurement(i, j, base, direct, echo, C))
 
     truth_xy, truth_v = TARGET_M[:2], VELOCITY_MPS[:2]
@@ -165,8 +164,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         out[f"vel_err_{name}"] = math.nan if v_xy is None else float(np.linalg.norm(v_xy - truth_v))
 
     try:
-        var_cone = float(angle_crb_rad2(max(mono[0].snr_re, 1e-12), NUM_ELEMENTS, int(bs[0].pilots.sum()), 0.5,
-                                        cone0))
+        var_cone = float(angle_crb_rad2(max(mono[0].snr_re, 1e-12), int(bs[0].pilots.sum()), ULA_WL, cone0))
         fix = nl.single_fix(NODES_M, 0, g["axis"][0], mono[0].range_m, mono[0].var_range_m2, cone0, var_cone, height)
         anchor: nl.SingleFix | None = fix
         xy_single = fix.xy_m
@@ -196,9 +194,10 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     xy_a, v_a = fused("active", mono)
     if passive:
         fused("active_passive", mono + bistatic)
-    if v_a is None:            # start the symbol-level search from the single node's radial velocity
-        d_a = np.array([xy_a[0], xy_a[1], height]) - NODES_M[0]
-        v_a = mono[0].rate_mps * d_a[:2] / np.linalg.norm(d_a)
+    if v_a is None:            # no two links agreed: BS 0's own fix stands, there is nothing to fuse at symbol level
+        for key in ("pos_err", "dist_err", "radial_err", "vel_err"):
+            out[f"{key}_symbol"] = out[f"{key}_active"]
+        return out
     xy_s, v_s = nf.symbol_level_refine(bs, mono_cims, NODES_M, height, xy_a, v_a, (0.2, 0.2), C)
     p_s = np.array([xy_s[0], xy_s[1], height])
     u0 = (p_s - NODES_M[0]) / np.linalg.norm(p_s - NODES_M[0])
@@ -235,7 +234,7 @@ def bounds(snr_db: float) -> dict[str, float]:
         out[f"crb_radial_{name}"] = math.sqrt(g0 @ cov_v @ g0)
         out[f"crb_vel_{name}"] = math.sqrt(np.trace(cov_v))
     # single BS: range and cone angle -> position (Jacobian by central differences)
-    var_cone = float(angle_crb_rad2(snr0, NUM_ELEMENTS, int(bs[0].pilots.sum()), 0.5, g["cone"][0]))
+    var_cone = float(angle_crb_rad2(snr0, int(bs[0].pilots.sum()), ULA_WL, g["cone"][0]))
     fix = nl.single_fix(NODES_M, 0, g["axis"][0], dist[0], var_r[0, 0], g["cone"][0], var_cone, TARGET_M[2])
     cov_single = fix.cov_m2
     out["crb_pos_single"] = math.sqrt(np.trace(cov_single))

@@ -53,13 +53,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from sdr_isac.channel.cim import bistatic_link_cim, measure_pilots, random_amplitude
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.runner import Metrics, Point
 from sdr_isac.fusion import bs_ue, hybrid, macro_micro
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db, sensing_radius_m
 from sdr_isac.fusion.multiband import Band, pilot_mask
-from sdr_isac.sensing.doa import angle_crb_rad2
+from sdr_isac.sensing.crb import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["CASES", "trial", "bounds", "scene"]
@@ -146,21 +147,17 @@ def _cone(node: NDArray[np.float64], axis: tuple[float, float], p: NDArray[np.fl
     return float(np.arcsin(_unit(p - node) @ np.array([axis[0], axis[1], 0.0])))
 
 
-def _amp(snr: float, rng: np.random.Generator) -> complex:
-    return complex(math.sqrt(snr) * np.exp(2j * np.pi * rng.random()))
-
-
 def _echo(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], velocity: NDArray[np.float64],
           snr: float, rng: np.random.Generator) -> list[tuple[float, float, complex]]:
     d = target - node
     r = float(np.linalg.norm(d))
-    return [(2 * r / C, -2 * float(d @ velocity) / r * band.carrier_hz / C, _amp(snr, rng))]
+    return [(2 * r / C, -2 * float(d @ velocity) / r * band.carrier_hz / C, random_amplitude(snr, rng))]
 
 
 def _mono(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], velocity: NDArray[np.float64],
           snr: float, rng: np.random.Generator) -> tuple[NDArray[np.complex128], nf.PathEstimate]:
     """A monostatic echo's CIM and its path (single antenna)."""
-    h = band.measure(_echo(band, node, target, velocity, snr, rng), rng)
+    h = measure_pilots(band, _echo(band, node, target, velocity, snr, rng), rng)
     return h, nf.estimate_paths(band, h)[0]
 
 
@@ -170,7 +167,7 @@ def _mono_array(band: Band, node: NDArray[np.float64], target: NDArray[np.float6
     """A monostatic echo on a ULA: channel 0's CIM, its path, and the cone angle with its CRB variance."""
     paths = _echo(band, node, target, velocity, snr, rng)
     phases = np.exp(2j * np.pi * 0.5 * np.arange(elements) * np.sin(_cone(node, axis, target)))
-    h_all = band.measure(paths, rng, channel_phases=phases[:, None])
+    h_all = measure_pilots(band, paths, rng, channel_phases=phases[:, None])
     (path,) = nf.estimate_paths(band, h_all[0])
     k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
     t = band.symbol_times_s * band.carrier_hz
@@ -188,9 +185,9 @@ def _bistatic_paths(band: Band, tx: NDArray[np.float64], rx: NDArray[np.float64]
     d_tx, d_rx = target - tx, target - rx
     s = float(np.linalg.norm(d_tx) + np.linalg.norm(d_rx))
     rate = float(_unit(d_tx) @ velocity + _unit(d_rx) @ velocity)
-    paths = [(base / C + clock_s, cfo_hz, _amp(snr * 10 ** (DIRECT_OVER_ECHO_DB / 10), rng)),
-             (s / C + clock_s, -rate * band.carrier_hz / C + cfo_hz, _amp(snr, rng))]
-    direct, echo = nf.estimate_paths(band, band.measure(paths, rng), num_paths=2)
+    h = bistatic_link_cim(band, base, s, rate, snr, rng, direct_over_echo_db=DIRECT_OVER_ECHO_DB, clock_s=clock_s,
+                          cfo_hz=cfo_hz, speed_mps=C)
+    direct, echo = nf.estimate_paths(band, h, num_paths=2)
     if echo.snr_re > direct.snr_re:          # CLEAN returns the strongest first; the direct path is the strong one
         direct, echo = echo, direct
     return direct, echo

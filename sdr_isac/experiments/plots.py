@@ -1,34 +1,13 @@
-"""Matplotlib helpers shared by the experiments (Agg backend, atomic PNG writes)."""
+"""Plots of the experiments; the Agg backend and the atomic PNG write are :mod:`sdr_isac.sensing.plots`'s."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from sdr_isac.sensing.plots import pyplot, save_figure
 
 __all__ = ["pyplot", "save_figure", "rmse_plot"]
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Save a figure as PNG through a temporary file and a rename (never a half-written file), and close it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name)
-    pyplot().close(fig)
-    os.chmod(tmp.name, 0o644)                          # a temporary file is created owner-only
-    Path(tmp.name).replace(target)
-    return target
 
 
 def rmse_plot(path: str | Path, x: Sequence[float], curves: Sequence[tuple[str, Sequence[float], str]],

@@ -71,7 +71,7 @@ from sdr_isac.fusion.resource import (
     splice_apertures,
 )
 from sdr_isac.fusion.signals import frame_symbol_times_s, fuse_reference_signals, union_fim
-from sdr_isac.sensing.doa import angle_crb_rad2
+from sdr_isac.sensing.crb import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 

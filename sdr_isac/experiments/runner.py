@@ -17,6 +17,7 @@ address is given: the executors of :mod:`sdr_isac.executors`.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -31,6 +32,7 @@ import numpy as np
 
 from sdr_isac.errors import ConfigError, InputError
 from sdr_isac.executors import Executor, as_completed, make_executor
+from sdr_isac.recording._atomic import write_text
 
 __all__ = ["Scenario", "run_trials", "write_csv", "rmse", "ExperimentResult", "run_experiment", "Point", "Metrics"]
 
@@ -212,23 +214,17 @@ def rmse(errors: Iterable[float], skip_nan: bool = False) -> float:
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows (dicts with the same keys) as CSV, atomically (temporary file, then rename)."""
+    """Write rows (dicts with the same keys) as CSV, atomically (through the one atomic writer)."""
     if not rows:
         raise InputError(f"no rows to write to {path}: run at least one trial")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    keys = list(rows[0].keys())
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0].keys()))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(target, text.getvalue())
     return target
 
 

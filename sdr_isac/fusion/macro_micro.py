@@ -41,7 +41,7 @@ velocity estimated jointly), so the frame offset is removed with the
 velocity; an error ``e_b`` in the reported frame time leaves a bias of at
 most ``|v| |e_b|`` (30 m/s and 10 µs: 0.3 mm).
 
-**Live, on the fusion host** (:func:`fuse_live`): the host sees detections,
+**Live, on the fusion host** (:func:`fuse_macro_micro`): the host sees detections,
 not a tracker's prediction, so the micro BSs' shared coverage is where two
 or more of them *detect* the target (the operational form of the
 link-budget radii of :func:`select_mode`).
@@ -49,7 +49,8 @@ link-budget radii of :func:`select_mode`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,21 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import hybrid
 from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.multiband import Band, pilot_block
-from sdr_isac.fusion.node import LinkMeasurement, estimate_paths, fuse_detections, monostatic_measurement
+from sdr_isac.fusion.node import (
+    LinkMeasurement,
+    NodePlace,
+    _legacy_dict,
+    detection_of,
+    estimate_paths,
+    fuse_nodes,
+    monostatic_measurement,
+)
+from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["NodeCim", "ModeDecision", "covering", "select_mode", "node_links", "joint_refine", "fuse_sites",
-           "fuse_live"]
+           "fuse_macro_micro", "fuse_live"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,9 +240,9 @@ def fuse_sites(macro: NodeCim, micros: Sequence[NodeCim], micro_radii_m: ArrayLi
     return decision, est
 
 
-def fuse_live(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
-              macro_ids: Sequence[str], height_m: float, gate_m: float = 5.0,
-              passive: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def fuse_macro_micro(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]],
+                     macro_ids: Sequence[str], height_m: float, gate_m: float = 5.0,
+                     passive: Mapping[str, str] | None = None, t_s: float = 0.0) -> list[TargetEstimate]:
     """Macro-micro cooperation on one time-aligned set of detections (what the fusion host runs).
 
     Targets that two or more micro BSs (every monostatic node not in
@@ -244,23 +255,37 @@ def fuse_live(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[
     detections carry their own CRB variances in their own numerology, so
     the bands need no common grid at the estimate level.
 
-    Parameters and the estimates' keys as in
-    :func:`sdr_isac.fusion.node.fuse_detections`, plus ``macro_ids`` (ids of
-    the macro BSs); each estimate gains ``mode``.  A macro-micro estimate
-    within ``gate_m`` of a micro-mode one is the same target and is left out.
+    Parameters and estimates as in :func:`sdr_isac.fusion.node.fuse_nodes`,
+    plus ``macro_ids`` (ids of the macro BSs); each estimate has its mode.
+    A macro-micro estimate within ``gate_m`` of a micro-mode one is the
+    same target and is left out.
     """
     macro = set(macro_ids)
     passive = dict(passive or {})
     micro_dets = {n: d for n, d in detections.items() if n not in macro}
-    out = [{**est, "mode": "micro"} for est in fuse_detections(nodes, micro_dets, height_m, gate_m, passive)
-           if sum(1 for n in est["nodes"] if n not in passive) >= 2]
+    out = [dataclasses.replace(est, mode="micro")
+           for est in fuse_nodes(places, micro_dets, height_m, gate_m, passive, t_s=t_s)
+           if sum(1 for n in est.nodes if n not in passive) >= 2]
     if not macro:
         return out
-    for est in fuse_detections(nodes, detections, height_m, gate_m, passive):
-        if not macro & set(est["nodes"]):
+    for est in fuse_nodes(places, detections, height_m, gate_m, passive, t_s=t_s):
+        if not macro & set(est.nodes):
             continue
-        xy = np.asarray(est["position_m"][:2])
-        if any(np.linalg.norm(xy - np.asarray(o["position_m"][:2])) <= gate_m for o in out):
+        if any(np.linalg.norm(est.position_m[:2] - o.position_m[:2]) <= gate_m for o in out):
             continue
-        out.append({**est, "mode": "macro_micro"})
+        out.append(dataclasses.replace(est, mode="macro_micro"))
     return out
+
+
+def fuse_live(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
+              macro_ids: Sequence[str], height_m: float, gate_m: float = 5.0,
+              passive: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """:func:`fuse_macro_micro` on dicts, dicts out (as :func:`sdr_isac.fusion.node.fuse_detections`).
+
+    Kept for the dict-built tests of this package during issue 14 only; delete when
+    ``tests/fusion/test_macro_micro.py`` builds records.
+    """
+    places = {n: NodePlace(n, tuple(float(v) for v in p["position_m"]), float(p.get("yaw_deg", 0.0)))
+              for n, p in nodes.items()}
+    dets = {n: [detection_of(d) for d in items] for n, items in detections.items()}
+    return [_legacy_dict(e) for e in fuse_macro_micro(places, dets, macro_ids, height_m, gate_m, passive)]

@@ -37,9 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.completion import complete_cim, noise_variance, to_delay_doppler
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
@@ -141,19 +140,6 @@ class Band:
     def crb(self, snr_re: float) -> NDArray[np.float64]:
         """CRB of ``(tau in s, nu)`` (2 x 2): inverse of :meth:`fim`."""
         return crb_from_fim(self.fim(snr_re))
-
-    def measure(self, paths: Sequence[tuple[float, float, complex]], rng: np.random.Generator,
-                noise_var: float = 1.0, channel_phases: ArrayLike | None = None) -> NDArray[np.complex128]:
-        """What the band measures of point paths: their CIM plus noise, zero off the pilots.
-
-        ``paths`` are ``(delay s, Doppler Hz, complex amplitude)``; with ``noise_var = 1`` an amplitude
-        ``sqrt(gamma)`` has per-RE SNR gamma.  ``channel_phases`` (C, P) adds a leading channel axis
-        (:func:`sdr_isac.channel.cim.point_target_cim`).
-        """
-        taus, fds, amps = zip(*paths, strict=True)
-        h = point_target_cim(np.arange(self.num_subcarriers), self.symbol_times_s, self.subcarrier_spacing_hz,
-                             list(taus), list(fds), list(amps), channel_phases)
-        return add_cim_noise(h, noise_var, rng, self.pilots)
 
 
 @dataclass(frozen=True)

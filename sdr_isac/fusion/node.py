@@ -13,7 +13,7 @@
   bistatic range rates by weighted linear least squares at the position.
 - :func:`locate_single` — one node's position estimate from its range and
   the cone angle of its linear array.
-- :func:`fuse_detections` — what the fusion host runs live: association of
+- :func:`fuse_nodes` — what the fusion host runs live: association of
   several nodes' detections by geometry gating (each node's own range and
   angle estimate), then :func:`locate` and :func:`velocity_vector`; the
   bistatic detections of receive-only nodes join by range-sum gating
@@ -32,7 +32,7 @@ flight (``v_z = 0``); the measurement rows are those of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +53,14 @@ from sdr_isac.fusion.locate import (
     velocity_vector,
 )
 from sdr_isac.fusion.multiband import Band, band_map, common_grid, grid_peak, pilot_block, reorganise
-from sdr_isac.fusion.records import LinkMeasurement
+from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
+from sdr_isac.sensing import Detection
 from sdr_isac.sensing import estimate as core
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
            "bistatic_measurement", "locate", "locate_robust", "velocity_vector", "locate_single", "symbol_level_refine",
-           "fuse_detections", "passive_links"]
+           "NodePlace", "fuse_nodes", "fuse_detections", "detection_of", "passive_links"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
 
@@ -184,9 +185,24 @@ def array_angle(snapshot: ArrayLike, spacing_wavelengths: float = 0.5) -> float:
     return core.ml_angle(z, spacing_wavelengths * np.arange(z.size))
 
 
-def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
-                    height_m: float, gate_m: float = 5.0, passive: dict[str, str] | None = None,
-                    gate_sigma: float = 5.0, max_clock_offset_s: float = 1e-7) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class NodePlace:
+    """Where a node is: its id, position (3,) m, receive-array boresight ``yaw_deg`` (degrees from +x towards +y).
+
+    A detection's ``angle_rad`` is measured from the boresight towards the array's +y end, turned with the node.
+    ``role`` (``bs``, ``ue``, ...) and ``transmits`` come from the scene.
+    """
+
+    id: str
+    position_m: tuple[float, ...]
+    yaw_deg: float = 0.0
+    role: str = "bs"
+    transmits: bool = True
+
+
+def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], height_m: float,
+               gate_m: float = 5.0, passive: Mapping[str, str] | None = None, gate_sigma: float = 5.0,
+               max_clock_offset_s: float = 1e-7, t_s: float = 0.0) -> list[TargetEstimate]:
     """Associate the detections of several nodes and fuse each associated set (host-side, live).
 
     Monostatic detections (of nodes that sense their own echoes) are
@@ -196,13 +212,10 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
 
     Parameters
     ----------
-    nodes : dict
-        Node id -> ``{"position_m": [x, y, z], "yaw_deg": boresight}`` (the
-        receive array's broadside; a detection's ``angle_rad`` is measured
-        from it towards the array's +y end, turned with the node).
-    detections : dict
-        Node id -> list of :meth:`sdr_isac.sensing.Detection.to_dict`
-        objects of one time-aligned set.
+    places : mapping
+        Node id -> its :class:`NodePlace`.
+    detections : mapping
+        Node id -> its :class:`~sdr_isac.sensing.Detection` records of one time-aligned set.
     height_m : float
         Height of the targets (ground traffic ~1 m; a UAV its reported altitude).
     gate_m : float
@@ -215,9 +228,9 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
         that node yet.  A bistatic range sum joins a target when it lies
         within ``gate_sigma`` standard deviations plus ``gate_m`` of the
         range sum predicted at the target's position.
-    passive : dict, optional
+    passive : mapping, optional
         Receive-only node id -> id of the transmitter it hears (a node of
-        ``nodes``).  Their detections are bistatic range sums referenced to
+        ``places``).  Their detections are bistatic range sums referenced to
         the line of sight (:func:`passive_links`).  None or empty: monostatic
         fusion only.
     gate_sigma : float
@@ -227,42 +240,41 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
     max_clock_offset_s : float
         Largest clock offset of a receive-only node against its transmitter,
         s (sets the window in which its line of sight is looked for).
+    t_s : float
+        Time of the set, s (the estimates' ``t_s``).
 
     Returns
     -------
-    list of dict
+    list of TargetEstimate
         One per associated target seen by two or more nodes, strongest
-        first: ``position_m`` ([x, y, height]), ``cov_position_m2`` (2 x 2,
-        from the ranges' CRB variances), ``velocity_mps`` ([v_x, v_y, 0]) and
-        ``cov_velocity_mps2`` when the radial velocities determine it,
-        ``nodes`` (monostatic nodes first, then the passive ones),
-        ``single_m`` (each monostatic node's own position estimate) and
-        ``consensus`` (false where no two links agreed and the strongest
-        node's own fix stands, labelled so).
+        first, located in the plane at ``height_m`` (variance 0): ``nodes``
+        (monostatic nodes first, then the passive ones), ``single_m`` (each
+        monostatic node's own position estimate), the velocity where the
+        radial velocities determine it (``v_z = 0``), mode ``single`` where no
+        two links agreed and the strongest node's own fix stands.
     """
     if not (np.isfinite(gate_m) and gate_m > 0):
         raise InputError(f"gate_m = {gate_m!r} m: allowed a finite distance > 0")
-    passive = {n: tx for n, tx in (passive or {}).items() if n in nodes and tx in nodes and n in detections}
-    ids = [n for n in detections if n in nodes and n not in passive]
+    passive = {n: tx for n, tx in (passive or {}).items() if n in places and tx in places and n in detections}
+    ids = [n for n in detections if n in places and n not in passive]
     ids += [tx for tx in dict.fromkeys(passive.values()) if tx not in ids]
     ids += list(passive)
-    positions = np.array([nodes[n]["position_m"] for n in ids], dtype=np.float64).reshape(-1, 3)
+    positions = np.array([places[n].position_m for n in ids], dtype=np.float64).reshape(-1, 3)
     candidates = []
     for k, node_id in enumerate(ids):
         if node_id in passive or node_id not in detections:
             continue
-        yaw = np.deg2rad(float(nodes[node_id].get("yaw_deg", 0.0)))
+        yaw = np.deg2rad(float(places[node_id].yaw_deg))
         axis = np.array([np.sin(yaw), -np.cos(yaw)])        # broadside turned by -90°: locate_single's axis
         for det in detections[node_id]:
-            if det.get("geometry", "monostatic") != "monostatic" or det.get("angle_rad") is None:
+            if det.geometry != "monostatic" or det.angle_rad is None:
                 continue
             try:
-                fix = single_fix(positions, k, axis, float(det["range_m"]), float(det["range_var_m2"]),
-                                 -float(det["angle_rad"]), float(det.get("angle_var_rad2") or _UNKNOWN_ANGLE_VAR),
-                                 height_m)
+                fix = single_fix(positions, k, axis, float(det.range_m), float(det.range_var_m2),
+                                 -float(det.angle_rad), float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m)
             except SensingError:
                 continue
-            candidates.append((float(det.get("snr_db", 0.0)), k, det, fix))
+            candidates.append((float(det.snr_db), k, det, fix))
     candidates.sort(key=lambda c: -c[0])
     gate_chi2 = gate_sigma**2                            # of the 2-D position difference: see the docstring
     clusters: list[dict[str, Any]] = []
@@ -291,30 +303,67 @@ def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list
         extra: dict[int, LinkMeasurement] = cl.get("bistatic", {})
         if len(cl["dets"]) + len(extra) < 2:
             continue
-        links = [LinkMeasurement(k, k, float(d["range_m"]), float(d["velocity_mps"]), float(d["range_var_m2"]),
-                                 float(d["velocity_var_mps2"]), 10.0 ** (float(d.get("snr_db", 0.0)) / 10.0))
+        links = [LinkMeasurement(k, k, float(d.range_m), float(d.velocity_mps), float(d.range_var_m2),
+                                 float(d.velocity_var_mps2), 10.0 ** (float(d.snr_db) / 10.0))
                  for k, d in cl["dets"].items()]
         anchor = cl["fixes"][0]                           # the strongest node's own fix
         xy, cov, links = locate_robust(positions, links + list(extra.values()), height_m, anchor.xy_m, gate_sigma,
                                        anchor=anchor)
         members = sorted({m.rx for m in links})
-        est: dict[str, Any] = {"position_m": [float(xy[0]), float(xy[1]), float(height_m)],
-                               "cov_position_m2": cov.tolist(),
-                               "nodes": [ids[k] for k in cl["dets"] if k in members]
-                               + [ids[k] for k in members if ids[k] in passive],
-                               "single_m": {ids[k]: [float(v) for v in p] for k, p in cl["single"].items()},
-                               "consensus": len(links) >= 2}
+        velocity = {}
         try:
             v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m])
-            est["velocity_mps"] = [float(v[0]), float(v[1]), 0.0]
-            est["cov_velocity_mps2"] = cov_v.tolist()
+            velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
         except SensingError:
             pass
-        out.append(est)
+        out.append(TargetEstimate.planar(
+            xy, cov, height_m, t_s=t_s,
+            nodes=[ids[k] for k in cl["dets"] if k in members] + [ids[k] for k in members if ids[k] in passive],
+            single_m={ids[k]: (float(p[0]), float(p[1])) for k, p in cl["single"].items()},
+            mode=None if len(links) >= 2 else "single", **velocity))
     return out
 
 
-def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[dict[str, Any]],
+def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
+                    height_m: float, gate_m: float = 5.0, passive: dict[str, str] | None = None,
+                    gate_sigma: float = 5.0, max_clock_offset_s: float = 1e-7) -> list[dict[str, Any]]:
+    """:func:`fuse_nodes` on dicts (node id -> ``{"position_m", "yaw_deg"}``, detection dicts), dicts out.
+
+    Kept for the dict-built tests of this package during issue 14 only: callers pass records to
+    :func:`fuse_nodes`; delete this adapter when ``tests/fusion/test_node.py`` builds records.
+    """
+    places = {n: NodePlace(n, tuple(float(v) for v in p["position_m"]), float(p.get("yaw_deg", 0.0)))
+              for n, p in nodes.items()}
+    dets = {n: [detection_of(d) for d in items] for n, items in detections.items()}
+    return [_legacy_dict(e) for e in fuse_nodes(places, dets, height_m, gate_m, passive, gate_sigma,
+                                                 max_clock_offset_s)]
+
+
+def detection_of(det: Detection | Mapping[str, Any]) -> Detection:
+    """A :class:`~sdr_isac.sensing.Detection` (as it is), or one made from a dict of its fields (issue-14 adapter:
+    missing delay, Doppler and map SNR are 0, a missing geometry monostatic, a missing angle None)."""
+    if isinstance(det, Detection):
+        return det
+    fields = {"doppler_hz": 0.0, "delay_s": 0.0, "snr_db": 0.0, "geometry": "monostatic", "angle_rad": None,
+              "angle_var_rad2": None, "map_snr_db": 0.0, **det}
+    return Detection(**fields)
+
+
+def _legacy_dict(est: TargetEstimate) -> dict[str, Any]:
+    """The dict :func:`fuse_detections` returned before records (issue-14 adapter)."""
+    out: dict[str, Any] = {"position_m": [float(v) for v in est.position_m],
+                           "cov_position_m2": est.cov_position_m2[:2, :2].tolist(), "nodes": list(est.nodes),
+                           "single_m": {n: list(xy) for n, xy in est.single_m.items()},
+                           "consensus": est.mode != "single"}
+    if est.velocity_mps is not None and est.cov_velocity_mps2 is not None:
+        out["velocity_mps"] = [float(v) for v in est.velocity_mps]
+        out["cov_velocity_mps2"] = est.cov_velocity_mps2[:2, :2].tolist()
+    if est.mode not in (None, "single"):
+        out["mode"] = est.mode
+    return out
+
+
+def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Detection | Mapping[str, Any]],
                   max_clock_offset_s: float = 1e-7, c: float = SPEED_OF_LIGHT_MPS) -> list[LinkMeasurement]:
     """A receive-only node's bistatic detections as range sums and range rates, referenced to its line of sight.
 
@@ -333,9 +382,9 @@ def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[dic
         Node positions, m.
     tx, rx : int
         Rows of ``nodes_m`` of the transmitter and the receive-only node.
-    detections : sequence of dict
-        The receive-only node's :meth:`sdr_isac.sensing.Detection.to_dict`
-        objects (bistatic geometry: ``range_m`` is ``c`` times the delay).
+    detections : sequence of Detection
+        The receive-only node's detections (bistatic geometry: ``range_m`` is
+        ``c`` times the delay; a dict of the same fields is taken during issue 14, :func:`detection_of`).
     max_clock_offset_s : float
         Largest clock offset of the receiver against the transmitter, s (>= 0).
     """
@@ -343,24 +392,23 @@ def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[dic
         raise InputError(f"max_clock_offset_s = {max_clock_offset_s!r} s: allowed a finite time >= 0")
     b = _check_nodes(nodes_m)
     baseline = float(np.linalg.norm(b[tx] - b[rx]))
-    dets = [d for d in detections if d.get("geometry") == "bistatic"]
+    dets = [d for d in map(detection_of, detections) if d.geometry == "bistatic"]
     window = c * max_clock_offset_s + 3.0
-    near = [d for d in dets if abs(float(d["range_m"]) - baseline) <= window]
+    near = [d for d in dets if abs(float(d.range_m) - baseline) <= window]
     if baseline <= 0 or not near:
         return []
-    los = max(near, key=lambda d: float(d.get("snr_db", 0.0)))
-    r0, v0 = float(los["range_m"]), float(los["velocity_mps"])
+    los = max(near, key=lambda d: float(d.snr_db))
+    r0, v0 = float(los.range_m), float(los.velocity_mps)
     out = []
     for d in dets:
         if d is los:
             continue
-        s = baseline + float(d["range_m"]) - r0
+        s = baseline + float(d.range_m) - r0
         if s <= baseline:                                   # shorter than the direct path: not an echo
             continue
-        out.append(LinkMeasurement(tx, rx, s, float(d["velocity_mps"]) - v0,
-                                   float(d["range_var_m2"]) + float(los["range_var_m2"]),
-                                   float(d["velocity_var_mps2"]) + float(los["velocity_var_mps2"]),
-                                   10.0 ** (float(d.get("snr_db", 0.0)) / 10.0)))
+        out.append(LinkMeasurement(tx, rx, s, float(d.velocity_mps) - v0, float(d.range_var_m2)
+                                   + float(los.range_var_m2), float(d.velocity_var_mps2) + float(los.velocity_var_mps2),
+                                   10.0 ** (float(d.snr_db) / 10.0)))
     return out
 
 
@@ -382,7 +430,7 @@ def _join_bistatic(clusters: list[dict[str, Any]], bistatic: dict[int, list[Link
             continue
         xy = np.mean(list(cl["single"].values()), axis=0)
         if len(cl["dets"]) >= 2:
-            mono = [LinkMeasurement(k, k, float(d["range_m"]), 0.0, float(d["range_var_m2"]), 1.0, 1.0)
+            mono = [LinkMeasurement(k, k, float(d.range_m), 0.0, float(d.range_var_m2), 1.0, 1.0)
                     for k, d in cl["dets"].items()]
             xy, _ = locate(positions, mono, height_m, xy)
         p = np.array([xy[0], xy[1], height_m])

@@ -49,8 +49,8 @@ import scipy.fft as sp_fft
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.doa import CoarrayMusicEstimator, angle_crb_rad2, difference_coarray
+from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
+from sdr_isac.sensing.doa import CoarrayMusicEstimator, difference_coarray
 from sdr_isac.sensing.estimate import grid_peak, look, ml_angle, refine, resolvable_steps
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
@@ -510,7 +510,7 @@ def splice_angle_crb_rad2(snr_linear: float, num_snapshots: int, positions_wl: S
     ``g_n = (2 pi p_n cos theta, e_i(n), 1)`` per snapshot (Kay 1993, §15.7;
     the amplitude modulus decouples), and the unknown ``phi_1 ...`` are
     eliminated by inverting the full matrix.  ``phases_known=True`` (or one
-    sub-array) gives :func:`sdr_isac.sensing.doa.angle_crb_rad2` of all
+    sub-array) gives :func:`sdr_isac.sensing.crb.angle_crb_rad2` of all
     elements, ``1 / (2 SNR K (2 pi cos theta)**2 sum (p_n - mean p)**2)``
     (shared positions counted once per sub-array).
 
@@ -575,7 +575,7 @@ def sparse_array_cost(positions_wl: ArrayLike, spacing_wl: float = 0.5, snr_line
     (``E_full = (p_max - p_min) / spacing + 1`` elements).  With the same
     per-element SNR, the sparse array collects ``E / E_full`` of the energy:
     an array-gain cost of ``10 log10(E_full / E)`` dB.  The single-source
-    angle bound (:func:`sdr_isac.sensing.doa.angle_crb_rad2`) scales with
+    angle bound (:func:`sdr_isac.sensing.crb.angle_crb_rad2`) scales with
     ``1 / sum (p_n - mean p)**2``; their ratio is the accuracy cost (article
     §III-A-2: sparse arrays trade SNR for degrees of freedom).
 

@@ -1,4 +1,10 @@
-"""Radios: one protocol, several backends (``sim``, ``replay``, ``pluto``, ``usrp``).
+"""Radios: one protocol, several backends (``sim``, ``replay``, ``pluto``, ``usrp``), registered by kind.
+
+Each backend registers its kind where it is defined (:func:`register_radio`), and
+:func:`open_radio` opens the one a configuration's ``radio.kind`` names; a new backend (e.g.
+SoapySDR) is one module with a :class:`RadioBase` subclass and its ``[radio]`` section, registered
+the same way (see :mod:`sdr_isac.radio.registry`).  Hardware libraries are imported only when a
+radio of their kind opens.
 
 >>> from sdr_isac import config, radio
 >>> cfg = config.loads('''
@@ -12,20 +18,24 @@
 ...     capture = r.rx(1000)
 >>> capture.iq.shape
 (1, 1000)
+>>> sorted(radio.registered_radios())
+['pluto', 'replay', 'sim', 'usrp']
 """
 
 from __future__ import annotations
 
 from sdr_isac.config import Config, FrameConfig, RadioConfig, SceneConfig
-from sdr_isac.errors import ConfigError
+from sdr_isac.radio import pluto, replay, sim, usrp  # noqa: F401  (each registers its kind)
 from sdr_isac.radio.base import Radio, RadioBase
+from sdr_isac.radio.registry import radio_backend, register_radio, registered_radios, unregister_radio
 
-__all__ = ["Radio", "RadioBase", "open_radio"]
+__all__ = ["Radio", "RadioBase", "open_radio", "register_radio", "unregister_radio", "radio_backend",
+           "registered_radios"]
 
 
 def open_radio(config: Config | RadioConfig, frame: FrameConfig | None = None,
                scene: SceneConfig | None = None) -> RadioBase:
-    """Open the radio a configuration names.
+    """Open the radio a configuration names: the backend registered for its ``kind``.
 
     Parameters
     ----------
@@ -42,26 +52,11 @@ def open_radio(config: Config | RadioConfig, frame: FrameConfig | None = None,
     RadioUnavailableError
         The backend's optional dependency is missing (the message says what to install).
     ConfigError
-        ``sim`` without a scene, or values outside the device's ranges.
+        ``sim`` without a scene, values outside the device's ranges, or a kind without a
+        registered backend.
     """
     if isinstance(config, Config):
         radio_cfg, frame, scene = config.radio, frame or config.frame, scene or config.scene
     else:
         radio_cfg = config
-    if radio_cfg.kind == "sim":
-        from sdr_isac.channel.scene import Scene
-        from sdr_isac.radio.sim import SimRadio
-        if scene is None:
-            raise ConfigError("radio.kind = 'sim' needs a [scene] section; add one with at least one "
-                              "[[scene.nodes]] entry", key="scene")
-        if frame is None:
-            raise ConfigError("radio.kind = 'sim' needs a [frame] section", key="frame")
-        return SimRadio(radio_cfg, frame, Scene(scene, frame))
-    if radio_cfg.kind == "replay":
-        from sdr_isac.radio.replay import ReplayRadio
-        return ReplayRadio(radio_cfg, frame)
-    if radio_cfg.kind == "pluto":
-        from sdr_isac.radio.pluto import PlutoRadio
-        return PlutoRadio(radio_cfg, frame)
-    from sdr_isac.radio.usrp import UsrpRadio
-    return UsrpRadio(radio_cfg, frame)
+    return radio_backend(radio_cfg.kind).open(radio_cfg, frame, scene)

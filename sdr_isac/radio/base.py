@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, RadioConfig
-from sdr_isac.errors import InputError, RadioError
+from sdr_isac.config import FrameConfig, RadioConfig, SceneConfig
+from sdr_isac.errors import ConfigError, InputError, RadioError
 
 __all__ = ["Radio", "RadioBase"]
 
@@ -63,9 +63,31 @@ class RadioBase(abc.ABC):
         sample rate and carrier and is attached to every capture.
     """
 
+    #: The radio kind, stamped on every capture's metadata (``radio``); the kind it is registered under.
     kind = "base"
+    #: The ``[radio]`` section this backend reads (a subclass of RadioConfig; see ``register_radio``).
+    section: ClassVar[type[RadioConfig]] = RadioConfig
+
+    @classmethod
+    def open(cls, config: RadioConfig, frame: FrameConfig | None = None,
+             scene: SceneConfig | None = None) -> RadioBase:
+        """Open this backend for :func:`sdr_isac.radio.open_radio`.
+
+        Parameters
+        ----------
+        config : RadioConfig
+            The radio section, of this backend's ``section`` type.
+        frame : FrameConfig or None
+            The waveform (gives the default rate and carrier).
+        scene : SceneConfig or None
+            The simulated world; only backends that simulate one use it.
+
+        The default is ``cls(config, frame)``; a backend that needs more overrides it.
+        """
+        return cls(config, frame)
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
+        self._check_section(config)
         self.config = config
         self.frame = frame
         self.node_id = config.node_id
@@ -78,6 +100,14 @@ class RadioBase(abc.ABC):
                              "or give the frame")
         self._sample_rate_hz = float(rate)
         self._center_freq_hz = float(freq)
+
+    @classmethod
+    def _check_section(cls, config: RadioConfig) -> None:
+        """Refuse a radio section of another backend (a ``ConfigError`` naming both kinds)."""
+        if not isinstance(config, cls.section):
+            raise ConfigError(f"radio.kind = {config.kind!r}: {cls.__name__} reads a {cls.section.__name__} "
+                              f"(kind = {cls.kind!r}); open the radio with sdr_isac.radio.open_radio(config), which "
+                              "picks the backend of the section's kind", key="radio.kind")
 
     # ---- properties -----------------------------------------------------------
     @property

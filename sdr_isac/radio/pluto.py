@@ -30,9 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, RadioConfig
+from sdr_isac.config import FrameConfig, PlutoRadioConfig, RadioConfig
 from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
+from sdr_isac.radio.registry import register_radio
 from sdr_isac.waveform.sync import find_frame_start
 
 __all__ = ["PlutoRadio", "PLUTO_INSTALL_HINT", "AD936X_LIMITS"]
@@ -67,7 +68,7 @@ class PlutoRadio(RadioBase):
 
     Parameters
     ----------
-    config : RadioConfig
+    config : PlutoRadioConfig
         ``uri`` (``ip:192.168.2.1``, ``usb:1.2.5``), rates, LO, gains,
         ``rx_channels``/``tx_channels`` ([0] or [0, 1]), ``buffer_size``,
         ``remove_leakage``.
@@ -78,6 +79,8 @@ class PlutoRadio(RadioBase):
     """
 
     kind = "pluto"
+    section = PlutoRadioConfig
+    config: PlutoRadioConfig
     _frames_per_capture = 2          # no common TX/RX time: a whole frame must lie inside every buffer
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
@@ -248,3 +251,5 @@ class PlutoRadio(RadioBase):
                 pass
         self._dev = None
 
+
+register_radio("pluto", PlutoRadio)

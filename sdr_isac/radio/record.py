@@ -9,6 +9,7 @@ from typing import Any
 from sdr_isac.errors import InputError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.recording import RecordingWriter
+from sdr_isac.recording.append import append_capture
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["record_frames"]
@@ -42,9 +43,6 @@ def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, dataty
                          node=node or {"id": radio.node_id}, radio=radio_info, description=description,
                          overwrite=overwrite) as writer:
         for _ in range(num_frames):
-            capture = radio.rx(radio.capture_length(frame.num_samples))
-            meta = dict(capture.metadata)
-            truth = meta.pop("truth", None)
-            writer.append(dataclasses.replace(capture, metadata=meta), truth=truth)
+            append_capture(writer, radio.rx(radio.capture_length(frame.num_samples)))
         return Path(writer.meta_path)
 

@@ -16,9 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, RadioConfig, field_bounds
+from sdr_isac.config import FrameConfig, RadioConfig, ReplayRadioConfig, field_bounds
 from sdr_isac.errors import ConfigError, InputError, RadioError, RecordingError
 from sdr_isac.radio.base import RadioBase
+from sdr_isac.radio.registry import register_radio
 from sdr_isac.recording import Recording
 from sdr_isac.waveform import IsacFrame
 
@@ -30,7 +31,7 @@ class ReplayRadio(RadioBase):
 
     Parameters
     ----------
-    config : RadioConfig
+    config : ReplayRadioConfig
         ``uri`` is the recording; ``loop`` and ``pace`` as above.
     frame : FrameConfig, optional
         The waveform, used only for foreign recordings without an
@@ -38,8 +39,11 @@ class ReplayRadio(RadioBase):
     """
 
     kind = "replay"
+    section = ReplayRadioConfig
+    config: ReplayRadioConfig
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
+        self._check_section(config)
         rec = Recording.open(config.uri)
         if rec.frame is None and frame is not None:     # a foreign recording: the user's frame describes it
             rec.close()
@@ -148,3 +152,5 @@ class ReplayRadio(RadioBase):
     def _close(self) -> None:
         self._recording.close()
 
+
+register_radio("replay", ReplayRadio)

@@ -22,9 +22,10 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.channel.echo import EchoSynthesizer, Transmission
 from sdr_isac.channel.scene import Scene
-from sdr_isac.config import FrameConfig, RadioConfig
-from sdr_isac.errors import InputError
+from sdr_isac.config import FrameConfig, RadioConfig, SceneConfig, SimRadioConfig
+from sdr_isac.errors import ConfigError, InputError
 from sdr_isac.radio.base import RadioBase
+from sdr_isac.radio.registry import register_radio
 from sdr_isac.units import dbm_to_watt, watt_to_dbm
 from sdr_isac.waveform import IsacFrame
 
@@ -36,7 +37,7 @@ class SimRadio(RadioBase):
 
     Parameters
     ----------
-    config : RadioConfig
+    config : SimRadioConfig
         ``node_id`` names the scene node.  The number of receive channels is
         the node's receive array size; transmit channels are the frame's ports.
     frame : FrameConfig or None
@@ -47,8 +48,22 @@ class SimRadio(RadioBase):
     """
 
     kind = "sim"
+    section = SimRadioConfig
+    config: SimRadioConfig
+
+    @classmethod
+    def open(cls, config: RadioConfig, frame: FrameConfig | None = None,
+             scene: SceneConfig | None = None) -> SimRadio:
+        """A simulated radio in ``scene`` (required), transmitting ``frame`` (required)."""
+        if scene is None:
+            raise ConfigError("radio.kind = 'sim' needs a [scene] section; add one with at least one "
+                              "[[scene.nodes]] entry", key="scene")
+        if frame is None:
+            raise ConfigError("radio.kind = 'sim' needs a [frame] section", key="frame")
+        return cls(config, frame, Scene(scene, frame))
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None, scene: Scene):
+        self._check_section(config)
         node = scene.node(config.node_id)
         frame = node.frame or frame or scene.frame              # a node's own frame (another band) wins
         super().__init__(config, frame)
@@ -146,3 +161,6 @@ def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cycl
 def _targets(scene: Scene, time_s: float) -> list[dict[str, object]]:
     return [{"id": tid, "position_m": pos.tolist(), "velocity_mps": vel.tolist()}
             for tid, (pos, vel) in scene.target_states(time_s).items()]
+
+
+register_radio("sim", SimRadio)

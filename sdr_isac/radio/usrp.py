@@ -50,9 +50,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig, RadioConfig
+from sdr_isac.config import FrameConfig, RadioConfig, UsrpRadioConfig
 from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
+from sdr_isac.radio.registry import register_radio
 
 __all__ = ["UsrpRadio", "UHD_INSTALL_HINT"]
 
@@ -88,7 +89,7 @@ class UsrpRadio(RadioBase):
 
     Parameters
     ----------
-    config : RadioConfig
+    config : UsrpRadioConfig
         ``uri`` holds the UHD device arguments (``"type=b200"``,
         ``"addr=192.168.40.2"``, ``""`` for the first device found);
         ``rx_channels``/``tx_channels`` the channel indices (``[0, 1]`` for
@@ -132,6 +133,8 @@ class UsrpRadio(RadioBase):
     """
 
     kind = "usrp"
+    section = UsrpRadioConfig
+    config: UsrpRadioConfig
     #: Seconds between "now" on the device clock and the scheduled start of TX and RX.
     lead_s: float = 0.1
 
@@ -504,3 +507,6 @@ class UsrpRadio(RadioBase):
     def _add_stats(self, counts: dict[str, int]) -> None:
         for key, value in counts.items():
             self.stats[key] += value
+
+
+register_radio("usrp", UsrpRadio)

@@ -1,25 +1,25 @@
-"""The atomic file writing of :mod:`sdr_isac.recording`: hidden temporary files, renames, stale-file cleanup.
+"""The one atomic file writer of sdr_isac: hidden temporary files, renames, stale-file cleanup.
 
-Private to the package.  A temporary file of ``<dir>/<name>`` is ``<dir>/.<name>.<12 hex>.part``, created
-exclusively and, where the platform has ``fcntl``, held under an exclusive ``flock`` for as long as its writer
-has it open, so that :func:`remove_stale_temps` (which every new write runs) removes only the leftovers of
-writers that died (a SIGKILL, a power cut) and never the file of a writer still at work.
+SigMF recordings (:mod:`sdr_isac.recording.writer`) and every other output that must never be seen
+half-written (JSON summaries, CSV tables, PNG figures and snapshots, key pairs, JSON lines) go through
+:func:`write_file`, :func:`write_text`, :func:`write_json` or :func:`open_temp` + :func:`commit_temp`.
 
-Copies of the same idea elsewhere in sdr_isac (to be consolidated by another issue):
-``display/record.py`` (``LiveRecorder``), ``display/window.py`` (snapshot PNG), ``stream/host.py`` (JSON
-outputs), ``experiments/runner.py``, ``experiments/plots.py``, ``experiments/demo.py`` and
-``stream/security.py`` (key pairs).
+A temporary file of ``<dir>/<name>`` is ``<dir>/.<name>.<12 hex>.part``, created exclusively and, where the
+platform has ``fcntl``, held under an exclusive ``flock`` for as long as its writer has it open, so that
+:func:`remove_stale_temps` (which every new write runs) removes only the leftovers of writers that died (a
+SIGKILL, a power cut) and never the file of a writer still at work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import shutil
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 try:                                                    # POSIX only; elsewhere nothing is locked
     import fcntl
@@ -52,8 +52,11 @@ def _lock(fh: IO[bytes]) -> bool:
     return True
 
 
-def open_temp(final: Path) -> tuple[Path, IO[bytes]]:
+def open_temp(final: Path, mode: int | None = None) -> tuple[Path, IO[bytes]]:
     """Create and lock a new temporary file for ``final``; returns its path and the open file (``wb``).
+
+    ``mode`` (e.g. ``0o600`` for a secret) is the file's permission from its creation on, before any byte is
+    written; None: ``0o666`` less the umask, as ``open`` does (unlike ``mkstemp``).
 
     Raises
     ------
@@ -61,7 +64,10 @@ def open_temp(final: Path) -> tuple[Path, IO[bytes]]:
         The folder does not exist or is not writable.
     """
     tmp = temp_name(final)
-    fh = open(tmp, "xb")                                # honours the umask, unlike mkstemp
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    if mode is not None:
+        os.chmod(fd, mode)                              # exactly ``mode``, whatever the umask
+    fh = os.fdopen(fd, "wb")
     _lock(fh)                                           # a new file: nobody else can hold it
     return tmp, fh
 
@@ -88,21 +94,41 @@ def finish_temp(fh: IO[bytes]) -> None:
     os.fsync(fh.fileno())
 
 
-def write_file(final: Path, data: bytes) -> None:
+def write_file(final: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``final`` atomically: a temporary file, fsync, rename over ``final``, fsync the folder.
 
-    At every instant ``final`` holds its old content (or is absent) or the whole of ``data``.
+    At every instant ``final`` holds its old content (or is absent) or the whole of ``data``.  ``mode``: the
+    file's permissions (see :func:`open_temp`).
 
     Raises
     ------
     OSError
         Writing or renaming failed; the temporary file is removed and ``final`` is as it was.
     """
-    tmp, fh = open_temp(final)
+    tmp, fh = open_temp(final, mode)
     try:
         fh.write(data)
+    except BaseException:
+        fh.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    commit_temp(tmp, fh, final)                         # the file stays open (locked) until renamed
+
+
+def commit_temp(tmp: Path, fh: IO[bytes], final: Path) -> None:
+    """Flush ``fh`` (from :func:`open_temp`), rename it over ``final``, fsync the folder.
+
+    For writers that stream into the temporary file over time (JSON lines, say) instead of handing over one
+    ``bytes``.
+
+    Raises
+    ------
+    OSError
+        Flushing or renaming failed; the temporary file is removed and ``final`` is as it was.
+    """
+    try:
         finish_temp(fh)
-        os.replace(tmp, final)                          # the file stays open (locked) until renamed
+        os.replace(tmp, final)
     except BaseException:
         fh.close()
         tmp.unlink(missing_ok=True)
@@ -110,6 +136,30 @@ def write_file(final: Path, data: bytes) -> None:
     with contextlib.suppress(OSError):                  # renamed: nothing after it may count as a failure
         fh.close()
     fsync_dir(final.parent)
+
+
+def write_text(final: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``final`` atomically, with permissions ``mode`` (see :func:`open_temp`).
+
+    Raises
+    ------
+    OSError
+        As :func:`write_file`.
+    """
+    write_file(final, text.encode("utf-8"), mode)
+
+
+def write_json(final: Path, data: Any, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON (``indent`` spaces) to ``final`` atomically: never a half-written file.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``data`` is not JSON-able (nothing is written).
+    OSError
+        As :func:`write_file`.
+    """
+    write_text(final, json.dumps(data, indent=indent))
 
 
 def link_or_copy(src: Path, final: Path) -> None:

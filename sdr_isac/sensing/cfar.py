@@ -58,6 +58,12 @@ Mask only
     :meth:`CfarDetector.detect_mask` returns ``detect(power).mask`` alone; the
     CA detector then decides most cells from a cheap lower bound on their
     threshold and computes the exact one only for the few cells above it.
+Kinds
+    Each detector registers its kind where it is defined
+    (``register_cfar("ca", CaCfarDetector)``), and ``sensing.cfar = "ca"`` picks
+    it (:func:`make_cfar`).  A new kind is a :class:`CfarDetector` subclass
+    registered the same way, from any module: :func:`register_cfar` also lets
+    the configuration name it.
 
 Examples
 --------
@@ -85,7 +91,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage, optimize, special
 
-from sdr_isac.errors import InputError
+from sdr_isac.config import register_cfar_kind, unregister_cfar_kind
+from sdr_isac.errors import InputError, SensingError
 from sdr_isac.sensing.scratch import work_array
 
 __all__ = [
@@ -103,6 +110,11 @@ __all__ = [
     "go_false_alarm_probability",
     "so_multiplier",
     "so_false_alarm_probability",
+    "register_cfar",
+    "unregister_cfar",
+    "cfar_class",
+    "registered_cfars",
+    "make_cfar",
 ]
 
 #: Elements gathered per block by the OS detector (bounds its memory, ~32 MB).
@@ -698,6 +710,9 @@ class CfarDetector:
 
     #: Short name used in messages.
     method = "CFAR"
+    #: Whether the threshold is exact for a map that sums the power of several channels; such a
+    #: detector takes a ``num_channels`` keyword (:func:`make_cfar` passes it).
+    multichannel = False
 
     def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
                  min_training: int = 4):
@@ -843,6 +858,7 @@ class CaCfarDetector(CfarDetector):
     """
 
     method = "CA-CFAR"
+    multichannel = True
 
     def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
                  min_training: int = 4, num_channels: int = 1):
@@ -1058,3 +1074,108 @@ class OsCfarDetector(CfarDetector):
             block = views[r0:r0 + step][:, :, rows, cols]                # (step, D, N) copy
             out[r0:r0 + step] = _kth_smallest(block, k[r0:r0 + step] - 1)
         return out, count, count
+
+
+# ---- kinds -------------------------------------------------------------------------------------
+#: Detector classes by kind (``sensing.cfar``), in registration order.
+_KINDS: dict[str, type[CfarDetector]] = {}
+
+
+def register_cfar(name: str, detector: type[CfarDetector], *, replace: bool = False) -> type[CfarDetector]:
+    """Register the CFAR detector class ``detector`` as the kind ``name`` (``sensing.cfar = name``).
+
+    Parameters
+    ----------
+    name : str
+        The kind, an identifier (``"ca"``, ``"os"``, ``"toy"``); also registered with
+        :func:`sdr_isac.config.register_cfar_kind`, so a configuration may name it.
+    detector : type
+        A :class:`CfarDetector` subclass, built as ``detector(pfa=, guard=, train=)`` (plus
+        ``num_channels=`` when its ``multichannel`` is True).
+    replace : bool
+        Allow replacing a detector already registered as ``name``.
+
+    Returns
+    -------
+    type
+        ``detector``.
+
+    Raises
+    ------
+    InputError
+        ``detector`` is not a CfarDetector subclass, or ``name`` is taken and ``replace`` is False.
+    ConfigError
+        ``name`` is not an identifier.
+    """
+    if not (isinstance(detector, type) and issubclass(detector, CfarDetector)):
+        raise InputError(f"CFAR detector {detector!r} for kind {name!r}: allowed a subclass of CfarDetector; derive "
+                         "it from sdr_isac.sensing.cfar.CfarDetector")
+    held = _KINDS.get(name)
+    if held is not None and held is not detector and not replace:
+        raise InputError(f"CFAR kind {name!r}: already registered to {held.__name__}; pick another name or pass "
+                         "replace=True")
+    register_cfar_kind(name)
+    _KINDS[name] = detector
+    return detector
+
+
+def unregister_cfar(name: str) -> None:
+    """Remove the CFAR kind ``name`` (a test's or plugin's) here and in the configuration; unknown names are ignored."""
+    _KINDS.pop(name, None)
+    unregister_cfar_kind(name)
+
+
+def registered_cfars() -> tuple[str, ...]:
+    """The registered CFAR kinds, in registration order (``ca``, ``go``, ``so``, ``os``, ...)."""
+    return tuple(_KINDS)
+
+
+def cfar_class(name: str) -> type[CfarDetector]:
+    """The detector class registered as the kind ``name``.
+
+    Raises
+    ------
+    SensingError
+        No detector is registered as ``name`` (the message lists the kinds).
+    """
+    detector = _KINDS.get(name)
+    if detector is None:
+        raise SensingError(f"sensing.cfar = {name!r}: allowed a registered CFAR kind ({', '.join(_KINDS)}); "
+                           "register it with sdr_isac.sensing.cfar.register_cfar")
+    return detector
+
+
+def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
+              num_channels: int = 1) -> CfarDetector:
+    """A detector of the kind ``name`` for a map that sums ``num_channels`` channels.
+
+    Parameters
+    ----------
+    name : str
+        A registered kind (:func:`registered_cfars`).
+    pfa, guard, train
+        As :class:`CfarDetector`.
+    num_channels : int
+        Channels whose power the map sums, >= 1; more than one needs a ``multichannel`` kind.
+
+    Raises
+    ------
+    SensingError
+        ``name`` is not registered, or it is a single-channel kind and ``num_channels > 1``.
+    """
+    detector = cfar_class(name)
+    if detector.multichannel:
+        return detector(pfa=pfa, guard=guard, train=train, num_channels=num_channels)  # type: ignore[call-arg]
+    if num_channels > 1:
+        single = "/".join(k.upper() for k, d in _KINDS.items() if not d.multichannel)
+        summed = " or ".join(repr(k) for k, d in _KINDS.items() if d.multichannel)
+        raise SensingError(f"sensing.cfar = {name!r} with a {num_channels}-channel capture: the {single} "
+                           f"thresholds are derived for one channel; use cfar = {summed} (exact for summed channels) "
+                           "or process one channel")
+    return detector(pfa=pfa, guard=guard, train=train)
+
+
+register_cfar("ca", CaCfarDetector)
+register_cfar("go", GoCfarDetector)
+register_cfar("so", SoCfarDetector)
+register_cfar("os", OsCfarDetector)

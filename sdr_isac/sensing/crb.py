@@ -49,6 +49,7 @@ __all__ = [
     "doppler_crb_hz2",
     "bistatic_range_sum_crb_m2",
     "angle_crb_rad2",
+    "element_positions_wl",
     "range_crb_m2_mask",
     "velocity_crb_mps2_mask",
     "delay_doppler_fim",
@@ -286,44 +287,89 @@ def bistatic_range_sum_crb_m2(snr_re: ArrayLike, num_subcarriers: int, num_symbo
     return _out(np.asarray(delay_crb_s2(snr_re, num_subcarriers, num_symbols, subcarrier_spacing_hz)) * _C**2)
 
 
-def angle_crb_rad2(snr_element: ArrayLike, num_elements: int, num_snapshots: int, spacing_wavelengths: float,
-                   angle_rad: float) -> NDArray[np.float64] | float:
-    """CRB on the angle of arrival at a uniform linear array, rad² (REFERENCE.md §3).
+def element_positions_wl(positions_wl: ArrayLike, field: str = "positions_wl") -> NDArray[np.float64]:
+    """Element positions of an array, checked: shape (E,), float64, E >= 2 distinct finite values, wavelengths.
 
-    ``var(theta) >= 6 / (gamma K N_a (N_a**2 - 1) (2 pi d / lambda)**2 cos(theta)**2)``:
-    the frequency bound of the module docstring in the spatial frequency
-    ``u = (d / lambda) sin(theta)`` with ``x = n`` (element index),
-    ``sum (n - mean n)**2 = N_a (N_a**2 - 1) / 12`` per snapshot, K
-    independent snapshots with their own unknown amplitude, then
-    ``du / dtheta = (d / lambda) cos(theta)``.  Angle measured from broadside.
+    Raises
+    ------
+    InputError
+        Not a 1-D list of >= 2 distinct finite numbers (the message names ``field``).
+    """
+    try:
+        p = np.asarray(positions_wl, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{field} = {positions_wl!r}: allowed a 1-D list of element positions in "
+                         "wavelengths; pass e.g. 0.5 * numpy.arange(8)") from err
+    if p.ndim != 1 or p.size < 2 or not np.all(np.isfinite(p)):
+        raise InputError(f"{field} = {positions_wl!r}: allowed a 1-D list of >= 2 finite element positions "
+                         "in wavelengths; pass e.g. 0.5 * numpy.arange(8)")
+    if np.unique(p).size != p.size:
+        raise InputError(f"{field} = {p.tolist()} wavelengths: allowed distinct positions; "
+                         "remove the repeated element")
+    return p
+
+
+def angle_crb_rad2(snr_linear: ArrayLike, num_snapshots: int, positions_wl: ArrayLike,
+                   angle_rad: ArrayLike, model: str = "deterministic") -> NDArray[np.float64] | float:
+    """Cramér-Rao bound on the azimuth of one source at a linear array of any element positions, rad².
+
+    ``x_k = s_k a(theta) + n_k`` with unknown complex ``s_k`` and white noise
+    of variance ``sigma^2`` per element. With ``SNR`` = mean ``|s_k|^2 /
+    sigma^2`` (signal power over noise power per element per snapshot)::
+
+        var(theta) >= 1 / (2 SNR K (2 pi cos theta)^2 sum_n (p_n - mean(p))^2)
+
+    For a ULA of ``N`` elements at spacing ``d`` wavelengths,
+    ``sum (p_n - mean p)^2 = d^2 N (N^2 - 1) / 12`` and this is
+    REFERENCE.md §3: ``6 / (SNR K N (N^2 - 1) (2 pi d)^2 cos^2 theta)``
+    (Stoica & Nehorai, IEEE TASSP 1989). For circular Gaussian signals
+    (``model="stochastic"``) the bound is larger by ``1 + 1 / (E SNR)``, ``E``
+    elements (Stoica & Nehorai, IEEE TASSP 1990); MUSIC reaches it for one
+    source as ``K`` grows.
 
     Parameters
     ----------
-    snr_element : float or array_like
-        SNR per element per snapshot, linear (> 0).
-    num_elements : int
-        N_a, >= 2.
+    snr_linear : array_like of float
+        SNR per element per snapshot, linear (not dB), > 0.
     num_snapshots : int
-        K, >= 1.
-    spacing_wavelengths : float
-        Element spacing d / lambda (> 0; 0.5 for a half-wavelength array).
-    angle_rad : float
-        theta from broadside, rad, |theta| < pi / 2 (the bound is infinite at endfire).
+        ``K`` >= 1.
+    positions_wl : array_like, shape (E,), float
+        Element positions, wavelengths.
+    angle_rad : array_like of float
+        True azimuth, rad, ``|angle| < pi / 2``; broadcasts with ``snr_linear``.
+    model : {"deterministic", "stochastic"}
+        Unknown deterministic amplitudes ``s_k`` (conditional model, REFERENCE.md
+        §3) or circular Gaussian ``s_k`` of power ``SNR sigma^2`` (unconditional).
 
     Returns
     -------
-    float or ndarray, shape of ``snr_element``, float64
-        Variance bound, rad².
+    float or ndarray
+        Variance bound, rad^2.
+
+    Examples
+    --------
+    >>> round(float(np.degrees(np.sqrt(angle_crb_rad2(1.0, 32, 0.5 * np.arange(8), 0.0)))), 3)
+    0.352
     """
-    na = _count("num_elements", num_elements, 2)
-    k = _count("num_snapshots", num_snapshots, 1)
-    d = _positive("spacing_wavelengths", spacing_wavelengths, "wavelengths")
-    theta = float(angle_rad)
-    if not np.isfinite(theta) or abs(theta) >= np.pi / 2:
-        raise InputError(f"angle_rad = {angle_rad!r} rad: allowed |angle| < pi/2 (from broadside; the bound is "
-                         "infinite at endfire); pass an angle inside the array's field of view")
-    g = _snr(snr_element, "snr_element")
-    return _out(6.0 / (g * k * na * (na**2 - 1) * (2.0 * np.pi * d) ** 2 * np.cos(theta) ** 2))
+    if model not in ("deterministic", "stochastic"):
+        raise InputError(f"model = {model!r}: allowed 'deterministic' or 'stochastic'; "
+                         "use 'deterministic' for REFERENCE.md §3")
+    p = element_positions_wl(positions_wl)
+    snr = np.asarray(snr_linear, dtype=float)
+    theta = np.asarray(angle_rad, dtype=float)
+    if not np.all(np.isfinite(snr)) or not np.all(snr > 0):
+        raise InputError(f"snr_linear = {snr_linear!r}: allowed finite values > 0 (linear, not dB); "
+                         "convert with 10 ** (snr_db / 10)")
+    if isinstance(num_snapshots, bool) or not isinstance(num_snapshots, int | np.integer) or num_snapshots < 1:
+        raise InputError(f"num_snapshots = {num_snapshots!r}: allowed an int >= 1")
+    if not np.all(np.isfinite(theta)) or not np.all(np.abs(theta) < np.pi / 2):
+        raise InputError(f"angle_rad = {angle_rad!r}: allowed |angle| < pi/2 rad (the bound diverges at "
+                         "endfire); pass an azimuth inside the array's field of view")
+    spread = float(np.sum((p - p.mean()) ** 2))
+    out = 1.0 / (2.0 * snr * num_snapshots * (2.0 * np.pi * np.cos(theta)) ** 2 * spread)
+    if model == "stochastic":
+        out = out * (1.0 + 1.0 / (p.size * snr))
+    return float(out) if out.ndim == 0 else out
 
 
 # ----------------------------------------------------------------- mask bounds

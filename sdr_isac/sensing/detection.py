@@ -29,8 +29,7 @@ import scipy.stats as sp_stats
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.doa import angle_crb_rad2
+from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
 from sdr_isac.sensing.estimate import in_sigmas, maximise_1d, ml_angle, phasor, relax
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array

@@ -30,7 +30,7 @@ Methods
   (Shan, Wax & Kailath, IEEE TASSP 1985; forward-backward: Pillai & Kwon 1989).
 * :func:`mdl_order`, :func:`aic_order`, :func:`estimate_num_sources` --
   number of sources (Wax & Kailath, IEEE TASSP 1985).
-* :func:`angle_crb_rad2` -- single-source Cramér-Rao bound.
+* :func:`angle_crb_rad2` -- single-source Cramér-Rao bound (re-exported from :mod:`sdr_isac.sensing.crb`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
+from sdr_isac.sensing.crb import angle_crb_rad2, element_positions_wl
 
 __all__ = [
     "steering_matrix",
@@ -67,22 +68,6 @@ _REL_TOL = 1e-6  # tolerance, relative to the spacing, for "uniform" and "on the
 
 
 # ---- validation ----------------------------------------------------------------
-def _positions(positions_wl: ArrayLike, field: str = "positions_wl") -> NDArray[np.float64]:
-    """Element positions as a 1-D float array of >= 2 distinct, finite values (wavelengths)."""
-    try:
-        p = np.asarray(positions_wl, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{field} = {positions_wl!r}: allowed a 1-D list of element positions in "
-                         "wavelengths; pass e.g. 0.5 * numpy.arange(8)") from err
-    if p.ndim != 1 or p.size < 2 or not np.all(np.isfinite(p)):
-        raise InputError(f"{field} = {positions_wl!r}: allowed a 1-D list of >= 2 finite element positions "
-                         "in wavelengths; pass e.g. 0.5 * numpy.arange(8)")
-    if np.unique(p).size != p.size:
-        raise InputError(f"{field} = {p.tolist()} wavelengths: allowed distinct positions; "
-                         "remove the repeated element")
-    return p
-
-
 def _ula_spacing(p: NDArray[np.float64], what: str) -> float:
     """The signed spacing (wavelengths) of a uniform array, or InputError naming ``what``."""
     step = np.diff(p)
@@ -168,7 +153,7 @@ def steering_matrix(positions_wl: ArrayLike, angles_rad: ArrayLike) -> NDArray[n
     array([[ 1.+0.j,  1.+0.j],
            [ 1.+0.j, -1.+0.j]])
     """
-    p = _positions(positions_wl)
+    p = element_positions_wl(positions_wl)
     theta = np.atleast_1d(np.asarray(angles_rad, dtype=float))
     if theta.ndim != 1 or not np.all(np.isfinite(theta)):
         raise InputError(f"angles_rad with shape {theta.shape}: allowed a 1-D list of finite angles in rad; "
@@ -270,7 +255,7 @@ class DifferenceCoarray:
 
 
 def _grid_indices(positions_wl: ArrayLike, spacing_wl: float) -> NDArray[np.int64]:
-    p = _positions(positions_wl)
+    p = element_positions_wl(positions_wl)
     if not (np.isfinite(spacing_wl) and spacing_wl > 0):
         raise InputError(f"spacing_wl = {spacing_wl!r} wavelengths: allowed > 0; e.g. 0.5")
     n = (p - p.min()) / spacing_wl
@@ -445,70 +430,6 @@ def estimate_num_sources(X: ArrayLike, method: str = "mdl") -> int:
     return _order_criterion(lam, x.shape[1], method)
 
 
-# ---- bound ------------------------------------------------------------------------
-def angle_crb_rad2(snr_linear: ArrayLike, num_snapshots: int, positions_wl: ArrayLike,
-                   angle_rad: ArrayLike, model: str = "deterministic") -> NDArray[np.float64] | float:
-    """Cramér-Rao bound on the azimuth of one source, rad^2.
-
-    ``x_k = s_k a(theta) + n_k`` with unknown complex ``s_k`` and white noise
-    of variance ``sigma^2`` per element. With ``SNR`` = mean ``|s_k|^2 /
-    sigma^2`` (signal power over noise power per element per snapshot)::
-
-        var(theta) >= 1 / (2 SNR K (2 pi cos theta)^2 sum_n (p_n - mean(p))^2)
-
-    For a ULA of ``N`` elements at spacing ``d`` wavelengths,
-    ``sum (p_n - mean p)^2 = d^2 N (N^2 - 1) / 12`` and this is
-    REFERENCE.md §3: ``6 / (SNR K N (N^2 - 1) (2 pi d)^2 cos^2 theta)``
-    (Stoica & Nehorai, IEEE TASSP 1989). For circular Gaussian signals
-    (``model="stochastic"``) the bound is larger by ``1 + 1 / (E SNR)``, ``E``
-    elements (Stoica & Nehorai, IEEE TASSP 1990); MUSIC reaches it for one
-    source as ``K`` grows.
-
-    Parameters
-    ----------
-    snr_linear : array_like of float
-        SNR per element per snapshot, linear (not dB), > 0.
-    num_snapshots : int
-        ``K`` >= 1.
-    positions_wl : array_like, shape (E,), float
-        Element positions, wavelengths.
-    angle_rad : array_like of float
-        True azimuth, rad, ``|angle| < pi / 2``; broadcasts with ``snr_linear``.
-    model : {"deterministic", "stochastic"}
-        Unknown deterministic amplitudes ``s_k`` (conditional model, REFERENCE.md
-        §3) or circular Gaussian ``s_k`` of power ``SNR sigma^2`` (unconditional).
-
-    Returns
-    -------
-    float or ndarray
-        Variance bound, rad^2.
-
-    Examples
-    --------
-    >>> round(float(np.degrees(np.sqrt(angle_crb_rad2(1.0, 32, 0.5 * np.arange(8), 0.0)))), 3)
-    0.352
-    """
-    if model not in ("deterministic", "stochastic"):
-        raise InputError(f"model = {model!r}: allowed 'deterministic' or 'stochastic'; "
-                         "use 'deterministic' for REFERENCE.md §3")
-    p = _positions(positions_wl)
-    snr = np.asarray(snr_linear, dtype=float)
-    theta = np.asarray(angle_rad, dtype=float)
-    if not np.all(np.isfinite(snr)) or not np.all(snr > 0):
-        raise InputError(f"snr_linear = {snr_linear!r}: allowed finite values > 0 (linear, not dB); "
-                         "convert with 10 ** (snr_db / 10)")
-    if isinstance(num_snapshots, bool) or not isinstance(num_snapshots, int | np.integer) or num_snapshots < 1:
-        raise InputError(f"num_snapshots = {num_snapshots!r}: allowed an int >= 1")
-    if not np.all(np.isfinite(theta)) or not np.all(np.abs(theta) < np.pi / 2):
-        raise InputError(f"angle_rad = {angle_rad!r}: allowed |angle| < pi/2 rad (the bound diverges at "
-                         "endfire); pass an azimuth inside the array's field of view")
-    spread = float(np.sum((p - p.mean()) ** 2))
-    out = 1.0 / (2.0 * snr * num_snapshots * (2.0 * np.pi * np.cos(theta)) ** 2 * spread)
-    if model == "stochastic":
-        out = out * (1.0 + 1.0 / (p.size * snr))
-    return float(out) if out.ndim == 0 else out
-
-
 # ---- estimators -------------------------------------------------------------------
 def _local_maxima(values: NDArray[np.float64]) -> NDArray[np.int64]:
     """Indices of local maxima (plateaus counted once, the ends included), strongest first."""
@@ -581,7 +502,7 @@ class BartlettEstimator:
 
     def __init__(self, positions_wl: ArrayLike, *, angle_range_rad: tuple[float, float] = (-np.pi / 2, np.pi / 2),
                  grid_step_rad: float = np.radians(0.1), forward_backward: bool = False):
-        self.positions_wl = _positions(positions_wl)
+        self.positions_wl = element_positions_wl(positions_wl)
         if forward_backward:
             _check_forward_backward(self.positions_wl)
         self.forward_backward = bool(forward_backward)
@@ -632,7 +553,7 @@ class _SubspaceEstimator:
 
     def __init__(self, positions_wl: ArrayLike, *, forward_backward: bool = False,
                  smoothing_subarray: int | None = None):
-        self.positions_wl = _positions(positions_wl)
+        self.positions_wl = element_positions_wl(positions_wl)
         self.smoothing_subarray = _smoothing_size(smoothing_subarray, self.positions_wl.size)
         self.spacing_wl: float | None = None
         if self._needs_ula or self.smoothing_subarray is not None:
@@ -866,7 +787,7 @@ class CoarrayMusicEstimator:
     def __init__(self, positions_wl: ArrayLike, spacing_wl: float = 0.5, *,
                  angle_range_rad: tuple[float, float] = (-np.pi / 2, np.pi / 2),
                  grid_step_rad: float = np.radians(0.1)):
-        self.positions_wl = _positions(positions_wl)
+        self.positions_wl = element_positions_wl(positions_wl)
         self.coarray = difference_coarray(self.positions_wl, spacing_wl)
         self.spacing_wl = float(spacing_wl)
         #: positions of the virtual ULA, wavelengths

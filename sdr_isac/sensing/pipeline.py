@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
-from sdr_isac.sensing.cfar import CaCfarDetector, CfarDetector, GoCfarDetector, OsCfarDetector, SoCfarDetector
+from sdr_isac.sensing.cfar import CfarDetector, cfar_class, make_cfar
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
 from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
 from sdr_isac.sensing.estimate import noise_variance
@@ -35,7 +35,6 @@ from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
 __all__ = ["SensingResult", "process", "cfar_detector"]
 
 _CLEAN_PASSES = 3
-_CFAR = {"ca": CaCfarDetector, "go": GoCfarDetector, "so": SoCfarDetector, "os": OsCfarDetector}
 
 
 @dataclass(eq=False)
@@ -63,23 +62,26 @@ class SensingResult:
 
 
 def cfar_detector(config: SensingConfig, num_channels: int = 1) -> CfarDetector:
-    """The CFAR detector a sensing configuration asks for, for a map summing ``num_channels`` channels."""
+    """The CFAR detector a sensing configuration asks for, for a map summing ``num_channels`` channels.
+
+    ``config.cfar`` names a kind registered with :func:`sdr_isac.sensing.cfar.register_cfar`
+    (``ca``, ``go``, ``so``, ``os`` or a plugin's); see :func:`sdr_isac.sensing.cfar.make_cfar`.
+    """
     guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
     train = (int(config.training_cells[0]), int(config.training_cells[1]))
-    if config.cfar != "ca" and num_channels > 1:
-        raise SensingError(f"sensing.cfar = {config.cfar!r} with a {num_channels}-channel capture: the GO/SO/OS "
-                           "thresholds are derived for one channel; use cfar = 'ca' (exact for summed channels) "
-                           "or process one channel")
-    return _shared_detector(config.cfar, float(config.pfa), guard, train, num_channels)
+    design = (config.cfar, float(config.pfa), guard, train, num_channels)
+    detector = _shared_detector(*design)
+    if type(detector) is not cfar_class(config.cfar):      # the kind was registered again since: rebuild
+        _shared_detector.cache_clear()
+        detector = _shared_detector(*design)
+    return detector
 
 
 @functools.lru_cache(maxsize=16)
-def _shared_detector(method: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
+def _shared_detector(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
                      num_channels: int) -> CfarDetector:
     """One detector per design, kept across calls: it caches its multipliers and block bounds per map shape."""
-    if method == "ca":
-        return CaCfarDetector(pfa=pfa, guard=guard, train=train, num_channels=num_channels)
-    return _CFAR[method](pfa=pfa, guard=guard, train=train)
+    return make_cfar(name, pfa, guard, train, num_channels)
 
 
 def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFrame:

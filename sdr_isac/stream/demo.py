@@ -23,9 +23,10 @@ import numpy as np
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import SdrIsacError
-from sdr_isac.experiments.demo import plot_range_doppler, write_json_atomic
-from sdr_isac.experiments.truth import match_targets
+from sdr_isac.fusion.metrics import match_targets
+from sdr_isac.recording._atomic import write_json
 from sdr_isac.sensing import Detection
+from sdr_isac.sensing.plots import plot_range_doppler
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["write_host_outputs", "run_stream_demo", "free_ports"]
@@ -82,19 +83,21 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
                    "per_frame": per_frame}
         node_dir = out / node_id
         node_dir.mkdir(exist_ok=True)
-        write_json_atomic(node_dir / "summary.json", summary)
+        write_json(node_dir / "summary.json", summary)
         if node_id in host.last_results:
             result, paths = host.last_results[node_id]
             plot_range_doppler(result, paths, node_dir / "range_doppler.png", f"{node_id}: last frame")
         summaries[node_id] = summary
-    write_json_atomic(out / "fused.json", fused_summary(host, cfg))
+    write_json(out / "fused.json", fused_summary(host, cfg))
     return summaries
 
 
 def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
     """The host's fused estimates beside the truth: per time-aligned set, each truth target with the nearest
     estimate, its position error and the CRB of that estimate (sqrt of the covariance's trace), the velocity
-    error (truth from the scene's constant velocities), and each node's own position estimate (range + angle)."""
+    error (truth from the scene's constant velocities), and each node's own position estimate (range + angle);
+    ``estimates``: the position (m) of every estimate of the set, matched to a target or not (what the display
+    draws)."""
     velocities = {t.id: np.asarray(t.velocity_mps, dtype=float)[:2] for t in (cfg.scene.targets if cfg.scene else ())}
     sets = []
     for item in list(host.estimates):
@@ -118,7 +121,8 @@ def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
                                                                          - velocities[target]))
                         row["crb_velocity_mps"] = float(np.sqrt(np.trace(np.asarray(est["cov_velocity_mps2"]))))
             rows.append(row)
-        sets.append({"seq": item["seq"], "t0_s": item["t0_s"], "nodes": item["nodes"], "targets": rows})
+        sets.append({"seq": item["seq"], "t0_s": item["t0_s"], "nodes": item["nodes"], "targets": rows,
+                     "estimates": [e["position_m"] for e in item["estimates"]]})
     fused_rows = [r for s in sets for r in s["targets"] if r["fused"]]
     return {"sets": len(sets), "target_height_m": cfg.fusion.target_height_m,
             "max_position_error_over_crb": max((r["position_error_m"] / r["crb_position_m"] for r in fused_rows),

@@ -4,13 +4,28 @@
 messages; a receiving thread decodes them strictly (a malformed message is
 counted in ``rejected`` and dropped, never unpickled), counts loss per node
 from sequence gaps, measures latency from the sender's timestamp, and queues
-captures for a worker thread that runs the sensing pipeline and publishes
+captures for a worker thread that has them sensed on the executor of
+``[host]`` (:mod:`sdr_isac.executors`: in that thread, a local process pool or
+a Dask cluster, at most ``host.max_in_flight`` at once), takes the results in
+the order the captures arrived, and publishes
 detections on a PUB socket (topic ``detections/<node>``) and, with
 ``stream.publish_maps`` (the default), the range-Doppler map cropped to the
 reportable range with the detections, the node's position and its counters
 (topic ``rdmap/<node>``, for displays).  Captures of
 different nodes whose ``t0`` fall within ``stream.align_window_s`` form a
-time-aligned set (for the fusion stages).  Incoming captures can be recorded
+time-aligned set, which the fusion engine
+(:class:`sdr_isac.fusion.engine.FusionEngine`: sensing settings per capture,
+multi-BS / passive / macro-micro / BS-UE / RIS fusion, no sockets) turns into
+:class:`~sdr_isac.fusion.records.TargetEstimate` records, published as
+``estimates/host``.  The host itself only receives, accounts, aligns,
+schedules and publishes.
+
+More machines: set ``[host] executor = "dask"`` and ``scheduler =
+"tcp://HOST:8786"``, start ``dask scheduler`` on HOST and ``dask worker
+tcp://HOST:8786 --nthreads 1`` on every machine that should sense (each with
+sdr_isac installed); captures go to whichever worker is free and come back
+in arrival order, so adding workers adds frames per second until the host's
+own receiving and publishing is the limit (``scripts/bench_host.py``).  Incoming captures can be recorded
 to SigMF, one recording per node.  ``stop()`` (or SIGINT/SIGTERM in the
 command) ends both threads and closes the recordings.
 
@@ -34,31 +49,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import queue
 import threading
 import time
 from collections import defaultdict, deque
+from concurrent.futures import Future, wait
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import numpy as np
 import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
-from sdr_isac.errors import SdrIsacError, SensingError, WireFormatError
-from sdr_isac.fusion.bs_ue import live_case
-from sdr_isac.fusion.macro_micro import fuse_live
-from sdr_isac.fusion.multiband import Band
-from sdr_isac.fusion.node import fuse_detections
-from sdr_isac.fusion.ris import RisGeometry, estimate_ris_target
+from sdr_isac.capture import Capture
+from sdr_isac.errors import SdrIsacError, WireFormatError
+from sdr_isac.executors import Executor, TaskFuture, make_executor
+from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
+from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.recording import RecordingWriter
-from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import Refusals, describe_handshake_failure, secure_server
-from sdr_isac.waveform import IsacFrame
 
 __all__ = ["FusionHost", "NodeStats"]
 
@@ -250,8 +261,9 @@ class FusionHost:
         self.estimates: deque[dict[str, Any]] = deque(maxlen=1000)  # fused sets: seq, t0_s, nodes, estimates
         self._fused_keys: deque[tuple[tuple[str, int], ...]] = deque(maxlen=1000)
         self._estimate_seq = 0
-        self._ris_scans: dict[tuple[str, str], list[dict[str, Any]]] = {}   # (node, RIS) -> steps of the scan so far
-        self._sources: dict[str, list[str]] = {}                 # receive-only node -> transmitters it hears
+        self.engine = FusionEngine(cfg)                          # sensing settings, fusion modes: no sockets
+        self._executor: Executor | None = None                   # made by start(): where captures are sensed
+        self._max_in_flight = 1
         self._lock = threading.Lock()
         self._pub_lock = threading.Lock()
         self._pull = self.context.socket(zmq.PULL)
@@ -281,7 +293,20 @@ class FusionHost:
 
     # ---- life cycle ---------------------------------------------------------------
     def start(self) -> FusionHost:
-        """Start the receiving and processing threads."""
+        """Start the executor that senses captures (``cfg.host``), then the receiving and processing threads.
+
+        ``host.executor``: ``thread`` senses in the processing thread; ``process`` on a local pool of
+        ``host.workers`` processes; ``dask`` on the cluster at ``host.scheduler`` (or a local one of
+        ``host.workers``).  At most ``host.max_in_flight`` captures (0: twice the workers) are sensed at
+        once; results are taken, published and fused in the order the captures arrived.
+        """
+        host_cfg = self.cfg.host
+        try:
+            self._executor = make_executor(host_cfg.executor, host_cfg.workers or None, host_cfg.scheduler or None)
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._max_in_flight = host_cfg.max_in_flight or 2 * self._executor.workers
         for t in self._threads:
             t.start()
         return self
@@ -300,6 +325,10 @@ class FusionHost:
             except queue.Full:
                 pass
             worker.join(timeout_s)
+        if self._executor is not None and not worker.is_alive():
+            with self._guard("closing the executor"):
+                self._executor.close()
+            self._executor = None
         for writer in self._writers.values():
             with self._guard("closing a recording"):
                 writer.close()
@@ -467,11 +496,12 @@ class FusionHost:
             self._align(msg)
         if msg.kind == "detections":
             truth = msg.header.get("truth") if msg.header.get("radio") in wire.TRUTH_SOURCES else None
+            record = NodeResult(msg.node_id, msg.seq, msg.t0_s, tuple(wire.decode_detections(msg)))
             self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header["detections"], truth)
             with self._lock:
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s, "detections": msg.header["detections"],
-                                        "truth": truth})
+                                        "truth": truth, "record": record})
             return
         if msg.kind == "capture":
             try:
@@ -489,141 +519,104 @@ class FusionHost:
             self.aligned_sets += 1
 
     def _work(self) -> None:
-        while True:                                            # ends at the None that stop() queues
-            try:
-                msg = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if msg is None:
-                break
-            with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id):
-                self._process(msg)
+        """Submit queued captures to the executor and finish them in arrival order (bounded in flight).
 
-    def _process(self, msg: wire.Message) -> None:
-        """Sense one capture, publish its detections (and map), then the RIS and fusion steps, each guarded."""
-        where = f"capture {msg.node_id}/{msg.seq}"
-        with self._guard(where, msg.node_id, rejects=True) as decoding:
+        Ends at the None that :meth:`stop` queues, after every capture in flight is finished.
+        """
+        pending: deque[_Pending] = deque()
+        draining = False
+        while not (draining and not pending):
+            with self._guard("work loop") as step:
+                full = len(pending) >= self._max_in_flight
+                self._finish_ready(pending, wait=full or draining)
+                if not (draining or full):
+                    draining = self._take_one(pending)
+            if step.failed:
+                self._stop.wait(0.01)                      # never a hot loop of one recurring failure
+
+    def _take_one(self, pending: deque[_Pending]) -> bool:
+        """Take the next queued capture and submit it; True at the None that :meth:`stop` queues."""
+        try:
+            msg = self._queue.get(timeout=0.005 if pending else 0.1)
+        except queue.Empty:
+            return False
+        if msg is None:
+            return True
+        with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id):
+            item = self._submit(msg)
+            if item is not None:
+                pending.append(item)
+        return False
+
+    def _submit(self, msg: wire.Message) -> _Pending | None:
+        """Decode a capture (a failure counts in ``rejected``), record it and submit its sensing."""
+        with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id, rejects=True) as decoding:
             capture = wire.decode_capture(msg)
         if decoding.failed:
-            return
+            return None
         self._record(capture)
-        sensed = [(source, frame, scfg, sensing.process(capture, frame, scfg))
-                  for source, frame, scfg in self._sensing_for(capture)]
-        _, frame, sensing_cfg, result = sensed[0]
-        by_source = {source: [d.to_dict() for d in r.detections] for source, _, _, r in sensed if source}
-        dets = [d for source_dets in by_source.values() for d in source_dets] if by_source else \
-            [d.to_dict() for d in result.detections]
+        jobs = self.engine.sensing_jobs(capture)
+        if self._executor is None:
+            raise SdrIsacError("the host's executor is not started: call start() first")
+        display_cells = self.cfg.stream.map_max_cells if self.cfg.stream.publish_maps else 0
+        return _Pending(msg, capture, jobs, self._executor.submit(
+            _sense, capture, jobs, display_cells, self._executor.kind == "thread"))
+
+    def _finish_ready(self, pending: deque[_Pending], wait: bool) -> None:
+        """Finish the oldest captures whose sensing is done (waiting up to 50 ms for the oldest when ``wait``)."""
+        if pending and wait and not pending[0].future.done():
+            _wait_for(pending[0].future, 0.05)
+        while pending and pending[0].future.done():
+            item = pending.popleft()
+            with self._guard(f"capture {item.msg.node_id}/{item.msg.seq}", item.msg.node_id):
+                self._finish(item)
+
+    def _finish(self, item: _Pending) -> None:
+        """Publish a sensed capture's detections (and map), keep its result, then the RIS and fusion steps."""
+        msg, capture = item.msg, item.capture
+        where = f"capture {msg.node_id}/{msg.seq}"
+        sensed: _Sensed = item.future.result()
+        result, frame, sensing_cfg = sensed.results[0], item.jobs[0].frame, item.jobs[0].config
+        record = self.engine.node_result(capture, msg.seq, item.jobs, sensed.results)
+        by_source = {source: [d.to_dict() for d in dets] for source, dets in record.by_source.items()}
+        dets = [d.to_dict() for d in record.detections]
         truth = capture.metadata.get("truth") if wire.radio_of(capture.metadata) in wire.TRUTH_SOURCES else None
         self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
         self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
-        if self.cfg.stream.publish_maps and result.map is not None:
+        if self.cfg.stream.publish_maps and sensed.num_channels:
             with self._guard(f"{where}: map not published"):
-                self._publish_map(capture.node_id, msg.seq, capture.t0_s, result, truth, sensing_cfg)
+                self._publish_map(capture.node_id, msg.seq, capture.t0_s, sensed, truth, sensing_cfg)
         with self._lock:
             node = self.nodes[capture.node_id]
             node.processed += 1
             node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets, "truth": truth,
-                                    "by_source": by_source})
+                                    "by_source": by_source, "record": record})
         if capture.metadata.get("ris") and result.csi is not None:
             with self._guard(f"RIS scan at {msg.node_id}/{msg.seq}"):
-                self._ris_step(capture, msg.seq, result.csi, frame, truth)
+                for sighting in self.engine.ris_step(capture, msg.seq, result.csi, frame, truth):
+                    self._publish_estimates(sighting.t0_s, {capture.node_id: sighting.seq}, [sighting.estimate],
+                                            sighting.truth,
+                                            [wire.ris_details(sighting.ris_id, sighting.found, sighting.frames)])
         if self.cfg.fusion.enabled:
             with self._guard(f"fusion after {msg.node_id}/{msg.seq}"):
                 self._fuse(capture.node_id, msg.seq, capture.t0_s)
 
-    def _sensing_for(self, capture: Any) -> list[tuple[str | None, Any, config_mod.SensingConfig]]:
-        """How to sense a capture of ``capture.node_id``: ``(source, frame, settings)`` per transmitter heard.
-
-        A node that transmits senses its own echoes: one entry, source None,
-        with ``sensing`` as it is.  A receive-only node of the scene hears the
-        transmitters on its carrier (see :meth:`passive_sources`) and knows
-        only their reference signals: its capture is sensed once per
-        transmitter, as bistatic (range sums ``c tau``, biased by its clock
-        offset) on that transmitter's reference signals, without the
-        zero-Doppler notch (the line of sight, the reference of
-        :func:`sdr_isac.fusion.node.passive_links`, has zero Doppler) and with
-        the range limits doubled (a range sum is about twice a range).
-        """
-        info = self.node_info(capture.node_id)
-        if info is None or info["transmits"]:
-            return [(None, capture.frame or self.cfg.frame, self.cfg.sensing)]
-        cfg = self.cfg.sensing
-        out: list[tuple[str | None, Any, config_mod.SensingConfig]] = []
-        for source in self.passive_sources(capture.node_id):
-            frame = self._node_frame(source)
-            out.append((source, frame, dataclasses.replace(
-                cfg, geometry="bistatic", signals=_reference_signals(capture.node_id, source, frame),
-                remove_static=False, min_range_m=0.0, max_range_m=2.0 * cfg.max_range_m)))
-        return out
-
-    def _node_frame(self, node_id: str) -> config_mod.FrameConfig:
-        """The frame a scene node transmits (or, receive-only, is tuned to): its own, else the file's."""
-        scene = self.cfg.scene
-        node = scene.node(node_id) if scene is not None else None
-        return (node.frame if node is not None else None) or self.cfg.frame
-
     def passive_source(self, node_id: str) -> str:
-        """The one transmitting scene node a receive-only node ``node_id`` hears (:meth:`passive_sources`).
-
-        Raises :class:`SensingError` when it hears none or several.
-        """
-        found = self.passive_sources(node_id)
-        if len(found) != 1:
-            raise SensingError(f"receive-only node {node_id!r} hears {len(found)} transmitters "
-                               f"({', '.join(found)}): use passive_sources")
-        return found[0]
+        """The one transmitter a receive-only node hears (:meth:`FusionEngine.passive_source`)."""
+        return self.engine.passive_source(node_id)
 
     def passive_sources(self, node_id: str) -> list[str]:
-        """The transmitting scene nodes a receive-only node ``node_id`` hears, each sensed on its own.
-
-        Those whose frame has the receive-only node's carrier and sample rate.
-        Several are told apart by their reference signals, which must then
-        occupy disjoint resource elements (e.g. PRS comb offsets 0, 1, 2, 3).
-        Raises :class:`SensingError` when none is heard or two share REs (the
-        captures of ``node_id`` then fail, counted, and it joins no fusion).
-        """
-        if node_id in self._sources:
-            return self._sources[node_id]
-        scene = self.cfg.scene
-        if scene is None:
-            raise SensingError(f"node {node_id!r}: the host's configuration has no scene")
-        own = self._node_frame(node_id)
-        found = [n.id for n in scene.nodes if n.transmits and n.id != node_id
-                 and self._node_frame(n.id).carrier_hz == own.carrier_hz
-                 and self._node_frame(n.id).sample_rate_hz == own.sample_rate_hz]
-        if not found:
-            raise SensingError(f"receive-only node {node_id!r} hears no transmitting node on its carrier "
-                               f"{own.carrier_hz:g} Hz at {own.sample_rate_hz:g} Hz: give it a transmitter's "
-                               "carrier and numerology")
-        if len(found) > 1:
-            masks = {}
-            for n in found:
-                frame = self._node_frame(n)
-                masks[n] = known_reference(IsacFrame(frame), _reference_signals(node_id, n, frame))[1]
-            for i, a in enumerate(found):
-                for b in found[i + 1:]:
-                    if masks[a].shape != masks[b].shape or np.any(masks[a] & masks[b]):
-                        raise SensingError(
-                            f"receive-only node {node_id!r} hears {', '.join(found)} on carrier {own.carrier_hz:g} "
-                            f"Hz, and the reference signals of {a!r} and {b!r} share resource elements: allowed "
-                            "transmitters whose reference signals are orthogonal; give them other PRS comb offsets "
-                            "(re_offset) or other carriers")
-        self._sources[node_id] = found
-        return found
+        """The transmitters a receive-only node hears (:meth:`FusionEngine.passive_sources`)."""
+        return self.engine.passive_sources(node_id)
 
     def _fuse(self, node_id: str, seq: int, t0_s: float) -> None:
         """Fuse the result just processed with the other scene nodes' results of the same instant.
 
         For every other node of the scene, the result whose capture time lies
         within ``stream.align_window_s`` of this one (the closest) joins the
-        set; a set of two or more nodes is fused once and published as
-        ``estimates/host``.  Receive-only nodes join with the transmitter
-        they hear (:meth:`passive_source`): their range sums are fused with
-        the monostatic detections.  With ``fusion.macro_nodes`` the
-        macro-micro mode switch chooses the nodes of each target
-        (:func:`sdr_isac.fusion.macro_micro.fuse_live`, key ``mode``); a set
-        with UEs labels each estimate with its BS-UE case
-        (:func:`sdr_isac.fusion.bs_ue.live_case`, key ``case``).
+        set; a set of two or more scene nodes is fused once by the engine
+        (:meth:`sdr_isac.fusion.engine.FusionEngine.fuse`) and published as
+        ``estimates/host``.
         """
         if self.node_info(node_id) is None:
             return
@@ -636,7 +629,7 @@ class FusionHost:
                     if abs(best["t0_s"] - t0_s) <= window:
                         members[other] = best
             mine = [item for item in self.nodes[node_id].detections if item["seq"] == seq]
-        places = {n: info for n in [node_id, *members] if (info := self.node_info(n)) is not None}
+        places = [n for n in [node_id, *members] if self.node_info(n) is not None]
         if len(places) < 2 or not mine:
             return
         members[node_id] = mine[-1]
@@ -644,115 +637,22 @@ class FusionHost:
         if key in self._fused_keys:
             return
         self._fused_keys.append(key)
-        fusion_cfg = self.cfg.fusion
-        places, dets, passive = self._links(places, members)
-        if fusion_cfg.macro_nodes:
-            estimates = fuse_live(places, dets, fusion_cfg.macro_nodes, fusion_cfg.target_height_m,
-                                  fusion_cfg.gate_m, passive=passive)
-        else:
-            estimates = fuse_detections(places, dets, fusion_cfg.target_height_m, fusion_cfg.gate_m,
-                                        passive=passive)
-        roles = {n: info["role"] for n, info in places.items()}
-        for est in estimates:
-            if case := live_case(est["nodes"], roles, passive):
-                est["case"] = case
+        estimates = self.engine.fuse({n: members[n]["record"] for n in places}, t0_s)
         truth = [p for n in members for p in ((members[n].get("truth") or {}).get("paths") or [])
                  if p.get("kind") == "target" and "position_m" in p]
+        self._publish_estimates(t0_s, dict(key), estimates, truth)
+
+    def _publish_estimates(self, t0_s: float, nodes: dict[str, int], estimates: list[TargetEstimate],
+                           truth: list[dict[str, Any]], details: list[dict[str, Any] | None] | None = None) -> None:
+        """Keep a fused set in :attr:`estimates` (records and their wire objects) and publish ``estimates/host``."""
+        objects = [wire.estimate_to_dict(e, **((details or [None] * len(estimates))[i] or {}))
+                   for i, e in enumerate(estimates)]
         with self._lock:
             out_seq = self._estimate_seq
             self._estimate_seq += 1
-            self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": dict(key), "estimates": estimates,
-                                   "truth": truth})
-        self._send(wire.encode_estimates("host", out_seq, t0_s, estimates))
-
-    def _links(self, places: dict[str, dict[str, Any]], members: dict[str, dict[str, Any]]
-               ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, str]]:
-        """Places, detections and passive links of a time-aligned set, receive-only nodes split per transmitter.
-
-        A receive-only node that hears one transmitter keeps its id; one that
-        hears several gives a link ``"RX<TX"`` per transmitter (at the
-        receiver's place, with the detections sensed on that transmitter's
-        reference signals).  Transmitters join the places (their positions
-        anchor the range sums) even without detections of their own.
-        """
-        out_places: dict[str, dict[str, Any]] = {}
-        dets: dict[str, list[dict[str, Any]]] = {}
-        passive: dict[str, str] = {}
-        for n, info in places.items():
-            if info["transmits"]:
-                out_places[n] = info
-                dets[n] = members[n]["detections"]
-                continue
-            by_source = members[n].get("by_source") or {}
-            for tx, tx_dets in by_source.items():
-                tx_info = places.get(tx) or self.node_info(tx)
-                if tx_info is None:
-                    continue
-                link = n if len(by_source) == 1 else f"{n}<{tx}"
-                out_places.setdefault(tx, tx_info)
-                out_places[link], dets[link], passive[link] = info, tx_dets, tx
-        return out_places, dets, passive
-
-    def _ris_step(self, capture: Any, seq: int, csi: ChannelEstimate, frame: Any, truth: dict[str, Any] | None
-                  ) -> None:
-        """Keep this frame's CIM for the RIS scan it belongs to; at the scan's last step, locate the target.
-
-        The node records in ``metadata["ris"]`` which outgoing azimuth each RIS
-        was programmed for (:meth:`sdr_isac.stream.node.NodeAgent.ris_plan`).
-        A scan is the frames of steps ``0 ... S-1`` in order (a lost frame
-        drops that scan); its CIMs (first receive channel) go to
-        :func:`sdr_isac.fusion.ris.estimate_ris_target`, and a target found is
-        published as an estimate with ``mode = "ris"``, its global position,
-        covariance and what the RIS saw (``ris``: range, radial velocity and
-        azimuth from the surface with their CRB variances).
-        """
-        info = self.node_info(capture.node_id)
-        scene = self.cfg.scene
-        if info is None or scene is None:
-            return
-        for step in capture.metadata["ris"]:
-            key = (capture.node_id, str(step["id"]))
-            index, size = int(step["scan_index"]), int(step["scan_size"])
-            scan = self._ris_scans.setdefault(key, [])
-            if index == 0:
-                scan.clear()
-            if index != len(scan):                           # a step is missing: wait for the next scan
-                scan.clear()
-                continue
-            scan.append({"seq": seq, "t0_s": capture.t0_s, "steer_deg": float(step["steer_deg"]),
-                         "cim": np.array(csi.h[0], dtype=np.complex128), "mask": csi.mask.copy(),
-                         "truth": (truth or {}).get("targets") or []})
-            if len(scan) == size:
-                ris = next(r for r in scene.ris if r.id == step["id"])
-                self._ris_publish(capture, ris, info, scan, frame)
-                scan.clear()
-
-    def _ris_publish(self, capture: Any, ris: config_mod.RisConfig, info: dict[str, Any],
-                     scan: list[dict[str, Any]], frame: Any) -> None:
-        built = IsacFrame(frame)
-        symbol_s = built.num_samples / (built.num_symbols * built.sample_rate_hz)   # mean symbol period
-        band = Band(capture.node_id, float(capture.center_freq_hz or frame.carrier_hz), frame.subcarrier_spacing_hz,
-                    symbol_s - 1.0 / frame.subcarrier_spacing_hz, scan[0]["mask"])
-        geometry = RisGeometry.of(ris, info["position_m"])
-        found = estimate_ris_target(band, np.stack([step["cim"] for step in scan]),
-                                    [step["steer_deg"] for step in scan], geometry, pfa=self.cfg.sensing.pfa,
-                                    max_range_m=self.cfg.sensing.max_range_m or None,
-                                    height_m=self.cfg.fusion.target_height_m)
-        if found is None:
-            return
-        est = {"position_m": [float(v) for v in found.position_m], "cov_position_m2": found.cov_position_m2.tolist(),
-               "nodes": [capture.node_id], "mode": "ris",
-               "ris": {"id": ris.id, "range_m": found.range_m, "velocity_mps": found.velocity_mps,
-                       "azimuth_rad": found.azimuth_rad, "var_range_m2": found.var_range_m2,
-                       "var_velocity_mps2": found.var_velocity_mps2, "var_azimuth_rad2": found.var_azimuth_rad2,
-                       "snr_db": 10.0 * math.log10(max(found.snr_re_steered, 1e-30)), "frames": len(scan)}}
-        t0_s, truth = scan[found.index]["t0_s"], scan[found.index]["truth"]      # the frame the range came from
-        with self._lock:
-            out_seq = self._estimate_seq
-            self._estimate_seq += 1
-            self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": {capture.node_id: scan[found.index]["seq"]},
-                                   "estimates": [est], "truth": [{"target": t["id"], **t} for t in truth]})
-        self._send(wire.encode_estimates("host", out_seq, t0_s, [est]))
+            self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": nodes, "estimates": objects,
+                                   "records": estimates, "truth": truth})
+        self._send(wire.encode_estimates("host", out_seq, t0_s, estimates, details))
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
                             truth: Any = None) -> None:
@@ -768,19 +668,25 @@ class FusionHost:
                                  stats=self._node_stats(node_id))
         self._send(frames)
 
-    def _publish_map(self, node_id: str, seq: int, t0_s: float, result: sensing.SensingResult, truth: Any,
+    def _publish_map(self, node_id: str, seq: int, t0_s: float, sensed: _Sensed, truth: Any,
                      cfg: config_mod.SensingConfig | None = None) -> None:
-        """Publish ``rdmap/<node>``: the map cropped for a display, its detections, counters, position, truth."""
-        cfg, rd = cfg or self.cfg.sensing, result.map
-        if rd is None:
+        """Publish ``rdmap/<node>``: the map cropped for a display, its detections, counters, position, truth.
+
+        The crop (:func:`~sdr_isac.stream.wire.map_for_display`) was made where the capture was sensed
+        (:func:`_sense`); an error there is raised here, under the map's guard.
+        """
+        cfg = cfg or self.cfg.sensing
+        if sensed.display_error is not None:
+            raise sensed.display_error
+        if sensed.display is None:
             return
-        power_db, range_m, velocity, decimation, max_range_m = wire.map_for_display(result, cfg,
-                                                                              self.cfg.stream.map_max_cells)
+        power_db, range_m, velocity, decimation, max_range_m = sensed.display
+        result = sensed.results[0]
         sensing_fields = {"pfa": cfg.pfa, "guard_cells": list(cfg.guard_cells),
                           "training_cells": list(cfg.training_cells), "cfar": cfg.cfar}
         try:
             frames = wire.encode_rdmap(node_id, seq, t0_s, power_db, range_m, velocity, result.detections,
-                                       geometry=rd.geometry, num_channels=int(rd.cells.shape[0]),
+                                       geometry=sensed.geometry, num_channels=sensed.num_channels,
                                        max_range_m=max_range_m, decimation=decimation, sensing=sensing_fields,
                                        node=self.node_info(node_id), stats=self._node_stats(node_id),
                                        truth=truth if isinstance(truth, dict) else None)
@@ -802,14 +708,8 @@ class FusionHost:
             return self.nodes[node_id].to_dict() if node_id in self.nodes else {}
 
     def node_info(self, node_id: str) -> dict[str, Any] | None:
-        """Where the scene of the host's configuration puts ``node_id``: ``id``, ``role``, ``position_m``
-        (m), ``yaw_deg`` (boresight, degrees from +x towards +y), ``transmits``; None if it has no such node."""
-        scene = self.cfg.scene
-        if scene is None or not any(n.id == node_id for n in scene.nodes):
-            return None
-        node = scene.node(node_id)
-        return {"id": node.id, "role": node.role, "position_m": [float(v) for v in node.position_m],
-                "yaw_deg": float(node.yaw_deg), "transmits": bool(node.transmits)}
+        """Where the scene of the host's configuration puts ``node_id`` (:meth:`FusionEngine.node_info`)."""
+        return self.engine.node_info(node_id)
 
     def _record(self, capture: Any) -> None:
         if self._record_dir is None:
@@ -849,10 +749,81 @@ class FusionHost:
             return {k: list(v.detections) for k, v in self.nodes.items()}
 
 
-def _reference_signals(node_id: str, source: str, frame: config_mod.FrameConfig) -> tuple[str, ...]:
-    """The reference signals of ``source``'s frame, what a receive-only node knows of it."""
-    signals = tuple(s for s in ("prs", "dmrs", "srs", "trs") if getattr(frame, s) is not None)
-    if not signals:
-        raise SensingError(f"node {node_id!r} is receive-only and the frame of {source!r} it hears carries no "
-                           "reference signal (prs, dmrs, srs, trs): give the transmitter's frame one")
-    return signals
+
+@dataclasses.dataclass
+class _Sensed:
+    """What the host's sensing task sends back: the results, the display crop of the first, its map's shape.
+
+    Off the host's process (``keep_arrays`` false) the results carry no map and a CSI only for a RIS
+    capture: the host uses the detections, the crop and the RIS scan's CIM, and a map of a W1 frame is
+    megabytes to send back.
+    """
+
+    results: list[sensing.SensingResult]
+    display: tuple[Any, ...] | None = None
+    display_error: Exception | None = None
+    geometry: str = "monostatic"
+    num_channels: int = 0
+
+
+def _sense(capture: Capture, jobs: list[SensingJob], display_cells: int, keep_arrays: bool) -> _Sensed:
+    """The host's task on its executor: :func:`~sdr_isac.fusion.engine.sense_capture`, then the display crop.
+
+    ``display_cells`` > 0: crop the first result's map for ``rdmap`` messages
+    (:func:`~sdr_isac.stream.wire.map_for_display`) here, where the map is; ``keep_arrays``: send the
+    results back whole (the ``thread`` executor: nothing is copied).
+    """
+    if not keep_arrays:
+        _single_threaded_blas()
+    results = sense_capture(capture, jobs)
+    out = _Sensed(results)
+    rd = results[0].map
+    if rd is not None:
+        out.geometry, out.num_channels = rd.geometry, int(rd.cells.shape[0])
+        if display_cells:
+            try:
+                out.display = wire.map_for_display(results[0], jobs[0].config, display_cells)
+            except Exception as err:                      # noqa: BLE001  raised again under the host's map guard
+                out.display_error = err
+    if not keep_arrays:
+        ris = bool(capture.metadata.get("ris"))
+        out.results = [dataclasses.replace(r, map=None, csi=r.csi if ris and i == 0 else None)
+                       for i, r in enumerate(results)]
+    return out
+
+
+_BLAS_LIMITED = False
+
+
+def _single_threaded_blas() -> None:
+    """Keep BLAS single-threaded in a worker process (once per process): several workers share the cores,
+    and threaded OpenBLAS stalls small products under load (``PITFALLS.md``)."""
+    global _BLAS_LIMITED
+    if not _BLAS_LIMITED:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        _BLAS_LIMITED = True
+
+
+class _Pending:
+    """A capture whose sensing was submitted: the message, the decoded capture, its jobs and the future."""
+
+    __slots__ = ("msg", "capture", "jobs", "future")
+
+    def __init__(self, msg: wire.Message, capture: Capture, jobs: list[SensingJob], future: TaskFuture) -> None:
+        self.msg, self.capture, self.jobs, self.future = msg, capture, jobs, future
+
+
+def _wait_for(future: TaskFuture, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for a future to finish; its result (or error) is taken later, under the guard.
+
+    A ``concurrent.futures.Future`` is waited on; another (a Dask future) is polled with ``done()``: its
+    ``result(timeout=...)`` goes through the client's event loop, which under load can fail by itself.
+    """
+    if isinstance(future, Future):
+        wait([future], timeout=timeout_s)
+        return
+    deadline = time.monotonic() + timeout_s
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.002)

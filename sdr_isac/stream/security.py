@@ -12,7 +12,6 @@ names the likely cause.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -27,6 +26,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from sdr_isac.config import StreamConfig
 from sdr_isac.errors import ConfigError
+from sdr_isac.recording._atomic import write_file
 
 __all__ = ["create_keys", "secure_server", "secure_client", "Refusals", "CountingAuthenticator", "HandshakeWatch",
            "describe_handshake_failure"]
@@ -53,11 +53,10 @@ def create_keys(directory: str | Path, name: str) -> tuple[Path, Path]:
         if public.exists() or secret.exists():
             raise ConfigError(f"{public}: key files for {name!r} exist already; choose another name or folder",
                               key="keys")
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:   # write aside, then move: never half a key pair
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:   # made in a private folder, then written atomically
             made_public, made_secret = zmq.auth.create_certificates(tmp, name)
-            os.chmod(made_secret, 0o600)
-            Path(made_public).replace(public)
-            Path(made_secret).replace(secret)
+            write_file(secret, Path(made_secret).read_bytes(), mode=0o600)   # 0600 from its first byte on
+            write_file(public, Path(made_public).read_bytes())
     except OSError as err:
         raise ConfigError(f"{folder}: cannot write key files ({err.strerror}); choose a writable folder",
                           key="keys") from err

@@ -40,7 +40,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 
@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
+from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.recording._format import to_json
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.sensing.pipeline import SensingResult
@@ -87,6 +88,8 @@ __all__ = [
     "decode_status",
     "encode_estimates",
     "decode_estimates",
+    "estimate_to_dict",
+    "ris_details",
 ]
 
 #: Newest major version of the header schema this code speaks; a receiver accepts 1 ... SCHEMA_VERSION.
@@ -941,30 +944,92 @@ def _detections_of(items: list[dict[str, Any]]) -> list[Detection]:
     return out
 
 
-def encode_estimates(node_id: str, seq: int, t0_s: float, estimates: Sequence[dict[str, Any]],
+def encode_estimates(node_id: str, seq: int, t0_s: float, estimates: Sequence[TargetEstimate],
+                     details: Sequence[Mapping[str, Any] | None] | None = None,
                      **fields: Any) -> list[bytes | memoryview]:
     """Encode fused target estimates: kind ``estimates``, ``estimates`` a list of objects.
 
-    Each object has ``position_m`` ([x, y, z], m), ``cov_position_m2``
-    (2 x 2, m²), ``nodes`` (the contributing node ids) and, when known,
-    ``velocity_mps`` and ``cov_velocity_mps2``
-    (:func:`sdr_isac.fusion.node.fuse_detections`), ``mode`` (``micro`` or
-    ``macro_micro``) and ``case`` (BS-UE ``A`` or ``B``); ``node_id`` is the host's.
+    Each :class:`~sdr_isac.fusion.records.TargetEstimate` becomes the object of
+    :func:`estimate_to_dict`; ``details`` (one JSON object or None per
+    estimate) adds what the wire carries beyond the record (``ris``: what a
+    RIS saw, :func:`ris_details`).  ``node_id`` is the host's.
     """
-    items = [dict(e) for e in estimates]
+    if details is not None and len(details) != len(estimates):
+        raise WireFormatError(f"details has {len(details)} entries for {len(estimates)} estimates: allowed one "
+                              "per estimate (or none)")
+    items = [estimate_to_dict(e, **dict((details or [None] * len(estimates))[i] or {}))
+             for i, e in enumerate(estimates)]
     _check_estimates(items)
     return encode("estimates", node_id, seq, t0_s=t0_s, estimates=items, **fields)
 
 
-def decode_estimates(msg: Message) -> list[dict[str, Any]]:
-    """The validated estimate objects of an ``estimates`` message."""
+def decode_estimates(msg: Message) -> list[TargetEstimate]:
+    """The validated :class:`~sdr_isac.fusion.records.TargetEstimate` records of an ``estimates`` message.
+
+    The wire's objects (:func:`estimate_to_dict`) give planar estimates: the
+    height ``position_m[2]`` is known (variance 0), and so is ``v_z``.  An
+    object with ``consensus`` false and no ``mode`` gets mode ``single``.
+    """
     _expect_kind(msg, "estimates")
     items = msg.header.get("estimates")
     _check_estimates(items)
-    return list(items or [])
+    return [_estimate_of(f"estimates[{i}]", est, msg.t0_s) for i, est in enumerate(items or [])]
 
 
-_ESTIMATE_MODES = ("micro", "macro_micro", "ris")   # fusion.macro_micro.fuse_live; the host's RIS scans
+def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
+    """The wire's (and ``fused.json``'s) object of one estimate.
+
+    ``position_m`` ([x, y, z], m), ``cov_position_m2`` (its horizontal 2 x 2
+    block, m²), ``nodes``, ``single_m`` (node id -> [x, y] m, when known),
+    ``consensus`` (false for mode ``single``; absent for ``ris``),
+    ``velocity_mps`` ([v_x, v_y, v_z], m/s) and ``cov_velocity_mps2`` (2 x 2,
+    (m/s)²) when known, ``mode`` (``micro``, ``macro_micro`` or ``ris``) and
+    ``case`` (BS-UE ``A`` or ``B``) when set; ``details`` are added as they are.
+    """
+    out: dict[str, Any] = {"position_m": [float(v) for v in est.position_m],
+                           "cov_position_m2": est.cov_position_m2[:2, :2].tolist(), "nodes": list(est.nodes)}
+    if est.single_m:
+        out["single_m"] = {n: [float(v) for v in xy] for n, xy in est.single_m.items()}
+    if est.mode != "ris":
+        out["consensus"] = est.mode != "single"
+    if est.velocity_mps is not None and est.cov_velocity_mps2 is not None:
+        out["velocity_mps"] = [float(v) for v in est.velocity_mps]
+        out["cov_velocity_mps2"] = est.cov_velocity_mps2[:2, :2].tolist()
+    if est.mode is not None and est.mode != "single":
+        out["mode"] = est.mode
+    if est.case is not None:
+        out["case"] = est.case
+    out.update(details)
+    return out
+
+
+def ris_details(ris_id: str, found: Any, frames: int) -> dict[str, Any]:
+    """What a RIS saw of a target (``details`` of :func:`encode_estimates` for a mode ``ris`` estimate).
+
+    ``found`` is a :class:`sdr_isac.fusion.ris.RisEstimate`: range (m), radial velocity (m/s) and azimuth
+    (rad) from the surface with their CRB variances, the steered SNR (dB) and the frames of the scan.
+    """
+    return {"ris": {"id": ris_id, "range_m": found.range_m, "velocity_mps": found.velocity_mps,
+                    "azimuth_rad": found.azimuth_rad, "var_range_m2": found.var_range_m2,
+                    "var_velocity_mps2": found.var_velocity_mps2, "var_azimuth_rad2": found.var_azimuth_rad2,
+                    "snr_db": 10.0 * math.log10(max(found.snr_re_steered, 1e-30)), "frames": frames}}
+
+
+def _estimate_of(field: str, est: dict[str, Any], t0_s: float) -> TargetEstimate:
+    """The record of one checked wire object (:func:`_check_estimates`)."""
+    mode = est.get("mode") or (None if est.get("consensus", True) is not False else "single")
+    velocity = {}
+    if est.get("velocity_mps") is not None:
+        velocity = {"velocity_xy_mps": est["velocity_mps"][:2], "cov_velocity_xy_mps2": est["cov_velocity_mps2"]}
+    try:
+        return TargetEstimate.planar(est["position_m"][:2], est["cov_position_m2"], float(est["position_m"][2]),
+                                     t_s=t0_s, nodes=tuple(est["nodes"]), mode=mode, case=est.get("case"),
+                                     single_m=est.get("single_m") or {}, **velocity)
+    except InputError as err:
+        _fail(field, est, f"an estimate whose covariances are symmetric positive semi-definite ({err})")
+
+
+_ESTIMATE_MODES = ("micro", "macro_micro", "ris")   # fusion.macro_micro.fuse_macro_micro; the host's RIS scans
 _ESTIMATE_CASES = ("A", "B")                   # sdr_isac.fusion.bs_ue.live_case
 
 
@@ -986,6 +1051,8 @@ def _check_estimates(items: Any) -> None:
                             for r in cov)):
                 _fail(f"estimates[{i}].{key}", cov, f"a {size} x {size} list of finite numbers")
         vel = est.get("velocity_mps")
+        if (vel is None) != (est.get("cov_velocity_mps2") is None):
+            _fail(f"estimates[{i}].velocity_mps", vel, "given with cov_velocity_mps2, or both absent")
         if vel is not None and not (isinstance(vel, list) and len(vel) == 3 and all(_finite_number(v) for v in vel)):
             _fail(f"estimates[{i}].velocity_mps", vel, "[v_x, v_y, v_z], three finite numbers of m/s")
         nodes = est.get("nodes")
@@ -1000,6 +1067,8 @@ def _check_estimates(items: Any) -> None:
                 _fail(f"estimates[{i}].single_m", single, "an object: node id -> [x, y] in m")
             for node, xy in single.items():
                 _check_vector(f"estimates[{i}].single_m.{node}", xy, (2,), "m")
+        if "consensus" in est and not isinstance(est["consensus"], bool):
+            _fail(f"estimates[{i}].consensus", est["consensus"], "true or false")
         if est.get("ris") is not None and not isinstance(est["ris"], dict):
             _fail(f"estimates[{i}].ris", est["ris"], "an object (what the RIS saw)")
 

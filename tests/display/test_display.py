@@ -268,8 +268,9 @@ def test_top_view_places_node_targets_and_range_arcs(tmp_path: Path, first_frame
     assert r > 180 and g > 160 and b < 90, (r, g, b)              # the yellow node triangle
     assert len(pixels["top"]) == 2
     for x, y in pixels["top"]:
-        r, g, b = image[y - 1: y + 2, x - 1: x + 2].reshape(-1, 3).mean(axis=0)
-        assert g > 160 and b > 160 and r < 90, (x, y, r, g, b)     # a cyan truth dot
+        around = image[y - 14: y + 15, x - 14: x + 15].reshape(-1, 3)
+        cyan = (around[:, 1] > 160) & (around[:, 2] > 160) & (around[:, 0] < 90)
+        assert cyan.sum() > 40, (x, y, cyan.sum())                   # a cyan truth ring about the target
     # the targets lie where the geometry says: the car is 45 m right of and 8 m above the node
     (cx, cy), (kx, ky) = pixels["top"]
     assert cx > nx and cy < ny and kx > cx and ky > ny             # pixel y grows downwards
@@ -566,3 +567,128 @@ def test_importing_the_app_does_not_import_qt_or_zmq() -> None:
     code = ("import sys, sdr_isac.display.app; "
             "sys.exit(int(any(m.startswith(('PyQt6', 'pyqtgraph', 'zmq')) for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+# ---- replay with the host's settings (issue 14, item 5) -----------------------------------------------------
+DEMO_CONFIG = Path(sources.__file__).resolve().parents[1] / "demo.toml"
+
+
+@pytest.fixture(scope="module")
+def demo_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two frames of the demo's bs0 (a lamp post at 33 m, standing still, beside two moving targets)."""
+    out = tmp_path_factory.mktemp("demo_rec") / "bs0"
+    done = subprocess.run([sys.executable, "-m", "sdr_isac", "record", "--config", str(DEMO_CONFIG), "--frames", "2",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out.with_suffix(".sigmf-meta")
+
+
+def _process_json(recording: Path, *extra: str) -> list[list[tuple[float, float]]]:
+    done = subprocess.run([sys.executable, "-m", "sdr_isac", "process", "--rx", str(recording), "--json", *extra],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [[(d["range_m"], d["velocity_mps"]) for d in c["detections"]] for c in json.loads(done.stdout)["captures"]]
+
+
+def _replayed(recording: Path, *extra: str) -> tuple[DisplayFrame, ReplaySource]:
+    from sdr_isac.display.app import build_parser, sensing_settings
+
+    args = build_parser().parse_args(["--replay", str(recording), *extra])
+    places = sources.scene_places(config.load(args.config)) if args.config is not None else None
+    with ReplaySource(recording, sensing_settings(args), places=places) as source:
+        frame = source.wait(timeout_s=60.0)
+    assert frame is not None and frame.seq == 0, source.error
+    return frame, source
+
+
+def test_replay_senses_as_process_with_the_same_config(demo_recording: Path) -> None:
+    # --config gives the [sensing] of the file, exactly as sdr-isac process --config: same detections, to the bit
+    frame, source = _replayed(demo_recording, "--config", str(DEMO_CONFIG))
+    expected = _process_json(demo_recording, "--config", str(DEMO_CONFIG))[0]
+    assert [(d.range_m, d.velocity_mps) for d in frame.detections] == expected
+    assert source.sensing_config == config.load(DEMO_CONFIG).sensing
+    # the demo's zero-Doppler notch removes the lamp post: only the two moving targets are left
+    assert len(expected) == 2 and all(abs(v) > 1.0 for _, v in expected), expected
+    assert frame.node == sources.scene_places(config.load(DEMO_CONFIG))["bs0"]
+
+
+def test_replay_without_config_senses_as_process_without_config(demo_recording: Path) -> None:
+    # no --config: the defaults on both sides; the defaults keep the static lamp post, so the settings matter
+    frame, _ = _replayed(demo_recording)
+    expected = _process_json(demo_recording)[0]
+    assert [(d.range_m, d.velocity_mps) for d in frame.detections] == expected
+    assert any(abs(v) < 0.5 and 30.0 < r < 36.0 for r, v in expected), expected   # the lamp post at 33 m, 0 m/s
+
+
+def test_pfa_option_overrides_the_config(demo_recording: Path) -> None:
+    from sdr_isac.display.app import build_parser, sensing_settings
+
+    args = build_parser().parse_args(["--replay", str(demo_recording), "--config", str(DEMO_CONFIG), "--pfa", "1e-3"])
+    cfg = sensing_settings(args)
+    assert cfg.pfa == 1e-3 and cfg.remove_static == config.load(DEMO_CONFIG).sensing.remove_static
+
+
+def test_top_view_fits_scene_nodes_detections_and_estimates(tmp_path: Path, demo_recording: Path, qapp) -> None:
+    frame, _ = _replayed(demo_recording, "--config", str(DEMO_CONFIG))
+    places = sources.scene_places(config.load(DEMO_CONFIG))
+    truth = {t["id"]: t["position_m"][:2] for t in frame.truth_targets}
+    estimates = [[x + 0.5, y - 0.5] for x, y in truth.values()]
+    out = tmp_path / "top.png"
+    pixels = snapshot(frame, out, size=(1400, 700), nodes=places, estimates_m=estimates)
+    image = png_rgb(out)
+    width = image.shape[1]
+    assert len(pixels["nodes"]) == len(places) == 2
+    assert len(pixels["estimates"]) == 2 and len(pixels["top"]) == 2
+    # everything lies inside the top view (the right part of the window, left of the controls)
+    for x, y in pixels["nodes"] + pixels["estimates"] + pixels["top"] + pixels["detections"]:
+        assert width * 0.5 < x < width * 0.85 and 0 < y < image.shape[0] - 30, (x, y)
+    for x, y in pixels["nodes"]:
+        r, g, b = image[y - 1: y + 2, x - 1: x + 2].reshape(-1, 3).mean(axis=0)
+        assert r > 180 and g > 160 and b < 90, (r, g, b)              # yellow node triangles
+    for x, y in pixels["estimates"]:
+        r, g, b = image[y - 1: y + 2, x - 1: x + 2].reshape(-1, 3).mean(axis=0)
+        assert r > 180 and b > 180 and g < 90, (r, g, b)              # magenta fused diamonds, on top
+
+
+def test_fused_estimates_of_the_frame_set(tmp_path: Path) -> None:
+    from sdr_isac.display.app import fused_estimates
+
+    path = tmp_path / "fused.json"
+    path.write_text(json.dumps({"per_set": [
+        {"nodes": {"bs0": 0, "bs1": 0}, "targets": [], "estimates": [[1.0, 2.0, 1.0]]},
+        {"nodes": {"bs0": 1, "bs1": 1}, "targets": [{"fused": True, "position_m": [3.0, 4.0, 1.0]}]}]}))
+    assert fused_estimates(path, "bs0", 0) == [[1.0, 2.0, 1.0]]
+    assert fused_estimates(path, "bs0", 1) == [[3.0, 4.0, 1.0]]       # an older file: the matched rows
+    assert fused_estimates(path, "bs0", 7) == [[3.0, 4.0, 1.0]]       # no set holds it: the newest
+    path.write_text("[]")
+    with pytest.raises(config.ConfigError, match="--estimates .*fused.json: not a host's fused.json"):
+        fused_estimates(path, "bs0", 0)
+
+
+def test_estimates_file_is_for_replay_only(tmp_path: Path, capsys) -> None:
+    from sdr_isac.display.app import main
+
+    status = main(["--host", "tcp://127.0.0.1:1", "--estimates", str(tmp_path / "fused.json"), "--snapshot",
+                   str(tmp_path / "x.png")])
+    assert status == 2
+    assert "allowed only with --replay" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_top_view_follows_new_estimates_until_moved_by_hand(qtbot, first_frame: DisplayFrame) -> None:
+    window = RangeDopplerWindow()
+    qtbot.addWidget(window)
+    window.resize(1400, 700)
+    window.show()
+    window.show_frame(first_frame)
+    (x0, x1), (y0, y1) = window.top.vb.viewRange()
+    assert x0 <= 0.0 <= x1 and y0 <= 0.0 <= y1                      # the node at the origin is in view
+    window.set_estimates([[400.0, -300.0, 1.0]])                     # far outside: the view grows to hold it
+    (x0, x1), (y0, y1) = window.top.vb.viewRange()
+    assert x0 <= 0.0 and x1 >= 400.0 and y0 <= -300.0 and y1 >= 0.0
+    window.top.vb.sigRangeChangedManually.emit([True, True])         # the user zooms: the view stays put
+    window.top.setXRange(-5.0, 5.0, padding=0)
+    window.set_estimates([[-900.0, 900.0]])
+    assert window.top.vb.viewRange()[0][1] < 400.0
+    window.fit_top_view()                                            # "fit view" follows again
+    assert window.top.vb.viewRange()[0][0] <= -900.0

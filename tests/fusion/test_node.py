@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sdr_isac.channel.cim import add_cim_noise, point_target_cim
+from sdr_isac.channel.cim import add_cim_noise, measure_pilots, point_target_cim
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
@@ -59,7 +59,7 @@ def test_relax_removes_the_bias_of_a_close_second_path(rng: np.random.Generator)
     var: list[float] = []
     for _ in range(20):
         phases = np.exp(2j * np.pi * rng.random(2))
-        h = BAND.measure([(taus[0], 500.0, 10.0 * phases[0]), (taus[1], 500.0, 10.0 * phases[1])], rng)
+        h = measure_pilots(BAND, [(taus[0], 500.0, 10.0 * phases[0]), (taus[1], 500.0, 10.0 * phases[1])], rng)
         for rounds in errs:
             paths = nf.estimate_paths(BAND, h, num_paths=2, num_rounds=rounds)
             got = sorted(p.delay_s for p in paths)

@@ -88,12 +88,30 @@ def sites(cls: type = config.Config, prefix: tuple[Any, ...] = ()) -> list[tuple
     return out
 
 
-SITES = sites()
+def radio_sites() -> tuple[list[tuple[type, str, tuple[Any, ...]]], dict[str, str]]:
+    """The fields of each radio kind's own section (beyond RadioConfig's), and the kind each belongs to."""
+    common = {f.name for f in dataclasses.fields(config.RadioConfig)}
+    out, kind_of = [], {}
+    for kind in config.radio_kinds():
+        section = config.radio_section(kind)
+        for f in dataclasses.fields(section):
+            if f.name not in common:
+                out.append((section, f.name, ("radio", f.name)))
+                kind_of[f.name] = kind
+    return out, kind_of
+
+
+RADIO_SITES, RADIO_KIND_OF = radio_sites()
+SITES = sites() + RADIO_SITES
 
 
 def place(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    """A minimal Config dict with ``value`` at ``path`` (lists of tables get one table)."""
+    """A minimal Config dict with ``value`` at ``path`` (lists of tables get one table; a radio kind's own
+    field gets that kind, and a replay radio its required ``uri``)."""
     data: dict[str, Any] = {"scene": {"nodes": [{}]}} if path[0] == "scene" else {}
+    if path[0] == "radio" and path[-1] in RADIO_KIND_OF:
+        kind = RADIO_KIND_OF[path[-1]]
+        data["radio"] = {"kind": kind, **({"uri": "rec.sigmf-meta"} if kind == "replay" else {})}
     node: Any = data
     for key, nxt in zip(path[:-1], path[1:]):
         if isinstance(key, int):
@@ -129,6 +147,13 @@ def test_the_oracle_sees_wrong_configs():
     assert not fz.endpoint_ok("tcp://nonsense") and fz.endpoint_ok("tcp://[::1]:5555")
 
 
+def test_every_radio_kind_has_its_own_fields_swept():
+    assert set(RADIO_KIND_OF) >= {"loop", "pace", "gain_mode", "tx_attenuation_db", "remove_leakage", "tx_gain_db",
+                                  "clock_source", "time_source", "rx_antenna", "tx_antenna"}
+    assert outcome(place(("radio", "tx_attenuation_db"), 5.0)) == "valid"           # placed under kind = "pluto"
+    assert outcome(place(("radio", "loop"), True)) == "valid"                        # kind = "replay", with a uri
+
+
 def test_every_numeric_field_declares_and_documents_its_range():
     classes = {cls for cls, _, _ in SITES} | {config.Config}
     for cls in classes:
@@ -138,7 +163,7 @@ def test_every_numeric_field_declares_and_documents_its_range():
             numeric = fz._scalar_kind(hints[f.name]) is not None
             assert numeric == (f.name in bounds), f"{cls.__name__}.{f.name}: numeric {numeric}, bounds {bounds}"
             assert f.name in (cls.__doc__ or ""), f"{cls.__name__}.{f.name} is not in the docstring"
-        default = cls()
+        default = cls(uri="rec.sigmf-meta") if cls is config.ReplayRadioConfig else cls()    # a replay needs a uri
         assert fz.problems(default) == [], cls.__name__
 
 

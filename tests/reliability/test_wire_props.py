@@ -178,6 +178,7 @@ def _replaced(name: str, path: tuple[Any, ...], value: Any, delete: bool) -> lis
 @example(target=("status-back", ("outage", "frames_missed")), value=2.5, delete=False)
 @example(target=("heartbeat", ("stats", "final")), value="yes", delete=False)
 @example(target=("estimates", ("estimates", 0, "single_m")), value=[1, 2], delete=False)
+@example(target=("estimates", ("estimates", 0, "cov_position_m2", 0, 0)), value=2**63 - 1, delete=False)   # records
 @given(target=st.sampled_from(TARGETS), value=st.sampled_from(EDGE_VALUES) | json_values, delete=st.booleans())
 def test_every_header_key_with_edge_values(target: tuple[str, tuple[Any, ...]], value: Any, delete: bool) -> None:
     name, path = target

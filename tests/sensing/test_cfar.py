@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sdr_isac.errors import InputError
+from sdr_isac.errors import InputError, SensingError
 from sdr_isac.sensing.cfar import (
     _BLOCK_SHAPES,
     CaCfarDetector,
     CfarDetector,
+    CfarResult,
     GoCfarDetector,
     OsCfarDetector,
     SoCfarDetector,
@@ -31,12 +32,17 @@ from sdr_isac.sensing.cfar import (
     _runs,
     _total,
     ca_multiplier,
+    cfar_class,
     go_false_alarm_probability,
     go_multiplier,
+    make_cfar,
     os_false_alarm_probability,
     os_multiplier,
+    register_cfar,
+    registered_cfars,
     so_false_alarm_probability,
     so_multiplier,
+    unregister_cfar,
 )
 
 DETECTORS = [CaCfarDetector, GoCfarDetector, SoCfarDetector, OsCfarDetector]
@@ -429,3 +435,96 @@ def test_quick_check_returns_the_peak():
     assert checked is power and peak == 23.0
     checked, peak = _check_power_quick(power.astype(np.int64), (3, 3))          # converted by the full check
     assert checked.dtype == np.float64 and peak == 23.0
+
+
+# ---- kinds register where they are defined; the pipeline picks by name ---------------------------------
+class NeverCfarDetector(CfarDetector):
+    """A toy kind that never detects: its threshold is infinite (one channel only)."""
+
+    method = "NEVER-CFAR"
+
+    def detect(self, power):
+        p = np.asarray(power, dtype=float)
+        inf = np.full(p.shape, np.inf)
+        return CfarResult(mask=np.zeros(p.shape, dtype=bool), threshold=inf, noise=inf,
+                          num_training=np.full(p.shape, self.num_ring, dtype=np.int64))
+
+
+SCENE = """
+[frame]
+num_rb = 24
+fft_size = 512
+num_slots = 2
+[radio]
+node_id = "bs0"
+[scene]
+seed = 3
+[[scene.nodes]]
+id = "bs0"
+[[scene.targets]]
+position_m = [30.0, 0.0, 0.0]
+velocity_mps = [5.0, 0.0, 0.0]
+snr_per_re_db = 0
+"""
+
+
+@pytest.fixture
+def never_kind():
+    register_cfar("never", NeverCfarDetector)
+    try:
+        yield
+    finally:
+        unregister_cfar("never")
+
+
+def _capture():
+    from sdr_isac import config, radio
+    from sdr_isac.waveform import IsacFrame
+    cfg = config.loads(SCENE)
+    frame = IsacFrame(cfg.frame)
+    with radio.open_radio(cfg) as r:
+        r.tx(frame.samples())
+        return r.rx(frame.num_samples), cfg.frame
+
+
+def test_the_pipeline_picks_a_registered_cfar_kind_by_name(never_kind):
+    from sdr_isac import sensing
+    from sdr_isac.config import SensingConfig
+    from sdr_isac.sensing.pipeline import cfar_detector
+    capture, frame = _capture()
+    found = sensing.process(capture, frame, SensingConfig(cfar="ca")).detections
+    assert found and abs(found[0].range_m - 30.0) < 1.0                     # the built-in CA kind sees the target
+    assert sensing.process(capture, frame, SensingConfig(cfar="never")).detections == []
+    assert type(cfar_detector(SensingConfig(cfar="never"))) is NeverCfarDetector
+    assert registered_cfars()[:4] == ("ca", "go", "so", "os") and "never" in registered_cfars()
+    with pytest.raises(SensingError, match=r"sensing\.cfar = 'never' with a 2-channel capture: the GO/SO/OS/NEVER "
+                                           r"thresholds are derived for one channel; use cfar = 'ca'"):
+        cfar_detector(SensingConfig(cfar="never"), 2)
+
+
+def test_a_cfar_kind_leaves_no_trace_once_unregistered():
+    from sdr_isac.config import SensingConfig
+    from sdr_isac.errors import ConfigError
+    from sdr_isac.sensing.pipeline import cfar_detector
+    register_cfar("never", NeverCfarDetector)
+    try:
+        assert type(cfar_detector(SensingConfig(cfar="never"))) is NeverCfarDetector
+    finally:
+        unregister_cfar("never")
+    assert "never" not in registered_cfars()
+    with pytest.raises(ConfigError, match=r"cfar = 'never': allowed ca, go, so or os; set cfar to one of them"):
+        SensingConfig(cfar="never")
+    with pytest.raises(SensingError, match=r"sensing\.cfar = 'never': allowed a registered CFAR kind \(ca, go, so, "
+                                           r"os\)"):
+        make_cfar("never", 1e-3, (1, 1), (2, 2))
+
+
+def test_built_in_kinds_and_bad_registrations():
+    assert [type(make_cfar(k, 1e-3, (1, 1), (2, 2))) for k in ("ca", "go", "so", "os")] == \
+        [CaCfarDetector, GoCfarDetector, SoCfarDetector, OsCfarDetector]
+    assert make_cfar("ca", 1e-3, (1, 1), (2, 2), num_channels=3).num_channels == 3
+    with pytest.raises(InputError, match=r"CFAR kind 'ca': already registered to CaCfarDetector"):
+        register_cfar("ca", NeverCfarDetector)
+    with pytest.raises(InputError, match=r"allowed a subclass of CfarDetector"):
+        register_cfar("bad", dict)                                        # type: ignore[arg-type]
+    assert "bad" not in registered_cfars() and cfar_class("ca") is CaCfarDetector

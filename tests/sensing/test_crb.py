@@ -61,13 +61,13 @@ def test_bistatic_range_sum_is_four_times_monostatic() -> None:
 
 def test_angle_bound_hand_value_and_frequency_form() -> None:
     # N_a = 4, K = 1, d = lambda / 2, broadside, gamma = 1: 6 / (4 * 15 * pi**2) = 1 / (10 pi**2)
-    assert crb.angle_crb_rad2(1.0, 4, 1, 0.5, 0.0) == pytest.approx(1 / (10 * math.pi**2), rel=1e-12)
+    assert crb.angle_crb_rad2(1.0, 1, 0.5 * np.arange(4), 0.0) == pytest.approx(1 / (10 * math.pi**2), rel=1e-12)
     # the spatial frequency u = (d/lambda) sin(theta) is a complex exponential over elements:
     # var(u) = 1 / (8 pi**2 gamma K sum (n - mean n)**2), var(theta) = var(u) / ((d/lambda) cos theta)**2
     na, k, d, theta, g = 8, 16, 0.5, 0.4, 0.3
     n = np.arange(na)
     var_u = 1 / (8 * math.pi**2 * g * k * np.sum((n - n.mean()) ** 2))
-    assert crb.angle_crb_rad2(g, na, k, d, theta) == pytest.approx(var_u / (d * math.cos(theta)) ** 2, rel=1e-12)
+    assert crb.angle_crb_rad2(g, k, d * n, theta) == pytest.approx(var_u / (d * math.cos(theta)) ** 2, rel=1e-12)
 
 
 def test_processing_gain() -> None:
@@ -254,8 +254,8 @@ def test_link_budget_is_received_power_over_noise_in_k_subcarriers() -> None:
     (lambda: crb.range_crb_m2(0.1, 512, 64, -5.0), "subcarrier_spacing_hz = -5.0 Hz"),
     (lambda: crb.velocity_crb_mps2(0.1, 512, 1, 24e9, 1e-5), "num_symbols = 1: allowed an integer >= 2"),
     (lambda: crb.velocity_crb_mps2(0.1, 512, 64, 0.0, 1e-5), "carrier_hz = 0.0 Hz"),
-    (lambda: crb.angle_crb_rad2(1.0, 4, 1, 0.5, math.pi / 2), "allowed \\|angle\\| < pi/2"),
-    (lambda: crb.angle_crb_rad2(1.0, 1, 1, 0.5, 0.0), "num_elements = 1"),
+    (lambda: crb.angle_crb_rad2(1.0, 1, 0.5 * np.arange(4), math.pi / 2), "allowed \\|angle\\| < pi/2"),
+    (lambda: crb.angle_crb_rad2(1.0, 1, [0.0], 0.0), "allowed a 1-D list of >= 2 finite element positions"),
     (lambda: crb.range_crb_m2_mask(0.1, np.ones((4, 8)), 30e3), "2-D bool array"),
     (lambda: crb.range_crb_m2_mask(0.1, np.eye(4, dtype=bool)[:, :1], 30e3), "1 distinct subcarrier"),
     (lambda: crb.velocity_crb_mps2_mask(0.1, np.ones((4, 8), bool), 5e9, [0.0, 1e-5]), "allowed 4 finite start"),

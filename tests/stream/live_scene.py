@@ -17,8 +17,11 @@ from sdr_isac.stream.demo import free_ports
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0) -> FusionHost:
+def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0,
+              host_cfg: config.HostConfig | None = None) -> FusionHost:
     """Load ``hw_configs/NAME.toml`` (or the file NAME), stream ``frames`` captures of every scene node to a host, return it stopped.
+
+    ``host_cfg``: where the host senses (default: the file's ``[host]``).
 
     Asserts that every node's captures were all processed without failure.
     """
@@ -28,7 +31,7 @@ def run_scene(name: str, frames: int = 3, timeout_s: float = 90.0) -> FusionHost
     port, publish = free_ports(2)
     cfg = dataclasses.replace(cfg, stream=dataclasses.replace(
         cfg.stream, host_endpoint=f"tcp://127.0.0.1:{port}", publish_endpoint=f"tcp://127.0.0.1:{publish}",
-        frames=frames, heartbeat_s=0.1, publish_maps=False))
+        frames=frames, heartbeat_s=0.1, publish_maps=False), host=host_cfg or cfg.host)
     host = FusionHost(cfg).start()
     stop = threading.Event()
     threads = [threading.Thread(target=NodeAgent(cfg, n).run, args=(stop,), daemon=True) for n in nodes]

@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 from sdr_isac import config
 from sdr_isac.capture import Capture
 from sdr_isac.errors import WireFormatError
+from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.stream import wire
 
@@ -68,9 +69,9 @@ def _with_header(frames: list[Any], change: Any, *, topic: bytes | None = None) 
     return out
 
 
-ESTIMATE = {"position_m": [41.9, 10.0, 1.0], "cov_position_m2": [[1e-4, 0.0], [0.0, 2e-4]], "nodes": ["bs0", "bs1"],
-            "velocity_mps": [-14.0, 2.0, 0.0], "cov_velocity_mps2": [[1e-3, 0.0], [0.0, 1e-3]],
-            "single_m": {"bs0": [41.9, 10.1]}, "mode": "macro_micro", "case": "A"}
+ESTIMATE = TargetEstimate.planar([41.9, 10.0], [[1e-4, 0.0], [0.0, 2e-4]], 1.0, nodes=("bs0", "bs1"),
+                              velocity_xy_mps=[-14.0, 2.0], cov_velocity_xy_mps2=[[1e-3, 0.0], [0.0, 1e-3]],
+                              single_m={"bs0": (41.9, 10.1)}, mode="macro_micro", case="A")
 
 
 def _samples() -> dict[str, list[Any]]:
@@ -771,17 +772,32 @@ def test_rdmap_axes_must_ascend() -> None:
 SAMPLES_SENSING = {"pfa": 1e-6, "guard_cells": [4, 2], "training_cells": [8, 4]}
 
 
-def test_estimates_round_trip_and_malformed_ones_are_rejected() -> None:
-    est = {"position_m": [41.9, 10.0, 1.0], "cov_position_m2": [[1e-4, 0.0], [0.0, 2e-4]], "nodes": ["bs0", "bs1"],
-           "velocity_mps": [-14.0, 2.0, 0.0], "cov_velocity_mps2": [[1e-3, 0.0], [0.0, 1e-3]],
-           "single_m": {"bs0": [41.9, 10.1]}, "mode": "macro_micro", "case": "A"}
-    back = wire.decode_estimates(wire.decode(_bytes(wire.encode_estimates("host", 3, 1.5, [est]))))
-    assert back == [est]
+def test_estimates_round_trip_as_records_and_malformed_ones_are_rejected() -> None:
+    msg = wire.decode(_bytes(wire.encode_estimates("host", 3, 1.5, [ESTIMATE])))
+    (back,) = wire.decode_estimates(msg)
+    assert isinstance(back, TargetEstimate) and back.t_s == 1.5
+    for name in ("position_m", "cov_position_m2", "velocity_mps", "cov_velocity_mps2"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ESTIMATE, name))
+    assert (back.nodes, back.single_m, back.mode, back.case) == (ESTIMATE.nodes, ESTIMATE.single_m, "macro_micro", "A")
+    obj = msg.header["estimates"][0]                       # the wire's object: 2 x 2 horizontal covariances
+    assert obj["cov_position_m2"] == [[1e-4, 0.0], [0.0, 2e-4]] and obj["consensus"] is True
+    single = dataclasses.replace(ESTIMATE, mode="single")
+    obj = wire.decode(_bytes(wire.encode_estimates("host", 4, 1.5, [single]))).header["estimates"][0]
+    assert obj["consensus"] is False and "mode" not in obj
+    (back,) = wire.decode_estimates(wire.decode(_bytes(wire.encode_estimates("host", 4, 1.5, [single]))))
+    assert back.mode == "single"
+    good = wire.estimate_to_dict(ESTIMATE)
     for field, bad in (("position_m", [1.0, float("nan"), 0.0]), ("position_m", [1.0, 2.0]),
                        ("cov_position_m2", [[1.0, 0.0]]), ("velocity_mps", "fast"), ("nodes", "bs0"),
-                       ("mode", "macro"), ("case", "C")):
+                       ("mode", "macro"), ("case", "C"), ("consensus", "yes"), ("cov_velocity_mps2", None)):
         with pytest.raises(WireFormatError, match=field):
-            wire.encode_estimates("host", 0, 0.0, [{**est, field: bad}])
+            wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0,
+                                                                 estimates=[{**good, field: bad}]))))
+    with pytest.raises(WireFormatError, match=r"estimates\[0\] = .*positive semi-definite"):
+        wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0, estimates=[
+            {**good, "cov_position_m2": [[1.0, 0.0], [0.0, -1.0]]}]))))
+    with pytest.raises(WireFormatError, match="details has 2 entries for 1 estimates"):
+        wire.encode_estimates("host", 0, 0.0, [ESTIMATE], details=[None, None])
 
 
 # ---- truth (issue 13, item 2): every wrong JSON type, nested ones too --------------------------------

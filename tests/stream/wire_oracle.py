@@ -20,6 +20,7 @@ import numpy as np
 
 from sdr_isac.capture import Capture
 from sdr_isac.errors import WireFormatError
+from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.stream import wire
 
@@ -182,11 +183,24 @@ def _vector(value: Any, sizes: tuple[int, ...]) -> bool:
     return arr.ndim == 1 and arr.size in sizes and bool(np.all(np.isfinite(arr)))
 
 
-def _estimate_problems(msg: wire.Message, items: Any) -> list[str]:
-    if not _same_json(items, msg.header.get("estimates")):
+def _estimate_problems(msg: wire.Message, records: Any) -> list[str]:
+    items = msg.header.get("estimates")
+    if not isinstance(items, list) or len(records) != len(items):
         return ["decode_estimates differs from the header"]
     out = []
-    for i, est in enumerate(items):
+    for i, (record, est) in enumerate(zip(records, items)):
+        if not isinstance(est, dict):
+            out.append(f"estimates[{i}] is not an object")
+            continue
+        same = (_vector(est.get("position_m"), (3,))                  # numbers as floats (2**63 - 1 included)
+                and np.array_equal(record.position_m, np.asarray(est["position_m"], dtype=float))
+                and isinstance(est.get("cov_position_m2"), list)
+                and np.array_equal(record.cov_position_m2[:2, :2], np.asarray(est["cov_position_m2"], dtype=float))
+                and list(record.nodes) == est.get("nodes") and record.case == est.get("case")
+                and (record.mode == est.get("mode") or (record.mode == "single" and est.get("consensus") is False
+                                                        and "mode" not in est)))
+        if not same:
+            out.append(f"estimates[{i}]: the record differs from the header")
         if not _vector(est.get("position_m"), (3,)):
             out.append(f"estimates[{i}].position_m unusable")
         cov = np.asarray(est.get("cov_position_m2"), dtype=float) if isinstance(est.get("cov_position_m2"), list) \
@@ -308,9 +322,9 @@ TRUTH: dict[str, Any] = {
 _DETECTION = Detection(range_m=50.1, velocity_mps=-7.4, doppler_hz=1183.0, delay_s=3.34e-7, snr_db=12.0,
                        geometry="monostatic", angle_rad=0.23, range_var_m2=0.01, velocity_var_mps2=0.02,
                        angle_var_rad2=1e-4, map_snr_db=30.0)
-_ESTIMATE = {"position_m": [41.9, 10.0, 1.0], "cov_position_m2": [[1e-4, 0.0], [0.0, 2e-4]], "nodes": ["bs0", "bs1"],
-             "velocity_mps": [-14.0, 2.0, 0.0], "cov_velocity_mps2": [[1e-3, 0.0], [0.0, 1e-3]],
-             "single_m": {"bs0": [41.9, 10.1]}, "mode": "macro_micro", "case": "A"}
+_ESTIMATE = TargetEstimate.planar([41.9, 10.0], [[1e-4, 0.0], [0.0, 2e-4]], 1.0, nodes=("bs0", "bs1"),
+                               velocity_xy_mps=[-14.0, 2.0], cov_velocity_xy_mps2=[[1e-3, 0.0], [0.0, 1e-3]],
+                               single_m={"bs0": (41.9, 10.1)}, mode="macro_micro", case="A")
 
 
 def sample_messages() -> dict[str, list[bytes]]:

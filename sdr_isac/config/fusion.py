@@ -1,0 +1,42 @@
+"""The ``[fusion]`` section: node-level fusion on the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sdr_isac.config.base import _check_fields, _num
+
+__all__ = ["FusionConfig"]
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Node-level fusion on the host: several nodes' time-aligned detections of one target.
+
+    Parameters
+    ----------
+    enabled : bool
+        Fuse every time-aligned set of two or more nodes of the scene and
+        publish ``estimates`` (``sdr_isac.fusion.node.fuse_detections``).
+    target_height_m : float
+        Height at which targets are located, m (the nodes' ranges and array
+        angles fix the horizontal position): ground traffic about 1 m, a UAV
+        its reported altitude.  -1000 ... 100000 m.
+    gate_m : float
+        Association gate: detections of different nodes whose own position
+        estimates lie within this distance are one target, m (> 0 ... 1000).
+    macro_nodes : tuple of str
+        Ids of macro base stations (a low band covering the others): a
+        target that two or more of the other (micro) nodes detect is fused
+        from those alone (mode ``micro``); the macro joins only where fewer
+        do (mode ``macro_micro``, :func:`sdr_isac.fusion.macro_micro.fuse_live`).
+        Empty: every node's detections are fused together.
+    """
+
+    enabled: bool = True
+    target_height_m: float = _num(1.0, -1000.0, 100000.0, "m")
+    gate_m: float = _num(5.0, 0.0, 1000.0, "m", low_open=True)
+    macro_nodes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_fields(self)

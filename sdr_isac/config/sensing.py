@@ -1,0 +1,140 @@
+"""The ``[sensing]`` section: how a node turns a capture into a range-Doppler map and detections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sdr_isac.config.base import _check_choice, _check_fields, _fail, _num
+
+__all__ = ["SensingConfig", "cfar_kinds", "register_cfar_kind", "unregister_cfar_kind"]
+
+#: CFAR kinds ``sensing.cfar`` accepts, in the order messages list them: the built-in detectors of
+#: :mod:`sdr_isac.sensing.cfar`, and those registered there later with ``register_cfar``.
+_CFAR_KINDS: list[str] = ["ca", "go", "so", "os"]
+
+
+def cfar_kinds() -> tuple[str, ...]:
+    """The CFAR kinds ``sensing.cfar`` accepts (``ca``, ``go``, ``so``, ``os`` and registered ones)."""
+    return tuple(_CFAR_KINDS)
+
+
+def register_cfar_kind(name: str) -> None:
+    """Let ``sensing.cfar`` name the CFAR kind ``name`` (idempotent).
+
+    Called by :func:`sdr_isac.sensing.cfar.register_cfar`, which also registers the detector
+    class; a configuration names the kind, the sensing layer builds its detector.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a non-empty identifier.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        _fail("cfar kind", name, "a non-empty identifier (letters, digits, _)", "register e.g. 'toy'")
+    if name not in _CFAR_KINDS:
+        _CFAR_KINDS.append(name)
+
+
+def unregister_cfar_kind(name: str) -> None:
+    """Stop accepting the CFAR kind ``name`` (a test's or plugin's); unknown names are ignored."""
+    if name in _CFAR_KINDS:
+        _CFAR_KINDS.remove(name)
+
+_WINDOWS = ("none", "hann", "hamming", "blackman", "chebyshev")
+
+
+@dataclass(frozen=True)
+class SensingConfig:
+    """How a node turns a capture into a range-Doppler map and detections.
+
+    Parameters
+    ----------
+    signals : tuple of str
+        Reference signals whose REs are used (``prs``, ``dmrs``, ``srs``,
+        ``trs``, ``data``); empty uses every RE the node sent (monostatic).
+    geometry : str
+        ``monostatic`` (range = c tau / 2) or ``bistatic`` (range sum = c tau).
+    window_range, window_doppler : str
+        ``none``, ``hann``, ``hamming``, ``blackman`` or ``chebyshev``.
+    chebyshev_sidelobe_db : float
+        Sidelobe level of the Chebyshev window, dB (20 ... 200).
+    range_oversampling, doppler_oversampling : int
+        Zero-padding factors of the range and Doppler transforms, 1 ... 16.
+    cfar : str
+        ``ca``, ``go``, ``so`` or ``os`` (:mod:`sdr_isac.sensing.cfar`), or a kind registered
+        with :func:`sdr_isac.sensing.cfar.register_cfar`.
+    pfa : float
+        Design false-alarm probability per cell, 1e-40 <= pfa < 0.5.
+    guard_cells, training_cells : tuple of int
+        CFAR guard and training cells each side, (range, Doppler), each
+        0 ... 1000 (training at least 1).
+    max_detections : int
+        Most detections reported per capture (strongest first), 1 ... 10000.
+    refine : bool
+        Off-grid refinement (local maximisation of the periodogram).
+    angle : bool
+        Estimate the azimuth of each detection when the capture has several
+        channels (a ULA along +y with ``element_spacing_wavelengths``).
+    element_spacing_wavelengths : float
+        Spacing of the receive ULA, wavelengths, 0.01 ... 100.
+    min_range_m : float
+        Detections nearer than this are dropped (e.g. the TX->RX leakage at
+        0 m), 0 ... 1e8 m (range sums between Earth-scale positions).
+    max_range_m : float
+        Detections farther than this are dropped (0: no limit), 0 ... 1e8 m
+        and above ``min_range_m``.  The top of the
+        range axis holds negative delays wrapped around (sidelobes of a
+        leakage peak), and echoes beyond c CP / 2 suffer inter-symbol
+        interference.
+    remove_static : bool
+        Subtract each subcarrier's mean over the symbols from H before the
+        map: removes zero-Doppler echoes (leakage, walls, clutter) and keeps
+        moving targets.
+    sync : str
+        ``capture`` (trust ``capture.frame_offset``) or ``correlate`` (find
+        the frame by correlation with the known part of the transmitted frame:
+        the chosen ``signals``, e.g. the PRS for a passive receiver).
+    correct_cfo : bool
+        Estimate the carrier frequency offset from the cyclic prefix and
+        remove it before demodulation (bistatic / passive receivers).
+    """
+
+    signals: tuple[str, ...] = ()
+    geometry: str = "monostatic"
+    window_range: str = "hann"
+    window_doppler: str = "hann"
+    chebyshev_sidelobe_db: float = _num(60.0, 20.0, 200.0, "dB")
+    range_oversampling: int = _num(2, 1, 16)
+    doppler_oversampling: int = _num(2, 1, 16)
+    cfar: str = "ca"
+    pfa: float = _num(1e-6, 1e-40, 0.5, high_open=True)
+    guard_cells: tuple[int, ...] = _num((4, 2), 0, 1000, "cells")
+    training_cells: tuple[int, ...] = _num((8, 4), 0, 1000, "cells")
+    max_detections: int = _num(32, 1, 10000)
+    refine: bool = True
+    angle: bool = True
+    element_spacing_wavelengths: float = _num(0.5, 0.01, 100.0, "wavelengths")
+    min_range_m: float = _num(0.0, 0.0, 1e8, "m")
+    max_range_m: float = _num(0.0, 0.0, 1e8, "m")
+    remove_static: bool = False
+    sync: str = "capture"
+    correct_cfo: bool = False
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        for s in self.signals:
+            _check_choice("signals", s, ("prs", "dmrs", "srs", "trs", "data"))
+        _check_choice("geometry", self.geometry, ("monostatic", "bistatic"))
+        _check_choice("window_range", self.window_range, _WINDOWS)
+        _check_choice("window_doppler", self.window_doppler, _WINDOWS)
+        _check_choice("cfar", self.cfar, cfar_kinds())
+        for key in ("guard_cells", "training_cells"):
+            value = getattr(self, key)
+            if len(value) != 2:
+                _fail(key, value, "[range, doppler] cells >= 0", "e.g. [4, 2]")
+        if min(self.training_cells) < 1:
+            _fail("training_cells", self.training_cells, "at least 1 cell each side on both axes", "e.g. [8, 4]")
+        if self.max_range_m and self.max_range_m <= self.min_range_m:
+            _fail("max_range_m", self.max_range_m, f"0 (no limit) or > min_range_m = {self.min_range_m} m",
+                  "raise max_range_m or set it to 0")
+        _check_choice("sync", self.sync, ("capture", "correlate"))
