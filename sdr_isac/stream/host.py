@@ -47,7 +47,6 @@ taken only from simulated or replayed sources (:data:`~sdr_isac.stream.wire.TRUT
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import queue
 import threading
@@ -68,6 +67,8 @@ from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.recording import RecordingWriter
+from sdr_isac.recording._atomic import write_json
+from sdr_isac.recording.append import append_capture
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import Refusals, describe_handshake_failure, secure_server
 
@@ -403,10 +404,7 @@ class FusionHost:
 
     def write_stats(self, path: str | Path) -> None:
         """Write :meth:`stats` as JSON (atomically)."""
-        target = Path(path)
-        tmp = target.with_suffix(target.suffix + ".part")
-        tmp.write_text(json.dumps(self.stats(), indent=2))
-        tmp.replace(target)
+        write_json(Path(path), self.stats())
 
     # ---- threads ------------------------------------------------------------------
     def _receive(self) -> None:
@@ -717,13 +715,12 @@ class FusionHost:
         writer = self._writers.get(capture.node_id)
         if writer is None:
             self._record_dir.mkdir(parents=True, exist_ok=True)
+            node = self.node_info(capture.node_id) or {"id": capture.node_id}
             writer = RecordingWriter(self._record_dir / capture.node_id, sample_rate_hz=capture.sample_rate_hz,
                                      center_freq_hz=capture.center_freq_hz, num_channels=capture.num_channels,
-                                     frame=capture.frame, node={"id": capture.node_id}, overwrite=True)
+                                     frame=capture.frame, node=node, overwrite=True)
             self._writers[capture.node_id] = writer
-        meta = dict(capture.metadata)
-        truth = meta.pop("truth", None)
-        writer.append(dataclasses.replace(capture, metadata=meta), truth=truth)
+        append_capture(writer, capture)
 
     def aligned(self) -> dict[str, dict[str, Any]]:
         """The newest result of every node whose t0 lies within ``stream.align_window_s`` of the newest one.

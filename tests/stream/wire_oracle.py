@@ -122,7 +122,7 @@ def _detection_problems(dets: Any, items: Any, where: str) -> list[str]:
 
 def _truth_problems(truth: Any, dets: list[Detection], where: str) -> list[str]:
     """Run the consumers of a truth object: the host's outputs (match_targets, the fused summary), the RIS."""
-    from sdr_isac.experiments.truth import match_targets
+    from sdr_isac.fusion.metrics import match_targets
 
     if truth is None:
         return []
