@@ -17,7 +17,8 @@ class FusionConfig:
     ----------
     enabled : bool
         Fuse every time-aligned set of two or more nodes of the scene and
-        publish ``estimates`` (``sdr_isac.fusion.node.fuse_detections``).
+        publish ``estimates`` (:meth:`sdr_isac.fusion.engine.FusionEngine.fuse`,
+        which runs :func:`sdr_isac.fusion.node.fuse_nodes`).
     target_height_m : float
         Height at which targets are located, m (the nodes' ranges and array
         angles fix the horizontal position): ground traffic about 1 m, a UAV
@@ -29,7 +30,8 @@ class FusionConfig:
         Ids of macro base stations (a low band covering the others): a
         target that two or more of the other (micro) nodes detect is fused
         from those alone (mode ``micro``); the macro joins only where fewer
-        do (mode ``macro_micro``, :func:`sdr_isac.fusion.macro_micro.fuse_live`).
+        do (mode ``macro_micro``,
+        :func:`sdr_isac.fusion.macro_micro.fuse_macro_micro`).
         Empty: every node's detections are fused together.
     """
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
@@ -65,8 +64,6 @@ from sdr_isac.fusion.multiband import Band, pilot_block
 from sdr_isac.fusion.node import (
     LinkMeasurement,
     NodePlace,
-    _legacy_dict,
-    detection_of,
     estimate_paths,
     fuse_nodes,
     monostatic_measurement,
@@ -76,7 +73,7 @@ from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["NodeCim", "ModeDecision", "covering", "select_mode", "node_links", "joint_refine", "fuse_sites",
-           "fuse_macro_micro", "fuse_live"]
+           "fuse_macro_micro"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,16 +273,3 @@ def fuse_macro_micro(places: Mapping[str, NodePlace], detections: Mapping[str, S
         out.append(dataclasses.replace(est, mode="macro_micro"))
     return out
 
-
-def fuse_live(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
-              macro_ids: Sequence[str], height_m: float, gate_m: float = 5.0,
-              passive: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """:func:`fuse_macro_micro` on dicts, dicts out (as :func:`sdr_isac.fusion.node.fuse_detections`).
-
-    Kept for the dict-built tests of this package during issue 14 only; delete when
-    ``tests/fusion/test_macro_micro.py`` builds records.
-    """
-    places = {n: NodePlace(n, tuple(float(v) for v in p["position_m"]), float(p.get("yaw_deg", 0.0)))
-              for n, p in nodes.items()}
-    dets = {n: [detection_of(d) for d in items] for n, items in detections.items()}
-    return [_legacy_dict(e) for e in fuse_macro_micro(places, dets, macro_ids, height_m, gate_m, passive)]

@@ -60,7 +60,7 @@ from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["PathEstimate", "LinkMeasurement", "estimate_paths", "monostatic_measurement", "array_angle",
            "bistatic_measurement", "locate", "locate_robust", "velocity_vector", "locate_single", "symbol_level_refine",
-           "NodePlace", "fuse_nodes", "fuse_detections", "detection_of", "passive_links"]
+           "NodePlace", "fuse_nodes", "passive_links"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
 
@@ -249,9 +249,13 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         One per associated target seen by two or more nodes, strongest
         first, located in the plane at ``height_m`` (variance 0): ``nodes``
         (monostatic nodes first, then the passive ones), ``single_m`` (each
-        monostatic node's own position estimate), the velocity where the
-        radial velocities determine it (``v_z = 0``), mode ``single`` where no
-        two links agreed and the strongest node's own fix stands.
+        monostatic node's own position estimate), ``links`` (the links the
+        position rests on after fault exclusion; ``tx`` and ``rx`` index the
+        node ids ordered as the monostatic nodes of ``detections``, then the
+        passive nodes' transmitters not among them, then the passive nodes),
+        the velocity where the radial velocities determine it (``v_z = 0``),
+        mode ``single`` where no two links agreed and the strongest node's own
+        fix stands.
     """
     if not (np.isfinite(gate_m) and gate_m > 0):
         raise InputError(f"gate_m = {gate_m!r} m: allowed a finite distance > 0")
@@ -320,50 +324,11 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
             xy, cov, height_m, t_s=t_s,
             nodes=[ids[k] for k in cl["dets"] if k in members] + [ids[k] for k in members if ids[k] in passive],
             single_m={ids[k]: (float(p[0]), float(p[1])) for k, p in cl["single"].items()},
-            mode=None if len(links) >= 2 else "single", **velocity))
+            links=tuple(links), mode=None if len(links) >= 2 else "single", **velocity))
     return out
 
 
-def fuse_detections(nodes: dict[str, dict[str, Any]], detections: dict[str, list[dict[str, Any]]],
-                    height_m: float, gate_m: float = 5.0, passive: dict[str, str] | None = None,
-                    gate_sigma: float = 5.0, max_clock_offset_s: float = 1e-7) -> list[dict[str, Any]]:
-    """:func:`fuse_nodes` on dicts (node id -> ``{"position_m", "yaw_deg"}``, detection dicts), dicts out.
-
-    Kept for the dict-built tests of this package during issue 14 only: callers pass records to
-    :func:`fuse_nodes`; delete this adapter when ``tests/fusion/test_node.py`` builds records.
-    """
-    places = {n: NodePlace(n, tuple(float(v) for v in p["position_m"]), float(p.get("yaw_deg", 0.0)))
-              for n, p in nodes.items()}
-    dets = {n: [detection_of(d) for d in items] for n, items in detections.items()}
-    return [_legacy_dict(e) for e in fuse_nodes(places, dets, height_m, gate_m, passive, gate_sigma,
-                                                 max_clock_offset_s)]
-
-
-def detection_of(det: Detection | Mapping[str, Any]) -> Detection:
-    """A :class:`~sdr_isac.sensing.Detection` (as it is), or one made from a dict of its fields (issue-14 adapter:
-    missing delay, Doppler and map SNR are 0, a missing geometry monostatic, a missing angle None)."""
-    if isinstance(det, Detection):
-        return det
-    fields = {"doppler_hz": 0.0, "delay_s": 0.0, "snr_db": 0.0, "geometry": "monostatic", "angle_rad": None,
-              "angle_var_rad2": None, "map_snr_db": 0.0, **det}
-    return Detection(**fields)
-
-
-def _legacy_dict(est: TargetEstimate) -> dict[str, Any]:
-    """The dict :func:`fuse_detections` returned before records (issue-14 adapter)."""
-    out: dict[str, Any] = {"position_m": [float(v) for v in est.position_m],
-                           "cov_position_m2": est.cov_position_m2[:2, :2].tolist(), "nodes": list(est.nodes),
-                           "single_m": {n: list(xy) for n, xy in est.single_m.items()},
-                           "consensus": est.mode != "single"}
-    if est.velocity_mps is not None and est.cov_velocity_mps2 is not None:
-        out["velocity_mps"] = [float(v) for v in est.velocity_mps]
-        out["cov_velocity_mps2"] = est.cov_velocity_mps2[:2, :2].tolist()
-    if est.mode not in (None, "single"):
-        out["mode"] = est.mode
-    return out
-
-
-def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Detection | Mapping[str, Any]],
+def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Detection],
                   max_clock_offset_s: float = 1e-7, c: float = SPEED_OF_LIGHT_MPS) -> list[LinkMeasurement]:
     """A receive-only node's bistatic detections as range sums and range rates, referenced to its line of sight.
 
@@ -384,7 +349,7 @@ def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Det
         Rows of ``nodes_m`` of the transmitter and the receive-only node.
     detections : sequence of Detection
         The receive-only node's detections (bistatic geometry: ``range_m`` is
-        ``c`` times the delay; a dict of the same fields is taken during issue 14, :func:`detection_of`).
+        ``c`` times the delay; monostatic ones are passed over).
     max_clock_offset_s : float
         Largest clock offset of the receiver against the transmitter, s (>= 0).
     """
@@ -392,7 +357,7 @@ def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Det
         raise InputError(f"max_clock_offset_s = {max_clock_offset_s!r} s: allowed a finite time >= 0")
     b = _check_nodes(nodes_m)
     baseline = float(np.linalg.norm(b[tx] - b[rx]))
-    dets = [d for d in map(detection_of, detections) if d.geometry == "bistatic"]
+    dets = [d for d in detections if d.geometry == "bistatic"]
     window = c * max_clock_offset_s + 3.0
     near = [d for d in dets if abs(float(d.range_m) - baseline) <= window]
     if baseline <= 0 or not near:

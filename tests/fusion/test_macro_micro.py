@@ -12,7 +12,7 @@ from sdr_isac.fusion import hybrid, macro_micro
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import snr_per_re_db
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C
-from tests.fusion.test_node import _detection
+from tests.fusion.test_node import _detection, _places
 
 MICROS = np.array([[0.0, 0.0, 10.0], [150.0, 0.0, 10.0]])
 MACRO = np.array([-250.0, -100.0, 30.0])
@@ -89,26 +89,26 @@ def test_fusion_with_offset_frames_follows_the_crb(rng: np.random.Generator) -> 
     assert rmse_naive > 3 * bound
 
 
-def test_fuse_live_switches_mode_by_which_micro_bss_detect(rng: np.random.Generator) -> None:
-    nodes = {"micro1": {"position_m": [100.0, -40.0, 8.0], "yaw_deg": 90.0},
-             "micro2": {"position_m": [100.0, 40.0, 8.0], "yaw_deg": -90.0},
-             "macro0": {"position_m": [0.0, 0.0, 25.0], "yaw_deg": 0.0}}
+def test_fuse_macro_micro_switches_mode_by_which_micro_bss_detect(rng: np.random.Generator) -> None:
+    places = _places({"micro1": ((100.0, -40.0, 8.0), 90.0), "micro2": ((100.0, 40.0, 8.0), -90.0),
+                      "macro0": ((0.0, 0.0, 25.0), 0.0)})
     targets = {"car": np.array([112.0, 5.0, 1.5]), "truck": np.array([130.0, -35.0, 1.5]),
                "bus": np.array([60.0, 80.0, 1.5])}
     seen_by = {"micro1": ("car", "truck"), "micro2": ("car",), "macro0": ("car", "truck", "bus")}
     sigma = {"micro1": (0.01, 0.005), "micro2": (0.01, 0.005), "macro0": (0.05, 0.01)}
     v = np.array([1.0, 2.0, 0.0])
-    dets = {n: [_detection(np.array(nodes[n]["position_m"]), nodes[n]["yaw_deg"], targets[t], *sigma[n], rng, v)
+    dets = {n: [_detection(np.array(places[n].position_m), places[n].yaw_deg, targets[t], *sigma[n], rng, v)
                 for t in seen] for n, seen in seen_by.items()}
-    est = macro_micro.fuse_live(nodes, dets, ["macro0"], height_m=1.5, gate_m=5.0)
-    by_target = {min(targets, key=lambda t: np.linalg.norm(np.array(e["position_m"][:2]) - targets[t][:2])): e
-                 for e in est}
+    est = macro_micro.fuse_macro_micro(places, dets, ["macro0"], height_m=1.5, gate_m=5.0)
+    by_target = {min(targets, key=lambda t: np.linalg.norm(e.position_m[:2] - targets[t][:2])): e for e in est}
     assert set(by_target) == {"car", "truck"} and len(est) == 2      # the bus: the macro alone, nothing to fuse
-    assert by_target["car"]["mode"] == "micro" and sorted(by_target["car"]["nodes"]) == ["micro1", "micro2"]
-    assert by_target["truck"]["mode"] == "macro_micro"
-    assert sorted(by_target["truck"]["nodes"]) == ["macro0", "micro1"]
+    assert by_target["car"].mode == "micro" and sorted(by_target["car"].nodes) == ["micro1", "micro2"]
+    assert by_target["truck"].mode == "macro_micro"
+    assert sorted(by_target["truck"].nodes) == ["macro0", "micro1"]
     for name, e in by_target.items():
-        error = np.linalg.norm(np.array(e["position_m"][:2]) - targets[name][:2])
-        assert error < 5 * np.sqrt(np.trace(e["cov_position_m2"])), (name, error)
+        assert e.position_m[2] == 1.5 and e.cov_position_m2[2, 2] == 0.0
+        assert len(e.links) == len(e.nodes) and all(m.monostatic for m in e.links)
+        error = np.linalg.norm(e.position_m[:2] - targets[name][:2])
+        assert error < 5 * np.sqrt(np.trace(e.cov_position_m2)), (name, error)
     # without macro BSs every target of two or more nodes is fused from its micro BSs
-    assert all(e["mode"] == "micro" for e in macro_micro.fuse_live(nodes, dets, [], height_m=1.5))
+    assert all(e.mode == "micro" for e in macro_micro.fuse_macro_micro(places, dets, [], height_m=1.5))

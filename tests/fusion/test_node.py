@@ -11,6 +11,8 @@ from sdr_isac.channel.cim import add_cim_noise, measure_pilots, point_target_cim
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
+from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.sensing import Detection
 from sdr_isac.sensing.crb import measurement_matrix, position_crb
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C
 
@@ -118,45 +120,70 @@ def test_array_angle_is_the_ml_estimate() -> None:
         nf.array_angle([1.0])
 
 
+def _record(range_m: float, velocity_mps: float, angle_rad: float | None, range_var_m2: float, snr_db: float,
+            geometry: str, velocity_var_mps2: float = 1e-4) -> Detection:
+    """A detection record as sensing makes it (delay and Doppler at 24 GHz from the range and the velocity; no
+    angle CRB: fusion takes such an angle at 0.1 rad)."""
+    path = 2.0 if geometry == "monostatic" else 1.0         # a monostatic range is half the path, a range sum all
+    return Detection(range_m=range_m, velocity_mps=velocity_mps, doppler_hz=-path * velocity_mps * 24e9 / C,
+                     delay_s=path * range_m / C, snr_db=snr_db, geometry=geometry, angle_rad=angle_rad,
+                     range_var_m2=range_var_m2, velocity_var_mps2=velocity_var_mps2, angle_var_rad2=None,
+                     map_snr_db=snr_db)
+
+
 def _detection(node: np.ndarray, yaw_deg: float, target: np.ndarray, sigma_r: float, sigma_a: float,
-               rng: np.random.Generator, velocity: np.ndarray) -> dict:
+               rng: np.random.Generator, velocity: np.ndarray) -> Detection:
     """A monostatic detection of ``target`` by a node whose array broadside points along ``yaw_deg``."""
     diff = target - node
     r = float(np.linalg.norm(diff))
     yaw = np.deg2rad(yaw_deg)
     plus_y = np.array([-np.sin(yaw), np.cos(yaw), 0.0])      # the array's +y end, turned with the node
     angle = float(np.arcsin(diff @ plus_y / r))
-    return {"range_m": r + sigma_r * rng.standard_normal(), "velocity_mps": float(diff @ velocity / r)
-            + 0.01 * rng.standard_normal(), "angle_rad": angle + sigma_a * rng.standard_normal(),
-            "range_var_m2": sigma_r**2, "velocity_var_mps2": 1e-4, "snr_db": 20.0, "geometry": "monostatic"}
+    range_m = r + sigma_r * rng.standard_normal()
+    velocity_mps = float(diff @ velocity / r) + 0.01 * rng.standard_normal()
+    return _record(range_m, velocity_mps, angle + sigma_a * rng.standard_normal(), sigma_r**2, 20.0, "monostatic")
 
 
-def test_fuse_detections_associates_by_geometry_and_reaches_the_crb(rng: np.random.Generator) -> None:
-    nodes = {"bs0": {"position_m": [0.0, 0.0, 10.0], "yaw_deg": 0.0},
-             "bs1": {"position_m": [60.0, 30.0, 10.0], "yaw_deg": -105.0}}
+def _places(nodes: dict[str, tuple[tuple[float, float, float], float]]) -> dict[str, nf.NodePlace]:
+    """Node id -> NodePlace from node id -> (position m, yaw deg)."""
+    return {n: nf.NodePlace(n, p, yaw) for n, (p, yaw) in nodes.items()}
+
+
+def _check_planar(e: TargetEstimate, height_m: float) -> None:
+    """An estimate located in the plane at ``height_m``: that height, with variance 0, and one link per node."""
+    assert e.position_m.shape == (3,) and e.cov_position_m2.shape == (3, 3)
+    assert e.position_m[2] == height_m and not np.any(e.cov_position_m2[2])
+    assert e.mode is None and len(e.links) == len(e.nodes)
+
+
+def test_fuse_nodes_associates_by_geometry_and_reaches_the_crb(rng: np.random.Generator) -> None:
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((60.0, 30.0, 10.0), -105.0)})
     targets = {"car": np.array([42.0, 10.0, 1.0]), "cyclist": np.array([65.0, -20.0, 1.0])}
     vel = {"car": np.array([-14.0, 2.0, 0.0]), "cyclist": np.array([5.0, 4.0, 0.0])}
     sigma_r, sigma_a = 0.02, 0.005
     errs, traces = [], []
     for _ in range(60):
-        dets = {n: [_detection(np.array(p["position_m"]), p["yaw_deg"], targets[t], sigma_r, sigma_a, rng, vel[t])
-                    for t in ("cyclist", "car")] for n, p in nodes.items()}
-        est = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0)
-        assert len(est) == 2 and all(sorted(e["nodes"]) == ["bs0", "bs1"] for e in est)
+        dets = {n: [_detection(np.array(p.position_m), p.yaw_deg, targets[t], sigma_r, sigma_a, rng, vel[t])
+                    for t in ("cyclist", "car")] for n, p in places.items()}
+        est = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+        assert len(est) == 2 and all(sorted(e.nodes) == ["bs0", "bs1"] for e in est)
         for e in est:
-            name = min(targets, key=lambda t: np.linalg.norm(np.array(e["position_m"][:2]) - targets[t][:2]))
-            errs.append(np.array(e["position_m"][:2]) - targets[name][:2])
-            traces.append(np.trace(e["cov_position_m2"]))
-            assert np.linalg.norm(np.array(e["velocity_mps"][:2]) - vel[name][:2]) < 0.5
+            _check_planar(e, 1.0)
+            assert sorted(m.rx for m in e.links) == [0, 1] and all(m.monostatic for m in e.links)
+            name = min(targets, key=lambda t: np.linalg.norm(e.position_m[:2] - targets[t][:2]))
+            errs.append(e.position_m[:2] - targets[name][:2])
+            traces.append(np.trace(e.cov_position_m2))
+            assert e.velocity_mps is not None and e.velocity_mps[2] == 0.0
+            assert np.linalg.norm(e.velocity_mps[:2] - vel[name][:2]) < 0.5
     ratio = np.sqrt(np.mean(np.sum(np.square(errs), axis=1)) / np.mean(traces))
     assert 0.8 < ratio < 1.25, ratio
     # a detection whose own position lies outside the gate of the other node's is not associated
     far = {"bs0": [_detection(np.array([0.0, 0.0, 10.0]), 0.0, targets["car"], sigma_r, sigma_a, rng, vel["car"])],
            "bs1": [_detection(np.array([60.0, 30.0, 10.0]), -105.0, targets["cyclist"], sigma_r, sigma_a, rng,
                               vel["cyclist"])]}
-    assert nf.fuse_detections(nodes, far, height_m=1.0, gate_m=5.0) == []
+    assert nf.fuse_nodes(places, far, height_m=1.0, gate_m=5.0) == []
     with pytest.raises(InputError, match="gate_m"):
-        nf.fuse_detections(nodes, far, height_m=1.0, gate_m=0.0)
+        nf.fuse_nodes(places, far, height_m=1.0, gate_m=0.0)
 
 
 def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.Generator) -> None:
@@ -177,15 +204,15 @@ def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.G
 
 def _bistatic_detections(tx: np.ndarray, rx: np.ndarray, targets: dict[str, np.ndarray],
                          velocities: dict[str, np.ndarray], clock_offset_s: float, cfo_mps: float, sigma_r: float,
-                         rng: np.random.Generator) -> list[dict]:
+                         rng: np.random.Generator) -> list[Detection]:
     """A passive node's detections: its line of sight and each target's echo, as c times the delay
     (its clock offset included) and the bistatic velocity (its carrier offset included)."""
-    def det(range_m: float, rate: float) -> dict:
-        return {"range_m": range_m + C * clock_offset_s + sigma_r * rng.standard_normal(),
-                "velocity_mps": rate + cfo_mps + 0.01 * rng.standard_normal(), "angle_rad": None,
-                "range_var_m2": sigma_r**2, "velocity_var_mps2": 1e-4, "snr_db": 15.0, "geometry": "bistatic"}
+    def det(range_m: float, rate: float, snr_db: float = 15.0) -> Detection:
+        noisy_range = range_m + C * clock_offset_s + sigma_r * rng.standard_normal()
+        return _record(noisy_range, rate + cfo_mps + 0.01 * rng.standard_normal(), None, sigma_r**2, snr_db,
+                       "bistatic")
 
-    out = [{**det(float(np.linalg.norm(tx - rx)), 0.0), "snr_db": 40.0}]
+    out = [det(float(np.linalg.norm(tx - rx)), 0.0, 40.0)]
     for name, p in targets.items():
         u_tx, u_rx = (p - tx) / np.linalg.norm(p - tx), (p - rx) / np.linalg.norm(p - rx)
         out.append(det(float(np.linalg.norm(p - tx) + np.linalg.norm(p - rx)),
@@ -193,32 +220,32 @@ def _bistatic_detections(tx: np.ndarray, rx: np.ndarray, targets: dict[str, np.n
     return out
 
 
-def test_fuse_detections_adds_passive_range_sums_and_shrinks_the_covariance(rng: np.random.Generator) -> None:
-    nodes = {"bs0": {"position_m": [0.0, 0.0, 10.0], "yaw_deg": 0.0},
-             "bs1": {"position_m": [60.0, 30.0, 10.0], "yaw_deg": -105.0},
-             "rx1": {"position_m": [10.0, -60.0, 5.0], "yaw_deg": 0.0},
-             "rx2": {"position_m": [20.0, 55.0, 5.0], "yaw_deg": 0.0}}
+def test_fuse_nodes_adds_passive_range_sums_and_shrinks_the_covariance(rng: np.random.Generator) -> None:
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((60.0, 30.0, 10.0), -105.0),
+                      "rx1": ((10.0, -60.0, 5.0), 0.0), "rx2": ((20.0, 55.0, 5.0), 0.0)})
     targets = {"car": np.array([42.0, 10.0, 1.0]), "cyclist": np.array([65.0, -20.0, 1.0])}
     vel = {"car": np.array([-14.0, 2.0, 0.0]), "cyclist": np.array([5.0, 4.0, 0.0])}
     offsets = {"rx1": (3e-8, -2.5), "rx2": (-4.5e-8, 1.7)}          # clock offset s, CFO as m/s of Doppler
     sigma_r, sigma_a = 0.02, 0.005
     errs, traces, mono_traces = [], [], []
     for _ in range(100):
-        dets = {n: [_detection(np.array(nodes[n]["position_m"]), nodes[n]["yaw_deg"], targets[t], sigma_r, sigma_a,
+        dets = {n: [_detection(np.array(places[n].position_m), places[n].yaw_deg, targets[t], sigma_r, sigma_a,
                                rng, vel[t]) for t in ("cyclist", "car")] for n in ("bs0", "bs1")}
         for n, (offset, cfo) in offsets.items():
-            dets[n] = _bistatic_detections(np.array(nodes["bs0"]["position_m"]), np.array(nodes[n]["position_m"]),
+            dets[n] = _bistatic_detections(np.array(places["bs0"].position_m), np.array(places[n].position_m),
                                            targets, vel, offset, cfo, sigma_r, rng)
-        est = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0, passive={"rx1": "bs0", "rx2": "bs0"})
-        mono = nf.fuse_detections(nodes, dets, height_m=1.0, gate_m=5.0)
-        assert len(est) == 2 and all(sorted(e["nodes"]) == ["bs0", "bs1", "rx1", "rx2"] for e in est)
+        est = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0, passive={"rx1": "bs0", "rx2": "bs0"})
+        mono = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+        assert len(est) == 2 and all(sorted(e.nodes) == ["bs0", "bs1", "rx1", "rx2"] for e in est)
         for e in est:
-            name = min(targets, key=lambda t: np.linalg.norm(np.array(e["position_m"][:2]) - targets[t][:2]))
-            errs.append(np.array(e["position_m"][:2]) - targets[name][:2])
-            traces.append(np.trace(e["cov_position_m2"]))
-            assert np.linalg.norm(np.array(e["velocity_mps"][:2]) - vel[name][:2]) < 0.1
-            same = min(mono, key=lambda m: np.linalg.norm(np.array(m["position_m"]) - np.array(e["position_m"])))
-            mono_traces.append(np.trace(same["cov_position_m2"]))
+            _check_planar(e, 1.0)
+            assert sum(not m.monostatic for m in e.links) == 2             # one range sum per passive node
+            name = min(targets, key=lambda t: np.linalg.norm(e.position_m[:2] - targets[t][:2]))
+            errs.append(e.position_m[:2] - targets[name][:2])
+            traces.append(np.trace(e.cov_position_m2))
+            assert e.velocity_mps is not None and np.linalg.norm(e.velocity_mps[:2] - vel[name][:2]) < 0.1
+            same = min(mono, key=lambda m: np.linalg.norm(m.position_m - e.position_m))
+            mono_traces.append(np.trace(same.cov_position_m2))
     ratio = np.sqrt(np.mean(np.sum(np.square(errs), axis=1)) / np.mean(traces))
     assert ratio < 1.3, ratio
     assert np.mean(traces) < 0.7 * np.mean(mono_traces)
@@ -227,10 +254,8 @@ def test_fuse_detections_adds_passive_range_sums_and_shrinks_the_covariance(rng:
 def test_passive_links_reference_the_line_of_sight() -> None:
     nodes = np.array([[0.0, 0.0, 5.0], [60.0, 0.0, 5.0]])
     bias = C * 5e-8                                                   # 15 m of clock offset
-    dets = [{"range_m": 60.0 + bias, "velocity_mps": 2.0, "range_var_m2": 1e-4, "velocity_var_mps2": 1e-4,
-             "snr_db": 35.0, "geometry": "bistatic"},
-            {"range_m": 90.0 + bias, "velocity_mps": 5.0, "range_var_m2": 4e-4, "velocity_var_mps2": 2e-4,
-             "snr_db": 10.0, "geometry": "bistatic"}]
+    dets = [_record(60.0 + bias, 2.0, None, 1e-4, 35.0, "bistatic"),
+            _record(90.0 + bias, 5.0, None, 4e-4, 10.0, "bistatic", velocity_var_mps2=2e-4)]
     (link,) = nf.passive_links(nodes, 0, 1, dets)
     assert (link.tx, link.rx) == (0, 1)
     assert link.range_m == pytest.approx(90.0) and link.rate_mps == pytest.approx(3.0)
