@@ -196,6 +196,11 @@ def describe_handshake_failure(event: int, value: int) -> str:
     return "failed without detail (a wrong server key, or the peer went away)"
 
 
+def _telling(failure: tuple[int, int]) -> int:
+    """How much a handshake failure says about its cause: 2 a refused key, 1 a protocol error, 0 no detail."""
+    return {zmq.EVENT_HANDSHAKE_FAILED_AUTH: 2, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 1}.get(failure[0], 0)
+
+
 class HandshakeWatch:
     """Watches the handshakes of a client socket (node PUSH, subscriber SUB) with a ZeroMQ socket monitor.
 
@@ -241,7 +246,11 @@ class HandshakeWatch:
                 self.failing_since = None
             elif event["event"] in _HANDSHAKE_FAILED:
                 self.failed += 1
-                self.last_failure = (int(event["event"]), int(event["value"]))
+                failure = (int(event["event"]), int(event["value"]))
+                # keep the most telling failure seen: a refused key (AUTH) or a mechanism mismatch says more than
+                # a connection that went away without detail, whichever came last under load
+                if self.last_failure is None or _telling(failure) >= _telling(self.last_failure):
+                    self.last_failure = failure
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
 

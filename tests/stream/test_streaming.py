@@ -276,6 +276,9 @@ def test_curve_refuses_wrong_keys_on_both_sockets_and_says_why(setup, tmp_path):
                 for _ in subscribe(host_cfg.stream.publish_endpoint, ("",), stream=stream, timeout_s=10, auth_timeout_s=1.0):
                     pytest.fail("a refused subscriber received a message")
         stop.set()
+        # the host's ZAP handler and socket monitor count refusals on their own threads: wait for them
+        assert wait_for(lambda: host.stats()["handshake_failures"] >= 3 and host.stats()["refused"]["total"]
+                        >= 2 + host.stats()["handshake_failures"], 20), host.stats()
         stats = host.stats()
     assert set(stats["nodes"]) == {"a"}                # nothing of the refused ones got through
     assert received and received[0].node_id == "a" and received[0].header["truth"]["paths"]   # the viewer's
