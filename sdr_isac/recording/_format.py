@@ -148,6 +148,15 @@ def sigmf() -> ModuleType:
                              "installed; install it with 'pip install sigmf'") from err
 
 
+def drop_none(value: Any) -> Any:
+    """``value`` without the None entries of its objects, at every depth (None means the field's default)."""
+    if isinstance(value, dict):
+        return {k: drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_none(v) for v in value]
+    return value
+
+
 def to_json(value: Any, field: str) -> Any:
     """A JSON-ready copy of ``value``: numpy scalars and arrays, tuples and dataclasses converted.
 

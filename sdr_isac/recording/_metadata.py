@@ -37,7 +37,7 @@ from typing import Any
 
 from sdr_isac.config import FrameConfig, from_dict
 from sdr_isac.errors import ConfigError, RecordingError
-from sdr_isac.recording._format import ISAC, SCHEMA_VERSION, TRUTH, Datatype, datatype_info, sigmf
+from sdr_isac.recording._format import ISAC, SCHEMA_VERSION, TRUTH, Datatype, datatype_info, drop_none, sigmf
 
 #: Largest sample index, count or sequence number (SigMF's limit, a signed 64-bit integer).
 MAX_INT = 2**63 - 1
@@ -295,22 +295,13 @@ def _global_fields(check: _Checker, glob: dict[str, Any], with_frame: bool) -> d
     }
 
 
-def _drop_none(value: Any) -> Any:
-    """Remove None entries from dicts (a config's None fields are its defaults)."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
 def _frame(check: _Checker, stored: Any) -> FrameConfig | None:
     fields = check.obj("isac:frame", stored, "write FrameConfig fields as an object, or pass frame= to "
                        "Recording.open", null=True)
     if fields is None:
         return None
     try:
-        return from_dict(FrameConfig, _drop_none(fields))
+        return from_dict(FrameConfig, drop_none(fields))
     except ConfigError as err:
         raise RecordingError(f"{check.meta_path}: isac:frame.{err.detail}; or pass frame= to "
                              "Recording.open") from err

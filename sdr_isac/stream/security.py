@@ -198,7 +198,8 @@ def describe_handshake_failure(event: int, value: int) -> str:
 
 def _telling(failure: tuple[int, int]) -> int:
     """How much a handshake failure says about its cause: 2 a refused key, 1 a protocol error, 0 no detail."""
-    return {zmq.EVENT_HANDSHAKE_FAILED_AUTH: 2, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: 1}.get(failure[0], 0)
+    scores: dict[int, int] = {int(zmq.EVENT_HANDSHAKE_FAILED_AUTH): 2, int(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL): 1}
+    return scores.get(failure[0], 0)
 
 
 class HandshakeWatch:

@@ -51,7 +51,7 @@ from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
 from sdr_isac.fusion.records import TargetEstimate
-from sdr_isac.recording._format import to_json
+from sdr_isac.recording._format import drop_none, to_json
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.sensing.pipeline import SensingResult
 
@@ -864,15 +864,6 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
                   **fields, **(extra or {}))
 
 
-def _drop_none(value: Any) -> Any:
-    """``value`` without the None entries of its objects, at every depth (None means the field's default)."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
 def _expect_kind(msg: Message, kind: str) -> None:
     if msg.header.get("kind") != kind:
         _fail("kind", msg.header.get("kind"), repr(kind), f"pass only {kind} messages")
@@ -897,7 +888,7 @@ def decode_capture(msg: Message) -> Capture:
     frame = None
     if h["frame"] is not None:
         try:
-            frame = from_dict(FrameConfig, _drop_none(h["frame"]))
+            frame = from_dict(FrameConfig, drop_none(h["frame"]))
         except ConfigError as err:
             raise WireFormatError(f"frame.{err.detail} (the capture's frame description)") from err
         except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
