@@ -18,7 +18,7 @@ SNR of BS 0's own echo; the others follow the radar equation (``1 / (R_tx**2
 R_rx**2)``).  A bistatic link i → j also carries the direct path, 30 dB above
 its echo, and the receiver's clock offset (0, 20, -15, 30 ns per BS) and
 carrier offset (0, 800, -500, 300 Hz), which the direct path removes
-(:func:`sdr_isac.fusion.node.bistatic_measurement`).
+(:func:`sdr_isac.fusion.links.bistatic_measurement`).
 
 Estimators (the target height is known; position and velocity in the plane):
 
@@ -28,7 +28,7 @@ Estimators (the target height is known; position and velocity in the plane):
 - ``active``: the four monostatic ranges and radial velocities fused by
   weighted least squares (weights: each detection's CRB at its estimated SNR),
   with fault exclusion of a link whose residual exceeds 5 sigma
-  (:func:`sdr_isac.fusion.node.locate_robust`);
+  (:func:`sdr_isac.fusion.locate.locate_robust`);
 - ``symbol``: symbol-level fusion of the four monostatic CIMs (joint search
   over position and velocity that adds the periodograms), from ``active``;
 - ``active_passive``: the monostatic and the 12 bistatic measurements.
@@ -51,9 +51,11 @@ from sdr_isac.channel.cim import bistatic_link_cim, measure_pilots, random_ampli
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
+from sdr_isac.fusion import links as fl
 from sdr_isac.fusion import locate as nl
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
+from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing.crb import angle_crb_rad2, measurement_matrix
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
@@ -99,7 +101,7 @@ def _link_snr(snr0: float, dist: np.ndarray, i: int, j: int) -> float:
     return snr0 * dist[0] ** 4 / (dist[i] ** 2 * dist[j] ** 2)
 
 
-def _detected(link: nf.LinkMeasurement) -> bool:
+def _detected(link: LinkMeasurement) -> bool:
     """Whether a link's path stands above the noise: integrated SNR over the ``DETECTION_PFA`` threshold.
 
     On noise alone the peak of a map of n unit-exponential cells exceeds ``ln(n / pfa)`` with
@@ -120,7 +122,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     dist = g["dist"]
     height = float(TARGET_M[2])
 
-    mono: list[nf.LinkMeasurement] = []
+    mono: list[LinkMeasurement] = []
     mono_cims = []
     for i in range(4):
         paths = [(2 * dist[i] / C, -2 * g["radial"][i] * CARRIER_HZ / C,
@@ -131,16 +133,16 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
             h = h_all[0]
         else:
             h = measure_pilots(bs[i], paths, rng)
-        (path,) = nf.estimate_paths(bs[i], h)
-        mono.append(nf.monostatic_measurement(i, path, C))
+        (path,) = fl.estimate_paths(bs[i], h)
+        mono.append(fl.monostatic_measurement(i, path, C))
         mono_cims.append(h)
         if i == 0:
             k = np.arange(NUM_SUBCARRIERS) * SCS_HZ
             t = bs[0].symbol_times_s * CARRIER_HZ
             z = np.exp(-2j * np.pi * t * path.nu) @ h_all @ np.exp(2j * np.pi * k * path.delay_s)
-            cone0 = nf.array_angle(z, 0.5)
+            cone0 = fl.array_angle(z, 0.5)
 
-    bistatic: list[nf.LinkMeasurement] = []
+    bistatic: list[LinkMeasurement] = []
     passive = bool(point.get("passive", True))
     for i in range(4):
         for j in range(4):
@@ -151,8 +153,8 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
             delta, cfo = CLOCK_OFFSET_S[j] - CLOCK_OFFSET_S[i], CFO_HZ[j] - CFO_HZ[i]
             h = bistatic_link_cim(bs[i], base, dist[i] + dist[j], g["radial"][i] + g["radial"][j], snr, rng,
                                   direct_over_echo_db=DIRECT_OVER_ECHO_DB, clock_s=delta, cfo_hz=cfo, speed_mps=C)
-            direct, echo = nf.estimate_paths(bs[i], h, num_paths=2)
-            bistatic.append(nf.bistatic_measurement(i, j, base, direct, echo, C))
+            direct, echo = fl.estimate_paths(bs[i], h, num_paths=2)
+            bistatic.append(fl.bistatic_measurement(i, j, base, direct, echo, C))
 
     truth_xy, truth_v = TARGET_M[:2], VELOCITY_MPS[:2]
     out: Metrics = {}
@@ -172,7 +174,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
         anchor, xy_single = None, NODES_M[0, :2].copy()
     record("single", xy_single, None, mono[0].range_m, mono[0].rate_mps)
 
-    def fused(name: str, links: list[nf.LinkMeasurement]) -> tuple[np.ndarray, np.ndarray | None]:
+    def fused(name: str, links: list[LinkMeasurement]) -> tuple[np.ndarray, np.ndarray | None]:
         links = [m for m in links if _detected(m)]
         try:
             xy, _, kept = nl.locate_robust(NODES_M, links, height, anchor=anchor)

@@ -12,7 +12,7 @@ plus the difference of the two links' link budgets
 30 dB above its echo, and the receiver's clock (ns) and carrier (Hz)
 offsets, which the direct path removes.  Arrays: half-wavelength horizontal
 ULAs, broadside towards the target's area; the cone angle's ML estimate
-(:func:`sdr_isac.fusion.node.array_angle`) with its CRB as variance.
+(:func:`sdr_isac.fusion.links.array_angle`) with its CRB as variance.
 
 Cases (quantities: ``pos`` horizontal position error, m; ``velocity``
 horizontal velocity-vector error, m/s — NaN for a single node, which sees
@@ -57,8 +57,9 @@ from sdr_isac.channel.cim import bistatic_link_cim, measure_pilots, random_ampli
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.runner import Metrics, Point
 from sdr_isac.fusion import bs_ue, hybrid, macro_micro
-from sdr_isac.fusion import node as nf
+from sdr_isac.fusion import links as fl
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db, sensing_radius_m
+from sdr_isac.fusion.locate import locate_single
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -155,24 +156,24 @@ def _echo(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], ve
 
 
 def _mono(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], velocity: NDArray[np.float64],
-          snr: float, rng: np.random.Generator) -> tuple[NDArray[np.complex128], nf.PathEstimate]:
+          snr: float, rng: np.random.Generator) -> tuple[NDArray[np.complex128], fl.PathEstimate]:
     """A monostatic echo's CIM and its path (single antenna)."""
     h = measure_pilots(band, _echo(band, node, target, velocity, snr, rng), rng)
-    return h, nf.estimate_paths(band, h)[0]
+    return h, fl.estimate_paths(band, h)[0]
 
 
 def _mono_array(band: Band, node: NDArray[np.float64], target: NDArray[np.float64], velocity: NDArray[np.float64],
                 snr: float, rng: np.random.Generator, axis: tuple[float, float], elements: int
-                ) -> tuple[NDArray[np.complex128], nf.PathEstimate, tuple[float, float]]:
+                ) -> tuple[NDArray[np.complex128], fl.PathEstimate, tuple[float, float]]:
     """A monostatic echo on a ULA: channel 0's CIM, its path, and the cone angle with its CRB variance."""
     paths = _echo(band, node, target, velocity, snr, rng)
     phases = np.exp(2j * np.pi * 0.5 * np.arange(elements) * np.sin(_cone(node, axis, target)))
     h_all = measure_pilots(band, paths, rng, channel_phases=phases[:, None])
-    (path,) = nf.estimate_paths(band, h_all[0])
+    (path,) = fl.estimate_paths(band, h_all[0])
     k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
     t = band.symbol_times_s * band.carrier_hz
     z = np.einsum("cmk,m,k->c", h_all, np.exp(-2j * np.pi * t * path.nu), np.exp(2j * np.pi * k * path.delay_s))
-    cone = nf.array_angle(z, 0.5)
+    cone = fl.array_angle(z, 0.5)
     var = float(angle_crb_rad2(max(path.snr_re, 1e-6), int(band.pilots.sum()), 0.5 * np.arange(elements),
                                float(np.clip(cone, -1.4, 1.4))))
     return h_all[0], path, (cone, var)
@@ -180,23 +181,23 @@ def _mono_array(band: Band, node: NDArray[np.float64], target: NDArray[np.float6
 
 def _bistatic_paths(band: Band, tx: NDArray[np.float64], rx: NDArray[np.float64], target: NDArray[np.float64],
                     velocity: NDArray[np.float64], snr: float, clock_s: float, cfo_hz: float,
-                    rng: np.random.Generator) -> tuple[nf.PathEstimate, nf.PathEstimate]:
+                    rng: np.random.Generator) -> tuple[fl.PathEstimate, fl.PathEstimate]:
     base = float(np.linalg.norm(tx - rx))
     d_tx, d_rx = target - tx, target - rx
     s = float(np.linalg.norm(d_tx) + np.linalg.norm(d_rx))
     rate = float(_unit(d_tx) @ velocity + _unit(d_rx) @ velocity)
     h = bistatic_link_cim(band, base, s, rate, snr, rng, direct_over_echo_db=DIRECT_OVER_ECHO_DB, clock_s=clock_s,
                           cfo_hz=cfo_hz, speed_mps=C)
-    direct, echo = nf.estimate_paths(band, h, num_paths=2)
+    direct, echo = fl.estimate_paths(band, h, num_paths=2)
     if echo.snr_re > direct.snr_re:          # CLEAN returns the strongest first; the direct path is the strong one
         direct, echo = echo, direct
     return direct, echo
 
 
-def _single_xy(node: NDArray[np.float64], axis: tuple[float, float], path: nf.PathEstimate, cone: float,
+def _single_xy(node: NDArray[np.float64], axis: tuple[float, float], path: fl.PathEstimate, cone: float,
                height: float) -> NDArray[np.float64]:
     try:
-        return nf.locate_single(node, axis, C * path.delay_s / 2, cone, height)
+        return locate_single(node, axis, C * path.delay_s / 2, cone, height)
     except SensingError:            # an outlier range shorter than the height difference: the node's own spot
         return np.asarray(node[:2], dtype=np.float64).copy()
 
@@ -280,7 +281,7 @@ def _trial_ues(case: str, snr0: float, rng: np.random.Generator, out: Metrics, s
     start = np.array([*single, 0.0, 0.0])
     try:
         if key == "b":
-            reports = [nf.monostatic_measurement(i, q, C) for i, q in enumerate(paths)]
+            reports = [fl.monostatic_measurement(i, q, C) for i, q in enumerate(paths)]
             est = bs_ue.fuse_case_b(ues, reports, float(p[2]), start, angles)
         else:
             est = bs_ue.fuse_case_c(ues, paths, {}, float(p[2]), start, angles, C)

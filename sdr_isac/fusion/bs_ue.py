@@ -15,7 +15,7 @@ BS (:func:`classify`):
 - **A** (``r <= R_ds``): the BS senses its downlink echo and receives the
   UE's uplink SRS reflected by the target (UE -> target -> BS, a bistatic
   range sum whose UE clock and carrier offsets the direct UE -> BS path
-  removes, :func:`sdr_isac.fusion.node.bistatic_measurement`); the BS fuses
+  removes, :func:`sdr_isac.fusion.links.bistatic_measurement`); the BS fuses
   both (:func:`fuse_case_a`);
 - **B** (``R_ds < r <= R_ul``): the BS no longer sees the echo; UEs near the
   target sense it (monostatic) and upload their range / radial-velocity
@@ -53,8 +53,9 @@ from numpy.typing import ArrayLike, NDArray
 from sdr_isac.errors import InputError
 from sdr_isac.fusion import hybrid
 from sdr_isac.fusion.coverage import LinkBudget, comm_radius_m, sensing_radius_m
+from sdr_isac.fusion.links import PathEstimate, bistatic_measurement, monostatic_measurement
 from sdr_isac.fusion.multiband import Band, pilot_mask
-from sdr_isac.fusion.node import LinkMeasurement, PathEstimate, bistatic_measurement, monostatic_measurement
+from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["CoverageRadii", "coverage_radii", "classify", "allocate_symbols", "detected", "fuse_case_a",
@@ -154,7 +155,7 @@ def fuse_case_a(bs_m: ArrayLike, ue_m: ArrayLike, echo: PathEstimate, srs_direct
     Nodes: 0 the BS, 1 the UE.  ``srs_direct`` / ``srs_echo`` are the two
     paths of the BS's uplink SRS CIM (the UE's direct path and the target's
     reflection); the known BS-UE distance turns them into the range sum
-    (:func:`sdr_isac.fusion.node.bistatic_measurement`).  ``bs_angle`` is the
+    (:func:`sdr_isac.fusion.links.bistatic_measurement`).  ``bs_angle`` is the
     BS array's cone angle of the echo (``node`` 0) when it has an array.
     """
     nodes = _nodes(np.stack([np.asarray(bs_m, dtype=float), np.asarray(ue_m, dtype=float)]), "bs_m, ue_m")

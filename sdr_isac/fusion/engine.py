@@ -242,7 +242,7 @@ class FusionEngine:
         transmitter, as bistatic (range sums ``c tau``, biased by its clock
         offset) on that transmitter's reference signals, without the
         zero-Doppler notch (the line of sight, the reference of
-        :func:`sdr_isac.fusion.node.passive_links`, has zero Doppler) and with
+        :func:`sdr_isac.fusion.links.passive_links`, has zero Doppler) and with
         the range limits doubled (a range sum is about twice a range).
         """
         place = self.place(capture.node_id)

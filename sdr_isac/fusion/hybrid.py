@@ -29,7 +29,7 @@ import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError, SensingError
-from sdr_isac.fusion.node import LinkMeasurement
+from sdr_isac.fusion.records import LinkMeasurement
 
 __all__ = ["AngleMeasurement", "HybridEstimate", "fuse", "crb", "position_crb", "predict"]
 

@@ -19,7 +19,7 @@ v_y)``, which predicts ``tau_b = 2 ||p_b - b|| / c`` and ``nu_b = -2 u_b^T v
 / c`` for every node.  Two stages:
 
 1. per node, the strongest path by CLEAN with off-grid ML
-   (:func:`sdr_isac.fusion.node.estimate_paths`) gives range, radial
+   (:func:`sdr_isac.fusion.links.estimate_paths`) gives range, radial
    velocity and their CRB variances in that node's numerology; the fusion
    centre solves the joint WLS (:func:`sdr_isac.fusion.hybrid.fuse`),
    adding the micro BS's array angle when it has one;
@@ -60,15 +60,10 @@ from numpy.typing import ArrayLike, NDArray
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import hybrid
 from sdr_isac.fusion.completion import noise_variance
+from sdr_isac.fusion.links import estimate_paths, monostatic_measurement
 from sdr_isac.fusion.multiband import Band, pilot_block
-from sdr_isac.fusion.node import (
-    LinkMeasurement,
-    NodePlace,
-    estimate_paths,
-    fuse_nodes,
-    monostatic_measurement,
-)
-from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.fusion.node import NodePlace, fuse_nodes
+from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 

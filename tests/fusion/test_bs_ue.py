@@ -9,7 +9,7 @@ import scipy.optimize as sp_opt
 from sdr_isac.errors import InputError
 from sdr_isac.fusion import bs_ue
 from sdr_isac.fusion.coverage import LinkBudget, comm_radius_m, sensing_radius_m
-from sdr_isac.fusion.node import LinkMeasurement
+from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing.crb import measurement_matrix, snr_per_re_db
 from sdr_isac.units import BOLTZMANN_J_PER_K, REFERENCE_TEMPERATURE_K
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C

@@ -9,9 +9,11 @@ import pytest
 
 from sdr_isac.channel.cim import add_cim_noise, measure_pilots, point_target_cim
 from sdr_isac.errors import InputError, SensingError
+from sdr_isac.fusion import links as fl
+from sdr_isac.fusion import locate as nl
 from sdr_isac.fusion import node as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
-from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.sensing.crb import measurement_matrix, position_crb
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C
@@ -37,8 +39,8 @@ def test_bistatic_range_sum_survives_clock_and_carrier_offsets(rng: np.random.Ge
     errs_r, errs_v, var_r, var_v = [], [], [], []
     for _ in range(30):
         h = _link([(base / C + delta, cfo, 1e3), (s_true / C + delta, -rate_true * 24e9 / C + cfo, 1.0)], rng)
-        direct, echo = nf.estimate_paths(BAND, h, num_paths=2)
-        m = nf.bistatic_measurement(0, 1, base, direct, echo, C)
+        direct, echo = fl.estimate_paths(BAND, h, num_paths=2)
+        m = fl.bistatic_measurement(0, 1, base, direct, echo, C)
         errs_r.append(m.range_m - s_true)
         errs_v.append(m.rate_mps - rate_true)
         var_r.append(m.var_range_m2)
@@ -63,7 +65,7 @@ def test_relax_removes_the_bias_of_a_close_second_path(rng: np.random.Generator)
         phases = np.exp(2j * np.pi * rng.random(2))
         h = measure_pilots(BAND, [(taus[0], 500.0, 10.0 * phases[0]), (taus[1], 500.0, 10.0 * phases[1])], rng)
         for rounds in errs:
-            paths = nf.estimate_paths(BAND, h, num_paths=2, num_rounds=rounds)
+            paths = fl.estimate_paths(BAND, h, num_paths=2, num_rounds=rounds)
             got = sorted(p.delay_s for p in paths)
             errs[rounds] += [got[0] - taus[0], got[1] - taus[1]]
             if rounds:
@@ -79,9 +81,9 @@ def test_locate_recovers_position_and_its_covariance_is_the_crb(rng: np.random.G
     truth_r = np.linalg.norm(TARGET[None] - NODES, axis=1)
     errs = []
     for _ in range(200):
-        links = [nf.LinkMeasurement(i, i, float(truth_r[i] + sigma * rng.standard_normal()), 0.0, sigma**2, 1.0, 1.0)
+        links = [LinkMeasurement(i, i, float(truth_r[i] + sigma * rng.standard_normal()), 0.0, sigma**2, 1.0, 1.0)
                  for i in range(4)]
-        xy, cov = nf.locate(NODES, links, TARGET[2])
+        xy, cov = nl.locate(NODES, links, TARGET[2])
         errs.append(xy - TARGET[:2])
     h = measurement_matrix(NODES, TARGET)[:, :2]
     crb = np.linalg.inv(h.T @ h / sigma**2)
@@ -95,11 +97,11 @@ def test_locate_recovers_position_and_its_covariance_is_the_crb(rng: np.random.G
 def test_velocity_vector_from_radial_velocities(rng: np.random.Generator) -> None:
     v = np.array([8.0, -5.0, 0.0])
     u = (TARGET[None] - NODES) / np.linalg.norm(TARGET[None] - NODES, axis=1)[:, None]
-    links = [nf.LinkMeasurement(i, i, 0.0, float(u[i] @ v), 1.0, 1e-6, 1.0) for i in range(4)]
-    est, cov = nf.velocity_vector(NODES, links, TARGET)
+    links = [LinkMeasurement(i, i, 0.0, float(u[i] @ v), 1.0, 1e-6, 1.0) for i in range(4)]
+    est, cov = nl.velocity_vector(NODES, links, TARGET)
     assert est == pytest.approx(v[:2], abs=1e-9)
     with pytest.raises(SensingError, match="velocity vector"):
-        nf.velocity_vector(NODES, links[:1], TARGET)
+        nl.velocity_vector(NODES, links[:1], TARGET)
 
 
 def test_locate_single_inverts_the_geometry() -> None:
@@ -107,17 +109,17 @@ def test_locate_single_inverts_the_geometry() -> None:
     diff = TARGET - node
     r = float(np.linalg.norm(diff))
     cone = float(np.arcsin(diff[:2] @ axis / r))
-    assert nf.locate_single(node, axis, r, cone, TARGET[2]) == pytest.approx(TARGET[:2], abs=1e-9)
+    assert nl.locate_single(node, axis, r, cone, TARGET[2]) == pytest.approx(TARGET[:2], abs=1e-9)
     with pytest.raises(SensingError, match="height difference"):
-        nf.locate_single(node, axis, 10.0, 0.0, TARGET[2])
+        nl.locate_single(node, axis, 10.0, 0.0, TARGET[2])
 
 
 def test_array_angle_is_the_ml_estimate() -> None:
     alpha = 0.3
     z = np.exp(2j * np.pi * 0.5 * np.arange(8) * np.sin(alpha))
-    assert nf.array_angle(z) == pytest.approx(alpha, abs=1e-7)
+    assert fl.array_angle(z) == pytest.approx(alpha, abs=1e-7)
     with pytest.raises(InputError):
-        nf.array_angle([1.0])
+        fl.array_angle([1.0])
 
 
 def _record(range_m: float, velocity_mps: float, angle_rad: float | None, range_var_m2: float, snr_db: float,
@@ -189,17 +191,17 @@ def test_fuse_nodes_associates_by_geometry_and_reaches_the_crb(rng: np.random.Ge
 def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.Generator) -> None:
     sigma = 0.05
     truth_r = np.linalg.norm(TARGET[None] - NODES, axis=1)
-    links = [nf.LinkMeasurement(i, i, float(truth_r[i] + sigma * rng.standard_normal()), 0.0, sigma**2, 1.0, 1.0)
+    links = [LinkMeasurement(i, i, float(truth_r[i] + sigma * rng.standard_normal()), 0.0, sigma**2, 1.0, 1.0)
              for i in range(4)]
     links[2] = dataclasses.replace(links[2], range_m=links[2].range_m + 180.0)      # a noise peak 180 m off
-    plain, _ = nf.locate(NODES, links, TARGET[2])
-    robust, _, kept = nf.locate_robust(NODES, links, TARGET[2])
+    plain, _ = nl.locate(NODES, links, TARGET[2])
+    robust, _, kept = nl.locate_robust(NODES, links, TARGET[2])
     assert np.linalg.norm(plain - TARGET[:2]) > 10.0
     assert np.linalg.norm(robust - TARGET[:2]) < 5 * sigma
     assert [m.tx for m in kept] == [0, 1, 3]
     # with all four consistent, nothing is dropped
     good = [dataclasses.replace(m, range_m=float(truth_r[m.tx])) for m in links]
-    assert len(nf.locate_robust(NODES, good, TARGET[2])[2]) == 4
+    assert len(nl.locate_robust(NODES, good, TARGET[2])[2]) == 4
 
 
 def _bistatic_detections(tx: np.ndarray, rx: np.ndarray, targets: dict[str, np.ndarray],
@@ -256,11 +258,11 @@ def test_passive_links_reference_the_line_of_sight() -> None:
     bias = C * 5e-8                                                   # 15 m of clock offset
     dets = [_record(60.0 + bias, 2.0, None, 1e-4, 35.0, "bistatic"),
             _record(90.0 + bias, 5.0, None, 4e-4, 10.0, "bistatic", velocity_var_mps2=2e-4)]
-    (link,) = nf.passive_links(nodes, 0, 1, dets)
+    (link,) = fl.passive_links(nodes, 0, 1, dets)
     assert (link.tx, link.rx) == (0, 1)
     assert link.range_m == pytest.approx(90.0) and link.rate_mps == pytest.approx(3.0)
     assert link.var_range_m2 == pytest.approx(5e-4) and link.var_rate_mps2 == pytest.approx(3e-4)
     # no line of sight within the clock-offset window: no reference, no links
-    assert nf.passive_links(nodes, 0, 1, dets, max_clock_offset_s=1e-8) == []
+    assert fl.passive_links(nodes, 0, 1, dets, max_clock_offset_s=1e-8) == []
     with pytest.raises(InputError, match="max_clock_offset_s"):
-        nf.passive_links(nodes, 0, 1, dets, max_clock_offset_s=-1.0)
+        fl.passive_links(nodes, 0, 1, dets, max_clock_offset_s=-1.0)
