@@ -75,7 +75,7 @@ class InlineExecutor(Executor):
         fut: Future[Any] = Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as err:                   # noqa: BLE001  delivered through the future, as a pool does
+        except Exception as err:                       # noqa: BLE001  delivered through the future, as a pool does
             fut.set_exception(err)
         return fut
 

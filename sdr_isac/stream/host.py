@@ -62,7 +62,7 @@ import zmq
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.capture import Capture
-from sdr_isac.errors import SdrIsacError, WireFormatError
+from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import TargetEstimate
@@ -227,6 +227,16 @@ class _Guard:
         return True
 
 
+def _bind(sock: zmq.Socket, endpoint: str, key: str, flag: str) -> None:
+    """Bind ``sock`` to ``endpoint``; a failure (port in use, an address not of this machine) is a ConfigError."""
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as err:
+        raise ConfigError(f"stream.{key} = {endpoint!r}: cannot bind ({err.strerror}); another host or program may "
+                          f"hold that port, or the address is not one of this machine's: stop it, or choose another "
+                          f"endpoint (stream.{key}, or {flag} of sdr-isac host)", key=f"stream.{key}") from err
+
+
 class FusionHost:
     """Receives, senses and publishes.
 
@@ -283,8 +293,8 @@ class FusionHost:
             events = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
             self._monitors = {self._pull.get_monitor_socket(events): "nodes",
                               self._pub.get_monitor_socket(events): "subscribers"}
-            self._pull.bind(cfg.stream.host_endpoint)
-            self._pub.bind(cfg.stream.publish_endpoint)
+            _bind(self._pull, cfg.stream.host_endpoint, "host_endpoint", "--endpoint")
+            _bind(self._pub, cfg.stream.publish_endpoint, "publish_endpoint", "--publish")
         except BaseException:
             self._close_sockets()
             raise

@@ -512,3 +512,23 @@ def test_map_for_display_keeps_peaks_when_pooling():
     assert db.max() == pytest.approx(40.0) and tuple(np.argwhere(db == db.max())[0]) == (37 // 14, 63 - 5)
     with pytest.raises(SdrIsacError, match=r"max_cells = 0 cells: allowed >= 1"):
         wire.map_for_display(result, config.SensingConfig(), 0)
+
+
+def test_a_port_in_use_is_a_clear_config_error_not_a_traceback(tmp_path):
+    """A well-formed endpoint can still fail to bind: the host names the field, the endpoint and the way out."""
+    import dataclasses
+    import socket
+
+    from sdr_isac.errors import ConfigError
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    try:
+        endpoint = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        cfg = config.builtin("demo")
+        cfg = dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, host_endpoint=endpoint))
+        with pytest.raises(ConfigError, match=r"stream.host_endpoint = .*cannot bind.*choose another endpoint"):
+            FusionHost(cfg)
+    finally:
+        held.close()
