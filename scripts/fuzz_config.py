@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -489,18 +488,7 @@ def run(quick: bool, seed: int = 0) -> list[_fuzzkit.Tally]:
     return [tally]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{COUNTS['quick']} inputs instead of {COUNTS['full']}")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the mutations (default 0)")
-    args = parser.parse_args(argv)
-    tallies = run(args.quick, args.seed)
-    print(_fuzzkit.table(tallies))
-    bad = _fuzzkit.examples(tallies)
-    if bad:
-        print(bad)
-    return 1 if any(t.bad for t in tallies) else 0
+if __name__ == "__main__":           # the same table and exit status as scripts/fuzz.py --only config
+    import fuzz
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fuzz.main(["--only", "config", *sys.argv[1:]]))

@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -530,28 +529,16 @@ def run(quick: bool, seed: int = 0) -> list[_fuzzkit.Tally]:
     try:
         sources = Sources(work)
         KILL_STATES.clear()
-        return [fuzz_reader(n["sigmf reader"], seed, work, sources),
-                fuzz_info(n["sdr-isac info"], seed, work, sources),
-                fuzz_record_kill(n["record SIGKILL"], seed, work)]
+        tallies = [fuzz_reader(n["sigmf reader"], seed, work, sources),
+                   fuzz_info(n["sdr-isac info"], seed, work, sources),
+                   fuzz_record_kill(n["record SIGKILL"], seed, work)]
+        print(f"record SIGKILL: the target after the kill: {dict(sorted(KILL_STATES.items()))}")
+        return tallies
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (about two minutes)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    tallies = run(args.quick, args.seed)
-    print(_fuzzkit.table(tallies))
-    print(f"record SIGKILL: the target after the kill: {dict(sorted(KILL_STATES.items()))} "
-          f"({time.perf_counter() - start:.0f} s in all)")
-    examples = _fuzzkit.examples(tallies)
-    if examples:
-        print(examples)
-    return 1 if any(t.bad for t in tallies) else 0
+if __name__ == "__main__":           # the same table and exit status as scripts/fuzz.py --only recording
+    import fuzz
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fuzz.main(["--only", "recording", *sys.argv[1:]]))

@@ -190,8 +190,8 @@ def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m
         if anchor is None or float(np.trace(cov)) <= float(np.trace(anchor.cov_m2)):
             return xy, cov, [links[i] for i in subset]
     if anchor is not None:
-        own = [m for i, m in enumerate(links) if m.tx == m.rx == anchor.node and i in agreeing(
-            anchor.xy_m, anchor.cov_m2)[0]]
+        inside = set(agreeing(anchor.xy_m, anchor.cov_m2)[0])
+        own = [m for i, m in enumerate(links) if m.tx == m.rx == anchor.node and i in inside]
         return anchor.xy_m.copy(), anchor.cov_m2.copy(), own
     xy, cov = locate(nodes, links, height_m, start)
     return xy, cov, links
