@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
@@ -191,10 +192,12 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         if len(cl.nodes) + len(cl.bistatic) < 2:
             continue
         links = [LinkMeasurement(k, k, float(d.range_m), float(d.velocity_mps), float(d.range_var_m2),
-                                 float(d.velocity_var_mps2), 10.0 ** (float(d.snr_db) / 10.0))
+                                 float(d.velocity_var_mps2), 10.0 ** (float(d.snr_db) / 10.0),
+                                 **_cone_angle(d, places[ids[k]].yaw_deg))
                  for k, d in zip(cl.nodes, cl.detections, strict=True)]
         xy, cov, links = locate_robust(positions, links + list(cl.bistatic.values()), height_m, cl.lead.xy_m,
                                        gate_sigma, anchor=cl.lead)
+        links = [m.placed(ids, positions, t_s) for m in links]
         members = sorted({m.rx for m in links})
         velocity = {}
         try:
@@ -208,3 +211,17 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
             single_m={ids[k]: (float(f.xy_m[0]), float(f.xy_m[1])) for k, f in zip(cl.nodes, cl.fixes, strict=True)},
             links=tuple(links), mode=None if len(links) >= 2 else "single", **velocity))
     return out
+
+
+def _cone_angle(det: Detection, yaw_deg: float) -> dict[str, Any]:
+    """A monostatic detection's array angle as the cone angle of a :class:`LinkMeasurement` (empty: none measured).
+
+    The node's horizontal array has its axis at ``(sin yaw, -cos yaw, 0)`` (broadside turned by -90°, the axis of
+    :func:`~sdr_isac.fusion.locate.locate_single`); the detection's angle from broadside is ``-alpha``.
+    """
+    if det.angle_rad is None or not det.angle_var_rad2 or not np.isfinite(det.angle_rad):
+        return {}
+    yaw = np.deg2rad(float(yaw_deg))
+    return {"cone_angle_rad": float(np.clip(-float(det.angle_rad), -np.pi / 2, np.pi / 2)),
+            "var_cone_angle_rad2": float(det.angle_var_rad2),
+            "array_axis": np.array([np.sin(yaw), -np.cos(yaw), 0.0])}

@@ -18,7 +18,8 @@ in ``stream/wire.py`` and in JSON outputs.  Construction validates shapes and va
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,13 +40,24 @@ TRACK_STATUSES = ("tentative", "confirmed", "deleted")
 
 @dataclass(frozen=True)
 class LinkMeasurement:
-    """A monostatic range or bistatic range sum, and its rate, with variances.
+    """One link's range (monostatic) or range sum (bistatic), its rate, the angle where measured, with variances.
 
     ``tx == rx`` is monostatic: ``range_m = ||p - b||``, ``rate_mps = u^T v``
     (positive moving away).  Otherwise ``range_m = ||p - b_tx|| + ||p - b_rx||``
     and ``rate_mps`` its time derivative.  ``tx`` and ``rx`` are rows of the
     node-position array the locators are given; ``snr_re`` is the per-RE SNR
-    (linear) of the echo.
+    (linear) of the echo.  The variances are the CRB at the link's estimated
+    SNR; the measurement errors of one link are uncorrelated (diagonal
+    covariance, :attr:`covariance`).
+
+    The link's geometry travels with it once it is known (:meth:`placed`):
+    ``tx_id``/``rx_id`` the node ids, ``tx_position_m``/``rx_position_m``
+    shape (3,) m in the scene frame, ``t_s`` the capture time, s.  A receiver
+    with a horizontal uniform linear array measures the cone angle
+    ``cone_angle_rad`` (``sin(alpha) = u . array_axis``, ``u`` the unit vector
+    from the receiver to the target, ``array_axis`` shape (3,) the array's
+    unit axis in the scene frame) with variance ``var_cone_angle_rad2``
+    (rad²); None where no angle was measured.
     """
 
     tx: int
@@ -55,11 +67,82 @@ class LinkMeasurement:
     var_range_m2: float
     var_rate_mps2: float
     snr_re: float
+    t_s: float = 0.0
+    tx_id: str = ""
+    rx_id: str = ""
+    tx_position_m: NDArray[np.float64] | None = None
+    rx_position_m: NDArray[np.float64] | None = None
+    cone_angle_rad: float | None = None
+    var_cone_angle_rad2: float | None = None
+    array_axis: NDArray[np.float64] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("range_m", "rate_mps", "t_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float | np.number) and math.isfinite(value)):
+                raise InputError(f"{name} = {value!r}: allowed a finite number ({_UNITS[name]})")
+        for name in ("var_range_m2", "var_rate_mps2"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float | np.number) and math.isfinite(value) and value > 0):
+                raise InputError(f"{name} = {value!r} {_UNITS[name]}: allowed a finite variance > 0")
+        for name in ("tx_position_m", "rx_position_m"):
+            if getattr(self, name) is not None:
+                set_(self, name, _frozen(name, getattr(self, name), (3,)))
+        set_(self, "tx_id", str(self.tx_id))
+        set_(self, "rx_id", str(self.rx_id))
+        angle = (self.cone_angle_rad, self.var_cone_angle_rad2, self.array_axis)
+        if any(a is not None for a in angle):
+            if any(a is None for a in angle):
+                raise InputError("cone_angle_rad, var_cone_angle_rad2 and array_axis: give all three or none")
+            if not (math.isfinite(self.cone_angle_rad) and abs(self.cone_angle_rad) <= math.pi / 2):
+                raise InputError(f"cone_angle_rad = {self.cone_angle_rad!r} rad: allowed a finite angle in [-pi/2, "
+                                 "pi/2]")
+            if not (math.isfinite(self.var_cone_angle_rad2) and self.var_cone_angle_rad2 > 0):
+                raise InputError(f"var_cone_angle_rad2 = {self.var_cone_angle_rad2!r} rad²: allowed a finite "
+                                 "variance > 0")
+            axis = _frozen("array_axis", self.array_axis, (3,))
+            norm = float(np.linalg.norm(axis))
+            if not abs(norm - 1.0) < 1e-6:
+                raise InputError(f"array_axis has length {norm:.6g}: allowed a unit vector")
+            set_(self, "array_axis", axis)
+            set_(self, "cone_angle_rad", float(self.cone_angle_rad))
+            set_(self, "var_cone_angle_rad2", float(self.var_cone_angle_rad2))
 
     @property
     def monostatic(self) -> bool:
         """Whether the link is monostatic (``tx == rx``)."""
         return self.tx == self.rx
+
+    @property
+    def has_angle(self) -> bool:
+        """Whether the link carries a cone angle."""
+        return self.cone_angle_rad is not None
+
+    @property
+    def placed_ok(self) -> bool:
+        """Whether the link's node positions are known (:meth:`placed`)."""
+        return self.tx_position_m is not None and self.rx_position_m is not None
+
+    @property
+    def covariance(self) -> NDArray[np.float64]:
+        """Covariance of (range, rate[, cone angle]): diagonal, shape (2, 2) or (3, 3), units m², (m/s)², rad²."""
+        var = [self.var_range_m2, self.var_rate_mps2]
+        if self.var_cone_angle_rad2 is not None:
+            var.append(self.var_cone_angle_rad2)
+        return np.diag(var)
+
+    def placed(self, ids: Sequence[str], positions_m: ArrayLike, t_s: float | None = None) -> LinkMeasurement:
+        """This link with its nodes' ids and positions (rows ``tx``/``rx`` of ``ids`` and ``positions_m``) and time."""
+        b = np.asarray(positions_m, dtype=np.float64)
+        fields: dict[str, Any] = {"tx_id": ids[self.tx], "rx_id": ids[self.rx], "tx_position_m": b[self.tx],
+                                  "rx_position_m": b[self.rx]}
+        if t_s is not None:
+            fields["t_s"] = float(t_s)
+        return replace(self, **fields)
+
+
+_UNITS = {"range_m": "m", "rate_mps": "m/s", "t_s": "s", "var_range_m2": "m²", "var_rate_mps2": "(m/s)²"}
 
 
 def _frozen(name: str, value: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.float64]:
