@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-dev-pluto-display-cluster
+STAMP  := $(VENV)/.installed-dev-pluto-display-cluster-twin
 
 .PHONY: demo test venv lint bench clean
 
@@ -13,7 +13,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	bash scripts/system_deps.sh
-	$(PY) -m pip install --quiet -e '.[dev,pluto,display,cluster]'
+	$(PY) -m pip install --quiet -e '.[dev,pluto,display,cluster,twin]'
 	touch $@
 
 venv: $(STAMP)
