@@ -50,6 +50,7 @@ from sdr_isac.config.frame import (
     TrsConfig,
     symbols_per_slot,
 )
+from sdr_isac.config.core import CoreConfig
 from sdr_isac.config.fusion import FusionConfig
 from sdr_isac.config.radio import (
     PlutoRadioConfig,
@@ -74,9 +75,14 @@ from sdr_isac.config.scene import (
 )
 from sdr_isac.config.sensing import SensingConfig, cfar_kinds, register_cfar_kind, unregister_cfar_kind
 from sdr_isac.config.stream import HostConfig, StreamConfig
+from sdr_isac.config.tracking import TrackingConfig
+from sdr_isac.config.twin import TwinConfig
 from sdr_isac.errors import ConfigError
 
 __all__ = [
+    "TrackingConfig",
+    "TwinConfig",
+    "CoreConfig",
     "MODULATIONS",
     "SRS_MAX_CYCLIC_SHIFTS",
     "PrsConfig",
@@ -148,6 +154,12 @@ class Config:
         Node-level fusion on the host.
     host : HostConfig
         Where the host senses captures (thread, process pool, Dask).
+    tracking : TrackingConfig
+        The host's tracker.
+    twin : TwinConfig
+        The digital twin the host writes.
+    core : CoreConfig
+        A core host over several MECS hosts.
     """
 
     name: str = "default"
@@ -159,6 +171,9 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     host: HostConfig = field(default_factory=HostConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    twin: TwinConfig = field(default_factory=TwinConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
 
     def __post_init__(self) -> None:
         if self.radio.kind == "sim" and self.scene is not None:
