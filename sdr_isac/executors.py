@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
 from typing import Any, Protocol
 
@@ -91,19 +92,34 @@ def _start_method(requested: str | None) -> str:
 
 
 class ProcessExecutor(Executor):
-    """A local process pool (``"process"``)."""
+    """A local process pool (``"process"``).
+
+    A worker that dies (killed, out of memory, a crash in native code) breaks a
+    ``ProcessPoolExecutor`` for good: the tasks it held fail with
+    ``BrokenProcessPool`` (the caller counts them), and the next :meth:`submit`
+    starts a fresh pool of ``workers`` processes (counted in ``restarts``), so a
+    host keeps sensing.
+    """
 
     kind = "process"
 
     def __init__(self, workers: int = 1, start_method: str | None = None):
         super().__init__(workers)
-        context = get_context(_start_method(start_method))
-        if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload(["sdr_isac.sensing", "numpy", "scipy.fft"])
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._context = get_context(_start_method(start_method))
+        if self._context.get_start_method() == "forkserver":
+            self._context.set_forkserver_preload(["sdr_isac.sensing", "numpy", "scipy.fft"])
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=self._context)
+        #: pools started again after a worker died
+        self.restarts = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> TaskFuture:
-        return self._pool.submit(fn, *args)
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+            self.restarts += 1
+            return self._pool.submit(fn, *args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

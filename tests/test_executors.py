@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures.process import BrokenProcessPool
+
 import numpy as np
 import pytest
 
@@ -18,6 +21,11 @@ def _spectrum_peak(seed: int) -> tuple[int, float]:
 
 def _fail(message: str) -> None:
     raise ValueError(message)
+
+
+def _die() -> None:
+    """A worker that dies the hard way (as a crash in native code or the OOM killer would)."""
+    os._exit(3)
 
 
 def _run(kind: str, **kw: object) -> list[tuple[int, float]]:
@@ -45,6 +53,17 @@ def test_an_error_in_a_task_comes_back_through_its_future() -> None:
         fut = ex.submit(_fail, "bad capture")
     with pytest.raises(ValueError, match="bad capture"):
         fut.result()
+
+
+def test_a_dead_process_worker_is_replaced_and_sensing_goes_on() -> None:
+    with executors.make_executor("process", workers=2, start_method="fork") as ex:
+        assert isinstance(ex, executors.ProcessExecutor)
+        dead = ex.submit(_die)
+        with pytest.raises(BrokenProcessPool):
+            dead.result(timeout=30)
+        futures = [ex.submit(_spectrum_peak, s) for s in range(4)]
+        assert [f.result(timeout=30) for f in futures] == [_spectrum_peak(s) for s in range(4)]
+        assert ex.restarts == 1
 
 
 def test_bad_kinds_and_arguments_are_refused_with_the_fix() -> None:
