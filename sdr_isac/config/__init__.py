@@ -186,6 +186,9 @@ class Config:
                   f"remove {', '.join(unknown)} or add the node(s) to [[scene.nodes]]")
 
 
+#: The configurations shipped inside the package (:func:`builtin`).
+BUILTIN_CONFIGS = ("default", "demo", "urban")
+
 #: Largest configuration file read, bytes: the shipped ones are under 10 kB.
 MAX_CONFIG_BYTES = 1 << 20
 #: Deepest dotted key path (``a.b.c = 1``, ``[a.b.c]``): tomllib needs memory quadratic in it.
@@ -260,8 +263,10 @@ def default() -> Config:
 
 
 def builtin(name: str) -> Config:
-    """A configuration shipped inside the package: ``default`` or ``demo`` (the demo's scene)."""
-    if name not in ("default", "demo"):
-        raise ConfigError(f"built-in configuration {name!r}: allowed 'default' or 'demo'", key="config")
+    """A configuration shipped inside the package: ``default``, ``demo`` (the demo's scene) or ``urban``
+    (the street grid of ``sdr-isac experiment continuity``; ``hw_configs/sim_urban.toml`` links to it)."""
+    if name not in BUILTIN_CONFIGS:
+        raise ConfigError(f"built-in configuration {name!r}: allowed {', '.join(map(repr, BUILTIN_CONFIGS))}",
+                          key="config")
     text = resources.files("sdr_isac").joinpath(f"{name}.toml").read_text(encoding="utf-8")
     return loads(text, source=f"sdr_isac/{name}.toml")

@@ -20,6 +20,8 @@ _MAX_SPEED_MPS = 1e4
 #: Largest clock or timing offset of a node, s: 1 ms is a loose (NTP-level) synchronisation; GPS- or
 #: PTP-disciplined radios are within a microsecond, and beyond 1 ms every echo lies many frames away.
 _MAX_CLOCK_OFFSET_S = 1e-3
+#: target classes (the tracker's motion model)
+TARGET_KINDS = ("vehicle", "uav")
 
 
 def _check_vector(key: str, value: tuple[float, ...], length: int = 3, unit: str = "m") -> None:
@@ -107,6 +109,10 @@ class NodeConfig:
         Oscillator linewidth (Wiener phase noise), Hz, 0 ... 1e6; 0 disables it.
     frame : FrameConfig or None
         This node's own frame (another band, say); None uses the file's [frame].
+    operator : str
+        The network the node belongs to (an operator, or an access-point network): nodes of one
+        operator share a clock and a surveyed frame and fuse at the node level; between operators
+        only tracks cross (article §V).  Empty: the one network of the file.
     """
 
     id: str = "bs0"
@@ -126,6 +132,7 @@ class NodeConfig:
     leakage_isolation_db: float = _num(0.0, 0.0, 200.0, "dB")
     phase_noise_linewidth_hz: float = _num(0.0, 0.0, 1e6, "Hz")
     frame: FrameConfig | None = None
+    operator: str = ""
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -160,6 +167,9 @@ class TargetConfig:
     snr_per_re_db : float or None
         For paper experiments: fix the monostatic per-RE SNR of this target
         (dB, -100 ... 100) instead of the radar equation.
+    kind : str
+        ``vehicle`` (ground traffic, gentle manoeuvres) or ``uav`` (manoeuvres in 3-D): selects the
+        tracker's motion model (process noise).
     """
 
     id: str = "t0"
@@ -169,6 +179,7 @@ class TargetConfig:
     rcs_m2: float = _num(1.0, 0.0, 1e6, "m²", low_open=True)
     swerling: int = _num(0, 0, 1)
     snr_per_re_db: float | None = _num(None, -100.0, 100.0, "dB")
+    kind: str = "vehicle"
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -180,6 +191,7 @@ class TargetConfig:
                 _fail("waypoints", self.waypoints, "[[t_s, x_m, y_m, z_m], ...] with increasing t_s",
                       "give four numbers per waypoint in time order")
         _check_choice("swerling", self.swerling, (0, 1))
+        _check_choice("kind", self.kind, TARGET_KINDS)
 
 
 @dataclass(frozen=True)
