@@ -33,6 +33,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -231,16 +232,19 @@ def is_number(v: Any) -> bool:
 
 def _decode(raw: bytes, datatype: str, channels: int) -> np.ndarray:
     """Independent decoding of SigMF interleaved samples to complex64 ``(C, n)``."""
-    name = datatype.lower().replace("ci8_le", "ci8")
-    if name in ("cf32_le", "cf64_le"):
-        arr = np.frombuffer(raw, dtype="<c8" if name == "cf32_le" else "<c16").reshape(-1, channels)
+    name = datatype.lower()
+    kind, bits = name[1], int(name[2:].split("_")[0])
+    order = ">" if name.endswith("_be") else "<" if bits > 8 else "|"
+    if kind == "f":
+        arr = np.frombuffer(raw, dtype=f"{order}c{bits // 4}").reshape(-1, channels)
         return arr.T.astype(np.complex64)
-    ints = np.frombuffer(raw, dtype="<i2" if name == "ci16_le" else "i1").reshape(-1, channels, 2)
-    scale = np.float32(2.0 ** (-15 if name == "ci16_le" else -7))
-    out = np.empty((channels, ints.shape[0]), np.complex64)
-    out.real = ints[..., 0].T.astype(np.float32) * scale
-    out.imag = ints[..., 1].T.astype(np.float32) * scale
-    return out
+    ints = np.frombuffer(raw, dtype=f"{order}{kind}{bits // 8}").reshape(-1, channels, 2).astype(np.float64)
+    if kind == "u":                                      # offset binary: (v - (2**bits - 1) / 2) / ((2**bits - 1) / 2)
+        half = (2.0**bits - 1) / 2
+        values = (ints - half) / half
+    else:
+        values = ints * 2.0 ** -(bits - 1)
+    return (values[..., 0] + 1j * values[..., 1]).T.astype(np.complex64)
 
 
 def _drop_none(value: Any) -> Any:
@@ -273,14 +277,17 @@ def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_fra
     if not (is_int(channels) and channels >= 1 and rec.num_channels == int(channels)):
         return f"num_channels {rec.num_channels!r} for core:num_channels {channels!r}"
     datatype = glob.get("core:datatype")
-    if not isinstance(datatype, str) or rec.datatype != datatype.lower().replace("ci8_le", "ci8"):
+    if not isinstance(datatype, str) or rec.datatype != re.sub(r"^(c[iu]8)_(le|be)$", r"\1", datatype.lower()):
         return f"datatype {rec.datatype!r} for core:datatype {datatype!r}"
-    freqs = [c["core:frequency"] for c in doc["captures"] if "core:frequency" in c]
-    if freqs and not (all(is_number(f) and f >= 0 and f == freqs[0] for f in freqs)
-                      and rec.center_freq_hz == float(freqs[0])):
+    segs = doc["captures"]
+    freqs = [c["core:frequency"] for c in segs if "core:frequency" in c]
+    if not all(is_number(f) and f >= 0 for f in freqs):
+        return f"core:frequency values {freqs[:4]!r} accepted"
+    first_hz = float(freqs[0]) if freqs else 0.0
+    if rec.center_freq_hz != first_hz:
         return f"centre frequency {rec.center_freq_hz!r} for core:frequency values {freqs[:4]!r}"
-    if not freqs and rec.center_freq_hz != 0.0:
-        return f"centre frequency {rec.center_freq_hz!r} without core:frequency"
+    seg_starts = [int(c["core:sample_start"]) for c in segs]
+    seg_hz = [float(c.get("core:frequency", first_hz)) for c in segs]      # a segment without one: the first
     dataset = glob.get("core:dataset")
     default_data = meta_path.name.removesuffix(".sigmf-meta") + ".sigmf-data"
     expected_data = meta_path.parent / (dataset if isinstance(dataset, str) else default_data)
@@ -298,7 +305,7 @@ def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_fra
     if not (is_int(header) and is_int(trailing) and header >= 0 and trailing >= 0):
         return f"header {header!r} / trailing {trailing!r} bytes accepted"
     payload = raw[int(header):len(raw) - int(trailing)]
-    frame_bytes = {"cf32_le": 8, "cf64_le": 16, "ci16_le": 4, "ci8": 2}[rec.datatype] * rec.num_channels
+    frame_bytes = int(rec.datatype[2:].split("_")[0]) // 4 * rec.num_channels
     if len(raw) < header + trailing or len(payload) % frame_bytes:
         return f"{len(payload)} bytes of samples are not a whole number of {frame_bytes}-byte samples"
     samples = _decode(payload, rec.datatype, rec.num_channels)
@@ -334,7 +341,15 @@ def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_fra
     if not expected:
         if "isac:schema" in glob and num_samples:
             return "an isac: recording with samples but no capture annotation, yet accepted"
-        expected = [(0, num_samples, 0, 0.0, default_node, 0, {}, {})] if num_samples else []
+        if len(segs) > 1:                                # a foreign file: one capture per capture segment
+            if seg_starts[-1] > num_samples:
+                return "a capture segment starts beyond the data file, yet accepted"
+            ends = seg_starts[1:] + [num_samples]
+            spans = ([(0, seg_starts[0])] if seg_starts[0] > 0 else []) + \
+                [(a, b - a) for a, b in zip(seg_starts, ends) if b > a]
+            expected = [(a, n, i, a / float(rate), default_node, 0, {}, {}) for i, (a, n) in enumerate(spans)]
+        else:
+            expected = [(0, num_samples, 0, 0.0, default_node, 0, {}, {})] if num_samples else []
     elif "isac:schema" in glob and max(s + c for s, c, *_ in expected) != num_samples:
         return "the captures do not end at the end of the data file, yet accepted"
     if rec.num_captures != len(expected):
@@ -343,6 +358,12 @@ def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_fra
         if start + count > num_samples:
             return f"capture {i} claims samples beyond the data file, yet accepted"
         capture, got_truth = read[i]
+        k = max([j for j, s in enumerate(seg_starts) if s <= start], default=0)
+        want_hz = seg_hz[k] if segs else first_hz
+        if any(seg_hz[j] != want_hz for j, s in enumerate(seg_starts) if start < s < start + count):
+            return f"capture {i} straddles a change of core:frequency, yet accepted"
+        if capture.center_freq_hz != want_hz:
+            return f"capture {i}: centre frequency {capture.center_freq_hz!r} Hz for its segment's {want_hz!r} Hz"
         want = samples[:, start:start + count]
         if capture.iq.dtype != np.complex64 or capture.iq.shape != want.shape:
             return f"capture {i}: iq {capture.iq.dtype} {capture.iq.shape} for {want.shape}"

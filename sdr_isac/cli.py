@@ -370,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
     p.set_defaults(func=_cmd_host)
 
+    from sdr_isac.stream.core import add_parser as add_core_parser
+    from sdr_isac.twin.cli import add_parser as add_twin_parser
+
+    add_core_parser(sub)
+    add_twin_parser(sub)
+
     from sdr_isac.display.app import add_arguments as display_arguments  # importing it loads no Qt
 
     p = sub.add_parser("display", help="live range-Doppler display and top view (replay or a running host)",

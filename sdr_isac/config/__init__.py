@@ -39,18 +39,20 @@ from importlib import resources
 from pathlib import Path
 
 from sdr_isac.config.base import Bounds, _fail, _show, bounded_field, field_bounds, from_dict
+from sdr_isac.config.core import CoreConfig
 from sdr_isac.config.frame import (
     MODULATIONS,
     SRS_MAX_CYCLIC_SHIFTS,
+    SSB_CASES,
     DataConfig,
     DmrsConfig,
     FrameConfig,
     PrsConfig,
     SrsConfig,
+    SsbConfig,
     TrsConfig,
     symbols_per_slot,
 )
-from sdr_isac.config.core import CoreConfig
 from sdr_isac.config.fusion import FusionConfig
 from sdr_isac.config.radio import (
     PlutoRadioConfig,
@@ -80,6 +82,8 @@ from sdr_isac.config.twin import TwinConfig
 from sdr_isac.errors import ConfigError
 
 __all__ = [
+    "SsbConfig",
+    "SSB_CASES",
     "TrackingConfig",
     "TwinConfig",
     "CoreConfig",

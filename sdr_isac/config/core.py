@@ -2,30 +2,87 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sdr_isac.config.base import _check_endpoint, _check_fields
+from sdr_isac.config.base import _check_choice, _check_endpoint, _check_fields, _fail, _num
 
 __all__ = ["CoreConfig"]
+
+#: A host id as the wire format takes it (``node_id``): 1 ... 64 characters from A-Z a-z 0-9 _ . -
+_HOST_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+
+
+def _check_host_id(key: str, value: str) -> None:
+    if not _HOST_ID.match(value):
+        _fail(key, value, "1 ... 64 characters from A-Z a-z 0-9 _ . - (the host's node_id on the wire)",
+              "rename it")
 
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """Which MECS hosts a core host subscribes to and where it publishes global tracks.
+    """Which MECS hosts a core host subscribes to, how it fuses their tracks, and where it publishes.
 
     Parameters
     ----------
     mecs_endpoints : tuple of str
-        The MECS hosts' publish endpoints (``tcp://HOST:PORT``).
+        The MECS hosts' publish endpoints (``tcp://HOST:PORT``), where they publish ``tracks/<id>``.
+    mecs_ids : tuple of str
+        The id (``node_id`` of their ``tracks`` messages) of each MECS host, one per endpoint, distinct,
+        1 ... 64 characters from ``A-Z a-z 0-9 _ . -``.  Messages from other ids are rejected and counted.
     publish_endpoint : str
-        Where the core host publishes global tracks.
+        Where the core host publishes global tracks (``tracks/<node_id>``) and the MECS hosts' state
+        (``status/<mecs id>``).
+    node_id : str
+        The core host's id on the wire.
+    absent_after_s : float
+        A MECS host silent for longer than this is absent: its tracks leave the fusion, 0.01 ... 3600 s.
+    publish_interval_s : float
+        The core fuses and publishes this often, 0.001 ... 60 s.
+    gate_probability : float
+        Probability that a true pair of tracks passes the chi-square gate on their 3-D position
+        difference, 0.5 ... 0.999999999.
+    ci_criterion : str
+        ``trace`` or ``determinant``: what covariance intersection minimises.
+    accel_psd_m2ps3 : float
+        White-acceleration power spectral density of the prediction to a common time, 0 ... 1e6 m²/s³.
+    keep_states : int
+        Fused states kept per global track, 1 ... 100000.
+    tail_states : int
+        History positions published with each global track (for displays), 0 ... 64.
+    max_message_mb : float
+        Largest ``tracks`` message taken from a MECS host, 0.001 ... 4096 MiB.
+    stats_interval_s : float
+        ``core_stats.json`` and ``tracks.json`` are rewritten this often (with ``--out``), 0.01 ... 3600 s.
     """
 
     mecs_endpoints: tuple[str, ...] = ()
+    mecs_ids: tuple[str, ...] = ()
     publish_endpoint: str = "tcp://127.0.0.1:5580"
+    node_id: str = "core"
+    absent_after_s: float = _num(3.0, 0.01, 3600.0, "s")
+    publish_interval_s: float = _num(0.1, 0.001, 60.0, "s")
+    gate_probability: float = _num(0.999, 0.5, 0.999999999)
+    ci_criterion: str = "trace"
+    accel_psd_m2ps3: float = _num(1.0, 0.0, 1e6, "m²/s³")
+    keep_states: int = _num(100, 1, 100000, "states")
+    tail_states: int = _num(8, 0, 64, "states")
+    max_message_mb: float = _num(16.0, 0.001, 4096.0, "MiB")
+    stats_interval_s: float = _num(1.0, 0.01, 3600.0, "s")
 
     def __post_init__(self) -> None:
         _check_fields(self)
         for i, endpoint in enumerate(self.mecs_endpoints):
             _check_endpoint(f"core.mecs_endpoints[{i}]", endpoint)
         _check_endpoint("core.publish_endpoint", self.publish_endpoint)
+        if len(self.mecs_ids) != len(self.mecs_endpoints):
+            _fail("core.mecs_ids", list(self.mecs_ids), f"one id per entry of core.mecs_endpoints "
+                  f"({len(self.mecs_endpoints)})", "list the node_id of each MECS host, in the endpoints' order")
+        for i, mecs in enumerate(self.mecs_ids):
+            _check_host_id(f"core.mecs_ids[{i}]", mecs)
+        if len(set(self.mecs_ids)) != len(self.mecs_ids):
+            _fail("core.mecs_ids", list(self.mecs_ids), "distinct ids", "give every MECS host its own node_id")
+        _check_host_id("core.node_id", self.node_id)
+        if self.node_id in self.mecs_ids:
+            _fail("core.node_id", self.node_id, "an id that no MECS host has", "rename the core host")
+        _check_choice("core.ci_criterion", self.ci_criterion, ("trace", "determinant"))

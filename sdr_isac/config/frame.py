@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from sdr_isac.config.base import _MAX_SEED, _check_choice, _check_fields, _check_range, _fail, _num
 
-__all__ = ["MODULATIONS", "SRS_MAX_CYCLIC_SHIFTS", "PrsConfig", "DmrsConfig", "SrsConfig", "TrsConfig", "DataConfig",
-           "FrameConfig", "symbols_per_slot"]
+__all__ = ["MODULATIONS", "SRS_MAX_CYCLIC_SHIFTS", "SSB_CASES", "PrsConfig", "DmrsConfig", "SrsConfig", "TrsConfig",
+           "SsbConfig", "DataConfig", "FrameConfig", "symbols_per_slot"]
 
 #: Modulation schemes of TS 38.211 §5.1 and their bits per symbol.
 MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
@@ -21,6 +21,11 @@ _SRS_SYMBOLS = (1, 2, 4, 8, 10, 12, 14)
 #: n_SRS^cs,max per comb size, TS 38.211 §6.4.1.4.2.
 SRS_MAX_CYCLIC_SHIFTS = {2: 8, 4: 12, 8: 6}
 _MAX_NUM_RB = 275
+#: SS/PBCH block cases of TS 38.213 §4.1: numerology mu and the allowed L_max of each.
+SSB_CASES: dict[str, tuple[int, tuple[int, ...]]] = {
+    "A": (0, (4, 8)), "B": (1, (4, 8)), "C": (1, (4, 8)), "D": (3, (64,)), "E": (4, (64,))}
+#: Subcarriers of an SS/PBCH block (20 RB, TS 38.211 §7.4.3.1).
+_SSB_SUBCARRIERS = 240
 
 
 def symbols_per_slot(cyclic_prefix: str) -> int:
@@ -220,6 +225,69 @@ class TrsConfig:
 
 
 @dataclass(frozen=True)
+class SsbConfig:
+    """SS/PBCH block bursts of a gNB, TS 38.211 §7.4.2, §7.4.3 and TS 38.213 §4.1.
+
+    The frame's first symbol is the first symbol of slot ``first_slot`` of a
+    radio frame with SFN 0; half frame h (5 ms each, counted from there)
+    carries a burst when ``5 h`` is a multiple of ``period_ms``, its blocks
+    at the first symbols of ``case`` (TS 38.213 §4.1).  A block that does
+    not fit wholly inside the frame is left out.  Other reference signals are
+    not transmitted on the block's REs (the SSB punctures them, as PDSCH is
+    rate-matched around it).
+
+    Parameters
+    ----------
+    case : str
+        ``A`` (15 kHz), ``B`` or ``C`` (30 kHz), ``D`` (120 kHz) or ``E``
+        (240 kHz); the frame's numerology must be the case's.
+    n_cell_id : int
+        N_ID^cell = 3 N_ID^(1) + N_ID^(2), 0 ... 1007.
+    l_max : int
+        Candidate blocks per half frame: 4 or 8 (cases A, B, C), 64 (D, E).
+    positions : tuple of int
+        Candidate indices (0 ... l_max - 1) actually transmitted
+        (ssb-PositionsInBurst); empty (default) transmits all of them.
+    subcarrier_offset : int or None
+        Carrier subcarrier of the block's subcarrier 0, 0 ... num_subcarriers
+        - 240; None centres the block on the carrier.
+    period_ms : int
+        Burst periodicity, 5, 10, 20, 40, 80 or 160 ms (TS 38.213 §4.1).
+    payload_seed : int
+        Seed of the random QPSK standing in for the coded PBCH payload (a
+        passive receiver does not know it), 0 ... 2**63 - 1.
+    """
+
+    case: str = "C"
+    n_cell_id: int = _num(0, 0, 1007)
+    l_max: int = _num(8, 4, 64)
+    positions: tuple[int, ...] = _num((), 0, 63)
+    subcarrier_offset: int | None = _num(None, 0, 12 * _MAX_NUM_RB - _SSB_SUBCARRIERS)
+    period_ms: int = _num(20, 5, 160, "ms")
+    payload_seed: int = _num(0, 0, _MAX_SEED)
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _check_choice("case", self.case, tuple(SSB_CASES), "SS/PBCH block case, TS 38.213 §4.1")
+        _check_choice("l_max", self.l_max, SSB_CASES[self.case][1], f"L_max of case {self.case}, TS 38.213 §4.1")
+        for p in self.positions:
+            _check_range("positions", p, 0, self.l_max - 1)
+        if len(set(self.positions)) != len(self.positions):
+            _fail("positions", self.positions, "distinct candidate indices", "remove the repeated index")
+        _check_choice("period_ms", self.period_ms, (5, 10, 20, 40, 80, 160), "ms, TS 38.213 §4.1")
+
+    @property
+    def numerology(self) -> int:
+        """mu of the case: 0 (A), 1 (B, C), 3 (D), 4 (E)."""
+        return SSB_CASES[self.case][0]
+
+    @property
+    def transmitted(self) -> tuple[int, ...]:
+        """Candidate indices transmitted in each burst, increasing."""
+        return tuple(sorted(self.positions)) if self.positions else tuple(range(self.l_max))
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Data resource elements: every RE that no reference signal owns.
 
@@ -292,6 +360,8 @@ class FrameConfig:
         0 (default) keeps the numerology's spacing.
     prs, dmrs, srs, trs : section or None
         The reference signals; None leaves a signal out.
+    ssb : SsbConfig or None
+        SS/PBCH block bursts (PSS, SSS, PBCH and its DMRS); None leaves them out.
     data : DataConfig
         Payload on the remaining REs.
     """
@@ -312,6 +382,7 @@ class FrameConfig:
     dmrs: DmrsConfig | None = None
     srs: SrsConfig | None = None
     trs: TrsConfig | None = None
+    ssb: SsbConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
@@ -379,7 +450,7 @@ class FrameConfig:
         if self.spacing_hz and self.cyclic_prefix != "explicit":
             _fail("spacing_hz", self.spacing_hz, "an explicit CP (cp_samples or cp_duration_s) with an explicit "
                   "spacing: the 3GPP CP patterns belong to the numerologies", "give cp_samples or cp_duration_s")
-        if self.subcarriers and any(x is not None for x in (self.prs, self.dmrs, self.srs, self.trs)):
+        if self.subcarriers and any(x is not None for x in (self.prs, self.dmrs, self.srs, self.trs, self.ssb)):
             _fail("subcarriers", self.subcarriers, "0 (12 * num_rb) when the frame has reference signals "
                   "(their patterns follow the 3GPP resource blocks)", "set num_rb instead, or use data only")
         per_slot = symbols_per_slot(self.cyclic_prefix)
@@ -405,6 +476,25 @@ class FrameConfig:
             _fail("dmrs.duration_symbols", self.dmrs.duration_symbols, f"<= {per_slot}", "shorten it")
         if self.trs is not None and max(self.trs.symbols) >= per_slot:
             _fail("trs.symbols", self.trs.symbols, f"0 ... {per_slot - 1}", "move the TRS symbols")
+        if self.ssb is not None:
+            self._check_ssb(self.ssb)
+
+    def _check_ssb(self, ssb: SsbConfig) -> None:
+        if self.numerology != ssb.numerology or self.spacing_hz:
+            _fail("ssb.case", ssb.case, f"a case of the frame's numerology {self.numerology} (case {ssb.case} is "
+                  f"mu = {ssb.numerology}, {15 * 2**ssb.numerology} kHz; TS 38.213 §4.1)",
+                  f"set numerology = {ssb.numerology} or choose the case of mu = {self.numerology}")
+        if self.cyclic_prefix == "extended":
+            _fail("cyclic_prefix", self.cyclic_prefix, "normal or explicit with an SS/PBCH block (the burst "
+                  "patterns of TS 38.213 §4.1 count 14 symbols per slot)", "use the normal CP")
+        room = self.num_subcarriers - _SSB_SUBCARRIERS
+        if room < 0:
+            _fail("num_rb", self.num_rb, f">= 20 RB with an SS/PBCH block ({_SSB_SUBCARRIERS} subcarriers)",
+                  "raise num_rb or remove [frame.ssb]")
+        if ssb.subcarrier_offset is not None and ssb.subcarrier_offset > room:
+            _fail("ssb.subcarrier_offset", ssb.subcarrier_offset,
+                  f"0 ... {room} (the block's {_SSB_SUBCARRIERS} subcarriers inside the carrier's "
+                  f"{self.num_subcarriers})", "lower it or leave it out to centre the block")
 
     # ---- derived quantities -------------------------------------------------
     @property

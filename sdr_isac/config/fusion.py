@@ -18,7 +18,7 @@ class FusionConfig:
     enabled : bool
         Fuse every time-aligned set of two or more nodes of the scene and
         publish ``estimates`` (:meth:`sdr_isac.fusion.engine.FusionEngine.fuse`,
-        which runs :func:`sdr_isac.fusion.node.fuse_nodes`).
+        which runs :func:`sdr_isac.fusion.modes.multi_bs.fuse_nodes`).
     target_height_m : float
         Height at which targets are located, m (the nodes' ranges and array
         angles fix the horizontal position): ground traffic about 1 m, a UAV
@@ -31,7 +31,7 @@ class FusionConfig:
         target that two or more of the other (micro) nodes detect is fused
         from those alone (mode ``micro``); the macro joins only where fewer
         do (mode ``macro_micro``,
-        :func:`sdr_isac.fusion.macro_micro.fuse_macro_micro`).
+        :func:`sdr_isac.fusion.modes.macro_micro.fuse_macro_micro`).
         Empty: every node's detections are fused together.
     """
 

@@ -296,7 +296,7 @@ class RisConfig:
         through, one per frame, the incoming azimuth pointing at itself: a
         scan of angles seen from the RIS, which the fusion host turns into a
         target's range, velocity, angle and global position
-        (:func:`sdr_isac.fusion.ris.estimate_ris_target`).  Empty: the
+        (:func:`sdr_isac.fusion.modes.ris.estimate_ris_target`).  Empty: the
         surface keeps ``steer_deg``.
     """
 

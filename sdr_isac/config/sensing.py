@@ -50,8 +50,8 @@ class SensingConfig:
     Parameters
     ----------
     signals : tuple of str
-        Reference signals whose REs are used (``prs``, ``dmrs``, ``srs``,
-        ``trs``, ``data``); empty uses every RE the node sent (monostatic).
+        Reference signals whose REs are used (``prs``, ``dmrs``, ``srs``, ``trs``, ``data``, the SS/PBCH
+        block's ``ssb_pss``, ``ssb_sss``, ``pbch_dmrs``); empty uses every RE the node sent (monostatic).
     geometry : str
         ``monostatic`` (range = c tau / 2) or ``bistatic`` (range sum = c tau).
     window_range, window_doppler : str
@@ -123,7 +123,7 @@ class SensingConfig:
     def __post_init__(self) -> None:
         _check_fields(self)
         for s in self.signals:
-            _check_choice("signals", s, ("prs", "dmrs", "srs", "trs", "data"))
+            _check_choice("signals", s, ("prs", "dmrs", "srs", "trs", "data", "ssb_pss", "ssb_sss", "pbch_dmrs"))
         _check_choice("geometry", self.geometry, ("monostatic", "bistatic"))
         _check_choice("window_range", self.window_range, _WINDOWS)
         _check_choice("window_doppler", self.window_doppler, _WINDOWS)

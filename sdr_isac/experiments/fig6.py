@@ -53,7 +53,7 @@ from sdr_isac.experiments.plots import rmse_plot
 from sdr_isac.experiments.runner import Metrics, Point, Scenario, rmse
 from sdr_isac.fusion import links as fl
 from sdr_isac.fusion import locate as nl
-from sdr_isac.fusion import node as nf
+from sdr_isac.fusion.modes import multi_bs as nf
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing.crb import angle_crb_rad2, measurement_matrix

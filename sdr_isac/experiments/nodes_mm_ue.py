@@ -21,7 +21,7 @@ only the radial component):
 - ``macro_micro``: micro BSs (24 GHz, 120 kHz, 8-element array) at (0, 0)
   and (150, 0), a macro BS (5.9 GHz, 30 kHz, CP 5.975 µs: ``f T`` equal to
   the micro band's) at (-300, -300); the target (-40, 50, 20) m is inside
-  micro BS 0's coverage only, so :func:`~sdr_isac.fusion.macro_micro.select_mode`
+  micro BS 0's coverage only, so :func:`~sdr_isac.fusion.modes.macro_micro.select_mode`
   picks macro-micro.  The macro frame starts 3.7 ms after the micro frames
   (low synchronisation).  single: micro BS 0 (range + array angle); coop:
   macro + micro 0, joint WLS then symbol-level refinement with the frame
@@ -56,10 +56,11 @@ from numpy.typing import NDArray
 from sdr_isac.channel.cim import bistatic_link_cim, measure_pilots, random_amplitude
 from sdr_isac.errors import SensingError
 from sdr_isac.experiments.runner import Metrics, Point
-from sdr_isac.fusion import bs_ue, hybrid, macro_micro
+from sdr_isac.fusion import hybrid
 from sdr_isac.fusion import links as fl
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db, sensing_radius_m
 from sdr_isac.fusion.locate import locate_single
+from sdr_isac.fusion.modes import bs_ue, macro_micro
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import angle_crb_rad2
 from sdr_isac.units import SPEED_OF_LIGHT_MPS

@@ -31,7 +31,7 @@ the RIS's array factor (what the scene computes), and every other path the
 scene yields for the BS (none: the direct echo is blocked) keeps its
 radar-equation ratio to it.  The noise per RE is 1.
 
-Estimators (:mod:`sdr_isac.fusion.ris`, design false-alarm probability
+Estimators (:mod:`sdr_isac.fusion.modes.ris`, design false-alarm probability
 ``PFA`` per scan for both):
 
 - ``single``: the BS alone, its beam on the target's street, the same S
@@ -40,11 +40,11 @@ Estimators (:mod:`sdr_isac.fusion.ris`, design false-alarm probability
   to detect; a false alarm reports its range, radial velocity, its beam
   direction as angle and the position they give (errors against the truth
   seen from the BS).
-- ``coop``: :func:`sdr_isac.fusion.ris.estimate_ris_target`; errors of the
+- ``coop``: :func:`sdr_isac.fusion.modes.ris.estimate_ris_target`; errors of the
   range, radial velocity and azimuth seen from the RIS, and of the global
   position, at the start of the frame the range came from.
 
-Bounds: ``coop`` as in :mod:`sdr_isac.fusion.ris` at the true geometry and
+Bounds: ``coop`` as in :mod:`sdr_isac.fusion.modes.ris` at the true geometry and
 ``snr_db`` (the strongest steering for range and velocity); ``single``:
 NaN — behind 200 dB of building the BS alone has no Fisher information
 (the bound is infinite).
@@ -64,7 +64,7 @@ from sdr_isac.channel.geometry import rotation_z, target_state
 from sdr_isac.channel.scene import Scene
 from sdr_isac.config import BlockerConfig, FrameConfig, NodeConfig, RisConfig, SceneConfig, TargetConfig
 from sdr_isac.experiments.runner import Metrics, Point
-from sdr_isac.fusion import ris as fr
+from sdr_isac.fusion.modes import ris as fr
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 

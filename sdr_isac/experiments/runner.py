@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods
 from pathlib import Path
@@ -32,6 +32,7 @@ import numpy as np
 
 from sdr_isac.errors import ConfigError, InputError
 from sdr_isac.executors import Executor, as_completed, make_executor
+from sdr_isac.fusion.metrics import rmse
 from sdr_isac.recording._atomic import write_text
 
 __all__ = ["Scenario", "run_trials", "write_csv", "rmse", "ExperimentResult", "run_experiment", "Point", "Metrics"]
@@ -199,18 +200,6 @@ def _gather(executor: Executor, trial: Callable[[Point, np.random.Generator], Me
     futures = [executor.submit(_run_chunk, trial, j, p, a, b, seed) for j, p, a, b in tasks]
     for fut in as_completed(futures):
         yield fut.result()
-
-
-def rmse(errors: Iterable[float], skip_nan: bool = False) -> float:
-    """Root-mean-square of the errors (NaN for none).
-
-    ``skip_nan`` leaves out trials whose estimator reported nothing (NaN);
-    count them separately (e.g. as missed detections).
-    """
-    e = np.asarray(list(errors), dtype=np.float64)
-    if skip_nan:
-        e = e[np.isfinite(e)]
-    return float(np.sqrt(np.mean(e**2))) if e.size else math.nan
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:

@@ -9,7 +9,8 @@ common grid), :mod:`~sdr_isac.fusion.resource`, :mod:`~sdr_isac.fusion.signals`,
 :mod:`~sdr_isac.fusion.links` (captures and CIMs to link measurements),
 :mod:`~sdr_isac.fusion.locate` (position and velocity from links),
 :mod:`~sdr_isac.fusion.associate` (association across nodes),
-:mod:`~sdr_isac.fusion.node` (multi-BS active, passive, symbol-level),
+:mod:`~sdr_isac.fusion.modes` (the node-level modes: multi-BS active and passive, macro-micro,
+BS-UE, BS-RIS, and the registry the engine looks them up in),
 :mod:`~sdr_isac.fusion.engine` (a time-aligned set to estimates),
 :mod:`~sdr_isac.fusion.metrics` (evaluation against the ground truth).
 """

@@ -7,11 +7,12 @@ own reference signals, as bistatic range sums), it senses one capture
 (:func:`sense_capture`, a module-level task that any executor of
 :mod:`sdr_isac.executors` can run in another process or on another machine),
 and it fuses the node results of one time-aligned set by the scene's
-cooperation mode: multi-BS (active and passive,
-:func:`~sdr_isac.fusion.node.fuse_nodes`), macro-micro
-(:func:`~sdr_isac.fusion.macro_micro.fuse_macro_micro`), BS-UE (the case label,
-:func:`~sdr_isac.fusion.bs_ue.live_case`) and BS-RIS (the scans of
-:meth:`FusionEngine.ris_step`).  It knows nothing of sockets, threads,
+cooperation mode, looked up by name in the registry of
+:mod:`sdr_isac.fusion.modes` (:meth:`FusionEngine.mode`): multi-BS (active and
+passive, :func:`~sdr_isac.fusion.modes.multi_bs.fuse_nodes`), macro-micro
+(:func:`~sdr_isac.fusion.modes.macro_micro.fuse_macro_micro`); BS-UE labels
+the estimates (:func:`~sdr_isac.fusion.modes.bs_ue.live_case`) and BS-RIS runs
+on its scans (:meth:`FusionEngine.ris_step`).  It knows nothing of sockets, threads,
 counters or time alignment: :class:`sdr_isac.stream.host.FusionHost` receives,
 accounts, aligns, schedules and publishes around it.
 
@@ -35,12 +36,11 @@ from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.capture import Capture
 from sdr_isac.errors import SensingError
-from sdr_isac.fusion.bs_ue import live_case
-from sdr_isac.fusion.macro_micro import fuse_macro_micro
+from sdr_isac.fusion.modes import NodePlace, mode_fusion
+from sdr_isac.fusion.modes.bs_ue import live_case
+from sdr_isac.fusion.modes.ris import RisEstimate, RisGeometry, estimate_ris_target
 from sdr_isac.fusion.multiband import Band
-from sdr_isac.fusion.node import NodePlace, fuse_nodes
 from sdr_isac.fusion.records import TargetEstimate
-from sdr_isac.fusion.ris import RisEstimate, RisGeometry, estimate_ris_target
 from sdr_isac.sensing import Detection
 from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.waveform import IsacFrame
@@ -135,9 +135,11 @@ def reference_signals(node_id: str, source: str, frame: config_mod.FrameConfig) 
     Raises :class:`SensingError` when the frame carries none.
     """
     signals = tuple(s for s in ("prs", "dmrs", "srs", "trs") if getattr(frame, s) is not None)
+    if frame.ssb is not None:                       # PSS, SSS and the PBCH DMRS: known without the MIB payload
+        signals += ("ssb_pss", "ssb_sss", "pbch_dmrs")
     if not signals:
         raise SensingError(f"node {node_id!r} is receive-only and the frame of {source!r} it hears carries no "
-                           "reference signal (prs, dmrs, srs, trs): give the transmitter's frame one")
+                           "reference signal (prs, dmrs, srs, trs, ssb): give the transmitter's frame one")
     return signals
 
 
@@ -272,6 +274,12 @@ class FusionEngine:
         return self.node_result(capture, seq, jobs, sense_capture(capture, jobs))
 
     # ---- node-level fusion ------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """The registered set-level mode the ``[fusion]`` section selects: ``macro_micro`` with macro nodes,
+        ``multi_bs`` otherwise (:func:`sdr_isac.fusion.modes.mode_fusion`)."""
+        return "macro_micro" if self.cfg.fusion.macro_nodes else "multi_bs"
+
     def fuse(self, members: Mapping[str, NodeResult], t_s: float) -> list[TargetEstimate]:
         """Fuse the node results of one time-aligned set into target estimates.
 
@@ -293,19 +301,13 @@ class FusionEngine:
         Returns
         -------
         list of TargetEstimate
-            Strongest first (as :func:`~sdr_isac.fusion.node.fuse_nodes`).
+            Strongest first (as :func:`~sdr_isac.fusion.modes.multi_bs.fuse_nodes`).
         """
         places = {n: place for n in members if (place := self.place(n)) is not None}
         if len(places) < 2:
             return []
-        fusion_cfg = self.cfg.fusion
         places, dets, passive = self._links(places, members)
-        if fusion_cfg.macro_nodes:
-            found = fuse_macro_micro(places, dets, fusion_cfg.macro_nodes, fusion_cfg.target_height_m,
-                                     fusion_cfg.gate_m, passive=passive, t_s=t_s)
-        else:
-            found = fuse_nodes(places, dets, fusion_cfg.target_height_m, fusion_cfg.gate_m, passive=passive,
-                               t_s=t_s)
+        found = mode_fusion(self.mode)(places, dets, self.cfg.fusion, passive, t_s)
         roles = {n: place.role for n, place in places.items()}
         return [dataclasses.replace(est, case=case) if (case := live_case(est.nodes, roles, passive)) else est
                 for est in found]
@@ -347,7 +349,7 @@ class FusionEngine:
         was programmed for (:meth:`sdr_isac.stream.node.NodeAgent.ris_plan`).
         A scan is the frames of steps ``0 ... S-1`` in order (a lost frame
         drops that scan); its CIMs (first receive channel) go to
-        :func:`sdr_isac.fusion.ris.estimate_ris_target`.
+        :func:`sdr_isac.fusion.modes.ris.estimate_ris_target`.
 
         Parameters
         ----------

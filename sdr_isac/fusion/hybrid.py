@@ -29,6 +29,7 @@ import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError, SensingError
+from sdr_isac.fusion.locate import _check_nodes
 from sdr_isac.fusion.records import LinkMeasurement
 
 __all__ = ["AngleMeasurement", "HybridEstimate", "fuse", "crb", "position_crb", "predict"]
@@ -53,13 +54,6 @@ class HybridEstimate:
     cov: NDArray[np.float64]
 
 
-def _nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
-    b = np.asarray(nodes_m, dtype=np.float64)
-    if b.ndim != 2 or b.shape[1] != 3 or not np.all(np.isfinite(b)):
-        raise InputError(f"nodes_m has shape {b.shape}: allowed (B, 3) finite node positions in m")
-    return b
-
-
 def _times(times_s: ArrayLike | None, num: int) -> NDArray[np.float64]:
     if times_s is None:
         return np.zeros(num)
@@ -72,7 +66,7 @@ def _times(times_s: ArrayLike | None, num: int) -> NDArray[np.float64]:
 def predict(nodes_m: ArrayLike, state: ArrayLike, height_m: float, links: Sequence[LinkMeasurement],
             angles: Sequence[AngleMeasurement] = (), times_s: ArrayLike | None = None) -> NDArray[np.float64]:
     """Model values ``h(s)``: each link's range (m) then each link's rate (m/s), then each angle (rad)."""
-    b = _nodes(nodes_m)
+    b = _check_nodes(nodes_m)
     t = _times(times_s, b.shape[0])
     s = np.asarray(state, dtype=np.float64)
     v = np.array([s[2], s[3], 0.0])

@@ -91,23 +91,21 @@ class LinkMeasurement:
                 set_(self, name, _frozen(name, getattr(self, name), (3,)))
         set_(self, "tx_id", str(self.tx_id))
         set_(self, "rx_id", str(self.rx_id))
-        angle = (self.cone_angle_rad, self.var_cone_angle_rad2, self.array_axis)
-        if any(a is not None for a in angle):
-            if any(a is None for a in angle):
+        angle_rad, var_angle, axis_in = self.cone_angle_rad, self.var_cone_angle_rad2, self.array_axis
+        if angle_rad is not None or var_angle is not None or axis_in is not None:
+            if angle_rad is None or var_angle is None or axis_in is None:
                 raise InputError("cone_angle_rad, var_cone_angle_rad2 and array_axis: give all three or none")
-            if not (math.isfinite(self.cone_angle_rad) and abs(self.cone_angle_rad) <= math.pi / 2):
-                raise InputError(f"cone_angle_rad = {self.cone_angle_rad!r} rad: allowed a finite angle in [-pi/2, "
-                                 "pi/2]")
-            if not (math.isfinite(self.var_cone_angle_rad2) and self.var_cone_angle_rad2 > 0):
-                raise InputError(f"var_cone_angle_rad2 = {self.var_cone_angle_rad2!r} rad²: allowed a finite "
-                                 "variance > 0")
-            axis = _frozen("array_axis", self.array_axis, (3,))
+            if not (math.isfinite(angle_rad) and abs(angle_rad) <= math.pi / 2):
+                raise InputError(f"cone_angle_rad = {angle_rad!r} rad: allowed a finite angle in [-pi/2, pi/2]")
+            if not (math.isfinite(var_angle) and var_angle > 0):
+                raise InputError(f"var_cone_angle_rad2 = {var_angle!r} rad²: allowed a finite variance > 0")
+            axis = _frozen("array_axis", axis_in, (3,))
             norm = float(np.linalg.norm(axis))
             if not abs(norm - 1.0) < 1e-6:
                 raise InputError(f"array_axis has length {norm:.6g}: allowed a unit vector")
             set_(self, "array_axis", axis)
-            set_(self, "cone_angle_rad", float(self.cone_angle_rad))
-            set_(self, "var_cone_angle_rad2", float(self.var_cone_angle_rad2))
+            set_(self, "cone_angle_rad", float(angle_rad))
+            set_(self, "var_cone_angle_rad2", float(var_angle))
 
     @property
     def monostatic(self) -> bool:
@@ -303,8 +301,16 @@ class Track:
             raise InputError("t_s: allowed strictly increasing times, s")
         set_(self, "states", _frozen("states", self.states, (n, 6)))
         covs = _frozen("covariances", self.covariances, (n, 6, 6))
-        for i in range(n):
-            _covariance(f"covariances[{i}]", covs[i], 6)
+        if n:                                                  # all states at once; the first bad one is named
+            scale = np.max(np.abs(covs), axis=(1, 2))
+            scale[scale == 0] = 1.0                              # the rule of _covariance, per state
+            bad = ~np.all(np.isclose(covs, np.swapaxes(covs, 1, 2), rtol=0.0, atol=1e-9 * scale[:, None, None]),
+                          axis=(1, 2))
+            if not bad.any():
+                bad = np.linalg.eigvalsh(covs).min(axis=1) < -1e-9 * scale
+            if bad.any():
+                i = int(np.argmax(bad))
+                _covariance(f"covariances[{i}]", covs[i], 6)
         set_(self, "covariances", covs)
         set_(self, "stations", tuple(str(s) for s in self.stations))
         set_(self, "handovers", tuple(self.handovers))

@@ -30,9 +30,9 @@ velocity, moving away, gives a negative Doppler.
   local oscillator each) into one aperture, estimating each phase offset from
   the elements the sub-apertures share (the overlap element of TDM-MIMO
   virtual arrays) and refining it with the angle (:func:`ml_angle`).
-  :func:`coarray_doa` and :func:`sparse_array_cost`: a sparse array's
-  difference co-array resolves more sources than elements, at an SNR cost
-  against the full array of the same aperture (article §III-A-2).
+  :func:`sparse_array_cost`: a sparse array's difference co-array resolves
+  more sources than elements (:class:`sdr_isac.sensing.doa.CoarrayMusicEstimator`),
+  at an SNR cost against the full array of the same aperture (article §III-A-2).
 - Time: :func:`accumulate_frames` puts F frames side by side, coherently
   (one long coherent processing interval: the velocity resolution improves F
   times and the velocity variance bound about F**3 times) or non-coherently
@@ -50,13 +50,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
 from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.doa import CoarrayMusicEstimator, difference_coarray
+from sdr_isac.sensing.doa import difference_coarray
 from sdr_isac.sensing.estimate import grid_peak, look, ml_angle, refine, resolvable_steps
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["DelayDopplerEstimate", "as_channels", "delay_doppler_power", "estimate_delay_doppler",
            "refine_delay_doppler", "channel_amplitudes", "channels_fim", "range_velocity_crb", "peak_sidelobe_ratio_db",
-           "coherent_combine", "ml_angle", "splice_apertures", "splice_angle_crb_rad2", "coarray_doa",
+           "coherent_combine", "ml_angle", "splice_apertures", "splice_angle_crb_rad2",
            "sparse_array_cost", "FrameAccumulation", "accumulate_frames"]
 
 
@@ -537,34 +537,6 @@ def splice_angle_crb_rad2(snr_linear: float, num_snapshots: int, positions_wl: S
     g = np.column_stack([2 * np.pi * all_pos * np.cos(angle_rad)]
                         + [(which == i).astype(float) for i in range(1, 1 + nuisance)] + [np.ones(all_pos.size)])
     return float(crb_from_fim(2.0 * snr * k * g.T @ g)[0, 0])
-
-
-def coarray_doa(snapshots: ArrayLike, positions_wl: ArrayLike, num_sources: int,
-                spacing_wl: float = 0.5) -> NDArray[np.float64]:
-    """Azimuths of up to ``U`` uncorrelated sources from a sparse linear array by co-array MUSIC.
-
-    The cross-products ``x_i x_j*`` of the elements are virtual elements at
-    lags ``p_i - p_j`` (the article's "hybrid cross-multiplication among
-    antennas", §III-A-2; Pal & Vaidyanathan, IEEE TSP 58(8), 2010); MUSIC on
-    the contiguous virtual ULA of ``U + 1`` elements resolves up to ``U``
-    sources, more than the ``E`` physical elements
-    (:class:`sdr_isac.sensing.doa.CoarrayMusicEstimator`).
-
-    Parameters
-    ----------
-    snapshots : array_like, shape (E, K), complex
-    positions_wl : array_like, shape (E,)
-        On a grid of ``spacing_wl`` wavelengths.
-    num_sources : int
-        1 ... U.
-
-    Returns
-    -------
-    ndarray, shape (num_sources,), float64
-        Azimuths, rad, ascending.
-    """
-    return np.asarray(CoarrayMusicEstimator(positions_wl, spacing_wl).estimate(snapshots, num_sources),
-                      dtype=np.float64)
 
 
 def sparse_array_cost(positions_wl: ArrayLike, spacing_wl: float = 0.5, snr_linear: float = 1.0,

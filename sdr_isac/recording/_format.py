@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,23 @@ ISAC = "isac:"
 TRUTH = "truth:"
 META_SUFFIX = ".sigmf-meta"
 DATA_SUFFIX = ".sigmf-data"
+COLLECTION_SUFFIX = ".sigmf-collection"
+#: Archive suffixes and the ``tarfile`` compression each means (SigMF archives are tar files).
+ARCHIVE_SUFFIXES = {".sigmf": "", ".sigmf.gz": "gz", ".sigmf.xz": "xz"}
+
+
+def archive_suffix(path: str | Path) -> str | None:
+    """The archive suffix ``path`` ends with (``.sigmf``, ``.sigmf.gz``, ``.sigmf.xz``), or None."""
+    name = Path(path).name.lower()
+    for suffix in sorted(ARCHIVE_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def is_collection(path: str | Path) -> bool:
+    """True if ``path`` names a SigMF collection file (``.sigmf-collection``)."""
+    return Path(path).name.lower().endswith(COLLECTION_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -38,19 +56,26 @@ class Datatype:
     name : str
         SigMF ``core:datatype`` string.
     disk : numpy.dtype
-        dtype of one stored element: a complex sample for float types, one
-        component (I or Q) for integer types.
+        dtype of one stored element, with its byte order: a complex sample for
+        float types, one component (I or Q) for integer types.
     is_int : bool
         True for fixed point: each sample is two ``disk`` integers (I, Q).
     scale : float
-        Factor from stored integers to full scale [-1, 1): ``2**-(bits - 1)``
-        (1/32768 for ci16_le, 1/128 for ci8); 1.0 for floating point.
+        Factor from stored integers (less ``offset``) to full scale [-1, 1]:
+        ``2**-(bits - 1)`` for signed types (1/32768 for ci16, 1/128 for ci8),
+        ``2 / (2**bits - 1)`` for unsigned ones (1/127.5 for cu8); 1.0 for
+        floating point.
+    offset : float
+        The stored value of 0.0 for unsigned (offset binary) types,
+        ``(2**bits - 1) / 2`` (127.5 for cu8, as RTL-SDR samples are read);
+        0.0 otherwise.
     """
 
     name: str
     disk: np.dtype[Any]
     is_int: bool
     scale: float
+    offset: float = 0.0
 
     @property
     def sample_size(self) -> int:
@@ -58,12 +83,27 @@ class Datatype:
         return self.disk.itemsize * (2 if self.is_int else 1)
 
 
-DATATYPES: dict[str, Datatype] = {
-    "cf32_le": Datatype("cf32_le", np.dtype("<c8"), False, 1.0),
-    "cf64_le": Datatype("cf64_le", np.dtype("<c16"), False, 1.0),
-    "ci16_le": Datatype("ci16_le", np.dtype("<i2"), True, 2.0**-15),
-    "ci8": Datatype("ci8", np.dtype("i1"), True, 2.0**-7),
-}
+def _datatypes() -> dict[str, Datatype]:
+    """Every complex SigMF datatype: ``c`` + ``f32 f64 i32 i16 i8 u32 u16 u8``, ``_le``/``_be`` above 8 bits."""
+    table: dict[str, Datatype] = {}
+    for kind, bits in (("f", 32), ("f", 64), ("i", 32), ("i", 16), ("i", 8), ("u", 32), ("u", 16), ("u", 8)):
+        orders = (("", "|"),) if bits == 8 else (("_le", "<"), ("_be", ">"))
+        for suffix, order in orders:
+            name = f"c{kind}{bits}{suffix}"
+            if kind == "f":
+                table[name] = Datatype(name, np.dtype(f"{order}c{bits // 4}"), False, 1.0)
+            elif kind == "i":
+                table[name] = Datatype(name, np.dtype(f"{order}i{bits // 8}"), True, 2.0 ** -(bits - 1))
+            else:
+                half = (2.0**bits - 1.0) / 2.0
+                table[name] = Datatype(name, np.dtype(f"{order}u{bits // 8}"), True, 1.0 / half, half)
+    return table
+
+
+#: The complex datatypes sdr_isac reads and writes (every complex type of SigMF 1.2).
+DATATYPES: dict[str, Datatype] = _datatypes()
+_ALIASES = {"ci8_le": "ci8", "ci8_be": "ci8", "cu8_le": "cu8", "cu8_be": "cu8"}
+_REAL = re.compile(r"r(f32|f64|i32|i16|u32|u16|i8|u8)(_le|_be)?")
 
 
 def allowed_datatypes() -> str:
@@ -73,14 +113,22 @@ def allowed_datatypes() -> str:
 
 
 def datatype_info(name: Any, *, where: str, error: type[Exception] = RecordingError) -> Datatype:
-    """Look up a datatype or raise ``error`` naming ``where`` and what is allowed."""
+    """Look up a datatype or raise ``error`` naming ``where`` and what is allowed.
+
+    The message never suggests changing ``core:datatype`` to make a file open: the datatype describes the
+    bytes as they are, and another label would misread them.
+    """
     key = name.lower() if isinstance(name, str) else name
-    if key == "ci8_le":
-        key = "ci8"
-    if key not in DATATYPES:
-        raise error(f"{where}core:datatype = {name!r}: allowed {allowed_datatypes()} (complex samples); "
-                    "convert the data or set the datatype to one of them")
-    return DATATYPES[key]
+    key = _ALIASES.get(key, key)
+    if key in DATATYPES:
+        return DATATYPES[key]
+    if isinstance(key, str) and _REAL.fullmatch(key):
+        raise error(f"{where}core:datatype = {name!r}: real-valued samples; allowed complex (I/Q) samples: "
+                    f"{allowed_datatypes()}; sdr_isac senses complex baseband, so convert the real signal to I/Q "
+                    "(a Hilbert transform or a digital down-conversion) and write it as a new recording")
+    raise error(f"{where}core:datatype = {name!r}: not a SigMF complex datatype; allowed "
+                f"{allowed_datatypes()}; if the file was written by a program that calls its format otherwise, "
+                "convert the samples (e.g. with numpy) into one of these and write a new recording")
 
 
 def encode(iq: NDArray[np.complex64], dt: Datatype) -> NDArray[Any]:
@@ -102,7 +150,7 @@ def encode(iq: NDArray[np.complex64], dt: Datatype) -> NDArray[Any]:
     """
     if not dt.is_int:
         return np.ascontiguousarray(iq.T, dtype=dt.disk)
-    parts = np.stack([iq.real.T, iq.imag.T], axis=-1).astype(np.float32) * np.float32(1.0 / dt.scale)
+    parts = np.stack([iq.real.T, iq.imag.T], axis=-1).astype(np.float64) * (1.0 / dt.scale) + dt.offset
     info = np.iinfo(dt.disk)
     return np.clip(np.rint(parts), info.min, info.max).astype(dt.disk)
 
@@ -124,9 +172,14 @@ def decode(raw: NDArray[Any], dt: Datatype) -> NDArray[np.complex64]:
     """
     if not dt.is_int:
         return np.ascontiguousarray(raw.T, dtype=np.complex64)
+    if dt.disk.itemsize == 4:                     # 32-bit integers: float32 would round them before scaling
+        wide = (raw.astype(np.float64) - dt.offset) * dt.scale
+        return np.ascontiguousarray((wide[..., 0] + 1j * wide[..., 1]).T, dtype=np.complex64)
     out = np.empty(raw.shape[1::-1], dtype=np.complex64)
-    out.real = raw[..., 0].T
+    out.real = raw[..., 0].T                      # numpy converts the byte order and the integer type
     out.imag = raw[..., 1].T
+    if dt.offset:
+        out -= np.complex64(dt.offset * (1 + 1j))
     out *= np.float32(dt.scale)
     return out
 

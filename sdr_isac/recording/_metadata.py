@@ -26,6 +26,7 @@ Unknown ``isac:`` keys are refused (with "did you mean ...?"), so that a misspel
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import importlib
 import json
@@ -70,6 +71,18 @@ class CaptureFacts:
 
 
 @dataclass(frozen=True)
+class SegmentFacts:
+    """One validated capture segment: where it starts and the centre frequency of its samples.
+
+    ``center_freq_hz`` is the segment's ``core:frequency``, else the first one the file declares, else 0.0.
+    """
+
+    index: int                  # index in the metadata's "captures"
+    sample_start: int
+    center_freq_hz: float
+
+
+@dataclass(frozen=True)
 class Metadata:
     """A recording's metadata after validation: every value typed and in range.
 
@@ -91,6 +104,8 @@ class Metadata:
     description: str
     is_isac: bool
     captures: tuple[CaptureFacts, ...]
+    segments: tuple[SegmentFacts, ...]
+    segment_starts: tuple[int, ...]
 
 
 def _show(value: Any) -> str:
@@ -166,19 +181,32 @@ def _load_json(meta_path: Path) -> Any:
         raise RecordingError(f"{meta_path}: metadata file not found; allowed the path of a SigMF recording "
                              "(base name, .sigmf-meta or .sigmf-data); check the path")
     try:
-        return json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = meta_path.read_bytes()
     except OSError as err:
         raise RecordingError(f"{meta_path}: cannot read the metadata ({err.strerror}); check permissions") from err
+    return load_json_bytes(raw, meta_path, "metadata")
+
+
+def load_json_bytes(raw: bytes, path: Path, what: str) -> Any:
+    """Parse the JSON text ``raw`` of ``path`` (``what``: "metadata", "collection"); errors name the file.
+
+    Raises
+    ------
+    RecordingError
+        Not UTF-8, not JSON, an integer of > 4300 digits or nesting too deep.
+    """
+    try:
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise RecordingError(f"{meta_path}: metadata is not UTF-8 text ({err.reason}); allowed a SigMF JSON "
-                             "file; check that this is the .sigmf-meta file") from err
+        raise RecordingError(f"{path}: {what} is not UTF-8 text ({err.reason}); allowed a SigMF JSON "
+                             f"file; check that this is the SigMF {what} file") from err
     except json.JSONDecodeError as err:
-        raise RecordingError(f"{meta_path}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
-                             "allowed SigMF metadata in JSON; fix or re-create the metadata file") from err
+        raise RecordingError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
+                             f"allowed SigMF {what} in JSON; fix or re-create the {what} file") from err
     except (ValueError, RecursionError) as err:          # an integer of > 4300 digits; nesting too deep
-        raise RecordingError(f"{meta_path}: the metadata cannot be parsed ({err}); allowed SigMF metadata in "
-                             "JSON with integers of at most 19 digits and moderate nesting; fix or re-create "
-                             "the metadata file") from err
+        raise RecordingError(f"{path}: the {what} cannot be parsed ({err}); allowed SigMF {what} in "
+                             f"JSON with integers of at most 19 digits and moderate nesting; fix or re-create "
+                             f"the {what} file") from err
 
 
 def _check_structure(check: _Checker, metadata: Any) -> None:
@@ -308,10 +336,13 @@ def _frame(check: _Checker, stored: Any) -> FrameConfig | None:
 
 
 def _capture_segments(check: _Checker, captures: list[dict[str, Any]]) -> dict[str, Any]:
-    """``core:header_bytes`` (first segment only) and the one ``core:frequency`` of all segments."""
+    """``core:header_bytes`` (first segment only), the first ``core:frequency`` and every segment's frequency.
+
+    Segments may have different frequencies (a retune); a capture annotation must then stay inside one
+    frequency (:func:`_check_retunes`).
+    """
     header = 0
-    frequency: float | None = None
-    first = ""
+    frequencies: list[float | None] = []
     for i, segment in enumerate(captures):
         where = f"captures[{i}]."
         check.known_keys(where, segment, ())
@@ -323,17 +354,54 @@ def _capture_segments(check: _Checker, captures: list[dict[str, Any]]) -> dict[s
             elif value:
                 raise RecordingError(f"{check.meta_path}: {where}core:header_bytes = {value}: allowed only in "
                                      "the first segment; convert the file to a conforming SigMF dataset")
+        frequency = None
         if "core:frequency" in segment:
-            value_hz = check.number(where + "core:frequency", segment["core:frequency"], 0.0, MAX_HZ,
-                                    "write the RF centre frequency (sdr_isac captures have one >= 0 Hz)",
-                                    unit=" Hz")
-            if frequency is None:
-                frequency, first = value_hz, where
-            elif value_hz != frequency:
-                raise check.error(where + "core:frequency", value_hz, f"the frequency of {first}core:frequency "
-                                  f"= {frequency:g} Hz (one centre frequency per recording)",
-                                  "split the recording at the retune", " Hz")
-    return {"header_bytes": header, "center_freq_hz": 0.0 if frequency is None else frequency}
+            frequency = check.number(where + "core:frequency", segment["core:frequency"], 0.0, MAX_HZ,
+                                     "write the RF centre frequency (sdr_isac captures have one >= 0 Hz)",
+                                     unit=" Hz")
+        frequencies.append(frequency)
+    first = next((f for f in frequencies if f is not None), 0.0)
+    segments = tuple(SegmentFacts(i, int(seg["core:sample_start"]), first if f is None else f)
+                     for i, (seg, f) in enumerate(zip(captures, frequencies)))
+    return {"header_bytes": header, "center_freq_hz": first, "segments": segments,
+            "segment_starts": tuple(seg.sample_start for seg in segments)}
+
+
+def check_span(meta_path: Path, what: str, segments: tuple[SegmentFacts, ...], start: int, count: int,
+               starts: tuple[int, ...] | None = None) -> int:
+    """The segment of samples ``start ... start + count - 1``; refuse a span across a change of frequency.
+
+    ``starts``: the segments' ``sample_start`` (sorted, as the schema check makes them), to skip
+    recomputing them; the search is a bisection, so checking every capture of a long recording stays
+    O(n log n).
+
+    Returns
+    -------
+    int
+        Index into ``segments`` of the segment holding ``start`` (the first one for samples before it;
+        0 without segments).
+
+    Raises
+    ------
+    RecordingError
+        A later segment inside the span has another ``core:frequency`` (the capture straddles a retune).
+    """
+    if not segments:
+        return 0
+    starts = tuple(seg.sample_start for seg in segments) if starts is None else starts
+    k = max(bisect.bisect_right(starts, start) - 1, 0)
+    here = segments[k]
+    for j in range(k + 1, len(segments)):
+        later = segments[j]
+        if later.sample_start >= start + count:
+            break
+        if later.center_freq_hz != here.center_freq_hz:
+            raise RecordingError(
+                f"{meta_path}: {what} covers samples {start} ... {start + count - 1}, across a retune at sample "
+                f"{later.sample_start} (captures[{here.index}].core:frequency = {here.center_freq_hz:g} Hz, "
+                f"captures[{later.index}].core:frequency = {later.center_freq_hz:g} Hz): allowed a capture inside "
+                "one centre frequency; end the capture at the retune (one capture per segment) or fix the segments")
+    return k
 
 
 def _capture_facts(check: _Checker, k: int, ann: dict[str, Any]) -> CaptureFacts:
@@ -387,6 +455,9 @@ def validate_metadata(metadata: Any, meta_path: Path, *, with_frame: bool = True
     fields.update(_capture_segments(check, metadata["captures"]))
     captures = tuple(_capture_facts(check, k, ann) for k, ann in enumerate(metadata["annotations"])
                      if is_capture_annotation(ann))
+    for fact in captures:
+        check_span(meta_path, f"annotations[{fact.annotation}] (isac:seq {fact.seq})", fields["segments"],
+                   fact.sample_start, fact.sample_count, fields["segment_starts"])
     return Metadata(raw=metadata, captures=captures, **fields)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,8 +18,16 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, RecordingError
-from sdr_isac.recording._format import check_int, decode, file_names
-from sdr_isac.recording._metadata import CaptureFacts, Metadata, parse_metadata
+from sdr_isac.recording._format import archive_suffix, check_int, decode, file_names, is_collection
+from sdr_isac.recording._metadata import (
+    CaptureFacts,
+    Metadata,
+    check_span,
+    load_json_bytes,
+    parse_metadata,
+    validate_metadata,
+)
+from sdr_isac.recording._tar import find_recording
 
 __all__ = ["Recording", "open_recording"]
 
@@ -41,21 +49,35 @@ class Recording:
     :mod:`sdr_isac.recording._metadata`): a recording that opens reads, and
     one that cannot be read does not open.
 
-    Samples come back as complex64; ``ci16_le`` and ``ci8`` integers are scaled
-    by :attr:`scale` (1/32768 and 1/128) to full scale [-1, 1).
+    Samples come back as complex64 whatever the stored datatype (every complex
+    SigMF type, either byte order): signed integers are scaled by
+    :attr:`scale` (1/32768 for ci16, 1/128 for ci8) to full scale [-1, 1),
+    unsigned ones (offset binary, as RTL-SDR's cu8) less their midpoint
+    (127.5 for cu8) by 1/127.5 (cu8) to [-1, 1].
+
+    A recording may be a ``.sigmf-meta``/``.sigmf-data`` pair or an archive
+    (``.sigmf``, ``.sigmf.gz``, ``.sigmf.xz``), read in place: never
+    extracted.  Capture segments with different ``core:frequency`` (a
+    retune) give captures with their own centre frequency; a capture must not
+    straddle a retune.
 
     Attributes
     ----------
     meta_path, data_path : Path
-        The two files.
+        The two files (for an archive: ``<archive>/<member>``, names only).
+    archive_path : Path or None
+        The archive the recording was read from, None for a file pair.
+    data_size_bytes : int
+        Bytes of the data file (or member).
     datatype : str
-        ``core:datatype``: ``cf32_le``, ``cf64_le``, ``ci16_le`` or ``ci8``.
+        ``core:datatype``, one of :data:`~sdr_isac.recording.DATATYPES`.
     scale : float
         Factor from stored integers to complex64 (1.0 for float types).
     sample_rate_hz : float
         ``core:sample_rate``, Hz.
     center_freq_hz : float
-        ``core:frequency`` of the first capture segment, Hz (0.0 if absent).
+        The first ``core:frequency`` of the capture segments, Hz (0.0 if
+        absent); each capture has its own (:attr:`frequencies_hz`).
     num_channels : int
         ``core:num_channels``.
     num_samples : int
@@ -72,9 +94,13 @@ class Recording:
 
     def __init__(self, *, meta_path: Path, data_path: Path, meta: Metadata, data: NDArray[Any],
                  segments: list[tuple[int, int]], frame: FrameConfig | None,
-                 facts: tuple[CaptureFacts, ...] | None) -> None:
+                 facts: tuple[CaptureFacts, ...] | None, frequencies: list[float],
+                 archive_path: Path | None = None, data_size_bytes: int = 0) -> None:
         self.meta_path = meta_path
         self.data_path = data_path
+        self.archive_path = archive_path
+        self.data_size_bytes = data_size_bytes
+        self._frequencies = frequencies
         self._meta = meta
         self._dt = meta.dtype
         self._data: NDArray[Any] | None = data
@@ -95,13 +121,16 @@ class Recording:
     # ---- opening -------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, frame: FrameConfig | None = None, *, samples_per_capture: int | None = None,
-             verify_checksum: bool = True, allow_outside: bool = False) -> Recording:
+             verify_checksum: bool = True, allow_outside: bool = False, member: str | None = None) -> Recording:
         """Open and validate a recording.
 
         Parameters
         ----------
         path : str or Path
-            Base name, ``.sigmf-meta`` or ``.sigmf-data`` path.
+            Base name, ``.sigmf-meta`` or ``.sigmf-data`` path, or an archive
+            (``.sigmf``, ``.sigmf.gz``, ``.sigmf.xz``; see
+            :mod:`sdr_isac.recording.archive`).  A ``.sigmf-collection`` is
+            refused: open it with :func:`~sdr_isac.recording.open_collection`.
         frame : FrameConfig or None
             The frame to attach to every capture; replaces ``isac:frame``,
             which is then not read (use it for foreign recordings, or for a
@@ -109,8 +138,9 @@ class Recording:
         samples_per_capture : int or None
             Cut the file into consecutive captures of this many samples
             (>= 1), ignoring any capture annotations; samples after the last
-            whole block are not in any capture.  None: the ``isac:``
-            annotations, or the whole file as one capture.
+            whole block are not in any capture; a block must not straddle a
+            retune.  None: the ``isac:`` annotations, or (foreign files) one
+            capture per capture segment, or the whole file as one capture.
         verify_checksum : bool
             Compare ``core:sha512``, when the metadata has one, with the data
             file (default).  This reads the whole data file once (about
@@ -120,6 +150,10 @@ class Recording:
             (``core:dataset`` with ``..`` or an absolute path, a symbolic
             link that resolves elsewhere).  False (default) refuses it: a
             recording from elsewhere could otherwise make you read any file.
+            (Inside an archive, only members of the archive are read.)
+        member : str or None
+            Base name of the recording to open in an archive that holds
+            several (None: the archive must hold one).
 
         Returns
         -------
@@ -135,18 +169,40 @@ class Recording:
             data file is outside the recording's folder, not a whole number
             of samples, shorter than the annotations claim or longer than an
             sdr_isac recording's captures; ``isac:frame`` is invalid; the
-            checksum differs.  The message names the file and the field.
+            checksum differs; a capture straddles a change of
+            ``core:frequency``; an archive member has a traversal name
+            (``..``, absolute), is a link or a device, or runs past the end
+            of the archive.  The message names the file and the field.
         InputError
             ``frame`` or ``samples_per_capture`` is of the wrong type or range.
         """
-        meta_path, data_path = file_names(path)
+        if is_collection(path):
+            raise RecordingError(f"{path}: a SigMF collection (several recordings): allowed one recording here; "
+                                 "open it with sdr_isac.recording.open_collection, or name one of its members "
+                                 "(sdr-isac info lists them)")
+        if str(path).lower().endswith(".sigmf.zip"):
+            raise RecordingError(f"{path}: a zip SigMF archive: allowed tar archives (.sigmf, .sigmf.gz, .sigmf.xz) "
+                                 "and .sigmf-meta recordings; unzip it and open the .sigmf-meta inside")
         if frame is not None and not isinstance(frame, FrameConfig):
             raise InputError(f"frame is a {type(frame).__name__}: allowed a FrameConfig or None; "
                              "build one with sdr_isac.config.FrameConfig")
         spc = None if samples_per_capture is None else check_int("samples_per_capture", samples_per_capture, 1)
-        meta = parse_metadata(meta_path, with_frame=frame is None)     # a frame given replaces isac:frame
-        data_path = _data_file(meta_path, data_path, meta, allow_outside)
-        data = _map_data(data_path, meta, verify_checksum)
+        archive_path = None
+        if archive_suffix(path) is not None:
+            archive_path = Path(path)
+            found = find_recording(archive_path, member)
+            meta_path, data_path = found.meta_path, found.data_path
+            meta = validate_metadata(load_json_bytes(found.meta_bytes, meta_path, "metadata"), meta_path,
+                                     with_frame=frame is None)
+            size = found.data_size_bytes
+            data = _map_data(data_path, meta, size, found.sha512 if verify_checksum else None, found.map_data)
+        else:
+            meta_path, data_path = file_names(path)
+            meta = parse_metadata(meta_path, with_frame=frame is None)     # a frame given replaces isac:frame
+            data_path = _data_file(meta_path, data_path, meta, allow_outside)
+            size = _file_size(data_path)
+            data = _map_data(data_path, meta, size, (lambda: _file_sha512(data_path)) if verify_checksum else None,
+                             _file_mapper(data_path))
         num_samples = int(data.shape[0])
         facts: tuple[CaptureFacts, ...] | None = None
         if spc is not None:
@@ -159,9 +215,13 @@ class Recording:
                                  "no capture annotation (isac:seq): allowed a data file exactly as long as its "
                                  "captures; the data and metadata files do not belong together")
         else:
-            segments = [(0, num_samples)] if num_samples else []
+            segments = _foreign_segments(meta_path, meta, num_samples)
+        what = "capture" if spc is None else f"block (samples_per_capture = {spc})"
+        frequencies = [_frequency(meta_path, meta, f"{what} {k}", start, count)
+                       for k, (start, count) in enumerate(segments)]
         return cls(meta_path=meta_path, data_path=data_path, meta=meta, data=data, segments=segments,
-                   frame=frame if frame is not None else meta.frame, facts=facts)
+                   frame=frame if frame is not None else meta.frame, facts=facts, frequencies=frequencies,
+                   archive_path=archive_path, data_size_bytes=size)
 
     # ---- access --------------------------------------------------------------
     @property
@@ -180,9 +240,29 @@ class Recording:
         return copy.deepcopy(self._meta.raw["annotations"])
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """The whole SigMF metadata, ``global``, ``captures`` and ``annotations`` (a copy)."""
+        return copy.deepcopy(self._meta.raw)
+
+    @property
     def global_info(self) -> dict[str, Any]:
         """The SigMF global object (a copy)."""
         return copy.deepcopy(self._meta.raw["global"])
+
+    @property
+    def capture_segments(self) -> list[dict[str, Any]]:
+        """The SigMF capture segments: ``index``, ``sample_start``, ``sample_count`` (to the next segment or
+        the end of the data), ``center_freq_hz`` (Hz; the first declared one where a segment has none)."""
+        segments = self._meta.segments
+        ends = [seg.sample_start for seg in segments[1:]] + [self.num_samples]
+        return [{"index": seg.index, "sample_start": seg.sample_start,
+                 "sample_count": max(end - seg.sample_start, 0), "center_freq_hz": seg.center_freq_hz}
+                for seg, end in zip(segments, ends)]
+
+    @property
+    def frequencies_hz(self) -> list[float]:
+        """Centre frequency of each capture, Hz (several after a retune)."""
+        return list(self._frequencies)
 
     def _index(self, i: int) -> int:
         n = self.num_captures
@@ -238,7 +318,7 @@ class Recording:
         info = self.capture_info(i)
         metadata = self._facts[i].metadata if self._facts is not None else {}
         try:
-            return Capture(iq=iq, sample_rate_hz=self.sample_rate_hz, center_freq_hz=self.center_freq_hz,
+            return Capture(iq=iq, sample_rate_hz=self.sample_rate_hz, center_freq_hz=self._frequencies[i],
                            t0_s=info["t0_s"], node_id=info["node_id"], seq=info["seq"], frame=self.frame,
                            frame_offset=info["frame_offset"], metadata=copy.deepcopy(metadata))
         except InputError as err:        # open() validated every field: this is a bug, named as such
@@ -253,7 +333,8 @@ class Recording:
         dict
             ``sample_start``, ``sample_count`` (samples per channel in the
             data file), ``seq``, ``t0_s`` (s), ``node_id``, ``frame_offset``
-            (samples); for foreign files ``seq = i``, ``t0_s = sample_start /
+            (samples), ``center_freq_hz`` (Hz, of the capture segment that
+            holds the capture); for foreign files ``seq = i``, ``t0_s = sample_start /
             sample_rate_hz``, ``node_id`` from ``isac:node`` or ``"node0"``,
             ``frame_offset = 0``.
 
@@ -265,13 +346,14 @@ class Recording:
         i = self._index(i)
         start, count = self._segments[i]
         fact = self._facts[i] if self._facts is not None else None
+        freq = self._frequencies[i]
         if fact is None:
             return {"sample_start": start, "sample_count": count, "seq": i, "t0_s": start / self.sample_rate_hz,
-                    "node_id": self._node_id(), "frame_offset": 0}
+                    "node_id": self._node_id(), "frame_offset": 0, "center_freq_hz": freq}
         return {"sample_start": start, "sample_count": count, "seq": fact.seq,
                 "t0_s": start / self.sample_rate_hz if fact.t0_s is None else fact.t0_s,
                 "node_id": self._node_id() if fact.node_id is None else fact.node_id,
-                "frame_offset": fact.frame_offset}
+                "frame_offset": fact.frame_offset, "center_freq_hz": freq}
 
     def _node_id(self) -> str:
         node_id = self.node.get("id", "node0")            # a string: checked by open()
@@ -324,10 +406,10 @@ class Recording:
 
 
 def open_recording(path: str | Path, frame: FrameConfig | None = None, *, samples_per_capture: int | None = None,
-                   verify_checksum: bool = True, allow_outside: bool = False) -> Recording:
-    """Open a recording; the same as :meth:`Recording.open`."""
+                   verify_checksum: bool = True, allow_outside: bool = False, member: str | None = None) -> Recording:
+    """Open a recording (a ``.sigmf-meta``/``.sigmf-data`` pair or an archive); the same as :meth:`Recording.open`."""
     return Recording.open(path, frame, samples_per_capture=samples_per_capture, verify_checksum=verify_checksum,
-                          allow_outside=allow_outside)
+                          allow_outside=allow_outside, member=member)
 
 
 # ---- helpers of Recording.open ------------------------------------------------
@@ -359,13 +441,26 @@ def _data_file(meta_path: Path, data_path: Path, meta: Metadata, allow_outside: 
     return data_path
 
 
-def _map_data(data_path: Path, meta: Metadata, verify: bool) -> NDArray[Any]:
-    """Memory-map the samples: shape (n, C) (float types) or (n, C, 2) (integer types)."""
-    dtype = meta.dtype
+def _file_size(data_path: Path) -> int:
     try:
-        size = data_path.stat().st_size
+        return data_path.stat().st_size
     except OSError as err:
         raise RecordingError(f"{data_path}: cannot read the data file ({err.strerror}); check it") from err
+
+
+def _file_mapper(data_path: Path) -> Callable[[np.dtype[Any], int, tuple[int, ...]], NDArray[Any]]:
+    def map_data(dtype: np.dtype[Any], offset: int, shape: tuple[int, ...]) -> NDArray[Any]:
+        return np.memmap(data_path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    return map_data
+
+
+def _map_data(data_path: Path, meta: Metadata, size: int, sha512: Callable[[], str] | None,
+              mapper: Callable[[np.dtype[Any], int, tuple[int, ...]], NDArray[Any]]) -> NDArray[Any]:
+    """Map the samples (``size`` bytes, through ``mapper``): shape (n, C) (float types) or (n, C, 2) (integer types).
+
+    ``sha512``: the data's checksum, computed when called; None skips the check.
+    """
+    dtype = meta.dtype
     payload = size - meta.header_bytes - meta.trailing_bytes
     frame_bytes = dtype.sample_size * meta.num_channels
     if payload < 0 or payload % frame_bytes:
@@ -375,16 +470,16 @@ def _map_data(data_path: Path, meta: Metadata, verify: bool) -> NDArray[Any]:
             f"{size} bytes less {meta.header_bytes} header and {meta.trailing_bytes} trailing bytes); the data "
             "file is truncated or "
             "core:datatype / core:num_channels / core:header_bytes is wrong; re-record or fix the metadata")
-    if verify and meta.sha512 is not None:
-        _verify_checksum(data_path, meta.sha512)
+    if sha512 is not None and meta.sha512 is not None:
+        _verify_checksum(data_path, meta.sha512, sha512)
     num_samples = payload // frame_bytes
     shape = (num_samples, meta.num_channels) + ((2,) if dtype.is_int else ())
     if num_samples == 0:
         return np.empty(shape, dtype=dtype.disk)
     try:
-        return np.memmap(data_path, dtype=dtype.disk, mode="r", offset=meta.header_bytes, shape=shape)
-    except OSError as err:
-        raise RecordingError(f"{data_path}: cannot map the data file ({err.strerror}); check permissions") from err
+        return mapper(dtype.disk, meta.header_bytes, shape)
+    except (OSError, ValueError) as err:
+        raise RecordingError(f"{data_path}: cannot map the data file ({err}); check permissions") from err
 
 
 def file_sha512(path: Path) -> str:
@@ -393,15 +488,41 @@ def file_sha512(path: Path) -> str:
         return hashlib.file_digest(fh, "sha512").hexdigest()
 
 
-def _verify_checksum(data_path: Path, expected: str) -> None:
+def _file_sha512(data_path: Path) -> str:
     try:
-        actual = file_sha512(data_path)
+        return file_sha512(data_path)
     except OSError as err:
         raise RecordingError(f"{data_path}: cannot read the data file ({err.strerror}); check it") from err
+
+
+def _verify_checksum(data_path: Path, expected: str, sha512: Callable[[], str]) -> None:
+    actual = sha512()
     if actual != expected:
         raise RecordingError(f"{data_path}: core:sha512 = {expected[:16]}... but the data file hashes to "
                              f"{actual[:16]}...: allowed matching checksums; the data file is corrupt or belongs "
                              "to another recording (open with verify_checksum=False to read it anyway)")
+
+
+def _frequency(meta_path: Path, meta: Metadata, what: str, start: int, count: int) -> float:
+    """Centre frequency of the samples ``start ... start + count - 1``, which must not straddle a retune."""
+    if not meta.segments:
+        return meta.center_freq_hz
+    return meta.segments[check_span(meta_path, what, meta.segments, start, count, meta.segment_starts)].center_freq_hz
+
+
+def _foreign_segments(meta_path: Path, meta: Metadata, num_samples: int) -> list[tuple[int, int]]:
+    """A foreign file's captures: one per capture segment (a retune or a time discontinuity), else the file."""
+    if len(meta.segments) <= 1:
+        return [(0, num_samples)] if num_samples else []
+    starts = [seg.sample_start for seg in meta.segments]
+    last = meta.segments[-1]
+    if last.sample_start > num_samples:
+        raise RecordingError(f"{meta_path}: captures[{last.index}].core:sample_start = {last.sample_start}: allowed "
+                             f"at most {num_samples}, the samples per channel in the data file; the data file is "
+                             "truncated or the segments are wrong")
+    ends = starts[1:] + [num_samples]
+    spans = [(0, starts[0])] if starts[0] > 0 else []           # samples before the first segment
+    return spans + [(a, b - a) for a, b in zip(starts, ends) if b > a]
 
 
 def _annotated_segments(meta_path: Path, data_path: Path, meta: Metadata, num_samples: int) -> list[tuple[int, int]]:

@@ -8,10 +8,12 @@ On-disk layout
 Data file
     Captures one after another, no gaps.  With ``core:num_channels = C > 1``
     the samples are interleaved per sample, as SigMF specifies: sample 0 of
-    channels 0 ... C-1, then sample 1 of channels 0 ... C-1, ...  Datatypes
-    ``cf32_le`` (default), ``cf64_le``, ``ci16_le`` and ``ci8``; integers hold
-    full scale +-1.0 as +-2**15 (+-2**7) and are scaled back by 2**-15 (2**-7)
-    on reading.
+    channels 0 ... C-1, then sample 1 of channels 0 ... C-1, ...  Datatypes:
+    every complex SigMF type (``cf32_le`` default, ``cf64``, ``ci32``,
+    ``ci16``, ``ci8``, ``cu32``, ``cu16``, ``cu8``, ``_le`` or ``_be``); signed
+    integers hold full scale +-1.0 as +-2**(bits-1) and are scaled back by
+    2**-(bits-1) on reading, unsigned ones are offset binary (cu8:
+    ``(v - 127.5) / 127.5``, as RTL-SDR).  Real datatypes are refused.
 ``global``
     ``core:datatype``, ``core:sample_rate`` (Hz), ``core:version``,
     ``core:num_channels``, ``core:description``, ``core:recorder = "sdr_isac"``,
@@ -22,6 +24,8 @@ Data file
     defaults), ``isac:node``, ``isac:radio`` (free dicts).
 ``captures``
     One segment per capture: ``core:sample_start``, ``core:frequency`` (Hz).
+    Segments may differ in frequency (a retune, ``allow_retune=True``); each
+    capture then has its segment's frequency and must not straddle a retune.
 ``annotations``
     One per capture: ``core:sample_start``, ``core:sample_count`` (samples per
     channel), ``core:label = "seq <n>"``, ``isac:seq``, ``isac:t0_s`` (s, node
@@ -29,8 +33,14 @@ Data file
     ``isac:metadata`` (the capture's metadata dict) and ``truth:<key>`` for
     each entry of the capture's truth, e.g. ``truth:targets`` (list of dicts).
 
-Foreign recordings (no ``isac:`` annotations) open as one capture spanning
-the file, or as blocks of ``samples_per_capture`` samples.
+Foreign recordings (no ``isac:`` annotations) open as one capture per
+capture segment (one spanning the file when it has one segment), or as
+blocks of ``samples_per_capture`` samples.
+
+Archives (``.sigmf``, ``.sigmf.gz``, ``.sigmf.xz``) open in place with the
+same validation (:mod:`sdr_isac.recording.archive`); collections
+(``.sigmf-collection``) tie the recordings of several nodes of one run
+(:mod:`sdr_isac.recording.collection`).  See ``docs/recording.md``.
 
 Reading
 -------

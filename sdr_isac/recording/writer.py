@@ -86,13 +86,18 @@ class RecordingWriter:
     sample_rate_hz : float
         Sample rate in Hz (> 0); every capture must have it.
     center_freq_hz : float
-        RF centre frequency in Hz (>= 0); every capture must have it.
+        RF centre frequency in Hz (>= 0); every capture must have it, unless
+        ``allow_retune``.
     num_channels : int
         Receive channels (>= 1); every capture must have that many rows.
     datatype : str
-        ``cf32_le`` (default, exact), ``cf64_le``, ``ci16_le`` or ``ci8``.
-        The integer types store full scale +-1.0 as +-32768 (+-128); samples
-        beyond +-1.0 raise :class:`RecordingError` rather than clip.
+        ``cf32_le`` (default, exact) or any complex SigMF datatype of
+        :data:`~sdr_isac.recording.DATATYPES` (``cf64_le``, ``ci16_le``,
+        ``ci8``, ``cu8``, ``cf32_be``, ...).  Signed integer types store full
+        scale +-1.0 as +-2**(bits-1) (clipped to the largest integer);
+        unsigned ones as ``(2**bits - 1) / 2 * (1 +- 1.0)`` (cu8: 0 ... 255,
+        0.0 as 127.5 rounded); samples beyond +-1.0 raise
+        :class:`RecordingError` rather than clip.
     frame : FrameConfig or None
         The transmitted frame, stored as ``isac:frame``; None takes the first
         capture's ``frame``, if any.
@@ -102,6 +107,11 @@ class RecordingWriter:
         also gives ``core:hw`` (its ``hw`` entry, else ``kind`` and ``uri``).
     description : str
         ``core:description``.
+    allow_retune : bool
+        Accept captures of another centre frequency than ``center_freq_hz``:
+        each capture is its own capture segment with its own
+        ``core:frequency`` (a retune), read back as such.  False (default)
+        refuses them.
     overwrite : bool
         Replace an existing recording at ``path`` on a successful
         :meth:`close` (a failed write leaves it untouched).  False (default)
@@ -133,7 +143,7 @@ class RecordingWriter:
     def __init__(self, path: str | Path, *, sample_rate_hz: float, center_freq_hz: float, num_channels: int,
                  datatype: str = "cf32_le", frame: FrameConfig | None = None,
                  node: dict[str, Any] | None = None, radio: dict[str, Any] | None = None,
-                 description: str = "", overwrite: bool = False) -> None:
+                 description: str = "", overwrite: bool = False, allow_retune: bool = False) -> None:
         self.meta_path, self.data_path = file_names(path)
         self.sample_rate_hz = float(sample_rate_hz)
         self.center_freq_hz = float(center_freq_hz)
@@ -159,6 +169,7 @@ class RecordingWriter:
             raise InputError(f"node['id'] = {self._node['id']!r}: allowed a string; give the node id as text")
         self.description = str(description)
         self._overwrite = bool(overwrite)
+        self._allow_retune = bool(allow_retune)
         self._captures: list[dict[str, Any]] = []
         self._annotations: list[dict[str, Any]] = []
         self._num_samples = 0
@@ -232,20 +243,27 @@ class RecordingWriter:
             raise RecordingError(f"{self._tmp_data}: writing capture seq {capture.seq} failed ({err.strerror}); "
                                  "free disk space or write elsewhere") from err
         self._hash.update(raw)
-        self._captures.append({"core:sample_start": self._num_samples, "core:frequency": self.center_freq_hz})
+        frequency = capture.center_freq_hz if self._allow_retune else self.center_freq_hz
+        self._captures.append({"core:sample_start": self._num_samples, "core:frequency": float(frequency)})
         self._annotations.append(annotation)
         self._num_samples += capture.num_samples
         return len(self._annotations) - 1
 
     def _check_capture(self, capture: Capture) -> None:
         where = f"{self.meta_path}: capture seq {capture.seq}"
-        for name, mine, theirs, unit in (("sample_rate_hz", self.sample_rate_hz, capture.sample_rate_hz, " Hz"),
-                                         ("center_freq_hz", self.center_freq_hz, capture.center_freq_hz, " Hz"),
-                                         ("num_channels", self.num_channels, capture.num_channels, "")):
+        checks = [("sample_rate_hz", self.sample_rate_hz, capture.sample_rate_hz, " Hz"),
+                  ("num_channels", self.num_channels, capture.num_channels, "")]
+        if not self._allow_retune:
+            checks.insert(1, ("center_freq_hz", self.center_freq_hz, capture.center_freq_hz, " Hz"))
+        elif not (math.isfinite(capture.center_freq_hz) and 0 <= capture.center_freq_hz <= MAX_HZ):
+            raise RecordingError(f"{where}: center_freq_hz = {capture.center_freq_hz!r} Hz: allowed a finite number "
+                                 f">= 0 Hz and <= {MAX_HZ:g} Hz; fix the capture's centre frequency")
+        for name, mine, theirs, unit in checks:
             if not _same(mine, theirs):
                 raise RecordingError(f"{where}: {name} = {theirs:g}{unit} but the recording has {name} = "
                                      f"{mine:g}{unit}; allowed only the recording's value; resample or retune, "
-                                     "or start another recording")
+                                     "or start another recording (or pass allow_retune=True to record a retune "
+                                     "as a new capture segment)")
         if capture.frame is not None:
             if self.frame is None:
                 self.frame = capture.frame

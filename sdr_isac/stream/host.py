@@ -66,7 +66,7 @@ from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import TargetEstimate
-from sdr_isac.recording import RecordingWriter
+from sdr_isac.recording import RecordingWriter, write_collection
 from sdr_isac.recording._atomic import write_json
 from sdr_isac.recording.append import append_capture
 from sdr_isac.stream import wire
@@ -343,6 +343,11 @@ class FusionHost:
         for writer in self._writers.values():
             with self._guard("closing a recording"):
                 writer.close()
+        metas = [w.meta_path for w in self._writers.values() if w.meta_path.exists()]
+        if self._record_dir is not None and metas:
+            with self._guard("writing the run's collection"):        # one .sigmf-collection ties the run's nodes
+                write_collection(self._record_dir / "run", metas, overwrite=True, verify_checksum=False,
+                                 description=f"sdr-isac host run, {len(metas)} node(s)")
         self._close_sockets()
 
     def _close_sockets(self) -> None:

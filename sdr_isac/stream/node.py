@@ -29,7 +29,7 @@ import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import radio, sensing
-from sdr_isac.fusion.ris import RisGeometry
+from sdr_isac.fusion.modes.ris import RisGeometry
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import HandshakeWatch, secure_client
 from sdr_isac.waveform import IsacFrame
@@ -161,7 +161,7 @@ class NodeAgent:
 
         From the ``[[scene.ris]]`` entries whose ``controller`` is this node and
         that have a ``scan_deg``; the incoming azimuth is the node's own
-        direction seen from the surface (:attr:`sdr_isac.fusion.ris.RisGeometry.incoming_deg`).
+        direction seen from the surface (:attr:`sdr_isac.fusion.modes.ris.RisGeometry.incoming_deg`).
         """
         scene = self.cfg.scene
         if scene is None:

@@ -1,4 +1,5 @@
-"""The wire format: one ZeroMQ multipart message per capture, detection list, map, status, heartbeat or command.
+"""The wire format: one ZeroMQ multipart message per capture, detection list, map, estimates, tracks, status,
+heartbeat or command.
 
 A message is a list of frames ``[topic, header, *buffers]`` (see
 ``docs/wire-format.md`` for the full specification):
@@ -18,7 +19,7 @@ without ZeroMQ.  :func:`decode` trusts nothing: anything that is not exactly
 a message of this schema raises :class:`~sdr_isac.errors.WireFormatError`
 naming the field, the value and what is allowed, and no other exception; a
 message that decodes is well-formed all the way down (ground truth, RIS
-steps, detections, estimates, counters, status), so the ``decode_<kind>``
+steps, detections, estimates, tracks, counters, status), so the ``decode_<kind>``
 helpers and the host's consumers never meet a shape they did not expect.  Nothing received is ever
 unpickled or evaluated; the header is JSON and the buffers are numbers.
 
@@ -50,7 +51,7 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
-from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.fusion.records import TRACK_STATUSES, Handover, TargetEstimate, Track
 from sdr_isac.recording._format import drop_none, to_json
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.sensing.pipeline import SensingResult
@@ -90,6 +91,11 @@ __all__ = [
     "decode_estimates",
     "estimate_to_dict",
     "ris_details",
+    "TrackSet",
+    "MAX_TAIL",
+    "encode_tracks",
+    "decode_tracks",
+    "track_to_dict",
 ]
 
 #: Newest major version of the header schema this code speaks; a receiver accepts 1 ... SCHEMA_VERSION.
@@ -338,6 +344,8 @@ def _check_kind(header: dict[str, Any]) -> None:
         _check_rdmap_fields(header)
     elif kind == "status":
         _status_of(header)
+    elif kind == "tracks":
+        _tracks_of(header)
 
 
 def _check_detections(field: str, dets: Any) -> None:
@@ -997,7 +1005,7 @@ def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
 def ris_details(ris_id: str, found: Any, frames: int) -> dict[str, Any]:
     """What a RIS saw of a target (``details`` of :func:`encode_estimates` for a mode ``ris`` estimate).
 
-    ``found`` is a :class:`sdr_isac.fusion.ris.RisEstimate`: range (m), radial velocity (m/s) and azimuth
+    ``found`` is a :class:`sdr_isac.fusion.modes.ris.RisEstimate`: range (m), radial velocity (m/s) and azimuth
     (rad) from the surface with their CRB variances, the steered SNR (dB) and the frames of the scan.
     """
     return {"ris": {"id": ris_id, "range_m": found.range_m, "velocity_mps": found.velocity_mps,
@@ -1020,8 +1028,8 @@ def _estimate_of(field: str, est: dict[str, Any], t0_s: float) -> TargetEstimate
         _fail(field, est, f"an estimate whose covariances are symmetric positive semi-definite ({err})")
 
 
-_ESTIMATE_MODES = ("micro", "macro_micro", "ris")   # fusion.macro_micro.fuse_macro_micro; the host's RIS scans
-_ESTIMATE_CASES = ("A", "B")                   # sdr_isac.fusion.bs_ue.live_case
+_ESTIMATE_MODES = ("micro", "macro_micro", "ris")   # fusion.modes.macro_micro.fuse_macro_micro; the host's RIS scans
+_ESTIMATE_CASES = ("A", "B")                   # sdr_isac.fusion.modes.bs_ue.live_case
 
 
 def _check_estimates(items: Any) -> None:
@@ -1380,3 +1388,265 @@ def decode_rdmap(msg: Message) -> RdMap:
                  detections=_detections_of(h["detections"]), sensing=dict(h["sensing"]),
                  node=dict(node) if node is not None else None, stats=dict(h["stats"]),
                  truth=truth if isinstance(truth, dict) else None)
+
+
+# ---- tracks ---------------------------------------------------------------------------------------
+#: Most positions of a track's history tail on the wire (``tail_t_s``, ``tail_position_m``: for displays).
+MAX_TAIL = 64
+_MAX_TRACK_LIST = 256           # stations and handovers of one track
+_MAX_REASON_CHARS = 256
+#: A covariance is positive definite on the wire when its smallest eigenvalue exceeds this times its largest
+#: (condition number below 1e12: the track fusion inverts it).
+_MIN_EIGEN_RATIO = 1e-12
+_STATE_NAMES = "[x, y, z, v_x, v_y, v_z] (m, m/s)"
+
+
+@dataclass(frozen=True, eq=False)
+class TrackSet:
+    """What a ``tracks`` message carries: the current tracks of one host (a MECS host or the core) at one time.
+
+    Attributes
+    ----------
+    node_id : str
+        The publishing host.
+    seq : int
+        The host's count of ``tracks`` messages.
+    t0_s : float
+        Time of the set on the host's data clock, s; no track's ``t_s`` is later.
+    sent_s : float
+        Wall-clock time at which the host encoded the message, s (Unix epoch).
+    tracks : tuple of Track
+        One record per track with one state, the latest: ``t_s`` shape (1,), ``states`` shape (1, 6)
+        float64 (x, y, z m; v_x, v_y, v_z m/s), ``covariances`` shape (1, 6, 6) float64, symmetric positive
+        definite; ``stations``, ``handovers``, ``status`` as sent.
+    tails : dict
+        Track id -> ``(t_s, position_m)``: the positions before the latest state, oldest first, ``t_s`` shape
+        (M,) float64 strictly increasing and before the track's ``t_s``, ``position_m`` shape (M, 3) float64,
+        M <= :data:`MAX_TAIL`; only for tracks sent with a tail.
+    members : dict
+        Track id -> {MECS host id: its local track id}: the local tracks a core host fused into the track;
+        only for tracks sent with members.
+    """
+
+    node_id: str
+    seq: int
+    t0_s: float
+    sent_s: float
+    tracks: tuple[Track, ...]
+    tails: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]
+    members: dict[str, dict[str, str]]
+
+
+def track_to_dict(track: Track, tail: int = 0, members: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The wire's (and ``tracks.json``'s) object of one track: its latest state, and its history tail.
+
+    Parameters
+    ----------
+    track : Track
+        At least one state; the last one is sent, its covariance made exactly symmetric
+        (``(P + P^T) / 2``).
+    tail : int
+        Positions of the states before the latest to send as ``tail_t_s`` / ``tail_position_m``,
+        0 ... :data:`MAX_TAIL` (fewer when the track has fewer).
+    members : mapping, optional
+        MECS host id -> local track id (a core host's global track).
+
+    Raises
+    ------
+    WireFormatError
+        ``track`` is not a Track or has no state, or ``tail`` is out of range.
+    """
+    if not isinstance(track, Track):
+        _fail("track", track, "a sdr_isac.fusion.records.Track")
+    if track.num_states < 1:
+        _fail(f"track {track.track_id!r} states", "0 states", "at least one state (the latest is sent)")
+    if not _is_int(tail) or not 0 <= tail <= MAX_TAIL:
+        _fail("tail", tail, f"an integer 0 ... {MAX_TAIL} (positions of the history sent with each track)")
+    cov = track.covariances[-1]
+    out: dict[str, Any] = {
+        "id": track.track_id, "status": track.status, "t_s": float(track.t_s[-1]),
+        "state": [float(v) for v in track.states[-1]], "covariance": ((cov + cov.T) / 2).tolist(),
+        "stations": list(track.stations),
+        "handovers": [{"t_s": h.t_s, "from": h.from_station, "to": h.to_station, "reason": h.reason}
+                      for h in track.handovers]}
+    if tail:
+        first = max(track.num_states - 1 - tail, 0)
+        out["tail_t_s"] = [float(t) for t in track.t_s[first:-1]]
+        out["tail_position_m"] = track.states[first:-1, :3].tolist()
+    if members is not None:
+        out["members"] = dict(members)
+    return out
+
+
+def encode_tracks(node_id: str, seq: int, t0_s: float, tracks: Sequence[Track], *, tail: int = 0,
+                  members: Mapping[str, Mapping[str, str]] | None = None, **fields: Any) -> list[bytes | memoryview]:
+    """Encode the current tracks of one host: kind ``tracks`` (schema version 1), topic ``tracks/<node_id>``.
+
+    Parameters
+    ----------
+    node_id : str
+        The publishing host (a MECS host's id, or ``core``).
+    seq : int
+        The host's count of ``tracks`` messages, 0 ... 2**63 - 1.
+    t0_s : float
+        Time of the set on the host's data clock, s: at or after every track's latest state.
+    tracks : sequence of Track
+        At most :data:`MAX_ITEMS` tracks with distinct ids; each sends its latest state and covariance
+        (symmetric positive definite), stations, handovers and status (:func:`track_to_dict`).
+    tail : int
+        History positions sent with each track (for displays), 0 ... :data:`MAX_TAIL`.
+    members : mapping, optional
+        Track id -> {MECS host id: local track id}, for the tracks a core host fused.
+    **fields
+        Further header fields.
+
+    Raises
+    ------
+    WireFormatError
+        A value the receiver would reject (a covariance that is not positive definite, a track time after
+        ``t0_s``, ...), naming the field.
+    """
+    members = members or {}
+    items = [track_to_dict(t, tail, members.get(t.track_id) if isinstance(t, Track) else None) for t in tracks]
+    return encode("tracks", node_id, seq, t0_s=t0_s, tracks=items, **fields)
+
+
+def decode_tracks(msg: Message) -> TrackSet:
+    """The :class:`TrackSet` of a ``tracks`` message.
+
+    Raises
+    ------
+    WireFormatError
+        The message is not a ``tracks`` message, or a field is invalid, naming the field.
+    """
+    _expect_kind(msg, "tracks")
+    tracks, tails, members = _tracks_of(msg.header)
+    return TrackSet(node_id=msg.node_id, seq=msg.seq, t0_s=msg.t0_s, sent_s=msg.sent_s, tracks=tuple(tracks),
+                    tails=tails, members=members)
+
+
+def _tracks_of(header: dict[str, Any]) -> tuple[list[Track], dict[str, tuple[NDArray[np.float64],
+                                                                              NDArray[np.float64]]],
+                                                 dict[str, dict[str, str]]]:
+    """Check the ``tracks`` field all the way down and build the records."""
+    items = header.get("tracks", "missing")
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        _fail("tracks", items, f"a list of at most {MAX_ITEMS} track objects")
+    t0_s = float(header["t0_s"])
+    tracks, tails, members = [], {}, {}
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        field = f"tracks[{i}]"
+        if not isinstance(item, dict):
+            _fail(field, item, "an object with id, status, t_s, state, covariance, stations and handovers")
+        track_id = _check_id(f"{field}.id", item.get("id"))
+        if track_id in seen:
+            _fail(f"{field}.id", track_id, "ids unique within the message", "send each track once")
+        seen.add(track_id)
+        if item.get("status") not in TRACK_STATUSES:
+            _fail(f"{field}.status", item.get("status", "missing"), " or ".join(TRACK_STATUSES))
+        t_s = _check_number(f"{field}.t_s", item.get("t_s"), "s")
+        if t_s > t0_s:
+            _fail(f"{field}.t_s", t_s, f"a time <= t0_s = {t0_s!r} s (the message's time)",
+                  "stamp the message with the time of its newest state")
+        state = item.get("state")
+        if not (isinstance(state, list) and len(state) == 6):
+            _fail(f"{field}.state", state, f"a list of 6 finite numbers {_STATE_NAMES}")
+        state_arr = np.array([_check_number(f"{field}.state[{k}]", v, "m or m/s") for k, v in enumerate(state)])
+        cov = _check_track_covariance(f"{field}.covariance", item.get("covariance", "missing"))
+        stations = _check_ids(f"{field}.stations", item.get("stations", "missing"))
+        handovers = _check_handovers(f"{field}.handovers", item.get("handovers", "missing"), t_s)
+        tail = _check_tail(field, item, t_s)
+        if tail is not None:
+            tails[track_id] = tail
+        if item.get("members") is not None:
+            members[track_id] = _check_members(f"{field}.members", item["members"])
+        try:
+            tracks.append(Track(track_id, np.array([t_s]), state_arr[None, :], cov[None, :, :], stations, handovers,
+                                item["status"]))
+        except InputError as err:
+            raise WireFormatError(f"{field}: {err}") from err
+    return tracks, tails, members
+
+
+def _check_ids(field: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > _MAX_TRACK_LIST:
+        _fail(field, value, f"a list of at most {_MAX_TRACK_LIST} station ids")
+    return tuple(_check_id(f"{field}[{k}]", v) for k, v in enumerate(value))
+
+
+def _check_track_covariance(field: str, value: Any) -> NDArray[np.float64]:
+    """A 6 x 6 list of finite numbers, symmetric (within 1e-9 of its largest entry), positive definite."""
+    if not (isinstance(value, list) and len(value) == 6 and all(isinstance(r, list) and len(r) == 6 for r in value)):
+        _fail(field, value, f"a 6 x 6 list of lists of finite numbers (the covariance of {_STATE_NAMES})")
+    cov = np.array([[_check_number(f"{field}[{r}][{c}]", v, "m² or m²/s or m²/s²") for c, v in enumerate(row)]
+                    for r, row in enumerate(value)])
+    scale = float(np.max(np.abs(cov)))
+    if scale == 0.0:
+        _fail(field, "all zeros", "a positive-definite covariance", "give every state component its variance")
+    unit = cov / scale                                    # entries in [-1, 1]: nothing below overflows
+    asym = float(np.max(np.abs(unit - unit.T)))
+    if asym > 1e-9:
+        _fail(field, f"asymmetry {asym * scale:.3g} (largest |P - P^T| entry)",
+              "a symmetric covariance (|P - P^T| <= 1e-9 x its largest entry)", "send (P + P^T) / 2")
+    try:
+        eig = np.linalg.eigvalsh((unit + unit.T) / 2)
+    except np.linalg.LinAlgError as err:
+        raise WireFormatError(f"{field}: eigenvalues do not converge ({err}); allowed a positive-definite "
+                              "covariance") from err
+    if not eig[0] > _MIN_EIGEN_RATIO * eig[-1]:
+        _fail(field, f"smallest eigenvalue {eig[0] * scale:.3g}, largest {eig[-1] * scale:.3g}",
+              f"a positive-definite covariance (smallest eigenvalue > {_MIN_EIGEN_RATIO:g} x the largest)",
+              "give every state component a positive variance")
+    return cov
+
+
+def _check_handovers(field: str, value: Any, t_s: float) -> tuple[Handover, ...]:
+    if not isinstance(value, list) or len(value) > _MAX_TRACK_LIST:
+        _fail(field, value, f"a list of at most {_MAX_TRACK_LIST} objects with t_s, from, to and reason")
+    out: list[Handover] = []
+    for k, item in enumerate(value):
+        where = f"{field}[{k}]"
+        if not isinstance(item, dict):
+            _fail(where, item, "an object with t_s, from, to and reason")
+        when = _check_number(f"{where}.t_s", item.get("t_s"), "s")
+        if out and when < out[-1].t_s:
+            _fail(f"{where}.t_s", when, f"a time >= the previous handover's {out[-1].t_s!r} s (in time order)")
+        if when > t_s:
+            _fail(f"{where}.t_s", when, f"a time <= the track's t_s = {t_s!r} s")
+        reason = item.get("reason")
+        if not isinstance(reason, str) or len(reason) > _MAX_REASON_CHARS:
+            _fail(f"{where}.reason", reason, f"a string of at most {_MAX_REASON_CHARS} characters")
+        out.append(Handover(when, _check_id(f"{where}.from", item.get("from")),
+                            _check_id(f"{where}.to", item.get("to")), reason))
+    return tuple(out)
+
+
+def _check_tail(field: str, item: dict[str, Any], t_s: float
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    times, positions = item.get("tail_t_s"), item.get("tail_position_m")
+    if times is None and positions is None:
+        return None
+    if not isinstance(times, list) or len(times) > MAX_TAIL:
+        _fail(f"{field}.tail_t_s", times, f"a list of at most {MAX_TAIL} times in s, with tail_position_m")
+    if not isinstance(positions, list) or len(positions) != len(times):
+        _fail(f"{field}.tail_position_m", positions, f"a list of {len(times)} [x, y, z] positions in m "
+              "(one per tail_t_s)")
+    t = np.array([_check_number(f"{field}.tail_t_s[{k}]", v, "s") for k, v in enumerate(times)], dtype=np.float64)
+    for k in range(t.size):
+        limit, what = (t[k + 1], "the next tail time") if k + 1 < t.size else (t_s, "the track's t_s")
+        if not t[k] < limit:
+            _fail(f"{field}.tail_t_s[{k}]", float(t[k]), f"a time < {what} = {float(limit)!r} s (oldest first)")
+    pos = np.zeros((t.size, 3))
+    for k, p in enumerate(positions):
+        _check_vector(f"{field}.tail_position_m[{k}]", p, (3,), "m")
+        pos[k] = p
+    t.flags.writeable = False
+    pos.flags.writeable = False
+    return t, pos
+
+
+def _check_members(field: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > _MAX_TRACK_LIST:
+        _fail(field, value, f"an object of at most {_MAX_TRACK_LIST} entries: MECS host id -> local track id")
+    return {_check_id(f"{field} key", k): _check_id(f"{field}.{k}", v) for k, v in value.items()}

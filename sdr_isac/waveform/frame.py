@@ -29,6 +29,7 @@ from sdr_isac.waveform.numerology import frame_cp_lengths
 from sdr_isac.waveform.ofdm import OfdmModulator
 from sdr_isac.waveform.prs import place_prs
 from sdr_isac.waveform.srs import place_srs
+from sdr_isac.waveform.ssb import place_ssb
 
 __all__ = ["IsacFrame"]
 
@@ -83,6 +84,7 @@ class IsacFrame:
         if self.dmrs is not None:
             place_dmrs(grid, config, self.dmrs)
         place_srs(grid, config)
+        place_ssb(grid, config)             # last: the SS/PBCH block punctures the other signals
         self.grid = grid
         self._place_data(data_bits)
 

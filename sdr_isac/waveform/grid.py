@@ -29,6 +29,11 @@ class Signal(IntEnum):
     DMRS = 3
     SRS = 4
     TRS = 5
+    SSB_PSS = 6
+    SSB_SSS = 7
+    PBCH = 8
+    PBCH_DMRS = 9
+    SSB_GUARD = 10      # REs of an SS/PBCH block set to zero (TS 38.211 Table 7.4.3.1-1)
 
     @property
     def label(self) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sdr_isac.experiments import nodes_mm_ue
-from sdr_isac.fusion import bs_ue, macro_micro
+from sdr_isac.fusion.modes import bs_ue, macro_micro
 
 
 def _rmse(trials: list[dict[str, float]], key: str) -> float:

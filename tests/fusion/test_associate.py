@@ -8,7 +8,7 @@ from sdr_isac.fusion.associate import FixCluster, cluster_fixes, join_bistatic
 from sdr_isac.fusion.locate import SingleFix
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing import Detection
-from tests.fusion.test_node import _record
+from tests.fusion.modes.test_multi_bs import _record
 
 NODES = np.array([[0.0, 0.0, 1.0], [50.0, 0.0, 1.0], [0.0, 50.0, 1.0]])
 

@@ -10,6 +10,7 @@ from sdr_isac.config import DataConfig, DmrsConfig, FrameConfig, PrsConfig, SrsC
 from sdr_isac.errors import InputError
 from sdr_isac.fusion import codes, resource, signals
 from sdr_isac.sensing.crb import crb_from_fim, range_crb_m2, velocity_crb_mps2
+from sdr_isac.sensing.doa import CoarrayMusicEstimator
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 
@@ -101,7 +102,7 @@ def test_coarray_resolves_more_sources_than_elements_and_reports_its_snr_cost() 
     s = (rng.standard_normal((8, n_snap)) + 1j * rng.standard_normal((8, n_snap))) / np.sqrt(2)
     a = np.exp(2j * np.pi * np.outer(pos, np.sin(truth)))
     x = a @ s + (rng.standard_normal((6, n_snap)) + 1j * rng.standard_normal((6, n_snap))) / np.sqrt(2 * 10.0)
-    est = resource.coarray_doa(x, pos, 8)
+    est = CoarrayMusicEstimator(pos, 0.5).estimate(x, 8)
     np.testing.assert_allclose(np.sort(est), truth, atol=np.radians(1.0))
     cost = resource.sparse_array_cost(pos, snr_linear=1.0, num_snapshots=10, angle_rad=0.0)
     full = 0.5 * np.arange(12)

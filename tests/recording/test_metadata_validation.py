@@ -128,9 +128,10 @@ def test_an_integral_float_is_an_integer_as_in_json_schema(rec):
     (lambda m: m["captures"][1].update({"core:frequency": -1.0}), r"captures\[1\]\.core:frequency = -1\.0 Hz: "
                                                                   r"allowed a number >= 0 Hz and <= 1e\+12 Hz"),
     (lambda m: m["captures"][0].update({"core:frequency": math.nan}), r"captures\[0\]\.core:frequency = nan"),
-    (lambda m: m["captures"][1].update({"core:frequency": 5e9}), r"captures\[1\]\.core:frequency = 5000000000\.0 Hz: "
-                                                                 r"allowed the frequency of captures\[0\]\.core:"
-                                                                 r"frequency = 2\.4e\+09 Hz"),
+    (lambda m: m["captures"][1].update({"core:frequency": 5e9, "core:sample_start": 4}),   # a retune inside seq 10
+     r"annotations\[0\] \(isac:seq 10\) covers samples 0 \.\.\. 7, across a retune at sample 4 \(captures\[0\]\."
+     r"core:frequency = 2\.4e\+09 Hz, captures\[1\]\.core:frequency = 5e\+09 Hz\): allowed a capture inside one "
+     r"centre frequency"),
     (lambda m: ann(m).update({"isac:t0_s": 1e13}), r"annotations\[0\]\.isac:t0_s = 10000000000000\.0 s: allowed a "
                                                    r"number >= -1e\+12 s and <= 1e\+12 s"),
     (lambda m: ann(m).update({"isac:t0_s": None}), r"annotations\[0\]\.isac:t0_s = None: allowed a number"),
@@ -152,7 +153,7 @@ def test_an_integral_float_is_an_integer_as_in_json_schema(rec):
                                               r"annotation"),
     (lambda m: m["annotations"].reverse(), r"annotations\[1\]\.core:sample_start = 0: allowed >= annotations\[0\]"),
     (lambda m: glob(m).update({"isac:frame": 3}), r"isac:frame = 3: allowed a JSON object or null"),
-], ids=["rate-nan", "rate-str", "rate-bool", "rate-huge", "freq-negative", "freq-nan", "freq-differs", "t0-huge",
+], ids=["rate-nan", "rate-str", "rate-bool", "rate-huge", "freq-negative", "freq-nan", "capture-across-retune", "t0-huge",
         "t0-null", "node-id-int", "channels-many", "channels-wrong", "schema-newer", "schema-str",
         "metadata-only-int", "unknown-isac-key", "unknown-global-key", "seq-missing", "no-annotations",
         "unsorted", "frame-int"])

@@ -85,7 +85,7 @@ def _samples() -> dict[str, list[Any]]:
                                              truth={"paths": []}),
         "heartbeat": wire.encode_heartbeat("bs1", 9, {"captured": 10, "final": False, "rate_hz": 2.5}),
         "control": wire.encode_control("host", 1, "set_gain", gain_db=30.0),
-        "tracks": wire.encode("tracks", "host", 5, t0_s=2.0, arrays=arrays, nodes=["bs1", "bs2"]),
+        "tracks": wire.encode("tracks", "host", 5, tracks=[], t0_s=2.0, arrays=arrays, nodes=["bs1", "bs2"]),
         "estimates": wire.encode_estimates("host", 6, 2.0, [ESTIMATE]),
         "status": wire.encode_status(wire.NodeStatus("bs1", 3, "present", 1.7e9, None,
                                                      wire.Outage(1.7e9 - 5.0, 1.7e9, 40, "rate", True), 2)),
@@ -195,7 +195,7 @@ def test_heartbeat_and_control_round_trip() -> None:
 def test_every_dtype_round_trips(dtype: str, shape: tuple[int, ...]) -> None:
     arr = (np.arange(int(np.prod(shape))) % 2 if dtype == "bool" else np.arange(int(np.prod(shape))))
     arr = arr.astype(dtype).reshape(shape)
-    msg = wire.decode(wire.encode("tracks", "host", 0, arrays=[arr, arr.T]))
+    msg = wire.decode(wire.encode("tracks", "host", 0, tracks=[], arrays=[arr, arr.T]))
     for got, want in zip(msg.arrays, (arr, arr.T)):
         assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
         assert not got.flags.writeable
@@ -204,13 +204,13 @@ def test_every_dtype_round_trips(dtype: str, shape: tuple[int, ...]) -> None:
 def test_sent_s_is_wall_clock_and_t0_s_is_given() -> None:
     import time
     before = time.time()
-    msg = wire.decode(wire.encode("tracks", "n1", 0, t0_s=7))
+    msg = wire.decode(wire.encode("tracks", "n1", 0, tracks=[], t0_s=7))
     assert before <= msg.sent_s <= time.time() and msg.t0_s == 7.0 and isinstance(msg.header["t0_s"], float)
 
 
 def test_big_endian_and_strided_arrays_are_sent_little_endian() -> None:
     arr = np.arange(12, dtype=">f4").reshape(3, 4)[:, ::2]
-    msg = wire.decode(wire.encode("tracks", "n1", 0, arrays=[arr]))
+    msg = wire.decode(wire.encode("tracks", "n1", 0, tracks=[], arrays=[arr]))
     assert msg.arrays[0].dtype == np.dtype("<f4") and np.array_equal(msg.arrays[0], arr)
 
 
@@ -472,24 +472,24 @@ def test_header_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(WireFormatError, match=r"^header size = '\d+ bytes': allowed at most 100 bytes"):
         wire.decode(_bytes(CAP))
     with pytest.raises(WireFormatError, match=r"^header size"):
-        wire.encode("tracks", "n", 0, note="x" * 200)
+        wire.encode("tracks", "n", 0, tracks=[], note="x" * 200)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_arrays_are_rejected(dtype: str, bad: float) -> None:
     arr = np.zeros((2, 3), dtype)
-    frames = _bytes(wire.encode("tracks", "n", 0, arrays=[arr]))
+    frames = _bytes(wire.encode("tracks", "n", 0, tracks=[], arrays=[arr]))
     arr[1, 2] = bad
     frames[2] = arr.tobytes()
     with pytest.raises(WireFormatError, match=r"^arrays\[0\]\[1, 2\] = .*allowed finite values"):
         wire.decode(frames)
     with pytest.raises(WireFormatError, match=r"^arrays\[0\]\[1, 2\] = .*allowed finite values; replace NaN"):
-        wire.encode("tracks", "n", 0, arrays=[arr])
+        wire.encode("tracks", "n", 0, tracks=[], arrays=[arr])
 
 
 def test_bool_bytes_must_be_0_or_1() -> None:
-    frames = _bytes(wire.encode("tracks", "n", 0, arrays=[np.zeros(4, bool)]))
+    frames = _bytes(wire.encode("tracks", "n", 0, tracks=[], arrays=[np.zeros(4, bool)]))
     frames[2] = b"\x00\x01\x02\x00"
     with pytest.raises(WireFormatError, match=r"^arrays\[0\] = 'bytes other than 0 and 1'"):
         wire.decode(frames)
@@ -497,20 +497,20 @@ def test_bool_bytes_must_be_0_or_1() -> None:
 
 @pytest.mark.parametrize("call, pattern", [
     (lambda: wire.encode("bogus", "n", 0), r"^kind = 'bogus'"),
-    (lambda: wire.encode("tracks", "bad id", 0), r"^node_id = 'bad id'"),
-    (lambda: wire.encode("tracks", "n", -1), r"^seq = -1"),
-    (lambda: wire.encode("tracks", "n", 0, t0_s=float("nan")), r"^t0_s = nan: allowed finite numbers"),
-    (lambda: wire.encode("tracks", "n", 0, v=2), r"^field 'v' = 2: allowed any field name except"),
-    (lambda: wire.encode("tracks", "n", 0, sent_s=2.0), r"^field 'sent_s'"),
-    (lambda: wire.encode("tracks", "n", 0, x=object()), r"^x = <object.*allowed JSON values"),
-    (lambda: wire.encode("tracks", "n", 0, x={"a": [float("inf")]}), r"^x\['a'\]\[0\] = inf: allowed finite"),
-    (lambda: wire.encode("tracks", "n", 0, x={1: 2}), r"^x has key 1 of type int: allowed string keys"),
-    (lambda: wire.encode("tracks", "n", 0, x=2**64), r"^x = 18446744073709551616: allowed integers that fit"),
-    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros(2, np.float16)]),
+    (lambda: wire.encode("tracks", "bad id", 0, tracks=[]), r"^node_id = 'bad id'"),
+    (lambda: wire.encode("tracks", "n", -1, tracks=[]), r"^seq = -1"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], t0_s=float("nan")), r"^t0_s = nan: allowed finite numbers"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], v=2), r"^field 'v' = 2: allowed any field name except"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], sent_s=2.0), r"^field 'sent_s'"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], x=object()), r"^x = <object.*allowed JSON values"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], x={"a": [float("inf")]}), r"^x\['a'\]\[0\] = inf: allowed finite"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], x={1: 2}), r"^x has key 1 of type int: allowed string keys"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], x=2**64), r"^x = 18446744073709551616: allowed integers that fit"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], arrays=[np.zeros(2, np.float16)]),
      r"^arrays\[0\]\.dtype = 'float16': allowed complex64, .*; convert the array"),
-    (lambda: wire.encode("tracks", "n", 0, arrays=[np.array(["a"])]), r"^arrays\[0\]\.dtype = '<U1'"),
-    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros((1,) * 9)]), r"^arrays\[0\]\.shape"),
-    (lambda: wire.encode("tracks", "n", 0, arrays=[np.zeros(1)] * 17), r"^arrays = '17 arrays': allowed at most 16"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], arrays=[np.array(["a"])]), r"^arrays\[0\]\.dtype = '<U1'"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], arrays=[np.zeros((1,) * 9)]), r"^arrays\[0\]\.shape"),
+    (lambda: wire.encode("tracks", "n", 0, tracks=[], arrays=[np.zeros(1)] * 17), r"^arrays = '17 arrays': allowed at most 16"),
     (lambda: wire.encode_detections("n", 0, 0.0, [{"range_m": 1.0}]),  # type: ignore[list-item]
      r"^detections\[0\] = .*allowed a sdr_isac"),
     (lambda: wire.encode_detections("n", 0, 0.0, [_detection(snr_db=float("inf"))]), r"snr_db'\] = inf"),
@@ -638,7 +638,7 @@ def test_changed_dtype_or_shape_is_rejected_or_consistent(name: str, data: st.Da
             np.dtype(d), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
             elements={"allow_nan": False, "allow_infinity": False} if np.dtype(d).kind in "fc" else None)),
         max_size=3),
-    fields=st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda k: k not in ("v", "sent_s")),
+    fields=st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda k: k not in ("v", "sent_s", "tracks")),
                            st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
                                         | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
                                         lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c,
@@ -650,7 +650,7 @@ def test_changed_dtype_or_shape_is_rejected_or_consistent(name: str, data: st.Da
 )
 def test_whatever_encode_accepts_decodes_identically(arrays: list[np.ndarray], fields: dict[str, Any], seq: int,
                                                      t0_s: float) -> None:
-    frames = wire.encode("tracks", "node-0", seq, t0_s=t0_s, arrays=arrays, **fields)
+    frames = wire.encode("tracks", "node-0", seq, tracks=[], t0_s=t0_s, arrays=arrays, **fields)
     msg = wire.decode(frames)
     _assert_consistent(msg, _bytes(frames))
     assert msg.seq == seq and msg.t0_s == t0_s
@@ -689,10 +689,10 @@ def test_pickles_are_never_loaded(tmp_path_factory: pytest.TempPathFactory, prot
         frames[2] = payload
         with pytest.raises(WireFormatError, match=r"^arrays = .*allowed one complex64 array"):
             wire.decode(frames)
-        msg = wire.decode(wire.encode("tracks", "n", 0, arrays=[np.frombuffer(payload, np.uint8)]))
+        msg = wire.decode(wire.encode("tracks", "n", 0, tracks=[], arrays=[np.frombuffer(payload, np.uint8)]))
         assert msg.arrays[0].tobytes() == payload
     else:
-        msg = wire.decode(wire.encode("tracks", "n", 0, blob=payload.decode("latin-1")))
+        msg = wire.decode(wire.encode("tracks", "n", 0, tracks=[], blob=payload.decode("latin-1")))
         assert msg.header["blob"] == payload.decode("latin-1")
     assert not target.exists()
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from sdr_isac.capture import Capture
 from sdr_isac.errors import WireFormatError
-from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.fusion.records import Handover, TargetEstimate, Track
 from sdr_isac.sensing.detection import Detection
 from sdr_isac.stream import wire
 
@@ -278,6 +278,62 @@ def _heartbeat_problems(msg: wire.Message) -> list[str]:
     return out
 
 
+def _tracks_problems(msg: wire.Message, found: Any) -> list[str]:
+    """The records of a ``tracks`` message against its header, and what the core host's fusion needs of them:
+    a covariance it can factor (Cholesky), times that do not go backwards, distinct ids."""
+    items = msg.header.get("tracks")
+    if not isinstance(found, wire.TrackSet) or not isinstance(items, list) or len(found.tracks) != len(items):
+        return ["decode_tracks differs from the header"]
+    out = []
+    t0 = msg.header.get("t0_s")
+    if len({t.track_id for t in found.tracks}) != len(found.tracks):
+        out.append("tracks: duplicate ids accepted")
+    for i, (track, item) in enumerate(zip(found.tracks, items)):
+        where = f"tracks[{i}]"
+        if not isinstance(track, Track) or not isinstance(item, dict):
+            out.append(f"{where}: not a Track")
+            continue
+        if track.track_id != item.get("id") or track.status != item.get("status") or \
+                track.status not in ("tentative", "confirmed", "deleted"):
+            out.append(f"{where}: id / status differ from the header")
+        if track.t_s.shape != (1,) or track.t_s[0] != item.get("t_s") or not track.t_s[0] <= t0:
+            out.append(f"{where}.t_s = {track.t_s} for header {item.get('t_s')!r}, message t0_s {t0!r}")
+        if track.states.shape != (1, 6) or not np.array_equal(track.states[0], np.asarray(item.get("state"), float)):
+            out.append(f"{where}.state differs from the header")
+        cov = track.covariances[0] if track.covariances.shape == (1, 6, 6) else None
+        if cov is None or not np.array_equal(cov, np.asarray(item.get("covariance"), float)):
+            out.append(f"{where}.covariance differs from the header")
+            continue
+        try:                                                  # the core host's fusion inverts it
+            scale = float(np.max(np.abs(cov)))
+            np.linalg.cholesky((cov + cov.T) / (2 * scale))
+        except Exception as err:                              # noqa: BLE001  any failure is the finding
+            out.append(f"{where}.covariance is not positive definite ({type(err).__name__})")
+        hands = item.get("handovers")
+        if not isinstance(hands, list) or len(track.handovers) != len(hands):
+            out.append(f"{where}.handovers differ from the header")
+        else:
+            times = [h.t_s for h in track.handovers]
+            if times != sorted(times) or any(t > track.t_s[0] for t in times) or any(
+                    not isinstance(h, Handover) or h.from_station != w.get("from") or h.to_station != w.get("to")
+                    or h.reason != w.get("reason") for h, w in zip(track.handovers, hands)):
+                out.append(f"{where}.handovers out of order or differ from the header")
+        if list(track.stations) != item.get("stations") or not all(isinstance(s, str) and s for s in track.stations):
+            out.append(f"{where}.stations differ from the header")
+        tail = found.tails.get(track.track_id)
+        if ("tail_t_s" in item) != (tail is not None):
+            out.append(f"{where}: tail present/absent differs from the header")
+        elif tail is not None:
+            t, pos = tail
+            if pos.shape != (t.size, 3) or t.size > 64 or (t.size and not (np.all(np.diff(t) > 0)
+                                                                          and t[-1] < track.t_s[0])):
+                out.append(f"{where}: tail times not increasing before the track's t_s, or shapes differ")
+        members = found.members.get(track.track_id)
+        if members is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in members.items()):
+            out.append(f"{where}.members unusable")
+    return out
+
+
 def helper_problems(msg: wire.Message) -> list[str]:
     """Every ``decode_<kind>`` helper on ``msg``: WireFormatError, or records that check against the header.
 
@@ -290,7 +346,8 @@ def helper_problems(msg: wire.Message) -> list[str]:
                               + _truth_problems(m.header.get("truth"), r, "truth")),
                "estimates": (wire.decode_estimates, _estimate_problems),
                "rdmap": (wire.decode_rdmap, _rdmap_problems),
-               "status": (wire.decode_status, _status_problems)}
+               "status": (wire.decode_status, _status_problems),
+               "tracks": (wire.decode_tracks, _tracks_problems)}
     out = _heartbeat_problems(msg) if msg.kind == "heartbeat" else []
     for kind, (helper, check) in helpers.items():
         try:
@@ -326,6 +383,11 @@ _ESTIMATE = TargetEstimate.planar([41.9, 10.0], [[1e-4, 0.0], [0.0, 2e-4]], 1.0,
                                velocity_xy_mps=[-14.0, 2.0], cov_velocity_xy_mps2=[[1e-3, 0.0], [0.0, 1e-3]],
                                single_m={"bs0": (41.9, 10.1)}, mode="macro_micro", case="A")
 
+_TRACK = Track("t1", [1.0, 2.0, 3.0], [[0.0, 0.0, 1.0, 1.0, 0.5, 0.0], [1.0, 0.5, 1.0, 1.0, 0.5, 0.0],
+                                       [2.0, 1.0, 1.0, 1.0, 0.5, 0.0]],
+               np.stack([np.diag([1.0, 1.0, 0.5, 0.1, 0.1, 0.05]) + 0.01] * 3), ("bs0", "bs1"),
+               (Handover(2.0, "bs0", "bs1", "coverage"),), "confirmed")
+
 
 def sample_messages() -> dict[str, list[bytes]]:
     """Valid encoded messages of every kind (as bytes), with nested truth, RIS steps and outages."""
@@ -356,8 +418,9 @@ def sample_messages() -> dict[str, list[bytes]]:
         "heartbeat": wire.encode_heartbeat("bs0", 9, {"captured": 10, "sent": 10, "final": False,
                                                       "started_s": 1.7e9}),
         "control": wire.encode_control("host", 1, "stop", after_s=2.5),
-        "tracks": wire.encode("tracks", "host", 5, arrays=[np.zeros((0, 3), np.int16), np.ones(2, bool)],
-                              tracks=[{"id": "t1", "positions_m": [[1.0, 2.0]]}]),
+        "tracks": wire.encode("tracks", "mecs1", 5, t0_s=3.0, arrays=[np.zeros((0, 3), np.int16), np.ones(2, bool)],
+                              tracks=[wire.track_to_dict(_TRACK, 2, {"mecs1": "t1"}),
+                                      wire.track_to_dict(Track("t2", [2.5], [[0.0] * 6], [np.eye(6)]))]),
     }
     out = {}
     for i, (name, frames) in enumerate(sorted(messages.items())):

@@ -1,6 +1,5 @@
 """Node-level cooperation, the multi-BS mode: several base stations sensing one target (article §IV).
 
-- :class:`NodePlace` — where a node stands and how its array is turned.
 - :func:`fuse_nodes` — what the fusion host runs live: association of
   several nodes' detections by geometry gating (each node's own range and
   angle estimate, :func:`~sdr_isac.fusion.associate.cluster_fixes`), then
@@ -28,26 +27,56 @@ flight (``v_z = 0``); the measurement rows are those of
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
+from sdr_isac.config import FusionConfig
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion.associate import cluster_fixes, join_bistatic
 from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.links import passive_links
 from sdr_isac.fusion.locate import SingleFix, _check_nodes, locate_robust, single_fix, velocity_vector
+from sdr_isac.fusion.modes.base import NodePlace, register_mode
 from sdr_isac.fusion.multiband import Band, pilot_block
 from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["NodePlace", "fuse_nodes", "symbol_level_refine"]
+__all__ = ["fuse_nodes", "symbol_level_refine", "periodogram_terms", "periodogram_sum", "fuse_multi_bs"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
+
+
+def periodogram_terms(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]]
+                      ) -> list[tuple[NDArray[np.complex128], NDArray[np.float64], NDArray[np.float64], float]]:
+    """Each CIM's pilot block, column offsets ``k df`` and row phase rates ``f_c t_m``
+    (:func:`~sdr_isac.fusion.multiband.pilot_block`), with its normaliser ``n sigma**2`` (pilots times the
+    noise variance per RE, :func:`~sdr_isac.fusion.completion.noise_variance`)."""
+    out = []
+    for band, h in zip(bands, cims, strict=True):
+        s2 = noise_variance(np.where(band.pilots, h, 0), band.pilots)
+        out.append((*pilot_block(band, h), float(np.count_nonzero(band.pilots)) * s2))
+    return out
+
+
+def periodogram_sum(terms: Sequence[tuple[NDArray[np.complex128], NDArray[np.float64], NDArray[np.float64], float]],
+                    offsets_m: Sequence[NDArray[np.float64]], velocity_xy_mps: NDArray[np.float64],
+                    c: float = SPEED_OF_LIGHT_MPS) -> float:
+    """``sum_i |d_i(nu_i)^T Y_i a_i(tau_i)|**2 / (n_i sigma_i**2)``: the summed normalised periodograms of
+    monostatic links (:func:`periodogram_terms`) at a target state.
+
+    ``offsets_m[i]`` (shape (3,), m) is the target's position minus node i's, giving ``tau_i = 2 r_i / c`` and
+    ``nu_i = -2 u_i^T v / c`` for the horizontal velocity ``velocity_xy_mps`` (shape (2,), m/s).
+    """
+    total = 0.0
+    for (y, k, t, norm), d in zip(terms, offsets_m, strict=True):
+        r = float(np.linalg.norm(d))
+        tau, nu = 2.0 * r / c, -2.0 * float(d[:2] @ velocity_xy_mps) / (r * c)
+        total += abs(np.exp(-2j * np.pi * t * nu) @ y @ np.exp(2j * np.pi * k * tau)) ** 2 / norm
+    return total
 
 
 def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], nodes_m: ArrayLike,
@@ -62,45 +91,20 @@ def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complex
     estimate-level start.
     """
     nodes = _check_nodes(nodes_m)
-    prepared = []
-    for band, h in zip(bands, cims, strict=True):
-        s2 = noise_variance(np.where(band.pilots, h, 0), band.pilots)
-        prepared.append((*pilot_block(band, h), float(np.count_nonzero(band.pilots)) * s2))
+    terms = periodogram_terms(bands, cims)
     x0 = np.concatenate([np.asarray(start_xy, dtype=float), np.asarray(start_v, dtype=float)])
     step = np.array([scale[0], scale[0], scale[1], scale[1]])
 
     def cost(q: NDArray[np.float64]) -> float:
         x = x0 + q * step
         p = np.array([x[0], x[1], height_m])
-        total = 0.0
-        for i, (y, k, t, norm) in enumerate(prepared):
-            diff = p - nodes[i]
-            dist = float(np.linalg.norm(diff))
-            tau = 2.0 * dist / c
-            nu = -2.0 * float(diff[:2] @ x[2:]) / (dist * c)
-            total += abs(np.exp(-2j * np.pi * t * nu) @ y @ np.exp(2j * np.pi * k * tau)) ** 2 / norm
-        return -total
+        return -periodogram_sum(terms, [p - b for b in nodes], x[2:], c)
 
     simplex = np.vstack([np.zeros(4), 0.5 * np.eye(4)])
     res = sp_opt.minimize(cost, np.zeros(4), method="Nelder-Mead",
                           options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-9, "maxiter": 800})
     x = x0 + res.x * step
     return x[:2], x[2:]
-
-
-@dataclass(frozen=True)
-class NodePlace:
-    """Where a node is: its id, position (3,) m, receive-array boresight ``yaw_deg`` (degrees from +x towards +y).
-
-    A detection's ``angle_rad`` is measured from the boresight towards the array's +y end, turned with the node.
-    ``role`` (``bs``, ``ue``, ...) and ``transmits`` come from the scene.
-    """
-
-    id: str
-    position_m: tuple[float, ...]
-    yaw_deg: float = 0.0
-    role: str = "bs"
-    transmits: bool = True
 
 
 def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], height_m: float,
@@ -117,7 +121,7 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
     Parameters
     ----------
     places : mapping
-        Node id -> its :class:`NodePlace`.
+        Node id -> its :class:`~sdr_isac.fusion.modes.base.NodePlace`.
     detections : mapping
         Node id -> its :class:`~sdr_isac.sensing.Detection` records of one time-aligned set.
     height_m : float
@@ -225,3 +229,12 @@ def _cone_angle(det: Detection, yaw_deg: float) -> dict[str, Any]:
     return {"cone_angle_rad": float(np.clip(-float(det.angle_rad), -np.pi / 2, np.pi / 2)),
             "var_cone_angle_rad2": float(det.angle_var_rad2),
             "array_axis": np.array([np.sin(yaw), -np.cos(yaw), 0.0])}
+
+
+def fuse_multi_bs(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], cfg: FusionConfig,
+                  passive: Mapping[str, str], t_s: float) -> list[TargetEstimate]:
+    """Mode ``multi_bs`` (registered): :func:`fuse_nodes` with the ``[fusion]`` height and gate."""
+    return fuse_nodes(places, detections, cfg.target_height_m, cfg.gate_m, passive=passive, t_s=t_s)
+
+
+register_mode("multi_bs", fuse_multi_bs)

@@ -57,18 +57,19 @@ import numpy as np
 import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
+from sdr_isac.config import FusionConfig
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import hybrid
-from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.links import estimate_paths, monostatic_measurement
-from sdr_isac.fusion.multiband import Band, pilot_block
-from sdr_isac.fusion.node import NodePlace, fuse_nodes
+from sdr_isac.fusion.modes.base import NodePlace, register_mode
+from sdr_isac.fusion.modes.multi_bs import fuse_nodes, periodogram_sum, periodogram_terms
+from sdr_isac.fusion.multiband import Band
 from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["NodeCim", "ModeDecision", "covering", "select_mode", "node_links", "joint_refine", "fuse_sites",
-           "fuse_macro_micro"]
+           "fuse_macro_micro", "fuse_macro_micro_set"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,29 +149,19 @@ def joint_refine(nodes: Sequence[NodeCim], height_m: float, start: hybrid.Hybrid
     angles') by Nelder–Mead in units of the WLS standard deviations, from
     ``start``.  Returns the state (m, m, m/s, m/s).
     """
-    prepared = []
-    for n in nodes:
-        s2 = noise_variance(np.where(n.band.pilots, n.cim, 0), n.band.pilots)
-        prepared.append((*pilot_block(n.band, n.cim), float(np.count_nonzero(n.band.pilots)) * s2))
+    terms = periodogram_terms([n.band for n in nodes], [n.cim for n in nodes])
     b = np.array([n.position_m for n in nodes], dtype=np.float64)
     t = np.array([n.frame_time_s if model_frame_times else 0.0 for n in nodes])
     x0 = np.concatenate([start.xy_m, start.v_xy_mps])
     step = np.sqrt(np.maximum(np.diag(start.cov), 1e-12))
-    ang_data = [(a, np.array([a.axis_xy[0], a.axis_xy[1], 0.0]) / np.hypot(*a.axis_xy)) for a in angles]
 
     def loglik(q: NDArray[np.float64]) -> float:
         s = x0 + q * step
         v = np.array([s[2], s[3], 0.0])
-        total = 0.0
-        for i, (y, k, tt, norm) in enumerate(prepared):
-            d = np.array([s[0], s[1], height_m]) + v * t[i] - b[i]
-            r = float(np.linalg.norm(d))
-            tau, nu = 2.0 * r / c, -2.0 * float(d @ v) / (r * c)
-            total += abs(np.exp(-2j * np.pi * tt * nu) @ y @ np.exp(2j * np.pi * k * tau)) ** 2 / norm
-        for a, axis in ang_data:
-            d = np.array([s[0], s[1], height_m]) + v * t[a.node] - b[a.node]
-            alpha = float(np.arcsin(np.clip(d @ axis / np.linalg.norm(d), -1.0, 1.0)))
-            total -= (a.angle_rad - alpha) ** 2 / (2.0 * a.var_rad2)
+        p = np.array([s[0], s[1], height_m])
+        total = periodogram_sum(terms, [p + v * t[i] - b[i] for i in range(len(nodes))], s[2:4], c)
+        for a, alpha in zip(angles, hybrid.predict(b, s, height_m, [], angles, t), strict=True):
+            total -= (a.angle_rad - float(alpha)) ** 2 / (2.0 * a.var_rad2)
         return -total
 
     simplex = np.vstack([np.zeros(4), np.eye(4)])
@@ -247,7 +238,7 @@ def fuse_macro_micro(places: Mapping[str, NodePlace], detections: Mapping[str, S
     detections carry their own CRB variances in their own numerology, so
     the bands need no common grid at the estimate level.
 
-    Parameters and estimates as in :func:`sdr_isac.fusion.node.fuse_nodes`,
+    Parameters and estimates as in :func:`sdr_isac.fusion.modes.multi_bs.fuse_nodes`,
     plus ``macro_ids`` (ids of the macro BSs); each estimate has its mode.
     A macro-micro estimate within ``gate_m`` of a micro-mode one is the
     same target and is left out.
@@ -268,3 +259,12 @@ def fuse_macro_micro(places: Mapping[str, NodePlace], detections: Mapping[str, S
         out.append(dataclasses.replace(est, mode="macro_micro"))
     return out
 
+
+def fuse_macro_micro_set(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]],
+                         cfg: FusionConfig, passive: Mapping[str, str], t_s: float) -> list[TargetEstimate]:
+    """Mode ``macro_micro`` (registered): :func:`fuse_macro_micro` with the ``[fusion]`` macro nodes, height, gate."""
+    return fuse_macro_micro(places, detections, cfg.macro_nodes, cfg.target_height_m, cfg.gate_m, passive=passive,
+                            t_s=t_s)
+
+
+register_mode("macro_micro", fuse_macro_micro_set)

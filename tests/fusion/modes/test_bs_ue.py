@@ -7,8 +7,8 @@ import pytest
 import scipy.optimize as sp_opt
 
 from sdr_isac.errors import InputError
-from sdr_isac.fusion import bs_ue
 from sdr_isac.fusion.coverage import LinkBudget, comm_radius_m, sensing_radius_m
+from sdr_isac.fusion.modes import bs_ue
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing.crb import measurement_matrix, snr_per_re_db
 from sdr_isac.units import BOLTZMANN_J_PER_K, REFERENCE_TEMPERATURE_K

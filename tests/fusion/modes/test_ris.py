@@ -11,7 +11,7 @@ from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.channel.scene import Scene
 from sdr_isac.config import FrameConfig, NodeConfig, RisConfig, SceneConfig, TargetConfig
 from sdr_isac.errors import InputError
-from sdr_isac.fusion import ris as fr
+from sdr_isac.fusion.modes import ris as fr
 from sdr_isac.fusion.multiband import Band, pilot_mask
 
 C = 299_792_458.0

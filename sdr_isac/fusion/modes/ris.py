@@ -63,7 +63,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from math import gcd
 
 import numpy as np
 import scipy.optimize as sp_opt
@@ -76,6 +75,7 @@ from sdr_isac.errors import InputError
 from sdr_isac.fusion.completion import to_delay_doppler
 from sdr_isac.fusion.multiband import Band, common_grid, refine
 from sdr_isac.sensing.detection import significance_threshold
+from sdr_isac.sensing.estimate import resolvable_steps
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["RisGeometry", "ScanDetection", "RisEstimate", "scan_gain", "scan_threshold", "detect_scan",
@@ -257,17 +257,6 @@ def _check_stack(band: Band, cims: ArrayLike) -> NDArray[np.complex128]:
     return h.astype(np.complex128, copy=False)
 
 
-def _steps(mask: NDArray[np.bool_]) -> tuple[int, int]:
-    """Common step of the pilot symbols and of the pilot subcarriers (the map repeats beyond 1 / step)."""
-    g_m, g_k = 0, 0
-    m, k = np.nonzero(mask)
-    for d in np.diff(np.unique(m)):
-        g_m = gcd(g_m, int(d))
-    for d in np.diff(np.unique(k)):
-        g_k = gcd(g_k, int(d))
-    return max(g_m, 1), max(g_k, 1)
-
-
 def detect_scan(band: Band, cims: ArrayLike, pfa: float = 1e-3, min_delay_s: float = 0.0,
                 max_delay_s: float | None = None, noise_var: float | None = None) -> ScanDetection:
     """Detection test over S frames: the largest noise-normalised delay-Doppler cell against :func:`scan_threshold`.
@@ -296,7 +285,7 @@ def detect_scan(band: Band, cims: ArrayLike, pfa: float = 1e-3, min_delay_s: flo
     h = _check_stack(band, cims)
     pilots = band.pilots
     grid = common_grid([band])
-    step_m, step_k = _steps(pilots)
+    step_m, step_k = resolvable_steps([pilots])
     delays = np.arange(band.num_subcarriers) * grid.delay_bin_s
     nu = grid.nu_axis()
     max_d = np.inf if max_delay_s is None else float(max_delay_s)

@@ -8,11 +8,12 @@ import scipy.optimize as sp_opt
 
 from sdr_isac.channel.cim import add_cim_noise, point_target_cim
 from sdr_isac.errors import InputError
-from sdr_isac.fusion import hybrid, macro_micro
+from sdr_isac.fusion import hybrid
+from sdr_isac.fusion.modes import macro_micro
 from sdr_isac.fusion.multiband import Band, pilot_mask
 from sdr_isac.sensing.crb import snr_per_re_db
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C
-from tests.fusion.test_node import _detection, _places
+from tests.fusion.modes.test_multi_bs import _detection, _places
 
 MICROS = np.array([[0.0, 0.0, 10.0], [150.0, 0.0, 10.0]])
 MACRO = np.array([-250.0, -100.0, 30.0])

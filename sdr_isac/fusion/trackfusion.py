@@ -1,0 +1,463 @@
+"""Track-to-track fusion across MECS hosts (the core host's job, article §V-1; issue 15, item 2).
+
+Each MECS host tracks the targets of its own base stations and reports its tracks' latest states and
+covariances.  Two MECS hosts that see one target report two tracks whose errors are correlated in an unknown
+way (common process noise, shared base stations at the edge of their areas, the same prior), so fusing them as
+if independent is overconfident.  This module
+
+- predicts every reported state to one time with the nearly-constant-velocity (white-noise acceleration)
+  model (:func:`predict`);
+- associates the tracks of each MECS with the global tracks by gating the Mahalanobis distance of the
+  position difference with a chi-square gate (:func:`position_distance2`, :func:`gate_threshold`) and
+  solving the assignment with :func:`scipy.optimize.linear_sum_assignment` (:func:`assign`);
+- fuses the members of a global track by covariance intersection (:func:`covariance_intersection`; Julier
+  and Uhlmann 1997), whose covariance is consistent for any cross-correlation: ``P^-1 = w P1^-1 + (1 - w)
+  P2^-1``, ``x = P (w P1^-1 x1 + (1 - w) P2^-1 x2)``, ``w`` in [0, 1] minimising the trace or the determinant
+  of ``P`` (:func:`scipy.optimize.minimize_scalar`).  :func:`naive_fusion` (the information sum, independence
+  assumed) is kept for comparison: it is inconsistent for correlated errors;
+- keeps global track ids stable (:class:`TrackToTrackFuser`): a global track keeps its id while any MECS still
+  reports a member, and a local id that one MECS hands over to another keeps the global id.
+
+States are ``(x, y, z, v_x, v_y, v_z)`` in m and m/s, covariances ``(6, 6)`` in the matching units.
+A centralised mode (fusing the MECS hosts' measurements instead of their tracks) is not here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import linear_sum_assignment, minimize_scalar
+from scipy.stats import chi2
+
+from sdr_isac.errors import InputError
+from sdr_isac.fusion.records import Handover, Track
+
+__all__ = ["CI_CRITERIA", "CiResult", "predict", "covariance_intersection", "naive_fusion", "position_distance2",
+           "gate_threshold", "assign", "TrackToTrackFuser"]
+
+#: What covariance intersection minimises: the trace or the determinant of the fused covariance.
+CI_CRITERIA = ("trace", "determinant")
+_STATE = 6
+_POS = slice(0, 3)
+
+
+def _square(name: str, value: ArrayLike, size: int) -> NDArray[np.float64]:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (size, size) or not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} has shape {arr.shape}: allowed finite numbers of shape ({size}, {size})")
+    return arr
+
+
+def _vector(name: str, value: ArrayLike, size: int) -> NDArray[np.float64]:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (size,) or not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} has shape {arr.shape}: allowed finite numbers of shape ({size},)")
+    return arr
+
+
+def _inverse(name: str, cov: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The inverse of a symmetric positive-definite matrix (by Cholesky), or InputError naming it."""
+    try:
+        low = np.linalg.cholesky((cov + cov.T) / 2)
+    except np.linalg.LinAlgError as err:
+        raise InputError(f"{name} is not positive definite: allowed a symmetric positive-definite covariance "
+                         "(track fusion inverts it); give every state component a positive variance") from err
+    inv_low = np.linalg.inv(low)
+    out = inv_low.T @ inv_low
+    return (out + out.T) / 2
+
+
+def predict(state: ArrayLike, cov: ArrayLike, dt_s: float, accel_psd_m2ps3: float
+            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Predict a state ``dt_s`` ahead with the nearly-constant-velocity model (white-noise acceleration).
+
+    ``x' = F x``, ``P' = F P F^T + Q`` with ``F = [[I, dt I], [0, I]]`` and
+    ``Q = q [[dt^3/3 I, dt^2/2 I], [dt^2/2 I, dt I]]`` (Bar-Shalom, Li, Kirubarajan 2001, §6.2.2).
+
+    Parameters
+    ----------
+    state : array_like, shape (6,)
+        x, y, z (m), v_x, v_y, v_z (m/s).
+    cov : array_like, shape (6, 6)
+        Its covariance.
+    dt_s : float
+        How far ahead, s, >= 0.
+    accel_psd_m2ps3 : float
+        Power spectral density ``q`` of the white acceleration noise, m²/s³, >= 0.
+
+    Returns
+    -------
+    state : ndarray, shape (6,), float64
+    cov : ndarray, shape (6, 6), float64
+    """
+    x = _vector("state", state, _STATE)
+    p = _square("cov", cov, _STATE)
+    if not (math.isfinite(dt_s) and dt_s >= 0):
+        raise InputError(f"dt_s = {dt_s!r} s: allowed a finite time >= 0 s; predict forward only")
+    if not (math.isfinite(accel_psd_m2ps3) and accel_psd_m2ps3 >= 0):
+        raise InputError(f"accel_psd_m2ps3 = {accel_psd_m2ps3!r} m²/s³: allowed a finite number >= 0")
+    eye = np.eye(3)
+    f = np.block([[eye, dt_s * eye], [np.zeros((3, 3)), eye]])
+    q = accel_psd_m2ps3 * np.block([[dt_s**3 / 3 * eye, dt_s**2 / 2 * eye], [dt_s**2 / 2 * eye, dt_s * eye]])
+    out = f @ p @ f.T + q
+    return f @ x, (out + out.T) / 2
+
+
+@dataclass(frozen=True)
+class CiResult:
+    """The result of :func:`covariance_intersection`.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (n,), float64
+    cov : ndarray, shape (n, n), float64
+        Consistent for any cross-correlation of the inputs' errors.
+    omegas : tuple of float
+        The weight ``w`` of each pairwise step (the running fusion's weight against the next input).
+    """
+
+    mean: NDArray[np.float64]
+    cov: NDArray[np.float64]
+    omegas: tuple[float, ...] = field(default=())
+
+
+def _ci_pair(x1: NDArray[np.float64], p1: NDArray[np.float64], x2: NDArray[np.float64], p2: NDArray[np.float64],
+             criterion: str) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    i1, i2 = _inverse("covs[0]", p1), _inverse("covs[1]", p2)
+
+    def fused(w: float) -> NDArray[np.float64]:
+        return _inverse("the fused information", w * i1 + (1 - w) * i2)
+
+    def cost(w: float) -> float:
+        p = fused(w)
+        if criterion == "trace":
+            return float(np.trace(p))
+        return float(np.linalg.slogdet(p)[1])
+
+    best = minimize_scalar(cost, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-8})
+    candidates = [(cost(0.0), 0.0), (cost(1.0), 1.0)]
+    if best.success and np.isfinite(best.fun):
+        candidates.append((float(best.fun), float(best.x)))
+    w = min(candidates)[1]
+    p = fused(w)
+    x = p @ (w * i1 @ x1 + (1 - w) * i2 @ x2)
+    return x, (p + p.T) / 2, w
+
+
+def covariance_intersection(means: Sequence[ArrayLike], covs: Sequence[ArrayLike],
+                            criterion: str = "trace") -> CiResult:
+    """Fuse estimates whose errors are correlated in an unknown way, consistently (covariance intersection).
+
+    Two estimates: ``P^-1 = w P1^-1 + (1 - w) P2^-1``, ``x = P (w P1^-1 x1 + (1 - w) P2^-1 x2)`` with ``w``
+    in [0, 1] minimising ``trace(P)`` or ``det(P)`` (Julier and Uhlmann, "A non-divergent estimation algorithm
+    in the presence of unknown correlations", ACC 1997).  ``P`` bounds the true error covariance whatever the
+    cross-covariance of the inputs (if each input's covariance bounds its own error).  More than two are fused
+    one after the other in the given order (each step is consistent, so the result is).
+
+    Parameters
+    ----------
+    means : sequence of array_like, each shape (n,)
+    covs : sequence of array_like, each shape (n, n)
+        Symmetric positive definite.
+    criterion : str
+        ``trace`` or ``determinant``.
+
+    Returns
+    -------
+    CiResult
+
+    Raises
+    ------
+    InputError
+        No input, mismatched shapes, non-finite values, a covariance that is not positive definite, or an
+        unknown criterion.
+    """
+    if criterion not in CI_CRITERIA:
+        raise InputError(f"criterion = {criterion!r}: allowed one of {', '.join(CI_CRITERIA)}")
+    if len(means) != len(covs) or not means:
+        raise InputError(f"means and covs have {len(means)} and {len(covs)} entries: allowed the same number >= 1")
+    n = np.asarray(means[0]).shape[0] if np.asarray(means[0]).ndim == 1 else -1
+    if n < 1:
+        raise InputError(f"means[0] has shape {np.asarray(means[0]).shape}: allowed a vector of shape (n,)")
+    x = _vector("means[0]", means[0], n)
+    p = _square("covs[0]", covs[0], n)
+    _inverse("covs[0]", p)
+    omegas = []
+    for i in range(1, len(means)):
+        x, p, w = _ci_pair(x, p, _vector(f"means[{i}]", means[i], n), _square(f"covs[{i}]", covs[i], n), criterion)
+        omegas.append(w)
+    return CiResult(x, p, tuple(omegas))
+
+
+def naive_fusion(means: Sequence[ArrayLike], covs: Sequence[ArrayLike]
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The information sum ``P^-1 = sum P_i^-1``, ``x = P sum P_i^-1 x_i``: optimal for independent errors only.
+
+    Kept to show what covariance intersection avoids: for correlated errors its covariance is smaller than
+    the true error covariance (overconfident).
+
+    Returns
+    -------
+    mean : ndarray, shape (n,), float64
+    cov : ndarray, shape (n, n), float64
+    """
+    if len(means) != len(covs) or not means:
+        raise InputError(f"means and covs have {len(means)} and {len(covs)} entries: allowed the same number >= 1")
+    n = np.asarray(means[0]).shape[0]
+    infos = [_inverse(f"covs[{i}]", _square(f"covs[{i}]", c, n)) for i, c in enumerate(covs)]
+    p = _inverse("the summed information", np.sum(np.stack(infos), axis=0))
+    x = p @ sum(i @ _vector(f"means[{k}]", m, n) for k, (i, m) in enumerate(zip(infos, means)))
+    return x, (p + p.T) / 2
+
+
+def position_distance2(state_a: ArrayLike, cov_a: ArrayLike, state_b: ArrayLike, cov_b: ArrayLike) -> float:
+    """Squared Mahalanobis distance of the position difference, ``d^T (P_a + P_b)^-1 d`` (3 dof), unitless.
+
+    The cross-covariance is unknown and left out: with positively correlated errors this overstates the
+    spread of the difference, so the gate errs on the side of keeping a pair.
+    """
+    a, b = _vector("state_a", state_a, _STATE), _vector("state_b", state_b, _STATE)
+    s = _square("cov_a", cov_a, _STATE)[_POS, _POS] + _square("cov_b", cov_b, _STATE)[_POS, _POS]
+    d = a[_POS] - b[_POS]
+    return float(d @ _inverse("the position covariance sum", s) @ d)
+
+
+def gate_threshold(probability: float, dof: int = 3) -> float:
+    """The chi-square gate: the ``probability`` quantile of chi²(``dof``) (a true pair passes with it)."""
+    if not (0.0 < probability < 1.0):
+        raise InputError(f"gate probability = {probability!r}: allowed 0 < p < 1 (e.g. 0.999)")
+    return float(chi2.ppf(probability, dof))
+
+
+def assign(cost: ArrayLike, gate: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) of the least total cost, every pair within ``gate`` (linear_sum_assignment).
+
+    Parameters
+    ----------
+    cost : array_like, shape (R, C)
+        Squared distances; ``inf`` (or anything above ``gate``) forbids a pair.
+    gate : float
+        Largest cost of a kept pair.
+    """
+    c = np.asarray(cost, dtype=np.float64)
+    if c.ndim != 2 or c.size == 0:
+        return []
+    allowed = np.isfinite(c) & (c <= gate)
+    if not allowed.any():
+        return []
+    big = (float(np.max(c[allowed])) + 1.0) * (min(c.shape) + 1) + gate    # any forbidden pair costs more
+    rows, cols = linear_sum_assignment(np.where(allowed, c, big))
+    return [(int(r), int(k)) for r, k in zip(rows, cols) if allowed[r, k]]
+
+
+# ---- global tracks ------------------------------------------------------------------------------------
+@dataclass
+class _Global:
+    gid: str
+    members: dict[str, str]                         # MECS id -> local track id
+    joined: dict[str, int]                          # MECS id -> the cycle it joined (older keeps the id)
+    stations: list[str]
+    handovers: list[Handover]
+    history: deque[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
+    status: str = "tentative"
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class _Local:
+    mecs: str
+    track: Track
+    state: NDArray[np.float64]                      # predicted to the fusion time
+    cov: NDArray[np.float64]
+
+
+class TrackToTrackFuser:
+    """Global tracks from the tracks of several MECS hosts: association, covariance intersection, stable ids.
+
+    Call :meth:`update` with every live MECS's current tracks; it returns the global tracks.  A MECS whose
+    tracks are left out of a call (absent, or silent) no longer contributes; its global tracks live on while
+    another MECS reports a member.
+
+    Parameters
+    ----------
+    gate_probability : float
+        Probability that a true pair passes the chi-square gate on the 3-D position difference, 0 < p < 1.
+    criterion : str
+        ``trace`` or ``determinant``: what covariance intersection minimises.
+    accel_psd_m2ps3 : float
+        White-acceleration power spectral density, m²/s³, of the prediction to the common time.
+    keep_states : int
+        States kept in each global track's history, >= 1.
+    id_prefix : str
+        Global ids are ``f"{id_prefix}{n}"``, n = 1, 2, ... (never reused).
+    """
+
+    def __init__(self, gate_probability: float = 0.999, criterion: str = "trace", accel_psd_m2ps3: float = 1.0,
+                 keep_states: int = 100, id_prefix: str = "g") -> None:
+        if criterion not in CI_CRITERIA:
+            raise InputError(f"criterion = {criterion!r}: allowed one of {', '.join(CI_CRITERIA)}")
+        if not (math.isfinite(accel_psd_m2ps3) and accel_psd_m2ps3 >= 0):
+            raise InputError(f"accel_psd_m2ps3 = {accel_psd_m2ps3!r} m²/s³: allowed a finite number >= 0")
+        if keep_states < 1:
+            raise InputError(f"keep_states = {keep_states!r}: allowed an integer >= 1")
+        self.gate = gate_threshold(gate_probability)
+        self.criterion = criterion
+        self.accel_psd_m2ps3 = accel_psd_m2ps3
+        self.keep_states = keep_states
+        self.id_prefix = id_prefix
+        self._globals: dict[str, _Global] = {}
+        self._by_local: dict[tuple[str, str], str] = {}
+        self._counter = itertools.count(1)
+        self._cycle = 0
+        self._now: float | None = None
+
+    @property
+    def members(self) -> dict[str, dict[str, str]]:
+        """Global id -> {MECS id: local track id} of the live global tracks."""
+        return {gid: dict(g.members) for gid, g in self._globals.items()}
+
+    def update(self, local: Mapping[str, Sequence[Track]], t_s: float | None = None) -> list[Track]:
+        """Fuse the current tracks of the MECS hosts in ``local`` (MECS id -> tracks) at time ``t_s``.
+
+        Each local track's latest state is predicted to ``t_s`` (default: the newest local state); the fusion
+        time never goes back (a time before the previous call's is raised to it, so that a MECS leaving with
+        the newest states does not pull the global tracks back).  Tracks with status ``deleted`` and states
+        after the fusion time are left out.
+
+        Returns
+        -------
+        list of Track
+            The live global tracks, by id: their fused history (the last ``keep_states`` states), the MECS
+            hosts that contributed in the order they joined (``stations``), the members' handovers and the
+            core's own (a global track whose longest-standing member left, reason ``owner_left``), status
+            ``confirmed`` when a member is.
+        """
+        self._cycle += 1
+        tracks = {m: [t for t in ts if t.status != "deleted" and t.num_states > 0] for m, ts in local.items()}
+        times = [float(t.t_s[-1]) for ts in tracks.values() for t in ts]
+        now = t_s if t_s is not None else (max(times) if times else None)
+        if now is None:
+            self._end_all({})
+            return []
+        if not math.isfinite(now):
+            raise InputError(f"t_s = {now!r} s: allowed a finite time")
+        now = max(now, self._now) if self._now is not None else now
+        self._now = now
+        live: dict[tuple[str, str], _Local] = {}
+        for mecs in sorted(tracks):
+            for t in tracks[mecs]:
+                if float(t.t_s[-1]) <= now:
+                    x, p = predict(t.states[-1], t.covariances[-1], now - float(t.t_s[-1]), self.accel_psd_m2ps3)
+                    live[(mecs, t.track_id)] = _Local(mecs, t, x, p)
+        self._end_all(live)
+        self._inherit_handovers(live)
+        self._split_inconsistent(live)
+        for mecs in sorted({key[0] for key in live}):
+            self._associate(mecs, [key for key in live if key[0] == mecs and key not in self._by_local], live)
+        return [self._record(g, live, now) for g in sorted(self._globals.values(), key=lambda g: _id_key(g.gid))]
+
+    # ---- steps of one cycle ---------------------------------------------------------------------
+    def _end_all(self, live: Mapping[tuple[str, str], _Local]) -> None:
+        """Detach members that are not reported any more; end global tracks left without members."""
+        for key in [k for k in self._by_local if k not in live]:
+            self._detach(key)
+
+    def _detach(self, key: tuple[str, str]) -> None:
+        gid = self._by_local.pop(key)
+        g = self._globals[gid]
+        g.members.pop(key[0], None)
+        g.joined.pop(key[0], None)
+        if not g.members:
+            del self._globals[gid]
+
+    def _inherit_handovers(self, live: Mapping[tuple[str, str], _Local]) -> None:
+        """A new local track that carries handovers and the id of a member at another MECS joins its global."""
+        for key, item in live.items():
+            if key in self._by_local or not item.track.handovers:
+                continue
+            for (mecs, local_id), gid in list(self._by_local.items()):
+                if local_id == key[1] and mecs != key[0] and key[0] not in self._globals[gid].members:
+                    self._attach(key, gid)
+                    break
+
+    def _split_inconsistent(self, live: Mapping[tuple[str, str], _Local]) -> None:
+        """Detach the newest member of a global track while a member fails the gate against the others."""
+        for g in list(self._globals.values()):
+            while len(g.members) >= 2:
+                worst = []
+                for mecs, local_id in g.members.items():
+                    others = [live[(m, lid)] for m, lid in g.members.items() if m != mecs]
+                    fused = self._fuse(others)
+                    item = live[(mecs, local_id)]
+                    if position_distance2(item.state, item.cov, fused.mean, fused.cov) > self.gate:
+                        worst.append(mecs)
+                if not worst:
+                    break
+                newest = max(worst, key=lambda m: (g.joined[m], m))
+                self._detach((newest, g.members[newest]))
+
+    def _associate(self, mecs: str, keys: list[tuple[str, str]], live: Mapping[tuple[str, str], _Local]) -> None:
+        """Assign the unassigned tracks of one MECS to global tracks it has no member in, or start new ones."""
+        candidates = [g for g in self._globals.values() if mecs not in g.members and g.members]
+        fused = [self._fuse([live[(m, lid)] for m, lid in g.members.items()]) for g in candidates]
+        cost = np.full((len(keys), len(candidates)), np.inf)
+        for r, key in enumerate(keys):
+            for c, f in enumerate(fused):
+                cost[r, c] = position_distance2(live[key].state, live[key].cov, f.mean, f.cov)
+        taken = set()
+        for r, c in assign(cost, self.gate):
+            self._attach(keys[r], candidates[c].gid)
+            taken.add(r)
+        for r, key in enumerate(keys):
+            if r not in taken:
+                gid = f"{self.id_prefix}{next(self._counter)}"
+                self._globals[gid] = _Global(gid, {}, {}, [], [], deque(maxlen=self.keep_states))
+                self._attach(key, gid)
+
+    def _attach(self, key: tuple[str, str], gid: str) -> None:
+        g = self._globals[gid]
+        g.members[key[0]] = key[1]
+        g.joined[key[0]] = self._cycle
+        self._by_local[key] = gid
+        if key[0] not in g.stations:
+            g.stations.append(key[0])
+
+    def _fuse(self, items: Sequence[_Local]) -> CiResult:
+        ordered = sorted(items, key=lambda i: i.mecs)
+        return covariance_intersection([i.state for i in ordered], [i.cov for i in ordered], self.criterion)
+
+    def _record(self, g: _Global, live: Mapping[tuple[str, str], _Local], now: float) -> Track:
+        """Fuse a global track's members at ``now``, append to its history, and make its record."""
+        items = [live[(m, lid)] for m, lid in g.members.items()]
+        fused = self._fuse(items)
+        if g.history and g.history[-1][0] >= now:
+            g.history.pop()                                       # the same instant again: the newer fusion
+        g.history.append((now, fused.mean, fused.cov))
+        owner = min(g.members, key=lambda m: (g.joined[m], m))
+        if g.owner is not None and owner != g.owner and g.owner not in g.members:
+            g.handovers.append(Handover(now, g.owner, owner, "owner_left"))
+        g.owner = owner
+        known = {(h.t_s, h.from_station, h.to_station, h.reason) for h in g.handovers}
+        for item in items:
+            for h in item.track.handovers:
+                if (h.t_s, h.from_station, h.to_station, h.reason) not in known and h.t_s <= now:
+                    g.handovers.append(h)
+                    known.add((h.t_s, h.from_station, h.to_station, h.reason))
+        g.handovers.sort(key=lambda h: h.t_s)
+        del g.handovers[:-256]
+        g.status = "confirmed" if g.status == "confirmed" or any(i.track.status == "confirmed" for i in items) \
+            else "tentative"
+        t = np.array([h[0] for h in g.history])
+        return Track(g.gid, t, np.stack([h[1] for h in g.history]), np.stack([h[2] for h in g.history]),
+                     tuple(g.stations), tuple(g.handovers), g.status)
+
+
+def _id_key(gid: str) -> tuple[int, str]:
+    digits = "".join(c for c in gid if c.isdigit())
+    return (int(digits) if digits else 0, gid)

@@ -1,0 +1,427 @@
+"""The core host: fuses the tracks of several MECS hosts into global tracks (article §V-1; issue 15, item 2).
+
+``sdr-isac core --config FILE`` (or ``python -m sdr_isac.stream.core --config FILE``).  One SUB socket is
+connected to the publish endpoint of every MECS host of ``[core]`` (``core.mecs_endpoints``) and takes their
+``tracks/`` messages.  A receiving thread decodes each strictly (:func:`~sdr_isac.stream.wire.decode` and
+:func:`~sdr_isac.stream.wire.decode_tracks`: a malformed message is counted in ``rejected`` and dropped,
+never unpickled), refuses and counts publishers that are not configured (``core.mecs_ids``), a message whose
+time goes back against that MECS host's previous one (``backwards``) and a track whose time goes back against
+its previous report (``tracks_backwards``), and keeps the latest track set of every MECS host.  Every
+``core.publish_interval_s`` it fuses the latest sets (:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`:
+chi-square gating, assignment, covariance intersection, stable global ids) and publishes the global tracks as
+``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS id -> local id) and
+``core.tail_states`` history positions.
+
+A MECS host silent for more than ``core.absent_after_s`` is absent: its tracks leave the fusion (the global
+tracks live on from the other MECS hosts), the core publishes ``status/<mecs id>`` (state ``absent``, the
+outage's start), and when it publishes again it is taken back (``status`` ``present`` with the outage's end
+and duration).  ``core_stats.json`` (counters, every MECS host's state and outages) and ``tracks.json`` (the
+global tracks) are written atomically into ``--out`` every ``core.stats_interval_s`` and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from sdr_isac import config as config_mod
+from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
+from sdr_isac.fusion.records import Track
+from sdr_isac.fusion.trackfusion import TrackToTrackFuser
+from sdr_isac.recording._atomic import write_json
+from sdr_isac.stream import wire
+from sdr_isac.stream.host import NodeStats
+
+__all__ = ["CoreHost", "add_parser", "run", "main"]
+
+_KEEP_ERRORS = 100
+_MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by one (the rest together)
+_POLL_MS = 20
+_log = logging.getLogger(__name__)
+
+
+def _log_now(count: int) -> bool:
+    """Log the 1st ... 10th of a kind, then the 100th, 1000th, ...: a flood of bad messages cannot flood the log."""
+    return count <= 10 or str(count).rstrip("0") == "1"
+
+
+class _MecsCounters:
+    """What the core counts of one MECS host beyond the host's node counters (:class:`NodeStats`)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.backwards = 0
+        self.tracks_backwards = 0
+        self.tracks = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"endpoint": self.endpoint, "backwards": self.backwards, "tracks_backwards": self.tracks_backwards,
+                "tracks": self.tracks}
+
+
+class CoreHost:
+    """Subscribes to MECS hosts, fuses their tracks, publishes global tracks.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``core`` gives the MECS hosts, the endpoints and the fusion settings.
+    out_dir : str or Path, optional
+        Write ``core_stats.json`` and ``tracks.json`` here, every ``core.stats_interval_s`` and at the end.
+    context : zmq.Context, optional
+
+    Raises
+    ------
+    ConfigError
+        No MECS host is configured, or ``core.publish_endpoint`` cannot be bound.
+    """
+
+    def __init__(self, cfg: config_mod.Config, out_dir: str | Path | None = None,
+                 context: zmq.Context | None = None) -> None:
+        core = cfg.core
+        if not core.mecs_endpoints:
+            raise ConfigError("core.mecs_endpoints = []: allowed at least one MECS host's publish endpoint; list "
+                              "them with their ids in [core] (mecs_endpoints, mecs_ids)", key="core.mecs_endpoints")
+        self.cfg = cfg
+        self.core = core
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.context = context or zmq.Context.instance()
+        self.fuser = TrackToTrackFuser(core.gate_probability, core.ci_criterion, core.accel_psd_m2ps3,
+                                       core.keep_states)
+        self.mecs: dict[str, NodeStats] = {m: NodeStats() for m in core.mecs_ids}
+        self.counters = {m: _MecsCounters(e) for m, e in zip(core.mecs_ids, core.mecs_endpoints)}
+        self.latest: dict[str, wire.TrackSet] = {}
+        self.global_tracks: list[Track] = []
+        self._members: dict[str, dict[str, str]] = {}
+        self.rejected = 0
+        self.unknown: dict[str, int] = {}
+        self.unknown_total = 0
+        self.published = 0
+        self.errors: list[str] = []
+        self.errors_total = 0
+        self._t0_s = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sub = self.context.socket(zmq.SUB)
+        self._pub = self.context.socket(zmq.PUB)
+        try:
+            self._sub.setsockopt(zmq.LINGER, 0)
+            self._sub.setsockopt(zmq.RCVHWM, 1000)
+            self._sub.setsockopt(zmq.MAXMSGSIZE, int(core.max_message_mb * 2**20))
+            self._sub.setsockopt(zmq.SUBSCRIBE, b"tracks/")
+            self._pub.setsockopt(zmq.LINGER, 0)
+            self._pub.setsockopt(zmq.SNDHWM, 64)
+            try:
+                self._pub.bind(core.publish_endpoint)
+            except zmq.ZMQError as err:
+                raise ConfigError(f"core.publish_endpoint = {core.publish_endpoint!r}: cannot bind ({err.strerror});"
+                                  " another program may hold that port, or the address is not one of this "
+                                  "machine's: stop it, or choose another endpoint (core.publish_endpoint, or "
+                                  "--publish of sdr-isac core)", key="core.publish_endpoint") from err
+            for endpoint in core.mecs_endpoints:
+                self._sub.connect(endpoint)
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._thread = threading.Thread(target=self._loop, name="core-host", daemon=True)
+        self._alive_at_stop: bool | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------------
+    def start(self) -> CoreHost:
+        """Start the receiving and fusing thread."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread, write the outputs one last time (with ``out_dir``) and close the sockets."""
+        if self._alive_at_stop is None:
+            self._alive_at_stop = self._thread.is_alive()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self.out_dir is not None:
+            with self._guard("writing the outputs"):
+                self.write_outputs(self.out_dir)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        self._sub.close(linger=0)
+        self._pub.close(linger=0)
+
+    def __enter__(self) -> CoreHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- the one guard ------------------------------------------------------------------------
+    def _guard(self, where: str) -> _Guard:
+        return _Guard(self, where)
+
+    def _count_failure(self, where: str, err: Exception) -> None:
+        detail = str(err) if isinstance(err, SdrIsacError) else f"{type(err).__name__}: {err}"
+        with self._lock:
+            self.errors_total += 1
+            count = self.errors_total
+            self.errors = (self.errors + [f"{where}: {detail}"[:500]])[-_KEEP_ERRORS:]
+        if not isinstance(err, SdrIsacError):
+            _log.error("%s: %s", where, detail[:500], exc_info=err if _log_now(count) else None)
+        elif _log_now(count):
+            _log.warning("%s: %s (%d so far)", where, detail[:500], count)
+
+    # ---- the thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._sub, zmq.POLLIN)
+        next_cycle = next_write = 0.0
+        while not self._stop.is_set():
+            with self._guard("core loop") as step:
+                if dict(poller.poll(_POLL_MS)):
+                    for _ in range(1000):                        # drain, but fuse on time under a flood
+                        if not self._receive_one():
+                            break
+                now = time.time()
+                if now >= next_cycle:
+                    next_cycle = now + self.core.publish_interval_s
+                    self._check_presence(now)
+                    self._cycle()
+                if self.out_dir is not None and now >= next_write:
+                    next_write = now + self.core.stats_interval_s
+                    self.write_outputs(self.out_dir)
+            if step.failed:
+                self._stop.wait(0.01)                             # never a hot loop of one recurring failure
+
+    def _receive_one(self) -> bool:
+        """Take one message (False when none is waiting): decode, check the publisher and times, keep it."""
+        try:
+            frames = self._sub.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        received_s = time.time()
+        try:
+            msg = wire.decode(frames, max_bytes=int(self.core.max_message_mb * 2**20))
+            found = wire.decode_tracks(msg)
+        except WireFormatError as err:
+            with self._lock:
+                self.rejected += 1
+                count = self.rejected
+                self.errors = (self.errors + [f"rejected message of {len(frames)} frames: {err}"[:500]])[
+                    -_KEEP_ERRORS:]
+            if _log_now(count):
+                _log.warning("rejected a message of %d frames: %s (%d so far)", len(frames), err, count)
+            return True
+        if found.node_id not in self.mecs:
+            self._count_unknown(found.node_id)
+            return True
+        self._take(msg, found, received_s)
+        return True
+
+    def _count_unknown(self, node_id: str) -> None:
+        with self._lock:
+            self.unknown_total += 1
+            key = node_id if node_id in self.unknown or len(self.unknown) < _MAX_UNKNOWN_IDS else "(others)"
+            self.unknown[key] = self.unknown.get(key, 0) + 1
+            count = self.unknown_total
+        if _log_now(count):
+            _log.warning("tracks from %r rejected: not one of core.mecs_ids (%s) (%d so far)", node_id,
+                         ", ".join(self.core.mecs_ids), count)
+
+    def _take(self, msg: wire.Message, found: wire.TrackSet, received_s: float) -> None:
+        """Account a MECS host's track set; keep it unless its time goes back; drop tracks that go back."""
+        mecs = found.node_id
+        with self._lock:
+            node, extra = self.mecs[mecs], self.counters[mecs]
+            ended = node.on_seen(msg, received_s)
+            back = node.status(mecs) if ended is not None else None
+            node.received += 1
+            node.on_seq(msg.seq)
+            node.on_latency(max(received_s - msg.sent_s, 0.0))
+            node.on_arrival(received_s)
+            previous = self.latest.get(mecs)
+            if previous is not None and found.t0_s < previous.t0_s:
+                extra.backwards += 1
+                node.failed += 1
+                self.errors = (self.errors + [f"{mecs}/{msg.seq}: t0_s = {found.t0_s!r} s goes back from "
+                                              f"{previous.t0_s!r} s: rejected"])[-_KEEP_ERRORS:]
+                found = previous                                  # nothing of it is taken
+            else:
+                before = {t.track_id: float(t.t_s[-1]) for t in previous.tracks} if previous is not None else {}
+                kept = tuple(t for t in found.tracks if float(t.t_s[-1]) >= before.get(t.track_id, -float("inf")))
+                extra.tracks_backwards += len(found.tracks) - len(kept)
+                found = dataclasses.replace(found, tracks=kept)
+                node.processed += 1
+            self.latest[mecs] = found
+            extra.tracks = len(found.tracks)
+        if back is not None and ended is not None:
+            _log.warning("MECS host %s back after %.3g s", mecs, ended.duration_s or 0.0)
+            self._send(wire.encode_status(back))
+
+    def _check_presence(self, now_s: float) -> None:
+        """Mark MECS hosts silent for more than ``core.absent_after_s`` absent: drop their tracks, publish it."""
+        with self._lock:
+            gone = [(m, node.status(m)) for m, node in self.mecs.items()
+                    if node.check_absent(now_s, self.core.absent_after_s)]
+            for mecs, _ in gone:
+                self.latest.pop(mecs, None)
+                self.counters[mecs].tracks = 0
+        for mecs, status in gone:
+            _log.warning("MECS host %s absent: nothing heard from it for more than core.absent_after_s = %g s; its "
+                         "tracks leave the fusion", mecs, self.core.absent_after_s)
+            self._send(wire.encode_status(status))
+
+    def _cycle(self) -> None:
+        """Fuse the latest track sets of the present MECS hosts and publish the global tracks."""
+        with self._lock:
+            local = {m: list(found.tracks) for m, found in self.latest.items()}
+        tracks = self.fuser.update(local)
+        members = self.fuser.members
+        t0_s = max((float(t.t_s[-1]) for t in tracks), default=self._t0_s)
+        with self._lock:
+            self._t0_s = max(t0_s, self._t0_s)
+            seq = self.published
+            self.published += 1
+            self.global_tracks = tracks
+            self._members = members
+        self._send(wire.encode_tracks(self.core.node_id, seq, self._t0_s, tracks, tail=self.core.tail_states,
+                                      members=members))
+
+    def _send(self, frames: list[Any]) -> None:
+        try:
+            self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass                                                  # a slow subscriber loses tracks, never the core
+
+    # ---- outputs ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counters and every MECS host's state.
+
+        ``alive``: the thread runs (after :meth:`stop`: whether it still ran then); ``rejected``: messages that
+        did not decode as ``tracks``; ``unknown_publishers`` (per id) and ``unknown_total``: track sets from
+        ids not in ``core.mecs_ids``; ``published``: global track sets sent; ``mecs``: per MECS host its node
+        counters (``state`` ``waiting`` before its first message, then ``present`` or ``absent``,
+        ``last_seen_s``, ``absent_since_s``, ``outages`` with ``start_s``, ``end_s``, ``duration_s``),
+        ``backwards`` (track sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped because
+        their time went back), ``tracks`` (in the fusion now) and its ``endpoint``.
+        """
+        alive = self._alive_at_stop if self._alive_at_stop is not None else self._thread.is_alive()
+        with self._lock:
+            mecs = {}
+            for m, node in self.mecs.items():
+                entry = {**node.to_dict(), **self.counters[m].to_dict()}
+                if node.last_seen_s is None:
+                    entry["state"] = "waiting"
+                mecs[m] = entry
+            return {"node_id": self.core.node_id, "alive": alive, "stopped": self._stop.is_set(),
+                    "rejected": self.rejected, "unknown_publishers": dict(self.unknown),
+                    "unknown_total": self.unknown_total, "published": self.published,
+                    "global_tracks": len(self.global_tracks), "errors_total": self.errors_total,
+                    "errors": self.errors[-20:], "mecs": mecs,
+                    "absent_mecs": sorted(m for m, e in mecs.items() if e["state"] == "absent")}
+
+    def tracks_document(self) -> dict[str, Any]:
+        """The global tracks as ``tracks.json`` holds them: node_id, seq, t0_s and the wire's track objects."""
+        with self._lock:
+            tracks, members = list(self.global_tracks), dict(self._members)
+            seq, t0_s = self.published - 1, self._t0_s
+        return {"node_id": self.core.node_id, "seq": seq, "t0_s": t0_s,
+                "tracks": [wire.track_to_dict(t, self.core.tail_states, members.get(t.track_id)) for t in tracks]}
+
+    def write_outputs(self, out_dir: str | Path) -> None:
+        """Write ``core_stats.json`` and ``tracks.json`` into ``out_dir`` (atomically)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "tracks.json", self.tracks_document())
+        write_json(out / "core_stats.json", self.stats())
+
+
+class _Guard:
+    """An exception in one step of the core's thread is counted and logged, never the end of the thread."""
+
+    def __init__(self, host: CoreHost, where: str) -> None:
+        self.host, self.where, self.failed = host, where, False
+
+    def __enter__(self) -> _Guard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> bool:
+        if err is None or not isinstance(err, Exception):
+            return False                                          # KeyboardInterrupt, SystemExit: not ours
+        self.failed = True
+        self.host._count_failure(self.where, err)
+        return True
+
+
+# ---- the command ------------------------------------------------------------------------------------
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", required=True, help="TOML configuration with a [core] section")
+    p.add_argument("--publish", metavar="URL", help="override core.publish_endpoint")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--out", metavar="DIR", help="write core_stats.json and tracks.json here (kept up to date)")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``core`` command to the ``sdr-isac`` subcommands (``subparsers`` of argparse)."""
+    p = subparsers.add_parser("core", help="run the core host that fuses the tracks of several MECS hosts",
+                              description="Subscribe to the tracks of every MECS host of [core], fuse them "
+                                          "(chi-square gating, assignment, covariance intersection) into global "
+                                          "tracks with stable ids, publish them; report MECS hosts that fall "
+                                          "silent; stop on SIGINT/SIGTERM or after --timeout.")
+    _add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _stop_on_signals() -> threading.Event:
+    import signal
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the core host until SIGINT/SIGTERM or ``args.timeout``; print a summary; 0 when it ran."""
+    cfg = config_mod.load(args.config)
+    if args.publish:
+        cfg = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, publish_endpoint=args.publish))
+    stop = _stop_on_signals()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    host = CoreHost(cfg, out_dir=args.out).start()
+    print(f"core: subscribed to {', '.join(f'{m} at {e}' for m, e in zip(cfg.core.mecs_ids, cfg.core.mecs_endpoints))}"
+          f"; publishing on {cfg.core.publish_endpoint}", flush=True)
+    try:
+        while not stop.wait(0.1):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+    finally:
+        host.stop()
+    stats = host.stats()
+    print(f"core: {stats['published']} track set(s) published, {stats['global_tracks']} global track(s) at the end;"
+          f" {stats['rejected']} message(s) rejected, {stats['unknown_total']} from unknown publishers, "
+          f"{stats['errors_total']} error(s); thread {'alive' if stats['alive'] else 'DEAD'} at the end", flush=True)
+    if args.out:
+        print(f"core: wrote {args.out}/core_stats.json and {args.out}/tracks.json", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sdr_isac.stream.core --config FILE [--out DIR] [--timeout S] [--publish URL]``."""
+    parser = argparse.ArgumentParser(prog="python -m sdr_isac.stream.core", description=__doc__.split("\n")[0])
+    _add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except SdrIsacError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

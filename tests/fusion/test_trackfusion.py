@@ -1,0 +1,264 @@
+"""Track-to-track fusion: covariance intersection against the true error covariance, NEES, association, ids.
+
+The truths here are independent of the module: the error covariance of a linear combination of correlated
+estimates (``E = W Sigma W^T`` with the joint covariance ``Sigma``), the chi-square bounds of the NEES
+(REFERENCE.md §6), the scalar case of covariance intersection (it picks the smaller variance), and scenes whose
+correct pairing is known by construction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from scipy.stats import chi2
+
+from sdr_isac.errors import InputError
+from sdr_isac.fusion.records import Handover, Track
+from sdr_isac.fusion.trackfusion import (
+    TrackToTrackFuser,
+    assign,
+    covariance_intersection,
+    gate_threshold,
+    naive_fusion,
+    position_distance2,
+    predict,
+)
+
+PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _joint(rng: np.random.Generator, n: int, rho: float, scale: float, cond: float,
+           aligned: bool = False) -> np.ndarray:
+    """A joint covariance [[P1, P12], [P21, P2]] of two n-dim errors, correlation strength ``rho`` in [-1, 1].
+
+    ``P12 = L1 C L2^T`` with ``C = rho Q`` (``Q`` a random rotation; ``aligned``: ``Q = I``, the errors'
+    whitened components move together, as common process noise makes them) and ``L`` the Cholesky factors.
+    """
+    def spd() -> np.ndarray:
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        return (q * np.geomspace(1.0, cond, n)) @ q.T * scale
+    p1, p2 = spd(), spd()
+    l1, l2 = np.linalg.cholesky(p1), np.linalg.cholesky(p2)
+    q = np.eye(n) if aligned else np.linalg.qr(rng.standard_normal((n, n)))[0]
+    c = rho * q                                         # ||c|| <= 1: the joint stays PSD
+    p12 = l1 @ c @ l2.T
+    return np.block([[p1, p12], [p12.T, p2]])
+
+
+def _ci_error_cov(joint: np.ndarray, p: np.ndarray, p1: np.ndarray, p2: np.ndarray, w: float) -> np.ndarray:
+    """The true error covariance of x = W1 x1 + W2 x2 with W1 = w P P1^-1, W2 = (1 - w) P P2^-1."""
+    weights = np.hstack([w * p @ np.linalg.inv(p1), (1 - w) * p @ np.linalg.inv(p2)])
+    return weights @ joint @ weights.T
+
+
+@PROPS
+@example(seed=0, n=6, rho=1.0, scale=1.0, cond=1.0, criterion="trace", aligned=True)     # identical errors
+@example(seed=1, n=6, rho=-1.0, scale=1e-6, cond=1e3, criterion="determinant", aligned=False)
+@example(seed=2, n=3, rho=0.0, scale=1e6, cond=1e6, criterion="trace", aligned=False)
+@example(seed=3, n=1, rho=0.99, scale=1.0, cond=1.0, criterion="determinant", aligned=True)
+@example(seed=4, n=6, rho=1.0, scale=1e-6, cond=1e6, criterion="determinant", aligned=True)
+@given(seed=st.integers(0, 2**32 - 1), n=st.sampled_from([1, 2, 3, 6]), rho=st.floats(-1.0, 1.0),
+       scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e4, 1e6]), cond=st.sampled_from([1.0, 10.0, 1e3, 1e6]),
+       criterion=st.sampled_from(["trace", "determinant"]), aligned=st.booleans())
+def test_ci_covariance_bounds_the_true_error_covariance(seed: int, n: int, rho: float, scale: float, cond: float,
+                                                       criterion: str, aligned: bool) -> None:
+    rng = np.random.default_rng(seed)
+    joint = _joint(rng, n, rho, scale, cond, aligned)
+    p1, p2 = joint[:n, :n], joint[n:, n:]
+    res = covariance_intersection([np.zeros(n), np.zeros(n)], [p1, p2], criterion)
+    (w,) = res.omegas
+    assert 0.0 <= w <= 1.0
+    true = _ci_error_cov(joint, res.cov, p1, p2, w)
+    gap = np.linalg.eigvalsh(res.cov - true)
+    assert gap[0] >= -1e-9 * np.abs(res.cov).max(), (gap, w)
+    # the optimum is no worse than either input alone (w = 0 or 1)
+    measure = np.trace if criterion == "trace" else np.linalg.det
+    assert measure(res.cov) <= min(measure(p1), measure(p2)) * (1 + 1e-9)
+
+
+def test_naive_fusion_is_overconfident_for_correlated_errors() -> None:
+    rng = np.random.default_rng(4)
+    for rho in (0.5, 0.9, 1.0):
+        joint = _joint(rng, 6, rho, 1.0, 10.0, aligned=True)
+        p1, p2 = joint[:6, :6], joint[6:, 6:]
+        _, p = naive_fusion([np.zeros(6)] * 2, [p1, p2])
+        i1, i2 = np.linalg.inv(p1), np.linalg.inv(p2)
+        weights = np.hstack([p @ i1, p @ i2])
+        true = weights @ joint @ weights.T
+        assert np.linalg.eigvalsh(p - true)[0] < -0.01 * np.abs(p).max()      # p is smaller than the truth
+
+
+def test_ci_of_isotropic_estimates_picks_the_smaller_one() -> None:
+    """For P1 = a I and P2 = b I the fused trace 1 / (w / a + (1 - w) / b) is least at an end: min(a, b)."""
+    res = covariance_intersection([np.full(3, 1.0), np.full(3, 5.0)], [4.0 * np.eye(3), 1.0 * np.eye(3)])
+    assert np.allclose(res.cov, np.eye(3), rtol=1e-6) and np.allclose(res.mean, 5.0, atol=1e-6)
+
+
+def _nees(errors: np.ndarray, covs: np.ndarray) -> np.ndarray:
+    return np.einsum("ri,rij,rj->r", errors, np.linalg.inv(covs), errors)
+
+
+def test_monte_carlo_nees_ci_consistent_naive_not() -> None:
+    """Errors of two tracks with correlation 0.8: the mean NEES of the CI estimate stays below the upper 95 %
+    bound of chi²(N n) / N; the naive fusion's lies far above it (REFERENCE.md §6)."""
+    rng = np.random.default_rng(7)
+    n, runs = 6, 400
+    joint = _joint(rng, n, 0.8, 1.0, 10.0, aligned=True)
+    p1, p2 = joint[:n, :n], joint[n:, n:]
+    truth = rng.standard_normal(n) * 10
+    draws = rng.multivariate_normal(np.zeros(2 * n), joint, size=runs)
+    ci_err, naive_err = [], []
+    for d in draws:
+        x1, x2 = truth + d[:n], truth + d[n:]
+        res = covariance_intersection([x1, x2], [p1, p2])
+        ci_err.append(res.mean - truth)
+        x_n, p_naive = naive_fusion([x1, x2], [p1, p2])
+        naive_err.append(x_n - truth)
+    upper = chi2.ppf(0.975, runs * n) / runs
+    ci = _nees(np.array(ci_err), np.repeat(res.cov[None], runs, 0)).mean()
+    naive = _nees(np.array(naive_err), np.repeat(p_naive[None], runs, 0)).mean()
+    assert ci <= upper
+    assert naive > upper                               # outside the 95 % interval: overconfident
+
+
+def test_ci_with_more_than_two_and_bad_inputs() -> None:
+    rng = np.random.default_rng(8)
+    joint = _joint(rng, 9, 0.5, 1.0, 5.0)             # three 3-dim errors, correlated
+    covs = [joint[i:i + 3, i:i + 3] for i in (0, 3, 6)]
+    res = covariance_intersection([np.zeros(3)] * 3, covs)
+    assert len(res.omegas) == 2
+    assert np.trace(res.cov) <= min(np.trace(c) for c in covs) * (1 + 1e-9)
+    with pytest.raises(InputError, match=r"covs\[1\] is not positive definite"):
+        covariance_intersection([np.zeros(2)] * 2, [np.eye(2), np.diag([1.0, -1.0])])
+    with pytest.raises(InputError, match=r"criterion = 'max'"):
+        covariance_intersection([np.zeros(2)] * 2, [np.eye(2)] * 2, "max")
+    with pytest.raises(InputError, match=r"means and covs have 0 and 0 entries"):
+        covariance_intersection([], [])
+    with pytest.raises(InputError, match=r"means\[1\] has shape \(3,\)"):
+        covariance_intersection([np.zeros(2), np.zeros(3)], [np.eye(2)] * 2)
+    with pytest.raises(InputError, match=r"covs\[0\] has shape \(2, 2\): allowed finite"):
+        covariance_intersection([np.zeros(2)] * 2, [np.array([[np.nan, 0], [0, 1]]), np.eye(2)])
+
+
+def test_prediction_matches_the_white_acceleration_model() -> None:
+    """Against a fine Euler integration of dP/dt = A P + P A^T + G q G^T (the continuous model)."""
+    p0 = np.diag([4.0, 4.0, 1.0, 1.0, 1.0, 0.25])
+    x, p = predict(np.array([0.0, 0, 0, 1.0, -2.0, 0]), p0, 2.0, 0.5)
+    assert np.allclose(x, [2.0, -4.0, 0, 1.0, -2.0, 0])
+    a = np.block([[np.zeros((3, 3)), np.eye(3)], [np.zeros((3, 3)), np.zeros((3, 3))]])
+    gqg = np.block([[np.zeros((3, 3)), np.zeros((3, 3))], [np.zeros((3, 3)), 0.5 * np.eye(3)]])
+    q, dt = p0.copy(), 1e-4
+    for _ in range(20000):
+        q = q + dt * (a @ q + q @ a.T + gqg)
+    assert np.allclose(p, q, rtol=1e-3)
+    with pytest.raises(InputError, match=r"dt_s = -1\.0 s"):
+        predict(np.zeros(6), np.eye(6), -1.0, 1.0)
+
+
+def test_assignment_beats_greedy_nearest() -> None:
+    """Greedy takes the closest pair (0, 0) and leaves row 1 without a partner; the optimum pairs both."""
+    cost = np.array([[1.0, 2.0], [1.5, 50.0]])
+    assert sorted(assign(cost, gate=10.0)) == [(0, 1), (1, 0)]
+    assert assign(np.array([[20.0]]), gate=10.0) == []
+    assert assign(np.zeros((0, 3)), gate=1.0) == []
+    assert assign(np.array([[np.inf, 3.0], [np.inf, np.inf]]), gate=10.0) == [(0, 1)]
+
+
+def test_gate_is_the_chi_square_quantile() -> None:
+    rng = np.random.default_rng(9)
+    gate = gate_threshold(0.99)
+    cov = np.diag([4.0, 1.0, 0.25, 1, 1, 1])
+    inside = 0
+    for _ in range(4000):
+        a = rng.multivariate_normal(np.zeros(6), cov)
+        b = rng.multivariate_normal(np.zeros(6), cov)
+        inside += position_distance2(a, cov, b, cov) <= gate
+    assert 0.985 <= inside / 4000 <= 0.995
+    with pytest.raises(InputError, match=r"gate probability = 1\.0"):
+        gate_threshold(1.0)
+
+
+# ---- global tracks -------------------------------------------------------------------------------------
+COV = np.diag([1.0, 1.0, 1.0, 0.25, 0.25, 0.25])
+
+
+def _local(track_id: str, t_s: float, pos: list[float], vel: list[float] = (0.0, 0.0, 0.0),
+           status: str = "confirmed", handovers: tuple[Handover, ...] = ()) -> Track:
+    return Track(track_id, [t_s], [[*pos, *vel]], [COV], ("bs",), handovers, status)
+
+
+def test_global_ids_are_stable_through_absence_return_and_handover() -> None:
+    fuser = TrackToTrackFuser()
+    out = fuser.update({"A": [_local("a1", 0.0, [0, 0, 0]), _local("a2", 0.0, [500, 0, 0])],
+                        "B": [_local("b9", 0.0, [0.5, 0, 0])]})
+    ids = {round(t.states[-1, 0]): t.track_id for t in out}
+    assert len(out) == 2 and fuser.members[ids[0]] == {"A": "a1", "B": "b9"}
+    # A falls silent: the global track of the target both saw lives on from B alone, same id
+    out = fuser.update({"B": [_local("b9", 1.0, [0.5, 0, 0])]})
+    assert [t.track_id for t in out] == [ids[0]] and fuser.members[ids[0]] == {"B": "b9"}
+    # A comes back with a new local id: it joins the same global track through the gate
+    out = fuser.update({"A": [_local("a7", 2.0, [0.2, 0, 0])], "B": [_local("b9", 2.0, [0.5, 0, 0])]})
+    assert [t.track_id for t in out] == [ids[0]] and fuser.members[ids[0]] == {"A": "a7", "B": "b9"}
+    # B hands its track over to C under the same local id; C's report lies between this target and another
+    # one of B (b5 at 3 m), nearer the other: the handover, not the gate, decides, and the id stays
+    fuser.update({"A": [_local("a7", 3.0, [0.2, 0, 0])],
+                  "B": [_local("b9", 3.0, [0.5, 0, 0]), _local("b5", 3.0, [3.0, 0, 0])]})
+    hand = (Handover(3.5, "B", "C", "coverage"),)
+    fuser.update({"A": [_local("a7", 3.5, [0.2, 0, 0])],
+                  "B": [_local("b9", 3.5, [0.5, 0, 0]), _local("b5", 3.5, [3.0, 0, 0])],
+                  "C": [_local("b9", 3.5, [1.9, 0, 0], handovers=hand)]})
+    assert fuser.members[ids[0]] == {"A": "a7", "B": "b9", "C": "b9"}
+    out = fuser.update({"B": [_local("b5", 4.0, [3.0, 0, 0])], "C": [_local("b9", 4.0, [0.4, 0, 0], handovers=hand)]})
+    (mine,) = [t for t in out if t.track_id == ids[0]]
+    assert fuser.members[ids[0]] == {"C": "b9"} and hand[0] in mine.handovers
+    assert mine.stations == ("A", "B", "C")
+    assert fuser.update({"B": [_local("b5", 4.5, [3.0, 0, 0])]})[0].track_id != ids[0]
+    # everyone stops: the global track ends; a new target later gets a fresh id
+    assert fuser.update({}) == []
+    out = fuser.update({"A": [_local("a8", 5.0, [0.0, 0, 0])]})
+    assert len(out) == 1 and out[0].track_id not in ids.values()
+
+
+def test_two_crossing_targets_keep_their_ids() -> None:
+    """Two targets at 3 m/s towards each other, seen by A and B with noise: every global id keeps one target."""
+    rng = np.random.default_rng(11)
+    fuser = TrackToTrackFuser()
+    owner: dict[str, int] = {}
+    for k in range(40):
+        t = 0.1 * k
+        truths = [np.array([-6 + 3 * t, 2.0, 0.0]), np.array([6 - 3 * t, -2.0, 0.0])]
+        vel = [[3.0, 0, 0], [-3.0, 0, 0]]
+        local = {m: [_local(f"{m}{i}", t, list(p + rng.normal(0, 0.3, 3)), vel[i]) for i, p in enumerate(truths)]
+                 for m in ("A", "B")}
+        for track in fuser.update(local):
+            nearest = int(np.argmin([np.linalg.norm(track.states[-1, :3] - p) for p in truths]))
+            assert owner.setdefault(track.track_id, nearest) == nearest
+    assert len(owner) == 2
+
+
+def test_reports_at_different_times_are_predicted_to_one_time() -> None:
+    """A reports 0.5 s later than B for a target at 20 m/s: without prediction they would be 10 m apart."""
+    fuser = TrackToTrackFuser(accel_psd_m2ps3=0.1)
+    out = fuser.update({"A": [_local("a", 10.5, [110.0, 0, 0], [20.0, 0, 0])],
+                        "B": [_local("b", 10.0, [100.0, 0, 0], [20.0, 0, 0])]})
+    assert len(out) == 1 and out[0].t_s[-1] == 10.5
+    assert abs(out[0].states[-1, 0] - 110.0) < 3 * np.sqrt(out[0].covariances[-1, 0, 0])
+
+
+def test_a_member_that_leaves_the_gate_is_split_off() -> None:
+    fuser = TrackToTrackFuser()
+    fuser.update({"A": [_local("a", 0.0, [0, 0, 0])], "B": [_local("b", 0.0, [0.3, 0, 0])]})
+    (gid,) = fuser.members
+    out = fuser.update({"A": [_local("a", 1.0, [0, 0, 0])], "B": [_local("b", 1.0, [80.0, 0, 0])]})
+    assert len(out) == 2 and fuser.members[gid] == {"A": "a"}           # the older member keeps the id
+
+
+def test_deleted_tracks_are_not_fused_and_bad_settings_are_refused() -> None:
+    fuser = TrackToTrackFuser()
+    assert fuser.update({"A": [_local("a", 0.0, [0, 0, 0], status="deleted")]}) == []
+    with pytest.raises(InputError, match=r"criterion = 'x'"):
+        TrackToTrackFuser(criterion="x")
+    with pytest.raises(InputError, match=r"gate probability = 0"):
+        TrackToTrackFuser(gate_probability=0)

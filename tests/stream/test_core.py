@@ -1,0 +1,276 @@
+"""The core host: MECS track sets in, global tracks out; liveness of the MECS hosts; what it refuses.
+
+The main test runs real processes on loopback: two fake MECS hosts (``tests/stream/fake_mecs.py``) publishing
+a known moving target, the core host (``python -m sdr_isac.stream.core``), and a subscriber here.  One MECS
+host is killed and restarted; the global track must keep its id throughout, follow the truth, and the gap must
+be reported and closed.  Every process started is ended by its pid in ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from sdr_isac import config
+from sdr_isac.errors import ConfigError
+from sdr_isac.fusion.records import Track
+from sdr_isac.stream import wire
+from sdr_isac.stream.core import CoreHost, add_parser
+from sdr_isac.stream.demo import free_ports
+from tests.stream.fake_mecs import truth
+
+REPO = Path(__file__).resolve().parents[2]
+START, VELOCITY = [0.0, 0.0, 10.0], [5.0, 2.0, 0.0]
+
+
+def _config(ports: list[int], **core: Any) -> config.Config:
+    fields = {"mecs_endpoints": [f"tcp://127.0.0.1:{p}" for p in ports[:-1]],
+              "mecs_ids": [f"mecs{chr(65 + i)}" for i in range(len(ports) - 1)],
+              "publish_endpoint": f"tcp://127.0.0.1:{ports[-1]}", **core}
+    return config.from_dict(config.Config, {"core": fields})
+
+
+def _toml(cfg: config.Config) -> str:
+    c = cfg.core
+    return (f"[core]\nmecs_endpoints = {json.dumps(list(c.mecs_endpoints))}\nmecs_ids = {json.dumps(list(c.mecs_ids))}"
+            f"\npublish_endpoint = \"{c.publish_endpoint}\"\nabsent_after_s = {c.absent_after_s}\n"
+            f"publish_interval_s = {c.publish_interval_s}\nstats_interval_s = {c.stats_interval_s}\n"
+            f"tail_states = {c.tail_states}\n")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _end(proc: subprocess.Popen[Any] | None) -> None:
+    """End a process this test started, by its pid: SIGTERM, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def _subscriber(endpoint: str) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    for topic in (b"tracks/", b"status/"):
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint)
+    return sock
+
+
+def _messages(sock: zmq.Socket, timeout_s: float) -> Iterator[wire.Message]:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if sock.poll(100):
+            yield wire.decode(sock.recv_multipart())
+
+
+def _wait(sock: zmq.Socket, what: str, done: Callable[[wire.Message], bool], timeout_s: float = 30.0
+          ) -> wire.Message:
+    for msg in _messages(sock, timeout_s):
+        if done(msg):
+            return msg
+    raise AssertionError(f"no {what} within {timeout_s} s")
+
+
+def _members_of(msg: wire.Message) -> dict[str, dict[str, str]]:
+    return wire.decode_tracks(msg).members if msg.kind == "tracks" else {}
+
+
+def _fake(port: int, mecs: str, track: str, origin: float, seed: int) -> subprocess.Popen[Any]:
+    return subprocess.Popen([sys.executable, "-m", "tests.stream.fake_mecs", "--bind", f"tcp://127.0.0.1:{port}",
+                             "--id", mecs, "--track", track, "--origin", str(origin), "--seed", str(seed),
+                             "--start", *map(str, START), "--velocity", *map(str, VELOCITY)],
+                            cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _check_truth(msg: wire.Message, gid: str, origin: float) -> None:
+    (track,) = [t for t in wire.decode_tracks(msg).tracks if t.track_id == gid]
+    err = track.states[0] - truth(origin, START, VELOCITY, float(track.t_s[0]))
+    std = np.sqrt(np.diag(track.covariances[0]))
+    assert np.all(np.abs(err) < 5 * std), (err, std)
+
+
+def _stats(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / "core_stats.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
+    *mecs_ports, pub_port = ports = free_ports(3)
+    cfg = _config(ports, absent_after_s=0.5, publish_interval_s=0.05, stats_interval_s=0.1)
+    (tmp_path / "core.toml").write_text(_toml(cfg))
+    out = tmp_path / "out"
+    origin = time.time()
+    procs: dict[str, subprocess.Popen[Any] | None] = {"core": None, "A": None, "B": None}
+    sock = _subscriber(cfg.core.publish_endpoint)
+    try:
+        procs["core"] = subprocess.Popen([sys.executable, "-m", "sdr_isac.stream.core", "--config",
+                                          str(tmp_path / "core.toml"), "--out", str(out), "--timeout", "120"],
+                                         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 1)
+        procs["B"] = _fake(mecs_ports[1], "mecsB", "b3", origin, 2)
+        both = {"mecsA": "a7", "mecsB": "b3"}
+        msg = _wait(sock, "a global track of both MECS hosts",
+                    lambda m: list(_members_of(m).values()) == [both], 60.0)
+        (gid,) = _members_of(msg)
+        _check_truth(msg, gid, origin)
+
+        os.kill(procs["A"].pid, signal.SIGKILL)                    # MECS A dies
+        procs["A"].wait(5)
+        killed = time.time()
+        absent = _wait(sock, "status absent of mecsA", lambda m: m.kind == "status" and m.node_id == "mecsA"
+                       and wire.decode_status(m).state == "absent")
+        status = wire.decode_status(absent)
+        assert status.outage is not None and status.outage.end_s is None and status.outage.start_s <= killed
+        msg = _wait(sock, "the global track from mecsB alone",
+                    lambda m: _members_of(m).get(gid) == {"mecsB": "b3"})
+        assert list(_members_of(msg)) == [gid]                     # same id, and no other track
+        _check_truth(msg, gid, origin)
+        deadline = time.monotonic() + 10
+        while (_stats(out).get("mecs", {}).get("mecsA", {}).get("state") != "absent"
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        stats = _stats(out)
+        assert stats["absent_mecs"] == ["mecsA"] and stats["mecs"]["mecsA"]["absent_since_s"] <= killed
+        assert stats["mecs"]["mecsA"]["outages"][-1]["end_s"] is None
+
+        procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 3)      # MECS A restarts
+        back = _wait(sock, "status present of mecsA", lambda m: m.kind == "status" and m.node_id == "mecsA"
+                     and wire.decode_status(m).state == "present")
+        outage = wire.decode_status(back).outage
+        assert outage is not None and outage.end_s is not None and outage.duration_s is not None
+        assert outage.duration_s >= 0.5 and outage.restarted
+        msg = _wait(sock, "the global track of both MECS hosts again",
+                    lambda m: _members_of(m).get(gid) == both)
+        assert list(_members_of(msg)) == [gid]
+        _check_truth(msg, gid, origin)
+        deadline = time.monotonic() + 10
+        while _stats(out).get("absent_mecs") != [] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        gap = _stats(out)["mecs"]["mecsA"]["outages"][-1]
+        assert gap["end_s"] is not None and gap["duration_s"] == pytest.approx(gap["end_s"] - gap["start_s"])
+        tracks = json.loads((out / "tracks.json").read_text())
+        assert [t["id"] for t in tracks["tracks"]] == [gid]
+    finally:
+        sock.close()
+        for proc in procs.values():
+            _end(proc)
+    stdout = procs["core"].stdout.read().decode() if procs["core"] and procs["core"].stdout else ""
+    assert "thread alive at the end" in stdout, stdout + (procs["core"].stderr.read().decode()
+                                                          if procs["core"] and procs["core"].stderr else "")
+
+
+# ---- in one process: what the core refuses ----------------------------------------------------------------
+def _track(track_id: str, t_s: float, x_m: float) -> Track:
+    return Track(track_id, [t_s], [[x_m, 0.0, 0.0, 1.0, 0.0, 0.0]], [np.eye(6)], ("bs",), (), "confirmed")
+
+
+def test_core_refuses_and_counts_bad_publishers_and_times(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    cfg = _config(ports, absent_after_s=30.0, publish_interval_s=0.02)
+    ctx = zmq.Context.instance()
+    pubs = [ctx.socket(zmq.PUB) for _ in range(2)]
+    core = None
+    sock = None
+    try:
+        for pub, port in zip(pubs, ports[:2]):
+            pub.setsockopt(zmq.LINGER, 0)
+            pub.bind(f"tcp://127.0.0.1:{port}")
+        core = CoreHost(cfg, out_dir=tmp_path).start()
+        sock = _subscriber(cfg.core.publish_endpoint)
+
+        def send(pub: zmq.Socket, frames: list[Any], until: Callable[[dict[str, Any]], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not until(core.stats()) and time.monotonic() < deadline:       # slow joiner: send until seen
+                pub.send_multipart(frames)
+                time.sleep(0.05)
+            assert until(core.stats()), core.stats()
+
+        a, b = pubs
+        send(a, wire.encode_tracks("mecsA", 0, 10.0, [_track("x", 10.0, 0.0), _track("y", 9.0, 50.0)]),
+             lambda s: s["mecs"]["mecsA"]["tracks"] == 2)
+        send(b, wire.encode_tracks("intruder", 0, 10.0, [_track("z", 10.0, 0.0)]),
+             lambda s: s["unknown_publishers"].get("intruder", 0) >= 1)
+        send(b, [b"tracks/mecsB", b"{not json"], lambda s: s["rejected"] >= 1)
+        bad = [bytes(f) for f in wire.encode_tracks("mecsB", 0, 10.0, [_track("q", 10.0, 0.0)])]
+        bad[1] = bad[1].replace(b'"confirmed"', b'"lost"')                       # an unknown status
+        send(b, bad, lambda s: s["rejected"] >= 2)
+        send(a, wire.encode_tracks("mecsA", 1, 9.5, [_track("x", 9.5, 0.0)]),            # the set goes back
+             lambda s: s["mecs"]["mecsA"]["backwards"] >= 1)
+        send(a, wire.encode_tracks("mecsA", 2, 11.0, [_track("x", 8.0, 0.0), _track("y", 11.0, 50.0)]),
+             lambda s: s["mecs"]["mecsA"]["tracks_backwards"] >= 1)                  # track x goes back
+        stats = core.stats()
+        assert stats["mecs"]["mecsA"]["tracks"] == 1 and stats["alive"] and stats["errors_total"] == 0
+        assert stats["mecs"]["mecsB"]["state"] == "waiting"       # a message that does not decode is no sign of life
+        assert stats["mecs"]["mecsA"]["state"] == "present" and stats["mecs"]["mecsA"]["received"] >= 3
+        msg = _wait(sock, "global tracks at t = 11 s", lambda m: m.kind == "tracks" and m.t0_s == 11.0, 10.0)
+        got = wire.decode_tracks(msg)
+        assert list(got.members.values()) == [{"mecsA": "y"}]
+        assert got.node_id == "core" and abs(got.tracks[0].states[0, 0] - 50.0) < 1e-9
+    finally:
+        if sock is not None:
+            sock.close()
+        if core is not None:
+            core.stop()
+        for pub in pubs:
+            pub.close()
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"core_stats.json", "tracks.json"} <= files and not any(n.endswith(".part") for n in files)
+    assert json.loads((tmp_path / "core_stats.json").read_text())["unknown_total"] >= 1
+
+
+def test_core_configuration_is_checked() -> None:
+    ports = free_ports(3)
+    with pytest.raises(ConfigError, match=r"^core\.mecs_ids = \['mecsA'\]: allowed one id per entry"):
+        config.from_dict(config.Config, {"core": {"mecs_endpoints": ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
+                                                  "mecs_ids": ["mecsA"]}})
+    with pytest.raises(ConfigError, match=r"^core\.mecs_ids = \['m', 'm'\]: allowed distinct ids"):
+        config.from_dict(config.Config, {"core": {"mecs_endpoints": ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
+                                                  "mecs_ids": ["m", "m"]}})
+    with pytest.raises(ConfigError, match=r"^core\.mecs_ids\[0\] = 'a b': allowed 1 \.\.\. 64 characters"):
+        config.from_dict(config.Config, {"core": {"mecs_endpoints": ["tcp://127.0.0.1:1"], "mecs_ids": ["a b"]}})
+    with pytest.raises(ConfigError, match=r"^core\.absent_after_s = 0\.0: allowed 0\.01 \.\.\. 3600 s"):
+        config.from_dict(config.Config, {"core": {"absent_after_s": 0.0}})
+    with pytest.raises(ConfigError, match=r"^core\.ci_criterion = 'max'"):
+        config.from_dict(config.Config, {"core": {"ci_criterion": "max"}})
+    with pytest.raises(ConfigError, match=r"^core\.mecs_endpoints = \[\]: allowed at least one"):
+        CoreHost(config.Config())
+    busy = zmq.Context.instance().socket(zmq.PUB)
+    try:
+        busy.bind(f"tcp://127.0.0.1:{ports[-1]}")
+        with pytest.raises(ConfigError, match=r"^core\.publish_endpoint = 'tcp://127\.0\.0\.1:\d+': cannot bind"):
+            CoreHost(_config(ports))
+    finally:
+        busy.close(linger=0)
+
+
+def test_the_shipped_example_configurations_load_and_the_command_parses() -> None:
+    examples = sorted((REPO / "hw_configs").glob("core_*.toml"))
+    assert examples
+    for path in examples:
+        cfg = config.load(path)
+        assert cfg.core.mecs_ids and len(cfg.core.mecs_ids) == len(cfg.core.mecs_endpoints)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["core", "--config", str(examples[0]), "--timeout", "1"])
+    assert args.func.__name__ == "run" and args.timeout == 1.0
