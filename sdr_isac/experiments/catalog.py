@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sdr_isac.errors import ConfigError
-from sdr_isac.experiments import fig5, fig6, nodes, resource
+from sdr_isac.experiments import continuity, fig5, fig6, nodes, resource
 from sdr_isac.experiments.runner import Scenario
 
 __all__ = ["scenario", "scenario_names"]
@@ -15,6 +15,7 @@ _FACTORIES: dict[str, Callable[[], Scenario]] = {
     "fig6": fig6.fig6_scenario,
     "resource": resource.resource_scenario,
     "nodes": nodes.nodes_scenario,
+    "continuity": continuity.continuity_scenario,
 }
 
 

@@ -1,0 +1,71 @@
+"""``experiment continuity``: the urban scene's measurement model and one trial of every tracking mode."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sdr_isac.channel.geometry import segment_blocked, target_state
+from sdr_isac.experiments import continuity
+from sdr_isac.experiments.catalog import scenario
+
+
+def test_a_station_measures_only_what_it_sees_with_errors_of_its_crb() -> None:
+    cfg = continuity.scene()
+    assert cfg.scene is not None
+    rng = np.random.default_rng(5)
+    station = next(s for s in continuity.stations() if s.node_id == "bs_a0")
+    car0 = next(t for t in cfg.scene.targets if t.id == "car0")
+    z_range, z_rate, z_angle = [], [], []
+    for t in np.linspace(1.0, 30.0, 400):
+        p, v = target_state(car0, float(t))
+        found = dict(continuity.station_links(station, float(t), rng))
+        blocked = any(segment_blocked(station.position_m, p, box) for box in cfg.scene.blockers)
+        assert ("car0" in found) == (not blocked)     # P_d ~ 1 at these SNRs: seen exactly when in line of sight
+        for tid, _ in continuity.station_links(station, float(t), np.random.default_rng(0)):
+            tp, _ = target_state(next(x for x in cfg.scene.targets if x.id == tid), float(t))
+            assert not any(segment_blocked(station.position_m, tp, box) for box in cfg.scene.blockers)
+        if "car0" in found:
+            link = found["car0"]
+            d = p - station.position_m
+            r = float(np.linalg.norm(d))
+            z_range.append((link.range_m - r) / math.sqrt(link.var_range_m2))
+            z_rate.append((link.rate_mps - float(d @ v) / r) / math.sqrt(link.var_rate_mps2))
+            assert link.array_axis is not None and link.cone_angle_rad is not None
+            cone = math.asin(float(d @ link.array_axis) / r)             # operator a: local frame = scene frame
+            assert abs(cone) <= math.pi / continuity.SECTORS + 0.05        # the sector that faces the target
+            z_angle.append((link.cone_angle_rad - cone) / math.sqrt(float(link.var_cone_angle_rad2)))
+    assert len(z_range) > 300
+    for z in (z_range, z_rate, z_angle):                      # unit-variance normalised errors: chi-square bounds
+        n = len(z)
+        assert 0.8 < float(np.mean(np.square(z))) < 1.2, n
+
+
+def test_one_trial_cooperation_and_calibration_raise_continuity() -> None:
+    metrics = continuity.trial({"snr_offset_db": 0.0}, np.random.default_rng(3))
+    ids = [t.id for t in continuity.scene().scene.targets]  # type: ignore[union-attr]
+    total = {m: sum(metrics[f"{m}_{t}_continuity"] for t in ids) for m in continuity.MODES}
+    # more stations of one operator never see less; the foreign network, calibrated, adds the targets that
+    # only it sees (car2, car3 leave operator a's streets); uncalibrated, its tracks miss the 2 m threshold
+    assert total["single"] < total["coop"] <= total["multi_cal"]
+    assert total["multi_cal"] > total["coop"] + 0.5
+    assert total["multi_uncal"] < total["multi_cal"]
+    assert metrics["multi_cal_ospa_m"] < metrics["coop_ospa_m"] < metrics["single_ospa_m"]
+    assert metrics["cal_b_ok"] == 1.0
+    for name in ("offset_s", "bias_x_m", "bias_y_m", "yaw_rad"):      # consistent with its own covariance
+        assert abs(metrics[f"cal_b_{name}_z"]) < 4.0, name
+
+
+def test_the_scenario_is_in_the_catalog_and_summarises() -> None:
+    scn = scenario("continuity")
+    assert [p["snr_offset_db"] for p in scn.points] == list(continuity.SNR_OFFSETS_DB)
+    fake = {f"{m}_{t}_{q}": 0.5 for m in continuity.MODES for t in ("car0", "car1", "car2", "car3", "uav")
+            for q in ("continuity", "rmse_m", "breaks")}
+    fake.update({f"{m}_ospa_m": 1.0 for m in continuity.MODES})
+    fake["coop_handovers"] = 2.0
+    rows = scn.summarise({"snr_offset_db": 0.0}, [fake, fake])
+    assert {r["mode"] for r in rows} == set(continuity.MODES)
+    assert all(r["continuity_all"] == pytest.approx(0.5) for r in rows)
+    assert "continuity" in scn.table(rows)  # type: ignore[misc]
