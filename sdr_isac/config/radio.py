@@ -275,16 +275,24 @@ class PlutoRadioConfig(RadioConfig):
         0.25 dB steps; its backend checks that).
     remove_leakage : bool
         Measure the static TX->RX leakage/clutter once and subtract it.
+    tdd : str
+        TX/RX frame alignment by the Pluto's TDD engine (firmware >= 0.39,
+        pyadi-iio's ``adi.tddn``): ``auto`` uses it where the device has it
+        and otherwise finds the frame by correlation with the leakage; ``on``
+        requires it (an error names the firmware to install); ``off`` always
+        correlates.
     """
 
     kind: str = "pluto"
     gain_mode: str = "manual"
     tx_attenuation_db: float = _num(10.0, 0.0, 100.0, "dB")
     remove_leakage: bool = False
+    tdd: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_choice("gain_mode", self.gain_mode, ("manual", "slow_attack", "fast_attack", "hybrid"))
+        _check_choice("tdd", self.tdd, ("auto", "on", "off"))
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,10 @@ class NodeConfig:
         TX -> RX isolation of a transmitting node in dB, 0 ... 200; 0 disables leakage.
     phase_noise_linewidth_hz : float
         Oscillator linewidth (Wiener phase noise), Hz, 0 ... 1e6; 0 disables it.
+    rx_channel_phases_deg, rx_channel_gains_db : tuple of float
+        Phase (degrees, -360 ... 360) and gain (dB, -60 ... 60) of each receive channel's chain after the
+        antenna (a USRP's LO phases, unequal cables), one per receive element; empty: all 0.  What
+        ``sdr-isac calibrate`` measures and equalises.
     frame : FrameConfig or None
         This node's own frame (another band, say); None uses the file's [frame].
     operator : str
@@ -131,6 +135,8 @@ class NodeConfig:
     timing_offset_s: float = _num(0.0, 0.0, _MAX_CLOCK_OFFSET_S, "s")
     leakage_isolation_db: float = _num(0.0, 0.0, 200.0, "dB")
     phase_noise_linewidth_hz: float = _num(0.0, 0.0, 1e6, "Hz")
+    rx_channel_phases_deg: tuple[float, ...] = _num((), -360.0, 360.0, "degrees")
+    rx_channel_gains_db: tuple[float, ...] = _num((), -60.0, 60.0, "dB")
     frame: FrameConfig | None = None
     operator: str = ""
 
@@ -140,6 +146,11 @@ class NodeConfig:
             _fail("id", self.id, "a non-empty name", "name the node")
         _check_choice("role", self.role, ("bs", "ue", "rx"))
         _check_vector("position_m", self.position_m)
+        for key in ("rx_channel_phases_deg", "rx_channel_gains_db"):
+            values = getattr(self, key)
+            if values and len(values) != self.rx_array.size:
+                _fail(key, values, f"one value per receive element ({self.rx_array.size}) or none",
+                      f"give {self.rx_array.size} values or remove {key}")
 
 
 @dataclass(frozen=True)

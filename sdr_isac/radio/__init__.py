@@ -24,9 +24,13 @@ radio of their kind opens.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from sdr_isac.config import Config, FrameConfig, RadioConfig, SceneConfig
 from sdr_isac.radio import pluto, replay, sim, usrp  # noqa: F401  (each registers its kind)
 from sdr_isac.radio.base import Radio, RadioBase
+from sdr_isac.radio.calibration import DEFAULT_FOLDER, ENV_FOLDER, attach_calibration, find_calibration
 from sdr_isac.radio.registry import radio_backend, register_radio, registered_radios, unregister_radio
 
 __all__ = ["Radio", "RadioBase", "open_radio", "register_radio", "unregister_radio", "radio_backend",
@@ -34,8 +38,15 @@ __all__ = ["Radio", "RadioBase", "open_radio", "register_radio", "unregister_rad
 
 
 def open_radio(config: Config | RadioConfig, frame: FrameConfig | None = None,
-               scene: SceneConfig | None = None) -> RadioBase:
+               scene: SceneConfig | None = None, *, calibration_dir: str | Path | bool | None = None) -> RadioBase:
     """Open the radio a configuration names: the backend registered for its ``kind``.
+
+    With a calibration folder (``calibration_dir``, else the environment variable
+    ``SDR_ISAC_CALIBRATION_DIR``) the radio loads the calibration of its device and setting from it
+    (:func:`sdr_isac.radio.calibration.find_calibration`) and delivers calibrated captures (system
+    delay removed, leakage subtracted, channels equalised; ``radio.calibration`` names the file and
+    every capture's ``metadata["calibration"]`` its id and hash).  A device never calibrated there
+    opens uncalibrated; one calibrated at another rate, LO, gain or channel set is refused.
 
     Parameters
     ----------
@@ -46,9 +57,16 @@ def open_radio(config: Config | RadioConfig, frame: FrameConfig | None = None,
         Overrides the configuration's frame.
     scene : SceneConfig, optional
         Overrides the configuration's scene (``sim`` only).
+    calibration_dir : str or Path or bool, optional
+        The folder of calibration files (``sdr-isac calibrate --out``); True: ``calibration`` in the
+        working directory (the command's default); None: ``$SDR_ISAC_CALIBRATION_DIR`` if set, else no
+        calibration; False: no calibration (the raw radio, as ``sdr-isac calibrate`` opens it).
 
     Raises
     ------
+    StaleCalibrationError
+        The folder holds calibrations of this device, none for its setting (the message names the
+        differences and the command to run).
     RadioUnavailableError
         The backend's optional dependency is missing (the message says what to install).
     ConfigError
@@ -59,4 +77,16 @@ def open_radio(config: Config | RadioConfig, frame: FrameConfig | None = None,
         radio_cfg, frame, scene = config.radio, frame or config.frame, scene or config.scene
     else:
         radio_cfg = config
-    return radio_backend(radio_cfg.kind).open(radio_cfg, frame, scene)
+    radio = radio_backend(radio_cfg.kind).open(radio_cfg, frame, scene)
+    if calibration_dir is None:
+        calibration_dir = os.environ.get(ENV_FOLDER) or False
+    if calibration_dir is False:
+        return radio
+    if calibration_dir is True:
+        calibration_dir = DEFAULT_FOLDER
+    try:
+        cal = find_calibration(calibration_dir, radio)
+        return attach_calibration(radio, cal) if cal is not None else radio
+    except BaseException:
+        radio.close()
+        raise

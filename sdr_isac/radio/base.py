@@ -93,6 +93,7 @@ class RadioBase(abc.ABC):
         self.node_id = config.node_id
         self._seq = 0
         self._closed = False
+        self._frames_dropped_overflow = 0
         rate = config.sample_rate_hz or (frame.sample_rate_hz if frame is not None else 0.0)
         freq = config.center_freq_hz or (frame.carrier_hz if frame is not None else 0.0)
         if rate <= 0:
@@ -136,6 +137,15 @@ class RadioBase(abc.ABC):
         return self.config.buffer_size or frame_samples * self._frames_per_capture
 
     _frames_per_capture = 1
+
+    @property
+    def frames_dropped_overflow(self) -> int:
+        """Frames this radio received with a gap (overflow, lost packet, dropped buffer) and dropped, never returned.
+
+        Backends that can detect gaps (``usrp``, ``pluto``) count here; a node reports it to the host
+        in its heartbeat stats.  Radios without gaps (``sim``, ``replay``) stay at 0.
+        """
+        return self._frames_dropped_overflow
 
     @property
     def can_transmit(self) -> bool:

@@ -2,14 +2,36 @@
 
 One :class:`PlutoRadio` drives one Pluto (``adi.Pluto`` for one channel pair,
 ``adi.ad9361`` for a 2R2T Rev C/D board).  The frame is sent from a cyclic TX
-buffer; each :meth:`~PlutoRadio.rx` returns one RX buffer.  A Pluto has no
-common TX/RX timestamp, so every capture is aligned by correlating it with the
-transmitted frame: the strongest copy (the TX->RX leakage or cable, i.e. zero
-range) marks the frame start, recorded as ``capture.frame_offset`` with the
-sub-sample part and quality in ``metadata["pluto"]["alignment"]``.  On
-request (``radio.remove_leakage``) the static part of the echo (leakage and
-clutter) is measured once, as the mean of several aligned buffers, and
-subtracted from every later capture.
+buffer; each :meth:`~PlutoRadio.rx` returns one RX buffer.
+
+Frame alignment (``metadata["pluto"]["alignment"]``, ``source``):
+
+* ``tdd`` -- where the firmware has the TDD engine (``iio-axi-tdd-0``,
+  firmware >= 0.39, pyadi-iio's ``adi.tddn``) and ``radio.tdd`` is ``auto``
+  or ``on``: the engine gates the TX DMA (cyclic buffer, restarted every TDD
+  frame) and the RX DMA (one kernel buffer) from the same frame start, so
+  every RX buffer begins at the same point of the transmission.  The
+  system delay (converters, filters, cable) is measured once after each
+  start, by correlation over several buffers that must agree to the sample,
+  and then used for every capture;
+* ``correlation`` -- without the engine: a Pluto has no common TX/RX
+  timestamp, so every capture is aligned by correlating it with the
+  transmitted frame; the strongest copy (the TX->RX leakage or cable, i.e.
+  zero range) marks the frame start.
+
+The frame start is ``capture.frame_offset``, with the sub-sample part and the
+quality in the alignment record.  On request (``radio.remove_leakage``) the
+static part of the echo (leakage and clutter) is measured once, as the mean
+of several aligned buffers, and subtracted from every later capture.
+
+Stream integrity: after every buffer refill the ADC core's DMA status
+register (``0x80000088`` through debugfs ``direct_reg_access``, bit 2 =
+overflow, write 1 to clear -- what libiio's ``iio_adi_xflow_check`` reads) is
+checked.  A buffer refilled while the flag was raised may hold samples from
+both sides of a gap: it is dropped, never returned, and counted
+(:attr:`~sdr_isac.radio.base.RadioBase.frames_dropped_overflow`), and the next
+buffer is read.  Where the register cannot be read the capture says so
+(``metadata["pluto"]["overflow_check"]`` False).
 
 Sample scaling: TX samples are scaled so that the largest I or Q value is
 2**14 (half of the 16-bit full scale, as pyadi-iio's examples do, leaving room
@@ -31,7 +53,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, PlutoRadioConfig, RadioConfig
-from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
+from sdr_isac.errors import ConfigError, InputError, RadioError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 from sdr_isac.waveform.sync import find_frame_start
@@ -53,6 +75,12 @@ AD936X_LIMITS = {
 _TX_PEAK = 2.0**14
 _RX_FULL_SCALE = 2.0**11
 _LEAKAGE_BUFFERS = 8
+_REG_DMA_STATUS = 0x80000088          # ADI HDL ADC core: DMA status (write 1 to clear)
+_ADC_DMA_OVERFLOW = 0x4
+_TDD_DEVICE = "iio-axi-tdd-0"
+_TDD_RX_GATE, _TDD_TX_GATE = "channel1", "channel2"     # Pluto's TDD engine: RX DMA sync, TX DMA sync
+_TDD_GATE_RAW = 10                    # gate pulse length, engine clock cycles (as ADI's pluto_tddn example)
+_TDD_SETTLE_BUFFERS = 4
 
 
 def _import_adi() -> types.ModuleType:
@@ -82,6 +110,8 @@ class PlutoRadio(RadioBase):
     section = PlutoRadioConfig
     config: PlutoRadioConfig
     _frames_per_capture = 2          # no common TX/RX time: a whole frame must lie inside every buffer
+    #: Buffers with a gap dropped in a row before ``rx`` gives up.
+    max_restarts: int = 3
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  adi_module: types.ModuleType | None = None):
@@ -101,8 +131,13 @@ class PlutoRadio(RadioBase):
         self._static: NDArray[np.complex64] | None = None
         self._rx_size = 0
         self._opened_at = time.monotonic()
+        self._tdd: Any = None
+        self._tdd_alignment: dict[str, Any] | None = None
+        self._tdd_frame_samples = 0
         try:
             self._configure()
+            self._tdd = self._open_tdd(adi, uri)
+            self._overflow_check = self._clear_overflow()
         except Exception:
             self._close()                    # do not keep a half-configured device open
             raise
@@ -158,6 +193,110 @@ class PlutoRadio(RadioBase):
                               "rate the AD936x clock chain reaches (e.g. N_FFT x subcarrier spacing <= 61.44 Msps)",
                               key="radio.sample_rate_hz")
 
+    def _open_tdd(self, adi: types.ModuleType, uri: str) -> Any:
+        """The TDD engine (``adi.tddn``) when ``radio.tdd`` allows it and the device has one, else None."""
+        mode = self.config.tdd
+        if mode == "off":
+            return None
+        ctx = getattr(self._dev, "_ctx", None)
+        present = ctx is not None and ctx.find_device(_TDD_DEVICE) is not None and hasattr(adi, "tddn")
+        if not present:
+            if mode == "on":
+                raise ConfigError(f"radio.tdd = 'on': the Pluto at {uri} has no TDD engine ({_TDD_DEVICE!r}; "
+                                  "Pluto firmware >= 0.39 with pyadi-iio >= 0.0.18 has it); update the firmware "
+                                  "(and pyadi-iio), or set radio.tdd = 'auto' to align frames by correlation with "
+                                  "the leakage", key="radio.tdd")
+            return None
+        try:
+            return adi.tddn(uri)
+        except Exception as err:  # pyadi-iio raises bare Exception and OSError alike
+            raise RadioError(f"{uri}: opening the TDD engine {_TDD_DEVICE!r} failed ({err}); set radio.tdd = "
+                             "'off' to align by correlation instead") from err
+
+    @property
+    def sync(self) -> str:
+        """How captures are aligned to the transmission: ``tdd`` (the TDD engine) or ``correlation``."""
+        return "tdd" if self._tdd_alignment is not None else "correlation"
+
+    def _tdd_gates(self) -> dict[str, Any]:
+        """This engine's channels by name (pyadi-iio's ``tddn.channel`` is a list shared by all instances)."""
+        ctrl = self._tdd._ctrl
+        return {ch.name: ch for ch in self._tdd.channel if ch._ctrl is ctrl}
+
+    def _start_tdd(self, frame_samples: int) -> None:
+        """Program the engine for frames of ``frame_samples``, both DMAs gated from the frame start."""
+        tdd, fs = self._tdd, self.sample_rate_hz
+        gates = self._tdd_gates()
+        try:
+            tdd.enable = False
+            tdd.startup_delay_ms = 0
+            tdd.frame_length_ms = frame_samples / fs * 1e3
+            tdd.burst_count = 0                       # repeat until disabled
+            for name in (_TDD_RX_GATE, _TDD_TX_GATE):
+                gate = gates[name]
+                gate.on_raw = 0
+                gate.off_raw = _TDD_GATE_RAW
+                gate.polarity = 0
+                gate.enable = 1
+            tdd.sync_external = True
+            tdd.enable = True
+            self._dev.rx_destroy_buffer()
+            self._rx_size = 0
+            self._dev._rxadc.set_kernel_buffers_count(1)   # every RX buffer is the frame just gated
+        except Exception as err:
+            raise RadioError(f"{self.uri}: programming the TDD engine failed ({err}); set radio.tdd = 'off' to "
+                             "align by correlation instead") from err
+
+    def _measure_tdd_delay(self) -> dict[str, Any] | None:
+        """The system delay under TDD: the frame start of several buffers, which must agree to the sample."""
+        ref = self._reference
+        if ref is None:
+            return None
+        timings = [find_frame_start(self._clean_buffer(self._tdd_frame_samples)[0], ref, period=ref.size)
+                   for _ in range(_TDD_SETTLE_BUFFERS)]
+        offsets = {t.offset for t in timings}
+        if len(offsets) != 1:
+            return None                               # not aligned by the engine: correlate per capture
+        return {"source": "tdd", "offset": timings[0].offset,
+                "fractional": float(np.mean([t.fractional for t in timings])),
+                "peak_to_median": float(min(t.peak_to_median for t in timings)),
+                "buffers_measured": len(timings), "frame_samples": self._tdd_frame_samples}
+
+    def _clear_overflow(self) -> bool:
+        """Clear the ADC DMA overflow flag; False where the status register cannot be reached."""
+        try:
+            self._dev._rxadc.reg_write(_REG_DMA_STATUS, _ADC_DMA_OVERFLOW)
+        except Exception:  # noqa: BLE001  (no debugfs register access: integrity cannot be checked)
+            return False
+        return True
+
+    def _overflowed(self) -> bool:
+        """Whether the ADC DMA overflowed since the last check (and clear the flag)."""
+        if not self._overflow_check:
+            return False
+        try:
+            status = int(self._dev._rxadc.reg_read(_REG_DMA_STATUS))
+            if status & _ADC_DMA_OVERFLOW:
+                self._dev._rxadc.reg_write(_REG_DMA_STATUS, _ADC_DMA_OVERFLOW)
+        except Exception as err:
+            raise RadioError(f"{self.uri}: reading the RX DMA status failed ({err})") from err
+        return bool(status & _ADC_DMA_OVERFLOW)
+
+    def _clean_buffer(self, num_samples: int) -> tuple[NDArray[np.complex64], int]:
+        """One RX buffer without a gap, and how many buffers with one were dropped before it."""
+        dropped = 0
+        while True:
+            iq = self._buffer(num_samples)
+            if not self._overflowed():
+                return iq, dropped
+            dropped += 1
+            self._frames_dropped_overflow += 1         # never spliced, never returned
+            if dropped > self.max_restarts:
+                raise RadioError(f"{self.uri}: {dropped} RX buffers in a row overflowed (samples lost) and were "
+                                 f"dropped; the host does not keep up with radio.sample_rate_hz = "
+                                 f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, or lighten the "
+                                 "host's load")
+
     def settings(self) -> dict[str, Any]:
         """What the device reports now (LOs, rate, bandwidths, gains)."""
         dev = self._dev
@@ -177,15 +316,27 @@ class PlutoRadio(RadioBase):
         if peak == 0:
             raise RadioError("tx samples are all zero: nothing to transmit")
         scaled = samples.astype(np.complex128) * (_TX_PEAK / peak)
+        use_tdd = self._tdd is not None and cyclic
+        self._tdd_alignment = None
+        if use_tdd:       # the TX buffer fills one TDD frame: whole frames, at least one capture long
+            period = samples.shape[1]
+            reps = -(-self.capture_length(period) // period)
+            self._tdd_frame_samples = reps * period
+            scaled = np.tile(scaled, (1, reps))
+            self._start_tdd(self._tdd_frame_samples)
         try:
             self._dev.tx_destroy_buffer()
             self._dev.tx_cyclic_buffer = bool(cyclic)
             self._dev.tx(scaled[0] if scaled.shape[0] == 1 else [row for row in scaled])
+            if use_tdd:
+                self._tdd.sync_soft = 1                # start: TX and RX gated from the same frame start
         except Exception as err:
             raise RadioError(f"{self.uri}: transmitting failed ({err})") from err
         self._reference = samples[0].copy()
         self._cyclic = cyclic
         self._static = None
+        if use_tdd:
+            self._tdd_alignment = self._measure_tdd_delay()
         if cyclic and self.config.remove_leakage:
             self._static = self._measure_static()
 
@@ -207,11 +358,14 @@ class PlutoRadio(RadioBase):
         return iq
 
     def _align(self, iq: NDArray[np.complex64]) -> dict[str, Any] | None:
+        if self._tdd_alignment is not None:
+            return dict(self._tdd_alignment)
         ref = self._reference
         if ref is None or not self._cyclic or iq.shape[1] < ref.size:
             return None
         timing = find_frame_start(iq, ref, period=ref.size)
-        return {"offset": timing.offset, "fractional": timing.fractional, "peak_to_median": timing.peak_to_median}
+        return {"source": "correlation", "offset": timing.offset, "fractional": timing.fractional,
+                "peak_to_median": timing.peak_to_median}
 
     def _measure_static(self) -> NDArray[np.complex64]:
         """Mean of aligned buffers over one frame period: the leakage and static clutter."""
@@ -221,14 +375,18 @@ class PlutoRadio(RadioBase):
         period = ref.size
         total = np.zeros((self.num_rx_channels, period), dtype=np.complex128)
         for _ in range(_LEAKAGE_BUFFERS):
-            iq = self._buffer(2 * period)
+            iq = self._clean_buffer(self._tdd_frame_samples if self._tdd_alignment else 2 * period)[0]
             align = self._align(iq)
             offset = align["offset"] if align else 0
             total += iq[:, offset:offset + period]
         return (total / _LEAKAGE_BUFFERS).astype(np.complex64)
 
     def _rx(self, num_samples: int) -> Capture:
-        iq = self._buffer(num_samples)
+        if self._tdd_alignment is not None and num_samples > self._tdd_frame_samples:
+            raise InputError(f"num_samples = {num_samples}: with the TDD engine a capture is at most one TDD "
+                             f"frame, {self._tdd_frame_samples} samples (radio.buffer_size or two frames); ask "
+                             "for fewer samples or raise radio.buffer_size before tx()")
+        iq, dropped = self._clean_buffer(num_samples)
         align = self._align(iq)
         offset = align["offset"] if align else 0
         if self._static is not None:
@@ -236,7 +394,9 @@ class PlutoRadio(RadioBase):
             index = (np.arange(num_samples) - offset) % period
             iq = iq - self._static[:, index]
         meta = {"pluto": {"uri": self.uri, "alignment": align, "leakage_removed": self._static is not None,
-                          "rx_full_scale": _RX_FULL_SCALE}}
+                          "rx_full_scale": _RX_FULL_SCALE, "sync": self.sync,
+                          "tdd_engine": self._tdd is not None, "overflow_check": self._overflow_check,
+                          "frames_dropped_overflow": dropped}}
         # Pluto buffers are not contiguous in time: stamp with the host clock at the end of the refill
         # (approximate, to a few ms), not with a sample count
         meta["pluto"]["t0_source"] = "host monotonic clock at buffer return, minus the buffer length"
@@ -244,6 +404,12 @@ class PlutoRadio(RadioBase):
         return self._capture(iq, t0, offset, meta)
 
     def _close(self) -> None:
+        if self._tdd is not None:
+            try:
+                self._tdd.enable = False
+            except Exception:  # noqa: BLE001  (closing: a failed release must not hide the caller's error)
+                pass
+            self._tdd = None
         for method in ("tx_destroy_buffer", "rx_destroy_buffer"):
             try:
                 getattr(self._dev, method)()

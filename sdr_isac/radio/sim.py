@@ -79,6 +79,7 @@ class SimRadio(RadioBase):
         self._own: Transmission | None = None
         self._others = self._other_transmissions()
         self._num_tx = IsacFrame(frame).num_ports if node.transmits else 0
+        self._chain = _chain_gains(node.rx_channel_phases_deg, node.rx_channel_gains_db, self.num_rx_channels)
 
     @property
     def num_rx_channels(self) -> int:
@@ -123,6 +124,7 @@ class SimRadio(RadioBase):
     def _rx(self, num_samples: int) -> Capture:
         transmissions = ([self._own] if self._own is not None else []) + self._others
         window = self._synth.receive(self._time_s, num_samples, transmissions)
+        iq = window.iq if self._chain is None else (window.iq * self._chain[:, None]).astype(np.complex64)
         offset = 0
         own = self._own
         if own is not None and own.cyclic:
@@ -137,7 +139,7 @@ class SimRadio(RadioBase):
         if own is not None and not own.cyclic:
             self._own = None                                   # a burst is sent once
         t0_local = self._time_s + self.node.clock_offset_s
-        capture = self._capture(window.iq, t0_local, offset, meta)
+        capture = self._capture(iq, t0_local, offset, meta)
         self._time_s += num_samples / self.sample_rate_hz
         return capture
 
@@ -156,6 +158,16 @@ def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cycl
         grid_power = float(np.sum(np.abs(frame.grid.values) ** 2)) / max(int(occupied), 1)
         re_power = grid_power * scale**2
     return Transmission(node_id, (samples * scale).astype(np.complex64), cyclic, start_s, re_power)
+
+
+def _chain_gains(phases_deg: tuple[float, ...], gains_db: tuple[float, ...],
+                 num_channels: int) -> NDArray[np.complex64] | None:
+    """Complex gain of each receive chain after the antenna (noise included), or None when all are 1."""
+    if not phases_deg and not gains_db:
+        return None
+    phase = np.deg2rad(np.asarray(phases_deg or (0.0,) * num_channels, dtype=np.float64))
+    gain = 10 ** (np.asarray(gains_db or (0.0,) * num_channels, dtype=np.float64) / 20)
+    return (gain * np.exp(1j * phase)).astype(np.complex64)
 
 
 def _targets(scene: Scene, time_s: float) -> list[dict[str, object]]:

@@ -63,6 +63,7 @@ UHD_INSTALL_HINT = ("UHD's Python API is not installed: on Debian/Ubuntu `apt in
 
 _STAT_KEYS = ("overflows", "out_of_sequence", "late", "timeouts", "rx_errors",
               "underflows", "tx_late", "tx_seq_errors")
+_TX_EVENT_NAMES = {"underflows": "underflow (U)", "tx_late": "late burst (L)", "tx_seq_errors": "sequence error (S)"}
 _MAX_LEAD_S = 2.0
 _MAX_GAPS_REPORTED = 32
 
@@ -121,15 +122,19 @@ class UsrpRadio(RadioBase):
     ``tx(samples, cyclic=False)`` sends one burst, with the next ``rx``
     only.  Without a waveform, ``rx`` only receives.
 
-    Receive faults are counted in :attr:`stats` (cumulative) and in
-    ``capture.metadata["usrp"]`` (this capture): overflows (``O``),
-    out-of-sequence packets (``D``), late stream commands, timeouts, other
-    receive errors, and the transmit events underflow (``U``), late burst
-    (``L``) and sequence errors (``S``).  Samples lost to a fault are zeros,
-    their ranges are listed in ``metadata["usrp"]["gaps"]`` and
-    ``metadata["usrp"]["complete"]`` is False.  A late stream command is
-    retried once with twice the lead time (kept for later captures); a
-    capture that receives no sample raises :class:`RadioError`.
+    Every read is checked (UHD's RX metadata ``error_code``, and the TX
+    asynchronous events).  A frame with a gap -- an overflow (``O``), an
+    out-of-sequence packet (``D``), a timeout or other receive error part way,
+    a TX underflow (``U``), late burst (``L``) or sequence error (``S``) -- is
+    **dropped, never spliced or zero-filled**: the RX stream is stopped and
+    drained, :attr:`frames_dropped_overflow` grows by one, and TX and RX
+    restart together from one timed start (a new ``t0`` in the future for
+    both the burst and the stream command).  After :attr:`max_restarts`
+    such restarts in a row ``rx`` raises :class:`RadioError`.  A late stream
+    command is retried once with twice the lead time (kept for later
+    captures).  The faults are counted in :attr:`stats` (cumulative) and in
+    ``capture.metadata["usrp"]`` (this capture, with the dropped frames'
+    ``t0_s``, reason and gaps under ``dropped``).
     """
 
     kind = "usrp"
@@ -137,6 +142,8 @@ class UsrpRadio(RadioBase):
     config: UsrpRadioConfig
     #: Seconds between "now" on the device clock and the scheduled start of TX and RX.
     lead_s: float = 0.1
+    #: Frames with a gap dropped in a row (each followed by a new timed start) before ``rx`` gives up.
+    max_restarts: int = 3
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  uhd_module: types.ModuleType | None = None):
@@ -302,39 +309,76 @@ class UsrpRadio(RadioBase):
     def _rx(self, num_samples: int) -> Capture:
         counts = dict.fromkeys(_STAT_KEYS, 0)
         errors: list[str] = []
+        dropped: list[dict[str, Any]] = []
         cyclic, burst = self._cyclic, self._burst(num_samples)
-        attempts = 0
+        attempts = lates = 0
         while True:
             attempts += 1
-            now = self._uhd_call("get_time_now", self._usrp.get_time_now)
-            t0 = float(now.get_real_secs()) + self.lead_s
-            sender = self._start_tx(burst, t0) if burst is not None else None
-            self._issue_rx(num_samples, t0)
-            iq, got, late = self._receive(num_samples, t0, counts, errors)
-            tx_info = self._finish_tx(sender, counts, errors)
-            if not late:
-                break
-            if attempts == 2:
+            timeouts_before = counts["timeouts"]
+            iq, got, t0, tx_info = self._timed_start(num_samples, burst, counts, errors)
+            if t0 is None:                              # the stream command was late: retry with more lead
+                lates += 1
+                if lates == 2:
+                    self._add_stats(counts)
+                    raise RadioError(f"USRP {self.config.uri!r}: the stream command reached the device too late "
+                                     f"twice (lead up to {self.lead_s:g} s); the host is too slow or busy: raise "
+                                     "UsrpRadio.lead_s or lighten the load")
+                self.lead_s = min(2.0 * self.lead_s, _MAX_LEAD_S)
+                continue
+            if not got.any() and counts["timeouts"] > timeouts_before:    # a dead stream, not a gap
                 self._add_stats(counts)
-                raise RadioError(f"USRP {self.config.uri!r}: the stream command reached the device too late "
-                                 f"twice (lead up to {self.lead_s:g} s); the host is too slow or busy: raise "
-                                 "UsrpRadio.lead_s or lighten the load")
-            self.lead_s = min(2.0 * self.lead_s, _MAX_LEAD_S)
+                raise RadioError(f"USRP {self.config.uri!r}: no samples received within radio.timeout_s = "
+                                 f"{self.config.timeout_s} s ({'; '.join(errors) or 'timeout'}); check the "
+                                 "device, its time source and the connection")
+            gap = self._frame_gap(got, tx_info)
+            if gap is None:
+                break
+            self._frames_dropped_overflow += 1          # never spliced: drop it, restart TX and RX at one new t0
+            dropped.append({"t0_s": t0, "reason": gap, "gaps": _gaps(got)[:_MAX_GAPS_REPORTED]})
+            if len(dropped) > self.max_restarts:
+                self._add_stats(counts)
+                raise RadioError(f"USRP {self.config.uri!r}: {len(dropped)} frames in a row had gaps ({gap}; "
+                                 f"{'; '.join(errors[-3:]) or 'no error text'}) and were dropped; the host does "
+                                 "not keep up with radio.sample_rate_hz = "
+                                 f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, use USB 3 / "
+                                 "10 GbE, or lighten the host's load")
         if self._waveform is not None and not self._cyclic:
             self._waveform = None                       # a single burst goes out once
         self._add_stats(counts)
-        received = int(np.count_nonzero(got))
-        if received == 0:
-            raise RadioError(f"USRP {self.config.uri!r}: no samples received within radio.timeout_s = "
-                             f"{self.config.timeout_s} s ({'; '.join(errors) or 'timeout'}); check the device, "
-                             "its time source and the connection")
-        meta = {"complete": received == num_samples, "num_missing": num_samples - received,
-                "gaps": _gaps(got)[:_MAX_GAPS_REPORTED], **counts, "errors": errors, "attempts": attempts,
+        meta = {"complete": True, "num_missing": 0, "gaps": [], **counts, "errors": errors,
+                "attempts": attempts, "frames_dropped_overflow": len(dropped), "dropped": dropped,
                 "lead_s": self.lead_s, "t0_s": t0, "device_args": self.config.uri,
                 "tx": None if burst is None else {**tx_info, "cyclic": cyclic,
                                                   "num_samples": int(burst.shape[1]), "t0_s": t0},
                 "device": dict(self.device_info)}
         return self._capture(iq, t0, 0, {"usrp": meta})
+
+    def _timed_start(self, num_samples: int, burst: NDArray[np.complex64] | None, counts: dict[str, int],
+                     errors: list[str]) -> tuple[NDArray[np.complex64], NDArray[np.bool_], float | None,
+                                                 dict[str, Any]]:
+        """One timed start: the TX burst and the RX stream command both at ``t0 = now + lead_s``.
+
+        Returns the samples, the mask of samples received, ``t0`` (None when the
+        stream command was late) and the TX report.
+        """
+        now = self._uhd_call("get_time_now", self._usrp.get_time_now)
+        t0 = float(now.get_real_secs()) + self.lead_s
+        sender = self._start_tx(burst, t0) if burst is not None else None
+        self._issue_rx(num_samples, t0)
+        iq, got, late = self._receive(num_samples, t0, counts, errors)
+        tx_info = self._finish_tx(sender, counts, errors)
+        return iq, got, None if late else t0, tx_info
+
+    @staticmethod
+    def _frame_gap(got: NDArray[np.bool_], tx_info: dict[str, Any]) -> str | None:
+        """Why this frame cannot be used whole (samples missing on RX, or a TX burst with a hole), or None."""
+        if not got.all():
+            return f"{int(got.size - np.count_nonzero(got))} of {got.size} RX samples missing"
+        if tx_info.get("events"):
+            return "TX " + ", ".join(tx_info["events"])
+        if tx_info and not tx_info.get("complete", True):
+            return "TX burst incomplete"
+        return None
 
     def _close(self) -> None:
         self._rx_streamer = None
@@ -422,6 +466,7 @@ class UsrpRadio(RadioBase):
         names = {codes.underflow: "underflows", codes.underflow_in_packet: "underflows",
                  codes.time_error: "tx_late", codes.seq_error: "tx_seq_errors",
                  codes.seq_error_in_packet: "tx_seq_errors"}
+        events: list[str] = []
         for _ in range(64):
             amd = uhd.types.TXAsyncMetadata()
             if not self._tx_streamer.recv_async_msg(amd, 0.0 if info["acknowledged"] else 0.1):
@@ -430,6 +475,8 @@ class UsrpRadio(RadioBase):
                 info["acknowledged"] = True
             elif amd.event_code in names:
                 counts[names[amd.event_code]] += 1
+                events.append(_TX_EVENT_NAMES[names[amd.event_code]])
+        info["events"] = events
         return info
 
     def _issue_rx(self, num_samples: int, t0: float) -> None:
@@ -475,9 +522,9 @@ class UsrpRadio(RadioBase):
                 continue
             if code == codes.overflow:              # 'O' (or 'D' with out_of_sequence): samples were lost
                 counts["out_of_sequence" if md.out_of_sequence else "overflows"] += 1
-                faulted = True
-                timeout = min(self.config.timeout_s, 0.1 + (num_samples - pos) / fs)
-                continue
+                errors.append("overflow (D)" if md.out_of_sequence else "overflow (O)")
+                faulted = True                      # the frame has a gap: stop here, it will be dropped
+                break
             if code == codes.late:
                 counts["late"] += 1
                 errors.append("late stream command")

@@ -14,7 +14,9 @@ The ``isac:`` namespace (schema 1)
 ----------------------------------
 global
     ``isac:schema`` integer 1; ``isac:frame`` object of FrameConfig fields or null (no frame);
-    ``isac:node``, ``isac:radio`` objects or null ({}); ``isac:node`` ``id``, if there, a string.
+    ``isac:node``, ``isac:radio`` objects or null ({}); ``isac:node`` ``id``, if there, a string;
+    ``isac:calibration`` null or the calibration the captures were corrected with, ``{"id": string,
+    "sha256": 64 hexadecimal digits}`` (:mod:`sdr_isac.radio.calibration`).
 annotations
     An annotation with any ``isac:`` or ``truth:`` key is a capture.  ``isac:seq`` integer 0 ... 2**63-1
     (required), ``core:sample_count`` (required), ``isac:t0_s`` number of s, ``|t0_s| <= 1e12`` (default
@@ -49,9 +51,10 @@ MAX_HZ = 1e12
 #: Largest ``|isac:t0_s|``, s (about 31,700 years).
 MAX_T0_S = 1e12
 
-GLOBAL_ISAC = ("isac:schema", "isac:frame", "isac:node", "isac:radio")
+GLOBAL_ISAC = ("isac:schema", "isac:frame", "isac:node", "isac:radio", "isac:calibration")
 ANNOTATION_ISAC = ("isac:seq", "isac:t0_s", "isac:node_id", "isac:frame_offset", "isac:metadata")
 _SHA512 = re.compile(r"[0-9a-fA-F]{128}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ABSENT = object()
 
 
@@ -303,6 +306,7 @@ def _global_fields(check: _Checker, glob: dict[str, Any], with_frame: bool) -> d
                      null=True) or {}
     if "id" in node:
         check.text("isac:node.id", node["id"], "write the node id as a string")
+    _calibration(check, glob.get(ISAC + "calibration"))
     return {
         "dtype": datatype_info(glob.get("core:datatype"), where=where),
         "sample_rate_hz": check.number("core:sample_rate", glob["core:sample_rate"], 0.0, MAX_HZ,
@@ -321,6 +325,18 @@ def _global_fields(check: _Checker, glob: dict[str, Any], with_frame: bool) -> d
         "description": check.text("core:description", glob.get("core:description", ""), "fix the text"),
         "is_isac": ISAC + "schema" in glob,
     }
+
+
+def _calibration(check: _Checker, stored: Any) -> None:
+    """``isac:calibration``: null, or ``{"id": text, "sha256": 64 hex digits}`` naming the calibration file used."""
+    fix = "write the calibration's id and the SHA-256 of its file, or null"
+    ref = check.obj("isac:calibration", stored, fix, null=True)
+    if ref is None:
+        return
+    check.text("isac:calibration.id", ref.get("id"), fix)
+    digest = ref.get("sha256")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise check.error("isac:calibration.sha256", digest, "64 hexadecimal digits (the SHA-256 of the file)", fix)
 
 
 def _frame(check: _Checker, stored: Any) -> FrameConfig | None:

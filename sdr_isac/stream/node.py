@@ -3,6 +3,9 @@
 ``sdr-isac node --config FILE [--node-id ID]``.  The node transmits its frame
 cyclically, captures frame after frame, optionally senses locally, and sends
 each result as one wire message on a PUSH socket connected to the host.
+Frames the radio received with a gap (an overflow, a lost packet, a dropped
+buffer) are dropped by the radio, never sent; the heartbeat's
+``frames_dropped_overflow`` says how many.
 The socket queues at most ``stream.send_hwm`` messages and only on a live
 connection (``ZMQ_IMMEDIATE``): when the host is slow or gone, new messages
 are dropped and counted, so memory never grows; ZeroMQ reconnects by itself
@@ -61,8 +64,8 @@ class NodeAgent:
         self._own_context = context is None
         self.context = zmq.Context() if context is None else context
         self.stats: dict[str, Any] = {"node_id": self.node_id, "sent": 0, "dropped": 0, "captured": 0,
-                                      "frames_sent": 0, "frames_dropped": 0, "heartbeats": 0,
-                                      "started_s": time.time()}
+                                      "frames_sent": 0, "frames_dropped": 0, "frames_dropped_overflow": 0,
+                                      "heartbeats": 0, "started_s": time.time()}
 
     def _socket(self) -> tuple[zmq.Socket, HandshakeWatch]:
         stream = self.cfg.stream
@@ -129,6 +132,8 @@ class NodeAgent:
                         next_frame += period
                     steering = self._steer_ris(r, plan, seq)
                     capture = r.rx(r.capture_length(frame.num_samples))
+                    # frames the radio received with a gap and dropped (never spliced): reported in heartbeats
+                    self.stats["frames_dropped_overflow"] = int(getattr(r, "frames_dropped_overflow", 0))
                     if steering:
                         capture = dataclasses.replace(capture, metadata={**capture.metadata, "ris": steering})
                     self.stats["captured"] += 1

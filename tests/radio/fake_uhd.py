@@ -17,8 +17,9 @@ TXMetadataEventCode}`` with UHD 4.x's names and semantics:
 - what is received comes from ``echo(tx, rx_start_time_s, tx_start_time_s,
   num_samples, sample_rate_hz)``, called once per stream command with the
   most recent transmitted burst (shape (num_tx_channels, n), or None);
-- faults can be injected: overflow ('O', samples dropped), out-of-sequence
-  ('D'), late stream command, a stream that stalls (timeout), TX underflow.
+- faults can be injected: overflow ('O', samples dropped) at a chosen
+  ``recv`` call or at a chosen sample of the stream, out-of-sequence ('D'),
+  late stream command, a stream that stalls (timeout), TX underflow.
 
 The state of the fake is reachable as ``uhd.fake`` (a :class:`FakeState`):
 the devices made, with every setting they received, their bursts and their
@@ -253,6 +254,7 @@ class _RxCommand:
     pos: int = 0
     response: np.ndarray | None = None
     recv_calls: int = 0
+    base: int = 0          # samples the device had streamed (delivered or lost) before this command
 
 
 @dataclass
@@ -274,6 +276,8 @@ class FakeState:
     inject_late_at: set[int]
     stall_after: int | None
     inject_underflow: bool
+    overflow_at_samples: set[int] = field(default_factory=set)
+    overflows_fired: list[tuple[int, float]] = field(default_factory=list)
     devices: list[FakeMultiUSRP] = field(default_factory=list)
 
     @property
@@ -302,6 +306,7 @@ class FakeMultiUSRP:
         self.stream_cmds: list[StreamCMD] = []
         self.rx_cmd: _RxCommand | None = None
         self.recv_calls = 0
+        self.rx_streamed = 0          # RX samples streamed over the device's life (delivered or lost)
         state.devices.append(self)
 
     # -- ranges and settings
@@ -542,7 +547,7 @@ class FakeRxStreamer:
             t = dev.clock if cmd.stream_now else cmd.time_spec.get_real_secs()
             if index in dev.state.inject_late_at:       # the host was slow: the device clock passed t
                 dev.clock = max(dev.clock, t + 0.01)
-            dev.rx_cmd = _RxCommand(t, int(cmd.num_samps), late=t < dev.clock)
+            dev.rx_cmd = _RxCommand(t, int(cmd.num_samps), late=t < dev.clock, base=dev.rx_streamed)
 
     def _rate(self) -> float:
         return float(self.device.get_rx_rate(self.channels[0]))
@@ -580,6 +585,16 @@ class FakeRxStreamer:
                     raise RuntimeError("fake uhd: a TX burst was started but never ended (no end_of_burst)")
                 cmd.response = self._respond(cmd)
             fs = self._rate()
+            here = cmd.base + cmd.pos
+            if here in st.overflow_at_samples:           # an overflow at a chosen sample of the stream
+                st.overflow_at_samples.discard(here)
+                st.overflows_fired.append((here, cmd.time_s + cmd.pos / fs))
+                metadata.error_code = RXMetadataErrorCode.overflow
+                metadata.has_time_spec = True
+                metadata.time_spec = TimeSpec(cmd.time_s + cmd.pos / fs)
+                cmd.pos = min(cmd.num_samps, cmd.pos + (st.overflow_drop_samples or st.max_num_samps))
+                self._advance(cmd, fs)
+                return 0
             if call in st.inject_overflow_at or call in st.inject_out_of_sequence_at:
                 metadata.error_code = RXMetadataErrorCode.overflow
                 metadata.out_of_sequence = call in st.inject_out_of_sequence_at
@@ -591,6 +606,9 @@ class FakeRxStreamer:
             if st.stall_after is not None and cmd.pos >= st.stall_after:
                 return self._timeout(metadata, timeout)
             m = min(np_array.shape[1], st.max_num_samps, cmd.num_samps - cmd.pos)
+            ahead = [k - here for k in st.overflow_at_samples if here < k < here + m]
+            if ahead:                                    # the packet ends where the overflow strikes
+                m = min(ahead)
             if st.stall_after is not None:
                 m = min(m, st.stall_after - cmd.pos)
             np_array[: len(self.channels), :m] = cmd.response[:, cmd.pos:cmd.pos + m]
@@ -604,6 +622,7 @@ class FakeRxStreamer:
 
     def _advance(self, cmd: _RxCommand, fs: float) -> None:
         dev = self.device
+        dev.rx_streamed = cmd.base + cmd.pos
         dev.clock = max(dev.clock, cmd.time_s + cmd.pos / fs)
         if cmd.pos >= cmd.num_samps:
             dev.rx_cmd = None
@@ -630,6 +649,7 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
                   time_sources: tuple[str, ...] = ("internal", "external", "gpsdo"),
                   ref_locked: bool = True, fail_open: Exception | None = None,
                   inject_overflow_at: int | Iterable[int] | None = None,
+                  overflow_at_samples: int | Iterable[int] | None = None,
                   overflow_drop_samples: int | None = None,
                   inject_out_of_sequence_at: int | Iterable[int] | None = None,
                   inject_late_at: int | Iterable[int] | None = None,
@@ -665,6 +685,15 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         return 0 samples with ``error_code = overflow`` (``out_of_sequence``
         set for the second) and drop ``overflow_drop_samples`` samples
         (default ``max_num_samps``) of the stream command.
+    overflow_at_samples : int or iterable of int
+        Overflows at chosen samples: 0-based indices into everything the
+        device has streamed for stream commands over its life (delivered or
+        lost; a stream stopped early streams no more).  The packet before
+        ends at that sample; the next ``recv`` returns 0 samples with
+        ``error_code = overflow`` and the stream loses
+        ``overflow_drop_samples`` samples (default ``max_num_samps``).  Each
+        fires once; ``uhd.fake.overflows_fired`` lists ``(sample, device
+        time s)`` of those that did.
     inject_late_at : int or iterable of int
         0-based indices of stream commands before which the device clock
         jumps past their time, so that they are late.
@@ -682,7 +711,8 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         clock_sources=tuple(clock_sources), time_sources=tuple(time_sources), ref_locked=ref_locked,
         fail_open=fail_open, inject_overflow_at=_as_set(inject_overflow_at),
         overflow_drop_samples=overflow_drop_samples, inject_out_of_sequence_at=_as_set(inject_out_of_sequence_at),
-        inject_late_at=_as_set(inject_late_at), stall_after=stall_after, inject_underflow=inject_underflow)
+        inject_late_at=_as_set(inject_late_at), stall_after=stall_after, inject_underflow=inject_underflow,
+        overflow_at_samples=_as_set(overflow_at_samples))
 
     usrp = _UsrpModule("uhd.usrp")
     usrp.MultiUSRP = lambda args="": FakeMultiUSRP(state, args)

@@ -123,6 +123,31 @@ EXIT or disconnect), cyclic or not; a new WRITEBUF replaces it.  The default
 echo is a loopback: ``0.1 * tx`` repeated cyclically from sample 0 (so each
 RX read starts at TX sample 0), or zeros while there is no TX buffer.
 
+Stream timing
+-------------
+With ``stream_echo(tx, start_sample, num_samples)`` the server tells the echo
+where in the TX stream each read starts: RX sample ``k`` sees the (cyclic) TX
+stream at index ``start_sample + k``, counted from the TX buffer's first sample.
+
+* Free-running (a stock Pluto, or the TDD engine off): a new TX buffer starts
+  the stream at ``start_samples``; each read continues where the last ended,
+  plus ``read_gap_samples``.  Reads thus land anywhere in the frame, and a
+  client must find the frame by correlation.
+* TDD-aligned (``tdd=True``, the engine enabled, channel1 (RX DMA) and
+  channel2 (TX DMA) gates enabled, a sync given (``sync_soft`` or
+  ``sync_internal``) and a cyclic TX buffer): every read starts at the TDD
+  frame start, ``start_sample = on_raw(channel1) - on_raw(channel2)``, TX
+  restarting at its first sample every frame.  The engine's clock is taken
+  as the baseband sample rate (``_raw`` = samples; on a real Pluto it is the
+  FPGA's data clock).
+
+In both, ``pipeline_delay_samples`` (the converters' TX->RX latency) is
+subtracted from ``start_sample``, so the leakage lands that many samples
+into an aligned buffer.  :meth:`IiodServer.inject_overflow` makes one read
+a spliced buffer with the ADC DMA overflow bit set, as an overflow on the
+hardware does.  The plain ``echo(tx, n)`` is called per read (three times,
+the middle one discarded, for a read with an injected overflow).
+
 Before it answers a READBUF the server waits (up to 2 s) until no connection
 holding an open TX buffer has unread bytes, so that a non-cyclic push, which
 libiio sends without waiting for the reply, is in place before the RX read
@@ -148,9 +173,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AttrKey", "EchoFn", "IiodServer", "default_echo", "pluto_xml"]
+__all__ = ["ADC_DMA_OVERFLOW", "AttrKey", "EchoFn", "IiodServer", "REG_DMA_STATUS", "StreamEchoFn", "default_echo",
+           "pluto_xml", "tdd_device_xml"]
 
 EchoFn = Callable[[NDArray[np.complex128] | None, int], NDArray[np.complexfloating]]
+StreamEchoFn = Callable[[NDArray[np.complex128] | None, int, int], NDArray[np.complexfloating]]
 
 #: git tag field of the VERSION reply (7 characters, as libiio expects)
 VERSION_TAG = "fakeiio"
@@ -169,6 +196,11 @@ _PHY = "ad9361-phy"
 _RX_DEV = "cf-ad9361-lpc"
 _TX_DEV = "cf-ad9361-dds-core-lpc"
 _SAMPLING_FREQUENCY_MIN = 520833
+_TDD_DEV = "iio-axi-tdd-0"
+_TDD_CHANNELS = 3                       # Pluto's TDD engine: channel1 RX DMA sync, channel2 TX DMA sync
+#: ADI HDL core register (through debugfs ``direct_reg_access``): the ADC/DAC DMA status, write 1 to clear
+REG_DMA_STATUS = 0x80000088
+ADC_DMA_OVERFLOW = 0x4
 
 
 class AttrKey(NamedTuple):
@@ -258,19 +290,46 @@ class _Device:
         return (len(self.channels) + 31) // 32
 
 
-def pluto_xml(channels: int = 1) -> str:
+def tdd_device_xml(dev_id: str = "iio:device5") -> str:
+    """The TDD engine of Pluto firmware >= 0.39 (``iio-axi-tdd-0``, driven by pyadi-iio's ``adi.tddn``).
+
+    Device attributes as the ``adi-axi-tdd`` driver lists them; output channels
+    ``channel0 ... channel2`` (Pluto: channel1 gates the RX DMA, channel2 the
+    TX DMA) with ``enable``, ``polarity``, ``on_raw``/``off_raw`` and ``on_ms``/``off_ms``.
+    """
+    dev_attrs = {"burst_count": "0", "enable": "0", "frame_length_ms": "0.000000", "frame_length_raw": "0",
+                 "internal_sync_period_ms": "0.000000", "internal_sync_period_raw": "0",
+                 "startup_delay_ms": "0.000000", "startup_delay_raw": "0", "state": "0", "sync_external": "0",
+                 "sync_internal": "0", "sync_reset": "0", "sync_soft": "0"}
+    chan_attrs = {"enable": "0", "off_ms": "0.000000", "off_raw": "0", "on_ms": "0.000000", "on_raw": "0",
+                  "polarity": "0"}
+    parts = [f'<device id="{dev_id}" name="{_TDD_DEV}" >']
+    for k in range(_TDD_CHANNELS):
+        parts.append(f'<channel id="channel{k}" type="output" >')
+        parts += [f'<attribute name="{a}" filename="out_channel{k}_{a}" value="{v}" />' for a, v in chan_attrs.items()]
+        parts.append("</channel>")
+    parts += [f'<attribute name="{a}" value="{v}" />' for a, v in dev_attrs.items()]
+    parts.append('<debug-attribute name="direct_reg_access" value="0x0" /></device>')
+    return "".join(parts)
+
+
+def pluto_xml(channels: int = 1, tdd: bool = False) -> str:
     """The Pluto context of pytest-libiio, as an XML string.
 
     ``channels=2`` gives a 2R2T Pluto (Rev C/D with the second channel pair
     enabled): ad9361-phy gains ``voltage1`` input and output, cf-ad9361-lpc and
     cf-ad9361-dds-core-lpc gain scan channels ``voltage2``/``voltage3``, the
     DDS gains ``altvoltage4..7`` (TX2_*), and ``adi,2rx-2tx-mode-enable`` reads 1.
+    ``tdd=True`` adds the TDD engine of firmware >= 0.39 (:func:`tdd_device_xml`).
     The ``value=`` fields stay in; :class:`IiodServer` strips them when serving.
     """
     if channels not in (1, 2):
         raise ValueError(f"channels must be 1 or 2, not {channels}")
     source = importlib.resources.files("pytest_libiio") / "resources" / "devices" / "pluto.xml"
     text = source.read_text(encoding="utf-8")
+    if tdd:
+        end = text.rindex("</context>")
+        text = text[:end] + tdd_device_xml() + text[end:]
     if channels == 1:
         return text
     prolog, start = _split_prolog(text)
@@ -489,12 +548,42 @@ class IiodServer:
         TCP port; 0 picks a free one (see :attr:`port`).
     xml : str or None
         Serve this context instead of the Pluto one (values from ``value=``).
+    tdd : bool
+        Also serve the TDD engine of firmware >= 0.39 (``iio-axi-tdd-0``): see
+        *Stream timing* in the module docstring.
+    stream_echo : callable or None
+        ``stream_echo(tx, start_sample, num_samples) -> rx``: an echo that is
+        told where in the TX stream each RX read starts (see *Stream timing*);
+        replaces ``echo`` when given.
+    start_samples : int
+        Free-running RX: the TX stream index of the first RX sample after a TX buffer is written.
+    read_gap_samples : int
+        Free-running RX: samples that pass between two reads (0: contiguous buffers).
+    pipeline_delay_samples : int
+        The fixed TX->RX latency of the converters and filters, in samples: RX
+        sample ``k`` sees the TX stream at ``start + k`` with ``start`` reduced by it.
     """
 
-    def __init__(self, echo: EchoFn | None = None, *, channels: int = 1, port: int = 0, xml: str | None = None):
+    def __init__(self, echo: EchoFn | None = None, *, channels: int = 1, port: int = 0, xml: str | None = None,
+                 tdd: bool = False, stream_echo: StreamEchoFn | None = None, start_samples: int = 0,
+                 read_gap_samples: int = 0, pipeline_delay_samples: int = 0):
         self.echo: EchoFn = echo if echo is not None else default_echo
+        self.stream_echo = stream_echo
         self.channels = channels
-        self._xml, self._devices, self._values = _parse_context(xml if xml is not None else pluto_xml(channels))
+        self.start_samples = int(start_samples)
+        self.read_gap_samples = int(read_gap_samples)
+        self.pipeline_delay_samples = int(pipeline_delay_samples)
+        self._xml, self._devices, self._values = _parse_context(
+            xml if xml is not None else pluto_xml(channels, tdd=tdd))
+        self._has_tdd = any(d.name == _TDD_DEV for d in self._devices)
+        self._tdd_synced = False
+        self._tx_cyclic = False
+        self._stream_pos = self.start_samples
+        self._overflows: dict[int, tuple[int | None, int]] = {}
+        self._registers: dict[tuple[str, int], int] = {}
+        self._reg_selected: dict[str, int] = {}
+        self.rx_starts: list[int] = []
+        """TX stream index of the first sample of every RX read (see *Stream timing*)."""
         self._aliases = self._sysfs_aliases()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -624,6 +713,33 @@ class IiodServer:
     def get_attr(self, device: str, attr: str, channel: str = "", output: bool = False, kind: str | None = None) -> str:
         """A stored value (see :meth:`attr_key`)."""
         return self._values[self.attr_key(device, attr, channel, output, kind)]
+
+    def inject_overflow(self, read_index: int, at_sample: int | None = None, lost_samples: int = 1000) -> None:
+        """Make RX read number ``read_index`` (0-based over the server's life) a buffer with a gap.
+
+        The DMA FIFO overflowed ``at_sample`` samples into the buffer (default:
+        half way): ``lost_samples`` samples of the stream never reach the
+        buffer, whose rest comes from after them -- a spliced buffer, as the
+        hardware delivers it -- and bit 2 (ADC DMA overflow) of the
+        ``cf-ad9361-lpc`` status register :data:`REG_DMA_STATUS` is set
+        (read and cleared by clients through ``direct_reg_access``, as
+        libiio's ``iio_adi_xflow_check`` does).
+        """
+        if read_index < 0 or lost_samples < 1 or (at_sample is not None and at_sample < 0):
+            raise ValueError("read_index >= 0, lost_samples >= 1 and at_sample >= 0 (or None) expected")
+        with self._lock:
+            self._overflows[int(read_index)] = (at_sample, int(lost_samples))
+
+    def register(self, device: str, address: int) -> int:
+        """A core register's value (what ``direct_reg_access`` reads at ``address``)."""
+        with self._lock:
+            return self._registers.get((self._find_device(device).label, address), 0)
+
+    @property
+    def tdd_aligned(self) -> bool:
+        """Whether RX reads are now aligned by the TDD engine (enabled, synced, both DMA gates on, cyclic TX)."""
+        with self._lock:
+            return self._tdd_aligned()
 
     def set_attr(
         self, device: str, attr: str, value: str, channel: str = "", output: bool = False, kind: str | None = None
@@ -845,6 +961,9 @@ class IiodServer:
 
     def _read_value(self, key: AttrKey) -> str:
         with self._lock:
+            if key.kind == "debug" and key.attr == "direct_reg_access":
+                address = self._reg_selected.get(key.device, 0)
+                return f"0x{self._registers.get((key.device, address), 0):X}"
             value = self._values[key]
         if value == "ERROR":
             raise _IioError(errno.EINVAL, f"{key} reads as an error")
@@ -907,6 +1026,8 @@ class IiodServer:
         with self._lock:
             self._tx_current = tx
             self._tx_owner = conn
+            self._tx_cyclic = buf.cyclic
+            self._stream_pos = self.start_samples           # the new TX buffer starts now
             self._tx_history.append(tx)
         conn.send_int(nbytes)
 
@@ -923,15 +1044,57 @@ class IiodServer:
         self._settle_tx(conn)
         with self._lock:
             tx = None if self._tx_current is None else self._tx_current.copy()
+            index = self._rx_reads
+            overflow = self._overflows.pop(index, None)
+            start = self._rx_start()
+            self.rx_starts.append(start)
         try:
-            rx = np.asarray(self.echo(tx, num_samples))
+            rx = self._receive(tx, start, num_samples, overflow)
         except Exception as exc:
             self.errors.append(exc)
             raise _IioError(errno.EIO, f"echo raised {exc!r}") from exc
         data = self._encode(buf, rx, num_samples)
         with self._lock:
             self._rx_reads += 1
+            if overflow is not None:
+                key = (_RX_DEV, REG_DMA_STATUS)
+                self._registers[key] = self._registers.get(key, 0) | ADC_DMA_OVERFLOW
+            if not self._tdd_aligned():
+                self._stream_pos = start + self.pipeline_delay_samples + num_samples + self.read_gap_samples + (
+                    overflow[1] if overflow else 0)
         conn.send(f"{len(data)}\n{buf.mask}\n".encode() + data)
+
+    def _rx_start(self) -> int:
+        """The TX stream index the next RX read starts at (see *Stream timing*)."""
+        if self._tdd_aligned():
+            on = {k: int(float(self._values[AttrKey(_TDD_DEV, "output", f"channel{k}", "on_raw")])) for k in (1, 2)}
+            return on[1] - on[2] - self.pipeline_delay_samples
+        return self._stream_pos - self.pipeline_delay_samples
+
+    def _tdd_aligned(self) -> bool:
+        if not self._has_tdd or not self._tdd_synced or not self._tx_cyclic or self._tx_current is None:
+            return False
+        gate = [self._values[AttrKey(_TDD_DEV, "output", f"channel{k}", "enable")] for k in (1, 2)]
+        return self._values[AttrKey(_TDD_DEV, "device", "", "enable")] == "1" and gate == ["1", "1"]
+
+    def _receive(self, tx: NDArray[np.complex128] | None, start: int, n: int,
+                 overflow: tuple[int | None, int] | None) -> NDArray[np.complexfloating]:
+        """The echo for one read, spliced around ``lost`` samples where an overflow was injected."""
+        if overflow is None:
+            return self._echo(tx, start, n)
+        at, lost = overflow
+        at = n // 2 if at is None else min(at, n)
+        parts = [self._echo(tx, start, at), self._echo(tx, start + at, lost), self._echo(tx, start + at + lost, n - at)]
+        kept = [np.atleast_2d(np.asarray(p)) for p in (parts[0], parts[2])]
+        rows = max(k.shape[0] for k in kept)
+        return np.concatenate([np.broadcast_to(k, (rows, k.shape[1])) for k in kept], axis=1)
+
+    def _echo(self, tx: NDArray[np.complex128] | None, start: int, n: int) -> NDArray[np.complexfloating]:
+        if n == 0:
+            return np.zeros((1, 0), np.complex128)
+        if self.stream_echo is not None:
+            return np.asarray(self.stream_echo(tx, start, n))
+        return np.asarray(self.echo(tx, n))
 
     def _open_buffer(self, conn: _Connection, device: str) -> _OpenBuffer:
         dev = self._find_device(device)
@@ -1028,7 +1191,11 @@ class IiodServer:
     def _write_value(self, key: AttrKey, value: str) -> None:
         """Validate, format and store a client write, with the driver's side effects."""
         value = self._coerce(key, value)
-        if key.device == _PHY and key.attr == "sampling_frequency" and key.kind in ("input", "output"):
+        if key.kind == "debug" and key.attr == "direct_reg_access":
+            self._reg_access(key.device, value)
+        elif key.device == _TDD_DEV:
+            self._tdd_write(key, value)
+        elif key.device == _PHY and key.attr == "sampling_frequency" and key.kind in ("input", "output"):
             self._set_sample_rate(int(value))
         elif key.device == _PHY and key.channel == "out" and key.attr == "voltage_filter_fir_en":
             self._store(key, value)
@@ -1038,6 +1205,55 @@ class IiodServer:
             self._store(key, _fir_summary(value))
         else:
             self._store(key, value)
+
+    def _reg_access(self, device: str, value: str) -> None:
+        """debugfs ``direct_reg_access``: ``"ADDR"`` selects a register, ``"ADDR VAL"`` writes it (libiio's
+        ``iio_device_reg_read``/``reg_write``); the DMA status register clears the bits written as 1."""
+        words = value.split()
+        try:
+            numbers = [int(w, 0) for w in words]
+        except ValueError:
+            raise _IioError(errno.EINVAL, f"direct_reg_access {value!r}") from None
+        if not 1 <= len(numbers) <= 2 or any(not 0 <= x < 2**32 for x in numbers):
+            raise _IioError(errno.EINVAL, f"direct_reg_access {value!r}")
+        self._reg_selected[device] = numbers[0]
+        if len(numbers) == 2:
+            key = (device, numbers[0])
+            if numbers[0] == REG_DMA_STATUS:
+                self._registers[key] = self._registers.get(key, 0) & ~numbers[1]
+            else:
+                self._registers[key] = numbers[1]
+
+    def _tdd_write(self, key: AttrKey, value: str) -> None:
+        """The TDD engine: ``_ms`` and ``_raw`` twins kept equal (its clock: the baseband rate), a soft sync."""
+        try:
+            number = float(value)
+        except ValueError:
+            raise _IioError(errno.EINVAL, f"{key.attr}={value!r} is not a number") from None
+        if not np.isfinite(number) or number < 0:
+            raise _IioError(errno.EINVAL, f"{key.attr}={value!r} must be >= 0")
+        enabled = self._values[AttrKey(_TDD_DEV, "device", "", "enable")] == "1"
+        if key.attr == "sync_soft":
+            if number and enabled:
+                self._tdd_synced = True
+            self._store(key, "0")                          # self-clearing
+            return
+        if key.attr == "sync_internal" and number and enabled:
+            self._tdd_synced = True
+        if key.attr == "enable":
+            if not number:
+                self._tdd_synced = False
+            elif self._values[AttrKey(_TDD_DEV, "device", "", "sync_internal")] == "1":
+                self._tdd_synced = True
+        clock_hz = float(self._values[AttrKey(_RX_DEV, "input", "voltage0", "sampling_frequency")])
+        if key.attr.endswith("_ms"):
+            self._store(key, f"{number:.6f}")
+            self._store(key._replace(attr=key.attr[:-3] + "_raw"), str(int(round(number * clock_hz / 1e3))))
+        elif key.attr.endswith("_raw"):
+            self._store(key, str(int(number)))
+            self._store(key._replace(attr=key.attr[:-4] + "_ms"), f"{int(number) * 1e3 / clock_hz:.6f}")
+        else:
+            self._store(key, str(int(number)))
 
     def _coerce(self, key: AttrKey, value: str) -> str:
         """The value as the driver would store it, or EINVAL where it would refuse it."""

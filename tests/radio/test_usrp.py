@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdr_isac.config import RadioConfig
 from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
@@ -173,24 +175,109 @@ def test_receive_only_without_a_waveform() -> None:
 
 
 # ---- faults ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("inject, counter", [("inject_overflow_at", "overflows"),
-                                             ("inject_out_of_sequence_at", "out_of_sequence")])
-def test_overflow_is_counted_reported_and_the_gap_zero_filled(rng: np.random.Generator, inject: str,
-                                                              counter: str) -> None:
-    faults: dict[str, Any] = {inject: 1}
-    uhd = make_fake_uhd(delayed_echo(0, gain=1.0), max_num_samps=64, **faults)
-    x = _waveform(rng, 100)
+F_DOPPLER = 1234.5     # Hz: the echo's carrier phase turns with device time, so a splice would show as a jump
+
+
+def doppler_echo(delay: int, gain: complex = 0.5, doppler_hz: float = F_DOPPLER):
+    """A moving reflector: the TX burst delayed by ``delay`` samples, turning at ``doppler_hz`` on device time."""
+    def echo(tx, rx_start_time_s, tx_start_time_s, num_samples, sample_rate_hz):
+        out = np.zeros(num_samples, np.complex64)
+        if tx is not None:
+            offset = round((rx_start_time_s - tx_start_time_s) * sample_rate_hz)
+            idx = offset + np.arange(num_samples) - delay
+            ok = (idx >= 0) & (idx < tx.shape[1])
+            t = rx_start_time_s + np.arange(num_samples) / sample_rate_hz
+            out[ok] = gain * tx.sum(axis=0)[idx[ok]] * np.exp(2j * np.pi * doppler_hz * t[ok])
+        return out[np.newaxis]
+    return echo
+
+
+def expected_echo(x: np.ndarray, t0_s: float, n: int, delay: int, gain: complex = 0.5) -> np.ndarray:
+    """What a clean capture starting with its burst at ``t0_s`` holds, computed here from the physics."""
+    k = np.arange(n)
+    out = gain * x[0, (k - delay) % x.shape[1]] * np.exp(2j * np.pi * F_DOPPLER * (t0_s + k / FS))
+    out[k < delay] = 0
+    return out
+
+
+def _run_with_overflow(x: np.ndarray, n: int, delay: int, captures: int, **faults: Any):
+    uhd = make_fake_uhd(doppler_echo(delay), max_num_samps=64, **faults)
     with UsrpRadio(_config(), uhd_module=uhd) as radio:
         radio.tx(x)
-        cap = radio.rx(300)
-        assert radio.stats[counter] == 1
-    meta = cap.metadata["usrp"]
-    assert meta[counter] == 1 and meta["complete"] is False
-    assert meta["gaps"] == [[64, 128]] and meta["num_missing"] == 64
-    assert not cap.iq[0, 64:128].any()
-    expected = x[0, np.arange(300) % 100]
-    np.testing.assert_allclose(cap.iq[0, :64], expected[:64], atol=1e-6)
-    np.testing.assert_allclose(cap.iq[0, 128:], expected[128:], atol=1e-6)    # placed by time stamp
+        caps = [radio.rx(n) for _ in range(captures)]
+        stats, dropped = dict(radio.stats), radio.frames_dropped_overflow
+    return uhd, caps, stats, dropped
+
+
+@pytest.mark.parametrize("at_sample", [0, 1, 100, 150, 299])
+def test_overflow_at_a_chosen_sample_drops_the_frame_and_restarts_from_one_timed_start(
+        rng: np.random.Generator, at_sample: int) -> None:
+    n, period, delay = 300, 100, 7
+    x = _waveform(rng, period)
+    # the second capture's stream runs over samples 300 ... 599 of the device's stream
+    uhd, caps, stats, dropped = _run_with_overflow(x, n, delay, 3, overflow_at_samples=n + at_sample)
+    dev = uhd.fake.device
+    assert dropped == 1 and stats["overflows"] == 1 and len(caps) == 3
+    assert [c.seq for c in caps] == [0, 1, 2]
+    # every returned frame is the clean echo of its own timed start: delay and Doppler phase continuous
+    for cap in caps:
+        np.testing.assert_allclose(cap.iq[0], expected_echo(x, cap.t0_s, n, delay), atol=1e-5)
+        ratio = cap.iq[0, delay:] / (0.5 * x[0, (np.arange(delay, n) - delay) % period])
+        step = np.angle(ratio[1:] / ratio[:-1])                     # phase step per sample: 2 pi f_D / fs
+        np.testing.assert_allclose(step, 2 * np.pi * F_DOPPLER / FS, atol=1e-4)
+    # the restart: one stop, then one stream command and one burst at the same future time
+    modes = [c.mode.name for c in dev.stream_cmds]
+    assert modes == ["num_done", "num_done", "stop_cont", "num_done", "num_done"]
+    timed = [c for c in dev.stream_cmds if c.mode.name == "num_done"]
+    assert len(dev.bursts) == len(timed) == 4
+    assert [b.time_s for b in dev.bursts] == [c.time_spec.get_real_secs() for c in timed]
+    assert all(not c.stream_now for c in timed)
+    (_, overflow_time_s), = uhd.fake.overflows_fired
+    restart_s = timed[2].time_spec.get_real_secs()
+    assert restart_s > overflow_time_s and caps[1].t0_s == restart_s           # in the future, after the fault
+    meta = caps[1].metadata["usrp"]
+    assert meta["frames_dropped_overflow"] == 1 and meta["complete"] and meta["attempts"] == 2
+    assert meta["dropped"][0]["t0_s"] == timed[1].time_spec.get_real_secs() != caps[1].t0_s
+    assert meta["dropped"][0]["gaps"][-1][1] == n                               # the rest was never spliced in
+    assert caps[0].metadata["usrp"]["frames_dropped_overflow"] == 0
+
+
+@given(at=st.integers(0, 3 * 240 - 1), drop=st.integers(1, 500))
+@settings(max_examples=20, deadline=None)
+def test_any_overflow_position_leaves_only_clean_frames(at: int, drop: int) -> None:
+    rng = np.random.default_rng(at)
+    n, delay = 240, 11
+    x = _waveform(rng, 80)
+    _, caps, stats, dropped = _run_with_overflow(x, n, delay, 3, overflow_at_samples=at,
+                                                 overflow_drop_samples=drop)
+    assert dropped == 1 and stats["overflows"] == 1
+    for cap in caps:
+        np.testing.assert_allclose(cap.iq[0], expected_echo(x, cap.t0_s, n, delay), atol=1e-5)
+
+
+@pytest.mark.parametrize("inject, counter", [("inject_overflow_at", "overflows"),
+                                             ("inject_out_of_sequence_at", "out_of_sequence")])
+def test_overflow_or_lost_packet_at_a_recv_call_drops_the_frame(rng: np.random.Generator, inject: str,
+                                                                counter: str) -> None:
+    faults: dict[str, Any] = {inject: 1}
+    x = _waveform(rng, 100)
+    _, caps, stats, dropped = _run_with_overflow(x, 300, 0, 1, **faults)
+    assert stats[counter] == 1 and dropped == 1
+    meta = caps[0].metadata["usrp"]
+    assert meta[counter] == 1 and meta["complete"] and meta["gaps"] == []
+    assert meta["dropped"][0]["gaps"] == [[64, 300]]                # samples 64 ... lost, the frame thrown away
+    np.testing.assert_allclose(caps[0].iq[0], expected_echo(x, caps[0].t0_s, 300, 0), atol=1e-5)
+
+
+def test_overflows_on_every_frame_raise_after_max_restarts(rng: np.random.Generator) -> None:
+    n = 200
+    uhd = make_fake_uhd(delayed_echo(0), max_num_samps=64, overflow_at_samples=range(50, 50 * n, 150))
+    radio = UsrpRadio(_config(), uhd_module=uhd)
+    radio.tx(_waveform(rng, 50))
+    with pytest.raises(RadioError, match=r"4 frames in a row had gaps.*dropped.*lower the rate"):
+        radio.rx(n)
+    assert radio.frames_dropped_overflow == radio.max_restarts + 1 == 4
+    assert len(uhd.fake.device.bursts) == 4
 
 
 def test_late_stream_command_is_counted_and_retried_with_more_lead(rng: np.random.Generator) -> None:
@@ -220,24 +307,30 @@ def test_timeout_without_samples_raises_radio_error() -> None:
     assert radio.stats["timeouts"] == 1
 
 
-def test_timeout_after_some_samples_gives_a_marked_partial_capture() -> None:
+def test_timeout_part_way_drops_the_frame_and_gives_up_after_max_restarts() -> None:
     uhd = make_fake_uhd(delayed_echo(0), stall_after=120, max_num_samps=50)
-    with UsrpRadio(_config(), uhd_module=uhd) as radio:
-        cap = radio.rx(300)
-        assert radio.stats["timeouts"] == 1
-    meta = cap.metadata["usrp"]
-    assert meta["complete"] is False and meta["gaps"] == [[120, 300]] and meta["timeouts"] == 1
-    assert meta["errors"] == ["ERROR_CODE_TIMEOUT"]
+    radio = UsrpRadio(_config(), uhd_module=uhd)
+    with pytest.raises(RadioError, match=r"4 frames in a row had gaps \(180 of 300 RX samples missing"):
+        radio.rx(300)
+    assert radio.stats["timeouts"] == 4 and radio.frames_dropped_overflow == 4
     assert uhd.fake.device.stream_cmds[-1].mode.name == "stop_cont"        # stream stopped, nothing left over
 
 
-def test_tx_underflow_is_counted(rng: np.random.Generator) -> None:
+def test_tx_underflow_drops_the_frame(rng: np.random.Generator) -> None:
     uhd = make_fake_uhd(delayed_echo(0), inject_underflow=True)
+    radio = UsrpRadio(_config(), uhd_module=uhd)
+    radio.tx(_waveform(rng, 10))
+    with pytest.raises(RadioError, match=r"TX underflow \(U\)"):
+        radio.rx(100)
+    assert radio.stats["underflows"] == 4 and radio.frames_dropped_overflow == 4
+
+
+def test_receive_only_frames_are_not_dropped_without_faults() -> None:
+    uhd = make_fake_uhd(delayed_echo(5))
     with UsrpRadio(_config(), uhd_module=uhd) as radio:
-        radio.tx(_waveform(rng, 10))
-        cap = radio.rx(100)
-        assert radio.stats["underflows"] == 1
-    assert cap.metadata["usrp"]["underflows"] == 1
+        caps = [radio.rx(100) for _ in range(3)]
+        assert radio.frames_dropped_overflow == 0
+    assert all(c.metadata["usrp"]["frames_dropped_overflow"] == 0 for c in caps)
 
 
 def test_closed_radio_raises_radio_error(rng: np.random.Generator) -> None:
