@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sdr_isac.errors import ConfigError
-from sdr_isac.experiments import continuity, fig5, fig6, nodes, resource
+from sdr_isac.experiments import continuity, fig5, fig6, nodes, resource, roc
 from sdr_isac.experiments.runner import Scenario
 
 __all__ = ["scenario", "scenario_names"]
@@ -16,6 +16,7 @@ _FACTORIES: dict[str, Callable[[], Scenario]] = {
     "resource": resource.resource_scenario,
     "nodes": nodes.nodes_scenario,
     "continuity": continuity.continuity_scenario,
+    "roc": roc.roc_scenario,
 }
 
 
