@@ -50,7 +50,13 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.experiments.plots import pyplot, save_figure
 from sdr_isac.experiments.runner import Metrics, Point, Scenario
 from sdr_isac.fusion.locate import single_fix
-from sdr_isac.fusion.metrics import detection_probability, rmse, sensing_continuity
+from sdr_isac.fusion.metrics import (
+    detection_probability,
+    plot_coverage_map,
+    rmse,
+    sensing_area,
+    sensing_continuity,
+)
 from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate, Track
 from sdr_isac.fusion.trackfusion import TrackToTrackFuser
 from sdr_isac.sensing import crb
@@ -205,9 +211,9 @@ def station_links(station: Station, t_s: float, rng: np.random.Generator, snr_of
         axis, local_axis = _axis(station.yaw_rad + sector), _axis(station.local_yaw_rad + sector)
         cone = math.asin(float(np.clip(u @ axis, -1.0, 1.0)))
         var_a = float(crb.angle_crb_rad2(snr, station.num_snapshots, station.angle_positions_wl, cone))
-        angle = {"cone_angle_rad": float(np.clip(cone + math.sqrt(var_a) * rng.standard_normal(),
-                                                 -math.pi / 2, math.pi / 2)),
-                 "var_cone_angle_rad2": var_a, "array_axis": local_axis}
+        angle: dict[str, Any] = {"cone_angle_rad": float(np.clip(cone + math.sqrt(var_a) * rng.standard_normal(),
+                                                                 -math.pi / 2, math.pi / 2)),
+                                 "var_cone_angle_rad2": var_a, "array_axis": local_axis}
         link = LinkMeasurement(
             0, 0, r + math.sqrt(var_r) * rng.standard_normal(), float(u @ v) + math.sqrt(var_v) * rng.standard_normal(),
             var_r, var_v, snr, t_s=t_s + station.clock_offset_s, tx_id=station.node_id, rx_id=station.node_id,
@@ -460,6 +466,66 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     return out
 
 
+# ---- sensing area ----------------------------------------------------------------------------------
+
+#: grid of the coverage maps, m (the street grid and a margin)
+COVERAGE_AXIS_M = np.arange(-40.0, 491.0, 5.0)
+#: RCS and height of the target the coverage maps are drawn for (a car)
+COVERAGE_RCS_M2 = 10.0
+COVERAGE_HEIGHT_M = GROUND_HEIGHT_M
+
+
+def _blocked_grid(origin_m: NDArray[np.float64], points_m: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Whether the segment from ``origin_m`` to each of ``points_m`` (n, 3) passes through a building (the slab
+    test of :func:`sdr_isac.channel.geometry.segment_blocked`, vectorised over the points)."""
+    cfg = scene()
+    assert cfg.scene is not None
+    d = points_m - origin_m
+    blocked = np.zeros(points_m.shape[0], dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for box in cfg.scene.blockers:
+            lo, hi = np.asarray(box.min_m, dtype=np.float64), np.asarray(box.max_m, dtype=np.float64)
+            t_min, t_max = np.zeros(points_m.shape[0]), np.ones(points_m.shape[0])
+            inside = np.ones(points_m.shape[0], dtype=bool)
+            for axis in range(3):
+                flat = np.abs(d[:, axis]) < 1e-12
+                inside &= ~(flat & ((origin_m[axis] < lo[axis]) | (origin_m[axis] > hi[axis])))
+                t1, t2 = (lo[axis] - origin_m[axis]) / d[:, axis], (hi[axis] - origin_m[axis]) / d[:, axis]
+                t_min = np.where(flat, t_min, np.maximum(t_min, np.minimum(t1, t2)))
+                t_max = np.where(flat, t_max, np.minimum(t_max, np.maximum(t1, t2)))
+            blocked |= inside & (t_min <= t_max)
+    return blocked
+
+
+def coverage_map(node_ids: tuple[str, ...], snr_offset_db: float = 0.0,
+                 rcs_m2: float = COVERAGE_RCS_M2) -> NDArray[np.float64]:
+    """P_d of a target of ``rcs_m2`` at ``COVERAGE_HEIGHT_M`` over the grid ``COVERAGE_AXIS_M`` x
+    ``COVERAGE_AXIS_M`` (shape (ny, nx)), seen by any of the stations ``node_ids``: each station's P_d at its
+    radar-equation SNR (as :func:`station_links`), zero where a building is in the way."""
+    xx, yy = np.meshgrid(COVERAGE_AXIS_M, COVERAGE_AXIS_M)
+    pts = np.column_stack([xx.ravel(), yy.ravel(), np.full(xx.size, COVERAGE_HEIGHT_M)])
+    miss = np.ones(xx.size)
+    for st in stations():
+        if st.node_id not in node_ids:
+            continue
+        r = np.maximum(np.linalg.norm(pts - st.position_m, axis=1), 1.0)
+        snr_db = crb.snr_per_re_db(st.tx_power_dbm, st.gain_dbi, st.gain_dbi, st.carrier_hz, rcs_m2, 1.0, 1.0,
+                                   st.noise_figure_db, st.sample_rate_hz, st.fft_size, st.num_subcarriers) \
+            - 40.0 * np.log10(r) + snr_offset_db                     # monostatic radar equation: R^-4
+        pd = detection_probability(snr_db + 10.0 * math.log10(st.num_snapshots), PFA)
+        miss *= 1.0 - np.where(_blocked_grid(st.position_m, pts), 0.0, pd)
+    return (1.0 - miss).reshape(xx.shape)
+
+
+def mode_stations(mode: str) -> tuple[str, ...]:
+    """The stations whose measurements a mode uses."""
+    if mode == "single":
+        return (SINGLE_STATION,)
+    if mode == "coop":
+        return tuple(st.node_id for st in stations() if st.operator == REFERENCE_OPERATOR)
+    return tuple(st.node_id for st in stations())
+
+
 # ---- summary -------------------------------------------------------------------------------------
 
 
@@ -474,6 +540,8 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
     rows = []
     for mode in MODES:
         row: dict[str, Any] = {"snr_offset_db": point["snr_offset_db"], "mode": mode, "trials": len(trials)}
+        pd = coverage_map(mode_stations(mode), float(point["snr_offset_db"]))
+        row["sensing_area_m2"] = sensing_area(pd, COVERAGE_AXIS_M, COVERAGE_AXIS_M, 0.9)
         for label, ids in (("all", [t for t, _ in _targets()]), ("vehicles", [t for t, k in _targets() if k != "uav"]),
                            ("uav", [t for t, k in _targets() if k == "uav"])):
             row[f"continuity_{label}"] = float(np.mean([tr[f"{mode}_{t}_continuity"] for tr in trials for t in ids]))
@@ -494,11 +562,12 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'SNR off':>7s} {'mode':12s} | {'cont. all':>9s} {'vehicles':>8s} {'UAV':>6s} | {'RMSE m':>7s} | "
-             f"{'breaks':>6s} | {'OSPA m':>6s} | {'handovers':>9s}"]
+             f"{'breaks':>6s} | {'OSPA m':>6s} | {'handovers':>9s} | {'area km²':>8s}"]
     for r in rows:
         lines.append(f"{r['snr_offset_db']:7.0f} {r['mode']:12s} | {r['continuity_all']:9.3f} "
                      f"{r['continuity_vehicles']:8.3f} {r['continuity_uav']:6.3f} | {r['rmse_all_m']:7.3f} | "
-                     f"{r['breaks_all']:6.2f} | {r['ospa_m']:6.2f} | {r['handovers']:9.1f}")
+                     f"{r['breaks_all']:6.2f} | {r['ospa_m']:6.2f} | {r['handovers']:9.1f} | "
+                     f"{r['sensing_area_m2'] / 1e6:8.4f}")
     cal = [r for r in rows if r["mode"] == "multi_cal"]
     for r in cal:
         parts = [f"{net}: calibrated in {r[f'calibrated_{net}']:.0%} of trials, rms z (dt, bx, by, yaw) = "
@@ -508,7 +577,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"calibration at {r['snr_offset_db']:.0f} dB: " + "; ".join(parts))
     lines.append(f"continuity: fraction of the {int(DURATION_S / DT_S)} instants with a confirmed track within "
                  f"{THRESHOLD_M} m of the target (article §II-B); RMSE over the instants with a track; OSPA c = "
-                 f"{OSPA_C_M} m, p = {OSPA_P}; rms z of a consistent calibration is about 1")
+                 f"{OSPA_C_M} m, p = {OSPA_P}; area: where a {COVERAGE_RCS_M2:g} m² car has P_d >= 0.9 "
+                 "(article §II-B); rms z of a consistent calibration is about 1")
     return "\n".join(lines)
 
 
@@ -528,7 +598,16 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    return [save_figure(fig, out / "continuity.png")]
+    written = [save_figure(fig, out / "continuity.png")]
+    cfg = scene()
+    assert cfg.scene is not None
+    for mode in ("single", "coop", "multi_cal"):
+        ids = mode_stations(mode)
+        nodes = np.array([st.position_m for st in stations() if st.node_id in ids])
+        written.append(plot_coverage_map(out / f"coverage_{mode}.png", coverage_map(ids), COVERAGE_AXIS_M,
+                                         COVERAGE_AXIS_M, nodes, 0.9,
+                                         title=f"{mode}: P_d of a {COVERAGE_RCS_M2:g} m² car"))
+    return written
 
 
 def continuity_scenario() -> Scenario:
