@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 from sdr_isac.config.base import _check_choice, _check_endpoint, _check_fields, _fail, _num
 
-__all__ = ["CoreConfig"]
+__all__ = ["CoreConfig", "CORE_MODES"]
+
+#: What the core host fuses: the MECS hosts' tracks (track-to-track fusion by covariance intersection) or
+#: their target estimates (one central tracker over all of them)
+CORE_MODES = ("tracks", "centralised")
 
 #: A host id as the wire format takes it (``node_id``): 1 ... 64 characters from A-Z a-z 0-9 _ . -
 _HOST_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -21,15 +25,26 @@ def _check_host_id(key: str, value: str) -> None:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """Which MECS hosts a core host subscribes to, how it fuses their tracks, and where it publishes.
+    """Which MECS hosts a core host subscribes to, how it fuses what they publish, and where it publishes.
 
     Parameters
     ----------
     mecs_endpoints : tuple of str
-        The MECS hosts' publish endpoints (``tcp://HOST:PORT``), where they publish ``tracks/<id>``.
+        The MECS hosts' publish endpoints (``tcp://HOST:PORT``), where they publish ``tracks/<id>`` and
+        ``estimates/<id>``.
     mecs_ids : tuple of str
-        The id (``node_id`` of their ``tracks`` messages) of each MECS host, one per endpoint, distinct,
-        1 ... 64 characters from ``A-Z a-z 0-9 _ . -``.  Messages from other ids are rejected and counted.
+        The id (``node_id`` of their ``tracks`` or ``estimates`` messages) of each MECS host, one per endpoint,
+        distinct, 1 ... 64 characters from ``A-Z a-z 0-9 _ . -``.  Messages from other ids are rejected and
+        counted.
+    mode : str
+        ``tracks`` (default): fuse the MECS hosts' tracks (``tracks/<id>``) by chi-square gating, assignment
+        and covariance intersection.  ``centralised``: run one tracker (Stone Soup, the ``[tracking]``
+        section's filter, association, process noise and M-of-N rules) over the MECS hosts' target estimates
+        (``estimates/<id>``): optimal where the MECS hosts' estimates are independent.
+    reorder_s : float
+        Centralised mode: how long (on the data clock) an estimate set waits for a slower MECS host's earlier
+        sets before it is tracked anyway; a set that arrives after a later one was tracked is dropped and
+        counted (``late``).  0 ... 60 s.
     publish_endpoint : str
         Where the core host publishes global tracks (``tracks/<node_id>``) and the MECS hosts' state
         (``status/<mecs id>``).
@@ -40,18 +55,18 @@ class CoreConfig:
     publish_interval_s : float
         The core fuses and publishes this often, 0.001 ... 60 s.
     gate_probability : float
-        Probability that a true pair of tracks passes the chi-square gate on their 3-D position
+        Tracks mode: probability that a true pair of tracks passes the chi-square gate on their 3-D position
         difference, 0.5 ... 0.999999999.
     ci_criterion : str
-        ``trace`` or ``determinant``: what covariance intersection minimises.
+        Tracks mode: ``trace`` or ``determinant``: what covariance intersection minimises.
     accel_psd_m2ps3 : float
-        White-acceleration power spectral density of the prediction to a common time, 0 ... 1e6 m²/s³.
+        Tracks mode: white-acceleration power spectral density of the prediction to a common time, 0 ... 1e6 m²/s³.
     keep_states : int
         Fused states kept per global track, 1 ... 100000.
     tail_states : int
         History positions published with each global track (for displays), 0 ... 64.
     max_message_mb : float
-        Largest ``tracks`` message taken from a MECS host, 0.001 ... 4096 MiB.
+        Largest ``tracks`` or ``estimates`` message taken from a MECS host, 0.001 ... 4096 MiB.
     stats_interval_s : float
         ``core_stats.json`` and ``tracks.json`` are rewritten this often (with ``--out``), 0.01 ... 3600 s.
     """
@@ -60,6 +75,8 @@ class CoreConfig:
     mecs_ids: tuple[str, ...] = ()
     publish_endpoint: str = "tcp://127.0.0.1:5580"
     node_id: str = "core"
+    mode: str = "tracks"
+    reorder_s: float = _num(0.2, 0.0, 60.0, "s")
     absent_after_s: float = _num(3.0, 0.01, 3600.0, "s")
     publish_interval_s: float = _num(0.1, 0.001, 60.0, "s")
     gate_probability: float = _num(0.999, 0.5, 0.999999999)
@@ -86,3 +103,5 @@ class CoreConfig:
         if self.node_id in self.mecs_ids:
             _fail("core.node_id", self.node_id, "an id that no MECS host has", "rename the core host")
         _check_choice("core.ci_criterion", self.ci_criterion, ("trace", "determinant"))
+        _check_choice("core.mode", self.mode, CORE_MODES, "fuse the MECS hosts' tracks, or their estimates in one "
+                      "central tracker")

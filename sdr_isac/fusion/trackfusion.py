@@ -18,28 +18,37 @@ if independent is overconfident.  This module
 - keeps global track ids stable (:class:`TrackToTrackFuser`): a global track keeps its id while any MECS still
   reports a member, and a local id that one MECS hands over to another keeps the global id.
 
+The centralised mode fuses the MECS hosts' target estimates instead of their tracks
+(:class:`CentralisedFuser`): one tracker (:class:`sdr_isac.fusion.tracking.Tracker`, Stone Soup, imported
+only when this mode is used) takes the estimate sets of every MECS host in time order.  Where the MECS hosts'
+estimates are independent, this is the optimal (Kalman) fusion of all the measurements, which track-to-track
+fusion by covariance intersection can only approach.
+
 States are ``(x, y, z, v_x, v_y, v_z)`` in m and m/s, covariances ``(6, 6)`` in the matching units.
-A centralised mode (fusing the MECS hosts' measurements instead of their tracks) is not here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import itertools
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment, minimize_scalar
 from scipy.stats import chi2
 
+from sdr_isac.config.tracking import TrackingConfig
 from sdr_isac.errors import InputError
-from sdr_isac.fusion.records import Handover, Track
+from sdr_isac.fusion.records import Handover, TargetEstimate, Track
 
 __all__ = ["CI_CRITERIA", "CiResult", "predict", "covariance_intersection", "naive_fusion", "position_distance2",
-           "gate_threshold", "assign", "TrackToTrackFuser"]
+           "gate_threshold", "assign", "TrackToTrackFuser", "CentralisedFuser"]
 
 #: What covariance intersection minimises: the trace or the determinant of the fused covariance.
 CI_CRITERIA = ("trace", "determinant")
@@ -461,3 +470,183 @@ class TrackToTrackFuser:
 def _id_key(gid: str) -> tuple[int, str]:
     digits = "".join(c for c in gid if c.isdigit())
     return (int(digits) if digits else 0, gid)
+
+
+# ---- the centralised mode -------------------------------------------------------------------------------
+_MIN_STEP_S = 2e-6                                  # scans at one instant are this far apart (the tracker: 1 µs)
+_KEEP_ERRORS = 100
+
+
+@dataclass(order=True)
+class _Pending:
+    t_s: float
+    order: int
+    source: str = field(compare=False)
+    estimates: tuple[TargetEstimate, ...] = field(compare=False)
+
+
+class CentralisedFuser:
+    """One tracker over the target estimates of several sources (the core host's centralised mode).
+
+    Each source (a MECS host) sends its estimate sets in time order (:meth:`add`).  The sets of all sources are
+    tracked in time order, one scan per set, by one :class:`sdr_isac.fusion.tracking.Tracker` (Stone Soup,
+    imported when a fuser is made): a set at ``t`` is tracked once every source that is not gone (:meth:`drop`)
+    has sent a set at ``t`` or later (no earlier one can still come), or once it lies ``reorder_s`` behind the
+    newest set of any source (a source not heard from yet, or slow, is waited for that long).  A set that comes
+    after a later set was tracked is dropped and counted (:attr:`late`); sets of one instant are tracked 2 µs
+    apart.  Where the sources' estimate errors are independent, this is the Kalman filter of all the
+    estimates: no fusion of the sources' own tracks is more accurate.
+
+    Every track is owned by ``station``: the tracker would hand a track over to the sending source at every
+    scan of another source (a scan holds one source's set), so the estimates are tracked without their nodes
+    and links, and the tracks' ``stations`` and ``handovers`` stay those of the central tracker (none).
+
+    Parameters
+    ----------
+    tracking : TrackingConfig
+        The tracker's filter, association, process noise, gate and M-of-N rules.  A scan is one source's set,
+        so a target that one source of ``sources`` sees is missed in the other sources' scans: the scan
+        counts ``confirm_window`` and ``delete_misses`` are multiplied by ``sources`` (rounds of the sources,
+        at most 100 and 1000), ``confirm_hits`` stays.
+    sources : sequence of str
+        The sources' ids (MECS host ids), at least one, distinct.
+    reorder_s : float
+        Longest wait for a slower source's earlier sets, s, on the data clock, 0 ... 60.
+    keep_states : int
+        States kept per track, >= 1.
+    id_prefix : str
+        Track ids are ``f"{id_prefix}{n}"``, n = 1, 2, ...
+    station : str
+        The owner of every track (the core host's id).
+
+    Raises
+    ------
+    InputError
+        A value out of range, or ``tracking`` is not a TrackingConfig.
+    """
+
+    def __init__(self, tracking: TrackingConfig, sources: Sequence[str], reorder_s: float = 0.2,
+                 keep_states: int = 100, id_prefix: str = "g", station: str = "core") -> None:
+        from sdr_isac.fusion.tracking import Tracker  # Stone Soup: slow to import, only this mode needs it
+
+        if not isinstance(tracking, TrackingConfig):
+            raise InputError(f"tracking = {type(tracking).__name__}: allowed a TrackingConfig (the [tracking] "
+                             "section)")
+        if isinstance(sources, str) or not isinstance(sources, Sequence) or not sources \
+                or not all(isinstance(x, str) for x in sources) or len(set(sources)) != len(sources):
+            raise InputError(f"sources = {sources!r}: allowed a sequence of one or more distinct ids (strings, the "
+                             "MECS hosts' ids)")
+        if isinstance(reorder_s, bool) or not isinstance(reorder_s, int | float) or not 0 <= reorder_s <= 60:
+            raise InputError(f"reorder_s = {reorder_s!r} s: allowed 0 ... 60 s")
+        if isinstance(keep_states, bool) or not isinstance(keep_states, int) or keep_states < 1:
+            raise InputError(f"keep_states = {keep_states!r}: allowed an integer >= 1")
+        num = len(sources)
+        cfg = dataclasses.replace(tracking, confirm_window=min(tracking.confirm_window * num, 100),
+                                  delete_misses=min(tracking.delete_misses * num, 1000),
+                                  keep_states=keep_states, history_states=1)
+        self.tracking = cfg
+        self.reorder_s = float(reorder_s)
+        self.tracker = Tracker(cfg, station=station, id_prefix=id_prefix)
+        self._pending: list[_Pending] = []
+        self._order = itertools.count()
+        self.sources = tuple(sources)
+        self._newest: dict[str, float] = {}
+        self._gone: set[str] = set()
+        self.t_s: float | None = None                    # the tracker's time
+        self._data_t_s: float | None = None              # the time of the last set it tracked
+        self.sets = 0
+        self.late: dict[str, int] = {}
+        self.failed = 0
+        self.errors_total = 0
+        self.errors: list[str] = []
+
+    @property
+    def pending(self) -> int:
+        """Sets waiting to be tracked."""
+        return len(self._pending)
+
+    def add(self, source: str, t_s: float, estimates: Sequence[TargetEstimate]) -> bool:
+        """Queue one set of ``source`` taken at ``t_s`` (s); False (and counted in :attr:`late`) when it is late.
+
+        Parameters
+        ----------
+        source : str
+            The sending source (MECS host id).
+        t_s : float
+            Time of the set, s, finite; not before the source's previous set.
+        estimates : sequence of TargetEstimate
+            The set's estimates (possibly none: the source looked and saw nothing).
+
+        Raises
+        ------
+        InputError
+            ``source`` is not one of the sources, ``t_s`` is not a finite number or goes back against the source's
+            previous set, or an estimate is not a TargetEstimate.
+        """
+        if not isinstance(source, str) or source not in self.sources:
+            raise InputError(f"source = {source!r}: allowed one of the sources ({', '.join(self.sources)})")
+        try:
+            t = float(t_s) if not isinstance(t_s, bool) and isinstance(t_s, int | float | np.number) else math.nan
+        except OverflowError:                             # an int beyond the floats
+            t = math.nan
+        if not math.isfinite(t):
+            raise InputError(f"t_s = {t_s!r}: allowed a finite time, s")
+        if isinstance(estimates, TargetEstimate | str | bytes) or not isinstance(estimates, Sequence):
+            raise InputError(f"estimates = {type(estimates).__name__}: allowed a sequence of TargetEstimate")
+        for i, est in enumerate(estimates):
+            if not isinstance(est, TargetEstimate):
+                raise InputError(f"estimates[{i}] = {type(est).__name__}: allowed a TargetEstimate")
+        previous = self._newest.get(source)
+        if previous is not None and t < previous:
+            raise InputError(f"t_s = {t!r} s: goes back from {source}'s previous set at {previous!r} s; allowed a "
+                             "time not before it (each source sends its sets in time order)")
+        self._newest[source] = t
+        self._gone.discard(source)
+        if self._data_t_s is not None and t < self._data_t_s:
+            self.late[source] = self.late.get(source, 0) + 1
+            return False
+        heapq.heappush(self._pending, _Pending(t, next(self._order), source, tuple(estimates)))
+        return True
+
+    def drop(self, source: str) -> int:
+        """A source went silent: its waiting sets are dropped (returned: how many), nobody waits for it until it
+        sends again (its next set may be earlier than its last one: a restart)."""
+        self._newest.pop(source, None)
+        self._gone.add(source)
+        kept = [p for p in self._pending if p.source != source]
+        dropped = len(self._pending) - len(kept)
+        heapq.heapify(kept)
+        self._pending = kept
+        return dropped
+
+    def update(self, flush: bool = False) -> list[Track]:
+        """Track every set that is ready, in time order; return the live tracks (their last ``keep_states``).
+
+        ``flush``: track every waiting set, ready or not (at the end of a run).  A scan that the tracker
+        refuses (:class:`~sdr_isac.errors.InputError`, e.g. a time outside its range) is dropped and
+        counted in :attr:`failed`, its message kept in :attr:`errors` (the last 100; :attr:`errors_total`
+        counts them all); the others go on.
+        """
+        while self._pending and (flush or self._ready(self._pending[0].t_s)):
+            item = heapq.heappop(self._pending)
+            t_s = item.t_s if self.t_s is None else max(item.t_s, self.t_s + _MIN_STEP_S)
+            try:
+                self.tracker.step(t_s, [dataclasses.replace(e, nodes=(), links=()) for e in item.estimates])
+            except InputError as err:
+                self.failed += 1
+                self.errors_total += 1
+                self.errors = (self.errors + [f"set of {item.source} at {t_s!r} s: {err}"[:500]])[-_KEEP_ERRORS:]
+                continue
+            self.t_s, self._data_t_s = t_s, item.t_s
+            self.sets += 1
+        return self.tracker.tracks()
+
+    def _ready(self, t_s: float) -> bool:
+        waited = (self._newest.get(s, -math.inf) for s in self.sources if s not in self._gone)
+        return all(t >= t_s for t in waited) or t_s <= max(self._newest.values(), default=t_s) - self.reorder_s
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``sets`` tracked, ``pending`` sets, ``late`` sets per source, ``failed`` sets (refused by
+        the tracker), ``t_s`` (the tracker's time, s)."""
+        return {"sets": self.sets, "pending": self.pending, "late": dict(self.late),
+                "failed": self.failed, "t_s": self.t_s}

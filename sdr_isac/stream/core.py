@@ -1,4 +1,4 @@
-"""The core host: fuses the tracks of several MECS hosts into global tracks (article §V-1; issue 15, item 2).
+"""The core host: fuses what several MECS hosts publish into global tracks (article §V-1; issue 15, item 2).
 
 ``sdr-isac core --config FILE`` (or ``python -m sdr_isac.stream.core --config FILE``).  One SUB socket is
 connected to the publish endpoint of every MECS host of ``[core]`` (``core.mecs_endpoints``) and takes their
@@ -12,11 +12,19 @@ chi-square gating, assignment, covariance intersection, stable global ids) and p
 ``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS id -> local id) and
 ``core.tail_states`` history positions.
 
-A MECS host silent for more than ``core.absent_after_s`` is absent: its tracks leave the fusion (the global
-tracks live on from the other MECS hosts), the core publishes ``status/<mecs id>`` (state ``absent``, the
-outage's start), and when it publishes again it is taken back (``status`` ``present`` with the outage's end
-and duration).  ``core_stats.json`` (counters, every MECS host's state and outages) and ``tracks.json`` (the
-global tracks) are written atomically into ``--out`` every ``core.stats_interval_s`` and at the end.
+In the centralised mode (``core.mode = "centralised"``) the SUB socket takes the MECS hosts' ``estimates/``
+messages instead (:func:`~sdr_isac.stream.wire.decode_estimates`, same refusals and counters) and one tracker
+(:class:`~sdr_isac.fusion.trackfusion.CentralisedFuser`: Stone Soup, the ``[tracking]`` section's settings)
+tracks the estimate sets of all MECS hosts in time order; its tracks are the global tracks (published the
+same way, without members).  A set that arrives after a later set was tracked is dropped and counted
+(``late``); ``core.reorder_s`` bounds the wait for a slower MECS host.
+
+A MECS host silent for more than ``core.absent_after_s`` is absent: its tracks (or waiting estimate sets)
+leave the fusion (the global tracks live on from the other MECS hosts), the core publishes ``status/<mecs id>``
+(state ``absent``, the outage's start), and when it publishes again it is taken back (``status``
+``present`` with the outage's end and duration).  ``core_stats.json`` (counters, every MECS host's state and
+outages) and ``tracks.json`` (the global tracks) are written atomically into ``--out`` every
+``core.stats_interval_s`` and at the end.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
-from sdr_isac.fusion.records import Track
-from sdr_isac.fusion.trackfusion import TrackToTrackFuser
+from sdr_isac.fusion.records import TargetEstimate, Track
+from sdr_isac.fusion.trackfusion import CentralisedFuser, TrackToTrackFuser
 from sdr_isac.recording._atomic import write_json
 from sdr_isac.stream import wire
 from sdr_isac.stream.host import NodeStats
@@ -61,19 +69,22 @@ class _MecsCounters:
         self.backwards = 0
         self.tracks_backwards = 0
         self.tracks = 0
+        self.estimates = 0
+        self.late = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "backwards": self.backwards, "tracks_backwards": self.tracks_backwards,
-                "tracks": self.tracks}
+                "tracks": self.tracks, "estimates": self.estimates, "late": self.late}
 
 
 class CoreHost:
-    """Subscribes to MECS hosts, fuses their tracks, publishes global tracks.
+    """Subscribes to MECS hosts, fuses their tracks (or, centralised, tracks their estimates), publishes global tracks.
 
     Parameters
     ----------
     cfg : Config
-        ``core`` gives the MECS hosts, the endpoints and the fusion settings.
+        ``core`` gives the MECS hosts, the endpoints, the mode and the fusion settings; ``tracking`` the
+        central tracker's settings in the centralised mode.
     out_dir : str or Path, optional
         Write ``core_stats.json`` and ``tracks.json`` here, every ``core.stats_interval_s`` and at the end.
     context : zmq.Context, optional
@@ -96,6 +107,12 @@ class CoreHost:
         self.context = context or zmq.Context.instance()
         self.fuser = TrackToTrackFuser(core.gate_probability, core.ci_criterion, core.accel_psd_m2ps3,
                                        core.keep_states)
+        self.central: CentralisedFuser | None = None
+        if core.mode == "centralised":
+            self.central = CentralisedFuser(cfg.tracking, core.mecs_ids, core.reorder_s, core.keep_states,
+                                            station=core.node_id)
+        self._kind = "estimates" if self.central is not None else "tracks"
+        self._last_t0: dict[str, float] = {}              # centralised: each MECS host's newest set time
         self.mecs: dict[str, NodeStats] = {m: NodeStats() for m in core.mecs_ids}
         self.counters = {m: _MecsCounters(e) for m, e in zip(core.mecs_ids, core.mecs_endpoints)}
         self.latest: dict[str, wire.TrackSet] = {}
@@ -116,7 +133,7 @@ class CoreHost:
             self._sub.setsockopt(zmq.LINGER, 0)
             self._sub.setsockopt(zmq.RCVHWM, 1000)
             self._sub.setsockopt(zmq.MAXMSGSIZE, int(core.max_message_mb * 2**20))
-            self._sub.setsockopt(zmq.SUBSCRIBE, b"tracks/")
+            self._sub.setsockopt(zmq.SUBSCRIBE, f"{self._kind}/".encode())
             self._pub.setsockopt(zmq.LINGER, 0)
             self._pub.setsockopt(zmq.SNDHWM, 64)
             try:
@@ -208,7 +225,7 @@ class CoreHost:
         received_s = time.time()
         try:
             msg = wire.decode(frames, max_bytes=int(self.core.max_message_mb * 2**20))
-            found = wire.decode_tracks(msg)
+            found = wire.decode_estimates(msg) if self.central is not None else wire.decode_tracks(msg)
         except WireFormatError as err:
             with self._lock:
                 self.rejected += 1
@@ -218,10 +235,13 @@ class CoreHost:
             if _log_now(count):
                 _log.warning("rejected a message of %d frames: %s (%d so far)", len(frames), err, count)
             return True
-        if found.node_id not in self.mecs:
-            self._count_unknown(found.node_id)
+        if msg.node_id not in self.mecs:
+            self._count_unknown(msg.node_id)
             return True
-        self._take(msg, found, received_s)
+        if isinstance(found, wire.TrackSet):
+            self._take(msg, found, received_s)
+        else:
+            self._take_estimates(msg, found, received_s)
         return True
 
     def _count_unknown(self, node_id: str) -> None:
@@ -231,26 +251,17 @@ class CoreHost:
             self.unknown[key] = self.unknown.get(key, 0) + 1
             count = self.unknown_total
         if _log_now(count):
-            _log.warning("tracks from %r rejected: not one of core.mecs_ids (%s) (%d so far)", node_id,
+            _log.warning("%s from %r rejected: not one of core.mecs_ids (%s) (%d so far)", self._kind, node_id,
                          ", ".join(self.core.mecs_ids), count)
 
     def _take(self, msg: wire.Message, found: wire.TrackSet, received_s: float) -> None:
         """Account a MECS host's track set; keep it unless its time goes back; drop tracks that go back."""
         mecs = found.node_id
         with self._lock:
-            node, extra = self.mecs[mecs], self.counters[mecs]
-            ended = node.on_seen(msg, received_s)
-            back = node.status(mecs) if ended is not None else None
-            node.received += 1
-            node.on_seq(msg.seq)
-            node.on_latency(max(received_s - msg.sent_s, 0.0))
-            node.on_arrival(received_s)
+            node, extra, back = self._account(msg, received_s)
             previous = self.latest.get(mecs)
             if previous is not None and found.t0_s < previous.t0_s:
-                extra.backwards += 1
-                node.failed += 1
-                self.errors = (self.errors + [f"{mecs}/{msg.seq}: t0_s = {found.t0_s!r} s goes back from "
-                                              f"{previous.t0_s!r} s: rejected"])[-_KEEP_ERRORS:]
+                self._backwards(msg, previous.t0_s)
                 found = previous                                  # nothing of it is taken
             else:
                 before = {t.track_id: float(t.t_s[-1]) for t in previous.tracks} if previous is not None else {}
@@ -260,8 +271,59 @@ class CoreHost:
                 node.processed += 1
             self.latest[mecs] = found
             extra.tracks = len(found.tracks)
-        if back is not None and ended is not None:
-            _log.warning("MECS host %s back after %.3g s", mecs, ended.duration_s or 0.0)
+        self._announce_back(back)
+
+    def _take_estimates(self, msg: wire.Message, estimates: list[TargetEstimate], received_s: float) -> None:
+        """Centralised: account a MECS host's estimate set; queue it for the central tracker unless it goes back.
+
+        Runs on the core's thread, as does :meth:`_cycle`: the central tracker needs no lock of its own.
+        """
+        mecs, central = msg.node_id, self.central
+        if central is None:
+            return
+        with self._lock:
+            node, extra, back = self._account(msg, received_s)
+            previous = self._last_t0.get(mecs)
+            if previous is not None and msg.t0_s < previous:
+                self._backwards(msg, previous)
+            else:
+                self._last_t0[mecs] = msg.t0_s
+                node.processed += 1
+                extra.estimates = len(estimates)
+                if not central.add(mecs, msg.t0_s, estimates):
+                    extra.late += 1
+                    self.errors = (self.errors + [f"{mecs}/{msg.seq}: t0_s = {msg.t0_s!r} s: late, the central "
+                                                  f"tracker is at {central.t_s!r} s; dropped (core.reorder_s "
+                                                  f"= {self.core.reorder_s} s)"])[-_KEEP_ERRORS:]
+        self._announce_back(back)
+
+    def _account(self, msg: wire.Message, received_s: float) -> tuple[NodeStats, _MecsCounters,
+                                                                     wire.NodeStatus | None]:
+        """Count a message of a configured MECS host (under the lock): its node counters, the end of an outage.
+
+        Returns the MECS host's counters and, when the message ends an outage, its ``present`` status.
+        """
+        mecs = msg.node_id
+        node = self.mecs[mecs]
+        ended = node.on_seen(msg, received_s)
+        back = node.status(mecs) if ended is not None else None
+        node.received += 1
+        node.on_seq(msg.seq)
+        node.on_latency(max(received_s - msg.sent_s, 0.0))
+        node.on_arrival(received_s)
+        return node, self.counters[mecs], back
+
+    def _backwards(self, msg: wire.Message, previous_s: float) -> None:
+        """Count (under the lock) a set whose time goes back against the MECS host's previous one."""
+        self.counters[msg.node_id].backwards += 1
+        self.mecs[msg.node_id].failed += 1
+        self.errors = (self.errors + [f"{msg.node_id}/{msg.seq}: t0_s = {msg.t0_s!r} s goes back from "
+                                      f"{previous_s!r} s: rejected"])[-_KEEP_ERRORS:]
+
+    def _announce_back(self, back: wire.NodeStatus | None) -> None:
+        if back is not None:
+            duration_s = back.outage.duration_s if back.outage is not None else None
+            _log.warning("MECS host %s back after %.3g s", back.node_id, duration_s or 0.0)
             self._send(wire.encode_status(back))
 
     def _check_presence(self, now_s: float) -> None:
@@ -271,25 +333,38 @@ class CoreHost:
                     if node.check_absent(now_s, self.core.absent_after_s)]
             for mecs, _ in gone:
                 self.latest.pop(mecs, None)
+                self._last_t0.pop(mecs, None)
                 self.counters[mecs].tracks = 0
+                self.counters[mecs].estimates = 0
+                if self.central is not None:
+                    self.central.drop(mecs)
         for mecs, status in gone:
             _log.warning("MECS host %s absent: nothing heard from it for more than core.absent_after_s = %g s; its "
-                         "tracks leave the fusion", mecs, self.core.absent_after_s)
+                         "%s leave the fusion", mecs, self.core.absent_after_s, self._kind)
             self._send(wire.encode_status(status))
 
     def _cycle(self) -> None:
-        """Fuse the latest track sets of the present MECS hosts and publish the global tracks."""
-        with self._lock:
-            local = {m: list(found.tracks) for m, found in self.latest.items()}
-        tracks = self.fuser.update(local)
-        members = self.fuser.members
+        """Fuse the latest track sets (or track the ready estimate sets) and publish the global tracks."""
+        members: dict[str, dict[str, str]] | None
+        if self.central is not None:
+            before = self.central.errors_total
+            tracks, members = self.central.update(), None
+            new = min(self.central.errors_total - before, _KEEP_ERRORS)
+            if new:
+                with self._lock:
+                    self.errors = (self.errors + self.central.errors[-new:])[-_KEEP_ERRORS:]
+        else:
+            with self._lock:
+                local = {m: list(found.tracks) for m, found in self.latest.items()}
+            tracks = self.fuser.update(local)
+            members = self.fuser.members
         t0_s = max((float(t.t_s[-1]) for t in tracks), default=self._t0_s)
         with self._lock:
             self._t0_s = max(t0_s, self._t0_s)
             seq = self.published
             self.published += 1
             self.global_tracks = tracks
-            self._members = members
+            self._members = members or {}
         self._send(wire.encode_tracks(self.core.node_id, seq, self._t0_s, tracks, tail=self.core.tail_states,
                                       members=members))
 
@@ -303,13 +378,17 @@ class CoreHost:
     def stats(self) -> dict[str, Any]:
         """Counters and every MECS host's state.
 
-        ``alive``: the thread runs (after :meth:`stop`: whether it still ran then); ``rejected``: messages that
-        did not decode as ``tracks``; ``unknown_publishers`` (per id) and ``unknown_total``: track sets from
-        ids not in ``core.mecs_ids``; ``published``: global track sets sent; ``mecs``: per MECS host its node
+        ``mode``: ``tracks`` or ``centralised``; ``alive``: the thread runs (after :meth:`stop`: whether it still
+        ran then); ``rejected``: messages that did not decode as ``tracks`` (centralised: ``estimates``);
+        ``unknown_publishers`` (per id) and ``unknown_total``: sets from ids not in ``core.mecs_ids``;
+        ``published``: global track sets sent; ``mecs``: per MECS host its node
         counters (``state`` ``waiting`` before its first message, then ``present`` or ``absent``,
         ``last_seen_s``, ``absent_since_s``, ``outages`` with ``start_s``, ``end_s``, ``duration_s``),
-        ``backwards`` (track sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped because
-        their time went back), ``tracks`` (in the fusion now) and its ``endpoint``.
+        ``backwards`` (track or estimate sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped
+        because their time went back), ``tracks`` (in the fusion now), ``estimates`` (in its latest set),
+        ``late`` (estimate sets that came after a later set was tracked) and its ``endpoint``; ``central``
+        (centralised mode only): the central tracker's counters
+        (:meth:`~sdr_isac.fusion.trackfusion.CentralisedFuser.stats`).
         """
         alive = self._alive_at_stop if self._alive_at_stop is not None else self._thread.is_alive()
         with self._lock:
@@ -319,12 +398,15 @@ class CoreHost:
                 if node.last_seen_s is None:
                     entry["state"] = "waiting"
                 mecs[m] = entry
-            return {"node_id": self.core.node_id, "alive": alive, "stopped": self._stop.is_set(),
+            central = self.central.stats() if self.central is not None else None
+            return {"node_id": self.core.node_id, "mode": self.core.mode, "alive": alive,
+                    "stopped": self._stop.is_set(),
                     "rejected": self.rejected, "unknown_publishers": dict(self.unknown),
                     "unknown_total": self.unknown_total, "published": self.published,
                     "global_tracks": len(self.global_tracks), "errors_total": self.errors_total,
                     "errors": self.errors[-20:], "mecs": mecs,
-                    "absent_mecs": sorted(m for m, e in mecs.items() if e["state"] == "absent")}
+                    "absent_mecs": sorted(m for m, e in mecs.items() if e["state"] == "absent"),
+                    **({"central": central} if central is not None else {})}
 
     def tracks_document(self) -> dict[str, Any]:
         """The global tracks as ``tracks.json`` holds them: node_id, seq, t0_s and the wire's track objects."""
@@ -372,8 +454,10 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("core", help="run the core host that fuses the tracks of several MECS hosts",
                               description="Subscribe to the tracks of every MECS host of [core], fuse them "
                                           "(chi-square gating, assignment, covariance intersection) into global "
-                                          "tracks with stable ids, publish them; report MECS hosts that fall "
-                                          "silent; stop on SIGINT/SIGTERM or after --timeout.")
+                                          "tracks with stable ids, publish them; or, with core.mode = "
+                                          "\"centralised\", track the MECS hosts' estimates in one central "
+                                          "tracker; report MECS hosts that fall silent; stop on SIGINT/SIGTERM "
+                                          "or after --timeout.")
     _add_arguments(p)
     p.set_defaults(func=run)
 
@@ -395,7 +479,8 @@ def run(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     host = CoreHost(cfg, out_dir=args.out).start()
-    print(f"core: subscribed to {', '.join(f'{m} at {e}' for m, e in zip(cfg.core.mecs_ids, cfg.core.mecs_endpoints))}"
+    print(f"core ({cfg.core.mode}): subscribed to "
+          f"{', '.join(f'{m} at {e}' for m, e in zip(cfg.core.mecs_ids, cfg.core.mecs_endpoints))}"
           f"; publishing on {cfg.core.publish_endpoint}", flush=True)
     try:
         while not stop.wait(0.1):
