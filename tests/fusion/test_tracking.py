@@ -523,3 +523,20 @@ def test_extreme_but_valid_measurements_give_valid_tracks(items, association):
         for track in tracker.step(float(k), meas):
             assert np.all(np.isfinite(track.states)) and np.all(np.isfinite(track.covariances))
     assert all(t.track_id for t in tracker.tracks(include_deleted=True))
+
+
+def test_a_long_running_tracker_forgets_old_deleted_tracks_but_never_reuses_their_ids(monkeypatch) -> None:
+    from sdr_isac.fusion.tracking import tracker as tracker_mod
+
+    monkeypatch.setattr(tracker_mod, "KEEP_DELETED", 3)
+    cfg = TrackingConfig(enabled=True, delete_misses=1)
+    trk = Tracker(cfg, station="bs0")
+    seen: set[str] = set()
+    for k in range(12):                    # a new far-away target every other scan; each dies when it is not seen
+        t = float(k)
+        ests = [TargetEstimate(np.array([1000.0 * k, 0.0, 1.0]), np.eye(3))] if k % 2 == 0 else []
+        for track in trk.step(t, ests):
+            seen.add(track.track_id)
+    deleted = [t for t in trk.tracks(include_deleted=True) if t.status == "deleted"]
+    assert len(deleted) <= 3
+    assert len(seen) == 6                  # six distinct ids, none reused

@@ -80,6 +80,10 @@ EPOCH = datetime(2000, 1, 1)
 PRIOR_VARIANCE = 1e8
 
 
+#: deleted tracks a tracker keeps (for :meth:`Tracker.tracks` with ``include_deleted``); older ones are forgotten
+KEEP_DELETED = 1000
+
+
 @dataclass
 class _Meta:
     """What the tracker needs to know of one measurement: its station, strength and whether it may start a track."""
@@ -225,10 +229,20 @@ class Tracker:
         for e in list(work.values()):
             self._close(e, scratch[id(e)], timestamp, float(t_s), hits.get(e.track_id, []))
         self._last_t_s = float(t_s)
+        self._forget_deleted()
         return [e.record(self.cfg.history_states) for e in self._entries if e.status != "deleted"]
 
+    def _forget_deleted(self) -> None:
+        """Keep only the newest ``KEEP_DELETED`` deleted tracks (a long-running host's memory and time per scan
+        stay bounded); their ids stay taken, so an id is never reused."""
+        deleted = [i for i, e in enumerate(self._entries) if e.status == "deleted"]
+        if len(deleted) > KEEP_DELETED:
+            drop = set(deleted[:len(deleted) - KEEP_DELETED])
+            self._entries = [e for i, e in enumerate(self._entries) if i not in drop]
+
     def tracks(self, include_deleted: bool = False) -> list[Track]:
-        """Every track with its kept history (``cfg.keep_states``); deleted ones too when ``include_deleted``."""
+        """Every track with its kept history (``cfg.keep_states``); deleted ones too when ``include_deleted``
+        (the newest ``KEEP_DELETED`` of them)."""
         return [e.record() for e in self._entries if include_deleted or e.status != "deleted"]
 
     def adopt(self, track: Track, station: str, t_s: float) -> Track:
