@@ -1,91 +1,50 @@
 """Passive bistatic sensing on a gNB's SS/PBCH blocks, without the PBCH payload or the data.
 
 A receive-only node knows, after cell search, the PSS, SSS and PBCH DMRS of the cell (and the PDSCH DMRS when
-configured): those REs are its pilots; the PBCH payload and the data are masked out.  It estimates the channel
-there (H = Y / X), finds the line of sight and the echo with the package's one estimator
-(:func:`sdr_isac.sensing.estimate.estimate_paths`: CLEAN from the periodogram peak, Newton refinement, RELAX)
-and references the echo to the line of sight, whose length L it knows: S = L + c (tau_e - tau_d),
-S' = -c (f_e - f_d) / f_c (clock offset and CFO cancel).  Accuracy is judged against the CRB of that sparse
-mask (:func:`sdr_isac.sensing.crb.delay_doppler_crb`), the variances of both paths added.
+configured): those REs are its pilots; the PBCH payload and the data are masked out.  The library
+(:func:`sdr_isac.fusion.links.passive_grid`, :func:`~sdr_isac.fusion.links.passive_paths`,
+:func:`~sdr_isac.fusion.links.passive_ssb_paths`) estimates the channel there (H = Y / X), finds the line of sight and
+the echo with the package's one estimator (:func:`sdr_isac.sensing.estimate.estimate_paths`: CLEAN from the
+periodogram peak, Newton refinement, RELAX) and references the echo to the line of sight, whose length L it knows:
+S = L + c (tau_e - tau_d), S' = -c (f_e - f_d) / f_c (clock offset and CFO cancel;
+:func:`~sdr_isac.fusion.links.bistatic_measurement`).  Accuracy is judged against the CRB of that sparse mask computed
+here from the truth's SNRs (:func:`sdr_isac.sensing.crb.delay_doppler_crb`), the variances of both paths added.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from sdr_isac import config, radio
 from sdr_isac.channel.cim import bistatic_link_cim
-from sdr_isac.fusion.resource import delay_doppler_power
-from sdr_isac.sensing.crb import delay_doppler_crb, delay_doppler_fim
-from sdr_isac.sensing.estimate import estimate_paths, grid_peak, resolvable_steps
+from sdr_isac.fusion.links import (
+    SSB_SIGNALS,
+    PassiveGrid,
+    bistatic_measurement,
+    passive_grid,
+    passive_paths,
+    passive_ssb_measurement,
+    passive_ssb_paths,
+)
+from sdr_isac.sensing.crb import delay_doppler_crb
 from sdr_isac.units import SPEED_OF_LIGHT_MPS as C
 from sdr_isac.waveform import IsacFrame, Signal
-from sdr_isac.waveform.ssb import cell_search, ssb_blocks, ssb_first_bin, ssb_subcarrier_offset
+from sdr_isac.waveform.ssb import ssb_blocks, ssb_subcarrier_offset
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "hw_configs" / "sim_ssb_passive.toml"
-KNOWN = ("ssb_pss", "ssb_sss", "pbch_dmrs")
-_OVERSAMPLE = 2
-_ADVANCE = 8            # samples the FFT window starts early inside the CP: the line of sight at a positive delay
+KNOWN = SSB_SIGNALS
 
 
-@dataclass(frozen=True)
-class PassiveGrid:
-    """The passive node's pilots: the known REs cropped to the symbols and subcarriers that hold any
-    (a :class:`sdr_isac.channel.cim.PilotGrid`)."""
-
-    carrier_hz: float
-    subcarrier_spacing_hz: float
-    symbol_times_s: NDArray[np.float64]
-    pilots: NDArray[np.bool_]
-    rows: NDArray[np.int64]
-    cols: NDArray[np.int64]
-
-    @property
-    def num_subcarriers(self) -> int:
-        return int(self.pilots.shape[1])
-
-
-def passive_grid(frame: IsacFrame, signals: tuple[str, ...] = KNOWN) -> PassiveGrid:
-    mask = frame.known_mask(*signals) & (np.abs(frame.grid.values.sum(axis=0)) > 0)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    cols = np.arange(cols[0], cols[-1] + 1)                        # keep the subcarriers contiguous
-    times = (frame.symbol_starts + frame.cp_lengths).astype(float) / frame.sample_rate_hz
-    cfg = frame.config
-    return PassiveGrid(cfg.carrier_hz, cfg.subcarrier_spacing_hz, times[rows], mask[np.ix_(rows, cols)], rows, cols)
-
-
-def two_paths(grid: PassiveGrid, h: NDArray[np.complexfloating], noise_var: float = 1.0):
-    """Line of sight and echo (in that order of delay) by the package's estimator on the grid's pilots."""
-    df, t, m = grid.subcarrier_spacing_hz, grid.symbol_times_s, grid.pilots
-    num_rows = int(np.rint((t[-1] - t[0]) / np.min(np.diff(t)))) + 1
-    n_delay, n_dopp = _OVERSAMPLE * m.shape[1], _OVERSAMPLE * num_rows
-    delay_axis = np.arange(n_delay) / (n_delay * df)
-    dopp_axis = (np.arange(n_dopp) - n_dopp // 2) / (n_dopp * np.min(np.diff(t)))
-    limit = 1.0 / (resolvable_steps([m])[1] * df)
-
-    def peak(residual: NDArray[np.complex128]) -> tuple[float, float]:
-        power = delay_doppler_power(residual[0], t, m, _OVERSAMPLE)
-        i, j = grid_peak(power, delay_axis, dopp_axis, limit)
-        return float(delay_axis[i]), float(dopp_axis[j])
-
-    k_hz = np.arange(m.shape[1]) * df
-    fim = delay_doppler_fim(1.0, m, df, t)
-    paths = estimate_paths(np.where(m, h, 0)[None], m, k_hz, t, [noise_var], fim[None], 2, peak,
-                           (delay_axis[1], dopp_axis[1] - dopp_axis[0]))
-    return sorted(paths, key=lambda p: p.delay_s)
-
-
-def bistatic(grid: PassiveGrid, baseline_m: float, paths) -> tuple[float, float]:
-    direct, echo = paths
-    return (baseline_m + C * (echo.delay_s - direct.delay_s),
-            -C * (echo.doppler - direct.doppler) / grid.carrier_hz)
+def bistatic(grid: PassiveGrid, baseline_m: float, h: np.ndarray, noise_var: float = 1.0) -> tuple[float, float]:
+    """Range sum and rate of the later of the two paths the library finds, against the earlier one."""
+    direct, echo = passive_paths(grid, h, 2, noise_var)
+    link = bistatic_measurement(0, 1, baseline_m, direct, echo)
+    return link.range_m, link.rate_mps
 
 
 def crb_range_sum_rate(grid: PassiveGrid, snr_echo: float, snr_direct: float) -> tuple[float, float]:
@@ -126,7 +85,7 @@ def test_range_sum_and_velocity_rmse_on_the_crb(frame, signals):
         rng = np.random.default_rng(seed)
         h = bistatic_link_cim(grid, baseline, range_sum, rate, snr_echo, rng, direct_over_echo_db=direct_db,
                               clock_s=2e-8, cfo_hz=700.0)
-        s, s_rate = bistatic(grid, baseline, two_paths(grid, h))
+        s, s_rate = bistatic(grid, baseline, h)
         errors.append((s - range_sum, s_rate - rate))
     err = np.asarray(errors)
     var_s, var_rate = crb_range_sum_rate(grid, snr_echo, snr_echo * 10 ** (direct_db / 10))
@@ -142,36 +101,26 @@ def test_pdsch_dmrs_tightens_the_bound(frame):
     assert var_both[0] < var_ssb[0] and var_both[1] < var_ssb[1]
 
 
-def test_receive_only_node_senses_the_car_from_ssb_bursts_in_the_simulated_scene(cfg, frame):
-    """hw_configs/sim_ssb_passive.toml end to end: simulated radio, cell search, H on the SSB REs, two paths."""
+@pytest.mark.parametrize("signals", [KNOWN, KNOWN + ("dmrs",)], ids=["ssb", "ssb+pdsch-dmrs"])
+def test_receive_only_node_senses_the_car_from_ssb_bursts_in_the_simulated_scene(cfg, frame, signals):
+    """hw_configs/sim_ssb_passive.toml end to end through the library: simulated radio, cell search, CFO, H on the
+    known REs, two paths, the range sum and rate of the car within 3 sqrt(CRB) of the scene's truth."""
     with radio.open_radio(cfg) as rx:
         capture = rx.rx(frame.num_samples + 2048)
     truth = {p["kind"]: p for p in capture.metadata["truth"]["paths"]}
-    fc = cfg.frame
-    found = cell_search(capture.iq, fc.fft_size, int(frame.cp_lengths[2]), fc.sample_rate_hz, ssb_first_bin(fc))
-    assert found.n_cell_id == fc.ssb.n_cell_id
-    blocks = ssb_blocks(fc)
-    start = found.ssb_start - int(frame.symbol_starts[blocks.first_symbols[list(blocks.indices).index(found.i_ssb_bar)]])
-    assert abs(start - truth["los"]["delay_samples"]) < 2                 # frame timing from the PSS
-    n = np.arange(capture.iq.shape[1])
-    iq = capture.iq * np.exp(-2j * np.pi * found.cfo_hz * n / fc.sample_rate_hz)
-    # the transmission is cyclic: a window starting before the capture takes those samples one period later
-    # (they fall in the first symbol's CP, which the demodulator drops)
-    index = start - _ADVANCE + np.arange(frame.num_samples)
-    index[index < 0] += frame.num_samples
-    y = frame.ofdm.demodulate(iq[:, index])[0]
-    grid = passive_grid(frame)
-    x = frame.grid.values.sum(axis=0)[np.ix_(grid.rows, grid.cols)]
-    h = np.where(grid.pilots, y[np.ix_(grid.rows, grid.cols)] / np.where(grid.pilots, x, 1), 0)
-    paths = two_paths(grid, h)
-    s, s_rate = bistatic(grid, 60.0, paths)
+    found = passive_ssb_paths(capture, frame, signals)
+    assert found.cell.n_cell_id == cfg.frame.ssb.n_cell_id
+    assert abs(found.frame_start - truth["los"]["delay_samples"]) < 2                # frame timing from the PSS
+    assert abs(found.cfo_hz - 700.0) < 5.0                                          # the node's cfo_hz
+    (link,) = passive_ssb_measurement(capture, frame, 60.0, signals=signals)
     # captures are scaled to unit noise per sample, hence per RE: the truth's SNR per RE is the amplitude squared
-    var_s, var_rate = crb_range_sum_rate(grid, 10 ** (truth["target"]["snr_per_re_db"] / 10),
+    var_s, var_rate = crb_range_sum_rate(found.grid, 10 ** (truth["target"]["snr_per_re_db"] / 10),
                                          10 ** (truth["los"]["snr_per_re_db"] / 10))
-    # the truth is at the capture's start; the car moves on, and a constant-delay fit measures the range sum at
-    # the centroid of the pilots' times (0.9 ms here: 2.6 cm at 28 m/s, half a standard deviation)
-    centroid_s = float(np.sum(grid.pilots.sum(axis=1) * grid.symbol_times_s) / np.count_nonzero(grid.pilots))
-    expected = truth["target"]["range_sum_m"] + truth["target"]["bistatic_velocity_mps"] * centroid_s
-    assert abs(s - expected) < 3 * math.sqrt(var_s), (s, expected, math.sqrt(var_s))
-    assert abs(s_rate - truth["target"]["bistatic_velocity_mps"]) < 3 * math.sqrt(var_rate), \
-        (s_rate, truth["target"], math.sqrt(var_rate))
+    # the simulated scene holds each path's delay over a capture (sdr_isac/channel/echo.py: the delay at the
+    # window's start, the Doppler as a phase ramp), so the range sum to meet is the truth's at the capture's start
+    expected = truth["target"]["range_sum_m"]
+    assert abs(link.range_m - expected) < 3 * math.sqrt(var_s), (link.range_m, expected, math.sqrt(var_s))
+    assert abs(link.rate_mps - truth["target"]["bistatic_velocity_mps"]) < 3 * math.sqrt(var_rate), \
+        (link.rate_mps, truth["target"], math.sqrt(var_rate))
+    # the reported variances come from the estimated SNR: within a factor 2 of the truth's bound
+    assert 0.5 < link.var_range_m2 / var_s < 2.0 and 0.5 < link.var_rate_mps2 / var_rate < 2.0
