@@ -41,8 +41,13 @@ def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, dataty
     with RecordingWriter(path, sample_rate_hz=radio.sample_rate_hz, center_freq_hz=radio.center_freq_hz,
                          num_channels=radio.num_rx_channels, datatype=datatype, frame=radio.frame,
                          node=node or {"id": radio.node_id}, radio=radio_info, description=description,
-                         overwrite=overwrite) as writer:
+                         overwrite=overwrite, calibration=_calibration_of(radio)) as writer:
         for _ in range(num_frames):
             append_capture(writer, radio.rx(radio.capture_length(frame.num_samples)))
         return Path(writer.meta_path)
 
+
+def _calibration_of(radio: RadioBase) -> dict[str, Any] | None:
+    """The reference (id and file hash) of the calibration ``radio`` applies, if any (``isac:calibration``)."""
+    cal = getattr(radio, "calibration", None)
+    return dict(cal.reference) if cal is not None else None

@@ -107,6 +107,9 @@ class RecordingWriter:
         also gives ``core:hw`` (its ``hw`` entry, else ``kind`` and ``uri``).
     description : str
         ``core:description``.
+    calibration : dict or None
+        The calibration the captures were corrected with, ``{"id": ..., "sha256": ...}``
+        (:attr:`sdr_isac.radio.calibration.Calibration.reference`), stored as ``isac:calibration``.
     allow_retune : bool
         Accept captures of another centre frequency than ``center_freq_hz``:
         each capture is its own capture segment with its own
@@ -143,7 +146,8 @@ class RecordingWriter:
     def __init__(self, path: str | Path, *, sample_rate_hz: float, center_freq_hz: float, num_channels: int,
                  datatype: str = "cf32_le", frame: FrameConfig | None = None,
                  node: dict[str, Any] | None = None, radio: dict[str, Any] | None = None,
-                 description: str = "", overwrite: bool = False, allow_retune: bool = False) -> None:
+                 description: str = "", overwrite: bool = False, allow_retune: bool = False,
+                 calibration: dict[str, Any] | None = None) -> None:
         self.meta_path, self.data_path = file_names(path)
         self.sample_rate_hz = float(sample_rate_hz)
         self.center_freq_hz = float(center_freq_hz)
@@ -165,6 +169,7 @@ class RecordingWriter:
         self.frame = frame
         self._node = _json_object(node, "node")
         self._radio = _json_object(radio, "radio")
+        self._calibration = _json_object(calibration, "calibration")
         if self._node is not None and not isinstance(self._node.get("id", ""), str):
             raise InputError(f"node['id'] = {self._node['id']!r}: allowed a string; give the node id as text")
         self.description = str(description)
@@ -327,6 +332,8 @@ class RecordingWriter:
             info[ISAC + "node"] = self._node
         if self._radio is not None:
             info[ISAC + "radio"] = self._radio
+        if self._calibration is not None:
+            info[ISAC + "calibration"] = self._calibration
         return info
 
     def _metadata_text(self, dataset: str | None) -> str:

@@ -241,6 +241,8 @@ def test_calibrate_record_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         capture = recording.capture(0)
         truth_m = next(p["range_m"] for p in recording.truth(0)["paths"] if p["kind"] == "target")
     assert capture.metadata["calibration"]["sha256"] == cal.sha256
+    meta = json.loads(rec.with_suffix(".sigmf-meta").read_text())
+    assert meta["global"]["isac:calibration"] == {"id": cal.reference["id"], "sha256": cal.sha256}
     capsys.readouterr()
     assert main(["process", "--rx", str(rec.with_suffix(".sigmf-meta")), "--json"]) == 0
     detections = json.loads(capsys.readouterr().out)["captures"][0]["detections"]
