@@ -97,6 +97,13 @@ class SensingConfig:
     correct_cfo : bool
         Estimate the carrier frequency offset from the cyclic prefix and
         remove it before demodulation (bistatic / passive receivers).
+    backend : str
+        Array backend of the batch path (:mod:`sdr_isac.sensing.batch`: map, CFAR and peak search of
+        a batch of frames): ``cpu`` (numpy / scipy) or ``cupy`` (a CUDA GPU; needs the ``gpu`` extra).
+        Chosen once per configuration; :func:`sdr_isac.sensing.process` runs on the CPU either way.
+    fft_workers : int
+        Threads of each CPU FFT, 0 ... 256; 0 uses every core.  Set 1 where several processes share
+        the cores (process-pool or Dask workers), so that they do not over-subscribe them.
     """
 
     signals: tuple[str, ...] = ()
@@ -119,6 +126,8 @@ class SensingConfig:
     remove_static: bool = False
     sync: str = "capture"
     correct_cfo: bool = False
+    backend: str = "cpu"
+    fft_workers: int = _num(0, 0, 256, "threads")
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -138,3 +147,4 @@ class SensingConfig:
             _fail("max_range_m", self.max_range_m, f"0 (no limit) or > min_range_m = {self.min_range_m} m",
                   "raise max_range_m or set it to 0")
         _check_choice("sync", self.sync, ("capture", "correlate"))
+        _check_choice("backend", self.backend, ("cpu", "cupy"))

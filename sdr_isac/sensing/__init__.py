@@ -12,6 +12,9 @@ The entry point is :func:`process`; the typical program::
         capture = r.rx(frame.num_samples)
     result = sensing.process(capture, frame, cfg.sensing)
     print(result.detections)          # range_m, velocity_mps, angle_rad, snr_db
+
+Many frames at once (maps, CA-CFAR and peak search, on the CPU or with ``sensing.backend = "cupy"`` on a
+GPU): :func:`sdr_isac.sensing.batch.sense_batch`; the array namespace is :mod:`sdr_isac.sensing.backend`.
 """
 
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_symbols

@@ -159,15 +159,20 @@ def refine(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float
     delay_rates = [lk.delay_rate for lk in looks]
     doppler_rates = [lk.doppler_rate for lk in looks]
     tau, x = float(start[0]), float(start[1])
+    # whether the stacked rates are uniform depends on the looks only: decided once, not in every alternation
+    uniform_tau: bool | None = None
+    uniform_x: bool | None = None
     for _ in range(_ALTERNATIONS):
         g, rate = _stack([w * (np.exp(lk.doppler_rate * (1j * x)) @ lk.data) for w, lk in zip(roots, looks,
                                                                                                strict=True)],
                          delay_rates)
-        tau_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), g, tau, s_tau, rate, uniform=_uniform(rate))
+        uniform_tau = _uniform(rate) if uniform_tau is None else uniform_tau
+        tau_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), g, tau, s_tau, rate, uniform=uniform_tau)
         q, rate = _stack([w * (lk.data @ np.exp(lk.delay_rate * (1j * tau_new))) for w, lk in zip(roots, looks,
                                                                                                   strict=True)],
                          doppler_rates)
-        x_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), q, x, s_x, rate, uniform=_uniform(rate))
+        uniform_x = _uniform(rate) if uniform_x is None else uniform_x
+        x_new = maximise_1d(lambda v, r=rate: np.exp(r * (1j * v)), q, x, s_x, rate, uniform=uniform_x)
         settled = abs(tau_new - tau) <= _SETTLED * s_tau and abs(x_new - x) <= _SETTLED * s_x
         tau, x = tau_new, x_new
         if settled:

@@ -32,7 +32,7 @@ from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
 
-__all__ = ["SensingResult", "process", "cfar_detector"]
+__all__ = ["SensingResult", "process", "cfar_detector", "search_rows"]
 
 _CLEAN_PASSES = 3
 
@@ -200,12 +200,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     # (plus a bin for the refinement: a peak in the margin would be refined, subtracted from H and then
     # dropped; with comb pilots it is the range replica of a reportable echo); the whole map stays (its
     # median gives the noise level, and displays show it).
-    half = 0.5 if cfg.geometry == "monostatic" else 1.0
-    unambiguous = half * SPEED_OF_LIGHT_MPS / fcfg.subcarrier_spacing_hz
-    upper = cfg.max_range_m or unambiguous / 2
-    n_range = sp_fft.next_fast_len(fcfg.num_subcarriers * cfg.range_oversampling)
-    reportable = min(int(np.ceil(upper / unambiguous * n_range)) + 2, n_range)
-    rows = min(reportable + cfg.guard_cells[0] + cfg.training_cells[0], n_range)
+    upper, reportable, rows = search_rows(cfg, fcfg)
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd.power, rd.noise_gain, csi.h.shape[0])
@@ -243,6 +238,27 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
                    "used_res": csi.num_used, "timings": timings,
                    "snr_map_peak_db": _peak_db(rd.power, noise * rd.noise_gain * csi.h.shape[0])}
     return SensingResult(rd, detections, csi, found_offset, diagnostics)
+
+
+def search_rows(config: SensingConfig, frame: FrameConfig) -> tuple[float, int, int]:
+    """Where the pipeline looks on the range axis of a map of ``frame`` (see :func:`process`).
+
+    Returns
+    -------
+    upper_m : float
+        Farthest reportable range (or range sum), m: ``sensing.max_range_m``, or half the unambiguous range.
+    reportable : int
+        Range bins in which peaks are taken (up to ``upper_m``, plus two for the refinement).
+    rows : int
+        Range bins the CFAR runs on (``reportable`` plus one window of training and guard cells).
+    """
+    half = 0.5 if config.geometry == "monostatic" else 1.0
+    unambiguous = half * SPEED_OF_LIGHT_MPS / frame.subcarrier_spacing_hz
+    upper = config.max_range_m or unambiguous / 2
+    n_range = sp_fft.next_fast_len(frame.num_subcarriers * config.range_oversampling)
+    reportable = min(int(np.ceil(upper / unambiguous * n_range)) + 2, n_range)
+    rows = min(reportable + config.guard_cells[0] + config.training_cells[0], n_range)
+    return upper, reportable, rows
 
 
 def _remove_static(csi: ChannelEstimate) -> ChannelEstimate:

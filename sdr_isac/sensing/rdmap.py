@@ -32,9 +32,10 @@ from numpy.typing import NDArray
 
 from sdr_isac.config import SensingConfig
 from sdr_isac.errors import SensingError
+from sdr_isac.sensing.backend import fft_workers
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of"]
+__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of", "map_weights"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
@@ -113,6 +114,7 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
     weights, coherent_gain, noise_gain = _weights(mask, config, n_doppler)
+    workers = fft_workers(config.fft_workers)                           # sensing.fft_workers (0: every core)
     # the transforms run in place in the returned array, laid out (C, R, D): the Doppler transform
     # first, along the contiguous last axis of the first K rows, then the range transform down the
     # columns, which fills the zero-padded rows; no intermediate array, no transposing copy
@@ -121,10 +123,10 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     np.multiply(h.transpose(0, 2, 1), weights, out=slow[:, :, :s])
     slow[:, :, s:] = 0
     # Doppler: forward transform over symbols of e^{+j 2 pi f_D t_l} peaks at bin f_D D T_O
-    _in_place(sp_fft.fft(slow, axis=2, workers=-1, overwrite_x=True), slow)
+    _in_place(sp_fft.fft(slow, axis=2, workers=workers, overwrite_x=True), slow)
     cells[:, k:, :] = 0
     # range: inverse transform over subcarriers (delay e^{-j 2 pi k df tau} -> bin tau K df), unnormalised
-    _in_place(sp_fft.ifft(cells, axis=1, workers=-1, norm="forward", overwrite_x=True), cells)
+    _in_place(sp_fft.ifft(cells, axis=1, workers=workers, norm="forward", overwrite_x=True), cells)
     if max_rows is not None and max_rows < n_range:
         cells = np.ascontiguousarray(cells[:, :max_rows])
     rows = cells.shape[1]
@@ -184,6 +186,17 @@ def _weights(mask: NDArray[np.bool_], config: SensingConfig,
             while len(_WEIGHTS) > 8:
                 _WEIGHTS.popitem(last=False)
     return weights, coherent_gain, noise_gain
+
+
+def map_weights(mask: NDArray[np.bool_], config: SensingConfig,
+                n_doppler: int) -> tuple[NDArray[np.generic], float, float]:
+    """The taper of :func:`range_doppler_map` on ``mask`` (S, K), laid out (K, S), with its coherent and noise gains.
+
+    Float32 (complex64 for an odd Doppler length): the fftshift of the Doppler axis is folded in.  Cached
+    and read-only for a frame's read-only mask; the batch path (:mod:`sdr_isac.sensing.batch`) uses it so
+    that its maps are this module's.
+    """
+    return _weights(mask, config, n_doppler)
 
 
 def power_of(cells: NDArray[np.complex64]) -> NDArray[np.float32]:
