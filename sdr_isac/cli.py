@@ -8,21 +8,26 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sdr_isac import __version__, config
+from sdr_isac.capture import Capture
 from sdr_isac.channel import noise_var_for_snr
 from sdr_isac.channel.awgn import TAP_DELAYS_SAMPLES, multipath_link
-from sdr_isac.errors import SdrIsacError
+from sdr_isac.errors import InputError, SdrIsacError
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.receiver import CommReceiver
+
+if TYPE_CHECKING:
+    from sdr_isac.recording import Recording
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +52,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from sdr_isac.experiments.demo import table
     from sdr_isac.stream.demo import run_stream_demo
 
+    if args.scene == "urban":
+        return _urban_demo(args)
     with resources.as_file(resources.files("sdr_isac").joinpath("demo.toml")) as builtin_path:
         path = Path(args.config) if args.config else builtin_path
         cfg = config.load(path)
@@ -72,6 +79,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               "range_doppler.png")
         _display_snapshot(Path(args.out), next(iter(result["nodes"]), None), path)
     _link_check(frame, args.snr_db, args.seed)
+    return 0
+
+
+def _urban_demo(args: argparse.Namespace) -> int:
+    """``sdr-isac demo --scene urban``: nodes -> one MECS host per operator -> the core host, as processes."""
+    from sdr_isac.experiments.demo import urban_table
+    from sdr_isac.stream.demo import run_urban_demo
+
+    if args.config:
+        raise config.ConfigError(f"--config {args.config} with --scene urban: the urban demo runs the built-in "
+                                 "urban scene; leave --config out", key="config")
+    out = args.out if args.out != "out/demo" else "out/demo_urban"
+    frames = args.frames if args.frames != 5 else 3
+    print(f"# sdr-isac demo --scene urban: {frames} frame(s) per node of the built-in urban scene; each node, "
+          "each operator's MECS host and the core host a process, over ZeroMQ on 127.0.0.1")
+    result = run_urban_demo(out, frames, timeout_s=args.timeout)
+    print(urban_table(result))
+    print(f"wrote {out}/<mecs id>/ (stream_stats.json, fused.json, tracks.json, twin.sqlite) and {out}/core/ "
+          "(core_stats.json, tracks.json)")
     return 0
 
 
@@ -107,6 +133,7 @@ def _display_snapshot(out: Path, node_id: str | None, config_path: Path) -> None
         return
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     fused = ["--estimates", str(out / "fused.json")] if (out / "fused.json").exists() else []
+    fused += ["--tracks", str(out / "tracks.json")] if (out / "tracks.json").exists() else []
     done = subprocess.run([sys.executable, "-m", "sdr_isac", "display", "--replay", str(recording), "--config",
                            str(config_path), *fused, "--snapshot", str(out / "display.png")],
                           capture_output=True, text=True, env=env, timeout=120)
@@ -134,43 +161,277 @@ def _link_check(frame: IsacFrame, snr_db: float, seed: int) -> None:
               f"{result.noise_var:14.3g}")
 
 
+# ---- sdr-isac process ------------------------------------------------------------------------------------
+_FRAME_EXAMPLE = """\
+    [frame]                  # the transmitted OFDM frame (a complete example: hw_configs/foreign_ofdm.toml)
+    subcarriers = 100        # occupied subcarriers (even), centred on DC
+    spacing_hz = 250e3       # subcarrier spacing, Hz (sample rate = fft_size * spacing_hz)
+    fft_size = 128           # FFT points
+    cp_samples = 16          # cyclic prefix, samples (one value, or one per symbol)
+    num_symbols = 40         # OFDM symbols per frame
+    carrier_hz = 5.8e9       # centre frequency, Hz"""
+
+
+def _process_config(path: str | None) -> tuple[config.Config | None, dict[str, Any]]:
+    """The validated configuration and its ``[frame]`` table as written ({} when the file has none)."""
+    if not path:
+        return None, {}
+    import tomllib
+
+    cfg = config.load(path)                                  # validated: the raw read below cannot fail
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh).get("frame", {})
+    return cfg, raw if isinstance(raw, dict) else {}
+
+
+def _cp_fit(iq: np.ndarray, fft_size: int, cps: np.ndarray) -> float:
+    """Correlation coefficient 0 ... 1 of every cyclic prefix with the tail of its symbol (1: the layout fits).
+
+    ``iq`` shape (n,) complex; the layout (FFT size, CP per symbol) starts at sample 0.  NaN when the layout
+    has no CP or does not fit in ``iq``.
+    """
+    starts = np.concatenate(([0], np.cumsum(fft_size + cps)[:-1]))
+    if cps.sum() == 0 or starts[-1] + fft_size + cps[-1] > iq.size:
+        return float("nan")
+    head = np.concatenate([iq[s:s + c] for s, c in zip(starts, cps)])
+    tail = np.concatenate([iq[s + fft_size:s + fft_size + c] for s, c in zip(starts, cps)])
+    power = float(np.sqrt(np.vdot(head, head).real * np.vdot(tail, tail).real))
+    return abs(complex(np.vdot(tail, head))) / power if power > 0.0 else float("nan")
+
+
+def _length_problem(frame: IsacFrame, n: int, what: str, iq: np.ndarray) -> str:
+    """Why ``n`` samples are not a whole number of ``frame``s, and which of CP, symbols or FFT size would fit."""
+    cfg, cps = frame.config, frame.cp_lengths
+    n_fft, m, length = cfg.fft_size, frame.num_symbols, frame.num_samples
+    cp_text = f"CP {cps[0]}" if np.all(cps == cps[0]) else f"CP {cps.min()} ... {cps.max()}"
+    text = (f"{what} holds {n} samples, not a whole number of frames of {length} samples ({m} symbols x "
+            f"(FFT {n_fft} + {cp_text}))")
+    if not np.all(cps == cps[0]):
+        return text + ": check the [frame] against the transmitter's settings (numerology, num_rb, num_slots)"
+    cp = int(cps[0])
+    k = max(1, round(n / length))                              # the frame count that explains n best
+    per = n // k
+    options: list[tuple[str, str, int, np.ndarray]] = []      # (what is off, the fix, FFT, CPs) of each fit
+    if n % k == 0:
+        if per % m == 0 and 0 <= per // m - n_fft < n_fft and per // m - n_fft != cp:
+            options.append(("the CP", f"cp_samples = {per // m - n_fft}", n_fft, np.full(m, per // m - n_fft)))
+        if per % (n_fft + cp) == 0 and per // (n_fft + cp) != m:
+            options.append(("the symbol count", f"num_symbols = {per // (n_fft + cp)}", n_fft,
+                            np.full(per // (n_fft + cp), cp)))
+        if per % m == 0 and cfg.num_subcarriers <= per // m - cp != n_fft and per // m - cp > cp:
+            fft = per // m - cp
+            options.append(("the FFT size", f"fft_size = {fft} (with spacing_hz = "
+                            f"{frame.sample_rate_hz / fft:g} Hz to keep the sample rate)", fft, np.full(m, cp)))
+    samples = iq.ravel()[:per] if iq.size else iq.ravel()
+    own = _cp_fit(samples, n_fft, cps)
+    scored = [(off, fix, _cp_fit(samples, fft, c)) for off, fix, fft, c in options]
+    fits = [(off, fix, rho) for off, fix, rho in scored if rho >= 0.9]
+    if not options:
+        return text + (f"; no single change of cp_samples, num_symbols or fft_size makes {k} frame(s) of it: "
+                       "check the [frame] against the transmitter's settings")
+    listed = "; ".join(f"{off}: {fix} makes {k} frame(s)" + ("" if np.isnan(rho) else
+                       f" (cyclic-prefix correlation {rho:.2f})") for off, fix, rho in scored)
+    own_text = "" if np.isnan(own) else f" (the [frame]'s layout: cyclic-prefix correlation {own:.2f})"
+    if len(fits) == 1:
+        return text + f"{own_text}: {fits[0][0]} is off: set {fits[0][1]} [{listed}]"
+    return text + f"{own_text}: one of CP, symbols or FFT size is off; candidates: {listed}"
+
+
+def _frame_units(rec: Recording, built: IsacFrame, what: str, drop_tail: bool) -> list[tuple[int, int]]:
+    """``(capture, sample offset in it)`` of every frame: one per capture of an sdr_isac recording; else one per
+    annotation exactly one frame long (frames with gaps between them, marked by the other tool); else the
+    captures cut into whole frames (a remainder is refused, or dropped with ``drop_tail``)."""
+    if rec.is_isac:
+        return [(i, -1) for i in range(rec.num_captures)]          # -1: the capture as recorded (frame_offset)
+    length, units = built.num_samples, []
+    marked = sorted(a["core:sample_start"] for a in rec.annotations if a.get("core:sample_count") == length)
+    if marked:
+        spans = [rec.capture_span(i) for i in range(rec.num_captures)]
+        for start in marked:
+            inside = [i for i, (first, count) in enumerate(spans) if first <= start and start + length <= first + count]
+            if not inside:
+                raise InputError(f"{what}: the annotation at core:sample_start = {start} (core:sample_count = "
+                                 f"{length}, one frame) is not inside one capture segment: allowed frames inside "
+                                 "the data and one segment; fix the annotation")
+            units.append((inside[0], start - spans[inside[0]][0]))
+        return units
+    for i in range(rec.num_captures):
+        start, count = rec.capture_span(i)
+        whole, rest = divmod(count, length)
+        if rest and not (drop_tail and whole):
+            where = f"{what} capture {i}" if rec.num_captures > 1 else what
+            raise InputError(_length_problem(built, count, where, rec.read(start, min(count, 4 * length))[0]) +
+                             ("" if whole == 0 or what.startswith("TX") else
+                              f"; if the capture merely ends in a partial frame, pass --drop-tail to sense the "
+                              f"{whole} whole frame(s)"))
+        units += [(i, j * length) for j in range(whole)]
+    return units
+
+
+def _unit_capture(rec: Recording, unit: tuple[int, int], built: IsacFrame, carrier_hz: float | None) -> Capture:
+    """The capture of one frame unit, its carrier replaced when ``carrier_hz`` is given.
+
+    ``unit`` is ``(capture, offset)``: offset -1 is the recorded capture (with its ``frame_offset``), else only
+    the frame's samples from that offset are read (a foreign capture of many frames is never read whole).
+    """
+    if unit[1] < 0:
+        capture = rec.capture(unit[0])
+    else:
+        info = rec.capture_info(unit[0])
+        capture = Capture(rec.read(info["sample_start"] + unit[1], built.num_samples), rec.sample_rate_hz,
+                          info["center_freq_hz"], t0_s=info["t0_s"] + unit[1] / rec.sample_rate_hz,
+                          node_id=info["node_id"], seq=info["seq"], frame=rec.frame)
+    return capture if carrier_hz is None else dataclasses.replace(capture, center_freq_hz=carrier_hz)
+
+
+def _process_frame(args: argparse.Namespace, cfg: config.Config | None, raw: dict[str, Any],
+                   rx_frame: config.FrameConfig | None, rx_source: str) -> tuple[config.FrameConfig, str]:
+    """The waveform to sense with and where it came from: RX's own description, [frame] of --config, TX's."""
+    from sdr_isac.recording import Recording
+    from sdr_isac.recording.reader import waveform_description
+
+    if rx_frame is not None:
+        if raw and cfg is not None and cfg.frame != rx_frame:
+            print(f"note: the waveform is RX's {rx_source} description; the [frame] of {args.config} differs and "
+                  "is not used", file=sys.stderr)
+        return rx_frame, f"RX's {rx_source} description"
+    if raw and cfg is not None:
+        return cfg.frame, f"[frame] of {args.config}"
+    if args.tx:
+        with Recording.open(args.tx) as tx_rec:
+            tx_frame, tx_source = waveform_description(tx_rec)
+        if tx_frame is not None:
+            return tx_frame, f"TX's {tx_source} description"
+    given = f"{args.config} has no [frame] section" if args.config else "no --config was given"
+    raise InputError(f"{args.rx}: the recording carries no waveform description (no isac:frame, no ofdm: keys) "
+                     f"and {given}: pass --config FILE with a [frame] section that describes the transmitted OFDM "
+                     f"frame, for example\n{_FRAME_EXAMPLE}\n(for a 3GPP NR frame give numerology, num_rb and "
+                     "num_slots instead; sdr-isac waveform --config FILE prints the frame it describes)")
+
+
+def _process_carrier(args: argparse.Namespace, raw: dict[str, Any], frame: config.FrameConfig, source: str,
+                     rx: Recording) -> float | None:
+    """The carrier to sense with where it must replace the recording's ``core:frequency`` (None: keep that).
+
+    ``raw`` is the ``[frame]`` table as written when the frame comes from ``--config`` ({} otherwise: then the
+    frame's carrier is the recording's own description).
+    """
+    recorded = sorted({f for f in rx.frequencies_hz if f > 0.0})
+    from_config = source.startswith("[frame]")
+    given = float(frame.carrier_hz) if ("carrier_hz" in raw or not from_config) else None
+    where = f"the [frame] of {args.config}" if from_config else source
+    if args.carrier_from == "config":
+        if given is None:
+            raise InputError(f"--carrier-from config, but {where} has no carrier_hz: allowed with a carrier_hz "
+                             "in the [frame]; add it")
+        return given
+    if args.carrier_from == "recording":
+        if not recorded:
+            raise InputError(f"--carrier-from recording, but {args.rx} has no core:frequency: allowed with a "
+                             "recorded frequency; give carrier_hz in the [frame] and --carrier-from config")
+        return None
+    if given is None:
+        if not recorded:
+            raise InputError(f"{args.rx} has no core:frequency and {where} no carrier_hz: the carrier (which "
+                             "scales Doppler to velocity) is unknown; add carrier_hz to the [frame]")
+        return None
+    differs = [f for f in recorded if abs(f - given) > 1e-9 * given]
+    if differs:
+        raise InputError(f"carrier_hz = {given:g} Hz in {where}, but {args.rx} has core:frequency = "
+                         f"{differs[0]:g} Hz: allowed one carrier (it scales Doppler to velocity); pass "
+                         "--carrier-from config to use carrier_hz, --carrier-from recording to use core:frequency, "
+                         "or fix the one that is wrong")
+    return None if recorded else given
+
+
+def _check_rate(rec: Recording, built: IsacFrame, what: str, source: str) -> None:
+    """Refuse a recording whose ``core:sample_rate`` is not the frame's FFT size x subcarrier spacing."""
+    cfg, rate = built.config, rec.sample_rate_hz
+    if abs(rate - built.sample_rate_hz) > 1e-6 * built.sample_rate_hz:
+        raise InputError(f"{what}: core:sample_rate = {rate:g} Hz, but the frame's sample rate (fft_size "
+                         f"{cfg.fft_size} x {cfg.subcarrier_spacing_hz:g} Hz, {source}) is {built.sample_rate_hz:g} "
+                         f"Hz: allowed equal rates; set spacing_hz = {rate / cfg.fft_size:g} Hz, or the "
+                         "transmitter's fft_size")
+
+
 def _cmd_process(args: argparse.Namespace) -> int:
     import json
 
     from sdr_isac import sensing
     from sdr_isac.recording import Recording
+    from sdr_isac.recording.reader import waveform_description
 
-    cfg = config.load(args.config) if args.config else None
-    frame = cfg.frame if cfg is not None else None
+    cfg, raw = _process_config(args.config)
     sensing_cfg = cfg.sensing if cfg is not None else config.SensingConfig()
-    tx = None
-    if args.tx:
-        with Recording.open(args.tx, frame) as tx_rec:
-            tx = tx_rec.capture(0)
-            frame = frame or tx_rec.frame
+    if args.tx and args.reference == "frame":
+        raise InputError("--reference frame and --tx: allowed one reference; drop --tx to use the frame's own "
+                         "symbols, or drop --reference frame to use the TX recording")
+    if args.reference == "tx" and not args.tx:
+        raise InputError("--reference tx without --tx: allowed with a TX recording; pass --tx TX.sigmf-meta")
+    with Recording.open(args.rx) as probe:
+        rx_frame, rx_source = waveform_description(probe)
+    frame, source = _process_frame(args, cfg, raw, rx_frame, rx_source)
+    if not args.tx and rx_source != "isac:frame" and args.reference != "frame":
+        raise InputError(f"{args.rx}: no reference for a recording of another tool (its waveform comes from "
+                         f"{source}, which gives the layout, not the payload): pass --tx TX.sigmf-meta, the "
+                         "recording of what was transmitted; or, only if the transmitter sent exactly the frame "
+                         "sdr_isac builds from this description (its reference signals and the data of "
+                         f"data.seed = {frame.data.seed}), pass --reference frame. Without either, the frame's "
+                         "own seeded payload would be the reference and the map would show false targets")
+    built = IsacFrame(frame)
     results: list[dict[str, Any]] = []
-    with Recording.open(args.rx) as probe:              # a recorded isac:frame wins over --config's [frame]
-        if probe.frame is not None:
-            frame = probe.frame
-    with Recording.open(args.rx, frame) as rec:
-        indices = range(rec.num_captures) if args.capture is None else [args.capture]
-        for i in indices:
-            capture = rec.capture(i)
-            result = sensing.process(capture, frame or rec.frame, sensing_cfg, tx=tx)
-            results.append({"capture": i, "seq": capture.seq, "t0_s": capture.t0_s,
+    with contextlib.ExitStack() as stack:
+        rec = stack.enter_context(Recording.open(args.rx, frame))
+        _check_rate(rec, built, f"RX {args.rx}", source)
+        carrier = _process_carrier(args, raw if source.startswith("[frame]") else {}, frame, source, rec)
+        tx_rec, tx_units = None, []
+        if args.tx:                             # what was sent is exact: checked first, never cut short
+            tx_rec = stack.enter_context(Recording.open(args.tx, frame))
+            _check_rate(tx_rec, built, f"TX {args.tx}", source)
+            tx_units = _frame_units(tx_rec, built, f"TX {args.tx}", False)
+        units = _frame_units(rec, built, f"RX {args.rx}", args.drop_tail)
+        if tx_rec is not None:
+            if len(tx_units) not in (1, len(units)):
+                raise InputError(f"TX {args.tx} holds {len(tx_units)} frames, RX {args.rx} {len(units)}: allowed "
+                                 "as many TX frames as RX frames (the i-th RX frame is sensed against the i-th TX "
+                                 "frame) or one (a cyclic transmission); record both for the same time")
+            first = _unit_capture(tx_rec, tx_units[0], built, None)
+            fit = _cp_fit(first.iq[0, first.frame_offset:], frame.fft_size, built.cp_lengths)
+            if fit < 0.5:
+                raise InputError(f"TX {args.tx}: its cyclic prefixes do not match the frame ({source}): "
+                                 f"correlation of CP and symbol tail {fit:.2f}, allowed >= 0.5; check cp_samples, "
+                                 "fft_size and num_symbols against the transmitter")
+        if args.capture is not None:
+            rec.capture_info(args.capture)                  # an index out of range: the reader's InputError
+        only = None if args.capture is None else args.capture % max(rec.num_captures, 1)
+        for k, unit in enumerate(units):
+            if only is not None and unit[0] != only:
+                continue
+            capture = _unit_capture(rec, unit, built, carrier)
+            tx = None
+            if tx_rec is not None:
+                tx = first if len(tx_units) == 1 else _unit_capture(tx_rec, tx_units[k], built, None)
+            result = sensing.process(capture, built, sensing_cfg, tx=tx)
+            results.append({"capture": unit[0], "frame": k, "seq": capture.seq, "t0_s": capture.t0_s,
                             "detections": [d.to_dict() for d in result.detections],
                             "noise_var": result.diagnostics.get("noise_var")})
+    reference = ("TX recording" + (" (its one frame for every RX frame: a cyclic transmission)"
+                                   if len(tx_units) == 1 and len(units) > 1 else ", frame i for RX frame i")
+                 if tx_units else f"the frame's own symbols ({source})")
     if args.json:
-        print(json.dumps({"rx": str(args.rx), "captures": results}, indent=2))
+        print(json.dumps({"rx": str(args.rx), "waveform": source, "reference": reference,
+                          "frames_sensed": len(results), "captures": results}, indent=2))
         return 0
-    print(f"{'capture':>7} {'range m':>9} {'velocity m/s':>12} {'Doppler Hz':>11} {'SNR/RE dB':>9} {'angle deg':>9}")
+    print(f"{'capture':>7} {'frame':>5} {'range m':>9} {'velocity m/s':>12} {'Doppler Hz':>11} {'SNR/RE dB':>9} "
+          f"{'angle deg':>9}")
     for r in results:
         if not r["detections"]:
-            print(f"{r['capture']:7d} {'(none)':>9}")
+            print(f"{r['capture']:7d} {r['frame']:5d} {'(none)':>9}")
         for d in r["detections"]:
             angle = f"{np.degrees(d['angle_rad']):9.2f}" if d["angle_rad"] is not None else f"{'-':>9}"
-            print(f"{r['capture']:7d} {d['range_m']:9.3f} {d['velocity_mps']:12.3f} {d['doppler_hz']:11.1f} "
-                  f"{d['snr_db']:9.1f} {angle}")
+            print(f"{r['capture']:7d} {r['frame']:5d} {d['range_m']:9.3f} {d['velocity_mps']:12.3f} "
+                  f"{d['doppler_hz']:11.1f} {d['snr_db']:9.1f} {angle}")
+    print(f"sensed {len(results)} frame(s) of {args.rx}; waveform: {source}; reference: {reference}")
     return 0
 
 
@@ -240,7 +501,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     expected = set(args.nodes.split(",")) if args.nodes else set()
     deadline = time.monotonic() + args.timeout if args.timeout else None
-    host = FusionHost(cfg, record_dir=args.record).start()
+    host = FusionHost(cfg, record_dir=args.record, out_dir=args.out).start()
     print(f"host: receiving on {cfg.stream.host_endpoint}, publishing on {cfg.stream.publish_endpoint}", flush=True)
     try:
         while not stop.wait(0.1):
@@ -333,17 +594,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=5, metavar="N", help="frames per node (default 5)")
     p.add_argument("--snr-db", type=float, default=20.0, help="SNR per RE of the communication link (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the link's channel and noise (default 0)")
+    p.add_argument("--scene", choices=("demo", "urban"), default="demo",
+                   help="demo: the two-BS demo scene (default); urban: the built-in urban street grid, its nodes "
+                        "streaming to one MECS host per operator and those to a core host, all processes "
+                        "(--out default out/demo_urban, --frames default 3)")
+    p.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                   help="with --scene urban: the whole run's limit, s (default 180)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("process", help="sense a SigMF recording and print its detections",
-                       description="Run the sensing pipeline on every capture of RX (or one) and print range, "
-                                   "velocity, Doppler, SNR and angle of each detection. The waveform comes from the "
-                                   "recording's isac:frame, or from --config for foreign recordings; --tx gives a "
-                                   "recorded transmit capture as the reference.")
+                       description="Run the sensing pipeline on every frame of RX (or of one capture) and print "
+                                   "range, velocity, Doppler, SNR and angle of each detection, and how many frames "
+                                   "were sensed. The waveform comes from the recording (isac:frame, or ofdm: keys), "
+                                   "else from the [frame] of --config (hw_configs/foreign_ofdm.toml shows a non-NR "
+                                   "frame). A foreign recording is cut into frames of the frame's length (or taken "
+                                   "from its annotations one frame long); --tx gives "
+                                   "the recording of what was sent, and the i-th RX frame is sensed against its i-th "
+                                   "frame (or its only frame, a cyclic transmission). Without --tx a foreign "
+                                   "recording needs --reference frame.")
     p.add_argument("--rx", metavar="RX.sigmf-meta", required=True, help="the received recording")
     p.add_argument("--tx", metavar="TX.sigmf-meta", help="a recorded transmit capture to use as the reference")
     p.add_argument("--config", metavar="FILE", help="TOML with [frame] (for foreign recordings) and [sensing]")
     p.add_argument("--capture", type=int, metavar="I", help="process only capture I")
+    p.add_argument("--reference", choices=("tx", "frame"),
+                   help="the reference symbols: tx (the --tx recording, the default with --tx) or frame (the "
+                        "frame sdr_isac builds from the waveform description, payload from data.seed: only right "
+                        "when the transmitter sent exactly that frame; needed for a foreign recording without --tx)")
+    p.add_argument("--carrier-from", choices=("config", "recording"),
+                   help="which carrier wins when carrier_hz of the [frame] and the recording's core:frequency "
+                        "differ (default: refuse)")
+    p.add_argument("--drop-tail", action="store_true",
+                   help="foreign RX: sense the whole frames of a capture that ends in a partial frame")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_process)
 
@@ -370,11 +651,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
     p.set_defaults(func=_cmd_host)
 
+    from sdr_isac.radio.calibrate_cli import add_parser as add_calibrate_parser
     from sdr_isac.stream.core import add_parser as add_core_parser
     from sdr_isac.twin.cli import add_parser as add_twin_parser
 
     add_core_parser(sub)
     add_twin_parser(sub)
+    add_calibrate_parser(sub)
 
     from sdr_isac.display.app import add_arguments as display_arguments  # importing it loads no Qt
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sdr_isac.config.base import _check_choice, _check_endpoint, _check_fields, _fail, _num
+from sdr_isac.config.core import _check_host_id
 
 __all__ = ["StreamConfig", "HostConfig"]
 
@@ -124,16 +125,22 @@ class HostConfig:
     max_in_flight : int
         Captures being sensed at once before the host waits for the oldest, 1 ... 4096
         (0: twice the workers).
+    node_id : str
+        The id a (MECS) host publishes its fused estimates and tracks under (``estimates/<node_id>``,
+        ``tracks/<node_id>``): a core host lists it in ``core.mecs_ids``.  1 ... 64 characters from
+        ``A-Z a-z 0-9 _ . -`` (default ``host``).
     """
 
     executor: str = "thread"
     workers: int = _num(0, 1, 1024, "processes", or_zero=True)
     scheduler: str = ""
     max_in_flight: int = _num(0, 1, 4096, "captures", or_zero=True)
+    node_id: str = "host"
 
     def __post_init__(self) -> None:
         _check_fields(self)
         _check_choice("executor", self.executor, ("thread", "process", "dask"))
+        _check_host_id("host.node_id", self.node_id)
         if self.scheduler:
             if self.executor != "dask":
                 _fail("scheduler", self.scheduler, "a scheduler only with executor = \"dask\"",

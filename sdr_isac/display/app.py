@@ -2,7 +2,8 @@
 
 ``python -m sdr_isac.display.app --replay REC [--config FILE] [--snapshot OUT.png]`` replays a recording, sensed
 with the ``[sensing]`` of FILE (default settings without one) exactly as ``sdr-isac process --config FILE`` senses
-it, and shows FILE's scene nodes and, with ``--estimates FUSED.json``, a host's fused estimates;
+it, and shows FILE's scene nodes and, with ``--estimates FUSED.json``, a host's fused estimates and, with
+``--tracks TRACKS.json``, its tracks (ids, history tails, handovers); a ``.sigmf-collection`` takes ``--node ID``;
 ``python -m sdr_isac.display.app --host tcp://127.0.0.1:5556 [--snapshot OUT.png --timeout S]`` shows what a
 fusion host publishes (its ``stream.publish_endpoint``).  With ``--snapshot`` the first frame (sensed from
 the first capture, or the first map the host publishes, waiting at most ``--timeout`` seconds) is drawn
@@ -16,16 +17,18 @@ import dataclasses
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdr_isac import config
 from sdr_isac.config import SensingConfig
-from sdr_isac.errors import SdrIsacError
+from sdr_isac.errors import SdrIsacError, WireFormatError
 
 if TYPE_CHECKING:
     from sdr_isac.display.sources import HostSource, NodePlace, ReplaySource
+    from sdr_isac.stream import wire
 
 __all__ = ["add_arguments", "build_parser", "fused_estimates", "main", "run", "sensing_settings"]
 
@@ -46,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimates", type=Path, metavar="FUSED.json",
                         help="with --replay: a host's fused.json (sdr-isac demo, sdr-isac host --out): draw the "
                              "fused estimates of the set that holds the replayed frame")
+    parser.add_argument("--tracks", type=Path, metavar="TRACKS.json",
+                        help="with --replay: a host's (or the core's) tracks.json: draw its tracks with ids, "
+                             "history tails and handovers (a live host publishes its own tracks/)")
+    parser.add_argument("--node", metavar="ID",
+                        help="with --replay of a .sigmf-collection: the node whose recording to replay "
+                             "(needed when the collection has several members)")
     parser.add_argument("--snapshot", type=Path, metavar="OUT.png",
                         help="draw the first frame offscreen, save it as PNG and exit")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
@@ -138,7 +147,23 @@ def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | Host
     if args.host is not None:
         stream = config.load(args.config).stream if getattr(args, "config", None) is not None else None
         return HostSource(args.host, cfg, stream=stream)
-    return ReplaySource(args.replay, cfg, args.interval, places=_scene_places(args))
+    from sdr_isac.recording import resolve_member
+
+    return ReplaySource(resolve_member(args.replay, getattr(args, "node", None)), cfg, args.interval,
+                        places=_scene_places(args))
+
+
+def _file_tracks(args: argparse.Namespace) -> wire.TrackSet | None:
+    """The tracks of ``--tracks`` (a tracks.json, decoded by the wire's own decoder), or None."""
+    from sdr_isac.display.tracks import load_tracks
+
+    path = getattr(args, "tracks", None)
+    if path is None:
+        return None
+    try:
+        return load_tracks(path)
+    except WireFormatError as err:
+        raise config.ConfigError(f"--tracks {path}: {err}", key="tracks") from err
 
 
 def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
@@ -146,11 +171,19 @@ def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
 
     size = _size(args.size)
     timeout_s = _timeout(args.timeout)
+    tracks = _file_tracks(args)
     with _source(args, cfg) as source:
         frame = source.wait(timeout_s=timeout_s)
         if frame is not None and frame.power_db is None and args.host is not None:
             better = source.wait(timeout_s=min(timeout_s, 2.0))   # detections come just before their map
             frame = better or frame
+        take_tracks = getattr(source, "take_tracks", None)
+        if frame is not None and take_tracks is not None:     # a live host's newest tracks, if it tracks
+            tracks = take_tracks()
+            deadline = time.monotonic() + min(timeout_s, 0.5)    # tracks follow their set's estimates
+            while tracks is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                tracks = take_tracks()
     if frame is None:
         if source.error is not None:
             raise source.error
@@ -160,9 +193,11 @@ def _snapshot(args: argparse.Namespace, cfg: SensingConfig) -> None:
     estimates = None
     if args.host is None and getattr(args, "estimates", None) is not None:
         estimates = fused_estimates(args.estimates, frame.node_id, frame.seq)
-    snapshot(frame, args.snapshot, size, sensing_config=cfg, nodes=_scene_places(args), estimates_m=estimates)
+    snapshot(frame, args.snapshot, size, sensing_config=cfg, nodes=_scene_places(args), estimates_m=estimates,
+             tracks=tracks)
     print(f"wrote {args.snapshot}: node {frame.node_id} seq {frame.seq}, {len(frame.detections)} detections"
-          + (f", {len(estimates)} fused estimates" if estimates is not None else ""))
+          + (f", {len(estimates)} fused estimates" if estimates is not None else "")
+          + (f", {len(tracks.tracks)} tracks" if tracks is not None else ""))
 
 
 def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
@@ -174,6 +209,9 @@ def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
         window.set_nodes(_scene_places(args))
         if args.host is None and getattr(args, "estimates", None) is not None:
             window.set_estimates(fused_estimates(args.estimates, "", -1))
+        tracks = _file_tracks(args)
+        if tracks is not None:
+            window.set_tracks(tracks)
         window.resize(*_size(args.size))
         window.show()
         status = int(app.exec())
@@ -186,6 +224,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the display for parsed options; returns the exit status (0 ok, 2 on a configuration, recording,
     sensing or connection error)."""
     try:
+        for name in ("tracks", "node"):
+            if args.host is not None and getattr(args, name, None) is not None:
+                raise config.ConfigError(f"--{name} {getattr(args, name)} with --host {args.host}: allowed only "
+                                         "with --replay (a live host publishes its own tracks); leave it out",
+                                         key=name)
         if args.host is not None and getattr(args, "estimates", None) is not None:
             raise config.ConfigError(f"--estimates {args.estimates} with --host {args.host}: allowed only with "
                                      "--replay (a live host publishes its own estimates); leave --estimates out",

@@ -662,9 +662,10 @@ class HostSource(_WorkerSource):
     -----
     Topics taken: ``rdmap/`` and ``detections/`` (a node whose maps arrive is drawn from them; its
     ``detections`` messages are then redundant and skipped), ``estimates/`` (a header list ``estimates``
-    of objects with ``position_m``, drawn in the top view) and ``tracks/`` (a header list ``tracks`` of
-    objects with ``id`` and ``positions_m``, polylines).  The Record button writes the received messages as
-    JSON lines (:class:`~sdr_isac.display.record.JsonLinesRecorder`): a host publishes no IQ.
+    of objects with ``position_m``, drawn in the top view) and ``tracks/`` (decoded by
+    :func:`~sdr_isac.stream.wire.decode_tracks`: each track's latest state, history tail and handovers; a
+    malformed one is counted in :attr:`rejected` like any other message).  The Record button writes the
+    received messages as JSON lines (:class:`~sdr_isac.display.record.JsonLinesRecorder`): a host publishes no IQ.
     """
 
     def __init__(self, endpoint: str, sensing_config: SensingConfig | None = None, *,
@@ -687,7 +688,8 @@ class HostSource(_WorkerSource):
         self._has_maps: set[str] = set()
         self._links: dict[str, LinkStats] = {}
         self._estimates: LatestValue[NDArray[np.float64]] = LatestValue()
-        self._tracks: LatestValue[dict[str, NDArray[np.float64]]] = LatestValue()
+        self._tracks: LatestValue[wire.TrackSet] = LatestValue()
+        self.tracks_received = 0
         self._threads = [threading.Thread(target=self._receive, name="display-receive", daemon=True),
                          threading.Thread(target=self._process, name="display-process", daemon=True)]
 
@@ -716,8 +718,9 @@ class HostSource(_WorkerSource):
         """Newest fused position estimates, shape (N, 2) x/y m, or None if none arrived since the last call."""
         return self._estimates.take()
 
-    def take_tracks(self) -> dict[str, NDArray[np.float64]] | None:
-        """Newest tracks, id -> (N, 2) x/y m polyline, or None if none arrived since the last call."""
+    def take_tracks(self) -> wire.TrackSet | None:
+        """The newest ``tracks`` message (decoded by :func:`~sdr_isac.stream.wire.decode_tracks`: latest states,
+        tails, handovers), or None if none arrived since the last call."""
         return self._tracks.take()
 
     def _new_recorder(self, directory: str | Path) -> JsonLinesRecorder:
@@ -756,7 +759,9 @@ class HostSource(_WorkerSource):
             self._estimates.put(np.array([e.position_m[:2] for e in estimates], dtype=np.float64).reshape(-1, 2))
             return
         if msg.kind == "tracks":
-            self._tracks.put(_tracks(msg.header.get("tracks")))
+            self._tracks.put(wire.decode_tracks(msg))          # a malformed message: WireFormatError, counted
+            with self._lock:
+                self.tracks_received += 1
             return
         h = msg.header
         if msg.kind == "rdmap":
@@ -841,23 +846,6 @@ def _same_cfar(cfg: SensingConfig, host: dict[str, Any]) -> bool:
             and list(cfg.training_cells) == list(host.get("training_cells", []))
             and cfg.cfar == host.get("cfar", "ca")
             and cfg.max_range_m == 0.0 and cfg.min_range_m == 0.0)
-
-
-def _tracks(items: Any) -> dict[str, NDArray[np.float64]]:
-    if not isinstance(items, list):
-        raise WireFormatError(f"tracks = {str(items)[:60]}: allowed a list of objects with id and positions_m")
-    out = {}
-    for i, track in enumerate(items[:_MAX_NODES * 4]):
-        if not isinstance(track, dict):
-            continue
-        points = track.get("positions_m")
-        try:
-            xy = np.asarray(points, dtype=np.float64)
-        except (TypeError, ValueError):
-            continue
-        if xy.ndim == 2 and xy.shape[1] in (2, 3) and np.all(np.isfinite(xy)):
-            out[str(track.get("id", i))] = xy[:, :2]
-    return out
 
 
 def _record_of(msg: wire.Message, item: _Received) -> dict[str, Any]:

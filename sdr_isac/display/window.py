@@ -9,7 +9,8 @@ every node's position (yellow triangle) with its boresight and its coverage
 the node's boresight turned by its angle, or, without an angle, a red range
 arc over the half-plane in front of the node; slant range is drawn as
 horizontal distance; bistatic range sums are not drawn), fused estimates
-(magenta diamonds) and tracks (green polylines, :meth:`set_tracks`).
+(magenta diamonds) and tracks (green polylines of their history tails with the id and owner at the
+newest point, handovers as orange stars labelled ``from→to``: :meth:`set_tracks`).
 
 Nothing costly runs on the GUI thread: a control change hands the new
 :class:`~sdr_isac.config.SensingConfig` to the source, whose worker runs
@@ -28,7 +29,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,8 +41,11 @@ from PyQt6 import QtCore, QtWidgets
 
 from sdr_isac.config import SensingConfig
 from sdr_isac.display.sources import DisplayFrame, LinkStats, NodePlace, db_over_noise
+from sdr_isac.display.tracks import track_views
 from sdr_isac.errors import SdrIsacError
+from sdr_isac.fusion.records import Handover, Track
 from sdr_isac.recording._atomic import write_file
+from sdr_isac.stream import wire
 
 __all__ = ["RangeDopplerWindow", "db_over_noise", "ensure_app", "snapshot"]
 
@@ -219,6 +223,12 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             self.top.addItem(item)
         self.node_labels: dict[str, pg.TextItem] = {}
         self.track_curves: list[pg.PlotDataItem] = []
+        self.track_labels: list[pg.TextItem] = []
+        self.handover_markers = pg.ScatterPlotItem(symbol="star", size=18, pen=pg.mkPen("k"),
+                                                   brush=pg.mkBrush(255, 140, 0), name="handover")
+        self.handover_markers.setZValue(8)
+        self.top.addItem(self.handover_markers)
+        self.handover_points = np.zeros((0, 2))
 
     def _build_controls(self) -> None:
         panel = QtWidgets.QWidget()
@@ -418,29 +428,54 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         self.fused_markers.setData(x=xy[:, 0], y=xy[:, 1])
         self._autorange_top()
 
-    def set_tracks(self, tracks: Mapping[str, ArrayLike]) -> None:
-        """Draw tracks with their history in the top view (green polylines with the id at the newest point).
+    def set_tracks(self, tracks: wire.TrackSet | Sequence[Track] | Mapping[str, ArrayLike]) -> None:
+        """Draw tracks in the top view: each a green polyline of its history tail to its latest position (a
+        tentative one paler), its id (and owner) at the newest point, and its handovers (orange stars labelled
+        ``from→to`` at the track's position at the handover's time).
 
         Parameters
         ----------
-        tracks : mapping of str to array_like, shape (N, 2) or (N, 3)
-            Track id -> positions, m, oldest first.  Replaces the tracks drawn before.
+        tracks : wire.TrackSet, sequence of Track, or mapping of str to array_like
+            A decoded ``tracks`` message (:func:`~sdr_isac.stream.wire.decode_tracks`, or
+            :func:`~sdr_isac.display.tracks.load_tracks` of a ``tracks.json``); Track records; or track id ->
+            positions, shape (N, 2) or (N, 3), m, oldest first (no handovers).  Replaces what was drawn.
         """
-        for curve in self.track_curves:
-            self.top.removeItem(curve)
-        self.track_curves = []
+        for item in [*self.track_curves, *self.track_labels]:
+            self.top.removeItem(item)
+        self.track_curves, self.track_labels = [], []
         self.tracks = {}
-        for track_id, positions in tracks.items():
-            xy = np.asarray(positions, dtype=np.float64)
-            if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] < 2:
+        views: list[tuple[str, NDArray[np.float64], str, str, tuple[tuple[Handover, NDArray[np.float64]], ...]]]
+        if isinstance(tracks, Mapping):
+            views = [(str(k), np.asarray(v, dtype=np.float64), "confirmed", "", ()) for k, v in tracks.items()]
+        else:
+            views = [(v.track_id, v.positions_m, v.status, v.owner, v.handovers) for v in track_views(tracks)]
+        handovers: list[tuple[float, float, str]] = []
+        for track_id, xy, status, owner, moves in views:
+            if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] < 2 or not np.all(np.isfinite(xy[:, :2])):
                 continue
             xy = xy[:, :2]
-            self.tracks[str(track_id)] = xy
-            curve = pg.PlotDataItem(x=xy[:, 0], y=xy[:, 1], pen=pg.mkPen((0, 220, 0), width=2), symbol="o",
-                                    symbolSize=4, symbolBrush=(0, 220, 0))
+            self.tracks[track_id] = xy
+            color = (0, 220, 0) if status == "confirmed" else (120, 170, 120)
+            curve = pg.PlotDataItem(x=xy[:, 0], y=xy[:, 1], pen=pg.mkPen(color, width=2), symbol="o",
+                                    symbolSize=4, symbolBrush=color, name=None if self.track_curves else "tracks")
             curve.setZValue(4)
-            self.top.addItem(curve)
+            label = pg.TextItem(track_id + (f" @{owner}" if owner else ""), color=color, anchor=(0.0, 1.2))
+            label.setPos(float(xy[-1, 0]), float(xy[-1, 1]))
+            label.setZValue(21)
+            for item in (curve, label):
+                self.top.addItem(item)
             self.track_curves.append(curve)
+            self.track_labels.append(label)
+            handovers += [(float(p[0]), float(p[1]), f"{h.from_station}→{h.to_station}") for h, p in moves]
+        self.handover_points = np.array([h[:2] for h in handovers], dtype=np.float64).reshape(-1, 2)
+        self.handover_markers.setData(x=self.handover_points[:, 0], y=self.handover_points[:, 1])
+        for x, y, text in handovers:
+            label = pg.TextItem(text, color=(255, 140, 0), anchor=(0.5, -0.6))
+            label.setPos(x, y)
+            label.setZValue(21)
+            self.top.addItem(label)
+            self.track_labels.append(label)
+        self._autorange_top()
 
     def _status(self, frame: DisplayFrame) -> None:
         parts = [f"node {frame.node_id}   seq {frame.seq}   display {self.frame_rate_hz():.1f} fps",
@@ -489,6 +524,7 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             points, arcs = detection_geometry(f)
             parts += [points, arcs[np.isfinite(arcs[:, 0])] if len(arcs) else arcs]
         parts.append(self.estimates)
+        parts += list(self.tracks.values())
         return np.concatenate([p.reshape(-1, 2) for p in parts]) if parts else np.zeros((0, 2))
 
     def fit_top_view(self) -> None:
@@ -622,7 +658,8 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
 
 def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = (1000, 700), *,
              sensing_config: SensingConfig | None = None, nodes: Mapping[str, NodePlace] | None = None,
-             estimates_m: ArrayLike | None = None) -> dict[str, list[tuple[int, int]]]:
+             estimates_m: ArrayLike | None = None,
+             tracks: wire.TrackSet | Sequence[Track] | None = None) -> dict[str, list[tuple[int, int]]]:
     """Render one frame in a window offscreen and save it as PNG.
 
     Parameters
@@ -640,13 +677,17 @@ def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = 
         Further nodes for the top view (a scene's), beside the frame's own.
     estimates_m : array_like, shape (N, 2) or (N, 3), optional
         Fused position estimates, m, drawn as diamonds in the top view (e.g. a host's ``fused.json``).
+    tracks : wire.TrackSet or sequence of Track, optional
+        Tracks drawn in the top view with ids, tails and handovers (:meth:`RangeDopplerWindow.set_tracks`;
+        e.g. a host's ``tracks.json`` through :func:`~sdr_isac.display.tracks.load_tracks`).
 
     Returns
     -------
     dict
         ``"map"``: pixel (x, y) of each monostatic truth path on the map; ``"top"``: of each truth target
         in the top view; ``"nodes"``: of each node shown (the frame's first); ``"estimates"``: of each fused
-        estimate; ``"detections"``: of each detection with an angle in the top view.
+        estimate; ``"detections"``: of each detection with an angle in the top view; ``"tracks"``: of each
+        track's latest position; ``"handovers"``: of each handover marker.
     """
     app = ensure_app()
     window = RangeDopplerWindow(sensing_config)
@@ -657,6 +698,8 @@ def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = 
             window.set_nodes(nodes)
         if estimates_m is not None:
             window.set_estimates(estimates_m)
+        if tracks is not None:
+            window.set_tracks(tracks)
         window.show_frame(frame)
         app.processEvents()
         window.fit_view()
@@ -668,7 +711,9 @@ def snapshot(frame: DisplayFrame, path_png: str | Path, size: tuple[int, int] = 
                   "top": [window.top_pixel_of(*p) for p in _xy(frame.truth_targets).tolist()],
                   "nodes": [window.top_pixel_of(*places[n].position_m[:2]) for n in order],
                   "estimates": [window.top_pixel_of(*p) for p in window.estimates.tolist()],
-                  "detections": [window.top_pixel_of(*p) for p in points.tolist()]}
+                  "detections": [window.top_pixel_of(*p) for p in points.tolist()],
+                  "tracks": [window.top_pixel_of(*xy[-1]) for xy in window.tracks.values()],
+                  "handovers": [window.top_pixel_of(*p) for p in window.handover_points.tolist()]}
         window.save_png(path_png)
     finally:
         window.close()

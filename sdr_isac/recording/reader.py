@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
-from sdr_isac.config import FrameConfig
-from sdr_isac.errors import InputError, RecordingError
+from sdr_isac.config import FrameConfig, from_dict
+from sdr_isac.errors import ConfigError, InputError, RecordingError
 from sdr_isac.recording._format import archive_suffix, check_int, decode, file_names, is_collection
 from sdr_isac.recording._metadata import (
     CaptureFacts,
@@ -29,7 +29,7 @@ from sdr_isac.recording._metadata import (
 )
 from sdr_isac.recording._tar import find_recording
 
-__all__ = ["Recording", "open_recording"]
+__all__ = ["OFDM_KEYS", "Recording", "open_recording", "waveform_description"]
 
 
 class Recording:
@@ -541,3 +541,64 @@ def _annotated_segments(meta_path: Path, data_path: Path, meta: Metadata, num_sa
                              f"{meta_path.name} end at sample {end}: allowed a data file exactly as long as its "
                              "captures; the data and metadata files do not belong together")
     return segments
+
+
+# ---- the waveform a recording describes ---------------------------------------------
+#: Keys of a non-NR OFDM frame a foreign recording may carry in its global object, as ``ofdm:<key>``
+#: (the ``[frame]`` keys of the same name, :class:`~sdr_isac.config.FrameConfig`).
+OFDM_KEYS = ("subcarriers", "fft_size", "spacing_hz", "cp_samples", "num_symbols", "carrier_hz")
+
+
+def waveform_description(rec: Recording) -> tuple[FrameConfig | None, str]:
+    """The transmitted waveform a recording describes, and where the description was found.
+
+    Parameters
+    ----------
+    rec : Recording
+        An open recording (opened without a ``frame``, so that its own
+        ``isac:frame`` is read).
+
+    Returns
+    -------
+    frame : FrameConfig or None
+        ``isac:frame``; else a non-NR OFDM frame from the global keys
+        ``ofdm:subcarriers``, ``ofdm:fft_size``, ``ofdm:cp_samples``,
+        ``ofdm:num_symbols`` (required), ``ofdm:spacing_hz`` (default
+        ``core:sample_rate / ofdm:fft_size``) and ``ofdm:carrier_hz``
+        (default the first ``core:frequency``); else None.
+    source : str
+        ``"isac:frame"``, ``"ofdm:"`` or ``""`` (no description).
+
+    Raises
+    ------
+    RecordingError
+        An ``ofdm:`` key is unknown, missing or out of range (the message
+        names the file and the key), or no carrier is known.
+    """
+    if rec.frame is not None:
+        return rec.frame, "isac:frame"
+    found = {k[len("ofdm:"):]: v for k, v in rec.global_info.items() if k.startswith("ofdm:")}
+    if not found:
+        return None, ""
+    where = rec.meta_path
+    unknown = sorted(set(found) - set(OFDM_KEYS))
+    if unknown:
+        raise RecordingError(f"{where}: ofdm:{unknown[0]}: allowed the keys "
+                             f"{', '.join('ofdm:' + k for k in OFDM_KEYS)}; fix the key")
+    missing = [k for k in ("subcarriers", "fft_size", "cp_samples", "num_symbols") if k not in found]
+    if missing:
+        raise RecordingError(f"{where}: the OFDM description (ofdm: keys) lacks ofdm:{missing[0]}: allowed a "
+                             "description with ofdm:subcarriers, ofdm:fft_size, ofdm:cp_samples and "
+                             "ofdm:num_symbols; add it, or remove the ofdm: keys and pass a [frame] instead")
+    fields = dict(found)
+    if isinstance(fields["fft_size"], int) and not isinstance(fields["fft_size"], bool) and fields["fft_size"] > 0:
+        fields.setdefault("spacing_hz", rec.sample_rate_hz / fields["fft_size"])
+    if "carrier_hz" not in fields:
+        if rec.center_freq_hz <= 0.0:
+            raise RecordingError(f"{where}: the OFDM description has no ofdm:carrier_hz and core:frequency is "
+                                 "absent: allowed a carrier from either; add core:frequency to the capture segment")
+        fields["carrier_hz"] = rec.center_freq_hz
+    try:
+        return from_dict(FrameConfig, fields), "ofdm:"
+    except ConfigError as err:
+        raise RecordingError(f"{where}: the OFDM description (ofdm: keys): {err}") from err

@@ -29,7 +29,7 @@ from sdr_isac.sensing import Detection
 from sdr_isac.sensing.plots import plot_range_doppler
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["write_host_outputs", "run_stream_demo", "free_ports"]
+__all__ = ["write_host_outputs", "run_stream_demo", "run_urban_demo", "urban_plan", "free_ports"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -47,6 +47,18 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def _env() -> dict[str, str]:
+    """The environment of a host started from another folder (the twin's relative ``twin.db`` lands in its
+    output folder): this sdr_isac stays importable."""
+    import os
+
+    import sdr_isac
+
+    root = str(Path(sdr_isac.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
 def _cells(frame: config_mod.FrameConfig, duration_s: float) -> tuple[float, float]:
@@ -89,6 +101,8 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
             plot_range_doppler(result, paths, node_dir / "range_doppler.png", f"{node_id}: last frame")
         summaries[node_id] = summary
     write_json(out / "fused.json", fused_summary(host, cfg))
+    if getattr(host, "_tracker", None) is not None:
+        write_json(out / "tracks.json", host.tracks_document())
     return summaries
 
 
@@ -147,12 +161,13 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
     node_ids = nodes or [n.id for n in cfg.scene.nodes if n.transmits]
     port, publish_port = free_ports(2)
     endpoint, publish = f"tcp://127.0.0.1:{port}", f"tcp://127.0.0.1:{publish_port}"
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "sdr_isac"]
-    host = subprocess.Popen(base + ["host", "--config", str(config_path), "--endpoint", endpoint, "--publish",
-                                    publish, "--nodes", ",".join(node_ids), "--timeout", str(timeout_s),
+    host = subprocess.Popen(base + ["host", "--config", str(Path(config_path).resolve()), "--endpoint", endpoint,
+                                    "--publish", publish, "--nodes", ",".join(node_ids), "--timeout", str(timeout_s),
                                     "--out", str(out)] + (["--record", str(out / "recordings")] if record else []),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out, env=_env())
     procs: list[subprocess.Popen[str]] = []
     try:
         ready = host.stdout.readline() if host.stdout else ""
@@ -184,4 +199,175 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
     stats = json.loads((out / "stream_stats.json").read_text())
     summaries = {n: json.loads((out / n / "summary.json").read_text()) for n in node_ids if (out / n).exists()}
     fused = json.loads((out / "fused.json").read_text()) if (out / "fused.json").exists() else None
-    return {"stream": stats, "node_stats": node_stats, "nodes": summaries, "fused": fused}
+    tracks = json.loads((out / "tracks.json").read_text()) if (out / "tracks.json").exists() else None
+    return {"stream": stats, "node_stats": node_stats, "nodes": summaries, "fused": fused, "tracks": tracks}
+
+
+# ---- the urban demo: nodes -> one MECS host per operator -> one core host --------------------------------------
+
+#: MECS host ids are ``mecs_<operator>``; the core's id
+CORE_ID = "core"
+#: The urban demo's sensing: no sub-cell refinement (CLEAN) and at most 8 detections per capture, within the
+#: grid (its diagonal is 640 m): about 0.1 ... 0.4 s a capture here instead of 3 ... 14 s, so that seven nodes
+#: run live on a laptop; ``sdr-isac experiment continuity`` is where accuracy is measured
+URBAN_SENSING = "[sensing]\nrefine = false\nmax_detections = 8\nmax_range_m = 700.0\n"
+
+
+def _mecs_id(operator: str) -> str:
+    return f"mecs_{operator or 'default'}"
+
+
+def _read_line(proc: subprocess.Popen[str], prefix: str, what: str) -> None:
+    """Wait for a started process's first line (``host: ...``, ``core: ...``): it is listening."""
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith(prefix):
+        _stop([proc], 1.0)
+        detail = proc.stderr.read() if proc.stderr else ""
+        raise SdrIsacError(f"{what} did not start: {line.strip()} {detail.strip()[-500:]}")
+
+
+def _stop(procs: list[subprocess.Popen[str]], grace_s: float = 5.0) -> None:
+    """End the processes this demo started, by their pid: SIGTERM, then SIGKILL after ``grace_s``."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def urban_plan(cfg: config_mod.Config, nodes: list[str] | None = None) -> dict[str, list[str]]:
+    """MECS host id -> the transmitting nodes it serves: one MECS host per operator of the scene, in the
+    scene's order (``nodes`` keeps only those)."""
+    if cfg.scene is None:
+        raise SdrIsacError("the urban demo needs a [scene] with simulated nodes")
+    plan: dict[str, list[str]] = {}
+    for node in cfg.scene.nodes:
+        if node.transmits and (nodes is None or node.id in nodes):
+            plan.setdefault(_mecs_id(node.operator), []).append(node.id)
+    if not plan:
+        raise SdrIsacError(f"nodes = {nodes}: none is a transmitting node of the scene; give ids of "
+                           f"{', '.join(n.id for n in cfg.scene.nodes)}")
+    return plan
+
+
+def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, nodes: list[str] | None = None,
+                   config_text: str | None = None) -> dict[str, Any]:
+    """Run the urban scene as processes on loopback: nodes -> one MECS host per operator -> one core host.
+
+    Every node of the built-in urban scene (``sdr_isac/urban.toml``, or ``config_text``) streams its
+    captures to the MECS host of its operator (``mecs_<operator>``: a fusion host with its own endpoints,
+    ``[host] node_id``, tracking, and a twin in its folder); the core host (``sdr-isac core``) subscribes
+    to every MECS host's ``tracks/`` and fuses them.  Written under ``out_dir``: ``<mecs id>/`` (the MECS
+    host's configuration, ``stream_stats.json``, ``fused.json``, ``tracks.json``, ``twin.sqlite``, per node
+    ``<node>/summary.json``) and ``core/`` (its configuration, ``core_stats.json``, ``tracks.json``).
+    Every process started is ended by its pid, also on an error.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    frames : int
+        Frames per node, >= 1.
+    timeout_s : float
+        The whole run's limit, s.
+    nodes : list of str, optional
+        Run only these nodes (default: every transmitting node of the scene).
+    config_text : str, optional
+        A TOML configuration with a scene of nodes with operators, without ``[host]``, ``[stream]``,
+        ``[twin]`` and ``[core]`` sections (default: the built-in urban scene).
+
+    Returns
+    -------
+    dict
+        ``mecs``: MECS id -> {nodes, stream (its stream_stats.json), tracks (its tracks.json)}; ``core``:
+        the core's ``core_stats.json``; ``tracks``: its ``tracks.json``; ``pids``: of every process it
+        started (all ended).
+
+    Raises
+    ------
+    SdrIsacError
+        A process failed or did not finish within ``timeout_s``.
+    """
+    from importlib import resources
+
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise SdrIsacError(f"frames = {frames!r}: the urban demo needs at least 1 frame per node")
+    text = config_text if config_text is not None else \
+        resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8") + "\n" + URBAN_SENSING
+    plan = urban_plan(config_mod.loads(text, "urban scene"), nodes)
+    out = Path(out_dir).resolve()
+    ports = iter(free_ports(2 * len(plan) + 1))
+    base = [sys.executable, "-m", "sdr_isac"]
+    procs: list[subprocess.Popen[str]] = []
+    endpoints: dict[str, str] = {}
+    configs: dict[str, Path] = {}
+    for mecs in plan:
+        folder = out / mecs
+        folder.mkdir(parents=True, exist_ok=True)
+        pull, pub = f"tcp://127.0.0.1:{next(ports)}", f"tcp://127.0.0.1:{next(ports)}"
+        endpoints[mecs] = pub
+        configs[mecs] = folder / "config.toml"
+        configs[mecs].write_text(text + f'\n[host]\nnode_id = "{mecs}"\n\n[stream]\nhost_endpoint = "{pull}"\n'
+                                 f'publish_endpoint = "{pub}"\nheartbeat_s = 0.2\n\n'
+                                 '[twin]\nenabled = true\ndb = "twin.sqlite"\n', encoding="utf-8")
+        config_mod.load(configs[mecs])                   # a clear error here, not in a child process
+    core_dir = out / CORE_ID
+    core_dir.mkdir(parents=True, exist_ok=True)
+    core_cfg = core_dir / "config.toml"
+    core_cfg.write_text(
+        f'name = "urban-core"\n[core]\nmecs_endpoints = {json.dumps(list(endpoints.values()))}\n'
+        f'mecs_ids = {json.dumps(list(endpoints))}\npublish_endpoint = "tcp://127.0.0.1:{next(ports)}"\n'
+        f'node_id = "{CORE_ID}"\nabsent_after_s = {max(timeout_s, 10.0):g}\npublish_interval_s = 0.05\n'
+        'stats_interval_s = 0.5\n', encoding="utf-8")
+    deadline = time.monotonic() + timeout_s
+    try:
+        core = subprocess.Popen(base + ["core", "--config", str(core_cfg), "--out", str(core_dir), "--timeout",
+                                        str(timeout_s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=core_dir, env=_env())
+        procs.append(core)
+        _read_line(core, "core", "the core host")
+        hosts = {}
+        for mecs, ids in plan.items():
+            hosts[mecs] = subprocess.Popen(
+                base + ["host", "--config", str(configs[mecs]), "--nodes", ",".join(ids), "--timeout",
+                        str(timeout_s), "--out", str(out / mecs)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out / mecs, env=_env())
+            procs.append(hosts[mecs])
+        for mecs, proc in hosts.items():
+            _read_line(proc, "host:", f"the MECS host {mecs}")
+        time.sleep(0.3)                                   # the core's subscriptions reach the MECS hosts first
+        node_procs = {node_id: subprocess.Popen(base + ["node", "--config", str(configs[mecs]), "--node-id",
+                                                        node_id, "--frames", str(frames)],
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                      for mecs, ids in plan.items() for node_id in ids}
+        procs += list(node_procs.values())
+        for node_id, proc in node_procs.items():
+            _, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1.0))
+            if proc.returncode != 0:
+                raise SdrIsacError(f"node {node_id} failed (exit {proc.returncode}): {err.strip()[-500:]}")
+        for mecs, proc in hosts.items():
+            _, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1.0))
+            if proc.returncode != 0:
+                raise SdrIsacError(f"the MECS host {mecs} failed (exit {proc.returncode}): {err.strip()[-500:]}")
+        time.sleep(0.5)                                   # the core takes the MECS hosts' last track sets
+        core.terminate()
+        _, err = core.communicate(timeout=max(deadline - time.monotonic(), 5.0))
+        if core.returncode != 0:
+            raise SdrIsacError(f"the core host failed (exit {core.returncode}): {err.strip()[-500:]}")
+    except subprocess.TimeoutExpired as err:
+        raise SdrIsacError(f"the urban demo did not finish within {timeout_s:g} s; give fewer frames (--frames) or "
+                           "a longer timeout") from err
+    finally:
+        _stop(procs)
+
+    def read(path: Path) -> Any:
+        return json.loads(path.read_text()) if path.exists() else None
+
+    return {"mecs": {m: {"nodes": ids, "stream": read(out / m / "stream_stats.json"),
+                         "tracks": read(out / m / "tracks.json")} for m, ids in plan.items()},
+            "core": read(core_dir / "core_stats.json"), "tracks": read(core_dir / "tracks.json"),
+            "pids": [p.pid for p in procs]}

@@ -17,8 +17,22 @@ time-aligned set, which the fusion engine
 (:class:`sdr_isac.fusion.engine.FusionEngine`: sensing settings per capture,
 multi-BS / passive / macro-micro / BS-UE / RIS fusion, no sockets) turns into
 :class:`~sdr_isac.fusion.records.TargetEstimate` records, published as
-``estimates/host``.  The host itself only receives, accounts, aligns,
+``estimates/<host.node_id>`` (default ``host``).  The host itself only receives, accounts, aligns,
 schedules and publishes.
+
+A MECS host (article §V-1): with ``[tracking] enabled`` the worker thread hands each instant's fused set
+(the set of the most nodes, once the next instant's set arrives; the last one at :meth:`FusionHost.stop`)
+to the Stone Soup tracker (:class:`sdr_isac.fusion.tracking.Tracker`, imported only then), keeps the latest
+tracks with their last 8 positions, publishes them as ``tracks/<host.node_id>`` (the topic a core host
+subscribes to; ``t0_s`` increasing message by message; a track the wire refuses is left out and counted),
+logs every handover (they travel in the tracks) and writes ``tracks.json`` at the end (through
+``sdr_isac.stream.demo.write_host_outputs``).  With ``[twin] enabled`` a
+:class:`~sdr_isac.twin.TwinWriter` (its own thread, a bounded queue: the host never waits for the
+database) stores every detection, estimate and track (``twin.db``: a DSN, or a SQLite file in the host's
+output folder); its counters (written, dropped, failed, last error) are in :meth:`FusionHost.stats`, and a
+locked, read-only or corrupt database only makes them grow.  Sample-time continuity: each node's capture
+``t0_s`` must step by its frame period (frames lost on the way accounted); a step back or any other jump is
+counted per node (``t0_backwards``, ``t0_gaps``) and logged, never raised.
 
 More machines: set ``[host] executor = "dask"`` and ``scheduler =
 "tcp://HOST:8786"``, start ``dask scheduler`` on HOST and ``dask worker
@@ -57,6 +71,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import zmq
 
 from sdr_isac import config as config_mod
@@ -65,7 +80,7 @@ from sdr_isac.capture import Capture
 from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
-from sdr_isac.fusion.records import TargetEstimate
+from sdr_isac.fusion.records import Handover, TargetEstimate, Track
 from sdr_isac.recording import RecordingWriter, write_collection
 from sdr_isac.recording._atomic import write_json
 from sdr_isac.recording.append import append_capture
@@ -77,6 +92,8 @@ __all__ = ["FusionHost", "NodeStats"]
 
 _KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
 _KEEP_ERRORS = 100
+_KEEP_HANDOVERS = 1000      # handovers kept for tracks.json (the count goes on)
+_TAIL = 8                   # history positions published with each track (displays)
 _KEEP_OUTAGES = 100         # outages kept per node (the count goes on)
 _MAX_NODES = 1024
 _RATE_WINDOW = 32           # receive times kept per node for its rate
@@ -114,6 +131,11 @@ class NodeStats:
         self.outages: deque[wire.Outage] = deque(maxlen=_KEEP_OUTAGES)
         self.outages_total = 0
         self.status_seq = 0
+        self.t0_backwards = 0
+        self.t0_gaps = 0
+        self.t0_gap_max_s = 0.0
+        self.last_t0_s: float | None = None
+        self.period_s: float | None = None              # the node's frame period, s (known or learned)
 
     def on_seen(self, msg: wire.Message, received_s: float) -> wire.Outage | None:
         """Note a message from the node (before :meth:`on_seq`); returns the outage it ends, if any."""
@@ -179,6 +201,40 @@ class NodeStats:
             return None
         return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
 
+    def on_t0(self, seq: int, t0_s: float, period_s: float | None) -> str | None:
+        """Check sample-time continuity of a capture (or detections) message: its ``t0_s`` against the last.
+
+        Call before :meth:`on_seq`.  ``period_s``: the capture's duration (samples / sample rate), the step
+        of a node that captures back to back; None (a detections message) learns it as the smallest step
+        per frame seen so far.  With the sequence ``k`` frames on (frames lost on the way are already in
+        ``lost``), ``t0_s`` must lie ``k`` periods on within 1 % of a period: a step back counts in
+        ``t0_backwards``, any other mismatch (samples missing or overlapping at the radio) in ``t0_gaps``.
+        A sequence that goes back (a restart) starts the check again.  Returns ``"backwards"``, ``"gap"``
+        or None.
+        """
+        last_t0, last_seq = self.last_t0_s, self.last_seq
+        self.last_t0_s = t0_s
+        if period_s is not None and period_s > 0:
+            self.period_s = period_s
+        if last_t0 is None or last_seq is None or seq <= last_seq:
+            return None
+        step = t0_s - last_t0
+        frames = seq - last_seq
+        if step <= 0.0:
+            self.t0_backwards += 1
+            return "backwards"
+        if period_s is None:                             # learned: the smallest step per frame so far
+            per_frame = step / frames
+            self.period_s = per_frame if self.period_s is None else min(self.period_s, per_frame)
+        period = self.period_s or step / frames
+        tolerance_s = 0.01 * period + 8 * np.finfo(np.float64).eps * max(abs(t0_s), 1.0)
+        off_s = step - frames * period
+        if abs(off_s) > tolerance_s:
+            self.t0_gaps += 1
+            self.t0_gap_max_s = max(self.t0_gap_max_s, abs(off_s))
+            return "gap"
+        return None
+
     def on_seq(self, seq: int) -> None:
         """Count gaps; a sequence that goes back means the node restarted."""
         if self.last_seq is not None:
@@ -205,7 +261,25 @@ class NodeStats:
                 "state": self.state, "last_seen_s": self.last_seen_s,
                 "absent_since_s": self.outage.start_s if self.outage is not None else None,
                 "outages_total": self.outages_total,
+                "t0_backwards": self.t0_backwards, "t0_gaps": self.t0_gaps, "t0_gap_max_s": self.t0_gap_max_s,
+                "period_s": self.period_s,
                 "outages": [o.to_dict() for o in self.outages] + ([self.outage.to_dict()] if self.outage else [])}
+
+
+def _latest(track: Track) -> Track:
+    """``track`` with its latest state only (what the twin needs of a scan: earlier states are stored)."""
+    return Track(track.track_id, track.t_s[-1:], track.states[-1:], track.covariances[-1:], track.stations,
+                 track.handovers, track.status)
+
+
+def _capture_period_s(msg: wire.Message) -> float | None:
+    """A capture message's duration, s (samples / sample rate: the t0 step of back-to-back captures); None for
+    another kind or a capture without samples."""
+    if msg.kind != "capture" or not msg.arrays or not msg.arrays[0].shape:
+        return None
+    rate = msg.header.get("sample_rate_hz")
+    samples = msg.arrays[0].shape[-1]
+    return samples / float(rate) if isinstance(rate, int | float) and rate > 0 and samples > 0 else None
 
 
 class _Guard:
@@ -248,11 +322,15 @@ class FusionHost:
     record_dir : str or Path, optional
         Record every node's captures to ``record_dir/<node>.sigmf-meta``.
     context : zmq.Context, optional
+    out_dir : str or Path, optional
+        The host's output folder: a relative ``twin.db`` (SQLite) is placed here (default: the current folder).
     """
 
     def __init__(self, cfg: config_mod.Config, record_dir: str | Path | None = None,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, out_dir: str | Path | None = None):
         self.cfg = cfg
+        self.node_id = cfg.host.node_id
+        self.out_dir = Path(out_dir) if out_dir is not None else None
         self.context = context or zmq.Context.instance()
         self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
         self.rejected = 0
@@ -273,6 +351,21 @@ class FusionHost:
         self._fused_keys: deque[tuple[tuple[str, int], ...]] = deque(maxlen=1000)
         self._estimate_seq = 0
         self.engine = FusionEngine(cfg)                          # sensing settings, fusion modes: no sockets
+        self.tracks: list[Track] = []                            # the latest tracks, each with its tail
+        self.handovers: deque[tuple[str, Handover]] = deque(maxlen=_KEEP_HANDOVERS)
+        self.tracking: dict[str, Any] = {"steps": 0, "same_t0": 0, "out_of_order": 0, "started": 0, "handovers": 0,
+                                         "not_sent": 0, "failed": 0, "t0_s": None}
+        self._tracks_seq = 0
+        self._tails: dict[str, deque[tuple[float, Any, Any]]] = {}
+        self._tracker: Any = None
+        self._held_set: tuple[float, int, list[TargetEstimate]] | None = None
+        if cfg.tracking.enabled:
+            from sdr_isac.fusion.tracking import Tracker  # Stone Soup: imported only by a tracking host
+
+            self._tracker = Tracker(cfg.tracking, station=self.node_id, id_prefix=f"{self.node_id}-")
+        self._twin: Any = None                                   # a TwinWriter, made by start()
+        self.twin_path: str | None = None
+        self.twin_skipped = 0                                    # detections the twin cannot hold (not finite)
         self._executor: Executor | None = None                   # made by start(): where captures are sensed
         self._max_in_flight = 1
         self._lock = threading.Lock()
@@ -318,6 +411,8 @@ class FusionHost:
             self._close_sockets()
             raise
         self._max_in_flight = host_cfg.max_in_flight or 2 * self._executor.workers
+        if self.cfg.twin.enabled:
+            self._start_twin()
         for t in self._threads:
             t.start()
         return self
@@ -340,6 +435,11 @@ class FusionHost:
             with self._guard("closing the executor"):
                 self._executor.close()
             self._executor = None
+        if not worker.is_alive():
+            self.flush_tracking()
+        if self._twin is not None:
+            with self._guard("closing the twin"):
+                self._twin.close(timeout_s)
         for writer in self._writers.values():
             with self._guard("closing a recording"):
                 writer.close()
@@ -387,7 +487,14 @@ class FusionHost:
                     "ignored_nodes": self.ignored_nodes, "errors_total": self.errors_total,
                     "errors": list(self.errors)[-20:], "refused": refused,
                     "handshake_failures": self.handshake_failures,
-                    "absent_nodes": sorted(k for k, v in self.nodes.items() if v.state == "absent")}
+                    "absent_nodes": sorted(k for k, v in self.nodes.items() if v.state == "absent"),
+                    "node_id": self.node_id,
+                    "t0_backwards": sum(v.t0_backwards for v in self.nodes.values()),
+                    "t0_gaps": sum(v.t0_gaps for v in self.nodes.values()),
+                    "tracking": ({**self.tracking, "tracks": len(self.tracks),
+                                  "confirmed": sum(t.status == "confirmed" for t in self.tracks)}
+                                 if self._tracker is not None else None),
+                    "twin": self._twin_stats()}
 
     # ---- the guard ----------------------------------------------------------------
     def _guard(self, where: str, node_id: str | None = None, *, rejects: bool = False) -> _Guard:
@@ -503,14 +610,20 @@ class FusionHost:
                 node.heartbeat = dict(msg.header["stats"])
                 return
             node.received += 1
+            jump = node.on_t0(msg.seq, msg.t0_s, _capture_period_s(msg))
             node.on_seq(msg.seq)
             node.on_latency(max(received_s - msg.sent_s, 0.0))
             node.on_arrival(received_s)
             self._align(msg)
+        if jump is not None and _log_now(node.t0_backwards if jump == "backwards" else node.t0_gaps):
+            _log.warning("node %s: capture time %s at seq %d (t0 = %.9g s; node period %.6g s)", msg.node_id,
+                         "went backwards" if jump == "backwards" else "jumped", msg.seq, msg.t0_s,
+                         node.period_s or float("nan"))
         if msg.kind == "detections":
             truth = msg.header.get("truth") if msg.header.get("radio") in wire.TRUTH_SOURCES else None
             record = NodeResult(msg.node_id, msg.seq, msg.t0_s, tuple(wire.decode_detections(msg)))
             self._publish_detections(msg.node_id, msg.seq, msg.t0_s, msg.header["detections"], truth)
+            self._twin_detections(msg.node_id, msg.t0_s, record.detections)
             with self._lock:
                 node.processed += 1
                 node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s, "detections": msg.header["detections"],
@@ -596,6 +709,7 @@ class FusionHost:
         truth = capture.metadata.get("truth") if wire.radio_of(capture.metadata) in wire.TRUTH_SOURCES else None
         self.last_results[capture.node_id] = (result, (truth or {}).get("paths", []))
         self._publish_detections(capture.node_id, msg.seq, capture.t0_s, dets, truth)
+        self._twin_detections(capture.node_id, capture.t0_s, record.detections)
         if self.cfg.stream.publish_maps and sensed.num_channels:
             with self._guard(f"{where}: map not published"):
                 self._publish_map(capture.node_id, msg.seq, capture.t0_s, sensed, truth, sensing_cfg)
@@ -629,7 +743,7 @@ class FusionHost:
         within ``stream.align_window_s`` of this one (the closest) joins the
         set; a set of two or more scene nodes is fused once by the engine
         (:meth:`sdr_isac.fusion.engine.FusionEngine.fuse`) and published as
-        ``estimates/host``.
+        ``estimates/<[host] node_id>``.
         """
         if self.node_info(node_id) is None:
             return
@@ -657,7 +771,8 @@ class FusionHost:
 
     def _publish_estimates(self, t0_s: float, nodes: dict[str, int], estimates: list[TargetEstimate],
                            truth: list[dict[str, Any]], details: list[dict[str, Any] | None] | None = None) -> None:
-        """Keep a fused set in :attr:`estimates` (records and their wire objects) and publish ``estimates/host``."""
+        """Keep a fused set in :attr:`estimates` (records and their wire objects), publish
+        ``estimates/<host.node_id>``, hand it to the twin and the tracker."""
         objects = [wire.estimate_to_dict(e, **((details or [None] * len(estimates))[i] or {}))
                    for i, e in enumerate(estimates)]
         with self._lock:
@@ -665,7 +780,166 @@ class FusionHost:
             self._estimate_seq += 1
             self.estimates.append({"seq": out_seq, "t0_s": t0_s, "nodes": nodes, "estimates": objects,
                                    "records": estimates, "truth": truth})
-        self._send(wire.encode_estimates("host", out_seq, t0_s, estimates, details))
+        self._send(wire.encode_estimates(self.node_id, out_seq, t0_s, estimates, details))
+        self._twin_put(estimates)
+        if self._tracker is not None:
+            with self._guard(f"tracking at t0 = {t0_s:.9g} s"):
+                self._to_tracker(t0_s, len(nodes), estimates)
+
+    # ---- tracking and the twin ------------------------------------------------------
+    def _to_tracker(self, t0_s: float, num_nodes: int, estimates: list[TargetEstimate]) -> None:
+        """Hold a fused set until the next instant: the set of an instant grows as its nodes' captures are
+        sensed (nodes a, b, then a, b, c), so the tracker takes, per instant, the set of the most nodes once
+        a later instant's set arrives (or at :meth:`stop`): tracks lag the estimates by one set.
+
+        A set earlier than the instant held or tracked (a node's clock, or sets finishing out of order) is
+        counted in ``tracking.out_of_order`` and left out; a smaller set of the held instant in
+        ``tracking.same_t0``.
+        """
+        held = self._held_set
+        last = self.tracking["t0_s"]
+        if (last is not None and t0_s <= last) or (held is not None and t0_s < held[0]):
+            with self._lock:
+                self.tracking["out_of_order"] += 1
+            return
+        if held is not None and t0_s == held[0]:
+            with self._lock:
+                self.tracking["same_t0"] += 1
+            if num_nodes >= held[1]:
+                self._held_set = (t0_s, num_nodes, estimates)
+            return
+        self._held_set = (t0_s, num_nodes, estimates)
+        if held is not None:
+            self._track(held[0], held[2])
+
+    def flush_tracking(self) -> None:
+        """Track the set held back for its instant (:meth:`_to_tracker`); :meth:`stop` calls it."""
+        held, self._held_set = self._held_set, None
+        if held is not None and self._tracker is not None:
+            with self._guard(f"tracking at t0 = {held[0]:.9g} s"):
+                self._track(held[0], held[2])
+
+    def _track(self, t0_s: float, estimates: list[TargetEstimate]) -> None:
+        """Run the tracker on one fused set, keep the tracks (with their tails), publish ``tracks/<node_id>``.
+
+        Runs on the worker thread (or in :meth:`stop`, after it ended).  An error of the tracker is counted
+        in ``tracking.failed`` (and the guard's ``errors``).  Handovers of the scan are logged and travel in
+        the tracks message.
+        """
+        try:
+            live = self._tracker.step(t0_s, estimates)
+        except Exception:
+            with self._lock:
+                self.tracking["failed"] += 1
+            raise
+        gone = [t for t in self.tracks if t.track_id not in {x.track_id for x in live}]
+        tracks = [self._with_tail(t) for t in live]
+        for t in gone:
+            self._tails.pop(t.track_id, None)
+        new_handovers = [(t.track_id, h) for t in live for h in t.handovers if h.t_s == t0_s]
+        with self._lock:
+            known = {t.track_id for t in self.tracks}
+            self.tracking["started"] += sum(t.track_id not in known for t in live)
+            self.tracking["steps"] += 1
+            self.tracking["t0_s"] = t0_s
+            self.tracking["handovers"] += len(new_handovers)
+            self.handovers.extend(new_handovers)
+            self.tracks = tracks
+            seq = self._tracks_seq
+            self._tracks_seq += 1
+        for track_id, h in new_handovers:
+            _log.info("track %s handed over at t0 = %.9g s: %s -> %s (%s)", track_id, h.t_s, h.from_station,
+                      h.to_station, h.reason)
+        self._send(self._encode_tracks(seq, t0_s, tracks))
+        ended = [Track(t.track_id, t.t_s[-1:], t.states[-1:], t.covariances[-1:], t.stations, t.handovers,
+                       "deleted") for t in gone]                 # the twin learns which tracks ended
+        self._twin_put([*[_latest(t) for t in tracks], *ended])
+
+    def _with_tail(self, track: Track) -> Track:
+        """``track`` (its latest state) with the states of its earlier scans here, up to :data:`_TAIL` + 1."""
+        tail = self._tails.setdefault(track.track_id, deque(maxlen=_TAIL + 1))
+        t = float(track.t_s[-1])
+        if not tail or tail[-1][0] < t:
+            tail.append((t, track.states[-1], track.covariances[-1]))
+        return Track(track.track_id, np.array([x[0] for x in tail]), np.array([x[1] for x in tail]),
+                     np.array([x[2] for x in tail]), track.stations, track.handovers, track.status)
+
+    def _encode_tracks(self, seq: int, t0_s: float, tracks: list[Track]) -> list[Any]:
+        """The ``tracks`` message; a track the wire refuses (a covariance not positive definite, ...) is left
+        out, counted in ``tracking.not_sent`` and logged, never the whole message."""
+        try:
+            return wire.encode_tracks(self.node_id, seq, t0_s, tracks, tail=_TAIL)
+        except WireFormatError:
+            pass
+        good = []
+        for t in tracks:
+            try:
+                wire.encode_tracks(self.node_id, seq, t0_s, [t], tail=_TAIL)
+                good.append(t)
+            except WireFormatError as err:
+                with self._lock:
+                    self.tracking["not_sent"] += 1
+                    count = self.tracking["not_sent"]
+                    self.errors.append(f"track {t.track_id} not published: {err}"[:500])
+                if _log_now(count):
+                    _log.warning("track %s not published: %s", t.track_id, err)
+        return wire.encode_tracks(self.node_id, seq, t0_s, good, tail=_TAIL)
+
+    def tracks_document(self) -> dict[str, Any]:
+        """The latest tracks as ``tracks.json`` holds them: the host's id, the last ``tracks`` message's seq and
+        t0_s, the wire's track objects (with up to 8 tail positions) and every handover kept (the last 1000)."""
+        with self._lock:
+            tracks, handovers = list(self.tracks), list(self.handovers)
+            seq, t0_s = self._tracks_seq - 1, self.tracking["t0_s"]
+        return {"node_id": self.node_id, "seq": seq, "t0_s": t0_s,
+                "tracks": [wire.track_to_dict(t, _TAIL) for t in tracks],
+                "handovers": [{"track_id": i, "t_s": h.t_s, "from": h.from_station, "to": h.to_station,
+                               "reason": h.reason} for i, h in handovers]}
+
+    def _start_twin(self) -> None:
+        """Start the twin's writer: ``twin.db`` a DSN, or a SQLite file (relative: in the output folder)."""
+        from sdr_isac.twin import TwinWriter
+        from sdr_isac.twin.connect import is_dsn
+
+        twin = self.cfg.twin
+        db = twin.db
+        if not is_dsn(db) and db != ":memory:" and not Path(db).is_absolute():
+            base = self.out_dir if self.out_dir is not None else Path.cwd()
+            base.mkdir(parents=True, exist_ok=True)
+            db = str(base / db)
+        self.twin_path = db if not is_dsn(db) else "(PostgreSQL DSN)"
+        self._twin = TwinWriter(db, twin.queue_size, retention_s=twin.retention_s,
+                                prune_interval_s=twin.prune_interval_s, busy_timeout_s=twin.busy_timeout_s)
+
+    def _twin_put(self, records: list[Any]) -> None:
+        """Hand records to the twin's writer (never blocks: a full queue drops the batch, counted there)."""
+        if self._twin is not None and records:
+            self._twin.put(records)
+
+    def _twin_detections(self, node_id: str, t0_s: float, detections: Any) -> None:
+        """Hand one node's detections to the twin (those it cannot hold, a NaN say, are counted, not stored)."""
+        if self._twin is None:
+            return
+        from sdr_isac.twin import NodeDetection
+
+        rows = []
+        for d in detections:
+            try:
+                rows.append(NodeDetection(node_id, t0_s, d))
+            except SdrIsacError:
+                with self._lock:
+                    self.twin_skipped += 1
+        self._twin_put(rows)
+
+    def _twin_stats(self) -> dict[str, Any] | None:
+        if self._twin is None:
+            return None
+        st = self._twin.stats()
+        return {"db": self.twin_path, "written": st.written_records, "written_batches": st.written_batches,
+                "dropped": st.dropped_records, "dropped_batches": st.dropped_batches,
+                "failed": st.failed_records, "failed_batches": st.failed_batches, "queued": st.queued,
+                "pruned_rows": st.pruned_rows, "skipped_detections": self.twin_skipped,
+                "last_error": st.last_error}
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
                             truth: Any = None) -> None:

@@ -465,7 +465,8 @@ def checked_truth(truth: Any) -> dict[str, Any] | None:
 
 
 # ---- structured header fields -------------------------------------------------------------------
-_NODE_COUNTERS = ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats", "frames_dropped_overflow")
+_NODE_COUNTERS = ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats",
+                  "frames_dropped_overflow")
 
 
 def _check_heartbeat_stats(stats: Any) -> None:

@@ -3,20 +3,15 @@
 What a host senses is stored structurally, one table per record, each indexed on time (and on node or
 track id where it has one), so that a window of time or one target's history is an index range scan:
 
-=================  ==================================================  ===========================
-table              rows                                                indexes
-=================  ==================================================  ===========================
-``detections``     one per :class:`~sdr_isac.twin.NodeDetection`       ``t_s``; ``node_id, t_s``
-``links``          one per :class:`LinkMeasurement` (alone, or one of  ``t_s``; ``tx_id, t_s``;
-                   an estimate's links: ``estimate_id``, ``link_index``) ``rx_id, t_s``; ``estimate_id``
-``estimates``      one per :class:`TargetEstimate`                     ``t_s``
-``tracks``         one per track: id, status, stations (JSON)          ``track_id`` (key)
-``track_states``   one per state of a :class:`Track`: time, x y z,      ``track_id, t_s`` (key);
-                   vx vy vz, covariance, status and owning station     ``t_s``
-``handovers``      one per :class:`Handover` of a track                ``track_id, t_s, from, to``
-                                                                       (key); ``t_s``
-``schema_version`` the one row: the schema's version                   -
-=================  ==================================================  ===========================
+- ``detections``: one row per :class:`~sdr_isac.twin.NodeDetection`; indexes ``t_s``; ``node_id, t_s``.
+- ``links``: one per :class:`LinkMeasurement` (alone, or one of an estimate's links: ``estimate_id``,
+  ``link_index``); indexes ``t_s``; ``tx_id, t_s``; ``rx_id, t_s``; ``estimate_id``.
+- ``estimates``: one per :class:`TargetEstimate`; index ``t_s``.
+- ``tracks``: one per track: id, status, stations (JSON); key ``track_id``.
+- ``track_states``: one per state of a :class:`Track`: time, x y z, vx vy vz, covariance, status and owning
+  station; key ``track_id, t_s``; index ``t_s``.
+- ``handovers``: one per :class:`Handover` of a track; key ``track_id, t_s, from, to``; index ``t_s``.
+- ``schema_version``: the one row: the schema's version.
 
 Covariances are little-endian float64 bytes, row-major (3 x 3 or 6 x 6): exact, and read back with
 ``numpy.frombuffer``.  Writing a :class:`Track` again (a tracker republishes its growing history)
@@ -154,10 +149,10 @@ class TwinStore(abc.ABC):
     used from several threads (calls are serialised).  Use it as a context manager, or call
     :meth:`close`.
 
-    Raises (every method)
-    ---------------------
+    Raises
+    ------
     TwinError
-        The database is locked, read-only, corrupt, gone, or holds a schema this code does not
+        Any method: the database is locked, read-only, corrupt, gone, or holds a schema this code does not
         know; the message names the database.
     """
 
