@@ -203,13 +203,16 @@ def _gather(executor: Executor, trial: Callable[[Point, np.random.Generator], Me
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows (dicts with the same keys) as CSV, atomically (through the one atomic writer)."""
+    """Write rows as CSV, atomically (through the one atomic writer).
+
+    The columns are every key of any row, in the order first seen; a row without a column leaves it empty.
+    """
     if not rows:
         raise InputError(f"no rows to write to {path}: run at least one trial")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(rows[0].keys()))
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

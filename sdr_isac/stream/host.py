@@ -86,6 +86,7 @@ from sdr_isac.recording._atomic import write_json
 from sdr_isac.recording.append import append_capture
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import Refusals, describe_handshake_failure, secure_server
+from sdr_isac.waveform import ofdm
 
 __all__ = ["FusionHost", "NodeStats"]
 
@@ -1059,8 +1060,10 @@ def _sense(capture: Capture, jobs: list[SensingJob], display_cells: int, keep_ar
     (:func:`~sdr_isac.stream.wire.map_for_display`) here, where the map is; ``keep_arrays``: send the
     results back whole (the ``thread`` executor: nothing is copied).
     """
-    if not keep_arrays:
+    if not keep_arrays:                                   # in a worker process: one core's share of the work
         _single_threaded_blas()
+        jobs = [dataclasses.replace(job, config=dataclasses.replace(job.config, fft_workers=1))
+                if job.config.fft_workers == 0 else job for job in jobs]
     results = sense_capture(capture, jobs)
     out = _Sensed(results)
     rd = results[0].map
@@ -1082,13 +1085,14 @@ _BLAS_LIMITED = False
 
 
 def _single_threaded_blas() -> None:
-    """Keep BLAS single-threaded in a worker process (once per process): several workers share the cores,
-    and threaded OpenBLAS stalls small products under load (``PITFALLS.md``)."""
+    """Keep BLAS and the FFTs single-threaded in a worker process (once per process): several workers share
+    the cores, and threaded OpenBLAS (or scipy.fft with every core) over-subscribes them (``PITFALLS.md``)."""
     global _BLAS_LIMITED
     if not _BLAS_LIMITED:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1, user_api="blas")
+        ofdm.FFT_WORKERS = 1                              # the OFDM demodulator's FFTs, too (sensing: per job)
         _BLAS_LIMITED = True
 
 

@@ -73,6 +73,10 @@ def test_write_csv_is_atomic_and_rejects_nothing_to_write(tmp_path: Path) -> Non
         write_csv(tmp_path / "b.csv", [])
     assert not (tmp_path / "b.csv").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]      # no temporary left behind
+    # rows of different columns (a summary whose last row carries calibration columns): every column, once
+    path = write_csv(tmp_path / "c.csv", [{"mode": "coop", "x": 1.0}, {"mode": "cal", "x": 2.0, "z": 0.5}])
+    assert list(csv.DictReader(path.open())) == [{"mode": "coop", "x": "1", "z": ""},
+                                                 {"mode": "cal", "x": "2", "z": "0.5"}]
 
 
 def test_rmse() -> None:
