@@ -255,18 +255,29 @@ def test_curve_refuses_wrong_keys_on_both_sockets_and_says_why(setup, tmp_path):
         viewer = config.load(variant("viewer", f'curve_client_secret = "{view_sec}"\n')).stream
         listener = _listen(host_cfg.stream.publish_endpoint, ("detections/",), 1, received, stop, stream=viewer)
         refused = {n: node_process(p, "b", 3) for n, (p, _) in expected.items()}
+        retries: list[subprocess.Popen[str]] = []
         try:
             for n, proc in refused.items():
                 out, err = proc.communicate(timeout=60)
                 assert proc.returncode == 2 and "Traceback" not in err, err
+                for _ in range(3):
+                    if "failed without detail" not in err:
+                        break
+                    # ZeroMQ gave no reason this time (three refused handshakes at once on a loaded machine):
+                    # the refusal stands; ask again with this node alone for the reason
+                    again = node_process(expected[n][0], "b", 3)
+                    retries.append(again)
+                    out, err = again.communicate(timeout=60)
+                    assert again.returncode == 2 and "Traceback" not in err, err
                 assert re.search(expected[n][1], err), err
         finally:
-            for proc in refused.values():
+            for proc in [*refused.values(), *retries]:
                 proc.kill()
-        friend = node_process(good, "a", 3)
+        # paced (10 frames at 10 Hz): the viewer's CURVE handshake has time to finish before the last frames
+        friend = node_process(good, "a", 10, rate=10.0)
         out, err = friend.communicate(timeout=60)
         assert friend.returncode == 0, err
-        assert wait_for(lambda: host.stats()["nodes"].get("a", {}).get("received", 0) == 3, 20)
+        assert wait_for(lambda: host.stats()["nodes"].get("a", {}).get("received", 0) == 10, 20)
         listener.join(20)                              # type: ignore[attr-defined]
         # subscribers: none, a node's key (not a subscriber's), the wrong host key
         for stream, pattern in ((None, "the host uses CURVE and this subscriber does not"),
