@@ -46,7 +46,7 @@ from scipy.optimize import linear_sum_assignment
 
 from sdr_isac import config as config_mod
 from sdr_isac.channel.geometry import segment_blocked, target_state
-from sdr_isac.errors import InputError, SensingError
+from sdr_isac.errors import ConfigError, InputError, SensingError
 from sdr_isac.experiments.plots import pyplot, save_figure
 from sdr_isac.experiments.runner import Metrics, Point, Scenario
 from sdr_isac.fusion.locate import single_fix
@@ -152,13 +152,20 @@ def scene() -> config_mod.Config:
     return config_mod.builtin("urban")
 
 
+def _scene_of(cfg: config_mod.Config) -> config_mod.SceneConfig:
+    """The ``[scene]`` of the urban configuration (it always has one; a ConfigError names it otherwise)."""
+    if cfg.scene is None:
+        raise ConfigError("the urban configuration has no [scene]: restore sdr_isac/urban.toml", key="scene")
+    return cfg.scene
+
+
 @functools.lru_cache(maxsize=1)
 def stations() -> tuple[Station, ...]:
     """The scene's transmitting nodes as stations (pilot-mask CRBs computed once)."""
     cfg = scene()
-    assert cfg.scene is not None
+    urban = _scene_of(cfg)
     out = []
-    for node in cfg.scene.nodes:
+    for node in urban.nodes:
         if not node.transmits:
             continue
         frame = node.frame or cfg.frame
@@ -190,11 +197,11 @@ def station_links(station: Station, t_s: float, rng: np.random.Generator, snr_of
     clock (``t_s + clock_offset_s``).
     """
     cfg = scene()
-    assert cfg.scene is not None
+    urban = _scene_of(cfg)
     out = []
-    for target in cfg.scene.targets:
+    for target in urban.targets:
         p, v = target_state(target, t_s)
-        if any(segment_blocked(station.position_m, p, box) for box in cfg.scene.blockers):
+        if any(segment_blocked(station.position_m, p, box) for box in urban.blockers):
             continue
         d = p - station.position_m
         r = float(np.linalg.norm(d))
@@ -234,11 +241,10 @@ GROUND_HEIGHT_M = 1.0
 def _estimate(station: Station, link: LinkMeasurement, kind: str, altitude_m: float) -> TargetEstimate | None:
     """A station's own fix of one detection (range and cone angle at a known height) as a TargetEstimate,
     in the station's network frame and time (:func:`sdr_isac.fusion.locate.single_fix`)."""
-    if link.cone_angle_rad is None or link.var_cone_angle_rad2 is None:
+    if link.cone_angle_rad is None or link.var_cone_angle_rad2 is None or link.array_axis is None:
         return None
     height, var_z = (altitude_m, ALTITUDE_STD_M**2) if kind == "uav" else (GROUND_HEIGHT_M, 0.0)
     try:
-        assert link.array_axis is not None
         fix = single_fix(station.local_position_m[None, :], 0, link.array_axis[:2], link.range_m,
                          link.var_range_m2, link.cone_angle_rad, link.var_cone_angle_rad2, height)
     except SensingError:
@@ -254,9 +260,9 @@ def _measure(rng: np.random.Generator, snr_offset_db: float, times: NDArray[np.f
              ) -> dict[str, list[list[TargetEstimate]]]:
     """Every station's estimates at every time: station id -> per time, its estimates (own frame and clock)."""
     cfg = scene()
-    assert cfg.scene is not None
-    kinds = {t.id: t.kind for t in cfg.scene.targets}
-    targets = {t.id: t for t in cfg.scene.targets}
+    urban = _scene_of(cfg)
+    kinds = {t.id: t.kind for t in urban.targets}
+    targets = {t.id: t for t in urban.targets}
     out: dict[str, list[list[TargetEstimate]]] = {s.node_id: [] for s in stations()}
     for t in times:
         for station in stations():
@@ -300,7 +306,8 @@ def _mapped(track: Track, cal: Any | None) -> Track:
         return Track(track.track_id, track.t_s[-1:], track.states[-1:], track.covariances[-1:], track.stations,
                      track.handovers, track.status)
     est = cal.apply(_as_estimate(track))
-    assert est.velocity_mps is not None and est.cov_velocity_mps2 is not None
+    if est.velocity_mps is None or est.cov_velocity_mps2 is None:      # _as_estimate always gives a velocity
+        raise InputError(f"track {track.track_id!r}: the calibrated estimate lost its velocity")
     cov = np.zeros((6, 6))
     cov[:3, :3], cov[3:, 3:] = est.cov_position_m2, est.cov_velocity_mps2
     return Track(track.track_id, np.array([est.t_s]), np.concatenate([est.position_m, est.velocity_mps])[None],
@@ -405,7 +412,7 @@ def _ospa(snapshots: list[list[Track]], truth: NDArray[np.float64], times: NDArr
 def trial(point: Point, rng: np.random.Generator) -> Metrics:
     """One run of the urban scene in every mode (and a calibration run before it)."""
     cfg = scene()
-    assert cfg.scene is not None
+    urban = _scene_of(cfg)
     times = np.arange(0.0, DURATION_S, DT_S)
     offset = float(point["snr_offset_db"])
     nets: dict[str, list[str]] = {}
@@ -441,11 +448,11 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
             snaps.append(fuser.update(members))             # at the newest local state (clocks differ)
         runs[mode] = snaps
 
-    truth = np.array([[target_state(tg, float(t))[0] for tg in cfg.scene.targets] for t in times])
+    truth = np.array([[target_state(tg, float(t))[0] for tg in urban.targets] for t in times])
     out: Metrics = {}
     for mode, snaps in runs.items():
         errors, ids = _follow(snaps, truth)
-        for k, tg in enumerate(cfg.scene.targets):
+        for k, tg in enumerate(urban.targets):
             e = errors[:, k]
             out[f"{mode}_{tg.id}_continuity"] = float(sensing_continuity(e, THRESHOLD_M))
             out[f"{mode}_{tg.id}_rmse_m"] = float(rmse(e, skip_nan=True))
@@ -479,11 +486,11 @@ def _blocked_grid(origin_m: NDArray[np.float64], points_m: NDArray[np.float64]) 
     """Whether the segment from ``origin_m`` to each of ``points_m`` (n, 3) passes through a building (the slab
     test of :func:`sdr_isac.channel.geometry.segment_blocked`, vectorised over the points)."""
     cfg = scene()
-    assert cfg.scene is not None
+    urban = _scene_of(cfg)
     d = points_m - origin_m
     blocked = np.zeros(points_m.shape[0], dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for box in cfg.scene.blockers:
+        for box in urban.blockers:
             lo, hi = np.asarray(box.min_m, dtype=np.float64), np.asarray(box.max_m, dtype=np.float64)
             t_min, t_max = np.zeros(points_m.shape[0]), np.ones(points_m.shape[0])
             inside = np.ones(points_m.shape[0], dtype=bool)
@@ -531,8 +538,8 @@ def mode_stations(mode: str) -> tuple[str, ...]:
 
 def _targets() -> list[tuple[str, str]]:
     cfg = scene()
-    assert cfg.scene is not None
-    return [(t.id, t.kind) for t in cfg.scene.targets]
+    urban = _scene_of(cfg)
+    return [(t.id, t.kind) for t in urban.targets]
 
 
 def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
@@ -599,8 +606,6 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     written = [save_figure(fig, out / "continuity.png")]
-    cfg = scene()
-    assert cfg.scene is not None
     for mode in ("single", "coop", "multi_cal"):
         ids = mode_stations(mode)
         nodes = np.array([st.position_m for st in stations() if st.node_id in ids])
