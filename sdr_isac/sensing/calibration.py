@@ -448,8 +448,9 @@ def measure_reflector(capture: Capture, distance_m: float, frame: FrameConfig | 
                       num_paths: int = 4) -> SystemMeasurement:
     """System delay and channel gains from a reflector at ``distance_m`` on the array's boresight.
 
-    The reflector is the strongest static path no earlier than its geometric delay ``2 D / c`` (less one
-    sample): the system delay is its delay less ``2 D / c``.  Its amplitudes give the channel gains (a
+    The reflector is the strongest static path ``2 D / c`` behind another static path (the TX->RX leakage
+    at the system delay), or, where no leakage shows, the strongest static path no earlier than ``2 D / c``
+    (less one sample): the system delay is its delay less ``2 D / c``.  Its amplitudes give the channel gains (a
     reflector on boresight reaches every element in phase).  Static paths within one sample of the
     calibrated range zero are the leakage.
 
@@ -475,12 +476,21 @@ def measure_reflector(capture: Capture, distance_m: float, frame: FrameConfig | 
     built = _frame_of(capture, frame)
     fs = built.sample_rate_hz
     geometric = 2 * d_m / SPEED_OF_LIGHT_MPS * fs
+    if geometric < 2.0:
+        raise InputError(f"distance_m = {d_m} m puts the reflector {geometric:.2f} samples behind range zero: "
+                         "allowed at least 2 samples, or the reflector cannot be told from the TX->RX leakage; "
+                         "move it further away")
     paths = [p for p in measure_paths(capture, built, num_paths) if _static(p, built)]
-    candidates = [p for p in paths if p.delay_samples >= geometric - 1.0]
+    # with leakage (a static path at the system delay itself) the reflector is the static path 2 D / c behind
+    # another one; the delays include the unknown system delay, so "at least 2 D / c" alone would also take the
+    # leakage.  Without a visible leakage it is the strongest static path at or beyond 2 D / c.
+    behind = [p for p in paths if any(q is not p and abs(p.delay_samples - q.delay_samples - geometric) <= 1.0
+                                      for q in paths)]
+    candidates = behind or [p for p in paths if p.delay_samples >= geometric - 1.0]
     if not candidates:
         raise SensingError(f"no static echo at or beyond the reflector's delay 2 D / c = {geometric:.2f} samples "
                            f"(distance_m = {d_m} m): check the distance and that the reflector is in the beam")
-    reflector = candidates[0]
+    reflector = candidates[0]                                    # paths come strongest first
     delay = reflector.delay_samples - geometric
     leakage = [p for p in paths if p is not reflector and abs(p.delay_samples - delay) <= LEAKAGE_WINDOW_SAMPLES]
     return _measurement(reflector, delay, leakage, fs)

@@ -152,8 +152,10 @@ def _export(store: TwinStore, args: argparse.Namespace) -> int:
 
 
 def _prune(store: TwinStore, args: argparse.Namespace) -> int:
-    if not (math.isfinite(args.older_than) and args.older_than >= 0):
-        raise InputError(f"--older-than {args.older_than} s: allowed a finite age >= 0 s")
+    for flag, value in (("--older-than", args.older_than), ("--now", args.now)):   # worded in the CLI's terms
+        if value is not None and not (math.isfinite(value) and (flag == "--now" or value >= 0)):
+            raise InputError(f"{flag} {value} s: allowed a finite " + ("age >= 0 s" if flag == "--older-than"
+                                                                          else "time, s"))
     deleted = store.prune(args.older_than, args.now)
     print("deleted " + ", ".join(f"{n} {t}" for t, n in deleted.items()))
     return 0

@@ -241,7 +241,9 @@ def load_lanes(path: str | Path) -> list[LaneSegment]:
     except (OSError, ValueError, tomllib.TOMLDecodeError) as err:
         raise InputError(f"lanes file {p}: cannot be read ({err}): give a TOML file with [[lane]] tables") from err
     if not isinstance(data, Mapping) or set(data) != {"lane"} or not isinstance(data["lane"], list):
-        raise InputError(f"lanes file {p}: allowed only [[lane]] tables (keys found: {sorted(data)!r})")
+        found = f"keys found: {sorted(map(str, data))!r}" if isinstance(data, Mapping) else \
+            f"found a {type(data).__name__}"
+        raise InputError(f"lanes file {p}: allowed only [[lane]] tables ({found})")
     lanes: list[LaneSegment] = []
     for i, entry in enumerate(data["lane"]):
         if not isinstance(entry, Mapping):

@@ -449,6 +449,10 @@ class TwinStore(abc.ABC):
         if isinstance(older_than_s, bool) or not isinstance(older_than_s, int | float) or not older_than_s >= 0 \
                 or not np.isfinite(older_than_s):
             raise InputError(f"older_than_s = {older_than_s!r} s: allowed a finite age >= 0 s")
+        if now_s is not None and (isinstance(now_s, bool) or not isinstance(now_s, int | float | np.number)
+                                  or not np.isfinite(now_s)):
+            raise InputError(f"now_s = {now_s!r} s: allowed a finite time (s, on the records' clock) or None for "
+                             "the newest record time; an infinite 'now' would delete everything")
         with self._lock:
             if now_s is None:
                 now_s = self.newest_t_s()

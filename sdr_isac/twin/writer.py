@@ -47,6 +47,8 @@ class WriterStats:
         Refused by the database.
     pruned_rows : int
         Deleted by retention.
+    prune_failures : int
+        Retention runs the database refused (the batches were written).
     last_error : str or None
         The latest database error, None if there was none.
     """
@@ -59,6 +61,7 @@ class WriterStats:
     failed_batches: int
     failed_records: int
     pruned_rows: int
+    prune_failures: int
     last_error: str | None
 
 
@@ -96,6 +99,10 @@ class TwinWriter:
         for name, value in (("retention_s", retention_s), ("prune_interval_s", prune_interval_s)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
                 raise InputError(f"{name} = {value!r} s: allowed a finite time >= 0 s")
+        if isinstance(busy_timeout_s, bool) or not isinstance(busy_timeout_s, int | float) \
+                or not 0 <= busy_timeout_s <= 600:
+            raise InputError(f"busy_timeout_s = {busy_timeout_s!r} s: allowed 0 ... 600 s (how long a write waits "
+                             "for a lock)")
         if not isinstance(store_or_db, TwinStore | str):
             raise InputError(f"store_or_db = {store_or_db!r}: allowed a TwinStore or a database (file or DSN)")
         self._db = store_or_db if isinstance(store_or_db, str) else None
@@ -106,7 +113,7 @@ class TwinWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._count_lock = threading.Lock()
         self._counts = dict.fromkeys(("written_batches", "written_records", "dropped_batches", "dropped_records",
-                                      "failed_batches", "failed_records", "pruned_rows"), 0)
+                                      "failed_batches", "failed_records", "pruned_rows", "prune_failures"), 0)
         self._last_error: str | None = None
         self._closed = False
         self._last_prune = time.monotonic()
@@ -169,10 +176,16 @@ class TwinWriter:
                 if store is None:
                     store = self._store = open_twin(str(self._db), busy_timeout_s=self._busy_timeout_s)
                 store.write(batch)
-                self._add(written_batches=1, written_records=len(batch))
-                self._maybe_prune(store)
             except Exception as err:          # a writer thread must outlive any one batch: counted, logged
                 self._fail(err, len(batch))
+                continue
+            self._add(written_batches=1, written_records=len(batch))
+            try:
+                self._maybe_prune(store)
+            except Exception as err:          # a failed prune is not a failed batch: counted apart, logged
+                self._last_error = f"prune failed: {err}"
+                _log.warning("twin writer: %s", self._last_error)
+                self._add(prune_failures=1)
         if self._db is not None and self._store is not None:
             self._store.close()
 

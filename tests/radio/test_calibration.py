@@ -130,8 +130,9 @@ def test_attach_refuses_another_setting(tmp_path: Path) -> None:
             attach_calibration(r, cal)
 
 
-def test_reflector_method(tmp_path: Path) -> None:
-    out, rc = calibrate(tmp_path, scene_toml(isolation_db=0.0, clutter_m=60.0, targets=False), "--method",
+@pytest.mark.parametrize("isolation_db", [0.0, 60.0])          # without and with the TX->RX leakage
+def test_reflector_method(tmp_path: Path, isolation_db: float) -> None:
+    out, rc = calibrate(tmp_path, scene_toml(isolation_db=isolation_db, clutter_m=60.0, targets=False), "--method",
                         "reflector", "--distance-m", "60")
     cal = load_calibration(next(out.glob("*.json")))
     assert rc == 0 and cal.method == "reflector" and cal.distance_m == 60.0

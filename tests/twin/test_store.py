@@ -4,6 +4,7 @@ retention, the schema version, and the errors that name the database."""
 from __future__ import annotations
 
 import builtins
+import math
 import sqlite3
 
 import numpy as np
@@ -126,6 +127,11 @@ def test_prune_deletes_rows_older_than_the_age(db, rng):
         assert store.prune(100.0, now_s=1e6)["detections"] == 4
         with pytest.raises(InputError, match="older_than_s = -1"):
             store.prune(-1)
+        kept = store.counts()
+        for bad in (math.inf, -math.inf, math.nan, "5", True):   # an infinite 'now' would delete everything
+            with pytest.raises(InputError, match="now_s"):
+                store.prune(1.0, now_s=bad)
+        assert store.counts() == kept
 
 
 def test_prune_of_an_empty_twin_deletes_nothing(db):

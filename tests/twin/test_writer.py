@@ -55,14 +55,11 @@ def test_put_never_blocks_and_counts_drops_while_another_connection_locks_the_fi
     _wait(lambda: w.stats().written_batches == 1)               # opened, schema made
     holder = _lock(path)
     try:
-        longest = 0.0
         accepted = []
         for i in range(10):
-            t0 = time.perf_counter()
             accepted.append(w.put([detection(rng, "bs0", float(i))]))
-            longest = max(longest, time.perf_counter() - t0)
-        # the thread waits up to 2 s for the lock: a put that waited for it would take that long
-        assert longest < 0.5
+        # put never waited: while the thread waits up to 2 s for the lock, the queue of 2 fills and the rest
+        # are dropped at once (a blocking put would have queued them all)
         st = w.stats()
         assert accepted.count(False) == st.dropped_batches == st.dropped_records == w.dropped
         assert st.dropped_batches in (7, 8)                    # 2 queued, and 1 in the thread's hands or not yet
