@@ -46,6 +46,11 @@ def _cmd_waveform(args: argparse.Namespace) -> int:
 
 
 
+def _sweep_key(points: Any) -> str | None:
+    """The SNR key of a scenario's points (``snr_db``), or None where it sweeps something else."""
+    return "snr_db" if points and all("snr_db" in p for p in points) else None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from importlib import resources
 
@@ -54,6 +59,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.scene == "urban":
         return _urban_demo(args)
+    args.out = args.out or "out/demo"
+    args.frames = args.frames if args.frames is not None else 5
+    args.snr_db = 20.0 if args.snr_db is None else args.snr_db
+    args.seed = 0 if args.seed is None else args.seed
     with resources.as_file(resources.files("sdr_isac").joinpath("demo.toml")) as builtin_path:
         path = Path(args.config) if args.config else builtin_path
         cfg = config.load(path)
@@ -90,8 +99,12 @@ def _urban_demo(args: argparse.Namespace) -> int:
     if args.config:
         raise config.ConfigError(f"--config {args.config} with --scene urban: the urban demo runs the built-in "
                                  "urban scene; leave --config out", key="config")
-    out = args.out if args.out != "out/demo" else "out/demo_urban"
-    frames = args.frames if args.frames != 5 else 3
+    ignored = [f"--{name.replace('_', '-')}" for name in ("snr_db", "seed") if getattr(args, name) is not None]
+    if ignored:
+        raise config.ConfigError(f"{', '.join(ignored)} with --scene urban: the urban demo has no link check; "
+                                 "leave them out", key="scene")
+    out = args.out or "out/demo_urban"
+    frames = args.frames if args.frames is not None else 3
     print(f"# sdr-isac demo --scene urban: {frames} frame(s) per node of the built-in urban scene; each node, "
           "each operator's MECS host and the core host a process, over ZeroMQ on 127.0.0.1")
     result = run_urban_demo(out, frames, timeout_s=args.timeout)
@@ -368,7 +381,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
                          "symbols, or drop --reference frame to use the TX recording")
     if args.reference == "tx" and not args.tx:
         raise InputError("--reference tx without --tx: allowed with a TX recording; pass --tx TX.sigmf-meta")
-    with Recording.open(args.rx) as probe:
+    with Recording.open(args.rx, verify_checksum=False) as probe:     # the real open below checks the hash
         rx_frame, rx_source = waveform_description(probe)
     frame, source = _process_frame(args, cfg, raw, rx_frame, rx_source)
     if not args.tx and rx_source != "isac:frame" and args.reference != "frame":
@@ -550,7 +563,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             raise config.ConfigError(f"--snr-db {args.snr_db!r}: allowed comma-separated numbers of dB, e.g. "
                                      "-20,-10,0", key="snr_db") from err
         base = scenario(args.name).points
-        points = [dict(base[0], snr_db=s) for s in snrs]
+        key = _sweep_key(base)
+        if key is None:
+            raise config.ConfigError(f"--snr-db with experiment {args.name}: its points sweep "
+                                     f"{', '.join(sorted({k for p in base for k in p}))}, not snr_db; leave "
+                                     "--snr-db out", key="snr_db")
+        variants = list({tuple(sorted((k, v) for k, v in p.items() if k != key)): None for p in base})
+        points = [dict(v, **{key: s}) for v in variants for s in snrs]
     out = Path(args.out) if args.out else Path("out") / "experiments" / args.name
     scn = scenario(args.name)
     result = run_experiment(scn, args.trials, out, args.seed, args.workers, args.scheduler,
@@ -590,10 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "detections beside truth, then decodes the frame over a multipath link.")
     p.add_argument("--config", metavar="FILE", help="TOML configuration with a sim radio and a scene "
                                                     "(default: the built-in demo scene)")
-    p.add_argument("--out", metavar="DIR", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--frames", type=int, default=5, metavar="N", help="frames per node (default 5)")
-    p.add_argument("--snr-db", type=float, default=20.0, help="SNR per RE of the communication link (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the link's channel and noise (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default out/demo; out/demo_urban with --scene urban)")
+    p.add_argument("--frames", type=int, metavar="N", help="frames per node (default 5; 3 with --scene urban)")
+    p.add_argument("--snr-db", type=float, help="SNR per RE of the communication link (default 20)")
+    p.add_argument("--seed", type=int, help="seed of the link's channel and noise (default 0)")
     p.add_argument("--scene", choices=("demo", "urban"), default="demo",
                    help="demo: the two-BS demo scene (default); urban: the built-in urban street grid, its nodes "
                         "streaming to one MECS host per operator and those to a core host, all processes "

@@ -151,3 +151,29 @@ def test_record_overwrite_is_atomic_and_info_accepts_the_result(tmp_path):
     assert meta["global"]["core:datatype"] == "cf32_le" and "core:dataset" not in meta["global"]
     info = run("info", str(out))
     assert info.returncode == 0 and "cf32_le" in info.stdout and "captures    1 (isac: annotations)" in info.stdout
+
+
+def test_experiment_snr_db_keeps_every_variant_and_refuses_a_scenario_without_snr(tmp_path, monkeypatch):
+    from sdr_isac import cli
+    from sdr_isac.errors import ConfigError
+
+    seen = {}
+
+    def fake_run(scn, trials, out, seed, workers, scheduler, progress, points):
+        seen["points"] = points
+        raise SystemExit(0)
+
+    monkeypatch.setattr("sdr_isac.experiments.runner.run_experiment", fake_run)
+    with pytest.raises(SystemExit):
+        cli.main(["experiment", "roc", "--snr-db=3,9", "--out", str(tmp_path / "r")])
+    assert seen["points"] == [{"maps": m, "snr_db": s} for m in ("independent", "default") for s in (3.0, 9.0)]
+    with pytest.raises(ConfigError, match="snr_offset_db, not snr_db"):
+        cli._cmd_experiment(cli.build_parser().parse_args(["experiment", "continuity", "--snr-db=0"]))
+
+
+def test_urban_demo_refuses_options_it_would_ignore():
+    from sdr_isac import cli
+    from sdr_isac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--seed with --scene urban"):
+        cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--seed", "3"]))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sdr_isac import config as config_mod
+from sdr_isac.errors import InputError
 from sdr_isac.experiments.plots import pyplot, save_figure
 from sdr_isac.experiments.runner import Metrics, Point, Scenario
 from sdr_isac.fusion.metrics import detection_probability, roc_curve
@@ -34,12 +35,18 @@ PFA_DESIGN = (1e-1, 1e-2, 1e-3, 1e-4)
 SNR_DB = (3.0, 6.0, 9.0, 12.0, 15.0)
 #: maps per trial
 MAPS_PER_TRIAL = 10
+#: the kinds of map: independent cells (no window, no oversampling) and the default sensing maps
+MAP_KINDS = ("independent", "default")
 
 
 def trial(point: Point, rng: np.random.Generator) -> Metrics:
     """``MAPS_PER_TRIAL`` maps at the point's SNR: detections, false alarms and tested cells per design P_fa."""
+    maps = point.get("maps")
+    if maps not in MAP_KINDS:
+        raise InputError(f"maps = {maps!r}: allowed {' or '.join(MAP_KINDS)} (the kind of range-Doppler map the "
+                         "CFAR runs on); give the point a maps key")
     sensing = config_mod.default().sensing
-    if point["maps"] == "independent":
+    if maps == "independent":
         sensing = dataclasses.replace(sensing, window_range="none", window_doppler="none", range_oversampling=1,
                                       doppler_oversampling=1)
     roc = roc_curve(float(point["snr_db"]), PFA_DESIGN, sensing, rng, num_trials=MAPS_PER_TRIAL)
@@ -99,6 +106,5 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
 
 def roc_scenario() -> Scenario:
     return Scenario(name="roc", description="detection accuracy: P_d / P_fa of the CFAR over a P_fa sweep, with theory",
-                    points=tuple({"maps": m, "snr_db": s} for m in ("independent", "default")
-                                 for s in SNR_DB), trial=trial, summarise=summarise, plot=plot,
-                    default_trials=20, table=table)
+                    points=tuple({"maps": m, "snr_db": s} for m in MAP_KINDS for s in SNR_DB), trial=trial,
+                    summarise=summarise, plot=plot, default_trials=20, table=table)

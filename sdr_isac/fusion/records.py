@@ -78,6 +78,13 @@ class LinkMeasurement:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        for name in ("tx", "rx"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise InputError(f"{name} = {value!r}: allowed a row index >= 0 of the node positions")
+        if not isinstance(self.snr_re, int | float | np.number) or isinstance(self.snr_re, bool) \
+                or (math.isfinite(self.snr_re) and self.snr_re < 0) or self.snr_re == math.inf:
+            raise InputError(f"snr_re = {self.snr_re!r}: allowed a linear SNR >= 0 (NaN: not known)")
         for name in ("range_m", "rate_mps", "t_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float | np.number) and math.isfinite(value)):
@@ -95,6 +102,9 @@ class LinkMeasurement:
         if angle_rad is not None or var_angle is not None or axis_in is not None:
             if angle_rad is None or var_angle is None or axis_in is None:
                 raise InputError("cone_angle_rad, var_cone_angle_rad2 and array_axis: give all three or none")
+            for name, value in (("cone_angle_rad", angle_rad), ("var_cone_angle_rad2", var_angle)):
+                if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                    raise InputError(f"{name} = {value!r}: allowed a number (rad or rad²)")
             if not (math.isfinite(angle_rad) and abs(angle_rad) <= math.pi / 2):
                 raise InputError(f"cone_angle_rad = {angle_rad!r} rad: allowed a finite angle in [-pi/2, pi/2]")
             if not (math.isfinite(var_angle) and var_angle > 0):
@@ -133,6 +143,9 @@ class LinkMeasurement:
     def placed(self, ids: Sequence[str], positions_m: ArrayLike, t_s: float | None = None) -> LinkMeasurement:
         """This link with its nodes' ids and positions (rows ``tx``/``rx`` of ``ids`` and ``positions_m``) and time."""
         b = np.asarray(positions_m, dtype=np.float64)
+        if max(self.tx, self.rx) >= min(len(ids), b.shape[0] if b.ndim == 2 else 0):
+            raise InputError(f"link rows tx = {self.tx}, rx = {self.rx}: allowed rows of the {len(ids)} node ids "
+                             f"and {b.shape[0] if b.ndim == 2 else 0} positions given")
         fields: dict[str, Any] = {"tx_id": ids[self.tx], "rx_id": ids[self.rx], "tx_position_m": b[self.tx],
                                   "rx_position_m": b[self.rx]}
         if t_s is not None:

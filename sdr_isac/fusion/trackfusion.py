@@ -137,8 +137,9 @@ class CiResult:
 
 
 def _ci_pair(x1: NDArray[np.float64], p1: NDArray[np.float64], x2: NDArray[np.float64], p2: NDArray[np.float64],
-             criterion: str) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
-    i1, i2 = _inverse("covs[0]", p1), _inverse("covs[1]", p2)
+             criterion: str, names: tuple[str, str] = ("covs[0]", "covs[1]")
+             ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    i1, i2 = _inverse(names[0], p1), _inverse(names[1], p2)
 
     def fused(w: float) -> NDArray[np.float64]:
         return _inverse("the fused information", w * i1 + (1 - w) * i2)
@@ -196,10 +197,13 @@ def covariance_intersection(means: Sequence[ArrayLike], covs: Sequence[ArrayLike
         raise InputError(f"means[0] has shape {np.asarray(means[0]).shape}: allowed a vector of shape (n,)")
     x = _vector("means[0]", means[0], n)
     p = _square("covs[0]", covs[0], n)
-    _inverse("covs[0]", p)
+    if len(means) == 1:
+        _inverse("covs[0]", p)                            # one input: it is the result, if it is a covariance
     omegas = []
     for i in range(1, len(means)):
-        x, p, w = _ci_pair(x, p, _vector(f"means[{i}]", means[i], n), _square(f"covs[{i}]", covs[i], n), criterion)
+        left = "covs[0]" if i == 1 else f"the fusion of covs[0 ... {i - 1}]"
+        x, p, w = _ci_pair(x, p, _vector(f"means[{i}]", means[i], n), _square(f"covs[{i}]", covs[i], n), criterion,
+                           (left, f"covs[{i}]"))
         omegas.append(w)
     return CiResult(x, p, tuple(omegas))
 
@@ -413,6 +417,8 @@ class TrackToTrackFuser:
 
     def _associate(self, mecs: str, keys: list[tuple[str, str]], live: Mapping[tuple[str, str], _Local]) -> None:
         """Assign the unassigned tracks of one MECS to global tracks it has no member in, or start new ones."""
+        if not keys:                                      # nothing new of this MECS: no fusion to compute
+            return
         candidates = [g for g in self._globals.values() if mecs not in g.members and g.members]
         fused = [self._fuse([live[(m, lid)] for m, lid in g.members.items()]) for g in candidates]
         cost = np.full((len(keys), len(candidates)), np.inf)

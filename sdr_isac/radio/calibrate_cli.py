@@ -48,8 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=DEFAULT_FOLDER,
                    help=f"folder of calibration files (default {DEFAULT_FOLDER})")
     p.add_argument("--frames", type=int, default=4, metavar="N", help="captures averaged (default 4)")
-    p.add_argument("--no-leakage", action="store_true",
-                   help="store no leakage profile (a cable loopback's path is not there in operation)")
+    p.add_argument("--leakage", choices=("store", "skip"), default=None,
+                   help="store the static TX->RX leakage profile for subtraction, or not (default: skip for "
+                        "loopback -- a cable's path is not there in operation; store for reflector)")
     p.set_defaults(func=run)
     return p
 
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         measured = measure_loopback(capture, frame)
     else:
         measured = measure_reflector(capture, args.distance_m, frame)
-    corr = measured.correction(leakage=not args.no_leakage)
+    store_leakage = (args.leakage or ("skip" if args.method == "loopback" else "store")) == "store"
+    corr = measured.correction(leakage=store_leakage)
     cal = Calibration(key, corr, args.method, args.distance_m, math.sqrt(measured.delay_crb_samples2),
                       tuple(float(v) for v in np.sqrt(measured.phase_crb_rad2)), command=_command(args),
                       quality={"snr_re_db": measured.snr_re_db.tolist(), "frames": args.frames,

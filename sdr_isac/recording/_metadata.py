@@ -327,6 +327,12 @@ def _global_fields(check: _Checker, glob: dict[str, Any], with_frame: bool) -> d
     }
 
 
+def check_calibration_reference(meta_path: Path, stored: Any) -> None:
+    """Check an ``isac:calibration`` value before it is written (:class:`RecordingWriter`): the rule of
+    :func:`validate_metadata`, raising :class:`RecordingError` that names ``meta_path`` and the field."""
+    _calibration(_Checker(meta_path), stored)
+
+
 def _calibration(check: _Checker, stored: Any) -> None:
     """``isac:calibration``: null, or ``{"id": text, "sha256": 64 hex digits}`` naming the calibration file used."""
     fix = "write the calibration's id and the SHA-256 of its file, or null"

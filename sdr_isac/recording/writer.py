@@ -31,7 +31,13 @@ from sdr_isac.recording._format import (
     sigmf,
     to_json,
 )
-from sdr_isac.recording._metadata import MAX_CHANNELS, MAX_HZ, check_capture_annotation, validate_metadata
+from sdr_isac.recording._metadata import (
+    MAX_CHANNELS,
+    MAX_HZ,
+    check_calibration_reference,
+    check_capture_annotation,
+    validate_metadata,
+)
 
 __all__ = ["RecordingWriter", "write_captures"]
 
@@ -170,6 +176,7 @@ class RecordingWriter:
         self._node = _json_object(node, "node")
         self._radio = _json_object(radio, "radio")
         self._calibration = _json_object(calibration, "calibration")
+        check_calibration_reference(self.meta_path, self._calibration)     # refused now, not at close()
         if self._node is not None and not isinstance(self._node.get("id", ""), str):
             raise InputError(f"node['id'] = {self._node['id']!r}: allowed a string; give the node id as text")
         self.description = str(description)

@@ -116,6 +116,7 @@ class CoreHost:
         self.mecs: dict[str, NodeStats] = {m: NodeStats() for m in core.mecs_ids}
         self.counters = {m: _MecsCounters(e) for m, e in zip(core.mecs_ids, core.mecs_endpoints)}
         self.latest: dict[str, wire.TrackSet] = {}
+        self._track_times: dict[str, dict[str, float]] = {}       # MECS -> track id -> newest t_s taken
         self.global_tracks: list[Track] = []
         self._members: dict[str, dict[str, str]] = {}
         self.rejected = 0
@@ -264,9 +265,14 @@ class CoreHost:
                 self._backwards(msg, previous.t0_s)
                 found = previous                                  # nothing of it is taken
             else:
-                before = {t.track_id: float(t.t_s[-1]) for t in previous.tracks} if previous is not None else {}
+                # the newest time of each track of this MECS, including tracks left out because their time went
+                # back (their time is not forgotten: a later, still older state is refused too)
+                before = self._track_times.get(mecs, {})
                 kept = tuple(t for t in found.tracks if float(t.t_s[-1]) >= before.get(t.track_id, -float("inf")))
                 extra.tracks_backwards += len(found.tracks) - len(kept)
+                self._track_times[mecs] = {**{t.track_id: before[t.track_id] for t in found.tracks
+                                              if t.track_id in before},
+                                           **{t.track_id: float(t.t_s[-1]) for t in kept}}
                 found = dataclasses.replace(found, tracks=kept)
                 node.processed += 1
             self.latest[mecs] = found

@@ -202,7 +202,7 @@ class NodeStats:
             return None
         return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
 
-    def on_t0(self, seq: int, t0_s: float, period_s: float | None) -> str | None:
+    def on_t0(self, seq: int, t0_s: float, period_s: float | None, contiguous: bool = True) -> str | None:
         """Check sample-time continuity of a capture (or detections) message: its ``t0_s`` against the last.
 
         Call before :meth:`on_seq`.  ``period_s``: the capture's duration (samples / sample rate), the step
@@ -210,8 +210,10 @@ class NodeStats:
         per frame seen so far.  With the sequence ``k`` frames on (frames lost on the way are already in
         ``lost``), ``t0_s`` must lie ``k`` periods on within 1 % of a period: a step back counts in
         ``t0_backwards``, any other mismatch (samples missing or overlapping at the radio) in ``t0_gaps``.
-        A sequence that goes back (a restart) starts the check again.  Returns ``"backwards"``, ``"gap"``
-        or None.
+        A sequence that goes back (a restart) starts the check again.  ``contiguous`` False (a radio whose
+        captures are not back to back on one sample clock: a Pluto stamps buffers with the host clock, a USRP
+        starts each capture at a timed command) checks only that ``t0_s`` goes forward.  Returns
+        ``"backwards"``, ``"gap"`` or None.
         """
         last_t0, last_seq = self.last_t0_s, self.last_seq
         self.last_t0_s = t0_s
@@ -224,6 +226,8 @@ class NodeStats:
         if step <= 0.0:
             self.t0_backwards += 1
             return "backwards"
+        if not contiguous:
+            return None
         if period_s is None:                             # learned: the smallest step per frame so far
             per_frame = step / frames
             self.period_s = per_frame if self.period_s is None else min(self.period_s, per_frame)
@@ -281,6 +285,14 @@ def _capture_period_s(msg: wire.Message) -> float | None:
     rate = msg.header.get("sample_rate_hz")
     samples = msg.arrays[0].shape[-1]
     return samples / float(rate) if isinstance(rate, int | float) and rate > 0 and samples > 0 else None
+
+
+def _sample_clock(msg: wire.Message) -> bool:
+    """Whether a node's messages stamp ``t0_s`` on one sample clock, back to back (the simulated and the
+    replayed radio); a real radio's captures are neither (gaps between them are normal)."""
+    meta = msg.header.get("metadata") if msg.kind == "capture" else None
+    source = wire.radio_of(meta) if isinstance(meta, dict) else msg.header.get("radio")
+    return source in wire.TRUTH_SOURCES
 
 
 class _Guard:
@@ -611,7 +623,7 @@ class FusionHost:
                 node.heartbeat = dict(msg.header["stats"])
                 return
             node.received += 1
-            jump = node.on_t0(msg.seq, msg.t0_s, _capture_period_s(msg))
+            jump = node.on_t0(msg.seq, msg.t0_s, _capture_period_s(msg), _sample_clock(msg))
             node.on_seq(msg.seq)
             node.on_latency(max(received_s - msg.sent_s, 0.0))
             node.on_arrival(received_s)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from sdr_isac.errors import InputError
 from sdr_isac.experiments import roc
 from sdr_isac.experiments.catalog import scenario
 
@@ -32,5 +33,6 @@ def test_the_scenario_sweeps_both_kinds_of_map() -> None:
     assert scn.table is not None and "P_d theory" in scn.table(
         roc.summarise({"maps": "default", "snr_db": 3.0}, [roc.trial({"maps": "default", "snr_db": 3.0},
                                                                      np.random.default_rng(0))]))
-    with pytest.raises(KeyError):
-        roc.trial({"snr_db": 3.0}, np.random.default_rng(0))
+    for bad in ({"snr_db": 3.0}, {"maps": "indepedent", "snr_db": 3.0}):
+        with pytest.raises(InputError, match="maps = "):
+            roc.trial(bad, np.random.default_rng(0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -68,3 +69,26 @@ def test_track_validates_its_history() -> None:
         Track("", [0.0], np.zeros((1, 6)), np.stack([np.eye(6)]))
     with pytest.raises(InputError, match="t_s"):
         Handover(math.inf, "a", "b", "x")
+
+
+@pytest.mark.parametrize(("fields", "match"), [
+    ({"tx": -1}, "tx = -1"), ({"rx": 1.5}, "rx = 1.5"), ({"tx": True}, "tx = True"),
+    ({"snr_re": -0.1}, "snr_re = -0.1"), ({"snr_re": float("inf")}, "snr_re = inf"),
+    ({"cone_angle_rad": "0.1", "var_cone_angle_rad2": 0.01, "array_axis": [1.0, 0.0, 0.0]}, "cone_angle_rad = '0.1'"),
+    ({"var_range_m2": 0.0}, "var_range_m2 = 0.0"), ({"range_m": float("nan")}, "range_m = nan"),
+])
+def test_a_link_refuses_what_is_no_measurement(fields, match) -> None:
+    base = {"tx": 0, "rx": 0, "range_m": 10.0, "rate_mps": 1.0, "var_range_m2": 0.01, "var_rate_mps2": 0.01,
+            "snr_re": 10.0}
+    with pytest.raises(InputError, match=re.escape(match)):
+        LinkMeasurement(**{**base, **fields})
+    assert math.isnan(LinkMeasurement(**{**base, "snr_re": float("nan")}).snr_re)     # NaN: SNR not known
+
+
+def test_placing_a_link_on_rows_that_are_not_there_is_refused() -> None:
+    link = LinkMeasurement(0, 2, 10.0, 1.0, 0.01, 0.01, 10.0)
+    with pytest.raises(InputError, match="rx = 2"):
+        link.placed(["a", "b"], np.zeros((2, 3)))
+    placed = link.placed(["a", "b", "c"], np.arange(9.0).reshape(3, 3), t_s=4.0)
+    assert (placed.tx_id, placed.rx_id, placed.t_s) == ("a", "c", 4.0)
+    assert placed.rx_position_m.tolist() == [6.0, 7.0, 8.0]

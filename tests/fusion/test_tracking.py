@@ -540,3 +540,26 @@ def test_a_long_running_tracker_forgets_old_deleted_tracks_but_never_reuses_thei
     deleted = [t for t in trk.tracks(include_deleted=True) if t.status == "deleted"]
     assert len(deleted) <= 3
     assert len(seen) == 6                  # six distinct ids, none reused
+
+
+def test_a_scan_that_fails_part_way_leaves_the_tracker_usable(monkeypatch) -> None:
+    trk = Tracker(TrackingConfig(enabled=True), station="bs0")
+    trk.step(0.0, [TargetEstimate(np.array([0.0, 0.0, 1.0]), np.eye(3))])
+    calls = {"n": 0}
+    real = Tracker._scan
+
+    def failing(self, *args, **kwargs):                    # the second sensor group of the scan fails
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise FloatingPointError("numerical trouble in the filter")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tracker, "_scan", failing)
+    scan = [TargetEstimate(np.array([500.0, 0.0, 1.0]), np.eye(3), nodes=("a",)),
+            TargetEstimate(np.array([900.0, 0.0, 1.0]), np.eye(3), nodes=("b",))]
+    with pytest.raises(FloatingPointError):
+        trk.step(1.0, scan)
+    monkeypatch.setattr(Tracker, "_scan", real)
+    tracks = trk.step(2.0, [TargetEstimate(np.array([0.0, 0.0, 1.0]), np.eye(3))])
+    assert all(t.num_states >= 1 for t in trk.tracks(include_deleted=True))
+    assert [t.track_id for t in tracks] == ["1"]            # the first track lives on; no stateless entry

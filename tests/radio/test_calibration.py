@@ -226,6 +226,12 @@ def test_recordings_accept_isac_calibration(tmp_path: Path) -> None:
         meta.write_text(json.dumps(data))
         with pytest.raises(RecordingError, match=match):
             Recording.open(meta)
+    # the writer refuses a bad reference when it is made, before any capture is written
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RecordingError, match="isac:calibration.sha256"):
+        RecordingWriter(fresh, sample_rate_hz=1e6, center_freq_hz=1e9, num_channels=1,
+                        calibration={"id": "x", "sha256": "zz"})
+    assert not list(tmp_path.glob("fresh*")) and not list(tmp_path.glob(".fresh*"))
 
 
 def test_calibrate_record_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -45,7 +45,7 @@ def links(draw):
     return LinkMeasurement(
         tx=draw(st.integers(0, 2**63 - 1)), rx=draw(st.integers(0, 2**63 - 1)), range_m=draw(FINITE),
         rate_mps=draw(FINITE), var_range_m2=draw(POSITIVE), var_rate_mps2=draw(POSITIVE),
-        snr_re=draw(st.floats(allow_nan=True, allow_infinity=True)), t_s=draw(FINITE), tx_id=draw(TEXT),
+        snr_re=draw(st.floats(min_value=0.0, allow_infinity=False) | st.just(math.nan)), t_s=draw(FINITE), tx_id=draw(TEXT),
         rx_id=draw(TEXT), tx_position_m=draw(st.none() | VEC), rx_position_m=draw(st.none() | VEC),
         cone_angle_rad=draw(st.floats(-math.pi / 2, math.pi / 2)) if angle else None,
         var_cone_angle_rad2=draw(POSITIVE) if angle else None, array_axis=axis if angle else None)
@@ -159,9 +159,14 @@ def test_node_detections_refuse_wrong_types(node_id, t_s, det, words):
         NodeDetection(node_id, t_s, good if det == "ok" else det)
 
 
-@pytest.mark.parametrize("tx", [-1, 2**63, 1.5, "0"])
-def test_link_node_indices_a_database_cannot_hold_are_refused(tx):
-    m = LinkMeasurement(tx=tx, rx=0, range_m=1.0, rate_mps=0.0, var_range_m2=1.0, var_rate_mps2=1.0, snr_re=1.0)
+@pytest.mark.parametrize("tx", [-1, 1.5, "0", True])
+def test_link_node_indices_that_are_no_row_are_refused_by_the_record(tx):
+    with pytest.raises(InputError, match="tx = "):
+        LinkMeasurement(tx=tx, rx=0, range_m=1.0, rate_mps=0.0, var_range_m2=1.0, var_rate_mps2=1.0, snr_re=1.0)
+
+
+def test_link_node_indices_a_database_cannot_hold_are_refused():
+    m = LinkMeasurement(tx=2**63, rx=0, range_m=1.0, rate_mps=0.0, var_range_m2=1.0, var_rate_mps2=1.0, snr_re=1.0)
     with open_twin(":memory:") as store:
         with pytest.raises(InputError, match="LinkMeasurement.tx = "):
             store.write([m])

@@ -223,9 +223,16 @@ class Tracker:
         work = {id(e): e for e in live}
         scratch = {id(e): StoneSoupTrack([e.ss.state]) for e in live}
         hits: dict[str, list[_Meta]] = {}
-        for key in sorted(groups):
-            detections, meta = groups[key]
-            self._scan(detections, meta, timestamp, float(t_s), work, scratch, hits)
+        entries_before = list(self._entries)
+        try:
+            for key in sorted(groups):
+                detections, meta = groups[key]
+                self._scan(detections, meta, timestamp, float(t_s), work, scratch, hits)
+        except Exception:
+            # a scan that fails part way leaves the tracker as it was (tracks started in it have no state yet;
+            # their ids stay taken, never reused); the existing tracks only change in _close below
+            self._entries = entries_before
+            raise
         for e in list(work.values()):
             self._close(e, scratch[id(e)], timestamp, float(t_s), hits.get(e.track_id, []))
         self._last_t_s = float(t_s)
