@@ -9,6 +9,7 @@ plane from +x towards +y.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -22,6 +23,7 @@ __all__ = [
     "to_local",
     "azimuth_elevation",
     "segment_blocked",
+    "segments_blocked",
     "path_attenuation_db",
     "target_state",
 ]
@@ -78,22 +80,34 @@ def azimuth_elevation(direction_local: ArrayLike) -> tuple[float, float]:
     return math.atan2(u[1], u[0]), math.atan2(u[2], math.hypot(u[0], u[1]))
 
 
-def segment_blocked(a: ArrayLike, b: ArrayLike, box: BlockerConfig) -> bool:
-    """Whether the segment a-b passes through the box (slab test)."""
+def segments_blocked(a: ArrayLike, ends: ArrayLike, boxes: Sequence[BlockerConfig]) -> NDArray[np.bool_]:
+    """Whether each segment from ``a`` (3,) to a row of ``ends`` (n, 3) passes through any of the boxes (slab test).
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
     p0 = np.asarray(a, dtype=float)
-    d = np.asarray(b, dtype=float) - p0
-    lo, hi = np.asarray(box.min_m), np.asarray(box.max_m)
-    t_min, t_max = 0.0, 1.0
-    for axis in range(3):
-        if abs(d[axis]) < 1e-12:
-            if p0[axis] < lo[axis] or p0[axis] > hi[axis]:
-                return False
-            continue
-        t1, t2 = (lo[axis] - p0[axis]) / d[axis], (hi[axis] - p0[axis]) / d[axis]
-        t_min, t_max = max(t_min, min(t1, t2)), min(t_max, max(t1, t2))
-        if t_min > t_max:
-            return False
-    return True
+    d = np.atleast_2d(np.asarray(ends, dtype=float)) - p0
+    blocked = np.zeros(d.shape[0], dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for box in boxes:
+            lo, hi = np.asarray(box.min_m, dtype=float), np.asarray(box.max_m, dtype=float)
+            t_min, t_max = np.zeros(d.shape[0]), np.ones(d.shape[0])
+            possible = np.ones(d.shape[0], dtype=bool)
+            for axis in range(3):
+                flat = np.abs(d[:, axis]) < 1e-12               # parallel to the slab: inside it or never
+                possible &= ~(flat & ((p0[axis] < lo[axis]) | (p0[axis] > hi[axis])))
+                t1, t2 = (lo[axis] - p0[axis]) / d[:, axis], (hi[axis] - p0[axis]) / d[:, axis]
+                t_min = np.where(flat, t_min, np.maximum(t_min, np.minimum(t1, t2)))
+                t_max = np.where(flat, t_max, np.minimum(t_max, np.maximum(t1, t2)))
+            blocked |= possible & (t_min <= t_max)
+    return blocked
+
+
+def segment_blocked(a: ArrayLike, b: ArrayLike, box: BlockerConfig) -> bool:
+    """Whether the segment a-b passes through the box (:func:`segments_blocked` of one segment)."""
+    return bool(segments_blocked(a, np.asarray(b, dtype=float)[None, :], (box,))[0])
 
 
 def path_attenuation_db(points: list[NDArray[np.float64]], blockers: tuple[BlockerConfig, ...]) -> float:

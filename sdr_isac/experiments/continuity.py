@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from sdr_isac import config as config_mod
-from sdr_isac.channel.geometry import segment_blocked, target_state
+from sdr_isac.channel.geometry import rotation_z, segment_blocked, segments_blocked, target_state
 from sdr_isac.errors import ConfigError, InputError, SensingError
 from sdr_isac.experiments.plots import pyplot, save_figure
 from sdr_isac.experiments.runner import Metrics, Point, Scenario
@@ -119,17 +119,12 @@ class Station:
     angle_positions_wl: NDArray[np.float64]
 
 
-def _rotation(yaw_deg: float) -> NDArray[np.float64]:
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def to_local(operator: str, position_m: NDArray[np.float64]) -> NDArray[np.float64]:
     """A scene-frame position in ``operator``'s surveyed frame: ``R(yaw)^T (p - b)`` (:data:`FOREIGN_BIAS`)."""
     if operator not in FOREIGN_BIAS:
         return np.asarray(position_m, dtype=np.float64)
     (bx, by), yaw = FOREIGN_BIAS[operator]
-    return _rotation(yaw).T @ (np.asarray(position_m, dtype=np.float64) - np.array([bx, by, 0.0]))
+    return rotation_z(yaw).T @ (np.asarray(position_m, dtype=np.float64) - np.array([bx, by, 0.0]))
 
 
 #: sectors of each station (a three-sector site covers the full circle)
@@ -482,33 +477,12 @@ COVERAGE_RCS_M2 = 10.0
 COVERAGE_HEIGHT_M = GROUND_HEIGHT_M
 
 
-def _blocked_grid(origin_m: NDArray[np.float64], points_m: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Whether the segment from ``origin_m`` to each of ``points_m`` (n, 3) passes through a building (the slab
-    test of :func:`sdr_isac.channel.geometry.segment_blocked`, vectorised over the points)."""
-    cfg = scene()
-    urban = _scene_of(cfg)
-    d = points_m - origin_m
-    blocked = np.zeros(points_m.shape[0], dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for box in urban.blockers:
-            lo, hi = np.asarray(box.min_m, dtype=np.float64), np.asarray(box.max_m, dtype=np.float64)
-            t_min, t_max = np.zeros(points_m.shape[0]), np.ones(points_m.shape[0])
-            inside = np.ones(points_m.shape[0], dtype=bool)
-            for axis in range(3):
-                flat = np.abs(d[:, axis]) < 1e-12
-                inside &= ~(flat & ((origin_m[axis] < lo[axis]) | (origin_m[axis] > hi[axis])))
-                t1, t2 = (lo[axis] - origin_m[axis]) / d[:, axis], (hi[axis] - origin_m[axis]) / d[:, axis]
-                t_min = np.where(flat, t_min, np.maximum(t_min, np.minimum(t1, t2)))
-                t_max = np.where(flat, t_max, np.minimum(t_max, np.maximum(t1, t2)))
-            blocked |= inside & (t_min <= t_max)
-    return blocked
-
-
 def coverage_map(node_ids: tuple[str, ...], snr_offset_db: float = 0.0,
                  rcs_m2: float = COVERAGE_RCS_M2) -> NDArray[np.float64]:
     """P_d of a target of ``rcs_m2`` at ``COVERAGE_HEIGHT_M`` over the grid ``COVERAGE_AXIS_M`` x
     ``COVERAGE_AXIS_M`` (shape (ny, nx)), seen by any of the stations ``node_ids``: each station's P_d at its
     radar-equation SNR (as :func:`station_links`), zero where a building is in the way."""
+    urban = _scene_of(scene())
     xx, yy = np.meshgrid(COVERAGE_AXIS_M, COVERAGE_AXIS_M)
     pts = np.column_stack([xx.ravel(), yy.ravel(), np.full(xx.size, COVERAGE_HEIGHT_M)])
     miss = np.ones(xx.size)
@@ -520,7 +494,7 @@ def coverage_map(node_ids: tuple[str, ...], snr_offset_db: float = 0.0,
                                    st.noise_figure_db, st.sample_rate_hz, st.fft_size, st.num_subcarriers) \
             - 40.0 * np.log10(r) + snr_offset_db                     # monostatic radar equation: R^-4
         pd = detection_probability(snr_db + 10.0 * math.log10(st.num_snapshots), PFA)
-        miss *= 1.0 - np.where(_blocked_grid(st.position_m, pts), 0.0, pd)
+        miss *= 1.0 - np.where(segments_blocked(st.position_m, pts, urban.blockers), 0.0, pd)
     return (1.0 - miss).reshape(xx.shape)
 
 

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from scipy import linalg, optimize
 from scipy.spatial.transform import Rotation
 
+from sdr_isac.channel import geometry
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.records import TargetEstimate, Track
 
@@ -64,9 +65,8 @@ _MAX_CONDITION = 1e10
 
 
 def rotation_z(yaw_rad: float) -> NDArray[np.float64]:
-    """The rotation about z by ``yaw_rad``, shape (3, 3): ``[[c, -s, 0], [s, c, 0], [0, 0, 1]]``."""
-    c, s = math.cos(yaw_rad), math.sin(yaw_rad)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    """The rotation about z by ``yaw_rad`` (rad), shape (3, 3): :func:`sdr_isac.channel.geometry.rotation_z`."""
+    return geometry.rotation_z(math.degrees(yaw_rad))
 
 
 def _rotation_z_derivative(yaw_rad: float) -> NDArray[np.float64]:

@@ -46,7 +46,7 @@ from sdr_isac.fusion.records import TargetEstimate, Track
 from sdr_isac.fusion.trackfusion import CentralisedFuser, TrackToTrackFuser
 from sdr_isac.recording._atomic import write_json
 from sdr_isac.stream import wire
-from sdr_isac.stream.host import NodeStats
+from sdr_isac.stream.host import NodeStats, _log_now
 
 __all__ = ["CoreHost", "add_parser", "run", "main"]
 
@@ -54,11 +54,6 @@ _KEEP_ERRORS = 100
 _MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by one (the rest together)
 _POLL_MS = 20
 _log = logging.getLogger(__name__)
-
-
-def _log_now(count: int) -> bool:
-    """Log the 1st ... 10th of a kind, then the 100th, 1000th, ...: a flood of bad messages cannot flood the log."""
-    return count <= 10 or str(count).rstrip("0") == "1"
 
 
 class _MecsCounters:
