@@ -90,8 +90,7 @@ def track_views(tracks: wire.TrackSet | Sequence[Track]) -> list[TrackView]:
     for t in tracks:
         if t.num_states == 0:
             continue
-        last = Track(t.track_id, t.t_s[-1:], t.states[-1:], t.covariances[-1:], t.stations, t.handovers, t.status)
-        out.append(_view(last, (t.t_s[:-1], t.states[:-1, :3])))
+        out.append(_view(t.latest(), (t.t_s[:-1], t.states[:-1, :3])))
     return out
 
 

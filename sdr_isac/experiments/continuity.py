@@ -298,8 +298,7 @@ def _as_estimate(track: Track) -> TargetEstimate:
 def _mapped(track: Track, cal: Any | None) -> Track:
     """A foreign network's track in the reference frame and time (``cal``: its calibration; None: as it is)."""
     if cal is None:
-        return Track(track.track_id, track.t_s[-1:], track.states[-1:], track.covariances[-1:], track.stations,
-                     track.handovers, track.status)
+        return track.latest()
     est = cal.apply(_as_estimate(track))
     if est.velocity_mps is None or est.cov_velocity_mps2 is None:      # _as_estimate always gives a velocity
         raise InputError(f"track {track.track_id!r}: the calibrated estimate lost its velocity")

@@ -334,3 +334,11 @@ class Track:
     def num_states(self) -> int:
         """Number of states in the history."""
         return int(self.t_s.size)
+
+    def latest(self, status: str | None = None) -> Track:
+        """This track with its latest state only (and ``status`` if given); a track without states as it is."""
+        status = self.status if status is None else status
+        if self.num_states <= 1 and status == self.status:
+            return self
+        return Track(self.track_id, self.t_s[-1:], self.states[-1:], self.covariances[-1:], self.stations,
+                     self.handovers, status)

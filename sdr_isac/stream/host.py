@@ -271,11 +271,6 @@ class NodeStats:
                 "outages": [o.to_dict() for o in self.outages] + ([self.outage.to_dict()] if self.outage else [])}
 
 
-def _latest(track: Track) -> Track:
-    """``track`` with its latest state only (what the twin needs of a scan: earlier states are stored)."""
-    return Track(track.track_id, track.t_s[-1:], track.states[-1:], track.covariances[-1:], track.stations,
-                 track.handovers, track.status)
-
 
 def _capture_period_s(msg: wire.Message) -> float | None:
     """A capture message's duration, s (samples / sample rate: the t0 step of back-to-back captures); None for
@@ -864,9 +859,8 @@ class FusionHost:
             _log.info("track %s handed over at t0 = %.9g s: %s -> %s (%s)", track_id, h.t_s, h.from_station,
                       h.to_station, h.reason)
         self._send(self._encode_tracks(seq, t0_s, tracks))
-        ended = [Track(t.track_id, t.t_s[-1:], t.states[-1:], t.covariances[-1:], t.stations, t.handovers,
-                       "deleted") for t in gone]                 # the twin learns which tracks ended
-        self._twin_put([*[_latest(t) for t in tracks], *ended])
+        ended = [t.latest("deleted") for t in gone if t.num_states]      # the twin learns which tracks ended
+        self._twin_put([*[t.latest() for t in tracks if t.num_states], *ended])
 
     def _with_tail(self, track: Track) -> Track:
         """``track`` (its latest state) with the states of its earlier scans here, up to :data:`_TAIL` + 1."""

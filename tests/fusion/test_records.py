@@ -92,3 +92,17 @@ def test_placing_a_link_on_rows_that_are_not_there_is_refused() -> None:
     placed = link.placed(["a", "b", "c"], np.arange(9.0).reshape(3, 3), t_s=4.0)
     assert (placed.tx_id, placed.rx_id, placed.t_s) == ("a", "c", 4.0)
     assert placed.rx_position_m.tolist() == [6.0, 7.0, 8.0]
+
+
+def test_a_tracks_latest_state_keeps_its_identity_and_history_of_owners() -> None:
+    t = np.array([0.0, 1.0, 2.0])
+    states = np.arange(18.0).reshape(3, 6)
+    covs = np.broadcast_to(np.eye(6), (3, 6, 6)).copy()
+    track = Track("t7", t, states, covs, ("bs0", "bs1"), (Handover(1.0, "bs0", "bs1", "coverage"),), "confirmed")
+    last = track.latest()
+    assert last.num_states == 1 and last.t_s.tolist() == [2.0] and last.states[0].tolist() == states[2].tolist()
+    assert (last.track_id, last.stations, last.handovers, last.status) == ("t7", track.stations, track.handovers,
+                                                                          "confirmed")
+    assert track.latest("deleted").status == "deleted"
+    empty = Track("e", np.zeros(0), np.zeros((0, 6)), np.zeros((0, 6, 6)))
+    assert empty.latest() is empty
