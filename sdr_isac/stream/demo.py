@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import selectors
 import socket
 import subprocess
 import sys
@@ -217,9 +218,16 @@ def _mecs_id(operator: str) -> str:
     return f"mecs_{operator or 'default'}"
 
 
-def _read_line(proc: subprocess.Popen[str], prefix: str, what: str) -> None:
-    """Wait for a started process's first line (``host: ...``, ``core: ...``): it is listening."""
-    line = proc.stdout.readline() if proc.stdout else ""
+def _read_line(proc: subprocess.Popen[str], prefix: str, what: str, timeout_s: float = 60.0) -> None:
+    """Wait up to ``timeout_s`` for a started process's first line (``host: ...``, ``core: ...``): it is listening."""
+    line = ""
+    if proc.stdout is not None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            if sel.select(timeout_s):
+                line = proc.stdout.readline()
+            else:
+                line = f"(no line in {timeout_s:g} s)"
     if not line.startswith(prefix):
         _stop([proc], 1.0)
         detail = proc.stderr.read() if proc.stderr else ""

@@ -42,7 +42,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard
 
 import numpy as np
@@ -161,6 +161,9 @@ class Message:
     topic: bytes
     header: dict[str, Any]
     arrays: tuple[NDArray[Any], ...]
+    #: what :func:`decode` built while checking the kind's fields (the tracks of a ``tracks`` message), reused by
+    #: the ``decode_<kind>`` helper instead of checking everything twice
+    _parsed: Any = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -320,8 +323,9 @@ def _check_specs(specs: Any) -> list[tuple[np.dtype[Any], tuple[int, ...]]]:
     return out
 
 
-def _check_kind(header: dict[str, Any]) -> None:
-    """Check the fields that the header's kind requires."""
+def _check_kind(header: dict[str, Any]) -> Any:
+    """Check the fields that the header's kind requires; return what the check built (a ``tracks`` message's
+    records), else None."""
     kind = header["kind"]
     if kind == "capture":
         _check_capture_fields(header)
@@ -345,7 +349,8 @@ def _check_kind(header: dict[str, Any]) -> None:
     elif kind == "status":
         _status_of(header)
     elif kind == "tracks":
-        _tracks_of(header)
+        return _tracks_of(header)
+    return None
 
 
 def _check_detections(field: str, dets: Any) -> None:
@@ -840,8 +845,8 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     if len(specs) != len(views) - 2:
         _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
     arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes) for i, (dtype, shape) in enumerate(specs))
-    _check_kind(header)
-    return Message(topic=topic, header=header, arrays=arrays)
+    parsed = _check_kind(header)
+    return Message(topic=topic, header=header, arrays=arrays, _parsed=parsed)
 
 
 # ---- kinds ----------------------------------------------------------------------------------
@@ -1532,7 +1537,7 @@ def decode_tracks(msg: Message) -> TrackSet:
         The message is not a ``tracks`` message, or a field is invalid, naming the field.
     """
     _expect_kind(msg, "tracks")
-    tracks, tails, members = _tracks_of(msg.header)
+    tracks, tails, members = msg._parsed if msg._parsed is not None else _tracks_of(msg.header)
     return TrackSet(node_id=msg.node_id, seq=msg.seq, t0_s=msg.t0_s, sent_s=msg.sent_s, tracks=tuple(tracks),
                     tails=tails, members=members)
 
