@@ -64,14 +64,16 @@ class CachedTransitionModel(CombinedLinearGaussianTransitionModel):
     """
 
     def _kept(self, kind: str, kwargs: dict[str, Any]) -> Any:
+        base = super().matrix if kind == "F" else super().covar
+        # the constant-velocity F and Q depend on the time interval alone (Stone Soup's predictor also passes the
+        # prior, which they ignore); other arguments: computed, not kept
+        if "time_interval" not in kwargs or not set(kwargs) <= {"time_interval", "prior"}:
+            return base(**kwargs)
         cache: dict[tuple[str, Any], Any] = self.__dict__.setdefault("_sdr_isac_cache", {})
-        key = (kind, kwargs.get("time_interval"))
-        if len(kwargs) > 1 or (kwargs and "time_interval" not in kwargs):
-            key = (kind, object())                      # unusual arguments: not kept
+        key = (kind, kwargs["time_interval"])
         if key not in cache:
             if len(cache) > 64:
                 cache.clear()
-            base = super().matrix if kind == "F" else super().covar
             cache[key] = base(**kwargs)
         return cache[key].copy()
 
