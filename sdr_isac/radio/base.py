@@ -11,6 +11,7 @@ sequence counter and the checks on what callers pass in.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -94,6 +95,9 @@ class RadioBase(abc.ABC):
         self._seq = 0
         self._closed = False
         self._frames_dropped_overflow = 0
+        #: the calibration this radio applies to every capture (:func:`sdr_isac.radio.calibration.attach_calibration`)
+        self.calibration: Any = None
+        self._correct: Callable[[Capture], Capture] | None = None
         rate = config.sample_rate_hz or (frame.sample_rate_hz if frame is not None else 0.0)
         freq = config.center_freq_hz or (frame.carrier_hz if frame is not None else 0.0)
         if rate <= 0:
@@ -174,6 +178,8 @@ class RadioBase(abc.ABC):
         if int(num_samples) != num_samples or num_samples < 1:
             raise InputError(f"num_samples = {num_samples}: allowed an integer >= 1")
         capture = self._rx(int(num_samples))
+        if self._correct is not None:                   # a calibration: range zero, channel gains, leakage
+            capture = self._correct(capture)
         self._seq += 1
         return capture
 

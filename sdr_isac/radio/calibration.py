@@ -366,7 +366,7 @@ def find_calibration(folder: str | Path, key: CalibrationKey | RadioBase) -> Cal
     matching = [c for c in mine if not key.differences(c.key)]
     if matching:
         return max(matching, key=lambda c: (c.created_utc, str(c.path)))
-    closest = min(mine, key=lambda c: (len(key.differences(c.key)), c.created_utc))
+    closest = max(mine, key=lambda c: (-len(key.differences(c.key)), c.created_utc))   # fewest differences, newest
     diffs = "; ".join(key.differences(closest.key))
     extra = f" --distance-m {closest.distance_m:g}" if closest.distance_m is not None else ""
     raise StaleCalibrationError(
@@ -379,23 +379,22 @@ def find_calibration(folder: str | Path, key: CalibrationKey | RadioBase) -> Cal
 def attach_calibration(radio: RadioBase, cal: Calibration) -> RadioBase:
     """Make ``radio`` deliver calibrated captures (:func:`apply_calibration` on each) and name ``cal``.
 
-    Sets ``radio.calibration`` (the :class:`Calibration`) and wraps the backend's ``_rx`` hook of this one
-    radio object (its class is untouched).
+    Sets ``radio.calibration`` (the :class:`Calibration`) and the correction :meth:`RadioBase.rx` applies to
+    every capture.
 
     Raises
     ------
     CalibrationError
-        The calibration's key differs from the radio's setting (the message names the differences).
+        The calibration's key differs from the radio's setting (the message names the differences), or the
+        radio already applies a calibration.
     """
+    if radio.calibration is not None:
+        raise CalibrationError(f"{cal.path}: the radio already applies {radio.calibration.path}; open the radio "
+                               "again (calibration_dir) to change its calibration")
     diffs = key_of(radio).differences(cal.key)
     if diffs:
         raise CalibrationError(f"{cal.path}: does not fit this radio: {'; '.join(diffs)}; calibrate this setting "
                                "with sdr-isac calibrate")
-    raw_rx = radio._rx
-
-    def calibrated_rx(num_samples: int) -> Any:
-        return apply_calibration(raw_rx(num_samples), cal)
-
-    setattr(radio, "_rx", calibrated_rx)       # noqa: B010  (an instance hook, not a class change)
-    setattr(radio, "calibration", cal)         # noqa: B010
+    radio.calibration = cal
+    radio._correct = lambda capture: apply_calibration(capture, cal)       # noqa: SLF001  (the base's hook)
     return radio

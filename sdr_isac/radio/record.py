@@ -49,5 +49,5 @@ def record_frames(radio: RadioBase, num_frames: int, path: str | Path, *, dataty
 
 def _calibration_of(radio: RadioBase) -> dict[str, Any] | None:
     """The reference (id and file hash) of the calibration ``radio`` applies, if any (``isac:calibration``)."""
-    cal = getattr(radio, "calibration", None)
+    cal = radio.calibration
     return dict(cal.reference) if cal is not None else None

@@ -89,18 +89,18 @@ def test_environment_variable_names_the_folder(tmp_path: Path, monkeypatch: pyte
         assert r.calibration.path.parent == out  # type: ignore[attr-defined]
     monkeypatch.delenv(ENV_FOLDER)
     with radio.open_radio(cfg) as r:
-        assert not hasattr(r, "calibration")
+        assert r.calibration is None
     monkeypatch.chdir(out.parent)                  # True: the command's default folder, ./calibration
     (out.parent / "calibration").mkdir()
     with radio.open_radio(cfg, calibration_dir=True) as r:
-        assert not hasattr(r, "calibration")
+        assert r.calibration is None
     out.rename(out.parent / "calibration" / "x")
     with radio.open_radio(cfg, calibration_dir=True) as r:
-        assert not hasattr(r, "calibration")       # files are looked up in the folder itself, not below it
+        assert r.calibration is None       # files are looked up in the folder itself, not below it
     for path in (out.parent / "calibration" / "x").iterdir():
         path.rename(out.parent / "calibration" / path.name)
     with radio.open_radio(cfg, calibration_dir=True) as r:
-        assert hasattr(r, "calibration")
+        assert r.calibration is not None
 
 
 @pytest.mark.parametrize(("change", "named"), [({"numerology": 0}, "sample rate"), ({"carrier_hz": 3.6e9}, "LO")])
@@ -116,9 +116,9 @@ def test_other_device_and_missing_folder_open_uncalibrated(tmp_path: Path) -> No
     out, _ = calibrate(tmp_path, scene_toml(), "--method", "loopback")
     other = config.loads(scene_toml().replace('"bs0"', '"bs1"'))
     with radio.open_radio(other, calibration_dir=out) as r:
-        assert not hasattr(r, "calibration")
+        assert r.calibration is None
     with radio.open_radio(config.loads(scene_toml()), calibration_dir=tmp_path / "none") as r:
-        assert not hasattr(r, "calibration")
+        assert r.calibration is None
     assert find_calibration(tmp_path / "none", key_of(radio.open_radio(other, calibration_dir=False))) is None
 
 
@@ -292,3 +292,12 @@ def test_pluto_test_server_loopback(tmp_path: Path) -> None:
     (calibrated, sigma), (raw, raw_sigma) = ranges
     assert abs(calibrated) <= 3 * sigma
     assert raw == pytest.approx(0.3 / fs * 299_792_458.0 / 2, abs=3 * raw_sigma + 0.1)      # 2.9 m long before
+
+
+def test_a_radio_applies_one_calibration_at_a_time(tmp_path: Path) -> None:
+    out, _ = calibrate(tmp_path, scene_toml(), "--method", "loopback")
+    cal = load_calibration(next(out.glob("*.json")))
+    with radio.open_radio(config.loads(scene_toml()), calibration_dir=out) as r:
+        assert r.calibration is not None
+        with pytest.raises(RadioError, match="already applies"):
+            attach_calibration(r, cal)
