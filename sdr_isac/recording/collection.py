@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,13 +33,12 @@ from typing import Any
 from sdr_isac.errors import InputError, RecordingError
 from sdr_isac.recording._atomic import write_text
 from sdr_isac.recording._format import COLLECTION_SUFFIX, META_SUFFIX, file_names, sigmf
-from sdr_isac.recording._metadata import load_json_bytes
+from sdr_isac.recording._metadata import _SHA512, load_json_bytes
 from sdr_isac.recording.reader import Recording
 
 __all__ = ["Collection", "CollectionMember", "collection_path", "open_collection", "resolve_member",
            "write_collection"]
 
-_SHA512 = re.compile(r"[0-9a-fA-F]{128}")
 #: Largest collection file read, bytes.
 MAX_COLLECTION_BYTES = 16 * 2**20
 
