@@ -1,7 +1,7 @@
 """Locating a target from link measurements: weighted least squares, fault exclusion, velocity vectors.
 
 - :func:`locate` — target position from monostatic ranges and bistatic range
-  sums by weighted nonlinear least squares (Gauss–Newton / trust region,
+  sums by weighted nonlinear least squares (Levenberg–Marquardt with the analytic Jacobian,
   ``scipy.optimize.least_squares``), weights the inverse CRB variances;
   returns the covariance ``(J^T W J)^-1``.
 - :func:`locate_robust` — :func:`locate` on the largest set of links that
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +35,8 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing.crb import measurement_matrix
 
-__all__ = ["SingleFix", "locate", "locate_robust", "velocity_vector", "locate_single", "single_fix"]
+__all__ = ["SingleFix", "locate", "weighted_residuals", "locate_robust", "velocity_vector", "locate_single",
+           "single_fix"]
 
 
 def _check_nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
@@ -45,9 +46,68 @@ def _check_nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
     return b
 
 
+def _pairs(links: Sequence[LinkMeasurement]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    return np.array([m.tx for m in links], dtype=np.intp), np.array([m.rx for m in links], dtype=np.intp)
+
+
+def _ranges_and_rows(nodes: NDArray[np.float64], p: NDArray[np.float64], tx: NDArray[np.intp], rx: NDArray[np.intp]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Ranges / range sums at ``p`` (shape (L,), m) and their gradients in ``p`` (shape (L, 3)): the rows of
+    :func:`sdr_isac.sensing.crb.measurement_matrix`, zero towards a node that ``p`` coincides with (no checks)."""
+    diff = p[None, :] - nodes
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    u = diff / np.where(dist == 0, 1.0, dist)[:, None]
+    mono = tx == rx
+    return (np.where(mono, dist[tx], dist[tx] + dist[rx]),
+            np.where(mono[:, None], u[tx], u[tx] + u[rx]))
+
+
 def _model(nodes: NDArray[np.float64], p: NDArray[np.float64], links: Sequence[LinkMeasurement]) -> NDArray[np.float64]:
-    d = np.linalg.norm(p[None, :] - nodes, axis=1)
-    return np.array([d[m.tx] if m.tx == m.rx else d[m.tx] + d[m.rx] for m in links])
+    return _ranges_and_rows(nodes, p, *_pairs(links))[0]
+
+
+def weighted_residuals(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
+                       angle: SingleFix | None = None,
+                       ) -> tuple[Callable[[NDArray[np.float64]], NDArray[np.float64]],
+                                  Callable[[NDArray[np.float64]], NDArray[np.float64]]]:
+    """The residuals that :func:`locate` minimises and their analytic Jacobian, as functions of ``xy`` (m).
+
+    Residual ``i`` is ``(r_i - r_i(p)) / sigma_i`` with ``r_i(p)`` the range
+    (``tx == rx``) or range sum ``||p - b_tx|| + ||p - b_rx||`` at
+    ``p = (x, y, height_m)``; with ``angle`` one more,
+    ``(alpha - alpha(p)) / sigma_alpha`` (:meth:`SingleFix.angle_at`).  The
+    Jacobian rows are ``-(u_tx + u_rx)_xy / sigma_i`` (``-u_xy / sigma_i``
+    monostatic; ``u`` the unit vector from the node to ``p``, taken zero at
+    the node itself, where the range has no derivative) and
+    ``-grad alpha / sigma_alpha``.
+
+    Returns
+    -------
+    residuals : callable, ``xy`` shape (2,) -> shape (L,) or (L + 1,), float64
+    jacobian : callable, ``xy`` shape (2,) -> shape (L, 2) or (L + 1, 2), float64, 1/m (m/m for ranges)
+    """
+    nodes = _check_nodes(nodes_m)
+    tx, rx = _pairs(links)
+    if tx.size and (tx.min() < 0 or max(tx.max(), rx.max()) >= nodes.shape[0] or rx.min() < 0):
+        raise InputError(f"link nodes tx = {tx.tolist()}, rx = {rx.tolist()}: allowed indices 0 ... "
+                         f"{nodes.shape[0] - 1} into nodes_m; pass the links of these nodes")
+    w = np.array([1.0 / math.sqrt(m.var_range_m2) for m in links], dtype=np.float64)
+    meas = np.array([m.range_m for m in links], dtype=np.float64)
+    w_angle = 0.0 if angle is None else 1.0 / math.sqrt(angle.var_angle_rad2)
+
+    def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        r = (meas - _ranges_and_rows(nodes, np.array([xy[0], xy[1], height_m]), tx, rx)[0]) * w
+        if angle is None:
+            return r
+        return np.append(r, (angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
+
+    def jacobian(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        jac = _ranges_and_rows(nodes, np.array([xy[0], xy[1], height_m]), tx, rx)[1][:, :2] * -w[:, None]
+        if angle is None:
+            return jac
+        return np.vstack([jac, -w_angle * angle.angle_at(xy)[1]])
+
+    return residuals, jacobian
 
 
 def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
@@ -56,10 +116,11 @@ def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float
     """Horizontal position (x, y) of a target at known height from ranges and range sums (and one cone angle).
 
     Weighted nonlinear least squares, residuals ``(r_i - r_i(p)) / sigma_i``,
-    by scipy's trust-region reflective solver (a damped Gauss–Newton),
+    by scipy's Levenberg–Marquardt solver (MINPACK, a damped Gauss–Newton),
     started at ``start_xy`` (default: the centroid of the nodes).  ``angle``
     adds the cone angle of one node's array (:class:`SingleFix`) as one more
-    residual ``(alpha - alpha(p)) / sigma_alpha``.
+    residual ``(alpha - alpha(p)) / sigma_alpha``.  The Jacobian is the
+    analytic one of :func:`weighted_residuals`.
 
     Returns
     -------
@@ -70,26 +131,17 @@ def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float
     nodes = _check_nodes(nodes_m)
     if len(links) + (angle is not None) < 2:
         raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
-    w = np.array([1.0 / np.sqrt(m.var_range_m2) for m in links])
-    meas = np.array([m.range_m for m in links])
     x0 = nodes[:, :2].mean(axis=0) if start_xy is None else np.asarray(start_xy, dtype=float)
-    w_angle = 0.0 if angle is None else 1.0 / math.sqrt(angle.var_angle_rad2)
-
-    def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        r = (meas - _model(nodes, np.array([xy[0], xy[1], height_m]), links)) * w if links else np.zeros(0)
-        if angle is None:
-            return r
-        return np.append(r, (angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
-
-    res = sp_opt.least_squares(residuals, x0, method="trf", x_scale="jac")
-    p = np.array([res.x[0], res.x[1], height_m])
-    h = measurement_matrix(nodes, p, [(m.tx, m.rx) for m in links])[:, :2] * w[:, None] if links else np.zeros((0, 2))
-    if angle is not None:
-        h = np.vstack([h, angle.angle_at(res.x)[1] * w_angle])
+    residuals, jacobian = weighted_residuals(nodes, links, height_m, angle)
+    res = sp_opt.least_squares(residuals, x0, jac=jacobian, method="lm", x_scale="jac")
+    xy = np.asarray(res.x, dtype=np.float64)
+    if links:      # a fix on a node has no direction there: measurement_matrix refuses it (InputError)
+        measurement_matrix(nodes, np.array([xy[0], xy[1], height_m]), [(m.tx, m.rx) for m in links])
+    h = jacobian(xy)
     info = h.T @ h
     if np.linalg.matrix_rank(info) < 2:
         raise SensingError("the measurements do not determine the position (one direction only): add a node")
-    return res.x, np.linalg.inv(info)
+    return xy, np.asarray(np.linalg.inv(info), dtype=np.float64)
 
 
 def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
@@ -135,16 +187,16 @@ def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m
         raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
     meas = np.array([m.range_m for m in links])
     var = np.array([m.var_range_m2 for m in links])
-    pairs = [(m.tx, m.rx) for m in links]
+    tx, rx = _pairs(links)
     start = None if start_xy is None else np.asarray(start_xy, dtype=float)
     if start is None and anchor is not None:
         start = anchor.xy_m
 
     def agreeing(xy: NDArray[np.float64], cov: NDArray[np.float64]) -> tuple[list[int], float, bool]:
-        p = np.array([xy[0], xy[1], height_m])
-        h = measurement_matrix(nodes, p, pairs)[:, :2] if links else np.zeros((0, 2))
+        model, rows = _ranges_and_rows(nodes, np.array([xy[0], xy[1], height_m]), tx, rx)
+        h = rows[:, :2]
         spread = var + np.einsum("ij,jk,ik->i", h, cov, h)
-        z2 = (meas - _model(nodes, p, links)) ** 2 / spread if links else np.zeros(0)
+        z2 = (meas - model) ** 2 / spread
         inside = [i for i in range(len(links)) if z2[i] <= gate_sigma**2]
         angle_ok = anchor is not None and anchor.agrees(xy, cov, gate_sigma)
         return inside, float(z2[inside].sum()), angle_ok

@@ -45,7 +45,8 @@ from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["fuse_nodes", "symbol_level_refine", "periodogram_terms", "periodogram_sum", "fuse_multi_bs"]
+__all__ = ["fuse_nodes", "symbol_level_refine", "periodogram_terms", "periodogram_sum",
+           "periodogram_sum_derivatives", "fuse_multi_bs"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
 
@@ -79,6 +80,61 @@ def periodogram_sum(terms: Sequence[tuple[NDArray[np.complex128], NDArray[np.flo
     return total
 
 
+def periodogram_sum_derivatives(
+        terms: Sequence[tuple[NDArray[np.complex128], NDArray[np.float64], NDArray[np.float64], float]],
+        offsets_m: Sequence[NDArray[np.float64]], velocity_xy_mps: NDArray[np.float64],
+        c: float = SPEED_OF_LIGHT_MPS) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`periodogram_sum` with its exact gradient and Hessian in the target state ``(x, y, v_x, v_y)``.
+
+    Each term ``P_i = |z_i|**2 / (n_i sigma_i**2)``, ``z_i = d_i(nu_i)^T Y_i a_i(tau_i)``, is analytic in
+    ``(tau_i, nu_i)`` (the derivatives of ``z_i`` are matched filters with ``2 pi j k df`` and ``-2 pi j f_c t_m``
+    weights), and ``tau_i = 2 r_i / c``, ``nu_i = -2 u_i^T v / c`` are smooth away from node ``i``; the chain
+    rule gives ``grad = J^T g`` and ``Hess = J^T G J + g_tau Hess(tau) + g_nu Hess(nu)``.
+
+    Returns
+    -------
+    value : float
+        The sum (as :func:`periodogram_sum`).
+    grad : ndarray, shape (4,), float64
+        Per m in ``x, y``, per m/s in ``v_x, v_y``.
+    hess : ndarray, shape (4, 4), float64
+        Symmetric.
+    """
+    v = np.asarray(velocity_xy_mps, dtype=np.float64)
+    total, grad, hess = 0.0, np.zeros(4), np.zeros((4, 4))
+    eye = np.eye(2)
+    for (y, k, t, norm), off in zip(terms, offsets_m, strict=True):
+        d3 = np.asarray(off, dtype=np.float64)
+        r = float(np.linalg.norm(d3))
+        u = d3[:2] / r
+        g = float(u @ v)                                   # horizontal radial speed: nu = -2 g / c
+        tau, nu = 2.0 * r / c, -2.0 * g / c
+        wk, wt = 2j * np.pi * k, -2j * np.pi * t
+        a, e = np.exp(wk * tau), np.exp(wt * nu)
+        ya = y @ np.stack([a, wk * a, wk * wk * a], axis=1)                  # (rows, 3): d^j/dtau^j
+        z = np.stack([e, wt * e, wt * wt * e]) @ ya                           # z[i, j] = d^i/dnu^i d^j/dtau^j z
+        z0 = z[0, 0]
+        zs = np.array([z[0, 1], z[1, 0]])                                     # (dz/dtau, dz/dnu)
+        zss = np.array([[z[0, 2], z[1, 1]], [z[1, 1], z[2, 0]]])
+        total += abs(z0) ** 2 / norm
+        g_s = 2.0 * np.real(np.conj(z0) * zs) / norm
+        h_s = 2.0 * np.real(np.conj(zs)[:, None] * zs[None, :] + np.conj(z0) * zss) / norm
+        jac = np.zeros((2, 4))
+        jac[0, :2] = 2.0 * u / c
+        jac[1, :2] = -2.0 * (v - g * u) / (r * c)
+        jac[1, 2:] = -2.0 * u / c
+        proj = eye - np.outer(u, u)
+        h_tau = np.zeros((4, 4))
+        h_tau[:2, :2] = 2.0 * proj / (r * c)
+        h_nu = np.zeros((4, 4))
+        h_nu[:2, :2] = -2.0 * (-(np.outer(v, u) + np.outer(u, v)) - g * eye + 3.0 * g * np.outer(u, u)) / (r * r * c)
+        h_nu[:2, 2:] = -2.0 * proj / (r * c)
+        h_nu[2:, :2] = h_nu[:2, 2:].T
+        grad += jac.T @ g_s
+        hess += jac.T @ h_s @ jac + g_s[0] * h_tau + g_s[1] * h_nu
+    return total, grad, 0.5 * (hess + hess.T)
+
+
 def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], nodes_m: ArrayLike,
                         height_m: float, start_xy: ArrayLike, start_v: ArrayLike, scale: tuple[float, float],
                         c: float = SPEED_OF_LIGHT_MPS) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -87,22 +143,34 @@ def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complex
     Node ``i``'s CIM ``cims[i]`` (its ``bands[i]``) predicts delay
     ``2 ||p - b_i|| / c`` and ``nu = -2 u_i^T v / c``; the objective is
     ``sum_i |d_i^T H_i a_i|**2 / (n_i sigma_i**2)`` (independent amplitudes),
-    maximised by Nelder–Mead in units of ``scale = (m, m/s)`` from the
-    estimate-level start.
+    smooth away from the nodes, maximised from the estimate-level start by
+    scipy's exact trust-region Newton method (``trust-exact``) with the exact
+    gradient and Hessian (:func:`periodogram_sum_derivatives`), in units of
+    ``scale = (m, m/s)`` (first trust radius half a unit).
     """
     nodes = _check_nodes(nodes_m)
     terms = periodogram_terms(bands, cims)
     x0 = np.concatenate([np.asarray(start_xy, dtype=float), np.asarray(start_v, dtype=float)])
     step = np.array([scale[0], scale[0], scale[1], scale[1]])
+    cache: dict[bytes, tuple[float, NDArray[np.float64], NDArray[np.float64]]] = {}
 
-    def cost(q: NDArray[np.float64]) -> float:
-        x = x0 + q * step
-        p = np.array([x[0], x[1], height_m])
-        return -periodogram_sum(terms, [p - b for b in nodes], x[2:], c)
+    def evaluate(q: NDArray[np.float64]) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+        key = q.tobytes()
+        if key not in cache:
+            x = x0 + q * step
+            p = np.array([x[0], x[1], height_m])
+            f, g, h = periodogram_sum_derivatives(terms, [p - b for b in nodes], x[2:], c)
+            cache.clear()
+            cache[key] = (-f / norm, -g * step / norm, -h * np.outer(step, step) / norm)
+        return cache[key]
 
-    simplex = np.vstack([np.zeros(4), 0.5 * np.eye(4)])
-    res = sp_opt.minimize(cost, np.zeros(4), method="Nelder-Mead",
-                          options={"initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-9, "maxiter": 800})
+    norm = 1.0
+    f0 = -evaluate(np.zeros(4))[0]
+    cache.clear()
+    norm = f0 if np.isfinite(f0) and f0 > 0 else 1.0         # the objective near -1 at the start
+    res = sp_opt.minimize(lambda q: evaluate(q)[0], np.zeros(4), method="trust-exact",
+                          jac=lambda q: evaluate(q)[1], hess=lambda q: evaluate(q)[2],
+                          options={"initial_trust_radius": 0.5, "gtol": 1e-8, "maxiter": 200})
     x = x0 + res.x * step
     return x[:2], x[2:]
 

@@ -290,3 +290,59 @@ def test_symbol_level_refine_reaches_the_range_crb_of_the_nodes(rng: np.random.G
         errs.append(xy - TARGET[:2])
     rmse = float(np.sqrt(np.mean(np.sum(np.square(errs), axis=1))))
     assert 0.6 < rmse / np.sqrt(np.trace(crb)) < 1.6, (rmse, np.sqrt(np.trace(crb)))
+
+
+def test_periodogram_sum_derivatives_are_those_of_the_sum(rng: np.random.Generator) -> None:
+    """The objective of the symbol-level refinement is smooth away from the nodes: its exact gradient and
+    Hessian equal central differences of :func:`periodogram_sum` near the peak, far down its side, straight
+    above a node (zero horizontal offset), at zero and at a large velocity."""
+    nodes, v = NODES[:3].copy(), np.array([8.0, -5.0])
+    d = TARGET[None] - nodes
+    r = np.linalg.norm(d, axis=1)
+    taus, fds = 2.0 * r / C, -2.0 * (d[:, :2] @ v) / r * BAND.carrier_hz / C
+    cims = [_link([(float(t), float(f), 1.0)], rng) for t, f in zip(taus, fds, strict=True)]
+    terms = nf.periodogram_terms([BAND] * 3, cims)
+
+    def total(x: np.ndarray) -> float:
+        p = np.array([x[0], x[1], TARGET[2]])
+        return nf.periodogram_sum(terms, [p - b for b in nodes], x[2:])
+
+    eps = np.array([1e-4, 1e-4, 1e-3, 1e-3])
+    steps = np.diag(eps)
+    states = [np.r_[TARGET[:2] + [0.03, -0.02], v + 0.1], np.r_[TARGET[:2] + [1.3, 0.7], v - 2.0],
+              np.r_[nodes[0, :2], v], np.r_[TARGET[:2], 0.0, 0.0], np.r_[TARGET[:2], 300.0, -250.0]]
+    for x in states:
+        p = np.array([x[0], x[1], TARGET[2]])
+        f, g, h = nf.periodogram_sum_derivatives(terms, [p - b for b in nodes], x[2:])
+        assert f == pytest.approx(total(x), rel=1e-12)
+        g_num = np.array([(total(x + e) - total(x - e)) / (2 * s) for e, s in zip(steps, eps, strict=True)])
+        h_num = np.array([[(total(x + ei + ej) - total(x + ei - ej) - total(x - ei + ej) + total(x - ei - ej))
+                           / (4 * si * sj) for ej, sj in zip(steps, eps, strict=True)]
+                          for ei, si in zip(steps, eps, strict=True)])
+        scale_g, scale_h = np.abs(g_num).max() + 1e-3 * f, np.abs(h_num).max()
+        np.testing.assert_allclose(g, g_num, atol=1e-5 * scale_g)
+        np.testing.assert_allclose(h, h_num, atol=1e-4 * scale_h)
+        np.testing.assert_array_equal(h, h.T)
+
+
+def test_symbol_level_refine_stops_at_a_maximum_of_the_objective(rng: np.random.Generator) -> None:
+    """From a start 1 m and 1.5 m/s off, the refinement ends where the gradient of the summed periodograms
+    vanishes and the Hessian is negative definite (a maximum, checked on the objective itself), above the
+    value at the start and at the truth."""
+    nodes, v = NODES[:3], np.array([8.0, -5.0])
+    d = TARGET[None] - nodes
+    r = np.linalg.norm(d, axis=1)
+    taus, fds = 2.0 * r / C, -2.0 * (d[:, :2] @ v) / r * BAND.carrier_hz / C
+    cims = [_link([(float(t), float(f), 3.0)], rng) for t, f in zip(taus, fds, strict=True)]
+    terms = nf.periodogram_terms([BAND] * 3, cims)
+    start_xy, start_v = TARGET[:2] + [0.8, -0.6], v + [1.0, 1.1]
+    xy, vel = nf.symbol_level_refine([BAND] * 3, cims, nodes, TARGET[2], start_xy, start_v, (0.2, 0.2))
+    p = np.array([xy[0], xy[1], TARGET[2]])
+    f, g, h = nf.periodogram_sum_derivatives(terms, [p - b for b in nodes], vel)
+    assert np.all(np.linalg.eigvalsh(h) < 0)
+    # Newton step to the stationary point: well below a millimetre and a mm/s
+    assert np.abs(np.linalg.solve(h, g)).max() < 1e-4
+    p0 = np.array([*start_xy, TARGET[2]])
+    assert f > nf.periodogram_sum(terms, [p0 - b for b in nodes], start_v)
+    assert f >= nf.periodogram_sum(terms, list(d), v)
+    assert np.linalg.norm(xy - TARGET[:2]) < 0.3
