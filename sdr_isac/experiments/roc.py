@@ -3,10 +3,10 @@
 Each trial draws range-Doppler maps of one on-grid target at the point's SNR in its map cell and runs the
 project's CFAR (:func:`sdr_isac.fusion.metrics.roc_curve`, the detector of ``[sensing]`` of the built-in
 default configuration) at every design false-alarm probability of ``PFA_DESIGN``, on two kinds of map:
-``independent`` (no window, no oversampling: noise cells independent and exponential, the CFAR's own
-assumption) and ``default`` (the default's Hann windows and 2x oversampling: neighbouring cells, and so the
-training cells, are correlated, which the design threshold does not model -- the measured P_fa shows by how
-much it exceeds the design).  The summary row of a
+``independent`` (no window, no oversampling: noise cells independent and exponential) and ``default``
+(the default's Hann windows and 2x oversampling: neighbouring cells, and so the training cells, are
+correlated; the CA-CFAR's threshold accounts for that correlation, :func:`sdr_isac.sensing.cfar.cell_correlation`,
+so the measured P_fa stays on the design on both).  The summary row of a
 (SNR, P_fa) pair holds the measured P_d and P_fa over all trials and, beside them, the theory: P_d of a
 square-law detector of a non-fluctuating target behind a CA-CFAR of the detector's training cells
 (:func:`sdr_isac.fusion.metrics.detection_probability`) and the design P_fa.

@@ -29,8 +29,8 @@ from sdr_isac.config import SensingConfig
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db
 from sdr_isac.sensing import Detection
-from sdr_isac.sensing.cfar import ca_multiplier, make_cfar
-from sdr_isac.sensing.rdmap import range_doppler_map
+from sdr_isac.sensing.cfar import ca_multiplier, cell_correlation, make_cfar
+from sdr_isac.sensing.rdmap import map_weights, range_doppler_map
 
 __all__ = ["match_targets", "sensing_continuity", "rmse", "nmse", "DetectionRates", "detection_rates",
            "detection_probability", "RocCurve", "roc_curve", "detection_probability_map", "sensing_area",
@@ -498,12 +498,13 @@ def roc_curve(snr_db: float, pfa_values: Sequence[float], config: SensingConfig,
         raise InputError(f"pfa_values = {pfa_values!r}: allowed one or more probabilities 0 < pfa < 1")
     guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
     train = (int(config.training_cells[0]), int(config.training_cells[1]))
-    detectors = [make_cfar(config.cfar, p, guard, train) for p in pfas]
     k, s = int(num_subcarriers), int(num_symbols)
     mask = np.ones((s, k), dtype=bool)
     spacing_hz, symbol_s = 120e3, 1.0 / 120e3
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
+    rho = cell_correlation(map_weights(mask, config, n_doppler)[0], (n_range, n_doppler))
+    detectors = [make_cfar(config.cfar, p, guard, train, cell_correlation=rho) for p in pfas]
     r0, d0 = n_range // 4, n_doppler // 2 + n_doppler // 4           # target bins, clear of the range edges
     tau = r0 / (n_range * spacing_hz)
     f_d = (d0 - n_doppler // 2) / (n_doppler * symbol_s)

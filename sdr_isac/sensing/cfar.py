@@ -45,6 +45,18 @@ False-alarm equations (exponential noise, statistic of the ring cells)
   ``P(b > a)`` as a Poisson sum gives a negative-binomial sum, which is the
   incomplete beta function.  Solved for alpha with brentq.
 
+Correlated maps (CA)
+    A windowed or oversampled map has correlated noise cells: with the default Hann windows and 2x
+    oversampling the ring mean varies as that of some 24 independent cells, not 280, and the closed form
+    above gives 1.4x (1e-2) to 3x (1e-4) the design P_fa.  Given the map's cell correlation ``rho``
+    (:func:`cell_correlation`: the normalised 2-D transform of the squared taper at the cell offsets),
+    :class:`CaCfarDetector` solves the exact equation instead: the CUT minus ``alpha`` times the ring mean is
+    a Hermitian form of jointly complex-Gaussian cells (the CUT's own correlation with its ring included),
+    with one positive eigenvalue ``mu_+`` and negative ones ``mu_j``, so
+    ``pfa = prod_j mu_+ / (mu_+ - mu_j)``; whitening the ring (one eigen-decomposition per ring shape)
+    leaves a rank-one update of a diagonal matrix, whose ``mu_+`` is the root of a secular equation
+    (several summed channels: each eigenvalue repeated, a Gamma form; see :class:`_CorrelatedRing`).  With
+    independent cells it is the closed form.  GO, SO and OS keep the independent-cell equations.
 GO / SO split
     Leading half: the ring cells at range bins before the CUT (range offsets
     ``-(g_r+t_r) ... -1``, every Doppler offset of the ring); lagging half:
@@ -80,6 +92,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import numbers
 from collections.abc import Iterable
@@ -90,6 +103,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage, optimize, special
+from threadpoolctl import threadpool_limits
 
 from sdr_isac.config import register_cfar_kind, unregister_cfar_kind
 from sdr_isac.errors import InputError, SensingError
@@ -104,6 +118,9 @@ __all__ = [
     "OsCfarDetector",
     "ca_multiplier",
     "ca_false_alarm_probability",
+    "cell_correlation",
+    "correlated_ca_multiplier",
+    "correlated_ca_false_alarm_probability",
     "os_multiplier",
     "os_false_alarm_probability",
     "go_multiplier",
@@ -117,6 +134,10 @@ __all__ = [
     "make_cfar",
 ]
 
+#: Multipliers of correlated CA-CFAR rings, by (pfa, guard, train, cut, channels, correlation digest).
+_CORRELATED_ALPHA: dict[tuple[Any, ...], float] = {}
+#: Decomposed correlated rings, by (guard, train, cut, correlation digest).
+_CORRELATED_RINGS: dict[tuple[Any, ...], _CorrelatedRing] = {}
 #: Elements gathered per block by the OS detector (bounds its memory, ~32 MB).
 _OS_BLOCK_ELEMENTS = 4_000_000
 
@@ -388,6 +409,206 @@ def _check_power(power: ArrayLike, window: tuple[int, int]) -> NDArray[np.float6
         raise InputError(f"power[{idx[0]}, {idx[1]}] = {float(arr[idx])!r}: allowed finite values >= 0 "
                          "(a power map |X|**2); remove NaN/inf and negative values")
     return arr
+
+
+# --------------------------------------------------------------------------- correlated cells (windowed maps)
+
+
+def cell_correlation(weights: ArrayLike, map_shape: tuple[int, int]) -> NDArray[np.complex128]:
+    """Complex correlation between the noise of two map cells, by their (range, Doppler) offset.
+
+    A map cell is ``X(r, d) = sum_kl w_kl n_kl exp(j 2 pi (k r / R - l d / D))`` with ``n_kl`` white
+    noise, so ``E[X(r1, d1) X*(r2, d2)] / E|X|**2 = rho(r1 - r2, d1 - d2)`` with
+    ``rho(a, b) = sum_kl |w_kl|**2 exp(j 2 pi (k a / R - l b / D)) / sum_kl |w_kl|**2``: the
+    normalised 2-D transform of the squared taper at the map's (oversampled) cell offsets.
+
+    Parameters
+    ----------
+    weights : array_like of float or complex, shape (K, S)
+        Taper of the map on its resource elements (subcarriers x symbols; zero where no RE is used), as
+        :func:`sdr_isac.sensing.rdmap.map_weights` lays it out (a phase per symbol does not matter).
+    map_shape : tuple of (int, int)
+        (R, D) = (range, Doppler) length of the zero-padded transforms, R >= K, D >= S.
+
+    Returns
+    -------
+    ndarray of complex128, shape (R, D)
+        ``rho[a % R, b % D]``; ``rho[0, 0] == 1``, ``|rho| <= 1``.  Without a taper and oversampling
+        (all-ones weights, R = K, D = S) it is 1 at (0, 0) and 0 elsewhere: independent cells.
+    """
+    w = np.asarray(weights)
+    if w.ndim != 2 or w.size == 0 or w.dtype.kind not in "biufc" or not np.all(np.isfinite(w)):
+        raise InputError(f"weights has shape {w.shape} and dtype {w.dtype}: allowed a finite 2-D taper of shape "
+                         "(num_subcarriers, num_symbols); pass map_weights(mask, config, n_doppler)[0]")
+    ok = (isinstance(map_shape, tuple | list) and len(map_shape) == 2
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in map_shape)
+          and map_shape[0] >= w.shape[0] and map_shape[1] >= w.shape[1])
+    if not ok:
+        raise InputError(f"map_shape = {map_shape!r}: allowed (range_bins, doppler_bins) integers at least the "
+                         f"taper's shape {w.shape}; pass the zero-padded transform lengths")
+    with np.errstate(over="ignore"):
+        power = np.abs(w.astype(np.complex128)) ** 2
+        total = float(power.sum())
+    if not total > 0:
+        raise InputError("weights are all zero: allowed a taper with at least one non-zero weight")
+    if not math.isfinite(total):
+        raise InputError(f"weights: the sum of their squares overflows ({total!r}): allowed a taper of finite "
+                         "energy; scale it (only its shape matters), e.g. weights / abs(weights).max()")
+    n_r, n_d = int(map_shape[0]), int(map_shape[1])
+    rho = np.fft.ifft(power, n=n_r, axis=0) * n_r                 # exp(+j 2 pi k a / R)
+    rho = np.fft.fft(rho, n=n_d, axis=1)                           # exp(-j 2 pi l b / D)
+    return rho / total
+
+
+def _ring_offsets_of(guard: tuple[int, int], train: tuple[int, int], cut_range: int = 0,
+                     cut_doppler: int = 0) -> NDArray[np.int64]:
+    """(N, 2) offsets (range, Doppler) of the ring cells, without the ``cut_*`` outermost rows / columns of one
+    side (a cell near a map edge)."""
+    hr, hd = guard[0] + train[0], guard[1] + train[1]
+    dr, dd = np.meshgrid(np.arange(-hr, hr + 1), np.arange(-hd, hd + 1), indexing="ij")
+    keep = ~((np.abs(dr) <= guard[0]) & (np.abs(dd) <= guard[1]))
+    keep &= (dr >= -hr + cut_range) & (dd >= -hd + cut_doppler)
+    return np.stack([dr[keep], dd[keep]], axis=1).astype(np.int64)
+
+
+def _check_correlation(cell_corr: ArrayLike) -> NDArray[np.complex128]:
+    rho = np.asarray(cell_corr)
+    if rho.ndim != 2 or rho.size == 0 or rho.dtype.kind not in "biufc" or not np.all(np.isfinite(rho)):
+        raise InputError(f"cell_correlation has shape {rho.shape} and dtype {rho.dtype}: allowed a finite 2-D "
+                         "array rho[range_offset % R, doppler_offset % D]; pass cell_correlation(weights, shape)")
+    rho = rho.astype(np.complex128)
+    if not (abs(rho[0, 0].imag) < 1e-9 and abs(rho[0, 0].real - 1.0) < 1e-6
+            and float(np.max(np.abs(rho))) <= 1.0 + 1e-6):
+        raise InputError(f"cell_correlation[0, 0] = {complex(rho[0, 0])!r}, max |rho| = "
+                         f"{float(np.max(np.abs(rho))):.6g}: allowed a normalised correlation (rho[0, 0] = 1, "
+                         "|rho| <= 1); divide by rho[0, 0]")
+    return rho
+
+
+class _CorrelatedRing:
+    """The joint law of the CUT and its ring cells under H0 for one ring geometry and cell correlation.
+
+    Ring covariance ``R = U diag(lam) U^H`` (N x N), CUT-ring covariance ``b``; whitening the ring,
+    ``c = g^H y + sigma e`` with ``y``, ``e`` white, ``g = lam**-1/2 U^H b``, ``sigma**2 = 1 - |g|**2``.
+    ``|c|**2 - alpha Z`` (Z the ring mean) is then the quadratic form of ``v v^H - diag(0, alpha lam / N)``,
+    ``v = (sigma, g)``, in white noise: one positive eigenvalue mu_+, the others negative.
+    """
+
+    def __init__(self, rho: NDArray[np.complex128], offsets: NDArray[np.int64]):
+        n_r, n_d = rho.shape
+        diff = offsets[:, None, :] - offsets[None, :, :]
+        cov = rho[diff[..., 0] % n_r, diff[..., 1] % n_d]           # E[x_i x_j^*] = rho(p_i - p_j)
+        cov = 0.5 * (cov + cov.conj().T)
+        cross = rho[offsets[:, 0] % n_r, offsets[:, 1] % n_d]       # E[x_i c^*] = rho(p_i - 0)
+        lam, u = np.linalg.eigh(cov)
+        keep = lam > 1e-10 * max(float(lam[-1]), 1e-300)
+        self.num = offsets.shape[0]
+        self.lam = lam[keep]
+        g = (u[:, keep].conj().T @ cross) / np.sqrt(self.lam)
+        self.g2 = np.abs(g) ** 2
+        self.sigma2 = max(0.0, 1.0 - float(self.g2.sum()))
+        self.v = np.concatenate([[math.sqrt(self.sigma2)], g])
+        self.num_effective = float(self.lam.sum() ** 2 / np.sum(self.lam ** 2))
+
+    def log_pfa(self, alpha: float, num_channels: int = 1) -> float:
+        """log P(CUT > alpha Z | H0), exact for complex Gaussian noise of this correlation."""
+        if not alpha > 0:
+            return 0.0
+        d = alpha * self.lam / self.num
+        if num_channels == 1:
+            # mu_+ solves the secular equation 1 = sigma2 / mu + sum g2 / (mu + d); then
+            # P = prod_k mu_+ / (mu_+ + d_k) / (mu_+ f'(mu_+)), f' = sigma2 / mu**2 + sum g2 / (mu + d)**2
+            def secular(mu: float) -> float:
+                return 1.0 - self.sigma2 / mu - float(np.sum(self.g2 / (mu + d)))
+
+            hi = 1.0
+            while secular(hi) < 0.0:
+                hi *= 2.0
+            lo = hi / 2.0
+            while secular(lo) > 0.0:
+                lo /= 2.0
+                if lo < 1e-300:        # no positive eigenvalue: the ring predicts the CUT below its threshold
+                    return -math.inf
+            mu = float(optimize.brentq(secular, lo, hi, xtol=1e-300, rtol=1e-14))
+            slope = self.sigma2 / mu**2 + float(np.sum(self.g2 / (mu + d) ** 2))
+            return float(-np.sum(np.log1p(d / mu))) - math.log(mu * slope)
+        # several independent channels: each eigenvalue C-fold; P = P(G_+ > sum_j a_j G_j), G ~ Gamma(C, 1),
+        # a_j = |mu_j| / mu_+: sum_{m<C} E[T**m e**-T] / m!, the moments from the cumulants of the
+        # (positive) Laplace transform prod_j (1 + a_j)**-C by the usual recursion
+        # v v^H - diag(0, d): a diagonal unitary makes v real without changing the eigenvalues
+        vr = np.abs(self.v)
+        m = np.outer(vr, vr)
+        m[np.arange(1, m.shape[0]), np.arange(1, m.shape[0])] -= d
+        eig = np.linalg.eigvalsh(m)
+        mu_plus = float(eig[-1])
+        if not mu_plus > 0:
+            return -math.inf
+        a = np.abs(eig[:-1]) / mu_plus
+        x = a / (1.0 + a)
+        c = num_channels
+        kappa = [c * math.factorial(n - 1) * float(np.sum(x ** n)) for n in range(1, c)]
+        moments = [1.0]                                             # E[T**m e**-T] / E[e**-T]
+        for order in range(1, c):
+            moments.append(sum(math.comb(order - 1, i) * kappa[i] * moments[order - 1 - i] for i in range(order)))
+        log_laplace = -c * float(np.sum(np.log1p(a)))
+        return log_laplace + math.log(sum(mk / math.factorial(k) for k, mk in enumerate(moments)))
+
+    def multiplier(self, pfa: float, num_channels: int = 1) -> float:
+        """alpha with ``exp(log_pfa(alpha)) == pfa``."""
+        target = math.log(pfa)
+
+        def f(alpha: float) -> float:
+            return self.log_pfa(alpha, num_channels) - target
+
+        guess = float(ca_multiplier_channels(pfa, self.num_effective, num_channels))
+        lo, hi = guess / 2.0, guess * 2.0
+        while f(lo) < 0.0:
+            lo /= 4.0
+        while f(hi) > 0.0:
+            hi *= 4.0
+        return float(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
+
+
+def correlated_ca_false_alarm_probability(multiplier: float, cell_correlation: ArrayLike, guard: tuple[int, int],
+                                          train: tuple[int, int], num_channels: int = 1) -> float:
+    """P_fa of CA-CFAR on a map whose noise cells are correlated (windowed and/or oversampled map).
+
+    Exact for complex Gaussian noise: the CUT minus ``alpha`` times the ring mean is a Hermitian form of
+    jointly Gaussian cells (the CUT's correlation with its ring included) with one positive eigenvalue, so
+    ``P_fa = prod_{j != +} mu_+ / (mu_+ - mu_j)`` (one channel; several independent channels, each
+    eigenvalue repeated, by the Gamma form).  With independent cells it is
+    :func:`ca_false_alarm_probability` (and :func:`ca_multiplier_channels`' law).
+
+    Parameters
+    ----------
+    multiplier : float
+        alpha >= 0 on the ring mean.
+    cell_correlation : array_like of complex, shape (R, D)
+        ``rho[range_offset % R, doppler_offset % D]`` (:func:`cell_correlation`).
+    guard, train : tuple of (int, int)
+        As :class:`CfarDetector` (an interior cell's full ring).
+    num_channels : int
+        Independent channels whose power the map sums, >= 1.
+
+    Returns
+    -------
+    float
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        ring = _CorrelatedRing(_check_correlation(cell_correlation),
+                               _ring_offsets_of(_check_pair("guard", guard), _check_pair("train", train)))
+        return math.exp(ring.log_pfa(float(multiplier), int(num_channels)))
+
+
+def correlated_ca_multiplier(pfa: float, cell_correlation: ArrayLike, guard: tuple[int, int],
+                             train: tuple[int, int], num_channels: int = 1) -> float:
+    """CA-CFAR multiplier for an interior cell of a correlated map: the root of
+    :func:`correlated_ca_false_alarm_probability` ``= pfa``; parameters as there."""
+    pfa = _check_pfa(pfa)
+    with threadpool_limits(limits=1, user_api="blas"):
+        ring = _CorrelatedRing(_check_correlation(cell_correlation),
+                               _ring_offsets_of(_check_pair("guard", guard), _check_pair("train", train)))
+        return ring.multiplier(pfa, int(num_channels))
 
 
 # --------------------------------------------------------------------------- window sums
@@ -713,6 +934,9 @@ class CfarDetector:
     #: Whether the threshold is exact for a map that sums the power of several channels; such a
     #: detector takes a ``num_channels`` keyword (:func:`make_cfar` passes it).
     multichannel = False
+    #: Whether the detector takes a ``cell_correlation`` keyword (thresholds exact on correlated maps);
+    #: :func:`make_cfar` passes it to such detectors only.
+    correlation_aware = False
 
     def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
                  min_training: int = 4):
@@ -853,20 +1077,44 @@ class CfarDetector:
 class CaCfarDetector(CfarDetector):
     """Cell-averaging CFAR: threshold = alpha(N) * mean of the N ring cells.
 
-    ``alpha(N) = N (pfa**(-1/N) - 1)`` for the N cells each CUT actually has.
-    Parameters as :class:`CfarDetector`.
+    ``alpha(N) = N (pfa**(-1/N) - 1)`` for the N cells each CUT actually has (independent cells).
+
+    Parameters
+    ----------
+    pfa, guard, train, wrap_doppler, min_training
+        As :class:`CfarDetector`.
+    num_channels : int, default 1
+        Independent channels whose power the map sums (exact Beta law).
+    cell_correlation : array_like of complex, shape (R, D), optional
+        The map's noise correlation by cell offset, ``rho[dr % R, dd % D]`` (:func:`cell_correlation` of
+        its taper and transform lengths).  Then alpha is the exact root of the correlated false-alarm
+        equation (module notes) for the ring each CUT has (full, or cut by a map edge).  None, or a
+        correlation that vanishes at every offset within the ring: independent cells, the closed forms.
     """
 
     method = "CA-CFAR"
     multichannel = True
+    correlation_aware = True
 
     def __init__(self, pfa: float, guard: tuple[int, int], train: tuple[int, int], wrap_doppler: bool = True,
-                 min_training: int = 4, num_channels: int = 1):
+                 min_training: int = 4, num_channels: int = 1, cell_correlation: ArrayLike | None = None):
         if isinstance(num_channels, bool) or not isinstance(num_channels, numbers.Integral) or num_channels < 1:
             raise InputError(f"num_channels = {num_channels!r}: allowed an integer >= 1 (channels whose power the "
                              "map sums)")
         self.num_channels: int = int(num_channels)
         super().__init__(pfa, guard, train, wrap_doppler, min_training)
+        self.cell_correlation: NDArray[np.complex128] | None = None
+        self._correlation_key: bytes = b""
+        if cell_correlation is not None:
+            rho = _check_correlation(cell_correlation)
+            hr, hd = self.guard[0] + self.train[0], self.guard[1] + self.train[1]
+            block = rho[np.arange(-2 * hr, 2 * hr + 1)[:, None] % rho.shape[0],
+                        np.arange(-2 * hd, 2 * hd + 1)[None, :] % rho.shape[1]]
+            off_centre = np.abs(block)
+            off_centre[2 * hr, 2 * hd] = 0.0
+            if float(off_centre.max()) > 1e-9:               # else independent cells: the closed forms
+                self.cell_correlation = rho
+                self._correlation_key = hashlib.sha1(np.round(block, 12).tobytes()).digest()
         self._alpha_table: NDArray[np.float64] | None = None
         self._bounds: dict[tuple[int, int], _RingBound | None] = {}
 
@@ -878,9 +1126,49 @@ class CaCfarDetector(CfarDetector):
         return mean, count, count
 
     def _multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        if self.cell_correlation is not None:
+            return self._correlated_multipliers(keys)
         if self.num_channels > 1:
             return ca_multiplier_channels(self.pfa, keys, self.num_channels)
         return ca_multiplier(self.pfa, keys)
+
+    def _correlated_multipliers(self, keys: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Exact multipliers on a correlated map for the training counts ``keys`` (NaN where no ring has it).
+
+        A count stands for the rings of that many cells: the full ring and those cut by a range edge (one
+        side: the window fits in the map; the correlation is symmetric, so either side) and, without Doppler
+        wrap, a Doppler edge.  Where several shapes share a count the largest multiplier is taken (P_fa at
+        most the design on each).
+        """
+        rho = self.cell_correlation
+        assert rho is not None
+        hr, hd = self.guard[0] + self.train[0], self.guard[1] + self.train[1]
+        cuts: dict[int, list[tuple[int, int]]] = {}
+        for cut_r in range(hr + 1):
+            for cut_d in range(1 if self.wrap_doppler else hd + 1):
+                n = _ring_offsets_of(self.guard, self.train, cut_r, cut_d).shape[0]
+                cuts.setdefault(n, []).append((cut_r, cut_d))
+        out = np.full(len(keys), np.nan)
+        for i, n in enumerate(np.asarray(keys).tolist()):
+            for cut in cuts.get(int(n), []):
+                key = (self.pfa, self.guard, self.train, cut, self.num_channels, self._correlation_key)
+                alpha = _CORRELATED_ALPHA.get(key)
+                if alpha is None:
+                    ring_key = (self.guard, self.train, cut, self._correlation_key)
+                    # small eigen-decompositions: single-threaded BLAS is the faster (and spares a loaded host)
+                    with threadpool_limits(limits=1, user_api="blas"):
+                        ring = _CORRELATED_RINGS.get(ring_key)
+                        if ring is None:
+                            ring = _CorrelatedRing(rho, _ring_offsets_of(self.guard, self.train, *cut))
+                            if len(_CORRELATED_RINGS) > 256:
+                                _CORRELATED_RINGS.clear()
+                            _CORRELATED_RINGS[ring_key] = ring
+                        alpha = ring.multiplier(self.pfa, self.num_channels)
+                    if len(_CORRELATED_ALPHA) > 4096:
+                        _CORRELATED_ALPHA.clear()
+                    _CORRELATED_ALPHA[key] = alpha
+                out[i] = alpha if not out[i] >= alpha else out[i]
+        return out
 
     def detect_mask(self, power: ArrayLike) -> NDArray[np.bool_]:
         """Only the detection mask, equal to ``detect(power).mask``, deciding only the cells that can pass.
@@ -935,8 +1223,8 @@ class CaCfarDetector(CfarDetector):
             table = self._alpha_by_count()
             n = np.arange(table.size)
             per_cell = table[self.min_training:] / n[self.min_training:]
-            cache[shape] = _RingBound.build(shape, self.guard, self.train, self.wrap_doppler,
-                                            float(np.min(per_cell)), self.num_ring)
+            least = float(np.nanmin(per_cell)) if np.any(np.isfinite(per_cell)) else math.nan
+            cache[shape] = _RingBound.build(shape, self.guard, self.train, self.wrap_doppler, least, self.num_ring)
         return cache[shape]
 
 
@@ -1146,7 +1434,7 @@ def cfar_class(name: str) -> type[CfarDetector]:
 
 
 def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
-              num_channels: int = 1) -> CfarDetector:
+              num_channels: int = 1, *, cell_correlation: ArrayLike | None = None) -> CfarDetector:
     """A detector of the kind ``name`` for a map that sums ``num_channels`` channels.
 
     Parameters
@@ -1157,6 +1445,10 @@ def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, i
         As :class:`CfarDetector`.
     num_channels : int
         Channels whose power the map sums, >= 1; more than one needs a ``multichannel`` kind.
+    cell_correlation : array_like of complex, shape (R, D), optional
+        Noise correlation between map cells by offset (:func:`cell_correlation` of the map's taper and
+        transform lengths).  A ``correlation_aware`` kind (CA) derives its thresholds for it; the GO, SO and
+        OS thresholds assume independent cells and do not use it.  None: independent cells.
 
     Raises
     ------
@@ -1164,15 +1456,18 @@ def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, i
         ``name`` is not registered, or it is a single-channel kind and ``num_channels > 1``.
     """
     detector = cfar_class(name)
+    extra: dict[str, Any] = {}
+    if cell_correlation is not None and detector.correlation_aware:
+        extra["cell_correlation"] = cell_correlation
     if detector.multichannel:
-        return detector(pfa=pfa, guard=guard, train=train, num_channels=num_channels)  # type: ignore[call-arg]
+        return detector(pfa=pfa, guard=guard, train=train, num_channels=num_channels, **extra)  # type: ignore[call-arg]
     if num_channels > 1:
         single = "/".join(k.upper() for k, d in _KINDS.items() if not d.multichannel)
         summed = " or ".join(repr(k) for k, d in _KINDS.items() if d.multichannel)
         raise SensingError(f"sensing.cfar = {name!r} with a {num_channels}-channel capture: the {single} "
                            f"thresholds are derived for one channel; use cfar = {summed} (exact for summed channels) "
                            "or process one channel")
-    return detector(pfa=pfa, guard=guard, train=train)
+    return detector(pfa=pfa, guard=guard, train=train, **extra)
 
 
 register_cfar("ca", CaCfarDetector)

@@ -22,11 +22,11 @@ from numpy.typing import NDArray
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
-from sdr_isac.sensing.cfar import CfarDetector, cfar_class, make_cfar
+from sdr_isac.sensing.cfar import CfarDetector, cell_correlation, cfar_class, make_cfar
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
 from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
 from sdr_isac.sensing.estimate import noise_variance
-from sdr_isac.sensing.rdmap import RangeDopplerMap, range_doppler_map
+from sdr_isac.sensing.rdmap import RangeDopplerMap, map_weights, range_doppler_map
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
@@ -61,15 +61,21 @@ class SensingResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def cfar_detector(config: SensingConfig, num_channels: int = 1) -> CfarDetector:
+def cfar_detector(config: SensingConfig, num_channels: int = 1, *, mask: NDArray[np.bool_] | None = None,
+                  map_shape: tuple[int, int] | None = None) -> CfarDetector:
     """The CFAR detector a sensing configuration asks for, for a map summing ``num_channels`` channels.
 
     ``config.cfar`` names a kind registered with :func:`sdr_isac.sensing.cfar.register_cfar`
     (``ca``, ``go``, ``so``, ``os`` or a plugin's); see :func:`sdr_isac.sensing.cfar.make_cfar`.
+    Given the map's resource elements ``mask`` (S, K) and its transform lengths ``map_shape`` (R, D),
+    a correlation-aware kind (CA) sets its thresholds for the correlation between the map's cells that
+    the windows and the oversampling cause (:func:`sdr_isac.sensing.cfar.cell_correlation`); without
+    them, for independent cells.
     """
     guard = (int(config.guard_cells[0]), int(config.guard_cells[1]))
     train = (int(config.training_cells[0]), int(config.training_cells[1]))
-    design = (config.cfar, float(config.pfa), guard, train, num_channels)
+    corr_key = None if mask is None or map_shape is None else _map_correlation(config, mask, map_shape)
+    design = (config.cfar, float(config.pfa), guard, train, num_channels, corr_key)
     detector = _shared_detector(*design)
     if type(detector) is not cfar_class(config.cfar):      # the kind was registered again since: rebuild
         _shared_detector.cache_clear()
@@ -77,11 +83,28 @@ def cfar_detector(config: SensingConfig, num_channels: int = 1) -> CfarDetector:
     return detector
 
 
+#: cell correlation of maps, by (mask shape, packed mask, windows, sidelobe level, map shape)
+_CORRELATIONS: dict[tuple[Any, ...], NDArray[np.complex128]] = {}
+
+
+def _map_correlation(config: SensingConfig, mask: NDArray[np.bool_], map_shape: tuple[int, int]) -> tuple[Any, ...]:
+    """Key of the cell correlation of maps of ``mask`` (S, K) and ``map_shape`` (R, D), computed once."""
+    shape = (int(map_shape[0]), int(map_shape[1]))
+    key = (mask.shape, np.packbits(mask).tobytes(), config.window_range, config.window_doppler,
+           float(config.chebyshev_sidelobe_db), shape)
+    if key not in _CORRELATIONS:
+        if len(_CORRELATIONS) >= 16:
+            _CORRELATIONS.clear()
+        _CORRELATIONS[key] = cell_correlation(map_weights(mask, config, shape[1])[0], shape)
+    return key
+
+
 @functools.lru_cache(maxsize=16)
 def _shared_detector(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, int],
-                     num_channels: int) -> CfarDetector:
+                     num_channels: int, corr_key: tuple[Any, ...] | None = None) -> CfarDetector:
     """One detector per design, kept across calls: it caches its multipliers and block bounds per map shape."""
-    return make_cfar(name, pfa, guard, train, num_channels)
+    rho = None if corr_key is None else _CORRELATIONS[corr_key]
+    return make_cfar(name, pfa, guard, train, num_channels, cell_correlation=rho)
 
 
 def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFrame:
@@ -205,7 +228,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     timings["map_s"] = time.perf_counter() - start
     noise = noise_variance(rd.power, rd.noise_gain, csi.h.shape[0])
     num_channels = csi.h.shape[0]
-    detector = cfar_detector(cfg, num_channels)
+    detector = cfar_detector(cfg, num_channels, mask=mask, map_shape=rd.power.shape)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None
     detections: list[Detection] = []
     # CLEAN works on a complex128 copy of H, reused from call to call (it never leaves this function)
