@@ -1141,7 +1141,8 @@ class CaCfarDetector(CfarDetector):
         most the design on each).
         """
         rho = self.cell_correlation
-        assert rho is not None
+        if rho is None:                                   # only called for a detector made with a correlation
+            raise SensingError("the CA-CFAR has no cell correlation: make it with cell_correlation=...")
         hr, hd = self.guard[0] + self.train[0], self.guard[1] + self.train[1]
         cuts: dict[int, list[tuple[int, int]]] = {}
         for cut_r in range(hr + 1):
