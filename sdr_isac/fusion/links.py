@@ -84,12 +84,9 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
     paths = core.estimate_paths(data[None], band.pilots, k, t, [sigma2], band.fim(1.0)[None], num_paths, peak,
                                 (grid.delay_bin_s, grid.nu_bin), 2.0, num_rounds)
     if noise_var is None:
-        # after CLEAN the residual is noise: its mean power (4 real parameters removed per path) is a better
+        # after CLEAN the residual is noise: its mean power (over the REs less each path's parameters) is a better
         # estimate than the first map's median, which a strong path's sidelobes inflate
-        model = sum((p.amplitudes[0] * np.outer(np.exp(2j * np.pi * t * p.doppler), np.exp(-2j * np.pi * k * p.delay_s))
-                     for p in paths), np.zeros_like(data))
-        n = int(np.count_nonzero(band.pilots))
-        sigma2 = float(np.sum(np.abs((data - model)[band.pilots]) ** 2) / max(n - 2 * len(paths), 1))
+        sigma2 = core.residual_noise_variance(data, band.pilots, paths, k, t)
     out = []
     for p in paths:
         amp = complex(p.amplitudes[0])
@@ -267,7 +264,7 @@ def passive_paths(grid: PassiveGrid, h: ArrayLike, num_paths: int = 2,
     the pilots' periodogram on the uniform grid of the smallest symbol step,
     Newton refinement, RELAX) with each receive channel a look.  Without
     ``noise_var`` the noise variance per RE is the mean power of the residual
-    of a first fit (4 real parameters per path removed), and the paths are
+    of a first fit (:func:`sdr_isac.sensing.estimate.residual_noise_variance`), and the paths are
     fitted again with it (RELAX stops at 5 % of a standard deviation, which
     needs the noise level).  SNR per RE: ``sum_c |a_c|**2 / sigma**2``;
     variances: the single-path CRB of the mask at that SNR
@@ -319,15 +316,10 @@ def passive_paths(grid: PassiveGrid, h: ArrayLike, num_paths: int = 2,
     k_hz = np.arange(m.shape[1]) * df
     fims = np.broadcast_to(grid.unit_fim(), (x.shape[0], 2, 2))
     steps = (float(delay_axis[1]), float(dopp_axis[1] - dopp_axis[0]))
-    n = grid.num_pilots
 
     def fit(sigma2: float) -> tuple[list[core.Path], float]:
         paths = core.estimate_paths(data, m, k_hz, t, [sigma2] * x.shape[0], fims, num_paths, peak, steps)
-        model = sum((p.amplitudes[:, None, None] * np.outer(np.exp(2j * np.pi * t * p.doppler),
-                                                            np.exp(-2j * np.pi * k_hz * p.delay_s))[None]
-                     for p in paths), np.zeros_like(data))
-        resid = float(np.sum(np.abs((data - model)[:, m]) ** 2) / max(x.shape[0] * n - 2 * len(paths), 1))
-        return paths, resid
+        return paths, core.residual_noise_variance(data, m, paths, k_hz, t)
 
     if noise_var is None:
         # a first fit with the data's mean power as the noise level (RELAX then stops early), then the residual's

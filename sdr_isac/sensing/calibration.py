@@ -52,7 +52,7 @@ from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.sensing.crb import delay_doppler_fim
 from sdr_isac.sensing.csi import known_reference
-from sdr_isac.sensing.estimate import estimate_paths, resolvable_steps
+from sdr_isac.sensing.estimate import estimate_paths, paths_model, resolvable_steps
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import find_frame_start
@@ -372,10 +372,7 @@ def measure_paths(capture: Capture, frame: FrameConfig | IsacFrame | None = None
     unit_fim = delay_doppler_fim(1.0, mask, df, times)
     found = estimate_paths(h, mask, freqs, times, np.ones(h.shape[0]), np.broadcast_to(unit_fim, (h.shape[0], 2, 2)),
                            int(num_paths), peak, steps, num_rounds=_RELAX_ROUNDS)
-    model = np.zeros_like(h, dtype=np.complex128)
-    for p in found:
-        atom = np.outer(np.exp(2j * math.pi * times * p.doppler), np.exp(-2j * math.pi * freqs * p.delay_s))
-        model += p.amplitudes[:, None, None] * atom[None]
+    model = paths_model(found, freqs, times)
     used = int(np.count_nonzero(mask))
     noise = np.sum(np.abs(np.where(mask[None], h - model, 0)) ** 2, axis=(1, 2)) / max(used, 1)
     noise = np.maximum(noise, 1e-30)

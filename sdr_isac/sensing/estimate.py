@@ -47,7 +47,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
 
-__all__ = ["Look", "Path", "estimate_paths", "relax", "in_sigmas", "look", "grid_peak", "resolvable_steps", "refine",
+__all__ = ["Look", "Path", "estimate_paths", "paths_model", "residual_noise_variance",
+           "relax", "in_sigmas", "look", "grid_peak", "resolvable_steps", "refine",
            "objective", "maximise_1d", "newton_peak", "phasor", "ml_angle", "noise_variance"]
 
 #: Newton steps before the refinement falls back to the bounded scalar search (it converges in 3 to 5)
@@ -343,6 +344,39 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
         basis = np.stack([p[b][m[b]] for p in patterns], axis=1)
         amps[b] = np.linalg.lstsq(basis, x[b][m[b]], rcond=None)[0]
     return [Path(tau, f, amps[:, i], crb(amps[:, i])) for i, (tau, f) in enumerate(found)]
+
+
+def paths_model(paths: Sequence[Path], frequencies_hz: ArrayLike, doppler_times: ArrayLike) -> NDArray[np.complex128]:
+    """The channel the paths explain, per look: ``sum_p a_pb exp(2 pi i t f_p) exp(-2 pi i k tau_p)``.
+
+    Returns
+    -------
+    ndarray, shape (B, M, K), complex128
+        B looks (the paths' amplitudes), M ``doppler_times``, K ``frequencies_hz``.
+    """
+    k = np.asarray(frequencies_hz, dtype=np.float64)
+    t = np.asarray(doppler_times, dtype=np.float64)
+    looks = len(paths[0].amplitudes) if paths else 1
+    out = np.zeros((looks, t.size, k.size), dtype=np.complex128)
+    for p in paths:
+        out += p.amplitudes[:, None, None] * np.outer(np.exp(2j * math.pi * t * p.doppler),
+                                                      np.exp(-2j * math.pi * k * p.delay_s))[None]
+    return out
+
+
+def residual_noise_variance(data: ArrayLike, mask: ArrayLike, paths: Sequence[Path], frequencies_hz: ArrayLike,
+                            doppler_times: ArrayLike) -> float:
+    """Noise variance per RE after the paths are removed: the residual's power on the REs of ``mask`` over its
+    degrees of freedom (B looks of n REs, less each path's B complex amplitudes and its delay and Doppler).
+
+    ``data`` has shape (B, M, K) (or (M, K): one look); ``mask`` (M, K) bool.
+    """
+    x = np.asarray(data, dtype=np.complex128)
+    x = x[None] if x.ndim == 2 else x
+    m = np.asarray(mask, dtype=bool)
+    residual = (x - paths_model(paths, frequencies_hz, doppler_times))[:, m]
+    dof = x.shape[0] * int(np.count_nonzero(m)) - len(paths) * (x.shape[0] + 1)
+    return float(np.sum(np.abs(residual) ** 2) / max(dof, 1))
 
 
 def _leaks_into(model: NDArray[np.complex128], others: list[NDArray[np.complex128]], k_hz: NDArray[np.floating],

@@ -170,3 +170,28 @@ def test_noise_variance_names_a_bad_cell_gain(gain):
 def test_errors_name_the_field_and_what_is_allowed(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_the_paths_model_and_the_residual_noise_of_known_paths() -> None:
+    from sdr_isac.sensing.estimate import Path, paths_model, residual_noise_variance
+
+    rng = np.random.default_rng(3)
+    k = np.arange(64) * 30e3
+    t = np.arange(32) * 35.7e-6
+    paths = [Path(2e-7, 400.0, np.array([1.0 + 0.5j, -0.3j]), np.eye(2)),
+             Path(9e-7, -1200.0, np.array([0.2, 0.4 + 0.1j]), np.eye(2))]
+    model = paths_model(paths, k, t)
+    by_hand = np.zeros((2, 32, 64), dtype=complex)
+    for p in paths:
+        for b in range(2):
+            for m in range(32):
+                for n in range(64):
+                    by_hand[b, m, n] += p.amplitudes[b] * np.exp(2j * np.pi * (t[m] * p.doppler - k[n] * p.delay_s))
+    assert np.allclose(model, by_hand, rtol=0, atol=1e-12)
+    sigma2 = 0.05
+    mask = rng.random((32, 64)) < 0.5
+    noise = np.sqrt(sigma2 / 2) * (rng.standard_normal(model.shape) + 1j * rng.standard_normal(model.shape))
+    got = residual_noise_variance(model + noise, mask, paths, k, t)
+    n = 2 * int(mask.sum())
+    # the true paths leave pure noise: its mean power over n REs, scaled by n / (n - 2 paths x 3 parameters)
+    assert abs(got / sigma2 - n / (n - 6)) < 4 * np.sqrt(1.0 / n)
