@@ -255,6 +255,20 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
+def _holds_non_finite(data_path: Path, doc: dict[str, Any]) -> bool:
+    """Whether the data file, decoded independently with the declared datatype and channels, holds NaN or inf."""
+    glob = doc["global"]
+    datatype, channels = glob.get("core:datatype"), glob.get("core:num_channels", 1)
+    if not isinstance(datatype, str) or not is_int(channels) or channels < 1:
+        return False
+    try:
+        raw = Path(data_path).read_bytes()
+        width = int(datatype.lower()[2:].split("_")[0]) // 8 * 2 * channels
+        return not bool(np.all(np.isfinite(_decode(raw[:len(raw) - len(raw) % width], datatype, channels))))
+    except (ValueError, OSError):
+        return False
+
+
 def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_frame: bool = False) -> str:
     """"" if the open recording ``rec`` reads exactly as the metadata ``doc`` says, else what differs.
 
@@ -267,6 +281,9 @@ def check_recording(rec: Any, meta_path: Path, doc: dict[str, Any], *, build_fra
     try:                                                 # read first: other exceptions are crashes
         read = [(rec.capture(i), rec.truth(i)) for i in range(rec.num_captures)]
     except SdrIsacError as err:
+        if "allowed finite I/Q values" in str(err) and _holds_non_finite(rec.data_path, doc):
+            return ""        # the bytes, decoded as declared (a float type relabelled, say), hold NaN or inf: the
+            #                  reader refuses that capture when it is read, naming the sample, as documented
         return f"opened, but a capture cannot be read: {err}"
     glob = doc["global"]
     folder = meta_path.parent.resolve()

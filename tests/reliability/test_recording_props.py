@@ -139,6 +139,8 @@ def test_every_top_key_deleted_opens_right_or_is_refused(tmp_path):
 @example(name=SMALL, ops=[("set", path_index(SMALL, ("global", "isac:radio")), "12")])
 @example(name="two_targets", ops=[("set", path_index("two_targets", ("annotations", 1, "isac:seq")), 2.5),
                                   ("set", path_index("two_targets", ("global", "core:sample_rate")), math.nan)])
+@example(name="array_two_angles", ops=[("set", path_index("array_two_angles", ("global", "core:datatype")),
+                                        "cf32_be")])           # a float file relabelled big-endian: NaN samples
 def test_mutated_metadata_opens_right_or_is_refused(tmp_path_factory, name, ops):
     meta, written = materialise(tmp_path_factory.mktemp("m"), name, apply(SOURCES[name], ops))
     assert outcome(meta, written) in ("refused", "read")

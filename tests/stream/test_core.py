@@ -138,8 +138,15 @@ def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
         os.kill(procs["A"].pid, signal.SIGKILL)                    # MECS A dies
         procs["A"].wait(5)
         killed = time.time()
-        absent = _wait(sock, "status absent of mecsA", lambda m: m.kind == "status" and m.node_id == "mecsA"
-                       and wire.decode_status(m).state == "absent")
+        # the outage of the kill: it starts at A's last message (20 Hz) before the kill; a status of an earlier
+        # stall of A (a loaded machine) still queued on this socket is not it
+        def this_outage(m: wire.Message, state: str) -> bool:
+            if m.kind != "status" or m.node_id != "mecsA":
+                return False
+            st = wire.decode_status(m)
+            return st.state == state and st.outage is not None and st.outage.start_s >= killed - 0.5
+
+        absent = _wait(sock, "status absent of mecsA", lambda m: this_outage(m, "absent"))
         status = wire.decode_status(absent)
         assert status.outage is not None and status.outage.end_s is None and status.outage.start_s <= killed
         msg = _wait(sock, "the global track from mecsB alone",
@@ -155,8 +162,7 @@ def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
         assert stats["mecs"]["mecsA"]["outages"][-1]["end_s"] is None
 
         procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 3)      # MECS A restarts
-        back = _wait(sock, "status present of mecsA", lambda m: m.kind == "status" and m.node_id == "mecsA"
-                     and wire.decode_status(m).state == "present")
+        back = _wait(sock, "status present of mecsA", lambda m: this_outage(m, "present"))
         outage = wire.decode_status(back).outage
         assert outage is not None and outage.end_s is not None and outage.duration_s is not None
         assert outage.duration_s >= 0.5 and outage.restarted
