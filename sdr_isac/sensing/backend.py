@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sdr_isac.errors import SensingError
+from sdr_isac.waveform.ofdm import fft_threads
 
 __all__ = ["BACKENDS", "ArrayBackend", "array_backend", "fft_workers"]
 
@@ -82,12 +83,18 @@ class ArrayBackend:
         return np.asarray(a) if self.name == "cpu" else self.xp.asnumpy(a)
 
 
-def fft_workers(configured: int) -> int:
-    """The ``workers`` argument of ``scipy.fft`` for ``sensing.fft_workers``: 0 -> -1 (every core), else itself."""
+def fft_workers(configured: int, size: int | None = None) -> int:
+    """The ``workers`` argument of ``scipy.fft`` for ``sensing.fft_workers``: 0 -> -1 (every core), else itself.
+
+    Given the transform's ``size`` (elements, all axes), 0 means one thread below
+    :data:`sdr_isac.waveform.ofdm.THREADED_FFT_ELEMENTS` (starting threads costs more than they save there).
+    """
     if isinstance(configured, bool) or not isinstance(configured, int | np.integer) or configured < 0:
         raise SensingError(f"sensing.fft_workers = {configured!r}: allowed an integer >= 0 (0: every core); set 1 "
                            "inside process-pool workers")
-    return -1 if configured == 0 else int(configured)
+    if configured == 0:
+        return -1 if size is None else fft_threads(size, -1)
+    return int(configured)
 
 
 def array_backend(name: str = "cpu", *, workers: int = 0) -> ArrayBackend:

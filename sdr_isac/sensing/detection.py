@@ -325,7 +325,9 @@ def _over_subcarriers(h: NDArray[np.complexfloating], z: NDArray[np.complex128],
     """``(h - pending echoes) @ z``: (C, S, K) by (K,) -> (C, S), as a stack of products of b symbols."""
     c, s, k = h.shape
     b = _serial_block(s, k)
+    z = z.astype(h.dtype, copy=False)               # complex64 H: a single-precision product, a complex128 result
     out = np.matmul(h, z) if not b else np.matmul(h.reshape(c, s // b, b, k), z).reshape(c, s)
+    out = out.astype(np.complex128, copy=False)
     for echo in pending or ():
         out -= np.outer(echo.amplitude, echo.slow * complex(echo.along @ z))
     return out
@@ -336,13 +338,15 @@ def _over_symbols(v: NDArray[np.complex128], h: NDArray[np.complexfloating],
     """``v @ (h - pending echoes)``: (S,) by (C, S, K) -> (C, K), as a stack of products of b subcarriers."""
     c, s, k = h.shape
     b = _serial_block(k, s)
+    v = v.astype(h.dtype, copy=False)
     out = np.matmul(v, h) if not b else np.matmul(v, h.reshape(c, s, k // b, b).transpose(0, 2, 1, 3)).reshape(c, k)
+    out = out.astype(np.complex128, copy=False)
     for echo in pending or ():
         out -= np.outer(echo.amplitude, echo.along * complex(v @ echo.slow))
     return out
 
 
-def subtract(work: NDArray[np.complex128], mask: NDArray[np.bool_], echoes: list[Echo]) -> None:
+def subtract(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], echoes: list[Echo]) -> None:
     """``work[c] -= amplitude_c * outer(slow, along) * mask`` for every echo, in place, without temporaries."""
     if not echoes:
         return
@@ -376,11 +380,15 @@ def detect_all(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: Rang
     return found, work
 
 
-def clean(work: NDArray[np.complex128], mask: NDArray[np.bool_], rd: RangeDopplerMap, peaks: list[tuple[int, int]],
+def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDopplerMap, peaks: list[tuple[int, int]],
           subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float,
           pfa: float, do_refine: bool, angle_spacing_wl: float | None,
           static_removed: bool = False) -> tuple[list[Detection], list[Echo]]:
-    """:func:`detect_all` on ``work`` (complex128, zero off the mask), leaving some subtractions to the caller.
+    """:func:`detect_all` on ``work`` (zero off the mask), leaving some subtractions to the caller.
+
+    ``work`` is complex128, or complex64 on a full mask (nothing is subtracted from it then): the products
+    over H run in its precision (single precision moves the estimates by some 1e-5 of their standard
+    deviation), everything after them in double precision.
 
     On a full mask an echo's products with the phasors of later peaks are known in closed form, so
     the echoes are only listed, and :func:`subtract` applies them if a further pass needs the

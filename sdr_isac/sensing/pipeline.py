@@ -231,9 +231,10 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     detector = cfar_detector(cfg, num_channels, mask=mask, map_shape=rd.power.shape)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None
     detections: list[Detection] = []
-    # CLEAN works on a complex128 copy of H, reused from call to call (it never leaves this function)
-    work = work_array("pipeline.work", csi.h.shape, np.complex128)
-    work[...] = csi.h
+    # CLEAN reads H itself where every RE is used (it only lists the echoes; their products with later phasors
+    # are known in closed form); it subtracts echoes from a complex128 copy, made where it has to (another
+    # mask, another pass), reused from call to call (it never leaves this function)
+    work: NDArray[np.complex128] | None = None if mask.all() else _work_copy(csi.h)
     current, cfar_cells = rd, 0
     threshold_db = 10 * math.log10(significance_threshold(cfg.pfa, num_channels))
     for _ in range(_CLEAN_PASSES):
@@ -242,14 +243,16 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         hits = detector.detect_mask(current.power[:rows])
         cfar_cells += int(np.count_nonzero(hits))
         peaks = find_peaks(current.power, hits[:reportable], cfg.max_detections + 8, current.complete_range)
-        found, echoes = clean(work, mask, current, peaks, fcfg.subcarrier_spacing_hz, times, carrier, noise,
-                              cfg.pfa, cfg.refine, spacing, cfg.remove_static)
+        found, echoes = clean(csi.h if work is None else work, mask, current, peaks, fcfg.subcarrier_spacing_hz,
+                              times, carrier, noise, cfg.pfa, cfg.refine, spacing, cfg.remove_static)
         detections += found
         # another pass only behind a strong echo: Hann sidelobes reach -31 dB, so an echo more than 30 dB
         # above the detection threshold may hide weaker ones
         if not found or len(detections) >= cfg.max_detections + 8 or \
                 max(d.map_snr_db for d in found) < threshold_db + 30.0:
             break
+        if work is None:
+            work = _work_copy(csi.h)
         subtract(work, mask, echoes)
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
@@ -282,6 +285,13 @@ def search_rows(config: SensingConfig, frame: FrameConfig) -> tuple[float, int, 
     reportable = min(int(np.ceil(upper / unambiguous * n_range)) + 2, n_range)
     rows = min(reportable + config.guard_cells[0] + config.training_cells[0], n_range)
     return upper, reportable, rows
+
+
+def _work_copy(h: NDArray[np.complex64]) -> NDArray[np.complex128]:
+    """A complex128 copy of H to subtract echoes from (a per-thread work array)."""
+    work = work_array("pipeline.work", h.shape, np.complex128)
+    work[...] = h
+    return work
 
 
 def _remove_static(csi: ChannelEstimate) -> ChannelEstimate:

@@ -114,7 +114,7 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
     weights, coherent_gain, noise_gain = _weights(mask, config, n_doppler)
-    workers = fft_workers(config.fft_workers)                           # sensing.fft_workers (0: every core)
+    workers = fft_workers(config.fft_workers, c * n_range * n_doppler)  # sensing.fft_workers (0: every core)
     # the transforms run in place in the returned array, laid out (C, R, D): the Doppler transform
     # first, along the contiguous last axis of the first K rows, then the range transform down the
     # columns, which fills the zero-padded rows; no intermediate array, no transposing copy

@@ -261,3 +261,10 @@ def test_batch_rejects_bad_input(rng):
         batch_peaks(np.ones((1, 4, 4)), np.ones((1, 4, 4), bool), -1)
     with pytest.raises(SensingError, match=r"rows <= R"):
         batch_peaks(np.ones((1, 4, 4)), np.ones((1, 5, 4), bool), 3)
+
+
+def test_small_transforms_run_on_one_thread():
+    from sdr_isac.waveform.ofdm import THREADED_FFT_ELEMENTS, fft_threads
+    assert fft_workers(0, THREADED_FFT_ELEMENTS - 1) == 1 and fft_workers(0, THREADED_FFT_ELEMENTS) == -1
+    assert fft_workers(2, 10) == 2                        # a configured count is kept whatever the size
+    assert fft_threads(100, 4) == 1 and fft_threads(THREADED_FFT_ELEMENTS, 4) == 4
