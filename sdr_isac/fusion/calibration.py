@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -442,10 +442,10 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
     cov = np.eye(num_params)
     for _ in range(int(max_passes)):
         whiten = _whiteners(theta, samples, trajectories, planar, dims)
-        system = functools.partial(_system, samples=samples, trajectories=trajectories, planar=planar, dims=dims,
-                                   whiten=whiten)
-        fit = optimize.least_squares(lambda x, f=system: f(x)[0], theta, jac=lambda x, f=system: f(x)[1],
-                                     bounds=(lower, upper), x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12)
+        system = _LastPoint(functools.partial(_system, samples=samples, trajectories=trajectories, planar=planar,
+                                              dims=dims, whiten=whiten))
+        fit = optimize.least_squares(system.residual, theta, jac=system.jacobian, bounds=(lower, upper),
+                                     x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12)
         step = fit.x - theta
         theta = fit.x
         cov = _covariance(fit.jac)
@@ -458,6 +458,31 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
     return HetNetCalibration(offset_s=dt, bias_m=bias, yaw_rad=yaw, covariance=cov, planar=planar,
                              chi_square=float(residual @ residual), dof=residual.size - num_params,
                              num_samples=samples.t_s.size)
+
+
+class _LastPoint:
+    """Residuals and Jacobian from one evaluation of ``system(x) -> (residual, jacobian)`` per point.
+
+    ``least_squares`` asks for the residuals and then the Jacobian at the same point: the second call reuses
+    the first's evaluation (a copy of the point is the key).
+    """
+
+    def __init__(self, system: Callable[[NDArray[np.float64]], tuple[NDArray[np.float64], NDArray[np.float64]]]):
+        self._system = system
+        self._x: NDArray[np.float64] | None = None
+        self._value: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+
+    def _at(self, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if self._value is None or self._x is None or not np.array_equal(self._x, x):
+            self._value = self._system(x)
+            self._x = np.array(x, dtype=np.float64)
+        return self._value
+
+    def residual(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self._at(x)[0].copy()                 # copies: the solver may scale what it is given in place
+
+    def jacobian(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self._at(x)[1].copy()
 
 
 def _covariance(jac: NDArray[np.float64]) -> NDArray[np.float64]:

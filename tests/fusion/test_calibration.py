@@ -265,3 +265,40 @@ def test_a_reference_without_velocities_uses_the_difference_of_its_positions():
     assert np.all(np.abs(cal.vector - truth_vector(dt, bias, yaw)) < 3 * cal.std), \
         (cal.vector - truth_vector(dt, bias, yaw)) / cal.std
     assert stats.chi2.ppf(0.001, cal.dof) < cal.chi_square < stats.chi2.ppf(0.999, cal.dof)
+
+
+def test_the_model_is_evaluated_once_per_point_the_solver_asks_for(monkeypatch):
+    """least_squares asks for the residuals and then the Jacobian at the same point: one evaluation serves both,
+    and the fit is the same as with every call evaluated afresh."""
+    from sdr_isac.fusion import calibration as cal_mod
+    _, _, ref, oth = scenario(3)
+    points: list[tuple[int, bytes]] = []
+    real = cal_mod._system
+
+    def counted(x, *args, **kwargs):
+        # a point of one system: the whitening is fixed for one least-squares run (each pass has its own)
+        points.append((id(kwargs.get("whiten", args[-1] if args else None)), np.asarray(x, np.float64).tobytes()))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(cal_mod, "_system", counted)
+    cached = estimate_calibration(ref, oth)
+    assert len(points) == len(set(points))          # no point of a system evaluated twice
+    evaluations = len(points)
+    monkeypatch.setattr(cal_mod, "_LastPoint", _Fresh)
+    fresh = estimate_calibration(ref, oth)
+    assert len(points) - evaluations > 1.5 * evaluations      # afresh: residuals and Jacobian apart
+    np.testing.assert_array_equal(cached.vector, fresh.vector)
+    np.testing.assert_array_equal(cached.covariance, fresh.covariance)
+
+
+class _Fresh:
+    """_LastPoint without its memory: every call evaluates the system."""
+
+    def __init__(self, system):
+        self._system = system
+
+    def residual(self, x):
+        return self._system(x)[0]
+
+    def jacobian(self, x):
+        return self._system(x)[1]
