@@ -111,6 +111,8 @@ class CoreHost:
         self.mecs: dict[str, NodeStats] = {m: NodeStats() for m in core.mecs_ids}
         self.counters = {m: _MecsCounters(e) for m, e in zip(core.mecs_ids, core.mecs_endpoints)}
         self.latest: dict[str, wire.TrackSet] = {}
+        self._version = 0                                 # changes of `latest`: the fusion reruns only on a change
+        self._fused_version = -1
         self._track_times: dict[str, dict[str, float]] = {}       # MECS -> track id -> newest t_s taken
         self.global_tracks: list[Track] = []
         self._members: dict[str, dict[str, str]] = {}
@@ -270,7 +272,9 @@ class CoreHost:
                                            **{t.track_id: float(t.t_s[-1]) for t in kept}}
                 found = dataclasses.replace(found, tracks=kept)
                 node.processed += 1
-            self.latest[mecs] = found
+            if found is not previous:
+                self.latest[mecs] = found
+                self._version += 1
             extra.tracks = len(found.tracks)
         self._announce_back(back)
 
@@ -333,7 +337,8 @@ class CoreHost:
             gone = [(m, node.status(m)) for m, node in self.mecs.items()
                     if node.check_absent(now_s, self.core.absent_after_s)]
             for mecs, _ in gone:
-                self.latest.pop(mecs, None)
+                if self.latest.pop(mecs, None) is not None:
+                    self._version += 1
                 self._last_t0.pop(mecs, None)
                 self.counters[mecs].tracks = 0
                 self.counters[mecs].estimates = 0
@@ -356,9 +361,15 @@ class CoreHost:
                     self.errors = (self.errors + self.central.errors[-new:])[-_KEEP_ERRORS:]
         else:
             with self._lock:
-                local = {m: list(found.tracks) for m, found in self.latest.items()}
-            tracks = self.fuser.update(local)
-            members = self.fuser.members
+                version = self._version
+                changed = version != self._fused_version
+                local = {m: list(found.tracks) for m, found in self.latest.items()} if changed else {}
+                previous = self.global_tracks, self._members
+            if changed:                 # the same track sets fuse to the same global tracks: publish those again
+                tracks, members = self.fuser.update(local), self.fuser.members
+                self._fused_version = version
+            else:
+                tracks, members = previous
         t0_s = max((float(t.t_s[-1]) for t in tracks), default=self._t0_s)
         with self._lock:
             self._t0_s = max(t0_s, self._t0_s)

@@ -26,6 +26,7 @@ import zmq
 from sdr_isac import config
 from sdr_isac.errors import ConfigError
 from sdr_isac.fusion.records import Track
+from sdr_isac.fusion.trackfusion import TrackToTrackFuser
 from sdr_isac.stream import wire
 from sdr_isac.stream.core import CoreHost, add_parser
 from sdr_isac.stream.demo import free_ports
@@ -282,3 +283,39 @@ def test_the_shipped_example_configurations_load_and_the_command_parses() -> Non
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["core", "--config", str(examples[0]), "--timeout", "1"])
     assert args.func.__name__ == "run" and args.timeout == 1.0
+
+
+def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
+    """Every publish interval publishes the global tracks; the fusion reruns only after a new or dropped set
+    (the same sets fuse to the same tracks), and what is published again equals a fresh fusion of them."""
+    cfg = _config(free_ports(3), absent_after_s=30.0)
+    core = CoreHost(cfg)
+    calls: list[dict[str, Any]] = []
+    real = core.fuser.update
+    core.fuser.update = lambda local, t_s=None: calls.append(local) or real(local, t_s)    # type: ignore[method-assign]
+
+    def take(mecs: str, seq: int, t_s: float, x_m: float) -> None:
+        msg = wire.decode(wire.encode_tracks(mecs, seq, t_s, [_track("x", t_s, x_m)]))
+        core._take(msg, wire.decode_tracks(msg), time.time())
+
+    try:
+        take("mecsA", 0, 10.0, 0.0)
+        core._cycle()
+        first = core.global_tracks
+        core._cycle()
+        core._cycle()
+        assert len(calls) == 1 and core.published == 3 and core.global_tracks == first
+        take("mecsB", 0, 10.0, 0.5)                                 # a new set: fused again, with both
+        core._cycle()
+        assert len(calls) == 2 and set(calls[-1]) == {"mecsA", "mecsB"}
+        take("mecsA", 1, 9.0, 0.0)                                  # goes back: refused, nothing changed
+        core._cycle()
+        assert len(calls) == 2
+        fresh = TrackToTrackFuser(cfg.core.gate_probability, cfg.core.ci_criterion, cfg.core.accel_psd_m2ps3,
+                                  cfg.core.keep_states)
+        fresh.update(calls[0])
+        expected = fresh.update(calls[-1])
+        assert [t.track_id for t in core.global_tracks] == [t.track_id for t in expected]
+        np.testing.assert_array_equal(core.global_tracks[0].states, expected[0].states)
+    finally:
+        core.stop()
