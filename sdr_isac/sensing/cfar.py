@@ -788,7 +788,7 @@ class _RingBound:
         """
         (num_r, num_d), (br, bd), (hr, hd) = self.shape, self.block, self.half
         nbr, nbd = -(-(num_r + 2 * hr) // br), -(-(num_d + 2 * hd) // bd)
-        padded = work_array(f"cfar.padded.{power.dtype}", (nbr * br, nbd * bd), power.dtype)
+        padded = work_array(f"cfar.padded.{power.dtype.char}", (nbr * br, nbd * bd), power.dtype)
         padded[:hr] = 0
         padded[hr + num_r:] = 0
         centre = padded[hr: hr + num_r]
@@ -835,7 +835,7 @@ class _RingBound:
         (br, bd), ri, di = self.block, self.range_inside, self.doppler_inside
         mr, md = max(abs(u) for u in ri), max(abs(v) for v in di)
         rows, width = nbr + 2 * mr + 2, nbd + 2 * md                 # one more zero row each side: room to shift
-        framed = work_array(f"cfar.framed.{dtype}", (rows, width), dtype)
+        framed = work_array(f"cfar.framed.{dtype.char}", (rows, width), dtype)
         framed[: mr + 1] = 0
         framed[mr + 1 + nbr:] = 0
         framed[:, :md] = 0
@@ -844,7 +844,7 @@ class _RingBound:
         # fewer rows left (np.sum over the small axes of a 4-d view is many times slower)
         sums = framed[mr + 1: mr + 1 + nbr, md: md + nbd]
         rows_of = padded.reshape(nbr, br, nbd * bd)
-        across = sums if bd == 1 else work_array(f"cfar.across.{dtype}", (nbr, nbd * bd), dtype)
+        across = sums if bd == 1 else work_array(f"cfar.across.{dtype.char}", (nbr, nbd * bd), dtype)
         np.copyto(across, rows_of[:, 0])
         for i in range(1, br):
             across += rows_of[:, i]
