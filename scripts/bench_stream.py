@@ -7,11 +7,12 @@ Two parts, each with the senders in separate processes (``multiprocessing``, spa
 1. **Throughput, wire vs raw.**  One sender process pushes ``--messages`` captures of ``--capture-mib``
    MiB (complex64, one channel) over PUSH -> PULL on ``tcp://127.0.0.1``.  ``wire`` mode:
    ``wire.encode_capture`` in the sender (every check, the finiteness check over every sample
-   included), ``recv_multipart(copy=False)`` -> ``wire.decode`` -> ``wire.decode_capture`` in the
-   receiver.  ``raw`` mode: the same buffers sent as ``[topic, header, buffer]`` with
+   included: one pass over the data at each end), ``recv_multipart(copy=False)`` -> ``wire.decode`` ->
+   ``wire.decode_capture`` in the receiver.  ``raw`` mode: the same buffers sent as ``[topic, header, buffer]`` with
    ``copy=False``, received with ``copy=False`` and wrapped by ``numpy.frombuffer``, with no check.
    The two modes alternate ``--rounds`` times in the same run; the receiver times the messages after
-   the first (no connection set-up).  Prints MB/s of each and the ratio wire / raw (target >= 0.9).
+   the first (no connection set-up).  Prints MB/s of each, the ratio wire / raw (target >= 0.9), the
+   ratio of each round, and the CPU time per message that ``wire`` adds at each end.
 2. **Sustained streaming.**  ``--nodes`` node processes (default 4), each producing complex64 captures
    of ``--capture-mib`` MiB at ``--rate-msps`` (default 30.72 Msps, so one capture per 17.07 ms at
    4 MiB), paced to the sample clock for ``--duration-s`` s, encoded with ``wire.encode_capture`` and
@@ -231,6 +232,11 @@ def main() -> None:
               + ", ".join(f"{r / 1e6:.0f}" for r in rates[mode]))
     print(f"  ratio wire / raw       {wire_bps / raw_bps:8.2f}   (target >= 0.9; on a loaded machine the rounds "
           "scatter: the CPU per message is the steadier figure)")
+    pairs = [w / r for w, r in zip(rates["wire"], rates["raw"])]
+    extra = [float(np.median([c[i] for c in cpu["wire"]]) - np.median([c[i] for c in cpu["raw"]])) * 1e3
+             for i in (0, 1)]
+    print("  ratio of each round    " + ", ".join(f"{q:.2f}" for q in pairs)
+          + f"   wire's extra CPU per message: sender {extra[0]:+.2f} ms, receiver {extra[1]:+.2f} ms")
     if args.skip_sustained:
         return
     rate_hz = args.rate_msps * 1e6

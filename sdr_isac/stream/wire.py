@@ -38,6 +38,7 @@ b'control/bs1'
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -278,6 +279,10 @@ def _check_text(field: str, path: tuple[str | int, ...], text: str) -> None:
 
 def _json_field(name: str, value: Any) -> Any:
     """``value`` made JSON-ready (numpy scalars, tuples, dataclasses converted), or WireFormatError."""
+    kind = type(value)                                # a plain scalar that passes comes back as it is
+    if value is None or kind is bool or (kind is float and math.isfinite(value)) or (
+            kind is int and _INT_MIN <= value <= _INT_MAX):
+        return value
     try:
         out = to_json(value, name)
     except RecordingError as err:
@@ -323,12 +328,14 @@ def _check_specs(specs: Any) -> list[tuple[np.dtype[Any], tuple[int, ...]]]:
     return out
 
 
-def _check_kind(header: dict[str, Any]) -> Any:
+def _check_kind(header: dict[str, Any], specs: list[tuple[np.dtype[Any], tuple[int, ...]]] | None = None,
+                checked: frozenset[str] = frozenset()) -> Any:
     """Check the fields that the header's kind requires; return what the check built (a ``tracks`` message's
-    records), else None."""
+    records), else None.  ``specs``: ``header["arrays"]`` as :func:`_check_specs` gave it, if already checked;
+    ``checked``: the fields that :func:`encode` got as :class:`_Checked` values (their kind's checks passed)."""
     kind = header["kind"]
     if kind == "capture":
-        _check_capture_fields(header)
+        _check_capture_fields(header, specs, "metadata" in checked)
     elif kind == "detections":
         _check_detections("detections", header.get("detections"))
         _check_truth("truth", header.get("truth"))
@@ -345,7 +352,7 @@ def _check_kind(header: dict[str, Any]) -> Any:
     elif kind == "control":
         _check_id("command", header.get("command"))
     elif kind == "rdmap":
-        _check_rdmap_fields(header)
+        _check_rdmap_fields(header, specs)
     elif kind == "status":
         _status_of(header)
     elif kind == "tracks":
@@ -541,8 +548,10 @@ _METADATA_CHECKS = {"truth": lambda v: _check_truth("metadata.truth", v), "ris":
                     "radio": _check_radio, "replay": _check_replay}
 
 
-def _check_capture_fields(header: dict[str, Any]) -> None:
-    specs = _check_specs(header.get("arrays", "missing"))
+def _check_capture_fields(header: dict[str, Any], specs: list[tuple[np.dtype[Any], tuple[int, ...]]] | None = None,
+                          metadata_checked: bool = False) -> None:
+    if specs is None:
+        specs = _check_specs(header.get("arrays", "missing"))
     if len(specs) != 1 or specs[0][0] != DTYPES["complex64"] or len(specs[0][1]) != 2 or specs[0][1][0] < 1:
         _fail("arrays", header["arrays"], "one complex64 array of shape [num_channels >= 1, num_samples] "
               "(the iq samples)")
@@ -552,7 +561,8 @@ def _check_capture_fields(header: dict[str, Any]) -> None:
     frame = header.get("frame", "missing")
     if frame is not None and not isinstance(frame, dict):
         _fail("frame", frame, "null or an object of FrameConfig fields")
-    _check_metadata(header.get("metadata", "missing"))
+    if not metadata_checked:                          # else _json_metadata ran the same checks on each entry
+        _check_metadata(header.get("metadata", "missing"))
 
 
 def _check_cells(field: str, value: Any, low: int) -> tuple[int, int]:
@@ -561,8 +571,10 @@ def _check_cells(field: str, value: Any, low: int) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _check_rdmap_fields(header: dict[str, Any]) -> None:
-    specs = _check_specs(header.get("arrays", "missing"))
+def _check_rdmap_fields(header: dict[str, Any],
+                        specs: list[tuple[np.dtype[Any], tuple[int, ...]]] | None = None) -> None:
+    if specs is None:
+        specs = _check_specs(header.get("arrays", "missing"))
     shapes = [shape for _, shape in specs]
     if (len(specs) != 3 or specs[0][0] != DTYPES["float32"] or len(shapes[0]) != 2 or min(shapes[0]) < 1
             or specs[1][0] != DTYPES["float64"] or specs[2][0] != DTYPES["float64"]
@@ -629,15 +641,22 @@ def _check_detection(field: str, det: Any) -> None:
 def _check_finite(i: int, arr: NDArray[Any], fix: str = "") -> None:
     """Raise naming the first NaN or infinite value of a float or complex array (C-contiguous).
 
-    Two reductions over the data, no temporaries: NaN propagates through min and max and an infinity is an
-    extreme, so both extremes are finite exactly when every value is (the real and imaginary parts of a
-    complex array are read as one float array).  Only a failing array is searched for its first bad value.
+    One pass over the data, no temporaries: the plain sum (``einsum``, additions only, no pairwise blocks and
+    no threads) is finite only if every value is, since a NaN propagates through additions and an infinity
+    stays infinite or meets the opposite one and becomes NaN (the real and imaginary parts of a complex array
+    are read as one float array).  A sum that is not finite (a bad value, or finite values whose sum
+    overflows) is settled by the exact test, two reductions: NaN propagates through min and max and an
+    infinity is an extreme, so both extremes are finite exactly when every value is.  Only a failing array is
+    searched for its first bad value.
     """
     if arr.dtype.kind not in "fc" or arr.size == 0:
         return
     parts = arr.reshape(-1)
     if parts.dtype.kind == "c":
         parts = parts.view(arr.real.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.einsum("i->", parts)):
+            return
     if math.isfinite(parts.min()) and math.isfinite(parts.max()):
         return
     finite = np.isfinite(arr)
@@ -646,6 +665,27 @@ def _check_finite(i: int, arr: NDArray[Any], fix: str = "") -> None:
 
 
 # ---- encode ---------------------------------------------------------------------------------
+class _Checked:
+    """A header field's value that this module made JSON-ready itself (never a caller's object): :func:`encode`
+    takes it without converting it again.
+
+    ``walked``: its tree was checked (:func:`_check_tree`) from the field's root, as :func:`_json_field` does;
+    else encode walks it once.  The value is only read (put into the header and serialised), never handed out.
+    """
+
+    __slots__ = ("value", "walked")
+
+    def __init__(self, value: Any, *, walked: bool):
+        self.value = value
+        self.walked = walked
+
+
+def _checked_field(name: str, field: _Checked) -> Any:
+    if not field.walked:
+        _check_tree(field.value, name)
+    return field.value
+
+
 def _wire_array(i: int, array: Any) -> tuple[dict[str, Any], memoryview]:
     """The header entry and the zero-copy byte view of one array."""
     arr = np.asarray(array)
@@ -710,9 +750,10 @@ def encode(kind: str, node_id: str, seq: int, *, t0_s: float = 0.0, arrays: Sequ
     header: dict[str, Any] = {"v": KIND_VERSIONS.get(kind, SCHEMA_VERSION), "kind": kind, "node_id": node_id,
                               "seq": _json_field("seq", seq), "t0_s": _json_field("t0_s", t0_s),
                               "sent_s": time.time(), "arrays": specs}
-    header.update({name: _json_field(name, value) for name, value in fields.items()})
+    header.update({name: _checked_field(name, value) if type(value) is _Checked else _json_field(name, value)
+                   for name, value in fields.items()})
     _check_common(header)
-    _check_kind(header)
+    _check_kind(header, None, frozenset(name for name, value in fields.items() if type(value) is _Checked))
     try:
         text = json.dumps(header, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as err:
@@ -752,12 +793,20 @@ def _parse_int(token: str) -> int:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            _fail("header key", key, "each key once per object")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) < len(pairs):                         # a key twice: name the first one seen again
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                _fail("header key", key, "each key once per object")
+            seen.add(key)
     return out
+
+
+#: The header's parser (made once, not by every ``json.loads``): every number checked as it is read, each
+#: object's keys unique.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int,
+                                object_pairs_hook=_unique_keys)
 
 
 def _parse_header(raw: memoryview) -> dict[str, Any]:
@@ -765,8 +814,9 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
         _fail("header size", f"{len(raw)} bytes", f"at most {MAX_HEADER_BYTES} bytes")
     try:
         text = bytes(raw).decode("utf-8")
-        header = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float,
-                            parse_int=_parse_int, object_pairs_hook=_unique_keys)
+        if text.startswith("\ufeff"):                 # what json.loads says of it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        header = _STRICT_JSON.decode(text)
     except WireFormatError:
         raise
     except UnicodeDecodeError as err:
@@ -777,8 +827,37 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
                               "must be the JSON header") from err
     if not isinstance(header, dict):
         _fail("header", header, "a JSON object")
-    _check_tree(header, "header")
+    if _tree_needs_walk(text, header):
+        _check_tree(header, "header")
     return header
+
+
+def _tree_needs_walk(text: str, header: dict[str, Any]) -> bool:
+    """Whether the header parsed from ``text`` could fail :func:`_check_tree` (which then says why).
+
+    The strict parse already refused what the walk refuses among numbers (NaN, infinities, overflowing
+    floats, integers beyond 64 bits); keys are strings and the values plain JSON.  Two things remain: a lone
+    surrogate in a string, which only a ``\\u`` escape can make (the UTF-8 decoding refuses encoded ones), and
+    nesting deeper than :data:`MAX_DEPTH`: impossible with at most :data:`MAX_DEPTH` brackets in the whole
+    text (brackets inside strings only make the count larger), else looked for among the containers alone.
+    """
+    if "\\u" in text:
+        return True
+    return text.count("[") + text.count("{") > MAX_DEPTH and _nested_deeper(header, MAX_DEPTH)
+
+
+def _nested_deeper(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether a list or object of plain JSON holds one at ``limit`` levels below it or deeper (the root is
+    level 0), the nesting :func:`_check_tree` refuses; only lists and objects are visited."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level >= limit:
+            return True
+        for sub in item.values() if type(item) is dict else item:
+            if type(sub) is dict or type(sub) is list:
+                stack.append((sub, level + 1))
+    return False
 
 
 def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], max_bytes: int) -> NDArray[Any]:
@@ -845,14 +924,18 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     if len(specs) != len(views) - 2:
         _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
     arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes) for i, (dtype, shape) in enumerate(specs))
-    parsed = _check_kind(header)
+    parsed = _check_kind(header, specs)
     return Message(topic=topic, header=header, arrays=arrays, _parsed=parsed)
 
 
 # ---- kinds ----------------------------------------------------------------------------------
-def _json_metadata(metadata: dict[Any, Any]) -> dict[str, Any]:
+def _json_metadata(metadata: dict[Any, Any]) -> _Checked:
     """The JSON-able entries of ``metadata``; others, and structured entries (``truth``, ``ris``, ...) that do
-    not follow their schema, are left out: a receiver would reject the whole capture for them."""
+    not follow their schema, are left out: a receiver would reject the whole capture for them.
+
+    Each entry is converted and checked here (its tree, and its schema for the structured ones), so
+    :func:`encode` neither converts the object again nor checks the entries' schemas again; it walks the tree
+    once more from ``metadata`` (nesting is counted from there)."""
     out = {}
     for key, value in metadata.items():
         if not isinstance(key, str):
@@ -864,7 +947,7 @@ def _json_metadata(metadata: dict[Any, Any]) -> dict[str, Any]:
         except WireFormatError:
             continue
         out[key] = item
-    return out
+    return _Checked(out, walked=False)
 
 
 def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> list[bytes | memoryview]:
@@ -875,11 +958,13 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
     JSON-able entries; an entry that is not, e.g. a complex array, is left
     out), plus the fields in ``extra``.
     """
+    kept = type(capture.frame) is FrameConfig
     fields = {
         "sample_rate_hz": capture.sample_rate_hz,
         "center_freq_hz": capture.center_freq_hz,
         "frame_offset": capture.frame_offset,
-        "frame": dataclasses.asdict(capture.frame) if capture.frame is not None else None,
+        "frame": (_frame_json(capture.frame) if kept else dataclasses.asdict(capture.frame))
+        if capture.frame is not None else None,
         "metadata": _json_metadata(capture.metadata),
     }
     clash = sorted(set(extra or {}) & set(fields))
@@ -889,9 +974,84 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
                   **fields, **(extra or {}))
 
 
+#: Distinct frame descriptions kept by :func:`encode_capture` and :func:`decode_capture` (a node sends one for
+#: all its captures; a host hears a few nodes).
+_FRAME_CACHE_SIZE = 64
+#: FrameConfig object id -> (the object, its checked JSON object): what :func:`encode_capture` sends as
+#: ``frame``, made once per FrameConfig a node uses.
+_FRAME_JSON: dict[int, tuple[FrameConfig, _Checked]] = {}
+
+
+def _frame_json(frame: FrameConfig) -> _Checked:
+    """``frame``'s fields made JSON-ready and checked (:func:`_json_field`), kept for the object.
+
+    The object is held with its entry, so its id is not reused while the entry lives; FrameConfig is frozen,
+    and an instance whose fields are not all hashable (a list given where a tuple is typed, which could
+    change) is converted every time instead of kept.  The kept object is only read (put into a header and
+    serialised), never handed out.
+    """
+    hit = _FRAME_JSON.get(id(frame))
+    if hit is not None and hit[0] is frame:
+        return hit[1]
+    value = _Checked(_json_field("frame", dataclasses.asdict(frame)), walked=True)
+    try:
+        hash(frame)
+    except TypeError:
+        return value
+    if len(_FRAME_JSON) >= _FRAME_CACHE_SIZE:
+        _FRAME_JSON.clear()
+    _FRAME_JSON[id(frame)] = (frame, value)
+    return value
+
+
 def _expect_kind(msg: Message, kind: str) -> None:
     if msg.header.get("kind") != kind:
         _fail("kind", msg.header.get("kind"), repr(kind), f"pass only {kind} messages")
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_MAX_FRAME_ITEMS = 4096
+
+
+def _frame_key(fields: Any) -> str | None:
+    """The JSON text of a header's ``frame`` object, its key in :func:`_frame_config`; None if it is not plain
+    JSON of exactly the JSON types (a subclass such as ``numpy.float64``, a tuple, a key that is not a string,
+    NaN, a cycle, more than 4096 items: a hand-made header), which then goes the uncached way.
+
+    Plain JSON values have one text each (types included: ``1`` is not ``1.0`` nor ``true``), and the key is
+    taken on every call, so a header changed since an earlier call gives another key, never a stale entry.
+    """
+    stack, seen = [fields], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > _MAX_FRAME_ITEMS:
+            return None
+        kind = type(item)
+        if kind is dict:
+            for key, sub in item.items():
+                if type(key) is not str:
+                    return None
+                stack.append(sub)
+        elif kind is list:
+            stack.extend(item)
+        elif kind not in _PLAIN_TYPES:
+            return None
+    try:
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:                                # NaN or infinity
+        return None
+
+
+@functools.lru_cache(maxsize=_FRAME_CACHE_SIZE)
+def _frame_config(key: str) -> FrameConfig:
+    """The FrameConfig of the frame object whose JSON text is ``key`` (:func:`_frame_key`), built and checked
+    once per distinct text (a refusal is not kept: it raises again, with the same message, every time).
+
+    FrameConfig is frozen and holds only numbers, strings, tuples and frozen sections, so one instance serves
+    every capture with that frame.
+    """
+    return from_dict(FrameConfig, drop_none(json.loads(key)))
 
 
 def decode_capture(msg: Message) -> Capture:
@@ -913,7 +1073,8 @@ def decode_capture(msg: Message) -> Capture:
     frame = None
     if h["frame"] is not None:
         try:
-            frame = from_dict(FrameConfig, drop_none(h["frame"]))
+            key = _frame_key(h["frame"])
+            frame = _frame_config(key) if key is not None else from_dict(FrameConfig, drop_none(h["frame"]))
         except ConfigError as err:
             raise WireFormatError(f"frame.{err.detail} (the capture's frame description)") from err
         except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
