@@ -431,3 +431,16 @@ def test_metadata_nested_at_the_limit_is_refused_as_by_the_generic_encode(depth:
         assert "nested at most 32 deep" in str(err)
     else:
         assert json.loads(bytes(wire.encode_capture(cap)[1]))["metadata"] == json.loads(json.dumps(meta))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_capture_samples_are_checked_once_by_the_receiver(bad):
+    """encode_capture does not scan the samples (the receiver does, once): a capture with a bad sample is sent,
+    and decode refuses it, naming the sample; other encodes still refuse such buffers."""
+    iq = np.ones((2, 64), np.complex64)
+    iq[1, 37] = complex(1.0, bad)
+    frames = _bytes(wire.encode_capture(Capture(iq, 30.72e6, 3.5e9, t0_s=1.0, node_id="bs0", seq=0)))
+    with pytest.raises(WireFormatError, match=r"arrays\[0\]\[1, 37\]"):
+        wire.decode(frames)
+    with pytest.raises(WireFormatError, match=r"arrays\[0\]\[1, 37\].*replace NaN and infinity before sending"):
+        wire.encode("capture", "bs0", 0, arrays=[iq])
