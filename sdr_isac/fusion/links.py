@@ -32,14 +32,24 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.errors import InputError, SensingError
-from sdr_isac.fusion.completion import noise_variance
+from sdr_isac.fusion.completion import noise_variance, to_delay_doppler
 from sdr_isac.fusion.locate import _check_nodes
-from sdr_isac.fusion.multiband import Band, band_map, common_grid, grid_peak, reorganise
+from sdr_isac.fusion.multiband import (
+    Band,
+    CommonGrid,
+    _check_noise,
+    band_map,
+    common_grid,
+    grid_peak,
+    periodic_block,
+    reorganise,
+)
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.fusion.resource import delay_doppler_power
 from sdr_isac.sensing import Detection
 from sdr_isac.sensing import estimate as core
 from sdr_isac.sensing.crb import delay_doppler_fim
+from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.ssb import CellSearchResult, cell_search, ssb_blocks, ssb_first_bin
@@ -69,24 +79,41 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
     The per-RE SNR is ``|a|**2 / sigma**2`` with the noise variance the mean
     power of the final residual (unless given), and the variances are the
     CRB of the band's pilots at that SNR.
+
+    Pilots on every g-th symbol (subcarrier) of the whole grid make a periodogram that repeats g times along
+    Doppler (delay): its resolvable part, where the peaks are searched, and the median that gives the first
+    noise level are those of the pilots' own block, which is transformed instead of the whole grid (a quarter
+    of it for a pilot every 4th symbol).
     """
-    grid = common_grid([band])
+    layout = _layout(band)
     data = np.where(band.pilots, cim, 0).astype(np.complex128)
-    sigma2 = noise_variance(data, band.pilots) if noise_var is None else float(noise_var)
+    grid = layout.grid
+    first_map: list[NDArray[np.float64]] = []
+    if layout.block is not None:
+        rows, cols = layout.block
+        first_map.append(np.abs(to_delay_doppler(data[np.ix_(rows, cols)])) ** 2)
+        sigma2 = (noise_variance_of_map(first_map[0], 1.0) if noise_var is None else float(noise_var))
+    else:
+        sigma2 = noise_variance(data, band.pilots) if noise_var is None else float(noise_var)
+    if noise_var is None:
+        _check_noise(sigma2)                   # all-zero measurements: say so (a given level is checked below)
 
     def peak(residual: NDArray[np.complex128]) -> tuple[float, float]:
-        hg, mask = reorganise(band, residual[0], grid)
-        r, d = grid_peak(band_map(hg, mask, "zero", sigma2)[0], grid, [mask])
-        return r * grid.delay_bin_s, float(grid.nu_axis()[d])
+        if layout.block is None:
+            hg, mask = reorganise(band, residual[0], grid)
+            r, d = grid_peak(band_map(hg, mask, "zero", sigma2)[0], grid, [mask])
+            return r * grid.delay_bin_s, float(grid.nu_axis()[d])
+        # the first search is on the data themselves, whose map the noise level was taken from
+        power = first_map.pop() if first_map else np.abs(to_delay_doppler(residual[0][np.ix_(*layout.block)])) ** 2
+        r, d = divmod(int(np.argmax(power.ravel()[layout.region])), layout.region.shape[1])
+        return r * grid.delay_bin_s, float(layout.region_nu[d])
 
-    k = np.arange(band.num_subcarriers) * band.subcarrier_spacing_hz
-    t = band.symbol_times_s * band.carrier_hz
-    paths = core.estimate_paths(data[None], band.pilots, k, t, [sigma2], band.fim(1.0)[None], num_paths, peak,
-                                (grid.delay_bin_s, grid.nu_bin), 2.0, num_rounds)
+    paths = core.estimate_paths(data[None], band.pilots, layout.k_hz, layout.t, [sigma2], layout.unit_fim[None],
+                                num_paths, peak, (grid.delay_bin_s, grid.nu_bin), 2.0, num_rounds)
     if noise_var is None:
         # after CLEAN the residual is noise: its mean power (over the REs less each path's parameters) is a better
         # estimate than the first map's median, which a strong path's sidelobes inflate
-        sigma2 = core.residual_noise_variance(data, band.pilots, paths, k, t)
+        sigma2 = core.residual_noise_variance(data, band.pilots, paths, layout.k_hz, layout.t)
     out = []
     for p in paths:
         amp = complex(p.amplitudes[0])
@@ -94,6 +121,67 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
         crb = band.crb(max(snr, 1e-12))
         out.append(PathEstimate(p.delay_s, p.doppler, amp, snr, float(crb[0, 0]), float(crb[1, 1])))
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """What :func:`estimate_paths` derives from a band alone (its grid, its axes, its Fisher information at
+    per-RE SNR 1 and, where the pilots make a periodic block, that block and the resolvable cells of its map),
+    kept per band by :func:`_layout`.
+
+    ``block``: (rows, cols) of the pilots when they fill every g-th row and every h-th column of the whole
+    grid (``g R = M``, ``h C = K``): the grid's periodogram is then the block's (R, C) periodogram repeated g
+    times along Doppler and h times along delay, scaled by ``R C / (M K)``.  ``region``: shape (C', D'), the
+    flat indices into the block's map of the cells :func:`sdr_isac.fusion.multiband.grid_peak` searches,
+    delay-major as it does (its first maximum is the same cell); ``region_nu``: their normalised Doppler.
+    """
+
+    grid: CommonGrid
+    k_hz: NDArray[np.float64]
+    t: NDArray[np.float64]
+    unit_fim: NDArray[np.float64]
+    block: tuple[NDArray[np.intp], NDArray[np.intp]] | None
+    region: NDArray[np.intp]
+    region_nu: NDArray[np.float64]
+
+
+_LAYOUTS: dict[tuple[object, ...], _Layout] = {}
+_LAYOUTS_KEPT = 32
+
+
+def _layout(band: Band) -> _Layout:
+    """:class:`_Layout` of ``band``, remembered per band parameters and pilots (bands are rebuilt per trial)."""
+    key = (band.carrier_hz, band.subcarrier_spacing_hz, band.cp_s, band.pilots.shape, band.pilots.tobytes())
+    found = _LAYOUTS.get(key)
+    if found is not None:
+        return found
+    grid = common_grid([band])
+    k_hz = np.arange(band.num_subcarriers, dtype=np.float64) * band.subcarrier_spacing_hz
+    t = band.symbol_times_s * band.carrier_hz
+    block = periodic_block(band.pilots)
+    region, region_nu = np.zeros((0, 0), dtype=np.intp), np.zeros(0)
+    if block is not None and (grid.num_symbols, grid.num_subcarriers) == band.pilots.shape:
+        # the cells grid_peak searches: delay bins below K / g_k, Doppler bins within the resolvable half-width
+        rows, cols = block
+        m_all, k_all = band.pilots.shape
+        g_m, g_k = m_all // rows.size, k_all // cols.size
+        delay_ok = grid.delay_axis_s() < (k_all // g_k) * grid.delay_bin_s
+        nu_axis = grid.nu_axis()
+        shifted = np.flatnonzero(np.abs(nu_axis) <= ((m_all // g_m) / 2.0 - 0.5) * grid.nu_bin)
+        doppler_rows = (shifted - m_all // 2) % rows.size               # the block map's row of each Doppler bin
+        delay_cols = np.flatnonzero(delay_ok) % cols.size
+        region = doppler_rows[None, :] * cols.size + delay_cols[:, None]
+        region_nu = nu_axis[shifted]
+    else:
+        block = None
+    unit_fim = band.fim(1.0)
+    unit_fim.flags.writeable = False
+    layout = _Layout(grid, k_hz, t, unit_fim, block, region, region_nu)
+    if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+        for oldest in list(_LAYOUTS)[:1]:                        # dicts keep insertion order
+            _LAYOUTS.pop(oldest, None)
+    _LAYOUTS[key] = layout
+    return layout
 
 
 def monostatic_measurement(node: int, path: PathEstimate, c: float = SPEED_OF_LIGHT_MPS) -> LinkMeasurement:

@@ -2,7 +2,7 @@
 
 - :func:`locate` — target position from monostatic ranges and bistatic range
   sums by weighted nonlinear least squares (Levenberg–Marquardt with the analytic Jacobian,
-  ``scipy.optimize.least_squares``), weights the inverse CRB variances;
+  MINPACK ``lmder``), weights the inverse CRB variances;
   returns the covariance ``(J^T W J)^-1``.
 - :func:`locate_robust` — :func:`locate` on the largest set of links that
   agree with each other within their CRB covariances (consensus over
@@ -91,23 +91,57 @@ def weighted_residuals(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], hei
     if tx.size and (tx.min() < 0 or max(tx.max(), rx.max()) >= nodes.shape[0] or rx.min() < 0):
         raise InputError(f"link nodes tx = {tx.tolist()}, rx = {rx.tolist()}: allowed indices 0 ... "
                          f"{nodes.shape[0] - 1} into nodes_m; pass the links of these nodes")
-    w = np.array([1.0 / math.sqrt(m.var_range_m2) for m in links], dtype=np.float64)
-    meas = np.array([m.range_m for m in links], dtype=np.float64)
     w_angle = 0.0 if angle is None else 1.0 / math.sqrt(angle.var_angle_rad2)
+    # a handful of links and nodes: plain floats cost a fraction of numpy's per-call overhead (this runs in the
+    # inner loop of every least-squares fit)
+    pairs = list(zip(tx.tolist(), rx.tolist(), [m.range_m for m in links],
+                     [1.0 / math.sqrt(m.var_range_m2) for m in links], strict=True))
+    corners = nodes.tolist()
+    height = float(height_m)
+
+    def offsets(xy: NDArray[np.float64]) -> list[tuple[float, float, float]]:
+        """(distance, dx, dy) from each node to (x, y, height)."""
+        x, y = float(xy[0]), float(xy[1])
+        out = []
+        for bx, by, bz in corners:
+            dx, dy, dz = x - bx, y - by, height - bz
+            out.append((math.sqrt((dx * dx + dz * dz) + dy * dy), dx, dy))
+        return out
 
     def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        r = (meas - _ranges_and_rows(nodes, np.array([xy[0], xy[1], height_m]), tx, rx)[0]) * w
-        if angle is None:
-            return r
-        return np.append(r, (angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
+        d = offsets(xy)
+        r = [(meas - (d[i][0] if i == j else d[i][0] + d[j][0])) * w for i, j, meas, w in pairs]
+        if angle is not None:
+            r.append((angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
+        return np.array(r, dtype=np.float64)
 
     def jacobian(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        jac = _ranges_and_rows(nodes, np.array([xy[0], xy[1], height_m]), tx, rx)[1][:, :2] * -w[:, None]
-        if angle is None:
-            return jac
-        return np.vstack([jac, -w_angle * angle.angle_at(xy)[1]])
+        u = [(dx / dist, dy / dist) if dist != 0 else (dx / 1.0, dy / 1.0) for dist, dx, dy in offsets(xy)]
+        rows = [[u[i][0] * -w, u[i][1] * -w] if i == j else [(u[i][0] + u[j][0]) * -w, (u[i][1] + u[j][1]) * -w]
+                for i, j, _, w in pairs]
+        if angle is not None:
+            grad = angle.angle_at(xy)[1]
+            rows.append([-w_angle * float(grad[0]), -w_angle * float(grad[1])])
+        return np.array(rows, dtype=np.float64).reshape(len(rows), 2)
 
     return residuals, jacobian
+
+
+def _levenberg_marquardt(residuals: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+                         jacobian: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+                         x0: NDArray[np.float64]) -> NDArray[np.float64]:
+    """MINPACK's ``lmder`` as ``scipy.optimize.least_squares(method="lm", x_scale="jac")`` calls it (tolerances
+    1e-8, at most 100 n evaluations, step bound factor 100, scaling from the Jacobian), through
+    ``scipy.optimize.leastsq``, which wraps it in a fraction of the time: on the same residuals, the same
+    iterates and the same solution as ``least_squares`` (tested bit for bit).
+
+    Raises ``ValueError`` where ``least_squares`` does: residuals not finite at ``x0``.
+    """
+    x = np.atleast_1d(np.asarray(x0, dtype=np.float64)).ravel()
+    if not np.all(np.isfinite(residuals(x))):
+        raise ValueError("Residuals are not finite in the initial point.")
+    return np.asarray(sp_opt.leastsq(residuals, x, Dfun=jacobian, full_output=True, ftol=1e-8, xtol=1e-8,
+                                     gtol=1e-8, maxfev=100 * x.size, factor=100.0)[0], dtype=np.float64)
 
 
 def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float,
@@ -133,8 +167,7 @@ def locate(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m: float
         raise SensingError(f"{len(links)} range measurement(s): need at least 2 to locate in the plane")
     x0 = nodes[:, :2].mean(axis=0) if start_xy is None else np.asarray(start_xy, dtype=float)
     residuals, jacobian = weighted_residuals(nodes, links, height_m, angle)
-    res = sp_opt.least_squares(residuals, x0, jac=jacobian, method="lm", x_scale="jac")
-    xy = np.asarray(res.x, dtype=np.float64)
+    xy = _levenberg_marquardt(residuals, jacobian, x0)
     if links:      # a fix on a node has no direction there: measurement_matrix refuses it (InputError)
         measurement_matrix(nodes, np.array([xy[0], xy[1], height_m]), [(m.tx, m.rx) for m in links])
     h = jacobian(xy)
@@ -317,16 +350,19 @@ class SingleFix:
 
     def angle_at(self, xy: ArrayLike) -> tuple[float, NDArray[np.float64]]:
         """The cone angle (rad) towards a target at ``xy`` (m) and its gradient in x, y (rad/m, shape (2,))."""
-        d = np.array([*np.asarray(xy, dtype=np.float64)[:2], self.height_m]) - self.origin_m
-        dist = float(np.linalg.norm(d))
+        # three-vectors in plain floats: this runs inside every least-squares fit that carries the angle
+        ox, oy, oz = (float(v) for v in self.origin_m)
+        at = np.asarray(xy, dtype=np.float64)
+        dx, dy, dz = float(at[0]) - ox, float(at[1]) - oy, self.height_m - oz
+        dist = math.sqrt(dx * dx + dy * dy + dz * dz)
         if dist == 0:
             return 0.0, np.zeros(2)
-        u = d / dist
-        a3 = np.array([self.axis_xy[0], self.axis_xy[1], 0.0])
-        s = float(np.clip(u @ a3, -1.0, 1.0))
+        ux, uy = dx / dist, dy / dist
+        ax, ay = float(self.axis_xy[0]), float(self.axis_xy[1])
+        s = min(max(ux * ax + uy * ay, -1.0), 1.0)
         alpha = math.asin(s)
-        grad = ((a3 - s * u) / (dist * max(math.cos(alpha), 1e-9)))[:2]
-        return alpha, grad
+        scale = dist * max(math.cos(alpha), 1e-9)
+        return alpha, np.array([(ax - s * ux) / scale, (ay - s * uy) / scale])
 
     def agrees(self, xy: ArrayLike, cov: ArrayLike, gate_sigma: float) -> bool:
         """Whether the cone angle towards ``xy`` (covariance ``cov``, m²) lies within ``gate_sigma`` of this one."""

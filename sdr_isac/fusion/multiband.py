@@ -44,12 +44,13 @@ from sdr_isac.fusion.completion import complete_cim, noise_variance, to_delay_do
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
 from sdr_isac.sensing.estimate import Look, look, resolvable_steps
 from sdr_isac.sensing.estimate import grid_peak as _grid_peak
+from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 from sdr_isac.sensing.estimate import refine as refine_joint
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["Band", "CommonGrid", "BandEstimate", "pilot_mask", "common_grid", "reorganise", "band_map",
+__all__ = ["Band", "CommonGrid", "BandEstimate", "BandWork", "pilot_mask", "common_grid", "reorganise", "band_map",
            "fused_map", "grid_peak", "refine", "band_looks", "estimate", "estimate_level_fusion", "article_bands",
-           "pilot_block"]
+           "pilot_block", "periodic_block"]
 
 
 def pilot_mask(num_symbols: int, num_subcarriers: int, symbol_step: int = 1, subcarrier_step: int = 1,
@@ -257,6 +258,28 @@ def band_map(h_grid: NDArray[np.complexfloating], mask: NDArray[np.bool_], compl
     return (np.abs(x.T) ** 2) / cell_noise, sigma2
 
 
+def periodic_block(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """(rows, cols) of the REs when they fill every g-th row and every h-th column of the whole grid, else None.
+
+    Such REs (a block pilot on every g-th symbol of all subcarriers, a comb on every h-th subcarrier of all
+    symbols) sit on R = M / g rows and C = K / h columns, and the unitary periodogram of the (M, K) grid is
+    that of the (R, C) block, repeated g times along Doppler and h times along delay and scaled by
+    ``R C / (M K)`` (:func:`sdr_isac.fusion.completion.to_delay_doppler`): the block's transform gives the
+    grid's map at a fraction of the cost.  Grids of 200 000 cells or more are left out (None), where
+    :func:`sdr_isac.sensing.estimate.noise_variance` subsamples the map instead of taking every cell.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2 or m.size >= 200_000:
+        return None
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return None
+    g_m, g_k = resolvable_steps([m])
+    if rows.size * g_m != m.shape[0] or cols.size * g_k != m.shape[1] or not m[np.ix_(rows, cols)].all():
+        return None
+    return rows, cols
+
+
 def fused_map(maps: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
     """Sum of noise-normalised band maps (the non-coherent fusion of the bands' spectra)."""
     if not maps:
@@ -329,10 +352,101 @@ class BandEstimate:
     nu: float
 
 
+class BandWork:
+    """What several estimates from the same measured CIMs share, each computed once.
+
+    Each band's placement on the common grid, its zero-filled transform (which gives both its noise level
+    and its zero-filled map), its completed map, its :class:`~sdr_isac.sensing.estimate.Look`, its noise
+    level on its own grid, and each refinement from a given start.  Pass one to every :func:`estimate`
+    and :func:`estimate_level_fusion` of one set of measurements (a Monte Carlo trial's): the results are
+    those of the calls without it, to rounding (the noise levels come from the pilots' blocks where they
+    tile the grid: the full grid's to about 1e-15).  It knows bands and CIMs by identity (and keeps them alive while it
+    lives): do not change a CIM while it is in use.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[object, ...], object] = {}
+        self._held: dict[int, object] = {}         # the keyed objects, so that their ids stay theirs
+
+    def _key(self, *objects: object) -> tuple[int, ...]:
+        for o in objects:
+            self._held[id(o)] = o
+        return tuple(id(o) for o in objects)
+
+    def placed(self, band: Band, cim: NDArray[np.complexfloating], grid: CommonGrid
+               ) -> tuple[NDArray[np.complex128], NDArray[np.bool_], float, NDArray[np.float64]]:
+        """:func:`reorganise` of the band, its noise variance per RE (:func:`noise_variance`) and its zero-filled
+        :func:`band_map`: ``(h_grid, mask, noise_var, power)``, from one transform."""
+        key = ("placed", grid, *self._key(band, cim))
+        found = self._done.get(key)
+        if found is None:
+            h_grid, mask = reorganise(band, cim, grid)
+            n_obs = int(np.count_nonzero(mask))
+            block = periodic_block(mask)
+            if block is None:
+                cells = np.abs(to_delay_doppler(np.where(mask, h_grid, 0))) ** 2
+                sigma2 = noise_variance_of_map(cells, n_obs / mask.size)    # = noise_variance(h_grid, mask)
+            else:                       # the same map and the same median, from the block's transform
+                rows, cols = block
+                cells = np.abs(to_delay_doppler(h_grid[np.ix_(rows, cols)])) ** 2
+                sigma2 = noise_variance_of_map(cells, 1.0)
+                cells = np.tile(cells, (mask.shape[0] // rows.size, mask.shape[1] // cols.size)) * (
+                    cells.size / mask.size)
+            _check_noise(sigma2)
+            power = np.fft.fftshift(cells, axes=0).T / (sigma2 * n_obs / mask.size)
+            found = self._done[key] = (h_grid, mask, sigma2, power)
+        return found  # type: ignore[return-value]
+
+    def completed_map(self, band: Band, cim: NDArray[np.complexfloating], grid: CommonGrid) -> NDArray[np.float64]:
+        """:func:`band_map` with compressed-sensing completion, at the noise level of :meth:`placed`."""
+        key = ("cs", grid, *self._key(band, cim))
+        found = self._done.get(key)
+        if found is None:
+            h_grid, mask, sigma2, _ = self.placed(band, cim, grid)
+            found = self._done[key] = band_map(h_grid, mask, "cs", sigma2)[0]
+        return found  # type: ignore[return-value]
+
+    def refined(self, bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], noise_vars: Sequence[float],
+                start: tuple[float, float], step: tuple[float, float]) -> tuple[float, float]:
+        """:func:`refine`, once per (bands, CIMs, noise levels, start, step)."""
+        key = ("refined", *self._key(*bands, *cims), *(float(v) for v in noise_vars), *start, *step)
+        found = self._done.get(key)
+        if found is None:
+            looks = [self._look(b, h, float(v)) for b, h, v in zip(bands, cims, noise_vars, strict=True)]
+            found = self._done[key] = refine_joint(looks, start, step, max_cells=2.0)
+        return found  # type: ignore[return-value]
+
+    def _look(self, band: Band, cim: NDArray[np.complexfloating], noise_var: float) -> Look:
+        key = ("look", *self._key(band, cim), noise_var)
+        found = self._done.get(key)
+        if found is None:
+            found = self._done[key] = band_looks([band], [cim], [noise_var])[0]
+        return found  # type: ignore[return-value]
+
+    def own_noise(self, band: Band, cim: NDArray[np.complexfloating]) -> float:
+        """:func:`noise_variance` of the band's CIM on its own grid (as :func:`estimate_level_fusion` takes it)."""
+        key = ("own", *self._key(band, cim))
+        found = self._done.get(key)
+        if found is None:
+            block = periodic_block(band.pilots)
+            data = np.where(band.pilots, cim, 0)
+            if block is None:
+                found = noise_variance(data, band.pilots)
+            else:                       # the same median, from the block's transform (see periodic_block)
+                found = noise_variance_of_map(np.abs(to_delay_doppler(data[np.ix_(*block)])) ** 2, 1.0)
+            self._done[key] = found
+        return found  # type: ignore[return-value]
+
+
+def _check_noise(sigma2: float) -> None:
+    if not (np.isfinite(sigma2) and sigma2 > 0):
+        raise InputError(f"noise variance {sigma2!r} per RE: allowed > 0; the band's measurements are all zero?")
+
+
 def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], *, completion: str = "cs",
              refined: bool = True, grid: CommonGrid | None = None, max_range_m: float | None = None,
-             max_speed_mps: float | None = None,
-             speed_of_light_mps: float = SPEED_OF_LIGHT_MPS) -> dict[str, BandEstimate]:
+             max_speed_mps: float | None = None, speed_of_light_mps: float = SPEED_OF_LIGHT_MPS,
+             work: BandWork | None = None) -> dict[str, BandEstimate]:
     """Fused estimate of the strongest target from the bands' measured CIMs.
 
     Parameters
@@ -351,6 +465,8 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
         Search limits (a prior); default the region the pilots resolve.
     speed_of_light_mps : float
         c used to convert delay and normalised Doppler (``R = c tau / 2``, ``v = -c nu / 2``).
+    work : BandWork, optional
+        Work shared with other estimates from the same CIMs (the same results to rounding, computed once).
 
     Returns
     -------
@@ -361,11 +477,13 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
         raise InputError(f"{len(bands)} bands and {len(cims)} CIMs: allowed one CIM per band, at least one")
     g = common_grid(bands) if grid is None else grid
     comp = "zero" if len(bands) == 1 else completion
+    if comp not in ("zero", "cs"):
+        raise InputError(f"completion = {comp!r}: allowed 'zero' (zero-filling) or 'cs' (compressed sensing)")
+    shared = BandWork() if work is None else work
     maps, masks, sigmas = [], [], []
     for band, h in zip(bands, cims, strict=True):
-        hg, mask = reorganise(band, h, g)
-        power, s2 = band_map(hg, mask, comp)
-        maps.append(power)
+        _, mask, s2, power = shared.placed(band, h, g)
+        maps.append(power if comp == "zero" else shared.completed_map(band, h, g))
         masks.append(mask)
         sigmas.append(s2)
     c = float(speed_of_light_mps)
@@ -375,14 +493,14 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
     tau0, nu0 = r * g.delay_bin_s, float(g.nu_axis()[d])
     out = {"grid": BandEstimate(c * tau0 / 2.0, -c * nu0 / 2.0, tau0, nu0)}
     if refined:
-        tau, nu = refine(bands, cims, sigmas, (tau0, nu0), (g.delay_bin_s, g.nu_bin))
+        tau, nu = shared.refined(bands, cims, sigmas, (tau0, nu0), (g.delay_bin_s, g.nu_bin))
         out["refined"] = BandEstimate(c * tau / 2.0, -c * nu / 2.0, tau, nu)
     return out
 
 
 def estimate_level_fusion(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
                           per_band: Sequence[BandEstimate],
-                          speed_of_light_mps: float = SPEED_OF_LIGHT_MPS) -> BandEstimate:
+                          speed_of_light_mps: float = SPEED_OF_LIGHT_MPS, work: BandWork | None = None) -> BandEstimate:
     """Estimate-level fusion: each band's own estimate weighted by the inverse of its CRB at its measured SNR.
 
     For band b at its estimate ``(tau_b, nu_b)`` the complex amplitude is
@@ -391,7 +509,7 @@ def estimate_level_fusion(bands: Sequence[Band], cims: Sequence[NDArray[np.compl
     ``J_b`` is the Fisher information of its pilots at that SNR
     (:meth:`Band.fim`); the fused estimate is ``(sum J_b)^-1 sum J_b x_b``
     with ``x_b = (tau_b, nu_b)`` — the baseline that symbol-level fusion
-    (:func:`estimate`) is compared with.
+    (:func:`estimate`) is compared with.  ``work``: as for :func:`estimate`.
     """
     if not (len(bands) == len(cims) == len(per_band)) or not bands:
         raise InputError(f"{len(bands)} bands, {len(cims)} CIMs, {len(per_band)} estimates: allowed one of each "
@@ -403,7 +521,8 @@ def estimate_level_fusion(bands: Sequence[Band], cims: Sequence[NDArray[np.compl
         mask = band.pilots[np.ix_(np.flatnonzero(band.pilots.any(axis=1)), np.flatnonzero(band.pilots.any(axis=0)))]
         model = np.outer(np.exp(2j * np.pi * t * est.nu), np.exp(-2j * np.pi * k * est.delay_s)) * mask
         amp = np.vdot(model, y) / np.vdot(model, model).real
-        snr = max(float(abs(amp) ** 2 / noise_variance(np.where(band.pilots, h, 0), band.pilots)), 1e-12)
+        sigma2 = noise_variance(np.where(band.pilots, h, 0), band.pilots) if work is None else work.own_noise(band, h)
+        snr = max(float(abs(amp) ** 2 / sigma2), 1e-12)
         j = band.fim(snr)
         info += j
         weighted += j @ np.array([est.delay_s, est.nu])

@@ -524,6 +524,20 @@ def delay_doppler_fim(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: flo
     g = _snr(snr_re)
     if g.ndim != 0:
         raise InputError(f"snr_re has shape {g.shape}: allowed a scalar here; call once per SNR")
+    return 8.0 * np.pi**2 * float(g) * _centred_moments(m, df, t_sym)
+
+
+#: _centred_moments: the last few masks' moment matrices (a Monte Carlo trial asks for the same pilots again and again)
+_MOMENTS: dict[tuple[object, ...], NDArray[np.float64]] = {}
+_MOMENTS_KEPT = 32
+
+
+def _centred_moments(m: NDArray[np.bool_], df: float, t_sym: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``[[df**2 S_kk, -df S_kt], [-df S_kt, S_tt]]`` of :func:`delay_doppler_fim`, remembered per (mask, df, times)."""
+    key = (m.shape, m.tobytes(), df, t_sym.tobytes())
+    found = _MOMENTS.get(key)
+    if found is not None:
+        return found
     # centred moments from the row and column counts of the mask (no list of the used REs)
     per_symbol = np.count_nonzero(m, axis=1)                     # REs used on each symbol
     per_subcarrier = np.count_nonzero(m, axis=0)
@@ -535,7 +549,13 @@ def delay_doppler_fim(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: flo
         tc = t_sym - float(t_sym @ per_symbol) / used
         s_kk, s_tt = float((kc * kc) @ per_subcarrier), float((tc * tc) @ per_symbol)
         s_kt = float(tc @ np.einsum("lk,k->l", m, kc))          # no threaded BLAS over the whole mask
-    return 8.0 * np.pi**2 * float(g) * np.array([[df**2 * s_kk, -df * s_kt], [-df * s_kt, s_tt]])
+    moments = np.array([[df**2 * s_kk, -df * s_kt], [-df * s_kt, s_tt]])
+    moments.flags.writeable = False
+    if len(_MOMENTS) >= _MOMENTS_KEPT:
+        for oldest in list(_MOMENTS)[:1]:                        # dicts keep insertion order
+            _MOMENTS.pop(oldest, None)
+    _MOMENTS[key] = moments
+    return moments
 
 
 def delay_doppler_crb(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: float,

@@ -20,9 +20,11 @@ log-likelihoods)::
 - :func:`grid_peak`: the strongest cell of a periodogram map inside the
   region the looks' REs resolve without aliasing (:func:`resolvable_steps`:
   a comb every g-th subcarrier resolves ``1 / g`` of the delays).
-- :func:`refine`: the off-grid maximum near a grid peak, alternating
-  one-dimensional Newton steps on the exact first and second derivatives of
-  ``J`` in delay and Doppler (:func:`maximise_1d`), jointly over all looks.
+- :func:`refine`: the off-grid maximum near a grid peak, by Newton's method
+  in delay and Doppler at once on the exact gradient and Hessian of ``J``
+  where ``J`` is concave, and otherwise by alternating one-dimensional Newton
+  steps on its exact first and second derivatives in delay and in Doppler
+  (:func:`maximise_1d`), jointly over all looks.
   The single-node pipeline (:mod:`sdr_isac.sensing.detection`) runs the same
   one-dimensional core on its full-grid products.
 - :func:`ml_angle`: the maximum-likelihood direction of one source at a
@@ -121,7 +123,12 @@ def _uniform(rate: NDArray[np.float64]) -> bool:
     """Whether ``rate`` is ``n rate_1`` for n = 0 ... N-1 (:func:`phasor`'s fast path applies)."""
     if rate.size < 2 or rate[0] != 0:
         return False
-    return bool(np.allclose(rate, np.arange(rate.size) * rate[1], rtol=1e-12, atol=0))
+    expected = np.arange(rate.size) * rate[1]
+    if not (math.isfinite(float(rate[1])) and math.isfinite(float(rate[-1]))):
+        return bool(np.allclose(rate, expected, rtol=1e-12, atol=0))
+    # np.allclose's test for finite values, without its overhead (called for every refinement)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.abs(rate - expected) <= 1e-12 * np.abs(expected)))
 
 
 def _stack(rows: list[NDArray[np.complex128]], rates: list[NDArray[np.float64]]) -> tuple[NDArray[np.complex128],
@@ -146,16 +153,55 @@ def refine(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float
            max_cells: float = 2.0) -> tuple[float, float]:
     """Off-grid maximum of J (module docstring) near ``start`` = (delay s, Doppler parameter).
 
-    Alternates :func:`maximise_1d` in delay (Doppler fixed) and in Doppler (delay fixed), each a Newton
-    search on the exact derivatives within one grid step ``steps`` of the current point, until neither
-    moves by ``1e-6`` of a step (at most 8 alternations).  J never decreases.  A result more than
-    ``max_cells`` grid steps from ``start`` left the peak's lobe: ``start`` is returned.
+    Newton's method in both parameters at once on the exact gradient and Hessian of J (:class:`_Joint`,
+    :func:`_newton_2d`), while J is strictly concave at every iterate and the iterates stay within one grid
+    step ``steps`` of ``start``, until a step moves by less than ``1e-6`` of a grid step.  Where it cannot (a
+    grid peak outside the concave core of its lobe, a weak or noise peak, a maximum further away), it
+    alternates :func:`maximise_1d` in delay (Doppler fixed) and in Doppler (delay fixed), each a Newton
+    search within one grid step of the current point with restarts and a bounded scalar search as its
+    fallback: one round, which picks the lobe, then the joint step from there, and where that still cannot,
+    more rounds until neither moves by ``1e-6`` of a step (at most 8 in all).  Both end on the same maximum
+    where both apply (the joint step saves the alternations' many passes).  J never decreases.  A result
+    more than ``max_cells`` grid steps from ``start`` left the peak's lobe: ``start`` is returned.
     """
     if not looks:
         raise InputError("looks is empty: allowed one or more Look")
     s_tau, s_x = (float(s) for s in steps)
     if not (s_tau > 0 and s_x > 0 and math.isfinite(s_tau) and math.isfinite(s_x)):
         raise InputError(f"steps = {steps!r} (s, Doppler unit): allowed two finite grid steps > 0")
+    joint = _Joint(looks)
+    origin = (float(start[0]), float(start[1]))
+    found = _newton_2d(joint, *origin, s_tau, s_x)
+    if found is None:
+        # one round of the one-dimensional searches picks the lobe (as before the joint step), whose concave
+        # core the joint step then usually reaches; the rounds go on where it still cannot
+        found, settled = _alternate(looks, origin, (s_tau, s_x), 1)
+        if not settled:
+            joint_found = _newton_2d(joint, *found, s_tau, s_x)
+            found = _alternate(looks, found, (s_tau, s_x), _ALTERNATIONS - 1)[0] if joint_found is None else joint_found
+    else:
+        # the joint step ends on the maximum of the start's own lobe; where a node one step around the start
+        # is higher, a higher lobe lies next to it (a noise-ragged peak): the one-dimensional searches, which
+        # move a step at a time, go there as they always did, and the higher of the two maxima stands
+        nodes = np.array([-1.0, 0.0, 1.0])
+        at_found = joint.last        # J one Newton step before the end: J there to ~(1e-6 of a step)**2
+        # (a relative margin: J by values() and by the Newton terms agree to a few ulp, not bit for bit)
+        if joint.values(origin[0] + s_tau * nodes, origin[1] + s_x * nodes).max() > at_found * (1 + 1e-12):
+            walked = _alternate(looks, origin, (s_tau, s_x))[0]
+            if float(joint.values(walked[0], walked[1])[0, 0]) > at_found:
+                found = walked
+    tau, x = found
+    if abs(tau - start[0]) > max_cells * s_tau or abs(x - start[1]) > max_cells * s_x:
+        return float(start[0]), float(start[1])
+    return tau, x
+
+
+def _alternate(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float, float],
+               rounds: int = _ALTERNATIONS) -> tuple[tuple[float, float], bool]:
+    """:func:`maximise_1d` in delay and in Doppler in turn from ``start``, each within one step of the current
+    point, until neither moves by 1e-6 of a step (then settled: True), ``rounds`` alternations at most:
+    :func:`refine`'s fallback.  Returns ((delay, Doppler), settled)."""
+    s_tau, s_x = steps
     roots = [math.sqrt(lk.weight) for lk in looks]
     delay_rates = [lk.delay_rate for lk in looks]
     doppler_rates = [lk.doppler_rate for lk in looks]
@@ -163,7 +209,8 @@ def refine(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float
     # whether the stacked rates are uniform depends on the looks only: decided once, not in every alternation
     uniform_tau: bool | None = None
     uniform_x: bool | None = None
-    for _ in range(_ALTERNATIONS):
+    settled = False
+    for _ in range(rounds):
         g, rate = _stack([w * (np.exp(lk.doppler_rate * (1j * x)) @ lk.data) for w, lk in zip(roots, looks,
                                                                                                strict=True)],
                          delay_rates)
@@ -178,9 +225,109 @@ def refine(looks: Sequence[Look], start: tuple[float, float], steps: tuple[float
         tau, x = tau_new, x_new
         if settled:
             break
-    if abs(tau - start[0]) > max_cells * s_tau or abs(x - start[1]) > max_cells * s_x:
-        return float(start[0]), float(start[1])
-    return tau, x
+    return (tau, x), settled
+
+
+class _Joint:
+    """J(tau, x) of the module docstring with its gradient and Hessian, from two small products per look.
+
+    Per look, with ``a = exp(j r tau)`` over the columns and ``d = exp(j s x)`` over the rows,
+    ``[d, j s d, -s**2 d]^T Y [a, j r a, -r**2 a]`` holds ``A = d^T Y a`` and its derivatives ``A_x, A_xx``
+    (rows) by ``A_tau, A_tau_tau`` (columns) and ``A_x_tau``; then ``J = sum w |A|**2``,
+    ``J_u = 2 sum w Re(A* A_u)`` and ``J_uv = 2 sum w Re(A_u* A_v + A* A_uv)``.  Looks with the same rates
+    are stacked into one product; uniform delay rates (subcarriers) take :func:`phasor`'s progression.
+    """
+
+    def __init__(self, looks: Sequence[Look]):
+        first = looks[0]
+        shared = all((lk.delay_rate is first.delay_rate or np.array_equal(lk.delay_rate, first.delay_rate))
+                     and (lk.doppler_rate is first.doppler_rate or np.array_equal(lk.doppler_rate, first.doppler_rate))
+                     and lk.data.shape == first.data.shape for lk in looks[1:])
+        groups = [list(looks)] if shared else [[lk] for lk in looks]
+        self.last = math.nan                                   # J at the last point of terms()
+        self._groups = []
+        for group in groups:
+            r, s = group[0].delay_rate, group[0].doppler_rate
+            data = group[0].data[None] if len(group) == 1 else np.stack([lk.data for lk in group])
+            self._groups.append((data, r, 1j * r, -(r * r), _uniform_once(r), s, 1j * s, -(s * s),
+                                 np.array([lk.weight for lk in group])))
+
+    def values(self, taus: ArrayLike, xs: ArrayLike) -> NDArray[np.float64]:
+        """J on the grid of delays ``taus`` (P,) by Doppler values ``xs`` (Q,), shape (P, Q)."""
+        t, x = np.atleast_1d(np.asarray(taus, dtype=np.float64)), np.atleast_1d(np.asarray(xs, dtype=np.float64))
+        total = np.zeros((t.size, x.size))
+        for data, r, _, _, uniform, s, _, _, weights in self._groups:
+            sums = np.exp(1j * np.multiply.outer(x, s)) @ data @ phasor(r, t, uniform)      # (B, Q, P)
+            total += np.einsum("b,bqp->pq", weights, sums.real**2 + sums.imag**2)
+        return total
+
+    def terms(self, tau: float, x: float) -> tuple[float, float, float, float, float, float]:
+        """J, J_tau, J_x, J_tau_tau, J_x_x, J_tau_x at (tau, x)."""
+        j = g_t = g_x = h_tt = h_xx = h_tx = 0.0
+        for data, r, jr, r2, uniform, s, js, s2, weights in self._groups:
+            a = phasor(r, tau, uniform)
+            d = np.exp(s * (1j * x))
+            columns = data @ np.stack((a, jr * a, r2 * a), axis=1)                           # (B, M, 3)
+            sums = (np.stack((d, js * d, s2 * d)) @ columns).reshape(-1, 9).tolist()          # [x order][tau]
+            for w, (v, v_t, v_tt, v_x, v_xt, _, v_xx, _, _) in zip(weights.tolist(), sums, strict=True):
+                j += w * (v.real * v.real + v.imag * v.imag)
+                g_t += 2 * w * (v.real * v_t.real + v.imag * v_t.imag)
+                g_x += 2 * w * (v.real * v_x.real + v.imag * v_x.imag)
+                h_tt += 2 * w * (v_t.real * v_t.real + v_t.imag * v_t.imag + v.real * v_tt.real + v.imag * v_tt.imag)
+                h_xx += 2 * w * (v_x.real * v_x.real + v_x.imag * v_x.imag + v.real * v_xx.real + v.imag * v_xx.imag)
+                h_tx += 2 * w * (v_t.real * v_x.real + v_t.imag * v_x.imag + v.real * v_xt.real + v.imag * v_xt.imag)
+        self.last = j
+        return j, g_t, g_x, h_tt, h_xx, h_tx
+
+
+#: _uniform_once: the last rates asked about and the answer (estimate_paths refines with the same rates again
+#: and again); the reference keeps the array, and so its id, alive
+_LAST_UNIFORM: list[tuple[NDArray[np.float64], bool]] = []
+
+
+def _uniform_once(rate: NDArray[np.float64]) -> bool:
+    """:func:`_uniform`, remembered for the last array asked about (the same object: its values are not re-read)."""
+    last = _LAST_UNIFORM[-1] if _LAST_UNIFORM else None      # one read: another thread may replace it
+    if last is not None and last[0] is rate:
+        return last[1]
+    answer = _uniform(rate)
+    _LAST_UNIFORM[:] = [(rate, answer)]
+    return answer
+
+
+def _newton_2d(joint: _Joint, tau0: float, x0: float, s_tau: float, s_x: float) -> tuple[float, float] | None:
+    """The maximum of J near (tau0, x0) by Newton's method in (tau, x) at once, in units of the grid steps.
+
+    It ends when a step moves less than 1e-6 of a grid step in both parameters (quadratic convergence: the
+    point is then within ~(1e-6 step)**2 of the peak, where J equals the J just computed to that order), if J
+    there is no lower than at the start.  It gives up (None) where an iterate is not strictly concave (the
+    Hessian not negative definite: :func:`refine` then takes the one-dimensional searches, which pick the
+    lobe as they always did), leaves ``tau0 +- s_tau``, ``x0 +- s_x``, or has not settled after 16 steps.
+    """
+    u = v = 0.0                                         # offsets from the start, grid steps
+    j_start = -math.inf
+    for _ in range(_NEWTON_STEPS):
+        j, g_u, g_v, h_uu, h_vv, h_uv = _scaled_terms(joint, tau0 + u * s_tau, x0 + v * s_x, s_tau, s_x)
+        if j_start == -math.inf:
+            j_start = j
+        det = h_uu * h_vv - h_uv * h_uv
+        if not (h_uu < 0 and h_vv < 0 and det > 0):
+            return None
+        du = -(h_vv * g_u - h_uv * g_v) / det
+        dv = -(h_uu * g_v - h_uv * g_u) / det
+        u, v = u + du, v + dv
+        if not (abs(u) <= 1.0 and abs(v) <= 1.0):
+            return None
+        if abs(du) <= _SETTLED and abs(dv) <= _SETTLED:
+            return (tau0 + u * s_tau, x0 + v * s_x) if j >= j_start * (1 - 1e-12) else None
+    return None
+
+
+def _scaled_terms(joint: _Joint, tau: float, x: float, s_tau: float,
+                  s_x: float) -> tuple[float, float, float, float, float, float]:
+    """:meth:`_Joint.terms` with the derivatives in grid steps (``u = tau / s_tau``, ``v = x / s_x``)."""
+    j, g_t, g_x, h_tt, h_xx, h_tx = joint.terms(tau, x)
+    return j, g_t * s_tau, g_x * s_x, h_tt * s_tau * s_tau, h_xx * s_x * s_x, h_tx * s_tau * s_x
 
 
 # ------------------------------------------------------------------ several paths: CLEAN + RELAX
@@ -290,42 +437,65 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
     for name, value, low in (("num_paths", num_paths, 1), ("num_rounds", num_rounds, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise InputError(f"{name} = {value!r}: allowed a whole number >= {low}")
-    x = np.asarray(h, dtype=np.complex128)
-    m = np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
-    fewest = int(m.sum(axis=(1, 2)).min())
+    x_full = np.asarray(h, dtype=np.complex128)
+    m_full = np.broadcast_to(np.asarray(mask, dtype=bool), x_full.shape)
+    counts = m_full.sum(axis=(1, 2))
+    fewest = int(counts.min())
     if num_paths > fewest:
         raise InputError(f"num_paths = {num_paths}: allowed at most {fewest}, the REs of the smallest look (each "
                          "path takes at least one); ask for the few strongest paths")
-    k = np.asarray(frequencies_hz, dtype=np.float64)
-    t = np.asarray(doppler_times, dtype=np.float64)
-    s2 = np.broadcast_to(np.asarray(noise_vars, dtype=np.float64), x.shape[:1])
+    k_full = np.asarray(frequencies_hz, dtype=np.float64)
+    t_full = np.asarray(doppler_times, dtype=np.float64)
+    s2 = np.broadcast_to(np.asarray(noise_vars, dtype=np.float64), x_full.shape[:1])
     fims = np.asarray(unit_fims, dtype=np.float64)
+    for variance in s2:
+        if not (math.isfinite(variance) and variance > 0):
+            raise InputError(f"noise_var = {float(variance)!r} per RE: allowed a finite variance > 0")
+    # everything below runs on the block of rows and columns that hold an RE of some look (a pilot every 4th
+    # symbol: a quarter of the grid); the rest of the grid is zero in every residual and model
+    rows = np.flatnonzero(m_full.any(axis=(0, 2)))
+    cols = np.flatnonzero(m_full.any(axis=(0, 1)))
+    x = x_full[:, rows][:, :, cols]
+    m = m_full[:, rows][:, :, cols]
+    k, t = k_full[cols], t_full[rows]
+    shapes = [_LookShape(m[b], k, t, float(counts[b]) * float(s2[b])) for b in range(x.shape[0])]
+
+    delay_phase = -2 * math.pi * k
+    uniform = _uniform(delay_phase)                           # subcarriers from 0: phasor's progression
 
     def atom(tau: float, f: float) -> NDArray[np.complex128]:
-        return np.outer(np.exp(2j * math.pi * t * f), np.exp(-2j * math.pi * k * tau))
+        return np.outer(np.exp(2j * math.pi * t * f), phasor(delay_phase, tau, uniform))
 
     def fit(data: NDArray[np.complex128], start: tuple[float, float]) -> tuple[float, float, NDArray[np.complex128],
                                                                                NDArray[np.complex128]]:
-        looks = [look(data[b], m[b], k, t, float(s2[b])) for b in range(x.shape[0])]
-        tau, f = refine(looks, start, steps, max_cells)
+        tau, f = refine([sh.look(data[b]) for b, sh in enumerate(shapes)], start, steps, max_cells)
         pattern = m * atom(tau, f)[None]                       # |atom| = 1: its squared norm is the RE count
-        amps = np.einsum("bmk,bmk->b", pattern.conj(), data) / np.maximum(m.sum(axis=(1, 2)), 1)
+        amps = np.einsum("bmk,bmk->b", pattern.conj(), data) / np.maximum(counts, 1)
         return tau, f, amps, amps[:, None, None] * pattern
 
     def crb(amps: NDArray[np.complex128]) -> NDArray[np.float64]:
         snr = np.maximum(np.abs(amps) ** 2 / s2, 1e-12)
         return np.asarray(np.linalg.inv(np.einsum("b,bij->ij", snr, fims)), dtype=np.float64)
 
+    def on_grid(block: NDArray[np.complex128]) -> NDArray[np.complex128]:
+        if block.shape == x_full.shape:
+            return block
+        out = np.zeros(x_full.shape, dtype=np.complex128)
+        out[:, rows[:, None], cols[None, :]] = block
+        return out
+
     residual = np.where(m, x, 0)
     found: list[tuple[float, float]] = []
     parts: list[NDArray[np.complex128]] = []
     for _ in range(int(num_paths)):
-        tau, f, _, part = fit(residual, peak(residual))
+        tau, f, _, part = fit(residual, peak(on_grid(residual)))
         residual = residual - part
         found.append((tau, f))
         parts.append(part)
+    k_c, t_c = (k_full - k_full.mean())[cols], (t_full - t_full.mean())[rows]
+
     def coupled(i: int, changed: list[int]) -> bool:
-        return _leaks_into(m * atom(*found[i])[None], [parts[j] for j in changed], k, t, s2)
+        return _leaks_into(m * atom(*found[i])[None], [parts[j] for j in changed], k_c, t_c, s2)
 
     def refit(i: int) -> float:
         nonlocal residual
@@ -344,6 +514,27 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
         basis = np.stack([p[b][m[b]] for p in patterns], axis=1)
         amps[b] = np.linalg.lstsq(basis, x[b][m[b]], rcond=None)[0]
     return [Path(tau, f, amps[:, i], crb(amps[:, i])) for i, (tau, f) in enumerate(found)]
+
+
+class _LookShape:
+    """What the :class:`Look` of one look's REs in a block needs besides the data, computed once per
+    :func:`estimate_paths` call: its rows and columns, their rates, its weight, and whether the REs fill them."""
+
+    def __init__(self, mask: NDArray[np.bool_], frequencies_hz: NDArray[np.float64],
+                 doppler_times: NDArray[np.float64], count_times_noise: float):
+        self.rows, self.cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        self.mask = mask[np.ix_(self.rows, self.cols)]
+        self.full = bool(self.mask.all()) and self.rows.size == mask.shape[0] and self.cols.size == mask.shape[1]
+        self.delay_rate = 2 * math.pi * frequencies_hz[self.cols]
+        self.doppler_rate = -2 * math.pi * doppler_times[self.rows]
+        self.weight = 1.0 / count_times_noise
+
+    def look(self, data: NDArray[np.complex128]) -> Look:
+        """The :class:`Look` of :func:`look` on this look's REs of ``data`` (the block's shape)."""
+        if self.full:
+            return Look(data, self.delay_rate, self.doppler_rate, self.weight)
+        return Look(np.where(self.mask, data[np.ix_(self.rows, self.cols)], 0), self.delay_rate, self.doppler_rate,
+                    self.weight)
 
 
 def paths_model(paths: Sequence[Path], frequencies_hz: ArrayLike, doppler_times: ArrayLike) -> NDArray[np.complex128]:
@@ -374,24 +565,29 @@ def residual_noise_variance(data: ArrayLike, mask: ArrayLike, paths: Sequence[Pa
     x = np.asarray(data, dtype=np.complex128)
     x = x[None] if x.ndim == 2 else x
     m = np.asarray(mask, dtype=bool)
-    residual = (x - paths_model(paths, frequencies_hz, doppler_times))[:, m]
+    # the model on the rows and columns that hold REs only: the same REs in the same order
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    model = paths_model(paths, np.asarray(frequencies_hz, dtype=np.float64)[cols],
+                        np.asarray(doppler_times, dtype=np.float64)[rows])
+    residual = (x[:, rows][:, :, cols] - model)[:, m[np.ix_(rows, cols)]]
     dof = x.shape[0] * int(np.count_nonzero(m)) - len(paths) * (x.shape[0] + 1)
     return float(np.sum(np.abs(residual) ** 2) / max(dof, 1))
 
 
-def _leaks_into(model: NDArray[np.complex128], others: list[NDArray[np.complex128]], k_hz: NDArray[np.floating],
-                doppler_times: NDArray[np.floating], noise_vars: NDArray[np.float64]) -> bool:
+def _leaks_into(model: NDArray[np.complex128], others: list[NDArray[np.complex128]], k_centred: NDArray[np.floating],
+                t_centred: NDArray[np.floating], noise_vars: NDArray[np.float64]) -> bool:
     """Whether another path moves this one's ML delay or Doppler by more than about 0.14 standard deviations.
 
     ``model`` (B, M, K) is the path's unit-amplitude pattern on each look, ``others`` the fitted patterns of
-    the other paths.  To first order a path ``x`` left in the data shifts the estimate by
-    ``sqrt(2) |<d model, x>| / (||d model|| sigma)`` standard deviations (``d`` the derivative by delay or
-    Doppler, phase rates centred); its leak into the matched filter itself scales alike.  Checked per look.
+    the other paths, ``k_centred`` (K,) and ``t_centred`` (M,) the columns' frequencies and the rows' Doppler
+    rates less their means over the whole grid.  To first order a path ``x`` left in the data shifts the
+    estimate by ``sqrt(2) |<d model, x>| / (||d model|| sigma)`` standard deviations (``d`` the derivative by
+    delay or Doppler, phase rates centred); its leak into the matched filter itself scales alike.  Checked
+    per look.
     """
-    k_c, t_c = k_hz - k_hz.mean(), doppler_times - doppler_times.mean()
     for b in range(model.shape[0]):
         limit = 0.1 * math.sqrt(float(noise_vars[b]))
-        for probe in (model[b], model[b] * k_c[None, :], model[b] * t_c[:, None]):
+        for probe in (model[b], model[b] * k_centred[None, :], model[b] * t_centred[:, None]):
             norm = float(np.linalg.norm(probe))
             if norm > 0 and any(abs(complex(np.vdot(probe, x[b]))) / norm > limit for x in others):
                 return True
@@ -411,10 +607,8 @@ def resolvable_steps(masks: Sequence[ArrayLike]) -> tuple[int, int]:
     g_m, g_k = 0, 0
     for mask in masks:
         for m in np.asarray(mask, dtype=bool).reshape(-1, *np.shape(mask)[-2:]):      # each look on its own
-            for d in np.diff(np.flatnonzero(m.any(axis=1))):
-                g_m = gcd(g_m, int(d))
-            for d in np.diff(np.flatnonzero(m.any(axis=0))):
-                g_k = gcd(g_k, int(d))
+            g_m = gcd(g_m, int(np.gcd.reduce(np.diff(np.flatnonzero(m.any(axis=1))), initial=0)))
+            g_k = gcd(g_k, int(np.gcd.reduce(np.diff(np.flatnonzero(m.any(axis=0))), initial=0)))
     return max(g_m, 1), max(g_k, 1)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from sdr_isac.experiments import fig6
 from sdr_isac.experiments.runner import rmse, run_trials
@@ -35,3 +38,13 @@ def test_active_plus_passive_with_clock_offsets_follows_its_crb() -> None:
     assert ratio < 1.4, ratio
     assert crb["crb_pos_active_passive"] < crb["crb_pos_active"]
     assert np.isfinite([t["vel_err_active_passive"] for t in trials]).all()
+
+
+def test_a_noise_angle_at_endfire_leaves_the_single_node_fix_at_the_node(monkeypatch):
+    """|cone| = 90 degrees (where the array's angle bound diverges and angle_crb_rad2 refuses it): the trial
+    completes, with the single-node estimate at the node's own spot, as for an outlier range."""
+    monkeypatch.setattr(fig6.fl, "array_angle", lambda z, spacing: math.pi / 2)
+    out = fig6.trial({"snr_db": 10.0, "passive": False}, np.random.default_rng(1))
+    node_xy = fig6.NODES_M[0, :2]
+    truth_xy = np.asarray(fig6.TARGET_M[:2], dtype=float)
+    assert out["pos_err_single"] == pytest.approx(float(np.linalg.norm(node_xy - truth_xy)))
