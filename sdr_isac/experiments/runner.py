@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sdr_isac.errors import ConfigError, InputError
-from sdr_isac.executors import Executor, as_completed, make_executor
+from sdr_isac.executors import Executor, as_completed, keep_freed_memory, make_executor
 from sdr_isac.fusion.metrics import rmse
 from sdr_isac.recording._atomic import write_text
 
@@ -78,14 +78,20 @@ def _seed_rng(seed: int, point_index: int, trial_index: int) -> np.random.Genera
 
 
 def _run_chunk(trial: Callable[[Point, np.random.Generator], Metrics], point_index: int, point: Point, first: int,
-               stop: int, seed: int) -> list[tuple[int, int, Metrics]]:
+               stop: int, seed: int, local: bool = True) -> list[tuple[int, int, Metrics]]:
     """Trials ``first .. stop - 1`` of one point (runs in a worker; ``trial`` travels by its module and name).
 
     BLAS runs single-threaded inside (``threadpoolctl``): the runner already
     keeps every core busy with processes, and BLAS threads fighting over the
     same cores cost far more than they gain on the small matrices of a trial.
+    On this machine (``local``: the calling process or its own pool, not a
+    Dask worker shared with other work) the C allocator keeps the memory the
+    trials free (:func:`sdr_isac.executors.keep_freed_memory`).
     """
     from threadpoolctl import threadpool_limits
+
+    if local:
+        keep_freed_memory()
 
     with threadpool_limits(limits=1, user_api="blas"):
         return [(point_index, i, trial(point, _seed_rng(seed, point_index, i))) for i in range(first, stop)]
@@ -192,12 +198,13 @@ def _local(trial: Callable[[Point, np.random.Generator], Metrics], tasks: list[t
 def _dask(trial: Callable[[Point, np.random.Generator], Metrics], tasks: list[tuple[int, Point, int, int]], seed: int,
           scheduler: str, timeout_s: float) -> Iterator[list[tuple[int, int, Metrics]]]:
     with make_executor("dask", scheduler=scheduler, connect_timeout_s=timeout_s) as client:
-        yield from _gather(client, trial, tasks, seed)
+        yield from _gather(client, trial, tasks, seed, local=False)
 
 
 def _gather(executor: Executor, trial: Callable[[Point, np.random.Generator], Metrics],
-            tasks: list[tuple[int, Point, int, int]], seed: int) -> Iterator[list[tuple[int, int, Metrics]]]:
-    futures = [executor.submit(_run_chunk, trial, j, p, a, b, seed) for j, p, a, b in tasks]
+            tasks: list[tuple[int, Point, int, int]], seed: int, local: bool = True
+            ) -> Iterator[list[tuple[int, int, Metrics]]]:
+    futures = [executor.submit(_run_chunk, trial, j, p, a, b, seed, local) for j, p, a, b in tasks]
     for fut in as_completed(futures):
         yield fut.result()
 

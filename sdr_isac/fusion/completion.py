@@ -145,7 +145,8 @@ def _complete_decoupled(y0: NDArray[np.complex128], m: NDArray[np.bool_], rows: 
         g = sp_fft.fft(y0, axis=0, norm="ortho")
         keep, along_fwd, along_adj = cols, sp_fft.fft, sp_fft.ifft
     else:                    # block: every subcarrier observed; transform over subcarriers, recover over symbols
-        g = sp_fft.ifft(y0, axis=1, norm="ortho").T
+        g = np.zeros(y0.shape[::-1], dtype=np.complex128)          # the unobserved symbols transform to zero
+        g[:, rows] = sp_fft.ifft(y0[rows], axis=1, norm="ortho").T
         keep, along_fwd, along_adj = rows, sp_fft.ifft, sp_fft.fft
 
     def forward(x: NDArray[np.complex128]) -> NDArray[np.complex128]:
@@ -170,13 +171,24 @@ def _fista(forward: Callable[[NDArray[np.complex128]], NDArray[np.complex128]],
     """FISTA with step 1 (``||A|| = 1``) on arrays of any shape (batched 1-D or 2-D problems)."""
     x = np.zeros_like(y)
     z, t = x, 1.0
+    tiny = np.finfo(float).tiny
     for _ in range(num_iter):
-        g = z + adjoint(y - forward(z))
-        mag = np.abs(g)
-        x_new = g * np.maximum(0.0, 1.0 - lam / np.maximum(mag, np.finfo(float).tiny))
+        # the same operations as g = z + A^H (y - A z); x_new = g max(0, 1 - lam / max(|g|, tiny)), in place
+        r = forward(z)
+        np.subtract(y, r, out=r)
+        g = adjoint(r)
+        g += z
+        shrink = np.abs(g)
+        np.maximum(shrink, tiny, out=shrink)
+        np.divide(lam, shrink, out=shrink)
+        np.subtract(1.0, shrink, out=shrink)
+        np.maximum(0.0, shrink, out=shrink)
+        x_new = np.multiply(g, shrink, out=g)
         t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        z = x_new + ((t - 1.0) / t_new) * (x_new - x)
-        change = float(np.linalg.norm(x_new - x))
+        step = x_new - x
+        change = float(np.linalg.norm(step))
+        step *= (t - 1.0) / t_new
+        z = np.add(x_new, step, out=step)
         x, t = x_new, t_new
         if not np.any(x) or change <= tol * float(np.linalg.norm(x)):
             break
