@@ -71,7 +71,8 @@ def main() -> None:
     air_s = frame.duration_s
     # the pipeline's grid peaks of the first frame (before refinement), the check for every backend
     _, reportable, rows = pipeline.search_rows(scfg, cfg.frame)
-    hits = pipeline.cfar_detector(scfg, 1).detect_mask(result.map.power[:rows])
+    hits = pipeline.cfar_detector(scfg, 1, mask=mask, map_shape=result.map.power.shape).detect_mask(
+        result.map.power[:rows])                            # the detector process() uses (correlation-aware)
     expected = detection.find_peaks(result.map.power, hits[:reportable], scfg.max_detections + 8, True)
 
     print(f"W1 frame: {cfg.frame.num_subcarriers} subcarriers x {frame.num_symbols} symbols, air time "
