@@ -409,3 +409,22 @@ def test_the_joint_refinement_never_ends_below_the_alternation():
         if core.objective(looks, *new) < core.objective(looks, *old) * (1 - 1e-9):
             worse.append((trial, new, old))
     assert not worse
+
+
+def test_a_rate_array_changed_in_place_is_not_taken_for_its_old_self():
+    """The uniformity of the last rates is remembered only for read-only arrays that own their values: a
+    writable array changed in place between two refinements is decided again."""
+    rate = 2 * np.pi * 1e3 * np.arange(16.0)
+    assert core._uniform_once(rate)
+    rate[5] += 1.0                                          # no longer a progression
+    assert not core._uniform_once(rate)
+    fixed = 2 * np.pi * 1e3 * np.arange(16.0)
+    fixed.flags.writeable = False
+    assert core._uniform_once(fixed) and core._uniform_once(fixed)
+    view = np.arange(32.0)[::2]
+    view.flags.writeable = False                            # read-only, but its base can still change
+    assert core._uniform_once(view)
+    view.base[10] = 0.0
+    assert not core._uniform_once(view)
+    lk = core.look(np.ones((4, 8)), np.ones((4, 8), bool), np.arange(8) * 1e3, np.arange(4) * 1e-4)
+    assert not lk.delay_rate.flags.writeable and not lk.doppler_rate.flags.writeable

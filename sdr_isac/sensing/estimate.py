@@ -107,7 +107,9 @@ def look(data: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, doppler_ti
     block = np.where(m, np.asarray(data), 0)[np.ix_(rows, cols)].astype(np.complex128)
     freqs = np.asarray(frequencies_hz, dtype=np.float64)[cols]
     times = np.asarray(doppler_times, dtype=np.float64)[rows]
-    return Look(block, 2 * math.pi * freqs, -2 * math.pi * times, 1.0 / (float(np.count_nonzero(m)) * noise_var))
+    delay_rate, doppler_rate = 2 * math.pi * freqs, -2 * math.pi * times
+    delay_rate.flags.writeable = doppler_rate.flags.writeable = False      # fixed: their uniformity is remembered
+    return Look(block, delay_rate, doppler_rate, 1.0 / (float(np.count_nonzero(m)) * noise_var))
 
 
 def objective(looks: Sequence[Look], delay_s: float, doppler: float) -> float:
@@ -286,7 +288,10 @@ _LAST_UNIFORM: list[tuple[NDArray[np.float64], bool]] = []
 
 
 def _uniform_once(rate: NDArray[np.float64]) -> bool:
-    """:func:`_uniform`, remembered for the last array asked about (the same object: its values are not re-read)."""
+    """:func:`_uniform`, remembered for the last read-only array asked about (the same object, whose values
+    cannot change: it owns them and is read-only); any other array is decided afresh every time."""
+    if rate.flags.writeable or rate.base is not None:
+        return _uniform(rate)
     last = _LAST_UNIFORM[-1] if _LAST_UNIFORM else None      # one read: another thread may replace it
     if last is not None and last[0] is rate:
         return last[1]
@@ -527,6 +532,7 @@ class _LookShape:
         self.full = bool(self.mask.all()) and self.rows.size == mask.shape[0] and self.cols.size == mask.shape[1]
         self.delay_rate = 2 * math.pi * frequencies_hz[self.cols]
         self.doppler_rate = -2 * math.pi * doppler_times[self.rows]
+        self.delay_rate.flags.writeable = self.doppler_rate.flags.writeable = False
         self.weight = 1.0 / count_times_noise
 
     def look(self, data: NDArray[np.complex128]) -> Look:
