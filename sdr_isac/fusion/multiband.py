@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.completion import complete_cim, noise_variance, to_delay_doppler
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.estimate import Look, look, resolvable_steps
+from sdr_isac.sensing.estimate import Look, look, median_step, resolvable_steps
 from sdr_isac.sensing.estimate import grid_peak as _grid_peak
 from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 from sdr_isac.sensing.estimate import refine as refine_joint
@@ -265,11 +265,12 @@ def periodic_block(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[n
     symbols) sit on R = M / g rows and C = K / h columns, and the unitary periodogram of the (M, K) grid is
     that of the (R, C) block, repeated g times along Doppler and h times along delay and scaled by
     ``R C / (M K)`` (:func:`sdr_isac.fusion.completion.to_delay_doppler`): the block's transform gives the
-    grid's map at a fraction of the cost.  Grids of 200 000 cells or more are left out (None), where
-    :func:`sdr_isac.sensing.estimate.noise_variance` subsamples the map instead of taking every cell.
+    grid's map at a fraction of the cost.  Grids where :func:`sdr_isac.sensing.estimate.noise_variance`
+    subsamples the map instead of taking every cell (:func:`~sdr_isac.sensing.estimate.median_step` > 1:
+    200 000 cells or more) are left out (None): the block's median would not be the grid's.
     """
     m = np.asarray(mask, dtype=bool)
-    if m.ndim != 2 or m.size >= 200_000:
+    if m.ndim != 2 or median_step(m.size) != 1:
         return None
     rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
     if rows.size == 0:

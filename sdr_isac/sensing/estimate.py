@@ -51,7 +51,7 @@ from sdr_isac.errors import InputError
 
 __all__ = ["Look", "Path", "estimate_paths", "paths_model", "residual_noise_variance",
            "relax", "in_sigmas", "look", "grid_peak", "resolvable_steps", "refine",
-           "objective", "maximise_1d", "newton_peak", "phasor", "ml_angle", "noise_variance"]
+           "objective", "maximise_1d", "newton_peak", "phasor", "ml_angle", "noise_variance", "median_step"]
 
 #: Newton steps before the refinement falls back to the bounded scalar search (it converges in 3 to 5)
 _NEWTON_STEPS = 16
@@ -712,9 +712,15 @@ def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: 
     """
     if not (math.isfinite(cell_gain) and cell_gain > 0):
         raise InputError(f"cell_gain = {cell_gain!r}: allowed a finite number > 0 (the map's noise gain)")
-    step = max(1, int(math.sqrt(power.size / 50_000)))
+    step = median_step(power.size)
     cells = power[::step, ::step].flatten()                    # a copy, reordered by _median
     return _median(cells) / (cell_gain * _gamma_median(num_channels))
+
+
+def median_step(num_cells: int) -> int:
+    """The subsampling step of :func:`noise_variance` on a map of ``num_cells`` cells: every ``step``-th row
+    and column (1: every cell, below 200 000 cells)."""
+    return max(1, int(math.sqrt(num_cells / 50_000)))
 
 
 def _median(values: NDArray[np.floating]) -> float:
