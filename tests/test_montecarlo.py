@@ -428,3 +428,29 @@ def test_a_rate_array_changed_in_place_is_not_taken_for_its_old_self():
     assert not core._uniform_once(view)
     lk = core.look(np.ones((4, 8)), np.ones((4, 8), bool), np.arange(8) * 1e3, np.arange(4) * 1e-4)
     assert not lk.delay_rate.flags.writeable and not lk.doppler_rate.flags.writeable
+
+
+def test_links_estimates_on_the_pilot_block_are_those_of_the_full_grid(monkeypatch):
+    """links.estimate_paths end to end: with the periodic block (its map for the first peak search and the noise
+    level) and with the full-grid path (periodic_block refused), fig6's bands give the same paths to rounding."""
+    from sdr_isac.experiments import fig6
+
+    bands = fig6.bands()
+    rng = np.random.default_rng(3)
+    real = fl.periodic_block
+    for trial in range(24):
+        band = bands[trial % len(bands)]
+        assert real(band.pilots) is not None                      # the block path is the one fig6 takes
+        echo = [(rng.uniform(0.2e-6, 1.0e-6), rng.uniform(-1.5e3, 1.5e3), 10 ** ((-20, -10, 0)[trial % 3] / 20))]
+        h = measure_pilots(band, echo, rng, noise_var=1.0)
+        fl._LAYOUTS.clear()
+        block = fl.estimate_paths(band, h, num_paths=2)
+        monkeypatch.setattr(fl, "periodic_block", lambda mask: None)
+        fl._LAYOUTS.clear()
+        full = fl.estimate_paths(band, h, num_paths=2)
+        monkeypatch.setattr(fl, "periodic_block", real)
+        fl._LAYOUTS.clear()
+        assert len(block) == len(full)
+        for a, b in zip(block, full, strict=True):
+            assert abs(a.delay_s - b.delay_s) < 1e-9 * (1.0 / (band.num_subcarriers * band.subcarrier_spacing_hz))
+            assert a.snr_re == pytest.approx(b.snr_re, rel=1e-9)
