@@ -235,7 +235,7 @@ def _length_problem(frame: IsacFrame, n: int, what: str, iq: np.ndarray) -> str:
             fft = per // m - cp
             options.append(("the FFT size", f"fft_size = {fft} (with spacing_hz = "
                             f"{frame.sample_rate_hz / fft:g} Hz to keep the sample rate)", fft, np.full(m, cp)))
-    samples = iq.ravel()[:per] if iq.size else iq.ravel()
+    samples = iq.ravel()[:per]
     own = _cp_fit(samples, n_fft, cps)
     scored = [(off, fix, _cp_fit(samples, fft, c)) for off, fix, fft, c in options]
     fits = [(off, fix, rho) for off, fix, rho in scored if rho >= 0.9]

@@ -140,7 +140,8 @@ def test_config_without_tx_is_refused_and_the_opt_in_works(tmp_path, capsys):
     assert data["reference"].startswith("the frame's own symbols")
     assert_on_truth(data["captures"][0]["detections"])
     # --reference frame with --tx, --reference tx without --tx: contradictions
-    assert run(capsys, "--rx", rx, "--config", cfg, "--reference", "tx")[0] == 2
+    code, _, err = run(capsys, "--rx", rx, "--config", cfg, "--reference", "tx")
+    assert code == 2 and "without --tx" in err
     code, _, err = run(capsys, "--rx", rx, "--tx", rx, "--config", cfg, "--reference", "frame")
     assert code == 2 and "allowed one reference" in err
 

@@ -443,13 +443,13 @@ def test_links_estimates_on_the_pilot_block_are_those_of_the_full_grid(monkeypat
         assert real(band.pilots) is not None                      # the block path is the one fig6 takes
         echo = [(rng.uniform(0.2e-6, 1.0e-6), rng.uniform(-1.5e3, 1.5e3), 10 ** ((-20, -10, 0)[trial % 3] / 20))]
         h = measure_pilots(band, echo, rng, noise_var=1.0)
-        fl._LAYOUTS.clear()
+        fl._layout_of.cache_clear()
         block = fl.estimate_paths(band, h, num_paths=2)
         monkeypatch.setattr(fl, "periodic_block", lambda mask: None)
-        fl._LAYOUTS.clear()
+        fl._layout_of.cache_clear()
         full = fl.estimate_paths(band, h, num_paths=2)
         monkeypatch.setattr(fl, "periodic_block", real)
-        fl._LAYOUTS.clear()
+        fl._layout_of.cache_clear()
         assert len(block) == len(full)
         for a, b in zip(block, full, strict=True):
             assert abs(a.delay_s - b.delay_s) < 1e-9 * (1.0 / (band.num_subcarriers * band.subcarrier_spacing_hz))

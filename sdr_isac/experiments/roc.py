@@ -66,7 +66,7 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
         detected = sum(t[f"detected_{pfa:g}"] for t in trials)
         false = sum(t[f"false_{pfa:g}"] for t in trials)
         cells = sum(t[f"cells_{pfa:g}"] for t in trials)
-        theory = float(detection_probability(float(point["snr_db"]), pfa, training or None)) if training else math.nan
+        theory = float(detection_probability(float(point["snr_db"]), pfa, training)) if training else math.nan
         rows.append({"maps": point["maps"], "snr_db": point["snr_db"], "pfa_design": pfa,
                      "pd": detected / maps if maps else math.nan, "pd_theory": theory,
                      "pfa": false / cells if cells else math.nan, "num_maps": maps, "cells": cells,

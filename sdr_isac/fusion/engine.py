@@ -26,7 +26,6 @@ accounts, aligns, schedules and publishes around it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -48,6 +47,7 @@ from sdr_isac.fusion.records import TargetEstimate
 from sdr_isac.sensing import Detection
 from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.sensing.detection import significance_threshold
+from sdr_isac.sensing.pipeline import built_frame
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["SENSING_METHODS", "SensingJob", "NodeResult", "RisSighting", "FusionEngine", "sense_capture",
@@ -146,10 +146,7 @@ def sense_passive_ssb(capture: Capture, job: SensingJob) -> sensing.SensingResul
         ``map`` and ``csi`` None.
     """
     start = time.perf_counter()
-    try:
-        frame = _built_frame(job.frame)
-    except TypeError:                       # a configuration that cannot be hashed: build it every time
-        frame = IsacFrame(job.frame)
+    frame = built_frame(job.frame)
     found = links.passive_ssb_paths(capture, frame, job.config.signals, job.num_paths)
     carrier = float(capture.center_freq_hz or job.frame.carrier_hz)
     grid = found.grid
@@ -170,12 +167,6 @@ def sense_passive_ssb(capture: Capture, job: SensingJob) -> sensing.SensingResul
                    "cfo_hz": found.cfo_hz, "frame_start": found.frame_start, "used_res": grid.num_pilots,
                    "paths": len(found.paths), "timings": {"detect_s": time.perf_counter() - start}}
     return sensing.SensingResult(None, kept, None, found.frame_start, diagnostics)
-
-
-@functools.lru_cache(maxsize=8)
-def _built_frame(cfg: config_mod.FrameConfig) -> IsacFrame:
-    """The frame of a configuration, built once (a stream of captures carries the same one)."""
-    return IsacFrame(cfg)
 
 
 @dataclass(frozen=True)

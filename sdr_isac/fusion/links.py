@@ -23,6 +23,7 @@ those of :func:`sdr_isac.sensing.crb.measurement_matrix` (REFERENCE.md §3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,16 +146,17 @@ class _Layout:
     region_nu: NDArray[np.float64]
 
 
-_LAYOUTS: dict[tuple[object, ...], _Layout] = {}
-_LAYOUTS_KEPT = 32
-
-
 def _layout(band: Band) -> _Layout:
     """:class:`_Layout` of ``band``, remembered per band parameters and pilots (bands are rebuilt per trial)."""
-    key = (band.carrier_hz, band.subcarrier_spacing_hz, band.cp_s, band.pilots.shape, band.pilots.tobytes())
-    found = _LAYOUTS.get(key)
-    if found is not None:
-        return found
+    return _layout_of(band.name, band.carrier_hz, band.subcarrier_spacing_hz, band.cp_s, band.pilots.shape,
+                      band.pilots.tobytes())
+
+
+@functools.lru_cache(maxsize=32)
+def _layout_of(name: str, carrier_hz: float, subcarrier_spacing_hz: float, cp_s: float, shape: tuple[int, ...],
+               pilots: bytes) -> _Layout:
+    """:func:`_layout` of the band these values make."""
+    band = Band(name, carrier_hz, subcarrier_spacing_hz, cp_s, np.frombuffer(pilots, dtype=bool).reshape(shape))
     grid = common_grid([band])
     k_hz = np.arange(band.num_subcarriers, dtype=np.float64) * band.subcarrier_spacing_hz
     t = band.symbol_times_s * band.carrier_hz
@@ -176,12 +178,7 @@ def _layout(band: Band) -> _Layout:
         block = None
     unit_fim = band.fim(1.0)
     unit_fim.flags.writeable = False
-    layout = _Layout(grid, k_hz, t, unit_fim, block, region, region_nu)
-    if len(_LAYOUTS) >= _LAYOUTS_KEPT:
-        for oldest in list(_LAYOUTS)[:1]:                        # dicts keep insertion order
-            _LAYOUTS.pop(oldest, None)
-    _LAYOUTS[key] = layout
-    return layout
+    return _Layout(grid, k_hz, t, unit_fim, block, region, region_nu)
 
 
 def monostatic_measurement(node: int, path: PathEstimate, c: float = SPEED_OF_LIGHT_MPS) -> LinkMeasurement:

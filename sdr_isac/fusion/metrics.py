@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import warnings
@@ -29,8 +30,9 @@ from sdr_isac.config import SensingConfig
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.coverage import LinkBudget, echo_snr_db
 from sdr_isac.sensing import Detection
-from sdr_isac.sensing.cfar import ca_multiplier, cell_correlation, make_cfar
-from sdr_isac.sensing.rdmap import map_weights, range_doppler_map
+from sdr_isac.sensing.cfar import ca_multiplier
+from sdr_isac.sensing.pipeline import cfar_detector
+from sdr_isac.sensing.rdmap import range_doppler_map
 
 __all__ = ["match_targets", "sensing_continuity", "rmse", "nmse", "DetectionRates", "detection_rates",
            "detection_probability", "RocCurve", "roc_curve", "detection_probability_map", "sensing_area",
@@ -456,7 +458,7 @@ def roc_curve(snr_db: float, pfa_values: Sequence[float], config: SensingConfig,
     Each trial builds a channel matrix H of ``num_symbols x num_subcarriers`` REs (unit-variance complex
     Gaussian noise per RE, every RE a pilot) holding one non-fluctuating target on a bin of the map, turns it
     into a map with :func:`sdr_isac.sensing.rdmap.range_doppler_map` (the config's windows and oversampling)
-    and runs the detector of :func:`sdr_isac.sensing.cfar.make_cfar` at each design P_fa.  The target's
+    and runs the detector of :func:`sdr_isac.sensing.pipeline.cfar_detector` at each design P_fa.  The target's
     amplitude makes its map cell's SNR ``snr_db`` (``|a|**2 coherent_gain**2 / noise_gain``).  P_d counts the
     trials whose target cell was detected; P_fa the detections among the tested cells whose CFAR window
     (guard and training box) does not reach the target, so their noise statistic is noise alone.
@@ -503,8 +505,9 @@ def roc_curve(snr_db: float, pfa_values: Sequence[float], config: SensingConfig,
     spacing_hz, symbol_s = 120e3, 1.0 / 120e3
     n_range = sp_fft.next_fast_len(k * config.range_oversampling)
     n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
-    rho = cell_correlation(map_weights(mask, config, n_doppler)[0], (n_range, n_doppler))
-    detectors = [make_cfar(config.cfar, p, guard, train, cell_correlation=rho) for p in pfas]
+    # the pipeline's detectors (correlation-aware, built once per design and kept across calls)
+    detectors = [cfar_detector(dataclasses.replace(config, pfa=p), mask=mask, map_shape=(n_range, n_doppler))
+                 for p in pfas]
     r0, d0 = n_range // 4, n_doppler // 2 + n_doppler // 4           # target bins, clear of the range edges
     tau = r0 / (n_range * spacing_hz)
     f_d = (d0 - n_doppler // 2) / (n_doppler * symbol_s)

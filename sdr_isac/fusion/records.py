@@ -83,7 +83,7 @@ class LinkMeasurement:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
                 raise InputError(f"{name} = {value!r}: allowed a row index >= 0 of the node positions")
         if not isinstance(self.snr_re, int | float | np.number) or isinstance(self.snr_re, bool) \
-                or (math.isfinite(self.snr_re) and self.snr_re < 0) or self.snr_re == math.inf:
+                or not (math.isnan(self.snr_re) or 0 <= self.snr_re < math.inf):
             raise InputError(f"snr_re = {self.snr_re!r}: allowed a linear SNR >= 0 (NaN: not known)")
         for name in ("range_m", "rate_mps", "t_s"):
             value = getattr(self, name)

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--distance-m = {args.distance_m} m with --method loopback: a loopback has no distance; "
                          "remove --distance-m or use --method reflector")
     cfg = config.load(args.config)
+    if getattr(cfg.radio, "remove_leakage", False):
+        raise InputError(f"{args.config}: radio.remove_leakage = true would subtract the path being calibrated "
+                         "before it is measured: set remove_leakage = false to calibrate")
     with open_radio(cfg, calibration_dir=False) as radio:
         if radio.frame is None:
             raise InputError(f"{args.config}: no [frame] section: calibration transmits the frame; add one")

@@ -385,8 +385,9 @@ def attach_calibration(radio: RadioBase, cal: Calibration) -> RadioBase:
     Raises
     ------
     CalibrationError
-        The calibration's key differs from the radio's setting (the message names the differences), or the
-        radio already applies a calibration.
+        The calibration's key differs from the radio's setting (the message names the differences), the
+        radio already applies a calibration, or it holds a leakage profile that ``radio.remove_leakage``
+        would subtract a second time.
     """
     if radio.calibration is not None:
         raise CalibrationError(f"{cal.path}: the radio already applies {radio.calibration.path}; open the radio "
@@ -395,6 +396,10 @@ def attach_calibration(radio: RadioBase, cal: Calibration) -> RadioBase:
     if diffs:
         raise CalibrationError(f"{cal.path}: does not fit this radio: {'; '.join(diffs)}; calibrate this setting "
                                "with sdr-isac calibrate")
+    if getattr(radio.config, "remove_leakage", False) and cal.correction.leakage_delays_samples.size:
+        raise CalibrationError(f"{cal.path}: holds a leakage profile and radio.remove_leakage = true subtracts the "
+                               "leakage too (twice in all): set remove_leakage = false, or calibrate with "
+                               "--leakage skip")
     radio.calibration = cal
     radio._correct = lambda capture: apply_calibration(capture, cal)       # noqa: SLF001  (the base's hook)
     return radio

@@ -316,7 +316,7 @@ def sense_batch(h: Any, mask: NDArray[np.bool_], frame: FrameConfig, config: Sen
     be = _backend_of(config, backend)
     power = batch_maps(h, mask, config, be)
     _, reportable, rows = search_rows(config, frame)
-    detector = cfar_detector(config, int(be.asarray(h).shape[1]), mask=np.asarray(mask, dtype=bool),
+    detector = cfar_detector(config, int(h.shape[1]), mask=np.asarray(mask, dtype=bool),
                              map_shape=(int(power.shape[1]), int(power.shape[2])))
     if not isinstance(detector, CaCfarDetector):
         raise SensingError(f"sensing.cfar = {config.cfar!r}: the batch path runs CA-CFAR only; set cfar = 'ca'")

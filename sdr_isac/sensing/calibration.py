@@ -53,6 +53,7 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.sensing.crb import delay_doppler_fim
 from sdr_isac.sensing.csi import known_reference
 from sdr_isac.sensing.estimate import estimate_paths, paths_model, resolvable_steps
+from sdr_isac.sensing.pipeline import built_frame
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import find_frame_start
@@ -239,11 +240,6 @@ def _finite_float(name: str, value: Any, unit: str) -> float:
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _built(cfg: FrameConfig) -> IsacFrame:
-    return IsacFrame(cfg)
-
-
 def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFrame:
     if isinstance(frame, IsacFrame):
         return frame
@@ -251,7 +247,7 @@ def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFr
     if cfg is None:
         raise SensingError(f"capture {capture.node_id}/{capture.seq} carries no frame and none was given: a "
                            "calibration needs the transmitted frame; pass frame= (a FrameConfig or IsacFrame)")
-    return _built(cfg)
+    return built_frame(cfg)
 
 
 def _check_capture(capture: Capture, built: IsacFrame) -> None:
@@ -497,7 +493,7 @@ def measure_reflector(capture: Capture, distance_m: float, frame: FrameConfig | 
 @functools.lru_cache(maxsize=4)
 def _leakage_waveform(cfg: FrameConfig, correction: RxCorrection) -> NDArray[np.complex64]:
     """The leakage over one frame period, shape (C, L): each path's delayed frame times its amplitudes."""
-    built = _built(cfg)
+    built = built_frame(cfg)
     x = np.asarray(built.samples(), dtype=np.complex128).sum(axis=0)
     spectrum = sp_fft.fft(x)
     nu = sp_fft.fftfreq(x.size, 1.0 / x.size)
@@ -556,7 +552,7 @@ def apply_calibration(capture: Capture, cal: RxCorrection | _HasCorrection,
                          f"{corr.num_channels}; calibrate again with this channel set (sdr-isac calibrate)")
     offset = capture.frame_offset
     whole = corr.integer_delay_samples
-    built = _built(capture.frame) if capture.frame is not None else None
+    built = built_frame(capture.frame) if capture.frame is not None else None
     if built is not None and 0 <= offset + whole and offset + whole + built.num_samples <= capture.num_samples:
         offset += whole                                  # the frame lies in the capture: move its start, no wrap
         iq = advance(capture.iq, corr.fractional_delay_samples)

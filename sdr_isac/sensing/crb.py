@@ -34,6 +34,7 @@ independent measurements add Fisher information matrices.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -527,17 +528,17 @@ def delay_doppler_fim(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: flo
     return 8.0 * np.pi**2 * float(g) * _centred_moments(m, df, t_sym)
 
 
-#: _centred_moments: the last few masks' moment matrices (a Monte Carlo trial asks for the same pilots again and again)
-_MOMENTS: dict[tuple[object, ...], NDArray[np.float64]] = {}
-_MOMENTS_KEPT = 32
-
-
 def _centred_moments(m: NDArray[np.bool_], df: float, t_sym: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``[[df**2 S_kk, -df S_kt], [-df S_kt, S_tt]]`` of :func:`delay_doppler_fim`, remembered per (mask, df, times)."""
-    key = (m.shape, m.tobytes(), df, t_sym.tobytes())
-    found = _MOMENTS.get(key)
-    if found is not None:
-        return found
+    """``[[df**2 S_kk, -df S_kt], [-df S_kt, S_tt]]`` of :func:`delay_doppler_fim`, remembered per (mask, df, times)
+    (a Monte Carlo trial asks for the same pilots again and again); read-only."""
+    return _moments_of(m.shape, m.tobytes(), df, t_sym.tobytes())
+
+
+@functools.lru_cache(maxsize=32)
+def _moments_of(shape: tuple[int, ...], mask_bytes: bytes, df: float, times_bytes: bytes) -> NDArray[np.float64]:
+    """:func:`_centred_moments` of the mask and symbol times given by their bytes."""
+    m = np.frombuffer(mask_bytes, dtype=bool).reshape(shape)
+    t_sym = np.frombuffer(times_bytes, dtype=np.float64)
     # centred moments from the row and column counts of the mask (no list of the used REs)
     per_symbol = np.count_nonzero(m, axis=1)                     # REs used on each symbol
     per_subcarrier = np.count_nonzero(m, axis=0)
@@ -551,10 +552,6 @@ def _centred_moments(m: NDArray[np.bool_], df: float, t_sym: NDArray[np.float64]
         s_kt = float(tc @ np.einsum("lk,k->l", m, kc))          # no threaded BLAS over the whole mask
     moments = np.array([[df**2 * s_kk, -df * s_kt], [-df * s_kt, s_tt]])
     moments.flags.writeable = False
-    if len(_MOMENTS) >= _MOMENTS_KEPT:
-        for oldest in list(_MOMENTS)[:1]:                        # dicts keep insertion order
-            _MOMENTS.pop(oldest, None)
-    _MOMENTS[key] = moments
     return moments
 
 

@@ -114,9 +114,15 @@ def _frame_of(capture: Capture, frame: FrameConfig | IsacFrame | None) -> IsacFr
     if cfg is None:
         raise SensingError(f"capture {capture.node_id}/{capture.seq} carries no frame description and none was "
                            "given: pass the waveform (a FrameConfig or IsacFrame) to process()")
+    return built_frame(cfg)
+
+
+def built_frame(cfg: FrameConfig) -> IsacFrame:
+    """The frame of a configuration, built once per configuration (a stream of captures carries the same one);
+    a configuration that cannot be hashed is built every time."""
     try:
         return _built_frame(cfg)
-    except TypeError:                       # a configuration that cannot be hashed: build it every time
+    except TypeError:
         return IsacFrame(cfg)
 
 

@@ -171,10 +171,7 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out, env=_env())
     procs: list[subprocess.Popen[str]] = []
     try:
-        ready = host.stdout.readline() if host.stdout else ""
-        if not ready.startswith("host:"):
-            detail = host.stderr.read() if host.stderr else ""
-            raise SdrIsacError(f"the host process did not start: {ready.strip()} {detail.strip()[-500:]}")
+        _read_line(host, "host:", "the host process")
         procs = [subprocess.Popen(base + ["node", "--config", str(config_path), "--node-id", node_id, "--endpoint",
                                           endpoint, "--frames", str(frames)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for node_id in node_ids]
@@ -193,10 +190,7 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
         raise SdrIsacError(f"the demo did not finish within {timeout_s:g} s ({which}); give fewer frames or a "
                            "longer timeout") from err
     finally:
-        for proc in [*procs, host]:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        _stop([*procs, host])
     stats = json.loads((out / "stream_stats.json").read_text())
     summaries = {n: json.loads((out / n / "summary.json").read_text()) for n in node_ids if (out / n).exists()}
     fused = json.loads((out / "fused.json").read_text()) if (out / "fused.json").exists() else None

@@ -840,14 +840,15 @@ class FusionHost:
             with self._lock:
                 self.tracking["failed"] += 1
             raise
-        gone = [t for t in self.tracks if t.track_id not in {x.track_id for x in live}]
+        live_ids = {x.track_id for x in live}
+        gone = [t for t in self.tracks if t.track_id not in live_ids]
         tracks = [self._with_tail(t) for t in live]
         for t in gone:
             self._tails.pop(t.track_id, None)
         new_handovers = [(t.track_id, h) for t in live for h in t.handovers if h.t_s == t0_s]
         with self._lock:
             known = {t.track_id for t in self.tracks}
-            self.tracking["started"] += sum(t.track_id not in known for t in live)
+            self.tracking["started"] += len(live_ids - known)
             self.tracking["steps"] += 1
             self.tracking["t0_s"] = t0_s
             self.tracking["handovers"] += len(new_handovers)

@@ -74,6 +74,7 @@ def test_track_validates_its_history() -> None:
 @pytest.mark.parametrize(("fields", "match"), [
     ({"tx": -1}, "tx = -1"), ({"rx": 1.5}, "rx = 1.5"), ({"tx": True}, "tx = True"),
     ({"snr_re": -0.1}, "snr_re = -0.1"), ({"snr_re": float("inf")}, "snr_re = inf"),
+    ({"snr_re": float("-inf")}, "snr_re = -inf"),
     ({"cone_angle_rad": "0.1", "var_cone_angle_rad2": 0.01, "array_axis": [1.0, 0.0, 0.0]}, "cone_angle_rad = '0.1'"),
     ({"var_range_m2": 0.0}, "var_range_m2 = 0.0"), ({"range_m": float("nan")}, "range_m = nan"),
 ])

@@ -190,7 +190,7 @@ def test_batch_peaks_match_brute_force_within_rows(name, rng):
             assert peaks[f] == find_peaks(p[f], hits[f, :15], 4, wrap)
 
 
-@pytest.mark.parametrize("name", _backends())
+@pytest.mark.parametrize("name", [n for n in _backends() if n != "cpu"])      # "cpu" is the reference itself
 def test_gpu_and_cpu_agree_on_the_pipeline_frame(name, rng):
     """The same frame through the seam on this backend and on numpy: same peaks, maps to float32 rounding."""
     be = _backend(name)
