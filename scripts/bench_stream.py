@@ -6,18 +6,28 @@ Two parts, each with the senders in separate processes (``multiprocessing``, spa
 
 1. **Throughput, wire vs raw.**  One sender process pushes ``--messages`` captures of ``--capture-mib``
    MiB (complex64, one channel) over PUSH -> PULL on ``tcp://127.0.0.1``.  ``wire`` mode:
-   ``wire.encode_capture`` in the sender (every check, the finiteness check over every sample
-   included: one pass over the data at each end), ``recv_multipart(copy=False)`` -> ``wire.decode`` ->
-   ``wire.decode_capture`` in the receiver.  ``raw`` mode: the same buffers sent as ``[topic, header, buffer]`` with
-   ``copy=False``, received with ``copy=False`` and wrapped by ``numpy.frombuffer``, with no check.
-   The two modes alternate ``--rounds`` times in the same run; the receiver times the messages after
-   the first (no connection set-up).  Prints MB/s of each, the ratio wire / raw (target >= 0.9), the
-   ratio of each round, and the CPU time per message that ``wire`` adds at each end.
+   ``wire.encode_capture`` in the sender (header, metadata and frame checked; the samples are not
+   scanned there), ``recv_multipart(copy=False)`` -> ``wire.decode(..., consumer_checks=("capture",))`` ->
+   ``wire.decode_capture`` in the receiver, as ``FusionHost`` decodes: every check of frames, header,
+   dtype, shape and size, and the samples' values left to the consumer that reads them (the host's
+   sensing runs ``Capture.check_samples`` on every capture before it demodulates it, and counts a NaN
+   or infinity ``rejected``; ``scripts/bench_sensing.py`` times that pass with the sensing).
+   ``wire-scan`` mode: the same, but ``wire.decode`` also checks every sample value (a receiver
+   without such a consumer; one more pass over the 4 MiB, read cold).  ``raw`` mode: the same
+   buffers sent as ``[topic, header, buffer]`` with ``copy=False``, received with ``copy=False`` and
+   wrapped by ``numpy.frombuffer``, with no check.  The modes alternate ``--rounds`` times in the same
+   run; the receiver times the messages after the first (no connection set-up).  Prints MB/s of
+   each, the ratios wire / raw (target >= 0.9) and wire-scan / raw (the median of the rounds'
+   ratios: a round runs the modes back to back, so each ratio pairs them under the same machine
+   load; the ratio of the modes' medians beside it), the ratio of each round, the CPU time per
+   message that each adds at each end, and wire's own work per message (encode, decode) timed in
+   this process without a socket.
 2. **Sustained streaming.**  ``--nodes`` node processes (default 4), each producing complex64 captures
    of ``--capture-mib`` MiB at ``--rate-msps`` (default 30.72 Msps, so one capture per 17.07 ms at
    4 MiB), paced to the sample clock for ``--duration-s`` s, encoded with ``wire.encode_capture`` and
    sent like ``stream.node``'s agent sends (PUSH, ``SNDHWM``, ``NOBLOCK``: a full queue drops the
-   capture and counts it).  The host decodes every message (``wire.decode`` + ``decode_capture``).
+   capture and counts it).  The host decodes every message as ``FusionHost`` does and checks every
+   sample as its sensing does (``wire.decode`` + ``decode_capture`` + ``Capture.check_samples``).
    Loss = captures the nodes dropped + sequence gaps seen by the host + captures never received.
    Latency per capture: host time after ``decode_capture`` minus the capture's ``t0_s`` (its first
    sample), median and p99; the same minus the capture's duration (the part the network and the
@@ -61,7 +71,7 @@ def _throughput_sender(mode: str, endpoint: str, messages: int, num_samples: int
     raw_header = b'{"kind":"capture","dtype":"complex64"}'
     cpu0 = time.process_time()
     for seq in range(messages):
-        if mode == "wire":
+        if mode != "raw":
             frames: list[Any] = wire.encode_capture(capture, extra={"bench_seq": seq})
         else:
             frames = [b"capture/bs0", raw_header, iq.data]
@@ -71,9 +81,14 @@ def _throughput_sender(mode: str, endpoint: str, messages: int, num_samples: int
     result.put(time.process_time() - cpu0)
 
 
+#: what decode leaves to the consumer in each mode: the host's way, and a receiver that checks every value itself
+HOST_CHECKS = {"wire": ("capture",), "wire-scan": ()}
+
+
 def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, float, float]:
-    """Bytes per second of iq received in ``mode`` (``wire`` or ``raw``), timed after the first message, and the
-    CPU seconds per message of the sender and of the receiver (all their threads, ZeroMQ's I/O included)."""
+    """Bytes per second of iq received in ``mode`` (``wire``, ``wire-scan`` or ``raw``), timed after the first
+    message, and the CPU seconds per message of the sender and of the receiver (all their threads, ZeroMQ's I/O
+    included)."""
     import zmq
 
     from sdr_isac.stream import wire
@@ -93,8 +108,8 @@ def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, floa
     try:
         for i in range(messages):
             frames = sock.recv_multipart(copy=False)
-            if mode == "wire":
-                capture = wire.decode_capture(wire.decode(frames))
+            if mode != "raw":
+                capture = wire.decode_capture(wire.decode(frames, consumer_checks=HOST_CHECKS[mode]))
                 size = capture.iq.nbytes
             else:
                 size = np.frombuffer(frames[2].buffer, dtype=np.complex64).nbytes
@@ -109,6 +124,24 @@ def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, floa
         proc.join(timeout=30)
         sock.close()
     return nbytes / elapsed, cpu_tx, cpu_rx
+
+
+def _own_work_s(num_samples: int, repeat: int = 200) -> tuple[float, float]:
+    """Median seconds of ``encode_capture`` and of ``decode`` + ``decode_capture`` (as the host) on one capture."""
+    from sdr_isac.capture import Capture
+    from sdr_isac.stream import wire
+
+    capture = Capture(iq=_noise(num_samples, 1), sample_rate_hz=30.72e6, center_freq_hz=3.5e9, node_id="bs0")
+    frames = [bytes(f) if i < 2 else f for i, f in enumerate(wire.encode_capture(capture, extra={"bench_seq": 0}))]
+    times: dict[str, list[float]] = {"encode": [], "decode": []}
+    for _ in range(repeat):
+        t = time.perf_counter()
+        wire.encode_capture(capture, extra={"bench_seq": 0})
+        times["encode"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        wire.decode_capture(wire.decode(frames, consumer_checks=HOST_CHECKS["wire"]))
+        times["decode"].append(time.perf_counter() - t)
+    return float(np.median(times["encode"])), float(np.median(times["decode"]))
 
 
 def _node(node_id: str, endpoint: str, rate_hz: float, num_samples: int, duration_s: float, ready: Any, go: Any,
@@ -185,7 +218,8 @@ def _sustained(nodes: int, rate_hz: float, num_samples: int, duration_s: float) 
                 break
             continue
         frames = sock.recv_multipart(copy=False)
-        capture = wire.decode_capture(wire.decode(frames))
+        capture = wire.decode_capture(wire.decode(frames, consumer_checks=HOST_CHECKS["wire"]))
+        capture.check_samples()                           # the host's sensing checks every sample
         latency_s.append(time.time() - capture.t0_s)
         received += 1
         previous = last_seq.get(capture.node_id, -1)
@@ -211,32 +245,44 @@ def main() -> None:
     parser.add_argument("--rate-msps", type=float, default=30.72, help="each node's sample rate, Msps")
     parser.add_argument("--capture-mib", type=float, default=4.0, help="one capture, MiB of complex64")
     parser.add_argument("--messages", type=int, default=150, help="messages per throughput round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating wire/raw rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating raw/wire/wire-scan rounds")
     parser.add_argument("--skip-sustained", action="store_true")
     args = parser.parse_args()
     num_samples = int(args.capture_mib * SAMPLES_PER_MIB)
-    rates: dict[str, list[float]] = {"wire": [], "raw": []}
-    cpu: dict[str, list[tuple[float, float]]] = {"wire": [], "raw": []}
+    modes = ("raw", "wire", "wire-scan")
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for _ in range(args.rounds):
-        for mode in ("raw", "wire"):
+        for mode in modes:
             bps, cpu_tx, cpu_rx = _throughput(mode, args.messages, num_samples)
             rates[mode].append(bps)
             cpu[mode].append((cpu_tx, cpu_rx))
-    wire_bps, raw_bps = float(np.median(rates["wire"])), float(np.median(rates["raw"]))
+    raw_bps = float(np.median(rates["raw"]))
     print(f"throughput, {args.capture_mib:g} MiB captures, tcp loopback, {args.messages} messages x "
           f"{args.rounds} rounds alternating (median of rounds)")
-    for mode, label in (("raw", "raw pyzmq copy=False"), ("wire", "wire encode/decode  ")):
+    labels = {"raw": "raw pyzmq copy=False       ", "wire": "wire, as the host decodes  ",
+              "wire-scan": "wire, decode scans values  "}
+    for mode in modes:
         tx, rx = (float(np.median([c[i] for c in cpu[mode]])) * 1e3 for i in (0, 1))
-        print(f"  {label}   {float(np.median(rates[mode])) / 1e6:8.0f} MB/s   CPU per message: sender "
+        print(f"  {labels[mode]} {float(np.median(rates[mode])) / 1e6:8.0f} MB/s   CPU per message: sender "
               f"{tx:5.2f} ms, receiver {rx:5.2f} ms   rounds (MB/s): "
               + ", ".join(f"{r / 1e6:.0f}" for r in rates[mode]))
-    print(f"  ratio wire / raw       {wire_bps / raw_bps:8.2f}   (target >= 0.9; on a loaded machine the rounds "
-          "scatter: the CPU per message is the steadier figure)")
-    pairs = [w / r for w, r in zip(rates["wire"], rates["raw"])]
-    extra = [float(np.median([c[i] for c in cpu["wire"]]) - np.median([c[i] for c in cpu["raw"]])) * 1e3
-             for i in (0, 1)]
-    print("  ratio of each round    " + ", ".join(f"{q:.2f}" for q in pairs)
-          + f"   wire's extra CPU per message: sender {extra[0]:+.2f} ms, receiver {extra[1]:+.2f} ms")
+    for mode in ("wire", "wire-scan"):
+        pairs = [w / r for w, r in zip(rates[mode], rates["raw"])]
+        extra = [float(np.median([c[i] for c in cpu[mode]]) - np.median([c[i] for c in cpu["raw"]])) * 1e3
+                 for i in (0, 1)]
+        target = "(target >= 0.9)" if mode == "wire" else "(for comparison)"
+        print(f"  ratio {mode:9s} / raw  {float(np.median(pairs)):5.2f} {target:16s} (median of the rounds' ratios; "
+              f"of the medians {float(np.median(rates[mode])) / raw_bps:.2f}) rounds: "
+              + ", ".join(f"{q:.2f}" for q in pairs)
+              + f"; extra CPU per message: sender {extra[0]:+.2f} ms, receiver {extra[1]:+.2f} ms")
+    encode_s, decode_s = _own_work_s(num_samples)
+    print(f"  wire's own work per message, in this process without a socket: encode {encode_s * 1e6:.0f} us, "
+          f"decode + decode_capture {decode_s * 1e6:.0f} us (as the host decodes; "
+          f"{(encode_s + decode_s) / (float(np.median([sum(c) for c in cpu['raw']])) or 1.0) * 100:.1f} % of raw's "
+          "CPU per message at both ends)")
+    print("  (each round's modes run back to back, so the rounds' ratios pair them under the same load; on a loaded "
+          "machine the rounds still scatter)")
     if args.skip_sustained:
         return
     rate_hz = args.rate_msps * 1e6
@@ -247,8 +293,8 @@ def main() -> None:
     print(f"  produced {s['produced']}, received {s['received']}, lost {s['lost']} (dropped at nodes "
           f"{s['dropped_at_nodes']}, sequence gaps {s['seq_gaps']}); sends more than one capture late: {s['late']}")
     med, p99, period = s["latency_median_s"] * 1e3, s["latency_p99_s"] * 1e3, s["period_s"] * 1e3
-    print(f"  latency t0 -> decoded at host: median {med:.1f} ms, p99 {p99:.1f} ms (minus the capture's own "
-          f"{period:.2f} ms: median {med - period:.1f} ms, p99 {p99 - period:.1f} ms)")
+    print(f"  latency t0 -> decoded and checked at host: median {med:.1f} ms, p99 {p99:.1f} ms (minus the "
+          f"capture's own {period:.2f} ms: median {med - period:.1f} ms, p99 {p99 - period:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.config import FrameConfig
-from sdr_isac.errors import InputError
+from sdr_isac.errors import InputError, NonFiniteSampleError
 
-__all__ = ["Capture"]
+__all__ = ["Capture", "first_nonfinite"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +75,28 @@ class Capture:
         if self.seq < 0 or self.frame_offset < 0:
             raise InputError(f"Capture.seq = {self.seq}, frame_offset = {self.frame_offset}: both must be >= 0")
 
+    def check_samples(self) -> bool:
+        """Raise where a sample is NaN or infinite (naming the first); return whether some sample is nonzero.
+
+        The one check of a capture's values where its samples are read: the sensing pipeline runs it on every
+        capture, so a receiver (:func:`sdr_isac.stream.wire.decode` as a host calls it) need not read them a
+        second time.  One pass over the samples in the common case (:func:`first_nonfinite`).
+
+        Raises
+        ------
+        NonFiniteSampleError
+            Naming the channel, the sample and its value.
+        """
+        parts = self.iq.reshape(-1).view(np.float32)               # C-contiguous complex64: no copy
+        total = _plain_sum(parts)
+        if not math.isfinite(total):
+            bad = first_nonfinite(self.iq)
+            if bad is not None:
+                raise NonFiniteSampleError(
+                    f"capture {self.node_id}/{self.seq} contains NaN or infinite samples: iq[{bad[0]}, {bad[1]}] = "
+                    f"{self.iq[bad]}; allowed finite samples (a radio or file fault): drop the capture or re-record it")
+        return total != 0.0 or bool(parts.any())
+
     @property
     def num_channels(self) -> int:
         """Receive channels (rows of ``iq``)."""
@@ -89,3 +111,37 @@ class Capture:
     def duration_s(self) -> float:
         """Length of the capture in s."""
         return self.num_samples / self.sample_rate_hz
+
+
+def _plain_sum(parts: NDArray[np.floating]) -> float:
+    """The sum of a flat float array by plain additions (``einsum``: no pairwise blocks, no threads, no
+    temporaries), overflow and NaN warnings silenced: finite only if every value is (a NaN propagates through
+    additions; an infinity stays infinite or meets the opposite one and becomes NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.einsum("i->", parts))
+
+
+def first_nonfinite(values: NDArray[np.generic]) -> tuple[int, ...] | None:
+    """The index of the first NaN or infinite value of an array, None when every value is finite.
+
+    The finiteness test of every sample check in the package (the wire's receiver, the sensing pipeline, the
+    recorder).  One pass and no temporaries in the common case: the plain sum of the values (the real and
+    imaginary parts of a complex array read as one float array) is finite only if every value is.  A sum that
+    is not finite (a bad value, or finite values whose sum overflows) is settled by the exact test, two
+    reductions (NaN propagates through min and max, and an infinity is an extreme); only an array that fails
+    it is searched for its first bad value.  Integer and boolean arrays are always finite.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape; a C-contiguous array is read in place, another is copied.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return None
+    parts = np.ascontiguousarray(arr).reshape(-1)
+    if parts.dtype.kind == "c":
+        parts = parts.view(arr.real.dtype)
+    if math.isfinite(_plain_sum(parts)) or (math.isfinite(parts.min()) and math.isfinite(parts.max())):
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmin(np.isfinite(arr))), arr.shape))

@@ -23,6 +23,7 @@ __all__ = [
     "RecordingError",
     "WireFormatError",
     "SensingError",
+    "NonFiniteSampleError",
 ]
 
 
@@ -80,3 +81,7 @@ class WireFormatError(SdrIsacError, ValueError):
 
 class SensingError(SdrIsacError, ValueError):
     """A capture cannot be processed with the given frame description."""
+
+
+class NonFiniteSampleError(SensingError, InputError):
+    """Samples hold a NaN or an infinity (a host counts the capture's message as rejected)."""

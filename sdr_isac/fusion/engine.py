@@ -146,6 +146,7 @@ def sense_passive_ssb(capture: Capture, job: SensingJob) -> sensing.SensingResul
         ``map`` and ``csi`` None.
     """
     start = time.perf_counter()
+    capture.check_samples()                   # NaN or infinity: NonFiniteSampleError (a host counts it rejected)
     frame = built_frame(job.frame)
     found = links.passive_ssb_paths(capture, frame, job.config.signals, job.num_paths)
     carrier = float(capture.center_freq_hz or job.frame.carrier_hz)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sdr_isac.capture import Capture
+from sdr_isac.capture import Capture, first_nonfinite
 from sdr_isac.config import FrameConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError
 from sdr_isac.recording._format import archive_suffix, check_int, decode, file_names, is_collection
@@ -308,10 +308,9 @@ class Recording:
         i = self._index(i)
         start, count = self._segments[i]
         iq = decode(self._mapped()[start:start + count], self._dt)
-        finite = np.isfinite(iq.view(np.float32))
-        if not finite.all():
-            ch, k = np.unravel_index(int(np.argmin(finite)), finite.shape)
-            k //= 2
+        bad = first_nonfinite(iq)
+        if bad is not None:
+            ch, k = bad
             raise RecordingError(f"{self.data_path}: capture {i}: samples[{ch}, {k}] (file sample {start + k}) = "
                                  f"{iq[ch, k]}: allowed finite I/Q values; the data is corrupt, re-record it or "
                                  "skip this capture")

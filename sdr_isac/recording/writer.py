@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sdr_isac.capture import Capture
+from sdr_isac.capture import Capture, first_nonfinite
 from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, RecordingError
 from sdr_isac.recording._atomic import finish_temp, link_or_copy, open_temp, remove_stale_temps, write_file
@@ -282,10 +282,9 @@ class RecordingWriter:
             elif capture.frame != self.frame:
                 raise RecordingError(f"{where}: frame = {capture.frame} differs from the recording's frame = "
                                      f"{self.frame}; allowed one frame per recording; start another recording")
-        finite = np.isfinite(capture.iq.view(np.float32))
-        if not finite.all():
-            ch, k = np.unravel_index(int(np.argmin(finite)), finite.shape)
-            raise RecordingError(f"{where}: samples[{ch}, {k // 2}] = {capture.iq[ch, k // 2]}: allowed finite "
+        bad = first_nonfinite(capture.iq)
+        if bad is not None:
+            raise RecordingError(f"{where}: samples[{bad[0]}, {bad[1]}] = {capture.iq[bad]}: allowed finite "
                                  "samples; remove NaN or infinite values before recording")
         if self._dt.is_int and capture.num_samples:
             peak = float(np.max(np.abs(capture.iq.view(np.float32))))

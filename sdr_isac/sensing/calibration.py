@@ -259,8 +259,7 @@ def _check_capture(capture: Capture, built: IsacFrame) -> None:
     if capture.frame_offset + built.num_samples > capture.num_samples:
         raise SensingError(f"capture has {capture.num_samples} samples, the frame needs {built.num_samples} from "
                            f"frame_offset {capture.frame_offset}: capture at least one whole frame")
-    if not np.all(np.isfinite(capture.iq)):
-        raise SensingError(f"capture {capture.node_id}/{capture.seq} contains NaN or infinite samples")
+    capture.check_samples()                   # NaN or infinity: NonFiniteSampleError (a SensingError), naming it
 
 
 def advance(iq: ArrayLike, delay_samples: float) -> NDArray[np.complex64]:

@@ -133,7 +133,8 @@ def _built_frame(cfg: FrameConfig) -> IsacFrame:
 
 
 def _check(capture: Capture, frame: IsacFrame, offset: int) -> bool:
-    """Raise where capture and frame disagree or samples are not finite; True when some sample is nonzero."""
+    """Raise where capture and frame disagree or samples are not finite (:class:`NonFiniteSampleError`); True
+    when some sample is nonzero."""
     fs_frame, fs_cap = frame.sample_rate_hz, capture.sample_rate_hz
     if abs(fs_frame - fs_cap) > 1e-6 * fs_frame:
         raise SensingError(f"capture sample rate {fs_cap:g} Hz != frame sample rate {fs_frame:g} Hz "
@@ -142,13 +143,7 @@ def _check(capture: Capture, frame: IsacFrame, offset: int) -> bool:
     if offset + frame.num_samples > capture.num_samples:
         raise SensingError(f"capture has {capture.num_samples} samples, the frame needs {frame.num_samples} from "
                            f"offset {offset}: capture at least offset + frame length samples")
-    # the extremes of the real and imaginary parts answer both questions in two reductions (NaN propagates
-    # through min and max), without the boolean arrays of isfinite and any
-    parts = np.ascontiguousarray(capture.iq, dtype=np.complex64).view(np.float32)   # no copy: Capture keeps it so
-    low, high = (float(parts.min()), float(parts.max())) if parts.size else (0.0, 0.0)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise SensingError(f"capture {capture.node_id}/{capture.seq} contains NaN or infinite samples")
-    return low != 0.0 or high != 0.0
+    return capture.check_samples()          # NaN or infinity raise (the host's one check of every sample)
 
 
 def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, config: SensingConfig | None = None,
@@ -175,8 +170,9 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     Raises
     ------
     SensingError
-        Capture and frame disagree (sample rate, length), NaN samples, no
-        frame, or no known RE.
+        Capture and frame disagree (sample rate, length), no frame, or no
+        known RE; :class:`~sdr_isac.errors.NonFiniteSampleError` (a
+        SensingError) for a NaN or infinite sample.
     """
     cfg = config or SensingConfig()
     built = _frame_of(capture, frame)

@@ -45,8 +45,8 @@ command) ends both threads and closes the recordings.
 
 Reliability: no message can end a thread.  Every step of handling one message
 runs under one guard (:meth:`FusionHost._guard`) that counts what went wrong
-(``rejected`` for a message that does not decode, ``errors_total`` and the
-last ``errors`` otherwise, ``failed`` of the node for a capture that could not
+(``rejected`` for a message that does not decode, or a capture with a NaN or
+infinite sample, ``errors_total`` and the last ``errors`` otherwise, ``failed`` of the node for a capture that could not
 be sensed), logs it and goes on; :meth:`FusionHost.stats` says whether the
 receiving and working threads are alive (``receiver_alive``, ``worker_alive``).
 A node silent for ``stream.absent_after_heartbeats`` heartbeat intervals
@@ -77,7 +77,7 @@ import zmq
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.capture import Capture
-from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
+from sdr_isac.errors import ConfigError, NonFiniteSampleError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import Handover, TargetEstimate, Track
@@ -481,7 +481,8 @@ class FusionHost:
 
         ``receiver_alive`` / ``worker_alive``: the receiving / processing thread runs (after :meth:`stop`:
         whether it still ran when the host was stopped; False while the host runs is a bug); ``rejected``: messages
-        that did not decode; ``errors_total`` and the last 20 ``errors``: other failures, each logged;
+        that did not decode, and captures with a NaN or infinite sample (found where the samples are read: the
+        sensing, or the recorder); ``errors_total`` and the last 20 ``errors``: other failures, each logged;
         ``refused``: every refused or failed handshake (``total``, ``by_client``: per socket, mechanism, client
         key and reason); ``handshake_failures``: of them, those that failed before authentication (the wrong
         host key, CURVE on one side only: no client key known); ``absent_nodes``: nodes silent now.
@@ -514,6 +515,9 @@ class FusionHost:
         return _Guard(self, where, node_id, rejects)
 
     def _count_failure(self, where: str, err: Exception, node_id: str | None, rejects: bool) -> None:
+        # a capture's samples are checked where they are read (decode leaves them to the sensing): a NaN or an
+        # infinity found there is a malformed message too
+        rejects = rejects or isinstance(err, NonFiniteSampleError)
         detail = str(err) if isinstance(err, SdrIsacError) else f"{type(err).__name__}: {err}"
         with self._lock:
             if rejects:
@@ -567,7 +571,9 @@ class FusionHost:
             return
         received_s = time.time()
         with self._guard(f"message of {len(frames)} frames", rejects=True) as decoding:
-            msg = wire.decode(frames, max_bytes=max_bytes)
+            # every capture sample is checked once, where it is read: by the sensing (Capture.check_samples) and,
+            # when recording, before the recorder writes it
+            msg = wire.decode(frames, max_bytes=max_bytes, consumer_checks=("capture",))
         if decoding.failed:
             return
         with self._guard(f"{msg.kind} {msg.node_id}/{msg.seq}"):
@@ -1006,9 +1012,10 @@ class FusionHost:
         """Where the scene of the host's configuration puts ``node_id`` (:meth:`FusionEngine.node_info`)."""
         return self.engine.node_info(node_id)
 
-    def _record(self, capture: Any) -> None:
+    def _record(self, capture: Capture) -> None:
         if self._record_dir is None:
             return
+        capture.check_samples()                           # a NaN or infinity never reaches a recording
         writer = self._writers.get(capture.node_id)
         if writer is None:
             self._record_dir.mkdir(parents=True, exist_ok=True)

@@ -42,14 +42,14 @@ import functools
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
 
-from sdr_isac.capture import Capture
+from sdr_isac.capture import Capture, first_nonfinite
 from sdr_isac.config import FrameConfig, SensingConfig, from_dict
 from sdr_isac.errors import ConfigError, InputError, RecordingError, WireFormatError
 from sdr_isac.fusion.records import TRACK_STATUSES, Handover, TargetEstimate, Track
@@ -69,6 +69,7 @@ __all__ = [
     "MAX_DEPTH",
     "Message",
     "RdMap",
+    "check_values",
     "encode",
     "decode",
     "encode_capture",
@@ -639,29 +640,11 @@ def _check_detection(field: str, det: Any) -> None:
 
 
 def _check_finite(i: int, arr: NDArray[Any], fix: str = "") -> None:
-    """Raise naming the first NaN or infinite value of a float or complex array (C-contiguous).
-
-    One pass over the data, no temporaries: the plain sum (``einsum``, additions only, no pairwise blocks and
-    no threads) is finite only if every value is, since a NaN propagates through additions and an infinity
-    stays infinite or meets the opposite one and becomes NaN (the real and imaginary parts of a complex array
-    are read as one float array).  A sum that is not finite (a bad value, or finite values whose sum
-    overflows) is settled by the exact test, two reductions: NaN propagates through min and max and an
-    infinity is an extreme, so both extremes are finite exactly when every value is.  Only a failing array is
-    searched for its first bad value.
-    """
-    if arr.dtype.kind not in "fc" or arr.size == 0:
-        return
-    parts = arr.reshape(-1)
-    if parts.dtype.kind == "c":
-        parts = parts.view(arr.real.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(np.einsum("i->", parts)):
-            return
-    if math.isfinite(parts.min()) and math.isfinite(parts.max()):
-        return
-    finite = np.isfinite(arr)
-    bad = np.unravel_index(int(np.argmin(finite)), arr.shape)
-    _fail(f"arrays[{i}]{list(map(int, bad))}", arr[bad].item(), "finite values", fix)
+    """Raise naming the first NaN or infinite value of an array (:func:`~sdr_isac.capture.first_nonfinite`: one
+    pass over the data in the common case)."""
+    bad = first_nonfinite(arr)
+    if bad is not None:
+        _fail(f"arrays[{i}]{list(bad)}", arr[bad].item(), "finite values", fix)
 
 
 # ---- encode ---------------------------------------------------------------------------------
@@ -867,7 +850,8 @@ def _nested_deeper(value: dict[str, Any] | list[Any], limit: int) -> bool:
     return False
 
 
-def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], max_bytes: int) -> NDArray[Any]:
+def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...], max_bytes: int,
+           values: bool = True) -> NDArray[Any]:
     # Python ints throughout: a shape such as [1, 0, 2**62] holds no bytes, yet numpy refuses to make it, so the
     # shape must fit the size limit as if its zero dimensions were 1 (docs/wire-format.md, Limits)
     span = dtype.itemsize * math.prod(n for n in shape if n)
@@ -885,11 +869,13 @@ def _array(i: int, buffer: memoryview, dtype: np.dtype[Any], shape: tuple[int, .
     arr.flags.writeable = False
     if dtype.kind == "b" and np.any(np.frombuffer(buffer, dtype=np.uint8) > 1):
         _fail(f"arrays[{i}]", "bytes other than 0 and 1", "bool bytes 0 or 1")
-    _check_finite(i, arr)
+    if values:
+        _check_finite(i, arr)
     return arr
 
 
-def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAULT_MAX_BYTES,
+           consumer_checks: Collection[str] = ()) -> Message:
     """Decode and check one message.
 
     Parameters
@@ -899,6 +885,13 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
         (anything with a ``buffer`` attribute, or exposing the buffer protocol).
     max_bytes : int
         Largest accepted message, all frames together, bytes.
+    consumer_checks : collection of str
+        Message kinds whose array *values* (NaN, infinities) the caller checks
+        where it reads them, so that they are not read twice: a host passes
+        ``("capture",)``, since its sensing checks every sample
+        (:meth:`sdr_isac.capture.Capture.check_samples`).  Everything else is
+        checked for every kind: frames, header, dtypes, shapes, sizes.
+        :func:`check_values` runs the skipped check on such a message.
 
     Returns
     -------
@@ -911,6 +904,9 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
         Anything that is not a message of this schema, naming the field, the
         value and what is allowed.  No other exception escapes for any input.
     """
+    if isinstance(consumer_checks, str | bytes):
+        raise InputError(f"consumer_checks = {consumer_checks!r}: allowed a collection of message kinds, e.g. "
+                         "(\"capture\",)")
     try:
         frames = list(frames)
     except TypeError as err:
@@ -930,9 +926,23 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     specs = _check_specs(header.get("arrays", "missing"))
     if len(specs) != len(views) - 2:
         _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
-    arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes) for i, (dtype, shape) in enumerate(specs))
+    values = header["kind"] not in consumer_checks
+    arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes, values)
+                   for i, (dtype, shape) in enumerate(specs))
     parsed = _check_kind(header, specs)
     return Message(topic=topic, header=header, arrays=arrays, _parsed=parsed)
+
+
+def check_values(msg: Message) -> None:
+    """The check of array values that :func:`decode` skipped for a kind in its ``consumer_checks``.
+
+    Raises
+    ------
+    WireFormatError
+        Naming the first NaN or infinite value (``arrays[i][index]``).
+    """
+    for i, arr in enumerate(msg.arrays):
+        _check_finite(i, arr)
 
 
 # ---- kinds ----------------------------------------------------------------------------------
@@ -963,9 +973,11 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
     Header fields: ``sample_rate_hz``, ``center_freq_hz``, ``frame_offset``,
     ``frame`` (the FrameConfig's fields, or None) and ``metadata`` (its
     JSON-able entries; an entry that is not, e.g. a complex array, is left
-    out), plus the fields in ``extra``.  The samples are checked once, by the
-    receiver: :func:`decode` refuses a capture with a NaN or infinite sample,
-    naming it (a host counts it rejected); they are not scanned here.
+    out), plus the fields in ``extra``.  The samples are not scanned here:
+    they are checked once, where they are read (:func:`decode` refuses a
+    capture with a NaN or infinite sample, naming it, unless its caller checks
+    them itself, as a host's sensing does; either way a host counts it
+    rejected).
     """
     kept = type(capture.frame) is FrameConfig
     fields = {
@@ -979,8 +991,8 @@ def encode_capture(capture: Capture, *, extra: dict[str, Any] | None = None) -> 
     clash = sorted(set(extra or {}) & set(fields))
     if clash:
         _fail(f"extra field {clash[0]!r}", (extra or {})[clash[0]], f"names other than {', '.join(fields)}")
-    # the samples are read once, by the receiver: decode refuses (and a host counts) a capture with a NaN or
-    # infinite sample; scanning them here too would only read 4 MiB more per capture and stop the node
+    # the samples are checked once, where they are read (decode or the host's sensing), and a host counts a capture
+    # with a NaN or infinite sample rejected; scanning them here too would read 4 MiB more and stop the node
     return _encode("capture", capture.node_id, capture.seq, capture.t0_s, [capture.iq], {**fields, **(extra or {})},
                    scan=False)
 
