@@ -102,8 +102,10 @@ class SensingConfig:
         a batch of frames): ``cpu`` (numpy / scipy) or ``cupy`` (a CUDA GPU; needs the ``gpu`` extra).
         Chosen once per configuration; :func:`sdr_isac.sensing.process` runs on the CPU either way.
     fft_workers : int
-        Threads of each CPU FFT, 0 ... 256; 0 uses every core.  Set 1 where several processes share
-        the cores (process-pool or Dask workers), so that they do not over-subscribe them.
+        Threads of each CPU FFT, 0 ... 256; 0 uses the process's default
+        (``sdr_isac.waveform.ofdm.FFT_WORKERS``: every core; a host's worker processes set it to 1).
+        Set 1 where several processes share the cores (process-pool or Dask workers), so that they do
+        not over-subscribe them.
     """
 
     signals: tuple[str, ...] = ()

@@ -563,7 +563,6 @@ class CentralisedFuser:
         self.sets = 0
         self.late: dict[str, int] = {}
         self.failed = 0
-        self.errors_total = 0
         self.errors: list[str] = []
 
     @property
@@ -630,8 +629,7 @@ class CentralisedFuser:
 
         ``flush``: track every waiting set, ready or not (at the end of a run).  A scan that the tracker
         refuses (:class:`~sdr_isac.errors.InputError`, e.g. a time outside its range) is dropped and
-        counted in :attr:`failed`, its message kept in :attr:`errors` (the last 100; :attr:`errors_total`
-        counts them all); the others go on.
+        counted in :attr:`failed`, its message kept in :attr:`errors` (the last 100); the others go on.
         """
         while self._pending and (flush or self._ready(self._pending[0].t_s)):
             item = heapq.heappop(self._pending)
@@ -640,7 +638,6 @@ class CentralisedFuser:
                 self.tracker.step(t_s, [dataclasses.replace(e, nodes=(), links=()) for e in item.estimates])
             except InputError as err:
                 self.failed += 1
-                self.errors_total += 1
                 self.errors = (self.errors + [f"set of {item.source} at {t_s!r} s: {err}"[:500]])[-_KEEP_ERRORS:]
                 continue
             self.t_s, self._data_t_s = t_s, item.t_s

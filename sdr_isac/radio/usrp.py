@@ -345,7 +345,8 @@ class UsrpRadio(RadioBase):
         if self._waveform is not None and not self._cyclic:
             self._waveform = None                       # a single burst goes out once
         self._add_stats(counts)
-        meta = {"complete": True, "num_missing": 0, "gaps": [], **counts, "errors": errors,
+        # only a gap-free frame is returned (a gapped one is dropped and listed in `dropped`): no completeness keys
+        meta = {**counts, "errors": errors,
                 "attempts": attempts, "frames_dropped_overflow": len(dropped), "dropped": dropped,
                 "lead_s": self.lead_s, "t0_s": t0, "device_args": self.config.uri,
                 "tx": None if burst is None else {**tx_info, "cyclic": cyclic,

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from sdr_isac.errors import SensingError
-from sdr_isac.waveform.ofdm import fft_threads
+from sdr_isac.waveform import ofdm
 
 __all__ = ["BACKENDS", "ArrayBackend", "array_backend", "fft_workers"]
 
@@ -84,16 +84,17 @@ class ArrayBackend:
 
 
 def fft_workers(configured: int, size: int | None = None) -> int:
-    """The ``workers`` argument of ``scipy.fft`` for ``sensing.fft_workers``: 0 -> -1 (every core), else itself.
+    """The ``workers`` argument of ``scipy.fft`` for ``sensing.fft_workers``: 0 -> the process's default
+    (:data:`sdr_isac.waveform.ofdm.FFT_WORKERS`: every core, 1 in a host's worker processes), else itself.
 
     Given the transform's ``size`` (elements, all axes), 0 means one thread below
     :data:`sdr_isac.waveform.ofdm.THREADED_FFT_ELEMENTS` (starting threads costs more than they save there).
     """
     if isinstance(configured, bool) or not isinstance(configured, int | np.integer) or configured < 0:
-        raise SensingError(f"sensing.fft_workers = {configured!r}: allowed an integer >= 0 (0: every core); set 1 "
-                           "inside process-pool workers")
+        raise SensingError(f"sensing.fft_workers = {configured!r}: allowed an integer >= 0 (0: the process's "
+                           "default, every core); set 1 inside process-pool workers")
     if configured == 0:
-        return -1 if size is None else fft_threads(size, -1)
+        return ofdm.FFT_WORKERS if size is None else ofdm.fft_threads(size)
     return int(configured)
 
 
@@ -104,7 +105,7 @@ def array_backend(name: str = "cpu", *, workers: int = 0) -> ArrayBackend:
     ----------
     name : {"cpu", "cupy"}
     workers : int
-        ``sensing.fft_workers`` (0: every core), for the CPU's transforms.
+        ``sensing.fft_workers`` (0: the process's default, :func:`fft_workers`), for the CPU's transforms.
 
     Raises
     ------

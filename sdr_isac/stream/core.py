@@ -353,9 +353,9 @@ class CoreHost:
         """Fuse the latest track sets (or track the ready estimate sets) and publish the global tracks."""
         members: dict[str, dict[str, str]] | None
         if self.central is not None:
-            before = self.central.errors_total
+            before = self.central.failed
             tracks, members = self.central.update(), None
-            new = min(self.central.errors_total - before, _KEEP_ERRORS)
+            new = min(self.central.failed - before, _KEEP_ERRORS)
             if new:
                 with self._lock:
                     self.errors = (self.errors + self.central.errors[-new:])[-_KEEP_ERRORS:]

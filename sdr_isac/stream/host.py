@@ -952,7 +952,8 @@ class FusionHost:
         return {"db": self.twin_path, "written": st.written_records, "written_batches": st.written_batches,
                 "dropped": st.dropped_records, "dropped_batches": st.dropped_batches,
                 "failed": st.failed_records, "failed_batches": st.failed_batches, "queued": st.queued,
-                "pruned_rows": st.pruned_rows, "skipped_detections": self.twin_skipped,
+                "pruned_rows": st.pruned_rows, "prune_failures": st.prune_failures,
+                "skipped_detections": self.twin_skipped,
                 "last_error": st.last_error}
 
     def _publish_detections(self, node_id: str, seq: int, t0_s: float, detections: list[dict[str, Any]],
@@ -1076,8 +1077,6 @@ def _sense(capture: Capture, jobs: list[SensingJob], display_cells: int, keep_ar
     """
     if not keep_arrays:                                   # in a worker process: one core's share of the work
         _single_threaded_blas()
-        jobs = [dataclasses.replace(job, config=dataclasses.replace(job.config, fft_workers=1))
-                if job.config.fft_workers == 0 else job for job in jobs]
     results = sense_capture(capture, jobs)
     out = _Sensed(results)
     rd = results[0].map
@@ -1106,7 +1105,7 @@ def _single_threaded_blas() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1, user_api="blas")
-        ofdm.FFT_WORKERS = 1                              # the OFDM demodulator's FFTs, too (sensing: per job)
+        ofdm.FFT_WORKERS = 1                              # every FFT whose sensing.fft_workers is 0
         _BLAS_LIMITED = True
 
 

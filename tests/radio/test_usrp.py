@@ -122,7 +122,7 @@ def test_cyclic_waveform_comes_back_at_the_delay_counted_from_tx_start(rng: np.r
     corr = np.abs(np.correlate(cap.iq[0], x[0], mode="valid"))        # first full peak at the delay
     assert int(np.argmax(corr)) == delay
     meta = cap.metadata["usrp"]
-    assert meta["complete"] and meta["gaps"] == [] and meta["overflows"] == 0
+    assert meta["overflows"] == 0 and meta["frames_dropped_overflow"] == 0 and meta["dropped"] == []
     assert meta["tx"]["cyclic"] and meta["tx"]["acknowledged"] and meta["tx"]["complete"]
     assert cap.sample_rate_hz == FS and cap.center_freq_hz == FC and cap.metadata["radio"] == "usrp"
 
@@ -170,7 +170,7 @@ def test_receive_only_without_a_waveform() -> None:
     uhd = make_fake_uhd(delayed_echo(5))
     with UsrpRadio(_config(), uhd_module=uhd) as radio:
         cap = radio.rx(100)
-    assert cap.metadata["usrp"]["complete"] and cap.metadata["usrp"]["tx"] is None
+    assert cap.metadata["usrp"]["dropped"] == [] and cap.metadata["usrp"]["tx"] is None
     assert uhd.fake.device.bursts == []
 
 
@@ -236,7 +236,7 @@ def test_overflow_at_a_chosen_sample_drops_the_frame_and_restarts_from_one_timed
     restart_s = timed[2].time_spec.get_real_secs()
     assert restart_s > overflow_time_s and caps[1].t0_s == restart_s           # in the future, after the fault
     meta = caps[1].metadata["usrp"]
-    assert meta["frames_dropped_overflow"] == 1 and meta["complete"] and meta["attempts"] == 2
+    assert meta["frames_dropped_overflow"] == 1 and len(meta["dropped"]) == 1 and meta["attempts"] == 2
     assert meta["dropped"][0]["t0_s"] == timed[1].time_spec.get_real_secs() != caps[1].t0_s
     assert meta["dropped"][0]["gaps"][-1][1] == n                               # the rest was never spliced in
     assert caps[0].metadata["usrp"]["frames_dropped_overflow"] == 0
@@ -264,7 +264,7 @@ def test_overflow_or_lost_packet_at_a_recv_call_drops_the_frame(rng: np.random.G
     _, caps, stats, dropped = _run_with_overflow(x, 300, 0, 1, **faults)
     assert stats[counter] == 1 and dropped == 1
     meta = caps[0].metadata["usrp"]
-    assert meta[counter] == 1 and meta["complete"] and meta["gaps"] == []
+    assert meta[counter] == 1 and meta["frames_dropped_overflow"] == len(meta["dropped"]) == 1
     assert meta["dropped"][0]["gaps"] == [[64, 300]]                # samples 64 ... lost, the frame thrown away
     np.testing.assert_allclose(caps[0].iq[0], expected_echo(x, caps[0].t0_s, 300, 0), atol=1e-5)
 
@@ -287,7 +287,7 @@ def test_late_stream_command_is_counted_and_retried_with_more_lead(rng: np.rando
         cap = radio.rx(200)
         assert radio.stats["late"] == 1 and radio.lead_s == pytest.approx(0.2)
     meta = cap.metadata["usrp"]
-    assert meta["late"] == 1 and meta["attempts"] == 2 and meta["complete"]
+    assert meta["late"] == 1 and meta["attempts"] == 2 and meta["dropped"] == []
     assert cap.t0_s == uhd.fake.device.bursts[-1].time_s
 
 

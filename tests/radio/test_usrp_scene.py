@@ -62,7 +62,7 @@ def test_target_range_through_uhd_boundary():
     with UsrpRadio(CFG.radio, CFG.frame, uhd_module=uhd) as radio:
         radio.tx(frame.samples())
         capture = radio.rx(frame.num_samples)
-    assert capture.frame_offset == 0 and capture.metadata["usrp"]["complete"]
+    assert capture.frame_offset == 0 and capture.metadata["usrp"]["dropped"] == []
     h = frame.ofdm.demodulate(capture.iq)[0] / frame.grid.values[0]
     tau = -np.angle(np.sum(h[:, 1:] * np.conj(h[:, :-1]))) / (2 * math.pi * CFG.frame.subcarrier_spacing_hz)
     assert tau * C / 2 == pytest.approx(123.4, abs=0.05)          # echo delay counted from the TX time spec

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from sdr_isac.sensing.batch import batch_cfar, batch_maps, batch_peaks, sense_ba
 from sdr_isac.sensing.cfar import CaCfarDetector, GoCfarDetector
 from sdr_isac.sensing.detection import find_peaks
 from sdr_isac.sensing.rdmap import range_doppler_map, window
+from sdr_isac.waveform import ofdm
 
 
 def _backends() -> list[str]:
@@ -213,7 +215,14 @@ def test_fft_workers_do_not_change_the_map(rng):
     maps = [range_doppler_map(h, mask, 120e3, 9e-6, 24e9, SensingConfig(fft_workers=w)).power for w in (0, 1, 2)]
     np.testing.assert_array_equal(maps[0], maps[1])
     np.testing.assert_array_equal(maps[0], maps[2])
-    assert fft_workers(0) == -1 and fft_workers(3) == 3
+    assert fft_workers(0) == ofdm.FFT_WORKERS and fft_workers(3) == 3
+
+
+def test_fft_workers_0_follows_the_process_default(monkeypatch):
+    """A host's worker process sets ofdm.FFT_WORKERS = 1 once: every transform of sensing.fft_workers = 0 follows."""
+    from sdr_isac.waveform.ofdm import THREADED_FFT_ELEMENTS
+    monkeypatch.setattr(ofdm, "FFT_WORKERS", 1)
+    assert fft_workers(0) == 1 and fft_workers(0, 10 * THREADED_FFT_ELEMENTS) == 1 and fft_workers(3, 10) == 3
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, None, "2"])
@@ -265,6 +274,7 @@ def test_batch_rejects_bad_input(rng):
 
 def test_small_transforms_run_on_one_thread():
     from sdr_isac.waveform.ofdm import THREADED_FFT_ELEMENTS, fft_threads
-    assert fft_workers(0, THREADED_FFT_ELEMENTS - 1) == 1 and fft_workers(0, THREADED_FFT_ELEMENTS) == -1
+    assert fft_workers(0, THREADED_FFT_ELEMENTS - 1) == 1
+    assert fft_workers(0, THREADED_FFT_ELEMENTS) == ofdm.FFT_WORKERS == max(1, os.cpu_count() or 1)
     assert fft_workers(2, 10) == 2                        # a configured count is kept whatever the size
     assert fft_threads(100, 4) == 1 and fft_threads(THREADED_FFT_ELEMENTS, 4) == 4

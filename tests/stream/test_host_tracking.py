@@ -214,6 +214,7 @@ def test_host_tracks_its_estimates_publishes_and_stores_them(tmp_path: Path) -> 
     # the twin in the output folder: every detection of both nodes, every estimate, the tracks' states
     twin = stats["twin"]
     assert twin["db"] == str(tmp_path / "twin.sqlite") and twin["dropped"] == 0 and twin["failed"] == 0
+    assert twin["prune_failures"] == 0 and twin["pruned_rows"] == 0          # no retention configured
     with open_twin(str(tmp_path / "twin.sqlite"), read_only=True) as store:
         stored = {tr.track_id: tr for tr in store.tracks(0.0, 1.0)}
         counts = store.counts()
