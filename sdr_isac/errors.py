@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "RadioError",
     "RadioUnavailableError",
+    "RadioOverflowError",
     "RecordingError",
     "WireFormatError",
     "SensingError",
@@ -69,6 +70,11 @@ class RadioError(SdrIsacError):
 
 class RadioUnavailableError(RadioError):
     """A radio backend needs an optional dependency that is not installed."""
+
+
+class RadioOverflowError(RadioError):
+    """Several receive frames in a row had gaps (overflows, lost packets) and were dropped: the host did not keep
+    up for a while.  The radio restarted its stream; a node agent counts it and tries again."""
 
 
 class RecordingError(SdrIsacError):

@@ -37,6 +37,11 @@ class StreamConfig:
     frame_rate_hz : float
         Captures per second a node paces itself to, 0 ... 1e5 Hz (0: as fast
         as it can).
+    rx_failures_in_a_row : int
+        A node whose radio gives up on a capture (several frames in a row
+        with gaps: :class:`~sdr_isac.errors.RadioOverflowError`) counts it
+        in its heartbeat's ``rx_failures`` and tries again; it stops with
+        the error after this many such captures in a row, 1 ... 1000.
     align_window_s : float
         Captures of different nodes whose t0 lie within this window are one
         time-aligned set at the host, 0 ... 10 s (default 0.1 ms: well under
@@ -80,6 +85,7 @@ class StreamConfig:
     heartbeat_s: float = _num(1.0, 0.01, 3600.0, "s")
     frames: int = _num(0, 0, 10**9, "frames")
     frame_rate_hz: float = _num(0.0, 0.0, 1e5, "Hz")
+    rx_failures_in_a_row: int = _num(5, 1, 1000, "captures")
     align_window_s: float = _num(1e-4, 0.0, 10.0, "s")
     queue_size: int = _num(64, 1, 100000, "captures")
     max_message_mb: float = _num(256.0, 0.001, 4096.0, "MiB")

@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, PlutoRadioConfig, RadioConfig
-from sdr_isac.errors import ConfigError, InputError, RadioError, RadioUnavailableError
+from sdr_isac.errors import ConfigError, InputError, RadioError, RadioOverflowError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 from sdr_isac.waveform.sync import find_frame_start
@@ -292,10 +292,10 @@ class PlutoRadio(RadioBase):
             dropped += 1
             self._frames_dropped_overflow += 1         # never spliced, never returned
             if dropped > self.max_restarts:
-                raise RadioError(f"{self.uri}: {dropped} RX buffers in a row overflowed (samples lost) and were "
-                                 f"dropped; the host does not keep up with radio.sample_rate_hz = "
-                                 f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, or lighten the "
-                                 "host's load")
+                raise RadioOverflowError(f"{self.uri}: {dropped} RX buffers in a row overflowed (samples lost) and "
+                                         f"were dropped; the host does not keep up with radio.sample_rate_hz = "
+                                         f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, or "
+                                         "lighten the host's load")
 
     def settings(self) -> dict[str, Any]:
         """What the device reports now (LOs, rate, bandwidths, gains)."""

@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, RadioConfig, UsrpRadioConfig
-from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
+from sdr_isac.errors import ConfigError, RadioError, RadioOverflowError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 
@@ -337,11 +337,11 @@ class UsrpRadio(RadioBase):
             dropped.append({"t0_s": t0, "reason": gap, "gaps": _gaps(got)[:_MAX_GAPS_REPORTED]})
             if len(dropped) > self.max_restarts:
                 self._add_stats(counts)
-                raise RadioError(f"USRP {self.config.uri!r}: {len(dropped)} frames in a row had gaps ({gap}; "
-                                 f"{'; '.join(errors[-3:]) or 'no error text'}) and were dropped; the host does "
-                                 "not keep up with radio.sample_rate_hz = "
-                                 f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, use USB 3 / "
-                                 "10 GbE, or lighten the host's load")
+                raise RadioOverflowError(f"USRP {self.config.uri!r}: {len(dropped)} frames in a row had gaps ({gap}; "
+                                         f"{'; '.join(errors[-3:]) or 'no error text'}) and were dropped; the host "
+                                         "does not keep up with radio.sample_rate_hz = "
+                                         f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, use USB 3 "
+                                         "/ 10 GbE, or lighten the host's load")
         if self._waveform is not None and not self._cyclic:
             self._waveform = None                       # a single burst goes out once
         self._add_stats(counts)

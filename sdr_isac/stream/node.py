@@ -5,7 +5,11 @@ cyclically, captures frame after frame, optionally senses locally, and sends
 each result as one wire message on a PUSH socket connected to the host.
 Frames the radio received with a gap (an overflow, a lost packet, a dropped
 buffer) are dropped by the radio, never sent; the heartbeat's
-``frames_dropped_overflow`` says how many.
+``frames_dropped_overflow`` says how many.  When several in a row have gaps the
+radio gives up on that capture (:class:`~sdr_isac.errors.RadioOverflowError`):
+the node counts it in ``rx_failures`` and tries again, and stops with the
+error, after a last heartbeat, once ``stream.rx_failures_in_a_row`` captures
+in a row failed so.
 The socket queues at most ``stream.send_hwm`` messages and only on a live
 connection (``ZMQ_IMMEDIATE``): when the host is slow or gone, new messages
 are dropped and counted, so memory never grows; ZeroMQ reconnects by itself
@@ -23,6 +27,7 @@ it and exits with status 2.  A host that is simply not there yet is no failure: 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import resource
 import threading
 import time
@@ -32,12 +37,15 @@ import zmq
 
 from sdr_isac import config as config_mod
 from sdr_isac import radio, sensing
+from sdr_isac.errors import RadioOverflowError
 from sdr_isac.fusion.modes.ris import RisGeometry
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import HandshakeWatch, secure_client
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["NodeAgent"]
+
+_log = logging.getLogger(__name__)
 
 
 class NodeAgent:
@@ -65,7 +73,7 @@ class NodeAgent:
         self.context = zmq.Context() if context is None else context
         self.stats: dict[str, Any] = {"node_id": self.node_id, "sent": 0, "dropped": 0, "captured": 0,
                                       "frames_sent": 0, "frames_dropped": 0, "frames_dropped_overflow": 0,
-                                      "heartbeats": 0, "started_s": time.time()}
+                                      "rx_failures": 0, "heartbeats": 0, "started_s": time.time()}
 
     def _socket(self) -> tuple[zmq.Socket, HandshakeWatch]:
         stream = self.cfg.stream
@@ -124,14 +132,28 @@ class NodeAgent:
                 next_beat = time.monotonic() + cfg.stream.heartbeat_s
                 period = 1.0 / cfg.stream.frame_rate_hz if cfg.stream.frame_rate_hz else 0.0
                 next_frame = time.monotonic()
+                failures = 0                                # captures in a row the radio gave up on
                 while not stop.is_set() and (not cfg.stream.frames or seq < cfg.stream.frames):
+                    if time.monotonic() >= next_beat:
+                        self._heartbeat(sock, beat_seq)
+                        beat_seq += 1
+                        next_beat = time.monotonic() + cfg.stream.heartbeat_s
                     if period:
                         delay = next_frame - time.monotonic()
                         if delay > 0 and stop.wait(delay):
                             break
                         next_frame += period
                     steering = self._steer_ris(r, plan, seq)
-                    capture = r.rx(r.capture_length(frame.num_samples))
+                    try:
+                        capture = r.rx(r.capture_length(frame.num_samples))
+                    except RadioOverflowError as err:
+                        failures += 1
+                        self._rx_failed(r, err, failures)
+                        if failures >= cfg.stream.rx_failures_in_a_row:
+                            self._heartbeat(sock, beat_seq, final=True, wait_s=0.5)
+                            raise
+                        continue
+                    failures = 0
                     # frames the radio received with a gap and dropped (never spliced): reported in heartbeats
                     self.stats["frames_dropped_overflow"] = int(getattr(r, "frames_dropped_overflow", 0))
                     if steering:
@@ -146,10 +168,6 @@ class NodeAgent:
                         frames = wire.encode_capture(dataclasses.replace(capture, seq=seq))
                     self.stats["frames_sent" if self._send(sock, frames) else "frames_dropped"] += 1
                     seq += 1
-                    if time.monotonic() >= next_beat:
-                        self._heartbeat(sock, beat_seq)
-                        beat_seq += 1
-                        next_beat = time.monotonic() + cfg.stream.heartbeat_s
                 self._heartbeat(sock, beat_seq, final=True, wait_s=2.0)
             watch.check(final=watch.succeeded == 0)
         finally:
@@ -160,6 +178,13 @@ class NodeAgent:
         self.stats["stopped_s"] = time.time()
         self.stats["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
         return dict(self.stats)
+
+    def _rx_failed(self, r: Any, err: RadioOverflowError, in_a_row: int) -> None:
+        """Count a capture the radio gave up on (its dropped frames too) and log it."""
+        self.stats["rx_failures"] += 1
+        self.stats["frames_dropped_overflow"] = int(getattr(r, "frames_dropped_overflow", 0))
+        _log.warning("node %s: capture failed (%d in a row, stream.rx_failures_in_a_row = %d): %s", self.node_id,
+                     in_a_row, self.cfg.stream.rx_failures_in_a_row, err)
 
     def ris_plan(self) -> list[dict[str, Any]]:
         """The RIS scans this node programs: ``id``, ``incoming_deg`` (pointing at this node) and ``scan_deg``.

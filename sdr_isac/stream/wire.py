@@ -479,7 +479,7 @@ def checked_truth(truth: Any) -> dict[str, Any] | None:
 
 # ---- structured header fields -------------------------------------------------------------------
 _NODE_COUNTERS = ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats",
-                  "frames_dropped_overflow")
+                  "frames_dropped_overflow", "rx_failures")
 
 
 def _check_heartbeat_stats(stats: Any) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sdr_isac import config
-from sdr_isac.errors import ConfigError, InputError, RadioError
+from sdr_isac.errors import ConfigError, InputError, RadioOverflowError
 from sdr_isac.radio.pluto import PlutoRadio
 from sdr_isac.waveform import IsacFrame
 from tests.radio.iiod_server import ADC_DMA_OVERFLOW, REG_DMA_STATUS, IiodServer
@@ -113,7 +113,7 @@ def test_overflows_on_every_buffer_raise_after_max_restarts(frame):
             radio.tx(frame.samples())
             for read in range(4):
                 server.inject_overflow(read)
-            with pytest.raises(RadioError, match=r"4 RX buffers in a row overflowed .* lower the rate"):
+            with pytest.raises(RadioOverflowError, match=r"4 RX buffers in a row overflowed .* lower the rate"):
                 radio.rx(2 * frame.num_samples)
             assert radio.frames_dropped_overflow == 4
 

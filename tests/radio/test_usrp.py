@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdr_isac.config import RadioConfig
-from sdr_isac.errors import ConfigError, RadioError, RadioUnavailableError
+from sdr_isac.errors import ConfigError, RadioError, RadioOverflowError, RadioUnavailableError
 from sdr_isac.radio.base import Radio
 from sdr_isac.radio.usrp import UsrpRadio
 from tests.radio.fake_uhd import delayed_echo, make_fake_uhd
@@ -274,7 +274,7 @@ def test_overflows_on_every_frame_raise_after_max_restarts(rng: np.random.Genera
     uhd = make_fake_uhd(delayed_echo(0), max_num_samps=64, overflow_at_samples=range(50, 50 * n, 150))
     radio = UsrpRadio(_config(), uhd_module=uhd)
     radio.tx(_waveform(rng, 50))
-    with pytest.raises(RadioError, match=r"4 frames in a row had gaps.*dropped.*lower the rate"):
+    with pytest.raises(RadioOverflowError, match=r"4 frames in a row had gaps.*dropped.*lower the rate"):
         radio.rx(n)
     assert radio.frames_dropped_overflow == radio.max_restarts + 1 == 4
     assert len(uhd.fake.device.bursts) == 4
@@ -310,7 +310,7 @@ def test_timeout_without_samples_raises_radio_error() -> None:
 def test_timeout_part_way_drops_the_frame_and_gives_up_after_max_restarts() -> None:
     uhd = make_fake_uhd(delayed_echo(0), stall_after=120, max_num_samps=50)
     radio = UsrpRadio(_config(), uhd_module=uhd)
-    with pytest.raises(RadioError, match=r"4 frames in a row had gaps \(180 of 300 RX samples missing"):
+    with pytest.raises(RadioOverflowError, match=r"4 frames in a row had gaps \(180 of 300 RX samples missing"):
         radio.rx(300)
     assert radio.stats["timeouts"] == 4 and radio.frames_dropped_overflow == 4
     assert uhd.fake.device.stream_cmds[-1].mode.name == "stop_cont"        # stream stopped, nothing left over

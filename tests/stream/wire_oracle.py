@@ -270,7 +270,8 @@ def _heartbeat_problems(msg: wire.Message) -> list[str]:
     if not isinstance(stats, dict):
         return ["heartbeat stats is not an object"]
     out = []
-    for key in ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats", "frames_dropped_overflow"):
+    for key in ("sent", "dropped", "captured", "frames_sent", "frames_dropped", "heartbeats", "frames_dropped_overflow",
+                "rx_failures"):
         if key in stats and (type(stats[key]) is not int or stats[key] < 0):
             out.append(f"heartbeat stats.{key} = {stats[key]!r}")
     if "final" in stats and type(stats["final"]) is not bool:
