@@ -18,10 +18,10 @@ Two parts, each with the senders in separate processes (``multiprocessing``, spa
    wrapped by ``numpy.frombuffer``, with no check.  The modes alternate ``--rounds`` times in the same
    run; the receiver times the messages after the first (no connection set-up).  Prints MB/s of
    each, the ratios wire / raw (target >= 0.9) and wire-scan / raw (the median of the rounds'
-   ratios: a round runs the modes back to back, so each ratio pairs them under the same machine
-   load; the ratio of the modes' medians beside it), the ratio of each round, the CPU time per
-   message that each adds at each end, and wire's own work per message (encode, decode) timed in
-   this process without a socket.
+   ratios: a round runs the modes back to back, in an order that rotates from round to round, so
+   each ratio pairs them under the same machine load; the ratio of the modes' medians beside it),
+   the ratio of each round, the CPU time per message that each adds at each end, and wire's own
+   work per message (encode, decode) timed in this process without a socket.
 2. **Sustained streaming.**  ``--nodes`` node processes (default 4), each producing complex64 captures
    of ``--capture-mib`` MiB at ``--rate-msps`` (default 30.72 Msps, so one capture per 17.07 ms at
    4 MiB), paced to the sample clock for ``--duration-s`` s, encoded with ``wire.encode_capture`` and
@@ -252,8 +252,8 @@ def main() -> None:
     modes = ("raw", "wire", "wire-scan")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
-    for _ in range(args.rounds):
-        for mode in modes:
+    for r in range(args.rounds):
+        for mode in modes[r % 3:] + modes[:r % 3]:          # each mode first, second and third in turn
             bps, cpu_tx, cpu_rx = _throughput(mode, args.messages, num_samples)
             rates[mode].append(bps)
             cpu[mode].append((cpu_tx, cpu_rx))
@@ -281,8 +281,8 @@ def main() -> None:
           f"decode + decode_capture {decode_s * 1e6:.0f} us (as the host decodes; "
           f"{(encode_s + decode_s) / (float(np.median([sum(c) for c in cpu['raw']])) or 1.0) * 100:.1f} % of raw's "
           "CPU per message at both ends)")
-    print("  (each round's modes run back to back, so the rounds' ratios pair them under the same load; on a loaded "
-          "machine the rounds still scatter)")
+    print("  (each round's modes run back to back, their order rotating, so the rounds' ratios pair them under the "
+          "same load; on a loaded machine the rounds still scatter)")
     if args.skip_sustained:
         return
     rate_hz = args.rate_msps * 1e6

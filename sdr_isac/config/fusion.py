@@ -33,12 +33,20 @@ class FusionConfig:
         do (mode ``macro_micro``,
         :func:`sdr_isac.fusion.modes.macro_micro.fuse_macro_micro`).
         Empty: every node's detections are fused together.
+    min_nodes : int
+        Fewest nodes an estimate rests on, 1 ... 64.  2 (the default):
+        node-level fusion only, a target that one node alone sees gives no
+        estimate.  1 also keeps such a target's single-node fix (its range
+        and array angle, with their Cramér-Rao covariance; mode ``single``),
+        so that a host of one node (a Wi-Fi access point's) estimates and
+        tracks, and a track goes on where only one node sees its target.
     """
 
     enabled: bool = True
     target_height_m: float = _num(1.0, -1000.0, 100000.0, "m")
     gate_m: float = _num(5.0, 0.0, 1000.0, "m", low_open=True)
     macro_nodes: tuple[str, ...] = ()
+    min_nodes: int = _num(2, 1, 64, "nodes")
 
     def __post_init__(self) -> None:
         _check_fields(self)

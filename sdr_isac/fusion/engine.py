@@ -391,8 +391,8 @@ class FusionEngine:
     def fuse(self, members: Mapping[str, NodeResult], t_s: float) -> list[TargetEstimate]:
         """Fuse the node results of one time-aligned set into target estimates.
 
-        Nodes outside the scene are left out; fewer than two scene nodes give
-        no estimate.  Receive-only nodes join with the transmitters they hear
+        Nodes outside the scene are left out; fewer than ``fusion.min_nodes``
+        scene nodes (default 2) give no estimate.  Receive-only nodes join with the transmitters they hear
         (their range sums are fused with the monostatic detections).  With
         ``fusion.macro_nodes`` the macro-micro mode switch chooses the nodes of
         each target (mode ``micro`` or ``macro_micro``); a set with UEs labels
@@ -412,7 +412,7 @@ class FusionEngine:
             Strongest first (as :func:`~sdr_isac.fusion.modes.multi_bs.fuse_nodes`).
         """
         places = {n: place for n in members if (place := self.place(n)) is not None}
-        if len(places) < 2:
+        if len(places) < self.cfg.fusion.min_nodes:
             return []
         places, dets, passive = self._links(places, members)
         found = mode_fusion(self.mode)(places, dets, self.cfg.fusion, passive, t_s)

@@ -50,7 +50,8 @@ class ArrayBackend:
     ndimage : module
         ``scipy.ndimage`` or ``cupyx.scipy.ndimage`` (``correlate1d``).
     fft_workers : int
-        Threads per CPU transform (-1: every core); unused on the GPU.
+        Threads per CPU transform (-1: every core; :func:`array_backend` resolves ``sensing.fft_workers``
+        with :func:`fft_workers`); unused on the GPU.
     vectorised : bool
         The batch functions run their whole-batch array code (always on a GPU).  The CPU backend of
         :func:`array_backend` sets False: there a batch goes frame by frame through the single-frame

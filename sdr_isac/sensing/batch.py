@@ -44,6 +44,7 @@ from sdr_isac.sensing.backend import ArrayBackend, array_backend
 from sdr_isac.sensing.cfar import CaCfarDetector, _kernel
 from sdr_isac.sensing.pipeline import cfar_detector, search_rows
 from sdr_isac.sensing.rdmap import map_weights, range_doppler_map
+from sdr_isac.waveform import ofdm
 
 __all__ = ["BatchResult", "batch_maps", "batch_cfar", "batch_peaks", "sense_batch"]
 
@@ -147,8 +148,10 @@ def batch_maps(h: Any, mask: NDArray[np.bool_], config: SensingConfig,
 
 
 def _workers_setting(be: ArrayBackend) -> int:
-    """``sensing.fft_workers`` of a backend's thread count (-1, every core, is 0)."""
-    return 0 if be.fft_workers == -1 else be.fft_workers
+    """``sensing.fft_workers`` of a backend's thread count: the process's default (-1 or
+    :data:`sdr_isac.waveform.ofdm.FFT_WORKERS`, what ``fft_workers = 0`` gives) is 0, so that small transforms
+    still run on one thread; another count is kept."""
+    return 0 if be.fft_workers in (-1, ofdm.FFT_WORKERS) else be.fft_workers
 
 
 def _map_shape(mask: NDArray[np.bool_], config: SensingConfig) -> tuple[int, int]:

@@ -132,9 +132,8 @@ def _built_frame(cfg: FrameConfig) -> IsacFrame:
     return IsacFrame(cfg)
 
 
-def _check(capture: Capture, frame: IsacFrame, offset: int) -> bool:
-    """Raise where capture and frame disagree or samples are not finite (:class:`NonFiniteSampleError`); True
-    when some sample is nonzero."""
+def _check(capture: Capture, frame: IsacFrame, offset: int) -> None:
+    """Raise where capture and frame disagree (its samples are checked apart: :meth:`Capture.check_samples`)."""
     fs_frame, fs_cap = frame.sample_rate_hz, capture.sample_rate_hz
     if abs(fs_frame - fs_cap) > 1e-6 * fs_frame:
         raise SensingError(f"capture sample rate {fs_cap:g} Hz != frame sample rate {fs_frame:g} Hz "
@@ -143,7 +142,6 @@ def _check(capture: Capture, frame: IsacFrame, offset: int) -> bool:
     if offset + frame.num_samples > capture.num_samples:
         raise SensingError(f"capture has {capture.num_samples} samples, the frame needs {frame.num_samples} from "
                            f"offset {offset}: capture at least offset + frame length samples")
-    return capture.check_samples()          # NaN or infinity raise (the host's one check of every sample)
 
 
 def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, config: SensingConfig | None = None,
@@ -179,6 +177,9 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     timings: dict[str, float] = {}
     start = time.perf_counter()
     offset = found_offset = capture.frame_offset
+    # every sample checked once, before anything reads them: NaN or infinity raise NonFiniteSampleError (a host,
+    # which leaves this check to its sensing, counts the capture rejected)
+    nonzero = capture.check_samples()
     x, mask, inverse = known_reference(built, tuple(cfg.signals))
     if cfg.sync == "correlate":
         if capture.num_samples < built.num_samples:
@@ -195,7 +196,8 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
             index[index >= capture.num_samples] -= period
             capture = dataclasses.replace(capture, iq=capture.iq[:, index], frame_offset=0)
             offset = 0
-    if not _check(capture, built, offset):
+    _check(capture, built, offset)
+    if not nonzero:
         return SensingResult(None, [], None, offset, {"warning": "all-zero capture: nothing received"})
     iq = capture.iq
     cfo_hz = 0.0
@@ -206,6 +208,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     rx_grid = built.ofdm.demodulate(iq, offset)
     timings["demodulate_s"] = time.perf_counter() - start
     if tx is not None:
+        tx.check_samples()
         _check(tx, built, tx.frame_offset)
         x = built.ofdm.demodulate(tx.iq[:1], tx.frame_offset)[0]
         mask = mask & (np.abs(x) > 1e-6 * float(np.max(np.abs(x))))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import selectors
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sdr_isac import config as config_mod
+from sdr_isac.channel.geometry import target_state
 from sdr_isac.errors import SdrIsacError
 from sdr_isac.fusion.metrics import match_targets
 from sdr_isac.recording._atomic import write_json
@@ -110,12 +112,17 @@ def write_host_outputs(host: Any, cfg: config_mod.Config, out_dir: str | Path) -
 def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
     """The host's fused estimates beside the truth: per time-aligned set, each truth target with the nearest
     estimate, its position error and the CRB of that estimate (sqrt of the covariance's trace), the velocity
-    error (truth from the scene's constant velocities), and each node's own position estimate (range + angle);
+    error (truth: the scene's target velocity at the set's time, on the scene clock of the set's first node),
+    and each node's own position estimate (range + angle);
     ``estimates``: the position (m) of every estimate of the set, matched to a target or not (what the display
     draws)."""
-    velocities = {t.id: np.asarray(t.velocity_mps, dtype=float)[:2] for t in (cfg.scene.targets if cfg.scene else ())}
+    scene = cfg.scene
+    scene_nodes = {n.id: n for n in scene.nodes} if scene is not None else {}
     sets = []
     for item in list(host.estimates):
+        first = next((n for n in item["nodes"] if n in scene_nodes), None)
+        scene_t_s = item["t0_s"] - (scene_nodes[first].clock_offset_s if first is not None else 0.0)
+        velocities = {t.id: target_state(t, scene_t_s)[1][:2] for t in (scene.targets if scene else ())}
         rows = []
         targets = {p["target"]: np.asarray(p["position_m"], dtype=float) for p in item["truth"]}
         for target, truth in sorted(targets.items()):
@@ -210,6 +217,18 @@ URBAN_SENSING = "[sensing]\nrefine = false\nmax_detections = 8\nmax_range_m = 70
 
 def _mecs_id(operator: str) -> str:
     return f"mecs_{operator or 'default'}"
+
+
+def mecs_config_text(text: str, mecs: str, num_nodes: int, pull: str, pub: str) -> str:
+    """The configuration of MECS host ``mecs`` serving ``num_nodes`` nodes: the scene's ``text`` with its host id,
+    endpoints and twin; a host of one node (the Wi-Fi access point's) keeps single-node fixes
+    (``fusion.min_nodes = 1``: range and array angle) unless the text sets ``min_nodes`` itself."""
+    if num_nodes == 1 and not re.search(r"^\s*min_nodes\s*=", text, re.M):
+        header = re.search(r"^\[fusion\][ \t]*(#.*)?$", text, re.M)
+        text = text[:header.end()] + "\nmin_nodes = 1" + text[header.end():] if header else \
+            text + "\n[fusion]\nmin_nodes = 1\n"
+    return (text + f'\n[host]\nnode_id = "{mecs}"\n\n[stream]\nhost_endpoint = "{pull}"\n'
+            f'publish_endpoint = "{pub}"\nheartbeat_s = 0.2\n\n[twin]\nenabled = true\ndb = "twin.sqlite"\n')
 
 
 def _read_line(proc: subprocess.Popen[str], prefix: str, what: str, timeout_s: float = 60.0) -> None:
@@ -313,9 +332,7 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
         pull, pub = f"tcp://127.0.0.1:{next(ports)}", f"tcp://127.0.0.1:{next(ports)}"
         endpoints[mecs] = pub
         configs[mecs] = folder / "config.toml"
-        configs[mecs].write_text(text + f'\n[host]\nnode_id = "{mecs}"\n\n[stream]\nhost_endpoint = "{pull}"\n'
-                                 f'publish_endpoint = "{pub}"\nheartbeat_s = 0.2\n\n'
-                                 '[twin]\nenabled = true\ndb = "twin.sqlite"\n', encoding="utf-8")
+        configs[mecs].write_text(mecs_config_text(text, mecs, len(plan[mecs]), pull, pub), encoding="utf-8")
         config_mod.load(configs[mecs])                   # a clear error here, not in a child process
     core_dir = out / CORE_ID
     core_dir.mkdir(parents=True, exist_ok=True)

@@ -45,9 +45,11 @@ command) ends both threads and closes the recordings.
 
 Reliability: no message can end a thread.  Every step of handling one message
 runs under one guard (:meth:`FusionHost._guard`) that counts what went wrong
-(``rejected`` for a message that does not decode, or a capture with a NaN or
-infinite sample, ``errors_total`` and the last ``errors`` otherwise, ``failed`` of the node for a capture that could not
-be sensed), logs it and goes on; :meth:`FusionHost.stats` says whether the
+(``rejected`` for a message that does not decode, or a capture with a NaN
+or infinite sample, found where its sensing reads the samples: the capture
+then counts as received and failed too; ``errors_total`` and the last
+``errors`` otherwise; ``failed`` of the node for a capture that could not be
+sensed), logs it and goes on; :meth:`FusionHost.stats` says whether the
 receiving and working threads are alive (``receiver_alive``, ``worker_alive``).
 A node silent for ``stream.absent_after_heartbeats`` heartbeat intervals
 (``stream.heartbeat_s``) is marked ``absent`` (``absent_since_s``); when it
@@ -755,7 +757,7 @@ class FusionHost:
 
         For every other node of the scene, the result whose capture time lies
         within ``stream.align_window_s`` of this one (the closest) joins the
-        set; a set of two or more scene nodes is fused once by the engine
+        set; a set of ``fusion.min_nodes`` (default 2) or more scene nodes is fused once by the engine
         (:meth:`sdr_isac.fusion.engine.FusionEngine.fuse`) and published as
         ``estimates/<[host] node_id>``.
         """
@@ -771,7 +773,7 @@ class FusionHost:
                         members[other] = best
             mine = [item for item in self.nodes[node_id].detections if item["seq"] == seq]
         places = [n for n in [node_id, *members] if self.node_info(n) is not None]
-        if len(places) < 2 or not mine:
+        if len(places) < self.cfg.fusion.min_nodes or not mine:
             return
         members[node_id] = mine[-1]
         key = tuple(sorted((n, int(members[n]["seq"])) for n in places))

@@ -19,7 +19,9 @@ without ZeroMQ.  :func:`decode` trusts nothing: anything that is not exactly
 a message of this schema raises :class:`~sdr_isac.errors.WireFormatError`
 naming the field, the value and what is allowed, and no other exception; a
 message that decodes is well-formed all the way down (ground truth, RIS
-steps, detections, estimates, tracks, counters, status), so the ``decode_<kind>``
+steps, detections, estimates, tracks, counters, status; the buffers' values
+too, except for the kinds a caller names in ``consumer_checks`` and checks
+itself where it reads them), so the ``decode_<kind>``
 helpers and the host's consumers never meet a shape they did not expect.  Nothing received is ever
 unpickled or evaluated; the header is JSON and the buffers are numbers.
 
@@ -903,10 +905,11 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     WireFormatError
         Anything that is not a message of this schema, naming the field, the
         value and what is allowed.  No other exception escapes for any input.
+    InputError
+        ``consumer_checks`` is not a collection of message kinds (a
+        programming error, whatever the frames).
     """
-    if isinstance(consumer_checks, str | bytes):
-        raise InputError(f"consumer_checks = {consumer_checks!r}: allowed a collection of message kinds, e.g. "
-                         "(\"capture\",)")
+    deferred = _kinds_of(consumer_checks)
     try:
         frames = list(frames)
     except TypeError as err:
@@ -926,11 +929,23 @@ def decode(frames: Sequence[bytes | memoryview | Any], *, max_bytes: int = DEFAU
     specs = _check_specs(header.get("arrays", "missing"))
     if len(specs) != len(views) - 2:
         _fail("arrays", f"{len(specs)} entries", f"one entry per buffer frame ({len(views) - 2} buffer frames)")
-    values = header["kind"] not in consumer_checks
+    values = header["kind"] not in deferred
     arrays = tuple(_array(i, views[i + 2], dtype, shape, max_bytes, values)
                    for i, (dtype, shape) in enumerate(specs))
     parsed = _check_kind(header, specs)
     return Message(topic=topic, header=header, arrays=arrays, _parsed=parsed)
+
+
+def _kinds_of(kinds: Any) -> frozenset[str]:
+    """``decode``'s ``consumer_checks`` as a set of message kinds (a programming error raises InputError)."""
+    try:
+        out = frozenset(kinds) if not isinstance(kinds, str | bytes) else None
+    except TypeError:
+        out = None
+    if out is None or not all(k in KINDS for k in out):
+        raise InputError(f"consumer_checks = {_short(kinds)}: allowed a collection of message kinds "
+                         f"({', '.join(KINDS)}), e.g. (\"capture\",)")
+    return out
 
 
 def check_values(msg: Message) -> None:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdr_isac import config, radio
-from sdr_isac.errors import InputError, SensingError
+from sdr_isac.errors import InputError, NonFiniteSampleError, SensingError
 from sdr_isac.fusion.engine import FusionEngine, SensingJob
 from sdr_isac.fusion.links import passive_grid, passive_links, passive_paths
 from sdr_isac.sensing.crb import delay_doppler_crb
@@ -114,6 +114,14 @@ def test_another_cell_is_refused_with_both_ids(cfg, capture):
     engine = FusionEngine(dataclasses.replace(cfg, frame=other))
     with pytest.raises(SensingError, match=r"N_ID\^cell = 17.*n_cell_id = 18"):
         engine.sense(capture, 0)
+
+
+def test_a_nan_sample_is_refused_naming_it(cfg, capture):
+    """The passive SSB path checks every sample first (a host leaves that check to its sensing)."""
+    iq = capture.iq.copy()
+    iq[0, 1234] = complex(np.nan, 0.0)
+    with pytest.raises(NonFiniteSampleError, match=r"contains NaN or infinite samples: iq\[0, 1234\]"):
+        FusionEngine(cfg).sense(dataclasses.replace(capture, iq=iq), 0)
 
 
 def test_short_capture_is_refused(cfg, capture):

@@ -295,3 +295,42 @@ def test_a_handover_between_stations_is_counted_published_and_kept(tmp_path: Pat
     tail_t, tail_m = last.tails["mecs7-1"]
     np.testing.assert_allclose(tail_t, 0.1 * np.arange(1, 9), atol=1e-9)
     np.testing.assert_allclose(tail_m[:, 0], 4.0 * tail_t, atol=0.2)
+
+
+def test_a_host_of_one_node_with_min_nodes_1_tracks_its_single_node_fixes(tmp_path: Path) -> None:
+    """fusion.min_nodes = 1 (a MECS host serving one node, as the urban demo's Wi-Fi access point): the node's own
+    fixes (range and array angle) are published as estimates (mode single) and tracked; with the default 2 the
+    same host publishes nothing."""
+    import dataclasses
+
+    frames = 4
+    for min_nodes in (1, 2):
+        (tmp_path / str(min_nodes)).mkdir()
+        path, cfg = demo_config(tmp_path / str(min_nodes))              # fresh ports for each host
+        one = dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, min_nodes=min_nodes))
+        with FusionHost(one, out_dir=tmp_path / str(min_nodes)) as host:
+            proc = node_process(path, "bs0", frames)
+            try:
+                _, err = proc.communicate(timeout=90)
+                assert proc.returncode == 0, err
+                assert wait_for(lambda: host.finished({"bs0"}), 60)
+            finally:
+                proc.kill()
+                proc.wait()
+        stats = host.stats()
+        records = [e for s in host.estimates for e in s["records"]]
+        if min_nodes == 2:
+            assert records == [] and stats["tracking"]["steps"] == 0
+            continue
+        assert records and all(e.mode == "single" and e.nodes == ("bs0",) for e in records)
+        assert stats["tracking"]["steps"] == frames and stats["tracking"]["failed"] == 0
+        confirmed = [t for t in host.tracks if t.status == "confirmed"]
+        assert confirmed, host.tracks
+        # each confirmed track lies on a target of the scene within 5 sigma (+ 5 cm) of its own covariance
+        for track in confirmed:
+            t = float(track.t_s[-1])
+            truths = [np.asarray(p) + t * np.asarray(v) for p, v in (((42.0, 10.0), (-14.0, 2.0)),
+                                                                     ((65.0, -20.0), (5.0, 4.0)))]
+            err = min((track.states[-1, :2] - x for x in truths), key=lambda e: float(np.linalg.norm(e)))
+            sigma = np.sqrt(np.diag(track.covariances[-1])[:2])
+            assert np.all(np.abs(err) < 5 * sigma + 0.05), (err, sigma)

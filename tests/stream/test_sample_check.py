@@ -140,16 +140,18 @@ def test_other_kinds_keep_their_value_check() -> None:
         wire.decode(frames, consumer_checks=("capture",))
 
 
-@pytest.mark.parametrize("kinds", ["capture", b"capture"])
+@pytest.mark.parametrize("kinds", ["capture", b"capture", None, 3, ["captures"], [None], {"capture": 1, 2: 3}])
 def test_consumer_checks_must_be_a_collection_of_kinds(kinds: Any) -> None:
-    with pytest.raises(InputError, match=r"consumer_checks = .*capture.*allowed a collection of message kinds"):
+    with pytest.raises(InputError, match=r"consumer_checks = .*allowed a collection of message kinds"):
         wire.decode(wire.encode_capture(_bad_capture()), consumer_checks=kinds)
 
 
 # ---- a running host -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("recording", [False, True])
-def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: Path, recording: bool) -> None:
+@pytest.mark.parametrize("recording, sync", [(False, "capture"), (True, "capture"), (False, "correlate")])
+def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: Path, recording: bool,
+                                                                     sync: str) -> None:
     _, cfg = make_config(tmp_path)
+    cfg = dataclasses.replace(cfg, sensing=dataclasses.replace(cfg.sensing, sync=sync))
     captures = _captures(cfg, 4)
     iq = captures[1].iq.copy()
     iq[0, iq.shape[1] // 2] = complex(0, np.inf)
@@ -168,3 +170,11 @@ def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: 
     if recording:
         with open_recording(tmp_path / "rec" / "a.sigmf-meta") as rec:
             assert [rec.capture(i).seq for i in range(len(rec))] == [c.seq for c in (captures[0], *captures[2:])]
+
+
+def test_the_batch_path_keeps_small_transforms_on_one_thread() -> None:
+    """A CPU backend made with the default fft_workers runs the single-frame maps with fft_workers 0 (size-aware)."""
+    from sdr_isac.sensing import batch
+    from sdr_isac.sensing.backend import array_backend
+    assert batch._workers_setting(array_backend("cpu")) == 0
+    assert batch._workers_setting(array_backend("cpu", workers=3)) == 3

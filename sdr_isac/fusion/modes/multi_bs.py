@@ -177,7 +177,7 @@ def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complex
 
 def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], height_m: float,
                gate_m: float = 5.0, passive: Mapping[str, str] | None = None, gate_sigma: float = 5.0,
-               max_clock_offset_s: float = 1e-7, t_s: float = 0.0) -> list[TargetEstimate]:
+               max_clock_offset_s: float = 1e-7, t_s: float = 0.0, min_nodes: int = 2) -> list[TargetEstimate]:
     """Associate the detections of several nodes and fuse each associated set (host-side, live).
 
     Monostatic detections (of nodes that sense their own echoes) are
@@ -218,11 +218,14 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         s (sets the window in which its line of sight is looked for).
     t_s : float
         Time of the set, s (the estimates' ``t_s``).
+    min_nodes : int
+        Fewest nodes (monostatic and receive-only) a target must be seen by, >= 1 (``fusion.min_nodes``):
+        1 keeps a target that one node alone sees, located by that node's own fix (mode ``single``).
 
     Returns
     -------
     list of TargetEstimate
-        One per associated target seen by two or more nodes, strongest
+        One per associated target seen by ``min_nodes`` or more nodes, strongest
         first, located in the plane at ``height_m`` (variance 0): ``nodes``
         (monostatic nodes first, then the passive ones), ``single_m`` (each
         monostatic node's own position estimate), ``links`` (the links the
@@ -235,6 +238,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
     """
     if not (np.isfinite(gate_m) and gate_m > 0):
         raise InputError(f"gate_m = {gate_m!r} m: allowed a finite distance > 0")
+    if isinstance(min_nodes, bool) or not isinstance(min_nodes, int | np.integer) or min_nodes < 1:
+        raise InputError(f"min_nodes = {min_nodes!r}: allowed an integer >= 1 (fusion.min_nodes)")
     passive = {n: tx for n, tx in (passive or {}).items() if n in places and tx in places and n in detections}
     ids = [n for n in detections if n in places and n not in passive]
     ids += [tx for tx in dict.fromkeys(passive.values()) if tx not in ids]
@@ -261,7 +266,7 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                              gate_sigma)
     out = []
     for cl in clusters:
-        if len(cl.nodes) + len(cl.bistatic) < 2:
+        if len(cl.nodes) + len(cl.bistatic) < min_nodes:
             continue
         links = [LinkMeasurement(k, k, float(d.range_m), float(d.velocity_mps), float(d.range_var_m2),
                                  float(d.velocity_var_mps2), 10.0 ** (float(d.snr_db) / 10.0),
@@ -302,7 +307,8 @@ def _cone_angle(det: Detection, yaw_deg: float) -> dict[str, Any]:
 def fuse_multi_bs(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], cfg: FusionConfig,
                   passive: Mapping[str, str], t_s: float) -> list[TargetEstimate]:
     """Mode ``multi_bs`` (registered): :func:`fuse_nodes` with the ``[fusion]`` height and gate."""
-    return fuse_nodes(places, detections, cfg.target_height_m, cfg.gate_m, passive=passive, t_s=t_s)
+    return fuse_nodes(places, detections, cfg.target_height_m, cfg.gate_m, passive=passive, t_s=t_s,
+                      min_nodes=cfg.min_nodes)
 
 
 register_mode("multi_bs", fuse_multi_bs)

@@ -189,6 +189,27 @@ def test_fuse_nodes_associates_by_geometry_and_reaches_the_crb(rng: np.random.Ge
         nf.fuse_nodes(places, far, height_m=1.0, gate_m=0.0)
 
 
+def test_min_nodes_1_keeps_a_target_one_node_sees_with_a_consistent_covariance(rng: np.random.Generator) -> None:
+    """fusion.min_nodes = 1: a target only one node sees is located from that node's range and array angle,
+    mode ``single``; its errors are consistent with its covariance (NEES of a 2-D fix: mean 2)."""
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((300.0, 300.0, 10.0), 180.0)})
+    target = np.array([60.0, 50.0, 1.0])                     # 40 degrees off bs0's broadside, 78 m away
+    sigma_r, sigma_a = 0.05, 0.01
+    nees = []
+    for _ in range(200):
+        det = dataclasses.replace(_detection(np.array([0.0, 0.0, 10.0]), 0.0, target, sigma_r, sigma_a, rng,
+                                             np.array([3.0, -2.0, 0.0])), angle_var_rad2=sigma_a**2)
+        assert nf.fuse_nodes(places, {"bs0": [det], "bs1": []}, height_m=1.0, gate_m=5.0) == []   # default 2
+        est = nf.fuse_nodes(places, {"bs0": [det], "bs1": []}, height_m=1.0, gate_m=5.0, min_nodes=1)
+        assert len(est) == 1 and est[0].mode == "single" and est[0].nodes == ("bs0",)
+        err = est[0].position_m[:2] - target[:2]
+        nees.append(float(err @ np.linalg.solve(est[0].cov_position_m2[:2, :2], err)))
+    assert 1.6 < np.mean(nees) < 2.5, np.mean(nees)          # chi-square(2): mean 2, sd of the mean 0.14
+    for bad in (0, -1, 1.5, True, None):
+        with pytest.raises(InputError, match=r"min_nodes = .*allowed an integer >= 1"):
+            nf.fuse_nodes(places, {"bs0": [det]}, height_m=1.0, gate_m=5.0, min_nodes=bad)
+
+
 def test_locate_robust_excludes_a_link_that_picked_a_noise_peak(rng: np.random.Generator) -> None:
     sigma = 0.05
     truth_r = np.linalg.norm(TARGET[None] - NODES, axis=1)
