@@ -247,7 +247,7 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     def doppler_phasor(f: float) -> NDArray[np.complex128]:
         return _slow_time_pattern(doppler_rate, f, static_removed)
 
-    tau, fd = tau0, fd0
+    tau, fd = float(tau0), float(fd0)                             # plain floats in the Detection, refined or not
     z: NDArray[np.complex128] | None = None                       # range phasor at tau, once computed
     q: NDArray[np.complex128] | None = None
     if do_refine:

@@ -71,6 +71,7 @@ def test_noiseless_off_grid_target_is_refined_exactly():
     assert det.doppler_hz == pytest.approx(truth["doppler_hz"], rel=1e-3) and det.doppler_hz < 0   # receding
     coarse = sensing.process(capture, frame, SensingConfig(refine=False)).detections[0]
     assert abs(coarse.range_m - truth["range_m"]) <= cell / 2 / 2 + 1e-9                            # half a padded bin
+    assert all(type(getattr(coarse, k)) is float for k in ("range_m", "velocity_mps", "doppler_hz", "delay_s"))
 
 
 def test_rmse_follows_the_crb():
