@@ -71,7 +71,12 @@ class SensingConfig:
     max_detections : int
         Most detections reported per capture (strongest first), 1 ... 10000.
     refine : bool
-        Off-grid refinement (local maximisation of the periodogram).
+        Off-grid refinement (local maximisation of the periodogram).  Off,
+        a detection is the grid peak moved by a 3-point parabola, reported
+        with its own variance (``kappa x CRB + bias**2``,
+        :func:`sdr_isac.sensing.rdmap.grid_error`), and echoes 25 dB or more
+        above the detection threshold are still refined (subtracted at the
+        grid position, their residual's sidelobes would pass as echoes).
     angle : bool
         Estimate the azimuth of each detection when the capture has several
         channels (a ULA along +y with ``element_spacing_wavelengths``).

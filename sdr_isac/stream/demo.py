@@ -209,9 +209,9 @@ def run_stream_demo(config_path: str | Path, out_dir: str | Path, frames: int, t
 
 #: MECS host ids are ``mecs_<operator>``; the core's id
 CORE_ID = "core"
-#: The urban demo's sensing: no sub-cell refinement (CLEAN) and at most 8 detections per capture, within the
-#: grid (its diagonal is 640 m): about 0.1 ... 0.4 s a capture here instead of 3 ... 14 s, so that seven nodes
-#: run live on a laptop; ``sdr-isac experiment continuity`` is where accuracy is measured
+#: The urban demo's sensing: no sub-cell refinement but for echoes 25 dB above the threshold (see
+#: ``sensing.refine``) and at most 8 detections per capture, within the grid (its diagonal is 640 m), so that
+#: seven nodes run live on a laptop; ``sdr-isac experiment continuity`` is where accuracy is measured
 URBAN_SENSING = "[sensing]\nrefine = false\nmax_detections = 8\nmax_range_m = 700.0\n"
 
 
