@@ -124,14 +124,15 @@ def target_state(target: TargetConfig, time_s: float) -> tuple[NDArray[np.float6
     """Position (m) and velocity (m/s) of a target at scene time ``time_s``.
 
     Constant velocity from ``position_m``, or piecewise-linear between
-    waypoints (velocity of the current leg; held still outside the waypoints).
+    waypoints (velocity of the current leg, the outgoing one at a waypoint,
+    the first at the first; held still before the first and from the last).
     """
     if not target.waypoints:
         v = np.asarray(target.velocity_mps, dtype=float)
         return np.asarray(target.position_m, dtype=float) + v * time_s, v
     wp = np.asarray(target.waypoints, dtype=float)
     times, points = wp[:, 0], wp[:, 1:]
-    if time_s <= times[0] or len(times) == 1:
+    if time_s < times[0] or len(times) == 1:
         return points[0].copy(), np.zeros(3)
     if time_s >= times[-1]:
         return points[-1].copy(), np.zeros(3)

@@ -241,11 +241,14 @@ def _estimate(station: Station, link: LinkMeasurement, kind: str, altitude_m: fl
     height, var_z = (altitude_m, ALTITUDE_STD_M**2) if kind == "uav" else (GROUND_HEIGHT_M, 0.0)
     try:
         fix = single_fix(station.local_position_m[None, :], 0, link.array_axis[:2], link.range_m,
-                         link.var_range_m2, link.cone_angle_rad, link.var_cone_angle_rad2, height)
+                         link.var_range_m2, link.cone_angle_rad, link.var_cone_angle_rad2, height, var_z)
     except SensingError:
         return None
+    # the altitude's error moves the fix too (the range's horizontal part, the cone's elevation): its
+    # covariance with the height goes with it (without it a UAV's fixes claimed ~3 cm where they were ~1 m off)
     cov = np.zeros((3, 3))
     cov[:2, :2] = fix.cov_m2
+    cov[:2, 2] = cov[2, :2] = fix.cov_xy_height_m2
     cov[2, 2] = var_z
     return TargetEstimate(np.array([*fix.xy_m, height]), cov, t_s=link.t_s, nodes=(station.node_id,),
                           links=(link,), mode="single")

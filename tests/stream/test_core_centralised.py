@@ -57,13 +57,14 @@ def _estimate(rng: np.random.Generator, x: np.ndarray, t_s: float, node: str) ->
                                  velocity_xy_mps=x[3:5] + rng.normal(0.0, SIGMA_MPS, 2), cov_velocity_xy_mps2=cov_v)
 
 
-def _kalman(estimates: list[TargetEstimate], q_m2ps3: float, prior_var: float = 1e8
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _kalman(estimates: list[TargetEstimate], q_m2ps3: float, prior_var: float = 1e8,
+            speed_var: float = TrackingConfig().init_speed_std_mps ** 2) -> tuple[np.ndarray, np.ndarray]:
     """Independent numpy Kalman filter of (x, y, v_x, v_y) over the estimates in time order (white acceleration).
 
-    Prior N(0, prior_var I) updated by the first estimate, as a tracker starts a track from it.
+    Prior N(0, diag(prior_var, prior_var, speed_var, speed_var)) -- a vague position, the tracker's speed prior
+    (``tracking.init_speed_std_mps``) -- updated by the first estimate, as a tracker starts a track from it.
     """
-    x, p, t_prev = np.zeros(4), prior_var * np.eye(4), None
+    x, p, t_prev = np.zeros(4), np.diag([prior_var, prior_var, speed_var, speed_var]), None
     for est in estimates:
         if t_prev is not None:
             dt = est.t_s - t_prev
@@ -371,8 +372,11 @@ def test_centralised_core_refuses_and_counts_bad_sets(tmp_path: Path) -> None:
         msg = feed.wait("the global track at t = 10 s", lambda m: m.kind == "tracks" and m.t0_s == 10.0
                         and len(wire.decode_tracks(m).tracks) == 1, 10.0)
         got = wire.decode_tracks(msg)
-        # a track starts at its first estimate: the update of a vague prior (1e8 m²) by it gives the estimate
-        np.testing.assert_allclose(got.tracks[0].states[0], [1.0, 2.0, 10.0, 1.0, 0.0, 0.0], atol=1e-4)
+        # a track starts at its first estimate: the update of a vague position prior (1e8 m²) by it gives the
+        # estimate's position; its velocity, 1 m/s with variance 0.0625, meets the speed prior N(0, 20**2)
+        speed_var = TrackingConfig().init_speed_std_mps ** 2
+        np.testing.assert_allclose(got.tracks[0].states[0], [1.0, 2.0, 10.0, speed_var / (speed_var + 0.0625), 0.0,
+                                                             0.0], atol=1e-4)
         assert got.node_id == "core" and got.members == {} and got.tracks[0].status == "tentative"
         send(b, _set("intruder", 0, 11.0, (1.0, 2.0)), lambda s: s["unknown_publishers"].get("intruder", 0) >= 1)
         send(b, [b"estimates/mecsB", b"{not json"], lambda s: s["rejected"] >= 1)

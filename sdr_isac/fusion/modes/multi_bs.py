@@ -278,7 +278,7 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         members = sorted({m.rx for m in links})
         velocity = {}
         try:
-            v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m])
+            v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m], cov)
             velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
         except SensingError:
             pass

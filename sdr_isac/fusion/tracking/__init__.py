@@ -7,6 +7,8 @@ Importing this package imports Stone Soup (slow); nothing else in ``sdr_isac.fus
   handover between stations and operators);
 - :mod:`~sdr_isac.fusion.tracking.models`: nearly-constant-velocity motion, monostatic and bistatic
   link measurement models with analytic Jacobians, estimates as linear measurements;
+- :mod:`~sdr_isac.fusion.tracking.manoeuvre`: the manoeuvre component of the motion model (a
+  Gaussian-sum process noise sized from the target class's acceleration) and its predictor and updaters;
 - :func:`~sdr_isac.fusion.tracking.metrics.position_distances`: OSPA and GOSPA of tracks against the truth.
 """
 

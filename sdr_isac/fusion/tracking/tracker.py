@@ -48,7 +48,6 @@ from stonesoup.hypothesiser.probability import PDAHypothesiser
 from stonesoup.initiator.simple import SinglePointMeasurementInitiator
 from stonesoup.measures import Mahalanobis
 from stonesoup.models.measurement.linear import LinearGaussian
-from stonesoup.predictor.kalman import KalmanPredictor
 from stonesoup.types.array import StateVector, StateVectors
 from stonesoup.types.detection import Detection
 from stonesoup.types.state import GaussianState
@@ -59,6 +58,11 @@ from stonesoup.updater.kalman import ExtendedKalmanUpdater, UnscentedKalmanUpdat
 from sdr_isac.config.tracking import TrackingConfig
 from sdr_isac.errors import InputError
 from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track
+from sdr_isac.fusion.tracking.manoeuvre import (
+    ManoeuvreExtendedKalmanUpdater,
+    ManoeuvrePredictor,
+    ManoeuvreUnscentedKalmanUpdater,
+)
 from sdr_isac.fusion.tracking.models import (
     POSITION,
     VELOCITY,
@@ -137,8 +141,9 @@ class Tracker:
     Parameters
     ----------
     cfg : TrackingConfig
-        The ``[tracking]`` section: association, filter, process noise of
-        the target class, gate, M-of-N confirmation, deletion.
+        The ``[tracking]`` section: association, filter, process noise and
+        manoeuvre acceleration of the target class
+        (:mod:`~sdr_isac.fusion.tracking.manoeuvre`), gate, M-of-N confirmation, deletion.
     station : str
         Id of the station (host, operator) this tracker runs at: the owner of
         tracks started from measurements that name no node.
@@ -170,12 +175,13 @@ class Tracker:
         self._ids: set[str] = set()
         self._count = 0
         self._last_t_s = -math.inf
-        self._predictor = KalmanPredictor(ncv_transition(cfg.noise_m2ps3))
+        self._predictor = ManoeuvrePredictor(ncv_transition(cfg.noise_m2ps3), accel_mps2=cfg.manoeuvre_mps2,
+                                             weight=cfg.manoeuvre_probability)
         if cfg.filter == "ukf":
-            self._updater: ExtendedKalmanUpdater | UnscentedKalmanUpdater = UnscentedKalmanUpdater(
+            self._updater: ExtendedKalmanUpdater | UnscentedKalmanUpdater = ManoeuvreUnscentedKalmanUpdater(
                 force_symmetric_covariance=True)
         else:
-            self._updater = ExtendedKalmanUpdater(force_symmetric_covariance=True)
+            self._updater = ManoeuvreExtendedKalmanUpdater(force_symmetric_covariance=True)
         self._associators: dict[int, Any] = {}
         #: leave out of the association the track-estimate pairs that cannot gate (exact, see ``_pregate``);
         #: False sends every pair through Stone Soup's hypothesiser (for benchmarks)
@@ -383,6 +389,8 @@ class Tracker:
         for det in fresh:
             initiator = self._initiators[det.measurement_model.ndim_meas]
             (new,) = initiator.initiate({det}, timestamp)
+            if det.measurement_model.ndim_meas == 6:
+                _speed_prior(new.states[-1], self.cfg.init_speed_std_mps ** 2)
             entry = self._new_entry(meta[id(det)].station)
             work[id(entry)] = entry
             scratch[id(entry)] = new
@@ -462,3 +470,21 @@ class Tracker:
                 e.status = "deleted"                    # M hits in its first N scans are out of reach
         if e.status != "deleted" and self._deleter.check_for_deletion(e.ss):
             e.status = "deleted"
+
+
+def _speed_prior(state: Any, var_mps2: float) -> None:
+    """Fuse a new track's first state with the prior of its velocity, N(0, ``var_mps2`` I), in place.
+
+    Stone Soup's single-point initiator takes a measured velocity's mean as it is and bounds only its
+    covariance by the prior; a velocity the geometry hardly determines (nodes that see the target along one
+    line: a mean of 10**5 m/s with a variance to match) then started a track that flew off.  The prior as a
+    pseudo-measurement of the velocity (z = 0, R = ``var_mps2`` I, one Kalman update) keeps mean and
+    covariance consistent, the position's correlation with the velocity included.
+    """
+    x = np.asarray(state.state_vector, dtype=np.float64).reshape(-1)
+    p = np.asarray(state.covar, dtype=np.float64)
+    vel = list(VELOCITY)
+    gain = p[:, vel] @ np.linalg.inv(p[np.ix_(vel, vel)] + var_mps2 * np.eye(len(vel)))
+    state.state_vector[:] = (x - gain @ x[vel]).reshape(-1, 1)
+    covar = p - gain @ p[vel, :]
+    state.covar[:] = 0.5 * (covar + covar.T)
