@@ -112,7 +112,9 @@ def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, floa
                 capture = wire.decode_capture(wire.decode(frames, consumer_checks=HOST_CHECKS[mode]))
                 size = capture.iq.nbytes
             else:
-                size = np.frombuffer(frames[2].buffer, dtype=np.complex64).nbytes
+                # held until the next message, as the capture of the wire modes is (its buffer stays in use)
+                samples = np.frombuffer(frames[2].buffer, dtype=np.complex64)
+                size = samples.nbytes
             if i == 0:
                 start = time.perf_counter()
             else:
