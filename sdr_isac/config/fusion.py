@@ -34,7 +34,9 @@ class FusionConfig:
         :func:`sdr_isac.fusion.modes.macro_micro.fuse_macro_micro`).
         Empty: every node's detections are fused together.
     min_nodes : int
-        Fewest nodes an estimate rests on, 1 ... 64.  2 (the default):
+        Fewest nodes a set (and, in mode ``multi_bs``, the default, each
+        target) must have to give an estimate, 1 ... 64; the macro-micro
+        mode (``macro_nodes``) always needs two.  2 (the default):
         node-level fusion only, a target that one node alone sees gives no
         estimate.  1 also keeps such a target's single-node fix (its range
         and array angle, with their Cramér-Rao covariance; mode ``single``),

@@ -52,8 +52,9 @@ class TrackingConfig:
         instead of losing its gate.  0 turns the component off (the plain
         NCV filter, bit for bit, the default).  For UAVs that turn (a
         multirotor's or small fixed-wing's turn of 1 to 2 g) set about
-        20 m/s²: the plain filter then keeps one id through 1 g turns where
-        it made 1 to 4 (``tests/fusion/test_tracking_manoeuvre.py``).  Off by
+        20 m/s²: the manoeuvre filter then keeps one id through 1 g turns
+        where the plain filter made 1 to 4
+        (``tests/fusion/test_tracking_manoeuvre.py``).  Off by
         default because in ``sdr-isac experiment continuity`` (whose waypoint
         turns are instantaneous, some 13 g, which no model bridges) 20 m/s²
         changed nothing at 0 dB and cost at -30 dB (multi_cal breaks 1.33 ->
@@ -83,9 +84,10 @@ class TrackingConfig:
         > 0 ... 1e12.
     init_speed_std_mps : float
         Prior standard deviation of each velocity component of a new track,
-        m/s: its velocity where the first estimate has none, and a bound on
-        a measured one that the geometry hardly determines (its variance
-        huge).  > 0 ... 1e4.
+        m/s: its velocity where the first estimate has none; a measured one
+        is fused with it (a well-measured velocity barely moves; one the
+        geometry hardly determines, with a huge variance, stays physical).
+        > 0 ... 1e4.
     variance_floor_m2 : float
         Smallest variance of a position coordinate of an estimate, m² (a
         planar estimate claims its height exactly, variance 0; the floor keeps

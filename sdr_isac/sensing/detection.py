@@ -71,7 +71,11 @@ class Detection:
         for a target in the array's horizontal plane; a ULA measures a cone
         angle).  Assumes a uniform array with ``element_spacing_wavelengths``.
     range_var_m2, velocity_var_mps2 : float
-        Cramér-Rao variances at the estimated SNR, m² and (m/s)².
+        Variances of the estimates, m² and (m/s)²: the Cramér-Rao bounds at
+        the estimated SNR for a refined estimate; for an unrefined one
+        (``sensing.refine = false``, echoes less than 25 dB above the
+        threshold) ``kappa x CRB + bias**2`` of the interpolated grid peak
+        (:func:`sdr_isac.sensing.rdmap.grid_error`).
     angle_var_rad2 : float or None
         Cramér-Rao variance of the angle, rad².
     map_snr_db : float

@@ -110,6 +110,49 @@ def test_a_measured_height_enters_the_fix_covariance() -> None:
             nl.single_fix(node, 0, axis, r, sigma_r**2, alpha, sigma_a**2, truth[2], bad)
 
 
+@pytest.mark.parametrize("nodes_m, position_m, sigma_p_m, low, high, gain", [
+    ([[0.0, 0.0, 10.0], [200.0, 0.0, 10.0], [100.0, 200.0, 10.0]], [80.0, 60.0, 1.0], 5.0, 1.7, 2.4, 4.0),
+    ([[0.0, 0.0, 10.0], [300.0, 0.0, 10.0]], [150.0, 5.0, 1.0], 1.0, 1.5, 2.6, None),  # nearly one line of sight
+])
+def test_velocity_covariance_carries_the_position_error(nodes_m: list[list[float]], position_m: list[float],
+                                                        sigma_p_m: float, low: float, high: float,
+                                                        gain: float | None) -> None:
+    """The velocity solved at a position known to sigma_p: NEES (2 dof) near 2 with the position's term; in a
+    good geometry with a 5 m position error, several times more without it.  Truth by hand: the rates are the
+    projections of the true velocity on the true lines of sight."""
+    rng = np.random.default_rng(3)
+    nodes, p, v = np.array(nodes_m), np.array(position_m), np.array([10.0, -5.0, 0.0])
+    cov_p = sigma_p_m**2 * np.eye(2)
+    u = (p - nodes) / np.linalg.norm(p - nodes, axis=1)[:, None]
+    rates_true = -u @ v                              # a receding target has a negative rate (monostatic rows)
+    h = measurement_matrix(nodes, p, [(i, i) for i in range(len(nodes))])
+    assert np.allclose(h @ v, rates_true) or np.allclose(h @ v, -rates_true)
+    rates_true = h @ v                               # the sign convention of the package's rows
+    with_term, without = [], []
+    for _ in range(1500):
+        r = rates_true + rng.normal(0.0, 0.1, len(nodes))
+        links = [LinkMeasurement(i, i, 1.0, float(r[i]), 1.0, 0.01, 10.0) for i in range(len(nodes))]
+        at = p.copy()
+        at[:2] += sigma_p_m * rng.standard_normal(2)
+        est, cov = nl.velocity_vector(nodes, links, at, cov_p)
+        _, cov0 = nl.velocity_vector(nodes, links, at)
+        err = est - v[:2]
+        with_term.append(float(err @ np.linalg.solve(cov, err)))
+        without.append(float(err @ np.linalg.solve(cov0, err)))
+    assert low < np.mean(with_term) < high, np.mean(with_term)
+    if gain is not None:
+        assert np.mean(without) > gain * np.mean(with_term)
+
+
+@pytest.mark.parametrize("bad", [np.ones(2), np.full((2, 2), np.nan), -np.eye(2), np.array([[1.0, 0.5], [0.0, 1.0]]),
+                                 np.eye(4)])
+def test_velocity_vector_refuses_a_bad_position_covariance(bad: np.ndarray) -> None:
+    nodes = np.array([[0.0, 0.0, 10.0], [200.0, 0.0, 10.0]])
+    links = [LinkMeasurement(i, i, 1.0, 1.0, 1.0, 0.01, 10.0) for i in range(2)]
+    with pytest.raises(InputError, match=r"cov_position_m2 = .* allowed a finite, symmetric, positive semi-definite"):
+        nl.velocity_vector(nodes, links, [80.0, 60.0, 1.0], bad)
+
+
 def test_two_outliers_of_four_do_not_outvote_the_consensus(rng: np.random.Generator) -> None:
     """Fault exclusion one link at a time (RAIM) stops at three links; two noise peaks drag it off."""
     errors = []
