@@ -14,6 +14,15 @@ SNR per RE; the noise variance of H comes from the median of the map
 estimate carries its Cramér-Rao variance at that SNR (REFERENCE.md §3; the
 joint delay-Doppler Fisher matrix of the RE mask actually used), so fusion can
 weight by it.
+
+Two echoes closer than a resolution cell make one peak, which one refined echo
+would fit between them (biased by many standard deviations, its residual passing
+as ghost echoes).  After each refined echo a model-order test
+(:func:`_split_unresolved`) looks at its residual; where that is significant it
+fits two paths with the package's estimator
+(:func:`sdr_isac.sensing.estimate.estimate_paths`) and keeps them where the
+likelihood ratio passes a chi-square test at the pipeline's pfa, each with the
+joint two-path Cramér-Rao variance.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
 from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.estimate import in_sigmas, maximise_1d, ml_angle, phasor, relax
+from sdr_isac.sensing.estimate import estimate_paths, in_sigmas, maximise_1d, ml_angle, paths_model, phasor, relax
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -154,6 +163,7 @@ class _MaskStats:
     """What the refinement needs of the RE mask, computed once per mask."""
 
     per_symbol: NDArray[np.float64]        # (S,) REs used on each symbol
+    per_subcarrier: NDArray[np.bool_]      # (K,) subcarriers used on some symbol
     used: int
     full: bool                             # every RE used
     unit_fim: NDArray[np.float64]          # delay-Doppler Fisher information at SNR 1 (linear in the SNR)
@@ -178,10 +188,32 @@ class _MaskStats:
         except InputError:                  # an unobservable mask: crb() raises it again for each detection
             unit_crb = None
         range_rate = (2 * math.pi * subcarrier_spacing_hz) * np.arange(mask.shape[1], dtype=np.float64)
-        stats = cls(per_symbol, used, used == mask.size, unit_fim, unit_crb, range_rate, (-2 * math.pi) * times)
+        stats = cls(per_symbol, np.asarray(mask.any(axis=0), dtype=bool), used, used == mask.size, unit_fim,
+                    unit_crb, range_rate, (-2 * math.pi) * times)
         if not mask.flags.writeable and mask.base is None:
             _LAST_STATS["stats"] = (mask, subcarrier_spacing_hz, times.copy(), stats)
         return stats
+
+    @functools.cached_property
+    def cells(self) -> tuple[float, float]:
+        """The resolution cells of the mask's REs: 1 / (the span of their subcarriers, Hz), s, and 1 / (the span
+        of their symbol times, s), Hz (0 for a single symbol)."""
+        cols, rows = np.flatnonzero(self.per_subcarrier), np.flatnonzero(self.per_symbol)
+        span_hz = float(self.range_rate[cols[-1]] - self.range_rate[cols[0]]) / (2 * math.pi) if cols.size else 0.0
+        span_s = float(self.doppler_rate[rows[0]] - self.doppler_rate[rows[-1]]) / (2 * math.pi) if rows.size else 0.0
+        return (1.0 / span_hz if span_hz > 0 else math.inf), (1.0 / span_s if span_s > 0 else 0.0)
+
+    @functools.cached_property
+    def offset_phasors(self) -> tuple[NDArray[np.float64], NDArray[np.complex128], NDArray[np.complex128]]:
+        """The model-order test's offsets (cells) and the phasors of those offsets: over the subcarriers (K, P),
+        ``exp(j range_rate u cell_tau)``, and over the symbols (P, S), ``exp(j doppler_rate u cell_f)``."""
+        count = int(2 * _PAIR_SPAN_CELLS * _PAIR_POINTS_PER_CELL) + 1
+        offsets = np.linspace(-_PAIR_SPAN_CELLS, _PAIR_SPAN_CELLS, count)
+        cell_tau, cell_f = self.cells
+        step_tau = cell_tau if math.isfinite(cell_tau) else 0.0
+        delay = np.exp(1j * np.multiply.outer(self.range_rate, offsets * step_tau))
+        doppler = np.exp(1j * np.multiply.outer(offsets * cell_f, self.doppler_rate))
+        return offsets, delay, doppler
 
     def crb(self, snr: float) -> NDArray[np.float64]:
         """``crb_from_fim(snr * unit_fim)``: the unit bound over ``snr`` (the inverse of a scaled matrix)."""
@@ -227,12 +259,16 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
             peak: tuple[int, int], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
             carrier_hz: float, noise_var: float, do_refine: bool, angle_spacing_wl: float | None,
             static_removed: bool, pending: list[Echo] | None = None,
-            start: tuple[float, float] | None = None) -> tuple[Detection, NDArray[np.complex128],
-                                                                NDArray[np.complex128], NDArray[np.complex128]]:
+            start: tuple[float, float] | None = None,
+            products: dict[str, Any] | None = None) -> tuple[Detection, NDArray[np.complex128],
+                                                             NDArray[np.complex128], NDArray[np.complex128]]:
     """:func:`refine` returning the echo's pattern as its two factors: model = outer(slow, along) * mask.
 
     ``pending``: echoes not yet subtracted from ``h`` (full masks only), taken out of its products.
     ``start``: (delay s, Doppler Hz) to start from instead of the peak's interpolated position.
+    ``products``: where refined, receives the last products over H (``g``, (C, K), over the symbols with the
+    conjugate slow-time pattern of ``fd``, the Doppler before the last update; ``q``, (C, S), over the
+    subcarriers with the final range phasor), for :func:`_residual_peak`.
     """
     r, d = peak
     n_r, n_d = rd.power.shape
@@ -260,6 +296,8 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
             tau = maximise_1d(range_phasor, g, tau, dtau, range_rate, False, uniform=True)
             z = range_phasor(tau)
             q = _over_subcarriers(h, z, pending)                     # (C, S): BLAS over the subcarriers
+            if products is not None:
+                products.update(g=g, fd=fd, q=q)
             fd = maximise_1d(doppler_phasor, q, fd, dfd, doppler_rate, static_removed) if dfd else fd
     if z is None:
         z = range_phasor(tau)
@@ -422,10 +460,14 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
 
     found: list[tuple[tuple[int, int], Detection, Echo]] = []
     pending: list[Echo] = []
+    pairs: list[tuple[int, int]] = []           # indices in found of the echoes split from one peak
+    test_order = do_refine and not static_removed and noise_var > 0
+    products: dict[str, Any] = {}
     for peak in peaks:
+        products.clear()
         det, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz, symbol_times_s,
                                               carrier_hz, noise_var, do_refine, angle_spacing_wl, static_removed,
-                                              pending)
+                                              pending, None, products if test_order else None)
         if not do_refine and significant(amplitude, slow, _GRID_RESIDUAL):
             # unrefined, the echo would be subtracted at its interpolated grid position, up to some 3 % of a
             # bin off: a residual about 28 dB below it, significant here, whose sidelobes (a pedestal 16 dB
@@ -435,12 +477,21 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
                                                   static_removed, pending)
         if not significant(amplitude, slow):
             continue
-        echo = Echo(amplitude, slow, along)
-        if stats.full:
-            pending.append(echo)
-        else:
-            subtract(work, mask, [echo])
-        found.append((peak, det, echo))
+        items = [(peak, det, Echo(amplitude, slow, along))]
+        if test_order and products:
+            # the model-order test, before weaker peaks are taken: a biased single echo's residual would
+            # pass as echoes of its own and corrupt the two-path fit
+            items = _split_unresolved(work, mask, stats, rd, items[0], pending if stats.full else None, products,
+                                      subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var, pfa,
+                                      angle_spacing_wl)
+        if len(items) == 2:
+            pairs.append((len(found), len(found) + 1))
+        for item in items:
+            if stats.full:
+                pending.append(item[2])
+            else:
+                subtract(work, mask, [item[2]])
+            found.append(item)
     if do_refine and len(found) > 1:
         # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
         # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
@@ -463,6 +514,25 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
                        in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
 
         relax(len(found), coupled, refit, _RELAX_ROUNDS)
+        merged_away: set[int] = set()
+        for i, j in pairs:
+            # the split was decided with the weaker echoes, and a stronger one's biased subtraction, still in the
+            # data: decided again on the data less every other echo, now refined; the one echo where it fails
+            others = [e for n, (_, _, e) in enumerate(found) if n not in (i, j)]
+            merged = _merged_unless_significant(work, mask, stats, rd, found[i], found[j], others if stats.full
+                                                else None, subcarrier_spacing_hz, symbol_times_s, carrier_hz,
+                                                noise_var, pfa, angle_spacing_wl)
+            if merged is not None:
+                if not stats.full:
+                    subtract(work, mask, [Echo(-found[i][2].amplitude, found[i][2].slow, found[i][2].along),
+                                          Echo(-found[j][2].amplitude, found[j][2].slow, found[j][2].along),
+                                          merged[2]])
+                found[i] = merged
+                merged_away.add(j)
+            else:       # a refit reports the single-path bound: the pair's is the joint one
+                found[i], found[j] = _pair_bound(found[i], found[j], mask, subcarrier_spacing_hz, symbol_times_s,
+                                                 carrier_hz, noise_var)
+        found = [item for n, item in enumerate(found) if n not in merged_away]
         # an echo that was only the residue of another's biased subtraction is no longer significant
         dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
         if dropped:
@@ -508,3 +578,238 @@ def _coupled(echo: Echo, others: list[Echo], stats: _MaskStats, noise_var: float
         if any(n > 0 and amplitude * leak / n > floor for leak, n in zip(leaks, norms, strict=True)):
             return True
     return False
+
+
+#: model-order test: the residual of a refined echo is searched for a second echo this many resolution cells
+#: (:attr:`_MaskStats.cells`) either side of it, in delay at the echo's Doppler and in Doppler at its delay,
+#: at this many points a cell
+_PAIR_SPAN_CELLS = 1.0
+_PAIR_POINTS_PER_CELL = 4
+
+
+def _residual_peak(mask: NDArray[np.bool_], stats: _MaskStats, echo: Echo, det: Detection,
+                   products: dict[str, Any], noise_var: float) -> tuple[float, tuple[float, float]]:
+    """The largest normalised periodogram of the residual (H less the echo and the earlier echoes) near ``echo``.
+
+    Two cuts through the echo, ``_PAIR_SPAN_CELLS`` resolution cells (:attr:`_MaskStats.cells`) either side: in delay at
+    the Doppler of the refinement's last product over the symbols, and in Doppler at the echo's delay.  Both
+    come from the refinement's own last products over H (``products``, see :func:`_refine`), the echo's share
+    taken out exactly on the mask: no further product over H.  The statistic is
+    ``mean_c |<p, r_c>|**2 / (||p||**2 sigma**2)`` for the pattern ``p`` of a path at the point, the map's cell
+    statistic (Gamma(C, 1/C) for noise alone: compare with :func:`significance_threshold`).
+
+    Returns
+    -------
+    statistic : float
+    point : (float, float)
+        (delay s, Doppler Hz) where it peaks.
+    """
+    cell_tau, cell_f = stats.cells
+    offsets, delay_phasors, doppler_phasors = stats.offset_phasors
+    g, q = products["g"], products["q"]
+    v = _slow_time_pattern(stats.doppler_rate, products["fd"], False)
+    # delay cut: g = v @ (H less earlier echoes), (C, K); the echo's share is a_c along_k sum_l v_l slow_l m_lk;
+    # the range phasor at the echo's delay plus an offset is conj(along) times the offset's phasor
+    overlap = v * echo.slow
+    share = overlap.sum() if stats.full else overlap @ mask
+    g = g * np.conj(echo.along) - np.outer(echo.amplitude, share)
+    energy = float((v.real**2 + v.imag**2) @ stats.per_symbol)
+    cut = g @ delay_phasors                                                          # (C, P)
+    stat_tau = np.mean(cut.real**2 + cut.imag**2, axis=0) / (energy * noise_var)
+    best_i = int(np.argmax(stat_tau))
+    best, point = float(stat_tau[best_i]), (det.delay_s + float(offsets[best_i]) * cell_tau, det.doppler_hz)
+    if cell_f:                   # Doppler cut: q = (H less earlier echoes) @ z, (C, S); the echo's share a_c slow_l n_l
+        q = (q - np.outer(echo.amplitude, echo.slow * stats.per_symbol)) * \
+            np.exp(stats.doppler_rate * (1j * det.doppler_hz))
+        cut = q @ doppler_phasors.T
+        stat_f = np.mean(cut.real**2 + cut.imag**2, axis=0) / (stats.used * noise_var)
+        best_j = int(np.argmax(stat_f))
+        if stat_f[best_j] > best:
+            best, point = float(stat_f[best_j]), (det.delay_s, det.doppler_hz + float(offsets[best_j]) * cell_f)
+    return best, point
+
+
+def _pair_crb(mask: NDArray[np.bool_], frequencies_hz: NDArray[np.float64], times_s: NDArray[np.float64],
+              delays_s: tuple[float, float], dopplers_hz: tuple[float, float], amplitudes: NDArray[np.complex128],
+              noise_var: float) -> NDArray[np.float64]:
+    """Cramér-Rao bound of (tau_1, f_1, tau_2, f_2) of two paths seen together on the REs of ``mask``.
+
+    Slepian-Bangs (Kay 1993, eq. 15.52): ``J = (2 / sigma**2) Re(D^H D)``, D the derivatives of the mean
+    ``sum_p a_cp exp(2 pi j (t f_p - k tau_p))`` by every real parameter (the four above and the real and
+    imaginary part of each path's amplitude on each of the C channels, the nuisances), stacked over channels.
+    ``amplitudes``: (C, 2).  Returns the (4, 4) block of ``inv(J)``: delays in s, Dopplers in Hz.
+    """
+    rows, cols = np.nonzero(mask)
+    k, t = frequencies_hz[cols], times_s[rows]                                       # (n,) per used RE
+    # in units of 1 / bandwidth and 1 / duration: the Fisher matrix is then well conditioned
+    unit_tau = 1.0 / max(float(np.ptp(frequencies_hz)), 1e-300)
+    unit_f = 1.0 / max(float(np.ptp(times_s)), 1e-300)
+    num_channels = amplitudes.shape[0]
+    n = rows.size
+    columns = np.zeros((num_channels * n, 4 + 4 * num_channels), dtype=np.complex128)
+    for p in range(2):
+        pattern = np.exp(2j * math.pi * (t * dopplers_hz[p] - k * delays_s[p]))
+        for c in range(num_channels):
+            block = slice(c * n, (c + 1) * n)
+            a = amplitudes[c, p]
+            columns[block, 2 * p] = a * (-2j * math.pi * unit_tau) * k * pattern
+            columns[block, 2 * p + 1] = a * (2j * math.pi * unit_f) * t * pattern
+            columns[block, 4 + 4 * c + 2 * p] = pattern
+            columns[block, 4 + 4 * c + 2 * p + 1] = 1j * pattern
+    fim = (2.0 / noise_var) * (columns.conj().T @ columns).real
+    units = np.array([unit_tau, unit_f, unit_tau, unit_f])
+    return np.asarray(crb_from_fim(fim)[:4, :4] * np.outer(units, units), dtype=np.float64)
+
+
+#: the two-path fit of an unresolved pair: RELAX rounds at most (extrapolated: see estimate_paths)
+_PAIR_RELAX_ROUNDS = 200
+
+
+def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats,
+                      rd: RangeDopplerMap, item: tuple[tuple[int, int], Detection, Echo], pending: list[Echo] | None,
+                      products: dict[str, Any], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
+                      carrier_hz: float, noise_var: float, pfa: float,
+                      angle_spacing_wl: float | None) -> list[tuple[tuple[int, int], Detection, Echo]]:
+    """The model-order test: split a refined echo into two where its residual holds a second, unresolved one.
+
+    Two echoes closer than a resolution cell make one peak; refined as one echo, the estimate lies between
+    them, biased by many standard deviations, and the residual (the two minus the one) is strong enough for
+    its sidelobes to pass as echoes elsewhere.  ``work`` holds the echo (``item``) and the weaker echoes not yet
+    found; ``pending`` (full masks) the stronger echoes found before it, not yet subtracted from ``work``.
+
+    1. the residual's periodogram near the echo (:func:`_residual_peak`) is compared with the significance
+       threshold of the map cells, :func:`significance_threshold` (pfa, C); below it (a lone echo, almost
+       always) the echo is returned as it is;
+    2. otherwise the data less the stronger echoes are fitted with two paths by the package's estimator
+       (:func:`sdr_isac.sensing.estimate.estimate_paths`: refinement and RELAX, :func:`_fit_pair`), seeded at
+       the echo's estimate and the residual's peak;
+    3. the two are kept where the generalised likelihood ratio is significant, ``2 (E_1 - E_2) / sigma**2 >``
+       the chi-square quantile at ``pfa`` on the 2 C + 2 added real parameters (a complex amplitude per
+       channel, a delay and a Doppler; ``E`` the residual energies of the one- and two-path fits), their
+       separation exceeds the chi-square(2) quantile at ``pfa`` in the joint two-path Cramér-Rao bound
+       (:func:`_pair_crb`), and each path alone passes the significance threshold; otherwise the one echo stays.
+
+    A kept pair reports the joint two-path bound as its variances (far above the single-path bound inside a
+    cell).  Returns the echo, or the two, as ``(peak, detection, echo)``; ``work`` is not changed.
+    """
+    peak, det, echo = item
+    num_channels = work.shape[0]
+    threshold = significance_threshold(pfa, num_channels)
+    stat, seed = _residual_peak(mask, stats, echo, det, products, noise_var)
+    if not stat > threshold:
+        return [item]
+    _, k_size = mask.shape
+    frequencies = subcarrier_spacing_hz * np.arange(k_size, dtype=np.float64)
+    times = np.asarray(symbol_times_s, dtype=np.float64)
+    dtau, dfd = _bins(rd, subcarrier_spacing_hz)
+    # the data of this echo: H less the stronger echoes
+    data = np.array(work, dtype=np.complex128)
+    subtract(data, mask, pending or [])
+    single = data.copy()
+    subtract(single, mask, [echo])
+    energy_one = float(np.sum(single.real**2 + single.imag**2))
+    seeds = iter([(det.delay_s, det.doppler_hz), seed])
+    try:
+        paths = estimate_paths(data, mask, frequencies, times, np.full(num_channels, noise_var),
+                               np.broadcast_to(stats.unit_fim, (num_channels, 2, 2)), 2,
+                               lambda _residual: next(seeds), (dtau, dfd or 1.0), num_rounds=_PAIR_RELAX_ROUNDS,
+                               accelerate=True)
+    except InputError:
+        return [item]
+    two = data - paths_model(paths, frequencies, times) * mask
+    energy_two = float(np.sum(two.real**2 + two.imag**2))
+    gain = (energy_one - energy_two) / noise_var
+    if not 2 * gain > sp_stats.chi2.isf(pfa, 2 * num_channels + 2):
+        return [item]
+    amplitudes = np.stack([p.amplitudes for p in paths], axis=1)                     # (C, 2)
+    try:
+        bound = _pair_crb(mask, frequencies, times, (paths[0].delay_s, paths[1].delay_s),
+                          (paths[0].doppler, paths[1].doppler), amplitudes, noise_var)
+        diff = np.array([paths[0].delay_s - paths[1].delay_s, paths[0].doppler - paths[1].doppler])
+        spread = bound[:2, :2] + bound[2:, 2:] - bound[:2, 2:] - bound[2:, :2]
+        separation = float(diff @ np.linalg.solve(spread, diff))
+    except (InputError, np.linalg.LinAlgError):
+        return [item]
+    if not separation > sp_stats.chi2.isf(pfa, 2):
+        return [item]
+    # an unresolved pair lies within one resolution cell; a second path further out was drawn by another,
+    # resolved echo's sidelobes (CLEAN finds that echo by itself, and RELAX takes its sidelobes out)
+    cell_tau, cell_f = stats.cells
+    if (diff[0] / cell_tau) ** 2 + ((diff[1] / cell_f) ** 2 if cell_f else 0.0) >= 1.0:
+        return [item]
+    pair = []
+    for p, path in enumerate(paths):
+        # each path on the data less its partner (at the joint fit's amplitudes): its amplitude, SNR, angle
+        alone = data - paths_model([paths[1 - p]], frequencies, times) * mask
+        det_p, amplitude, slow, along = _refine(alone, mask, stats, rd, peak, subcarrier_spacing_hz, times,
+                                                carrier_hz, noise_var, False, angle_spacing_wl, False, None,
+                                                (path.delay_s, path.doppler))
+        energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
+        if not float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var > threshold:
+            return [item]
+        pair.append((peak, dataclasses.replace(det_p, map_snr_db=det.map_snr_db + det_p.snr_db - det.snr_db),
+                     Echo(amplitude, slow, along)))
+    return list(_pair_bound(pair[0], pair[1], mask, subcarrier_spacing_hz, times, carrier_hz, noise_var))
+
+
+def _pair_bound(first: tuple[tuple[int, int], Detection, Echo], second: tuple[tuple[int, int], Detection, Echo],
+                mask: NDArray[np.bool_], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
+                carrier_hz: float, noise_var: float) -> tuple[tuple[tuple[int, int], Detection, Echo],
+                                                              tuple[tuple[int, int], Detection, Echo]]:
+    """The two echoes of a pair with the joint two-path bound (:func:`_pair_crb`) as their variances."""
+    frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
+    times = np.asarray(symbol_times_s, dtype=np.float64)
+    (_, det_a, echo_a), (_, det_b, echo_b) = first, second
+    # an Echo's slow-time pattern is exp(2 pi j t f) / sqrt(S): the amplitude per RE is amplitude / sqrt(S)
+    amplitudes = np.stack([echo_a.amplitude, echo_b.amplitude], axis=1) / math.sqrt(echo_a.slow.size)
+    try:
+        bound = _pair_crb(mask, frequencies, times, (det_a.delay_s, det_b.delay_s),
+                          (det_a.doppler_hz, det_b.doppler_hz), amplitudes, noise_var)
+    except InputError:
+        return first, second
+    half = 0.5 if det_a.geometry == "monostatic" else 1.0
+    wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
+    out = []
+    for p, (peak, det, echo) in enumerate((first, second)):
+        out.append((peak, dataclasses.replace(
+            det, range_var_m2=float(bound[2 * p, 2 * p]) * (SPEED_OF_LIGHT_MPS * half) ** 2,
+            velocity_var_mps2=float(bound[2 * p + 1, 2 * p + 1]) * (wavelength * half) ** 2), echo))
+    return out[0], out[1]
+
+
+def _merged_unless_significant(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats,
+                               rd: RangeDopplerMap, first: tuple[tuple[int, int], Detection, Echo],
+                               second: tuple[tuple[int, int], Detection, Echo], others: list[Echo] | None,
+                               subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64], carrier_hz: float,
+                               noise_var: float, pfa: float,
+                               angle_spacing_wl: float | None) -> tuple[tuple[int, int], Detection, Echo] | None:
+    """None where the pair ``first``, ``second`` still beats one echo (the likelihood-ratio test of
+    :func:`_split_unresolved`) on H less the ``others`` (full masks; otherwise ``work`` has every echo
+    subtracted); else the one echo refined there from the stronger one's position."""
+    data = np.array(work, dtype=np.complex128)
+    if others is None:
+        subtract(data, mask, [Echo(-e.amplitude, e.slow, e.along) for e in (first[2], second[2])])
+    else:
+        subtract(data, mask, others)
+    times = np.asarray(symbol_times_s, dtype=np.float64)
+    frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
+    num_channels = data.shape[0]
+    basis = np.stack([np.outer(np.exp(2j * math.pi * times * d.doppler_hz),
+                               np.exp(-2j * math.pi * frequencies * d.delay_s))[mask] for d in (first[1], second[1])],
+                     axis=1)
+    energy_two = 0.0
+    for c in range(num_channels):
+        y = data[c][mask]
+        left = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+        energy_two += float(np.vdot(left, left).real)
+    strong = first if first[1].snr_db >= second[1].snr_db else second
+    det, amplitude, slow, along = _refine(data, mask, stats, rd, strong[0], subcarrier_spacing_hz, times, carrier_hz,
+                                          noise_var, True, angle_spacing_wl, False, None,
+                                          (strong[1].delay_s, strong[1].doppler_hz))
+    one = Echo(amplitude, slow, along)
+    single = data.copy()
+    subtract(single, mask, [one])
+    energy_one = float(np.sum(single.real**2 + single.imag**2))
+    if 2 * (energy_one - energy_two) / noise_var > sp_stats.chi2.isf(pfa, 2 * num_channels + 2):
+        return None
+    return strong[0], dataclasses.replace(det, map_snr_db=max(first[1].map_snr_db, second[1].map_snr_db)), one

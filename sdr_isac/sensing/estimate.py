@@ -398,7 +398,7 @@ def in_sigmas(change: float, variance: float) -> float:
 def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, doppler_times: ArrayLike,
                    noise_vars: ArrayLike, unit_fims: ArrayLike, num_paths: int,
                    peak: Callable[[NDArray[np.complex128]], tuple[float, float]], steps: tuple[float, float],
-                   max_cells: float = 2.0, num_rounds: int = 10) -> list[Path]:
+                   max_cells: float = 2.0, num_rounds: int = 10, *, accelerate: bool = False) -> list[Path]:
     """The ``num_paths`` strongest paths seen by B looks on one (M, K) grid, strongest first: CLEAN with off-grid
     refinement, then RELAX.
 
@@ -409,6 +409,13 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
     re-estimate every path on the data minus all the others -- a path only while another one it is coupled to
     (:func:`_leaks_into`) has changed since its own last fit -- until no delay or Doppler moves by 5 % of its
     standard deviation (at most ``num_rounds`` rounds).  The amplitudes of all paths are finally fitted jointly.
+
+    Paths closer than a resolution cell are strongly coupled: each refit moves them a small part of the way, and
+    the rounds stop while still far from the optimum.  With ``accelerate`` every round refits every path and
+    the sequence of rounds, which converges linearly, is extrapolated (Aitken's delta-squared on the vector of all
+    delays and Dopplers in grid steps, ``rho = <d2, d1> / <d1, d1>``, ``theta + d2 rho / (1 - rho)``), the jump
+    kept where the residual energy of the joint least-squares fit is lower; at most ``num_rounds`` rounds, until
+    a round moves no delay or Doppler by ``1e-6`` of a grid step.
 
     Parameters
     ----------
@@ -434,6 +441,8 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
         :func:`refine` keeps the grid peak where the optimum lies further than this many steps.
     num_rounds : int
         RELAX rounds at most (>= 0).
+    accelerate : bool
+        Extrapolate the RELAX rounds (for paths closer than a resolution cell, see below).
 
     Returns
     -------
@@ -512,7 +521,44 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
         bound = crb(amps_i)
         return max(in_sigmas(tau - tau0, bound[0, 0]), in_sigmas(f - f0, bound[1, 1]))
 
-    relax(len(found), coupled, refit, int(num_rounds))
+    if accelerate and len(found) > 1:
+        scale = np.tile(np.asarray(steps, dtype=np.float64), len(found))
+
+        def energy_at(points: list[tuple[float, float]]) -> float:
+            total = 0.0
+            for b in range(x.shape[0]):
+                basis = np.stack([(m[b] * atom(tau, f))[m[b]] for tau, f in points], axis=1)
+                y = x[b][m[b]]
+                left = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+                total += float(np.vdot(left, left).real) / float(s2[b])
+            return total
+
+        history = [np.ravel(found) / scale]
+        for _ in range(int(num_rounds)):
+            for i in range(len(found)):                       # a RELAX round: every path on the others' residual
+                refit(i)
+            history.append(np.ravel(found) / scale)
+            d1, d2 = history[-2] - history[-3] if len(history) > 2 else None, history[-1] - history[-2]
+            if float(np.max(np.abs(d2))) < _SETTLED:
+                break
+            if d1 is None or not float(d1 @ d1) > 0:
+                continue
+            rho = float(d2 @ d1) / float(d1 @ d1)
+            if not 0.0 < rho < 1.0:
+                continue
+            jump = (history[-1] + d2 * (rho / (1.0 - rho))) * scale
+            points = [(float(jump[2 * i]), float(jump[2 * i + 1])) for i in range(len(found))]
+            if energy_at(points) < energy_at(found):
+                found[:] = points
+                for i in range(len(found)):                   # the amplitudes at the new points, path by path
+                    others_removed = residual + parts[i]
+                    pattern = m * atom(*found[i])[None]
+                    amps = np.einsum("bmk,bmk->b", pattern.conj(), others_removed) / np.maximum(counts, 1)
+                    parts[i] = amps[:, None, None] * pattern
+                    residual = others_removed - parts[i]
+                history = [np.ravel(found) / scale]
+    else:
+        relax(len(found), coupled, refit, int(num_rounds))
     patterns = [m * atom(tau, f)[None] for tau, f in found]
     amps = np.zeros((x.shape[0], len(found)), dtype=np.complex128)
     for b in range(x.shape[0]):
