@@ -44,6 +44,7 @@ from sdr_isac.errors import InputError
 from sdr_isac.units import BOLTZMANN_J_PER_K, REFERENCE_TEMPERATURE_K, SPEED_OF_LIGHT_MPS
 
 __all__ = [
+    "paths_delay_doppler_crb",
     "range_crb_m2",
     "delay_crb_s2",
     "velocity_crb_mps2",
@@ -583,6 +584,68 @@ def delay_doppler_crb(snr_re: float, mask: ArrayLike, subcarrier_spacing_hz: flo
 
 
 # -------------------------------------------------------------------- geometry
+
+
+def paths_delay_doppler_crb(mask: ArrayLike, frequencies_hz: ArrayLike, times_s: ArrayLike, delays_s: ArrayLike,
+                            dopplers_hz: ArrayLike, amplitudes: ArrayLike, noise_var: float) -> NDArray[np.float64]:
+    """Cramér-Rao bound of the delays and Dopplers of P paths seen together on the REs of ``mask``.
+
+    Slepian-Bangs (Kay 1993, eq. 15.52): ``J = (2 / sigma**2) Re(D^H D)``, D the derivatives of the mean
+    ``sum_p a_cp exp(2 pi j (t f_p - k tau_p))`` by every real parameter (each path's delay and Doppler, and the
+    real and imaginary part of each path's amplitude on each of the C channels, the nuisances), stacked over
+    channels.  Unlike :func:`delay_doppler_crb` (one path) it holds the paths' coupling, which dominates for
+    paths closer than a resolution cell.
+
+    Parameters
+    ----------
+    mask : array_like of bool, shape (S, K)
+    frequencies_hz : array_like, shape (K,)
+        Subcarrier frequencies, Hz.
+    times_s : array_like, shape (S,)
+        Symbol times, s.
+    delays_s, dopplers_hz : array_like, shape (P,)
+    amplitudes : array_like, shape (C, P), complex
+        Each path's amplitude per RE on each channel.
+    noise_var : float
+        Noise variance per RE (> 0).
+
+    Returns
+    -------
+    ndarray, shape (2P, 2P)
+        ``(tau_1, f_1, tau_2, f_2, ...)``: s and Hz.
+    """
+    m = _mask(mask)
+    freq = np.asarray(frequencies_hz, dtype=np.float64)
+    times = np.asarray(times_s, dtype=np.float64)
+    taus, fds = np.asarray(delays_s, dtype=np.float64).ravel(), np.asarray(dopplers_hz, dtype=np.float64).ravel()
+    amps = np.atleast_2d(np.asarray(amplitudes, dtype=np.complex128))
+    num_paths = taus.size
+    if fds.size != num_paths or amps.shape[1] != num_paths or freq.shape != (m.shape[1],) or \
+            times.shape != (m.shape[0],):
+        raise InputError(f"{num_paths} delays, {fds.size} Dopplers, amplitudes {amps.shape}, {freq.size} frequencies, "
+                         f"{times.size} times for a {m.shape} mask: allowed P delays and Dopplers, (C, P) amplitudes, "
+                         "K frequencies and S times")
+    _positive("noise_var", noise_var, "per RE")
+    rows, cols = np.nonzero(m)
+    k, t = freq[cols], times[rows]                                                   # (n,) per used RE
+    # in units of 1 / bandwidth and 1 / duration: the Fisher matrix is then well conditioned
+    unit_tau = 1.0 / max(float(np.ptp(freq)), 1e-300)
+    unit_f = 1.0 / max(float(np.ptp(times)), 1e-300)
+    num_channels, n = amps.shape[0], rows.size
+    nuisance = 2 * num_paths
+    columns = np.zeros((num_channels * n, nuisance + 2 * num_paths * num_channels), dtype=np.complex128)
+    for p in range(num_paths):
+        pattern = np.exp(2j * np.pi * (t * fds[p] - k * taus[p]))
+        for c in range(num_channels):
+            block = slice(c * n, (c + 1) * n)
+            a = amps[c, p]
+            columns[block, 2 * p] = a * (-2j * np.pi * unit_tau) * k * pattern
+            columns[block, 2 * p + 1] = a * (2j * np.pi * unit_f) * t * pattern
+            columns[block, nuisance + 2 * num_paths * c + 2 * p] = pattern
+            columns[block, nuisance + 2 * num_paths * c + 2 * p + 1] = 1j * pattern
+    fim = (2.0 / noise_var) * (columns.conj().T @ columns).real
+    units = np.tile([unit_tau, unit_f], num_paths)
+    return np.asarray(crb_from_fim(fim)[:nuisance, :nuisance] * np.outer(units, units), dtype=np.float64)
 
 
 def measurement_matrix(node_positions_m: ArrayLike, target_m: ArrayLike,

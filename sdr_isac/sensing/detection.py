@@ -38,8 +38,17 @@ import scipy.stats as sp_stats
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim
-from sdr_isac.sensing.estimate import estimate_paths, in_sigmas, maximise_1d, ml_angle, paths_model, phasor, relax
+from sdr_isac.sensing.crb import angle_crb_rad2, crb_from_fim, delay_doppler_fim, paths_delay_doppler_crb
+from sdr_isac.sensing.estimate import (
+    estimate_paths,
+    in_sigmas,
+    joint_fit_energies,
+    maximise_1d,
+    ml_angle,
+    paths_model,
+    phasor,
+    relax,
+)
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
@@ -629,38 +638,6 @@ def _residual_peak(mask: NDArray[np.bool_], stats: _MaskStats, echo: Echo, det: 
     return best, point
 
 
-def _pair_crb(mask: NDArray[np.bool_], frequencies_hz: NDArray[np.float64], times_s: NDArray[np.float64],
-              delays_s: tuple[float, float], dopplers_hz: tuple[float, float], amplitudes: NDArray[np.complex128],
-              noise_var: float) -> NDArray[np.float64]:
-    """Cramér-Rao bound of (tau_1, f_1, tau_2, f_2) of two paths seen together on the REs of ``mask``.
-
-    Slepian-Bangs (Kay 1993, eq. 15.52): ``J = (2 / sigma**2) Re(D^H D)``, D the derivatives of the mean
-    ``sum_p a_cp exp(2 pi j (t f_p - k tau_p))`` by every real parameter (the four above and the real and
-    imaginary part of each path's amplitude on each of the C channels, the nuisances), stacked over channels.
-    ``amplitudes``: (C, 2).  Returns the (4, 4) block of ``inv(J)``: delays in s, Dopplers in Hz.
-    """
-    rows, cols = np.nonzero(mask)
-    k, t = frequencies_hz[cols], times_s[rows]                                       # (n,) per used RE
-    # in units of 1 / bandwidth and 1 / duration: the Fisher matrix is then well conditioned
-    unit_tau = 1.0 / max(float(np.ptp(frequencies_hz)), 1e-300)
-    unit_f = 1.0 / max(float(np.ptp(times_s)), 1e-300)
-    num_channels = amplitudes.shape[0]
-    n = rows.size
-    columns = np.zeros((num_channels * n, 4 + 4 * num_channels), dtype=np.complex128)
-    for p in range(2):
-        pattern = np.exp(2j * math.pi * (t * dopplers_hz[p] - k * delays_s[p]))
-        for c in range(num_channels):
-            block = slice(c * n, (c + 1) * n)
-            a = amplitudes[c, p]
-            columns[block, 2 * p] = a * (-2j * math.pi * unit_tau) * k * pattern
-            columns[block, 2 * p + 1] = a * (2j * math.pi * unit_f) * t * pattern
-            columns[block, 4 + 4 * c + 2 * p] = pattern
-            columns[block, 4 + 4 * c + 2 * p + 1] = 1j * pattern
-    fim = (2.0 / noise_var) * (columns.conj().T @ columns).real
-    units = np.array([unit_tau, unit_f, unit_tau, unit_f])
-    return np.asarray(crb_from_fim(fim)[:4, :4] * np.outer(units, units), dtype=np.float64)
-
-
 #: the two-path fit of an unresolved pair: RELAX rounds at most (extrapolated: see estimate_paths)
 _PAIR_RELAX_ROUNDS = 200
 
@@ -687,7 +664,8 @@ def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_]
        the chi-square quantile at ``pfa`` on the 2 C + 2 added real parameters (a complex amplitude per
        channel, a delay and a Doppler; ``E`` the residual energies of the one- and two-path fits), their
        separation exceeds the chi-square(2) quantile at ``pfa`` in the joint two-path Cramér-Rao bound
-       (:func:`_pair_crb`), and each path alone passes the significance threshold; otherwise the one echo stays.
+       (:func:`~sdr_isac.sensing.crb.paths_delay_doppler_crb`), and each path alone passes the significance
+       threshold; otherwise the one echo stays.
 
     A kept pair reports the joint two-path bound as its variances (far above the single-path bound inside a
     cell).  Returns the echo, or the two, as ``(peak, detection, echo)``; ``work`` is not changed.
@@ -718,12 +696,11 @@ def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_]
         return [item]
     two = data - paths_model(paths, frequencies, times) * mask
     energy_two = float(np.sum(two.real**2 + two.imag**2))
-    gain = (energy_one - energy_two) / noise_var
-    if not 2 * gain > sp_stats.chi2.isf(pfa, 2 * num_channels + 2):
+    if not _second_path_significant(energy_one, energy_two, noise_var, pfa, num_channels):
         return [item]
     amplitudes = np.stack([p.amplitudes for p in paths], axis=1)                     # (C, 2)
     try:
-        bound = _pair_crb(mask, frequencies, times, (paths[0].delay_s, paths[1].delay_s),
+        bound = paths_delay_doppler_crb(mask, frequencies, times, (paths[0].delay_s, paths[1].delay_s),
                           (paths[0].doppler, paths[1].doppler), amplitudes, noise_var)
         diff = np.array([paths[0].delay_s - paths[1].delay_s, paths[0].doppler - paths[1].doppler])
         spread = bound[:2, :2] + bound[2:, 2:] - bound[:2, 2:] - bound[2:, :2]
@@ -752,18 +729,26 @@ def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_]
     return list(_pair_bound(pair[0], pair[1], mask, subcarrier_spacing_hz, times, carrier_hz, noise_var))
 
 
+def _second_path_significant(energy_one: float, energy_two: float, noise_var: float, pfa: float,
+                             num_channels: int) -> bool:
+    """The generalised likelihood-ratio test of a second path: ``2 (E_1 - E_2) / sigma**2`` above the chi-square
+    quantile at ``pfa`` on the 2 C + 2 real parameters it adds (an amplitude per channel, a delay, a Doppler)."""
+    return 2 * (energy_one - energy_two) / noise_var > sp_stats.chi2.isf(pfa, 2 * num_channels + 2)
+
+
 def _pair_bound(first: tuple[tuple[int, int], Detection, Echo], second: tuple[tuple[int, int], Detection, Echo],
                 mask: NDArray[np.bool_], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
                 carrier_hz: float, noise_var: float) -> tuple[tuple[tuple[int, int], Detection, Echo],
                                                               tuple[tuple[int, int], Detection, Echo]]:
-    """The two echoes of a pair with the joint two-path bound (:func:`_pair_crb`) as their variances."""
+    """The two echoes of a pair with the joint two-path bound
+    (:func:`~sdr_isac.sensing.crb.paths_delay_doppler_crb`) as their variances."""
     frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
     times = np.asarray(symbol_times_s, dtype=np.float64)
     (_, det_a, echo_a), (_, det_b, echo_b) = first, second
     # an Echo's slow-time pattern is exp(2 pi j t f) / sqrt(S): the amplitude per RE is amplitude / sqrt(S)
     amplitudes = np.stack([echo_a.amplitude, echo_b.amplitude], axis=1) / math.sqrt(echo_a.slow.size)
     try:
-        bound = _pair_crb(mask, frequencies, times, (det_a.delay_s, det_b.delay_s),
+        bound = paths_delay_doppler_crb(mask, frequencies, times, (det_a.delay_s, det_b.delay_s),
                           (det_a.doppler_hz, det_b.doppler_hz), amplitudes, noise_var)
     except InputError:
         return first, second
@@ -794,14 +779,8 @@ def _merged_unless_significant(work: NDArray[np.complexfloating], mask: NDArray[
     times = np.asarray(symbol_times_s, dtype=np.float64)
     frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
     num_channels = data.shape[0]
-    basis = np.stack([np.outer(np.exp(2j * math.pi * times * d.doppler_hz),
-                               np.exp(-2j * math.pi * frequencies * d.delay_s))[mask] for d in (first[1], second[1])],
-                     axis=1)
-    energy_two = 0.0
-    for c in range(num_channels):
-        y = data[c][mask]
-        left = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
-        energy_two += float(np.vdot(left, left).real)
+    energy_two = float(np.sum(joint_fit_energies(data, mask, frequencies, times,
+                                                 [(d.delay_s, d.doppler_hz) for d in (first[1], second[1])])))
     strong = first if first[1].snr_db >= second[1].snr_db else second
     det, amplitude, slow, along = _refine(data, mask, stats, rd, strong[0], subcarrier_spacing_hz, times, carrier_hz,
                                           noise_var, True, angle_spacing_wl, False, None,
@@ -810,6 +789,6 @@ def _merged_unless_significant(work: NDArray[np.complexfloating], mask: NDArray[
     single = data.copy()
     subtract(single, mask, [one])
     energy_one = float(np.sum(single.real**2 + single.imag**2))
-    if 2 * (energy_one - energy_two) / noise_var > sp_stats.chi2.isf(pfa, 2 * num_channels + 2):
+    if _second_path_significant(energy_one, energy_two, noise_var, pfa, num_channels):
         return None
     return strong[0], dataclasses.replace(det, map_snr_db=max(first[1].map_snr_db, second[1].map_snr_db)), one

@@ -49,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
 
-__all__ = ["Look", "Path", "estimate_paths", "paths_model", "residual_noise_variance",
+__all__ = ["Look", "Path", "estimate_paths", "paths_model", "joint_fit_energies", "residual_noise_variance",
            "relax", "in_sigmas", "look", "grid_peak", "resolvable_steps", "refine",
            "objective", "maximise_1d", "newton_peak", "phasor", "ml_angle", "noise_variance", "median_step"]
 
@@ -525,13 +525,7 @@ def estimate_paths(h: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, dop
         scale = np.tile(np.asarray(steps, dtype=np.float64), len(found))
 
         def energy_at(points: list[tuple[float, float]]) -> float:
-            total = 0.0
-            for b in range(x.shape[0]):
-                basis = np.stack([(m[b] * atom(tau, f))[m[b]] for tau, f in points], axis=1)
-                y = x[b][m[b]]
-                left = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
-                total += float(np.vdot(left, left).real) / float(s2[b])
-            return total
+            return float(np.sum(joint_fit_energies(x, m, k, t, points) / s2))
 
         history = [np.ravel(found) / scale]
         for _ in range(int(num_rounds)):
@@ -604,6 +598,39 @@ def paths_model(paths: Sequence[Path], frequencies_hz: ArrayLike, doppler_times:
     for p in paths:
         out += p.amplitudes[:, None, None] * np.outer(np.exp(2j * math.pi * t * p.doppler),
                                                       np.exp(-2j * math.pi * k * p.delay_s))[None]
+    return out
+
+
+def joint_fit_energies(data: ArrayLike, mask: ArrayLike, frequencies_hz: ArrayLike, doppler_times: ArrayLike,
+                       points: Sequence[tuple[float, float]]) -> NDArray[np.float64]:
+    """Residual energy of each look after the joint least-squares fit of paths at ``points``.
+
+    Parameters
+    ----------
+    data : array_like, shape (B, M, K), complex
+    mask : array_like of bool, broadcastable to (B, M, K)
+        The REs each look observes.
+    frequencies_hz, doppler_times : array_like, shapes (K,), (M,)
+    points : sequence of (delay s, Doppler)
+        The paths' delays and Dopplers (atoms ``exp(2 pi i t f) exp(-2 pi i k tau)``, as :func:`paths_model`);
+        their complex amplitudes are fitted per look.
+
+    Returns
+    -------
+    ndarray, shape (B,)
+        ``||y_b - A_b A_b^+ y_b||**2`` on each look's REs.
+    """
+    x = np.asarray(data)
+    m = np.broadcast_to(np.asarray(mask, dtype=bool), x.shape)
+    k = np.asarray(frequencies_hz, dtype=np.float64)
+    t = np.asarray(doppler_times, dtype=np.float64)
+    atoms = [np.outer(np.exp(2j * math.pi * t * f), np.exp(-2j * math.pi * k * tau)) for tau, f in points]
+    out = np.empty(x.shape[0])
+    for b in range(x.shape[0]):
+        basis = np.stack([a[m[b]] for a in atoms], axis=1)
+        y = x[b][m[b]]
+        left = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+        out[b] = float(np.vdot(left, left).real)
     return out
 
 

@@ -21,8 +21,9 @@ import pytest
 from sdr_isac import config, sensing
 from sdr_isac.capture import Capture
 from sdr_isac.config import SensingConfig
+from sdr_isac.errors import InputError
 from sdr_isac.sensing import detection
-from sdr_isac.sensing.crb import delay_doppler_crb, delay_doppler_fim
+from sdr_isac.sensing.crb import delay_doppler_crb, delay_doppler_fim, paths_delay_doppler_crb
 from sdr_isac.sensing.csi import known_reference
 from sdr_isac.sensing.estimate import estimate_paths
 from sdr_isac.waveform import IsacFrame
@@ -172,7 +173,7 @@ def test_the_joint_bound_of_two_separated_paths_is_the_single_path_bound(separat
     freqs = _DF * np.arange(_K)
     taus = (2 * 40.0 / C, 2 * (40.0 + separation_cells * CELL_M) / C)
     amplitudes = np.array([[10.0 * np.exp(0.3j), 30.0 * np.exp(-1.1j)]])
-    bound = detection._pair_crb(_MASK, freqs, _TIMES, taus, (100.0, -250.0), amplitudes, 1.0)
+    bound = paths_delay_doppler_crb(_MASK, freqs, _TIMES, taus, (100.0, -250.0), amplitudes, 1.0)
     for p in range(2):
         single = delay_doppler_crb(abs(amplitudes[0, p]) ** 2, _MASK, _DF, _TIMES)
         assert bound[2 * p, 2 * p] == pytest.approx(single[0, 0], rel=0.03)
@@ -198,9 +199,23 @@ def test_relax_reaches_a_pair_inside_a_cell_only_when_extrapolated(accelerate):
                            2, lambda _r: next(seeds), steps, num_rounds=200, accelerate=accelerate)
     found = sorted((p.delay_s, p.doppler) for p in paths)
     # the joint bound at unit noise: the error scale the test compares with
-    bound = detection._pair_crb(_MASK, freqs, _TIMES, tuple(taus), tuple(fds), amps[None], 1.0)
+    bound = paths_delay_doppler_crb(_MASK, freqs, _TIMES, tuple(taus), tuple(fds), amps[None], 1.0)
     errors = [abs(found[i][0] - taus[i]) / math.sqrt(bound[2 * i, 2 * i]) for i in range(2)]
     if accelerate:
         assert max(errors) < 0.4, errors
     else:
         assert max(errors) > 5.0, errors                 # 27-29 standard deviations
+
+
+def test_the_paths_bound_of_one_path_is_the_single_path_bound() -> None:
+    """One path (P = 1) on one channel: the Slepian-Bangs bound equals delay_doppler_crb at SNR |a|**2 / sigma**2
+    (an independent derivation: the closed-form moments of the mask); two channels halve it."""
+    freqs = _DF * np.arange(_K)
+    one = paths_delay_doppler_crb(_MASK, freqs, _TIMES, [1e-6], [300.0], [[2.0 + 1.0j]], 0.5)
+    np.testing.assert_allclose(one, delay_doppler_crb(5.0 / 0.5, _MASK, _DF, _TIMES), rtol=1e-6)
+    two = paths_delay_doppler_crb(_MASK, freqs, _TIMES, [1e-6], [300.0], [[2.0 + 1.0j], [1.0 - 2.0j]], 0.5)
+    np.testing.assert_allclose(two, one / 2, rtol=1e-6)
+    with pytest.raises(InputError, match="allowed P delays and Dopplers"):
+        paths_delay_doppler_crb(_MASK, freqs, _TIMES, [1e-6, 2e-6], [300.0], [[1.0, 1.0]], 0.5)
+    with pytest.raises(InputError, match="noise_var"):
+        paths_delay_doppler_crb(_MASK, freqs, _TIMES, [1e-6], [300.0], [[1.0]], 0.0)
