@@ -332,7 +332,7 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     if not do_refine and start is None:
         # the interpolated grid peak: its noise variance is kappa x the bound, and it is biased by up to a few
         # hundredths of a bin (rdmap.grid_error)
-        kappa_tau, bias_tau, kappa_fd, bias_fd = rd.grid_error
+        kappa_tau, bias_tau, kappa_fd, bias_fd = rd.unrefined_error()
         var_tau, var_fd = kappa_tau * var_tau + bias_tau, kappa_fd * var_fd + bias_fd
     angle = angle_var = None
     if angle_spacing_wl is not None and num_channels > 1:

@@ -24,7 +24,8 @@ import collections
 import functools
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.fft as sp_fft
@@ -90,10 +91,12 @@ class RangeDopplerMap:
     complete_range : bool
         False when only the first range bins were kept (then the range axis
         does not wrap around).
-    grid_error : tuple of float
-        ``(kappa_delay, bias_var_delay_s2, kappa_doppler, bias_var_doppler_hz2)``: an unrefined estimate (the
-        grid peak with 3-point parabolic interpolation of the power) has variance ``kappa x CRB + bias_var``
-        on each axis (:func:`grid_error`); ``(1, 0, 1, 0)`` where ``sensing.refine`` is on.
+    grid_error : tuple of float or None
+        ``(kappa_delay, bias_var_delay_s2, kappa_doppler, bias_var_doppler_hz2)``, given: an unrefined
+        estimate (the grid peak with 3-point parabolic interpolation of the power) has variance
+        ``kappa x CRB + bias_var`` on each axis (:func:`grid_error`).  None (what
+        :func:`range_doppler_map` leaves): computed from the map's design where it is first asked for,
+        by :meth:`unrefined_error`, whatever ``sensing.refine`` says.
     """
 
     power: NDArray[np.float32]
@@ -106,7 +109,21 @@ class RangeDopplerMap:
     coherent_gain: float
     delay_step_s: float = 0.0
     complete_range: bool = True
-    grid_error: tuple[float, float, float, float] = (1.0, 0.0, 1.0, 0.0)
+    grid_error: tuple[float, float, float, float] | None = None
+    #: the arguments of :func:`grid_error` for this map: (mask, config, n_range, n_doppler, symbol duration s,
+    #: subcarrier spacing Hz)
+    design: tuple[Any, ...] | None = field(default=None, repr=False)
+
+    def unrefined_error(self) -> tuple[float, float, float, float]:
+        """``(kappa_delay, bias_var_delay_s2, kappa_doppler, bias_var_doppler_hz2)`` of an unrefined estimate on
+        this map: ``grid_error`` where given, else :func:`grid_error` of the map's design (computed once per
+        design: the default ``refine = true`` pipeline never asks), else ``(1, 0, 1, 0)`` (a map built by hand
+        without its design: the Cramér-Rao bound alone)."""
+        if self.grid_error is not None:
+            return self.grid_error
+        if self.design is None:
+            return _NEUTRAL
+        return grid_error(*self.design)
 
 
 def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarrier_spacing_hz: float,
@@ -143,11 +160,11 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     velocity = -doppler * wavelength * scale
     return RangeDopplerMap(power_of(cells), cells, SPEED_OF_LIGHT_MPS * tau * scale, velocity, doppler,
                            config.geometry, noise_gain, coherent_gain, 1.0 / (n_range * subcarrier_spacing_hz),
-                           rows == n_range, _NEUTRAL if config.refine else
-                           grid_error(mask, config, n_range, n_doppler, symbol_duration_s, subcarrier_spacing_hz))
+                           rows == n_range, None,
+                           (mask, config, n_range, n_doppler, symbol_duration_s, subcarrier_spacing_hz))
 
 
-#: the grid error of a map whose peaks are refined (the unrefined estimate is not reported)
+#: the grid error of a map without its design: the bound alone
 _NEUTRAL = (1.0, 0.0, 1.0, 0.0)
 
 
