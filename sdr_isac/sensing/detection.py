@@ -52,6 +52,7 @@ from sdr_isac.sensing.estimate import (
 from sdr_isac.sensing.rdmap import RangeDopplerMap
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
+from sdr_isac.waveform.sync import parabolic_vertex
 
 __all__ = ["Detection", "Echo", "clean", "detect_all", "find_peaks", "refine", "subtract"]
 
@@ -145,12 +146,6 @@ def find_peaks(power: NDArray[np.float32], mask: NDArray[np.bool_], max_peaks: i
     keep = np.nonzero(is_max)[0]
     order = keep[np.argsort(value[keep])[::-1][:max_peaks]]
     return [(int(rows[i]), int(cols[i])) for i in order]
-
-
-def _parabolic(y_m: float, y_0: float, y_p: float) -> float:
-    y_m, y_0, y_p = float(y_m), float(y_0), float(y_p)            # float64, not the map's float32
-    denom = y_m - 2 * y_0 + y_p
-    return 0.5 * (y_m - y_p) / denom if denom < 0 else 0.0
 
 
 def _slow_time_pattern(doppler_rate: NDArray[np.float64], doppler_hz: float,
@@ -284,8 +279,8 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     dtau, dfd = _bins(rd, subcarrier_spacing_hz)
     p = rd.power
     if start is None:
-        tau0 = (r + (_parabolic(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau
-        fd0 = rd.doppler_hz[d] + _parabolic(p[r, (d - 1) % n_d], p[r, d], p[r, (d + 1) % n_d]) * dfd
+        tau0 = (r + (parabolic_vertex(p[r - 1, d], p[r, d], p[r + 1, d]) if 0 < r < n_r - 1 else 0.0)) * dtau
+        fd0 = rd.doppler_hz[d] + parabolic_vertex(p[r, (d - 1) % n_d], p[r, d], p[r, (d + 1) % n_d]) * dfd
     else:
         tau0, fd0 = start
     range_rate, doppler_rate = stats.range_rate, stats.doppler_rate

@@ -36,6 +36,7 @@ from sdr_isac.config import SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.backend import fft_workers
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
+from sdr_isac.waveform.sync import parabolic_vertex_slopes
 
 __all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of", "map_weights"]
 
@@ -218,14 +219,9 @@ def _parabola_error(u: NDArray[np.float64], q: NDArray[np.float64], used: NDArra
     phase = np.exp((2j * np.pi * step) * cells[..., None] * x)                   # (64, 3, N)
     sig = phase @ u                                                              # (64, 3): cells -1, 0, 1
     y = sig.real**2 + sig.imag**2
-    den = y[:, 0] - 2 * y[:, 1] + y[:, 2]
-    ok = den < 0
-    safe = np.where(ok, den, -1.0)
-    vertex = np.where(ok, 0.5 * (y[:, 0] - y[:, 2]) / safe, 0.0)
+    # the vertex and d vertex / d y_m (0 where the parabola is refused: the vertex is then 0 whatever the noise)
+    vertex, grad = parabolic_vertex_slopes(y[:, 0], y[:, 1], y[:, 2])
     bias_var = float(np.mean((vertex - offsets) ** 2)) * step**2
-    # d vertex / d y_m (0 where the parabola is refused: the vertex is then 0 whatever the noise)
-    grad = np.where(ok[:, None], np.stack([0.5 / safe - vertex / safe, 2 * vertex / safe, -0.5 / safe - vertex / safe],
-                                          axis=1), 0.0)
     cov = (phase * q) @ np.conj(phase).transpose(0, 2, 1)                        # (64, 3, 3) cell noise / sigma^2
     cov_y = 2 * np.real(np.conj(sig)[:, :, None] * sig[:, None, :] * cov)       # power noise, |a| = 1
     var = np.einsum("oi,oij,oj->o", grad, cov_y, grad) * step**2
