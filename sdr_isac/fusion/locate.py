@@ -50,16 +50,45 @@ def _pairs(links: Sequence[LinkMeasurement]) -> tuple[NDArray[np.intp], NDArray[
     return np.array([m.tx for m in links], dtype=np.intp), np.array([m.rx for m in links], dtype=np.intp)
 
 
+def _node_offsets(corners: list[list[float]], x: float, y: float, z: float) -> list[tuple[float, float, float, float]]:
+    """``(distance, dx, dy, dz)`` from each node ``(bx, by, bz)`` of ``corners`` to ``(x, y, z)``, m.
+
+    Plain floats: a handful of nodes and links cost a fraction of numpy's per-call overhead (this runs in the
+    inner loop of every least-squares fit).  The squares are summed in the order numpy's ``einsum`` sums a
+    row of three, ``(dx² + dz²) + dy²``, the order of the vectorised model this replaced.
+    """
+    out = []
+    for bx, by, bz in corners:
+        dx, dy, dz = x - bx, y - by, z - bz
+        out.append((math.sqrt((dx * dx + dz * dz) + dy * dy), dx, dy, dz))
+    return out
+
+
+def _link_ranges(offsets: list[tuple[float, float, float, float]], pairs: list[tuple[int, int]]) -> list[float]:
+    """The range model: link ``(i, j)`` measures the range ``d_i`` (``i == j``) or the range sum ``d_i + d_j``
+    (``offsets`` of :func:`_node_offsets`)."""
+    return [offsets[i][0] if i == j else offsets[i][0] + offsets[j][0] for i, j in pairs]
+
+
+def _link_gradients(offsets: list[tuple[float, float, float, float]], pairs: list[tuple[int, int]]
+                    ) -> list[tuple[float, float, float]]:
+    """Gradients of :func:`_link_ranges` in the target's position: ``u_i`` (``i == j``) or ``u_i + u_j``, ``u``
+    the unit vector from the node to the target, taken as the offset itself (zero) at the node, where the range
+    has no derivative."""
+    u = [(dx / dist, dy / dist, dz / dist) if dist != 0 else (dx / 1.0, dy / 1.0, dz / 1.0)
+         for dist, dx, dy, dz in offsets]
+    return [u[i] if i == j else (u[i][0] + u[j][0], u[i][1] + u[j][1], u[i][2] + u[j][2]) for i, j in pairs]
+
+
 def _ranges_and_rows(nodes: NDArray[np.float64], p: NDArray[np.float64], tx: NDArray[np.intp], rx: NDArray[np.intp]
                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Ranges / range sums at ``p`` (shape (L,), m) and their gradients in ``p`` (shape (L, 3)): the rows of
-    :func:`sdr_isac.sensing.crb.measurement_matrix`, zero towards a node that ``p`` coincides with (no checks)."""
-    diff = p[None, :] - nodes
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    u = diff / np.where(dist == 0, 1.0, dist)[:, None]
-    mono = tx == rx
-    return (np.where(mono, dist[tx], dist[tx] + dist[rx]),
-            np.where(mono[:, None], u[tx], u[tx] + u[rx]))
+    :func:`sdr_isac.sensing.crb.measurement_matrix`, zero towards a node that ``p`` coincides with (no checks):
+    :func:`_link_ranges` and :func:`_link_gradients` as arrays."""
+    offsets = _node_offsets(nodes.tolist(), float(p[0]), float(p[1]), float(p[2]))
+    pairs = list(zip(tx.tolist(), rx.tolist(), strict=True))
+    return (np.array(_link_ranges(offsets, pairs), dtype=np.float64),
+            np.array(_link_gradients(offsets, pairs), dtype=np.float64).reshape(len(pairs), 3))
 
 
 def _model(nodes: NDArray[np.float64], p: NDArray[np.float64], links: Sequence[LinkMeasurement]) -> NDArray[np.float64]:
@@ -92,33 +121,22 @@ def weighted_residuals(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], hei
         raise InputError(f"link nodes tx = {tx.tolist()}, rx = {rx.tolist()}: allowed indices 0 ... "
                          f"{nodes.shape[0] - 1} into nodes_m; pass the links of these nodes")
     w_angle = 0.0 if angle is None else 1.0 / math.sqrt(angle.var_angle_rad2)
-    # a handful of links and nodes: plain floats cost a fraction of numpy's per-call overhead (this runs in the
-    # inner loop of every least-squares fit)
-    pairs = list(zip(tx.tolist(), rx.tolist(), [m.range_m for m in links],
-                     [1.0 / math.sqrt(m.var_range_m2) for m in links], strict=True))
+    pairs = list(zip(tx.tolist(), rx.tolist(), strict=True))
+    measured = [m.range_m for m in links]
+    weights = [1.0 / math.sqrt(m.var_range_m2) for m in links]
     corners = nodes.tolist()
     height = float(height_m)
 
-    def offsets(xy: NDArray[np.float64]) -> list[tuple[float, float, float]]:
-        """(distance, dx, dy) from each node to (x, y, height)."""
-        x, y = float(xy[0]), float(xy[1])
-        out = []
-        for bx, by, bz in corners:
-            dx, dy, dz = x - bx, y - by, height - bz
-            out.append((math.sqrt((dx * dx + dz * dz) + dy * dy), dx, dy))
-        return out
-
     def residuals(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        d = offsets(xy)
-        r = [(meas - (d[i][0] if i == j else d[i][0] + d[j][0])) * w for i, j, meas, w in pairs]
+        model = _link_ranges(_node_offsets(corners, float(xy[0]), float(xy[1]), height), pairs)
+        r = [(meas - at) * w for meas, at, w in zip(measured, model, weights)]      # one length: no check
         if angle is not None:
             r.append((angle.angle_rad - angle.angle_at(xy)[0]) * w_angle)
         return np.array(r, dtype=np.float64)
 
     def jacobian(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        u = [(dx / dist, dy / dist) if dist != 0 else (dx / 1.0, dy / 1.0) for dist, dx, dy in offsets(xy)]
-        rows = [[u[i][0] * -w, u[i][1] * -w] if i == j else [(u[i][0] + u[j][0]) * -w, (u[i][1] + u[j][1]) * -w]
-                for i, j, _, w in pairs]
+        grads = _link_gradients(_node_offsets(corners, float(xy[0]), float(xy[1]), height), pairs)
+        rows = [[g[0] * -w, g[1] * -w] for g, w in zip(grads, weights)]
         if angle is not None:
             grad = angle.angle_at(xy)[1]
             rows.append([-w_angle * float(grad[0]), -w_angle * float(grad[1])])

@@ -316,3 +316,40 @@ def test_locate_with_the_analytic_jacobian_reaches_the_crb(rng: np.random.Genera
         errs.append(xy - TARGET[:2])
     np.testing.assert_allclose(cov, crb, atol=1e-2 * np.trace(crb))     # at the fix, not at the truth
     assert np.trace(np.cov(np.array(errs).T)) == pytest.approx(np.trace(crb), rel=0.15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scale=_SCALE, seed=st.integers(0, 2**32 - 1), num_nodes=st.integers(1, 5), num_links=st.integers(0, 8),
+       on_node=st.booleans())
+def test_one_range_model_for_the_fit_and_the_gates(scale: float, seed: int, num_nodes: int, num_links: int,
+                                                   on_node: bool) -> None:
+    """The ranges and rows that locate_robust gates with and associate tests against (``_ranges_and_rows``) are
+    ``||p - b_tx|| (+ ||p - b_rx||)`` and the rows of :func:`measurement_matrix` (independent implementations),
+    and the residuals and Jacobian that locate minimises are the same numbers to the bit, weighted: one model.
+    A target on a node (zero links too) keeps a zero, finite row."""
+    rng = np.random.default_rng(seed)
+    nodes = rng.uniform(-scale, scale, (num_nodes, 3))
+    target = nodes[0].copy() if on_node else rng.uniform(-scale, scale, 3)
+    pairs = [(int(rng.integers(num_nodes)), int(rng.integers(num_nodes))) for _ in range(num_links)]
+    pairs = [(i, i) if rng.random() < 0.5 else (i, j) for i, j in pairs]
+    sigmas = 10.0 ** rng.uniform(-3, 2, num_links)
+    links = [LinkMeasurement(i, j, float(rng.uniform(0, 3 * scale)), 0.0, float(s**2), 1.0, 10.0)
+             for (i, j), s in zip(pairs, sigmas, strict=True)]
+    tx, rx = np.array([i for i, _ in pairs], dtype=np.intp), np.array([j for _, j in pairs], dtype=np.intp)
+    ranges, rows = nl._ranges_and_rows(nodes, target, tx, rx)
+    assert ranges.shape == (num_links,) and rows.shape == (num_links, 3)
+    assert np.all(np.isfinite(rows))
+    dist = np.linalg.norm(target[None] - nodes, axis=1)
+    want = np.array([dist[i] if i == j else dist[i] + dist[j] for i, j in pairs])
+    np.testing.assert_allclose(ranges, want.reshape(num_links), rtol=1e-15, atol=0.0)
+    away = [k for k, (i, j) in enumerate(pairs) if min(dist[i], dist[j]) > 0]
+    if away:
+        np.testing.assert_allclose(rows[away], measurement_matrix(nodes, target, [pairs[k] for k in away]),
+                                   rtol=1e-12, atol=1e-15)
+    near = [k for k, (i, j) in enumerate(pairs) if i == j and dist[i] == 0]
+    assert np.all(rows[near] == 0.0)
+    fun, jac = nl.weighted_residuals(nodes, links, float(target[2]))
+    w = 1.0 / sigmas
+    meas = np.array([m.range_m for m in links])
+    np.testing.assert_array_equal(fun(target[:2]), (meas - ranges) * w)
+    np.testing.assert_array_equal(jac(target[:2]), rows[:, :2] * -w[:, None])
