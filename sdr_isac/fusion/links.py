@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.errors import InputError, SensingError
-from sdr_isac.fusion.completion import noise_variance, to_delay_doppler
+from sdr_isac.fusion.completion import pilot_noise, to_delay_doppler
 from sdr_isac.fusion.locate import _check_nodes
 from sdr_isac.fusion.multiband import (
     Band,
@@ -50,7 +50,6 @@ from sdr_isac.fusion.resource import delay_doppler_power
 from sdr_isac.sensing import Detection
 from sdr_isac.sensing import estimate as core
 from sdr_isac.sensing.crb import delay_doppler_fim
-from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.ssb import CellSearchResult, cell_search, ssb_blocks, ssb_first_bin
@@ -90,12 +89,12 @@ def estimate_paths(band: Band, cim: NDArray[np.complexfloating], num_paths: int 
     data = np.where(band.pilots, cim, 0).astype(np.complex128)
     grid = layout.grid
     first_map: list[NDArray[np.float64]] = []
-    if layout.block is not None:
-        rows, cols = layout.block
-        first_map.append(np.abs(to_delay_doppler(data[np.ix_(rows, cols)])) ** 2)
-        sigma2 = (noise_variance_of_map(first_map[0], 1.0) if noise_var is None else float(noise_var))
+    if layout.block is None and noise_var is not None:
+        sigma2 = float(noise_var)
     else:
-        sigma2 = noise_variance(data, band.pilots) if noise_var is None else float(noise_var)
+        level, power = pilot_noise(data, band.pilots, layout.block)
+        first_map = [power] if layout.block is not None else []
+        sigma2 = level if noise_var is None else float(noise_var)
     if noise_var is None:
         _check_noise(sigma2)                   # all-zero measurements: say so (a given level is checked below)
 

@@ -40,11 +40,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.fusion.completion import complete_cim, noise_variance, to_delay_doppler
+from sdr_isac.fusion.completion import complete_cim, noise_variance, pilot_noise, to_delay_doppler
 from sdr_isac.sensing.crb import crb_from_fim, delay_doppler_fim
 from sdr_isac.sensing.estimate import Look, look, median_step, resolvable_steps
 from sdr_isac.sensing.estimate import grid_peak as _grid_peak
-from sdr_isac.sensing.estimate import noise_variance as noise_variance_of_map
 from sdr_isac.sensing.estimate import refine as refine_joint
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
@@ -384,13 +383,9 @@ class BandWork:
             h_grid, mask = reorganise(band, cim, grid)
             n_obs = int(np.count_nonzero(mask))
             block = periodic_block(mask)
-            if block is None:
-                cells = np.abs(to_delay_doppler(np.where(mask, h_grid, 0))) ** 2
-                sigma2 = noise_variance_of_map(cells, n_obs / mask.size)    # = noise_variance(h_grid, mask)
-            else:                       # the same map and the same median, from the block's transform
+            sigma2, cells = pilot_noise(h_grid, mask, block)
+            if block is not None:       # the grid's map: the block's, repeated and scaled (see periodic_block)
                 rows, cols = block
-                cells = np.abs(to_delay_doppler(h_grid[np.ix_(rows, cols)])) ** 2
-                sigma2 = noise_variance_of_map(cells, 1.0)
                 cells = np.tile(cells, (mask.shape[0] // rows.size, mask.shape[1] // cols.size)) * (
                     cells.size / mask.size)
             _check_noise(sigma2)
@@ -429,13 +424,8 @@ class BandWork:
         key = ("own", *self._key(band, cim))
         found = self._done.get(key)
         if found is None:
-            block = periodic_block(band.pilots)
-            data = np.where(band.pilots, cim, 0)
-            if block is None:
-                found = noise_variance(data, band.pilots)
-            else:                       # the same median, from the block's transform (see periodic_block)
-                found = noise_variance_of_map(np.abs(to_delay_doppler(data[np.ix_(*block)])) ** 2, 1.0)
-            self._done[key] = found
+            found = self._done[key] = pilot_noise(np.where(band.pilots, cim, 0), band.pilots,
+                                                   periodic_block(band.pilots))[0]
         return found  # type: ignore[return-value]
 
 
