@@ -189,11 +189,8 @@ def _process_config(path: str | None) -> tuple[config.Config | None, dict[str, A
     """The validated configuration and its ``[frame]`` table as written ({} when the file has none)."""
     if not path:
         return None, {}
-    import tomllib
-
-    cfg = config.load(path)                                  # validated: the raw read below cannot fail
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh).get("frame", {})
+    cfg, table = config.load_with_table(path)
+    raw = table.get("frame", {})
     return cfg, raw if isinstance(raw, dict) else {}
 
 

@@ -177,3 +177,33 @@ def test_urban_demo_refuses_options_it_would_ignore():
 
     with pytest.raises(ConfigError, match="--seed with --scene urban"):
         cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--seed", "3"]))
+
+
+def test_process_reads_its_config_once(tmp_path, monkeypatch):
+    """``sdr-isac process --config FILE`` opens FILE once (it read it twice: config.load, then tomllib for the
+    [frame] table as written) and gets the validated configuration and that table, {} without a [frame]."""
+    import builtins
+    import io
+
+    from sdr_isac.cli import _process_config
+    path = tmp_path / "frame.toml"
+    path.write_text("[frame]\nsubcarriers = 100\nspacing_hz = 250e3\nfft_size = 128\ncp_samples = 16\n"
+                    "num_symbols = 40\ncarrier_hz = 5.8e9\n\n[sensing]\nguard_cells = [2, 2]\n", encoding="utf-8")
+    only_sensing = tmp_path / "sensing.toml"
+    only_sensing.write_text("[sensing]\nguard_cells = [2, 2]\n", encoding="utf-8")
+    opened: list[str] = []
+    real_open = io.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counting_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    cfg, raw = _process_config(str(path))
+    assert opened.count(str(path)) == 1
+    monkeypatch.undo()
+    assert cfg == config.load(path)
+    assert raw == {"subcarriers": 100, "spacing_hz": 250e3, "fft_size": 128, "cp_samples": 16, "num_symbols": 40,
+                   "carrier_hz": 5.8e9}
+    assert _process_config(str(only_sensing))[1] == {} and _process_config(None) == (None, {})

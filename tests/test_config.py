@@ -393,3 +393,27 @@ def test_each_radio_kind_checks_its_own_keys(tmp_path, text, pattern):
 def test_radio_kinds_are_listed_in_registration_order():
     assert config.radio_kinds()[:4] == ("sim", "replay", "pluto", "usrp")
     assert config.cfar_kinds()[:4] == ("ca", "go", "so", "os")
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.glob("hw_configs/*.toml")),
+                         ids=lambda p: p.name)
+def test_load_with_table_is_load_and_the_file_as_written(path):
+    """One read gives both: the configuration load gives, and the table tomllib reads from the file on its own
+    (the keys as written, not the defaults); changing the table leaves the configuration as it was."""
+    import tomllib
+    cfg, table = config.load_with_table(path)
+    assert cfg == config.load(path)
+    with open(path, "rb") as fh:
+        assert table == tomllib.load(fh)
+    table.clear()
+    assert cfg == config.load(path)
+
+
+def test_load_with_table_refuses_as_load(tmp_path):
+    """The same errors, with the same messages, as :func:`config.load`."""
+    for bad in (tmp_path / "nope.toml", write(tmp_path, "[frame\n"), write(tmp_path, "[frame]\nnum_rbb = 3\n")):
+        with pytest.raises(ConfigError) as want:
+            config.load(bad)
+        with pytest.raises(ConfigError) as got:
+            config.load_with_table(bad)
+        assert str(got.value) == str(want.value) and got.value.key == want.value.key

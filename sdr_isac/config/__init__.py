@@ -37,6 +37,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from sdr_isac.config.base import Bounds, _fail, _show, bounded_field, field_bounds, from_dict
 from sdr_isac.config.core import CoreConfig
@@ -127,6 +128,7 @@ __all__ = [
     "from_dict",
     "MAX_CONFIG_BYTES",
     "load",
+    "load_with_table",
     "loads",
     "default",
     "builtin",
@@ -211,6 +213,11 @@ def loads(text: str, source: str = "<string>") -> Config:
         too deeply, or holds an unknown key, a wrong type or a value out of
         range; the message names ``source``.
     """
+    return _parse(text, source)[0]
+
+
+def _parse(text: str, source: str) -> tuple[Config, dict[str, Any]]:
+    """:func:`loads`, and the TOML table the configuration was built from."""
     if not isinstance(text, str):
         raise ConfigError(f"configuration text of type {type(text).__name__}: must be a string (TOML); "
                           "decode it first", source=source)
@@ -229,7 +236,7 @@ def loads(text: str, source: str = "<string>") -> Config:
         raise ConfigError("arrays or inline tables nested too deeply to read; not a sdr_isac configuration, "
                           "fix the file", source=source) from err
     try:
-        return from_dict(Config, data)
+        return from_dict(Config, data), data
     except ConfigError as err:
         raise err.with_source(source) from err
 
@@ -242,6 +249,26 @@ def load(path: str | Path) -> Config:
     ConfigError
         The file is missing or unreadable, is not TOML, or holds an unknown
         key, a wrong type or a value out of range; the message names the file.
+    """
+    return load_with_table(path)[0]
+
+
+def load_with_table(path: str | Path) -> tuple[Config, dict[str, Any]]:
+    """:func:`load`, and the TOML table the configuration was built from, from the one read of the file.
+
+    The table holds what the file writes (``table["frame"]``: the keys its ``[frame]`` sets), where the
+    :class:`Config` fills in defaults: for a caller that must tell a value written from a default.
+
+    Returns
+    -------
+    config : Config
+    table : dict
+        The parsed TOML; the configuration keeps no reference to it.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load`.
     """
     p = Path(path)
     try:
@@ -258,7 +285,7 @@ def load(path: str | Path) -> Config:
     except UnicodeDecodeError as err:
         raise ConfigError(f"not UTF-8 text (byte {err.start}): a TOML file is UTF-8; check the path or "
                           "re-save the file as UTF-8", source=str(p)) from err
-    return loads(text, source=str(p))
+    return _parse(text, str(p))
 
 
 def default() -> Config:
