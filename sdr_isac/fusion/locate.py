@@ -32,7 +32,7 @@ import scipy.optimize as sp_opt
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError, SensingError
-from sdr_isac.fusion.records import LinkMeasurement
+from sdr_isac.fusion.records import LinkMeasurement, _covariance_problem
 from sdr_isac.sensing.crb import measurement_matrix
 
 __all__ = ["SingleFix", "locate", "weighted_residuals", "locate_robust", "velocity_vector", "locate_single",
@@ -352,9 +352,7 @@ def _horizontal_covariance(cov_position_m2: ArrayLike) -> NDArray[np.float64]:
     ok = c.shape in ((2, 2), (3, 3)) and bool(np.all(np.isfinite(c)))
     if ok:
         c = c[:2, :2]
-        scale = max(float(np.max(np.abs(c))), 1e-300)
-        ok = bool(np.allclose(c, c.T, rtol=0.0, atol=1e-9 * scale)) and \
-            float(np.linalg.eigvalsh(0.5 * (c + c.T))[0]) >= -1e-9 * scale
+        ok = _covariance_problem(c) is None                      # the records' check (TargetEstimate's)
     if not ok:
         shown = str(np.asarray(cov_position_m2).tolist())
         raise InputError(f"cov_position_m2 = {shown[:120]} m²: allowed a finite, symmetric, positive semi-definite "

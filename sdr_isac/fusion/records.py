@@ -170,14 +170,23 @@ def _frozen(name: str, value: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.f
 def _covariance(name: str, value: ArrayLike, size: int) -> NDArray[np.float64]:
     """A symmetric positive semi-definite matrix (within rounding), read-only."""
     cov = _frozen(name, value, (size, size))
+    problem = _covariance_problem(cov)
+    if problem is not None:
+        raise InputError(f"{name} {problem}")
+    return cov
+
+
+def _covariance_problem(cov: NDArray[np.float64]) -> str | None:
+    """Why a finite square matrix is no covariance (not symmetric, or not positive semi-definite, beyond a
+    rounding of 1e-9 of its largest entry), as the end of a message after its name; None where it is one."""
     scale = float(np.max(np.abs(cov))) or 1.0
     if not np.allclose(cov, cov.T, rtol=0.0, atol=1e-9 * scale):
-        raise InputError(f"{name} is not symmetric (largest asymmetry {float(np.max(np.abs(cov - cov.T))):.3g}): "
-                         "allowed a covariance matrix")
-    if float(np.linalg.eigvalsh(cov).min()) < -1e-9 * scale:
-        raise InputError(f"{name} has a negative eigenvalue ({float(np.linalg.eigvalsh(cov).min()):.3g}): "
-                         "allowed a positive semi-definite covariance")
-    return cov
+        asymmetry = float(np.max(np.abs(cov - cov.T)))
+        return f"is not symmetric (largest asymmetry {asymmetry:.3g}): allowed a covariance matrix"
+    lowest = float(np.linalg.eigvalsh(cov).min())
+    if lowest < -1e-9 * scale:
+        return f"has a negative eigenvalue ({lowest:.3g}): allowed a positive semi-definite covariance"
+    return None
 
 
 @dataclass(frozen=True)

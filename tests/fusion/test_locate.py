@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion import locate as nl
-from sdr_isac.fusion.records import LinkMeasurement
+from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
 from sdr_isac.sensing.crb import measurement_matrix
 
 NODES = np.array([[0.0, 0.0, 25.0], [200.0, 0.0, 25.0], [200.0, 200.0, 25.0], [0.0, 200.0, 25.0]])
@@ -353,3 +354,35 @@ def test_one_range_model_for_the_fit_and_the_gates(scale: float, seed: int, num_
     meas = np.array([m.range_m for m in links])
     np.testing.assert_array_equal(fun(target[:2]), (meas - ranges) * w)
     np.testing.assert_array_equal(jac(target[:2]), rows[:, :2] * -w[:, None])
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=st.lists(st.floats(allow_nan=True, allow_infinity=True)
+                        | st.sampled_from([0.0, 1.0, 1e-300]), min_size=4, max_size=4),
+       psd=st.booleans())
+def test_velocity_vector_takes_the_position_covariances_a_record_takes(entries: list[float], psd: bool) -> None:
+    """One covariance check: a horizontal block that a TargetEstimate accepts (as its (3, 3) position covariance
+    with a zero height row) velocity_vector accepts, and one it refuses velocity_vector refuses, with its own
+    message.  Random 2 x 2 matrices, made symmetric and PSD half of the time, NaN, inf, zero and huge included."""
+    a = np.array(entries).reshape(2, 2)
+    with np.errstate(all="ignore"):
+        block = a @ a.T if psd else a
+    full = np.zeros((3, 3))
+    full[:2, :2] = block
+    try:
+        TargetEstimate(np.zeros(3), full)
+        record_ok = True
+    except InputError:
+        record_ok = False
+    nodes = np.array([[0.0, 0.0, 10.0], [200.0, 0.0, 10.0]])
+    links = [LinkMeasurement(i, i, 1.0, 1.0, 1.0, 0.01, 10.0) for i in range(2)]
+    try:
+        with np.errstate(all="ignore"):
+            nl.velocity_vector(nodes, links, [80.0, 60.0, 1.0], block)
+        locate_ok = True
+    except InputError as err:
+        assert re.search(r"cov_position_m2 = .* allowed a finite, symmetric, positive semi-definite", str(err))
+        locate_ok = False
+    except (SensingError, np.linalg.LinAlgError):
+        locate_ok = True                                   # taken, then the solve failed on huge values
+    assert locate_ok == record_ok
