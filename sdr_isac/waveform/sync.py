@@ -43,7 +43,8 @@ def parabolic_vertex(y_m: Any, y_0: Any, y_p: Any) -> Any:
     y_m, y_0, y_p : float or ndarray
         Samples (power or magnitude) at cells -1, 0 and +1.  Scalars (Python or numpy, any float dtype)
         are taken as float64 and give a ``float`` without a numpy call (the path of every detection);
-        arrays, of one shape, give an array of that shape, float64 (:func:`parabolic_vertex_slopes`).
+        arrays, of one shape, give an array of that shape, float64 (:func:`parabolic_vertex_slopes`; an
+        ndarray subclass of one element is taken as a scalar).
 
     Raises
     ------
@@ -62,11 +63,13 @@ def parabolic_vertex(y_m: Any, y_0: Any, y_p: Any) -> Any:
     >>> parabolic_vertex(1.0, 1.0, 1.0)
     0.0
     """
-    if isinstance(y_m, _NDARRAY):
+    if type(y_m) is _NDARRAY:                                     # not isinstance: 20 ns less per float call
         return parabolic_vertex_slopes(y_m, y_0, y_p)[0]
     try:
         y_m, y_0, y_p = float(y_m), float(y_0), float(y_p)        # float64, not a map's float32
     except (TypeError, ValueError) as err:
+        if isinstance(y_m, _NDARRAY):                             # a subclass of ndarray (memmap, masked)
+            return parabolic_vertex_slopes(y_m, y_0, y_p)[0]
         raise InputError(f"parabolic_vertex of ({y_m!r}, {y_0!r}, {y_p!r}): allowed three numbers, or three "
                          "arrays of one shape; pass the samples at cells -1, 0 and +1") from err
     denom = y_m - 2 * y_0 + y_p

@@ -121,3 +121,14 @@ def test_parabolic_vertex_refuses_what_is_not_a_number():
             parabolic_vertex(bad, 1.0, 0.5)
     assert parabolic_vertex(0.0, 0.0, 0.0) == 0.0 and parabolic_vertex(1.0, 1.0, 1.0) == 0.0      # flat
     assert parabolic_vertex(np.nan, 1.0, 0.5) == 0.0 and parabolic_vertex(np.inf, 1.0, 0.5) == 0.0
+
+
+def test_parabolic_vertex_of_an_ndarray_subclass_is_elementwise():
+    from sdr_isac.waveform.sync import parabolic_vertex
+
+    class Samples(np.ndarray):
+        pass
+
+    y = np.array([[1.0, 2.0, 1.5], [1.0, 0.0, 1.0], [0.5, 2.0, 0.25]]).view(Samples)
+    got = parabolic_vertex(y[:, 0], y[:, 1], y[:, 2])
+    np.testing.assert_array_equal(np.asarray(got), [parabolic_vertex(*row) for row in np.asarray(y).tolist()])
