@@ -108,21 +108,32 @@ class Capture:
     def checked_once(self) -> Capture:
         """This capture (the same samples, not copied) whose :meth:`check_samples` reads them once.
 
-        Its first check reads the samples; a later one returns the remembered result without reading them.
-        Why a new object the caller asks for, and not a memo on every capture: the check's result stays true
-        only while the samples do not change, and whether they can is known to whoever holds them, not to
-        the capture (a read-only ``iq`` may view memory that someone else writes: a wire-decoded capture's
-        views a received ZeroMQ frame's buffer).  So the holder that knows its samples will not change (a
-        host's received message, which nothing writes; the sensing jobs of one capture, which only read it)
-        asks for this capture and passes it down: the recorder and every sensing job take the first check's
-        result.  The memo is not a field: :func:`dataclasses.replace` (new samples) makes a capture that
-        checks again; a pickled copy (a worker process) keeps it, with the same samples.  Returns ``self``
-        where it already checks once.
+        Its first check reads the samples; a later one returns the remembered result without reading them (a
+        failed check is not remembered: it raises again, with the same message).  The caller promises that
+        nothing writes the samples while the returned capture is in use.
+
+        Why a capture the caller asks for, and not a memo on every capture: the check's result stays true only
+        while the samples do not change, and whether they can is known to whoever holds them, not to the
+        capture (a read-only ``iq`` may view memory that someone else writes: a wire-decoded capture's ``iq``
+        views a received ZeroMQ frame, whose buffer is writeable).  So the holder that knows (a host, of the
+        message it received, which nothing writes; :func:`sdr_isac.fusion.engine.sense_capture`, of the
+        capture its jobs only read) asks for this capture and passes it down: the recorder and every sensing
+        job take the first check's result.  The memo is not a field: :func:`dataclasses.replace` (which may
+        bring other samples) makes a capture that checks again; a pickled copy (a worker process) keeps it,
+        with the same samples; :meth:`with_metadata` keeps it.
 
         Returns
         -------
         Capture
-            ``iq`` the same array (shape (num_channels, num_samples), complex64), every field the same.
+            ``self`` where it already checks once; else a new capture whose ``iq`` is the same array (shape
+            (num_channels, num_samples), complex64), every field the same.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> once = Capture(np.ones((1, 4), np.complex64), sample_rate_hz=1e6).checked_once()
+        >>> once.check_samples(), once.check_samples()        # the second reads nothing
+        (True, True)
         """
         if self.__dict__.get("_check_once"):
             return self

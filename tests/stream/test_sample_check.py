@@ -158,7 +158,6 @@ def test_consumer_checks_must_be_a_collection_of_kinds(kinds: Any) -> None:
         wire.decode(wire.encode_capture(_bad_capture()), consumer_checks=kinds)
 
 
-
 # ---- each capture's samples are read once for the check ---------------------------------------------------
 def _key(arr: np.ndarray) -> bytes:
     """Which capture a read was of: its first 16 float values (the simulated noise tells captures apart)."""
@@ -201,9 +200,29 @@ def test_a_capture_checks_its_samples_again_unless_it_is_asked_to_check_once(rea
         plain.check_samples()
     reads.clear()
     once = _noise(seed=2).checked_once()
-    assert once.checked_once() is once and once.iq is not None
+    assert once.checked_once() is once                                   # asked twice: the same capture
     assert [once.check_samples() for _ in range(3)] == [True] * 3 and reads[_key(once.iq)] == 1
     assert not Capture(iq=np.zeros((1, 8), np.complex64), sample_rate_hz=1.0).checked_once().check_samples()
+
+
+def _outcome(capture: Capture) -> bool | str:
+    try:
+        return capture.check_samples()
+    except NonFiniteSampleError as err:
+        return str(err)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays().filter(lambda a: a.dtype.kind in "fc" and a.ndim >= 1 and a.size < 10**5))
+def test_checking_once_answers_as_checking_every_time(arr: np.ndarray) -> None:
+    """Empty, all-zero, NaN, infinite, overflowing, subnormal: the first and every later answer (result or
+    refusal, word for word) is the plain capture's."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        iq = arr.reshape(-1).astype(np.complex64)
+    plain = Capture(iq=iq, sample_rate_hz=1e6, node_id="n1", seq=4)
+    once = plain.checked_once()
+    expected = _outcome(plain)
+    assert [_outcome(once) for _ in range(3)] == [expected] * 3
 
 
 def test_checked_once_shares_the_samples_and_keeps_every_field() -> None:
