@@ -695,7 +695,8 @@ class FusionHost:
         with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id, rejects=True) as decoding:
             # its iq is a read-only view of the received message, which only this host holds and nothing writes:
             # the samples are read for their check once, by the recorder or the first sensing job, whose result
-            # the others take (Capture.checked_once; in a worker process, once there)
+            # the others take (Capture.checked_once; a worker process gets the result with the pickled copy,
+            # or, not recording, checks once there)
             capture = wire.decode_capture(msg).checked_once()
         if decoding.failed:
             return None
