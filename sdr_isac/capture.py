@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,13 +81,17 @@ class Capture:
 
         The one check of a capture's values where its samples are read: the sensing pipeline runs it on every
         capture, so a receiver (:func:`sdr_isac.stream.wire.decode` as a host calls it) need not read them a
-        second time.  One pass over the samples in the common case (:func:`first_nonfinite`).
+        second time.  One pass over the samples in the common case (:func:`first_nonfinite`).  A capture
+        from :meth:`checked_once` reads them only at its first call and returns the remembered result after.
 
         Raises
         ------
         NonFiniteSampleError
             Naming the channel, the sample and its value.
         """
+        known = self.__dict__.get("_nonzero")
+        if known is not None:
+            return bool(known)
         parts = self.iq.reshape(-1).view(np.float32)               # C-contiguous complex64: no copy
         total = _plain_sum(parts)
         if not math.isfinite(total):
@@ -95,7 +100,54 @@ class Capture:
                 raise NonFiniteSampleError(
                     f"capture {self.node_id}/{self.seq} contains NaN or infinite samples: iq[{bad[0]}, {bad[1]}] = "
                     f"{self.iq[bad]}; allowed finite samples (a radio or file fault): drop the capture or re-record it")
-        return total != 0.0 or bool(parts.any())
+        nonzero = total != 0.0 or bool(parts.any())
+        if self.__dict__.get("_check_once"):
+            object.__setattr__(self, "_nonzero", nonzero)    # a failed check is not remembered: it raises again
+        return nonzero
+
+    def checked_once(self) -> Capture:
+        """This capture (the same samples, not copied) whose :meth:`check_samples` reads them once.
+
+        Its first check reads the samples; a later one returns the remembered result without reading them (a
+        failed check is not remembered: it raises again, with the same message).  The caller promises that
+        nothing writes the samples while the returned capture is in use.
+
+        Why a capture the caller asks for, and not a memo on every capture: the check's result stays true only
+        while the samples do not change, and whether they can is known to whoever holds them, not to the
+        capture (a read-only ``iq`` may view memory that someone else writes: a wire-decoded capture's ``iq``
+        views a received ZeroMQ frame, whose buffer is writeable).  So the holder that knows (a host, of the
+        message it received, which nothing writes; :func:`sdr_isac.fusion.engine.sense_capture`, of the
+        capture its jobs only read) asks for this capture and passes it down: the recorder and every sensing
+        job take the first check's result.  The memo is not a field: :func:`dataclasses.replace` (which may
+        bring other samples) makes a capture that checks again; a pickled copy (a worker process) keeps it,
+        with the same samples; :meth:`with_metadata` keeps it.
+
+        Returns
+        -------
+        Capture
+            ``self`` where it already checks once; else a new capture whose ``iq`` is the same array (shape
+            (num_channels, num_samples), complex64), every field the same.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> once = Capture(np.ones((1, 4), np.complex64), sample_rate_hz=1e6).checked_once()
+        >>> once.check_samples(), once.check_samples()        # the second reads nothing
+        (True, True)
+        """
+        if self.__dict__.get("_check_once"):
+            return self
+        once = copy.copy(self)                                  # shallow: no field re-validated, no sample copied
+        object.__setattr__(once, "_check_once", True)
+        return once
+
+    def with_metadata(self, metadata: dict[str, Any]) -> Capture:
+        """This capture with ``metadata`` instead of its own: the same samples (not copied), every other field
+        the same, and where it comes from :meth:`checked_once`, its check too (remembered or still to come),
+        which :func:`dataclasses.replace` would drop (the recorder takes a host's capture this way)."""
+        out = copy.copy(self)
+        object.__setattr__(out, "metadata", metadata)
+        return out
 
     @property
     def num_channels(self) -> int:

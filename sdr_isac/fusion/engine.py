@@ -102,7 +102,18 @@ def sense_capture(capture: Capture, jobs: Sequence[SensingJob]) -> list[sensing.
     -------
     list of SensingResult
         One per job, in the order of ``jobs``.
+
+    Raises
+    ------
+    SensingError
+        As :func:`sdr_isac.sensing.process` (or :func:`sense_passive_ssb`) raises it for the first job that fails;
+        :class:`~sdr_isac.errors.NonFiniteSampleError` for a NaN or infinite sample, found by the first job's
+        check (the samples are read for it once, whatever the number of jobs).
     """
+    # the jobs only read the samples, so the first job's check of them (in its usual place) holds for the others:
+    # a receive-only node's k jobs read them once, not k times (Capture.checked_once: a copy made here never
+    # leaves the function; a capture that already checks once, a host's, is its holder's promise)
+    capture = capture.checked_once()
     return [sense_passive_ssb(capture, job) if job.method == "passive_ssb" else
             sensing.process(capture, job.frame, job.config) for job in jobs]
 

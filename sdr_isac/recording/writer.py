@@ -11,13 +11,13 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from sdr_isac.capture import Capture, first_nonfinite
 from sdr_isac.config import FrameConfig
-from sdr_isac.errors import InputError, RecordingError
+from sdr_isac.errors import InputError, NonFiniteSampleError, RecordingError
 from sdr_isac.recording._atomic import finish_temp, link_or_copy, open_temp, remove_stale_temps, write_file
 from sdr_isac.recording._format import (
     EXTENSION_VERSION,
@@ -282,10 +282,14 @@ class RecordingWriter:
             elif capture.frame != self.frame:
                 raise RecordingError(f"{where}: frame = {capture.frame} differs from the recording's frame = "
                                      f"{self.frame}; allowed one frame per recording; start another recording")
-        bad = first_nonfinite(capture.iq)
-        if bad is not None:
+        try:
+            # one pass; none where the capture checks once (Capture.checked_once) and was checked (a host's)
+            capture.check_samples()
+        except NonFiniteSampleError as err:
+            # it raised, so there is one: read again (a refused capture only) to name it as the recorder does
+            bad = cast(tuple[int, int], first_nonfinite(capture.iq))
             raise RecordingError(f"{where}: samples[{bad[0]}, {bad[1]}] = {capture.iq[bad]}: allowed finite "
-                                 "samples; remove NaN or infinite values before recording")
+                                 "samples; remove NaN or infinite values before recording") from err
         if self._dt.is_int and capture.num_samples:
             peak = float(np.max(np.abs(capture.iq.view(np.float32))))
             if peak > 1.0:

@@ -573,8 +573,8 @@ class FusionHost:
             return
         received_s = time.time()
         with self._guard(f"message of {len(frames)} frames", rejects=True) as decoding:
-            # every capture sample is checked once, where it is read: by the sensing (Capture.check_samples) and,
-            # when recording, before the recorder writes it
+            # every capture sample is checked once, where it is read: before the recorder writes it when recording,
+            # else by the sensing (Capture.check_samples, remembered: see _submit)
             msg = wire.decode(frames, max_bytes=max_bytes, consumer_checks=("capture",))
         if decoding.failed:
             return
@@ -693,7 +693,11 @@ class FusionHost:
     def _submit(self, msg: wire.Message) -> _Pending | None:
         """Decode a capture (a failure counts in ``rejected``), record it and submit its sensing."""
         with self._guard(f"capture {msg.node_id}/{msg.seq}", msg.node_id, rejects=True) as decoding:
-            capture = wire.decode_capture(msg)
+            # its iq is a read-only view of the received message, which only this host holds and nothing writes:
+            # the samples are read for their check once, by the recorder or the first sensing job, whose result
+            # the others take (Capture.checked_once; a worker process gets the result with the pickled copy,
+            # or, not recording, checks once there)
+            capture = wire.decode_capture(msg).checked_once()
         if decoding.failed:
             return None
         self._record(capture)
@@ -1018,7 +1022,7 @@ class FusionHost:
     def _record(self, capture: Capture) -> None:
         if self._record_dir is None:
             return
-        capture.check_samples()                           # a NaN or infinity never reaches a recording
+        capture.check_samples()       # a NaN or infinity never reaches a recording; remembered for writer and sensing
         writer = self._writers.get(capture.node_id)
         if writer is None:
             self._record_dir.mkdir(parents=True, exist_ok=True)

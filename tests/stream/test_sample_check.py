@@ -5,11 +5,18 @@ against ``np.isfinite`` at the edges: empty and large arrays, NaN and infinities
 overflows, subnormals, integers and booleans.  ``wire.decode(..., consumer_checks=("capture",))`` leaves a
 capture's values to its consumer and checks everything else; a running host counts a capture with a NaN sample
 ``rejected``, keeps it out of its recording and senses the others.
+
+Each capture's samples are read for that check once per process: a recording host (its check, the writer's, the
+sensing's) and a receive-only node sensed once per transmitter (k jobs) read them once
+(``Capture.checked_once``), counted at the one place every finiteness test reads samples (``_plain_sum``).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import pickle
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +26,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from sdr_isac import capture as capture_mod
+from sdr_isac import config, radio, sensing
 from sdr_isac.capture import Capture, first_nonfinite
-from sdr_isac.errors import InputError, NonFiniteSampleError, SensingError, WireFormatError
-from sdr_isac.recording import open_recording
+from sdr_isac.errors import InputError, NonFiniteSampleError, RecordingError, SensingError, WireFormatError
+from sdr_isac.fusion.engine import FusionEngine
+from sdr_isac.recording import RecordingWriter, open_recording
 from sdr_isac.stream import FusionHost, wire
+from sdr_isac.stream.demo import free_ports
+from sdr_isac.waveform import IsacFrame
 from tests.reliability.test_host_reliability import _captures, _push, make_config, wait_for
 from tests.stream import wire_oracle as oracle
 
@@ -146,10 +158,130 @@ def test_consumer_checks_must_be_a_collection_of_kinds(kinds: Any) -> None:
         wire.decode(wire.encode_capture(_bad_capture()), consumer_checks=kinds)
 
 
+# ---- each capture's samples are read once for the check ---------------------------------------------------
+def _key(arr: np.ndarray) -> bytes:
+    """Which capture a read was of: its first 16 float values (the simulated noise tells captures apart)."""
+    return np.ascontiguousarray(arr).reshape(-1).view(np.float32)[:16].tobytes()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[bytes]:
+    """Every read of a sample buffer by the finiteness test, per buffer (:func:`_key`).
+
+    ``_plain_sum`` is the one pass every sample check makes (``Capture.check_samples`` and ``first_nonfinite``,
+    whoever calls them: the wire, the sensing, the writer, the reader), so counting its calls counts the reads;
+    threads (a host's) count too.
+    """
+    counts: collections.Counter[bytes] = collections.Counter()
+    lock = threading.Lock()
+    real = capture_mod._plain_sum
+
+    def counting(parts: np.ndarray) -> float:
+        with lock:
+            counts[_key(parts)] += 1
+        return real(parts)
+
+    monkeypatch.setattr(capture_mod, "_plain_sum", counting)
+    return counts
+
+
+def _noise(shape: tuple[int, int] = (2, 300), seed: int = 1, **fields: Any) -> Capture:
+    rng = np.random.default_rng(seed)
+    iq = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    return Capture(iq=iq, sample_rate_hz=1e6, node_id="n1", seq=4, **fields)
+
+
+def test_a_capture_checks_its_samples_again_unless_it_is_asked_to_check_once(reads: collections.Counter[bytes]) -> None:
+    plain = _noise()
+    assert [plain.check_samples() for _ in range(3)] == [True] * 3 and reads[_key(plain.iq)] == 3
+    # its samples can change (a writeable iq): a plain capture never answers from an earlier check
+    plain.iq[1, 7] = complex(np.nan, 0)
+    with pytest.raises(NonFiniteSampleError, match=r"iq\[1, 7\] = \(?nan"):
+        plain.check_samples()
+    reads.clear()
+    once = _noise(seed=2).checked_once()
+    assert once.checked_once() is once                                   # asked twice: the same capture
+    assert [once.check_samples() for _ in range(3)] == [True] * 3 and reads[_key(once.iq)] == 1
+    assert not Capture(iq=np.zeros((1, 8), np.complex64), sample_rate_hz=1.0).checked_once().check_samples()
+
+
+def _outcome(capture: Capture) -> bool | str:
+    try:
+        return capture.check_samples()
+    except NonFiniteSampleError as err:
+        return str(err)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays().filter(lambda a: a.dtype.kind in "fc" and a.ndim >= 1 and a.size < 10**5))
+def test_checking_once_answers_as_checking_every_time(arr: np.ndarray) -> None:
+    """Empty, all-zero, NaN, infinite, overflowing, subnormal: the first and every later answer (result or
+    refusal, word for word) is the plain capture's."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        iq = arr.reshape(-1).astype(np.complex64)
+    plain = Capture(iq=iq, sample_rate_hz=1e6, node_id="n1", seq=4)
+    once = plain.checked_once()
+    expected = _outcome(plain)
+    assert [_outcome(once) for _ in range(3)] == [expected] * 3
+
+
+def test_checked_once_shares_the_samples_and_keeps_every_field() -> None:
+    base = _noise(metadata={"gain_db": 3})
+    once = base.checked_once()
+    assert once is not base and once.iq is base.iq and once.metadata is base.metadata
+    assert {f.name: getattr(once, f.name) for f in dataclasses.fields(Capture)} == \
+        {f.name: getattr(base, f.name) for f in dataclasses.fields(Capture)}
+    other = once.with_metadata({"x": 1})
+    assert other.metadata == {"x": 1} and other.iq is base.iq and once.metadata == {"gain_db": 3}
+    assert not hasattr(base, "_check_once")                     # the caller's capture is left as it was
+
+
+def test_what_a_capture_that_checks_once_remembers(reads: collections.Counter[bytes]) -> None:
+    """Only a passed check, only for the same samples: a failure raises again, new samples are read."""
+    bad = _noise()
+    bad.iq[0, 250] = complex(0, -np.inf)
+    once = bad.checked_once()
+    for _ in range(2):                                                   # the same refusal, the same message
+        with pytest.raises(NonFiniteSampleError, match=r"^capture n1/4 contains NaN or infinite samples: "
+                                                       r"iq\[0, 250\] = "):
+            once.check_samples()
+    good = _noise(seed=3).checked_once()
+    assert good.check_samples()
+    reads.clear()
+    # dataclasses.replace makes a capture that checks again (it may carry other samples)
+    swapped = dataclasses.replace(good, iq=bad.iq)
+    with pytest.raises(NonFiniteSampleError, match=r"iq\[0, 250\]"):
+        swapped.check_samples()
+    assert dataclasses.replace(good, seq=5).check_samples() and reads[_key(good.iq)] == 1
+    # a pickled copy (a worker process) holds the same samples: it keeps the result; so does with_metadata
+    reads.clear()
+    copied = pickle.loads(pickle.dumps(good))
+    assert copied.check_samples() and good.with_metadata({}).check_samples() and sum(reads.values()) == 0
+
+
+def test_the_writer_takes_a_checked_capture_without_reading_it_and_still_refuses_nan(
+        tmp_path: Path, reads: collections.Counter[bytes]) -> None:
+    good = _noise().checked_once()
+    assert good.check_samples()
+    bad = _noise(seed=5)
+    bad.iq[1, 17] = complex(np.nan, 0)
+    with RecordingWriter(tmp_path / "r", sample_rate_hz=1e6, center_freq_hz=0.0, num_channels=2) as writer:
+        writer.append(good)
+        assert reads[_key(good.iq)] == 1                                 # the check above, not the writer's
+        for capture in (bad, bad.checked_once()):
+            with pytest.raises(RecordingError, match=r"capture seq 4: samples\[1, 17\] = \(?nan.*: allowed finite "
+                                                     r"samples; remove NaN or infinite values before recording"):
+                writer.append(capture)
+        assert writer.num_captures == 1
+    with open_recording(tmp_path / "r.sigmf-meta") as rec:
+        assert len(rec) == 1 and np.array_equal(rec.capture(0).iq, good.iq)
+
 # ---- a running host -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("recording, sync", [(False, "capture"), (True, "capture"), (False, "correlate")])
-def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: Path, recording: bool,
-                                                                     sync: str) -> None:
+def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: Path, recording: bool, sync: str,
+                                                                     reads: collections.Counter[bytes]) -> None:
+    """... and reads each capture's samples once for the check, recording or not (before: three times when
+    recording, the host's check, the writer's and the sensing's)."""
     _, cfg = make_config(tmp_path)
     cfg = dataclasses.replace(cfg, sensing=dataclasses.replace(cfg.sensing, sync=sync))
     captures = _captures(cfg, 4)
@@ -162,6 +294,10 @@ def test_host_rejects_a_capture_with_a_nan_sample_and_senses_the_rest(tmp_path: 
               + [wire.encode_heartbeat("a", 0, {"final": True})])
         assert wait_for(lambda: host.finished({"a"}), 60)
         stats = host.stats()
+    counted = dict(reads)
+    good = (captures[0], *captures[2:])
+    assert [counted.get(_key(c.iq)) for c in good] == [1, 1, 1], counted
+    assert 1 <= counted[_key(bad.iq)] <= 2             # refused at its one check (read again only to name it)
     assert stats["receiver_alive"] and stats["worker_alive"]
     assert stats["rejected"] == 1 and stats["errors_total"] == 0, stats["errors"]
     node = stats["nodes"]["a"]
@@ -178,3 +314,108 @@ def test_the_batch_path_keeps_small_transforms_on_one_thread() -> None:
     from sdr_isac.sensing.backend import array_backend
     assert batch._workers_setting(array_backend("cpu")) == 0
     assert batch._workers_setting(array_backend("cpu", workers=3)) == 3
+
+
+# ---- a receive-only node sensed once per transmitter: k jobs, one read -------------------------------------
+_FRAME = "numerology = 3, num_rb = 10, fft_size = 128, carrier_hz = 24e9, num_slots = 1, data = { enabled = false }"
+PASSIVE = """
+name = "two_sources"
+[frame]
+FRAME_LINES
+prs = { comb_size = 2, num_symbols = 2, start_symbol = 1, re_offset = 0 }
+[radio]
+node_id = "r"
+[scene]
+seed = 3
+[[scene.nodes]]
+id = "a"
+[[scene.nodes]]
+id = "b"
+position_m = [80.0, 0.0, 0.0]
+frame = { FRAME, prs = { comb_size = 2, num_symbols = 2, start_symbol = 1, re_offset = 1 } }
+[[scene.nodes]]
+id = "r"
+transmits = false
+position_m = [40.0, -30.0, 0.0]
+[[scene.targets]]
+id = "t"
+position_m = [50.0, 5.0, 0.0]
+velocity_mps = [-10.0, 0.0, 0.0]
+snr_per_re_db = 5
+[stream]
+host_endpoint = "tcp://127.0.0.1:PORT"
+publish_endpoint = "tcp://127.0.0.1:PUBLISH"
+heartbeat_s = 0.1
+absent_after_heartbeats = 20
+""".replace("FRAME_LINES", _FRAME.replace(", ", "\n")).replace("FRAME", _FRAME)
+
+
+def _passive() -> tuple[config.Config, list[Capture]]:
+    """Node r (receive-only) hears a and b on disjoint PRS combs: its captures are sensed twice each."""
+    port, publish = free_ports(2)
+    cfg = config.loads(PASSIVE.replace("PUBLISH", str(publish)).replace("PORT", str(port)))
+    assert FusionEngine(cfg).passive_sources("r") == ["a", "b"]
+    with radio.open_radio(cfg) as r:                     # receive-only: it hears a and b, sends nothing
+        length = r.capture_length(IsacFrame(cfg.frame).num_samples)
+        with_nan = [r.rx(length) for _ in range(4)]
+    iq = with_nan[1].iq.copy()
+    iq[0, 700] = complex(np.nan, 1.0)
+    with_nan[1] = dataclasses.replace(with_nan[1], iq=iq)
+    return cfg, with_nan
+
+
+@pytest.fixture
+def sensed_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The node id of every sensing job run (``sensing.process`` as the engine calls it), in this process."""
+    runs: list[str] = []
+    real = sensing.process
+
+    def counting(capture: Capture, *args: Any, **kwargs: Any) -> sensing.SensingResult:
+        runs.append(capture.node_id)
+        return real(capture, *args, **kwargs)
+
+    monkeypatch.setattr(sensing, "process", counting)
+    return runs
+
+
+def test_a_receive_only_node_s_jobs_read_its_samples_once(reads: collections.Counter[bytes],
+                                                          sensed_jobs: list[str]) -> None:
+    cfg, (good, bad, *_) = _passive()
+    engine = FusionEngine(cfg)
+    result = engine.sense(good, good.seq)
+    assert set(result.by_source) == {"a", "b"} and len(sensed_jobs) == 2
+    assert reads[_key(good.iq)] == 1                                     # before: once per job
+    assert not hasattr(good, "_check_once")                             # the caller's capture is left as it was
+    sensed_jobs.clear()
+    with pytest.raises(NonFiniteSampleError, match=r"^capture r/1 contains NaN or infinite samples: iq\[0, 700\]"):
+        engine.sense(bad, bad.seq)
+    assert len(sensed_jobs) == 1                                         # refused by the first job's check
+    good.iq[0, 3] = complex(np.inf, 0)                                   # a writeable capture changed after sensing
+    with pytest.raises(NonFiniteSampleError, match=r"iq\[0, 3\]"):
+        engine.sense(good, good.seq)                                     # is checked again
+
+
+@pytest.mark.parametrize("recording", [True, False])
+def test_a_host_reads_a_receive_only_node_s_capture_once(tmp_path: Path, recording: bool,
+                                                         reads: collections.Counter[bytes],
+                                                         sensed_jobs: list[str]) -> None:
+    cfg, captures = _passive()
+    with FusionHost(cfg, record_dir=tmp_path / "rec" if recording else None) as host:
+        _push(cfg.stream.host_endpoint, [wire.encode_capture(c) for c in captures]
+              + [wire.encode_heartbeat("r", 0, {"final": True})])
+        assert wait_for(lambda: host.finished({"r"}), 60)
+        stats = host.stats()
+    counted = dict(reads)
+    good = [captures[0], *captures[2:]]
+    # (recorded and) sensed twice, each read once: before, twice (one per job), four times when recording (the
+    # host's check, the writer's, one per job)
+    assert [counted.get(_key(c.iq)) for c in good] == [1, 1, 1], counted
+    # the NaN capture: refused before recording, or by the first job's check
+    assert len(sensed_jobs) == 2 * len(good) + (0 if recording else 1)
+    assert stats["rejected"] == 1 and stats["errors_total"] == 0, stats["errors"]
+    node = stats["nodes"]["r"]
+    assert node["received"] == 4 and node["processed"] == 3 and node["failed"] == 1
+    assert any("capture r/1 contains NaN or infinite samples: iq[0, 700]" in e for e in stats["errors"])
+    if recording:
+        with open_recording(tmp_path / "rec" / "r.sigmf-meta") as rec:
+            assert [rec.capture(i).seq for i in range(len(rec))] == [c.seq for c in good]
