@@ -56,6 +56,12 @@ _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is t
 #: angle, does not cover a wrap), so a target on the axis (a station whose array runs along its street) is seen
 #: at either end
 ENDFIRE_RAD = math.radians(75.0)
+#: a fused velocity with a standard deviation beyond this in some direction is left out of the estimate, m/s:
+#: nodes that see the target along one line (the urban grid's stations on its street) hardly determine the
+#: velocity across it; such a velocity tells a tracker less than its speed prior, and where the position errs
+#: beyond its covariance (a grid's range cell without sub-cell refinement) the solve that gives 1e5 m/s across
+#: also moves the other component by tens of m/s (the urban demo's car2: 76 m/s for 12.5, its track flew off)
+MAX_VELOCITY_STD_MPS = 100.0
 
 
 def periodogram_terms(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]]
@@ -242,7 +248,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         position rests on after fault exclusion; ``tx`` and ``rx`` index the
         node ids ordered as the monostatic nodes of ``detections``, then the
         passive nodes' transmitters not among them, then the passive nodes),
-        the velocity where the radial velocities determine it (``v_z = 0``),
+        the velocity where the radial velocities determine it (``v_z = 0``; its
+        standard deviation within :data:`MAX_VELOCITY_STD_MPS` in every direction),
         mode ``single`` where no two links agreed and the strongest node's own
         fix stands.
     """
@@ -299,7 +306,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         velocity = {}
         try:
             v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m], cov)
-            velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
+            if float(np.linalg.eigvalsh(cov_v)[-1]) <= MAX_VELOCITY_STD_MPS**2:
+                velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
         except SensingError:
             pass
         out.append(TargetEstimate.planar(

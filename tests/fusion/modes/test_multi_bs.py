@@ -391,3 +391,19 @@ def test_a_target_on_a_node_s_array_axis_is_fused_from_either_end_of_the_axis(rn
     near = [e for e in est if np.linalg.norm(e.position_m[:2] - target[:2]) < 3.0]
     assert len(near) == 1 and "bs_b0" in near[0].nodes, [(e.position_m, e.nodes) for e in est]
     assert len(est) == 1                                 # and no estimate at the other end
+
+
+def test_a_velocity_the_links_hardly_determine_is_left_out(rng: np.random.Generator,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An estimate carries the fused velocity only where its standard deviation is within MAX_VELOCITY_STD_MPS in
+    every direction (the velocity solve is replaced here by one that returns the given covariance)."""
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((60.0, 30.0, 10.0), -105.0)})
+    target, velocity = np.array([42.0, 10.0, 1.0]), np.array([-14.0, 2.0, 0.0])
+    dets = {n: [_detection(np.array(p.position_m), p.yaw_deg, target, 0.02, 0.005, rng, velocity)]
+            for n, p in places.items()}
+    for std_mps, kept in ((nf.MAX_VELOCITY_STD_MPS * 0.99, True), (nf.MAX_VELOCITY_STD_MPS * 1.01, False),
+                          (1e6, False)):
+        cov = np.diag([1.0, std_mps**2])
+        monkeypatch.setattr(nf, "velocity_vector", lambda *args, cov=cov: (velocity[:2].copy(), cov))
+        (est,) = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+        assert (est.velocity_mps is not None) == kept, std_mps
