@@ -21,7 +21,9 @@ multi-BS / passive / macro-micro / BS-UE / RIS fusion, no sockets) turns into
 schedules and publishes.
 
 A MECS host (article §V-1): with ``[tracking] enabled`` the worker thread hands each instant's fused set
-(the set of the most nodes, once the next instant's set arrives; the last one at :meth:`FusionHost.stop`)
+(the set of the most nodes, once the next instant's set arrives; with ``expected_nodes``, ``sdr-isac host
+--nodes``, once every one of them that is not absent is in it, so that a node that lags the others by
+frames still counts; the last ones at :meth:`FusionHost.stop`)
 to the Stone Soup tracker (:class:`sdr_isac.fusion.tracking.Tracker`, imported only then), keeps the latest
 tracks with their last 8 positions, publishes them as ``tracks/<host.node_id>`` (the topic a core host
 subscribes to; ``t0_s`` increasing message by message; a track the wire refuses is left out and counted),
@@ -31,7 +33,8 @@ logs every handover (they travel in the tracks) and writes ``tracks.json`` at th
 database) stores every detection, estimate and track (``twin.db``: a DSN, or a SQLite file in the host's
 output folder); its counters (written, dropped, failed, last error) are in :meth:`FusionHost.stats`, and a
 locked, read-only or corrupt database only makes them grow.  Sample-time continuity: each node's capture
-``t0_s`` must step by its frame period (frames lost on the way accounted); a step back or any other jump is
+``t0_s`` must step by its frame period (a simulated radio's ``metadata.frame_interval_s`` where it captures every
+so many frames; frames lost on the way accounted); a step back or any other jump is
 counted per node (``t0_backwards``, ``t0_gaps``) and logged, never raised.
 
 More machines: set ``[host] executor = "dask"`` and ``scheduler =

@@ -84,6 +84,10 @@ def test_urban_demo_hands_a_car_over_from_operator_a_to_operator_b_as_it_leaves_
     nodes = ["bs_a0", "bs_a1", "bs_b0", "bs_b2"]
     result = run_urban_demo(tmp_path, timeout_s=150.0, nodes=nodes)
     assert all(_gone(pid) for pid in result["pids"])
+    # the frames are 1 s apart in scene time (1000 frames of 1 ms: 2 slots at 30 kHz): no gap in t0 at the hosts
+    for item in result["mecs"].values():
+        for st in item["stream"]["nodes"].values():
+            assert st["received"] == 5 and st["t0_gaps"] == 0 and st["period_s"] == pytest.approx(1.0, abs=1e-9)
     assert json.loads((tmp_path / "handovers.json").read_text())["handovers"] == result["handovers"]
     scene = config.builtin("urban").scene
     assert scene is not None
