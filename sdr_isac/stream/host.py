@@ -349,7 +349,8 @@ class FusionHost:
         The nodes this host serves (``sdr-isac host --nodes``).  With tracking, an instant's fused set then
         waits for every one of them that is not absent (a node whose process started late, or senses
         slower, lags the others by several frames) before the tracker takes it, up to
-        :data:`HOLD_INSTANTS` later instants; without, the tracker takes an instant's set once a later
+        :data:`HOLD_INSTANTS` later instants (a node never heard from is waited for that long, then the
+        tracks lag by that many instants); without, the tracker takes an instant's set once a later
         instant's set arrives.
     """
 

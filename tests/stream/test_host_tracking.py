@@ -373,3 +373,16 @@ def test_a_host_with_expected_nodes_tracks_an_instant_once_every_node_is_in_it(t
     assert stats["out_of_order"] == 2
     with pytest.raises(InputError, match="expected_nodes"):
         FusionHost(small_config(tmp_path)[1], expected_nodes="bs0")
+    # a node never heard from: each instant waits for it until HOLD_INSTANTS later ones are held, and stop() tracks
+    # the rest in time order
+    from sdr_isac.stream.host import HOLD_INSTANTS
+
+    _, cfg = small_config(tmp_path, db=":memory:")
+    host = FusionHost(cfg, expected_nodes=("bs0", "bs1", "bs9"))
+    try:
+        for k in range(HOLD_INSTANTS + 5):
+            host._publish_estimates(0.1 * k, {"bs0": k, "bs1": k}, est(0.1 * k), [])
+        assert host.stats()["tracking"]["steps"] == 5                 # (HOLD_INSTANTS + 5) - HOLD_INSTANTS
+    finally:
+        host.stop()
+    assert host.stats()["tracking"]["steps"] == HOLD_INSTANTS + 5 and host.stats()["tracking"]["out_of_order"] == 0
