@@ -94,7 +94,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _urban_demo(args: argparse.Namespace) -> int:
     """``sdr-isac demo --scene urban``: nodes -> one MECS host per operator -> the core host, as processes."""
     from sdr_isac.experiments.demo import urban_table
-    from sdr_isac.stream.demo import run_urban_demo
+    from sdr_isac.stream.demo import URBAN_FRAME_INTERVAL_S, URBAN_FRAMES, run_urban_demo
 
     if args.config:
         raise config.ConfigError(f"--config {args.config} with --scene urban: the urban demo runs the built-in "
@@ -104,13 +104,15 @@ def _urban_demo(args: argparse.Namespace) -> int:
         raise config.ConfigError(f"{', '.join(ignored)} with --scene urban: the urban demo has no link check; "
                                  "leave them out", key="scene")
     out = args.out or "out/demo_urban"
-    frames = args.frames if args.frames is not None else 3
-    print(f"# sdr-isac demo --scene urban: {frames} frame(s) per node of the built-in urban scene; each node, "
-          "each operator's MECS host and the core host a process, over ZeroMQ on 127.0.0.1")
-    result = run_urban_demo(out, frames, timeout_s=args.timeout)
+    frames = args.frames if args.frames is not None else URBAN_FRAMES
+    interval_s = args.frame_interval if args.frame_interval is not None else URBAN_FRAME_INTERVAL_S
+    print(f"# sdr-isac demo --scene urban: {frames} frame(s) per node of the built-in urban scene, "
+          f"{interval_s:g} s of scene time apart; each node, each operator's MECS host and the core host a process, "
+          "over ZeroMQ on 127.0.0.1")
+    result = run_urban_demo(out, frames, timeout_s=args.timeout, frame_interval_s=interval_s)
     print(urban_table(result))
-    print(f"wrote {out}/<mecs id>/ (stream_stats.json, fused.json, tracks.json, twin.sqlite) and {out}/core/ "
-          "(core_stats.json, tracks.json)")
+    print(f"wrote {out}/<mecs id>/ (stream_stats.json, fused.json, tracks.json, twin.sqlite), {out}/core/ "
+          f"(core_stats.json, tracks.json) and {out}/handovers.json")
     return 0
 
 
@@ -511,7 +513,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     expected = set(args.nodes.split(",")) if args.nodes else set()
     deadline = time.monotonic() + args.timeout if args.timeout else None
-    host = FusionHost(cfg, record_dir=args.record, out_dir=args.out).start()
+    host = FusionHost(cfg, record_dir=args.record, out_dir=args.out, expected_nodes=expected or None).start()
     print(f"host: receiving on {cfg.stream.host_endpoint}, publishing on {cfg.stream.publish_endpoint}", flush=True)
     try:
         while not stop.wait(0.1):
@@ -607,15 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML configuration with a sim radio and a scene "
                                                     "(default: the built-in demo scene)")
     p.add_argument("--out", metavar="DIR", help="output folder (default out/demo; out/demo_urban with --scene urban)")
-    p.add_argument("--frames", type=int, metavar="N", help="frames per node (default 5; 3 with --scene urban)")
+    p.add_argument("--frames", type=int, metavar="N", help="frames per node (default 5, also with --scene urban)")
     p.add_argument("--snr-db", type=float, help="SNR per RE of the communication link (default 20)")
     p.add_argument("--seed", type=int, help="seed of the link's channel and noise (default 0)")
     p.add_argument("--scene", choices=("demo", "urban"), default="demo",
                    help="demo: the two-BS demo scene (default); urban: the built-in urban street grid, its nodes "
                         "streaming to one MECS host per operator and those to a core host, all processes "
-                        "(--out default out/demo_urban, --frames default 3)")
+                        "(--out default out/demo_urban, --frames default 5)")
     p.add_argument("--timeout", type=float, default=180.0, metavar="S",
                    help="with --scene urban: the whole run's limit, s (default 180)")
+    p.add_argument("--frame-interval", type=float, metavar="S",
+                   help="with --scene urban: scene time between a node's frames, s (default 1; 0: back to back, "
+                        "the frames then span milliseconds and no target leaves any coverage)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("process", help="sense a SigMF recording and print its detections",
@@ -661,7 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (default: the built-in demo scene)")
     p.add_argument("--endpoint", metavar="URL", help="override stream.host_endpoint")
     p.add_argument("--publish", metavar="URL", help="override stream.publish_endpoint")
-    p.add_argument("--nodes", metavar="A,B", help="stop when these nodes have finished")
+    p.add_argument("--nodes", metavar="A,B", help="stop when these nodes have finished; with tracking, the tracker "
+                   "takes an instant's fused set once every one of them (not absent) is in it")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--record", metavar="DIR", help="record every node's captures to DIR/<node>.sigmf-meta")
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")

@@ -177,6 +177,11 @@ def test_urban_demo_refuses_options_it_would_ignore():
 
     with pytest.raises(ConfigError, match="--seed with --scene urban"):
         cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--seed", "3"]))
+    from sdr_isac.errors import SdrIsacError
+
+    with pytest.raises(SdrIsacError, match="frame_interval_s = -1.0 s"):           # before any process starts
+        cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--frame-interval", "-1",
+                                                     "--out", "unused"]))
 
 
 def test_process_reads_its_config_once(tmp_path, monkeypatch):

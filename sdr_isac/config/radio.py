@@ -227,9 +227,17 @@ class SimRadioConfig(RadioConfig):
     kind, node_id, uri, sample_rate_hz, center_freq_hz, rf_bandwidth_hz, rx_channels, tx_channels,
     rx_gain_db, buffer_size, timeout_s
         As :class:`RadioConfig`; ``node_id`` must name a node of the scene.
+    frame_interval_s : float
+        Scene time from the start of one capture to the start of the next, s: 0 (the default) captures
+        back to back (scene time advances by each capture's length); else 1e-6 ... 3600 s, rounded to a
+        whole number (at least one) of capture lengths, so that the node's cyclic frame starts where each
+        capture starts, as back to back.  The targets move between captures: a scene whose traffic
+        crosses the coverage of its stations in seconds (the urban demo's) is sensed over seconds with a
+        few frames.  Every node of a host should share it (their captures form time-aligned sets by t0).
     """
 
     kind: str = "sim"
+    frame_interval_s: float = _num(0.0, 1e-6, 3600.0, "s", or_zero=True)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ def table(summary: dict[str, Any]) -> str:
 
 def urban_table(result: dict[str, Any]) -> str:
     """The table ``sdr-isac demo --scene urban`` prints: per MECS host its nodes, frames, fused sets, tracks
-    and twin rows; then the core's global tracks with the MECS tracks they fuse."""
+    and twin rows; then the core's global tracks with the MECS tracks they fuse; then every handover
+    (``result["handovers"]``: between a MECS host's stations, or the core's between MECS hosts)."""
     lines = [f"{'host':12s} {'nodes':24s} {'frames':>6s} {'lost':>4s} {'t0 gaps':>7s} {'tracks':>6s} "
              f"{'confirmed':>9s} {'handovers':>9s} {'twin rows':>9s} {'twin drops':>10s}"]
     for mecs, item in result["mecs"].items():
@@ -50,4 +51,10 @@ def urban_table(result: dict[str, Any]) -> str:
         x, y, z = t["state"][:3]
         members = ", ".join(f"{m}:{local}" for m, local in (t.get("members") or {}).items())
         lines.append(f"  {t['id']:8s} {t['status']:10s} x,y,z = {x:8.1f},{y:8.1f},{z:6.1f} m  from {members}")
+    handovers = result.get("handovers") or []
+    lines.append(f"handovers: {len(handovers)}" + (" (none: no target left a station's coverage in the frames' "
+                                                   "span)" if not handovers else ""))
+    for h in handovers:
+        lines.append(f"  t = {h['t_s']:7.3f} s  {h['where']:10s} track {h['track_id']:10s} {h['from']} -> {h['to']} "
+                     f"({h['reason']})")
     return "\n".join(lines)

@@ -280,6 +280,9 @@ class _Global:
     history: deque[tuple[float, NDArray[np.float64], NDArray[np.float64]]]
     status: str = "tentative"
     owner: str | None = None
+    #: MECS id -> the first time of its local track the core has seen (the start of the tail it carried when
+    #: it joined), s: the member that has tracked the target longest owns the global track
+    started: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -329,29 +332,35 @@ class TrackToTrackFuser:
         self._counter = itertools.count(1)
         self._cycle = 0
         self._now: float | None = None
+        self._first_t_s: dict[tuple[str, str], float] = {}
 
     @property
     def members(self) -> dict[str, dict[str, str]]:
         """Global id -> {MECS id: local track id} of the live global tracks."""
         return {gid: dict(g.members) for gid, g in self._globals.items()}
 
-    def update(self, local: Mapping[str, Sequence[Track]], t_s: float | None = None) -> list[Track]:
+    def update(self, local: Mapping[str, Sequence[Track]], t_s: float | None = None,
+               first_t_s: Mapping[tuple[str, str], float] | None = None) -> list[Track]:
         """Fuse the current tracks of the MECS hosts in ``local`` (MECS id -> tracks) at time ``t_s``.
 
         Each local track's latest state is predicted to ``t_s`` (default: the newest local state); the fusion
         time never goes back (a time before the previous call's is raised to it, so that a MECS leaving with
         the newest states does not pull the global tracks back).  Tracks with status ``deleted`` and states
-        after the fusion time are left out.
+        after the fusion time are left out.  ``first_t_s``: (MECS id, local id) -> the first time known of
+        that local track, s (a MECS host's tracks message carries a tail of earlier states; default: the
+        track's first ``t_s``); the member whose track started first owns a global track.
 
         Returns
         -------
         list of Track
             The live global tracks, by id: their fused history (the last ``keep_states`` states), the MECS
             hosts that contributed in the order they joined (``stations``), the members' handovers and the
-            core's own (a global track whose longest-standing member left, reason ``owner_left``), status
+            core's own (a global track whose owner left, reason ``owner_left``: the owner is the member whose
+            local track started first, by the first state time the core saw of it), status
             ``confirmed`` when a member is.
         """
         self._cycle += 1
+        self._first_t_s = dict(first_t_s or {})
         tracks = {m: [t for t in ts if t.status != "deleted" and t.num_states > 0] for m, ts in local.items()}
         times = [float(t.t_s[-1]) for ts in tracks.values() for t in ts]
         now = t_s if t_s is not None else (max(times) if times else None)
@@ -386,6 +395,7 @@ class TrackToTrackFuser:
         g = self._globals[gid]
         g.members.pop(key[0], None)
         g.joined.pop(key[0], None)
+        g.started.pop(key[0], None)
         if not g.members:
             del self._globals[gid]
 
@@ -396,7 +406,7 @@ class TrackToTrackFuser:
                 continue
             for (mecs, local_id), gid in list(self._by_local.items()):
                 if local_id == key[1] and mecs != key[0] and key[0] not in self._globals[gid].members:
-                    self._attach(key, gid)
+                    self._attach(key, gid, item.track)
                     break
 
     def _split_inconsistent(self, live: Mapping[tuple[str, str], _Local]) -> None:
@@ -427,18 +437,19 @@ class TrackToTrackFuser:
                 cost[r, c] = position_distance2(live[key].state, live[key].cov, f.mean, f.cov)
         taken = set()
         for r, c in assign(cost, self.gate):
-            self._attach(keys[r], candidates[c].gid)
+            self._attach(keys[r], candidates[c].gid, live[keys[r]].track)
             taken.add(r)
         for r, key in enumerate(keys):
             if r not in taken:
                 gid = f"{self.id_prefix}{next(self._counter)}"
                 self._globals[gid] = _Global(gid, {}, {}, [], [], deque(maxlen=self.keep_states))
-                self._attach(key, gid)
+                self._attach(key, gid, live[key].track)
 
-    def _attach(self, key: tuple[str, str], gid: str) -> None:
+    def _attach(self, key: tuple[str, str], gid: str, track: Track) -> None:
         g = self._globals[gid]
         g.members[key[0]] = key[1]
         g.joined[key[0]] = self._cycle
+        g.started[key[0]] = float(self._first_t_s.get(key, track.t_s[0]))
         self._by_local[key] = gid
         if key[0] not in g.stations:
             g.stations.append(key[0])
@@ -454,7 +465,9 @@ class TrackToTrackFuser:
         if g.history and g.history[-1][0] >= now:
             g.history.pop()                                       # the same instant again: the newer fusion
         g.history.append((now, fused.mean, fused.cov))
-        owner = min(g.members, key=lambda m: (g.joined[m], m))
+        # the owner: the member whose local track started first on the data clock (not the first whose message
+        # reached the core: which MECS host publishes first is a race of processes and networks)
+        owner = min(g.members, key=lambda m: (g.started[m], g.joined[m], m))
         if g.owner is not None and owner != g.owner and g.owner not in g.members:
             g.handovers.append(Handover(now, g.owner, owner, "owner_left"))
         g.owner = owner

@@ -8,7 +8,8 @@ frame the configuration gives them, cyclically, from scene time 0.
 Units: transmit samples are scaled to the node's transmit power; captures are
 scaled so that thermal noise has unit variance per sample (so |RE|**2 is the
 SNR per resource element); ``metadata["noise_power_dbm"]`` gives the scale.
-Scene time advances by the length of every capture, and targets move with it.
+Scene time advances by the length of every capture (or, with ``radio.frame_interval_s``, by that
+interval rounded to a whole number of captures), and targets move with it.
 """
 
 from __future__ import annotations
@@ -138,10 +139,22 @@ class SimRadio(RadioBase):
         }
         if own is not None and not own.cyclic:
             self._own = None                                   # a burst is sent once
+        step_s = self._step_s(num_samples)
+        if step_s != num_samples / self.sample_rate_hz:
+            meta["frame_interval_s"] = step_s                  # the host's t0 check expects this step
         t0_local = self._time_s + self.node.clock_offset_s
         capture = self._capture(iq, t0_local, offset, meta)
-        self._time_s += num_samples / self.sample_rate_hz
+        self._time_s += step_s
         return capture
+
+    def _step_s(self, num_samples: int) -> float:
+        """Scene time to the next capture, s: the capture's length, or ``radio.frame_interval_s`` rounded to a
+        whole number (>= 1) of capture lengths (the node's cyclic frame then starts where each capture starts)."""
+        length_s = num_samples / self.sample_rate_hz
+        interval_s = self.config.frame_interval_s
+        if interval_s <= 0.0:
+            return length_s
+        return max(round(interval_s / length_s), 1) * length_s
 
 
 def _scaled(node_id: str, samples: NDArray[np.complex64], power_dbm: float, cyclic: bool, start_s: float,

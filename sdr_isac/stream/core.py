@@ -38,7 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zmq
+from numpy.typing import NDArray
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
@@ -70,6 +72,11 @@ class _MecsCounters:
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "backwards": self.backwards, "tracks_backwards": self.tracks_backwards,
                 "tracks": self.tracks, "estimates": self.estimates, "late": self.late}
+
+
+def _first_t_s(track: Track, tail: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> float:
+    """The first time known of a MECS track, s: the start of the tail its message carried, else its state's."""
+    return float(min(tail[0][0], track.t_s[0])) if tail is not None and len(tail[0]) else float(track.t_s[0])
 
 
 class CoreHost:
@@ -364,9 +371,11 @@ class CoreHost:
                 version = self._version
                 changed = version != self._fused_version
                 local = {m: list(found.tracks) for m, found in self.latest.items()} if changed else {}
+                first = {(m, t.track_id): _first_t_s(t, found.tails.get(t.track_id))
+                         for m, found in self.latest.items() for t in found.tracks} if changed else {}
                 previous = self.global_tracks, self._members
             if changed:                 # the same track sets fuse to the same global tracks: publish those again
-                tracks, members = self.fuser.update(local), self.fuser.members
+                tracks, members = self.fuser.update(local, first_t_s=first), self.fuser.members
                 self._fused_version = version
             else:
                 tracks, members = previous

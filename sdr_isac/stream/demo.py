@@ -32,7 +32,7 @@ from sdr_isac.sensing import Detection
 from sdr_isac.sensing.plots import plot_range_doppler
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
-__all__ = ["write_host_outputs", "run_stream_demo", "run_urban_demo", "urban_plan", "free_ports"]
+__all__ = ["write_host_outputs", "run_stream_demo", "run_urban_demo", "urban_plan", "urban_handovers", "free_ports"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -213,20 +213,38 @@ CORE_ID = "core"
 #: ``sensing.refine``) and at most 8 detections per capture, within the grid (its diagonal is 640 m), so that
 #: seven nodes run live on a laptop; ``sdr-isac experiment continuity`` is where accuracy is measured
 URBAN_SENSING = "[sensing]\nrefine = false\nmax_detections = 8\nmax_range_m = 700.0\n"
+#: The urban demo's default frames per node and their spacing in scene time, s: the traffic (12 m/s) moves
+#: 12 m between frames, car2 leaves operator a's streets (bs_a0 and bs_a1 lose sight of it at t = 1 s) while
+#: operator b's stations keep it, so the core hands its global track from mecs_a over to mecs_b
+URBAN_FRAMES = 5
+URBAN_FRAME_INTERVAL_S = 1.0
 
 
 def _mecs_id(operator: str) -> str:
     return f"mecs_{operator or 'default'}"
 
 
-def mecs_config_text(text: str, mecs: str, num_nodes: int, pull: str, pub: str) -> str:
+def _with_key(text: str, section: str, key: str, value: str) -> str:
+    """``text`` with ``key = value`` in its ``[section]`` (added after the header, or as a new section), unless
+    the text sets ``key`` itself."""
+    if re.search(rf"^\s*{key}\s*=", text, re.M):
+        return text
+    header = re.search(rf"^\[{section}\][ \t]*(#.*)?$", text, re.M)
+    return text[:header.end()] + f"\n{key} = {value}" + text[header.end():] if header else \
+        text + f"\n[{section}]\n{key} = {value}\n"
+
+
+def mecs_config_text(text: str, mecs: str, num_nodes: int, pull: str, pub: str,
+                     frame_interval_s: float = 0.0) -> str:
     """The configuration of MECS host ``mecs`` serving ``num_nodes`` nodes: the scene's ``text`` with its host id,
     endpoints and twin; a host of one node (the Wi-Fi access point's) keeps single-node fixes
-    (``fusion.min_nodes = 1``: range and array angle) unless the text sets ``min_nodes`` itself."""
-    if num_nodes == 1 and not re.search(r"^\s*min_nodes\s*=", text, re.M):
-        header = re.search(r"^\[fusion\][ \t]*(#.*)?$", text, re.M)
-        text = text[:header.end()] + "\nmin_nodes = 1" + text[header.end():] if header else \
-            text + "\n[fusion]\nmin_nodes = 1\n"
+    (``fusion.min_nodes = 1``: range and array angle) unless the text sets ``min_nodes`` itself; with
+    ``frame_interval_s`` > 0 its simulated nodes capture a frame every ``frame_interval_s`` of scene time
+    (``radio.frame_interval_s``) unless the text sets it itself."""
+    if num_nodes == 1:
+        text = _with_key(text, "fusion", "min_nodes", "1")
+    if frame_interval_s > 0:
+        text = _with_key(text, "radio", "frame_interval_s", repr(float(frame_interval_s)))
     return (text + f'\n[host]\nnode_id = "{mecs}"\n\n[stream]\nhost_endpoint = "{pull}"\n'
             f'publish_endpoint = "{pub}"\nheartbeat_s = 0.2\n\n[twin]\nenabled = true\ndb = "twin.sqlite"\n')
 
@@ -276,8 +294,9 @@ def urban_plan(cfg: config_mod.Config, nodes: list[str] | None = None) -> dict[s
     return plan
 
 
-def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, nodes: list[str] | None = None,
-                   config_text: str | None = None) -> dict[str, Any]:
+def run_urban_demo(out_dir: str | Path, frames: int = URBAN_FRAMES, timeout_s: float = 120.0,
+                   nodes: list[str] | None = None, config_text: str | None = None,
+                   frame_interval_s: float = URBAN_FRAME_INTERVAL_S) -> dict[str, Any]:
     """Run the urban scene as processes on loopback: nodes -> one MECS host per operator -> one core host.
 
     Every node of the built-in urban scene (``sdr_isac/urban.toml``, or ``config_text``) streams its
@@ -292,7 +311,7 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
     ----------
     out_dir : str or Path
     frames : int
-        Frames per node, >= 1.
+        Frames per node, >= 1 (default :data:`URBAN_FRAMES`).
     timeout_s : float
         The whole run's limit, s.
     nodes : list of str, optional
@@ -300,13 +319,20 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
     config_text : str, optional
         A TOML configuration with a scene of nodes with operators, without ``[host]``, ``[stream]``,
         ``[twin]`` and ``[core]`` sections (default: the built-in urban scene).
+    frame_interval_s : float
+        Scene time between a node's frames, s (``radio.frame_interval_s``, rounded to whole frames; the
+        targets move between frames): 0 captures back to back (the frames then span milliseconds, in
+        which nothing leaves any station's coverage), 0 ... 3600 s (default
+        :data:`URBAN_FRAME_INTERVAL_S`).  A ``config_text`` that sets ``frame_interval_s`` keeps its own.
 
     Returns
     -------
     dict
         ``mecs``: MECS id -> {nodes, stream (its stream_stats.json), tracks (its tracks.json)}; ``core``:
-        the core's ``core_stats.json``; ``tracks``: its ``tracks.json``; ``pids``: of every process it
-        started (all ended).
+        the core's ``core_stats.json``; ``tracks``: its ``tracks.json``; ``handovers``: every handover of
+        the run (also written to ``handovers.json``): ``where`` (the MECS id, or ``core``), ``track_id`` (a
+        MECS track's id, or the global track's), ``t_s``, ``from``, ``to``, ``reason``; ``pids``: of every
+        process it started (all ended).
 
     Raises
     ------
@@ -317,6 +343,10 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise SdrIsacError(f"frames = {frames!r}: the urban demo needs at least 1 frame per node")
+    if isinstance(frame_interval_s, bool) or not isinstance(frame_interval_s, int | float) \
+            or not 0.0 <= frame_interval_s <= 3600.0:
+        raise SdrIsacError(f"frame_interval_s = {frame_interval_s!r} s: allowed 0 (back to back) ... 3600 s of "
+                           "scene time between a node's frames")
     text = config_text if config_text is not None else \
         resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8") + "\n" + URBAN_SENSING
     plan = urban_plan(config_mod.loads(text, "urban scene"), nodes)
@@ -332,7 +362,8 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
         pull, pub = f"tcp://127.0.0.1:{next(ports)}", f"tcp://127.0.0.1:{next(ports)}"
         endpoints[mecs] = pub
         configs[mecs] = folder / "config.toml"
-        configs[mecs].write_text(mecs_config_text(text, mecs, len(plan[mecs]), pull, pub), encoding="utf-8")
+        configs[mecs].write_text(mecs_config_text(text, mecs, len(plan[mecs]), pull, pub, frame_interval_s),
+                                 encoding="utf-8")
         config_mod.load(configs[mecs])                   # a clear error here, not in a child process
     core_dir = out / CORE_ID
     core_dir.mkdir(parents=True, exist_ok=True)
@@ -386,7 +417,22 @@ def run_urban_demo(out_dir: str | Path, frames: int, timeout_s: float = 120.0, n
     def read(path: Path) -> Any:
         return json.loads(path.read_text()) if path.exists() else None
 
-    return {"mecs": {m: {"nodes": ids, "stream": read(out / m / "stream_stats.json"),
-                         "tracks": read(out / m / "tracks.json")} for m, ids in plan.items()},
-            "core": read(core_dir / "core_stats.json"), "tracks": read(core_dir / "tracks.json"),
-            "pids": [p.pid for p in procs]}
+    mecs_out = {m: {"nodes": ids, "stream": read(out / m / "stream_stats.json"),
+                    "tracks": read(out / m / "tracks.json")} for m, ids in plan.items()}
+    core_tracks = read(core_dir / "tracks.json")
+    handovers = urban_handovers(mecs_out, core_tracks)
+    write_json(out / "handovers.json", {"handovers": handovers})
+    return {"mecs": mecs_out, "core": read(core_dir / "core_stats.json"), "tracks": core_tracks,
+            "handovers": handovers, "pids": [p.pid for p in procs]}
+
+
+def urban_handovers(mecs: dict[str, Any], core_tracks: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every handover of an urban run in time order: the MECS hosts' (between their stations, from their
+    ``tracks.json``) and the core's own (between MECS hosts: a global track whose longest-standing member
+    left, reason ``owner_left``; the members' handovers it carries are the MECS hosts')."""
+    out = [{"where": m, **h} for m, item in mecs.items() for h in ((item.get("tracks") or {}).get("handovers") or [])]
+    for track in (core_tracks or {}).get("tracks", []):
+        for h in track.get("handovers") or []:
+            if h.get("reason") == "owner_left":
+                out.append({"where": CORE_ID, "track_id": track["id"], **h})
+    return sorted(out, key=lambda h: (h["t_s"], h["where"], h["track_id"]))

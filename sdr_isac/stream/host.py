@@ -21,7 +21,9 @@ multi-BS / passive / macro-micro / BS-UE / RIS fusion, no sockets) turns into
 schedules and publishes.
 
 A MECS host (article §V-1): with ``[tracking] enabled`` the worker thread hands each instant's fused set
-(the set of the most nodes, once the next instant's set arrives; the last one at :meth:`FusionHost.stop`)
+(the set of the most nodes, once the next instant's set arrives; with ``expected_nodes``, ``sdr-isac host
+--nodes``, once every one of them that is not absent is in it, so that a node that lags the others by
+frames still counts; the last ones at :meth:`FusionHost.stop`)
 to the Stone Soup tracker (:class:`sdr_isac.fusion.tracking.Tracker`, imported only then), keeps the latest
 tracks with their last 8 positions, publishes them as ``tracks/<host.node_id>`` (the topic a core host
 subscribes to; ``t0_s`` increasing message by message; a track the wire refuses is left out and counted),
@@ -31,7 +33,8 @@ logs every handover (they travel in the tracks) and writes ``tracks.json`` at th
 database) stores every detection, estimate and track (``twin.db``: a DSN, or a SQLite file in the host's
 output folder); its counters (written, dropped, failed, last error) are in :meth:`FusionHost.stats`, and a
 locked, read-only or corrupt database only makes them grow.  Sample-time continuity: each node's capture
-``t0_s`` must step by its frame period (frames lost on the way accounted); a step back or any other jump is
+``t0_s`` must step by its frame period (a simulated radio's ``metadata.frame_interval_s`` where it captures every
+so many frames; frames lost on the way accounted); a step back or any other jump is
 counted per node (``t0_backwards``, ``t0_gaps``) and logged, never raised.
 
 More machines: set ``[host] executor = "dask"`` and ``scheduler =
@@ -68,6 +71,7 @@ import queue
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from concurrent.futures import Future, wait
 from pathlib import Path
 from types import TracebackType
@@ -79,7 +83,7 @@ import zmq
 from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.capture import Capture
-from sdr_isac.errors import ConfigError, NonFiniteSampleError, SdrIsacError, WireFormatError
+from sdr_isac.errors import ConfigError, InputError, NonFiniteSampleError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import Handover, TargetEstimate, Track
@@ -96,6 +100,8 @@ __all__ = ["FusionHost", "NodeStats"]
 _KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
 _KEEP_ERRORS = 100
 _KEEP_HANDOVERS = 1000      # handovers kept for tracks.json (the count goes on)
+#: fused sets of later instants a host with ``expected_nodes`` holds while an earlier instant waits for a node
+HOLD_INSTANTS = 16
 _TAIL = 8                   # history positions published with each track (displays)
 _KEEP_OUTAGES = 100         # outages kept per node (the count goes on)
 _MAX_NODES = 1024
@@ -275,10 +281,15 @@ class NodeStats:
 
 
 def _capture_period_s(msg: wire.Message) -> float | None:
-    """A capture message's duration, s (samples / sample rate: the t0 step of back-to-back captures); None for
-    another kind or a capture without samples."""
+    """A capture message's t0 step, s: its ``metadata.frame_interval_s`` (a simulated radio that captures
+    every so many frames, ``radio.frame_interval_s``; the wire checked it), else its duration (samples /
+    sample rate: the step of back-to-back captures); None for another kind or a capture without samples."""
     if msg.kind != "capture" or not msg.arrays or not msg.arrays[0].shape:
         return None
+    meta = msg.header.get("metadata")
+    interval = meta.get("frame_interval_s") if isinstance(meta, dict) else None
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
+        return float(interval)
     rate = msg.header.get("sample_rate_hz")
     samples = msg.arrays[0].shape[-1]
     return samples / float(rate) if isinstance(rate, int | float) and rate > 0 and samples > 0 else None
@@ -334,10 +345,25 @@ class FusionHost:
     context : zmq.Context, optional
     out_dir : str or Path, optional
         The host's output folder: a relative ``twin.db`` (SQLite) is placed here (default: the current folder).
+    expected_nodes : iterable of str, optional
+        The nodes this host serves (``sdr-isac host --nodes``).  With tracking, an instant's fused set then
+        waits for every one of them that is not absent (a node whose process started late, or senses
+        slower, lags the others by several frames) before the tracker takes it, up to
+        :data:`HOLD_INSTANTS` later instants (a node never heard from is waited for that long, then the
+        tracks lag by that many instants); without, the tracker takes an instant's set once a later
+        instant's set arrives.
     """
 
     def __init__(self, cfg: config_mod.Config, record_dir: str | Path | None = None,
-                 context: zmq.Context | None = None, out_dir: str | Path | None = None):
+                 context: zmq.Context | None = None, out_dir: str | Path | None = None,
+                 expected_nodes: Iterable[str] | None = None):
+        expected = None if expected_nodes is None or isinstance(expected_nodes, str | bytes) \
+            else list(expected_nodes)
+        if expected_nodes is not None and (expected is None or not all(isinstance(n, str) and n for n in expected)):
+            raise InputError(f"expected_nodes = {expected_nodes!r}: allowed an iterable of node ids (non-empty "
+                             "strings), e.g. ['bs_a0', 'bs_a1'], or None")
+        self.expected_nodes = frozenset(expected or ())
+        self._held_sets: dict[float, tuple[frozenset[str], list[TargetEstimate]]] = {}
         self.cfg = cfg
         self.node_id = cfg.host.node_id
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -804,7 +830,10 @@ class FusionHost:
         self._twin_put(estimates)
         if self._tracker is not None:
             with self._guard(f"tracking at t0 = {t0_s:.9g} s"):
-                self._to_tracker(t0_s, len(nodes), estimates)
+                if self.expected_nodes:
+                    self._to_tracker_expected(t0_s, frozenset(nodes), estimates)
+                else:
+                    self._to_tracker(t0_s, len(nodes), estimates)
 
     # ---- tracking and the twin ------------------------------------------------------
     def _to_tracker(self, t0_s: float, num_nodes: int, estimates: list[TargetEstimate]) -> None:
@@ -832,8 +861,41 @@ class FusionHost:
         if held is not None:
             self._track(held[0], held[2])
 
+    def _to_tracker_expected(self, t0_s: float, nodes: frozenset[str], estimates: list[TargetEstimate]) -> None:
+        """Hold a fused set until every expected node that is not absent is in its instant's set (or
+        :data:`HOLD_INSTANTS` later instants are held), then track the held instants in time order.
+
+        A set of an instant already tracked is counted in ``tracking.out_of_order`` and left out; a set of
+        an instant held in ``tracking.same_t0`` (the larger set is kept).
+        """
+        last = self.tracking["t0_s"]
+        if last is not None and t0_s <= last:
+            with self._lock:
+                self.tracking["out_of_order"] += 1
+            return
+        held = self._held_sets.get(t0_s)
+        if held is not None:
+            with self._lock:
+                self.tracking["same_t0"] += 1
+            if len(nodes) < len(held[0]):
+                return
+        self._held_sets[t0_s] = (nodes, estimates)
+        with self._lock:
+            waiting = {n for n in self.expected_nodes if not (n in self.nodes and self.nodes[n].state == "absent")}
+        while self._held_sets:
+            first = min(self._held_sets)
+            if not waiting <= self._held_sets[first][0] and len(self._held_sets) <= HOLD_INSTANTS:
+                break
+            self._track(first, self._held_sets.pop(first)[1])
+
     def flush_tracking(self) -> None:
-        """Track the set held back for its instant (:meth:`_to_tracker`); :meth:`stop` calls it."""
+        """Track the set held back for its instant (:meth:`_to_tracker`; every held instant in time order with
+        ``expected_nodes``, :meth:`_to_tracker_expected`); :meth:`stop` calls it."""
+        while self._held_sets and self._tracker is not None:
+            first = min(self._held_sets)
+            _, estimates = self._held_sets.pop(first)
+            with self._guard(f"tracking at t0 = {first:.9g} s"):
+                self._track(first, estimates)
         held, self._held_set = self._held_set, None
         if held is not None and self._tracker is not None:
             with self._guard(f"tracking at t0 = {held[0]:.9g} s"):

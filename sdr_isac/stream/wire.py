@@ -529,7 +529,8 @@ def _check_ris_steps(steps: Any) -> None:
 
 
 def _check_metadata(metadata: Any) -> None:
-    """A capture's ``metadata``: an object; ``truth``, ``ris``, ``radio``, ``replay`` typed when present."""
+    """A capture's ``metadata``: an object; ``truth``, ``ris``, ``radio``, ``replay``, ``frame_interval_s`` typed
+    when present."""
     if not isinstance(metadata, dict):
         _fail("metadata", metadata, "an object")
     for key, check in _METADATA_CHECKS.items():
@@ -547,8 +548,14 @@ def _check_radio(value: Any) -> None:
         _fail("metadata.radio", value, "a string (the radio kind: sim, replay, pluto, usrp)")
 
 
+def _check_frame_interval(value: Any) -> None:
+    """``metadata.frame_interval_s``: the scene time from this capture's start to the next one's (a simulated
+    radio with ``radio.frame_interval_s``), a finite number > 0 s."""
+    _check_number("metadata.frame_interval_s", value, "s", 0.0, strict=True)
+
+
 _METADATA_CHECKS = {"truth": lambda v: _check_truth("metadata.truth", v), "ris": _check_ris_steps,
-                    "radio": _check_radio, "replay": _check_replay}
+                    "radio": _check_radio, "replay": _check_replay, "frame_interval_s": _check_frame_interval}
 
 
 def _check_capture_fields(header: dict[str, Any], specs: list[tuple[np.dtype[Any], tuple[int, ...]]] | None = None,

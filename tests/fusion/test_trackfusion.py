@@ -262,3 +262,20 @@ def test_deleted_tracks_are_not_fused_and_bad_settings_are_refused() -> None:
         TrackToTrackFuser(criterion="x")
     with pytest.raises(InputError, match=r"gate probability = 0"):
         TrackToTrackFuser(gate_probability=0)
+
+
+@pytest.mark.parametrize("first_t_s", [None, {("A", "a1"): 0.0}])
+def test_the_member_whose_track_started_first_owns_it_and_its_leaving_is_a_handover(first_t_s) -> None:
+    """B's track of a target reaches the fuser first (its message came first), A's a cycle later though A has
+    tracked the target since t = 0 (its tail, ``first_t_s``, or its own first state): A owns the global track,
+    and when A stops reporting it (the target left A's coverage) the track goes on under its id with B, and the
+    core logs the handover A -> B (owner_left).  By arrival, B would own it and nothing would be logged."""
+    fuser = TrackToTrackFuser()
+    (g,) = fuser.update({"B": [_local("b1", 1.0, [12.0, 0, 0], [12.0, 0, 0])]})
+    a1 = Track("a1", [0.0, 1.0], [[0, 0, 0, 12.0, 0, 0], [12.0, 0, 0, 12.0, 0, 0]], [COV, COV], ("bs",), (),
+               "confirmed") if first_t_s is None else _local("a1", 1.0, [12.0, 0, 0], [12.0, 0, 0])
+    (g2,) = fuser.update({"A": [a1], "B": [_local("b1", 1.0, [12.0, 0, 0], [12.0, 0, 0])]}, first_t_s=first_t_s)
+    assert g2.track_id == g.track_id and set(g2.stations) == {"A", "B"} and not g2.handovers
+    (g3,) = fuser.update({"B": [_local("b1", 2.0, [24.0, 0, 0], [12.0, 0, 0])]})
+    assert g3.track_id == g.track_id
+    assert [(h.from_station, h.to_station, h.reason, h.t_s) for h in g3.handovers] == [("A", "B", "owner_left", 2.0)]

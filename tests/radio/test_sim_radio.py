@@ -109,3 +109,36 @@ def test_open_radio_errors(cfg):
         RadioConfig(kind="sdr")
     with pytest.raises(ConfigError, match=r"uri = '': allowed the path of a .sigmf-meta file"):
         RadioConfig(kind="replay")
+
+
+# ---- radio.frame_interval_s: frames spaced in scene time ------------------------------------------------------
+MOVING = TEXT.replace('position_m = [30.0, 0.0, 0.0]\nsnr_per_re_db = 10',
+                      'position_m = [30.0, 0.0, 0.0]\nvelocity_mps = [10.0, 0.0, 0.0]\nsnr_per_re_db = 10')
+
+
+@pytest.mark.parametrize("interval_s, frames_per_step", [(0.25, None), (0.0, 1), (1e-6, 1)])
+def test_frame_interval_spaces_captures_in_scene_time_by_whole_frames(interval_s, frames_per_step):
+    """t0 steps by the interval rounded to whole capture lengths (at least one); the target moves with scene time
+    (truth: position = p0 + v t); the capture says its step where it is not the capture's length."""
+    cfg = config.loads(MOVING.replace('node_id = "bs0"', f'node_id = "bs0"\nframe_interval_s = {interval_s}'))
+    assert cfg.radio.frame_interval_s == interval_s
+    with radio.open_radio(cfg.radio, frame=cfg.frame, scene=cfg.scene) as r:
+        frame = IsacFrame(r.frame)
+        r.tx(frame.samples(), cyclic=True)
+        length_s = frame.num_samples / r.sample_rate_hz
+        caps = [r.rx(frame.num_samples) for _ in range(3)]
+    step_s = round(interval_s / length_s) * length_s if frames_per_step is None else length_s
+    assert step_s > length_s or frames_per_step == 1
+    np.testing.assert_allclose([c.t0_s for c in caps], [0.0, step_s, 2 * step_s], rtol=0, atol=1e-12)
+    for k, c in enumerate(caps):
+        (target,) = c.metadata["truth"]["targets"]
+        np.testing.assert_allclose(target["position_m"], [30.0 + 10.0 * k * step_s, 0.0, 0.0], atol=1e-9)
+        assert c.frame_offset == 0                       # the cyclic frame still starts where the capture starts
+        assert c.metadata.get("frame_interval_s") == (pytest.approx(step_s) if frames_per_step is None else None)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 1e-7, 3601.0, "1", float("nan")])
+def test_frame_interval_out_of_range_is_refused_naming_the_key(bad):
+    text = TEXT.replace('node_id = "bs0"', f'node_id = "bs0"\nframe_interval_s = {bad!r}')    # nan, '1': TOML too
+    with pytest.raises(ConfigError, match="frame_interval_s"):
+        config.loads(text)

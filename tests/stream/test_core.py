@@ -292,7 +292,7 @@ def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
     core = CoreHost(cfg)
     calls: list[dict[str, Any]] = []
     real = core.fuser.update
-    core.fuser.update = lambda local, t_s=None: calls.append(local) or real(local, t_s)    # type: ignore[method-assign]
+    core.fuser.update = lambda local, t_s=None, **kw: calls.append(local) or real(local, t_s, **kw)  # type: ignore[method-assign]
 
     def take(mecs: str, seq: int, t_s: float, x_m: float) -> None:
         msg = wire.decode(wire.encode_tracks(mecs, seq, t_s, [_track("x", t_s, x_m)]))

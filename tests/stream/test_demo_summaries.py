@@ -50,3 +50,34 @@ def test_a_mecs_host_of_one_node_keeps_single_node_fixes() -> None:
     own = text.replace("[fusion]\n", "[fusion]\nmin_nodes = 3\n")
     assert config_mod.loads(demo.mecs_config_text(own, "m", 1, "tcp://127.0.0.1:1",
                                                   "tcp://127.0.0.1:2")).fusion.min_nodes == 3
+
+
+def test_a_mecs_configuration_spaces_its_sim_nodes_frames_unless_the_text_does() -> None:
+    text = _urban_text()
+    spaced = config_mod.loads(demo.mecs_config_text(text, "mecs_a", 3, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2",
+                                                    frame_interval_s=1.0))
+    assert spaced.radio.frame_interval_s == 1.0 and spaced.radio.node_id == "bs_a0"   # the rest of [radio] kept
+    back_to_back = config_mod.loads(demo.mecs_config_text(text, "mecs_a", 3, "tcp://127.0.0.1:1",
+                                                          "tcp://127.0.0.1:2"))
+    assert back_to_back.radio.frame_interval_s == 0.0
+    own = text.replace("[radio]\n", "[radio]\nframe_interval_s = 0.25\n")
+    assert config_mod.loads(demo.mecs_config_text(own, "m", 3, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2",
+                                                  frame_interval_s=1.0)).radio.frame_interval_s == 0.25
+
+
+def test_urban_handovers_and_table_list_the_hosts_and_the_core_s_in_time_order() -> None:
+    from sdr_isac.experiments.demo import urban_table
+
+    mecs = {"mecs_a": {"nodes": ["bs_a0"], "tracks": {"handovers": [
+        {"track_id": "mecs_a-1", "t_s": 3.0, "from": "bs_a0", "to": "bs_a2", "reason": "coverage"}]}},
+        "mecs_b": {"nodes": ["bs_b0"], "tracks": None}}
+    core = {"tracks": [{"id": "g4", "state": [450.0, 50.0, 1.0], "status": "confirmed", "members": {"mecs_b": "b-2"},
+                        "handovers": [{"t_s": 3.0, "from": "bs_a0", "to": "bs_a2", "reason": "coverage"},
+                                      {"t_s": 2.0, "from": "mecs_a", "to": "mecs_b", "reason": "owner_left"}]}]}
+    handovers = demo.urban_handovers(mecs, core)
+    # the core's own (owner_left) once; the members' handovers it carries are the MECS host's, listed there
+    assert [(h["where"], h["track_id"], h["from"], h["to"]) for h in handovers] == \
+        [("core", "g4", "mecs_a", "mecs_b"), ("mecs_a", "mecs_a-1", "bs_a0", "bs_a2")]
+    table = urban_table({"mecs": mecs, "core": {}, "tracks": core, "handovers": handovers})
+    assert "handovers: 2" in table and "core       track g4         mecs_a -> mecs_b (owner_left)" in table
+    assert "handovers: 0 (none" in urban_table({"mecs": {}, "core": {}, "tracks": None, "handovers": []})

@@ -33,12 +33,17 @@ def test_urban_plan_is_one_mecs_host_per_operator() -> None:
         urban_plan(cfg, ["nope"])
     with pytest.raises(SdrIsacError, match="at least 1 frame"):
         run_urban_demo("unused", 0)
+    for bad in (-1.0, 3601.0, float("nan"), True, "1"):
+        with pytest.raises(SdrIsacError, match="frame_interval_s"):
+            run_urban_demo("unused", 1, frame_interval_s=bad)  # type: ignore[arg-type]
 
 
 def test_urban_nodes_stream_to_their_operators_mecs_hosts_and_those_to_the_core(tmp_path: Path) -> None:
     nodes = ["bs_a0", "bs_a1", "bs_a2", "bs_b0", "bs_b2"]
     frames = 2
-    result = run_urban_demo(tmp_path, frames, timeout_s=150.0, nodes=nodes)
+    # back to back (frame_interval_s = 0): the streaming and the MECS -> core path; the default 1 s spacing is
+    # the handover test's below
+    result = run_urban_demo(tmp_path, frames, timeout_s=150.0, nodes=nodes, frame_interval_s=0.0)
     assert all(_gone(pid) for pid in result["pids"])      # every process it started has ended
     assert set(result["mecs"]) == {"mecs_a", "mecs_b"}
     truth_all = []
@@ -66,3 +71,49 @@ def test_urban_nodes_stream_to_their_operators_mecs_hosts_and_those_to_the_core(
     local = {(m, t["id"]) for m, item in result["mecs"].items() for t in item["tracks"]["tracks"]}
     members = {(m, lid) for g in result["tracks"]["tracks"] for m, lid in (g.get("members") or {}).items()}
     assert members and members <= local, (members, local)
+
+
+def test_urban_demo_hands_a_car_over_from_operator_a_to_operator_b_as_it_leaves_a_s_streets(tmp_path: Path) -> None:
+    """Frames 1 s apart in scene time (the default): car2 drives north on x = 450 m; at t = 0 bs_a0 and bs_a1 see it
+    down the street y = 0, from t = 1 s the buildings hide it from both (operator a's MECS host, min_nodes = 2, has
+    no fix of it) while bs_b0 and bs_b2 see it along x = 450 m.  The core's global track of car2 keeps its id and
+    passes from mecs_a to mecs_b (a Handover, owner_left); checked against the scene's geometry, not the code's
+    numbers."""
+    from sdr_isac.channel.geometry import segment_blocked, target_state
+
+    nodes = ["bs_a0", "bs_a1", "bs_b0", "bs_b2"]
+    result = run_urban_demo(tmp_path, timeout_s=150.0, nodes=nodes)
+    assert all(_gone(pid) for pid in result["pids"])
+    # the frames are 1 s apart in scene time (1000 frames of 1 ms: 2 slots at 30 kHz): no gap in t0 at the hosts
+    for item in result["mecs"].values():
+        for st in item["stream"]["nodes"].values():
+            assert st["received"] == 5 and st["t0_gaps"] == 0 and st["period_s"] == pytest.approx(1.0, abs=1e-9)
+    assert json.loads((tmp_path / "handovers.json").read_text())["handovers"] == result["handovers"]
+    scene = config.builtin("urban").scene
+    assert scene is not None
+    car2 = next(t for t in scene.targets if t.id == "car2")
+    position = {n.id: np.asarray(n.position_m, dtype=float) for n in scene.nodes}
+
+    def seen_by(t_s: float) -> set[str]:
+        p, _ = target_state(car2, t_s)
+        return {n for n in nodes if not any(segment_blocked(position[n], p, b) for b in scene.blockers)}
+
+    # car2's global track: both operators' hosts contributed, operator a's member left, the id went on
+    both = [t for t in result["tracks"]["tracks"] if set(t["stations"]) == {"mecs_a", "mecs_b"}]
+    assert len(both) == 1, result["tracks"]["tracks"]
+    (track,) = both
+    assert list(track["members"]) == ["mecs_b"]
+    # operator a's track started first (t = 0; b's at 0.8 ms on its clock): a owned it, and its leaving is a handover
+    (h,) = [h for h in result["handovers"] if h["where"] == "core" and h["track_id"] == track["id"]]
+    assert (h["from"], h["to"], h["reason"]) == ("mecs_a", "mecs_b", "owner_left")
+    assert 1.0 <= h["t_s"] <= track["t_s"] + 1e-9
+    assert not seen_by(h["t_s"]) & {"bs_a0", "bs_a1"}
+    # the global track is car2's: within a few range cells of its truth at the track's time (operator b's clock)
+    t_scene = track["t_s"] - 8e-4
+    truth, _ = target_state(car2, t_scene)
+    assert float(np.linalg.norm(np.asarray(track["state"][:2]) - truth[:2])) < 10.0, (track["state"], truth)
+    # truth: both of operator a's stations saw car2 at the first frame, neither (so no fix of a's host) when
+    # operator a's track had gone, and operator b's two stations saw it all along
+    assert {"bs_a0", "bs_a1"} <= seen_by(0.0)
+    assert all(not seen_by(t) & {"bs_a0", "bs_a1"} for t in np.arange(1.0, track["t_s"], 0.25))
+    assert all({"bs_b0", "bs_b2"} <= seen_by(t) for t in np.arange(0.0, track["t_s"], 0.25))

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdr_isac import config
+from sdr_isac.errors import InputError
 from sdr_isac.stream import FusionHost, wire
 from sdr_isac.stream.demo import free_ports, write_host_outputs
 from sdr_isac.stream.host import NodeStats
@@ -334,3 +335,54 @@ def test_a_host_of_one_node_with_min_nodes_1_tracks_its_single_node_fixes(tmp_pa
             err = min((track.states[-1, :2] - x for x in truths), key=lambda e: float(np.linalg.norm(e)))
             sigma = np.sqrt(np.diag(track.covariances[-1])[:2])
             assert np.all(np.abs(err) < 5 * sigma + 0.05), (err, sigma)
+
+
+def test_a_host_with_expected_nodes_tracks_an_instant_once_every_node_is_in_it(tmp_path: Path) -> None:
+    """A node that lags (its process started late): the sets of bs0 and bs1 at t = 0.1, 0.2 come before bs2's set
+    at t = 0; with expected_nodes the tracker waits for bs2 and takes every instant, in time order, with all
+    three nodes (without, the late instant would be left out as out of order)."""
+    from sdr_isac.fusion.records import TargetEstimate
+
+    def est(t: float) -> list[TargetEstimate]:
+        return [TargetEstimate(np.array([4.0 * t, 2.0, 1.0]), np.diag([0.01, 0.01, 0.01]), t_s=t,
+                               nodes=("bs0", "bs1"))]
+
+    order = [(0.0, ("bs0", "bs1")), (0.1, ("bs0", "bs1")), (0.2, ("bs0", "bs1")), (0.0, ("bs0", "bs1", "bs2")),
+             (0.1, ("bs0", "bs1", "bs2")), (0.2, ("bs0", "bs1", "bs2"))]
+    counts = {}
+    for expected in (("bs0", "bs1", "bs2"), None):
+        _, cfg = small_config(tmp_path, db=":memory:")
+        host = FusionHost(cfg, expected_nodes=expected)
+        tracked: list[float] = []
+        real_track = host._track
+
+        def track(t0: float, ests: list[TargetEstimate], real=real_track, into=tracked) -> None:
+            into.append(t0)
+            real(t0, ests)
+
+        host._track = track  # type: ignore[method-assign]
+        try:
+            for t, nodes in order:
+                host._publish_estimates(t, dict.fromkeys(nodes, int(t * 10)), est(t), [])
+        finally:
+            host.stop()
+        counts[expected is not None] = (tracked, host.stats()["tracking"])
+    tracked, stats = counts[True]
+    assert tracked == [0.0, 0.1, 0.2] and stats["out_of_order"] == 0 and stats["same_t0"] == 3
+    tracked, stats = counts[False]        # the old rule: bs2's sets at 0.0 and 0.1 come too late and are left out
+    assert stats["out_of_order"] == 2
+    with pytest.raises(InputError, match="expected_nodes"):
+        FusionHost(small_config(tmp_path)[1], expected_nodes="bs0")
+    # a node never heard from: each instant waits for it until HOLD_INSTANTS later ones are held, and stop() tracks
+    # the rest in time order
+    from sdr_isac.stream.host import HOLD_INSTANTS
+
+    _, cfg = small_config(tmp_path, db=":memory:")
+    host = FusionHost(cfg, expected_nodes=("bs0", "bs1", "bs9"))
+    try:
+        for k in range(HOLD_INSTANTS + 5):
+            host._publish_estimates(0.1 * k, {"bs0": k, "bs1": k}, est(0.1 * k), [])
+        assert host.stats()["tracking"]["steps"] == 5                 # (HOLD_INSTANTS + 5) - HOLD_INSTANTS
+    finally:
+        host.stop()
+    assert host.stats()["tracking"]["steps"] == HOLD_INSTANTS + 5 and host.stats()["tracking"]["out_of_order"] == 0

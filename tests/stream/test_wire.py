@@ -905,3 +905,20 @@ def test_ris_steps_of_a_capture_are_checked() -> None:
         with pytest.raises(WireFormatError, match=pattern):
             wire.decode(frames)
     assert wire.decode(_with_header(CAP, lambda h: h["metadata"].__setitem__("ris", [good]))).header["metadata"]["ris"]
+
+
+@pytest.mark.parametrize("value, kept", [(0.5, True), (7, True), (0.0, False), (-1.0, False), (float("inf"), False),
+                                         (float("nan"), False), ("0.5", False), (True, False), (None, False)])
+def test_capture_metadata_frame_interval_is_a_positive_finite_number(value: Any, kept: bool) -> None:
+    """``metadata.frame_interval_s`` (a simulated radio's spacing of captures in scene time): a sender leaves a bad
+    one out, a receiver refuses a message that carries one."""
+    cap = dataclasses.replace(_capture(1, 8), metadata={"frame_interval_s": value})
+    frames = wire.encode_capture(cap)
+    back = wire.decode_capture(wire.decode(frames))
+    assert ("frame_interval_s" in back.metadata) == kept and (not kept or back.metadata["frame_interval_s"] == value)
+    if not kept and value is not None and not (isinstance(value, float) and not np.isfinite(value)):
+        header = json.loads(bytes(frames[1]))
+        header["metadata"]["frame_interval_s"] = value
+        forged = [frames[0], json.dumps(header).encode(), *frames[2:]]
+        with pytest.raises(WireFormatError, match="metadata.frame_interval_s"):
+            wire.decode_capture(wire.decode(forged))

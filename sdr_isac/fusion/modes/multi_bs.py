@@ -26,6 +26,8 @@ flight (``v_z = 0``); the measurement rows are those of
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.config import FusionConfig
 from sdr_isac.errors import InputError, SensingError
-from sdr_isac.fusion.associate import cluster_fixes, join_bistatic
+from sdr_isac.fusion.associate import FixCluster, cluster_fixes, join_bistatic
 from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.links import passive_links
 from sdr_isac.fusion.locate import SingleFix, _check_nodes, locate_robust, single_fix, velocity_vector
@@ -49,6 +51,17 @@ __all__ = ["fuse_nodes", "symbol_level_refine", "periodogram_terms", "periodogra
            "periodogram_sum_derivatives", "fuse_multi_bs"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
+#: |angle| from broadside beyond which a node's angle may lie at the other end of its array's axis: towards
+#: endfire a half-wavelength array's phase step nears ±pi, where noise flips its sign (the CRB, ~1/cos² of the
+#: angle, does not cover a wrap), so a target on the axis (a station whose array runs along its street) is seen
+#: at either end
+ENDFIRE_RAD = math.radians(75.0)
+#: a fused velocity with a standard deviation beyond this in some direction is left out of the estimate, m/s:
+#: nodes that see the target along one line (the urban grid's stations on its street) hardly determine the
+#: velocity across it; such a velocity tells a tracker less than its speed prior, and where the position errs
+#: beyond its covariance (a grid's range cell without sub-cell refinement) the solve that gives 1e5 m/s across
+#: also moves the other component by tens of m/s (the urban demo's car2: 76 m/s for 12.5, its track flew off)
+MAX_VELOCITY_STD_MPS = 100.0
 
 
 def periodogram_terms(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]]
@@ -181,7 +194,10 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
     """Associate the detections of several nodes and fuse each associated set (host-side, live).
 
     Monostatic detections (of nodes that sense their own echoes) are
-    associated by their own position estimates; the bistatic detections of
+    associated by their own position estimates (a detection within 15° of
+    its array's endfire, :data:`ENDFIRE_RAD`, also by its fix at the other
+    end of the axis, taken where it associates more nodes: a half-wavelength
+    array's phase step there nears ±pi and noise flips its sign); the bistatic detections of
     receive-only nodes (``passive``) then join those targets by gating
     (:func:`~sdr_isac.fusion.links.passive_links`,
     :func:`~sdr_isac.fusion.associate.join_bistatic`).
@@ -232,7 +248,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         position rests on after fault exclusion; ``tx`` and ``rx`` index the
         node ids ordered as the monostatic nodes of ``detections``, then the
         passive nodes' transmitters not among them, then the passive nodes),
-        the velocity where the radial velocities determine it (``v_z = 0``),
+        the velocity where the radial velocities determine it (``v_z = 0``; its
+        standard deviation within :data:`MAX_VELOCITY_STD_MPS` in every direction),
         mode ``single`` where no two links agreed and the strongest node's own
         fix stands.
     """
@@ -246,6 +263,7 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
     ids += list(passive)
     positions = np.array([places[n].position_m for n in ids], dtype=np.float64).reshape(-1, 3)
     candidates: list[tuple[int, Detection, SingleFix]] = []
+    mirrors: list[tuple[int, tuple[int, Detection, SingleFix]]] = []
     for k, node_id in enumerate(ids):
         if node_id in passive or node_id not in detections:
             continue
@@ -259,11 +277,20 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                                  -float(det.angle_rad), float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m)
             except SensingError:
                 continue
+            if abs(float(det.angle_rad)) >= ENDFIRE_RAD:
+                other_rad = -math.copysign(math.pi / 2, float(det.angle_rad))
+                other = dataclasses.replace(det, angle_rad=other_rad)
+                try:
+                    mirror = single_fix(positions, k, axis, float(det.range_m), float(det.range_var_m2),
+                                        -other_rad, float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m)
+                    mirrors.append((len(candidates), (k, other, mirror)))
+                except SensingError:
+                    pass
             candidates.append((k, det, fix))
     bistatic = {ids.index(n): passive_links(positions, ids.index(tx), ids.index(n), detections[n],
                                             max_clock_offset_s) for n, tx in passive.items()}
-    clusters = join_bistatic(cluster_fixes(candidates, gate_m, gate_sigma), bistatic, positions, height_m, gate_m,
-                             gate_sigma)
+    clusters = join_bistatic(_clusters(candidates, mirrors, gate_m, gate_sigma), bistatic, positions, height_m,
+                             gate_m, gate_sigma)
     out = []
     for cl in clusters:
         if len(cl.nodes) + len(cl.bistatic) < min_nodes:
@@ -279,7 +306,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         velocity = {}
         try:
             v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m], cov)
-            velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
+            if float(np.linalg.eigvalsh(cov_v)[-1]) <= MAX_VELOCITY_STD_MPS**2:
+                velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
         except SensingError:
             pass
         out.append(TargetEstimate.planar(
@@ -288,6 +316,32 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
             single_m={ids[k]: (float(f.xy_m[0]), float(f.xy_m[1])) for k, f in zip(cl.nodes, cl.fixes, strict=True)},
             links=tuple(links), mode=None if len(links) >= 2 else "single", **velocity))
     return out
+
+
+def _clusters(candidates: list[tuple[int, Detection, SingleFix]],
+              mirrors: list[tuple[int, tuple[int, Detection, SingleFix]]], gate_m: float,
+              gate_sigma: float) -> list[FixCluster]:
+    """:func:`~sdr_isac.fusion.associate.cluster_fixes` of the nodes' fixes; then, strongest first, each
+    near-endfire detection's mirror (its angle at the other end of the array's axis, :data:`ENDFIRE_RAD`) takes
+    its place where that associates strictly more fixes into targets of two or more nodes (else the
+    association is the plain one)."""
+    best = cluster_fixes(candidates, gate_m, gate_sigma)
+    if not mirrors:
+        return best
+    score = _associated(best)
+    current = list(candidates)
+    for index, mirror in sorted(mirrors, key=lambda m: -float(m[1][1].snr_db)):
+        trial = current.copy()
+        trial[index] = mirror
+        clusters = cluster_fixes(trial, gate_m, gate_sigma)
+        if _associated(clusters) > score:
+            current, best, score = trial, clusters, _associated(clusters)
+    return best
+
+
+def _associated(clusters: Sequence[FixCluster]) -> int:
+    """Fixes that belong to a cluster of two or more nodes."""
+    return sum(len(c.nodes) for c in clusters if len(c.nodes) >= 2)
 
 
 def _cone_angle(det: Detection, yaw_deg: float) -> dict[str, Any]:

@@ -367,3 +367,43 @@ def test_symbol_level_refine_stops_at_a_maximum_of_the_objective(rng: np.random.
     assert f > nf.periodogram_sum(terms, [p0 - b for b in nodes], start_v)
     assert f >= nf.periodogram_sum(terms, list(d), v)
     assert np.linalg.norm(xy - TARGET[:2]) < 0.3
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_target_on_a_node_s_array_axis_is_fused_from_either_end_of_the_axis(rng: np.random.Generator,
+                                                                             flip: bool) -> None:
+    """The urban grid's bs_b0 (yaw 180°: its array runs along the street x = 450 m) sees car2 on that street at
+    endfire, where a half-wavelength array's phase step is ±pi and its sign is lost: the detection may say the
+    other end of the axis (its own fix then lies 277 m north of the car).  The fix at the other end joins bs_b2's
+    (45° off its broadside): one target at the truth, as with the right end (before, no target at all)."""
+    places = _places({"bs_b0": ((450.0, 150.0, 20.0), 180.0), "bs_b2": ((450.0, 450.0, 20.0), -135.0)})
+    target, velocity = np.array([450.0, 12.5, 1.0]), np.array([0.0, 12.5, 0.0])
+    sigma_r, sigma_a = 0.05, 1e-3
+    dets = {n: [dataclasses.replace(_detection(np.array(p.position_m), p.yaw_deg, target, sigma_r, sigma_a, rng,
+                                               velocity), angle_var_rad2=sigma_a**2)] for n, p in places.items()}
+    angle = dets["bs_b0"][0].angle_rad
+    assert abs(angle) > nf.ENDFIRE_RAD           # 82°: on the axis, 19 m below the array
+    if flip:          # the phase step u = pi sin(angle) wrapped by 2 pi: sin = sin(angle) - 2 sign, clipped at -1
+        wrapped = float(np.arcsin(np.clip(np.sin(angle) - 2 * np.sign(angle), -1.0, 1.0)))
+        dets["bs_b0"] = [dataclasses.replace(dets["bs_b0"][0], angle_rad=wrapped)]
+    est = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+    # within 3 m: across the axis the endfire angle hardly locates (a 1e-3 rad error moves b0's fix 1.5 m)
+    near = [e for e in est if np.linalg.norm(e.position_m[:2] - target[:2]) < 3.0]
+    assert len(near) == 1 and "bs_b0" in near[0].nodes, [(e.position_m, e.nodes) for e in est]
+    assert len(est) == 1                                 # and no estimate at the other end
+
+
+def test_a_velocity_the_links_hardly_determine_is_left_out(rng: np.random.Generator,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An estimate carries the fused velocity only where its standard deviation is within MAX_VELOCITY_STD_MPS in
+    every direction (the velocity solve is replaced here by one that returns the given covariance)."""
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((60.0, 30.0, 10.0), -105.0)})
+    target, velocity = np.array([42.0, 10.0, 1.0]), np.array([-14.0, 2.0, 0.0])
+    dets = {n: [_detection(np.array(p.position_m), p.yaw_deg, target, 0.02, 0.005, rng, velocity)]
+            for n, p in places.items()}
+    for std_mps, kept in ((nf.MAX_VELOCITY_STD_MPS * 0.99, True), (nf.MAX_VELOCITY_STD_MPS * 1.01, False),
+                          (1e6, False)):
+        cov = np.diag([1.0, std_mps**2])
+        monkeypatch.setattr(nf, "velocity_vector", lambda *args, cov=cov: (velocity[:2].copy(), cov))
+        (est,) = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+        assert (est.velocity_mps is not None) == kept, std_mps
