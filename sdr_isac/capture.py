@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,31 @@ class Capture:
         which :func:`dataclasses.replace` would drop (the recorder takes a host's capture this way)."""
         out = copy.copy(self)
         object.__setattr__(out, "metadata", metadata)
+        return out
+
+    def with_fields(self, **changes: Any) -> Capture:
+        """This capture with some fields other than ``iq`` changed (each checked as the constructor checks it):
+        the same samples (not copied), and where it comes from :meth:`checked_once`, its check too (remembered
+        or still to come), which :func:`dataclasses.replace` would drop.  A replayed capture, re-stamped with
+        the replay's time and sequence, keeps the reader's check this way.
+
+        Raises
+        ------
+        InputError
+            ``iq`` or a name that is not a field among ``changes`` (``iq``: use :func:`dataclasses.replace`,
+            which makes a capture that checks its new samples), or a changed field the constructor refuses.
+        """
+        names = {f.name for f in dataclasses.fields(self)} - {"iq"}
+        wrong = sorted(set(changes) - names)
+        if wrong:
+            raise InputError(f"Capture.with_fields({', '.join(wrong)}=...): allowed the fields "
+                             f"{', '.join(sorted(names))}; to change iq use dataclasses.replace (its samples are "
+                             "checked again)")
+        out = dataclasses.replace(self, **changes)             # validates every field; iq passes uncopied
+        if out.iq is self.iq:
+            for memo in ("_check_once", "_nonzero"):
+                if memo in self.__dict__:
+                    object.__setattr__(out, memo, self.__dict__[memo])
         return out
 
     @property

@@ -293,7 +293,7 @@ def _unit_capture(rec: Recording, unit: tuple[int, int], built: IsacFrame, carri
         capture = Capture(rec.read(info["sample_start"] + unit[1], built.num_samples), rec.sample_rate_hz,
                           info["center_freq_hz"], t0_s=info["t0_s"] + unit[1] / rec.sample_rate_hz,
                           node_id=info["node_id"], seq=info["seq"], frame=rec.frame)
-    return capture if carrier_hz is None else dataclasses.replace(capture, center_freq_hz=carrier_hz)
+    return capture if carrier_hz is None else capture.with_fields(center_freq_hz=carrier_hz)
 
 
 def _process_frame(args: argparse.Namespace, cfg: config.Config | None, raw: dict[str, Any],

@@ -138,8 +138,8 @@ class ReplayRadio(RadioBase):
             self._wait_until(t0 - self._t0_first)
         meta = {**stored.metadata, "replay": {"index": i, "loop": self._loops, "path": str(self.config.uri)},
                 "truth": rec.truth(i)}
-        return Capture(stored.iq, stored.sample_rate_hz, stored.center_freq_hz, t0, stored.node_id, self._seq,
-                       stored.frame or self.frame, stored.frame_offset, meta)
+        # the same samples, with the reader's check (Recording.capture checks them once)
+        return stored.with_fields(t0_s=t0, seq=self._seq, frame=stored.frame or self.frame, metadata=meta)
 
     def _wait_until(self, offset_s: float) -> None:
         now = time.monotonic()

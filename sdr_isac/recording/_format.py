@@ -168,7 +168,8 @@ def decode(raw: NDArray[Any], dt: Datatype) -> NDArray[np.complex64]:
     Returns
     -------
     ndarray, shape (C, n), complex64
-        A new C-contiguous array (never a view of the file).
+        C-contiguous: a new array, or where the stored layout already is this one (``cf32`` in the machine's
+        byte order, one channel) a view of ``raw`` (read-only where ``raw`` is: the reader's file map).
     """
     if not dt.is_int:
         return np.ascontiguousarray(raw.T, dtype=np.complex64)

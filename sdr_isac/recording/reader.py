@@ -10,14 +10,14 @@ import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture, first_nonfinite
 from sdr_isac.config import FrameConfig, from_dict
-from sdr_isac.errors import ConfigError, InputError, RecordingError
+from sdr_isac.errors import ConfigError, InputError, NonFiniteSampleError, RecordingError
 from sdr_isac.recording._format import archive_suffix, check_int, decode, file_names, is_collection
 from sdr_isac.recording._metadata import (
     CaptureFacts,
@@ -297,6 +297,9 @@ class Recording:
             ``frame_offset`` and ``metadata`` from the annotation (foreign
             files: ``seq = i``, ``t0_s = sample_start / sample_rate_hz``,
             ``node_id`` from ``isac:node`` ``id`` or ``"node0"``).
+            ``iq`` is read-only (copy it to change it) and checked here: the
+            capture comes from :meth:`~sdr_isac.capture.Capture.checked_once`,
+            so the sensing's check of it reads nothing again.
 
         Raises
         ------
@@ -308,21 +311,27 @@ class Recording:
         i = self._index(i)
         start, count = self._segments[i]
         iq = decode(self._mapped()[start:start + count], self._dt)
-        bad = first_nonfinite(iq)
-        if bad is not None:
-            ch, k = bad
-            raise RecordingError(f"{self.data_path}: capture {i}: samples[{ch}, {k}] (file sample {start + k}) = "
-                                 f"{iq[ch, k]}: allowed finite I/Q values; the data is corrupt, re-record it or "
-                                 "skip this capture")
+        # read-only (a view of the read-only file map already is): nothing writes these samples, so the capture
+        # checks them once here and its later checks (the sensing's, a writer's) take this one's result
+        iq.flags.writeable = False
         info = self.capture_info(i)
         metadata = self._facts[i].metadata if self._facts is not None else {}
         try:
-            return Capture(iq=iq, sample_rate_hz=self.sample_rate_hz, center_freq_hz=self._frequencies[i],
-                           t0_s=info["t0_s"], node_id=info["node_id"], seq=info["seq"], frame=self.frame,
-                           frame_offset=info["frame_offset"], metadata=copy.deepcopy(metadata))
+            capture = Capture(iq=iq, sample_rate_hz=self.sample_rate_hz, center_freq_hz=self._frequencies[i],
+                              t0_s=info["t0_s"], node_id=info["node_id"], seq=info["seq"], frame=self.frame,
+                              frame_offset=info["frame_offset"], metadata=copy.deepcopy(metadata)).checked_once()
         except InputError as err:        # open() validated every field: this is a bug, named as such
             raise RecordingError(f"{self.meta_path}: capture {i} (sample_start {start}): {err}; report this as "
                                  "a bug in sdr_isac.recording (open() should have refused it)") from err
+        try:
+            capture.check_samples()
+        except NonFiniteSampleError as err:
+            # it raised, so there is one: read again (a refused capture only) to name it by its file sample
+            ch, k = cast(tuple[int, int], first_nonfinite(iq))
+            raise RecordingError(f"{self.data_path}: capture {i}: samples[{ch}, {k}] (file sample {start + k}) = "
+                                 f"{iq[ch, k]}: allowed finite I/Q values; the data is corrupt, re-record it or "
+                                 "skip this capture") from err
+        return capture
 
     def capture_info(self, i: int) -> dict[str, Any]:
         """Facts of capture ``i`` without reading its samples.

@@ -8,13 +8,16 @@ capture's values to its consumer and checks everything else; a running host coun
 
 Each capture's samples are read for that check once per process: a recording host (its check, the writer's, the
 sensing's) and a receive-only node sensed once per transmitter (k jobs) read them once
-(``Capture.checked_once``), counted at the one place every finiteness test reads samples (``_plain_sum``).
+(``Capture.checked_once``), counted at the one place every finiteness test reads samples (``_plain_sum``); so
+does a recording read back (the reader's check) and replayed (``Capture.with_fields`` keeps it).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import json
+import math
 import pickle
 import threading
 from pathlib import Path
@@ -419,3 +422,88 @@ def test_a_host_reads_a_receive_only_node_s_capture_once(tmp_path: Path, recordi
     if recording:
         with open_recording(tmp_path / "rec" / "r.sigmf-meta") as rec:
             assert [rec.capture(i).seq for i in range(len(rec))] == [c.seq for c in good]
+
+
+# ---- a recording read back and replayed --------------------------------------------------------------------
+@pytest.mark.parametrize("datatype, channels", [("cf32_le", 1), ("cf32_le", 2), ("ci16_le", 1)])
+def test_a_recorded_capture_is_read_once_by_the_reader_and_the_sensing(
+        tmp_path: Path, reads: collections.Counter[bytes], datatype: str, channels: int) -> None:
+    """The reader refuses a NaN naming its file sample; the sensing then takes that check's result (before: the
+    reader's check and the sensing's, two reads).  One channel of cf32 is a view of the file map, the others a
+    decoded copy: both read-only."""
+    _, cfg = make_config(tmp_path)
+    (source,) = _captures(cfg, 1)
+    if channels == 2:
+        source = dataclasses.replace(source, iq=np.vstack([source.iq, 0.5 * source.iq]))
+    if datatype.startswith("ci"):
+        source = dataclasses.replace(source, iq=source.iq / (4 * np.max(np.abs(source.iq.view(np.float32)))))
+    with RecordingWriter(tmp_path / "r", sample_rate_hz=source.sample_rate_hz, center_freq_hz=source.center_freq_hz,
+                         num_channels=channels, datatype=datatype, frame=cfg.frame) as writer:
+        writer.append(source)
+    reads.clear()
+    with open_recording(tmp_path / "r.sigmf-meta") as rec:
+        stored = rec.capture(0)
+    assert not stored.iq.flags.writeable and reads[_key(stored.iq)] == 1
+    with pytest.raises(ValueError, match="read-only"):
+        stored.iq[0, 0] = 0
+    result = sensing.process(stored, IsacFrame(cfg.frame), cfg.sensing)
+    assert result.map is not None and reads[_key(stored.iq)] == 1          # the sensing's check read nothing
+    # the same samples copied into a plain capture are checked again: the saving is the reader's promise alone
+    sensing.process(dataclasses.replace(stored, iq=stored.iq.copy()), IsacFrame(cfg.frame), cfg.sensing)
+    assert reads[_key(stored.iq)] == 2
+
+
+def test_a_replayed_capture_keeps_the_reader_s_check_and_a_nan_is_named_by_file_sample(
+        tmp_path: Path, reads: collections.Counter[bytes]) -> None:
+    _, cfg = make_config(tmp_path)
+    good, second = _captures(cfg, 2)
+    with RecordingWriter(tmp_path / "r", sample_rate_hz=good.sample_rate_hz, center_freq_hz=good.center_freq_hz,
+                         num_channels=1, frame=cfg.frame) as writer:
+        writer.append(good)
+        writer.append(second)
+    with open(tmp_path / "r.sigmf-data", "r+b") as data:                # corrupt the file: sample 9 of capture 1
+        data.seek((good.num_samples + 9) * 8)
+        data.write(np.float32(np.nan).tobytes())
+    meta = json.loads((tmp_path / "r.sigmf-meta").read_text())
+    del meta["global"]["core:sha512"]                                   # (SigMF's checksum is optional)
+    (tmp_path / "r.sigmf-meta").write_text(json.dumps(meta))
+    reads.clear()
+    replay_cfg = dataclasses.replace(cfg, radio=config.RadioConfig(kind="replay", uri=str(tmp_path / "r.sigmf-meta")))
+    with radio.open_radio(replay_cfg) as r:
+        first = r.rx(good.num_samples)
+        assert first.seq == 0 and first.metadata["replay"]["index"] == 0 and first.iq is not good.iq
+        assert sensing.process(first, IsacFrame(cfg.frame), cfg.sensing).map is not None
+        assert reads[_key(first.iq)] == 1                               # the reader's check, taken by the sensing
+        with pytest.raises(Exception, match=r"capture 1: samples\[0, 9\] \(file sample "
+                                            rf"{good.num_samples + 9}\) = \(?nan.*allowed finite I/Q values"):
+            r.rx(good.num_samples)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(["sample_rate_hz", "center_freq_hz", "t0_s", "node_id", "seq", "frame_offset",
+                             "metadata", "frame", "iq", "bogus", "_nonzero"]),
+       value=st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+def test_with_fields_answers_as_replace_and_keeps_the_check_only_for_the_same_samples(name: str, value: Any) -> None:
+    """Any value in any field: the capture ``dataclasses.replace`` makes (or its refusal), with the check kept;
+    ``iq`` and names that are not fields are refused, naming the fields allowed."""
+    good = _noise().checked_once()
+    assert good.check_samples()
+    if name in ("iq", "bogus", "_nonzero"):
+        with pytest.raises(InputError, match=rf"Capture\.with_fields\({name}=\.\.\.\): allowed the fields "
+                                             "center_freq_hz, frame, frame_offset, metadata, node_id, sample_rate_hz"):
+            good.with_fields(**{name: value})
+        return
+    try:
+        expected: Any = dataclasses.replace(good, **{name: value})
+    except Exception as err:                                          # noqa: BLE001  the constructor's refusal
+        with pytest.raises(type(err)):
+            good.with_fields(**{name: value})
+        return
+    out = good.with_fields(**{name: value})
+    assert out.iq is good.iq and out.__dict__.get("_nonzero") is True and out.__dict__.get("_check_once")
+    for f in dataclasses.fields(Capture):
+        mine, theirs = getattr(out, f.name), getattr(expected, f.name)
+        assert mine is theirs or (isinstance(mine, float) and math.isnan(mine) and math.isnan(theirs)) \
+            or mine == theirs
