@@ -283,6 +283,9 @@ class _Global:
     #: MECS id -> the first time of its local track the core has seen (the start of the tail it carried when
     #: it joined), s: the member that has tracked the target longest owns the global track
     started: dict[str, float] = field(default_factory=dict)
+    #: MECS id -> the time of the latest state of its local track fused into this global track, s (set at each
+    #: fusion, so it still holds a member's last state in the cycle that finds the member gone)
+    last_t_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,20 @@ class TrackToTrackFuser:
             core's own (a global track whose owner left, reason ``owner_left``: the owner is the member whose
             local track started first, by the first state time the core saw of it), status
             ``confirmed`` when a member is.
+
+        Notes
+        -----
+        An ``owner_left`` handover is stamped on the data clock at the time of the leaving owner's last state
+        that the core fused into the global track: where that MECS host's contribution ended.  The core notices
+        the leaving later, at the fusion time of the first call without that local track (after the MECS
+        host's deletion delay and the messages' latency), and that time says nothing of the target.  The local
+        track records do not mark which states a measurement updated, so a state the MECS host coasted
+        (predicted without a measurement) before deleting its track counts as its contribution too.  The stamp
+        may lie before the new owner's own first state (a member that joined after the old owner's last state:
+        the handover then means the old owner's part ended there and the new owner carried the track from its
+        first state on); it is never before the global track's previous ``owner_left`` handover (an owner
+        whose last state is older than its taking over hands over at that earlier handover's time) and never
+        after the fusion time.
         """
         self._cycle += 1
         self._first_t_s = dict(first_t_s or {})
@@ -469,8 +486,9 @@ class TrackToTrackFuser:
         # reached the core: which MECS host publishes first is a race of processes and networks)
         owner = min(g.members, key=lambda m: (g.started[m], g.joined[m], m))
         if g.owner is not None and owner != g.owner and g.owner not in g.members:
-            g.handovers.append(Handover(now, g.owner, owner, "owner_left"))
+            g.handovers.append(Handover(_left_at(g, g.owner, now), g.owner, owner, "owner_left"))
         g.owner = owner
+        g.last_t_s = {item.mecs: float(item.track.t_s[-1]) for item in items}
         known = {(h.t_s, h.from_station, h.to_station, h.reason) for h in g.handovers}
         for item in items:
             for h in item.track.handovers:
@@ -484,6 +502,14 @@ class TrackToTrackFuser:
         t = np.array([h[0] for h in g.history])
         return Track(g.gid, t, np.stack([h[1] for h in g.history]), np.stack([h[2] for h in g.history]),
                      tuple(g.stations), tuple(g.handovers), g.status)
+
+
+def _left_at(g: _Global, mecs: str, now: float) -> float:
+    """When the owner ``mecs`` of ``g`` left, s: the time of its last state fused into ``g`` (where its
+    contribution ended), not before the global track's previous ``owner_left`` handover (the time ``mecs``
+    took over, if its last state is older) and not after ``now``."""
+    took_over = max((h.t_s for h in g.handovers if h.reason == "owner_left"), default=-math.inf)
+    return min(max(g.last_t_s[mecs], took_over), now)
 
 
 def _id_key(gid: str) -> tuple[int, str]:

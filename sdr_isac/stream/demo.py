@@ -429,7 +429,8 @@ def run_urban_demo(out_dir: str | Path, frames: int = URBAN_FRAMES, timeout_s: f
 def urban_handovers(mecs: dict[str, Any], core_tracks: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Every handover of an urban run in time order: the MECS hosts' (between their stations, from their
     ``tracks.json``) and the core's own (between MECS hosts: a global track whose longest-standing member
-    left, reason ``owner_left``; the members' handovers it carries are the MECS hosts')."""
+    left, reason ``owner_left``, at the time of that member's last state the core fused; the members'
+    handovers it carries are the MECS hosts')."""
     out = [{"where": m, **h} for m, item in mecs.items() for h in ((item.get("tracks") or {}).get("handovers") or [])]
     for track in (core_tracks or {}).get("tracks", []):
         for h in track.get("handovers") or []:

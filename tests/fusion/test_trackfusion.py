@@ -278,4 +278,77 @@ def test_the_member_whose_track_started_first_owns_it_and_its_leaving_is_a_hando
     assert g2.track_id == g.track_id and set(g2.stations) == {"A", "B"} and not g2.handovers
     (g3,) = fuser.update({"B": [_local("b1", 2.0, [24.0, 0, 0], [12.0, 0, 0])]})
     assert g3.track_id == g.track_id
-    assert [(h.from_station, h.to_station, h.reason, h.t_s) for h in g3.handovers] == [("A", "B", "owner_left", 2.0)]
+    # stamped at A's last state (1 s), where its contribution ended, not at the fusion time that noticed it (2 s)
+    last_a = float(a1.t_s[-1])
+    assert [(h.from_station, h.to_station, h.reason, h.t_s) for h in g3.handovers] == [("A", "B", "owner_left",
+                                                                                         last_a)]
+
+
+def _moving(track_id: str, t_s: float, offset_m: float = 0.0, first_t_s: float | None = None) -> Track:
+    """A local track of the target at x = 12 m/s * t (``offset_m`` off it in y): its state at ``t_s``, and one
+    at ``first_t_s`` before it when given."""
+    times = [t_s] if first_t_s is None else [first_t_s, t_s]
+    return Track(track_id, times, [[12.0 * t, offset_m, 0, 12.0, 0, 0] for t in times], [COV] * len(times), ("bs",),
+                 (), "confirmed")
+
+
+def _owner_left(track: Track) -> list[tuple[str, str, float]]:
+    return [(h.from_station, h.to_station, h.t_s) for h in track.handovers if h.reason == "owner_left"]
+
+
+def test_an_owner_that_leaves_is_handed_over_at_its_last_state_not_when_the_core_notices() -> None:
+    """A (tracking since 0 s: the owner) and B (since 0.5 s) co-track a target.  A's local track has its last
+    state at 1 s; its MECS host keeps reporting that state (it coasts, or its messages lag) at the fusions at 2 s
+    and 3 s, and leaves it out at 4 s.  The handover A -> B is stamped at 1 s, where A's contribution ended; it
+    is noticed (appears) at the fusion at 4 s."""
+    a_last_s, gone_s = 1.0, 4.0
+    fuser = TrackToTrackFuser()
+    out = fuser.update({"A": [_moving("a", 0.0)], "B": [_moving("b", 0.5, 0.3)]}, t_s=0.5)
+    (gid,) = [t.track_id for t in out]
+    fuser.update({"A": [_moving("a", a_last_s, first_t_s=0.0)], "B": [_moving("b", 1.5, 0.3)]}, t_s=1.5)
+    for now in (2.0, 3.0):
+        (g,) = fuser.update({"A": [_moving("a", a_last_s)], "B": [_moving("b", now, 0.3)]}, t_s=now)
+        assert fuser.members[gid] == {"A": "a", "B": "b"} and _owner_left(g) == []
+    (g,) = fuser.update({"B": [_moving("b", gone_s, 0.3)]}, t_s=gone_s)
+    assert g.track_id == gid and fuser.members[gid] == {"B": "b"}
+    assert _owner_left(g) == [("A", "B", a_last_s)]
+    assert g.t_s[-1] == gone_s                                          # the global track goes on at the fusion time
+
+
+def test_an_owner_seen_in_one_cycle_only_is_handed_over_at_its_one_state() -> None:
+    """B tracks a target from 1 s; A joins at the fusion at 2 s with the state of that time and a track that
+    started at 0 s (its tail: ``first_t_s``), so A owns it; at 3 s A is gone: the handover is at A's one state."""
+    fuser = TrackToTrackFuser()
+    fuser.update({"B": [_moving("b", 1.0, 0.3)]})
+    (g,) = fuser.update({"A": [_moving("a", 2.0)], "B": [_moving("b", 2.0, 0.3)]}, first_t_s={("A", "a"): 0.0})
+    assert fuser.members[g.track_id] == {"A": "a", "B": "b"} and _owner_left(g) == []
+    (g,) = fuser.update({"B": [_moving("b", 3.0, 0.3)]})
+    assert _owner_left(g) == [("A", "B", 2.0)]
+
+
+def test_an_owner_leaving_with_another_member_hands_over_to_the_one_left_at_its_own_last_state() -> None:
+    """A (the owner), B and C co-track; A's last state is at 1 s, B's at 2 s, and both are gone at the fusion at
+    3 s: one handover, A -> C, at A's last state (B never owned the track; its later state does not count)."""
+    fuser = TrackToTrackFuser()
+    first = {("A", "a"): 0.0, ("B", "b"): 0.2, ("C", "c"): 0.4}
+    (g,) = fuser.update({"A": [_moving("a", 1.0)], "B": [_moving("b", 1.0, 0.3)], "C": [_moving("c", 1.0, -0.3)]},
+                        first_t_s=first)
+    (g,) = fuser.update({"A": [_moving("a", 1.0)], "B": [_moving("b", 2.0, 0.3)], "C": [_moving("c", 2.0, -0.3)]})
+    assert fuser.members[g.track_id] == {"A": "a", "B": "b", "C": "c"}
+    (g,) = fuser.update({"C": [_moving("c", 3.0, -0.3)]})
+    assert fuser.members[g.track_id] == {"C": "c"} and _owner_left(g) == [("A", "C", 1.0)]
+
+
+def test_an_owner_whose_last_state_is_older_than_its_taking_over_hands_over_at_that_time() -> None:
+    """A owns the track, B (lagging: its state stays at 1.5 s) and C co-track.  A leaves after its state at 2 s:
+    A -> B at 2 s.  Then B leaves: its last state (1.5 s) is older than its taking over, so B -> C is stamped at
+    2 s too, and the core's handovers stay in the order they happened, none after the fusion time."""
+    fuser = TrackToTrackFuser()
+    first = {("A", "a"): 0.0, ("B", "b"): 0.5, ("C", "c"): 1.0}
+    b = _moving("b", 1.5, 0.3)
+    fuser.update({"A": [_moving("a", 2.0)], "B": [b], "C": [_moving("c", 2.0, -0.3)]}, first_t_s=first)
+    (g,) = fuser.update({"B": [b], "C": [_moving("c", 3.0, -0.3)]})
+    assert _owner_left(g) == [("A", "B", 2.0)]
+    (g,) = fuser.update({"C": [_moving("c", 4.0, -0.3)]})
+    assert _owner_left(g) == [("A", "B", 2.0), ("B", "C", 2.0)]
+    assert all(h.t_s <= g.t_s[-1] for h in g.handovers)
