@@ -509,7 +509,7 @@ def _left_at(g: _Global, mecs: str, now: float) -> float:
     contribution ended), not before the global track's previous ``owner_left`` handover (the time ``mecs``
     took over, if its last state is older) and not after ``now``."""
     took_over = max((h.t_s for h in g.handovers if h.reason == "owner_left"), default=-math.inf)
-    return min(max(g.last_t_s[mecs], took_over), now)
+    return min(max(g.last_t_s.get(mecs, now), took_over), now)
 
 
 def _id_key(gid: str) -> tuple[int, str]:
