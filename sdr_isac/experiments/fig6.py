@@ -249,9 +249,10 @@ def bounds(snr_db: float) -> dict[str, float]:
         out[f"crb_dist_{name}"] = math.sqrt(g0 @ cov_p @ g0)
         out[f"crb_radial_{name}"] = math.sqrt(g0 @ cov_v @ g0)
         out[f"crb_vel_{name}"] = math.sqrt(np.trace(cov_v))
-    # single BS: range and cone angle -> position (Jacobian by central differences)
+    # single BS: range and cone angle -> position (the bound carried by the Jacobian, central differences)
     var_cone = float(angle_crb_rad2(snr0, int(bs[0].pilots.sum()), ULA_WL, g["cone"][0]))
-    fix = nl.single_fix(NODES_M, 0, g["axis"][0], dist[0], var_r[0, 0], g["cone"][0], var_cone, TARGET_M[2])
+    fix = nl.single_fix(NODES_M, 0, g["axis"][0], dist[0], var_r[0, 0], g["cone"][0], var_cone, TARGET_M[2],
+                        propagation="linear")       # a bound: the CRB carried to the position
     cov_single = fix.cov_m2
     out["crb_pos_single"] = math.sqrt(np.trace(cov_single))
     out["crb_dist_single"] = math.sqrt(var_r[0, 0])

@@ -51,6 +51,11 @@ __all__ = ["fuse_nodes", "symbol_level_refine", "periodogram_terms", "periodogra
            "periodogram_sum_derivatives", "fuse_multi_bs"]
 
 _UNKNOWN_ANGLE_VAR = 0.01    # rad²: a detection that carries no angle CRB is taken at 0.1 rad
+#: how the association's fixes carry their errors (single_fix's ``propagation``): linearised.  Their honest
+#: covariances (quadrature) grow to tens of metres near endfire and below a node, and the nearest-neighbour
+#: chi-square gate (no likelihood against clutter) then joins ghost detections of two nodes into targets (the
+#: urban demo's mecs_a made four phantom tracks); the estimate that rests on one fix reports its quadrature error
+_ASSOCIATION_PROPAGATION = "linear"
 #: |angle| from broadside beyond which a node's angle may lie at the other end of its array's axis: towards
 #: endfire a half-wavelength array's phase step nears ±pi, where noise flips its sign (the CRB, ~1/cos² of the
 #: angle, does not cover a wrap), so a target on the axis (a station whose array runs along its street) is seen
@@ -272,9 +277,12 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         for det in detections[node_id]:
             if det.geometry != "monostatic" or det.angle_rad is None:
                 continue
+            # the association gates on the fixes' linearised covariances (see _ASSOCIATION_PROPAGATION); an
+            # estimate that rests on one fix reports its error (single_fix's quadrature) below
             try:
                 fix = single_fix(positions, k, axis, float(det.range_m), float(det.range_var_m2),
-                                 -float(det.angle_rad), float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m)
+                                 -float(det.angle_rad), float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m,
+                                 propagation=_ASSOCIATION_PROPAGATION)
             except SensingError:
                 continue
             if abs(float(det.angle_rad)) >= ENDFIRE_RAD:
@@ -282,7 +290,8 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                 other = dataclasses.replace(det, angle_rad=other_rad)
                 try:
                     mirror = single_fix(positions, k, axis, float(det.range_m), float(det.range_var_m2),
-                                        -other_rad, float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m)
+                                        -other_rad, float(det.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m,
+                                        propagation=_ASSOCIATION_PROPAGATION)
                     mirrors.append((len(candidates), (k, other, mirror)))
                 except SensingError:
                     pass
@@ -299,8 +308,15 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                                  float(d.velocity_var_mps2), 10.0 ** (float(d.snr_db) / 10.0),
                                  **_cone_angle(d, places[ids[k]].yaw_deg))
                  for k, d in zip(cl.nodes, cl.detections, strict=True)]
+        # the strongest node's own fix with its error (quadrature): the fit of the links wins over it where its
+        # covariance is smaller (a linearised one claimed millimetres below a node and at endfire, where the fix
+        # was metres off, and kept the fix against a good two-node fit), and it is the estimate where it stands
+        lead = cl.detections[0]
+        anchor = dataclasses.replace(cl.lead, cov_m2=single_fix(
+            positions, cl.nodes[0], cl.lead.axis_xy, float(lead.range_m), float(lead.range_var_m2),
+            -float(lead.angle_rad or 0.0), float(lead.angle_var_rad2 or _UNKNOWN_ANGLE_VAR), height_m).cov_m2)
         xy, cov, links = locate_robust(positions, links + list(cl.bistatic.values()), height_m, cl.lead.xy_m,
-                                       gate_sigma, anchor=cl.lead)
+                                       gate_sigma, anchor=anchor)
         links = [m.placed(ids, positions, t_s) for m in links]
         members = sorted({m.rx for m in links})
         velocity = {}
