@@ -33,8 +33,14 @@ Two parts, each with the senders in separate processes (``multiprocessing``, spa
    sample), median and p99; the same minus the capture's duration (the part the network and the
    host add once the last sample exists).
 
+Every process keeps the memory it frees for its next allocations (:func:`sdr_isac.executors.keep_freed_memory`),
+as ``FusionHost``, the core host and the node agents do: with glibc's defaults each 4 MiB message buffer and the
+receiver's own small allocations fault their pages in anew (some 40 page faults per message raw and 100 as the
+host decodes, measured here), which cost the receiver more than the decode itself.  ``--default-allocator`` runs
+the throughput rounds without it at either end.
+
 Usage: python scripts/bench_stream.py [--duration-s 5] [--nodes 4] [--rate-msps 30.72] [--capture-mib 4]
-       [--messages 150] [--rounds 3]
+       [--messages 150] [--rounds 3] [--default-allocator]
 """
 
 from __future__ import annotations
@@ -55,11 +61,16 @@ def _noise(num_samples: int, seed: int) -> np.ndarray:
     return np.ascontiguousarray(iq)
 
 
-def _throughput_sender(mode: str, endpoint: str, messages: int, num_samples: int, result: Any) -> None:
+def _throughput_sender(mode: str, endpoint: str, messages: int, num_samples: int, result: Any,
+                       keep: bool = True) -> None:
     import zmq
 
     from sdr_isac.capture import Capture
+    from sdr_isac.executors import keep_freed_memory
     from sdr_isac.stream import wire
+
+    if keep:
+        keep_freed_memory()                 # as a node agent (stream.node) does, in every mode
 
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
@@ -85,7 +96,7 @@ def _throughput_sender(mode: str, endpoint: str, messages: int, num_samples: int
 HOST_CHECKS = {"wire": ("capture",), "wire-scan": ()}
 
 
-def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, float, float]:
+def _throughput(mode: str, messages: int, num_samples: int, keep: bool = True) -> tuple[float, float, float]:
     """Bytes per second of iq received in ``mode`` (``wire``, ``wire-scan`` or ``raw``), timed after the first
     message, and the CPU seconds per message of the sender and of the receiver (all their threads, ZeroMQ's I/O
     included)."""
@@ -101,7 +112,7 @@ def _throughput(mode: str, messages: int, num_samples: int) -> tuple[float, floa
     spawn = mp.get_context("spawn")
     queue = spawn.Queue()
     proc = spawn.Process(target=_throughput_sender, args=(mode, f"tcp://127.0.0.1:{port}", messages, num_samples,
-                                                          queue))
+                                                          queue, keep))
     proc.start()
     nbytes, start = 0, 0.0
     cpu0 = time.process_time()
@@ -152,8 +163,10 @@ def _node(node_id: str, endpoint: str, rate_hz: float, num_samples: int, duratio
     import zmq
 
     from sdr_isac.capture import Capture
+    from sdr_isac.executors import keep_freed_memory
     from sdr_isac.stream import wire
 
+    keep_freed_memory()                     # as a node agent does
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, 4)
@@ -249,19 +262,28 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=150, help="messages per throughput round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/wire/wire-scan rounds")
     parser.add_argument("--skip-sustained", action="store_true")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="throughput rounds without keep_freed_memory at either end (glibc's defaults)")
     args = parser.parse_args()
+    keep = not args.default_allocator
+    if keep:
+        from sdr_isac.executors import keep_freed_memory
+
+        keep_freed_memory()                 # as FusionHost.start does: the receiver of every mode
     num_samples = int(args.capture_mib * SAMPLES_PER_MIB)
     modes = ("raw", "wire", "wire-scan")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     for r in range(args.rounds):
         for mode in modes[r % 3:] + modes[:r % 3]:          # each mode first, second and third in turn
-            bps, cpu_tx, cpu_rx = _throughput(mode, args.messages, num_samples)
+            bps, cpu_tx, cpu_rx = _throughput(mode, args.messages, num_samples, keep)
             rates[mode].append(bps)
             cpu[mode].append((cpu_tx, cpu_rx))
     raw_bps = float(np.median(rates["raw"]))
     print(f"throughput, {args.capture_mib:g} MiB captures, tcp loopback, {args.messages} messages x "
-          f"{args.rounds} rounds alternating (median of rounds)")
+          f"{args.rounds} rounds alternating (median of rounds); "
+          + ("both ends keep freed memory, as the host and node agents do" if keep else
+             "glibc's default allocator at both ends (--default-allocator)"))
     labels = {"raw": "raw pyzmq copy=False       ", "wire": "wire, as the host decodes  ",
               "wire-scan": "wire, decode scans values  "}
     for mode in modes:

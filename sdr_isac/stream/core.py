@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
+from sdr_isac.executors import keep_freed_memory
 from sdr_isac.fusion.records import TargetEstimate, Track
 from sdr_isac.fusion.trackfusion import CentralisedFuser, TrackToTrackFuser
 from sdr_isac.recording._atomic import write_json
@@ -158,7 +159,9 @@ class CoreHost:
 
     # ---- life cycle ---------------------------------------------------------------------------
     def start(self) -> CoreHost:
-        """Start the receiving and fusing thread."""
+        """Start the receiving and fusing thread (the C allocator keeps the memory that messages free:
+        :func:`sdr_isac.executors.keep_freed_memory`)."""
+        keep_freed_memory()
         self._thread.start()
         return self
 

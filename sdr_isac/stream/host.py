@@ -84,7 +84,7 @@ from sdr_isac import config as config_mod
 from sdr_isac import sensing
 from sdr_isac.capture import Capture
 from sdr_isac.errors import ConfigError, InputError, NonFiniteSampleError, SdrIsacError, WireFormatError
-from sdr_isac.executors import Executor, TaskFuture, make_executor
+from sdr_isac.executors import Executor, TaskFuture, keep_freed_memory, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
 from sdr_isac.fusion.records import Handover, TargetEstimate, Track
 from sdr_isac.recording import RecordingWriter, write_collection
@@ -441,6 +441,10 @@ class FusionHost:
         once; results are taken, published and fused in the order the captures arrived.
         """
         host_cfg = self.cfg.host
+        # every capture's message buffer (MiB) and its maps are made and freed anew: without this glibc returns
+        # the memory to the system and faults every page in again for the next (about 40-100 page faults per
+        # 4 MiB capture received, some 0.1-0.2 ms of CPU; scripts/bench_stream.py)
+        keep_freed_memory()
         try:
             self._executor = make_executor(host_cfg.executor, host_cfg.workers or None, host_cfg.scheduler or None)
         except BaseException:
@@ -732,7 +736,7 @@ class FusionHost:
             raise SdrIsacError("the host's executor is not started: call start() first")
         display_cells = self.cfg.stream.map_max_cells if self.cfg.stream.publish_maps else 0
         return _Pending(msg, capture, jobs, self._executor.submit(
-            _sense, capture, jobs, display_cells, self._executor.kind == "thread"))
+            _sense, capture, jobs, display_cells, self._executor.kind == "thread", self._executor.kind == "process"))
 
     def _finish_ready(self, pending: deque[_Pending], wait: bool) -> None:
         """Finish the oldest captures whose sensing is done (waiting up to 50 ms for the oldest when ``wait``)."""
@@ -1136,15 +1140,19 @@ class _Sensed:
     num_channels: int = 0
 
 
-def _sense(capture: Capture, jobs: list[SensingJob], display_cells: int, keep_arrays: bool) -> _Sensed:
+def _sense(capture: Capture, jobs: list[SensingJob], display_cells: int, keep_arrays: bool,
+           own_pool: bool = False) -> _Sensed:
     """The host's task on its executor: :func:`~sdr_isac.fusion.engine.sense_capture`, then the display crop.
 
     ``display_cells`` > 0: crop the first result's map for ``rdmap`` messages
     (:func:`~sdr_isac.stream.wire.map_for_display`) here, where the map is; ``keep_arrays``: send the
-    results back whole (the ``thread`` executor: nothing is copied).
+    results back whole (the ``thread`` executor: nothing is copied); ``own_pool``: a worker of the host's own
+    process pool, whose C allocator keeps the memory the maps free (not a Dask worker shared with other work).
     """
     if not keep_arrays:                                   # in a worker process: one core's share of the work
         _single_threaded_blas()
+    if own_pool:
+        keep_freed_memory()
     results = sense_capture(capture, jobs)
     out = _Sensed(results)
     rd = results[0].map

@@ -38,6 +38,7 @@ import zmq
 from sdr_isac import config as config_mod
 from sdr_isac import radio, sensing
 from sdr_isac.errors import RadioOverflowError
+from sdr_isac.executors import keep_freed_memory
 from sdr_isac.fusion.modes.ris import RisGeometry
 from sdr_isac.stream import wire
 from sdr_isac.stream.security import HandshakeWatch, secure_client
@@ -110,6 +111,7 @@ class NodeAgent:
         """Capture and send until ``stream.frames`` are done or ``stop`` is set; returns the counters."""
         stop = stop or threading.Event()
         cfg = self.cfg
+        keep_freed_memory()           # a capture (MiB) per frame, made and freed: its pages are not faulted in anew
         if self._own_context and self.context.closed:      # a second run after the first terminated it
             self.context = zmq.Context()
         try:
