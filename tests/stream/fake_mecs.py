@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", type=int, default=0)
     p.add_argument("--q", type=float, default=0.5)
     p.add_argument("--sigma-velocity", type=float, default=0.25)
+    p.add_argument("--first-seq", type=int, default=0,
+                   help="sequence number of the first message (a host that has been running a while)")
     return p
 
 
@@ -93,7 +95,7 @@ def _tracks_only(args: argparse.Namespace, sock: zmq.Socket, stop: threading.Eve
     rng = np.random.default_rng(args.seed)
     std = np.array([args.sigma] * 3 + [args.sigma / 2] * 3)
     cov = np.diag(std**2)
-    seq, end = 0, time.monotonic() + args.duration
+    seq, end = args.first_seq, time.monotonic() + args.duration
     while not stop.wait(1.0 / args.rate) and time.monotonic() < end:
         t = time.time()
         state = truth(args.origin, args.start, args.velocity, t) + rng.normal(0.0, std)
@@ -113,7 +115,7 @@ def _estimates_and_tracks(args: argparse.Namespace, sock: zmq.Socket, stop: thre
     cov_xy, cov_v = np.eye(2) * args.sigma**2, np.eye(2) * args.sigma_velocity**2
     k = max(int(math.ceil((time.time() - args.origin) / args.grid)), 0)
     k += (args.phase - k) % args.every
-    seq = 0
+    seq = args.first_seq
     while k < len(path) and not stop.is_set():
         t_s = args.origin + k * args.grid
         if stop.wait(max(t_s - time.time(), 0.0)):

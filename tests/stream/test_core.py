@@ -95,9 +95,10 @@ def _members_of(msg: wire.Message) -> dict[str, dict[str, str]]:
     return wire.decode_tracks(msg).members if msg.kind == "tracks" else {}
 
 
-def _fake(port: int, mecs: str, track: str, origin: float, seed: int) -> subprocess.Popen[Any]:
+def _fake(port: int, mecs: str, track: str, origin: float, seed: int, first_seq: int = 0) -> subprocess.Popen[Any]:
     return subprocess.Popen([sys.executable, "-m", "tests.stream.fake_mecs", "--bind", f"tcp://127.0.0.1:{port}",
                              "--id", mecs, "--track", track, "--origin", str(origin), "--seed", str(seed),
+                             "--first-seq", str(first_seq),
                              "--start", *map(str, START), "--velocity", *map(str, VELOCITY)],
                             cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -128,7 +129,11 @@ def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
         procs["core"] = subprocess.Popen([sys.executable, "-m", "sdr_isac.stream.core", "--config",
                                           str(tmp_path / "core.toml"), "--out", str(out), "--timeout", "120"],
                                          cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 1)
+        # A has been running a while (its sequence far on): the restarted A's sequence starts again at 0, below
+        # it, however long A takes to start and the core to hear it (from a sequence started at 0 the restarted
+        # A could pass the killed one's last number before the core heard it: about 1 run in 10 on a loaded
+        # machine, read as a stall, not a restart)
+        procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 1, first_seq=100_000)
         procs["B"] = _fake(mecs_ports[1], "mecsB", "b3", origin, 2)
         both = {"mecsA": "a7", "mecsB": "b3"}
         msg = _wait(sock, "a global track of both MECS hosts",
