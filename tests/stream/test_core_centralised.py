@@ -148,8 +148,10 @@ def _core_toml(endpoints: list[str], publish: str, **core: Any) -> str:
     return "[core]\n" + "\n".join(lines) + f"\n\n[tracking]\nnoise_vehicle_m2ps3 = {Q_M2PS3}\n"
 
 
-def _fake(endpoint: str, mecs: str, phase: int, origin_s: float, seed: int) -> subprocess.Popen[Any]:
+def _fake(endpoint: str, mecs: str, phase: int, origin_s: float, seed: int,
+          first_seq: int = 0) -> subprocess.Popen[Any]:
     return subprocess.Popen([sys.executable, "-m", "tests.stream.fake_mecs", "--estimates", "--bind", endpoint,
+                             "--first-seq", str(first_seq),
                              "--id", mecs, "--track", mecs[-1].lower(), "--origin", repr(origin_s),
                              "--seed", str(seed), "--truth-seed", str(TRUTH_SEED), "--phase", str(phase),
                              "--every", "2", "--grid", str(GRID_S), "--q", str(Q_M2PS3), "--sigma", str(SIGMA_M),
@@ -248,7 +250,8 @@ def test_centralised_core_beats_track_fusion_and_survives_a_mecs_outage(tmp_path
                                           str(tmp_path / "core.toml"), "--out", str(out), "--timeout", "120"],
                                          cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         ci_core = CoreHost(ci_cfg).start()
-        procs["A"] = _fake(mecs[0], "mecsA", 0, origin, 11)
+        # A's sequence far on: the restarted A's, from 0, stays below it (see test_core.py's outage test)
+        procs["A"] = _fake(mecs[0], "mecsA", 0, origin, 11, first_seq=100_000)
         procs["B"] = _fake(mecs[1], "mecsB", 1, origin, 12)
         first = feeds["central"].wait("a confirmed central track", lambda m: bool(_confirmed(m)), 60.0)
         (gid,) = [t.track_id for t in _confirmed(first)]
