@@ -439,6 +439,11 @@ class FusionHost:
         ``host.workers`` processes; ``dask`` on the cluster at ``host.scheduler`` (or a local one of
         ``host.workers``).  At most ``host.max_in_flight`` captures (0: twice the workers) are sensed at
         once; results are taken, published and fused in the order the captures arrived.
+
+        The process's C allocator (and that of the host's own ``process`` pool workers, not of Dask workers)
+        then keeps the memory it frees for the next allocations (:func:`sdr_isac.executors.keep_freed_memory`,
+        process-wide, glibc only): the resident size stays at its peak instead of faulting each message's
+        pages in anew.
         """
         host_cfg = self.cfg.host
         # every capture's message buffer (MiB) and its maps are made and freed anew: without this glibc returns

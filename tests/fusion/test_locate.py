@@ -85,16 +85,16 @@ def test_single_fix_covariance_is_consistent_with_its_errors_where_the_map_is_li
 @pytest.mark.parametrize("r_true_m, theta_deg, sigma_r, sigma_a, high", [
     (80.0, 0.0, 0.01, 0.05, 2.4),     # r sigma_a**2 / 2 = 0.1 m >> sigma_r: the range circle's curvature
     (80.0, 80.0, 0.01, 0.02, 2.4),    # 10 degrees from endfire, within one sigma_a of the cone's bend
-    (80.0, 85.0, 0.01, 0.01, 5.0),    # 5 degrees from endfire: the fix stops at the edge (a boundary estimate)
+    (80.0, 85.0, 0.01, 0.01, 5.0),    # a cone angle past the 83.6 degrees the elevation allows: the truth at the edge
     (9.5, 20.0, 0.05, 0.02, 3.5),     # 3 m from the point below the node: d rho / d r = r / rho ~ 3
 ])
 def test_single_fix_reports_its_error_where_the_map_bends(r_true_m: float, theta_deg: float, sigma_r: float,
                                                           sigma_a: float, high: float) -> None:
     """Where the fix bends within the measurement errors, the quadrature's mean squared error holds (NEES mean
-    near the chi-square(2) mean 2: 1.8-2.2 measured in the first two rows over seeds; 3.6-4.3 five degrees from
-    endfire and 2.7-2.8 near the point below the node, where the covariance taken at the measurement, not the
-    truth, is somewhat small), where the linearised one claimed millimetres for decimetres (mean NEES 260-320 on
-    the circle) or was singular (the others)."""
+    near the chi-square(2) mean 2: 1.8-2.1 measured in the first two rows over seeds 5-8; 3.5-4.3 with the truth
+    at the cone's edge and 2.7-2.9 near the point below the node, where the covariance taken at the measurement,
+    not the truth, is somewhat small), where the linearised one claimed millimetres for decimetres (mean NEES
+    260-320 on the circle) or was singular (the others)."""
     mean_nees, smallest_sd = _single_fix_nees(r_true_m, theta_deg, sigma_r, sigma_a)
     assert 1.5 < mean_nees < high, mean_nees
     try:
@@ -102,6 +102,20 @@ def test_single_fix_reports_its_error_where_the_map_bends(r_true_m: float, theta
     except np.linalg.LinAlgError:
         linear = math.inf
     assert linear > 50, linear
+
+
+@pytest.mark.parametrize("angle", [math.pi / 2, -math.pi / 2, 1.5])
+def test_a_cone_angle_past_the_edge_keeps_its_error_across_the_line_of_sight(angle: float) -> None:
+    """A node 9 m above the target plane, 50 m range: its elevation allows cone angles up to 79.6 degrees.  The
+    association's mirror of a near-endfire detection (exactly +-90 degrees) and noise past the edge stop at the
+    edge; the angle error still moves the fix across the line of sight there (about 1.8 m for 0.01 rad), where
+    the linearised covariance (and quadrature points centred on the measurement) gave exactly zero."""
+    node = np.array([[0.0, 0.0, 10.0]])
+    fix = nl.single_fix(node, 0, [0.0, -1.0], 50.0, 0.01, angle, 1e-4, 1.0)
+    low, high = np.linalg.eigvalsh(fix.cov_m2)
+    assert low > 0.5 * 0.01 and high > 1.0, (low, high)
+    linear = nl.single_fix(node, 0, [0.0, -1.0], 50.0, 0.01, angle, 1e-4, 1.0, propagation="linear")
+    assert np.linalg.eigvalsh(linear.cov_m2)[0] < 1e-9
 
 
 @settings(max_examples=200, deadline=None)
@@ -128,15 +142,22 @@ def test_the_quadrature_covariance_is_a_covariance_for_any_measurement(range_m: 
 
 
 @pytest.mark.parametrize("field, value", [("var_range_m2", -1.0), ("var_range_m2", math.nan),
+                                          ("var_range_m2", True), ("var_range_m2", np.array([0.01])),
                                           ("var_angle_rad2", math.inf), ("var_angle_rad2", None),
                                           ("var_angle_rad2", "0.1"), ("var_height_m2", -1e-9),
-                                          ("propagation", "unscented"), ("propagation", None)])
-def test_single_fix_refuses_a_bad_variance_or_propagation(field: str, value: object) -> None:
-    args = {"var_range_m2": 0.01, "var_angle_rad2": 1e-4, "var_height_m2": 0.0, "propagation": "quadrature"}
+                                          ("range_m", math.nan), ("range_m", math.inf), ("cone_angle_rad", None),
+                                          ("height_m", -math.inf), ("propagation", "unscented"),
+                                          ("propagation", None)])
+def test_single_fix_refuses_a_bad_measurement_variance_or_propagation(field: str, value: object) -> None:
+    args: dict[str, object] = {"range_m": 50.0, "var_range_m2": 0.01, "cone_angle_rad": 0.3, "var_angle_rad2": 1e-4,
+                               "height_m": 1.0, "var_height_m2": 0.0, "propagation": "quadrature"}
     args[field] = value
-    with pytest.raises(InputError, match=rf"^{field} = "):
-        nl.single_fix(np.array([[0.0, 0.0, 10.0]]), 0, [0.0, -1.0], 50.0, args["var_range_m2"], 0.3,
-                      args["var_angle_rad2"], 1.0, args["var_height_m2"], propagation=args["propagation"])
+    with pytest.raises(InputError, match=rf"^{field} = .*allowed"):
+        nl.single_fix(np.array([[0.0, 0.0, 10.0]]), 0, [0.0, -1.0], **args)  # type: ignore[arg-type]
+    # numpy scalars and 0-d arrays are numbers
+    fix = nl.single_fix(np.array([[0.0, 0.0, 10.0]]), 0, [0.0, -1.0], np.array(50.0), np.float32(0.01), 0.3,
+                        np.array(1e-4), np.float64(1.0))
+    assert np.all(np.isfinite(fix.cov_m2))
 
 
 def test_a_measured_height_enters_the_fix_covariance() -> None:
