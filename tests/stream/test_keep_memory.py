@@ -3,7 +3,8 @@ host and a node agent make and drop a capture's buffers (MiB) per frame, and gli
 freed memory back to the system and fault every page in again for the next (some 40 page faults per 4 MiB
 message received raw, 100 as the host decodes it; ``scripts/bench_stream.py --default-allocator``).
 
-Shown in a fresh process each: after the process has started (and stopped) its host or run its node, a loop
+Shown in a fresh process each: after the process has started (and stopped) its host, run its node or run the
+host's sensing task as a worker of the host's own process pool (not as a Dask worker, shared with other work), a loop
 that makes and drops 8 MiB at a time faults (almost) nothing in; a fresh process that ran none of them faults
 in ~2,000 pages per round (the control, as in ``tests/test_executors.py``).
 """
@@ -49,11 +50,26 @@ def _after(role: str, tmp: str) -> tuple[bool, int]:
                                                          "num_slots": 1},
                                                "radio": {"node_id": "n"}, "scene": {"nodes": [{"id": "n"}]}})
         NodeAgent(cfg).run()
+    elif role in ("pool worker", "dask worker"):
+        # the host's task as its own process pool (own_pool) or a Dask worker runs it
+        from sdr_isac import radio
+        from sdr_isac.fusion.engine import FusionEngine
+        from sdr_isac.stream.host import _sense
+        from sdr_isac.waveform import IsacFrame
+
+        cfg = config.from_dict(config.Config, {"frame": {"numerology": 1, "num_rb": 24, "fft_size": 512,
+                                                         "num_slots": 1},
+                                               "radio": {"node_id": "n"}, "scene": {"nodes": [{"id": "n"}]}})
+        with radio.open_radio(cfg) as r:
+            frame = IsacFrame(cfg.frame)
+            r.tx(frame.samples())
+            capture = r.rx(frame.num_samples)
+        _sense(capture, FusionEngine(cfg).sensing_jobs(capture), 0, False, role == "pool worker")
     kept = bool(executors._KEPT and executors._KEPT[0])
     return kept, _page_faults_of_a_churning_loop(False)[1]
 
 
-@pytest.mark.parametrize("role", ["host", "core", "node"])
+@pytest.mark.parametrize("role", ["host", "core", "node", "pool worker"])
 def test_a_stream_process_keeps_the_memory_it_frees(role: str, tmp_path: Path) -> None:
     with executors.make_executor("process", 1, start_method="spawn") as pool:
         kept, faults = pool.submit(_after, role, str(tmp_path)).result(timeout=120)
@@ -62,3 +78,10 @@ def test_a_stream_process_keeps_the_memory_it_frees(role: str, tmp_path: Path) -
     assert kept and not plain
     assert faults_plain > 100 * 1000                # ~2048 per round with glibc's defaults
     assert faults < 0.05 * faults_plain, (faults, faults_plain)
+
+
+def test_a_dask_worker_s_allocator_is_left_alone(tmp_path: Path) -> None:
+    """A Dask worker may share its process with other work: the host's task does not change its allocator."""
+    with executors.make_executor("process", 1, start_method="spawn") as pool:
+        kept, faults = pool.submit(_after, "dask worker", str(tmp_path)).result(timeout=120)
+    assert not kept and faults > 100 * 1000
