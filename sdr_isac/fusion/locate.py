@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -536,11 +537,10 @@ def single_fix(nodes_m: ArrayLike, node: int, array_axis_xy: ArrayLike, range_m:
 
 
 def _real(value: Any) -> bool:
-    """A real number (a Python or numpy scalar, or a 0-d array), not a bool."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.generic | np.ndarray):
-        return False
-    item = np.asarray(value).item() if np.ndim(value) == 0 else None
-    return isinstance(item, int | float) and not isinstance(item, bool)
+    """A real number: a Python or numpy scalar, or a 0-d array of one (not a bool)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 @functools.lru_cache(maxsize=4)
