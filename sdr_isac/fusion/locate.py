@@ -571,12 +571,11 @@ def _fix_moments(b: NDArray[np.float64], axis: NDArray[np.float64], measured: tu
         else:
             axes.append(np.array([float(value)]))
             axis_weights.append(np.ones(1))
+    # the rule's points, then the fix itself from the measured values (last: exactly locate_single's point)
     r, a, h = (np.append(g.reshape(-1), value) for g, value in zip(np.meshgrid(*axes, indexing="ij"), measured))
-    # (the fix itself, last, from the measured values: exactly locate_single's point)
     w = np.einsum("i,j,k->ijk", *axis_weights).reshape(-1)
     points = _fix_positions(b, axis, np.maximum(r, 0.0), a, h)
     d = points[:-1] - points[-1]          # about the fix (computed as its points are: an exact 0 without errors)
-    r, a, h = r[:-1], a[:-1], h[:-1]
     cov = (w[:, None] * d).T @ d
-    cross = (w * (h - measured[2])) @ d if variances[2] > 0 else np.zeros(2)
+    cross = (w * (h[:-1] - measured[2])) @ d if variances[2] > 0 else np.zeros(2)
     return 0.5 * (cov + cov.T), cross
