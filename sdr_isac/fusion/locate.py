@@ -343,9 +343,16 @@ def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], positi
         jac = np.zeros((2, 2))
         for axis in range(2):
             step = np.zeros_like(p)
-            step[axis] = max(1e-3 * math.sqrt(max(float(cov_p[axis, axis]), 0.0)), 1e-6)
+            # a thousandth of the position's standard deviation, within 1 um ... 1 m (the rows change on the scale
+            # of the node distances: a step beyond that, from an absurd covariance, would leave the geometry)
+            step[axis] = min(max(1e-3 * math.sqrt(max(float(cov_p[axis, axis]), 0.0)), 1e-6), 1.0)
             jac[:, axis] = (solve(p + step)[0] - solve(p - step)[0]) / (2.0 * step[axis])
-        cov = cov + jac @ cov_p @ jac.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            cov = cov + jac @ cov_p @ jac.T
+        if not np.all(np.isfinite(cov)):
+            raise SensingError(f"cov_position_m2 (largest variance {float(np.max(np.diag(cov_p))):.3g} m²) makes the "
+                               "velocity's covariance overflow: the position says nothing of the geometry; locate "
+                               "the target first")
     return v, cov
 
 
@@ -360,7 +367,7 @@ def _horizontal_covariance(cov_position_m2: ArrayLike) -> NDArray[np.float64]:
         shown = str(np.asarray(cov_position_m2).tolist())
         raise InputError(f"cov_position_m2 = {shown[:120]} m²: allowed a finite, symmetric, positive semi-definite "
                          "(2, 2) or (3, 3) covariance, or None")
-    return 0.5 * (c + c.T)
+    return 0.5 * c + 0.5 * c.T                                   # (c + c.T) could overflow
 
 
 def locate_single(node_m: ArrayLike, array_axis_xy: ArrayLike, range_m: float, cone_angle_rad: float,

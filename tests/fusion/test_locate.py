@@ -464,3 +464,17 @@ def test_velocity_vector_takes_the_position_covariances_a_record_takes(entries: 
     except (SensingError, np.linalg.LinAlgError):
         locate_ok = True                                   # taken, then the solve failed on huge values
     assert locate_ok == record_ok
+
+
+def test_velocity_vector_with_a_huge_position_covariance_stays_in_the_geometry() -> None:
+    """A valid but absurd position covariance (variance 9e307 m², found by hypothesis): the finite-difference step
+    of the position term is at most 1 m, so the rows are taken near the position (a step of 1e-3 sigma = 9e150 m
+    left the geometry and was refused as if the nodes were not finite) and the answer is a finite, huge velocity
+    covariance."""
+    nodes = np.array([[0.0, 0.0, 10.0], [200.0, 0.0, 10.0]])
+    links = [LinkMeasurement(i, i, 1.0, 1.0, 1.0, 0.01, 10.0) for i in range(2)]
+    with np.errstate(all="raise"):
+        v, cov = nl.velocity_vector(nodes, links, [80.0, 60.0, 1.0], np.array([[0.0, 0.0], [0.0, 8.98846567431158e307]]))
+    assert np.all(np.isfinite(v)) and np.all(np.isfinite(cov)) and np.max(np.diag(cov)) > 1e300
+    small = nl.velocity_vector(nodes, links, [80.0, 60.0, 1.0], np.eye(2))[1]
+    assert np.all(np.diag(small) < 1.0)
