@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sdr_isac.config import ArrayConfig, BlockerConfig, TargetConfig
+from sdr_isac.config import ANTENNA_PATTERNS, ArrayConfig, BlockerConfig, TargetConfig
+from sdr_isac.errors import InputError
 
 __all__ = [
     "rotation_z",
@@ -22,6 +23,7 @@ __all__ = [
     "steering_vector",
     "to_local",
     "azimuth_elevation",
+    "element_pattern_db",
     "segment_blocked",
     "segments_blocked",
     "path_attenuation_db",
@@ -78,6 +80,50 @@ def azimuth_elevation(direction_local: ArrayLike) -> tuple[float, float]:
     """(azimuth, elevation) in radians of a local direction (azimuth from +x towards +y)."""
     u = np.asarray(direction_local, dtype=float)
     return math.atan2(u[1], u[0]), math.atan2(u[2], math.hypot(u[0], u[1]))
+
+
+#: 3GPP TR 38.901 Table 7.3-1, the sector element: 3 dB beamwidth in azimuth and elevation (degrees), side-lobe
+#: limit in elevation and front-to-back limit (dB)
+_BEAMWIDTH_DEG = 65.0
+_SIDE_LOBE_DB = 30.0
+_FRONT_TO_BACK_DB = 30.0
+
+
+def element_pattern_db(direction_local: ArrayLike, pattern: str) -> float | NDArray[np.float64]:
+    """Gain of a node's element towards local direction(s) relative to its boresight gain, dB (0 ... -30).
+
+    ``isotropic``: 0 everywhere.  ``38.901``: the sector element of 3GPP TR 38.901 Table 7.3-1 with its
+    boresight along local +x (no tilt), with azimuth phi and elevation el = 90 deg - zenith angle::
+
+        A_V = -min(12 (el / 65)**2, 30),  A_H = -min(12 (phi / 65)**2, 30),  A = -min(-(A_V + A_H), 30)
+
+    Parameters
+    ----------
+    direction_local : array_like, shape (3,) or (..., 3)
+        Directions in the node's local frame (any length; a zero vector counts as boresight).
+    pattern : str
+        One of :data:`sdr_isac.config.ANTENNA_PATTERNS`.
+
+    Returns
+    -------
+    float, or ndarray of shape (...,) for several directions
+    """
+    u = np.asarray(direction_local, dtype=float)
+    if u.shape[-1:] != (3,):
+        raise InputError(f"direction_local has shape {u.shape}: allowed (3,) or (..., 3), local x, y, z")
+    if pattern not in ANTENNA_PATTERNS:
+        raise InputError(f"pattern = {pattern!r}: allowed {', '.join(ANTENNA_PATTERNS)}")
+    if not np.all(np.isfinite(u)):
+        raise InputError("direction_local holds a NaN or an infinity: allowed finite local x, y, z (any length)")
+    if pattern == "isotropic":
+        gain = np.zeros(u.shape[:-1])
+    else:
+        azimuth = np.degrees(np.arctan2(u[..., 1], u[..., 0]))
+        elevation = np.degrees(np.arctan2(u[..., 2], np.hypot(u[..., 0], u[..., 1])))
+        vertical = -np.minimum(12.0 * (elevation / _BEAMWIDTH_DEG) ** 2, _SIDE_LOBE_DB)
+        horizontal = -np.minimum(12.0 * (azimuth / _BEAMWIDTH_DEG) ** 2, _FRONT_TO_BACK_DB)
+        gain = -np.minimum(-(vertical + horizontal), _FRONT_TO_BACK_DB) + 0.0          # + 0.0: no -0.0 at boresight
+    return float(gain) if gain.ndim == 0 else gain
 
 
 def segments_blocked(a: ArrayLike, ends: ArrayLike, boxes: Sequence[BlockerConfig]) -> NDArray[np.bool_]:

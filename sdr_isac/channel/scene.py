@@ -8,8 +8,9 @@ a RIS twice)::
     P_r / P_t = G_t G_r lambda**2 prod(sigma_k) / ((4 pi)**(K + 2) prod(d_i**2))
 
 with d_i the segment lengths (Skolnik, Radar Handbook, ch. 1 and 23; the
-K = 1 case is the bistatic radar equation).  Walls are mirrors (image
-method) with a power reflection coefficient.  A RIS element of area A acts as
+K = 1 case is the bistatic radar equation); G_t and G_r are the nodes' boresight gains times their
+element patterns towards the path (``antenna_pattern``: isotropic, or the TR 38.901 sector element).
+Walls are mirrors (image method) with a power reflection coefficient.  A RIS element of area A acts as
 a scatterer of RCS 4 pi A**2 / lambda**2 with its programmed phase, so a
 phase-matched surface of N elements has the flat-plate RCS 4 pi (N A)**2 / lambda**2.
 
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.channel.geometry import (
     azimuth_elevation,
+    element_pattern_db,
     element_positions,
     path_attenuation_db,
     steering_vector,
@@ -156,14 +158,16 @@ class Scene:
             if min(seg) <= 0:
                 return
             k = len(points) - 2
+            dep = to_local((points[1] - points[0]) / seg[0], tx.yaw_deg)
+            arr = to_local((points[-2] - points[-1]) / seg[-1], rx.yaw_deg)
             power = base * sigma_prod / (_FOUR_PI ** (k + 2) * math.prod(s * s for s in seg))
-            power *= db_to_linear(-path_attenuation_db(points, blockers))
+            # the elements' gains towards the path (TR 38.901 sector elements fall off away from boresight)
+            pattern_db = element_pattern_db(dep, tx.antenna_pattern) + element_pattern_db(arr, rx.antenna_pattern)
+            power *= db_to_linear(pattern_db - path_attenuation_db(points, blockers))
             if power <= 0 or power < 1e-30 * base:
                 return
             length = sum(seg)
             phase = np.exp(-2j * math.pi * length / lam)
-            dep = to_local((points[1] - points[0]) / seg[0], tx.yaw_deg)
-            arr = to_local((points[-2] - points[-1]) / seg[-1], rx.yaw_deg)
             doppler = -f_c * rate / _C
             info = {"kind": kind, "source": source, "tx": tx_id, "rx": rx_id, "length_m": length,
                     "doppler_hz": doppler, **(truth or {})}

@@ -67,6 +67,7 @@ from sdr_isac.config.radio import (
     unregister_radio_section,
 )
 from sdr_isac.config.scene import (
+    ANTENNA_PATTERNS,
     ArrayConfig,
     BlockerConfig,
     ClutterConfig,
@@ -83,6 +84,7 @@ from sdr_isac.config.twin import TwinConfig
 from sdr_isac.errors import ConfigError
 
 __all__ = [
+    "ANTENNA_PATTERNS",
     "SsbConfig",
     "SSB_CASES",
     "TrackingConfig",

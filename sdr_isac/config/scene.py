@@ -9,8 +9,11 @@ from sdr_isac.config.base import _MAX_SEED, _check_choice, _check_fields, _fail,
 from sdr_isac.config.frame import FrameConfig
 from sdr_isac.errors import ConfigError
 
-__all__ = ["ArrayConfig", "NodeConfig", "TargetConfig", "WallConfig", "ClutterConfig", "BlockerConfig", "RisConfig",
-           "SceneConfig"]
+#: the element patterns a node may have (:func:`sdr_isac.channel.geometry.element_pattern_db`)
+ANTENNA_PATTERNS = ("isotropic", "38.901")
+
+__all__ = ["ANTENNA_PATTERNS", "ArrayConfig", "NodeConfig", "TargetConfig", "WallConfig", "ClutterConfig",
+           "BlockerConfig", "RisConfig", "SceneConfig"]
 
 #: Largest coordinate of a position, m: the Earth's scale (ECEF coordinates reach 6.4e6 m; 1e7 m also
 #: covers aircraft and low orbits), so geocentric and local coordinates both fit.
@@ -86,7 +89,12 @@ class NodeConfig:
     tx_power_dbm : float
         Transmit power (mean over the frame), dBm, -50 ... 80.
     antenna_gain_dbi : float
-        Gain of each element, dBi, -20 ... 40.
+        Gain of each element at boresight, dBi, -20 ... 40.
+    antenna_pattern : str
+        How that gain falls off away from boresight (local +x): ``isotropic`` (the same in every
+        direction, the default) or ``38.901``, the sector element of 3GPP TR 38.901 Table 7.3-1
+        (65 degree 3 dB beamwidths, 30 dB side-lobe and front-to-back limits; no tilt): a station
+        mounted on a wall or a mast sees little behind its panel.
     noise_figure_db : float
         Receiver noise figure, dB, 0 ... 30.
     rx_array, tx_array : ArrayConfig
@@ -126,6 +134,7 @@ class NodeConfig:
     transmits: bool = True
     tx_power_dbm: float = _num(20.0, -50.0, 80.0, "dBm")
     antenna_gain_dbi: float = _num(0.0, -20.0, 40.0, "dBi")
+    antenna_pattern: str = "isotropic"
     noise_figure_db: float = _num(7.0, 0.0, 30.0, "dB")
     rx_array: ArrayConfig = field(default_factory=ArrayConfig)
     tx_array: ArrayConfig = field(default_factory=ArrayConfig)
@@ -145,6 +154,8 @@ class NodeConfig:
         if not self.id:
             _fail("id", self.id, "a non-empty name", "name the node")
         _check_choice("role", self.role, ("bs", "ue", "rx"))
+        _check_choice("antenna_pattern", self.antenna_pattern, ANTENNA_PATTERNS,
+                      "isotropic: the same gain everywhere; 38.901: a sector element")
         _check_vector("position_m", self.position_m)
         for key in ("rx_channel_phases_deg", "rx_channel_gains_db"):
             values = getattr(self, key)
