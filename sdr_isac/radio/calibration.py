@@ -24,8 +24,11 @@ Complex numbers are ``[re, im]`` pairs.  A calibration is named by its ``id`` an
 (:attr:`Calibration.reference`), which calibrated captures carry in ``metadata["calibration"]`` and
 recordings in ``isac:calibration``.
 
-The device serial: a backend that knows its device's serial exposes it as a ``serial`` attribute (str);
-otherwise :func:`device_serial` uses ``<kind>:<uri>`` (``sim:<node id>`` for the simulated radio).
+The device serial: a backend that knows its device's serial exposes it as a ``serial`` attribute (str):
+a Pluto ``pluto:<hw_serial>`` (the IIO context attribute its firmware reports), a USRP ``usrp:<mboard_serial>``
+(UHD's ``get_usrp_rx_info``).  Otherwise :func:`device_serial` uses ``<kind>:<uri>`` (``sim:<node id>`` for
+the simulated radio): every Pluto answers at ``ip:192.168.2.1`` out of the box, so the address alone cannot
+tell two boards apart.
 """
 
 from __future__ import annotations

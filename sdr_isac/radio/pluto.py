@@ -83,6 +83,18 @@ _TDD_GATE_RAW = 10                    # gate pulse length, engine clock cycles (
 _TDD_SETTLE_BUFFERS = 4
 
 
+def _context_serial(dev: Any) -> str | None:
+    """``pluto:<hw_serial>`` from the context attributes of an open pyadi-iio device (Pluto firmware lists
+    ``hw_serial`` among them), or None where there is none."""
+    ctx = getattr(dev, "_ctx", None)
+    try:
+        attrs = dict(ctx.attrs) if ctx is not None else {}
+    except (AttributeError, OSError, TypeError):     # a stand-in or a binding without context attributes
+        return None
+    serial = str(attrs.get("hw_serial") or "").strip()
+    return f"pluto:{serial}" if serial else None
+
+
 def _import_adi() -> types.ModuleType:
     try:
         import adi
@@ -126,6 +138,9 @@ class PlutoRadio(RadioBase):
             raise RadioError(f"radio.uri = {uri!r}: cannot open the Pluto ({err}); check the address "
                              "(iio_info -s lists devices) and that the board is powered") from err
         self.uri = uri
+        #: ``pluto:<hw_serial>`` from the IIO context (what keys its calibration: two boards at the default
+        #: address ip:192.168.2.1 are two devices), None where the firmware does not report one
+        self.serial = _context_serial(self._dev)
         self._reference: NDArray[np.complex64] | None = None
         self._cyclic = False
         self._static: NDArray[np.complex64] | None = None

@@ -155,6 +155,8 @@ class UsrpRadio(RadioBase):
         self._usrp = self._open_device()
         self._configure()
         self.device_info = self._read_back()
+        #: ``usrp:<motherboard serial>`` as UHD reports it (what keys the calibration), None where it does not
+        self.serial = self._motherboard_serial()
         self._rx_streamer = self._make_streamer("rx", config.rx_channels)
         self._tx_streamer = self._make_streamer("tx", config.tx_channels)
         self._spp = max(1, int(self._rx_streamer.get_max_num_samps()))
@@ -292,6 +294,15 @@ class UsrpRadio(RadioBase):
             info[f"{d}_gain_db"] = [float(getattr(usrp, f"get_{d}_gain")(ch)) for ch in chans]
             info[f"{d}_rate_hz"] = [float(getattr(usrp, f"get_{d}_rate")(ch)) for ch in chans]
         return info
+
+    def _motherboard_serial(self) -> str | None:
+        """``usrp:<mboard_serial>`` from ``get_usrp_rx_info`` (None where UHD gives none)."""
+        try:
+            info = self._usrp.get_usrp_rx_info(self.config.rx_channels[0])
+            serial = str(info.get("mboard_serial", "") or "").strip()
+        except (AttributeError, RuntimeError, TypeError):      # an old UHD, or a device that cannot say
+            return None
+        return f"usrp:{serial}" if serial else None
 
     def _make_streamer(self, direction: str, channels: tuple[int, ...]) -> Any:
         args = self._uhd.usrp.StreamArgs("fc32", "sc16")

@@ -278,6 +278,7 @@ class FakeState:
     inject_underflow: bool
     overflow_at_samples: set[int] = field(default_factory=set)
     overflows_fired: list[tuple[int, float]] = field(default_factory=list)
+    mboard_serial: str = ""
     devices: list[FakeMultiUSRP] = field(default_factory=list)
 
     @property
@@ -426,6 +427,14 @@ class FakeMultiUSRP:
         if source not in self.state.time_sources:
             raise RuntimeError(f"fake uhd: invalid time source {source!r}")
         self.time_source = source
+
+    def get_usrp_rx_info(self, chan: int = 0) -> dict[str, str]:
+        """What UHD's ``get_usrp_rx_info`` gives for a B210 (a dict of strings; no serial key if none)."""
+        self._chan(chan)
+        info = {"mboard_id": "B210", "mboard_name": "B210", "rx_id": "FE-RX2", "rx_antenna": "RX2"}
+        if self.state.mboard_serial:
+            info["mboard_serial"] = self.state.mboard_serial
+        return info
 
     def get_mboard_sensor_names(self, mboard: int = 0) -> list[str]:
         return ["ref_locked"]
@@ -647,7 +656,7 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
                   antennas: dict[str, tuple[str, ...]] | None = None,
                   clock_sources: tuple[str, ...] = ("internal", "external", "gpsdo"),
                   time_sources: tuple[str, ...] = ("internal", "external", "gpsdo"),
-                  ref_locked: bool = True, fail_open: Exception | None = None,
+                  ref_locked: bool = True, fail_open: Exception | None = None, mboard_serial: str = "31ABCDE",
                   inject_overflow_at: int | Iterable[int] | None = None,
                   overflow_at_samples: int | Iterable[int] | None = None,
                   overflow_drop_samples: int | None = None,
@@ -680,6 +689,8 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         The ``ref_locked`` sensor with a non-internal clock source.
     fail_open : Exception or None
         Raised by ``MultiUSRP(args)`` (no device found).
+    mboard_serial : str
+        The ``mboard_serial`` of ``get_usrp_rx_info`` (as a B210 reports it; empty: none reported).
     inject_overflow_at, inject_out_of_sequence_at : int or iterable of int
         0-based indices (over the device's life) of ``recv`` calls that
         return 0 samples with ``error_code = overflow`` (``out_of_sequence``
@@ -712,7 +723,7 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         fail_open=fail_open, inject_overflow_at=_as_set(inject_overflow_at),
         overflow_drop_samples=overflow_drop_samples, inject_out_of_sequence_at=_as_set(inject_out_of_sequence_at),
         inject_late_at=_as_set(inject_late_at), stall_after=stall_after, inject_underflow=inject_underflow,
-        overflow_at_samples=_as_set(overflow_at_samples))
+        overflow_at_samples=_as_set(overflow_at_samples), mboard_serial=mboard_serial)
 
     usrp = _UsrpModule("uhd.usrp")
     usrp.MultiUSRP = lambda args="": FakeMultiUSRP(state, args)

@@ -313,7 +313,7 @@ def tdd_device_xml(dev_id: str = "iio:device5") -> str:
     return "".join(parts)
 
 
-def pluto_xml(channels: int = 1, tdd: bool = False) -> str:
+def pluto_xml(channels: int = 1, tdd: bool = False, serial: str | None = None) -> str:
     """The Pluto context of pytest-libiio, as an XML string.
 
     ``channels=2`` gives a 2R2T Pluto (Rev C/D with the second channel pair
@@ -321,12 +321,18 @@ def pluto_xml(channels: int = 1, tdd: bool = False) -> str:
     cf-ad9361-dds-core-lpc gain scan channels ``voltage2``/``voltage3``, the
     DDS gains ``altvoltage4..7`` (TX2_*), and ``adi,2rx-2tx-mode-enable`` reads 1.
     ``tdd=True`` adds the TDD engine of firmware >= 0.39 (:func:`tdd_device_xml`).
+    ``serial`` replaces the board's ``hw_serial`` context attribute (``""`` removes it, as old firmware).
     The ``value=`` fields stay in; :class:`IiodServer` strips them when serving.
     """
     if channels not in (1, 2):
         raise ValueError(f"channels must be 1 or 2, not {channels}")
     source = importlib.resources.files("pytest_libiio") / "resources" / "devices" / "pluto.xml"
     text = source.read_text(encoding="utf-8")
+    if serial is not None:
+        text, found = re.subn(r'<context-attribute name="hw_serial" value="[^"]*" />',
+                              f'<context-attribute name="hw_serial" value="{serial}" />' if serial else "", text)
+        if found != 1:
+            raise ValueError("pytest-libiio's pluto.xml has no hw_serial context attribute to replace")
     if tdd:
         end = text.rindex("</context>")
         text = text[:end] + tdd_device_xml() + text[end:]
