@@ -302,6 +302,10 @@ class Track:
     handovers : tuple of Handover
     status : str
         One of :data:`TRACK_STATUSES`.
+    measured : array_like of bool, shape (N,), or None
+        Whether each state was updated with a measurement (True) or only predicted, the track coasting
+        through a scan that did not detect it (False); None where the source does not say (a core host's
+        fused global tracks, a track read from an older twin).
     """
 
     track_id: str
@@ -311,6 +315,7 @@ class Track:
     stations: tuple[str, ...] = ()
     handovers: tuple[Handover, ...] = ()
     status: str = "tentative"
+    measured: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -338,6 +343,15 @@ class Track:
         set_(self, "handovers", tuple(self.handovers))
         if self.status not in TRACK_STATUSES:
             raise InputError(f"status = {self.status!r}: allowed one of {', '.join(TRACK_STATUSES)}")
+        if self.measured is not None:
+            flags = np.array(self.measured)
+            if flags.shape == (0,):                            # an empty list has no bool dtype of its own
+                flags = flags.astype(np.bool_)
+            if flags.dtype != np.bool_ or flags.shape != (n,):
+                raise InputError(f"measured has dtype {flags.dtype} and shape {flags.shape}: allowed None or one "
+                                 f"bool per state, shape ({n},) (True: updated with a measurement, False: predicted)")
+            flags.flags.writeable = False
+            set_(self, "measured", flags)
 
     @property
     def num_states(self) -> int:
@@ -350,4 +364,4 @@ class Track:
         if self.num_states <= 1 and status == self.status:
             return self
         return Track(self.track_id, self.t_s[-1:], self.states[-1:], self.covariances[-1:], self.stations,
-                     self.handovers, status)
+                     self.handovers, status, None if self.measured is None else self.measured[-1:])

@@ -392,7 +392,7 @@ class FusionHost:
         self.tracking: dict[str, Any] = {"steps": 0, "same_t0": 0, "out_of_order": 0, "started": 0, "handovers": 0,
                                          "not_sent": 0, "failed": 0, "t0_s": None}
         self._tracks_seq = 0
-        self._tails: dict[str, deque[tuple[float, Any, Any]]] = {}
+        self._tails: dict[str, deque[tuple[float, Any, Any, bool | None]]] = {}
         self._tracker: Any = None
         self._held_set: tuple[float, int, list[TargetEstimate]] | None = None
         if cfg.tracking.enabled:
@@ -950,10 +950,13 @@ class FusionHost:
         """``track`` (its latest state) with the states of its earlier scans here, up to :data:`_TAIL` + 1."""
         tail = self._tails.setdefault(track.track_id, deque(maxlen=_TAIL + 1))
         t = float(track.t_s[-1])
+        measured = None if track.measured is None else bool(track.measured[-1])
         if not tail or tail[-1][0] < t:
-            tail.append((t, track.states[-1], track.covariances[-1]))
+            tail.append((t, track.states[-1], track.covariances[-1], measured))
+        flags = [x[3] for x in tail]
         return Track(track.track_id, np.array([x[0] for x in tail]), np.array([x[1] for x in tail]),
-                     np.array([x[2] for x in tail]), track.stations, track.handovers, track.status)
+                     np.array([x[2] for x in tail]), track.stations, track.handovers, track.status,
+                     None if None in flags else np.array(flags, dtype=bool))
 
     def _encode_tracks(self, seq: int, t0_s: float, tracks: list[Track]) -> list[Any]:
         """The ``tracks`` message; a track the wire refuses (a covariance not positive definite, ...) is left

@@ -1698,6 +1698,8 @@ def track_to_dict(track: Track, tail: int = 0, members: Mapping[str, str] | None
         out["tail_position_m"] = track.states[first:-1, :3].tolist()
     if members is not None:
         out["members"] = dict(members)
+    if track.measured is not None:
+        out["measured"] = bool(track.measured[-1])
     return out
 
 
@@ -1784,9 +1786,13 @@ def _tracks_of(header: dict[str, Any]) -> tuple[list[Track], dict[str, tuple[NDA
             tails[track_id] = tail
         if item.get("members") is not None:
             members[track_id] = _check_members(f"{field}.members", item["members"])
+        measured = item.get("measured")
+        if measured is not None and not isinstance(measured, bool):
+            _fail(f"{field}.measured", measured, "true (the latest state was updated with a measurement), false "
+                  "(it was predicted) or null", "send a JSON boolean, or leave the key out")
         try:
             tracks.append(Track(track_id, np.array([t_s]), state_arr[None, :], cov[None, :, :], stations, handovers,
-                                item["status"]))
+                                item["status"], None if measured is None else np.array([measured])))
         except InputError as err:
             raise WireFormatError(f"{field}: {err}") from err
     return tracks, tails, members

@@ -25,7 +25,7 @@ LINK_COLUMNS = ("estimate_id", "link_index", "t_s", "tx", "rx", "tx_id", "rx_id"
 ESTIMATE_COLUMNS = ("id", "t_s", "x_m", "y_m", "z_m", "cov_position_m2", "vx_mps", "vy_mps", "vz_mps",
                     "cov_velocity_mps2", "nodes", "mode", "bs_ue_case", "single_m")
 STATE_COLUMNS = ("track_id", "t_s", "x_m", "y_m", "z_m", "vx_mps", "vy_mps", "vz_mps", "covariance", "status",
-                 "station")
+                 "station", "measured")
 TRACK_COLUMNS = ("track_id", "status", "stations")
 HANDOVER_COLUMNS = ("track_id", "t_s", "from_station", "to_station", "reason")
 
@@ -130,8 +130,9 @@ def state_rows(track: Track) -> list[Row]:
     """The rows of ``track_states`` of ``track``: one per state."""
     covs = np.ascontiguousarray(track.covariances, dtype="<f8").reshape(track.num_states, 36)
     stations = stations_at(track)
-    return [(track.track_id, t, *s, c.tobytes(), track.status, st)
-            for t, s, c, st in zip(track.t_s.tolist(), track.states.tolist(), covs, stations)]
+    measured = [None] * track.num_states if track.measured is None else [int(m) for m in track.measured.tolist()]
+    return [(track.track_id, t, *s, c.tobytes(), track.status, st, m)
+            for t, s, c, st, m in zip(track.t_s.tolist(), track.states.tolist(), covs, stations, measured)]
 
 
 def track_row(track: Track) -> Row:
@@ -152,5 +153,7 @@ def track_of(head: Sequence[Any], states: Sequence[Sequence[Any]], handovers: Se
     x = np.array([r[2:8] for r in states], dtype=np.float64).reshape(n, 6)
     covs = np.frombuffer(b"".join(bytes(r[8]) for r in states), dtype="<f8").reshape(n, 6, 6).astype(np.float64)
     hos = tuple(Handover(float(r[1]), r[2], r[3], r[4]) for r in handovers)
+    flags = [r[11] for r in states]
     return Track(track_id=track_id, t_s=t, states=x, covariances=covs, stations=tuple(json.loads(stations)),
-                 handovers=hos, status=status)
+                 handovers=hos, status=status,
+                 measured=None if not flags or None in flags else np.array([bool(f) for f in flags], dtype=bool))

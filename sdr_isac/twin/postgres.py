@@ -22,7 +22,7 @@ __all__ = ["PostgresStore", "redact"]
 _TEXT = {"node_id", "geometry", "tx_id", "rx_id", "nodes", "mode", "bs_ue_case", "single_m", "track_id", "status",
          "station", "stations", "from_station", "to_station", "reason"}
 _BYTES = {"cov_position_m2", "cov_velocity_mps2", "covariance"}
-_INT8 = {"id", "estimate_id", "tx", "rx"}
+_INT8 = {"id", "estimate_id", "tx", "rx", "measured"}
 
 
 def _pg_type(column: str) -> str:
@@ -77,6 +77,7 @@ class PostgresStore(TwinStore):
                                        "pip install 'sdr_isac[twin]', or give a SQLite file path") from err
         super().__init__(redact(dsn))
         self.busy_timeout_s = float(busy_timeout_s)
+        self._read_only = bool(read_only)
         self._pg = psycopg
         options = f"-c lock_timeout={int(self.busy_timeout_s * 1000)}"
         if read_only:
@@ -127,6 +128,10 @@ class PostgresStore(TwinStore):
             return
         super()._create(cur)
         cur.execute("CREATE SEQUENCE estimate_ids")
+
+    def _migrate(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))     # one process upgrades, others wait
+        super()._migrate(cur)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:

@@ -48,6 +48,7 @@ class SqliteStore(TwinStore):
     def __init__(self, path: str, *, busy_timeout_s: float = 5.0, check: bool = True, read_only: bool = False):
         super().__init__(path)
         self.busy_timeout_s = float(busy_timeout_s)
+        self._read_only = bool(read_only)
         memory = path == ":memory:"
         if read_only and not memory and not Path(path).is_file():
             raise TwinError(f"{path}: no such twin file: give the file a host wrote (twin.db), or write one first")

@@ -8,10 +8,12 @@ track id where it has one), so that a window of time or one target's history is 
   ``link_index``); indexes ``t_s``; ``tx_id, t_s``; ``rx_id, t_s``; ``estimate_id``.
 - ``estimates``: one per :class:`TargetEstimate`; index ``t_s``.
 - ``tracks``: one per track: id, status, stations (JSON); key ``track_id``.
-- ``track_states``: one per state of a :class:`Track`: time, x y z, vx vy vz, covariance, status and owning
-  station; key ``track_id, t_s``; index ``t_s``.
+- ``track_states``: one per state of a :class:`Track`: time, x y z, vx vy vz, covariance, status, owning
+  station and ``measured`` (1: updated with a measurement, 0: predicted, NULL: not known); key
+  ``track_id, t_s``; index ``t_s``.
 - ``handovers``: one per :class:`Handover` of a track; key ``track_id, t_s, from, to``; index ``t_s``.
-- ``schema_version``: the one row: the schema's version.
+- ``schema_version``: the one row: the schema's version (2; a version-1 twin, without ``measured``, gains
+  the column, NULL in its old rows, when a writer of this version opens it).
 
 Covariances are little-endian float64 bytes, row-major (3 x 3 or 6 x 6): exact, and read back with
 ``numpy.frombuffer``.  Writing a :class:`Track` again (a tracker republishes its growing history)
@@ -41,7 +43,10 @@ from sdr_isac.twin.records import NodeDetection
 __all__ = ["SCHEMA_VERSION", "TwinStore", "TrackPoints", "TrackSummary", "TABLES"]
 
 #: version of the tables this code reads and writes (``schema_version``)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: what takes a twin of each older version to the next one (version 1 -> 2: track states say whether measured)
+_MIGRATIONS = {1: ("ALTER TABLE track_states ADD COLUMN measured {int}",)}
 
 #: the tables of the twin, in the order a prune visits them
 TABLES = ("detections", "links", "estimates", "track_states", "handovers", "tracks")
@@ -74,7 +79,7 @@ _SCHEMA = (
     """CREATE TABLE track_states (track_id TEXT NOT NULL, t_s {real} NOT NULL, x_m {real} NOT NULL,
        y_m {real} NOT NULL, z_m {real} NOT NULL, vx_mps {real} NOT NULL, vy_mps {real} NOT NULL,
        vz_mps {real} NOT NULL, covariance {blob} NOT NULL, status TEXT NOT NULL, station TEXT NOT NULL,
-       PRIMARY KEY (track_id, t_s))""",
+       measured {int}, PRIMARY KEY (track_id, t_s))""",
     "CREATE INDEX track_states_t ON track_states (t_s)",
     """CREATE TABLE handovers (track_id TEXT NOT NULL, t_s {real} NOT NULL, from_station TEXT NOT NULL,
        to_station TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (track_id, t_s, from_station, to_station))""",
@@ -199,6 +204,10 @@ class TwinStore(abc.ABC):
         """Names of the tables the database holds."""
 
     _types: dict[str, str] = {}
+    #: opened read-only (a backend sets it before checking the schema): an older schema is read, not upgraded
+    _read_only = False
+    #: the columns of track_states as read (an older schema read-only lacks some: NULL in their place)
+    _state_select = ", ".join(_rows.STATE_COLUMNS)
 
     # ---- schema ----------------------------------------------------------
     def _init_schema(self) -> None:
@@ -233,9 +242,28 @@ class TwinStore(abc.ABC):
         if version > SCHEMA_VERSION:
             raise TwinError(f"{self.name}: schema version {version} is newer than this sdr_isac reads "
                             f"({SCHEMA_VERSION}): upgrade sdr_isac, or give another --db")
+        if version in _MIGRATIONS:
+            if self._read_only:             # read as it is: the states of a version-1 twin say nothing of measured
+                self._state_select = ", ".join("NULL AS measured" if c == "measured" else c
+                                               for c in _rows.STATE_COLUMNS)
+                return
+            with self._guard(f"upgrade the schema from version {version}"), self._transaction() as cur:
+                self._migrate(cur)
+            return
         if version != SCHEMA_VERSION:
             raise TwinError(f"{self.name}: schema version {version} is unknown (this sdr_isac reads "
                             f"{SCHEMA_VERSION}): give another --db")
+
+    def _migrate(self, cur: Any) -> None:
+        """Take the tables to :data:`SCHEMA_VERSION` in the open transaction, one version at a time (the
+        version is read again inside it: another process may have upgraded them meanwhile)."""
+        cur.execute("SELECT version FROM schema_version")
+        version = int(cur.fetchone()[0])
+        while version in _MIGRATIONS:
+            for stmt in _MIGRATIONS[version]:
+                cur.execute(stmt.format(**self._types))
+            version += 1
+            cur.execute(self._sql("UPDATE schema_version SET version = ?"), (version,))
 
     def schema_version(self) -> int:
         """The schema version the database holds."""
@@ -354,7 +382,7 @@ class TwinStore(abc.ABC):
         with self._lock:
             heads = self._read(what, f"SELECT track_id, status, stations FROM tracks WHERE {head_where} "
                                "ORDER BY track_id", params)
-            states = self._read(what, f"SELECT {', '.join(_rows.STATE_COLUMNS)} FROM track_states WHERE {where} "
+            states = self._read(what, f"SELECT {self._state_select} FROM track_states WHERE {where} "
                                 "ORDER BY track_id, t_s", params)
             hos = self._read(what, f"SELECT {', '.join(_rows.HANDOVER_COLUMNS)} FROM handovers WHERE {where} "
                              "ORDER BY track_id, t_s", params)

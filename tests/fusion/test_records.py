@@ -71,6 +71,19 @@ def test_track_validates_its_history() -> None:
         Handover(math.inf, "a", "b", "x")
 
 
+def test_a_tracks_measured_flags_are_one_bool_per_state() -> None:
+    two = ("t1", [0.0, 0.1], np.zeros((2, 6)), np.stack([np.eye(6)] * 2))
+    flags = Track(*two, measured=[True, False]).measured
+    assert flags.dtype == np.bool_ and flags.tolist() == [True, False] and not flags.flags.writeable
+    assert Track(*two).measured is None                                       # not known
+    assert Track("e", [], np.zeros((0, 6)), np.zeros((0, 6, 6)), measured=[]).measured.shape == (0,)
+    assert Track(*two, measured=[False, True]).latest().measured.tolist() == [True]
+    for bad in ([True], [True, False, True], [1, 0], [1.0, 0.0], ["True", "False"], [None, True], True,
+                [[True, False]]):
+        with pytest.raises(InputError, match=r"measured has dtype .* allowed None or one bool per state, shape \(2,\)"):
+            Track(*two, measured=bad)
+
+
 @pytest.mark.parametrize(("fields", "match"), [
     ({"tx": -1}, "tx = -1"), ({"rx": 1.5}, "rx = 1.5"), ({"tx": True}, "tx = True"),
     ({"snr_re": -0.1}, "snr_re = -0.1"), ({"snr_re": float("inf")}, "snr_re = inf"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -288,6 +289,8 @@ def test_track_deleted_after_k_missed_scans():
     (track,) = tracker.tracks(include_deleted=True)
     assert track.status == "deleted" and miss == cfg.delete_misses
     assert tracker.tracks() == []
+    # six scans updated with an estimate, then predictions through the misses
+    assert track.measured.tolist() == [True] * 6 + [False] * cfg.delete_misses
 
 
 def test_keep_states_bounds_the_history():
@@ -436,6 +439,12 @@ def test_adopt_keeps_the_id_and_logs_an_operator_handover():
                                               nodes=("op2-bs7",))])
         assert [o.track_id for o in out] == [track.track_id]
     assert np.linalg.norm(out[0].states[-1, :3] - (x[:3] + 7 * x[3:])) < 2.0
+    # the history keeps its flags across the operators; one without flags leaves them unknown where it reaches
+    assert second.tracks()[0].measured.tolist() == [True] * 8
+    third = Tracker(TrackingConfig(), station="op3", id_prefix="op3-")
+    third.adopt(dataclasses.replace(track, measured=None), "op3-bs1", 3.5)
+    assert third.tracks()[0].measured is None
+    assert third.step(4.0, [])[0].measured.tolist() == [False]       # the records of a scan: its own state only
     with pytest.raises(InputError, match="track_id"):
         second.adopt(track, "op2-bs7", 8.0)
     with pytest.raises(InputError, match="t_s"):

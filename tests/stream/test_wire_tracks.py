@@ -7,6 +7,7 @@ the records (a covariance that a Cholesky factorisation takes, times that do not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -79,6 +80,26 @@ def test_a_track_set_round_trips_exactly() -> None:
     assert np.array_equal(t, tracks[0].t_s[-4:-1]) and np.array_equal(pos, tracks[0].states[-4:-1, :3])
     assert got.tails["t-2"][0].size == 0 and got.tails["t3"][1].shape == (1, 3)
     assert got.members == {"t1": {"mecsA": "7", "mecsB": "b.1"}}
+
+
+def test_measured_travels_with_the_latest_state_and_only_as_a_boolean() -> None:
+    rng = np.random.default_rng(3)
+    base = _track(rng, "m1", n=3, status="confirmed")
+    sent = [dataclasses.replace(base, measured=np.array([True, True, False])),
+            dataclasses.replace(base, track_id="m2", measured=np.array([False, False, True])),
+            dataclasses.replace(base, track_id="m3")]
+    frames = wire.encode_tracks("mecs1", 0, 10.0, sent)
+    header = json.loads(frames[1])
+    assert [t.get("measured", "absent") for t in header["tracks"]] == [False, True, "absent"]
+    got = wire.decode_tracks(wire.decode(frames)).tracks
+    assert [None if t.measured is None else t.measured.tolist() for t in got] == [[False], [True], None]
+    header["tracks"][2]["measured"] = None                       # null: not known, as absent
+    assert wire.decode_tracks(wire.decode([frames[0], json.dumps(header).encode(), *frames[2:]])).tracks[2] \
+        .measured is None
+    for bad in (1, 0, "true", [], {}, 1.0):
+        header["tracks"][0]["measured"] = bad
+        with pytest.raises(WireFormatError, match=r"tracks\[0\]\.measured = .*allowed true .* false .* or null"):
+            wire.decode([frames[0], json.dumps(header).encode(), *frames[2:]])
 
 
 @PROPS
@@ -246,7 +267,7 @@ json_values = st.recursive(st.sampled_from(EDGE_VALUES) | st.text(max_size=4) | 
                                max_size=4), max_leaves=40)
 SAMPLE = _frames(lambda h: h["tracks"][0].__setitem__("members", {"m1": "a"}),
                  [Track("a", [9.0, 10.0], np.ones((2, 6)), [np.eye(6)] * 2, ("bs1", "bs2"),
-                        (Handover(9.5, "bs1", "bs2", "coverage"),), "confirmed"),
+                        (Handover(9.5, "bs1", "bs2", "coverage"),), "confirmed", [True, False]),
                   Track("b", [8.0], np.zeros((1, 6)), [np.eye(6) * 4.0])])
 
 

@@ -332,6 +332,12 @@ def _tracks_problems(msg: wire.Message, found: Any) -> list[str]:
         members = found.members.get(track.track_id)
         if members is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in members.items()):
             out.append(f"{where}.members unusable")
+        flag = item.get("measured")                            # a JSON boolean, null or absent
+        if flag is not None and not isinstance(flag, bool):
+            out.append(f"{where}.measured = {flag!r} accepted: only true, false or null")
+        elif (track.measured is None) != (flag is None) or (
+                flag is not None and (track.measured.dtype != np.bool_ or track.measured.tolist() != [flag])):
+            out.append(f"{where}.measured = {track.measured!r} for header {flag!r}")
     return out
 
 

@@ -71,8 +71,9 @@ def tracks(draw):
     covs = np.array([np.diag(draw(st.lists(st.floats(0.0, 1e300), min_size=6, max_size=6))) for _ in range(n)],
                     dtype=np.float64).reshape(n, 6, 6)
     hos = tuple(Handover(draw(FINITE), draw(TEXT), draw(TEXT), draw(TEXT)) for _ in range(draw(st.integers(0, 2))))
+    measured = draw(st.one_of(st.none(), st.lists(st.booleans(), min_size=n, max_size=n)))
     return Track(draw(IDS), t, states, covs, tuple(draw(st.lists(TEXT, max_size=3))), hos,
-                 draw(st.sampled_from(TRACK_STATUSES)))
+                 draw(st.sampled_from(TRACK_STATUSES)), None if measured is None or n == 0 else np.array(measured))
 
 
 RECORDS = st.lists(st.one_of(node_detections(), links(), estimates()), max_size=6)

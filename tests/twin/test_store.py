@@ -4,6 +4,7 @@ retention, the schema version, and the errors that name the database."""
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import math
 import sqlite3
 
@@ -155,6 +156,38 @@ def test_newer_and_unknown_schema_versions_are_refused(db):
             open_twin(db)
         with _raw(db) as raw:
             raw.execute(f"UPDATE schema_version SET version = {SCHEMA_VERSION}")
+
+
+def test_measured_flags_round_trip(db, rng):
+    flagged = dataclasses.replace(track(rng, "F", n=4), measured=np.array([True, False, False, True]))
+    unknown = track(rng, "U", n=3)
+    with open_twin(db) as store:
+        store.write([flagged, unknown])
+        assert store.track_history("F").measured.tolist() == [True, False, False, True]
+        assert store.track_history("U").measured is None
+        assert same(store.track_history("F"), flagged)
+
+
+def test_a_version_1_twin_is_read_as_it_is_and_upgraded_by_a_writer(db, rng):
+    """Version 1 had no ``measured`` column: a reader takes its states as not known, a writer adds the column
+    (NULL in the old rows) and moves it to version 2."""
+    old = track(rng, "OLD", n=3)
+    with open_twin(db) as store:
+        store.write([old])
+    with _raw(db) as raw:                                   # what a version-1 writer left behind
+        raw.execute("ALTER TABLE track_states DROP COLUMN measured")
+        raw.execute("UPDATE schema_version SET version = 1")
+    with open_twin(db, read_only=True) as store:
+        assert store.schema_version() == 1
+        assert same(store.track_history("OLD"), old)         # measured None: not known
+    with open_twin(db) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert same(store.track_history("OLD"), old)
+        new = dataclasses.replace(track(rng, "NEW", t0_s=1.0, n=2), measured=np.array([False, True]))
+        store.write([new])
+        assert store.track_history("NEW").measured.tolist() == [False, True]
+    with open_twin(db) as store:                            # upgraded once: opening again changes nothing
+        assert store.schema_version() == 2 and store.track_history("NEW").measured.tolist() == [False, True]
 
 
 class _raw:

@@ -111,15 +111,20 @@ class _Entry:
     handovers: list[Handover] = field(default_factory=list)
     status: str = "tentative"
     scans: int = 0
+    #: per state: updated with a measurement (True), predicted (False), not known (None: adopted history)
+    measured: list[bool | None] = field(default_factory=list)
 
     def record(self, last: int | None = None) -> Track:
         """The track as a record, with its ``last`` states (all when None)."""
         start = 0 if last is None else max(len(self.t_s) - last, 0)
+        flags = self.measured[start:]
         return Track(self.track_id, np.array(self.t_s[start:]), np.array(self.states[start:]),
-                     np.array(self.covs[start:]), tuple(self.stations), tuple(self.handovers), self.status)
+                     np.array(self.covs[start:]), tuple(self.stations), tuple(self.handovers), self.status,
+                     None if None in flags else np.array(flags, dtype=bool))
 
-    def push(self, t_s: float, state: Any, keep_ss: int, keep: int) -> None:
-        """Append a Stone Soup state at ``t_s``; keep ``keep_ss`` Stone Soup states, ``keep`` records (0: all)."""
+    def push(self, t_s: float, state: Any, measured: bool, keep_ss: int, keep: int) -> None:
+        """Append a Stone Soup state at ``t_s`` (``measured``: an update, not a prediction); keep ``keep_ss``
+        Stone Soup states, ``keep`` records (0: all)."""
         self.ss.append(state)
         if len(self.ss) > keep_ss:
             del self.ss[0]
@@ -127,8 +132,9 @@ class _Entry:
         self.t_s.append(t_s)
         self.states.append(x)
         self.covs.append(p)
+        self.measured.append(bool(measured))
         if keep and len(self.t_s) > keep:
-            del self.t_s[0], self.states[0], self.covs[0]
+            del self.t_s[0], self.states[0], self.covs[0], self.measured[0]
 
     @property
     def owner(self) -> str:
@@ -292,7 +298,9 @@ class Tracker:
         entry = _Entry(track.track_id, ss, deque([True], maxlen=self.cfg.confirm_window),
                        t_s=[float(t) for t in track.t_s], states=list(track.states), covs=list(track.covariances),
                        stations=list(track.stations), handovers=list(track.handovers), status=track.status,
-                       scans=self.cfg.confirm_window if confirmed else 1)
+                       scans=self.cfg.confirm_window if confirmed else 1,
+                       measured=[None] * track.num_states if track.measured is None else
+                       [bool(f) for f in track.measured])
         entry.handovers.append(Handover(float(t_s), entry.owner, station, "operator"))
         entry.stations.append(station)
         self._entries.append(entry)
@@ -454,9 +462,10 @@ class Tracker:
         hit = bool(metas)
         keep_ss = self.cfg.delete_misses + 2            # what the deleters look at
         if hit:
-            e.push(t_s, scratch.state, keep_ss, self.cfg.keep_states)
+            e.push(t_s, scratch.state, True, keep_ss, self.cfg.keep_states)
         else:
-            e.push(t_s, self._predictor.predict(e.ss.state, timestamp=timestamp), keep_ss, self.cfg.keep_states)
+            e.push(t_s, self._predictor.predict(e.ss.state, timestamp=timestamp), False, keep_ss,
+                   self.cfg.keep_states)
         e.scans += 1
         e.window.append(hit)
         if hit and e.owner not in {m.station for m in metas}:
