@@ -286,6 +286,9 @@ class _Global:
     #: MECS id -> the time of the latest state of its local track fused into this global track, s (set at each
     #: fusion, so it still holds a member's last state in the cycle that finds the member gone)
     last_t_s: dict[str, float] = field(default_factory=dict)
+    #: MECS id -> the time of the latest state its local track says it measured (``Track.measured``), s; a
+    #: member that sends no flags has none here
+    last_measured_t_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -365,11 +368,12 @@ class TrackToTrackFuser:
         Notes
         -----
         An ``owner_left`` handover is stamped on the data clock at the time of the leaving owner's last state
-        that the core fused into the global track: where that MECS host's contribution ended.  The core notices
-        the leaving later, at the fusion time of the first call without that local track (after the MECS
-        host's deletion delay and the messages' latency), and that time says nothing of the target.  The local
-        track records do not mark which states a measurement updated, so a state the MECS host coasted
-        (predicted without a measurement) before deleting its track counts as its contribution too.  The stamp
+        fused into the global track that the owner measured (``Track.measured``; a MECS host's tracker says,
+        state by state): where that MECS host's sensing of the target ended.  The states it coasted on
+        predictions before deleting its track do not count; where its tracks carry no flags, its last state
+        fused does.  The core notices the leaving later, at the fusion time of the first call without that
+        local track (after the MECS host's deletion delay and the messages' latency), and that time says
+        nothing of the target.  The stamp
         may lie before the new owner's own first state (a member that joined after the old owner's last state:
         the handover then means the old owner's part ended there and the new owner carried the track from its
         first state on); it is never before the global track's previous ``owner_left`` handover (an owner
@@ -489,6 +493,12 @@ class TrackToTrackFuser:
             g.handovers.append(Handover(_left_at(g, g.owner, now), g.owner, owner, "owner_left"))
         g.owner = owner
         g.last_t_s = {item.mecs: float(item.track.t_s[-1]) for item in items}
+        # (after the handover above, which read the leaving owner's times of the previous fusion)
+        g.last_measured_t_s = {m: t for m, t in g.last_measured_t_s.items() if m in g.members}
+        for item in items:
+            flags = item.track.measured
+            if flags is not None and flags.size and bool(flags[-1]):
+                g.last_measured_t_s[item.mecs] = float(item.track.t_s[-1])
         known = {(h.t_s, h.from_station, h.to_station, h.reason) for h in g.handovers}
         for item in items:
             for h in item.track.handovers:
@@ -505,11 +515,14 @@ class TrackToTrackFuser:
 
 
 def _left_at(g: _Global, mecs: str, now: float) -> float:
-    """When the owner ``mecs`` of ``g`` left, s: the time of its last state fused into ``g`` (where its
-    contribution ended), not before the global track's previous ``owner_left`` handover (the time ``mecs``
-    took over, if its last state is older) and not after ``now``."""
+    """When the owner ``mecs`` of ``g`` left, s: the time of its last state fused into ``g`` that it measured
+    (where its sensing ended: a track coasting on predictions before its deletion has stopped seeing the
+    target), or of its last state fused where its tracks do not say which were measured; not before the global
+    track's previous ``owner_left`` handover (the time ``mecs`` took over, if that is later) and not after
+    ``now``."""
     took_over = max((h.t_s for h in g.handovers if h.reason == "owner_left"), default=-math.inf)
-    return min(max(g.last_t_s.get(mecs, now), took_over), now)
+    last = g.last_measured_t_s.get(mecs, g.last_t_s.get(mecs, now))
+    return min(max(last, took_over), now)
 
 
 def _id_key(gid: str) -> tuple[int, str]:

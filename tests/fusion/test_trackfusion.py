@@ -8,6 +8,8 @@ correct pairing is known by construction.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -313,6 +315,39 @@ def test_an_owner_that_leaves_is_handed_over_at_its_last_state_not_when_the_core
     assert g.track_id == gid and fuser.members[gid] == {"B": "b"}
     assert _owner_left(g) == [("A", "B", a_last_s)]
     assert g.t_s[-1] == gone_s                                          # the global track goes on at the fusion time
+
+
+def test_an_owner_that_coasts_before_it_leaves_is_handed_over_at_its_last_measured_state() -> None:
+    """A (the owner) measures the target at 0 s and 1 s, then coasts on predictions at 2 s and 3 s (its
+    tracks say so: ``measured`` False) and is gone at 4 s: the handover A -> B is stamped at 1 s, A's last sight,
+    not at 3 s, its last (predicted) state.  B's flags play no part.  Without flags (the test above) the last state
+    fused counts."""
+    fuser = TrackToTrackFuser()
+
+    def a(t_s: float, measured: bool) -> Track:
+        return dataclasses.replace(_moving("a", t_s), measured=np.array([measured]))
+
+    def b(t_s: float) -> Track:
+        return dataclasses.replace(_moving("b", t_s, 0.3), measured=np.array([False]))
+
+    (g,) = fuser.update({"A": [dataclasses.replace(_moving("a", 0.0))], "B": [_moving("b", 0.5, 0.3)]}, t_s=0.5)
+    gid = g.track_id
+    for now, seen in ((1.0, True), (2.0, False), (3.0, False)):
+        (g,) = fuser.update({"A": [a(now, seen)], "B": [b(now)]}, t_s=now)
+        assert fuser.members[gid] == {"A": "a", "B": "b"} and _owner_left(g) == []
+    (g,) = fuser.update({"B": [b(4.0)]}, t_s=4.0)
+    assert g.track_id == gid and _owner_left(g) == [("A", "B", 1.0)]
+
+
+def test_an_owner_that_never_says_it_measured_is_handed_over_at_its_last_state() -> None:
+    """Flags that never say measured (a track that coasted from the core's first sight of it): the last state."""
+    fuser = TrackToTrackFuser()
+    coasting = {t: dataclasses.replace(_moving("a", t), measured=np.array([False])) for t in (0.0, 1.0, 2.0)}
+    fuser.update({"A": [coasting[0.0]], "B": [_moving("b", 0.5, 0.3)]}, t_s=0.5)
+    for now in (1.0, 2.0):
+        fuser.update({"A": [coasting[now]], "B": [_moving("b", now, 0.3)]}, t_s=now)
+    (g,) = fuser.update({"B": [_moving("b", 3.0, 0.3)]}, t_s=3.0)
+    assert _owner_left(g) == [("A", "B", 2.0)]
 
 
 def test_an_owner_seen_in_one_cycle_only_is_handed_over_at_its_one_state() -> None:

@@ -77,7 +77,7 @@ def test_urban_demo_hands_a_car_over_from_operator_a_to_operator_b_as_it_leaves_
     """Frames 1 s apart in scene time (the default): car2 drives north on x = 450 m; at t = 0 bs_a0 and bs_a1 see it
     down the street y = 0, from t = 1 s the buildings hide it from both (operator a's MECS host, min_nodes = 2, has
     no fix of it) while bs_b0 and bs_b2 see it along x = 450 m.  The core's global track of car2 keeps its id and
-    passes from mecs_a to mecs_b (a Handover, owner_left, at operator a's last state of car2); checked against the
+    passes from mecs_a to mecs_b (a Handover, owner_left, at operator a's last measured state of car2); checked against the
     scene's geometry and operator a's own record, not the code's numbers."""
     from sdr_isac.channel.geometry import segment_blocked, target_state
     from sdr_isac.twin import open_twin
@@ -107,18 +107,21 @@ def test_urban_demo_hands_a_car_over_from_operator_a_to_operator_b_as_it_leaves_
     # operator a's track started first (t = 0; b's at 0.8 ms on its clock): a owned it, and its leaving is a handover
     (h,) = [h for h in result["handovers"] if h["where"] == "core" and h["track_id"] == track["id"]]
     assert (h["from"], h["to"], h["reason"]) == ("mecs_a", "mecs_b", "owner_left")
-    # stamped where operator a's contribution ended: the last state of a's track of car2 that a's host published
-    # (its twin's last row of that track: the row of its deletion repeats that state), not when the core noticed
-    # that a's track was gone
+    # stamped where operator a's sensing of car2 ended: the last state of a's track of car2 that a's tracker updated
+    # with a measurement (its twin's rows say which: the states after it, to the track's deletion, are
+    # predictions), not a later predicted state, nor when the core noticed that a's track was gone
     with open_twin(str(tmp_path / "mecs_a" / "twin.sqlite"), read_only=True) as store:
         points = store.track_points()
-    near = [i for i in range(len(points)) if float(np.linalg.norm(
-        points.states[i, :2] - target_state(car2, float(points.t_s[i]))[0][:2])) < 20.0]
-    car2_ids = {points.track_id[i] for i in near}
-    a_last = max(float(points.t_s[i]) for i in range(len(points)) if points.track_id[i] in car2_ids) \
-        if car2_ids else None
-    assert a_last is not None, "operator a's twin holds no track of car2"
-    assert h["t_s"] == pytest.approx(a_last, abs=1e-9) and h["t_s"] < track["t_s"]
+        near = [i for i in range(len(points)) if float(np.linalg.norm(
+            points.states[i, :2] - target_state(car2, float(points.t_s[i]))[0][:2])) < 20.0]
+        histories = [store.track_history(tid) for tid in sorted({points.track_id[i] for i in near})]
+    assert histories, "operator a's twin holds no track of car2"
+    assert all(t.measured is not None for t in histories)
+    a_sight = max(float(t.t_s[t.measured].max()) for t in histories if t.measured.any())
+    a_last = max(float(t.t_s[-1]) for t in histories)
+    assert h["t_s"] == pytest.approx(a_sight, abs=1e-9) and h["t_s"] < track["t_s"]
+    # at t = 1 s the buildings hide car2 from bs_a0 and bs_a1: a's state there, if any, is a prediction
+    assert not seen_by(1.0) & {"bs_a0", "bs_a1"} and a_sight < 1.0 <= a_last + 1e-9
     # the global track is car2's: within a few range cells of its truth at the track's time (operator b's clock)
     t_scene = track["t_s"] - 8e-4
     truth, _ = target_state(car2, t_scene)
