@@ -53,6 +53,9 @@ class TrackView:
     handovers : tuple of (Handover, ndarray shape (3,) float64)
         Each handover with the position drawn for it: the track's position (tail or latest) nearest in
         time to the handover.
+    coasting : bool
+        The latest state was predicted, not measured (the scan missed the target); False where the track
+        does not say (``Track.measured`` None).
     """
 
     track_id: str
@@ -61,6 +64,7 @@ class TrackView:
     t_s: NDArray[np.float64]
     owner: str
     handovers: tuple[tuple[Handover, NDArray[np.float64]], ...]
+    coasting: bool = False
 
 
 def _view(track: Track, tail: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> TrackView:
@@ -68,7 +72,9 @@ def _view(track: Track, tail: tuple[NDArray[np.float64], NDArray[np.float64]] | 
     t = np.concatenate([tail_t, track.t_s[-1:]])
     xyz = np.concatenate([tail_m.reshape(-1, 3), track.states[-1:, :3]])
     handovers = tuple((h, xyz[int(np.argmin(np.abs(t - h.t_s)))].copy()) for h in track.handovers)
-    return TrackView(track.track_id, track.status, xyz, t, track.stations[-1] if track.stations else "", handovers)
+    coasting = track.measured is not None and not bool(track.measured[-1])
+    return TrackView(track.track_id, track.status, xyz, t, track.stations[-1] if track.stations else "", handovers,
+                     coasting)
 
 
 def track_views(tracks: wire.TrackSet | Sequence[Track]) -> list[TrackView]:

@@ -430,8 +430,9 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
 
     def set_tracks(self, tracks: wire.TrackSet | Sequence[Track] | Mapping[str, ArrayLike]) -> None:
         """Draw tracks in the top view: each a green polyline of its history tail to its latest position (a
-        tentative one paler), its id (and owner) at the newest point, and its handovers (orange stars labelled
-        ``from→to`` at the track's position at the handover's time).
+        tentative one paler; dashed, its label ending in "coasting", where its latest state was predicted, not
+        measured), its id (and owner) at the newest point, and its handovers (orange stars labelled ``from→to``
+        at the track's position at the handover's time).
 
         Parameters
         ----------
@@ -444,22 +445,26 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
             self.top.removeItem(item)
         self.track_curves, self.track_labels = [], []
         self.tracks = {}
-        views: list[tuple[str, NDArray[np.float64], str, str, tuple[tuple[Handover, NDArray[np.float64]], ...]]]
+        views: list[tuple[str, NDArray[np.float64], str, str, tuple[tuple[Handover, NDArray[np.float64]], ...], bool]]
         if isinstance(tracks, Mapping):
-            views = [(str(k), np.asarray(v, dtype=np.float64), "confirmed", "", ()) for k, v in tracks.items()]
+            views = [(str(k), np.asarray(v, dtype=np.float64), "confirmed", "", (), False) for k, v in tracks.items()]
         else:
-            views = [(v.track_id, v.positions_m, v.status, v.owner, v.handovers) for v in track_views(tracks)]
+            views = [(v.track_id, v.positions_m, v.status, v.owner, v.handovers, v.coasting)
+                     for v in track_views(tracks)]
         handovers: list[tuple[float, float, str]] = []
-        for track_id, xy, status, owner, moves in views:
+        for track_id, xy, status, owner, moves, coasting in views:
             if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] < 2 or not np.all(np.isfinite(xy[:, :2])):
                 continue
             xy = xy[:, :2]
             self.tracks[track_id] = xy
             color = (0, 220, 0) if status == "confirmed" else (120, 170, 120)
-            curve = pg.PlotDataItem(x=xy[:, 0], y=xy[:, 1], pen=pg.mkPen(color, width=2), symbol="o",
+            style = QtCore.Qt.PenStyle.DashLine if coasting else QtCore.Qt.PenStyle.SolidLine
+            pen = pg.mkPen(color, width=2, style=style)
+            curve = pg.PlotDataItem(x=xy[:, 0], y=xy[:, 1], pen=pen, symbol="o",
                                     symbolSize=4, symbolBrush=color, name=None if self.track_curves else "tracks")
             curve.setZValue(4)
-            label = pg.TextItem(track_id + (f" @{owner}" if owner else ""), color=color, anchor=(0.0, 1.2))
+            label = pg.TextItem(track_id + (f" @{owner}" if owner else "") + (" coasting" if coasting else ""),
+                                color=color, anchor=(0.0, 1.2))
             label.setPos(float(xy[-1, 0]), float(xy[-1, 1]))
             label.setZValue(21)
             for item in (curve, label):

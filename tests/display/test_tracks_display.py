@@ -3,6 +3,7 @@ handovers where the states put them; malformed tracks messages rejected and coun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -74,6 +75,24 @@ def test_window_draws_ids_tails_and_handover_markers(qtbot) -> None:
     assert hx.tolist() == [18.0] and hy.tolist() == [9.0]
     window.set_tracks(decoded([], 12.0))                    # an empty set clears tracks, labels and markers
     assert window.track_curves == [] and window.track_labels == [] and len(window.handover_points) == 0
+
+
+def test_a_coasting_track_is_drawn_dashed_and_labelled(qtbot) -> None:
+    """The latest state predicted (the scan missed the target): dashed, "coasting"; measured, or not known: solid."""
+    from PyQt6 import QtCore
+
+    window = RangeDopplerWindow()
+    qtbot.addWidget(window)
+    base = moving_track("c", (0.0, 0.0), (2.0, 1.0), 4)
+    flags = {"coasting": [True, True, True, False], "measured": [True, True, False, True], "unknown": None}
+    tracks = [dataclasses.replace(base, track_id=name, measured=None if f is None else np.array(f))
+              for name, f in flags.items()]
+    assert [v.coasting for v in track_views(decoded(tracks, 3.0))] == [True, False, False]
+    window.set_tracks(decoded(tracks, 3.0))
+    styles = [curve.opts["pen"].style() for curve in window.track_curves]
+    assert styles == [QtCore.Qt.PenStyle.DashLine, QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenStyle.SolidLine]
+    assert sorted(label.toPlainText() for label in window.track_labels) == ["coasting @bs0 coasting",
+                                                                             "measured @bs0", "unknown @bs0"]
 
 
 def test_snapshot_places_tracks_and_handovers_at_their_positions(tmp_path: Path, qapp) -> None:
