@@ -110,11 +110,14 @@ def element_pattern_db(direction_local: ArrayLike, pattern: str) -> float | NDAr
     """
     u = np.asarray(direction_local, dtype=float)
     if u.shape[-1:] != (3,):
-        raise InputError(f"direction_local has shape {u.shape}: allowed (3,) or (..., 3), local x, y, z")
+        raise InputError(f"direction_local has shape {u.shape}: allowed (3,) or (..., 3), local x, y, z; pass "
+                         "each direction as its three components in the node's frame")
     if pattern not in ANTENNA_PATTERNS:
-        raise InputError(f"pattern = {pattern!r}: allowed {', '.join(ANTENNA_PATTERNS)}")
+        raise InputError(f"pattern = {pattern!r}: allowed {', '.join(ANTENNA_PATTERNS)}; use one of them (a "
+                         "node's antenna_pattern)")
     if not np.all(np.isfinite(u)):
-        raise InputError("direction_local holds a NaN or an infinity: allowed finite local x, y, z (any length)")
+        raise InputError("direction_local holds a NaN or an infinity: allowed finite local x, y, z (any length); "
+                         "check the positions the direction was computed from")
     if pattern == "isotropic":
         gain = np.zeros(u.shape[:-1])
     else:

@@ -308,7 +308,8 @@ def _mapped(track: Track, cal: Any | None) -> Track:
     cov = np.zeros((6, 6))
     cov[:3, :3], cov[3:, 3:] = est.cov_position_m2, est.cov_velocity_mps2
     return Track(track.track_id, np.array([est.t_s]), np.concatenate([est.position_m, est.velocity_mps])[None],
-                 cov[None], track.stations, track.handovers, track.status)
+                 cov[None], track.stations, track.handovers, track.status,
+                 None if track.measured is None else track.measured[-1:])
 
 
 def _rigid_residual_m(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:

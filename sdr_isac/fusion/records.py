@@ -348,8 +348,10 @@ class Track:
             if flags.shape == (0,):                            # an empty list has no bool dtype of its own
                 flags = flags.astype(np.bool_)
             if flags.dtype != np.bool_ or flags.shape != (n,):
-                raise InputError(f"measured has dtype {flags.dtype} and shape {flags.shape}: allowed None or one "
-                                 f"bool per state, shape ({n},) (True: updated with a measurement, False: predicted)")
+                shown = repr(self.measured) if flags.size <= 8 else f"{flags.size} values"
+                raise InputError(f"track {self.track_id!r}: measured = {shown} has dtype {flags.dtype} and shape "
+                                 f"{flags.shape}: allowed None or one bool per state, shape ({n},) (True: updated "
+                                 "with a measurement, False: predicted); pass a list or array of bools, or None")
             flags.flags.writeable = False
             set_(self, "measured", flags)
 

@@ -338,6 +338,7 @@ class TrackToTrackFuser:
         self._counter = itertools.count(1)
         self._cycle = 0
         self._now: float | None = None
+        self._measured_t_s: Mapping[tuple[str, str], float] = {}     # this update's (see update)
         self._first_t_s: dict[tuple[str, str], float] = {}
 
     @property
@@ -346,7 +347,8 @@ class TrackToTrackFuser:
         return {gid: dict(g.members) for gid, g in self._globals.items()}
 
     def update(self, local: Mapping[str, Sequence[Track]], t_s: float | None = None,
-               first_t_s: Mapping[tuple[str, str], float] | None = None) -> list[Track]:
+               first_t_s: Mapping[tuple[str, str], float] | None = None,
+               measured_t_s: Mapping[tuple[str, str], float] | None = None) -> list[Track]:
         """Fuse the current tracks of the MECS hosts in ``local`` (MECS id -> tracks) at time ``t_s``.
 
         Each local track's latest state is predicted to ``t_s`` (default: the newest local state); the fusion
@@ -354,7 +356,11 @@ class TrackToTrackFuser:
         the newest states does not pull the global tracks back).  Tracks with status ``deleted`` and states
         after the fusion time are left out.  ``first_t_s``: (MECS id, local id) -> the first time known of
         that local track, s (a MECS host's tracks message carries a tail of earlier states; default: the
-        track's first ``t_s``); the member whose track started first owns a global track.
+        track's first ``t_s``); the member whose track started first owns a global track.  ``measured_t_s``:
+        (MECS id, local id) -> the time of the newest state of that local track that its MECS host measured, s,
+        as seen in every message of that host (the core host records it on arrival: between two fusions a
+        host may publish a measured state and then a predicted one); default: the last state flagged measured
+        (``Track.measured``) in the tracks given.
 
         Returns
         -------
@@ -371,7 +377,8 @@ class TrackToTrackFuser:
         fused into the global track that the owner measured (``Track.measured``; a MECS host's tracker says,
         state by state): where that MECS host's sensing of the target ended.  The states it coasted on
         predictions before deleting its track do not count; where its tracks carry no flags, its last state
-        fused does.  The core notices the leaving later, at the fusion time of the first call without that
+        fused does, and so does the last state fused of a member none of whose states fused was measured.  The
+        core notices the leaving later, at the fusion time of the first call without that
         local track (after the MECS host's deletion delay and the messages' latency), and that time says
         nothing of the target.  The stamp
         may lie before the new owner's own first state (a member that joined after the old owner's last state:
@@ -392,6 +399,7 @@ class TrackToTrackFuser:
             raise InputError(f"t_s = {now!r} s: allowed a finite time")
         now = max(now, self._now) if self._now is not None else now
         self._now = now
+        self._measured_t_s = measured_t_s or {}
         live: dict[tuple[str, str], _Local] = {}
         for mecs in sorted(tracks):
             for t in tracks[mecs]:
@@ -414,6 +422,9 @@ class TrackToTrackFuser:
     def _detach(self, key: tuple[str, str]) -> None:
         gid = self._by_local.pop(key)
         g = self._globals[gid]
+        seen = self._measured_t_s.get(key)                 # a sighting the fusions in between did not see
+        if seen is not None:
+            g.last_measured_t_s[key[0]] = max(seen, g.last_measured_t_s.get(key[0], seen))
         g.members.pop(key[0], None)
         g.joined.pop(key[0], None)
         g.started.pop(key[0], None)
@@ -496,9 +507,9 @@ class TrackToTrackFuser:
         # (after the handover above, which read the leaving owner's times of the previous fusion)
         g.last_measured_t_s = {m: t for m, t in g.last_measured_t_s.items() if m in g.members}
         for item in items:
-            flags = item.track.measured
-            if flags is not None and flags.size and bool(flags[-1]):
-                g.last_measured_t_s[item.mecs] = float(item.track.t_s[-1])
+            seen = _last_measured(item.track, self._measured_t_s.get((item.mecs, item.track.track_id)))
+            if seen is not None:
+                g.last_measured_t_s[item.mecs] = max(seen, g.last_measured_t_s.get(item.mecs, seen))
         known = {(h.t_s, h.from_station, h.to_station, h.reason) for h in g.handovers}
         for item in items:
             for h in item.track.handovers:
@@ -512,6 +523,15 @@ class TrackToTrackFuser:
         t = np.array([h[0] for h in g.history])
         return Track(g.gid, t, np.stack([h[1] for h in g.history]), np.stack([h[2] for h in g.history]),
                      tuple(g.stations), tuple(g.handovers), g.status)
+
+
+def _last_measured(track: Track, recorded: float | None) -> float | None:
+    """The time of the newest measured state of a local track, s: ``recorded`` (what the core saw arrive) or the
+    last state flagged measured in ``track``, whichever is later (None where neither says)."""
+    flags = track.measured
+    own = float(track.t_s[flags][-1]) if flags is not None and flags.any() else None
+    times = [t for t in (recorded, own) if t is not None]
+    return max(times) if times else None
 
 
 def _left_at(g: _Global, mecs: str, now: float) -> float:

@@ -296,13 +296,20 @@ class UsrpRadio(RadioBase):
         return info
 
     def _motherboard_serial(self) -> str | None:
-        """``usrp:<mboard_serial>`` from ``get_usrp_rx_info`` (None where UHD gives none)."""
+        """``usrp:<mboard_serial>`` from ``get_usrp_rx_info`` of the receive channels (the serials joined by
+        ``+`` where they sit on several motherboards, in channel order); None where UHD gives none."""
+        serials: list[str] = []
         try:
-            info = self._usrp.get_usrp_rx_info(self.config.rx_channels[0])
-            serial = str(info.get("mboard_serial", "") or "").strip()
+            for channel in self.config.rx_channels:
+                info = self._usrp.get_usrp_rx_info(channel)
+                serial = str(info.get("mboard_serial", "") or "").strip()
+                if not serial:
+                    return None                                 # one board that cannot say: no serial at all
+                if serial not in serials:
+                    serials.append(serial)
         except (AttributeError, RuntimeError, TypeError):      # an old UHD, or a device that cannot say
             return None
-        return f"usrp:{serial}" if serial else None
+        return "usrp:" + "+".join(serials) if serials else None
 
     def _make_streamer(self, direction: str, channels: tuple[int, ...]) -> Any:
         args = self._uhd.usrp.StreamArgs("fc32", "sc16")

@@ -54,6 +54,8 @@ from sdr_isac.stream.host import NodeStats, _log_now
 __all__ = ["CoreHost", "add_parser", "run", "main"]
 
 _KEEP_ERRORS = 100
+#: newest measured state times kept per MECS host (by track id; the oldest forgotten beyond it)
+_KEEP_SIGHTINGS = 4096
 _MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by one (the rest together)
 _POLL_MS = 20
 _log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class CoreHost:
         self._version = 0                                 # changes of `latest`: the fusion reruns only on a change
         self._fused_version = -1
         self._track_times: dict[str, dict[str, float]] = {}       # MECS -> track id -> newest t_s taken
+        self._measured_times: dict[str, dict[str, float]] = {}    # MECS -> track id -> newest measured t_s
         self.global_tracks: list[Track] = []
         self._members: dict[str, dict[str, str]] = {}
         self.rejected = 0
@@ -280,6 +283,17 @@ class CoreHost:
                 self._track_times[mecs] = {**{t.track_id: before[t.track_id] for t in found.tracks
                                               if t.track_id in before},
                                            **{t.track_id: float(t.t_s[-1]) for t in kept}}
+                # the newest state of each track that the MECS host measured, from every message (a fusion sees
+                # only the latest set: a measured state followed by a predicted one before it would be missed)
+                # (kept for tracks gone since: one measured, then deleted, between two fusions)
+                sighted = dict(self._measured_times.get(mecs, {}))
+                for t in kept:
+                    if t.measured is not None and bool(t.measured[-1]):
+                        sighted[t.track_id] = float(t.t_s[-1])
+                if len(sighted) > _KEEP_SIGHTINGS:              # forget the oldest (tracks long deleted)
+                    for track_id in sorted(sighted, key=sighted.__getitem__)[: len(sighted) - _KEEP_SIGHTINGS]:
+                        del sighted[track_id]
+                self._measured_times[mecs] = sighted
                 found = dataclasses.replace(found, tracks=kept)
                 node.processed += 1
             if found is not previous:
@@ -376,9 +390,11 @@ class CoreHost:
                 local = {m: list(found.tracks) for m, found in self.latest.items()} if changed else {}
                 first = {(m, t.track_id): _first_t_s(t, found.tails.get(t.track_id))
                          for m, found in self.latest.items() for t in found.tracks} if changed else {}
+                sighted = {(m, tid): t for m, times in self._measured_times.items()
+                           for tid, t in times.items()} if changed else {}
                 previous = self.global_tracks, self._members
             if changed:                 # the same track sets fuse to the same global tracks: publish those again
-                tracks, members = self.fuser.update(local, first_t_s=first), self.fuser.members
+                tracks, members = self.fuser.update(local, first_t_s=first, measured_t_s=sighted), self.fuser.members
                 self._fused_version = version
             else:
                 tracks, members = previous

@@ -102,6 +102,10 @@ class PostgresStore(TwinStore):
             return TwinError(f"{self.name}: read-only, could not {what}: connect to a writable server (not a "
                              "standby) as a user that may write")
         if isinstance(err, errors.InsufficientPrivilege):
+            if what.startswith("upgrade the schema"):                  # ALTER TABLE needs the tables' owner
+                return TwinError(f"{self.name}: permission denied, could not {what} (it adds a column to "
+                                 "track_states, which only the tables' owner may): open the twin once for "
+                                 f"writing as that owner, then as this user ({str(err).strip()})")
             return TwinError(f"{self.name}: permission denied, could not {what}: grant the user rights on the "
                              f"twin's tables, or give another DSN ({str(err).strip()})")
         if isinstance(err, errors.DataCorrupted | errors.IndexCorrupted):

@@ -80,7 +80,8 @@ def test_a_tracks_measured_flags_are_one_bool_per_state() -> None:
     assert Track(*two, measured=[False, True]).latest().measured.tolist() == [True]
     for bad in ([True], [True, False, True], [1, 0], [1.0, 0.0], ["True", "False"], [None, True], True,
                 [[True, False]]):
-        with pytest.raises(InputError, match=r"measured has dtype .* allowed None or one bool per state, shape \(2,\)"):
+        with pytest.raises(InputError, match=r"track 't1': measured = .* has dtype .* allowed None or one bool per "
+                                             r"state, shape \(2,\) .*pass a list or array of bools"):
             Track(*two, measured=bad)
 
 

@@ -350,6 +350,17 @@ def test_an_owner_that_never_says_it_measured_is_handed_over_at_its_last_state()
     assert _owner_left(g) == [("A", "B", 2.0)]
 
 
+def test_the_sightings_given_and_a_history_of_flags_count_too() -> None:
+    """``measured_t_s`` (what a core host recorded on arrival) moves the stamp to a sighting the fusions did not
+    see; a member's track given with its history counts its last state flagged measured, not only the latest."""
+    fuser = TrackToTrackFuser()
+    fuser.update({"A": [_moving("a", 0.0)], "B": [_moving("b", 0.5, 0.3)]}, t_s=0.5)
+    coast = dataclasses.replace(_moving("a", 2.0, first_t_s=1.5), measured=np.array([True, False]))
+    fuser.update({"A": [coast], "B": [_moving("b", 2.0, 0.3)]}, t_s=2.0, measured_t_s={("A", "a"): 1.0})
+    (g,) = fuser.update({"B": [_moving("b", 3.0, 0.3)]}, t_s=3.0)
+    assert _owner_left(g) == [("A", "B", 1.5)]                       # the later of 1.0 (given) and 1.5 (flagged)
+
+
 def test_an_owner_seen_in_one_cycle_only_is_handed_over_at_its_one_state() -> None:
     """B tracks a target from 1 s; A joins at the fusion at 2 s with the state of that time and a track that
     started at 0 s (its tail: ``first_t_s``), so A owns it; at 3 s A is gone: the handover is at A's one state."""

@@ -63,14 +63,15 @@ def test_pluto_without_a_serial_falls_back_to_its_address():
         assert key_of(radio).device_serial == f"pluto:{server.uri}"
 
 
-def _usrp(uhd):
+def _usrp(uhd, rx_channels=(0,)):
     return UsrpRadio(RadioConfig(kind="usrp", node_id="bs0", uri="type=b200", sample_rate_hz=1e6,
-                                 center_freq_hz=2.45e9, rx_gain_db=40.0, tx_gain_db=50.0, timeout_s=1.0),
-                     uhd_module=uhd)
+                                 center_freq_hz=2.45e9, rx_gain_db=40.0, tx_gain_db=50.0, timeout_s=1.0,
+                                 rx_channels=rx_channels), uhd_module=uhd)
 
 
-def test_usrp_serial_is_the_motherboards():
-    with _usrp(make_fake_uhd(mboard_serial="31ABCDE")) as radio:
+@pytest.mark.parametrize("rx_channels", [(0,), (0, 1)])
+def test_usrp_serial_is_the_motherboards(rx_channels):
+    with _usrp(make_fake_uhd(mboard_serial="31ABCDE"), rx_channels) as radio:     # a B210: one board
         assert radio.serial == "usrp:31ABCDE" and key_of(radio).device_serial == "usrp:31ABCDE"
 
 

@@ -9,6 +9,7 @@ be reported and closed.  Every process started is ended by its pid in ``finally`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -322,5 +323,46 @@ def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
         expected = fresh.update(calls[-1])
         assert [t.track_id for t in core.global_tracks] == [t.track_id for t in expected]
         np.testing.assert_array_equal(core.global_tracks[0].states, expected[0].states)
+    finally:
+        core.stop()
+
+
+@pytest.mark.parametrize("gone_before_a_fusion", [False, True])
+def test_the_core_stamps_an_owner_left_at_a_sighting_no_fusion_saw(gone_before_a_fusion: bool) -> None:
+    """A fusion sees only each MECS host's latest set.  mecsA (the owner: its track started first) measures the
+    target at 1 s and publishes a prediction at 2 s before the next fusion; then its track is gone.  The
+    handover to mecsB is stamped at 1 s, the sighting the core recorded on arrival: not at 0 s (the last
+    measured state a fusion saw) nor at 2 s (a prediction).  With ``gone_before_a_fusion`` the track is deleted
+    before any fusion saw its later states at all."""
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0))
+
+    def take(mecs: str, seq: int, t_s: float, tracks: list[Track]) -> None:
+        msg = wire.decode(wire.encode_tracks(mecs, seq, t_s, tracks))
+        core._take(msg, wire.decode_tracks(msg), time.time())
+
+    def a(t_s: float, measured: bool) -> Track:
+        return dataclasses.replace(_track("a", t_s, 12.0 * t_s), measured=np.array([measured]))
+
+    def b(t_s: float) -> Track:
+        return dataclasses.replace(_track("b", t_s, 12.0 * t_s + 0.3), measured=np.array([True]))
+
+    try:
+        take("mecsA", 0, 0.0, [a(0.0, True)])
+        take("mecsB", 0, 0.5, [b(0.5)])
+        core._cycle()
+        (g,) = core.global_tracks
+        take("mecsA", 1, 1.0, [a(1.0, True)])
+        take("mecsA", 2, 2.0, [a(2.0, False)])
+        if gone_before_a_fusion:
+            take("mecsA", 3, 2.5, [])
+        else:
+            take("mecsB", 1, 2.0, [b(2.0)])
+            core._cycle()
+            take("mecsA", 3, 2.5, [])
+        take("mecsB", 2, 3.0, [b(3.0)])
+        core._cycle()
+        (g,) = core.global_tracks
+        assert [(h.from_station, h.to_station, h.t_s) for h in g.handovers if h.reason == "owner_left"] == \
+            [("mecsA", "mecsB", 1.0)]
     finally:
         core.stop()
