@@ -76,7 +76,8 @@ class SensingConfig:
         with its own variance (``kappa x CRB + bias**2``,
         :func:`sdr_isac.sensing.rdmap.grid_error`), and echoes 25 dB or more
         above the detection threshold are still refined (subtracted at the
-        grid position, their residual's sidelobes would pass as echoes).
+        grid position, their residual's sidelobes would pass as echoes) and
+        tested for a second echo in their resolution cell, as with refine on.
     angle : bool
         Estimate the azimuth of each detection when the capture has several
         channels (a ULA along +y with ``element_spacing_wavelengths``).

@@ -465,7 +465,9 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
     found: list[tuple[tuple[int, int], Detection, Echo]] = []
     pending: list[Echo] = []
     pairs: list[tuple[int, int]] = []           # indices in found of the echoes split from one peak
-    test_order = do_refine and not static_removed and noise_var > 0
+    # the model-order test needs a refined echo: every one with refine, the strong ones without (below)
+    can_test = not static_removed and noise_var > 0
+    test_order = do_refine and can_test
     products: dict[str, Any] = {}
     for peak in peaks:
         products.clear()
@@ -475,14 +477,17 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
         if not do_refine and significant(amplitude, slow, _GRID_RESIDUAL):
             # unrefined, the echo would be subtracted at its interpolated grid position, up to some 3 % of a
             # bin off: a residual about 28 dB below it, significant here, whose sidelobes (a pedestal 16 dB
-            # down where the slow time has slot gaps) would pass as echoes at other Dopplers: refine it
+            # down where the slow time has slot gaps) would pass as echoes at other Dopplers: refine it, and
+            # test it for a second echo in its cell as refine = true does (an unresolved pair refined as one
+            # echo lies between the two, biased by many standard deviations: a car and a UAV in one cell of the
+            # urban demo's bs_a0 put the car 36 standard deviations off in angle)
             det, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz,
                                                   symbol_times_s, carrier_hz, noise_var, True, angle_spacing_wl,
-                                                  static_removed, pending)
+                                                  static_removed, pending, None, products if can_test else None)
         if not significant(amplitude, slow):
             continue
         items = [(peak, det, Echo(amplitude, slow, along))]
-        if test_order and products:
+        if can_test and products:
             # the model-order test, before weaker peaks are taken: a biased single echo's residual would
             # pass as echoes of its own and corrupt the two-path fit
             items = _split_unresolved(work, mask, stats, rd, items[0], pending if stats.full else None, products,
