@@ -127,7 +127,9 @@ def to_local(operator: str, position_m: NDArray[np.float64]) -> NDArray[np.float
     return rotation_z(yaw).T @ (np.asarray(position_m, dtype=np.float64) - np.array([bx, by, 0.0]))
 
 
-#: sectors of each station (a three-sector site covers the full circle)
+#: sectors of each station (a three-sector site covers the full circle), each at the node's boresight gain
+#: (``antenna_gain_dbi``) over its whole sector: the scene's ``antenna_pattern`` (one TR 38.901 panel per node,
+#: as the live urban demo's simulator uses it) is not applied to this measurement model
 SECTORS = 3
 
 
