@@ -13,7 +13,9 @@ Frame alignment (``metadata["pluto"]["alignment"]``, ``source``):
   every RX buffer begins at the same point of the transmission.  The
   system delay (converters, filters, cable) is measured once after each
   start, by correlation over several buffers that must agree to the sample,
-  and then used for every capture;
+  and then used for every capture.  A non-cyclic burst stops the engine
+  (gates off, libiio's 4 kernel buffers back) and is aligned by correlation;
+  the next cyclic frame starts it again;
 * ``correlation`` -- without the engine: a Pluto has no common TX/RX
   timestamp, so every capture is aligned by correlating it with the
   transmitted frame; the strongest copy (the TX->RX leakage or cable, i.e.
@@ -79,6 +81,8 @@ _REG_DMA_STATUS = 0x80000088          # ADI HDL ADC core: DMA status (write 1 to
 _ADC_DMA_OVERFLOW = 0x4
 _TDD_DEVICE = "iio-axi-tdd-0"
 _TDD_RX_GATE, _TDD_TX_GATE = "channel1", "channel2"     # Pluto's TDD engine: RX DMA sync, TX DMA sync
+#: libiio's kernel buffers per device buffer (iio_device_create_buffer), what the TDD gating changes to 1
+_DEFAULT_KERNEL_BUFFERS = 4
 _TDD_GATE_RAW = 10                    # gate pulse length, engine clock cycles (as ADI's pluto_tddn example)
 _TDD_SETTLE_BUFFERS = 4
 
@@ -147,6 +151,7 @@ class PlutoRadio(RadioBase):
         self._rx_size = 0
         self._opened_at = time.monotonic()
         self._tdd: Any = None
+        self._tdd_running = False                  # the engine gates the DMAs (a cyclic frame started it)
         self._tdd_alignment: dict[str, Any] | None = None
         self._tdd_frame_samples = 0
         try:
@@ -255,12 +260,30 @@ class PlutoRadio(RadioBase):
                 gate.enable = 1
             tdd.sync_external = True
             tdd.enable = True
+            self._tdd_running = True
             self._dev.rx_destroy_buffer()
             self._rx_size = 0
             self._dev._rxadc.set_kernel_buffers_count(1)   # every RX buffer is the frame just gated
         except Exception as err:
             raise RadioError(f"{self.uri}: programming the TDD engine failed ({err}); set radio.tdd = 'off' to "
                              "align by correlation instead") from err
+
+    def _stop_tdd(self) -> None:
+        """Undo :meth:`_start_tdd`: the engine and both DMA gates off, the RX DMA back to libiio's default
+        kernel buffers, so that a non-cyclic burst is neither gated nor received one gated frame at a time."""
+        tdd = self._tdd
+        try:
+            tdd.enable = False
+            gates = self._tdd_gates()
+            for name in (_TDD_RX_GATE, _TDD_TX_GATE):
+                gates[name].enable = 0
+            self._dev.rx_destroy_buffer()
+            self._rx_size = 0
+            self._dev._rxadc.set_kernel_buffers_count(_DEFAULT_KERNEL_BUFFERS)
+            self._tdd_running = False
+        except Exception as err:
+            raise RadioError(f"{self.uri}: stopping the TDD engine for a non-cyclic transmission failed ({err}); "
+                             "set radio.tdd = 'off' where the radio sends bursts") from err
 
     def _measure_tdd_delay(self) -> dict[str, Any] | None:
         """The system delay under TDD: the frame start of several buffers, which must agree to the sample."""
@@ -333,6 +356,8 @@ class PlutoRadio(RadioBase):
         scaled = samples.astype(np.complex128) * (_TX_PEAK / peak)
         use_tdd = self._tdd is not None and cyclic
         self._tdd_alignment = None
+        if self._tdd_running and not use_tdd:
+            self._stop_tdd()      # a burst after a cyclic frame: ungated, RX free-running as without the engine
         if use_tdd:       # the TX buffer fills one TDD frame: whole frames, at least one capture long
             period = samples.shape[1]
             reps = -(-self.capture_length(period) // period)

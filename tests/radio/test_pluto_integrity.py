@@ -141,6 +141,29 @@ def test_tdd_engine_aligns_every_capture_at_the_system_delay(frame, pipeline_del
         assert abs(align["fractional"]) < 0.1
 
 
+def test_a_burst_after_a_cyclic_frame_stops_the_tdd_engine_and_a_cyclic_frame_starts_it_again(frame):
+    """A cyclic frame starts the engine (both DMAs gated, one kernel buffer); a non-cyclic burst after it must not be
+    gated by it: the engine and its gates go off and the RX DMA gets libiio's 4 kernel buffers back; a cyclic
+    frame after the burst starts the engine again."""
+    n = 2 * frame.num_samples
+
+    def engine(server):
+        return (server.get_attr("iio-axi-tdd-0", "enable"),
+                [server.get_attr("iio-axi-tdd-0", "enable", f"channel{k}", output=True) for k in (1, 2)],
+                server.buffers_count.get("iio:device3"))
+
+    with IiodServer(tdd=True, stream_echo=stream_echo, start_samples=3001, read_gap_samples=517) as server:
+        with PlutoRadio(radio_config(server.uri), frame.config) as radio:
+            radio.tx(frame.samples())
+            assert radio.sync == "tdd" and engine(server) == ("1", ["1", "1"], 1)
+            radio.tx(frame.samples(), cyclic=False)
+            assert radio.sync == "correlation" and engine(server) == ("0", ["0", "0"], 4)
+            assert radio.rx(n).metadata["pluto"]["sync"] == "correlation"
+            radio.tx(frame.samples())
+            assert radio.sync == "tdd" and engine(server) == ("1", ["1", "1"], 1) and server.tdd_aligned
+            assert radio.rx(n).metadata["pluto"]["sync"] == "tdd"
+
+
 def test_without_tdd_the_offset_follows_the_free_running_stream(frame):
     """The contrast: same stream, no engine -- each buffer lands elsewhere and correlation must find it."""
     n = 2 * frame.num_samples
