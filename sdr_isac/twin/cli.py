@@ -67,12 +67,16 @@ def add_parser(subparsers: Any) -> None:
                    help="count track states (default) or target estimates")
     q.add_argument("--area", type=_area, metavar="X0,Y0,X1,Y1",
                    help="the area, m (default: the positions' extent); write --area=-50,-50,50,50 when X0 is negative")
+    q.add_argument("--measured-only", action="store_true",
+                   help="count only track states a measurement updated (not those a coasting track predicted)")
     _window(q)
 
     q = sub.add_parser("traffic", help="distinct tracks and mean speed per lane segment",
                        description="For each lane segment of FILE ([[lane]] tables with name and polyline_m + width_m, "
                                    "or rect_m), the distinct tracks in it and their mean horizontal speed.")
     q.add_argument("--lanes", required=True, metavar="FILE", help="TOML (or .json) lane segments")
+    q.add_argument("--measured-only", action="store_true",
+                   help="only track states a measurement updated (not those a coasting track predicted)")
     _window(q)
 
     q = sub.add_parser("export", help="export the track states as CSV or the tracks as GeoJSON",
@@ -127,7 +131,7 @@ def _history(store: TwinStore, args: argparse.Namespace) -> int:
 
 
 def _heatmap(store: TwinStore, args: argparse.Namespace) -> int:
-    occ = heatmap(store, args.out, args.cell_m, args.source, args.since, args.until, args.area)
+    occ = heatmap(store, args.out, args.cell_m, args.source, args.since, args.until, args.area, args.measured_only)
     nx, ny = occ.counts.shape
     print(f"{int(occ.counts.sum())} {args.source} positions in {nx} x {ny} cells of {occ.cell_m:g} m "
           f"(x {occ.x_edges_m[0]:g} ... {occ.x_edges_m[-1]:g} m, y {occ.y_edges_m[0]:g} ... {occ.y_edges_m[-1]:g} m)")
@@ -136,7 +140,7 @@ def _heatmap(store: TwinStore, args: argparse.Namespace) -> int:
 
 
 def _traffic(store: TwinStore, args: argparse.Namespace) -> int:
-    result = traffic(store, load_lanes(args.lanes), args.since, args.until)
+    result = traffic(store, load_lanes(args.lanes), args.since, args.until, args.measured_only)
     print(f"{'lane':<20} {'tracks':>7} {'states':>8} {'mean_speed_mps':>15}")
     for r in result:
         print(f"{r.name:<20} {r.num_tracks:>7} {r.num_states:>8} {_fmt(r.mean_speed_mps):>15}")

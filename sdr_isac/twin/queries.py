@@ -69,16 +69,24 @@ def _positive(name: str, value: Any, unit: str) -> float:
     return float(value)
 
 
-def _positions(store: TwinStore, source: str, since_s: float | None, until_s: float | None) -> NDArray[np.float64]:
+def _positions(store: TwinStore, source: str, since_s: float | None, until_s: float | None,
+               measured_only: bool = False) -> NDArray[np.float64]:
     if source not in _SOURCES:
         raise InputError(f"source = {source!r}: allowed 'tracks' or 'estimates'")
     if source == "tracks":
-        return store.track_points(since_s, until_s).states[:, :2]
+        pts = store.track_points(since_s, until_s)
+        return (pts.states[_measured(pts)] if measured_only else pts.states)[:, :2]
     return store.estimate_positions(since_s, until_s)[:, :2]
 
 
+def _measured(points: TrackPoints) -> NDArray[np.bool_]:
+    """The states a measurement updated (predicted ones and those not known are left out)."""
+    return np.array([m is True for m in points.measured], dtype=bool).reshape(len(points))
+
+
 def occupancy(store: TwinStore, cell_m: float = 1.0, source: str = "tracks", since_s: float | None = None,
-              until_s: float | None = None, area_m: Sequence[float] | None = None) -> OccupancyMap:
+              until_s: float | None = None, area_m: Sequence[float] | None = None,
+              measured_only: bool = False) -> OccupancyMap:
     """Count the positions of a window in square cells of ``cell_m`` metres.
 
     Parameters
@@ -93,6 +101,9 @@ def occupancy(store: TwinStore, cell_m: float = 1.0, source: str = "tracks", sin
     area_m : sequence of 4 floats, optional
         ``(x_min, y_min, x_max, y_max)``, m; None: the extent of the positions.  Positions outside
         are not counted.
+    measured_only : bool
+        With ``tracks``: count only the states a measurement updated, not those a track coasted through
+        on predictions (nor states whose origin is not known): what was sensed, not what was guessed.
 
     Raises
     ------
@@ -100,7 +111,10 @@ def occupancy(store: TwinStore, cell_m: float = 1.0, source: str = "tracks", sin
         A bad cell size, area or source; no positions and no area; more than :data:`MAX_CELLS` cells.
     """
     cell = _positive("cell_m", cell_m, "m")
-    xy = _positions(store, source, since_s, until_s)
+    if measured_only and source != "tracks":
+        raise InputError(f"measured_only with source = {source!r}: allowed only with source 'tracks' (an estimate "
+                         "is always a measurement); drop measured_only, or count the tracks")
+    xy = _positions(store, source, since_s, until_s, measured_only)
     if area_m is None:
         if xy.shape[0] == 0:
             raise InputError(f"no {source} in the window (since {since_s}, until {until_s}) of {store.name}: "
@@ -148,9 +162,9 @@ def write_heatmap_png(occ: OccupancyMap, out: str | Path, title: str = "") -> Pa
 
 def heatmap(store: TwinStore, out: str | Path, cell_m: float = 1.0, source: str = "tracks",
             since_s: float | None = None, until_s: float | None = None,
-            area_m: Sequence[float] | None = None) -> OccupancyMap:
+            area_m: Sequence[float] | None = None, measured_only: bool = False) -> OccupancyMap:
     """:func:`occupancy` drawn to the PNG ``out`` (atomically); returns the map."""
-    occ = occupancy(store, cell_m, source, since_s, until_s, area_m)
+    occ = occupancy(store, cell_m, source, since_s, until_s, area_m, measured_only)
     write_heatmap_png(occ, out)
     return occ
 
@@ -286,8 +300,12 @@ class LaneTraffic:
     track_ids: tuple[str, ...]
 
 
-def lane_traffic(points: TrackPoints, lanes: Sequence[LaneSegment]) -> list[LaneTraffic]:
+def lane_traffic(points: TrackPoints, lanes: Sequence[LaneSegment], measured_only: bool = False) -> list[LaneTraffic]:
     """:class:`LaneTraffic` of each lane from track states (see :func:`traffic`)."""
+    if measured_only:
+        keep = _measured(points)
+        points = TrackPoints(points.track_id[keep], points.t_s[keep], points.states[keep], points.status[keep],
+                             points.station[keep], points.measured[keep])
     xy = points.states[:, :2]
     speed = np.hypot(points.states[:, 3], points.states[:, 4])
     out = []
@@ -304,28 +322,31 @@ def lane_traffic(points: TrackPoints, lanes: Sequence[LaneSegment]) -> list[Lane
 
 
 def traffic(store: TwinStore, lanes: Sequence[LaneSegment], since_s: float | None = None,
-            until_s: float | None = None) -> list[LaneTraffic]:
-    """Distinct tracks and their mean speed in each lane segment over a window (one entry per lane, in order)."""
-    return lane_traffic(store.track_points(since_s, until_s), lanes)
+            until_s: float | None = None, measured_only: bool = False) -> list[LaneTraffic]:
+    """Distinct tracks and their mean speed in each lane segment over a window (one entry per lane, in order);
+    ``measured_only``: from the states a measurement updated only (see :func:`occupancy`)."""
+    return lane_traffic(store.track_points(since_s, until_s), lanes, measured_only)
 
 
 # ---- exports --------------------------------------------------------------
-_CSV_COLUMNS = ("track_id", "t_s", "x_m", "y_m", "z_m", "vx_mps", "vy_mps", "vz_mps", "status", "station")
+_CSV_COLUMNS = ("track_id", "t_s", "x_m", "y_m", "z_m", "vx_mps", "vy_mps", "vz_mps", "status", "station",
+                "measured")
 
 
 def export_csv(store: TwinStore, out: str | Path, since_s: float | None = None, until_s: float | None = None) -> int:
     """Write the track states of a window to the CSV ``out`` (atomically); returns the number of rows.
 
-    Columns: ``track_id, t_s, x_m, y_m, z_m, vx_mps, vy_mps, vz_mps, status, station`` (scene frame, m, m/s;
-    floats written exactly, ``repr``).
+    Columns: ``track_id, t_s, x_m, y_m, z_m, vx_mps, vy_mps, vz_mps, status, station, measured`` (scene frame,
+    m, m/s; floats written exactly, ``repr``; ``measured`` 1 where a measurement updated the state, 0 where it
+    was predicted, empty where not known).
     """
     pts = store.track_points(since_s, until_s)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_CSV_COLUMNS)
-    for tid, t, s, status, station in zip(pts.track_id, pts.t_s.tolist(), pts.states.tolist(), pts.status,
-                                          pts.station):
-        w.writerow([tid, repr(t), *map(repr, s), status, station])
+    for tid, t, s, status, station, flag in zip(pts.track_id, pts.t_s.tolist(), pts.states.tolist(), pts.status,
+                                                pts.station, pts.measured):
+        w.writerow([tid, repr(t), *map(repr, s), status, station, "" if flag is None else int(flag)])
     write_text(Path(out), buf.getvalue())
     return len(pts)
 
@@ -340,7 +361,8 @@ def export_geojson(store: TwinStore, out: str | Path, since_s: float | None = No
     """Write the tracks of a window as GeoJSON (atomically): one LineString (a Point for one state) per track.
 
     Each feature's properties: ``track_id``, ``status``, ``stations`` (owners in order), ``t_s`` (the time
-    of each vertex), ``mean_speed_mps``, ``frame``.  The coordinates are in the scene's local metres,
+    of each vertex), ``measured`` (of each vertex: true, false (predicted) or null (not known)),
+    ``mean_speed_mps``, ``frame``.  The coordinates are in the scene's local metres,
     stated in the collection's ``crs`` note and each feature's ``frame``.  Returns the number of features.
     """
     pts = store.track_points(since_s, until_s)
@@ -355,7 +377,8 @@ def export_geojson(store: TwinStore, out: str | Path, since_s: float | None = No
             {"type": "LineString", "coordinates": xyz}
         features.append({"type": "Feature", "geometry": geometry, "properties": {
             "track_id": tid, "status": str(pts.status[sel][-1]), "stations": stations,
-            "t_s": pts.t_s[sel].tolist(), "mean_speed_mps": float(speed.mean()), "frame": "scene local, m"}})
+            "t_s": pts.t_s[sel].tolist(), "measured": pts.measured[sel].tolist(),
+            "mean_speed_mps": float(speed.mean()), "frame": "scene local, m"}})
     doc = {"type": "FeatureCollection",
            "crs": {"type": "name", "properties": {"name": "sdr_isac:scene-local-metres", "note": FRAME_NOTE}},
            "features": features}

@@ -111,6 +111,9 @@ class TrackPoints:
         x, y, z (m) and v_x, v_y, v_z (m/s) in the scene's frame.
     status, station : ndarray, shape (N,), object (str)
         The track's status when the state was written, and the station that owned it then.
+    measured : ndarray, shape (N,), object
+        True where a measurement updated the state, False where it was predicted (the track coasting), None
+        where not known (a track without flags, a version-1 twin).
     """
 
     track_id: NDArray[np.object_]
@@ -118,6 +121,7 @@ class TrackPoints:
     states: NDArray[np.float64]
     status: NDArray[np.object_]
     station: NDArray[np.object_]
+    measured: NDArray[np.object_]
 
     def __len__(self) -> int:
         return int(self.t_s.size)
@@ -431,16 +435,19 @@ class TwinStore(abc.ABC):
     def track_points(self, since_s: float | None = None, until_s: float | None = None) -> TrackPoints:
         """Every track state in the window as arrays (no covariances): see :class:`TrackPoints`."""
         lo, hi = _window(since_s, until_s)
+        measured = "NULL AS measured" if "NULL AS measured" in self._state_select else "measured"
         rows = self._read("read track states", "SELECT track_id, t_s, x_m, y_m, z_m, vx_mps, vy_mps, vz_mps, "
-                          "status, station FROM track_states WHERE t_s BETWEEN ? AND ? ORDER BY track_id, t_s",
-                          (lo, hi))
+                          f"status, station, {measured} FROM track_states WHERE t_s BETWEEN ? AND ? "
+                          "ORDER BY track_id, t_s", (lo, hi))
         n = len(rows)
-        col = list(zip(*rows)) if rows else [()] * 10
+        col = list(zip(*rows)) if rows else [()] * 11
+        flags = np.empty(n, dtype=object)
+        flags[:] = [None if f is None else bool(f) for f in col[10]]
         return TrackPoints(track_id=np.array(col[0], dtype=object).reshape(n),
                            t_s=np.array(col[1], dtype=np.float64).reshape(n),
                            states=np.array(col[2:8], dtype=np.float64).reshape(6, n).T.copy(),
                            status=np.array(col[8], dtype=object).reshape(n),
-                           station=np.array(col[9], dtype=object).reshape(n))
+                           station=np.array(col[9], dtype=object).reshape(n), measured=flags)
 
     def handovers(self, since_s: float | None = None, until_s: float | None = None) -> list[tuple[str, Handover]]:
         """(track id, handover) of every handover in the window, in time order."""

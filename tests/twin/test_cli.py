@@ -59,6 +59,12 @@ def test_heatmap_traffic_export_prune(twin_db, tmp_path, capsys):
                  "--area=-500,-500,500,500", "--cell-m", "50"]) == 0
     assert main(["twin", "--db", twin_db, "traffic", "--lanes", str(lanes)]) == 0
     assert re.search(r"east-2\s+1\s+10\s+20\.000", capsys.readouterr().out)
+    # car-b's states carry no measured flags: counted, but not among the measured ones
+    assert main(["twin", "--db", twin_db, "traffic", "--lanes", str(lanes), "--measured-only"]) == 0
+    assert re.search(r"east-2\s+0\s+0\s+-", capsys.readouterr().out)
+    assert main(["twin", "--db", twin_db, "heatmap", "--out", str(png), "--measured-only",
+                 "--area=-10,-10,500,10"]) == 0
+    assert capsys.readouterr().out.startswith("0 tracks positions")
     assert main(["twin", "--db", twin_db, "export", "--csv", str(csv_f)]) == 0
     assert len(csv_f.read_text().splitlines()) == 31
     assert main(["twin", "--db", twin_db, "export", "--geojson", str(gj)]) == 0

@@ -168,3 +168,40 @@ def test_lanes_file_errors_name_the_file_and_the_lane(tmp_path):
     assert load_lanes(tmp_path / "ok.json")[0].rect_m == (0.0, 0.0, 1.0, 1.0)
     with pytest.raises(InputError, match="cannot be read"):
         load_lanes(tmp_path / "missing.toml")
+
+
+def test_measured_only_counts_what_was_sensed_and_the_exports_carry_the_flags(db, tmp_path):
+    """A car measured in its first 30 states, then coasting 20 (predicted, its track flags say so) into the
+    second lane; another track without flags.  measured_only counts the 30 sensed states alone, and the coasting
+    car never shows in the lane it was only predicted to."""
+    import dataclasses
+
+    sensed = dataclasses.replace(straight("car-m", (0.0, 0.0), (10.0, 0.0), 50),
+                                 measured=np.array([True] * 30 + [False] * 20))
+    unknown = straight("car-u", (0.0, 40.0), (10.0, 0.0), 10)
+    lanes_file = tmp_path / "lanes.toml"
+    lanes_file.write_text('[[lane]]\nname = "first"\nrect_m = [-1.0, -1.0, 29.5, 1.0]\n\n'
+                          '[[lane]]\nname = "second"\nrect_m = [29.5, -1.0, 60.0, 1.0]\n')
+    with open_twin(db) as store:
+        store.write([sensed, unknown])
+        pts = store.track_points()
+        assert [m for m, t in zip(pts.measured, pts.track_id) if t == "car-m"] == [True] * 30 + [False] * 20
+        assert all(m is None for m, t in zip(pts.measured, pts.track_id) if t == "car-u")
+        area = (-5.0, -5.0, 60.0, 45.0)
+        assert occupancy(store, 5.0, area_m=area).counts.sum() == 60
+        assert occupancy(store, 5.0, area_m=area, measured_only=True).counts.sum() == 30
+        lanes = load_lanes(lanes_file)
+        every = {r.name: r for r in traffic(store, lanes)}
+        sensed_only = {r.name: r for r in traffic(store, lanes, measured_only=True)}
+        assert every["second"].track_ids == ("car-m",) and sensed_only["second"].track_ids == ()
+        assert sensed_only["first"].num_states == 30
+        with pytest.raises(InputError, match="measured_only with source = 'estimates': allowed only with source"):
+            occupancy(store, 5.0, source="estimates", area_m=area, measured_only=True)
+        export_csv(store, tmp_path / "states.csv")
+        rows = list(csv.DictReader((tmp_path / "states.csv").open()))
+        assert [r["measured"] for r in rows if r["track_id"] == "car-m"] == ["1"] * 30 + ["0"] * 20
+        assert {r["measured"] for r in rows if r["track_id"] == "car-u"} == {""}
+        export_geojson(store, tmp_path / "tracks.geojson")
+        feats = {f["properties"]["track_id"]: f for f in json.loads((tmp_path / "tracks.geojson").read_text())["features"]}
+        assert feats["car-m"]["properties"]["measured"] == [True] * 30 + [False] * 20
+        assert feats["car-u"]["properties"]["measured"] == [None] * 10
