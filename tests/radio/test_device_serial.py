@@ -12,30 +12,20 @@ import re
 import pytest
 
 from sdr_isac import config
-from sdr_isac.config import RadioConfig
 from sdr_isac.radio.calibration import device_serial, key_of
 from sdr_isac.radio.usrp import UsrpRadio
 from tests.radio.fake_uhd import make_fake_uhd
 from tests.radio.iiod_server import IiodServer, pluto_xml
-
-TEXT = """
-[frame]
-numerology = 1
-num_rb = 24
-fft_size = 512
-carrier_hz = 2.45e9
-[radio]
-kind = "pluto"
-node_id = "pluto0"
-"""
+from tests.radio.test_usrp import _config
 
 
 def _pluto(uri: str):
     pytest.importorskip("adi")
     from sdr_isac.radio.pluto import PlutoRadio
+    from tests.radio.test_pluto import TEXT, radio_config
 
     cfg = config.loads(TEXT)
-    return PlutoRadio(dataclasses.replace(cfg.radio, uri=uri), cfg.frame)
+    return PlutoRadio(radio_config(cfg, uri), cfg.frame)
 
 
 def test_pluto_serial_is_the_boards_hw_serial():
@@ -64,9 +54,7 @@ def test_pluto_without_a_serial_falls_back_to_its_address():
 
 
 def _usrp(uhd, rx_channels=(0,)):
-    return UsrpRadio(RadioConfig(kind="usrp", node_id="bs0", uri="type=b200", sample_rate_hz=1e6,
-                                 center_freq_hz=2.45e9, rx_gain_db=40.0, tx_gain_db=50.0, timeout_s=1.0,
-                                 rx_channels=rx_channels), uhd_module=uhd)
+    return UsrpRadio(_config(rx_channels=rx_channels), uhd_module=uhd)
 
 
 @pytest.mark.parametrize("rx_channels", [(0,), (0, 1)])

@@ -88,6 +88,23 @@ def _pair(rng: np.random.Generator) -> list[tuple[float, float, float]]:
     return [(range_m, velocity_mps, snr_a), (range_m + separation, velocity_mps + dv, snr_b)]
 
 
+def _pair_trials(cfg: SensingConfig, rng: np.random.Generator, trials: int) -> tuple[list[float], list[float], int]:
+    """Sense ``trials`` unresolved pairs: both echoes must be found (each by its own detection); returns the
+    range and velocity NEES of every echo and the count of other detections (ghosts)."""
+    nees_r, nees_v, ghosts = [], [], 0
+    for _ in range(trials):
+        echoes = _pair(rng)
+        dets = sensing.process(_capture(rng, echoes), _FRAME, cfg).detections
+        matched = _match(dets, echoes)
+        assert all(m is not None for m in matched), (echoes, [(d.range_m, d.velocity_mps) for d in dets])
+        assert matched[0] is not matched[1]
+        ghosts += len(dets) - 2
+        for d, (range_m, velocity_mps, _) in zip(matched, echoes, strict=True):
+            nees_r.append((d.range_m - range_m) ** 2 / d.range_var_m2)
+            nees_v.append((d.velocity_mps - velocity_mps) ** 2 / d.velocity_var_mps2)
+    return nees_r, nees_v, ghosts
+
+
 def test_the_pairs_are_closer_than_a_resolution_cell():
     # the premise: the frame resolves 17 m; the pairs are 8.7 to 13.9 m apart, and the velocity differs by
     # under 5 % of a Doppler cell (~43 m/s)
@@ -104,18 +121,7 @@ def test_both_echoes_of_an_unresolved_pair_are_found_within_their_bound():
     # the whole Doppler axis, and the reported variances (the joint two-path Cramér-Rao bound) honest: the
     # mean NEES of 200 one-dimensional errors has a standard error near 0.1.  The code before the test
     # found one echo between the two (NEES ~1e5) and ~3 ghosts per trial.
-    rng = np.random.default_rng(11)
-    nees_r, nees_v, ghosts = [], [], 0
-    for _ in range(100):
-        echoes = _pair(rng)
-        dets = sensing.process(_capture(rng, echoes), _FRAME, CFG).detections
-        matched = _match(dets, echoes)
-        assert all(m is not None for m in matched), (echoes, [(d.range_m, d.velocity_mps) for d in dets])
-        assert matched[0] is not matched[1]
-        ghosts += len(dets) - 2
-        for d, (range_m, velocity_mps, _) in zip(matched, echoes, strict=True):
-            nees_r.append((d.range_m - range_m) ** 2 / d.range_var_m2)
-            nees_v.append((d.velocity_mps - velocity_mps) ** 2 / d.velocity_var_mps2)
+    nees_r, nees_v, ghosts = _pair_trials(CFG, np.random.default_rng(11), 100)
     assert ghosts == 0
     assert 0.6 < np.mean(nees_r) < 1.4, np.mean(nees_r)
     assert 0.6 < np.mean(nees_v) < 1.4, np.mean(nees_v)
@@ -229,17 +235,7 @@ def test_refine_false_tests_the_echoes_it_refines_for_a_second_one():
     # and a UAV in one cell: the car 36 standard deviations off in angle, a fused position 67 times its CRB).
     cfg = SensingConfig(refine=False, max_detections=8, max_range_m=700.0)
     rng = np.random.default_rng(21)
-    nees_r, nees_v, ghosts = [], [], 0
-    for _ in range(40):
-        echoes = _pair(rng)
-        dets = sensing.process(_capture(rng, echoes), _FRAME, cfg).detections
-        matched = _match(dets, echoes)
-        assert all(m is not None for m in matched), (echoes, [(d.range_m, d.velocity_mps) for d in dets])
-        assert matched[0] is not matched[1]
-        ghosts += len(dets) - 2
-        for d, (range_m, velocity_mps, _) in zip(matched, echoes, strict=True):
-            nees_r.append((d.range_m - range_m) ** 2 / d.range_var_m2)
-            nees_v.append((d.velocity_mps - velocity_mps) ** 2 / d.velocity_var_mps2)
+    nees_r, nees_v, ghosts = _pair_trials(cfg, rng, 40)
     assert ghosts == 0
     assert 0.5 < np.mean(nees_r) < 1.6, np.mean(nees_r)        # 80 one-dimensional errors: s.e. ~0.16
     assert 0.5 < np.mean(nees_v) < 1.6, np.mean(nees_v)
