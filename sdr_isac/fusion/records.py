@@ -27,8 +27,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import InputError
 
-__all__ = ["LinkMeasurement", "TargetEstimate", "Handover", "Track", "TRACK_STATUSES", "ESTIMATE_MODES",
-           "ESTIMATE_CASES"]
+__all__ = ["LinkMeasurement", "TargetEstimate", "Handover", "Track", "measured_flags", "TRACK_STATUSES",
+           "ESTIMATE_MODES", "ESTIMATE_CASES"]
 
 #: cooperation modes an estimate may carry (``None``: plain multi-BS fusion)
 ESTIMATE_MODES = ("micro", "macro_micro", "ris", "single")
@@ -281,6 +281,12 @@ class Handover:
     def __post_init__(self) -> None:
         if not math.isfinite(self.t_s):
             raise InputError(f"t_s = {self.t_s!r} s: allowed a finite time")
+
+
+def measured_flags(values: Sequence[bool | None]) -> NDArray[np.bool_] | None:
+    """:attr:`Track.measured` from per-state flags that may not be known: the flags as a bool array, None where
+    there are none or one is not known (None)."""
+    return None if not values or any(v is None for v in values) else np.array(values, dtype=bool)
 
 
 @dataclass(frozen=True)

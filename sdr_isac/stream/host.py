@@ -86,7 +86,7 @@ from sdr_isac.capture import Capture
 from sdr_isac.errors import ConfigError, InputError, NonFiniteSampleError, SdrIsacError, WireFormatError
 from sdr_isac.executors import Executor, TaskFuture, keep_freed_memory, make_executor
 from sdr_isac.fusion.engine import FusionEngine, NodeResult, SensingJob, sense_capture
-from sdr_isac.fusion.records import Handover, TargetEstimate, Track
+from sdr_isac.fusion.records import Handover, TargetEstimate, Track, measured_flags
 from sdr_isac.recording import RecordingWriter, write_collection
 from sdr_isac.recording._atomic import write_json
 from sdr_isac.recording.append import append_capture
@@ -956,7 +956,7 @@ class FusionHost:
         flags = [x[3] for x in tail]
         return Track(track.track_id, np.array([x[0] for x in tail]), np.array([x[1] for x in tail]),
                      np.array([x[2] for x in tail]), track.stations, track.handovers, track.status,
-                     None if None in flags else np.array(flags, dtype=bool))
+                     measured_flags(flags))
 
     def _encode_tracks(self, seq: int, t0_s: float, tracks: list[Track]) -> list[Any]:
         """The ``tracks`` message; a track the wire refuses (a covariance not positive definite, ...) is left

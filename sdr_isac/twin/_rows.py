@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sdr_isac.errors import InputError
-from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track
+from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track, measured_flags
 from sdr_isac.sensing import Detection
 from sdr_isac.twin.records import NodeDetection
 
@@ -156,4 +156,4 @@ def track_of(head: Sequence[Any], states: Sequence[Sequence[Any]], handovers: Se
     flags = [r[11] for r in states]
     return Track(track_id=track_id, t_s=t, states=x, covariances=covs, stations=tuple(json.loads(stations)),
                  handovers=hos, status=status,
-                 measured=None if not flags or None in flags else np.array([bool(f) for f in flags], dtype=bool))
+                 measured=measured_flags([None if f is None else bool(f) for f in flags]))

@@ -210,8 +210,8 @@ class TwinStore(abc.ABC):
     _types: dict[str, str] = {}
     #: opened read-only (a backend sets it before checking the schema): an older schema is read, not upgraded
     _read_only = False
-    #: the columns of track_states as read (an older schema read-only lacks some: NULL in their place)
-    _state_select = ", ".join(_rows.STATE_COLUMNS)
+    #: how track_states.measured is read: the column, or NULL where a version-1 twin opened read-only lacks it
+    _measured_column = "measured"
 
     # ---- schema ----------------------------------------------------------
     def _init_schema(self) -> None:
@@ -248,8 +248,7 @@ class TwinStore(abc.ABC):
                             f"({SCHEMA_VERSION}): upgrade sdr_isac, or give another --db")
         if version in _MIGRATIONS:
             if self._read_only:             # read as it is: the states of a version-1 twin say nothing of measured
-                self._state_select = ", ".join("NULL AS measured" if c == "measured" else c
-                                               for c in _rows.STATE_COLUMNS)
+                self._measured_column = "NULL AS measured"
                 return
             with self._guard(f"upgrade the schema from version {version}"), self._transaction() as cur:
                 self._migrate(cur)
@@ -386,7 +385,8 @@ class TwinStore(abc.ABC):
         with self._lock:
             heads = self._read(what, f"SELECT track_id, status, stations FROM tracks WHERE {head_where} "
                                "ORDER BY track_id", params)
-            states = self._read(what, f"SELECT {self._state_select} FROM track_states WHERE {where} "
+            columns = ", ".join(self._measured_column if c == "measured" else c for c in _rows.STATE_COLUMNS)
+            states = self._read(what, f"SELECT {columns} FROM track_states WHERE {where} "
                                 "ORDER BY track_id, t_s", params)
             hos = self._read(what, f"SELECT {', '.join(_rows.HANDOVER_COLUMNS)} FROM handovers WHERE {where} "
                              "ORDER BY track_id, t_s", params)
@@ -435,9 +435,8 @@ class TwinStore(abc.ABC):
     def track_points(self, since_s: float | None = None, until_s: float | None = None) -> TrackPoints:
         """Every track state in the window as arrays (no covariances): see :class:`TrackPoints`."""
         lo, hi = _window(since_s, until_s)
-        measured = "NULL AS measured" if "NULL AS measured" in self._state_select else "measured"
         rows = self._read("read track states", "SELECT track_id, t_s, x_m, y_m, z_m, vx_mps, vy_mps, vz_mps, "
-                          f"status, station, {measured} FROM track_states WHERE t_s BETWEEN ? AND ? "
+                          f"status, station, {self._measured_column} FROM track_states WHERE t_s BETWEEN ? AND ? "
                           "ORDER BY track_id, t_s", (lo, hi))
         n = len(rows)
         col = list(zip(*rows)) if rows else [()] * 11

@@ -57,7 +57,7 @@ from stonesoup.updater.kalman import ExtendedKalmanUpdater, UnscentedKalmanUpdat
 
 from sdr_isac.config.tracking import TrackingConfig
 from sdr_isac.errors import InputError
-from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track
+from sdr_isac.fusion.records import Handover, LinkMeasurement, TargetEstimate, Track, measured_flags
 from sdr_isac.fusion.tracking.manoeuvre import (
     ManoeuvreExtendedKalmanUpdater,
     ManoeuvrePredictor,
@@ -120,7 +120,7 @@ class _Entry:
         flags = self.measured[start:]
         return Track(self.track_id, np.array(self.t_s[start:]), np.array(self.states[start:]),
                      np.array(self.covs[start:]), tuple(self.stations), tuple(self.handovers), self.status,
-                     None if None in flags else np.array(flags, dtype=bool))
+                     measured_flags(flags))
 
     def push(self, t_s: float, state: Any, measured: bool, keep_ss: int, keep: int) -> None:
         """Append a Stone Soup state at ``t_s`` (``measured``: an update, not a prediction); keep ``keep_ss``
