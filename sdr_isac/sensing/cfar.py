@@ -446,14 +446,13 @@ def cell_correlation(weights: ArrayLike, map_shape: tuple[int, int]) -> NDArray[
     if not ok:
         raise InputError(f"map_shape = {map_shape!r}: allowed (range_bins, doppler_bins) integers at least the "
                          f"taper's shape {w.shape}; pass the zero-padded transform lengths")
-    with np.errstate(over="ignore"):
-        power = np.abs(w.astype(np.complex128)) ** 2
-        total = float(power.sum())
-    if not total > 0:
+    peak = float(np.max(np.abs(w)))
+    if not peak > 0:
         raise InputError("weights are all zero: allowed a taper with at least one non-zero weight")
-    if not math.isfinite(total):
-        raise InputError(f"weights: the sum of their squares overflows ({total!r}): allowed a taper of finite "
-                         "energy; scale it (only its shape matters), e.g. weights / abs(weights).max()")
+    # only the taper's shape matters: scaled to a largest weight of 1, its squares neither overflow (1e200) nor
+    # vanish below the smallest normal number (1e-159), whose sum would overflow the division below
+    power = np.abs(w.astype(np.complex128) / peak) ** 2
+    total = float(power.sum())
     n_r, n_d = int(map_shape[0]), int(map_shape[1])
     rho = np.fft.ifft(power, n=n_r, axis=0) * n_r                 # exp(+j 2 pi k a / R)
     rho = np.fft.fft(rho, n=n_d, axis=1)                           # exp(-j 2 pi l b / D)
