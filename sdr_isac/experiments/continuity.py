@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from sdr_isac import config as config_mod
-from sdr_isac.channel.geometry import rotation_z, segment_blocked, segments_blocked, target_state
+from sdr_isac.channel.geometry import element_pattern_db, rotation_z, segment_blocked, segments_blocked, target_state
 from sdr_isac.errors import ConfigError, InputError, SensingError
 from sdr_isac.experiments.plots import pyplot, save_figure
 from sdr_isac.experiments.runner import Metrics, Point, Scenario
@@ -93,6 +93,10 @@ class Station:
     A site of ``SECTORS`` sectors, each a horizontal uniform linear array facing ``yaw_rad + k 2 pi /
     SECTORS`` (the node's yaw and the others around it); a target is measured by the sector it lies in,
     within ``pi / SECTORS`` of that sector's boresight, so the array's front/back ambiguity never arises.
+    Each sector's panel has the node's ``antenna_pattern`` (``isotropic``, or the TR 38.901 sector element of
+    :func:`sdr_isac.channel.geometry.element_pattern_db`) about that sector's boresight: a target near the
+    sector's edge or steeply below the panel is measured at a lower SNR, twice the pattern's loss (transmit
+    and receive through the same panel).
     ``position_m`` and ``yaw_rad`` are true (scene frame); ``local_position_m`` and ``local_yaw_rad`` are
     what its own network surveyed (its operator's frame).  ``range_var_m2``, ``rate_var_mps2``: the CRB at a
     per-RE SNR of 1 (divide by the SNR); ``angle_positions_wl``: the array's element positions in
@@ -117,6 +121,7 @@ class Station:
     rate_var_mps2: float
     num_snapshots: int
     angle_positions_wl: NDArray[np.float64]
+    antenna_pattern: str = "isotropic"
 
 
 def to_local(operator: str, position_m: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -127,14 +132,32 @@ def to_local(operator: str, position_m: NDArray[np.float64]) -> NDArray[np.float
     return rotation_z(yaw).T @ (np.asarray(position_m, dtype=np.float64) - np.array([bx, by, 0.0]))
 
 
-#: sectors of each station (a three-sector site covers the full circle), each at the node's boresight gain
-#: (``antenna_gain_dbi``) over its whole sector: the scene's ``antenna_pattern`` (one TR 38.901 panel per node,
-#: as the live urban demo's simulator uses it) is not applied to this measurement model
+#: sectors of each station (a three-sector site covers the full circle), each a panel of the node's
+#: ``antenna_gain_dbi`` at its boresight and the node's ``antenna_pattern`` about it (the live urban demo's
+#: simulator has one such panel per node, at the node's yaw)
 SECTORS = 3
 
 
 def _wrap(angle_rad: float) -> float:
     return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def panel_gain_db(station: Station, offset_m: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The gain of the sector panel that faces each point, relative to its boresight gain, dB (0 ... -30), and
+    that sector's boresight relative to the node's yaw, rad.
+
+    ``offset_m`` (..., 3): points relative to the station.  The facing sector is the one whose boresight
+    (``yaw_rad + k 2 pi / SECTORS``) is nearest in azimuth; its panel has the node's ``antenna_pattern``
+    (:func:`sdr_isac.channel.geometry.element_pattern_db`).  A monostatic link passes it twice.
+    """
+    d = np.asarray(offset_m, dtype=np.float64)
+    step = 2.0 * math.pi / SECTORS
+    az = np.arctan2(d[..., 1], d[..., 0]) - station.yaw_rad
+    sector = step * np.round(((az + math.pi) % (2.0 * math.pi) - math.pi) / step)
+    boresight = station.yaw_rad + sector
+    c, s = np.cos(boresight), np.sin(boresight)
+    local = np.stack([c * d[..., 0] + s * d[..., 1], c * d[..., 1] - s * d[..., 0], d[..., 2]], axis=-1)
+    return np.asarray(element_pattern_db(local, station.antenna_pattern), dtype=np.float64), sector
 
 
 def _axis(boresight_rad: float) -> NDArray[np.float64]:
@@ -182,7 +205,8 @@ def stations() -> tuple[Station, ...]:
             int(frame.num_subcarriers),
             float((SPEED_OF_LIGHT_MPS / 2.0) ** 2 * bound[0, 0]),
             float((SPEED_OF_LIGHT_MPS / (2.0 * frame.carrier_hz)) ** 2 * bound[1, 1]),
-            int(mask.sum()), node.rx_array.spacing_wavelengths * np.arange(n_el, dtype=np.float64)))
+            int(mask.sum()), node.rx_array.spacing_wavelengths * np.arange(n_el, dtype=np.float64),
+            node.antenna_pattern))
     return tuple(out)
 
 
@@ -203,15 +227,15 @@ def station_links(station: Station, t_s: float, rng: np.random.Generator, snr_of
         d = p - station.position_m
         r = float(np.linalg.norm(d))
         u = d / r
+        pattern, sector_ = panel_gain_db(station, d)
+        pattern_db, sector = float(pattern), float(sector_)
         snr_db = crb.snr_per_re_db(station.tx_power_dbm, station.gain_dbi, station.gain_dbi, station.carrier_hz,
                                    target.rcs_m2, r, r, station.noise_figure_db, station.sample_rate_hz,
-                                   station.fft_size, station.num_subcarriers) + snr_offset_db
+                                   station.fft_size, station.num_subcarriers) + 2.0 * pattern_db + snr_offset_db
         snr = 10.0 ** (snr_db / 10.0)
         if rng.random() >= detection_probability(snr_db + 10.0 * math.log10(station.num_snapshots), PFA):
             continue
         var_r, var_v = station.range_var_m2 / snr, station.rate_var_mps2 / snr
-        sector = 2.0 * math.pi / SECTORS * round(_wrap(math.atan2(d[1], d[0]) - station.yaw_rad) * SECTORS
-                                                  / (2.0 * math.pi))
         axis, local_axis = _axis(station.yaw_rad + sector), _axis(station.local_yaw_rad + sector)
         cone = math.asin(float(np.clip(u @ axis, -1.0, 1.0)))
         var_a = float(crb.angle_crb_rad2(snr, station.num_snapshots, station.angle_positions_wl, cone))
@@ -486,7 +510,8 @@ def coverage_map(node_ids: tuple[str, ...], snr_offset_db: float = 0.0,
                  rcs_m2: float = COVERAGE_RCS_M2) -> NDArray[np.float64]:
     """P_d of a target of ``rcs_m2`` at ``COVERAGE_HEIGHT_M`` over the grid ``COVERAGE_AXIS_M`` x
     ``COVERAGE_AXIS_M`` (shape (ny, nx)), seen by any of the stations ``node_ids``: each station's P_d at its
-    radar-equation SNR (as :func:`station_links`), zero where a building is in the way."""
+    radar-equation SNR through its facing sector panel (as :func:`station_links`), zero where a building is
+    in the way."""
     urban = _scene_of(scene())
     xx, yy = np.meshgrid(COVERAGE_AXIS_M, COVERAGE_AXIS_M)
     pts = np.column_stack([xx.ravel(), yy.ravel(), np.full(xx.size, COVERAGE_HEIGHT_M)])
@@ -497,7 +522,7 @@ def coverage_map(node_ids: tuple[str, ...], snr_offset_db: float = 0.0,
         r = np.maximum(np.linalg.norm(pts - st.position_m, axis=1), 1.0)
         snr_db = crb.snr_per_re_db(st.tx_power_dbm, st.gain_dbi, st.gain_dbi, st.carrier_hz, rcs_m2, 1.0, 1.0,
                                    st.noise_figure_db, st.sample_rate_hz, st.fft_size, st.num_subcarriers) \
-            - 40.0 * np.log10(r) + snr_offset_db                     # monostatic radar equation: R^-4
+            - 40.0 * np.log10(r) + 2.0 * panel_gain_db(st, pts - st.position_m)[0] + snr_offset_db  # R^-4
         pd = detection_probability(snr_db + 10.0 * math.log10(st.num_snapshots), PFA)
         miss *= 1.0 - np.where(segments_blocked(st.position_m, pts, urban.blockers), 0.0, pd)
     return (1.0 - miss).reshape(xx.shape)

@@ -75,3 +75,70 @@ def test_the_coverage_maps_grow_with_the_stations_in_sight() -> None:
     areas = [continuity.sensing_area(continuity.coverage_map(continuity.mode_stations(m)), continuity.COVERAGE_AXIS_M,
                                      continuity.COVERAGE_AXIS_M) for m in ("single", "coop", "multi_cal")]
     assert 0 < areas[0] < areas[1] < areas[2]            # more stations, more streets in sight
+
+
+def test_each_sector_panel_has_the_nodes_element_pattern_out_and_back() -> None:
+    """A link's SNR is the radar equation's less twice the TR 38.901 element's loss (Table 7.3-1, written out
+    here) towards the target, about the boresight of the sector that faces it; the access point's isotropic
+    elements lose nothing."""
+    from sdr_isac.sensing import crb
+
+    cfg = continuity.scene()
+    assert cfg.scene is not None
+    losses: dict[str, list[float]] = {}
+    for station in continuity.stations():
+        node = cfg.scene.node(station.node_id)
+        for t in np.linspace(0.0, 40.0, 41):
+            for tid, link in continuity.station_links(station, float(t), np.random.default_rng(1)):
+                target = next(x for x in cfg.scene.targets if x.id == tid)
+                p, _ = target_state(target, float(t))
+                d = p - station.position_m
+                r = float(np.linalg.norm(d))
+                if math.hypot(d[0], d[1]) < 1e-6:
+                    continue                                        # straight below the panel: no azimuth
+                azimuth = math.degrees(math.atan2(d[1], d[0]) - station.yaw_rad)
+                azimuth = (azimuth + 60.0) % 120.0 - 60.0                      # about the facing sector's boresight
+                elevation = math.degrees(math.atan2(d[2], math.hypot(d[0], d[1])))
+                loss_db = 0.0 if node.antenna_pattern == "isotropic" else min(
+                    min(12.0 * (elevation / 65.0) ** 2, 30.0) + min(12.0 * (azimuth / 65.0) ** 2, 30.0), 30.0)
+                free_db = crb.snr_per_re_db(station.tx_power_dbm, station.gain_dbi, station.gain_dbi,
+                                            station.carrier_hz, target.rcs_m2, r, r, station.noise_figure_db,
+                                            station.sample_rate_hz, station.fft_size, station.num_subcarriers)
+                got_db = 10.0 * math.log10(link.snr_re)
+                assert got_db == pytest.approx(free_db - 2.0 * loss_db, abs=1e-9), (station.node_id, tid, t)
+                losses.setdefault(node.antenna_pattern, []).append(loss_db)
+    assert set(losses) == {"38.901", "isotropic"}
+    assert max(losses["isotropic"]) == 0.0
+    assert max(losses["38.901"]) > 3.0 and min(losses["38.901"]) < 1.0     # off boresight and near it, both seen
+
+
+def test_the_coverage_maps_see_through_the_same_panels() -> None:
+    """Each point of a one-station coverage map has P_d at the radar equation's SNR less twice the TR 38.901
+    loss towards it (written out here), or 0 behind a building."""
+    from sdr_isac.fusion.metrics import detection_probability
+    from sdr_isac.sensing import crb
+
+    cfg = continuity.scene()
+    assert cfg.scene is not None
+    station = next(s for s in continuity.stations() if s.node_id == "bs_a0")
+    offset_db = -40.0                          # the sweep's weakest point: P_d between 0 and 1 over much of the map
+    pd = continuity.coverage_map(("bs_a0",), offset_db)
+    axis = continuity.COVERAGE_AXIS_M
+    checked = 0
+    for iy, ix in [(iy, ix) for iy in range(0, axis.size, 7) for ix in range(0, axis.size, 7)]:
+        p = np.array([axis[ix], axis[iy], continuity.COVERAGE_HEIGHT_M])
+        d = p - station.position_m
+        if any(segment_blocked(station.position_m, p, box) for box in cfg.scene.blockers):
+            assert pd[iy, ix] == 0.0
+            continue
+        azimuth = (math.degrees(math.atan2(d[1], d[0]) - station.yaw_rad) + 60.0) % 120.0 - 60.0
+        elevation = math.degrees(math.atan2(d[2], math.hypot(d[0], d[1])))
+        loss_db = min(min(12.0 * (elevation / 65.0) ** 2, 30.0) + min(12.0 * (azimuth / 65.0) ** 2, 30.0), 30.0)
+        snr_db = crb.snr_per_re_db(station.tx_power_dbm, station.gain_dbi, station.gain_dbi, station.carrier_hz,
+                                   continuity.COVERAGE_RCS_M2, float(np.linalg.norm(d)), float(np.linalg.norm(d)),
+                                   station.noise_figure_db, station.sample_rate_hz, station.fft_size,
+                                   station.num_subcarriers) + offset_db + 10.0 * math.log10(station.num_snapshots)
+        want = float(detection_probability(snr_db - 2.0 * loss_db, continuity.PFA))
+        assert pd[iy, ix] == pytest.approx(want, abs=1e-9), (p, loss_db)
+        checked += abs(want - float(detection_probability(snr_db, continuity.PFA))) > 0.05   # the panel matters
+    assert checked >= 5
