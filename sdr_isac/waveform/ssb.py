@@ -470,8 +470,10 @@ def cell_search(samples: ArrayLike, fft_size: int, cp_samples: int, sample_rate_
        gives the timing.  The phase between the halves gives the CFO, which is
        removed.
     2. SSS: the block's symbols are demodulated; the PSS REs give the channel
-       on subcarriers 56 ... 182 and N_ID^(1) maximises the real part of the
-       SSS correlation against that channel (coherent, 336 hypotheses).
+       on subcarriers 56 ... 182 and N_ID^(1) maximises the magnitude of the
+       SSS correlation against that channel (336 hypotheses): coherent across
+       subcarriers, but not in phase with the PSS, since a gNB upconverts each
+       symbol with its own phase reference (TS 38.211 §5.4).
     3. PBCH DMRS: the 8 i_bar hypotheses are scored by the differential
        correlation of neighbouring DMRS REs (robust to a residual delay and a
        frequency-selective channel).
@@ -541,7 +543,9 @@ def cell_search(samples: ArrayLike, fft_size: int, cp_samples: int, sample_rate_
     sync = slice(_SYNC_START, _SYNC_START + _SYNC_LENGTH)
     channel = grid[:, 0, sync] * pss(n_id2)                                    # (C, 127)
     matched = np.sum(grid[:, 2, sync] * channel.conj(), axis=0)                 # (127,)
-    n_id1 = int(np.argmax(_sss_table(n_id2) @ matched.real))
+    # the magnitude, not the real part: a gNB upconverts each symbol with its own phase reference (TS 38.211
+    # 5.4), so behind a receiver whose LO runs on the SSS is turned against the PSS by a phase of the carrier
+    n_id1 = int(np.argmax(np.abs(_sss_table(n_id2) @ matched)))
     cell = 3 * n_id1 + n_id2
     sym, sub = pbch_dmrs_positions(cell)
     received = grid[:, sym, sub]                                                # (C, 144)

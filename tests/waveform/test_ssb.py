@@ -279,6 +279,26 @@ def test_cell_search_finds_identity_timing_and_block(cell, cfo_fraction, rng):
     assert found.peak_to_median > 5
 
 
+@pytest.mark.parametrize("carrier_hz", [3.5e9, 3.5e9 + 7.5e3, 3.6012e9, 2.1e9 + 3e3])
+def test_cell_search_finds_the_cell_of_a_gnb_that_upconverts_per_symbol(carrier_hz, rng):
+    """A gNB upconverts each symbol with its own phase reference (TS 38.211 §5.4: exp(j 2 pi f0 (t - t_start,l
+    - N_CP,l T_c))), so a receiver whose LO runs on sees symbol l turned by exp(-j 2 pi f0 (t_start,l + N_CP,l
+    T_c)): the PSS (symbol 0) and the SSS (symbol 2) are not in phase, and N_ID^(1) must not rest on it."""
+    for cell in (0, 17, 502, 1007, 671, 333, 800, 45):
+        cfg = FrameConfig(numerology=1, num_rb=51, fft_size=1024, num_slots=4, carrier_hz=carrier_hz,
+                          ssb=SsbConfig(case="C", n_cell_id=cell, payload_seed=cell))
+        frame = IsacFrame(cfg)
+        x = frame.samples()[0].astype(np.complex128)
+        fs = cfg.sample_rate_hz
+        for start, cp in zip(frame.symbol_starts, frame.cp_lengths, strict=True):   # the frame starts a subframe
+            x[start: start + cp + cfg.fft_size] *= np.exp(-2j * np.pi * carrier_hz * (start + cp) / fs)
+        y = np.concatenate((np.zeros(500), x, np.zeros(300)))
+        re_power = float(np.mean(np.abs(frame.grid.values[0]) ** 2))
+        y = add_awgn(y, re_power * 10 ** (3.0 / 10), rng)                      # -3 dB per RE, as above
+        found = cell_search(y, cfg.fft_size, 72, fs, ssb_first_bin(cfg))
+        assert (found.n_cell_id, found.n_id1, found.n_id2) == (cell, cell // 3, cell % 3), (cell, carrier_hz)
+
+
 def test_cell_search_reads_the_half_frame_with_l_max_4(rng):
     cfg = FrameConfig(numerology=0, num_rb=25, fft_size=512, num_slots=1, first_slot=5, carrier_hz=2e9,
                       ssb=SsbConfig(case="A", l_max=4, n_cell_id=1001, period_ms=5, positions=(1,)))
