@@ -5,6 +5,15 @@ Subcarrier k = 0 ... K - 1 of the grid sits at baseband frequency
 k_0 = 0).  Transforms are unitary (``norm="ortho"``): a symbol's energy is the
 same on the grid and in time, so the mean power of a time sample is
 (occupied / N_FFT) times the mean RE power.
+
+The upconversion of §5.4, which gives each symbol its own phase reference
+(``exp(j 2 pi f0 (t - t_start,l - N_CP,l T_c))``), is not applied: a node's
+own echoes (monostatic) and links between this toolkit's radios, whose LOs run
+on, need none.  A capture of a standard gNB carries it as a phase per symbol:
+code that reads such captures across symbols (:func:`sdr_isac.waveform.ssb.cell_search`
+does) must not assume one phase for all of them.  Reference-signal sequences
+are indexed from grid subcarrier 0, i.e. point A at the grid's edge
+(N_grid^start = 0).
 """
 
 from __future__ import annotations
