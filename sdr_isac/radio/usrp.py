@@ -7,6 +7,11 @@ burst and the receive window are scheduled at the same device time ``t0``, so
 an echo's delay in the capture is counted from the start of the transmission
 (``frame_offset`` is 0).
 
+Sample scaling: TX samples are scaled so that the largest I or Q value is 0.5, half of the ``fc32``
+full scale (±1.0, where the ``sc16`` converter clips), as the Pluto backend leaves half of its DAC's
+range; an OFDM frame's peaks (some 10 dB above its RMS) then go out unclipped.  RX samples come as
+``fc32``, ADC full scale 1.0.
+
 UHD is imported lazily, inside :class:`UsrpRadio`, and only here; a missing
 UHD raises :class:`~sdr_isac.errors.RadioUnavailableError` with the way to
 install it.  Tests hand in a fake module (``uhd_module=``) with the same names.
@@ -56,6 +61,9 @@ from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 
 __all__ = ["UsrpRadio", "UHD_INSTALL_HINT"]
+
+#: Largest I or Q value of a transmitted burst, of the fc32 full scale 1.0 (see the module docstring).
+_TX_PEAK = 0.5
 
 #: What to do when ``import uhd`` fails.
 UHD_INSTALL_HINT = ("UHD's Python API is not installed: on Debian/Ubuntu `apt install python3-uhd` "
@@ -172,13 +180,16 @@ class UsrpRadio(RadioBase):
                              "cable or network and the args (e.g. 'type=b200', 'addr=192.168.40.2'), and list "
                              "the devices with uhd_find_devices") from err
 
-    def _uhd_call(self, what: str, func: Any, *args: Any) -> Any:
-        """Call a UHD setter; a UHD failure becomes RadioError naming what was being set."""
+    def _uhd_call(self, what: str, func: Any, *args: Any, setting: str = "", fix: str = "") -> Any:
+        """Call a UHD setter; a UHD failure becomes RadioError naming what was being set: ``setting`` (the
+        ``radio.<field> = value unit`` it came from) and ``fix`` (what to do), where given."""
         try:
             return func(*args)
         except RuntimeError as err:
-            raise RadioError(f"USRP {self.config.uri!r}: {what} failed (UHD: {err}); check the value "
-                             "against the device's manual") from err
+            source = f" for {setting}" if setting else ""
+            advice = fix or (f"set {setting.split(' = ')[0]} to a value this device takes (uhd_usrp_probe lists "
+                             "its ranges)" if setting else "check the device (uhd_usrp_probe)")
+            raise RadioError(f"USRP {self.config.uri!r}: {what}{source} failed (UHD: {err}); {advice}") from err
 
     def _check_in_range(self, key: str, value: float, rng: Any, unit: str, what: str) -> None:
         low, high = float(rng.start()), float(rng.stop())
@@ -214,16 +225,22 @@ class UsrpRadio(RadioBase):
         bandwidths = {(d, ch): self._check_channel(d, ch)
                       for d in ("rx", "tx") for ch in getattr(self.config, f"{d}_channels")}
         usrp = self._usrp
-        self._uhd_call("set_clock_source", usrp.set_clock_source, self.config.clock_source)
-        self._uhd_call("set_time_source", usrp.set_time_source, self.config.time_source)
+        self._uhd_call("set_clock_source", usrp.set_clock_source, self.config.clock_source,
+                       setting=f"radio.clock_source = {self.config.clock_source!r}")
+        self._uhd_call("set_time_source", usrp.set_time_source, self.config.time_source,
+                       setting=f"radio.time_source = {self.config.time_source!r}")
         self._wait_ref_locked()
         for (d, ch), bandwidth_hz in bandwidths.items():
             self._apply_channel(d, ch, bandwidth_hz)
         zero = self._uhd.types.TimeSpec(0.0)
         if self.config.time_source == "internal":
             self._uhd_call("set_time_now", usrp.set_time_now, zero)
-        else:   # align the device time to the PPS edges so nodes sharing a PPS share a time base
-            self._uhd_call("set_time_unknown_pps", usrp.set_time_unknown_pps, zero)
+        else:   # 0 at the first PPS edge after this call: nodes sharing a PPS share a time base when they open
+            # within the same PPS second (docs/lab-guide.md, "Which second")
+            self._uhd_call("set_time_unknown_pps", usrp.set_time_unknown_pps, zero,
+                           setting=f"radio.time_source = {self.config.time_source!r}",
+                           fix="check the PPS input (cable, level; a GPSDO must have a fix), or set "
+                               "radio.time_source = 'internal'")
 
     def _check_channel(self, d: str, ch: int) -> float:
         """Check rate, frequency, gain, bandwidth and antenna of channel ``ch`` (``d`` = rx or tx).
@@ -232,8 +249,9 @@ class UsrpRadio(RadioBase):
         that is 0 the sample rate clipped to the filter's range.
         """
         cfg, usrp, where = self.config, self._usrp, f"{d.upper()} channel {ch}"
-        self._check_in_range("sample_rate_hz", self.sample_rate_hz, getattr(usrp, f"get_{d}_rates")(ch), "Hz",
-                             f"{where}, get_{d}_rates")
+        # the sample rate is not checked against get_{d}_rates here: on a B2xx that range follows the master
+        # clock, which set_{d}_rate itself moves (16 MHz at start: 30.72 Msps would be refused); the rate the
+        # device sets is read back instead (_apply_channel)
         self._check_in_range("center_freq_hz", self.center_freq_hz, getattr(usrp, f"get_{d}_freq_range")(ch),
                              "Hz", f"{where}, get_{d}_freq_range")
         self._check_in_range(f"{d}_gain_db", getattr(cfg, f"{d}_gain_db"), getattr(usrp, f"get_{d}_gain_range")(ch),
@@ -255,20 +273,28 @@ class UsrpRadio(RadioBase):
     def _apply_channel(self, d: str, ch: int, bandwidth_hz: float) -> None:
         """Set channel ``ch`` (``d`` = rx or tx) and check that the device took the sample rate exactly."""
         usrp, rate = self._usrp, self.sample_rate_hz
-        self._uhd_call(f"set_{d}_rate", getattr(usrp, f"set_{d}_rate"), rate, ch)
+        gain = getattr(self.config, f"{d}_gain_db")
+        self._uhd_call(f"set_{d}_rate", getattr(usrp, f"set_{d}_rate"), rate, ch,
+                       setting=f"radio.sample_rate_hz = {rate:.10g} Hz")
         self._uhd_call(f"set_{d}_freq", getattr(usrp, f"set_{d}_freq"),
-                       self._uhd.types.TuneRequest(self.center_freq_hz), ch)
-        self._uhd_call(f"set_{d}_gain", getattr(usrp, f"set_{d}_gain"), getattr(self.config, f"{d}_gain_db"), ch)
-        self._uhd_call(f"set_{d}_bandwidth", getattr(usrp, f"set_{d}_bandwidth"), bandwidth_hz, ch)
+                       self._uhd.types.TuneRequest(self.center_freq_hz), ch,
+                       setting=f"radio.center_freq_hz = {self.center_freq_hz:.10g} Hz")
+        self._uhd_call(f"set_{d}_gain", getattr(usrp, f"set_{d}_gain"), gain, ch,
+                       setting=f"radio.{d}_gain_db = {gain:g} dB")
+        self._uhd_call(f"set_{d}_bandwidth", getattr(usrp, f"set_{d}_bandwidth"), bandwidth_hz, ch,
+                       setting=f"radio.rf_bandwidth_hz = {bandwidth_hz:.10g} Hz")
         antenna = getattr(self.config, f"{d}_antenna")
         if antenna:
-            self._uhd_call(f"set_{d}_antenna", getattr(usrp, f"set_{d}_antenna"), antenna, ch)
+            self._uhd_call(f"set_{d}_antenna", getattr(usrp, f"set_{d}_antenna"), antenna, ch,
+                           setting=f"radio.{d}_antenna = {antenna!r}")
         actual = float(getattr(usrp, f"get_{d}_rate")(ch))
         if abs(actual - rate) > 1e-6 * rate:
+            rates = getattr(usrp, f"get_{d}_rates")(ch)
             raise ConfigError(f"radio.sample_rate_hz = {rate:.10g} Hz: this USRP set {actual:.10g} Hz on "
-                              f"{d.upper()} channel {ch} (its master clock allows only some rates); set "
-                              f"radio.sample_rate_hz = {actual:.10g} or another rate the device reaches exactly",
-                              key="radio.sample_rate_hz")
+                              f"{d.upper()} channel {ch} (with its master clock now, rates "
+                              f"{float(rates.start()):.10g} Hz ... {float(rates.stop()):.10g} Hz, and only some of "
+                              f"them exactly); set radio.sample_rate_hz = {actual:.10g} or another rate the device "
+                              "reaches exactly", key="radio.sample_rate_hz")
 
     def _wait_ref_locked(self) -> None:
         """With an external or GPSDO reference, wait until the ``ref_locked`` sensor (when there is one) says so."""
@@ -321,7 +347,8 @@ class UsrpRadio(RadioBase):
         return self
 
     def _tx(self, samples: NDArray[np.complex64], cyclic: bool) -> None:
-        self._waveform = samples.copy()
+        peak = float(max(np.abs(samples.real).max(), np.abs(samples.imag).max()))
+        self._waveform = samples * np.float32(_TX_PEAK / peak) if peak > 0 else samples.copy()
         self._cyclic = bool(cyclic)
 
     def _rx(self, num_samples: int) -> Capture:

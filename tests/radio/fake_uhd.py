@@ -50,6 +50,7 @@ B210_RANGES: dict[str, tuple[float, float, float]] = {
 }
 
 _ALL = 2**64 - 1    # UHD's ALL_CHANS / ALL_MBOARDS
+_MAX_DECIMATION = 512
 
 
 def delayed_echo(delay_samples: int, gain: complex = 0.5, channel_gains: Sequence[complex] = (1.0,)) -> Echo:
@@ -279,6 +280,9 @@ class FakeState:
     overflow_at_samples: set[int] = field(default_factory=set)
     overflows_fired: list[tuple[int, float]] = field(default_factory=list)
     mboard_serial: str = ""
+    #: a B2xx's automatic master clock (Hz; None: the rates of ``ranges`` whatever was set)
+    master_clock_hz: float | None = None
+    tx_clipped: int = 0               # I or Q values the sc16 conversion clipped to +-1
     devices: list[FakeMultiUSRP] = field(default_factory=list)
 
     @property
@@ -326,7 +330,22 @@ class FakeMultiUSRP:
         return self.state.num_channels
 
     def get_rx_rates(self, chan: int = 0) -> MetaRange:
-        return self._range("rate")
+        master = self.state.master_clock_hz
+        if master is None:
+            return self._range("rate")
+        return MetaRange(master / _MAX_DECIMATION, master)      # a B2xx: what its DSP reaches from this clock
+
+    def _coerce_rate(self, rate: float) -> float:
+        """A B2xx's set_rx_rate: the master clock moves to the largest power-of-two multiple of the rate that
+        the AD9361 allows, then the rate is the clock over a whole decimation."""
+        top = self._range("rate").stop()
+        if self.state.master_clock_hz is not None:
+            master = min(float(rate), top)
+            while 2 * master <= top:
+                master *= 2
+            self.state.master_clock_hz = master
+            rate = master / max(1, round(master / float(rate)))
+        return self._range("rate").clip(rate, True)
 
     get_tx_rates = get_rx_rates
 
@@ -359,10 +378,10 @@ class FakeMultiUSRP:
         return self.settings[(key, chan)]
 
     def set_rx_rate(self, rate: float, chan: int = _ALL) -> None:
-        self._set("rx_rate", chan, self._range("rate").clip(rate, True))
+        self._set("rx_rate", chan, self._coerce_rate(rate))
 
     def set_tx_rate(self, rate: float, chan: int = _ALL) -> None:
-        self._set("tx_rate", chan, self._range("rate").clip(rate, True))
+        self._set("tx_rate", chan, self._coerce_rate(rate))
 
     def get_rx_rate(self, chan: int = 0) -> float:
         return self._get("rx_rate", chan)
@@ -494,6 +513,11 @@ class FakeTxStreamer:
         if x.shape[0] < len(self.channels) or x.dtype != np.complex64:
             raise RuntimeError(f"fake uhd: TX array {x.shape} {x.dtype} for {len(self.channels)} channel(s)")
         dev = self.device
+        # fc32 -> sc16 on the way to the device: I and Q beyond full scale (+-1.0) are clipped
+        over = int(np.count_nonzero(np.abs(x.real) > 1.0) + np.count_nonzero(np.abs(x.imag) > 1.0))
+        if over:
+            dev.state.tx_clipped += over
+            x = (np.clip(x.real, -1.0, 1.0) + 1j * np.clip(x.imag, -1.0, 1.0)).astype(np.complex64)
         with dev.cond:
             if metadata.start_of_burst or dev.open_burst is None:
                 t = metadata.time_spec.get_real_secs() if metadata.has_time_spec else dev.clock
@@ -662,7 +686,8 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
                   overflow_drop_samples: int | None = None,
                   inject_out_of_sequence_at: int | Iterable[int] | None = None,
                   inject_late_at: int | Iterable[int] | None = None,
-                  stall_after: int | None = None, inject_underflow: bool = False) -> types.ModuleType:
+                  stall_after: int | None = None, inject_underflow: bool = False,
+                  master_clock_hz: float | None = None) -> types.ModuleType:
     """A module object standing in for ``uhd``.
 
     Parameters
@@ -713,6 +738,10 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         times out.
     inject_underflow : bool
         Every finished TX burst also reports an underflow ('U').
+    master_clock_hz : float or None
+        A B2xx's automatic master clock at start (16e6 as UHD sets it): ``get_rx_rates`` then spans what the
+        DSP reaches from the current clock, and ``set_rx_rate`` moves the clock first.  None: the rates of
+        ``device_ranges`` whatever is set.
     """
     ranges = dict(B210_RANGES)
     ranges.update(device_ranges or {})
@@ -723,7 +752,8 @@ def make_fake_uhd(echo: Echo | None = None, *, device_ranges: dict[str, tuple[fl
         fail_open=fail_open, inject_overflow_at=_as_set(inject_overflow_at),
         overflow_drop_samples=overflow_drop_samples, inject_out_of_sequence_at=_as_set(inject_out_of_sequence_at),
         inject_late_at=_as_set(inject_late_at), stall_after=stall_after, inject_underflow=inject_underflow,
-        overflow_at_samples=_as_set(overflow_at_samples), mboard_serial=mboard_serial)
+        overflow_at_samples=_as_set(overflow_at_samples), mboard_serial=mboard_serial,
+        master_clock_hz=master_clock_hz)
 
     usrp = _UsrpModule("uhd.usrp")
     usrp.MultiUSRP = lambda args="": FakeMultiUSRP(state, args)

@@ -32,6 +32,11 @@ def _waveform(rng: np.random.Generator, n: int, channels: int = 1) -> np.ndarray
     return (rng.standard_normal((channels, n)) + 1j * rng.standard_normal((channels, n))).astype(np.complex64)
 
 
+def _on_air(x: np.ndarray) -> np.ndarray:
+    """What the radio sends of ``x``: scaled so that its largest I or Q value is 0.5 (half the fc32 full scale)."""
+    return x * (0.5 / max(np.abs(x.real).max(), np.abs(x.imag).max()))
+
+
 # ---- set-up --------------------------------------------------------------------------------
 def test_settings_reach_the_device() -> None:
     uhd = make_fake_uhd()
@@ -64,7 +69,8 @@ def test_internal_time_source_sets_time_now_and_default_bandwidth_is_clipped_rat
 
 @pytest.mark.parametrize("kw, match", [
     (dict(center_freq_hz=7e9), r"radio.center_freq_hz = 7000000000 Hz: allowed 70000000 Hz \.\.\. 6000000000 Hz"),
-    (dict(sample_rate_hz=100e6), r"radio.sample_rate_hz = 100000000 Hz: allowed 62500 Hz \.\.\. 61440000 Hz"),
+    (dict(sample_rate_hz=100e6), r"radio.sample_rate_hz = 100000000 Hz: this USRP set 61440000 Hz on RX channel 0 "
+                                 r"\(with its master clock now, rates 62500 Hz \.\.\. 61440000 Hz"),
     (dict(rx_gain_db=90.0), r"radio.rx_gain_db = 90 dB: allowed 0 dB \.\.\. 76 dB"),
     (dict(tx_gain_db=-3.0), r"radio.tx_gain_db = -3 dB: allowed 0 dB \.\.\. 89\.75 dB"),
     (dict(rf_bandwidth_hz=100e6), r"radio.rf_bandwidth_hz = 100000000 Hz: allowed 200000 Hz"),
@@ -78,6 +84,36 @@ def test_out_of_range_settings_raise_config_error(kw: dict[str, object], match: 
     with pytest.raises(ConfigError, match=match) as info:
         UsrpRadio(_config(**kw), uhd_module=uhd)
     assert info.value.key == "radio." + next(iter(kw)) and "set radio." in str(info.value)
+
+
+def test_a_b2xx_moves_its_master_clock_for_a_rate_above_its_start_clock() -> None:
+    """A B2xx starts at a 16 MHz master clock, so get_rx_rates stops at 16 MHz until set_rx_rate moves the clock
+    (UHD's automatic master clock): 30.72 Msps must be set, not refused against the start clock's range."""
+    uhd = make_fake_uhd(master_clock_hz=16e6)
+    assert uhd.usrp.MultiUSRP("type=b200").get_rx_rates(0).stop() == 16e6
+    radio = UsrpRadio(_config(sample_rate_hz=30.72e6), uhd_module=uhd)
+    dev = uhd.fake.device
+    assert dev.settings[("rx_rate", 0)] == dev.settings[("tx_rate", 0)] == 30.72e6
+    assert uhd.fake.master_clock_hz == 61.44e6 and radio.device_info["rx_rate_hz"] == [30.72e6]
+
+
+def test_an_nr_frame_goes_out_at_half_full_scale_unclipped(rng: np.random.Generator) -> None:
+    """fc32 full scale is 1.0 (the sc16 converter clips beyond it); an OFDM frame's peaks lie some 10 dB above its
+    RMS, so the burst is scaled to a largest I or Q value of 0.5 and nothing is clipped."""
+    from sdr_isac.config import FrameConfig
+    from sdr_isac.waveform import IsacFrame
+
+    x = IsacFrame(FrameConfig(numerology=0, num_rb=4, fft_size=128, num_slots=1, carrier_hz=FC)).samples()
+    assert max(np.abs(x.real).max(), np.abs(x.imag).max()) > 1.0          # as built: would clip
+    uhd = make_fake_uhd(delayed_echo(3, gain=1.0), max_num_samps=256)
+    with UsrpRadio(_config(sample_rate_hz=1.92e6), uhd_module=uhd) as radio:
+        radio.tx(x, cyclic=False)
+        radio.rx(x.shape[1] + 10)
+    sent = uhd.fake.device.bursts[-1].samples
+    assert uhd.fake.tx_clipped == 0
+    assert max(np.abs(sent.real).max(), np.abs(sent.imag).max()) == pytest.approx(0.5, rel=1e-6)
+    scale = 0.5 / max(np.abs(x.real).max(), np.abs(x.imag).max())
+    np.testing.assert_allclose(sent, x * scale, atol=1e-7)                  # the frame's shape, unchanged
 
 
 def test_rate_the_device_cannot_reach_exactly_raises_config_error() -> None:
@@ -117,7 +153,7 @@ def test_cyclic_waveform_comes_back_at_the_delay_counted_from_tx_start(rng: np.r
     assert cap.iq.shape == (1, n) and cap.iq.dtype == np.complex64 and cap.frame_offset == 0
     expected = np.zeros(n, np.complex64)
     i = np.arange(delay, n)
-    expected[delay:] = 0.5 * x[0, (i - delay) % period]
+    expected[delay:] = 0.5 * _on_air(x)[0, (i - delay) % period]
     np.testing.assert_allclose(cap.iq[0], expected, atol=1e-6)
     corr = np.abs(np.correlate(cap.iq[0], x[0], mode="valid"))        # first full peak at the delay
     assert int(np.argmax(corr)) == delay
@@ -147,7 +183,7 @@ def test_two_channels_b210_like(rng: np.random.Generator) -> None:
     assert cap.iq.shape == (2, 300) and cap.num_channels == 2
     assert uhd.fake.device.bursts[-1].samples.shape == (2, 300)
     np.testing.assert_allclose(cap.iq[1], 1j * cap.iq[0], atol=1e-6)
-    expected = x.sum(axis=0)[(np.arange(10, 300) - 10) % 50]
+    expected = _on_air(x).sum(axis=0)[(np.arange(10, 300) - 10) % 50]
     np.testing.assert_allclose(cap.iq[0, 10:], expected, atol=1e-5)
 
 
@@ -159,7 +195,7 @@ def test_single_burst_goes_out_with_the_next_capture_only(rng: np.random.Generat
         first = radio.rx(200)
         second = radio.rx(200)
     assert len(uhd.fake.device.bursts) == 1 and uhd.fake.device.bursts[0].samples.shape == (1, 80)
-    np.testing.assert_allclose(first.iq[0, 20:100], x[0], atol=1e-6)
+    np.testing.assert_allclose(first.iq[0, 20:100], _on_air(x)[0], atol=1e-6)
     assert not first.iq[0, :20].any() and not first.iq[0, 100:].any()
     assert first.metadata["usrp"]["tx"]["cyclic"] is False
     assert second.metadata["usrp"]["tx"] is None and not second.iq.any()
@@ -193,9 +229,10 @@ def doppler_echo(delay: int, gain: complex = 0.5, doppler_hz: float = F_DOPPLER)
 
 
 def expected_echo(x: np.ndarray, t0_s: float, n: int, delay: int, gain: complex = 0.5) -> np.ndarray:
-    """What a clean capture starting with its burst at ``t0_s`` holds, computed here from the physics."""
+    """What a clean capture starting with its burst at ``t0_s`` holds, computed here from the physics (``x`` as
+    given to ``tx``)."""
     k = np.arange(n)
-    out = gain * x[0, (k - delay) % x.shape[1]] * np.exp(2j * np.pi * F_DOPPLER * (t0_s + k / FS))
+    out = gain * _on_air(x)[0, (k - delay) % x.shape[1]] * np.exp(2j * np.pi * F_DOPPLER * (t0_s + k / FS))
     out[k < delay] = 0
     return out
 
@@ -356,3 +393,21 @@ def test_module_import_does_not_import_uhd() -> None:
             "assert m.UsrpRadio; print(sys.modules['uhd'] is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_setter_uhd_refuses_is_named_with_its_field_value_and_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.radio import fake_uhd
+
+    def refuse(self: object, value: float, chan: int = 0) -> None:
+        raise RuntimeError("ValueError: gain out of range for this frontend")
+
+    monkeypatch.setattr(fake_uhd.FakeMultiUSRP, "set_rx_gain", refuse, raising=False)
+    with pytest.raises(RadioError, match=r"set_rx_gain for radio\.rx_gain_db = 40 dB failed \(UHD: ValueError: gain "
+                                         r"out of range.*\); set radio\.rx_gain_db to a value this device takes"):
+        UsrpRadio(_config(), uhd_module=make_fake_uhd())
+    monkeypatch.undo()
+    monkeypatch.setattr(fake_uhd.FakeMultiUSRP, "set_time_unknown_pps",
+                        lambda self, t: (_ for _ in ()).throw(RuntimeError("no PPS detected")), raising=False)
+    with pytest.raises(RadioError, match=r"radio\.time_source = 'external' failed \(UHD: no PPS detected\); check "
+                                         r"the PPS input.*radio\.time_source = 'internal'"):
+        UsrpRadio(_config(time_source="external"), uhd_module=make_fake_uhd())
