@@ -13,9 +13,12 @@ Frame alignment (``metadata["pluto"]["alignment"]``, ``source``):
   every RX buffer begins at the same point of the transmission.  The
   system delay (converters, filters, cable) is measured once after each
   start, by correlation over several buffers that must agree to the sample,
-  and then used for every capture.  A non-cyclic burst stops the engine
-  (gates off, libiio's 4 kernel buffers back) and is aligned by correlation;
-  the next cyclic frame starts it again;
+  and then used for every capture.  A non-cyclic burst stops the engine and
+  is aligned by correlation; the next cyclic frame starts it again.  Stopping
+  (and closing) gives the two DMA gates back as they were before the first
+  start and runs the engine once so that the idle level latches: the RX DMA
+  waits for its gate before every transfer, and a gate left low after the
+  engine stops would block every later capture until the board is power-cycled;
 * ``correlation`` -- without the engine: a Pluto has no common TX/RX
   timestamp, so every capture is aligned by correlating it with the
   transmitted frame; the strongest copy (the TX->RX leakage or cable, i.e.
@@ -26,14 +29,19 @@ quality in the alignment record.  On request (``radio.remove_leakage``) the
 static part of the echo (leakage and clutter) is measured once, as the mean
 of several aligned buffers, and subtracted from every later capture.
 
-Stream integrity: after every buffer refill the ADC core's DMA status
-register (``0x80000088`` through debugfs ``direct_reg_access``, bit 2 =
-overflow, write 1 to clear -- what libiio's ``iio_adi_xflow_check`` reads) is
-checked.  A buffer refilled while the flag was raised may hold samples from
-both sides of a gap: it is dropped, never returned, and counted
-(:attr:`~sdr_isac.radio.base.RadioBase.frames_dropped_overflow`), and the next
-buffer is read.  Where the register cannot be read the capture says so
-(``metadata["pluto"]["overflow_check"]`` False).
+Fresh buffers: the RX DMA keeps one kernel buffer (libiio's default is 4), so
+every capture is sampled during its own :meth:`~PlutoRadio.rx` call -- after
+the last :meth:`~PlutoRadio.tx`, and at the time its ``t0_s`` says -- never a
+buffer that waited in the queue since before a new waveform or a pause.
+
+Stream integrity is not checked from the ADC core's DMA status register
+(``0x80000088``, bit 2 "overflow", what libiio's ``iio_adi_xflow_check``
+reads while streaming without pause): the DMA raises that bit on every sample
+it is not transferring (HDL ``axi_dmac``: ``overflow <= en & ~ready``), so it
+is raised by the wait between two captures (one DMA transfer each) as much as
+by a loss, and cannot say which.  A capture is one DMA transfer; a loss inside
+one would take a DDR stall longer than the DMA's FIFO, which this backend
+cannot detect.
 
 Sample scaling: TX samples are scaled so that the largest I or Q value is
 2**14 (half of the 16-bit full scale, as pyadi-iio's examples do, leaving room
@@ -55,7 +63,7 @@ from numpy.typing import NDArray
 
 from sdr_isac.capture import Capture
 from sdr_isac.config import FrameConfig, PlutoRadioConfig, RadioConfig
-from sdr_isac.errors import ConfigError, InputError, RadioError, RadioOverflowError, RadioUnavailableError
+from sdr_isac.errors import ConfigError, InputError, RadioError, RadioUnavailableError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 from sdr_isac.waveform.sync import find_frame_start
@@ -77,12 +85,13 @@ AD936X_LIMITS = {
 _TX_PEAK = 2.0**14
 _RX_FULL_SCALE = 2.0**11
 _LEAKAGE_BUFFERS = 8
-_REG_DMA_STATUS = 0x80000088          # ADI HDL ADC core: DMA status (write 1 to clear)
-_ADC_DMA_OVERFLOW = 0x4
 _TDD_DEVICE = "iio-axi-tdd-0"
 _TDD_RX_GATE, _TDD_TX_GATE = "channel1", "channel2"     # Pluto's TDD engine: RX DMA sync, TX DMA sync
-#: libiio's kernel buffers per device buffer (iio_device_create_buffer), what the TDD gating changes to 1
-_DEFAULT_KERNEL_BUFFERS = 4
+#: kernel buffers of the RX DMA: one, so that a refill returns samples taken during it (libiio's default 4 queue
+#: up buffers taken before a new waveform or a pause)
+_KERNEL_BUFFERS = 1
+#: what a TDD gate's settings are read and given back as (see _start_tdd / _release_tdd)
+_GATE_SETTINGS = ("on_raw", "off_raw", "polarity", "enable")
 _TDD_GATE_RAW = 10                    # gate pulse length, engine clock cycles (as ADI's pluto_tddn example)
 _TDD_SETTLE_BUFFERS = 4
 
@@ -126,8 +135,6 @@ class PlutoRadio(RadioBase):
     section = PlutoRadioConfig
     config: PlutoRadioConfig
     _frames_per_capture = 2          # no common TX/RX time: a whole frame must lie inside every buffer
-    #: Buffers with a gap dropped in a row before ``rx`` gives up.
-    max_restarts: int = 3
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  adi_module: types.ModuleType | None = None):
@@ -154,10 +161,10 @@ class PlutoRadio(RadioBase):
         self._tdd_running = False                  # the engine gates the DMAs (a cyclic frame started it)
         self._tdd_alignment: dict[str, Any] | None = None
         self._tdd_frame_samples = 0
+        self._tdd_gates_before: dict[str, dict[str, Any]] | None = None   # the gates as found, given back
         try:
             self._configure()
             self._tdd = self._open_tdd(adi, uri)
-            self._overflow_check = self._clear_overflow()
         except Exception:
             self._close()                    # do not keep a half-configured device open
             raise
@@ -207,6 +214,11 @@ class PlutoRadio(RadioBase):
             self._set(f"tx_hardwaregain_chan{ch}", -float(cfg.tx_attenuation_db))
         self._set("rx_enabled_channels", list(cfg.rx_channels))
         self._set("tx_enabled_channels", list(cfg.tx_channels))
+        try:
+            self._dev._rxadc.set_kernel_buffers_count(_KERNEL_BUFFERS)     # fresh buffers (module docstring)
+        except Exception as err:
+            raise RadioError(f"{self.uri}: setting the RX DMA to {_KERNEL_BUFFERS} kernel buffer failed ({err}); "
+                             "pyadi-iio >= 0.0.16 with pylibiio 0.25 has set_kernel_buffers_count") from err
         actual = float(self._dev.sample_rate)
         if abs(actual - self.sample_rate_hz) > 1.0:
             raise ConfigError(f"radio.sample_rate_hz = {self.sample_rate_hz:g}: the Pluto set {actual:g} Hz; use a "
@@ -248,6 +260,9 @@ class PlutoRadio(RadioBase):
         tdd, fs = self._tdd, self.sample_rate_hz
         gates = self._tdd_gates()
         try:
+            if self._tdd_gates_before is None:         # as found at the first start: what _release_tdd gives back
+                self._tdd_gates_before = {name: {a: getattr(gates[name], a) for a in _GATE_SETTINGS}
+                                          for name in (_TDD_RX_GATE, _TDD_TX_GATE)}
             tdd.enable = False
             tdd.startup_delay_ms = 0
             tdd.frame_length_ms = frame_samples / fs * 1e3
@@ -263,24 +278,35 @@ class PlutoRadio(RadioBase):
             self._tdd_running = True
             self._dev.rx_destroy_buffer()
             self._rx_size = 0
-            self._dev._rxadc.set_kernel_buffers_count(1)   # every RX buffer is the frame just gated
         except Exception as err:
             raise RadioError(f"{self.uri}: programming the TDD engine failed ({err}); set radio.tdd = 'off' to "
                              "align by correlation instead") from err
 
-    def _stop_tdd(self) -> None:
-        """Undo :meth:`_start_tdd`: the engine and both DMA gates off, the RX DMA back to libiio's default
-        kernel buffers, so that a non-cyclic burst is neither gated nor received one gated frame at a time."""
+    def _release_tdd(self) -> None:
+        """The engine off and the two DMA gates as :meth:`_start_tdd` found them, latched.
+
+        A gate's output while the engine is off is the level latched while it last ran; the RX DMA waits for
+        its gate before every transfer.  So the gates' settings are given back with the engine off, the engine
+        runs once (enable, disable: as ADI's ``pluto_tddn`` example ends) so that their idle level latches,
+        and the DMAs run free again.
+        """
         tdd = self._tdd
-        try:
-            tdd.enable = False
+        tdd.enable = False
+        if self._tdd_gates_before is not None:
             gates = self._tdd_gates()
-            for name in (_TDD_RX_GATE, _TDD_TX_GATE):
-                gates[name].enable = 0
+            for name, found in self._tdd_gates_before.items():
+                for attr in _GATE_SETTINGS:
+                    setattr(gates[name], attr, found[attr])
+            tdd.enable = True
+            tdd.enable = False
+        self._tdd_running = False
+
+    def _stop_tdd(self) -> None:
+        """Undo :meth:`_start_tdd` (:meth:`_release_tdd`), so that a non-cyclic burst is not gated."""
+        try:
+            self._release_tdd()
             self._dev.rx_destroy_buffer()
             self._rx_size = 0
-            self._dev._rxadc.set_kernel_buffers_count(_DEFAULT_KERNEL_BUFFERS)
-            self._tdd_running = False
         except Exception as err:
             raise RadioError(f"{self.uri}: stopping the TDD engine for a non-cyclic transmission failed ({err}); "
                              "set radio.tdd = 'off' where the radio sends bursts") from err
@@ -290,7 +316,7 @@ class PlutoRadio(RadioBase):
         ref = self._reference
         if ref is None:
             return None
-        timings = [find_frame_start(self._clean_buffer(self._tdd_frame_samples)[0], ref, period=ref.size)
+        timings = [find_frame_start(self._buffer(self._tdd_frame_samples), ref, period=ref.size)
                    for _ in range(_TDD_SETTLE_BUFFERS)]
         offsets = {t.offset for t in timings}
         if len(offsets) != 1:
@@ -299,41 +325,6 @@ class PlutoRadio(RadioBase):
                 "fractional": float(np.mean([t.fractional for t in timings])),
                 "peak_to_median": float(min(t.peak_to_median for t in timings)),
                 "buffers_measured": len(timings), "frame_samples": self._tdd_frame_samples}
-
-    def _clear_overflow(self) -> bool:
-        """Clear the ADC DMA overflow flag; False where the status register cannot be reached."""
-        try:
-            self._dev._rxadc.reg_write(_REG_DMA_STATUS, _ADC_DMA_OVERFLOW)
-        except Exception:  # noqa: BLE001  (no debugfs register access: integrity cannot be checked)
-            return False
-        return True
-
-    def _overflowed(self) -> bool:
-        """Whether the ADC DMA overflowed since the last check (and clear the flag)."""
-        if not self._overflow_check:
-            return False
-        try:
-            status = int(self._dev._rxadc.reg_read(_REG_DMA_STATUS))
-            if status & _ADC_DMA_OVERFLOW:
-                self._dev._rxadc.reg_write(_REG_DMA_STATUS, _ADC_DMA_OVERFLOW)
-        except Exception as err:
-            raise RadioError(f"{self.uri}: reading the RX DMA status failed ({err})") from err
-        return bool(status & _ADC_DMA_OVERFLOW)
-
-    def _clean_buffer(self, num_samples: int) -> tuple[NDArray[np.complex64], int]:
-        """One RX buffer without a gap, and how many buffers with one were dropped before it."""
-        dropped = 0
-        while True:
-            iq = self._buffer(num_samples)
-            if not self._overflowed():
-                return iq, dropped
-            dropped += 1
-            self._frames_dropped_overflow += 1         # never spliced, never returned
-            if dropped > self.max_restarts:
-                raise RadioOverflowError(f"{self.uri}: {dropped} RX buffers in a row overflowed (samples lost) and "
-                                         f"were dropped; the host does not keep up with radio.sample_rate_hz = "
-                                         f"{self.sample_rate_hz:g} Hz: lower the rate or radio.buffer_size, or "
-                                         "lighten the host's load")
 
     def settings(self) -> dict[str, Any]:
         """What the device reports now (LOs, rate, bandwidths, gains)."""
@@ -415,7 +406,7 @@ class PlutoRadio(RadioBase):
         period = ref.size
         total = np.zeros((self.num_rx_channels, period), dtype=np.complex128)
         for _ in range(_LEAKAGE_BUFFERS):
-            iq = self._clean_buffer(self._tdd_frame_samples if self._tdd_alignment else 2 * period)[0]
+            iq = self._buffer(self._tdd_frame_samples if self._tdd_alignment else 2 * period)
             align = self._align(iq)
             offset = align["offset"] if align else 0
             total += iq[:, offset:offset + period]
@@ -426,7 +417,7 @@ class PlutoRadio(RadioBase):
             raise InputError(f"num_samples = {num_samples}: with the TDD engine a capture is at most one TDD "
                              f"frame, {self._tdd_frame_samples} samples (radio.buffer_size or two frames); ask "
                              "for fewer samples or raise radio.buffer_size before tx()")
-        iq, dropped = self._clean_buffer(num_samples)
+        iq = self._buffer(num_samples)
         align = self._align(iq)
         offset = align["offset"] if align else 0
         if self._static is not None:
@@ -435,8 +426,7 @@ class PlutoRadio(RadioBase):
             iq = iq - self._static[:, index]
         meta = {"pluto": {"uri": self.uri, "alignment": align, "leakage_removed": self._static is not None,
                           "rx_full_scale": _RX_FULL_SCALE, "sync": self.sync,
-                          "tdd_engine": self._tdd is not None, "overflow_check": self._overflow_check,
-                          "frames_dropped_overflow": dropped}}
+                          "tdd_engine": self._tdd is not None, "kernel_buffers": _KERNEL_BUFFERS}}
         # Pluto buffers are not contiguous in time: stamp with the host clock at the end of the refill
         # (approximate, to a few ms), not with a sample count
         meta["pluto"]["t0_source"] = "host monotonic clock at buffer return, minus the buffer length"
@@ -446,7 +436,7 @@ class PlutoRadio(RadioBase):
     def _close(self) -> None:
         if self._tdd is not None:
             try:
-                self._tdd.enable = False
+                self._release_tdd()          # the gates as found: the next session's RX DMA is not blocked
             except Exception:  # noqa: BLE001  (closing: a failed release must not hide the caller's error)
                 pass
             self._tdd = None

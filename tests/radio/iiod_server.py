@@ -145,7 +145,16 @@ In both, ``pipeline_delay_samples`` (the converters' TX->RX latency) is
 subtracted from ``start_sample``, so the leakage lands that many samples
 into an aligned buffer.  :meth:`IiodServer.inject_overflow` makes one read
 a spliced buffer with the ADC DMA overflow bit set, as an overflow on the
-hardware does.  The plain ``echo(tx, n)`` is called per read (three times,
+hardware does.  As on the hardware (``axi_dmac``: ``overflow <= en & ~ready``)
+the bit also rises on every read after the DMA waited: one kernel buffer
+(``SET BUFFERS_COUNT 1``), the TDD gate, or ``read_gap_samples`` > 0.
+
+With libiio's 4 kernel buffers, a TX buffer written while an RX buffer is open
+leaves 3 RX reads that were queued and filled before it: they see the previous
+TX.  With the TDD engine (``tdd=True``) the RX DMA waits for channel1 before
+every transfer; with the engine off, channel1's level is the polarity latched
+while the engine last ran (``tdd_latched``; power-on: channel1 high, as the
+Pluto HDL's ``0b010``), and a read while it is low fails with ETIMEDOUT.  The plain ``echo(tx, n)`` is called per read (three times,
 the middle one discarded, for a read with an injected overflow).
 
 Before it answers a READBUF the server waits (up to 2 s) until no connection
@@ -306,7 +315,9 @@ def tdd_device_xml(dev_id: str = "iio:device5") -> str:
     parts = [f'<device id="{dev_id}" name="{_TDD_DEV}" >']
     for k in range(_TDD_CHANNELS):
         parts.append(f'<channel id="channel{k}" type="output" >')
-        parts += [f'<attribute name="{a}" filename="out_channel{k}_{a}" value="{v}" />' for a, v in chan_attrs.items()]
+        # the Pluto HDL's power-on polarity is 0b010: the RX DMA gate (channel1) idles high, the RX DMA free
+        attrs = dict(chan_attrs, polarity="1" if k == 1 else "0")
+        parts += [f'<attribute name="{a}" filename="out_channel{k}_{a}" value="{v}" />' for a, v in attrs.items()]
         parts.append("</channel>")
     parts += [f'<attribute name="{a}" value="{v}" />' for a, v in dev_attrs.items()]
     parts.append('<debug-attribute name="direct_reg_access" value="0x0" /></device>')
@@ -583,6 +594,12 @@ class IiodServer:
             xml if xml is not None else pluto_xml(channels, tdd=tdd))
         self._has_tdd = any(d.name == _TDD_DEV for d in self._devices)
         self._tdd_synced = False
+        #: each TDD channel's output level while the engine is off: its polarity, latched while the engine runs
+        self.tdd_latched: dict[int, int] = {
+            k: int(self._values[AttrKey(_TDD_DEV, "output", f"channel{k}", "polarity")])
+            for k in range(_TDD_CHANNELS)} if self._has_tdd else {}
+        self._stale_reads = 0                      # RX reads still queued in kernel buffers from before a new TX
+        self._stale_tx: NDArray[np.complex128] | None = None
         self._tx_cyclic = False
         self._stream_pos = self.start_samples
         self._overflows: dict[int, tuple[int | None, int]] = {}
@@ -1030,6 +1047,12 @@ class IiodServer:
         data = conn.read_exact(nbytes, self._stop)
         tx = self._decode(buf, data)
         with self._lock:
+            rx_open = any(_RX_DEV in (b.device.name, b.device.id) for c in self._connections for b in c.buffers.values())
+            if rx_open and self._tx_history and not self._tdd_aligned():
+                # the RX DMA's other kernel buffers were queued and filled before this TX (and before the previous
+                # TX buffer was closed to make room for it): the next reads get them
+                self._stale_reads = self._rx_kernel_buffers() - 1
+                self._stale_tx = self._tx_history[-1]
             self._tx_current = tx
             self._tx_owner = conn
             self._tx_cyclic = buf.cyclic
@@ -1049,7 +1072,13 @@ class IiodServer:
             return
         self._settle_tx(conn)
         with self._lock:
+            if self._rx_gate_low():
+                raise _IioError(errno.ETIMEDOUT, "the RX DMA waits for its TDD gate (channel1), which idles low: the "
+                                                 "engine is off and channel1's latched polarity is 0")
             tx = None if self._tx_current is None else self._tx_current.copy()
+            if self._stale_reads > 0:
+                self._stale_reads -= 1
+                tx = None if self._stale_tx is None else self._stale_tx.copy()
             index = self._rx_reads
             overflow = self._overflows.pop(index, None)
             start = self._rx_start()
@@ -1062,7 +1091,10 @@ class IiodServer:
         data = self._encode(buf, rx, num_samples)
         with self._lock:
             self._rx_reads += 1
-            if overflow is not None:
+            # the DMA raises its overflow bit on every sample it does not transfer: a loss inside the buffer, and
+            # any wait between transfers (one kernel buffer, the TDD gate, a host that reads with pauses)
+            idle = self._rx_kernel_buffers() == 1 or self._tdd_aligned() or self.read_gap_samples > 0
+            if overflow is not None or idle:
                 key = (_RX_DEV, REG_DMA_STATUS)
                 self._registers[key] = self._registers.get(key, 0) | ADC_DMA_OVERFLOW
             if not self._tdd_aligned():
@@ -1076,6 +1108,16 @@ class IiodServer:
             on = {k: int(float(self._values[AttrKey(_TDD_DEV, "output", f"channel{k}", "on_raw")])) for k in (1, 2)}
             return on[1] - on[2] - self.pipeline_delay_samples
         return self._stream_pos - self.pipeline_delay_samples
+
+    def _rx_kernel_buffers(self) -> int:
+        """The RX DMA's kernel buffers (libiio's default 4 until SET BUFFERS_COUNT)."""
+        return self.buffers_count.get(self._find_device(_RX_DEV).id, 4)
+
+    def _rx_gate_low(self) -> bool:
+        """Whether the RX DMA is blocked: the engine off and channel1 latched low (it waits before each transfer)."""
+        if not self._has_tdd:
+            return False
+        return self._values[AttrKey(_TDD_DEV, "device", "", "enable")] != "1" and self.tdd_latched[1] == 0
 
     def _tdd_aligned(self) -> bool:
         if not self._has_tdd or not self._tdd_synced or not self._tx_cyclic or self._tx_current is None:
@@ -1246,11 +1288,16 @@ class IiodServer:
             return
         if key.attr == "sync_internal" and number and enabled:
             self._tdd_synced = True
-        if key.attr == "enable":
+        if key.attr == "enable" and key.kind == "device":
             if not number:
                 self._tdd_synced = False
-            elif self._values[AttrKey(_TDD_DEV, "device", "", "sync_internal")] == "1":
-                self._tdd_synced = True
+            else:
+                if self._values[AttrKey(_TDD_DEV, "device", "", "sync_internal")] == "1":
+                    self._tdd_synced = True
+                for k in self.tdd_latched:         # the channels' idle levels latch while the engine runs
+                    self.tdd_latched[k] = int(self._values[AttrKey(_TDD_DEV, "output", f"channel{k}", "polarity")])
+        if key.attr == "polarity" and enabled:
+            self.tdd_latched[int(key.channel.removeprefix("channel"))] = int(number)
         clock_hz = float(self._values[AttrKey(_RX_DEV, "input", "voltage0", "sampling_frequency")])
         if key.attr.endswith("_ms"):
             self._store(key, f"{number:.6f}")

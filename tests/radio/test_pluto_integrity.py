@@ -1,4 +1,4 @@
-"""Pluto stream integrity (dropped buffers) and TDD synchronisation through the real driver stack.
+"""Pluto buffers (fresh, none lost to the DMA status bit) and TDD synchronisation through the real driver stack.
 
 pyadi-iio -> pylibiio -> libiio 0.24 -> TCP -> the test iiod (tests/radio/iiod_server.py), which
 serves the Pluto context, optionally with the TDD engine of firmware >= 0.39 (``iio-axi-tdd-0``), and
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sdr_isac import config
-from sdr_isac.errors import ConfigError, InputError, RadioOverflowError
+from sdr_isac.errors import ConfigError, InputError
 from sdr_isac.radio.pluto import PlutoRadio
 from sdr_isac.waveform import IsacFrame
 from tests.radio.iiod_server import ADC_DMA_OVERFLOW, REG_DMA_STATUS, IiodServer
@@ -87,35 +87,36 @@ def test_server_overflow_splices_the_buffer_and_raises_the_dma_flag():
     assert server.rx_starts == [0, 400, 850]
 
 
-# ---- the radio drops it ----------------------------------------------------------------------------
-def test_overflowed_buffer_is_dropped_counted_and_the_next_clean_one_returned(frame):
+# ---- the radio: fresh buffers, none dropped for the DMA status bit --------------------------------
+def test_the_overflow_bit_of_the_waits_between_captures_loses_no_capture(frame):
+    """The DMA raises its overflow bit on every sample it does not transfer, so with one kernel buffer and pauses
+    between captures it is up at every read: every capture must still be returned, as read, at its frame start."""
     n = 2 * frame.num_samples
     with IiodServer(stream_echo=stream_echo, start_samples=3001, read_gap_samples=517) as server:
         with PlutoRadio(radio_config(server.uri, tdd="off"), frame.config) as radio:
             radio.tx(frame.samples())
-            server.inject_overflow(1, at_sample=n // 3, lost_samples=123)
-            caps = [radio.rx(n) for _ in range(3)]
-            dropped = radio.frames_dropped_overflow
+            caps = [radio.rx(n) for _ in range(5)]
         reads = server.rx_reads
-    assert dropped == 1 and reads == 4                           # read 1 was spliced: dropped, read 2 instead
-    assert [c.metadata["pluto"]["frames_dropped_overflow"] for c in caps] == [0, 1, 0]
-    period = frame.num_samples
-    for cap, read in zip(caps, (0, 2, 3)):
-        assert cap.metadata["pluto"]["overflow_check"] and cap.metadata["pluto"]["sync"] == "correlation"
-        # the returned buffer is exactly the clean read, and the frame is where the stream timing puts it
+        assert server.buffers_count == {"iio:device3": 1}
+    assert reads == 5 and radio.frames_dropped_overflow == 0
+    for read, cap in enumerate(caps):
         np.testing.assert_allclose(cap.iq[0], expected_rx(server, read, n)[0], rtol=0, atol=RX_LSB)
-        assert cap.frame_offset == (-server.rx_starts[read]) % period
+        assert cap.frame_offset == (-server.rx_starts[read]) % frame.num_samples
 
 
-def test_overflows_on_every_buffer_raise_after_max_restarts(frame):
-    with IiodServer(stream_echo=stream_echo) as server:
+def test_the_capture_after_a_new_waveform_holds_that_waveform(frame):
+    """libiio's 4 kernel buffers, queued and filled before a new tx(), would be the next three captures; with one
+    kernel buffer the first capture after tx() is sampled after it."""
+    n = 2 * frame.num_samples
+    other = np.roll(frame.samples(), 500, axis=1)           # the same frame, started elsewhere: another offset
+    with IiodServer(stream_echo=stream_echo, start_samples=3001) as server:
         with PlutoRadio(radio_config(server.uri, tdd="off"), frame.config) as radio:
             radio.tx(frame.samples())
-            for read in range(4):
-                server.inject_overflow(read)
-            with pytest.raises(RadioOverflowError, match=r"4 RX buffers in a row overflowed .* lower the rate"):
-                radio.rx(2 * frame.num_samples)
-            assert radio.frames_dropped_overflow == 4
+            radio.rx(n)
+            radio.tx(other)
+            cap = radio.rx(n)
+        expected = stream_echo(server.tx_history[-1], server.rx_starts[-1], n)
+    np.testing.assert_allclose(cap.iq[0], expected[0], rtol=0, atol=RX_LSB)
 
 
 # ---- TDD -------------------------------------------------------------------------------------------
@@ -132,8 +133,9 @@ def test_tdd_engine_aligns_every_capture_at_the_system_delay(frame, pipeline_del
         gates = [server.get_attr("iio-axi-tdd-0", "enable", f"channel{k}", output=True) for k in (1, 2)]
         assert server.buffers_count == {"iio:device3": 1}                   # one kernel buffer
         assert server.tx_history[-1].shape[1] == n                          # the frame, tiled to a TDD frame
+        latched = dict(server.tdd_latched)
     assert tdd == {"enable": "0", "frame_length_raw": str(n), "burst_count": "0"}   # disabled again on close
-    assert gates == ["1", "1"]
+    assert gates == ["0", "0"] and latched[1] == 1           # the gates as found: the RX DMA's idles high again
     for cap in caps:
         align = cap.metadata["pluto"]["alignment"]
         assert align["source"] == "tdd" and cap.metadata["pluto"]["sync"] == "tdd"
@@ -142,9 +144,9 @@ def test_tdd_engine_aligns_every_capture_at_the_system_delay(frame, pipeline_del
 
 
 def test_a_burst_after_a_cyclic_frame_stops_the_tdd_engine_and_a_cyclic_frame_starts_it_again(frame):
-    """A cyclic frame starts the engine (both DMAs gated, one kernel buffer); a non-cyclic burst after it must not be
-    gated by it: the engine and its gates go off and the RX DMA gets libiio's 4 kernel buffers back; a cyclic
-    frame after the burst starts the engine again."""
+    """A cyclic frame starts the engine (both DMAs gated); a non-cyclic burst after it must not be gated by it: the
+    engine goes off and its gates are given back as found, latched (the RX DMA waits for its gate before every
+    transfer: left low, no capture would ever come); a cyclic frame after the burst starts the engine again."""
     n = 2 * frame.num_samples
 
     def engine(server):
@@ -157,11 +159,26 @@ def test_a_burst_after_a_cyclic_frame_stops_the_tdd_engine_and_a_cyclic_frame_st
             radio.tx(frame.samples())
             assert radio.sync == "tdd" and engine(server) == ("1", ["1", "1"], 1)
             radio.tx(frame.samples(), cyclic=False)
-            assert radio.sync == "correlation" and engine(server) == ("0", ["0", "0"], 4)
+            assert radio.sync == "correlation" and engine(server) == ("0", ["0", "0"], 1)
+            assert server.tdd_latched[1] == 1
             assert radio.rx(n).metadata["pluto"]["sync"] == "correlation"
             radio.tx(frame.samples())
             assert radio.sync == "tdd" and engine(server) == ("1", ["1", "1"], 1) and server.tdd_aligned
             assert radio.rx(n).metadata["pluto"]["sync"] == "tdd"
+
+
+def test_a_session_after_a_tdd_session_still_receives(frame):
+    """Closing gives the gates back latched as found, so the next program's RX DMA is not left waiting."""
+    n = 2 * frame.num_samples
+    with IiodServer(tdd=True, stream_echo=stream_echo, start_samples=3001) as server:
+        with PlutoRadio(radio_config(server.uri), frame.config) as radio:
+            radio.tx(frame.samples())
+            assert radio.rx(n).metadata["pluto"]["sync"] == "tdd"
+        with PlutoRadio(radio_config(server.uri, tdd="off"), frame.config) as radio:
+            radio.tx(frame.samples())
+            cap = radio.rx(n)
+        expected = stream_echo(server.tx_history[-1], server.rx_starts[-1], n)
+    np.testing.assert_allclose(cap.iq[0], expected[0], rtol=0, atol=RX_LSB)
 
 
 def test_without_tdd_the_offset_follows_the_free_running_stream(frame):
@@ -241,6 +258,5 @@ def test_real_pluto_tdd_delay_is_stable_across_restarts(request):
             align = radio.rx(2 * frame.num_samples).metadata["pluto"]["alignment"]
             assert align["source"] == "tdd" and align["peak_to_median"] > 10
             delays.append(align["offset"] + align["fractional"])
-        dropped = radio.frames_dropped_overflow
-    print(f"TDD system delay over 8 restarts: {np.round(delays, 3)} samples; buffers dropped: {dropped}")
+    print(f"TDD system delay over 8 restarts: {np.round(delays, 3)} samples")
     assert max(delays) - min(delays) < 0.5
