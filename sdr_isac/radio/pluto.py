@@ -54,6 +54,7 @@ are divided by 2**11 so that ADC full scale is 1.0.
 
 from __future__ import annotations
 
+import logging
 import time
 import types
 from typing import Any
@@ -69,6 +70,8 @@ from sdr_isac.radio.registry import register_radio
 from sdr_isac.waveform.sync import find_frame_start
 
 __all__ = ["PlutoRadio", "PLUTO_INSTALL_HINT", "AD936X_LIMITS"]
+
+_LOG = logging.getLogger(__name__)
 
 #: What to do when ``import adi`` fails.
 PLUTO_INSTALL_HINT = ("pyadi-iio is not installed: pip install 'sdr_isac[pluto]' (pyadi-iio with pylibiio==0.25) "
@@ -106,6 +109,31 @@ def _context_serial(dev: Any) -> str | None:
         return None
     serial = str(attrs.get("hw_serial") or "").strip()
     return f"pluto:{serial}" if serial else None
+
+
+#: what each pyadi-iio attribute set in _configure comes from: (radio field, unit, what to do when refused)
+_FIELDS = {
+    "sample_rate": ("radio.sample_rate_hz", "Hz", "set a rate the AD936x reaches (521 kHz ... 61.44 Msps)"),
+    "rf_bandwidth": ("radio.rf_bandwidth_hz", "Hz", "set radio.rf_bandwidth_hz within 200 kHz ... 56 MHz (20 MHz on a "
+                     "stock AD9363), or 0 for the sample rate"),
+    "lo": ("radio.center_freq_hz", "Hz", "set radio.center_freq_hz within this board's range (iio_attr -c ad9361-phy "
+           "altvoltage0 frequency_available): a stock AD9363 Pluto tunes 325 MHz ... 3.8 GHz; in AD9364 mode "
+           "(on its shell: fw_setenv attr_name compatible; fw_setenv attr_val ad9364; reboot) 70 MHz ... 6 GHz"),
+    "rx_hardwaregain": ("radio.rx_gain_db", "dB", "set radio.rx_gain_db within this LO's range (iio_attr -c "
+                        "ad9361-phy voltage0 hardwaregain_available; the top falls above 4 GHz)"),
+    "tx_hardwaregain": ("radio.tx_attenuation_db", "dB", "set radio.tx_attenuation_db within 0 ... 89.75 dB in "
+                        "0.25 dB steps"),
+    "gain_control_mode": ("radio.gain_mode", "", "set radio.gain_mode to manual, slow_attack or fast_attack"),
+}
+
+
+def _refusal(attr: str, value: Any) -> tuple[str, str, str]:
+    """(radio field, value with its unit, what to do) for a pyadi-iio attribute the device refused."""
+    for key, (field, unit, advice) in _FIELDS.items():
+        if key in attr:
+            shown = -value if key == "tx_hardwaregain" else value          # attenuation = -hardware gain
+            return field, f"{shown:.10g} {unit}" if unit else repr(shown), advice
+    return attr, repr(value), "check the value against the board (iio_info lists its attributes)"
 
 
 def _import_adi() -> types.ModuleType:
@@ -196,7 +224,9 @@ class PlutoRadio(RadioBase):
         try:
             setattr(self._dev, attr, value)
         except Exception as err:
-            raise RadioError(f"{self.uri}: setting {attr} = {value!r} failed ({err})") from err
+            field, shown, advice = _refusal(attr, value)
+            raise RadioError(f"{self.uri}: the Pluto refused {field} = {shown} (pyadi-iio {attr}: {err}); "
+                             f"{advice}") from err
 
     def _configure(self) -> None:
         cfg = self.config
@@ -219,6 +249,15 @@ class PlutoRadio(RadioBase):
         except Exception as err:
             raise RadioError(f"{self.uri}: setting the RX DMA to {_KERNEL_BUFFERS} kernel buffer failed ({err}); "
                              "pyadi-iio >= 0.0.16 with pylibiio 0.25 has set_kernel_buffers_count") from err
+        #: the analog filters' bandwidths the device set, Hz: the driver clamps without an error where the chip
+        #: cannot (a stock AD9363 Pluto: at most 20 MHz), so they are read back and a narrower one is reported
+        self.rf_bandwidth_hz = {d: float(getattr(self._dev, f"{d}_rf_bandwidth")) for d in ("rx", "tx")}
+        for d, got in self.rf_bandwidth_hz.items():
+            if abs(got - bandwidth) > 0.01 * bandwidth:
+                _LOG.warning("%s: %s RF bandwidth %.6g Hz asked (radio.rf_bandwidth_hz, or the sample rate), the Pluto "
+                             "set %.6g Hz: the frame's outer subcarriers are attenuated; lower the sample rate or "
+                             "num_rb (a stock AD9363 Pluto filters at most 20 MHz)", self.uri, d.upper(), bandwidth,
+                             got)
         actual = float(self._dev.sample_rate)
         if abs(actual - self.sample_rate_hz) > 1.0:
             raise ConfigError(f"radio.sample_rate_hz = {self.sample_rate_hz:g}: the Pluto set {actual:g} Hz; use a "
@@ -426,7 +465,8 @@ class PlutoRadio(RadioBase):
             iq = iq - self._static[:, index]
         meta = {"pluto": {"uri": self.uri, "alignment": align, "leakage_removed": self._static is not None,
                           "rx_full_scale": _RX_FULL_SCALE, "sync": self.sync,
-                          "tdd_engine": self._tdd is not None, "kernel_buffers": _KERNEL_BUFFERS}}
+                          "tdd_engine": self._tdd is not None, "kernel_buffers": _KERNEL_BUFFERS,
+                          "rf_bandwidth_hz": self.rf_bandwidth_hz}}
         # Pluto buffers are not contiguous in time: stamp with the host clock at the end of the refill
         # (approximate, to a few ms), not with a sample count
         meta["pluto"]["t0_source"] = "host monotonic clock at buffer return, minus the buffer length"

@@ -78,6 +78,7 @@ Writes behave like the ad9361 driver where it matters to clients:
   parse (integers strictly, as ``kstrtoll`` does, unless the value carries
   ``dB``) and lie in range; ``hardwaregain`` is rounded to its step and read
   back as ``"%.6f dB"``;
+  ``rf_bandwidth`` is clamped into its range instead, as the driver does;
 * attributes with a word-list ``*_available`` sibling accept only those words;
 * channel attributes sharing one sysfs file (e.g. ``in_voltage_rf_bandwidth``)
   share one value;
@@ -1336,6 +1337,8 @@ class IiodServer:
                 parsed = float(number)
         except ValueError:
             raise _IioError(errno.EINVAL, f"{key.attr}={value!r} is not a number") from None
+        if key.attr == "rf_bandwidth" and parsed == parsed:
+            parsed = min(max(parsed, lo), hi)    # the ad9361 driver clamps the analog filter, without an error
         if not lo <= parsed <= hi:  # also refuses NaN
             raise _IioError(errno.EINVAL, f"{key.attr}={value} outside [{lo}, {hi}]")
         if unit:

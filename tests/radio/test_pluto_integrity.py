@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sdr_isac import config
-from sdr_isac.errors import ConfigError, InputError
+from sdr_isac.errors import ConfigError, InputError, RadioError
 from sdr_isac.radio.pluto import PlutoRadio
 from sdr_isac.waveform import IsacFrame
 from tests.radio.iiod_server import ADC_DMA_OVERFLOW, REG_DMA_STATUS, IiodServer
@@ -260,3 +260,26 @@ def test_real_pluto_tdd_delay_is_stable_across_restarts(request):
             delays.append(align["offset"] + align["fractional"])
     print(f"TDD system delay over 8 restarts: {np.round(delays, 3)} samples")
     assert max(delays) - min(delays) < 0.5
+
+
+# ---- what the board refuses or narrows -------------------------------------------------------------
+def test_a_refused_lo_names_the_field_the_value_and_the_boards_range(frame):
+    """A stock Pluto (AD9363) tunes 325 MHz ... 3.8 GHz: the driver's EINVAL comes back as the radio field."""
+    with IiodServer() as server:
+        with pytest.raises(RadioError, match=r"refused radio\.center_freq_hz = 5800000000 Hz \(pyadi-iio rx_lo: .*"
+                                             r"325 MHz \.\.\. 3\.8 GHz.*AD9364 mode"):
+            PlutoRadio(radio_config(server.uri, center_freq_hz=5.8e9), frame.config)
+
+
+def test_a_bandwidth_the_driver_narrows_is_reported(frame, caplog):
+    """The ad9361 driver clamps the analog filter without an error (the test board's TX filter stops at 40 MHz):
+    the bandwidth set is read back, logged and carried by every capture."""
+    with IiodServer() as server:
+        with caplog.at_level("WARNING", logger="sdr_isac.radio.pluto"):
+            with PlutoRadio(radio_config(server.uri, sample_rate_hz=61.44e6, center_freq_hz=2.45e9, tdd="off"),
+                            None) as radio:
+                radio.tx(frame.samples())
+                cap = radio.rx(1000)
+    assert cap.metadata["pluto"]["rf_bandwidth_hz"] == {"rx": 56e6, "tx": 40e6}
+    assert any("TX RF bandwidth 5.6e+07 Hz asked" in r.getMessage() and "set 4e+07 Hz" in r.getMessage()
+               for r in caplog.records)
