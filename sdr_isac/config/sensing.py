@@ -62,7 +62,10 @@ class SensingConfig:
         Zero-padding factors of the range and Doppler transforms, 1 ... 16.
     cfar : str
         ``ca``, ``go``, ``so`` or ``os`` (:mod:`sdr_isac.sensing.cfar`), or a kind registered
-        with :func:`sdr_isac.sensing.cfar.register_cfar`.
+        with :func:`sdr_isac.sensing.cfar.register_cfar`.  Only ``ca`` holds ``pfa`` on the
+        default maps, whose taper and zero padding correlate neighbouring cells; the GO, SO
+        and OS thresholds assume independent cells and raise more false alarms there (a
+        warning says so; :func:`sdr_isac.sensing.cfar.make_cfar`).
     pfa : float
         Design false-alarm probability per cell, 1e-40 <= pfa < 0.5.
     guard_cells, training_cells : tuple of int

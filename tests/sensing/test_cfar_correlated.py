@@ -11,6 +11,7 @@ independent, the cells of one map are not), which the old threshold (independent
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -228,6 +229,25 @@ def test_only_the_ca_kind_uses_the_correlation() -> None:
     assert ca._multipliers(np.array([ca.num_ring]))[0] < ca_multiplier(1e-3, ca.num_ring)
     default = make_cfar("ca", 1e-3, GUARD, TRAIN, cell_correlation=rho)
     assert default._multipliers(np.array([default.num_ring]))[0] > ca_multiplier(1e-3, default.num_ring)
+
+
+def test_a_kind_that_ignores_correlated_cells_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """GO, SO and OS thresholds assume independent cells: on a correlated map (the default taper and zero padding)
+    a warning names the kind, the correlation and the fix; CA, or a map of independent cells, gives none."""
+    independent = dataclasses.replace(SENSING, window_range="none", window_doppler="none", range_oversampling=1,
+                                      doppler_oversampling=1)
+    rho_independent = cell_correlation(map_weights(MASK, independent, S)[0], (K, S))
+    with caplog.at_level("WARNING", logger="sdr_isac.sensing.cfar"):
+        for kind in ("go", "so", "os"):
+            make_cfar(kind, 1e-3, GUARD, TRAIN, cell_correlation=default_rho())
+        make_cfar("ca", 1e-3, GUARD, TRAIN, cell_correlation=default_rho())
+        make_cfar("so", 1e-3, GUARD, TRAIN, cell_correlation=rho_independent)
+        make_cfar("so", 1e-3, GUARD, TRAIN)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3
+    for kind, message in zip(("go", "so", "os"), messages):
+        assert f"sensing.cfar = '{kind}'" in message and "more false alarms than pfa = 0.001" in message
+        assert "cfar = 'ca'" in message and "range_oversampling = doppler_oversampling = 1" in message
 
 
 def test_counts_no_ring_has_get_nan() -> None:
