@@ -4,7 +4,10 @@ A monostatic node knows every RE it sent (data included); a bistatic or
 passive receiver knows only the reference signals.  Dividing by X scales the
 noise by 1/|X|**2: with QAM data (16/64/256-QAM: 2.8/4.3/5.4 dB mean loss
 against constant-modulus symbols) the noise of H is no longer white, while
-the CRB variances assume the mean SNR per RE.  With several transmit
+the CRB variances assume the mean SNR per RE of H.  A detection's ``snr_db``
+is that SNR of H, the echo's SNR per RE less that loss, and its variances are
+the bounds at it (they match the estimates' errors; the bound at the echo's
+own SNR per RE would claim some 1.9x too small a variance with 16-QAM).  With several transmit
 ports the receiver sees their sum, so X is the sum over ports (co-located
 ports, one echo channel), and an RE is used where that sum is not zero.
 """

@@ -81,7 +81,10 @@ class Detection:
     delay_s : float
         Round-trip (or bistatic) delay, s.
     snr_db : float
-        Estimated SNR per resource element per channel, dB.
+        Estimated SNR per resource element per channel, dB: that of H = Y / X, the one
+        the variances below use.  With QAM data it lies below the echo's SNR per RE by
+        the mean noise gain of the division, 10 log10 E[1/|X|**2] (2.8 dB for 16-QAM;
+        :mod:`sdr_isac.sensing.csi`).
     geometry : str
         ``monostatic`` or ``bistatic``.
     angle_rad : float or None

@@ -769,8 +769,10 @@ def ml_angle(snapshots: ArrayLike, positions_wl: ArrayLike, max_sin: float = 1.0
 def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: int = 1) -> float:
     """Noise variance per RE from the median of a periodogram map (robust to a few targets).
 
-    A noise cell of one channel is exponential with mean ``sigma**2 * cell_gain`` (the map's noise gain:
-    ``n_obs / (M K)`` for the unitary transform of ``n_obs`` REs of an (M, K) grid); the sum over C
+    A noise cell of one channel is exponential with mean ``sigma**2 * cell_gain`` (the map's noise gain: the
+    sum of the squared taper weights over the used REs for the pipeline's unnormalised transforms,
+    :attr:`~sdr_isac.sensing.rdmap.RangeDopplerMap.noise_gain`; ``n_obs / (M K)`` for a unitary transform of
+    ``n_obs`` REs of an (M, K) grid); the sum over C
     channels is Gamma(C) distributed, whose median is known.  The median is taken over a regular
     subsample of about 50 000 cells (all of them below 200 000).
 
