@@ -29,6 +29,7 @@ Unknown ``isac:`` keys are refused (with "did you mean ...?"), so that a misspel
 from __future__ import annotations
 
 import bisect
+import datetime
 import difflib
 import importlib
 import json
@@ -83,6 +84,10 @@ class SegmentFacts:
     index: int                  # index in the metadata's "captures"
     sample_start: int
     center_freq_hz: float
+    #: ``core:datetime`` as seconds after the file's first one (None: the segment has none)
+    datetime_s: float | None = None
+    #: ``core:global_index``: the index of its first sample in the recorder's own sample count (None: none)
+    global_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -365,6 +370,8 @@ def _capture_segments(check: _Checker, captures: list[dict[str, Any]]) -> dict[s
     """
     header = 0
     frequencies: list[float | None] = []
+    times: list[tuple[datetime.datetime, float] | None] = []
+    indices: list[int | None] = []
     for i, segment in enumerate(captures):
         where = f"captures[{i}]."
         check.known_keys(where, segment, ())
@@ -382,11 +389,36 @@ def _capture_segments(check: _Checker, captures: list[dict[str, Any]]) -> dict[s
                                      "write the RF centre frequency (sdr_isac captures have one >= 0 Hz)",
                                      unit=" Hz")
         frequencies.append(frequency)
+        times.append(_utc_datetime(check, where + "core:datetime", segment["core:datetime"])
+                     if "core:datetime" in segment else None)
+        indices.append(check.integer(where + "core:global_index", segment["core:global_index"], 0, MAX_INT,
+                                     "fix it or remove it", " samples")
+                       if "core:global_index" in segment else None)
     first = next((f for f in frequencies if f is not None), 0.0)
-    segments = tuple(SegmentFacts(i, int(seg["core:sample_start"]), first if f is None else f)
-                     for i, (seg, f) in enumerate(zip(captures, frequencies)))
+    epoch = next((t for t in times if t is not None), None)
+    segments = tuple(SegmentFacts(i, int(seg["core:sample_start"]), first if f is None else f,
+                                  None if t is None or epoch is None else
+                                  (t[0] - epoch[0]).total_seconds() + (t[1] - epoch[1]), g)
+                     for i, (seg, f, t, g) in enumerate(zip(captures, frequencies, times, indices)))
     return {"header_bytes": header, "center_freq_hz": first, "segments": segments,
             "segment_starts": tuple(seg.sample_start for seg in segments)}
+
+
+_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?Z")
+
+
+def _utc_datetime(check: _Checker, where: str, value: Any) -> tuple[datetime.datetime, float]:
+    """A SigMF ``core:datetime`` (ISO 8601 in UTC, ending in ``Z``, any number of fractional digits): its whole
+    seconds as a datetime and its fraction apart (so nanoseconds survive)."""
+    match = _DATETIME.fullmatch(value) if isinstance(value, str) else None
+    try:
+        whole = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S") if match else None
+    except ValueError:
+        whole = None
+    if match is None or whole is None:
+        raise RecordingError(f"{check.meta_path}: {where} = {_show(value)}: allowed an ISO 8601 time in UTC ending "
+                             "in Z, e.g. '2026-12-07T16:30:00.123456Z' (SigMF core:datetime); fix it or remove it")
+    return whole, float(match.group(2) or 0.0)
 
 
 def check_span(meta_path: Path, what: str, segments: tuple[SegmentFacts, ...], start: int, count: int,

@@ -5,9 +5,10 @@ See :mod:`sdr_isac.recording.sigmf_io` for the on-disk layout.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -22,6 +23,7 @@ from sdr_isac.recording._format import archive_suffix, check_int, decode, file_n
 from sdr_isac.recording._metadata import (
     CaptureFacts,
     Metadata,
+    SegmentFacts,
     check_span,
     load_json_bytes,
     parse_metadata,
@@ -106,6 +108,7 @@ class Recording:
         self._data: NDArray[Any] | None = data
         self._segments = segments
         self._facts = facts
+        self._segment_times: list[float] | None = None
         self.datatype = meta.dtype.name
         self.scale = meta.dtype.scale
         self.sample_rate_hz = meta.sample_rate_hz
@@ -344,7 +347,9 @@ class Recording:
             (samples), ``center_freq_hz`` (Hz, of the capture segment that
             holds the capture); for foreign files ``seq = i``, ``t0_s = sample_start /
             sample_rate_hz``, ``node_id`` from ``isac:node`` or ``"node0"``,
-            ``frame_offset = 0``.
+            ``frame_offset = 0``; where its capture segments carry ``core:datetime``
+            (or ``core:global_index``), ``t0_s`` follows them, so a pause between
+            segments stays one.
 
         Raises
         ------
@@ -356,12 +361,24 @@ class Recording:
         fact = self._facts[i] if self._facts is not None else None
         freq = self._frequencies[i]
         if fact is None:
-            return {"sample_start": start, "sample_count": count, "seq": i, "t0_s": start / self.sample_rate_hz,
+            return {"sample_start": start, "sample_count": count, "seq": i, "t0_s": self._foreign_time_s(start),
                     "node_id": self._node_id(), "frame_offset": 0, "center_freq_hz": freq}
         return {"sample_start": start, "sample_count": count, "seq": fact.seq,
                 "t0_s": start / self.sample_rate_hz if fact.t0_s is None else fact.t0_s,
                 "node_id": self._node_id() if fact.node_id is None else fact.node_id,
                 "frame_offset": fact.frame_offset, "center_freq_hz": freq}
+
+    def _foreign_time_s(self, start: int) -> float:
+        """Time of file sample ``start`` of a foreign recording, s after sample 0: across a capture segment with
+        ``core:datetime`` (or else ``core:global_index``) the segment's own time, so that a gap in time between
+        segments (a recorder that paused) stays one; samples without either follow on from the segment before."""
+        segments, fs = self._meta.segments, self.sample_rate_hz
+        k = bisect.bisect_right(self._meta.segment_starts, start) - 1
+        if k < 0:
+            return start / fs
+        if self._segment_times is None:
+            self._segment_times = _segment_times(segments, fs)
+        return self._segment_times[k] + (start - segments[k].sample_start) / fs
 
     def _node_id(self) -> str:
         node_id = self.node.get("id", "node0")            # a string: checked by open()
@@ -516,6 +533,26 @@ def _frequency(meta_path: Path, meta: Metadata, what: str, start: int, count: in
     if not meta.segments:
         return meta.center_freq_hz
     return meta.segments[check_span(meta_path, what, meta.segments, start, count, meta.segment_starts)].center_freq_hz
+
+
+def _segment_times(segments: Sequence[SegmentFacts], fs: float) -> list[float]:
+    """Each capture segment's first sample in time, s after file sample 0 (see :meth:`Recording._foreign_time_s`):
+    from ``core:datetime`` relative to the first segment that has one (whose sample_start / fs it keeps), else
+    from ``core:global_index`` likewise, else continuous with the segment before."""
+    by_date = next((g for g in segments if g.datetime_s is not None), None)
+    by_index = next((g for g in segments if g.global_index is not None), None)
+    out: list[float] = []
+    for k, seg in enumerate(segments):
+        if seg.datetime_s is not None and by_date is not None:
+            t = seg.datetime_s + by_date.sample_start / fs
+        elif seg.global_index is not None and by_index is not None and by_index.global_index is not None:
+            t = (seg.global_index - by_index.global_index + by_index.sample_start) / fs
+        elif k:
+            t = out[-1] + (seg.sample_start - segments[k - 1].sample_start) / fs
+        else:
+            t = seg.sample_start / fs
+        out.append(t)
+    return out
 
 
 def _foreign_segments(meta_path: Path, meta: Metadata, num_samples: int) -> list[tuple[int, int]]:

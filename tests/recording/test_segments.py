@@ -137,3 +137,34 @@ def test_info_shows_the_segments_and_the_annotations(tmp_path, samples, capsys):
     assert len(capture_lines) == 2 and "1 GHz" in capture_lines[0] and "2 GHz" in capture_lines[1]
     assert main(["info", str(base)]) == 0
     assert "segment 1: samples 10 ... 29" in capsys.readouterr().out
+
+
+def test_a_pause_between_foreign_segments_stays_in_their_times(tmp_path, samples):
+    """A recorder that paused starts a new segment with its own core:datetime (SigMF: ISO 8601 UTC, 'Z'): the
+    capture times follow it (1.5 s later, to the nanosecond digits), not the sample count (5 us at 2 Msps)."""
+    base = foreign(tmp_path, samples, [
+        {"core:sample_start": 0, "core:datetime": "2026-12-07T16:30:59.999999990Z"},
+        {"core:sample_start": 10, "core:datetime": "2026-12-07T16:31:01.500000000Z"},
+        {"core:sample_start": 20}])                                   # no time: goes on from the one before
+    with Recording.open(base) as rec:
+        t0 = [rec.capture_info(i)["t0_s"] for i in range(3)]
+    assert t0[0] == 0.0
+    assert t0[1] == pytest.approx(1.50000001, abs=1e-12)
+    assert t0[2] == pytest.approx(t0[1] + 10 / FS_HZ, abs=1e-12)
+
+
+def test_global_index_gives_the_times_where_there_is_no_datetime(tmp_path, samples):
+    base = foreign(tmp_path, samples, [{"core:sample_start": 5, "core:global_index": 1000},
+                                       {"core:sample_start": 15, "core:global_index": 4000}])
+    with Recording.open(base) as rec:
+        t0 = [rec.capture_info(i)["t0_s"] for i in range(rec.num_captures)]
+    assert t0 == pytest.approx([0.0, 5 / FS_HZ, (3000 + 5) / FS_HZ], abs=1e-15)   # samples 0-4 come first
+
+
+@pytest.mark.parametrize("bad", ["2026-12-07T16:31:01", "2026-12-07T16:31:01+02:00", "2026-13-45T99:99:99Z", 5, None])
+def test_a_datetime_that_is_not_utc_iso_8601_is_refused_by_name(tmp_path, samples, bad):
+    base = foreign(tmp_path, samples, [{"core:sample_start": 0, "core:datetime": bad}])
+    named = (r"captures\[0\]\.core:datetime = .*: allowed an ISO 8601 time in UTC ending in Z" if isinstance(bad, str)
+             else r"captures/0/core:datetime: .* is not of type 'string'")     # the SigMF schema check, first
+    with pytest.raises(RecordingError, match=named):
+        Recording.open(base)
