@@ -143,7 +143,9 @@ class EchoSynthesizer:
                                  "element(s): give tx_array at least one element per port")
             for path in self.scene.paths(tx.node_id, self.rx_id, t0_s, self.rng):
                 gain = self._gain(path, tx)
-                delay_s = path.delay_s + self.node.sfo_ppm * 1e-6 * t0_s
+                # the sample clocks' drift between transmitter and receiver: none on a node's own echoes (one clock)
+                drift_ppm = self.node.sfo_ppm - self.scene.node(tx.node_id).sfo_ppm
+                delay_s = path.delay_s + drift_ppm * 1e-6 * t0_s
                 envelope = self._delayed(tx, delay_s, t0_s, num_samples, tx_elements, path)
                 ramp = np.exp(2j * math.pi * path.doppler_hz * n / fs)
                 if not own and self.node.cfo_hz:

@@ -106,8 +106,10 @@ class NodeConfig:
         Carrier frequency offset of the receiver against the transmitter, Hz,
         -1e7 ... 1e7 (100 ppm at 100 GHz).
     sfo_ppm : float
-        Sample clock offset, ppm (a timing drift that grows from frame to
-        frame), -1000 ... 1000.
+        Sample clock offset of the node against scene time, ppm, -1000 ...
+        1000.  A link between two nodes drifts by the difference of theirs (a
+        timing drift that grows from frame to frame); a node's own echoes, on
+        one clock, do not drift.
     timing_offset_s : float
         Extra receive delay of every path (fractional samples allowed), s,
         0 ... 1e-3.

@@ -309,6 +309,39 @@ def test_timing_offset_and_sample_clock_drift_delay_the_paths():
     assert delay_from_phase(later, scs) - delay_from_phase(first, scs) == pytest.approx(drift, rel=1e-3)
 
 
+def test_sample_clocks_drift_by_their_difference_and_not_on_a_nodes_own_echo():
+    """A link drifts by (receiver - transmitter) ppm of the time elapsed; a node's own echo shares its one sample
+    clock, so its delay stays put however far its clock is off."""
+    text = BISTATIC.format(rx_extra="sfo_ppm = 50.0").replace('id = "tx"', 'id = "tx"\nsfo_ppm = 20.0')
+    cfg, frame, r = sim(text)
+    with r:
+        first = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
+        for _ in range(8):
+            r.rx(frame.num_samples)
+        later = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
+    scs = frame.config.subcarrier_spacing_hz
+    drift = (50e-6 - 20e-6) * 9 * frame.duration_s
+    assert delay_from_phase(later, scs) - delay_from_phase(first, scs) == pytest.approx(drift, rel=1e-3)
+    own = """
+[radio]
+frame_interval_s = 1.0
+[scene]
+noise = false
+[[scene.nodes]]
+id = "bs0"
+sfo_ppm = 20.0
+leakage_isolation_db = 0
+[[scene.targets]]
+position_m = [100.0, 0.0, 0.0]
+snr_per_re_db = 20
+"""
+    cfg, frame, r = sim(own)
+    with r:
+        r.tx(frame.samples())
+        delays = [delay_from_phase(channel_estimate(frame, r.rx(frame.num_samples).iq)[0], scs) for _ in range(3)]
+    assert delays == pytest.approx([2 * 100.0 / C] * 3, abs=1e-10)       # 20 ppm of 1 s would be 20 us (3 km)
+
+
 @pytest.mark.parametrize("monostatic", [False, True], ids=["bistatic", "own-echo"])
 def test_phase_noise_is_a_wiener_process_and_cancels_on_a_common_lo(monostatic):
     linewidth = 2000.0
