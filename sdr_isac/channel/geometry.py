@@ -121,6 +121,7 @@ def element_pattern_db(direction_local: ArrayLike, pattern: str) -> float | NDAr
     if pattern == "isotropic":
         gain = np.zeros(u.shape[:-1])
     else:
+        u = u + 0.0                                        # -0.0 -> 0.0: atan2(0, -0.0) would be 180 degrees
         azimuth = np.degrees(np.arctan2(u[..., 1], u[..., 0]))
         elevation = np.degrees(np.arctan2(u[..., 2], np.hypot(u[..., 0], u[..., 1])))
         vertical = -np.minimum(12.0 * (elevation / _BEAMWIDTH_DEG) ** 2, _SIDE_LOBE_DB)

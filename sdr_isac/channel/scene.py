@@ -32,6 +32,7 @@ from sdr_isac.channel.geometry import (
     element_pattern_db,
     element_positions,
     path_attenuation_db,
+    rotation_z,
     steering_vector,
     target_state,
     to_local,
@@ -209,38 +210,55 @@ class Scene:
     def _add_ris_paths(self, add: Any, ris: RisConfig, target_id: str, pos: NDArray[np.float64],
                        vel: NDArray[np.float64], p_tx: NDArray[np.float64], p_rx: NDArray[np.float64],
                        sigma: float, lam: float, truth: dict[str, Any]) -> None:
-        """TX -> RIS -> target -> RIS -> RX, and the mixed one-RIS-pass paths."""
+        """TX -> RIS -> target -> RIS -> RX, and the mixed one-RIS-pass paths.
+
+        One pass from point a to point b scatters like an object of "RCS" ``G_e A F(a) F(b) |AF(a, b)|**2``
+        (Tang et al., IEEE TWC 2021, eq. 21, with the chain formula of this module): ``G_e`` the element gain
+        (``element_gain_dbi``), ``A`` the element area (spacing squared), ``F = cos(theta)**q`` the element's
+        normalised power pattern at angle ``theta`` from the surface normal (0 behind the surface; ``q = G_e /
+        2 - 1``, at least 0, so that the pattern integrates to the element gain), and ``AF`` the array factor
+        of the programmed phases, summed over the elements with each element's own distance to a and b
+        (spherical waves: exact near a large surface, where a far-field sum would overstate the gain).
+        """
         centre = np.asarray(ris.position_m, float)
         ny, nz = ris.num_elements
         d = ris.spacing_wavelengths * lam
         yy, zz = np.meshgrid((np.arange(ny) - (ny - 1) / 2) * d, (np.arange(nz) - (nz - 1) / 2) * d)
         local = np.stack([np.zeros(ny * nz), yy.reshape(-1), zz.reshape(-1)], axis=1)
-        area = d * d
-        sigma_e = _FOUR_PI * area**2 / lam**2
+        elements = centre + local @ rotation_z(ris.yaw_deg).T                     # element positions, global
+        gain_area = float(db_to_linear(ris.element_gain_dbi)) * d * d
+        q = max(float(db_to_linear(ris.element_gain_dbi)) / 2.0 - 1.0, 0.0)
         inc, outg = (math.radians(a) for a in self._ris_steer[ris.id])
         u_in = np.array([math.cos(inc), math.sin(inc), 0.0])
         u_out = np.array([math.cos(outg), math.sin(outg), 0.0])
         profile = np.exp(-2j * math.pi * (local @ (u_in + u_out)) / lam)        # programmed phases
 
-        def array_factor(a: NDArray[np.float64], b: NDArray[np.float64]) -> complex:
-            # far-field phase of each element between points a and b, relative to the centre
-            ua, ub = to_local(_unit(a - centre), ris.yaw_deg), to_local(_unit(b - centre), ris.yaw_deg)
-            geo = np.exp(2j * math.pi * (local @ (ua + ub)) / lam)
-            return complex(np.sum(profile * geo))
+        def pattern(point: NDArray[np.float64]) -> float:
+            cos_theta = float(to_local(_unit(point - centre), ris.yaw_deg)[0])
+            return cos_theta**q if cos_theta > 0 else 0.0
 
-        af_tx = array_factor(p_tx, pos)
-        af_rx = af_tx if np.allclose(p_tx, p_rx) else array_factor(pos, p_rx)
+        def one_pass(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[float, complex]:
+            """(RCS of the pass, the array factor), from element distances relative to the centre's."""
+            ra, rb = float(np.linalg.norm(a - centre)), float(np.linalg.norm(b - centre))
+            ea = np.maximum(np.linalg.norm(a - elements, axis=1), lam / 100)
+            eb = np.maximum(np.linalg.norm(b - elements, axis=1), lam / 100)
+            spherical = (ra / ea) * (rb / eb) * np.exp(-2j * math.pi * ((ea - ra) + (eb - rb)) / lam)
+            af = complex(np.sum(profile * spherical))
+            return gain_area * pattern(a) * pattern(b) * abs(af) ** 2, af
+
+        sigma_tx, af_tx = one_pass(p_tx, pos)
+        sigma_rx, af_rx = (sigma_tx, af_tx) if np.allclose(p_tx, p_rx) else one_pass(pos, p_rx)
         rate_t_ris = float(vel @ _unit(pos - centre))
         rate_tx, rate_rx = float(vel @ _unit(pos - p_tx)), float(vel @ _unit(pos - p_rx))
-        # element RCS times |array factor|**2 per RIS pass; the array factor's phase rides along
+        # each RIS pass scatters with its "RCS" (one_pass); the array factor's phase rides along
         add("ris-target", f"{ris.id}/{target_id}", [p_tx, centre, pos, centre, p_rx],
-            sigma_e * abs(af_tx) ** 2 * sigma * sigma_e * abs(af_rx) ** 2, 2 * rate_t_ris,
+            sigma_tx * sigma * sigma_rx, 2 * rate_t_ris,
             extra_phase=np.exp(1j * (np.angle(af_tx) + np.angle(af_rx))), truth={**truth, "ris": ris.id})
         add("ris-target", f"{ris.id}/{target_id}/tx", [p_tx, centre, pos, p_rx],
-            sigma_e * abs(af_tx) ** 2 * sigma, rate_t_ris + rate_rx,
+            sigma_tx * sigma, rate_t_ris + rate_rx,
             extra_phase=np.exp(1j * np.angle(af_tx)), truth={**truth, "ris": ris.id})
         add("ris-target", f"{ris.id}/{target_id}/rx", [p_tx, pos, centre, p_rx],
-            sigma * sigma_e * abs(af_rx) ** 2, rate_tx + rate_t_ris,
+            sigma * sigma_rx, rate_tx + rate_t_ris,
             extra_phase=np.exp(1j * np.angle(af_rx)), truth={**truth, "ris": ris.id})
 
 

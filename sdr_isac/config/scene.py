@@ -312,7 +312,11 @@ class RisConfig:
         the incoming direction, local) towards ``steer_deg[1]`` (outgoing),
         each -180 ... 180 degrees.
     element_gain_dbi : float
-        Gain of one element, dBi, -20 ... 40.
+        Gain of one element, dBi, -20 ... 40 (default 5: about pi, a half-
+        wavelength cell's 4 pi A / lambda**2).  With the element area it sets a
+        pass's scattering (Tang et al. 2021); its pattern is cos(theta)**q off
+        the surface normal, q = G / 2 - 1, and nothing behind the surface
+        (:meth:`sdr_isac.channel.scene.Scene.paths`).
     controller : str
         Id of the base station that programs the surface ("" for none).
     scan_deg : tuple of float

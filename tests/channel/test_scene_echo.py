@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -377,3 +378,59 @@ snr_per_re_db = 20
     else:
         # 20 frames x 13 steps; averaging over a symbol lowers the variance of a step to 2/3 of the point value
         assert np.var(steps) == pytest.approx(2 / 3 * wiener_var, rel=0.35)
+
+
+# ---- RIS: the far-field path loss of Tang et al. (IEEE TWC 2021, eq. 21), written out here --------------------
+def _ris_scene(num: tuple[int, int], gain_dbi: float, target: tuple[float, float, float],
+               bs: tuple[float, float, float]) -> Any:
+    from sdr_isac.channel.scene import Scene
+    from sdr_isac.config import NodeConfig, RisConfig, SceneConfig, TargetConfig
+
+    cfg = SceneConfig(noise=False, nodes=(NodeConfig(id="bs0", position_m=bs, antenna_gain_dbi=0.0),),
+                      targets=(TargetConfig(id="t0", position_m=target, rcs_m2=10.0),),
+                      ris=(RisConfig(id="ris0", position_m=(0.0, 0.0, 5.0), yaw_deg=0.0, num_elements=num,
+                                     element_gain_dbi=gain_dbi),))
+    return Scene(cfg, config.FrameConfig(numerology=1, num_rb=24, fft_size=512, carrier_hz=3.5e9))
+
+
+@pytest.mark.parametrize("gain_dbi", [5.0, 8.0])
+def test_a_ris_pass_follows_the_far_field_path_loss_with_its_element_pattern(gain_dbi):
+    """One RIS pass, steered from the BS (30 deg) to the target (-40 deg): P_r / P_t = G_t G_r G_e (M N)^2 d^2
+    lambda^2 F(theta_in) F(theta_out) / (64 pi^3 d1^2 d2^2), F = cos^q with q = G_e / 2 - 1, then the target and
+    the way back (radar equation)."""
+    lam = C / 3.5e9
+    bs = (60 * math.cos(math.radians(30)), 60 * math.sin(math.radians(30)), 5.0)
+    target = (40 * math.cos(math.radians(-40)), 40 * math.sin(math.radians(-40)), 5.0)
+    scene = _ris_scene((8, 8), gain_dbi, target, bs)
+    scene.set_ris_steering("ris0", 30.0, -40.0)
+    paths = {p.source: p for p in scene.paths("bs0", "bs0", 0.0, np.random.default_rng(0))}
+    g_e = 10 ** (gain_dbi / 10)
+    q = g_e / 2 - 1
+    ris_rcs = g_e * 64**2 * (0.5 * lam) ** 2 * math.cos(math.radians(30)) ** q * math.cos(math.radians(40)) ** q
+    d_bs, d_t = 60.0, 40.0
+    d_direct = math.dist(bs, target)
+    single = lam**2 * ris_rcs * 10.0 / ((4 * math.pi) ** 4 * d_bs**2 * d_t**2 * d_direct**2)
+    double = lam**2 * ris_rcs**2 * 10.0 / ((4 * math.pi) ** 5 * d_bs**4 * d_t**4)
+    # ratios: powers of 1e-15 would pass any pytest.approx with its default absolute tolerance of 1e-12
+    assert abs(paths["ris0/t0/tx"].gain) ** 2 / single == pytest.approx(1.0, rel=2e-3, abs=0)
+    assert abs(paths["ris0/t0/rx"].gain) ** 2 / single == pytest.approx(1.0, rel=2e-3, abs=0)
+    assert abs(paths["ris0/t0"].gain) ** 2 / double == pytest.approx(1.0, rel=4e-3, abs=0)
+
+
+def test_a_target_behind_the_surface_gets_no_ris_path():
+    scene = _ris_scene((8, 8), 5.0, (-30.0, 10.0, 5.0), (50.0, 20.0, 5.0))
+    sources = {p.source for p in scene.paths("bs0", "bs0", 0.0, np.random.default_rng(0))}
+    assert "t0" in sources and not any(s.startswith("ris0/") for s in sources)
+
+
+def test_a_large_surface_close_by_sums_spherical_waves():
+    """64 x 64 elements at lambda / 2 (2.7 m across) seen from 20 to 30 m, inside its far-field distance 2 D^2 /
+    lambda = 175 m: the elements' phases no longer line up under plane-wave steering, and the pass gains less
+    than the far-field (M N)^2 (a far-field sum over-stated it)."""
+    lam = C / 3.5e9
+    bs, target = (30.0, 0.0, 5.0), (20.0, 0.0, 5.0)
+    scene = _ris_scene((64, 64), 5.0, target, bs)
+    scene.set_ris_steering("ris0", 0.0, 0.0)
+    paths = {p.source: p for p in scene.paths("bs0", "bs0", 0.0, np.random.default_rng(0))}
+    far = lam**2 * (10 ** 0.5 * 4096**2 * (0.5 * lam) ** 2) * 10.0 / ((4 * math.pi) ** 4 * 30.0**2 * 20.0**2 * 10.0**2)
+    assert abs(paths["ris0/t0/tx"].gain) ** 2 < far * 10 ** (-1.0 / 10)
