@@ -212,7 +212,9 @@ def locate_robust(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], height_m
     ``p`` with covariance ``P``, link ``i`` agrees when its normalised
     residual ``|r_i - r_i(p)| / sqrt(var_i + h_i P h_i^T)`` is at most
     ``gate_sigma`` (a chi-square gate with one degree of freedom; 5 sigma:
-    false exclusion probability 6e-7).  The hypothesis with the most
+    false exclusion probability 6e-7 for a link the hypothesis did not use;
+    a link fitted into it has the smaller residual variance ``var_i - h_i P
+    h_i^T``, so for it the gate is wider and excludes less).  The hypothesis with the most
     agreeing measurements wins (the anchor's angle counts as one; ties: the
     smaller sum of squared normalised residuals), the agreeing links are
     re-fitted and the gate applied again at the fit until the set is stable.

@@ -271,6 +271,15 @@ def test_position_distances_against_a_direct_computation():
         position_distances(tracks, truths, c_m=float("nan"))
 
 
+def test_position_distances_at_one_time_and_at_none():
+    """Stone Soup gives one time's result without its list: still one distance per time; nothing at all: none."""
+    one = Track("x", np.array([2.0]), np.array([[3.0, 4.0, 0.0, 0, 0, 0]]), np.array([np.eye(6)]), status="confirmed")
+    times, ospa, gospa = position_distances([one], {"a": (np.array([2.0]), np.zeros((1, 3)))}, c_m=10.0, p=2.0)
+    np.testing.assert_allclose([times, ospa, gospa], [[2.0], [5.0], [5.0]])
+    times, ospa, gospa = position_distances([], {}, c_m=10.0)
+    assert times.size == ospa.size == gospa.size == 0
+
+
 # ---- life cycle ------------------------------------------------------------------
 def test_track_deleted_after_k_missed_scans():
     cfg = TrackingConfig(delete_misses=4, confirm_hits=2, confirm_window=3)

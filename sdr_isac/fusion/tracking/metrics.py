@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -67,13 +68,23 @@ def position_distances(tracks: Sequence[Track], truths: Mapping[str, tuple[Array
         xyz = np.asarray(pos, dtype=np.float64).reshape(t.size, 3)
         truth_states += _states(t, xyz, truth=True)
         truth_ids += [i] * t.size
+    if not measured and not truth_states:
+        empty = np.zeros(0)
+        return empty, empty.copy(), empty.copy()                # no time at all: no distance
     measure = Euclidean(mapping=(0, 1, 2))
     ospa = OSPAMetric(c=c_m, p=p, measure=measure).compute_over_time(measured, measured_ids, truth_states,
                                                                     truth_ids)
     gospa = GOSPAMetric(c=c_m, p=p, measure=measure).compute_over_time(measured, measured_ids, truth_states,
                                                                       truth_ids)
-    times = np.array([(m.timestamp - EPOCH).total_seconds() for m in ospa.value])
-    ospa_m = np.array([float(m.value) for m in ospa.value])
-    by_time = {m.timestamp: m.value for m in gospa.value}
-    gospa_m = np.array([float(by_time[m.timestamp]["distance"]) for m in ospa.value])
+    per_ospa, per_gospa = _per_time(ospa), _per_time(gospa)
+    times = np.array([(m.timestamp - EPOCH).total_seconds() for m in per_ospa])
+    ospa_m = np.array([float(m.value) for m in per_ospa])
+    by_time = {m.timestamp: m.value for m in per_gospa}
+    gospa_m = np.array([float(by_time[m.timestamp]["distance"]) for m in per_ospa])
     return times, ospa_m, gospa_m
+
+
+def _per_time(metric: Any) -> list[Any]:
+    """The per-time results of Stone Soup's ``compute_over_time``: a list of them, except over one time, where it
+    gives that time's result itself."""
+    return list(metric.value) if isinstance(metric.value, list) else [metric]
