@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -105,6 +106,9 @@ HOLD_INSTANTS = 16
 _TAIL = 8                   # history positions published with each track (displays)
 _KEEP_OUTAGES = 100         # outages kept per node (the count goes on)
 _MAX_NODES = 1024
+#: largest |receive time - sent_s| kept as a latency, s (about 11 days: a node clock that far off, or a forged
+#: sent_s, is counted in ``latency_implausible`` instead, and the latency statistics stay finite)
+MAX_LATENCY_S = 1e6
 _RATE_WINDOW = 32           # receive times kept per node for its rate
 _PRESENCE_CHECK_S = 0.5     # presence is checked at least this often, even while messages keep coming
 _log = logging.getLogger(__name__)
@@ -130,6 +134,7 @@ class NodeStats:
         self.latency_max_s: float | None = None
         self.latency_count = 0
         self.latency_last_s: float | None = None
+        self.latency_implausible = 0
         self.arrivals: deque[float] = deque(maxlen=_RATE_WINDOW)
         self.heartbeat: dict[str, Any] = {}
         self.detections: deque[dict[str, Any]] = deque(maxlen=_KEEP_RESULTS)
@@ -194,7 +199,12 @@ class NodeStats:
                                outage if self.state != "finished" else None, self.outages_total)
 
     def on_latency(self, latency_s: float) -> None:
-        """Add one message's latency (receive time minus the sender's timestamp)."""
+        """Add one message's latency (receive time minus the sender's timestamp); one beyond
+        :data:`MAX_LATENCY_S` (a node clock years off, or a forged ``sent_s``) is not a latency and is not kept,
+        so that the counters stay finite."""
+        if not (math.isfinite(latency_s) and abs(latency_s) <= MAX_LATENCY_S):
+            self.latency_implausible += 1
+            return
         self.latency_sum_s += latency_s
         self.latency_count += 1
         self.latency_max_s = latency_s if self.latency_max_s is None else max(self.latency_max_s, latency_s)
@@ -225,7 +235,7 @@ class NodeStats:
         """
         last_t0, last_seq = self.last_t0_s, self.last_seq
         self.last_t0_s = t0_s
-        if period_s is not None and period_s > 0:
+        if period_s is not None and 0 < period_s < math.inf:
             self.period_s = period_s
         if last_t0 is None or last_seq is None or seq <= last_seq:
             return None
@@ -275,7 +285,7 @@ class NodeStats:
                 "absent_since_s": self.outage.start_s if self.outage is not None else None,
                 "outages_total": self.outages_total,
                 "t0_backwards": self.t0_backwards, "t0_gaps": self.t0_gaps, "t0_gap_max_s": self.t0_gap_max_s,
-                "period_s": self.period_s,
+                "period_s": self.period_s, "latency_implausible": self.latency_implausible,
                 "outages": [o.to_dict() for o in self.outages] + ([self.outage.to_dict()] if self.outage else [])}
 
 
@@ -292,7 +302,10 @@ def _capture_period_s(msg: wire.Message) -> float | None:
         return float(interval)
     rate = msg.header.get("sample_rate_hz")
     samples = msg.arrays[0].shape[-1]
-    return samples / float(rate) if isinstance(rate, int | float) and rate > 0 and samples > 0 else None
+    if not (isinstance(rate, int | float) and rate > 0 and samples > 0):
+        return None
+    period = samples / float(rate)
+    return period if math.isfinite(period) else None           # a rate of 5e-324 Hz: no period
 
 
 def _sample_clock(msg: wire.Message) -> bool:
@@ -1046,8 +1059,13 @@ class FusionHost:
         except WireFormatError as err:                    # e.g. truth that is not plain JSON: drop it
             with self._lock:
                 self.errors.append(f"{node_id}/{seq}: not published: {err}")
-            frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections,
-                                 stats=self._node_stats(node_id))
+            try:
+                frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections,
+                                     stats=self._node_stats(node_id))
+            except WireFormatError as again:               # the counters themselves: the detections go out alone
+                with self._lock:
+                    self.errors.append(f"{node_id}/{seq}: published without stats: {again}")
+                frames = wire.encode("detections", node_id, seq, t0_s=t0_s, detections=detections)
         self._send(frames)
 
     def _publish_map(self, node_id: str, seq: int, t0_s: float, sensed: _Sensed, truth: Any,

@@ -1,0 +1,104 @@
+"""Messages the wire accepts but whose values are extreme (finite, in the wire's ranges): the host keeps sensing
+the node, and its counters stay finite (a single infinity in them stopped every later message of the node)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from sdr_isac import config
+from sdr_isac.capture import Capture
+from sdr_isac.sensing.detection import Detection
+from sdr_isac.stream import FusionHost, wire
+
+_names = itertools.count()
+DETECTION = Detection(10.0, 1.0, 100.0, 1e-7, 10.0, "monostatic", None, 1.0, 1.0, None, 10.0)
+
+
+@pytest.fixture
+def host_and_push():
+    k = next(_names)
+    cfg = config.loads(f"""
+[frame]
+numerology = 3
+num_rb = 10
+fft_size = 128
+carrier_hz = 24e9
+num_slots = 1
+[radio]
+node_id = "a"
+[stream]
+host_endpoint = "inproc://extremes-host-{k}"
+publish_endpoint = "inproc://extremes-pub-{k}"
+heartbeat_s = 0.1
+""")
+    ctx = zmq.Context.instance()
+    host = FusionHost(cfg, context=ctx).start()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(cfg.stream.host_endpoint)
+    try:
+        yield host, push
+    finally:
+        host.stop()
+        push.close(0)
+
+
+def _send_detections(push, seq: int, sent_s: float | None = None) -> None:
+    frames = wire.encode_detections("a", seq, seq * 1e-3, [DETECTION])
+    if sent_s is not None:
+        header = json.loads(bytes(frames[1]))
+        header["sent_s"] = sent_s
+        frames[1] = json.dumps(header).encode()
+    push.send_multipart(frames)
+
+
+def _wait_processed(host, count: int) -> dict:
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        node = host.stats()["nodes"].get("a", {})
+        if node.get("processed", 0) + node.get("failed", 0) >= count:
+            break
+        time.sleep(0.02)
+    return host.stats()
+
+
+def _all_finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
+
+
+def test_a_capture_at_a_tiny_sample_rate_does_not_stop_the_nodes_detections(host_and_push):
+    host, push = host_and_push
+    capture = Capture(iq=np.ones((1, 4), np.complex64), sample_rate_hz=5e-324, center_freq_hz=0.0, t0_s=0.0,
+                      node_id="a", seq=0, metadata={})
+    push.send_multipart(wire.encode_capture(capture))       # 4 samples at 5e-324 Hz: a period of 8e323 s
+    for seq in range(1, 6):
+        _send_detections(push, seq)
+    stats = _wait_processed(host, 6)
+    node = stats["nodes"]["a"]
+    assert node["processed"] >= 5 and len(host.detections_by_node()["a"]) == 5
+    assert _all_finite(stats)
+
+
+def test_forged_send_times_are_not_latencies(host_and_push):
+    host, push = host_and_push
+    _send_detections(push, 0)
+    _send_detections(push, 1, sent_s=-1.7e308)              # two of them would sum to infinity
+    _send_detections(push, 2, sent_s=-1.7e308)
+    for seq in range(3, 8):
+        _send_detections(push, seq)
+    stats = _wait_processed(host, 8)
+    node = stats["nodes"]["a"]
+    assert node["processed"] == 8 and node["latency_implausible"] == 2
+    assert 0.0 <= node["latency_mean_s"] < 10.0 and _all_finite(stats)
