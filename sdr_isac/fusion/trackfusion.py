@@ -54,6 +54,8 @@ __all__ = ["CI_CRITERIA", "CiResult", "predict", "covariance_intersection", "nai
 CI_CRITERIA = ("trace", "determinant")
 _STATE = 6
 _POS = slice(0, 3)
+#: longest prediction, s (30 years; the process noise grows as dt**3, which overflows near 1e102 s)
+_MAX_PREDICT_S = 1e9
 
 
 def _square(name: str, value: ArrayLike, size: int) -> NDArray[np.float64]:
@@ -107,8 +109,9 @@ def predict(state: ArrayLike, cov: ArrayLike, dt_s: float, accel_psd_m2ps3: floa
     """
     x = _vector("state", state, _STATE)
     p = _square("cov", cov, _STATE)
-    if not (math.isfinite(dt_s) and dt_s >= 0):
-        raise InputError(f"dt_s = {dt_s!r} s: allowed a finite time >= 0 s; predict forward only")
+    if not (math.isfinite(dt_s) and 0 <= dt_s <= _MAX_PREDICT_S):
+        raise InputError(f"dt_s = {dt_s!r} s: allowed 0 ... {_MAX_PREDICT_S:g} s (its cube must stay finite); "
+                         "predict forward only, over times the tracks can share")
     if not (math.isfinite(accel_psd_m2ps3) and accel_psd_m2ps3 >= 0):
         raise InputError(f"accel_psd_m2ps3 = {accel_psd_m2ps3!r} m²/s³: allowed a finite number >= 0")
     eye = np.eye(3)
@@ -403,7 +406,9 @@ class TrackToTrackFuser:
         live: dict[tuple[str, str], _Local] = {}
         for mecs in sorted(tracks):
             for t in tracks[mecs]:
-                if float(t.t_s[-1]) <= now:
+                # a track from after the fusion time waits; one older than the longest prediction is no longer
+                # a track of this time (a MECS host whose clock is decades off): neither is fused now
+                if now - _MAX_PREDICT_S <= float(t.t_s[-1]) <= now:
                     x, p = predict(t.states[-1], t.covariances[-1], now - float(t.t_s[-1]), self.accel_psd_m2ps3)
                     live[(mecs, t.track_id)] = _Local(mecs, t, x, p)
         self._end_all(live)

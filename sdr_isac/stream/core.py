@@ -58,6 +58,9 @@ _KEEP_ERRORS = 100
 _KEEP_SIGHTINGS = 4096
 _MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by one (the rest together)
 _POLL_MS = 20
+#: farthest a track's newest state may lie from its track set's t0_s, s (about 11 days; beyond, the prediction to
+#: the fusion time overflows, and no MECS host sends such a track)
+MAX_TRACK_SPREAD_S = 1e6
 _log = logging.getLogger(__name__)
 
 
@@ -68,13 +71,15 @@ class _MecsCounters:
         self.endpoint = endpoint
         self.backwards = 0
         self.tracks_backwards = 0
+        self.tracks_implausible = 0
         self.tracks = 0
         self.estimates = 0
         self.late = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "backwards": self.backwards, "tracks_backwards": self.tracks_backwards,
-                "tracks": self.tracks, "estimates": self.estimates, "late": self.late}
+                "tracks_implausible": self.tracks_implausible, "tracks": self.tracks, "estimates": self.estimates,
+                "late": self.late}
 
 
 def _first_t_s(track: Track, tail: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> float:
@@ -278,8 +283,12 @@ class CoreHost:
                 # the newest time of each track of this MECS, including tracks left out because their time went
                 # back (their time is not forgotten: a later, still older state is refused too)
                 before = self._track_times.get(mecs, {})
-                kept = tuple(t for t in found.tracks if float(t.t_s[-1]) >= before.get(t.track_id, -float("inf")))
-                extra.tracks_backwards += len(found.tracks) - len(kept)
+                # a track whose newest state lies farther than MAX_TRACK_SPREAD_S from its set's time cannot be
+                # fused with the others (the prediction between them overflows): refused and counted
+                plausible = tuple(t for t in found.tracks if abs(float(t.t_s[-1]) - found.t0_s) <= MAX_TRACK_SPREAD_S)
+                extra.tracks_implausible += len(found.tracks) - len(plausible)
+                kept = tuple(t for t in plausible if float(t.t_s[-1]) >= before.get(t.track_id, -float("inf")))
+                extra.tracks_backwards += len(plausible) - len(kept)
                 self._track_times[mecs] = {**{t.track_id: before[t.track_id] for t in found.tracks
                                               if t.track_id in before},
                                            **{t.track_id: float(t.t_s[-1]) for t in kept}}
@@ -425,8 +434,10 @@ class CoreHost:
         counters (``state`` ``waiting`` before its first message, then ``present`` or ``absent``,
         ``last_seen_s``, ``absent_since_s``, ``outages`` with ``start_s``, ``end_s``, ``duration_s``),
         ``backwards`` (track or estimate sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped
-        because their time went back), ``tracks`` (in the fusion now), ``estimates`` (in its latest set),
-        ``late`` (estimate sets that came after a later set was tracked) and its ``endpoint``; ``central``
+        because their time went back), ``tracks_implausible`` (tracks dropped because their newest state lies
+        more than :data:`MAX_TRACK_SPREAD_S` from their set's ``t0_s``), ``tracks`` (in the fusion now),
+        ``estimates`` (in its latest set), ``late`` (estimate sets that came after a later set was tracked)
+        and its ``endpoint``; ``central``
         (centralised mode only): the central tracker's counters
         (:meth:`~sdr_isac.fusion.trackfusion.CentralisedFuser.stats`).
         """

@@ -366,3 +366,25 @@ def test_the_core_stamps_an_owner_left_at_a_sighting_no_fusion_saw(gone_before_a
             [("mecsA", "mecsB", 1.0)]
     finally:
         core.stop()
+
+
+def test_a_track_far_from_its_sets_time_is_refused_and_a_stale_one_never_stops_the_fusion() -> None:
+    """A track whose newest state lies 1e150 s before its set's time passes the wire; fused, its prediction over
+    1e150 s overflowed (dt**3), every cycle, and no global track was published.  The core refuses and counts it;
+    the fuser leaves out a track older than its longest prediction."""
+    cfg = _config(free_ports(3), absent_after_s=30.0)
+    core = CoreHost(cfg)
+    try:
+        good = wire.decode(wire.encode_tracks("mecsA", 0, 10.0, [_track("x", 10.0, 0.0)]))
+        core._take(good, wire.decode_tracks(good), time.time())
+        odd = wire.decode(wire.encode_tracks("mecsB", 0, 10.0, [_track("y", -1e150, 0.5), _track("z", 10.0, 40.0)]))
+        core._take(odd, wire.decode_tracks(odd), time.time())
+        core._cycle()
+        stats = core.stats()
+        assert stats["mecs"]["mecsB"]["tracks_implausible"] == 1 and stats["errors_total"] == 0
+        assert len(core.global_tracks) == 2 and core.published == 1
+    finally:
+        core.stop()
+    fuser = TrackToTrackFuser(0.999, "trace", 1.0, 100)
+    fused = fuser.update({"m1": [_track("a", -1e150, 0.0)], "m2": [_track("b", 1.0, 0.5)]})
+    assert len(fused) == 1 and fused[0].states[-1][0] == pytest.approx(0.5, abs=1e-9)     # m2's track alone
