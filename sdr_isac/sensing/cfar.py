@@ -111,6 +111,10 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.sensing.scratch import work_array
 
 _LOG = logging.getLogger(__name__)
+#: most summed channels the correlated CA threshold is computed for (on the default maps its Gamma series is
+#: evaluated up to 100 channels; at 124 the eigenvalue solver fails, at 173 the factorials overflow; the threshold
+#: is checked by Monte Carlo at 1 and 3 channels)
+MAX_CORRELATED_CHANNELS = 100
 #: largest noise correlation between two different cells below which a map counts as one of independent cells
 _INDEPENDENT_CELLS = 0.05
 
@@ -1118,6 +1122,12 @@ class CaCfarDetector(CfarDetector):
             off_centre = np.abs(block)
             off_centre[2 * hr, 2 * hd] = 0.0
             if float(off_centre.max()) > 1e-9:               # else independent cells: the closed forms
+                if self.num_channels > MAX_CORRELATED_CHANNELS:
+                    raise SensingError(f"num_channels = {self.num_channels}: the exact CA-CFAR threshold of a map of "
+                                       f"correlated cells is computed for 1 ... {MAX_CORRELATED_CHANNELS} summed "
+                                       "channels (its Gamma series fails beyond); sum fewer channels "
+                                       "(beamform first, or sense subarrays), or use window_range = window_doppler "
+                                       "= 'none' and no oversampling, whose independent cells have a closed form")
                 self.cell_correlation = rho
                 self._correlation_key = hashlib.sha1(np.round(block, 12).tobytes()).digest()
         self._alpha_table: NDArray[np.float64] | None = None

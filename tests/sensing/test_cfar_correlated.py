@@ -322,3 +322,19 @@ def test_huge_map_and_single_cell_taper() -> None:
     assert correlated_ca_false_alarm_probability(1.5, rho, (1, 1), (2, 2)) < 1e-12
     assert correlated_ca_false_alarm_probability(0.5, rho, (1, 1), (2, 2)) == pytest.approx(1.0, rel=1e-9)
     assert correlated_ca_false_alarm_probability(0.0, rho, (1, 1), (2, 2)) == 1.0
+
+
+def test_too_many_channels_for_the_correlated_threshold_is_a_clear_error() -> None:
+    """Beyond MAX_CORRELATED_CHANNELS the Gamma series fails (LinAlgError at 124, OverflowError at 173): refused
+    at construction, naming the limit and the ways out; at the limit the threshold is finite and above 1."""
+    from sdr_isac.errors import SensingError
+    from sdr_isac.sensing.cfar import MAX_CORRELATED_CHANNELS
+
+    with pytest.raises(SensingError, match=rf"num_channels = {MAX_CORRELATED_CHANNELS + 1}: .* 1 \.\.\. "
+                                           rf"{MAX_CORRELATED_CHANNELS} summed channels.*beamform first"):
+        make_cfar("ca", 1e-6, GUARD, TRAIN, MAX_CORRELATED_CHANNELS + 1, cell_correlation=default_rho())
+    det = make_cfar("ca", 1e-6, GUARD, TRAIN, MAX_CORRELATED_CHANNELS, cell_correlation=default_rho())
+    alpha = det._multipliers(np.array([det.num_ring]))[0]
+    assert math.isfinite(alpha) and alpha > 1.0
+    # independent cells keep their closed form at any count
+    assert make_cfar("ca", 1e-6, GUARD, TRAIN, 500).num_channels == 500
