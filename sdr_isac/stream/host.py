@@ -99,6 +99,9 @@ __all__ = ["FusionHost", "NodeStats"]
 
 
 _KEEP_RESULTS = 1000        # results kept per node (older ones are dropped: a long run must not grow memory)
+_KEEP_DETECTIONS = 20000    # ... and detections in them, in all (a result of 10000 detections keeps some 9 MB)
+_KEEP_TRUTH_ITEMS = 20000   # JSON values of a result's truth kept with it (4 MiB of "[{},{},...]": some 100 MB)
+_KEEP_HEARTBEAT_KEYS = 256  # scalar counters kept of a heartbeat's stats
 _KEEP_ERRORS = 100
 _KEEP_HANDOVERS = 1000      # handovers kept for tracks.json (the count goes on)
 #: fused sets of later instants a host with ``expected_nodes`` holds while an earlier instant waits for a node
@@ -137,7 +140,9 @@ class NodeStats:
         self.latency_implausible = 0
         self.arrivals: deque[float] = deque(maxlen=_RATE_WINDOW)
         self.heartbeat: dict[str, Any] = {}
-        self.detections: deque[dict[str, Any]] = deque(maxlen=_KEEP_RESULTS)
+        self.detections: deque[dict[str, Any]] = deque()       # bounded by keep(): results and detections
+        self.kept_detections = 0
+        self.truth_dropped = 0
         self.state = "present"
         self.last_seen_s: float | None = None
         self.last_beat_seq: int | None = None
@@ -197,6 +202,24 @@ class NodeStats:
         return wire.NodeStatus(node_id, seq, self.state, self.last_seen_s,
                                self.outage.start_s if self.outage is not None else None,
                                outage if self.state != "finished" else None, self.outages_total)
+
+    def keep(self, result: dict[str, Any]) -> None:
+        """Keep one processed result: the last :data:`_KEEP_RESULTS`, and of them no more than
+        :data:`_KEEP_DETECTIONS` detections in all (a node that sends 10000 detections a message must not grow
+        memory by gigabytes)."""
+        self.detections.append(result)
+        self.kept_detections += len(result["detections"])
+        while len(self.detections) > 1 and (len(self.detections) > _KEEP_RESULTS
+                                            or self.kept_detections > _KEEP_DETECTIONS):
+            self.kept_detections -= len(self.detections.popleft()["detections"])
+
+    def kept_truth(self, truth: Any) -> Any:
+        """``truth`` to keep with a result: None where it is larger than :data:`_KEEP_TRUTH_ITEMS` JSON values
+        (counted in ``truth_dropped``; a simulated scene's paths are far fewer)."""
+        if truth is None or _json_items(truth, _KEEP_TRUTH_ITEMS) <= _KEEP_TRUTH_ITEMS:
+            return truth
+        self.truth_dropped += 1
+        return None
 
     def on_latency(self, latency_s: float) -> None:
         """Add one message's latency (receive time minus the sender's timestamp); one beyond
@@ -286,8 +309,34 @@ class NodeStats:
                 "outages_total": self.outages_total,
                 "t0_backwards": self.t0_backwards, "t0_gaps": self.t0_gaps, "t0_gap_max_s": self.t0_gap_max_s,
                 "period_s": self.period_s, "latency_implausible": self.latency_implausible,
+                "kept_detections": self.kept_detections, "truth_dropped": self.truth_dropped,
                 "outages": [o.to_dict() for o in self.outages] + ([self.outage.to_dict()] if self.outage else [])}
 
+
+
+def _json_items(value: Any, budget: int) -> int:
+    """How many JSON values ``value`` holds (containers and scalars), counted up to just past ``budget``."""
+    count, stack = 0, [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return count
+
+
+def _counters(stats: dict[str, Any]) -> dict[str, Any]:
+    """A heartbeat's ``stats`` as kept: its scalar entries, at most :data:`_KEEP_HEARTBEAT_KEYS` of them (a node's
+    counters; a nested tree of megabytes is not kept)."""
+    kept: dict[str, Any] = {}
+    for key, value in stats.items():
+        if len(kept) >= _KEEP_HEARTBEAT_KEYS:
+            break
+        if value is None or isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 256):
+            kept[key] = value
+    return kept
 
 
 def _capture_period_s(msg: wire.Message) -> float | None:
@@ -671,7 +720,7 @@ class FusionHost:
             self._send(wire.encode_status(back))
         with self._lock:
             if msg.kind == "heartbeat":
-                node.heartbeat = dict(msg.header["stats"])
+                node.heartbeat = _counters(msg.header["stats"])
                 return
             node.received += 1
             jump = node.on_t0(msg.seq, msg.t0_s, _capture_period_s(msg), _sample_clock(msg))
@@ -690,8 +739,8 @@ class FusionHost:
             self._twin_detections(msg.node_id, msg.t0_s, record.detections)
             with self._lock:
                 node.processed += 1
-                node.detections.append({"seq": msg.seq, "t0_s": msg.t0_s, "detections": msg.header["detections"],
-                                        "truth": truth, "record": record})
+                node.keep({"seq": msg.seq, "t0_s": msg.t0_s, "detections": msg.header["detections"],
+                           "truth": node.kept_truth(truth), "record": record})
             return
         if msg.kind == "capture":
             try:
@@ -784,8 +833,8 @@ class FusionHost:
         with self._lock:
             node = self.nodes[capture.node_id]
             node.processed += 1
-            node.detections.append({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets, "truth": truth,
-                                    "by_source": by_source, "record": record})
+            node.keep({"seq": msg.seq, "t0_s": capture.t0_s, "detections": dets, "truth": node.kept_truth(truth),
+                       "by_source": by_source, "record": record})
         if capture.metadata.get("ris") and result.csi is not None:
             with self._guard(f"RIS scan at {msg.node_id}/{msg.seq}"):
                 for sighting in self.engine.ris_step(capture, msg.seq, result.csi, frame, truth):

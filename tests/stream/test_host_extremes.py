@@ -102,3 +102,30 @@ def test_forged_send_times_are_not_latencies(host_and_push):
     node = stats["nodes"]["a"]
     assert node["processed"] == 8 and node["latency_implausible"] == 2
     assert 0.0 <= node["latency_mean_s"] < 10.0 and _all_finite(stats)
+
+
+def test_what_a_node_keeps_at_the_host_is_bounded(host_and_push):
+    """Valid but huge messages: 10000 detections each, a truth of 10000 paths with extra keys, a heartbeat with a nested
+    tree. The host keeps at most 20000 detections of a node, no truth beyond 20000 JSON values, and a heartbeat's
+    scalar counters only; the newest results stay."""
+    from sdr_isac.stream import host as host_module
+
+    host, push = host_and_push
+    many = [DETECTION] * wire.MAX_ITEMS
+    for seq in range(4):
+        push.send_multipart(wire.encode_detections("a", seq, seq * 1e-3, many))
+    big_truth = {"paths": [{"kind": "los", "x": 0} for _ in range(wire.MAX_ITEMS)]}      # 30001 JSON values
+    push.send_multipart(wire.encode_detections("a", 4, 4e-3, [DETECTION], radio="sim", truth=big_truth))
+    push.send_multipart(wire.encode_detections("a", 5, 5e-3, [DETECTION], radio="sim", truth={"paths": [{"kind": "los"}]}))
+    push.send_multipart(wire.encode_heartbeat("a", 0, {"captured": 7, "tree": {"x": [1] * 1000}, "note": "ok"}))
+    stats = _wait_processed(host, 6)
+    node = stats["nodes"]["a"]
+    kept = host.detections_by_node()["a"]
+    assert node["processed"] == 6 and node["truth_dropped"] == 1
+    assert node["kept_detections"] == sum(len(r["detections"]) for r in kept) <= host_module._KEEP_DETECTIONS
+    assert [r["seq"] for r in kept] == [3, 4, 5]                        # the newest, within the budget
+    assert kept[1]["truth"] is None and kept[2]["truth"] == {"paths": [{"kind": "los"}]}
+    deadline = time.monotonic() + 5.0
+    while host.nodes["a"].heartbeat.get("captured") != 7 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert host.nodes["a"].heartbeat == {"captured": 7, "note": "ok"} and node["node_captured"] in (None, 7)
