@@ -66,7 +66,8 @@ class CoreConfig:
     tail_states : int
         History positions published with each global track (for displays), 0 ... 64.
     max_message_mb : float
-        Largest ``tracks`` or ``estimates`` message taken from a MECS host, 0.001 ... 4096 MiB.
+        Largest ``tracks`` or ``estimates`` message taken from a MECS host, 0.001 ... 4096 MiB (ZeroMQ
+        applies it to each frame; the whole message is checked once received).
     stats_interval_s : float
         ``core_stats.json`` and ``tracks.json`` are rewritten this often (with ``--out``), 0.01 ... 3600 s.
     """

@@ -52,7 +52,11 @@ class StreamConfig:
         Captures waiting for processing at the host before new ones are
         dropped, 1 ... 100000.
     max_message_mb : float
-        Largest message accepted, 0.001 ... 4096 MiB.
+        Largest message accepted, 0.001 ... 4096 MiB.  ZeroMQ applies it
+        to each frame as it arrives (``MAXMSGSIZE``); a message's frame
+        count and total size are checked once it is received, so a sender
+        may still fill the host's receive queue (64 messages) with many
+        frames: use CURVE (``curve_server_secret``) on a shared network.
     curve_server_secret, curve_server_public : str
         Host key files (``sdr-isac keys``); empty disables CURVE.
     curve_client_secret, curve_client_public : str

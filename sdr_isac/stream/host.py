@@ -384,6 +384,14 @@ class _Guard:
         return True
 
 
+def _loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint stays on this machine (inproc, ipc, or TCP on a loopback address)."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    address = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    return address in ("localhost", "::1") or address.startswith("127.")
+
+
 def _bind(sock: zmq.Socket, endpoint: str, key: str, flag: str) -> None:
     """Bind ``sock`` to ``endpoint``; a failure (port in use, an address not of this machine) is a ConfigError."""
     try:
@@ -485,6 +493,11 @@ class FusionHost:
             self._monitors = {self._pull.get_monitor_socket(events): "nodes",
                               self._pub.get_monitor_socket(events): "subscribers"}
             _bind(self._pull, cfg.stream.host_endpoint, "host_endpoint", "--endpoint")
+            if self._auth is None and not _loopback(cfg.stream.host_endpoint):
+                _log.warning("stream.host_endpoint = %r without CURVE: anything that reaches it may send; ZeroMQ "
+                             "bounds each frame (stream.max_message_mb), not how many frames a message has, "
+                             "which the host checks only once it is received: set stream.curve_server_secret "
+                             "(sdr-isac keys) on a network others share", cfg.stream.host_endpoint)
             _bind(self._pub, cfg.stream.publish_endpoint, "publish_endpoint", "--publish")
         except BaseException:
             self._close_sockets()

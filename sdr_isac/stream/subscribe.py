@@ -38,7 +38,8 @@ def subscribe(endpoint: str, topics: Sequence[str] = ("detections/",), *, stop: 
     on_reject : callable, optional
         Called with the :class:`~sdr_isac.errors.WireFormatError` of each malformed message (to count them).
     max_bytes : int
-        Largest accepted message, bytes (ZeroMQ drops the connection of a sender that exceeds it).
+        Largest accepted frame, bytes (ZeroMQ's ``MAXMSGSIZE``: it drops the connection of a sender whose
+        frame exceeds it; a message of many frames is checked only once received).
     auth_timeout_s : float
         Seconds of failing handshakes with the host, none succeeding, before giving up with an error.
 

@@ -129,3 +129,19 @@ def test_what_a_node_keeps_at_the_host_is_bounded(host_and_push):
     while host.nodes["a"].heartbeat.get("captured") != 7 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert host.nodes["a"].heartbeat == {"captured": 7, "note": "ok"} and node["node_captured"] in (None, 7)
+
+
+def test_a_host_open_to_the_network_without_curve_says_so(caplog):
+    from sdr_isac.stream.demo import free_ports
+    from sdr_isac.stream.host import _loopback
+
+    assert all(_loopback(e) for e in ("inproc://x", "ipc:///tmp/x", "tcp://127.0.0.1:5", "tcp://localhost:5",
+                                      "tcp://[::1]:5"))
+    assert not any(_loopback(e) for e in ("tcp://0.0.0.0:5", "tcp://*:5", "tcp://192.168.2.10:5"))
+    port, pub = free_ports(2)
+    cfg = config.loads(f"[stream]\nhost_endpoint = \"tcp://0.0.0.0:{port}\"\n"
+                       f"publish_endpoint = \"tcp://127.0.0.1:{pub}\"\n")
+    with caplog.at_level("WARNING", logger="sdr_isac.stream.host"):
+        host = FusionHost(cfg, context=zmq.Context.instance())
+        host.stop()
+    assert any("without CURVE" in r.getMessage() and "curve_server_secret" in r.getMessage() for r in caplog.records)
