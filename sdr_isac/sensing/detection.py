@@ -643,6 +643,11 @@ def _residual_peak(mask: NDArray[np.bool_], stats: _MaskStats, echo: Echo, det: 
 
 #: the two-path fit of an unresolved pair: RELAX rounds at most (extrapolated: see estimate_paths)
 _PAIR_RELAX_ROUNDS = 200
+#: a residual this far below its echo's map peak, dB, is taken for the echo model's own error, not a second echo:
+#: Doppler within a symbol (ICI: -31 dB at 1.9 kHz in 120 kHz), phase noise and I/Q imbalance of a real front end
+#: leave residuals some 30 to 60 dB below a strong echo (the 95 dB leakage of sim_single_bs: -65 dB), which the
+#: two-path fit then split into a spurious pair, at seconds per echo
+PAIR_MODEL_FLOOR_DB = -40.0
 
 
 def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats,
@@ -658,7 +663,8 @@ def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_]
     found; ``pending`` (full masks) the stronger echoes found before it, not yet subtracted from ``work``.
 
     1. the residual's periodogram near the echo (:func:`_residual_peak`) is compared with the significance
-       threshold of the map cells, :func:`significance_threshold` (pfa, C); below it (a lone echo, almost
+       threshold of the map cells, :func:`significance_threshold` (pfa, C), and with the echo's own map peak
+       less :data:`PAIR_MODEL_FLOOR_DB` (the echo model's own error); below either (a lone echo, almost
        always) the echo is returned as it is;
     2. otherwise the data less the stronger echoes are fitted with two paths by the package's estimator
        (:func:`sdr_isac.sensing.estimate.estimate_paths`: refinement and RELAX, :func:`_fit_pair`), seeded at
@@ -677,7 +683,7 @@ def _split_unresolved(work: NDArray[np.complexfloating], mask: NDArray[np.bool_]
     num_channels = work.shape[0]
     threshold = significance_threshold(pfa, num_channels)
     stat, seed = _residual_peak(mask, stats, echo, det, products, noise_var)
-    if not stat > threshold:
+    if not stat > max(threshold, 10.0 ** ((det.map_snr_db + PAIR_MODEL_FLOOR_DB) / 10.0)):
         return [item]
     _, k_size = mask.shape
     frequencies = subcarrier_spacing_hz * np.arange(k_size, dtype=np.float64)
