@@ -25,6 +25,8 @@ __all__ = [
     "WireFormatError",
     "SensingError",
     "NonFiniteSampleError",
+    "path_error_message",
+    "joined_list_values",
 ]
 
 
@@ -91,3 +93,33 @@ class SensingError(SdrIsacError, ValueError):
 
 class NonFiniteSampleError(SensingError, InputError):
     """Samples hold a NaN or an infinity (a host counts the capture's message as rejected)."""
+
+
+def path_error_message(err: OSError) -> str | None:
+    """The one-line message a command prints for an ``OSError`` about a path the user gave (a missing folder, a
+    folder where a file belongs, no permission); None for one without a path (a bug: let its traceback show)."""
+    if err.filename is None:
+        return None
+    what = "is a folder, not a file" if isinstance(err, IsADirectoryError) else err.strerror
+    return f"{err.filename}: {what}; give a file path whose folder exists and is writable"
+
+
+#: command-line options whose value is a comma-separated list that may start with a minus sign
+_LIST_OPTIONS = ("--snr-db", "--area")
+
+
+def joined_list_values(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """``argv`` with ``--snr-db -20,0`` written as ``--snr-db=-20,0`` (and ``--area`` likewise): argparse takes
+    "-20,0" for an option of its own and says only "expected one argument"."""
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tokens[i] in _LIST_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == "."):
+            out.append(f"{tokens[i]}={nxt}")
+            i += 2
+            continue
+        out.append(tokens[i])
+        i += 1
+    return out

@@ -212,3 +212,16 @@ def test_process_reads_its_config_once(tmp_path, monkeypatch):
     assert raw == {"subcarriers": 100, "spacing_hz": 250e3, "fft_size": 128, "cp_samples": 16, "num_symbols": 40,
                    "carrier_hz": 5.8e9}
     assert _process_config(str(only_sensing))[1] == {} and _process_config(None) == (None, {})
+
+
+def test_a_list_starting_with_a_minus_sign_needs_no_equals_sign(tmp_path):
+    from sdr_isac.errors import joined_list_values
+
+    assert joined_list_values(["experiment", "fig5", "--snr-db", "-30,-20", "--trials", "1"]) == \
+        ["experiment", "fig5", "--snr-db=-30,-20", "--trials", "1"]
+    assert joined_list_values(["twin", "heatmap", "--area", "-.5,0,1,1", "--snr-db"]) == \
+        ["twin", "heatmap", "--area=-.5,0,1,1", "--snr-db"]
+    assert joined_list_values(["--snr-db", "--quiet", "--area", "-x"]) == ["--snr-db", "--quiet", "--area", "-x"]
+    assert main(["experiment", "fig5", "--snr-db", "-30,-20", "--trials", "1", "--workers", "1", "--quiet",
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 3          # header and the two SNRs

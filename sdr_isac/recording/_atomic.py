@@ -13,6 +13,7 @@ SIGKILL, a power cut) and never the file of a writer still at work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -61,10 +62,16 @@ def open_temp(final: Path, mode: int | None = None) -> tuple[Path, IO[bytes]]:
     Raises
     ------
     OSError
-        The folder does not exist or is not writable.
+        The folder does not exist or is not writable, or ``final`` is a folder (IsADirectoryError); the
+        error's ``filename`` is ``final``, the path the caller gave, not the temporary one.
     """
+    if Path(final).is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(final))
     tmp = temp_name(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    except OSError as err:
+        raise type(err)(err.errno, err.strerror, str(final)) from err
     if mode is not None:
         os.chmod(fd, mode)                              # exactly ``mode``, whatever the umask
     fh = os.fdopen(fd, "wb")

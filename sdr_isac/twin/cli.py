@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sdr_isac.errors import InputError, SdrIsacError
+from sdr_isac.errors import InputError, SdrIsacError, joined_list_values, path_error_message
 from sdr_isac.twin.connect import open_twin
 from sdr_isac.twin.queries import export_csv, export_geojson, heatmap, load_lanes, traffic
 from sdr_isac.twin.store import TwinStore
@@ -133,7 +133,7 @@ def _history(store: TwinStore, args: argparse.Namespace) -> int:
 def _heatmap(store: TwinStore, args: argparse.Namespace) -> int:
     occ = heatmap(store, args.out, args.cell_m, args.source, args.since, args.until, args.area, args.measured_only)
     nx, ny = occ.counts.shape
-    print(f"{int(occ.counts.sum())} {args.source} positions in {nx} x {ny} cells of {occ.cell_m:g} m "
+    print(f"{int(occ.counts.sum())} {args.source.removesuffix('s')} positions in {nx} x {ny} cells of {occ.cell_m:g} m "
           f"(x {occ.x_edges_m[0]:g} ... {occ.x_edges_m[-1]:g} m, y {occ.y_edges_m[0]:g} ... {occ.y_edges_m[-1]:g} m)")
     print(f"wrote {args.out}")
     return 0
@@ -186,11 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sdr_isac.twin.cli``: the ``twin`` command alone, reported as ``sdr-isac`` reports errors."""
     parser = argparse.ArgumentParser(prog="sdr-isac")
     add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_list_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         return run(args)
     except SdrIsacError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        message = path_error_message(err)
+        if message is None:                           # not about a path the user gave: a bug, with its traceback
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

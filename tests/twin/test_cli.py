@@ -64,7 +64,7 @@ def test_heatmap_traffic_export_prune(twin_db, tmp_path, capsys):
     assert re.search(r"east-2\s+0\s+0\s+-", capsys.readouterr().out)
     assert main(["twin", "--db", twin_db, "heatmap", "--out", str(png), "--measured-only",
                  "--area=-10,-10,500,10"]) == 0
-    assert capsys.readouterr().out.startswith("0 tracks positions")
+    assert capsys.readouterr().out.startswith("0 track positions")
     assert main(["twin", "--db", twin_db, "export", "--csv", str(csv_f)]) == 0
     assert len(csv_f.read_text().splitlines()) == 31
     assert main(["twin", "--db", twin_db, "export", "--geojson", str(gj)]) == 0
@@ -89,6 +89,15 @@ def test_errors_are_one_line_with_status_2(tmp_path, twin_db, capsys):
     assert "--older-than -3.0 s" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["twin", "--db", twin_db, "export"])           # one of --csv, --geojson is required
+    # an output path whose folder does not exist, or a folder: one line naming the path given, nothing written
+    assert main(["twin", "--db", twin_db, "export", "--csv", str(tmp_path / "none" / "t.csv")]) == 2
+    assert f"error: {tmp_path / 'none' / 't.csv'}: No such file or directory" in capsys.readouterr().err
+    assert main(["twin", "--db", twin_db, "heatmap", "--out", str(tmp_path)]) == 2
+    assert f"error: {tmp_path}: is a folder, not a file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.iterdir()
+                                                                if not p.name.endswith(".part"))
+    # a negative first corner without '=': taken as the option's value, not as an option of its own
+    assert main(["twin", "--db", twin_db, "heatmap", "--out", str(tmp_path / "h.png"), "--area", "-50,-50,50,50"]) == 0
 
 
 def _doc_blocks() -> tuple[str, list[str]]:
