@@ -106,6 +106,16 @@ class RadioBase(abc.ABC):
         self._sample_rate_hz = float(rate)
         self._center_freq_hz = float(freq)
 
+    def _check_frame_rate(self, frame: FrameConfig | None) -> None:
+        """Refuse a radio rate other than the frame's (a radio that transmits the frame: its samples would go out
+        at the wrong rate, and every capture, which carries the frame, would be refused by sensing later)."""
+        rate = self._sample_rate_hz
+        if frame is not None and abs(rate - frame.sample_rate_hz) > 1e-9 * frame.sample_rate_hz:
+            raise ConfigError(f"radio.sample_rate_hz = {rate:.10g} Hz: the frame runs at {frame.sample_rate_hz:.10g} "
+                              f"Hz (fft_size {frame.fft_size} x {frame.subcarrier_spacing_hz:.10g} Hz); set "
+                              "radio.sample_rate_hz = 0 (the frame's rate) or to the frame's rate, or change the "
+                              "frame's fft_size or numerology", key="radio.sample_rate_hz")
+
     @classmethod
     def _check_section(cls, config: RadioConfig) -> None:
         """Refuse a radio section of another backend (a ``ConfigError`` naming both kinds)."""

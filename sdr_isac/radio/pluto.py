@@ -167,6 +167,7 @@ class PlutoRadio(RadioBase):
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  adi_module: types.ModuleType | None = None):
         super().__init__(config, frame)
+        self._check_frame_rate(frame)
         self._check_limits()
         adi = adi_module or _import_adi()
         uri = config.uri or "ip:192.168.2.1"

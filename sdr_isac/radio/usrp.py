@@ -156,6 +156,7 @@ class UsrpRadio(RadioBase):
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None, *,
                  uhd_module: types.ModuleType | None = None):
         super().__init__(config, frame)
+        self._check_frame_rate(frame)
         self._uhd = uhd_module if uhd_module is not None else _import_uhd()
         self.stats: dict[str, int] = {key: 0 for key in _STAT_KEYS}
         self._waveform: NDArray[np.complex64] | None = None

@@ -411,3 +411,20 @@ def test_a_setter_uhd_refuses_is_named_with_its_field_value_and_fix(monkeypatch:
     with pytest.raises(RadioError, match=r"radio\.time_source = 'external' failed \(UHD: no PPS detected\); check "
                                          r"the PPS input.*radio\.time_source = 'internal'"):
         UsrpRadio(_config(time_source="external"), uhd_module=make_fake_uhd())
+
+
+def test_a_rate_other_than_the_frames_is_refused_for_pluto_and_usrp() -> None:
+    """A radio that transmits the frame must run at its rate: 20 Msps for a 15.36 Msps frame sent the frame
+    wrongly and recorded captures that sensing refused later, with advice about a key NR frames do not have."""
+    from sdr_isac.config import FrameConfig
+    from sdr_isac.radio.pluto import PlutoRadio
+
+    frame = FrameConfig(numerology=1, num_rb=24, fft_size=512, carrier_hz=2.4e9)        # 15.36 Msps
+    message = (r"radio.sample_rate_hz = 20000000 Hz: the frame runs at 15360000 Hz \(fft_size 512 x 30000 Hz\); "
+               r"set radio.sample_rate_hz = 0")
+    with pytest.raises(ConfigError, match=message):
+        UsrpRadio(_config(sample_rate_hz=20e6), frame, uhd_module=make_fake_uhd())
+    pluto_cfg = RadioConfig(kind="pluto", node_id="p", uri="ip:127.0.0.1:1", sample_rate_hz=20e6)
+    with pytest.raises(ConfigError, match=message):
+        PlutoRadio(pluto_cfg, frame, adi_module=object())                       # refused before the device
+    UsrpRadio(_config(sample_rate_hz=0.0), frame, uhd_module=make_fake_uhd()).close()   # 0: the frame's rate
