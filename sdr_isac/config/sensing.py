@@ -87,8 +87,11 @@ class SensingConfig:
     element_spacing_wavelengths : float
         Spacing of the receive ULA, wavelengths, 0.01 ... 100.
     min_range_m : float
-        Detections nearer than this are dropped (e.g. the TX->RX leakage at
-        0 m), 0 ... 1e8 m (range sums between Earth-scale positions).
+        Detections nearer than this, by more than three standard deviations
+        of their range, are dropped (e.g. the TX->RX leakage at 0 m with
+        min_range_m = 1), 0 ... 1e8 m (range sums between Earth-scale
+        positions).  An echo at 0 m is estimated on both sides of 0: with
+        the default 0 it is kept.
     max_range_m : float
         Detections farther than this are dropped (0: no limit), 0 ... 1e8 m
         and above ``min_range_m``.  The top of the

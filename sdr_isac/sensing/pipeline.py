@@ -262,8 +262,10 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
     timings["cfar_s"] = time.perf_counter() - start
-    detections = sorted((d for d in detections if cfg.min_range_m <= d.range_m <= upper),
-                        key=lambda d: d.map_snr_db, reverse=True)[: cfg.max_detections]
+    # within three standard deviations of the lower limit: a refined echo at the limit (the leakage at 0 m) lies
+    # on either side of it, and half of its estimates must not be dropped for a millimetre below it
+    detections = sorted((d for d in detections if cfg.min_range_m - 3.0 * math.sqrt(max(d.range_var_m2, 0.0))
+                         <= d.range_m <= upper), key=lambda d: d.map_snr_db, reverse=True)[: cfg.max_detections]
     timings["detect_s"] = time.perf_counter() - start
     diagnostics = {"noise_var": noise, "cfo_hz": cfo_hz, "cells": int(rd.power.size), "cfar_cells": cfar_cells,
                    "used_res": csi.num_used, "timings": timings,
