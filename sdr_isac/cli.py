@@ -22,7 +22,7 @@ from sdr_isac import __version__, config
 from sdr_isac.capture import Capture
 from sdr_isac.channel import noise_var_for_snr
 from sdr_isac.channel.awgn import TAP_DELAYS_SAMPLES, multipath_link
-from sdr_isac.errors import InputError, SdrIsacError, joined_list_values, path_error_message
+from sdr_isac.errors import InputError, exit_status, joined_list_values
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.receiver import CommReceiver
 
@@ -745,20 +745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sdr-isac``; returns the exit status."""
     args = build_parser().parse_args(joined_list_values(sys.argv[1:] if argv is None else list(argv)))
     try:
-        return int(args.func(args))
-    except SdrIsacError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return exit_status(lambda: args.func(args))
     except BrokenPipeError:         # `sdr-isac info x | head`: the reader left; no traceback, the shell's status
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())      # Python flushes stdout at exit: let that go nowhere
         return 141
-    except OSError as err:
-        message = path_error_message(err)
-        if message is None:                           # not about a path the user gave: a bug, with its traceback
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

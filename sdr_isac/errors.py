@@ -14,6 +14,9 @@ to fix it, for example::
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 __all__ = [
     "SdrIsacError",
     "ConfigError",
@@ -25,7 +28,7 @@ __all__ = [
     "WireFormatError",
     "SensingError",
     "NonFiniteSampleError",
-    "path_error_message",
+    "exit_status",
     "joined_list_values",
 ]
 
@@ -95,13 +98,21 @@ class NonFiniteSampleError(SensingError, InputError):
     """Samples hold a NaN or an infinity (a host counts the capture's message as rejected)."""
 
 
-def path_error_message(err: OSError) -> str | None:
-    """The one-line message a command prints for an ``OSError`` about a path the user gave (a missing folder, a
-    folder where a file belongs, no permission); None for one without a path (a bug: let its traceback show)."""
-    if err.filename is None:
-        return None
-    what = "is a folder, not a file" if isinstance(err, IsADirectoryError) else err.strerror
-    return f"{err.filename}: {what}; give a file path whose folder exists and is writable"
+def exit_status(command: Callable[[], int]) -> int:
+    """Run a command-line command and return its exit status: an :class:`SdrIsacError`, or an ``OSError`` about a
+    path the user gave (a missing folder, a folder where a file belongs, no permission), is one line on stderr
+    and status 2; any other exception (a bug) keeps its traceback."""
+    try:
+        return int(command())
+    except SdrIsacError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:
+            raise
+        what = "is a folder, not a file" if isinstance(err, IsADirectoryError) else err.strerror
+        print(f"error: {err.filename}: {what}; give a file path whose folder exists and is writable", file=sys.stderr)
+        return 2
 
 
 #: command-line options whose value is a comma-separated list that may start with a minus sign

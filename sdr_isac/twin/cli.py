@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sdr_isac.errors import InputError, SdrIsacError, joined_list_values, path_error_message
+from sdr_isac.errors import InputError, exit_status, joined_list_values
 from sdr_isac.twin.connect import open_twin
 from sdr_isac.twin.queries import export_csv, export_geojson, heatmap, load_lanes, traffic
 from sdr_isac.twin.store import TwinStore
@@ -187,17 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sdr-isac")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(joined_list_values(sys.argv[1:] if argv is None else list(argv)))
-    try:
-        return run(args)
-    except SdrIsacError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        message = path_error_message(err)
-        if message is None:                           # not about a path the user gave: a bug, with its traceback
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

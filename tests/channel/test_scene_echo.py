@@ -297,23 +297,8 @@ def test_cfo_rotates_a_bistatic_link():
     assert np.polyfit(t, phase, 1)[0] / (2 * math.pi) == pytest.approx(700.0, rel=1e-3)
 
 
-def test_timing_offset_and_sample_clock_drift_delay_the_paths():
-    cfg, frame, r = sim(BISTATIC.format(rx_extra="timing_offset_s = 2e-7\nsfo_ppm = 50.0"))
-    with r:
-        first = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
-        for _ in range(8):
-            r.rx(frame.num_samples)
-        later = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
-    scs = frame.config.subcarrier_spacing_hz
-    assert delay_from_phase(first, scs) == pytest.approx(150.0 / C + 2e-7, abs=1e-11)
-    drift = 50e-6 * 9 * frame.duration_s                          # 50 ppm of the 9 frames in between
-    assert delay_from_phase(later, scs) - delay_from_phase(first, scs) == pytest.approx(drift, rel=1e-3)
-
-
-def test_sample_clocks_drift_by_their_difference_and_not_on_a_nodes_own_echo():
-    """A link drifts by (receiver - transmitter) ppm of the time elapsed; a node's own echo shares its one sample
-    clock, so its delay stays put however far its clock is off."""
-    text = BISTATIC.format(rx_extra="sfo_ppm = 50.0").replace('id = "tx"', 'id = "tx"\nsfo_ppm = 20.0')
+def _delays_nine_frames_apart(text: str) -> tuple[float, float, IsacFrame]:
+    """The bistatic link's delay in the first capture and in the tenth (9 frames later), s."""
     cfg, frame, r = sim(text)
     with r:
         first = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
@@ -321,8 +306,23 @@ def test_sample_clocks_drift_by_their_difference_and_not_on_a_nodes_own_echo():
             r.rx(frame.num_samples)
         later = channel_estimate(frame, r.rx(frame.num_samples).iq)[0]
     scs = frame.config.subcarrier_spacing_hz
-    drift = (50e-6 - 20e-6) * 9 * frame.duration_s
-    assert delay_from_phase(later, scs) - delay_from_phase(first, scs) == pytest.approx(drift, rel=1e-3)
+    return delay_from_phase(first, scs), delay_from_phase(later, scs), frame
+
+
+def test_timing_offset_and_sample_clock_drift_delay_the_paths():
+    first, later, frame = _delays_nine_frames_apart(BISTATIC.format(rx_extra="timing_offset_s = 2e-7\nsfo_ppm = 50.0"))
+    assert first == pytest.approx(150.0 / C + 2e-7, abs=1e-11)
+    drift = 50e-6 * 9 * frame.duration_s                          # 50 ppm of the 9 frames in between
+    assert later - first == pytest.approx(drift, rel=1e-3)
+
+
+def test_sample_clocks_drift_by_their_difference_and_not_on_a_nodes_own_echo():
+    """A link drifts by (receiver - transmitter) ppm of the time elapsed; a node's own echo shares its one sample
+    clock, so its delay stays put however far its clock is off."""
+    text = BISTATIC.format(rx_extra="sfo_ppm = 50.0").replace('id = "tx"', 'id = "tx"\nsfo_ppm = 20.0')
+    first, later, frame = _delays_nine_frames_apart(text)
+    assert later - first == pytest.approx((50e-6 - 20e-6) * 9 * frame.duration_s, rel=1e-3)
+    scs = frame.config.subcarrier_spacing_hz
     own = """
 [radio]
 frame_interval_s = 1.0
