@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -456,6 +457,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
     if cfg.scene is not None and cfg.radio.kind == "sim":
         node = dataclasses.asdict(cfg.scene.node(cfg.radio.node_id))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from sdr_isac.recording._format import file_names
+
+    existing = [p for p in file_names(args.out) if p.exists()]
+    if existing and not args.overwrite:
+        raise config.ConfigError(f"{existing[0]}: the recording already exists; add --overwrite to replace it, or "
+                                 "choose another --out", key="out")
     with radio.open_radio(cfg) as r:
         meta = record_frames(r, args.frames, args.out, datatype=args.datatype, overwrite=args.overwrite,
                              description=cfg.description or cfg.name, node=node)
@@ -636,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rx", metavar="RX.sigmf-meta", required=True, help="the received recording")
     p.add_argument("--tx", metavar="TX.sigmf-meta", help="a recorded transmit capture to use as the reference")
     p.add_argument("--config", metavar="FILE", help="TOML with [frame] (for foreign recordings) and [sensing]")
-    p.add_argument("--capture", type=int, metavar="I", help="process only capture I")
+    p.add_argument("--capture", type=_index, metavar="I", help="process only capture I (0, 1, ...)")
     p.add_argument("--reference", choices=("tx", "frame"),
                    help="the reference symbols: tx (the --tx recording, the default with --tx) or frame (the "
                         "frame sdr_isac builds from the waveform description, payload from data.seed: only right "
@@ -668,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publish", metavar="URL", help="override stream.publish_endpoint")
     p.add_argument("--nodes", metavar="A,B", help="stop when these nodes have finished; with tracking, the tracker "
                    "takes an instant's fused set once every one of them (not absent) is in it")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="stop after S seconds (> 0)")
     p.add_argument("--record", metavar="DIR", help="record every node's captures to DIR/<node>.sigmf-meta")
     p.add_argument("--out", metavar="DIR", help="write stream_stats.json and per-node summaries and maps here")
     p.set_defaults(func=_cmd_host)
@@ -739,6 +746,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a link to elsewhere); only for recordings you trust")
     p.set_defaults(func=_cmd_info)
     return parser
+
+
+def _index(text: str) -> int:
+    """An argparse type: an integer >= 0 (a capture index)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= 0 (sdr-isac info lists the captures)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} s: allowed a number of seconds > 0 (leave --timeout out to run "
+                                         "until stopped)")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

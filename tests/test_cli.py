@@ -225,3 +225,20 @@ def test_a_list_starting_with_a_minus_sign_needs_no_equals_sign(tmp_path):
     assert main(["experiment", "fig5", "--snr-db", "-30,-20", "--trials", "1", "--workers", "1", "--quiet",
                  "--out", str(tmp_path)]) == 0
     assert (tmp_path / "summary.csv").read_text().count("\n") == 3          # header and the two SNRs
+
+
+def test_cli_values_a_user_gets_wrong_are_named_in_cli_terms(tmp_path, capsys):
+    """A negative capture index or timeout is refused (they ran the last capture, or stopped at once); a second
+    record onto the same name says --overwrite, not the Python argument."""
+    with pytest.raises(SystemExit):
+        main(["process", str(tmp_path / "x.sigmf-meta"), "--capture", "-1"])
+    assert "--capture: '-1': allowed an integer >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["host", "--config", str(REPO / "hw_configs" / "sim_single_bs.toml"), "--timeout", "-1"])
+    assert "--timeout: '-1' s: allowed a number of seconds > 0" in capsys.readouterr().err
+    cfg = str(REPO / "hw_configs" / "sim_single_bs.toml")
+    assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "the recording already exists; add --overwrite" in capsys.readouterr().err
+    assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r"), "--overwrite"]) == 0
