@@ -26,6 +26,12 @@ and the grid-error floors for this target are 0.1875 m and 0.3176 m/s.  The
 trial uses the same c to synthesise and to estimate, so the physics does not
 depend on it; with c = 299 792 458 m/s the grid becomes 2.4397 m and the
 floors 0.105 m and 0.297 m/s (``grid_floor`` computes them either way).
+
+The RMSE of each point is over every trial: the threshold region's outliers are kept, bounded only by the
+search region (at -30 dB the range RMSE, some 560 m, is set by it), and no trial is dropped.  Measured here
+with 100 trials: in the threshold region the compressed-sensing fused estimate is *worse* than zero-filling
+(grid range RMSE 0.83 m against the 0.19 m floor at -28 dB), because the low band's completion extrapolates
+its bandwidth fourfold and its completed peak outweighs the high band's; this is not the article's finding.
 """
 
 from __future__ import annotations

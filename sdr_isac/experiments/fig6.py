@@ -37,6 +37,11 @@ Metrics: horizontal position error; distance to BS 0 and radial velocity seen
 from BS 0 (the "distance" and "velocity" of the symbol-level work the
 article cites); velocity-vector error for the fused estimators (a single BS
 sees only the radial component).  Each beside its CRB.
+
+The position, distance and radial RMSE of each point are over every trial; the velocity RMSE
+(``rmse_vel_*``) is over the trials where a velocity was estimated, i.e. where two links agreed
+(``single_fraction_*`` is the share of trials where no two did and BS 0's own fix stood; where
+every trial is such, as at -30 dB, the velocity RMSE is NaN).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats as sp_stats
 
 from sdr_isac import config as config_mod
 from sdr_isac.errors import InputError
@@ -67,22 +68,35 @@ def summarise(point: Point, trials: list[Metrics]) -> list[dict[str, Any]]:
         false = sum(t[f"false_{pfa:g}"] for t in trials)
         cells = sum(t[f"cells_{pfa:g}"] for t in trials)
         theory = float(detection_probability(float(point["snr_db"]), pfa, training)) if training else math.nan
+        low, high = _clopper_pearson(int(round(detected)), int(maps))
         rows.append({"maps": point["maps"], "snr_db": point["snr_db"], "pfa_design": pfa,
-                     "pd": detected / maps if maps else math.nan, "pd_theory": theory,
+                     "pd": detected / maps if maps else math.nan, "pd_low": low, "pd_high": high,
+                     "pd_theory": theory,
                      "pfa": false / cells if cells else math.nan, "num_maps": maps, "cells": cells,
                      "num_training": training})
     return rows
 
 
+def _clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) ``confidence`` interval of a binomial proportion of ``k`` in ``n``."""
+    if n <= 0:
+        return math.nan, math.nan
+    alpha = 1.0 - confidence
+    low = float(sp_stats.beta.ppf(alpha / 2, k, n - k + 1)) if k > 0 else 0.0
+    high = float(sp_stats.beta.ppf(1 - alpha / 2, k + 1, n - k)) if k < n else 1.0
+    return low, high
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'maps':11s} {'SNR dB':>6s} {'P_fa design':>11s} | {'P_fa measured':>13s} | {'P_d':>6s} "
-             f"{'P_d theory':>10s} | maps"]
+             f"{'95 % interval':>13s} {'P_d theory':>10s} | maps"]
     for r in rows:
         lines.append(f"{r['maps']:11s} {r['snr_db']:6.1f} {r['pfa_design']:11.0e} | {r['pfa']:13.3e} | {r['pd']:6.3f} "
-                     f"{r['pd_theory']:10.3f} | {int(r['num_maps'])}")
+                     f"{r['pd_low']:6.3f}-{r['pd_high']:.3f} {r['pd_theory']:10.3f} | {int(r['num_maps'])}")
     training = rows[0]["num_training"] if rows else 0
     lines.append(f"theory: square-law detector, non-fluctuating target, CA-CFAR of {training} training cells "
-                 "(fusion.metrics.detection_probability), exact for independent cells")
+                 "(fusion.metrics.detection_probability), exact for independent cells only: the default maps' "
+                 "cells are correlated (taper, zero padding), and their P_d lies below it; interval: Clopper-Pearson")
     return "\n".join(lines)
 
 
@@ -93,11 +107,15 @@ def plot(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     for ax, kind in zip(axes[0], kinds, strict=True):
         for i, snr in enumerate(sorted({r["snr_db"] for r in rows})):
             sel = sorted((r for r in rows if r["snr_db"] == snr and r["maps"] == kind), key=lambda r: r["pfa_design"])
-            ax.semilogx([r["pfa"] for r in sel], [r["pd"] for r in sel], f"C{i}o", ms=4, label=f"{snr:g} dB")
+            ax.errorbar([r["pfa"] for r in sel], [r["pd"] for r in sel],
+                        yerr=[[r["pd"] - r["pd_low"] for r in sel], [r["pd_high"] - r["pd"] for r in sel]],
+                        fmt=f"C{i}o", ms=4, capsize=2, label=f"{snr:g} dB")
+            ax.set_xscale("log")
             ax.semilogx([r["pfa_design"] for r in sel], [r["pd_theory"] for r in sel], f"C{i}-", lw=1)
         ax.set_xlabel("P_fa (dots: measured; lines: theory at the design P_fa)")
         ax.set_ylabel("P_d")
-        ax.set_title(f"ROC of the CFAR, {kind} maps", fontsize=9)
+        ax.set_title(f"ROC of the CFAR, {kind} maps" + ("" if kind == "independent" else
+                                                          " (theory: independent cells)"), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

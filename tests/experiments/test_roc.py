@@ -36,3 +36,14 @@ def test_the_scenario_sweeps_both_kinds_of_map() -> None:
     for bad in ({"snr_db": 3.0}, {"maps": "indepedent", "snr_db": 3.0}):
         with pytest.raises(InputError, match="maps = "):
             roc.trial(bad, np.random.default_rng(0))
+
+
+def test_the_clopper_pearson_interval_matches_its_definition() -> None:
+    """The interval's ends are where the binomial tail probabilities are 2.5 % (Clopper & Pearson 1934)."""
+    for k, n in ((0, 10), (3, 10), (10, 10), (37, 200)):
+        low, high = roc._clopper_pearson(k, n)
+        assert 0.0 <= low <= k / n <= high <= 1.0
+        if k > 0:
+            assert binom.sf(k - 1, n, low) == pytest.approx(0.025, rel=1e-6, abs=0)
+        if k < n:
+            assert binom.cdf(k, n, high) == pytest.approx(0.025, rel=1e-6, abs=0)
