@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +22,7 @@ from sdr_isac.errors import ConfigError, InputError, RadioError, RecordingError
 from sdr_isac.radio.base import RadioBase
 from sdr_isac.radio.registry import register_radio
 from sdr_isac.recording import Recording
+from sdr_isac.recording._format import file_names
 from sdr_isac.waveform import IsacFrame
 
 __all__ = ["ReplayRadio"]
@@ -44,6 +46,11 @@ class ReplayRadio(RadioBase):
 
     def __init__(self, config: RadioConfig, frame: FrameConfig | None = None):
         self._check_section(config)
+        meta, data = file_names(config.uri)
+        if not (meta.exists() or data.exists() or Path(config.uri).exists()):
+            raise ConfigError(f"radio.uri = {config.uri!r}: no recording there (looked for {meta}, relative to the "
+                              f"working directory {Path.cwd()}); give the recording's path from where the command "
+                              "runs, or an absolute one", key="radio.uri")
         rec = Recording.open(config.uri)
         if rec.frame is None and frame is not None:     # a foreign recording: the user's frame describes it
             rec.close()

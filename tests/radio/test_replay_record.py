@@ -148,3 +148,14 @@ def test_a_recording_whose_rate_no_radio_allows_is_refused_as_a_recording_error(
     meta.write_text(json.dumps(doc))
     with pytest.raises(RecordingError, match=r"core:sample_rate = 100 Hz.*a radio allows sample rates of"):
         radio.open_radio(RadioConfig(kind="replay", uri=str(meta)))
+
+
+def test_a_replay_uri_that_is_not_there_names_the_field_and_the_working_directory(tmp_path, monkeypatch):
+    from sdr_isac.errors import ConfigError
+    from sdr_isac.radio.replay import ReplayRadio
+
+    monkeypatch.chdir(tmp_path)
+    cfg = config.RadioConfig(kind="replay", node_id="bs0", uri="offline_data/none.sigmf-meta")
+    with pytest.raises(ConfigError, match=rf"radio.uri = 'offline_data/none.sigmf-meta': no recording there .*"
+                                          rf"working directory {tmp_path}"):
+        ReplayRadio(cfg)
