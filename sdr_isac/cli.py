@@ -616,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML configuration with a sim radio and a scene "
                                                     "(default: the built-in demo scene)")
     p.add_argument("--out", metavar="DIR", help="output folder (default out/demo; out/demo_urban with --scene urban)")
-    p.add_argument("--frames", type=int, metavar="N", help="frames per node (default 5, also with --scene urban)")
+    p.add_argument("--frames", type=_count, metavar="N", help="frames per node (default 5, also with --scene urban)")
     p.add_argument("--snr-db", type=float, help="SNR per RE of the communication link (default 20)")
     p.add_argument("--seed", type=int, help="seed of the link's channel and noise (default 0)")
     p.add_argument("--scene", choices=("demo", "urban"), default="demo",
@@ -729,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cyclically and record N frame-long captures, with ground truth for simulated "
                                    "radios, as PATH.sigmf-meta + PATH.sigmf-data.")
     p.add_argument("--config", metavar="FILE", required=True, help="TOML configuration with [frame] and [radio]")
-    p.add_argument("--frames", type=int, default=4, metavar="N", help="captures to record (default 4)")
+    p.add_argument("--frames", type=_count, default=4, metavar="N", help="captures to record (default 4)")
     p.add_argument("--out", metavar="PATH", required=True, help="output base name (suffixes are added)")
     p.add_argument("--datatype", default="cf32_le", choices=("cf32_le", "cf64_le", "ci16_le"),
                    help="sample format on disk (default cf32_le)")
@@ -756,6 +756,17 @@ def _index(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= 0 (sdr-isac info lists the captures)")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 1 (frames)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= 1 (frames)")
     return value
 
 

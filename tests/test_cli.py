@@ -242,3 +242,7 @@ def test_cli_values_a_user_gets_wrong_are_named_in_cli_terms(tmp_path, capsys):
     assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r")]) == 2
     assert "the recording already exists; add --overwrite" in capsys.readouterr().err
     assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r"), "--overwrite"]) == 0
+    for command in (["record", "--config", cfg, "--out", str(tmp_path / "z")], ["demo"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--frames", "0"])
+        assert "--frames: '0': allowed an integer >= 1 (frames)" in capsys.readouterr().err

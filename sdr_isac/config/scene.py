@@ -396,5 +396,6 @@ class SceneConfig:
             if n.id == node_id:
                 return n
         raise ConfigError(f"node_id = {node_id!r}: allowed one of the scene's nodes "
-                          f"({', '.join(n.id for n in self.nodes)}); fix radio.node_id or add the node",
+                          f"({', '.join(n.id for n in self.nodes)}); fix radio.node_id (--node-id of sdr-isac "
+                          "node) or add the node",
                           key="radio.node_id")

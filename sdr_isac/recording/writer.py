@@ -295,7 +295,8 @@ class RecordingWriter:
             peak = max(-low, high)
             if peak > 1.0:
                 raise RecordingError(f"{where}: |I| or |Q| reaches {peak:.6g}: allowed <= 1.0 (full scale) for "
-                                     f"{self.datatype}; scale the samples or use datatype='cf32_le'")
+                                     f"{self.datatype}; scale the samples or use datatype='cf32_le' (sdr-isac record "
+                                     "--datatype cf32_le)")
             return
         try:
             # one pass; none where the capture checks once (Capture.checked_once) and was checked (a host's)
