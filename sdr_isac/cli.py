@@ -13,7 +13,7 @@ import dataclasses
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -748,26 +748,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _index(text: str) -> int:
-    """An argparse type: an integer >= 0 (a capture index)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= 0 (sdr-isac info lists the captures)")
-    return value
+def _integer_from(low: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``; ``what`` says what it counts in the refusal."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= {low} ({what})")
+        return value
+    return parse
 
 
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 1 (frames)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: allowed an integer >= 1 (frames)")
-    return value
+_index = _integer_from(0, "sdr-isac info lists the captures")
+_count = _integer_from(1, "frames")
 
 
 def _seconds(text: str) -> float:

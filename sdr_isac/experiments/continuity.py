@@ -138,7 +138,7 @@ def to_local(operator: str, position_m: NDArray[np.float64]) -> NDArray[np.float
 SECTORS = 3
 
 
-def _wrap(angle_rad: float) -> float:
+def _wrap(angle_rad: NDArray[np.float64]) -> NDArray[np.float64]:
     return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
 
 
@@ -153,7 +153,7 @@ def panel_gain_db(station: Station, offset_m: NDArray[np.float64]) -> tuple[NDAr
     d = np.asarray(offset_m, dtype=np.float64)
     step = 2.0 * math.pi / SECTORS
     az = np.arctan2(d[..., 1], d[..., 0]) - station.yaw_rad
-    sector = step * np.round(((az + math.pi) % (2.0 * math.pi) - math.pi) / step)
+    sector = step * np.round(_wrap(az) / step)
     boresight = station.yaw_rad + sector
     c, s = np.cos(boresight), np.sin(boresight)
     local = np.stack([c * d[..., 0] + s * d[..., 1], c * d[..., 1] - s * d[..., 0], d[..., 2]], axis=-1)

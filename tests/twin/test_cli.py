@@ -94,8 +94,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, twin_db, capsys):
     assert f"error: {tmp_path / 'none' / 't.csv'}: No such file or directory" in capsys.readouterr().err
     assert main(["twin", "--db", twin_db, "heatmap", "--out", str(tmp_path)]) == 2
     assert f"error: {tmp_path}: is a folder, not a file" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.iterdir()
-                                                                if not p.name.endswith(".part"))
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())          # no temporary file left
     # a negative first corner without '=': taken as the option's value, not as an option of its own
     assert main(["twin", "--db", twin_db, "heatmap", "--out", str(tmp_path / "h.png"), "--area", "-50,-50,50,50"]) == 0
 
