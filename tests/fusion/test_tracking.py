@@ -396,6 +396,46 @@ def test_pregate_changes_nothing(association):
         np.testing.assert_allclose(a.states, b.states, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("inside", [False, True])
+def test_gnn_gates_each_measurement_at_its_own_dimension(inside):
+    """A 3-D estimate scanned beside a 6-D one (one node set) is gated at chi2(3), not at the 6-D gate.
+
+    The estimate is placed at a squared Mahalanobis distance (computed with Stone Soup's own predicted
+    measurement covariance) between the two gates' quantiles: outside the 3-D gate it must start its own
+    track and leave the track predicted; just inside that gate it must update the track.
+    """
+    from datetime import timedelta
+
+    from sdr_isac.fusion.tracking.models import estimate_model
+    from sdr_isac.fusion.tracking.tracker import EPOCH
+
+    p = 0.999
+    tracker = Tracker(TrackingConfig(gate_probability=p))
+    rng = np.random.default_rng(4)
+    x0 = np.array([0.0, 0.0, 1.0, 5.0, 0.0, 0.0])
+    for k in range(4):
+        tracker.step(float(k), [estimate(np.concatenate([x0[:3] + k * x0[3:], x0[3:]]), 0.5, 0.5, rng)])
+    (entry,) = tracker._entries
+    t = 4.0
+    truth = np.concatenate([x0[:3] + t * x0[3:], x0[3:]])
+    sd = 0.5
+    pred = tracker._predictor.predict(entry.ss, timestamp=EPOCH + timedelta(seconds=t))
+    model = estimate_model(TargetEstimate(truth[:3], sd**2 * np.eye(3), nodes=("bs0",)), tracker.cfg.variance_floor_m2)
+    s_cov = np.asarray(tracker._updater.predict_measurement(pred, model).covar, dtype=float)
+    mean = np.asarray(pred.state_vector, dtype=float)[list(model.mapping), 0]
+    d2_3, d2_6 = chi2.ppf(p, 3), chi2.ppf(p, 6)
+    d2 = 0.98 * d2_3 if inside else 0.5 * (d2_3 + d2_6)
+    direction = np.array([1.0, 1.0, 0.0]) / math.sqrt(2.0)
+    position = mean + math.sqrt(d2 / (direction @ np.linalg.solve(s_cov, direction))) * direction
+    assert float((position - mean) @ np.linalg.solve(s_cov, position - mean)) == pytest.approx(d2, rel=1e-9)
+    far = estimate(truth + np.array([500.0, 0.0, 0.0, 0.0, 0.0, 0.0]), sd, sd, rng)   # makes the scan mixed 3-D/6-D
+    near = TargetEstimate(position, sd**2 * np.eye(3), nodes=("bs0",))
+    tracker.step(t, [far, near])
+    track = next(tr for tr in tracker.tracks(include_deleted=True) if tr.track_id == entry.track_id)
+    assert bool(track.measured[-1]) is inside
+    assert len(tracker.tracks(include_deleted=True)) == (2 if inside else 3)
+
+
 # ---- handover ----------------------------------------------------------------------
 def test_handover_past_three_stations_keeps_one_id():
     stations = {"A": np.array([0.0, 20.0, 10.0]), "B": np.array([100.0, 20.0, 10.0]), "C": np.array([200.0, 20.0, 10.0])}

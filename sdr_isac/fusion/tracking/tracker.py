@@ -27,6 +27,7 @@ tracks) on a ``PDAHypothesiser`` gated at ``gate_probability``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import chi2
+from stonesoup.base import Property
 from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
 from stonesoup.dataassociator.probability import JPDAwithEHM2
 from stonesoup.deleter.error import CovarianceBasedDeleter
@@ -86,6 +88,30 @@ PRIOR_VARIANCE = 1e8
 
 #: deleted tracks a tracker keeps (for :meth:`Tracker.tracks` with ``include_deleted``); older ones are forgotten
 KEEP_DELETED = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def _gate_distance(probability: float, ndim: int) -> float:
+    """The Mahalanobis distance (not squared) a true measurement of ``ndim`` dimensions stays within with
+    ``probability``: the square root of the chi-square quantile."""
+    return math.sqrt(float(chi2.ppf(probability, ndim)))
+
+
+class _GatedMahalanobis(Mahalanobis):
+    """Stone Soup's Mahalanobis distance, infinite beyond the gate of the measurement's own dimension.
+
+    ``DistanceHypothesiser`` keeps a pair only below its one ``missed_distance``; with measurements of
+    several dimensions in one scan that distance is the widest gate's, and a smaller measurement would pass
+    with a probability above ``gate_probability`` (0.99995 for a 3-D estimate at the 6-D gate of 0.999).
+    Inside its gate the distance is Stone Soup's, so assignments among gated pairs are unchanged.
+    """
+
+    probability: float = Property(doc="Gate probability of a true measurement (0.5 <= p < 1)")
+
+    def __call__(self, state1: Any, state2: Any) -> float:
+        distance = float(super().__call__(state1, state2))
+        ndim = int(np.shape(state2.state_vector)[0])
+        return distance if distance <= _gate_distance(self.probability, ndim) else math.inf
 
 
 @dataclass
@@ -363,7 +389,13 @@ class Tracker:
         return groups
 
     def _associator(self, ndim: int) -> Any:
-        """The data associator for measurements of up to ``ndim`` dimensions (the GNN gate depends on it)."""
+        """The data associator for measurements of up to ``ndim`` dimensions.
+
+        GNN: a missed detection costs the gate of ``ndim`` degrees of freedom, and each measurement is gated
+        at the ``gate_probability`` quantile of chi-square with its own dimension (:class:`_GatedMahalanobis`),
+        so a 3-D estimate scanned with 6-D ones (one node set, with and without velocity) is gated at chi2(3),
+        not at the wider chi2(6).
+        """
         if ndim not in self._associators:
             cfg = self.cfg
             if cfg.association == "jpda":
@@ -373,7 +405,8 @@ class Tracker:
             else:
                 gate = math.sqrt(chi2.ppf(cfg.gate_probability, ndim))
                 self._associators[ndim] = GNNWith2DAssignment(DistanceHypothesiser(
-                    self._predictor, self._updater, Mahalanobis(), missed_distance=gate))
+                    self._predictor, self._updater, _GatedMahalanobis(probability=cfg.gate_probability),
+                    missed_distance=gate))
         return self._associators[ndim]
 
     def _scan(self, detections: list[Detection], meta: dict[int, _Meta], timestamp: datetime, t_s: float,
