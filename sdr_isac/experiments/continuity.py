@@ -352,7 +352,8 @@ def _rigid_residual_m(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
 
 def _calibrate(reference: list[Track], foreign: list[Track]) -> Any | None:
     """The foreign network's calibration from the tracks both networks kept of common targets (pairs of tracks
-    whose positions stay within ``PAIR_GATE_M`` at common instants), or None where the fit is not possible."""
+    whose positions stay within ``PAIR_GATE_M`` at common instants), or None where the fit is not possible or its
+    clock offset ends on the fit's bound (:attr:`~sdr_isac.fusion.calibration.HetNetCalibration.offset_at_bound`)."""
     from sdr_isac.fusion.calibration import estimate_calibration
 
     ref = {t.track_id: t for t in reference if t.num_states >= 5}
@@ -383,9 +384,10 @@ def _calibrate(reference: list[Track], foreign: list[Track]) -> Any | None:
         others[rid] = [_as_estimate(Track(fid, ft.t_s[i:i + 1], ft.states[i:i + 1], ft.covariances[i:i + 1]))
                        for i in range(ft.num_states)]
     try:
-        return estimate_calibration({rid: ref[rid] for rid, _ in keys}, others, planar=True)
+        cal = estimate_calibration({rid: ref[rid] for rid, _ in keys}, others, planar=True)
     except InputError:
         return None
+    return None if cal.offset_at_bound else cal        # an offset on its bound is no estimate (logged there)
 
 
 #: a reference and a foreign track are taken for one target in calibration when they share at least

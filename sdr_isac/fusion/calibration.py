@@ -41,6 +41,7 @@ observable only weakly returns a large covariance, which says so.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +58,8 @@ from sdr_isac.errors import InputError
 from sdr_isac.fusion.records import TargetEstimate, Track
 
 __all__ = ["HetNetCalibration", "estimate_calibration", "rotation_z"]
+
+_log = logging.getLogger(__name__)
 
 #: a set-up is unobservable below this ratio of signal variation to noise variation
 _MIN_VARIATION_RATIO = 10.0
@@ -97,6 +100,11 @@ class HetNetCalibration:
         Residuals less parameters.
     num_samples : int
         The other network's estimates used.
+    offset_at_bound : bool
+        The fitted offset lies on the bound ``max_offset_s`` of :func:`estimate_calibration` (the constraint
+        is active): the data ask for a larger offset or the model does not hold.  The covariance is then the
+        unconstrained one at that point, which describes no estimate (the offset is not free); refit with a
+        wider bound (and longer windows) or do not use the calibration.
     """
 
     offset_s: float
@@ -107,6 +115,7 @@ class HetNetCalibration:
     chi_square: float
     dof: int
     num_samples: int
+    offset_at_bound: bool = False
 
     def __post_init__(self) -> None:
         bias = np.array(self.bias_m, dtype=np.float64).reshape(-1)
@@ -388,7 +397,8 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
         Fit (x, y) only: dt, b_x, b_y, psi (estimates located in a plane have no variance in z).  False fits
         b_z too, from the z coordinates.
     max_offset_s : float
-        Largest admissible |dt|, s (> 0): the fit is bounded to it.
+        Largest admissible |dt|, s (> 0): the fit is bounded to it.  A fit that ends on the bound is flagged
+        (:attr:`HetNetCalibration.offset_at_bound`) and logged as a warning.
     max_passes : int
         Fits on refreshed weights, >= 1; stops earlier when the parameters move less than 1e-3 of their
         standard deviation.
@@ -440,6 +450,7 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
     upper = np.full(num_params, np.inf)
     lower[0], upper[0] = -max_offset_s, max_offset_s
     cov = np.eye(num_params)
+    at_bound = False
     for _ in range(int(max_passes)):
         whiten = _whiteners(theta, samples, trajectories, planar, dims)
         system = _LastPoint(functools.partial(_system, samples=samples, trajectories=trajectories, planar=planar,
@@ -448,6 +459,7 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
                                      x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12)
         step = fit.x - theta
         theta = fit.x
+        at_bound = bool(fit.active_mask[0] != 0)
         cov = _covariance(fit.jac)
         if np.all(np.abs(step) <= 1e-3 * np.sqrt(np.diag(cov))):
             break
@@ -455,9 +467,13 @@ def estimate_calibration(reference: Mapping[str, Track | Sequence[TargetEstimate
     residual, jac = _system(theta, samples, trajectories, planar, dims, whiten)
     cov = _covariance(jac)
     dt, bias, yaw = _unpack(theta, planar)
+    if at_bound:
+        _log.warning("calibration: the clock offset %.6g s lies on its bound max_offset_s = %g s (the data ask "
+                     "for a larger offset, or the model does not hold); its covariance describes no estimate: "
+                     "refit with a wider max_offset_s and longer windows, or do not use it", dt, max_offset_s)
     return HetNetCalibration(offset_s=dt, bias_m=bias, yaw_rad=yaw, covariance=cov, planar=planar,
                              chi_square=float(residual @ residual), dof=residual.size - num_params,
-                             num_samples=samples.t_s.size)
+                             num_samples=samples.t_s.size, offset_at_bound=at_bound)
 
 
 class _LastPoint:

@@ -58,6 +58,26 @@ def test_one_trial_cooperation_and_calibration_raise_continuity() -> None:
         assert abs(metrics[f"cal_b_{name}_z"]) < 4.0, name
 
 
+def test_a_calibration_whose_offset_ends_on_its_bound_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At -40 dB this seed's calibration run fits one foreign clock offset onto the 10 ms bound (the truths are
+    -0.8 and 0.5 ms): that calibration is no estimate, and its network's tracks are left out like an
+    uncalibrated one's."""
+    from sdr_isac.fusion import calibration
+
+    fitted: list[calibration.HetNetCalibration] = []
+    real = calibration.estimate_calibration
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fitted.append(real(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(calibration, "estimate_calibration", recording)
+    metrics = continuity.trial({"snr_offset_db": -40.0}, np.random.default_rng(1))
+    assert any(c.offset_at_bound for c in fitted)
+    ok = sum(v for k, v in metrics.items() if k.startswith("cal_") and k.endswith("_ok"))
+    assert ok == sum(not c.offset_at_bound for c in fitted)
+
+
 def test_the_scenario_is_in_the_catalog_and_summarises() -> None:
     scn = scenario("continuity")
     assert [p["snr_offset_db"] for p in scn.points] == list(continuity.SNR_OFFSETS_DB)

@@ -102,6 +102,7 @@ def test_offsets_are_within_three_sigma_and_the_normalised_errors_are_chi_square
         assert stats.chi2.ppf(0.001, cal.dof) < cal.chi_square < stats.chi2.ppf(0.999, cal.dof)
         assert cal.dof == 2 * cal.num_samples - 4
         assert cal.std[0] < 1e-3                               # the offset is resolved below a millisecond
+        assert not cal.offset_at_bound
     total = sum(nees)                                          # 8 seeds x 4 parameters: chi-square(32)
     assert stats.chi2.ppf(0.001, 32) < total < stats.chi2.ppf(0.999, 32), nees
 
@@ -161,6 +162,18 @@ def test_apply_maps_into_the_reference_frame_and_propagates_the_uncertainty():
     assert out.cov_position_m2[2, 2] == 0.0                     # the height stays known
     with pytest.raises(InputError, match="TargetEstimate"):
         cal.apply("not an estimate")                            # type: ignore[arg-type]
+
+
+def test_an_offset_beyond_the_bound_is_flagged_and_logged(caplog):
+    """The fit stops on the bound; the result says so (its covariance is the unconstrained one there)."""
+    _, (dt, _, _), ref, oth = scenario(3)
+    assert abs(dt) > 2e-3
+    bound = 0.5 * abs(dt)
+    with caplog.at_level("WARNING", logger="sdr_isac.fusion.calibration"):
+        cal = estimate_calibration(ref, oth, max_offset_s=bound)
+    assert cal.offset_at_bound
+    assert abs(cal.offset_s) == pytest.approx(bound, rel=1e-9, abs=0) and np.sign(cal.offset_s) == np.sign(dt)
+    assert "max_offset_s" in caplog.text and "lies on its bound" in caplog.text
 
 
 def test_one_static_target_is_not_observable():
