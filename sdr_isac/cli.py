@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from sdr_isac import __version__, config
 from sdr_isac.capture import Capture
 from sdr_isac.channel import noise_var_for_snr
 from sdr_isac.channel.awgn import TAP_DELAYS_SAMPLES, multipath_link
-from sdr_isac.errors import InputError, exit_status, joined_list_values
+from sdr_isac.errors import InputError, exit_status, joined_list_values, number_argument
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.receiver import CommReceiver
 
@@ -617,15 +616,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(default: the built-in demo scene)")
     p.add_argument("--out", metavar="DIR", help="output folder (default out/demo; out/demo_urban with --scene urban)")
     p.add_argument("--frames", type=_count, metavar="N", help="frames per node (default 5, also with --scene urban)")
-    p.add_argument("--snr-db", type=float, help="SNR per RE of the communication link (default 20)")
+    p.add_argument("--snr-db", type=number_argument("dB"),
+                   help="SNR per RE of the communication link (default 20)")
     p.add_argument("--seed", type=int, help="seed of the link's channel and noise (default 0)")
     p.add_argument("--scene", choices=("demo", "urban"), default="demo",
                    help="demo: the two-BS demo scene (default); urban: the built-in urban street grid, its nodes "
                         "streaming to one MECS host per operator and those to a core host, all processes "
                         "(--out default out/demo_urban, --frames default 5)")
-    p.add_argument("--timeout", type=float, default=180.0, metavar="S",
-                   help="with --scene urban: the whole run's limit, s (default 180)")
-    p.add_argument("--frame-interval", type=float, metavar="S",
+    p.add_argument("--timeout", type=number_argument("s", low=0.0, low_open=True),
+                   default=180.0, metavar="S", help="with --scene urban: the whole run's limit, s (default 180)")
+    p.add_argument("--frame-interval", type=number_argument("s", low=0.0, high=3600.0),
+                   metavar="S",
                    help="with --scene urban: scene time between a node's frames, s (default 1; 0: back to back, "
                         "the frames then span milliseconds and no target leaves any coverage)")
     p.set_defaults(func=_cmd_demo)
@@ -765,16 +766,8 @@ _index = _integer_from(0, "sdr-isac info lists the captures")
 _count = _integer_from(1, "frames")
 
 
-def _seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} s: allowed a number of seconds > 0 (leave --timeout out to run "
-                                         "until stopped)")
-    return value
+_seconds = number_argument("s", low=0.0, low_open=True,
+                                  hint="leave --timeout out to run until stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

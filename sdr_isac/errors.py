@@ -14,6 +14,8 @@ to fix it, for example::
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from collections.abc import Callable
 
@@ -30,6 +32,7 @@ __all__ = [
     "NonFiniteSampleError",
     "exit_status",
     "joined_list_values",
+    "number_argument",
 ]
 
 
@@ -134,3 +137,24 @@ def joined_list_values(argv: list[str] | tuple[str, ...]) -> list[str]:
         out.append(tokens[i])
         i += 1
     return out
+
+
+def number_argument(unit: str, *, low: float = -math.inf, low_open: bool = False, high: float = math.inf,
+                    hint: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number of ``unit`` in ``[low, high]`` (``(low, high]`` when ``low_open``).
+
+    Refused at parse time (argparse names the flag) with the value, its unit, what is allowed and ``hint`` (how to
+    fix it), before a command starts processes or runs for minutes on a value it would refuse at the end.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
+            bounds = ([f"{'>' if low_open else '>='} {low:g} {unit}"] if math.isfinite(low) else []) + (
+                [f"<= {high:g} {unit}"] if math.isfinite(high) else [])
+            allowed = "a finite number " + (" and ".join(bounds) if bounds else f"of {unit}")
+            raise argparse.ArgumentTypeError(f"{text!r} {unit}: allowed {allowed}" + (f"; {hint}" if hint else ""))
+        return value
+    return parse

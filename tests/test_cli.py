@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sdr_isac
 from sdr_isac import config
 from sdr_isac.cli import build_parser, main
+from sdr_isac.errors import number_argument
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "sdr_isac"]
@@ -177,11 +182,13 @@ def test_urban_demo_refuses_options_it_would_ignore():
 
     with pytest.raises(ConfigError, match="--seed with --scene urban"):
         cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--seed", "3"]))
+    # a negative --frame-interval is refused by argparse now, before any process starts (test below); the
+    # library function refuses it too, before it starts one
     from sdr_isac.errors import SdrIsacError
+    from sdr_isac.stream.demo import run_urban_demo
 
-    with pytest.raises(SdrIsacError, match="frame_interval_s = -1.0 s"):           # before any process starts
-        cli._cmd_demo(cli.build_parser().parse_args(["demo", "--scene", "urban", "--frame-interval", "-1",
-                                                     "--out", "unused"]))
+    with pytest.raises(SdrIsacError, match="frame_interval_s = -1.0 s"):
+        run_urban_demo("unused", 1, frame_interval_s=-1.0)
 
 
 def test_process_reads_its_config_once(tmp_path, monkeypatch):
@@ -235,7 +242,7 @@ def test_cli_values_a_user_gets_wrong_are_named_in_cli_terms(tmp_path, capsys):
     assert "--capture: '-1': allowed an integer >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["host", "--config", str(REPO / "hw_configs" / "sim_single_bs.toml"), "--timeout", "-1"])
-    assert "--timeout: '-1' s: allowed a number of seconds > 0" in capsys.readouterr().err
+    assert "--timeout: '-1' s: allowed a finite number > 0 s; leave --timeout out" in capsys.readouterr().err
     cfg = str(REPO / "hw_configs" / "sim_single_bs.toml")
     assert main(["record", "--config", cfg, "--frames", "1", "--out", str(tmp_path / "r")]) == 0
     capsys.readouterr()
@@ -246,3 +253,47 @@ def test_cli_values_a_user_gets_wrong_are_named_in_cli_terms(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([*command, "--frames", "0"])
         assert "--frames: '0': allowed an integer >= 1 (frames)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["demo", "--snr-db", "nan"], "--snr-db: 'nan' dB: allowed a finite number of dB"),
+    (["demo", "--snr-db", "inf"], "--snr-db: 'inf' dB: allowed a finite number of dB"),
+    (["demo", "--scene", "urban", "--timeout", "-1"], "--timeout: '-1' s: allowed a finite number > 0 s"),
+    (["demo", "--scene", "urban", "--frame-interval", "-1"],
+     "--frame-interval: '-1' s: allowed a finite number >= 0 s and <= 3600 s"),
+    (["core", "--config", "x.toml", "--timeout", "0"], "--timeout: '0' s: allowed a finite number > 0 s; leave"),
+    (["core", "--config", "x.toml", "--timeout", "1e999"], "--timeout: '1e999' s: allowed a finite number > 0 s"),
+])
+def test_numbers_a_command_would_refuse_late_are_refused_before_it_starts(argv, expected, tmp_path, capsys):
+    """``demo --snr-db nan`` ran the whole demo and failed at its link check; ``demo --scene urban --timeout -1``
+    started the MECS hosts, which refused it; ``core --timeout`` took any float.  Now argparse refuses them,
+    naming the flag, before anything starts (no output folder is made)."""
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=12),
+                      st.integers(min_value=-10**400, max_value=10**400).map(str)),
+       low=st.sampled_from([-math.inf, 0.0, 1e-300, -5.0]), low_open=st.booleans(),
+       high=st.sampled_from([math.inf, 0.0, 3600.0, 1e308]))
+def test_number_argument_returns_a_number_inside_its_bounds_or_refuses(text, low, low_open, high):
+    parse = number_argument("s", low=low, low_open=low_open, high=high, hint="fix it")
+    try:
+        value = parse(text)
+    except argparse.ArgumentTypeError as err:
+        assert str(err).startswith(f"{text!r} s: allowed a finite number") and str(err).endswith("; fix it")
+        return
+    assert math.isfinite(value) and value <= high and (value > low if low_open else value >= low)
+    assert value == float(text)
+
+
+def test_display_errors_read_like_every_other_command(tmp_path, capsys):
+    """``sdr-isac display`` printed 'sdr-isac display: ...' where every other command prints 'error: ...'."""
+    assert main(["display", "--replay", str(tmp_path / "none"), "--snapshot", str(tmp_path / "x.png"),
+                 "--pfa", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pfa = 2.0" in err

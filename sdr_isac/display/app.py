@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         return _interactive(args, cfg)
     except SdrIsacError as err:
-        print(f"sdr-isac display: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
         return 2
 
 

@@ -43,7 +43,7 @@ import zmq
 from numpy.typing import NDArray
 
 from sdr_isac import config as config_mod
-from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError
+from sdr_isac.errors import ConfigError, SdrIsacError, WireFormatError, number_argument
 from sdr_isac.executors import keep_freed_memory
 from sdr_isac.fusion.records import TargetEstimate, Track
 from sdr_isac.fusion.trackfusion import CentralisedFuser, TrackToTrackFuser
@@ -496,7 +496,9 @@ class _Guard:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", required=True, help="TOML configuration with a [core] section")
     p.add_argument("--publish", metavar="URL", help="override core.publish_endpoint")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--timeout", type=number_argument("s", low=0.0, low_open=True,
+                                                     hint="leave --timeout out to run until stopped"),
+                   metavar="S", help="stop after S seconds (> 0)")
     p.add_argument("--out", metavar="DIR", help="write core_stats.json and tracks.json here (kept up to date)")
 
 
