@@ -41,7 +41,17 @@ from typing import Any
 
 from sdr_isac.config import FrameConfig, from_dict
 from sdr_isac.errors import ConfigError, RecordingError
-from sdr_isac.recording._format import ISAC, SCHEMA_VERSION, TRUTH, Datatype, datatype_info, drop_none, sigmf
+from sdr_isac.recording._format import (
+    DATA_SUFFIX,
+    ISAC,
+    META_SUFFIX,
+    SCHEMA_VERSION,
+    TRUTH,
+    Datatype,
+    datatype_info,
+    drop_none,
+    sigmf,
+)
 
 #: Largest sample index, count or sequence number (SigMF's limit, a signed 64-bit integer).
 MAX_INT = 2**63 - 1
@@ -186,13 +196,30 @@ class _Checker:
 # ---- the file ----------------------------------------------------------------------------
 def _load_json(meta_path: Path) -> Any:
     if not meta_path.is_file():
-        raise RecordingError(f"{meta_path}: metadata file not found; allowed the path of a SigMF recording "
-                             "(base name, .sigmf-meta or .sigmf-data); check the path")
+        raise RecordingError(_missing_metadata(meta_path))
     try:
         raw = meta_path.read_bytes()
     except OSError as err:
         raise RecordingError(f"{meta_path}: cannot read the metadata ({err.strerror}); check permissions") from err
     return load_json_bytes(raw, meta_path, "metadata")
+
+
+def _missing_metadata(meta_path: Path) -> str:
+    """Why ``meta_path`` is not there, in the user's terms: a file that is not SigMF, a data file without its
+    metadata, or nothing at that path."""
+    base = meta_path.with_name(meta_path.name[:-len(META_SUFFIX)]) if meta_path.name.endswith(META_SUFFIX) \
+        else meta_path
+    data = base.with_name(base.name + DATA_SUFFIX)
+    if base.is_file():
+        return (f"{base} is a file but not a SigMF recording (no {meta_path.name} beside it): allowed a SigMF "
+                "recording, a .sigmf-meta JSON file beside its .sigmf-data samples, or a .sigmf archive; write the "
+                "metadata for the raw samples (datatype, sample rate, frequency: SigMF's core fields) or convert "
+                "the file")
+    if data.is_file():
+        return (f"{meta_path}: metadata file not found beside the data file {data.name}: allowed a SigMF "
+                f"recording with both files; copy {meta_path.name} with it, or write it for those samples")
+    return (f"{meta_path}: metadata file not found; allowed the path of a SigMF recording (base name, .sigmf-meta "
+            "or .sigmf-data); check the path")
 
 
 def load_json_bytes(raw: bytes, path: Path, what: str) -> Any:

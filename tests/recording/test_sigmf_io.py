@@ -297,6 +297,21 @@ def test_missing_meta_and_data_files(good):
         Recording.open(good)
 
 
+def test_a_file_that_is_not_sigmf_and_data_without_metadata_are_told_apart(good, tmp_path):
+    """A raw capture (a .wav, a .bin of another tool) given as a recording is named as not SigMF; a data file
+    copied without its metadata is named as such (both read 'metadata file not found' before)."""
+    raw = tmp_path / "capture.bin"
+    raw.write_bytes(b"\0" * 64)
+    with pytest.raises(RecordingError, match=r"capture\.bin is a file but not a SigMF recording \(no "
+                                             r"capture\.bin\.sigmf-meta beside it\).*core fields"):
+        Recording.open(raw)
+    good.with_name("good.sigmf-meta").unlink()
+    for path in (good, good.with_name("good.sigmf-data")):
+        with pytest.raises(RecordingError, match=r"good\.sigmf-meta: metadata file not found beside the data file "
+                                                 r"good\.sigmf-data"):
+            Recording.open(path)
+
+
 def test_data_not_a_whole_number_of_samples(good):
     data = good.with_name("good.sigmf-data")
     data.write_bytes(data.read_bytes()[:-3])
