@@ -188,7 +188,11 @@ class Scene:
             n_before = len(out)
             add("target", target.id, [p_tx, pos, p_rx], sigma, rate, truth=truth)
             if target.snr_per_re_db is not None and len(out) > n_before:
-                out[-1].truth["snr_per_re_db_override"] = target.snr_per_re_db
+                # the override replaces the radar equation's free-space mean (powers, gains, range, mean RCS):
+                # what is in the way (blockers) and the RCS fluctuation (Swerling 1) still apply
+                out[-1].truth["snr_per_re_db_override"] = (
+                    target.snr_per_re_db + 10.0 * math.log10(sigma / target.rcs_m2)
+                    - path_attenuation_db([p_tx, pos, p_rx], blockers))
             for ris in self.config.ris:
                 self._add_ris_paths(add, ris, target.id, pos, vel, p_tx, p_rx, sigma, lam, truth)
         for i, clutter in enumerate(self.config.clutter):

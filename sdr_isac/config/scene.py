@@ -190,7 +190,10 @@ class TargetConfig:
         0 (constant RCS) or 1 (exponential RCS, independent per frame).
     snr_per_re_db : float or None
         For paper experiments: fix the monostatic per-RE SNR of this target
-        (dB, -100 ... 100) instead of the radar equation.
+        (dB, -100 ... 100) instead of the radar equation's free-space mean
+        (powers, antenna gains and their patterns, range, RCS).  Blockers on
+        the path still attenuate it, and a Swerling-1 target still
+        fluctuates about it (the value is then its mean).
     kind : str
         ``vehicle`` (ground traffic, gentle manoeuvres) or ``uav`` (manoeuvres in 3-D): selects the
         tracker's motion model (process noise).

@@ -185,6 +185,45 @@ def test_blocker_cuts_the_path():
     assert blocked.paths("bs0", "bs0", 0.0, rng) == []
 
 
+@pytest.mark.parametrize("attenuation_db", [0.0, 20.0])
+def test_an_snr_override_is_still_attenuated_by_a_blocker(attenuation_db):
+    """The override replaces the radar equation's free-space mean; a blocker in the way still takes its loss, on
+    the way out and back (it made a hidden target visible at the set SNR before)."""
+    blockers = "" if attenuation_db == 0 else f"""
+[[scene.blockers]]
+min_m = [40.0, -5.0, -5.0]
+max_m = [50.0, 5.0, 5.0]
+attenuation_db = {attenuation_db}
+"""
+    _, frame, r = sim("""
+[scene]
+noise = false
+[[scene.nodes]]
+id = "bs0"
+[[scene.targets]]
+position_m = [100.0, 0.0, 0.0]
+snr_per_re_db = 10
+""" + blockers)
+    with r:
+        r.tx(frame.samples())
+        capture = r.rx(frame.num_samples)
+    (path,) = [p for p in capture.metadata["truth"]["paths"] if p["kind"] == "target"]
+    expected_db = 10.0 - 2.0 * attenuation_db                     # monostatic: both segments cross the box
+    assert path["snr_per_re_db"] == pytest.approx(expected_db, abs=1e-9)
+    h = channel_estimate(frame, capture.iq)                       # the samples carry it: |H|^2 is the SNR per RE
+    assert np.mean(np.abs(h) ** 2) == pytest.approx(10.0 ** (expected_db / 10.0), rel=1e-3)
+
+
+def test_a_swerling_one_target_fluctuates_about_its_snr_override():
+    """Swerling 1 with an override: an exponential SNR whose mean is the override (it was fixed before)."""
+    scene = Scene(SceneConfig(targets=(TargetConfig(swerling=1, snr_per_re_db=10.0),)), FrameConfig(num_rb=4))
+    rng = np.random.default_rng(2)
+    snr = np.array([10.0 ** (scene.paths("bs0", "bs0", 0.0, rng)[0].truth["snr_per_re_db_override"] / 10.0)
+                    for _ in range(2000)]) / 10.0
+    assert np.mean(snr) == pytest.approx(1.0, abs=4 / math.sqrt(2000))       # exponential: std = mean
+    assert np.std(snr) == pytest.approx(1.0, abs=0.15)
+
+
 def test_wall_echo_comes_from_the_mirror_distance():
     scene = Scene(config.from_dict(SceneConfig, {
         "nodes": [{"id": "bs0", "position_m": [0, 0, 0]}],
