@@ -75,6 +75,11 @@ class TwinWriter:
         the writer opens it on its thread, re-opens it after a failure, and closes it).
     queue_size : int
         Batches the queue holds, >= 1.
+    queue_records : int
+        Records the queued batches hold together, >= 1 (default 1e6, some hundreds of MB): a batch that
+        would pass it is dropped like one that finds the queue full (a batch is always taken into an empty
+        queue), so that a database that stalls behind large batches cannot grow the host's memory without
+        bound.
     retention_s : float
         > 0: every ``prune_interval_s`` of wall time, delete rows older than this (record time, relative
         to the newest record); 0: keep everything.
@@ -93,9 +98,11 @@ class TwinWriter:
     """
 
     def __init__(self, store_or_db: TwinStore | str, queue_size: int = 1024, *, retention_s: float = 0.0,
-                 prune_interval_s: float = 60.0, busy_timeout_s: float = 5.0):
+                 prune_interval_s: float = 60.0, busy_timeout_s: float = 5.0, queue_records: int = 1_000_000):
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise InputError(f"queue_size = {queue_size!r} batches: allowed an integer >= 1")
+        if isinstance(queue_records, bool) or not isinstance(queue_records, int) or queue_records < 1:
+            raise InputError(f"queue_records = {queue_records!r} records: allowed an integer >= 1")
         for name, value in (("retention_s", retention_s), ("prune_interval_s", prune_interval_s)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
                 raise InputError(f"{name} = {value!r} s: allowed a finite time >= 0 s")
@@ -111,6 +118,8 @@ class TwinWriter:
         self._retention_s = float(retention_s)
         self._prune_interval_s = float(prune_interval_s)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._queue_records = queue_records
+        self._queued_records = 0              # records in the queued batches (under _count_lock)
         self._count_lock = threading.Lock()
         self._counts = dict.fromkeys(("written_batches", "written_records", "dropped_batches", "dropped_records",
                                       "failed_batches", "failed_records", "pruned_rows", "prune_failures"), 0)
@@ -131,7 +140,8 @@ class TwinWriter:
                 self._counts[k] += v
 
     def put(self, records: Iterable[Record]) -> bool:
-        """Queue one batch; returns False (and counts it dropped) when the queue is full or the writer closed.
+        """Queue one batch; returns False (and counts it dropped) when the queue is full (``queue_size``
+        batches, or ``queue_records`` records with this batch) or the writer closed.
 
         Never blocks.  The batch is checked for record types here (the caller's bug is raised where it is
         made); values are stored as the records hold them.
@@ -147,11 +157,15 @@ class TwinWriter:
                 raise InputError(f"records[{i}] is a {type(r).__name__}: allowed NodeDetection, LinkMeasurement, "
                                  "TargetEstimate or Track")
         if not self._closed:
-            try:
-                self._queue.put_nowait(batch)
-                return True
-            except queue.Full:
-                pass
+            with self._count_lock:
+                fits = self._queued_records == 0 or self._queued_records + len(batch) <= self._queue_records
+                if fits:
+                    try:
+                        self._queue.put_nowait(batch)
+                        self._queued_records += len(batch)
+                        return True
+                    except queue.Full:
+                        pass
         self._add(dropped_batches=1, dropped_records=len(batch))
         return False
 
@@ -171,6 +185,8 @@ class TwinWriter:
             batch = self._queue.get()
             if batch is _STOP:
                 break
+            with self._count_lock:
+                self._queued_records -= len(batch)
             try:
                 store = self._store
                 if store is None:
@@ -220,6 +236,8 @@ class TwinWriter:
                     except queue.Empty:
                         break
                     if left is not _STOP:
+                        with self._count_lock:
+                            self._queued_records -= len(left)
                         self._add(dropped_batches=1, dropped_records=len(left))
                 self._queue.put_nowait(_STOP)
         return self.stats()

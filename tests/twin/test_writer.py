@@ -234,6 +234,32 @@ def test_bad_arguments_are_refused_where_they_are_made(tmp_path, rng):
         w.put([detection(rng), Handover(0.0, "a", "b", "c")])
 
 
+def test_the_queue_is_bounded_in_records_as_well_as_in_batches(tmp_path, rng):
+    """1024 batches of 10000 detections each would have been queued behind a stalled database (gigabytes):
+    ``queue_records`` bounds the records the queued batches hold together."""
+    path = tmp_path / "twin.sqlite"
+    w = TwinWriter(str(path), queue_size=100, queue_records=1000, busy_timeout_s=2.0)
+    w.put([])
+    _wait(lambda: w.stats().written_batches == 1)               # opened, schema made
+    batch = [detection(rng, "bs0", float(i)) for i in range(600)]
+    holder = _lock(path)
+    try:
+        assert w.put(batch)                                     # into the empty queue (or the thread's hands)
+        _wait(lambda: w.stats().queued == 0)                    # the thread took it and waits for the lock
+        assert w.put(batch)                                     # 600 queued
+        assert not w.put(batch)                                 # 1200 > 1000: dropped, never waited
+        assert w.put(batch[:400])                               # 1000: fits
+        assert not w.put(batch[:1])
+        st = w.stats()
+        assert (st.dropped_batches, st.dropped_records) == (2, 601)
+    finally:
+        holder.close()
+    st = w.close()
+    assert st.written_records + st.failed_records == 600 + 600 + 400
+    with pytest.raises(InputError, match="queue_records = 0 records"):
+        TwinWriter(str(tmp_path / "t.sqlite"), queue_records=0)
+
+
 def test_many_threads_put_at_once(tmp_path, rng):
     dets = [detection(rng, "bs0", float(i)) for i in range(400)]
     w = TwinWriter(str(tmp_path / "t.sqlite"), queue_size=1000)
