@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,20 @@ from numpy.typing import NDArray
 from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, NonFiniteSampleError
 
-__all__ = ["Capture", "first_nonfinite"]
+__all__ = ["Capture", "first_nonfinite", "HOST_UTC", "utc_stamp"]
+
+#: metadata key of a capture's first sample on the host's UTC clock (ISO 8601, microseconds, ``Z``); radios set
+#: it, a recording writes it as the capture segment's SigMF ``core:datetime``
+HOST_UTC = "host_utc"
+
+
+def utc_stamp(seconds_ago: float = 0.0) -> str:
+    """The host's UTC time ``seconds_ago`` before now as SigMF writes it (``2026-12-07T16:30:00.123456Z``).
+
+    As precise as the host clock (NTP: milliseconds): a date for a recording, not a time base for sensing.
+    """
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=float(seconds_ago))
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +55,9 @@ class Capture:
     frame_offset : int
         Sample index at which the frame starts within ``iq`` (>= 0).
     metadata : dict
-        Free-form extra facts (radio settings, gains, truth for simulated data).
+        Free-form extra facts (radio settings, gains, truth for simulated data).  Radios set
+        ``metadata["host_utc"]`` (:data:`HOST_UTC`): the host clock's UTC time of the first sample, to the
+        host clock's precision; ``t0_s`` is the node's own clock, which sensing uses.
     """
 
     iq: NDArray[np.complex64]

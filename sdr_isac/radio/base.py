@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sdr_isac.capture import Capture
+from sdr_isac.capture import HOST_UTC, Capture, utc_stamp
 from sdr_isac.config import FrameConfig, RadioConfig, SceneConfig
 from sdr_isac.errors import ConfigError, InputError, RadioError
 
@@ -223,8 +223,9 @@ class RadioBase(abc.ABC):
 
     def _capture(self, iq: NDArray[np.complex64], t0_s: float, frame_offset: int = 0,
                  metadata: dict[str, Any] | None = None) -> Capture:
-        """A Capture stamped with this radio's node, rate, frequency, sequence number and frame."""
-        meta = {"radio": self.kind, **(metadata or {})}
+        """A Capture stamped with this radio's node, rate, frequency, sequence number and frame, and with the host's
+        UTC time of its first sample (now, less its length: :data:`~sdr_isac.capture.HOST_UTC`)."""
+        meta = {"radio": self.kind, HOST_UTC: utc_stamp(iq.shape[-1] / self.sample_rate_hz), **(metadata or {})}
         return Capture(iq, self.sample_rate_hz, self.center_freq_hz, t0_s, self.node_id, self._seq,
                        self.frame, frame_offset, meta)
 

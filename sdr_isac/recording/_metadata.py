@@ -434,6 +434,18 @@ def _capture_segments(check: _Checker, captures: list[dict[str, Any]]) -> dict[s
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?Z")
 
 
+def is_sigmf_datetime(value: Any) -> bool:
+    """Whether ``value`` is a valid SigMF ``core:datetime`` (ISO 8601 in UTC ending in ``Z``, a real date)."""
+    match = _DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return False
+    try:
+        datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return False
+    return True
+
+
 def _utc_datetime(check: _Checker, where: str, value: Any) -> tuple[datetime.datetime, float]:
     """A SigMF ``core:datetime`` (ISO 8601 in UTC, ending in ``Z``, any number of fractional digits): its whole
     seconds as a datetime and its fraction apart (so nanoseconds survive)."""

@@ -23,7 +23,9 @@ Data file
     :class:`~sdr_isac.config.FrameConfig` as a dict; ``None`` fields are its
     defaults), ``isac:node``, ``isac:radio`` (free dicts).
 ``captures``
-    One segment per capture: ``core:sample_start``, ``core:frequency`` (Hz).
+    One segment per capture: ``core:sample_start``, ``core:frequency`` (Hz), and ``core:datetime`` (UTC of
+    the first sample on the host clock, from the capture's ``metadata["host_utc"]``; left out where the
+    capture has none in SigMF's format).
     Segments may differ in frequency (a retune, ``allow_retune=True``); each
     capture then has its segment's frequency and must not straddle a retune.
 ``annotations``

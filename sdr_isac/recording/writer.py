@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from sdr_isac.capture import Capture, first_nonfinite
+from sdr_isac.capture import HOST_UTC, Capture, first_nonfinite
 from sdr_isac.config import FrameConfig
 from sdr_isac.errors import InputError, NonFiniteSampleError, RecordingError
 from sdr_isac.recording._atomic import finish_temp, link_or_copy, open_temp, remove_stale_temps, write_file
@@ -36,6 +36,7 @@ from sdr_isac.recording._metadata import (
     MAX_HZ,
     check_calibration_reference,
     check_capture_annotation,
+    is_sigmf_datetime,
     validate_metadata,
 )
 
@@ -256,7 +257,11 @@ class RecordingWriter:
                                  "free disk space or write elsewhere") from err
         self._hash.update(raw)
         frequency = capture.center_freq_hz if self._allow_retune else self.center_freq_hz
-        self._captures.append({"core:sample_start": self._num_samples, "core:frequency": float(frequency)})
+        segment: dict[str, Any] = {"core:sample_start": self._num_samples, "core:frequency": float(frequency)}
+        when = capture.metadata.get(HOST_UTC)
+        if is_sigmf_datetime(when):      # the host clock's time of the capture's first sample (see Capture)
+            segment["core:datetime"] = when
+        self._captures.append(segment)
         self._annotations.append(annotation)
         self._num_samples += capture.num_samples
         return len(self._annotations) - 1

@@ -513,3 +513,34 @@ def test_describe_foreign(tmp_path):
     meta.tofile(tmp_path / "f")
     text = describe(tmp_path / "f")
     assert "1 (foreign file), 100 samples per channel, 0.1 ms" in text and "frame       -" in text
+
+
+def test_each_capture_segment_carries_the_hosts_utc_time_of_its_first_sample(tmp_path):
+    """A radio stamps its captures with the host's UTC time (``host_utc``); a recording writes it as the segment's
+    SigMF ``core:datetime``, which the sigmf package reads; the recording's own times stay the node's t0_s."""
+    import datetime
+
+    from sdr_isac import config, radio
+    from sdr_isac.capture import HOST_UTC
+    from sdr_isac.waveform import IsacFrame
+
+    cfg = config.loads('[frame]\nnum_rb = 4\n[scene]\nseed = 1\n[[scene.nodes]]\nid = "bs0"\n')
+    frame_ = IsacFrame(cfg.frame)
+    before = datetime.datetime.now(datetime.UTC)
+    with radio.open_radio(cfg) as r:
+        r.tx(frame_.samples())
+        caps = [r.rx(frame_.num_samples) for _ in range(2)]
+    after = datetime.datetime.now(datetime.UTC)
+    stamps = [datetime.datetime.strptime(c.metadata[HOST_UTC], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+              for c in caps]
+    length = datetime.timedelta(seconds=frame_.num_samples / frame_.sample_rate_hz)
+    assert before - length <= stamps[0] <= stamps[1] <= after
+    bad = caps[1].with_fields(metadata={**caps[1].metadata, HOST_UTC: "yesterday"})   # a node's bad clock text
+    path = tmp_path / "r"
+    write(path, [caps[0], bad], center_freq_hz=caps[0].center_freq_hz, sample_rate_hz=caps[0].sample_rate_hz,
+          num_channels=1)
+    segments = sigmf.sigmffile.fromfile(str(path) + ".sigmf-meta").get_captures()
+    assert segments[0]["core:datetime"] == caps[0].metadata[HOST_UTC]
+    assert "core:datetime" not in segments[1]                      # not SigMF's format: left out, not refused
+    with open_recording(path) as rec:
+        assert [rec.capture_info(i)["t0_s"] for i in range(2)] == [caps[0].t0_s, caps[1].t0_s]
