@@ -122,7 +122,8 @@ def universal_threshold(noise_var: float, mask: NDArray[np.bool_]) -> float:
 
 
 def complete_cim(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], lam: float | None = None,
-                 noise_var: float | None = None, num_iter: int = 100, tol: float = 1e-4) -> NDArray[np.complex128]:
+                 noise_var: float | None = None, num_iter: int = 100, tol: float = 1e-4,
+                 support: NDArray[np.bool_] | None = None) -> NDArray[np.complex128]:
     """Fill the unobserved REs of ``h`` by l1-regularised recovery of its sparse delay-Doppler transform.
 
     Parameters
@@ -140,6 +141,13 @@ def complete_cim(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], lam: f
         Most FISTA iterations (>= 1).
     tol : float
         Stop when the relative change of X falls below it.
+    support : ndarray, shape (M, K), bool, optional
+        The delay-Doppler cells (layout of :func:`to_delay_doppler`: Doppler not shifted) where targets may
+        be: a prior such as a largest speed.  X is kept zero elsewhere (the proximal step of the l1 weight
+        plus the support's indicator).  Pilots on every g-th symbol alias every ``M / g`` Doppler bins and
+        cannot be completed without one (every alias fits them equally: the solution spreads over them and
+        the completion is zero-filling); a support narrower than the alias spacing makes it well posed.
+        Default: every cell.
 
     Returns
     -------
@@ -162,19 +170,28 @@ def complete_cim(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], lam: f
         lam = universal_threshold(sigma2, m)
     if not (np.isfinite(lam) and lam >= 0):
         raise InputError(f"lam = {lam!r}: allowed a finite weight >= 0")
+    supp = None
+    if support is not None:
+        supp = np.asarray(support)
+        if supp.shape != m.shape or supp.dtype != np.bool_:
+            raise InputError(f"support has shape {supp.shape} and dtype {supp.dtype}: allowed a bool array of the "
+                             f"CIM's shape {m.shape} (delay-Doppler cells, Doppler not shifted)")
+        if not supp.any():
+            raise InputError("support selects no delay-Doppler cell: allowed at least one; widen the prior")
     rows, cols = np.asarray(m.any(axis=1)), np.asarray(m.any(axis=0))
     if np.array_equal(m, np.outer(rows, cols)) and (rows.all() or cols.all()):
-        return _complete_decoupled(y0, m, rows, cols, float(lam), int(num_iter), tol)
+        return _complete_decoupled(y0, m, rows, cols, float(lam), int(num_iter), tol, supp)
 
     def forward(x: NDArray[np.complex128]) -> NDArray[np.complex128]:
         return np.where(m, from_delay_doppler(x), 0)
 
-    x = _fista(forward, to_delay_doppler, y0, float(lam), int(num_iter), tol)
+    x = _fista(forward, to_delay_doppler, y0, float(lam), int(num_iter), tol, supp)
     return np.where(m, y0, from_delay_doppler(x))
 
 
 def _complete_decoupled(y0: NDArray[np.complex128], m: NDArray[np.bool_], rows: NDArray[np.bool_],
-                        cols: NDArray[np.bool_], lam: float, num_iter: int, tol: float) -> NDArray[np.complex128]:
+                        cols: NDArray[np.bool_], lam: float, num_iter: int, tol: float,
+                        support: NDArray[np.bool_] | None = None) -> NDArray[np.complex128]:
     """Completion for a product mask with one axis fully observed (a comb on every symbol, a block pilot on
     every subcarrier of some symbols).
 
@@ -186,10 +203,12 @@ def _complete_decoupled(y0: NDArray[np.complex128], m: NDArray[np.bool_], rows: 
     if rows.all():           # comb: every symbol observed; transform over symbols, recover over subcarriers
         g = sp_fft.fft(y0, axis=0, norm="ortho")
         keep, along_fwd, along_adj = cols, sp_fft.fft, sp_fft.ifft
+        supp = support                             # (Doppler bin, delay): a 1-D problem over delay per row
     else:                    # block: every subcarrier observed; transform over subcarriers, recover over symbols
         g = np.zeros(y0.shape[::-1], dtype=np.complex128)          # the unobserved symbols transform to zero
         g[:, rows] = sp_fft.ifft(y0[rows], axis=1, norm="ortho").T
         keep, along_fwd, along_adj = rows, sp_fft.ifft, sp_fft.fft
+        supp = None if support is None else support.T   # (delay bin, Doppler): a problem over Doppler per row
 
     def forward(x: NDArray[np.complex128]) -> NDArray[np.complex128]:
         return np.where(keep, along_fwd(x, axis=-1, norm="ortho"), 0)
@@ -197,10 +216,11 @@ def _complete_decoupled(y0: NDArray[np.complex128], m: NDArray[np.bool_], rows: 
     def adjoint(r: NDArray[np.complex128]) -> NDArray[np.complex128]:
         return along_adj(r, axis=-1, norm="ortho")
 
-    active = np.max(np.abs(adjoint(g)), axis=1) > lam
+    start = np.abs(adjoint(g))
+    active = np.max(start if supp is None else start * supp, axis=1) > lam
     filled = g.copy()
     if active.any():
-        x = _fista(forward, adjoint, g[active], lam, num_iter, tol)
+        x = _fista(forward, adjoint, g[active], lam, num_iter, tol, None if supp is None else supp[active])
         filled[active] = np.where(keep, g[active], along_fwd(x, axis=-1, norm="ortho"))
     if rows.all():
         return np.where(m, y0, sp_fft.ifft(filled, axis=0, norm="ortho"))
@@ -209,8 +229,9 @@ def _complete_decoupled(y0: NDArray[np.complex128], m: NDArray[np.bool_], rows: 
 
 def _fista(forward: Callable[[NDArray[np.complex128]], NDArray[np.complex128]],
            adjoint: Callable[[NDArray[np.complex128]], NDArray[np.complex128]], y: NDArray[np.complex128],
-           lam: float, num_iter: int, tol: float) -> NDArray[np.complex128]:
-    """FISTA with step 1 (``||A|| = 1``) on arrays of any shape (batched 1-D or 2-D problems)."""
+           lam: float, num_iter: int, tol: float, support: NDArray[np.bool_] | None = None) -> NDArray[np.complex128]:
+    """FISTA with step 1 (``||A|| = 1``) on arrays of any shape (batched 1-D or 2-D problems); ``support``
+    (the shape of the unknowns, or None) keeps the unknowns zero outside it."""
     x = np.zeros_like(y)
     z, t = x, 1.0
     tiny = np.finfo(float).tiny
@@ -225,6 +246,8 @@ def _fista(forward: Callable[[NDArray[np.complex128]], NDArray[np.complex128]],
         np.divide(lam, shrink, out=shrink)
         np.subtract(1.0, shrink, out=shrink)
         np.maximum(0.0, shrink, out=shrink)
+        if support is not None:
+            shrink *= support
         x_new = np.multiply(g, shrink, out=g)
         t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
         step = x_new - x

@@ -15,7 +15,8 @@ article's §III-B and Fig. 5; ``REFERENCE.md`` §4):
   entries of the high band, and with ``f_H T_H = f_L T_L`` the symbols line
   up one to one (:func:`reorganise`).
 - The empty entries of each band's matrix are recovered by compressed
-  sensing (:func:`sdr_isac.fusion.completion.complete_cim`) or left at zero,
+  sensing (:func:`sdr_isac.fusion.completion.complete_cim`, on the cells
+  of the search prior: :func:`completion_support`) or left at zero,
   each band's periodogram on the common grid is divided by its noise level,
   and the maps are added (:func:`fused_map`); the peak gives the grid
   estimate.
@@ -48,8 +49,8 @@ from sdr_isac.sensing.estimate import refine as refine_joint
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 
 __all__ = ["Band", "CommonGrid", "BandEstimate", "BandWork", "pilot_mask", "common_grid", "reorganise", "band_map",
-           "fused_map", "grid_peak", "refine", "band_looks", "estimate", "estimate_level_fusion", "article_bands",
-           "pilot_block", "periodic_block"]
+           "completion_support", "fused_map", "grid_peak", "refine", "band_looks", "estimate", "estimate_level_fusion",
+           "article_bands", "pilot_block", "periodic_block"]
 
 
 def pilot_mask(num_symbols: int, num_subcarriers: int, symbol_step: int = 1, subcarrier_step: int = 1,
@@ -226,7 +227,8 @@ def reorganise(band: Band, cim: NDArray[np.complexfloating], grid: CommonGrid,
 
 
 def band_map(h_grid: NDArray[np.complexfloating], mask: NDArray[np.bool_], completion: str = "zero",
-             noise_var: float | None = None) -> tuple[NDArray[np.float64], float]:
+             noise_var: float | None = None, support: NDArray[np.bool_] | None = None
+             ) -> tuple[NDArray[np.float64], float]:
     """Periodogram of one band on the common grid, in units of its noise level.
 
     Parameters
@@ -237,6 +239,8 @@ def band_map(h_grid: NDArray[np.complexfloating], mask: NDArray[np.bool_], compl
         Leave the empty REs at zero, or recover them by compressed sensing.
     noise_var : float, optional
         Noise variance per RE; default estimated from the data.
+    support : ndarray, shape (M, K), bool, optional
+        With ``"cs"``: the delay-Doppler cells where targets may be (:func:`completion_support`).
 
     Returns
     -------
@@ -251,10 +255,35 @@ def band_map(h_grid: NDArray[np.complexfloating], mask: NDArray[np.bool_], compl
     sigma2 = noise_variance(h_grid, mask) if noise_var is None else float(noise_var)
     if not (np.isfinite(sigma2) and sigma2 > 0):
         raise InputError(f"noise variance {sigma2!r} per RE: allowed > 0; the band's measurements are all zero?")
-    h = complete_cim(h_grid, mask, noise_var=sigma2) if completion == "cs" else np.where(mask, h_grid, 0)
+    h = complete_cim(h_grid, mask, noise_var=sigma2, support=support) if completion == "cs" \
+        else np.where(mask, h_grid, 0)
     x = np.fft.fftshift(to_delay_doppler(h), axes=0)
     cell_noise = sigma2 * np.count_nonzero(mask) / mask.size
     return (np.abs(x.T) ** 2) / cell_noise, sigma2
+
+
+def completion_support(grid: CommonGrid, max_delay_s: float | None = None,
+                       max_nu: float | None = None) -> NDArray[np.bool_] | None:
+    """The delay-Doppler cells of the grid inside a prior (delay <= ``max_delay_s``, ``|nu| <= max_nu``), in the
+    layout of :func:`sdr_isac.fusion.completion.to_delay_doppler` (M Doppler bins not shifted, K delay bins);
+    None without a prior.
+
+    The compressed-sensing completion needs it where a band's pilots alias: the high band's block pilot on
+    every 4th symbol fits every Doppler ``nu + j / (4 fT)`` equally, so without a prior its completion spreads
+    over the aliases and is zero-filling (its map was the zero-filled one, while the low band's completion
+    multiplied its peak, and the fused map followed the low band's coarser range).  A largest speed below the
+    alias spacing makes the completion well posed.
+    """
+    if max_delay_s is None and max_nu is None:
+        return None
+    m, k = grid.num_symbols, grid.num_subcarriers
+    keep_nu = np.ones(m, dtype=bool) if max_nu is None else \
+        np.abs(np.fft.fftfreq(m, 1.0 / m) * grid.nu_bin) <= max_nu
+    keep_delay = np.ones(k, dtype=bool) if max_delay_s is None else grid.delay_axis_s() <= max_delay_s
+    if not (keep_nu.any() and keep_delay.any()):
+        raise InputError(f"max_delay_s = {max_delay_s!r} s, max_nu = {max_nu!r}: the prior keeps no cell of the "
+                         "common grid; widen it (max_range_m, max_speed_mps)")
+    return np.outer(keep_nu, keep_delay)
 
 
 def periodic_block(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
@@ -393,13 +422,15 @@ class BandWork:
             found = self._done[key] = (h_grid, mask, sigma2, power)
         return found  # type: ignore[return-value]
 
-    def completed_map(self, band: Band, cim: NDArray[np.complexfloating], grid: CommonGrid) -> NDArray[np.float64]:
-        """:func:`band_map` with compressed-sensing completion, at the noise level of :meth:`placed`."""
-        key = ("cs", grid, *self._key(band, cim))
+    def completed_map(self, band: Band, cim: NDArray[np.complexfloating], grid: CommonGrid,
+                      support: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
+        """:func:`band_map` with compressed-sensing completion (on ``support``), at the noise level of
+        :meth:`placed`."""
+        key = ("cs", grid, *self._key(band, cim), None if support is None else np.packbits(support).tobytes())
         found = self._done.get(key)
         if found is None:
             h_grid, mask, sigma2, _ = self.placed(band, cim, grid)
-            found = self._done[key] = band_map(h_grid, mask, "cs", sigma2)[0]
+            found = self._done[key] = band_map(h_grid, mask, "cs", sigma2, support)[0]
         return found  # type: ignore[return-value]
 
     def refined(self, bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]], noise_vars: Sequence[float],
@@ -453,7 +484,9 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
     grid : CommonGrid, optional
         Default :func:`common_grid` of ``bands`` (reference: the first band).
     max_range_m, max_speed_mps : float, optional
-        Search limits (a prior); default the region the pilots resolve.
+        Search limits (a prior); default the region the pilots resolve.  The compressed-sensing completion
+        recovers targets inside them only (:func:`completion_support`): a block pilot on every g-th symbol
+        is completed only with a largest speed below its alias spacing.
     speed_of_light_mps : float
         c used to convert delay and normalised Doppler (``R = c tau / 2``, ``v = -c nu / 2``).
     work : BandWork, optional
@@ -471,15 +504,16 @@ def estimate(bands: Sequence[Band], cims: Sequence[NDArray[np.complexfloating]],
     if comp not in ("zero", "cs"):
         raise InputError(f"completion = {comp!r}: allowed 'zero' (zero-filling) or 'cs' (compressed sensing)")
     shared = BandWork() if work is None else work
-    maps, masks, sigmas = [], [], []
-    for band, h in zip(bands, cims, strict=True):
-        _, mask, s2, power = shared.placed(band, h, g)
-        maps.append(power if comp == "zero" else shared.completed_map(band, h, g))
-        masks.append(mask)
-        sigmas.append(s2)
     c = float(speed_of_light_mps)
     max_delay = None if max_range_m is None else 2.0 * max_range_m / c
     max_nu = None if max_speed_mps is None else 2.0 * max_speed_mps / c
+    support = completion_support(g, max_delay, max_nu) if comp == "cs" else None
+    maps, masks, sigmas = [], [], []
+    for band, h in zip(bands, cims, strict=True):
+        _, mask, s2, power = shared.placed(band, h, g)
+        maps.append(power if comp == "zero" else shared.completed_map(band, h, g, support))
+        masks.append(mask)
+        sigmas.append(s2)
     r, d = grid_peak(fused_map(maps), g, masks, max_delay, max_nu)
     tau0, nu0 = r * g.delay_bin_s, float(g.nu_axis()[d])
     out = {"grid": BandEstimate(c * tau0 / 2.0, -c * nu0 / 2.0, tau0, nu0)}
