@@ -715,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler")
     p.add_argument("--snr-db", metavar="LIST",
                    help="comma-separated per-RE SNRs in dB instead of the scenario's sweep; write --snr-db=-20,-10 "
-                        "when the first is negative")
+                        "when the first is negative. A point's trials are seeded by its position in the list "
+                        "(and --seed): one SNR alone draws other trials than the same SNR inside a sweep")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_experiment)
 
