@@ -481,7 +481,7 @@ def splice_apertures(subarrays: Sequence[ArrayLike], positions_wl: Sequence[Arra
         acc = 0j
         for j in range(i):
             shared_i, shared_j = np.nonzero(np.isclose(pos[i][:, None], pos[j][None, :], atol=1e-9))
-            acc += np.sum(xs[i][shared_i] * np.conj(xs[j][shared_j] * np.exp(1j * phases[j])))
+            acc += np.sum(xs[i][shared_i] * np.conj(xs[j][shared_j] * np.exp(-1j * phases[j])))
         if acc == 0:
             raise InputError(f"sub-array {i} shares no element position with sub-arrays 0 ... {i - 1}: allowed "
                              "overlapping apertures (at least one common position) to estimate its initial phase")

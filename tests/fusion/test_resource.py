@@ -89,6 +89,26 @@ def test_splicing_estimates_the_initial_phase_and_reaches_the_nuisance_crb() -> 
     assert 0.8 <= _ratio(phase_err, crb_phi) <= 1.3
 
 
+def test_three_chained_sub_arrays_are_spliced_at_the_nuisance_crb() -> None:
+    """Sub-array 2 overlaps only sub-array 1: its phase is measured against sub-array 1's compensated field (it
+    took phi_2 - 2 phi_1 before, a bias of several degrees without noise)."""
+    rng = np.random.default_rng(4)
+    p = [0.5 * np.arange(0, 4), 0.5 * np.arange(3, 7), 0.5 * np.arange(6, 10)]
+    theta, snr = 0.3, 10 ** (15 / 10)
+    errs = []
+    for _ in range(150):
+        phi = np.r_[0.0, 2 * np.pi * rng.random(2)]
+        s = np.exp(2j * np.pi * rng.random())
+        xs = [s * np.exp(1j * ph) * np.exp(2j * np.pi * pp * np.sin(theta))
+              + (rng.standard_normal(4) + 1j * rng.standard_normal(4)) / np.sqrt(2 * snr) for ph, pp in zip(phi, p)]
+        errs.append(resource.splice_apertures(xs, p)[3] - theta)
+    assert 0.8 <= _ratio(errs, resource.splice_angle_crb_rad2(snr, 1, p, theta)) <= 1.3
+    clean = [np.exp(1j * ph) * np.exp(2j * np.pi * pp * np.sin(theta)) for ph, pp in zip((0.0, 1.0, 2.5), p)]
+    _, _, phases, angle = resource.splice_apertures(clean, p, num_refinements=0)
+    np.testing.assert_allclose(phases, [0.0, 1.0, 2.5], atol=1e-12)
+    assert abs(angle - theta) < 1e-6
+
+
 def test_splicing_needs_overlapping_apertures() -> None:
     with pytest.raises(InputError, match="sub-array 1 shares no element position"):
         resource.splice_apertures([np.ones(2), np.ones(2)], [[0.0, 0.5], [1.0, 1.5]])
