@@ -178,9 +178,14 @@ def _noise_vars(noise_vars: ArrayLike | None, num_channels: int) -> NDArray[np.f
     return s2
 
 
-def _grid_peak(power: NDArray[np.float64], m: NDArray[np.bool_], df: float, step: float,
+def _grid_peak(power: NDArray[np.float64], m: NDArray[np.bool_], df: float, rows: NDArray[np.int64], step: float,
                max_delay_s: float | None, max_doppler_hz: float | None) -> tuple[float, float, float, float]:
-    """(tau0, f0, delay bin, Doppler bin) of the strongest cell in the delay range the REs resolve."""
+    """(tau0, f0, delay bin, Doppler bin) of the strongest cell in the delay and Doppler ranges the REs resolve.
+
+    REs on every g-th row of the time grid (``rows``: each symbol's row) give a periodogram that repeats every
+    ``1 / (g T)`` in Doppler: g equal peaks, of which only ``|f_D| < 1 / (2 g T)`` is searched (as the delay
+    axis, for columns ``g_k`` apart); a prior (``max_doppler_hz``) narrows it further.
+    """
     n_delay, n_dopp = power.shape
     delay_bin = 1.0 / (n_delay * df)
     dopp_bin = 1.0 / (n_dopp * step)
@@ -189,6 +194,9 @@ def _grid_peak(power: NDArray[np.float64], m: NDArray[np.bool_], df: float, step
         limit = min(limit, _positive("max_delay_s", max_delay_s, "s") + delay_bin)
     freqs = (np.arange(n_dopp) - n_dopp // 2) * dopp_bin
     max_f = np.inf if max_doppler_hz is None else _positive("max_doppler_hz", max_doppler_hz, "Hz") + dopp_bin
+    g_m = int(np.gcd.reduce(np.diff(rows[m.reshape(-1, *m.shape[-2:]).any(axis=(0, 2))]), initial=0))
+    if g_m > 1:                                          # the Doppler aliases of REs g_m rows apart
+        max_f = min(max_f, (n_dopp / (2.0 * g_m) - 0.5) * dopp_bin)
     j, i = grid_peak(power, np.arange(n_delay) * delay_bin, freqs, limit, max_f)
     return j * delay_bin, float(freqs[i]), delay_bin, dopp_bin
 
@@ -203,8 +211,8 @@ def estimate_delay_doppler(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_s
     Peak of :func:`delay_doppler_power` inside the delay range the REs
     resolve (``[0, 1 / (g df))`` for each channel's subcarriers ``g`` apart:
     the summed periodogram repeats with that period; narrowed by
-    ``max_delay_s``) and Doppler ``|f_D| < 1 / (2 T)`` (narrowed by
-    ``max_doppler_hz``), then
+    ``max_delay_s``) and Doppler ``|f_D| < 1 / (2 g T)`` for REs on every
+    g-th symbol (likewise; narrowed by ``max_doppler_hz``), then
     :func:`refine_delay_doppler` on the measured REs.
 
     Parameters
@@ -240,8 +248,8 @@ def estimate_delay_doppler(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_s
     t = _times(symbol_times_s, x.shape[1])
     df = _positive("subcarrier_spacing_hz", subcarrier_spacing_hz, "Hz")
     pw = delay_doppler_power(x, t, m, oversample, noise_vars) if power is None else np.asarray(power, float)
-    _, step = _row_index(t)
-    tau0, f0, delay_bin, dopp_bin = _grid_peak(pw, m, df, step, max_delay_s, max_doppler_hz)
+    rows, step = _row_index(t)
+    tau0, f0, delay_bin, dopp_bin = _grid_peak(pw, m, df, rows, step, max_delay_s, max_doppler_hz)
     if not refine:
         return DelayDopplerEstimate(float(tau0), float(f0))
     return refine_delay_doppler(x, t, df, DelayDopplerEstimate(tau0, f0), (delay_bin, dopp_bin), m, noise_vars)
