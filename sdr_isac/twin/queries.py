@@ -126,12 +126,17 @@ def occupancy(store: TwinStore, cell_m: float = 1.0, source: str = "tracks", sin
             raise InputError(f"area_m = {list(area_m)!r} m: allowed (x_min, y_min, x_max, y_max) finite with "
                              "x_min < x_max and y_min < y_max")
         lo, hi = a[:2], a[2:]
-    num = np.maximum(np.ceil((hi - lo) / cell).astype(np.int64), 1)
-    if float(num[0]) * float(num[1]) > MAX_CELLS:
-        raise InputError(f"cell_m = {cell:g} m makes {int(num[0])} x {int(num[1])} cells over the area: allowed "
-                         f"at most {MAX_CELLS}; give a larger cell_m or a smaller area")
+    with np.errstate(over="ignore", invalid="ignore"):
+        cells = np.ceil((hi - lo) / cell)
+    if not np.all(np.isfinite(cells)) or float(max(cells[0], 1.0)) * float(max(cells[1], 1.0)) > MAX_CELLS:
+        raise InputError(f"cell_m = {cell:g} m over the area {lo.tolist()} ... {hi.tolist()} m makes {cells[0]:g} x "
+                         f"{cells[1]:g} cells: allowed at most {MAX_CELLS}; give a larger cell_m or a smaller area")
+    num = np.maximum(cells.astype(np.int64), 1)
     x_edges = lo[0] + cell * np.arange(num[0] + 1)
     y_edges = lo[1] + cell * np.arange(num[1] + 1)
+    # lo + cell * n can round just below hi: the outermost positions would fall outside the last bin
+    x_edges[-1] = max(x_edges[-1], hi[0])
+    y_edges[-1] = max(y_edges[-1], hi[1])
     counts, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=(x_edges, y_edges))
     return OccupancyMap(counts.astype(np.int64), x_edges, y_edges, cell, source)
 
