@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from sdr_isac.errors import SensingError
 from sdr_isac.fusion.locate import SingleFix, _check_nodes, _model, locate
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing import Detection
@@ -156,5 +157,10 @@ def _position(cl: FixCluster, positions: NDArray[np.float64], height_m: float) -
     if len(cl.nodes) >= 2:
         mono = [LinkMeasurement(k, k, float(d.range_m), 0.0, float(d.range_var_m2), 1.0, 1.0)
                 for k, d in zip(cl.nodes, cl.detections, strict=True)]
-        xy, _ = locate(positions, mono, height_m, xy)
+        try:
+            xy, _ = locate(positions, mono, height_m, xy)
+        except SensingError:
+            # the ranges alone do not fix the position (a target on the line through the nodes): the nodes'
+            # own range + angle fixes do; without this the whole set of targets was lost
+            pass
     return np.array([xy[0], xy[1], height_m])

@@ -407,3 +407,30 @@ def test_a_velocity_the_links_hardly_determine_is_left_out(rng: np.random.Genera
         monkeypatch.setattr(nf, "velocity_vector", lambda *args, cov=cov: (velocity[:2].copy(), cov))
         (est,) = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
         assert (est.velocity_mps is not None) == kept, std_mps
+
+
+def test_a_target_on_the_line_through_two_stations_does_not_lose_the_set() -> None:
+    """A car on the street through two base stations, a receive-only node beside it: the range sums are gated
+    at the cluster's position, whose two ranges alone are rank 1 there; locate's SensingError lost every target
+    of the set (the bike too).  Now the nodes' own fixes place the cluster and both targets come out."""
+    places = {"bs0": NodePlace("bs0", (0.0, 0.0, 10.0), 90.0), "bs1": NodePlace("bs1", (100.0, 0.0, 10.0), 90.0),
+              "rx": NodePlace("rx", (50.0, 80.0, 10.0), 0.0, role="rx", transmits=False)}
+
+    def mono(node: tuple[float, float, float], yaw: float, target: np.ndarray, vel: np.ndarray) -> Detection:
+        b = np.array(node)
+        d = target - b
+        r = float(np.linalg.norm(d))
+        ang = float(np.arcsin(d @ np.array([-np.sin(np.deg2rad(yaw)), np.cos(np.deg2rad(yaw)), 0.0]) / r))
+        return Detection(r, float(d @ vel / r), 0.0, 2 * r / C, 20.0, "monostatic", ang, 0.01, 0.01, 1e-4, 20.0)
+
+    car, bike = np.array([30.0, 0.0, 1.0]), np.array([60.0, 40.0, 1.0])
+    moves = ((car, np.array([12.0, 0.0, 0.0])), (bike, np.array([0.0, 3.0, 0.0])))
+    dets = {n: [mono(places[n].position_m, places[n].yaw_deg, t, v) for t, v in moves] for n in ("bs0", "bs1")}
+    tx, rx = np.array(places["bs0"].position_m), np.array(places["rx"].position_m)
+    baseline = float(np.linalg.norm(tx - rx))
+    dets["rx"] = [Detection(baseline, 0, 0, baseline / C, 40.0, "bistatic", None, 0.01, 0.01, None, 40.0)] + [
+        Detection(float(np.linalg.norm(t - tx) + np.linalg.norm(t - rx)), 0, 0, 0, 15.0, "bistatic", None, 0.01,
+                  0.01, None, 15.0) for t in (car, bike)]
+    out = nf.fuse_nodes(places, dets, height_m=1.0, passive={"rx": "bs0"})
+    found = sorted((tuple(np.round(e.position_m[:2], 1)), e.nodes) for e in out)
+    assert found == [((30.0, 0.0), ("bs0", "bs1", "rx")), ((60.0, 40.0), ("bs0", "bs1", "rx"))]
