@@ -212,14 +212,22 @@ def array_angle(snapshot: ArrayLike, spacing_wavelengths: float = 0.5) -> float:
     return core.ml_angle(z, spacing_wavelengths * np.arange(z.size))
 
 
+#: the line of sight of a receive-only node is the earliest path within this many dB of the strongest near the
+#: baseline (a weaker early detection is taken for noise)
+LOS_FLOOR_DB = 20.0
+
+
 def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Detection],
                   max_clock_offset_s: float = 1e-7, c: float = SPEED_OF_LIGHT_MPS) -> list[LinkMeasurement]:
     """A receive-only node's bistatic detections as range sums and range rates, referenced to its line of sight.
 
-    The line of sight is the strongest bistatic detection whose range sum
+    The line of sight is the earliest bistatic detection whose range sum
     lies within ``c * max_clock_offset_s + 3`` m of the baseline
     ``L = ||b_tx - b_rx||`` (the receiver's clock offset shifts every range
-    sum alike; 3 m cover a range cell and the nodes' survey).  Every other
+    sum alike; 3 m cover a range cell and the nodes' survey) and whose SNR is
+    within :data:`LOS_FLOOR_DB` of the strongest there: nothing arrives before
+    the direct path, but an echo near the baseline may be stronger than it (a
+    surveillance antenna facing away from the transmitter).  Every other
     detection gives ``S = L + (R_det - R_los)`` and ``S' = v_det - v_los``
     (clock offset and carrier offset removed, as in
     :func:`bistatic_measurement`); the variances of both add.  No line of
@@ -246,7 +254,8 @@ def passive_links(nodes_m: ArrayLike, tx: int, rx: int, detections: Sequence[Det
     near = [d for d in dets if abs(float(d.range_m) - baseline) <= window]
     if baseline <= 0 or not near:
         return []
-    los = max(near, key=lambda d: float(d.snr_db))
+    strongest = max(float(d.snr_db) for d in near)
+    los = min((d for d in near if float(d.snr_db) >= strongest - LOS_FLOOR_DB), key=lambda d: float(d.range_m))
     r0, v0 = float(los.range_m), float(los.velocity_mps)
     out = []
     for d in dets:
@@ -552,8 +561,8 @@ def passive_ssb_paths(capture: Capture, frame: IsacFrame, signals: Sequence[str]
         # a pass that only measures the CFO takes the data's mean power as its noise level: one fit, not two
         rough = noise_var if i == passes - 1 else (noise_var or float(np.mean(np.abs(h[:, grid.pilots]) ** 2)))
         paths = passive_paths(grid, h, num_paths, rough, carrier)
-        cfo_hz += max(paths, key=lambda p: p.snr_re).nu * carrier
-    cfo_hz -= max(paths, key=lambda p: p.snr_re).nu * carrier      # the offset the last paths were sensed with
+        cfo_hz += _line_of_sight(paths).nu * carrier
+    cfo_hz -= _line_of_sight(paths).nu * carrier      # the offset the last paths were sensed with
     shift_s = (start - advance_samples - capture.frame_offset) / fs
     paths = [dataclasses.replace(p, delay_s=p.delay_s + shift_s) for p in paths]
     return PassiveSsbResult(cell, start, cfo_hz, grid, paths)
@@ -564,7 +573,8 @@ def passive_ssb_measurement(capture: Capture, frame: IsacFrame, baseline_m: floa
                             noise_var: float | None = None) -> list[LinkMeasurement]:
     """A receive-only node's bistatic range sums and range rates from a gNB's SS/PBCH blocks.
 
-    :func:`passive_ssb_paths`; the line of sight is the strongest path, and
+    :func:`passive_ssb_paths`; the line of sight is the earliest path within
+    :data:`LOS_FLOOR_DB` of the strongest (:func:`passive_links`), and
     every later path gives a :func:`bistatic_measurement` against it (clock
     offset and CFO cancel; variances of both paths' CRBs on the sparse mask
     added).  The range sum is that of the pilots' mean time
@@ -587,8 +597,14 @@ def passive_ssb_measurement(capture: Capture, frame: IsacFrame, baseline_m: floa
     if not (np.isfinite(baseline_m) and baseline_m > 0):
         raise InputError(f"baseline_m = {baseline_m!r} m: allowed the distance between the two nodes, > 0")
     paths = passive_ssb_paths(capture, frame, signals, num_paths, noise_var).paths
-    direct = max(paths, key=lambda p: p.snr_re)
+    direct = _line_of_sight(paths)
     return [bistatic_measurement(tx, rx, baseline_m, direct, p) for p in paths if p.delay_s > direct.delay_s]
+
+
+def _line_of_sight(paths: Sequence[PathEstimate]) -> PathEstimate:
+    """The earliest path within :data:`LOS_FLOOR_DB` of the strongest (nothing arrives before the direct path)."""
+    strongest = max(p.snr_re for p in paths)
+    return min((p for p in paths if p.snr_re >= strongest * 10.0 ** (-LOS_FLOOR_DB / 10.0)), key=lambda p: p.delay_s)
 
 
 def path_detection(path: PathEstimate, carrier_hz: float, num_pilots: int,

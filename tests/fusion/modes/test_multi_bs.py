@@ -290,6 +290,20 @@ def test_passive_links_reference_the_line_of_sight() -> None:
         fl.passive_links(nodes, 0, 1, dets, max_clock_offset_s=-1.0)
 
 
+def test_an_echo_near_the_baseline_stronger_than_the_direct_path_is_not_the_reference() -> None:
+    """The line of sight is the earliest detection near the baseline, not the strongest: a target echo 12 m beyond
+    it and 4 dB stronger (an antenna facing away from the transmitter) was taken for it, the direct path dropped
+    as 'shorter than direct' and every range sum shifted by 12 m.  A noise detection 30 dB down is not taken."""
+    nodes = np.array([[0.0, 0.0, 10.0], [100.0, 0.0, 10.0]])
+    clock = 4.0                                                       # 13 ns of clock offset, in m
+    dets = [_record(100.0 + clock, 0.0, None, 1e-4, 20.0, "bistatic"),
+            _record(112.0 + clock, 6.0, None, 1e-4, 24.0, "bistatic"),
+            _record(160.0 + clock, -3.0, None, 1e-4, 12.0, "bistatic"),
+            _record(95.0 + clock, 1.0, None, 1e-4, -6.5, "bistatic")]   # earlier, but 30.5 dB below the strongest
+    links = fl.passive_links(nodes, 0, 1, dets)
+    assert [(round(m.range_m, 6), round(m.rate_mps, 6)) for m in links] == [(112.0, 6.0), (160.0, -3.0)]
+
+
 def test_symbol_level_refine_reaches_the_range_crb_of_the_nodes(rng: np.random.Generator) -> None:
     """Three monostatic CIMs of one target at per-RE SNR 1: refinements from a start 0.5 m and 0.7 m/s off reach
     the position CRB of the nodes' range bounds (RMSE over 24 trials within its sampling spread of the bound)."""
