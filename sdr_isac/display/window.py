@@ -179,8 +179,8 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
     def _build_plot(self) -> None:
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
-        self.plot.setLabel("bottom", "radial velocity (m/s, positive away)")
-        self.plot.setLabel("left", "range (m)")
+        self._axis_geometry = ""
+        self._label_axes("monostatic")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.colorbar = pg.ColorBarItem(values=(0.0, 40.0), colorMap="viridis", label="power over noise (dB)",
@@ -323,7 +323,21 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         self.current = frame
         self._draw(frame)
 
+    def _label_axes(self, geometry: str) -> None:
+        """Axis labels of the map's geometry: a bistatic map's rows are range sums ``c tau``, its columns range
+        rates ``-c nu`` (of both legs), not a range and a radial velocity."""
+        if geometry == self._axis_geometry:
+            return
+        self._axis_geometry = geometry
+        if geometry == "bistatic":
+            self.plot.setLabel("bottom", "bistatic range rate (m/s, positive: range sum growing)")
+            self.plot.setLabel("left", "range sum c·tau (m)")
+        else:
+            self.plot.setLabel("bottom", "radial velocity (m/s, positive away)")
+            self.plot.setLabel("left", "range (m)")
+
     def _draw(self, frame: DisplayFrame) -> None:
+        self._label_axes(frame.geometry)
         dets = frame.detections
         self.detection_markers.setData(x=[d.velocity_mps for d in dets], y=[d.range_m for d in dets])
         targets = _targets(frame.truth_paths)

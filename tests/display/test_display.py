@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -227,6 +228,27 @@ def test_replay_source_updates_image_markers_and_status(qtbot) -> None:
     assert window.node_combo.findText("bs0") >= 0
     text = window.status_bar.currentMessage()
     assert "node bs0" in text and "loss 0" in text and "latency n/a (sensing" in text and " fps" in text
+
+
+def test_a_bistatic_map_is_labelled_range_sum_and_range_rate(qtbot) -> None:
+    """A receive-only node's map has range sums c tau and bistatic range rates on its axes (it was labelled
+    range and radial velocity, so a user read the 75 m line of sight as a target 75 m away); a monostatic
+    frame after it is labelled range and radial velocity again."""
+    with radio.open_radio(config.RadioConfig(kind="replay", uri=str(RECORDING.with_name("bistatic_pair.sigmf-meta")))
+                          ) as r:
+        capture = r.next_capture()
+        node = NodePlace.from_dict(r.recording.node)
+    window = RangeDopplerWindow()
+    qtbot.addWidget(window)
+    bistatic = sources.frame_of(capture, config.SensingConfig(geometry="bistatic"), node)
+    window.show_frame(bistatic)
+    assert window.plot.getAxis("left").labelText.startswith("range sum")
+    assert window.plot.getAxis("bottom").labelText.startswith("bistatic range rate")
+    with radio.open_radio(config.RadioConfig(kind="replay", uri=str(RECORDING))) as r:
+        mono = sources.frame_of(r.next_capture(), config.SensingConfig(), None)
+    window.show_frame(dataclasses.replace(mono, node_id=bistatic.node_id))      # the node the map shows
+    assert window.plot.getAxis("left").labelText == "range (m)"
+    assert window.plot.getAxis("bottom").labelText.startswith("radial velocity")
 
 
 def test_replay_source_keeps_only_the_newest() -> None:
