@@ -478,7 +478,8 @@ class TwinStore(abc.ABC):
             The present, s, on the records' clock; None: the newest record time in the twin (record
             times are capture times, which need not be wall-clock times).
 
-        An estimate goes with its links; a track whose states all went goes too (an empty track as well).
+        An estimate goes with its links (by the estimate's time: a link captured a moment before its estimate stays
+        while the estimate does); a track whose states all went goes too (an empty track as well).
         """
         if isinstance(older_than_s, bool) or not isinstance(older_than_s, int | float) or not older_than_s >= 0 \
                 or not np.isfinite(older_than_s):
@@ -496,8 +497,8 @@ class TwinStore(abc.ABC):
             deleted: dict[str, int] = {}
             with self._guard(f"prune rows before t = {cutoff:g} s"), self._transaction() as cur:
                 for stmt, table in (
-                        ("DELETE FROM links WHERE t_s < ? OR estimate_id IN (SELECT id FROM estimates WHERE "
-                         "t_s < ?)", "links"),
+                        ("DELETE FROM links WHERE (estimate_id IS NULL AND t_s < ?) OR estimate_id IN (SELECT id FROM "
+                         "estimates WHERE t_s < ?)", "links"),        # an estimate's links go with it, by its time
                         ("DELETE FROM estimates WHERE t_s < ?", "estimates"),
                         ("DELETE FROM detections WHERE t_s < ?", "detections"),
                         ("DELETE FROM track_states WHERE t_s < ?", "track_states"),

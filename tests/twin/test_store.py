@@ -135,6 +135,19 @@ def test_prune_deletes_rows_older_than_the_age(db, rng):
         assert store.counts() == kept
 
 
+def test_prune_keeps_the_links_of_an_estimate_it_keeps(db, rng):
+    """A link captured a moment before its estimate's time (a multi-node estimate's older link) stays as long as
+    its estimate does: the links went by their own time and the kept estimate read back with fewer links."""
+    kept = dataclasses.replace(estimate(rng, 10.0), links=(link(rng, 9.999), link(rng, 10.0)))
+    alone = link(rng, 9.5)
+    with open_twin(db) as store:
+        store.write([kept, estimate(rng, 5.0), alone])
+        deleted = store.prune(0.0, now_s=10.0)
+        assert (deleted["estimates"], deleted["links"]) == (1, 3)     # the old estimate's two links, the lone one
+        (back,) = store.estimates()
+        assert same(back, kept)
+
+
 def test_prune_of_an_empty_twin_deletes_nothing(db):
     with open_twin(db) as store:
         assert set(store.prune(0.0).values()) == {0}
