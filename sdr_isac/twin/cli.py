@@ -12,10 +12,12 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sdr_isac.errors import InputError, exit_status, joined_list_values
-from sdr_isac.twin.connect import open_twin
+from sdr_isac.twin.connect import is_dsn, open_twin
+from sdr_isac.twin.errors import TwinError
 from sdr_isac.twin.queries import export_csv, export_geojson, heatmap, load_lanes, traffic
 from sdr_isac.twin.store import TwinStore
 
@@ -178,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
         The database cannot be opened or read (TwinError), or an argument is out of range (InputError).
     """
     read_only = args.twin_command != "prune"
+    if not read_only and not is_dsn(args.db) and args.db != ":memory:" and not Path(args.db).is_file():
+        # prune opens for writing, which would make a new, empty twin at a mistyped path and report success
+        raise TwinError(f"{args.db}: no such twin file: give the file a host wrote (twin.db); prune deletes from an "
+                        "existing twin only")
     with open_twin(args.db, read_only=read_only) as store:
         return _COMMANDS[args.twin_command](store, args)
 

@@ -73,6 +73,9 @@ def test_heatmap_traffic_export_prune(twin_db, tmp_path, capsys):
     assert [f["properties"]["track_id"] for f in json.loads(gj.read_text())["features"]] == ["car-b"]
     assert main(["twin", "--db", twin_db, "prune", "--older-than", "5"]) == 0
     assert "deleted" in capsys.readouterr().out
+    typo = tmp_path / "tiwn.db"                          # prune opens for writing: it made an empty twin there
+    assert main(["twin", "--db", str(typo), "prune", "--older-than", "5"]) == 2
+    assert "no such twin file" in capsys.readouterr().err and not typo.exists()
     newest = 5.0 + 0.1 * 9                               # car-b's last state
     with open_twin(twin_db) as store:
         t = store.track_points().t_s
