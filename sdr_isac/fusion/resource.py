@@ -247,8 +247,15 @@ def estimate_delay_doppler(h: ArrayLike, symbol_times_s: ArrayLike, subcarrier_s
     x, m = as_channels(h, mask)
     t = _times(symbol_times_s, x.shape[1])
     df = _positive("subcarrier_spacing_hz", subcarrier_spacing_hz, "Hz")
-    pw = delay_doppler_power(x, t, m, oversample, noise_vars) if power is None else np.asarray(power, float)
     rows, step = _row_index(t)
+    pw = delay_doppler_power(x, t, m, oversample, noise_vars) if power is None else np.asarray(power, float)
+    if power is not None:
+        k, m_u = x.shape[2], int(rows[-1]) + 1
+        lo = pw.shape[0] // k if pw.ndim == 2 else 0
+        if pw.ndim != 2 or lo < 1 or pw.shape != (lo * k, lo * m_u):
+            raise InputError(f"power has shape {pw.shape}: allowed the layout of delay_doppler_power for these REs, "
+                             f"(L * {k} delay bins, L * {m_u} Doppler bins) for a whole L >= 1 (rows delay, columns "
+                             "Doppler); a transposed or cropped map would give another delay and Doppler")
     tau0, f0, delay_bin, dopp_bin = _grid_peak(pw, m, df, rows, step, max_delay_s, max_doppler_hz)
     if not refine:
         return DelayDopplerEstimate(float(tau0), float(f0))

@@ -253,6 +253,20 @@ def test_a_periodic_reference_signal_alone_searches_one_doppler_alias(rs_frame: 
     assert np.max(np.abs(errors)) < 6 * std_v, (np.round(errors, 2), std_v)
 
 
+def test_a_map_in_another_layout_is_refused() -> None:
+    """estimate_delay_doppler(power=...) took the bin sizes from the map's shape: a transposed map gave a delay
+    of 16.8 us for 0.4 us."""
+    t = np.arange(16) * T_SYM
+    h = point_target_cim(np.arange(64), t, DF, [4e-7], [-350.0])
+    good = resource.delay_doppler_power(h, t, oversample=2)
+    assert resource.estimate_delay_doppler(h, t, DF, power=good).delay_s == pytest.approx(4e-7, rel=1e-6)
+    assert resource.estimate_delay_doppler(h, t, DF, power=resource.delay_doppler_power(h, t, oversample=3)
+                                           ).delay_s == pytest.approx(4e-7, rel=1e-6)
+    for bad in (good.T, good[:, :1], good[:-1], good[None]):
+        with pytest.raises(InputError, match=r"power has shape .*\(L \* 64 delay bins, L \* 16 Doppler bins\)"):
+            resource.estimate_delay_doppler(h, t, DF, power=bad)
+
+
 def test_rs_fusion_names_a_bad_completion(rs_frame: IsacFrame) -> None:
     y = np.zeros((rs_frame.num_symbols, rs_frame.config.num_subcarriers), dtype=complex)
     with pytest.raises(InputError, match="completion = 'l1': allowed 'cs'"):
