@@ -1450,9 +1450,9 @@ def map_for_display(result: SensingResult, sensing_cfg: SensingConfig, max_cells
     power_db : ndarray, shape (R, D), float32
         Power over the mean noise power of one cell, dB, floored at -30 dB.
     range_m : ndarray, shape (R,), float64
-        Range of each row (the first of its block), m, ascending.
+        Range of each row (the centre of its block of pooled bins), m, ascending.
     velocity_mps : ndarray, shape (D,), float64
-        Velocity of each column (the first of its block), m/s, ascending.
+        Velocity of each column (the centre of its block), m/s, ascending.
     decimation : tuple of int
         Cells pooled into one, (range, Doppler).
     max_range_m : float
@@ -1484,10 +1484,18 @@ def map_for_display(result: SensingResult, sensing_cfg: SensingConfig, max_cells
     k_r = max(1, math.ceil(rows * math.ceil(velocity.size / k_d) / max_cells))
     if k_r > 1 or k_d > 1:
         power = _max_pool(power, k_r, k_d)
-        range_m, velocity = range_m[::k_r], velocity[::k_d]
+        range_m, velocity = _block_centres(range_m, k_r), _block_centres(velocity, k_d)
     db = 10 * np.log10(np.maximum(power * np.float32(scale), np.float32(10 ** (_FLOOR_DB / 10))))
     return (np.ascontiguousarray(db, dtype=np.float32), np.ascontiguousarray(range_m, dtype=np.float64),
             np.ascontiguousarray(velocity, dtype=np.float64), (k_r, k_d), float(max_range_m))
+
+
+def _block_centres(axis: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """The centre of each block of ``k`` bins of a uniform axis (a display draws a pooled cell centred there; the
+    first bin of the block put every peak (k - 1) / 2 bins off its marker)."""
+    if k == 1 or axis.size < 2:
+        return axis
+    return axis[::k] + 0.5 * (k - 1) * float(axis[1] - axis[0])
 
 
 def _max_pool(power: NDArray[np.float32], k_r: int, k_d: int) -> NDArray[np.float32]:

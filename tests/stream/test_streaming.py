@@ -518,9 +518,13 @@ def test_map_for_display_keeps_peaks_when_pooling():
     db, range_m, vel, decimation, max_range_m = wire.map_for_display(result, config.SensingConfig(), 1024)
     # 200 rows to 100 m + 14 rows of CFAR window = 214 rows x 64 = 13696 cells: blocks of 14 rows -> 16 x 64
     assert max_range_m == 100.0 and decimation == (14, 1) and db.shape == (16, 64)
-    assert range_m.tolist() == (np.arange(16) * 7.0).tolist()
+    # each pooled row at the centre of its 14 bins (0 ... 6.5 m: 3.25 m), so that a cell drawn centred there covers
+    # its bins: the first bin's range put every peak 6.5 bins off its marker
+    assert range_m.tolist() == (np.arange(16) * 7.0 + 3.25).tolist()
     assert np.all(np.diff(vel) > 0) and vel[0] == -30.0
     assert db.max() == pytest.approx(40.0) and tuple(np.argwhere(db == db.max())[0]) == (37 // 14, 63 - 5)
+    row = int(np.argmax(db.max(axis=1)))
+    assert abs(37 * 0.5 - range_m[row]) <= 7.0 / 2                  # the peak's range lies inside its drawn cell
     with pytest.raises(SdrIsacError, match=r"max_cells = 0 cells: allowed >= 1"):
         wire.map_for_display(result, config.SensingConfig(), 0)
 
