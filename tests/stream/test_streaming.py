@@ -471,13 +471,16 @@ def test_host_publishes_maps_for_displays(setup):
     step = full.range_m[1] - full.range_m[0]
     assert rd.max_range_m == pytest.approx(step * full.range_m.size / 2)
     assert rd.power_db.size <= 2048 and rd.decimation[0] > 1 and rd.decimation[1] == 1
-    assert rd.range_m[0] == 0.0 and rd.range_m[1] == pytest.approx(step * rd.decimation[0])
-    assert rd.range_m[-1] <= rd.max_range_m + 14 * step + 1e-6 and np.all(np.diff(rd.velocity_mps) > 0)
+    k = rd.decimation[0]                                 # each pooled row at the centre of its k bins
+    assert rd.range_m[0] == pytest.approx(0.5 * (k - 1) * step) and rd.range_m[1] - rd.range_m[0] == pytest.approx(
+        step * k)
+    assert rd.range_m[-1] - 0.5 * (k - 1) * step <= rd.max_range_m + 14 * step + 1e-6   # the last block's first bin
+    assert np.all(np.diff(rd.velocity_mps) > 0)
     # the target (hypot(40, 35) = 53.2 m from b): detected, and the map's peak near it is its map SNR
     truth_m = np.hypot(50.0 - 10.0, 5.0 - 40.0)
     det = min(rd.detections, key=lambda d: abs(d.range_m - truth_m))
     assert abs(det.range_m - truth_m) < 0.5
-    row = int(np.argmin(np.abs(rd.range_m + 0.5 * step * rd.decimation[0] - det.range_m)))
+    row = int(np.argmin(np.abs(rd.range_m - det.range_m)))
     peak_db = float(rd.power_db[max(row - 1, 0): row + 2].max())
     assert peak_db == pytest.approx(det.map_snr_db, abs=1.5)
 
