@@ -37,7 +37,7 @@ from sdr_isac import config, sensing
 from sdr_isac.capture import Capture
 from sdr_isac.config import SensingConfig, StreamConfig
 from sdr_isac.display.record import JsonLinesRecorder, SigmfRecorder
-from sdr_isac.errors import ConfigError, InputError, SdrIsacError, SensingError, WireFormatError
+from sdr_isac.errors import ConfigError, InputError, RecordingError, SdrIsacError, SensingError, WireFormatError
 from sdr_isac.radio.replay import ReplayRadio
 from sdr_isac.sensing.detection import Detection, find_peaks
 from sdr_isac.sensing.pipeline import SensingResult, cfar_detector
@@ -401,9 +401,12 @@ class _WorkerSource:
         SdrIsacError
             A worker stopped on this error.
         """
+        frames = self.latest.take_all()
+        if frames:                  # the frames sensed before a worker stopped are shown first, the error next
+            return frames
         if self.error is not None:
             raise self.error
-        return self.latest.take_all()
+        return frames
 
     def take(self) -> DisplayFrame | None:
         """The newest frame not yet taken, of any node (the last one of :meth:`take_all`), or None."""
@@ -548,6 +551,8 @@ class ReplaySource(_WorkerSource):
         self.node_description: dict[str, Any] = dict(self._radio.recording.node)
         self.node = NodePlace.from_dict(self.node_description) or (places or {}).get(self._radio.node_id)
         self._last: Capture | None = None
+        self.skipped = 0                     # captures that could not be read (skipped, with a warning)
+        self._bad_in_a_row = 0
         self._done: deque[float] = deque(maxlen=30)
         self._processing_s: float | None = None
         self._threads = [threading.Thread(target=self._run, name=f"replay {Path(path).name}", daemon=True)]
@@ -607,7 +612,18 @@ class ReplaySource(_WorkerSource):
                     self._wake.wait(min(wait_s, 0.1) if wait_s > 0 else 0.1)
                     self._wake.clear()
                     continue
-                capture = self._radio.next_capture()
+                try:
+                    capture = self._radio.next_capture()
+                except RecordingError as err:
+                    # one unreadable capture (a NaN sample, a short segment): skip it, say so, go on with the
+                    # next; a recording with nothing readable in a whole pass stops the replay
+                    self.skipped += 1
+                    self._bad_in_a_row += 1
+                    self.warning = f"capture skipped: {err}"
+                    if self._bad_in_a_row >= max(self._radio.recording.num_captures, 1):
+                        raise
+                    continue
+                self._bad_in_a_row = 0
                 self._last = capture
                 self._sense(capture)
                 self._done.append(time.monotonic())

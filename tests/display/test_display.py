@@ -251,6 +251,38 @@ def test_a_bistatic_map_is_labelled_range_sum_and_range_rate(qtbot) -> None:
     assert window.plot.getAxis("bottom").labelText.startswith("radial velocity")
 
 
+def test_a_capture_that_cannot_be_read_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """A NaN sample in one capture stopped the looping replay for good (and the frames sensed before it were
+    never handed over): now that capture is skipped and counted, with a warning, and the replay goes on."""
+    import shutil
+
+    from sdr_isac.recording import open_recording
+
+    for suffix in (".sigmf-meta", ".sigmf-data"):
+        shutil.copy(RECORDING.with_suffix(suffix), tmp_path / f"r{suffix}")
+    with open_recording(tmp_path / "r") as rec:
+        assert rec.datatype.startswith("cf32") and rec.num_captures >= 3
+        start = rec.capture_info(1)["sample_start"] * rec.num_channels
+    data = np.memmap(tmp_path / "r.sigmf-data", dtype=np.complex64, mode="r+")
+    data[start] = np.nan
+    data.flush()
+    del data
+    import hashlib
+
+    meta = json.loads((tmp_path / "r.sigmf-meta").read_text())        # a file written so (a NaN from the ADC path)
+    meta["global"]["core:sha512"] = hashlib.sha512((tmp_path / "r.sigmf-data").read_bytes()).hexdigest()
+    (tmp_path / "r.sigmf-meta").write_text(json.dumps(meta))
+    with ReplaySource(tmp_path / "r.sigmf-meta") as source:
+        seen: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (len(seen) < 4 or source.skipped < 1):
+            frame = source.wait(2.0)
+            if frame is not None:
+                seen.append(frame.seq)
+        assert source.skipped >= 1 and len(seen) >= 4 and source.error is None
+        assert "capture skipped" in source.warning or source.warning == ""
+
+
 def test_replay_source_keeps_only_the_newest() -> None:
     with ReplaySource(RECORDING) as source:
         first = source.wait(timeout_s=20.0)
