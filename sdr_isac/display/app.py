@@ -18,9 +18,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sdr_isac import config
 from sdr_isac.config import SensingConfig
@@ -128,17 +128,33 @@ def fused_estimates(path: Path, node_id: str, seq: int) -> list[list[float]]:
     ConfigError
         The file cannot be read or is not a host's fused summary.
     """
-    try:
-        sets = json.loads(path.read_text())["per_set"]
-        chosen = next((s for s in sets if s.get("nodes", {}).get(node_id) == seq), sets[-1] if sets else None)
-        if chosen is None:
-            return []
+    return fused_estimates_of(path)(node_id, seq)
+
+
+def fused_estimates_of(path: Path) -> Callable[[str, int], list[list[float]]]:
+    """A host's ``fused.json`` read once: ``(node_id, seq) ->`` :func:`fused_estimates` (every set checked now).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or is not a host's fused summary.
+    """
+    def positions(chosen: dict[str, Any]) -> list[list[float]]:
         if "estimates" in chosen:
             return [[float(v) for v in e] for e in chosen["estimates"]]
         return [[float(v) for v in r["position_m"]] for r in chosen["targets"] if r.get("fused")]
+
+    try:
+        sets = json.loads(path.read_text())["per_set"]
+        table = [(dict(s.get("nodes", {})), positions(s)) for s in sets]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise config.ConfigError(f"--estimates {path}: not a host's fused.json ({err}); give the fused.json that "
                                  "sdr-isac demo or sdr-isac host --out writes", key="estimates") from err
+
+    def lookup(node_id: str, seq: int) -> list[list[float]]:
+        chosen = next((est for nodes, est in table if nodes.get(node_id) == seq), table[-1][1] if table else None)
+        return [] if chosen is None else chosen
+    return lookup
 
 
 def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | HostSource:
@@ -208,7 +224,8 @@ def _interactive(args: argparse.Namespace, cfg: SensingConfig) -> int:
         window = RangeDopplerWindow(cfg, source, record_dir=args.record_dir)
         window.set_nodes(_scene_places(args))
         if args.host is None and getattr(args, "estimates", None) is not None:
-            window.set_estimates(fused_estimates(args.estimates, "", -1))
+            # the set holding each replayed frame, as --snapshot draws it (it showed the newest set throughout)
+            source.estimates_for = fused_estimates_of(args.estimates)     # type: ignore[union-attr]
         tracks = _file_tracks(args)
         if tracks is not None:
             window.set_tracks(tracks)

@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -553,6 +553,10 @@ class ReplaySource(_WorkerSource):
         self._last: Capture | None = None
         self.skipped = 0                     # captures that could not be read (skipped, with a warning)
         self._bad_in_a_row = 0
+        #: (node id, seq) -> the fused position estimates (m) of the set holding that frame, or None: the
+        #: estimates shown with each replayed frame (``sdr-isac display --replay --estimates fused.json``)
+        self.estimates_for: Callable[[str, int], list[list[float]]] | None = None
+        self._estimates: LatestValue[NDArray[np.float64]] = LatestValue()
         self._done: deque[float] = deque(maxlen=30)
         self._processing_s: float | None = None
         self._threads = [threading.Thread(target=self._run, name=f"replay {Path(path).name}", daemon=True)]
@@ -568,6 +572,16 @@ class ReplaySource(_WorkerSource):
         """Stop the thread, finish a recording and close the file."""
         super().stop()
         self._radio.close()
+
+    def _emit(self, frame: DisplayFrame) -> None:
+        if self.estimates_for is not None and not frame.reprocessed:
+            self._estimates.put(np.asarray(self.estimates_for(frame.node_id, frame.seq), dtype=np.float64))
+        super()._emit(frame)
+
+    def take_estimates(self) -> NDArray[np.float64] | None:
+        """The fused estimates of the set holding the newest replayed frame (:attr:`estimates_for`), or None if
+        no frame came since the last call."""
+        return self._estimates.take()
 
     def link_stats(self) -> dict[str, LinkStats]:
         """The replayed node: sensing rate, loss 0, latency n/a, sensing time per capture."""

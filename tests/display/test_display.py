@@ -721,6 +721,26 @@ def test_fused_estimates_of_the_frame_set(tmp_path: Path) -> None:
         fused_estimates(path, "bs0", 0)
 
 
+def test_an_interactive_replay_shows_the_estimates_of_each_frames_set(tmp_path: Path) -> None:
+    """The interactive display drew the newest set's estimates with every replayed frame; the source now hands
+    over, with each frame, those of the set that holds it (as --snapshot draws them)."""
+    from sdr_isac.display.app import fused_estimates_of
+
+    path = tmp_path / "fused.json"
+    path.write_text(json.dumps({"per_set": [{"nodes": {"bs0": k}, "targets": [], "estimates": [[float(k), 2.0, 1.0]]}
+                                            for k in range(3)]}))
+    with ReplaySource(RECORDING, interval_s=0.2) as source:      # frames far apart: a frame and its estimates
+        source.estimates_for = fused_estimates_of(path)
+        pairs = []
+        deadline = time.monotonic() + 30
+        while len(pairs) < 3 and time.monotonic() < deadline:
+            frame = source.wait(2.0)
+            estimates = source.take_estimates()
+            if frame is not None and estimates is not None and frame.seq < 3:
+                pairs.append((frame.seq, estimates[0, 0]))
+    assert pairs and all(seq == x for seq, x in pairs)
+
+
 def test_estimates_file_is_for_replay_only(tmp_path: Path, capsys) -> None:
     from sdr_isac.display.app import main
 
