@@ -215,11 +215,18 @@ def extract_code_csi(rx_grid: ArrayLike, layout: CodeLayout) -> CodeCsi:
     hb = np.einsum("bpg,rbg->pbr", np.linalg.pinv(xb), yb)              # (P, B, R)
     cen_s = np.bincount(bi, weights=sym) / counts
     cen_k = np.bincount(bi, weights=sub) / counts
-    rs, rk = np.rint(cen_s).astype(np.int64), np.rint(cen_k).astype(np.int64)
-    if np.any(np.abs(cen_s - rs) > 1e-9) or np.any(np.abs(cen_k - rk) > 1e-9):
-        raise InputError("a code block's centroid falls between REs (e.g. a double-symbol DMRS block): allowed "
-                         "blocks centred on an RE; use single-symbol DMRS or an even number of REs per block")
+    # a block's estimate is the channel at its centroid; it is placed on the RE at or before it.  Where the
+    # centroid falls between REs (DMRS type 2's pairs of subcarriers, double-symbol DMRS) the offset is the same
+    # for every block of a port: one constant phase of that port's channel, which its unknown amplitude takes
+    rs, rk = np.floor(cen_s + 1e-9).astype(np.int64), np.floor(cen_k + 1e-9).astype(np.int64)
+    off_s, off_k = cen_s - rs, cen_k - rk
     active = np.abs(xb).sum(axis=1).T > 0                                  # (P, B)
+    for p in range(layout.num_ports):
+        on = active[p]
+        if on.any() and (np.ptp(off_s[on]) > 1e-9 or np.ptp(off_k[on]) > 1e-9):
+            raise InputError(f"port {layout.ports[p]}: its code blocks' centroids lie at different offsets from "
+                             "their REs: allowed blocks of one shape per port (the pattern of TS 38.211's DMRS, "
+                             "SRS); check the code layout")
     h = np.zeros((layout.num_ports, y.shape[0]) + layout.blocks.shape, dtype=np.complex128)
     mask = np.zeros((layout.num_ports,) + layout.blocks.shape, dtype=bool)
     gain = np.zeros(layout.num_ports)
