@@ -18,20 +18,20 @@ Cases (quantities: ``pos`` horizontal position error, m; ``velocity``
 horizontal velocity-vector error, m/s — NaN for a single node, which sees
 only the radial component):
 
-- ``macro_micro``: micro BSs (24 GHz, 120 kHz, 8-element array) at (0, 0)
-  and (150, 0), a macro BS (5.9 GHz, 30 kHz, CP 5.975 µs: ``f T`` equal to
-  the micro band's) at (-300, -300); the target (-40, 50, 20) m is inside
+- ``macro_micro``: micro BSs (24 GHz, 120 kHz, 4-element array) at (0, 0, 10)
+  and (150, 0, 10) m, a macro BS (5.9 GHz, 30 kHz, CP 5.975 µs: ``f T`` equal to
+  the micro band's) at (-250, -100, 30) m; the target (-40, 50, 20) m is inside
   micro BS 0's coverage only, so :func:`~sdr_isac.fusion.modes.macro_micro.select_mode`
   picks macro-micro.  The macro frame starts 3.7 ms after the micro frames
   (low synchronisation).  single: micro BS 0 (range + array angle); coop:
   macro + micro 0, joint WLS then symbol-level refinement with the frame
   times modelled.
-- ``bs_ue_a``: BS (3.5 GHz, 30 kHz, 8-element array) at the origin, target
+- ``bs_ue_a``: BS (3.5 GHz, 30 kHz, 4-element array) at (0, 0, 25) m, target
   inside its downlink sensing radius; downlink PRS on the even symbols, a
   UE's uplink SRS on the odd ones.  single: the BS alone (range + angle);
   coop: + the SRS reflection UE -> target -> BS (range sum), fused at the BS.
 - ``bs_ue_b``: target between the downlink sensing and uplink communication
-  radii; three UEs (23 dBm, 4-element arrays) near it sense monostatically
+  radii; three UEs (23 dBm, 2-element arrays) near it sense monostatically
   on their own frames and upload.  single: UE 0 alone (range + angle);
   coop: the three uploads (ranges, radial velocities, angles) fused at the BS.
 - ``bs_ue_c``: target between the uplink and downlink communication radii;

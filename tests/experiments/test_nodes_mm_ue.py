@@ -44,9 +44,12 @@ def test_scene_matches_the_cases() -> None:
 @pytest.mark.parametrize("case", ["macro_micro", "bs_ue_a", "bs_ue_b", "bs_ue_c"])
 def test_cooperation_follows_its_crb(trials: list[dict[str, float]], case: str) -> None:
     b = nodes_mm_ue.bounds(0.0)
+    # 80 trials of 2-D errors: RMSE / sqrt(CRB) spreads by about 0.06; an RMSE far below the bound would mean a
+    # bound too large or an estimator that saw the truth, far above it a biased or inconsistent one
     for q in ("pos", "velocity"):
-        assert _rmse(trials, f"{case}_{q}_err_coop") <= 1.3 * b[f"{case}_crb_{q}_coop"]
-    assert _rmse(trials, f"{case}_pos_err_single") <= 1.3 * b[f"{case}_crb_pos_single"]
+        assert 0.7 * b[f"{case}_crb_{q}_coop"] <= _rmse(trials, f"{case}_{q}_err_coop") <= 1.3 * b[f"{case}_crb_{q}_coop"]
+    assert 0.7 * b[f"{case}_crb_pos_single"] <= _rmse(trials, f"{case}_pos_err_single") <= 1.3 * b[
+        f"{case}_crb_pos_single"]
     assert math.isnan(b[f"{case}_crb_velocity_single"])
 
 
