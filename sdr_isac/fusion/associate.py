@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.errors import SensingError
-from sdr_isac.fusion.locate import SingleFix, _check_nodes, _model, locate
+from sdr_isac.fusion.locate import SingleFix, _check_nodes, _pairs, _ranges_and_rows, locate
 from sdr_isac.fusion.records import LinkMeasurement
 from sdr_isac.sensing import Detection
 
@@ -104,11 +104,14 @@ def join_bistatic(clusters: Sequence[FixCluster], bistatic: Mapping[int, Sequenc
     """Give each cluster (strongest first) at most one range sum per receive-only node, by gating.
 
     A range sum ``S`` is consistent with a cluster when
-    ``|S - (||p - b_tx|| + ||p - b_rx||)| <= gate_sigma * sigma_S + gate_m``
+    ``|S - (||p - b_tx|| + ||p - b_rx||)| <= gate_sigma * sqrt(sigma_S**2 + g^T P g) + gate_m``
     at the cluster's position ``p`` (the monostatic fix of its nodes' ranges,
-    :func:`~sdr_isac.fusion.locate.locate`, when it has two or more nodes,
-    else its node's own range-and-angle estimate, whose error ``gate_m``
-    bounds); of the consistent ones the strongest (``snr_re``) joins, and a
+    :func:`~sdr_isac.fusion.locate.locate`, when it has two or more nodes and
+    they determine it, else the mean of its nodes' own range-and-angle fixes),
+    with ``P`` that position's covariance and ``g`` the gradient of the range
+    sum in (x, y): a fix off across the line of sight by ``r sigma_angle``
+    moves the predicted sum by more than ``gate_m``, and the true range sum was
+    refused.  Of the consistent ones the strongest (``snr_re``) joins, and a
     range sum joins one cluster only.
 
     Parameters
@@ -139,10 +142,17 @@ def join_bistatic(clusters: Sequence[FixCluster], bistatic: Mapping[int, Sequenc
     for cl in clusters:
         joined: dict[int, LinkMeasurement] = {}
         if bistatic:
-            p = _position(cl, positions, height_m)
+            p, cov_xy = _position(cl, positions, height_m)
             for rx, links in bistatic.items():
-                gated = [(i, m) for i, m in enumerate(links) if (rx, i) not in used and abs(
-                    m.range_m - float(_model(positions, p, [m])[0])) <= gate_sigma * np.sqrt(m.var_range_m2) + gate_m]
+                gated = []
+                for i, m in enumerate(links):
+                    if (rx, i) in used:
+                        continue
+                    model, rows = _ranges_and_rows(positions, p, *_pairs([m]))
+                    g = rows[0, :2]                      # d S / d (x, y): the position's error moves S too
+                    var = float(m.var_range_m2) + float(g @ cov_xy @ g)
+                    if abs(m.range_m - float(model[0])) <= gate_sigma * np.sqrt(var) + gate_m:
+                        gated.append((i, m))
                 if gated:
                     i, m = max(gated, key=lambda item: item[1].snr_re)
                     used.add((rx, i))
@@ -151,16 +161,19 @@ def join_bistatic(clusters: Sequence[FixCluster], bistatic: Mapping[int, Sequenc
     return out
 
 
-def _position(cl: FixCluster, positions: NDArray[np.float64], height_m: float) -> NDArray[np.float64]:
-    """Where a cluster's range sums are gated: (3,) m (see :func:`join_bistatic`)."""
+def _position(cl: FixCluster, positions: NDArray[np.float64], height_m: float
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Where a cluster's range sums are gated, (3,) m, and the covariance of its (x, y), m² (see
+    :func:`join_bistatic`): the nodes' ranges located together, else the mean of the nodes' own fixes."""
     xy = np.mean([f.xy_m for f in cl.fixes], axis=0)
+    cov = np.sum([f.cov_m2 for f in cl.fixes], axis=0) / len(cl.fixes) ** 2
     if len(cl.nodes) >= 2:
         mono = [LinkMeasurement(k, k, float(d.range_m), 0.0, float(d.range_var_m2), 1.0, 1.0)
                 for k, d in zip(cl.nodes, cl.detections, strict=True)]
         try:
-            xy, _ = locate(positions, mono, height_m, xy)
+            xy, cov = locate(positions, mono, height_m, xy)
         except SensingError:
             # the ranges alone do not fix the position (a target on the line through the nodes): the nodes'
             # own range + angle fixes do; without this the whole set of targets was lost
             pass
-    return np.array([xy[0], xy[1], height_m])
+    return np.array([xy[0], xy[1], height_m]), np.asarray(cov, dtype=np.float64)

@@ -448,3 +448,31 @@ def test_a_target_on_the_line_through_two_stations_does_not_lose_the_set() -> No
     out = nf.fuse_nodes(places, dets, height_m=1.0, passive={"rx": "bs0"})
     found = sorted((tuple(np.round(e.position_m[:2], 1)), e.nodes) for e in out)
     assert found == [((30.0, 0.0), ("bs0", "bs1", "rx")), ((60.0, 40.0), ("bs0", "bs1", "rx"))]
+
+
+def test_the_range_sum_gate_allows_for_the_uncertainty_of_the_position_it_is_gated_at() -> None:
+    """One BS and a receive-only node: the range sum was gated at the BS's own range + angle fix with a slack of
+    gate_m only, so a fix 8 m off across the line of sight (0.05 rad at 160 m) refused the true range sum in half
+    the trials, and with min_nodes = 2 the target was lost.  The gate now adds the fix's covariance along the
+    range sum's gradient."""
+    bs, rx = np.array([0.0, 0.0, 10.0]), np.array([0.0, 200.0, 10.0])
+    target, vel = np.array([150.0, 60.0, 1.5]), np.array([5.0, 3.0, 0.0])
+    places = {"bs": NodePlace("bs", tuple(bs), 0.0), "rx": NodePlace("rx", tuple(rx), 0.0, role="rx",
+                                                                    transmits=False)}
+    rng = np.random.default_rng(3)
+    sigma_r, sigma_a = 0.05, 0.05
+    d = target - bs
+    r = float(np.linalg.norm(d))
+    baseline = float(np.linalg.norm(rx - bs))
+    s = r + float(np.linalg.norm(target - rx))
+    joined = 0
+    for _ in range(60):
+        mono = Detection(r + sigma_r * rng.standard_normal(), float(d @ vel / r), 0.0, 2 * r / C, 25.0, "monostatic",
+                         float(np.arcsin(d[1] / r)) + sigma_a * rng.standard_normal(), sigma_r**2, sigma_r**2,
+                         sigma_a**2, 25.0)
+        los = Detection(baseline, 0.0, 0.0, baseline / C, 40.0, "bistatic", None, 0.01, 0.01, None, 40.0)
+        echo = Detection(s + 0.1 * rng.standard_normal(), 0.0, 0.0, s / C, 15.0, "bistatic", None, 0.01, 0.01, None,
+                         15.0)
+        est = nf.fuse_nodes(places, {"bs": [mono], "rx": [los, echo]}, height_m=1.5, passive={"rx": "bs"})
+        joined += bool(est) and "rx" in est[0].nodes
+    assert joined >= 58
