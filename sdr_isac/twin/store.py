@@ -26,6 +26,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -172,6 +173,9 @@ class TwinStore(abc.ABC):
         self.name = name
         self._lock = threading.RLock()
         self._closed = False
+        #: the newest cutoff this store pruned at, s: track states and handovers older than it are not written
+        #: again (a host re-sends a track's handovers with every scan)
+        self._pruned_before = -math.inf
 
     # ---- backend hooks ---------------------------------------------------
     @abc.abstractmethod
@@ -313,7 +317,9 @@ class TwinStore(abc.ABC):
                 raise InputError(f"record {count - 1} is a {type(r).__name__}: allowed NodeDetection, "
                                  "LinkMeasurement, TargetEstimate or Track (a Handover goes in its Track)")
         est_links = [[_rows.link_row(m) for m in e.links] for e in estimates]    # validate before writing
-        states = [row for t in tracks for row in _rows.state_rows(t)]
+        # a track is written whole each time (a host sends every handover with each scan's state): what this store
+        # has pruned stays pruned (time is the rows' second column)
+        states = [row for t in tracks for row in _rows.state_rows(t) if row[1] >= self._pruned_before]
         with self._lock, self._guard(f"write {count} records"), self._transaction() as cur:
             if dets:
                 self._bulk_insert(cur, "detections", _rows.DETECTION_COLUMNS, dets)
@@ -329,7 +335,7 @@ class TwinStore(abc.ABC):
                                   [_rows.track_row(t) for t in tracks])
                 if states:
                     self._bulk_upsert(cur, "track_states", _rows.STATE_COLUMNS, ("track_id", "t_s"), states)
-                hos = [row for t in tracks for row in _rows.handover_rows(t)]
+                hos = [row for t in tracks for row in _rows.handover_rows(t) if row[1] >= self._pruned_before]
                 if hos:
                     self._bulk_upsert(cur, "handovers", _rows.HANDOVER_COLUMNS, _rows.HANDOVER_COLUMNS[:4], hos)
         return count
@@ -479,7 +485,9 @@ class TwinStore(abc.ABC):
             times are capture times, which need not be wall-clock times).
 
         An estimate goes with its links (by the estimate's time: a link captured a moment before its estimate stays
-        while the estimate does); a track whose states all went goes too (an empty track as well).
+        while the estimate does); a track whose states all went goes too (an empty track as well).  Later writes
+        through this store leave out track states and handovers older than the cutoff (a host sends a track's
+        whole handover list with each scan: they came back after every prune).
         """
         if isinstance(older_than_s, bool) or not isinstance(older_than_s, int | float) or not older_than_s >= 0 \
                 or not np.isfinite(older_than_s):
@@ -494,6 +502,7 @@ class TwinStore(abc.ABC):
                 if now_s is None:
                     return {t: 0 for t in TABLES}
             cutoff = float(now_s) - float(older_than_s)
+            self._pruned_before = max(self._pruned_before, cutoff)
             deleted: dict[str, int] = {}
             with self._guard(f"prune rows before t = {cutoff:g} s"), self._transaction() as cur:
                 for stmt, table in (

@@ -148,6 +148,21 @@ def test_prune_keeps_the_links_of_an_estimate_it_keeps(db, rng):
         assert same(back, kept)
 
 
+def test_what_prune_removed_is_not_written_back_by_the_next_scan(db, rng):
+    """A host writes each scan's newest state with every handover of the track: a pruned handover came back with
+    the next scan, so retention never held for handovers."""
+    full = Track("A1", np.array([0.0, 1.0, 2.0, 3.0]), rng.normal(size=(4, 6)), np.tile(np.eye(6), (4, 1, 1)),
+                 ("m1", "m2", "m3"), (Handover(1.0, "m1", "m2", "x"), Handover(3.0, "m2", "m3", "y")), "confirmed")
+    with open_twin(db) as store:
+        store.write([full])
+        store.prune(0.5, now_s=2.0)                                   # cutoff 1.5 s
+        assert [h.t_s for _, h in store.handovers()] == [3.0]
+        store.write([full.latest()])                                  # the next scan: every handover again
+        store.write([full])                                           # or the whole track
+        assert [h.t_s for _, h in store.handovers()] == [3.0]
+        assert store.track_history("A1").t_s.tolist() == [2.0, 3.0]
+
+
 def test_prune_of_an_empty_twin_deletes_nothing(db):
     with open_twin(db) as store:
         assert set(store.prune(0.0).values()) == {0}
