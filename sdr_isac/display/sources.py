@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -371,6 +372,9 @@ class _WorkerSource:
         self.paused = False
         self.recorder: SigmfRecorder | JsonLinesRecorder | None = None
         self.record_error: SdrIsacError | None = None
+        #: recordings closed off the GUI thread (:meth:`stop_recording_async`): (files, error) each
+        self._closed: queue.SimpleQueue[tuple[list[Path], SdrIsacError | None]] = queue.SimpleQueue()
+        self._closers: list[threading.Thread] = []
         self.warning = ""                    # why the newest settings could not be applied ("" when they were)
         self._lock = threading.Lock()
         self._new = threading.Event()
@@ -448,6 +452,34 @@ class _WorkerSource:
             recorder, self.recorder = self.recorder, None
         return recorder.close() if recorder is not None else []
 
+    def stop_recording_async(self) -> bool:
+        """Stop recording and close the files on a thread of their own (a close syncs and renames: seconds for a
+        large recording, which would freeze a GUI); :meth:`take_closed_recording` hands over what it wrote.
+        Returns whether a recording was running.  The thread is not a daemon: a process that exits waits for it,
+        and :meth:`stop` joins it."""
+        with self._lock:
+            recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return False
+
+        def close() -> None:
+            try:
+                self._closed.put((recorder.close(), None))
+            except SdrIsacError as err:
+                self._closed.put(([], err))
+
+        closer = threading.Thread(target=close, name="close recording")
+        self._closers = [t for t in self._closers if t.is_alive()] + [closer]
+        closer.start()
+        return True
+
+    def take_closed_recording(self) -> tuple[list[Path], SdrIsacError | None] | None:
+        """(files written, error or None) of a recording closed by :meth:`stop_recording_async`, or None."""
+        try:
+            return self._closed.get_nowait()
+        except queue.Empty:
+            return None
+
     def start(self) -> _WorkerSource:
         for t in self._threads:
             t.start()
@@ -461,6 +493,8 @@ class _WorkerSource:
             if t.is_alive():
                 t.join(timeout=5.0)
         self.stop_recording()
+        for t in self._closers:
+            t.join()
 
     def __enter__(self) -> _WorkerSource:
         return self.start()

@@ -303,6 +303,10 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
         if tracks is not None:
             self.set_tracks(tracks)
         self._update_cfar_enabled()
+        take_closed = getattr(self.source, "take_closed_recording", None)
+        closed = take_closed() if take_closed is not None else None
+        if closed is not None:
+            self._recording_closed(*closed)
         record_error = getattr(self.source, "record_error", None)
         if record_error is not None and self.record_button.isChecked():
             self._note = f"recording stopped: {record_error}"
@@ -620,16 +624,24 @@ class RangeDopplerWindow(QtWidgets.QMainWindow):
                 self.record_button.blockSignals(False)
             self.record_button.setText("stop recording" if self.record_button.isChecked() else "record")
         else:
-            try:
-                paths = self.source.stop_recording()
-            except SdrIsacError as err:
-                self._note = f"recording failed: {err}"
-                paths = []
-            self.recorded += paths
-            if paths:
-                self._note = "wrote " + ", ".join(str(p) for p in paths)
+            stop_async = getattr(self.source, "stop_recording_async", None)
+            if stop_async is not None:      # the files are synced and renamed off the GUI thread (poll reports)
+                if stop_async():
+                    self._note = "finishing the recording ..."
+            else:
+                try:
+                    self._recording_closed(self.source.stop_recording(), None)
+                except SdrIsacError as err:
+                    self._recording_closed([], err)
             self.record_button.setText("record")
         self.status_bar.showMessage(self._note)
+
+    def _recording_closed(self, paths: list[Path], error: SdrIsacError | None) -> None:
+        if error is not None:
+            self._note = f"recording failed: {error}"
+        self.recorded += paths
+        if paths:
+            self._note = "wrote " + ", ".join(str(p) for p in paths)
 
     def _node_changed(self, node_id: str) -> None:
         self._fitted = False

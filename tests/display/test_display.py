@@ -410,9 +410,19 @@ def test_pause_stops_updates(qtbot) -> None:
         qtbot.waitUntil(lambda: window.current.seq > seq, timeout=20000)
 
 
-def test_record_writes_the_replayed_captures_to_sigmf(qtbot, tmp_path: Path) -> None:
-    from sdr_isac.recording import Recording
+def test_record_writes_the_replayed_captures_to_sigmf(qtbot, tmp_path: Path, monkeypatch) -> None:
+    """Record, then stop: the files are closed (synced, renamed) off the GUI thread, which a large recording
+    froze for as long as that took; the window reports them when they are there."""
+    from sdr_isac.recording import Recording, RecordingWriter
 
+    closed_on: list[str] = []
+    close = RecordingWriter.close
+
+    def spying_close(self):  # type: ignore[no-untyped-def]
+        closed_on.append(threading.current_thread().name)
+        return close(self)
+
+    monkeypatch.setattr(RecordingWriter, "close", spying_close)
     with ReplaySource(RECORDING, interval_s=0.05) as source:
         window = RangeDopplerWindow(source=source, refresh_ms=10, record_dir=tmp_path / "rec")
         qtbot.addWidget(window)
@@ -421,6 +431,8 @@ def test_record_writes_the_replayed_captures_to_sigmf(qtbot, tmp_path: Path) -> 
         start = window.current.seq
         qtbot.waitUntil(lambda: window.current.seq >= start + 3, timeout=20000)
         window.record_button.setChecked(False)
+        qtbot.waitUntil(lambda: bool(window.recorded), timeout=20000)
+    assert closed_on and threading.main_thread().name not in closed_on
     (meta,) = window.recorded
     assert meta.parent == tmp_path / "rec" and meta.name.startswith("bs0_") and meta.suffix == ".sigmf-meta"
     assert not list((tmp_path / "rec").glob(".*"))              # no temporary file left
@@ -559,6 +571,7 @@ def test_record_writes_received_messages_as_json_lines(qtbot, tmp_path: Path) ->
                 qtbot.wait(50)
             qtbot.waitUntil(lambda: source.recorder is not None and source.recorder.num_written >= 3, timeout=5000)
             window.record_button.setChecked(False)
+            qtbot.waitUntil(lambda: bool(window.recorded), timeout=5000)
     finally:
         fake.close()
     (path,) = window.recorded
