@@ -99,7 +99,8 @@ def sensing_settings(args: argparse.Namespace) -> SensingConfig:
     """The settings the display senses (replay) or re-thresholds (live) with.
 
     Replay: the ``[sensing]`` of ``--config`` (as ``sdr-isac process --config`` uses it), else the defaults;
-    live: the defaults (the host's own settings come with what it publishes).  ``--pfa`` overrides P_fa.
+    live: the defaults, used only once a CFAR control moves or with ``--pfa`` (until then the host's own
+    detections and settings, which come with what it publishes, are shown).  ``--pfa`` overrides P_fa.
 
     Raises
     ------
@@ -162,7 +163,11 @@ def _source(args: argparse.Namespace, cfg: SensingConfig) -> ReplaySource | Host
 
     if args.host is not None:
         stream = config.load(args.config).stream if getattr(args, "config", None) is not None else None
-        return HostSource(args.host, cfg, stream=stream)
+        source = HostSource(args.host, cfg, stream=stream)
+        # without --pfa the display shows what the host detected, with the host's settings, until a control moves
+        # (it re-thresholded every map with its own defaults, and showed other detections than the host fused)
+        source.follow_host = getattr(args, "pfa", None) is None
+        return source
     from sdr_isac.recording import resolve_member
 
     return ReplaySource(resolve_member(args.replay, getattr(args, "node", None)), cfg, args.interval,

@@ -741,6 +741,9 @@ class HostSource(_WorkerSource):
         if not 1 <= rcvhwm <= 10000:
             raise ConfigError(f"rcvhwm = {rcvhwm} messages: allowed 1 ... 10000", key="rcvhwm")
         super().__init__(sensing_config)
+        #: show the host's own detections with the host's CFAR settings until the user changes them
+        #: (:meth:`set_sensing_config`); False re-thresholds every map with ``sensing_config`` from the start
+        self.follow_host = False
         self.endpoint = endpoint
         self.stream = stream
         self.rcvhwm = rcvhwm
@@ -777,6 +780,11 @@ class HostSource(_WorkerSource):
             return ("the host publishes no range-Doppler maps (stream.publish_maps = false, or the nodes send "
                     "detections): CFAR runs at the host, its settings apply there")
         return None
+
+    def set_sensing_config(self, sensing_config: SensingConfig) -> None:
+        """The user's CFAR settings: from now on every map is re-thresholded with them (not the host's)."""
+        self.follow_host = False
+        super().set_sensing_config(sensing_config)
 
     def take_estimates(self) -> NDArray[np.float64] | None:
         """Newest fused position estimates, shape (N, 2) x/y m, or None if none arrived since the last call."""
@@ -890,7 +898,9 @@ class HostSource(_WorkerSource):
                                 targets, item.node, None, item.detections[0].geometry if item.detections else
                                 "monostatic", None, reprocessed=reprocessed)
         detections: list[Detection | GridDetection] = []
-        if _same_cfar(cfg, rd.sensing):
+        if self.follow_host:
+            cfg = _host_cfar(cfg, rd.sensing)
+        if self.follow_host or _same_cfar(cfg, rd.sensing):
             detections = list(rd.detections)
             self.warning = ""
         else:
@@ -901,6 +911,15 @@ class HostSource(_WorkerSource):
                 self.warning = f"CFAR settings not applied to the map of {rd.node_id}: {err}"
         return DisplayFrame(item.node_id, item.seq, item.t0_s, rd.power_db, rd.range_m, rd.velocity_mps, detections,
                             paths, targets, item.node, rd.max_range_m, rd.geometry, cfg, reprocessed=reprocessed)
+
+
+def _host_cfar(cfg: SensingConfig, host: dict[str, Any]) -> SensingConfig:
+    """``cfg`` with the host's CFAR settings (as its rdmap header gives them), or ``cfg`` if they do not fit."""
+    try:
+        return dataclasses.replace(cfg, pfa=float(host["pfa"]), guard_cells=tuple(host["guard_cells"]),
+                                   training_cells=tuple(host["training_cells"]), cfar=str(host.get("cfar", cfg.cfar)))
+    except (KeyError, TypeError, ValueError, SdrIsacError):
+        return cfg
 
 
 def _same_cfar(cfg: SensingConfig, host: dict[str, Any]) -> bool:

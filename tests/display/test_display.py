@@ -553,6 +553,37 @@ def test_a_host_without_maps_disables_the_cfar_controls(qtbot) -> None:
         fake.close()
 
 
+def test_a_live_display_shows_the_hosts_detections_until_a_control_moves() -> None:
+    """Without --pfa the live display re-thresholded every map with its own defaults and showed other detections
+    than the host fused; it now shows the host's, with the host's settings, until the user picks others."""
+    fake = FakeHost()
+    host_cfar = {"pfa": 1e-2, "guard_cells": [1, 1], "training_cells": [2, 2]}
+    try:
+        with HostSource(fake.endpoint, config.SensingConfig()) as source:
+            source.follow_host = True
+
+            def next_frame(seq: int) -> DisplayFrame:
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    fake.send(rdmap_frames("n1", seq, sensing=host_cfar))
+                    frame = source.wait(0.1)
+                    if frame is not None:
+                        return frame
+                raise AssertionError("no frame")
+
+            frame = next_frame(0)
+            assert [type(d) for d in frame.detections] == [Detection] and frame.detections[0].range_m == 20.0
+            assert frame.sensing_config.pfa == 1e-2 and frame.sensing_config.guard_cells == (1, 1)
+            source.set_sensing_config(config.SensingConfig(pfa=1e-3))
+            frame = next_frame(1)
+            while frame.reprocessed:
+                frame = next_frame(2)
+            assert frame.detections and all(isinstance(d, GridDetection) for d in frame.detections)
+            assert frame.sensing_config.pfa == 1e-3
+    finally:
+        fake.close()
+
+
 def test_record_writes_received_messages_as_json_lines(qtbot, tmp_path: Path) -> None:
     fake = FakeHost()
     try:
