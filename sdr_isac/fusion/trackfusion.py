@@ -460,6 +460,11 @@ class TrackToTrackFuser:
                 if not worst:
                     break
                 newest = max(worst, key=lambda m: (g.joined[m], m))
+                if newest == g.owner:
+                    # the owner's track is split off as another target's: it did not leave this one (an
+                    # owner_left handover to the remaining member contradicted its going on under a new id);
+                    # the remaining members' own first starter owns the track from here, as if from the start
+                    g.owner = None
                 self._detach((newest, g.members[newest]))
 
     def _associate(self, mecs: str, keys: list[tuple[str, str]], live: Mapping[tuple[str, str], _Local]) -> None:

@@ -398,3 +398,21 @@ def test_an_owner_whose_last_state_is_older_than_its_taking_over_hands_over_at_t
     (g,) = fuser.update({"C": [_moving("c", 4.0, -0.3)]})
     assert _owner_left(g) == [("A", "B", 2.0), ("B", "C", 2.0)]
     assert all(h.t_s <= g.t_s[-1] for h in g.handovers)
+
+
+def test_an_owner_split_off_as_another_target_did_not_leave_the_track() -> None:
+    """B's track started first (so B owned g1), then diverged and was split off to a new global track: the core
+    logged an 'owner_left' handover B -> A on g1 although B went on reporting (under g2)."""
+    cov = np.eye(6)
+
+    def local(track_id: str, t: float, x: float, start: float | None = None) -> Track:
+        ts = np.array([t]) if start is None else np.array([start, t])
+        return Track(track_id, ts, np.tile(np.r_[x, 0.0, 0.0, 0.0, 0.0, 0.0], (ts.size, 1)),
+                     np.tile(cov, (ts.size, 1, 1)), status="confirmed")
+
+    fuser = TrackToTrackFuser()
+    fuser.update({"A": [local("a1", 0.0, 0.0)]})
+    fuser.update({"A": [local("a1", 1.0, 0.0)], "B": [local("b1", 1.0, 0.5, start=-5.0)]})
+    out = fuser.update({"A": [local("a1", 2.0, 0.0)], "B": [local("b1", 2.0, 50.0, start=-5.0)]})
+    assert fuser.members == {"g1": {"A": "a1"}, "g2": {"B": "b1"}}
+    assert {t.track_id: t.handovers for t in out} == {"g1": (), "g2": ()}
