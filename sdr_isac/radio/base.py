@@ -106,6 +106,11 @@ class RadioBase(abc.ABC):
         self._sample_rate_hz = float(rate)
         self._center_freq_hz = float(freq)
 
+    def calibration_settings(self) -> dict[str, str]:
+        """Settings besides rate, LO, gains and channels that move the delay, phase or gain a calibration holds
+        (a calibration is found for them too: :func:`sdr_isac.radio.calibration.key_of`); none here."""
+        return {}
+
     def _check_frame_rate(self, frame: FrameConfig | None) -> None:
         """Refuse a radio rate other than the frame's (a radio that transmits the frame: its samples would go out
         at the wrong rate, and every capture, which carries the frame, would be refused by sensing later)."""

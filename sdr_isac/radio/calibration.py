@@ -37,6 +37,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ from sdr_isac.sensing.calibration import RxCorrection, apply_calibration
 __all__ = ["CalibrationKey", "Calibration", "CalibrationError", "StaleCalibrationError", "SCHEMA", "VERSION",
            "device_serial", "key_of", "save_calibration", "load_calibration", "find_calibration",
            "attach_calibration", "ENV_FOLDER", "DEFAULT_FOLDER"]
+
+_log = logging.getLogger(__name__)
 
 #: The ``schema`` field of a calibration file.
 SCHEMA = "sdr_isac.calibration"
@@ -94,6 +97,11 @@ class CalibrationKey:
         sorted by name.
     rx_channels, tx_channels : tuple of int
         The channel set (receive: one index per channel of a capture).
+    settings : tuple of (str, str)
+        The backend's other settings that move the delay, phase or gain (:meth:`RadioBase.calibration_settings
+        <sdr_isac.radio.base.RadioBase.calibration_settings>`: a Pluto's AGC mode, frame alignment and RF
+        bandwidths; a USRP's antenna ports, master clock rate and RF bandwidth), as text, sorted by name.  A
+        file written before they were recorded has none, and matches no radio that has some.
     """
 
     device_serial: str
@@ -103,6 +111,7 @@ class CalibrationKey:
     gains_db: tuple[tuple[str, float], ...]
     rx_channels: tuple[int, ...]
     tx_channels: tuple[int, ...]
+    settings: tuple[tuple[str, str], ...] = ()
 
     def differences(self, other: CalibrationKey) -> list[str]:
         """What differs from ``other`` (the file's key), one readable phrase each: ``"sample rate ..."``."""
@@ -123,6 +132,11 @@ class CalibrationKey:
             out.append(f"rx channels {list(other.rx_channels)} in the file, {list(self.rx_channels)} here")
         if self.tx_channels != other.tx_channels:
             out.append(f"tx channels {list(other.tx_channels)} in the file, {list(self.tx_channels)} here")
+        mine_s, theirs_s = dict(self.settings), dict(other.settings)
+        for name in sorted(set(mine_s) | set(theirs_s)):
+            if mine_s.get(name) != theirs_s.get(name):
+                out.append(f"{name} {theirs_s.get(name, 'not recorded')!r} in the file, "
+                           f"{mine_s.get(name, 'unset')!r} here")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -130,7 +144,7 @@ class CalibrationKey:
         return {"device_serial": self.device_serial, "radio_kind": self.radio_kind,
                 "sample_rate_hz": self.sample_rate_hz, "center_freq_hz": self.center_freq_hz,
                 "gains_db": dict(self.gains_db), "rx_channels": list(self.rx_channels),
-                "tx_channels": list(self.tx_channels)}
+                "tx_channels": list(self.tx_channels), "settings": dict(self.settings)}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> CalibrationKey:
@@ -139,10 +153,14 @@ class CalibrationKey:
             raise CalibrationError(f"{where}: key is {type(data).__name__}: allowed an object; calibrate again")
         try:
             gains = data["gains_db"]
+            settings = data.get("settings", {})
+            if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+                raise ValueError(f"settings = {settings!r}: allowed an object of texts")
             return cls(str(data["device_serial"]), str(data["radio_kind"]), _number(data["sample_rate_hz"]),
                        _number(data["center_freq_hz"]),
                        tuple(sorted((str(k), _number(v)) for k, v in gains.items())),
-                       tuple(int(c) for c in data["rx_channels"]), tuple(int(c) for c in data["tx_channels"]))
+                       tuple(int(c) for c in data["rx_channels"]), tuple(int(c) for c in data["tx_channels"]),
+                       tuple(sorted((str(k), v) for k, v in settings.items())))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise CalibrationError(f"{where}: key is malformed ({err!r}): allowed the fields device_serial, "
                                    "radio_kind, sample_rate_hz, center_freq_hz, gains_db, rx_channels, tx_channels; "
@@ -242,8 +260,9 @@ def key_of(radio: RadioBase) -> CalibrationKey:
     rx = tuple(cfg.rx_channels)
     if len(rx) != radio.num_rx_channels:                 # the simulated radio: one channel per array element
         rx = tuple(range(radio.num_rx_channels))
+    settings = tuple(sorted((str(k), str(v)) for k, v in radio.calibration_settings().items()))
     return CalibrationKey(device_serial(radio), radio.kind, float(radio.sample_rate_hz), float(radio.center_freq_hz),
-                          gains, rx, tuple(cfg.tx_channels))
+                          gains, rx, tuple(cfg.tx_channels), settings)
 
 
 def _safe(text: str) -> str:
@@ -338,6 +357,18 @@ def load_calibration(path: str | Path) -> Calibration:
     return _labelled(cal)
 
 
+def _not_this_devices(path: Path, serial: str) -> bool:
+    """Whether ``path`` is not a calibration file at all, or another device's (by the key it names)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False                              # unreadable: it may be this device's; the error stands
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return True
+    key = data.get("key")
+    return isinstance(key, dict) and isinstance(key.get("device_serial"), str) and key["device_serial"] != serial
+
+
 def find_calibration(folder: str | Path, key: CalibrationKey | RadioBase) -> Calibration | None:
     """The newest calibration in ``folder`` whose key equals ``key`` (a key, or an open radio's).
 
@@ -361,7 +392,15 @@ def find_calibration(folder: str | Path, key: CalibrationKey | RadioBase) -> Cal
         return None
     mine = []
     for path in sorted(folder.glob("*.json")):
-        cal = load_calibration(path)
+        try:
+            cal = load_calibration(path)
+        except CalibrationError:
+            if _not_this_devices(path, key.device_serial):
+                # a notes file, or another device's file this code cannot read: not this radio's business
+                _log.warning("calibration folder %s: %s is not a calibration of %r that this version reads; "
+                             "passed over", folder, path.name, key.device_serial)
+                continue
+            raise
         if cal.key.device_serial == key.device_serial:
             mine.append(cal)
     if not mine:

@@ -265,6 +265,13 @@ class PlutoRadio(RadioBase):
                               "rate the AD936x clock chain reaches (e.g. N_FFT x subcarrier spacing <= 61.44 Msps)",
                               key="radio.sample_rate_hz")
 
+    def calibration_settings(self) -> dict[str, str]:
+        """The AGC mode (under an AGC the gains a calibration measured do not hold), the frame alignment (the TDD
+        engine's frame start or the correlation's) and the RF bandwidths read back (the filters' group delay)."""
+        bw = self.rf_bandwidth_hz
+        return {"gain_mode": str(self.config.gain_mode), "frame_alignment": "tdd" if self._tdd is not None else
+                "correlation", "rf_bandwidth_hz": f"rx {bw['rx']:.6g}, tx {bw['tx']:.6g}"}
+
     def _open_tdd(self, adi: types.ModuleType, uri: str) -> Any:
         """The TDD engine (``adi.tddn``) when ``radio.tdd`` allows it and the device has one, else None."""
         mode = self.config.tdd

@@ -172,6 +172,18 @@ class UsrpRadio(RadioBase):
         self._tx_spp = max(1, int(self._tx_streamer.get_max_num_samps()))
 
     # ---- set-up -----------------------------------------------------------------
+    def calibration_settings(self) -> dict[str, str]:
+        """The antenna ports (TX/RX and RX2 are different RF paths), the master clock rate of the device arguments
+        (a B2xx's TX-to-RX delay follows it: 46 to 165 samples) and the RF bandwidth."""
+        args = dict(part.split("=", 1) for part in str(self.config.uri or "").split(",") if "=" in part)
+        clock = args.get("master_clock_rate", "").strip()
+        try:
+            clock = f"{float(clock):.6g} Hz"
+        except ValueError:
+            clock = clock or "auto"
+        return {"rx_antenna": self.config.rx_antenna or "default", "tx_antenna": self.config.tx_antenna or "default",
+                "master_clock_rate": clock, "rf_bandwidth_hz": f"{self.config.rf_bandwidth_hz:.6g}"}
+
     def _open_device(self) -> Any:
         args = self.config.uri
         try:

@@ -7,6 +7,7 @@ hash is checked against hashlib on the file's bytes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,6 +23,7 @@ from sdr_isac.radio import calibrate_cli
 from sdr_isac.radio.calibration import (
     ENV_FOLDER,
     CalibrationError,
+    CalibrationKey,
     StaleCalibrationError,
     attach_calibration,
     find_calibration,
@@ -291,6 +293,10 @@ def test_pluto_test_server_loopback(tmp_path: Path) -> None:
             found = sensing.process(capture, cfg.frame, cfg.sensing).detections
             best = min(found, key=lambda d: abs(d.range_m - truth_m))
             ranges.append((best.range_m - truth_m, math.sqrt(best.range_var_m2)))
+        # under the AGC the gains the file holds do not hold: the calibration is not applied silently
+        agc = config.loads(text.replace('node_id = "pluto0"', 'node_id = "pluto0"\ngain_mode = "slow_attack"'))
+        with pytest.raises(StaleCalibrationError, match="gain_mode 'manual' in the file, 'slow_attack' here"):
+            radio.open_radio(agc, calibration_dir=out)
     (calibrated, sigma), (raw, raw_sigma) = ranges
     assert abs(calibrated) <= 3 * sigma
     assert raw == pytest.approx(0.3 / fs * 299_792_458.0 / 2, abs=3 * raw_sigma + 0.1)      # 2.9 m long before
@@ -330,3 +336,33 @@ def test_leakage_is_never_subtracted_twice(tmp_path: Path) -> None:
     pluto = '[radio]\nkind = "pluto"\nnode_id = "bs0"\nremove_leakage = true\n[frame]\nnumerology = 1\nnum_rb = 4\n'
     with pytest.raises(InputError, match="remove_leakage = true"):
         calibrate(tmp_path, pluto, "--method", "loopback")
+
+
+def test_a_usrp_setting_that_moves_the_delay_keys_the_calibration() -> None:
+    """A file made at one master clock rate (or antenna port) was applied at another without a word: the TX-to-RX
+    delay of a B2xx follows the master clock.  The key now holds those settings; a file from before holds none
+    and matches no radio that has some."""
+    base = CalibrationKey("usrp:3141", "usrp", 30.72e6, 3.5e9, (("rx_gain_db", 30.0),), (0,), (0,),
+                          (("master_clock_rate", "3.072e+07 Hz"), ("rx_antenna", "RX2")))
+    other = dataclasses.replace(base, settings=(("master_clock_rate", "6.144e+07 Hz"), ("rx_antenna", "RX2")))
+    assert base.differences(other) == ["master_clock_rate '6.144e+07 Hz' in the file, '3.072e+07 Hz' here"]
+    old = CalibrationKey.from_json({k: v for k, v in base.to_json().items() if k != "settings"}, "old.json")
+    assert old.settings == () and len(base.differences(old)) == 2
+    assert CalibrationKey.from_json(base.to_json(), "new.json") == base
+
+
+def test_a_file_that_is_not_this_devices_calibration_does_not_block_it(tmp_path: Path) -> None:
+    """A notes.json (or another device's file this version cannot read) in the calibration folder made every
+    radio fail to open; it is passed over now.  A damaged file that claims this device still stops it."""
+    out, _ = calibrate(tmp_path, scene_toml(), "--method", "loopback")
+    (out / "notes.json").write_text('{"what": "bench notes"}')
+    other = json.loads(next(p for p in out.glob("*.json") if p.name != "notes.json").read_text())
+    other["version"] = 99
+    other["key"]["device_serial"] = "pluto:someone-else"
+    (out / "other.json").write_text(json.dumps(other))
+    cfg = config.loads(scene_toml())
+    assert "calibration" in sense_target(cfg, out)[3]                # opened, with its own file applied
+    mine = dict(other, key=dict(other["key"], device_serial="sim:bs0"))
+    (out / "mine.json").write_text(json.dumps(mine))
+    with pytest.raises(CalibrationError, match="version = 99"):
+        radio.open_radio(cfg, calibration_dir=out)
