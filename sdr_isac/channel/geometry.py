@@ -140,7 +140,7 @@ def segments_blocked(a: ArrayLike, ends: ArrayLike, boxes: Sequence[BlockerConfi
     p0 = np.asarray(a, dtype=float)
     d = np.atleast_2d(np.asarray(ends, dtype=float)) - p0
     blocked = np.zeros(d.shape[0], dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):   # an overflow is the right limit: +-inf
         for box in boxes:
             lo, hi = np.asarray(box.min_m, dtype=float), np.asarray(box.max_m, dtype=float)
             t_min, t_max = np.zeros(d.shape[0]), np.ones(d.shape[0])
