@@ -320,6 +320,8 @@ class TwinStore(abc.ABC):
         # a track is written whole each time (a host sends every handover with each scan's state): what this store
         # has pruned stays pruned (time is the rows' second column)
         states = [row for t in tracks for row in _rows.state_rows(t) if row[1] >= self._pruned_before]
+        kept = {row[0] for row in states}
+        tracks = [t for t in tracks if t.num_states == 0 or t.track_id in kept]   # not a track that is all pruned
         with self._lock, self._guard(f"write {count} records"), self._transaction() as cur:
             if dets:
                 self._bulk_insert(cur, "detections", _rows.DETECTION_COLUMNS, dets)

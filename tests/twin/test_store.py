@@ -161,6 +161,10 @@ def test_what_prune_removed_is_not_written_back_by_the_next_scan(db, rng):
         store.write([full])                                           # or the whole track
         assert [h.t_s for _, h in store.handovers()] == [3.0]
         assert store.track_history("A1").t_s.tolist() == [2.0, 3.0]
+        gone = Track("B1", np.array([0.0, 1.0]), rng.normal(size=(2, 6)), np.tile(np.eye(6), (2, 1, 1)))
+        store.write([gone])                                           # wholly before the cutoff: nothing of it
+        with pytest.raises(InputError, match="no such track"):
+            store.track_history("B1")
 
 
 def test_prune_of_an_empty_twin_deletes_nothing(db):
