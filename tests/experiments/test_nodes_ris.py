@@ -82,3 +82,24 @@ def test_contract_of_a_case_module():
     b10 = nr.bounds(10.0)
     for q in quantities:
         assert b10[f"bs_ris_crb_{q}_coop"] == pytest.approx(b[f"bs_ris_crb_{q}_coop"] / math.sqrt(10), rel=1e-9)
+
+
+def test_the_ris_range_is_unbiased_against_its_crb_at_the_detection_threshold() -> None:
+    """At -20 dB per RE the range came from the frame of the scan's largest cell, the frame whose noise helped
+    most: -0.23 sigma of bias (400 trials, SE 0.05).  It comes from the frame steered best at the fitted angle
+    now; the normalised errors have mean 0 and unit spread within their sampling error."""
+    from sdr_isac.fusion.modes import ris as fr
+
+    coop, _ = nr._paths()
+    rng = np.random.default_rng(11)
+    z = []
+    for _ in range(400):
+        cims = nr._cims(coop, 10 ** (-20 / 10), rng)
+        est = fr.estimate_ris_target(nr.band(), cims, nr.scan_deg(), nr.geometry(),
+                                     pfa=nr.PFA, max_range_m=nr.MAX_RANGE_RIS_M,
+                                     height_m=nr.TARGET_M[2])
+        assert est is not None
+        truth_m = nr.truth(float(nr.frame_times_s()[est.index]))["ris_range_m"]
+        z.append((est.range_m - truth_m) / math.sqrt(est.var_range_m2))
+    assert abs(np.mean(z)) < 3 / math.sqrt(len(z))
+    assert 0.85 < np.std(z) < 1.15
