@@ -446,10 +446,14 @@ class _WorkerSource:
             old.close()
         return f"recording {self._record_what()} to {recorder.directory}"
 
-    def stop_recording(self) -> list[Path]:
-        """Stop recording; returns the files written (complete, renamed into place)."""
+    def _take_recorder(self) -> SigmfRecorder | JsonLinesRecorder | None:
         with self._lock:
             recorder, self.recorder = self.recorder, None
+        return recorder
+
+    def stop_recording(self) -> list[Path]:
+        """Stop recording; returns the files written (complete, renamed into place)."""
+        recorder = self._take_recorder()
         return recorder.close() if recorder is not None else []
 
     def stop_recording_async(self) -> bool:
@@ -457,8 +461,7 @@ class _WorkerSource:
         large recording, which would freeze a GUI); :meth:`take_closed_recording` hands over what it wrote.
         Returns whether a recording was running.  The thread is not a daemon: a process that exits waits for it,
         and :meth:`stop` joins it."""
-        with self._lock:
-            recorder, self.recorder = self.recorder, None
+        recorder = self._take_recorder()
         if recorder is None:
             return False
 

@@ -194,7 +194,7 @@ def _grid_peak(power: NDArray[np.float64], m: NDArray[np.bool_], df: float, rows
         limit = min(limit, _positive("max_delay_s", max_delay_s, "s") + delay_bin)
     freqs = (np.arange(n_dopp) - n_dopp // 2) * dopp_bin
     max_f = np.inf if max_doppler_hz is None else _positive("max_doppler_hz", max_doppler_hz, "Hz") + dopp_bin
-    g_m = int(np.gcd.reduce(np.diff(rows[m.reshape(-1, *m.shape[-2:]).any(axis=(0, 2))]), initial=0))
+    g_m = int(np.gcd.reduce(np.diff(rows[m.any(axis=(0, 2))]), initial=0))
     if g_m > 1:                                          # the Doppler aliases of REs g_m rows apart
         max_f = min(max_f, (n_dopp / (2.0 * g_m) - 0.5) * dopp_bin)
     j, i = grid_peak(power, np.arange(n_delay) * delay_bin, freqs, limit, max_f)

@@ -280,7 +280,6 @@ def test_a_capture_that_cannot_be_read_is_skipped_not_fatal(tmp_path: Path) -> N
             if frame is not None:
                 seen.append(frame.seq)
         assert source.skipped >= 1 and len(seen) >= 4 and source.error is None
-        assert "capture skipped" in source.warning or source.warning == ""
 
 
 def test_replay_source_keeps_only_the_newest() -> None:

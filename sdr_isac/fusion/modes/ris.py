@@ -316,8 +316,10 @@ def detect_scan(band: Band, cims: ArrayLike, pfa: float = 1e-3, min_delay_s: flo
     threshold = scan_threshold(pfa, num_cells)
     start = (float(delays[ok_r][r]), float(nu[ok_d][d]))
     detected = statistic > threshold
-    tau, nu_hat, amps = _frame_fit(band, h, int(s), sigma2, start) if detected else (*start, _amplitudes(band, h,
-                                                                                                        *start))
+    if detected:
+        tau, nu_hat, amps = _frame_fit(band, h, int(s), sigma2, start)
+    else:
+        (tau, nu_hat), amps = start, _amplitudes(band, h, *start)
     return ScanDetection(detected, statistic, threshold, num_cells, sigma2, int(s), float(tau),
                          float(nu_hat), amps, float(abs(amps[s]) ** 2 / sigma2))
 
