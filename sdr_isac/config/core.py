@@ -61,6 +61,11 @@ class CoreConfig:
         Tracks mode: ``trace`` or ``determinant``: what covariance intersection minimises.
     accel_psd_m2ps3 : float
         Tracks mode: white-acceleration power spectral density of the prediction to a common time, 0 ... 1e6 m²/s³.
+    coast_s : float
+        Tracks mode: how long a global track whose members have all ended is kept, 0 ... 3600 s (default 2 s).
+        A new local track of any MECS host that passes the gate against its predicted state takes its id
+        (a target crossing a gap between two MECS hosts' areas, or a MECS host's tracker that lost and
+        restarted it, stays one global track); it is not published while it has no member.  0: it ends at once.
     keep_states : int
         Fused states kept per global track, 1 ... 100000.
     tail_states : int
@@ -83,6 +88,7 @@ class CoreConfig:
     gate_probability: float = _num(0.999, 0.5, 0.999999999)
     ci_criterion: str = "trace"
     accel_psd_m2ps3: float = _num(1.0, 0.0, 1e6, "m²/s³")
+    coast_s: float = _num(2.0, 0.0, 3600.0, "s")
     keep_states: int = _num(100, 1, 100000, "states")
     tail_states: int = _num(8, 0, 64, "states")
     max_message_mb: float = _num(16.0, 0.001, 4096.0, "MiB")

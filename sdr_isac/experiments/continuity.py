@@ -25,6 +25,10 @@ Four ways of tracking the same traffic, each with the Stone Soup tracker of
   beforehand from common targets of a separate calibration run
   (:func:`sdr_isac.fusion.calibration.estimate_calibration`) and applied to its tracks.
 
+In both ``multi`` modes the networks' tracks are fused as the core host fuses them
+(:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`, with the core's default ``coast_s``: a global
+track whose members all ended keeps its id for a new track that picks the target up within 2 s).
+
 Columns per target kind and mode: sensing continuity (article §II-B: the fraction of the ``n``
 instants with a position error below ``THRESHOLD_M``; an instant without a track counts as a failure),
 position RMSE over the instants with a track, track breaks (changes of the track id that follows a
@@ -75,6 +79,9 @@ OSPA_C_M = 10.0
 OSPA_P = 2
 #: false-alarm probability of each station's detector
 PFA = 1e-6
+#: how long the fusion of the multi-operator modes keeps a global track without members, s (the core host's
+#: ``core.coast_s``)
+CORE_COAST_S = config_mod.CoreConfig().coast_s
 #: the station that tracks alone in mode ``single``
 SINGLE_STATION = "bs_a0"
 #: the reference operator (its frame and clock are the scene's)
@@ -462,7 +469,7 @@ def trial(point: Point, rng: np.random.Generator) -> Metrics:
     runs["coop"], coop_tracker = _track_network(meas, nets[REFERENCE_OPERATOR], REFERENCE_OPERATOR, times)
     local = {net: _track_network(meas, nets[net], net, times, clocks[net])[0] for net in foreign}
     for mode, use_cal in (("multi_uncal", False), ("multi_cal", True)):
-        fuser = TrackToTrackFuser(id_prefix="g")
+        fuser = TrackToTrackFuser(id_prefix="g", coast_s=CORE_COAST_S)
         snaps = []
         for k in range(times.size):
             members = {REFERENCE_OPERATOR: runs["coop"][k]}

@@ -9,14 +9,18 @@ if independent is overconfident.  This module
   model (:func:`predict`);
 - associates the tracks of each MECS with the global tracks by gating the Mahalanobis distance of the
   position difference with a chi-square gate (:func:`position_distance2`, :func:`gate_threshold`) and
-  solving the assignment with :func:`scipy.optimize.linear_sum_assignment` (:func:`assign`);
+  solving the assignment of least negative log-likelihood (``d² + ln det S``) with
+  :func:`scipy.optimize.linear_sum_assignment` (:func:`assign`);
 - fuses the members of a global track by covariance intersection (:func:`covariance_intersection`; Julier
   and Uhlmann 1997), whose covariance is consistent for any cross-correlation: ``P^-1 = w P1^-1 + (1 - w)
   P2^-1``, ``x = P (w P1^-1 x1 + (1 - w) P2^-1 x2)``, ``w`` in [0, 1] minimising the trace or the determinant
   of ``P`` (:func:`scipy.optimize.minimize_scalar`).  :func:`naive_fusion` (the information sum, independence
   assumed) is kept for comparison: it is inconsistent for correlated errors;
 - keeps global track ids stable (:class:`TrackToTrackFuser`): a global track keeps its id while any MECS still
-  reports a member, and a local id that one MECS hands over to another keeps the global id.
+  reports a member, a local id that one MECS hands over to another keeps the global id, and a global track
+  left without members coasts for ``coast_s``: a new local track (of any MECS) that passes the gate against
+  its predicted state takes its id (a target crossing a gap between two MECS hosts' areas, or a tracker that
+  lost and restarted it, stays one global track).
 
 The centralised mode fuses the MECS hosts' target estimates instead of their tracks
 (:class:`CentralisedFuser`): one tracker (:class:`sdr_isac.fusion.tracking.Tracker`, Stone Soup, imported
@@ -321,16 +325,28 @@ class TrackToTrackFuser:
         States kept in each global track's history, >= 1.
     id_prefix : str
         Global ids are ``f"{id_prefix}{n}"``, n = 1, 2, ... (never reused).
+    coast_s : float
+        How long a global track left without members is kept, s (finite, >= 0; 0: it ends at once).  While it
+        coasts it is not returned (no member to fuse); a local track not yet in a global track, of any MECS,
+        whose state passes the gate against the coasting track's last fused state predicted to the fusion time
+        takes the coasting track's id, history and handovers (competing with the live global tracks in the
+        same assignment).  Where the new member is at another MECS than the owner that left, an
+        ``owner_left`` handover is logged at the old owner's last measured state.  A coasting track ends when
+        the fusion time passes its last fused state by more than ``coast_s``.
     """
 
     def __init__(self, gate_probability: float = 0.999, criterion: str = "trace", accel_psd_m2ps3: float = 1.0,
-                 keep_states: int = 100, id_prefix: str = "g") -> None:
+                 keep_states: int = 100, id_prefix: str = "g", coast_s: float = 0.0) -> None:
         if criterion not in CI_CRITERIA:
             raise InputError(f"criterion = {criterion!r}: allowed one of {', '.join(CI_CRITERIA)}")
         if not (math.isfinite(accel_psd_m2ps3) and accel_psd_m2ps3 >= 0):
             raise InputError(f"accel_psd_m2ps3 = {accel_psd_m2ps3!r} m²/s³: allowed a finite number >= 0")
         if keep_states < 1:
             raise InputError(f"keep_states = {keep_states!r}: allowed an integer >= 1")
+        if not (isinstance(coast_s, (int, float)) and math.isfinite(coast_s) and coast_s >= 0):
+            raise InputError(f"coast_s = {coast_s!r} s: allowed a finite time >= 0 (0: a global track without "
+                             "members ends at once)")
+        self.coast_s = float(coast_s)
         self.gate = gate_threshold(gate_probability)
         self.criterion = criterion
         self.accel_psd_m2ps3 = accel_psd_m2ps3
@@ -346,8 +362,13 @@ class TrackToTrackFuser:
 
     @property
     def members(self) -> dict[str, dict[str, str]]:
-        """Global id -> {MECS id: local track id} of the live global tracks."""
-        return {gid: dict(g.members) for gid, g in self._globals.items()}
+        """Global id -> {MECS id: local track id} of the live global tracks (not the coasting ones)."""
+        return {gid: dict(g.members) for gid, g in self._globals.items() if g.members}
+
+    @property
+    def coasting(self) -> list[str]:
+        """The ids of the global tracks left without members that may still be taken up (``coast_s``)."""
+        return [gid for gid, g in self._globals.items() if not g.members]
 
     def update(self, local: Mapping[str, Sequence[Track]], t_s: float | None = None,
                first_t_s: Mapping[tuple[str, str], float] | None = None,
@@ -403,6 +424,7 @@ class TrackToTrackFuser:
         now = max(now, self._now) if self._now is not None else now
         self._now = now
         self._measured_t_s = measured_t_s or {}
+        self._expire(now)
         live: dict[tuple[str, str], _Local] = {}
         for mecs in sorted(tracks):
             for t in tracks[mecs]:
@@ -416,7 +438,9 @@ class TrackToTrackFuser:
         self._split_inconsistent(live)
         for mecs in sorted({key[0] for key in live}):
             self._associate(mecs, [key for key in live if key[0] == mecs and key not in self._by_local], live)
-        return [self._record(g, live, now) for g in sorted(self._globals.values(), key=lambda g: _id_key(g.gid))]
+        self._expire(now)                 # a track that lost its members in this call and may not coast ends now
+        return [self._record(g, live, now) for g in sorted(self._globals.values(), key=lambda g: _id_key(g.gid))
+                if g.members]
 
     # ---- steps of one cycle ---------------------------------------------------------------------
     def _end_all(self, live: Mapping[tuple[str, str], _Local]) -> None:
@@ -433,7 +457,13 @@ class TrackToTrackFuser:
         g.members.pop(key[0], None)
         g.joined.pop(key[0], None)
         g.started.pop(key[0], None)
-        if not g.members:
+        if not g.members and not g.history:
+            del self._globals[gid]                      # never fused: nothing to coast on
+
+    def _expire(self, now: float) -> None:
+        """End the global tracks without members whose last fused state is more than ``coast_s`` before ``now``."""
+        for gid in [gid for gid, g in self._globals.items()
+                    if not g.members and not now - g.history[-1][0] <= self.coast_s]:
             del self._globals[gid]
 
     def _inherit_handovers(self, live: Mapping[tuple[str, str], _Local]) -> None:
@@ -468,19 +498,31 @@ class TrackToTrackFuser:
                 self._detach((newest, g.members[newest]))
 
     def _associate(self, mecs: str, keys: list[tuple[str, str]], live: Mapping[tuple[str, str], _Local]) -> None:
-        """Assign the unassigned tracks of one MECS to global tracks it has no member in, or start new ones."""
+        """Assign the unassigned tracks of one MECS to global tracks it has no member in (live or coasting), or
+        start new ones.
+
+        Pairs pass the chi-square gate on the squared Mahalanobis distance ``d²``; among them the assignment
+        minimises the sum of ``d² + ln det S`` (the negative log-likelihood of the pair, ``S`` the sum of the
+        position covariances): a coasting track's grown covariance widens its gate but does not make it the
+        cheaper choice for a track that a live global track with a tight covariance explains as well.
+        """
         if not keys:                                      # nothing new of this MECS: no fusion to compute
             return
-        candidates = [g for g in self._globals.values() if mecs not in g.members and g.members]
-        fused = [self._fuse([live[(m, lid)] for m, lid in g.members.items()]) for g in candidates]
-        cost = np.full((len(keys), len(candidates)), np.inf)
+        candidates = [g for g in self._globals.values() if mecs not in g.members]
+        fused = [self._fused(g, live) if g.members else self._coasted(g) for g in candidates]
+        d2 = np.full((len(keys), len(candidates)), np.inf)
+        logdet = np.zeros_like(d2)
         for r, key in enumerate(keys):
-            for c, f in enumerate(fused):
-                cost[r, c] = position_distance2(live[key].state, live[key].cov, f.mean, f.cov)
+            for c, (mean, cov) in enumerate(fused):
+                d2[r, c] = position_distance2(live[key].state, live[key].cov, mean, cov)
+                logdet[r, c] = np.linalg.slogdet(live[key].cov[_POS, _POS] + cov[_POS, _POS])[1]
+        allowed = d2 <= self.gate
         taken = set()
-        for r, c in assign(cost, self.gate):
-            self._attach(keys[r], candidates[c].gid, live[keys[r]].track)
-            taken.add(r)
+        if allowed.any():
+            cost = np.where(allowed, d2 + logdet - float(np.min(logdet[allowed])), np.inf)   # >= 0 where allowed
+            for r, c in assign(cost, float(np.max(cost[allowed]))):
+                self._attach(keys[r], candidates[c].gid, live[keys[r]].track)
+                taken.add(r)
         for r, key in enumerate(keys):
             if r not in taken:
                 gid = f"{self.id_prefix}{next(self._counter)}"
@@ -495,6 +537,17 @@ class TrackToTrackFuser:
         self._by_local[key] = gid
         if key[0] not in g.stations:
             g.stations.append(key[0])
+
+    def _fused(self, g: _Global, live: Mapping[tuple[str, str], _Local]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        f = self._fuse([live[(m, lid)] for m, lid in g.members.items()])
+        return f.mean, f.cov
+
+    def _coasted(self, g: _Global) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """A coasting global track's last fused state and covariance predicted to the fusion time."""
+        t_s, mean, cov = g.history[-1]
+        assert self._now is not None
+        return predict(mean, cov, self._now - t_s, self.accel_psd_m2ps3)
 
     def _fuse(self, items: Sequence[_Local]) -> CiResult:
         ordered = sorted(items, key=lambda i: i.mecs)

@@ -8,9 +8,10 @@ never unpickled), refuses and counts publishers that are not configured (``core.
 time goes back against that MECS host's previous one (``backwards``) and a track whose time goes back against
 its previous report (``tracks_backwards``), and keeps the latest track set of every MECS host.  Every
 ``core.publish_interval_s`` it fuses the latest sets (:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`:
-chi-square gating, assignment, covariance intersection, stable global ids) and publishes the global tracks as
-``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS id -> local id) and
-``core.tail_states`` history positions.
+chi-square gating, assignment, covariance intersection, stable global ids, a global track kept for
+``core.coast_s`` after its members ended so that a target picked up again keeps its id) and publishes the
+global tracks as ``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS
+id -> local id) and ``core.tail_states`` history positions.
 
 In the centralised mode (``core.mode = "centralised"``) the SUB socket takes the MECS hosts' ``estimates/``
 messages instead (:func:`~sdr_isac.stream.wire.decode_estimates`, same refusals and counters) and one tracker
@@ -116,7 +117,7 @@ class CoreHost:
         self.out_dir = Path(out_dir) if out_dir else None
         self.context = context or zmq.Context.instance()
         self.fuser = TrackToTrackFuser(core.gate_probability, core.ci_criterion, core.accel_psd_m2ps3,
-                                       core.keep_states)
+                                       core.keep_states, coast_s=core.coast_s)
         self.central: CentralisedFuser | None = None
         if core.mode == "centralised":
             self.central = CentralisedFuser(cfg.tracking, core.mecs_ids, core.reorder_s, core.keep_states,

@@ -9,6 +9,7 @@ correct pairing is known by construction.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -416,3 +417,80 @@ def test_an_owner_split_off_as_another_target_did_not_leave_the_track() -> None:
     out = fuser.update({"A": [local("a1", 2.0, 0.0)], "B": [local("b1", 2.0, 50.0, start=-5.0)]})
     assert fuser.members == {"g1": {"A": "a1"}, "g2": {"B": "b1"}}
     assert {t.track_id: t.handovers for t in out} == {"g1": (), "g2": ()}
+
+
+# ---- coasting global tracks (core.coast_s) ----------------------------------------------------------------
+def _along_x(track_id: str, t_s: float, x0: float = 0.0, v: float = 10.0, status: str = "confirmed") -> Track:
+    """A local track of a target at x = x0 + v t along the x axis (m, m/s)."""
+    return _local(track_id, t_s, [x0 + v * t_s, 0.0, 0.0], [v, 0.0, 0.0], status=status)
+
+
+def _across_a_gap(coast_s: float, gap_s: float
+                  ) -> tuple[TrackToTrackFuser, list[list[Track]], list[str], dict[str, dict[str, str]]]:
+    """A target at 10 m/s tracked by A until t = 2 s; nothing reports it for ``gap_s``; then B's new track.
+    Returns the fuser, its outputs and its coasting ids and members in the middle of the gap."""
+    fuser = TrackToTrackFuser(coast_s=coast_s)
+    outs = [fuser.update({"A": [_along_x("a1", t)]}, t_s=t) for t in (0.0, 1.0, 2.0)]
+    outs.append(fuser.update({}, t_s=2.0 + gap_s / 2))          # A's track ended; B not yet
+    in_gap = fuser.coasting, fuser.members
+    t_b = 2.0 + gap_s
+    outs.append(fuser.update({"B": [_along_x("b1", t_b, status="tentative")]}, t_s=t_b))
+    return fuser, outs, *in_gap
+
+
+def test_a_target_crossing_a_gap_between_two_mecs_keeps_its_global_id() -> None:
+    fuser, outs, coasting, members = _across_a_gap(coast_s=2.0, gap_s=1.5)
+    assert outs[3] == [] and coasting == ["g1"] and members == {}     # coasting: not published
+    (g,) = outs[4]
+    assert g.track_id == "g1" and fuser.members == {"g1": {"B": "b1"}} and fuser.coasting == []
+    assert g.stations == ("A", "B") and g.status == "confirmed"      # the id's history, not the newcomer's
+    assert [(h.from_station, h.to_station, h.reason, h.t_s) for h in g.handovers] == [("A", "B", "owner_left",
+                                                                                        2.0)]
+    assert list(g.t_s) == [0.0, 1.0, 2.0, 3.5]
+    # without coasting, B's track is a new target
+    fuser, outs, coasting, _ = _across_a_gap(coast_s=0.0, gap_s=1.5)
+    assert coasting == [] and [t.track_id for t in outs[4]] == ["g2"] and outs[4][0].handovers == ()
+
+
+def test_a_coasting_track_ends_after_coast_s_and_its_id_is_not_reused() -> None:
+    fuser, outs, coasting, _ = _across_a_gap(coast_s=1.0, gap_s=1.5)  # B starts 1.5 s after A's last state
+    assert coasting == ["g1"] and [t.track_id for t in outs[4]] == ["g2"] and fuser.coasting == []
+    # a track of the same MECS restarted within coast_s takes the id back, no handover (the owner did not change)
+    fuser = TrackToTrackFuser(coast_s=1.0)
+    fuser.update({"A": [_along_x("a1", 0.0)]}, t_s=0.0)
+    fuser.update({"A": []}, t_s=0.5)
+    (g,) = fuser.update({"A": [_along_x("a2", 1.0)]}, t_s=1.0)
+    assert g.track_id == "g1" and fuser.members == {"g1": {"A": "a2"}} and g.handovers == ()
+
+
+def test_the_coast_is_gated_on_the_predicted_state() -> None:
+    """The coasting track is predicted at 10 m/s: B's track where the target went joins it, one where the
+    target was when A lost it (15 m behind) does not."""
+    assert _across_a_gap(coast_s=2.0, gap_s=1.5)[1][4][0].track_id == "g1"
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    for t in (0.0, 1.0, 2.0):
+        fuser.update({"A": [_along_x("a1", t)]}, t_s=t)
+    (g,) = fuser.update({"B": [_local("b1", 3.5, [20.0, 0.0, 0.0])]}, t_s=3.5)
+    assert g.track_id == "g2" and fuser.coasting == ["g1"]
+
+
+def test_a_coasting_track_does_not_take_a_track_a_live_one_explains_as_well() -> None:
+    """Target X (A) lost at x = 0 m and coasting for 4.5 s (position variance about 36 m² per axis); target Y
+    tracked live by A at x = 3 m (1 m²).  B's report of Y at 4.5 m is nearer X in Mahalanobis distance
+    (d² 0.54 against 1.13) but Y explains it with a far tighter covariance: the likelihood cost d² + ln det S
+    (11.4 against 3.2) joins it to Y.  B's later report of X at 0.2 m joins the coasting X."""
+    fuser = TrackToTrackFuser(coast_s=10.0, accel_psd_m2ps3=1.0)
+    fuser.update({"A": [_local("x", 0.0, [0.0, 0, 0]), _local("y", 0.0, [3.0, 0, 0])]}, t_s=0.0)
+    fuser.update({"A": [_local("y", 4.0, [3.0, 0, 0])]}, t_s=4.0)
+    assert fuser.coasting == ["g1"] and fuser.members == {"g2": {"A": "y"}}
+    fuser.update({"A": [_local("y", 4.5, [3.0, 0, 0])], "B": [_local("by", 4.5, [4.5, 0, 0])]}, t_s=4.5)
+    assert fuser.members == {"g2": {"A": "y", "B": "by"}} and fuser.coasting == ["g1"]
+    fuser.update({"A": [_local("y", 5.0, [3.0, 0, 0])], "B": [_local("by", 5.0, [4.5, 0, 0]),
+                                                                 _local("bx", 5.0, [0.2, 0, 0])]}, t_s=5.0)
+    assert fuser.members == {"g1": {"B": "bx"}, "g2": {"A": "y", "B": "by"}}
+
+
+def test_coast_s_is_checked() -> None:
+    for bad in (-1.0, math.nan, math.inf, "2"):
+        with pytest.raises(InputError, match=r"coast_s = .* s: allowed a finite time >= 0"):
+            TrackToTrackFuser(coast_s=bad)  # type: ignore[arg-type]

@@ -254,6 +254,64 @@ def test_core_refuses_and_counts_bad_publishers_and_times(tmp_path: Path) -> Non
     assert json.loads((tmp_path / "core_stats.json").read_text())["unknown_total"] >= 1
 
 
+def _moving_track(track_id: str, t_s: float) -> Track:
+    """A local track of a target at x = 10 t m (10 m/s along x)."""
+    return Track(track_id, [t_s], [[10.0 * t_s, 0.0, 0.0, 10.0, 0.0, 0.0]], [np.eye(6)], ("bs",), (), "confirmed")
+
+
+@pytest.mark.parametrize("coast_s", [2.0, 0.0])
+def test_a_target_crossing_from_one_mecs_host_to_another_through_a_gap_keeps_its_global_id(coast_s: float
+                                                                                            ) -> None:
+    """mecsA tracks a target until t = 10 s and then no longer reports it; 1.5 s later mecsB's new track of it
+    reaches the core.  With ``core.coast_s`` = 2 s the core publishes it under the same global id with an
+    ``owner_left`` handover mecsA -> mecsB at mecsA's last state; with 0 it is a new global track."""
+    ports = free_ports(3)
+    cfg = _config(ports, absent_after_s=30.0, publish_interval_s=0.02, coast_s=coast_s)
+    ctx = zmq.Context.instance()
+    pubs = [ctx.socket(zmq.PUB) for _ in range(2)]
+    core = None
+    sock = None
+    try:
+        for pub, port in zip(pubs, ports[:2]):
+            pub.setsockopt(zmq.LINGER, 0)
+            pub.bind(f"tcp://127.0.0.1:{port}")
+        core = CoreHost(cfg).start()
+        assert core.fuser.coast_s == coast_s
+        sock = _subscriber(cfg.core.publish_endpoint)
+        a, b = pubs
+
+        def publish(pub: zmq.Socket, frames: list[Any], done: Callable[[wire.TrackSet], bool]) -> wire.TrackSet:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:                  # slow joiner: send until the core's answer
+                pub.send_multipart(frames)
+                for msg in _messages(sock, 0.2):
+                    if msg.kind == "tracks" and done(got := wire.decode_tracks(msg)):
+                        return got
+            raise AssertionError("the core did not publish the global tracks expected")
+
+        first = publish(a, wire.encode_tracks("mecsA", 0, 10.0, [_moving_track("a1", 10.0)]),
+                        lambda got: bool(got.tracks))
+        assert list(first.members.values()) == [{"mecsA": "a1"}]
+        (gid,) = first.members
+        publish(a, wire.encode_tracks("mecsA", 1, 10.5, []), lambda got: not got.tracks)   # none while coasting
+        later = publish(b, wire.encode_tracks("mecsB", 0, 11.5, [_moving_track("b1", 11.5)]),
+                        lambda got: bool(got.tracks))
+        (track,) = later.tracks
+        if coast_s:
+            assert track.track_id == gid and later.members == {gid: {"mecsB": "b1"}}
+            assert [(h.from_station, h.to_station, h.reason, h.t_s) for h in track.handovers] == [
+                ("mecsA", "mecsB", "owner_left", 10.0)]
+        else:
+            assert track.track_id != gid and track.handovers == ()
+    finally:
+        if sock is not None:
+            sock.close()
+        if core is not None:
+            core.stop()
+        for pub in pubs:
+            pub.close()
+
+
 def test_core_configuration_is_checked() -> None:
     ports = free_ports(3)
     with pytest.raises(ConfigError, match=r"^core\.mecs_ids = \['mecsA'\]: allowed one id per entry"):
@@ -266,6 +324,8 @@ def test_core_configuration_is_checked() -> None:
         config.from_dict(config.Config, {"core": {"mecs_endpoints": ["tcp://127.0.0.1:1"], "mecs_ids": ["a b"]}})
     with pytest.raises(ConfigError, match=r"^core\.absent_after_s = 0\.0: allowed 0\.01 \.\.\. 3600 s"):
         config.from_dict(config.Config, {"core": {"absent_after_s": 0.0}})
+    with pytest.raises(ConfigError, match=r"^core\.coast_s = -1\.0: allowed 0 \.\.\. 3600 s"):
+        config.from_dict(config.Config, {"core": {"coast_s": -1.0}})
     with pytest.raises(ConfigError, match=r"^core\.ci_criterion = 'max'"):
         config.from_dict(config.Config, {"core": {"ci_criterion": "max"}})
     with pytest.raises(ConfigError, match=r"^core\.mecs_endpoints = \[\]: allowed at least one"):
