@@ -326,9 +326,10 @@ def _track_network(measured: dict[str, list[list[TargetEstimate]]], node_ids: li
 
 
 def _as_estimate(track: Track) -> TargetEstimate:
-    """A track's latest state as an estimate (position and velocity blocks of its covariance)."""
+    """A track's latest state as an estimate (its whole covariance: position, velocity and their cross term)."""
     x, p = track.states[-1], track.covariances[-1]
-    return TargetEstimate(x[:3], p[:3, :3], t_s=float(track.t_s[-1]), velocity_mps=x[3:], cov_velocity_mps2=p[3:, 3:])
+    return TargetEstimate(x[:3], p[:3, :3], t_s=float(track.t_s[-1]), velocity_mps=x[3:], cov_velocity_mps2=p[3:, 3:],
+                          cov_position_velocity_m2ps=p[:3, 3:])
 
 
 def _mapped(track: Track, cal: Any | None) -> Track:
@@ -338,10 +339,8 @@ def _mapped(track: Track, cal: Any | None) -> Track:
     est = cal.apply(_as_estimate(track))
     if est.velocity_mps is None or est.cov_velocity_mps2 is None:      # _as_estimate always gives a velocity
         raise InputError(f"track {track.track_id!r}: the calibrated estimate lost its velocity")
-    cov = np.zeros((6, 6))
-    cov[:3, :3], cov[3:, 3:] = est.cov_position_m2, est.cov_velocity_mps2
     return Track(track.track_id, np.array([est.t_s]), np.concatenate([est.position_m, est.velocity_mps])[None],
-                 cov[None], track.stations, track.handovers, track.status,
+                 est.covariance[None], track.stations, track.handovers, track.status,
                  None if track.measured is None else track.measured[-1:])
 
 

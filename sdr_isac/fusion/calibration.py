@@ -150,7 +150,8 @@ class HetNetCalibration:
         """The other network's ``estimate`` in the reference frame and on the reference clock.
 
         ``position = R p_o + b``, ``velocity = R v_o``, ``t_s = t_o + dt``.  The covariances add the
-        calibration's uncertainty to the rotated ones: ``R C R^T + J Sigma J^T`` with, for the position,
+        calibration's uncertainty to the rotated ones: ``R C R^T + J Sigma J^T`` (position and velocity as one
+        state, their cross-covariance included) with, for the position,
         ``J = [-v, I, dR/dpsi p_o]`` (a clock error dt shifts the instant, so the target moves ``v dt``;
         without a velocity that term is left out) and, for the velocity, ``J = [0, 0, dR/dpsi v_o]`` (the
         acceleration over dt is left out).  Links and other fields are kept as they are (the links stay in
@@ -163,16 +164,23 @@ class HetNetCalibration:
         jac = np.zeros((3, self.covariance.shape[0]))
         jac[:dims, 1:1 + dims] = np.eye(dims)
         jac[:, -1] = d_rot @ estimate.position_m
-        velocity = cov_velocity = None
-        if estimate.velocity_mps is not None and estimate.cov_velocity_mps2 is not None:
-            velocity = rot @ estimate.velocity_mps
-            jac[:, 0] = -velocity
-            jac_v = np.zeros_like(jac)
-            jac_v[:, -1] = d_rot @ estimate.velocity_mps
-            cov_velocity = _symmetric(rot @ estimate.cov_velocity_mps2 @ rot.T + jac_v @ self.covariance @ jac_v.T)
-        cov = _symmetric(rot @ estimate.cov_position_m2 @ rot.T + jac @ self.covariance @ jac.T)
-        return replace(estimate, position_m=rot @ estimate.position_m + self.bias_m, cov_position_m2=cov,
-                       t_s=estimate.t_s + self.offset_s, velocity_mps=velocity, cov_velocity_mps2=cov_velocity)
+        if estimate.velocity_mps is None or estimate.cov_velocity_mps2 is None:
+            cov = _symmetric(rot @ estimate.cov_position_m2 @ rot.T + jac @ self.covariance @ jac.T)
+            return replace(estimate, position_m=rot @ estimate.position_m + self.bias_m, cov_position_m2=cov,
+                           t_s=estimate.t_s + self.offset_s)
+        # position and velocity as one state: the calibration's errors move both (the yaw turns both, the clock
+        # shifts the position along the velocity), so the result has a cross-covariance even where the estimate
+        # had none
+        velocity = rot @ estimate.velocity_mps
+        jac[:, 0] = -velocity
+        jac_v = np.zeros_like(jac)
+        jac_v[:, -1] = d_rot @ estimate.velocity_mps
+        turn, both = np.zeros((6, 6)), np.vstack([jac, jac_v])
+        turn[:3, :3] = turn[3:, 3:] = rot
+        cov = _symmetric(turn @ estimate.covariance @ turn.T + both @ self.covariance @ both.T)
+        return replace(estimate, position_m=rot @ estimate.position_m + self.bias_m, cov_position_m2=cov[:3, :3],
+                       t_s=estimate.t_s + self.offset_s, velocity_mps=velocity, cov_velocity_mps2=cov[3:, 3:],
+                       cov_position_velocity_m2ps=cov[:3, 3:])
 
 
 def _symmetric(a: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -246,10 +254,7 @@ def _trajectory(key: str, value: Any) -> _Trajectory:
     pos = np.array([e.position_m for e in items])
     if all(e.velocity_mps is not None for e in items):
         vel = np.array([e.velocity_mps for e in items])
-        cov = np.zeros((len(items), 6, 6))
-        cov[:, :3, :3] = [e.cov_position_m2 for e in items]
-        cov[:, 3:, 3:] = [e.cov_velocity_mps2 for e in items]
-        return _Trajectory(t, pos, vel, cov)
+        return _Trajectory(t, pos, vel, np.array([e.covariance for e in items]))
     return _Trajectory(t, pos, None, np.array([e.cov_position_m2 for e in items]))
 
 

@@ -38,8 +38,8 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion.records import LinkMeasurement, _covariance_problem
 from sdr_isac.sensing.crb import measurement_matrix
 
-__all__ = ["SingleFix", "locate", "weighted_residuals", "locate_robust", "velocity_vector", "locate_single",
-           "single_fix"]
+__all__ = ["SingleFix", "locate", "weighted_residuals", "locate_robust", "velocity_vector", "velocity_with_cross",
+           "locate_single", "single_fix"]
 
 
 def _check_nodes(nodes_m: ArrayLike) -> NDArray[np.float64]:
@@ -321,7 +321,23 @@ def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], positi
     moves; there it stays heavy-tailed (500 m out along two nodes' line:
     44 m/s rms error against 13 m/s claimed), so a tracker should not take
     it at face value (:class:`~sdr_isac.fusion.tracking.Tracker` fuses a new
-    track's velocity with its speed prior).
+    track's velocity with its speed prior).  :func:`velocity_with_cross` also
+    gives the cross-covariance of the position's and the velocity's errors.
+    """
+    v, cov, _ = velocity_with_cross(nodes_m, links, position_m, cov_position_m2)
+    return v, cov
+
+
+def velocity_with_cross(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], position_m: ArrayLike,
+                        cov_position_m2: ArrayLike | None = None
+                        ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`velocity_vector` and the horizontal cross-covariance of the position and velocity errors.
+
+    The velocity is solved at the estimated position, so its error holds ``J (p_hat - p)`` besides the rates'
+    noise (independent of the ranges' in the CRB of a symmetric window: the delay-Doppler information has no
+    cross term): ``E[(p_hat - p)(v_hat - v)^T] = P J^T``, m²/s, shape (2, 2) (zero without
+    ``cov_position_m2``).  A tracker that takes position and velocity as one measurement needs it: without it
+    a velocity correlated with the position at 0.8 to 0.9 is fused as if independent.
     """
     nodes = _check_nodes(nodes_m)
     if len(links) < 2:
@@ -340,6 +356,7 @@ def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], positi
         return cov @ (h.T @ (w * rates)), cov
 
     v, cov = solve(p)
+    cross = np.zeros((2, 2))
     if cov_position_m2 is not None:
         cov_p = _horizontal_covariance(cov_position_m2)
         jac = np.zeros((2, 2))
@@ -351,11 +368,12 @@ def velocity_vector(nodes_m: ArrayLike, links: Sequence[LinkMeasurement], positi
             jac[:, axis] = (solve(p + step)[0] - solve(p - step)[0]) / (2.0 * step[axis])
         with np.errstate(over="ignore", invalid="ignore"):
             cov = cov + jac @ cov_p @ jac.T
-        if not np.all(np.isfinite(cov)):
+            cross = cov_p @ jac.T
+        if not (np.all(np.isfinite(cov)) and np.all(np.isfinite(cross))):
             raise SensingError(f"cov_position_m2 (largest variance {float(np.max(np.diag(cov_p))):.3g} m²) makes the "
                                "velocity's covariance overflow: the position says nothing of the geometry; locate "
                                "the target first")
-    return v, cov
+    return v, cov, cross
 
 
 def _horizontal_covariance(cov_position_m2: ArrayLike) -> NDArray[np.float64]:

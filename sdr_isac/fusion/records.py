@@ -217,6 +217,12 @@ class TargetEstimate:
         BS-UE case, one of :data:`ESTIMATE_CASES`.
     single_m : dict, optional
         Node id -> that node's own (x, y) fix, m.
+    cov_position_velocity_m2ps : array_like, shape (3, 3), optional
+        Cross-covariance of the position and velocity errors, ``E[(p - p_true)(v - v_true)^T]``, m²/s; only
+        with a velocity.  None: not known, taken as zero.  A velocity solved from radial velocities at the
+        estimated position inherits the position's error through the directions (``P J^T``,
+        :func:`sdr_isac.fusion.locate.velocity_with_cross`): correlations of 0.8 to 0.9 where the nodes see
+        the target from nearby directions.  With it :attr:`covariance` must be positive semi-definite.
     """
 
     position_m: NDArray[np.float64]
@@ -229,6 +235,7 @@ class TargetEstimate:
     mode: str | None = None
     case: str | None = None
     single_m: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cov_position_velocity_m2ps: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -248,24 +255,54 @@ class TargetEstimate:
         if self.case is not None and self.case not in ESTIMATE_CASES:
             raise InputError(f"case = {self.case!r}: allowed None or one of {', '.join(ESTIMATE_CASES)}")
         set_(self, "single_m", {str(k): (float(v[0]), float(v[1])) for k, v in dict(self.single_m).items()})
+        if self.cov_position_velocity_m2ps is not None:
+            if self.velocity_mps is None:
+                raise InputError("cov_position_velocity_m2ps: given without velocity_mps; give the velocity and its "
+                                 "covariance too, or leave it out")
+            set_(self, "cov_position_velocity_m2ps",
+                 _frozen("cov_position_velocity_m2ps", self.cov_position_velocity_m2ps, (3, 3)))
+            problem = _covariance_problem(self.covariance)
+            if problem is not None:
+                raise InputError(f"cov_position_velocity_m2ps with cov_position_m2 and cov_velocity_mps2: the joint "
+                                 f"covariance {problem} (a cross-covariance larger than the variances allow)")
+
+    @property
+    def covariance(self) -> NDArray[np.float64]:
+        """The state's covariance: (6, 6) in the order (x, y, z, v_x, v_y, v_z) where the estimate has a
+        velocity (off-diagonal blocks :attr:`cov_position_velocity_m2ps`, zero where not known), else
+        :attr:`cov_position_m2` (3, 3); m², m²/s, (m/s)²."""
+        if self.velocity_mps is None or self.cov_velocity_mps2 is None:
+            return np.array(self.cov_position_m2)
+        cov = np.zeros((6, 6))
+        cov[:3, :3], cov[3:, 3:] = self.cov_position_m2, self.cov_velocity_mps2
+        if self.cov_position_velocity_m2ps is not None:
+            cov[:3, 3:] = self.cov_position_velocity_m2ps
+            cov[3:, :3] = self.cov_position_velocity_m2ps.T
+        return cov
 
     @classmethod
     def planar(cls, xy_m: ArrayLike, cov_xy_m2: ArrayLike, height_m: float, **fields: Any) -> TargetEstimate:
         """An estimate located in the plane at a known height: z = ``height_m`` with variance 0.
 
         ``velocity_xy_mps`` and ``cov_velocity_xy_mps2`` (level flight, v_z = 0 known) may be given in
-        ``fields`` in place of the 3-D ones.
+        ``fields`` in place of the 3-D ones, and with them ``cov_position_velocity_xy_m2ps`` (2, 2): the
+        horizontal cross-covariance.
         """
         xy = np.asarray(xy_m, dtype=np.float64)
         cov = np.zeros((3, 3))
         cov[:2, :2] = np.asarray(cov_xy_m2, dtype=np.float64)
         v_xy = fields.pop("velocity_xy_mps", None)
         cov_v_xy = fields.pop("cov_velocity_xy_mps2", None)
+        cross_xy = fields.pop("cov_position_velocity_xy_m2ps", None)
         if v_xy is not None and cov_v_xy is not None:
             cov_v = np.zeros((3, 3))
             cov_v[:2, :2] = np.asarray(cov_v_xy, dtype=np.float64)
             fields["velocity_mps"] = np.array([*np.asarray(v_xy, dtype=np.float64)[:2], 0.0])
             fields["cov_velocity_mps2"] = cov_v
+        if cross_xy is not None:
+            cross = np.zeros((3, 3))
+            cross[:2, :2] = np.asarray(cross_xy, dtype=np.float64)
+            fields["cov_position_velocity_m2ps"] = cross
         return cls(np.array([*xy[:2], height_m]), cov, **fields)
 
 

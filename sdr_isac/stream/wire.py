@@ -1205,7 +1205,9 @@ def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
     block, m²), ``nodes``, ``single_m`` (node id -> [x, y] m, when known),
     ``consensus`` (false for mode ``single``; absent for ``ris``),
     ``velocity_mps`` ([v_x, v_y, v_z], m/s) and ``cov_velocity_mps2`` (2 x 2,
-    (m/s)²) when known, ``mode`` (``micro``, ``macro_micro`` or ``ris``) and
+    (m/s)²) when known, with ``cov_position_velocity_m2ps`` (2 x 2, m²/s: the
+    horizontal cross-covariance of position and velocity) where the estimate
+    has one, ``mode`` (``micro``, ``macro_micro`` or ``ris``) and
     ``case`` (BS-UE ``A`` or ``B``) when set; ``details`` are added as they are.
     """
     out: dict[str, Any] = {"position_m": [float(v) for v in est.position_m],
@@ -1217,6 +1219,8 @@ def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
     if est.velocity_mps is not None and est.cov_velocity_mps2 is not None:
         out["velocity_mps"] = [float(v) for v in est.velocity_mps]
         out["cov_velocity_mps2"] = est.cov_velocity_mps2[:2, :2].tolist()
+        if est.cov_position_velocity_m2ps is not None:
+            out["cov_position_velocity_m2ps"] = est.cov_position_velocity_m2ps[:2, :2].tolist()
     if est.mode is not None and est.mode != "single":
         out["mode"] = est.mode
     if est.case is not None:
@@ -1242,7 +1246,8 @@ def _estimate_of(field: str, est: dict[str, Any], t0_s: float) -> TargetEstimate
     mode = est.get("mode") or (None if est.get("consensus", True) is not False else "single")
     velocity = {}
     if est.get("velocity_mps") is not None:
-        velocity = {"velocity_xy_mps": est["velocity_mps"][:2], "cov_velocity_xy_mps2": est["cov_velocity_mps2"]}
+        velocity = {"velocity_xy_mps": est["velocity_mps"][:2], "cov_velocity_xy_mps2": est["cov_velocity_mps2"],
+                    "cov_position_velocity_xy_m2ps": est.get("cov_position_velocity_m2ps")}
     try:
         return TargetEstimate.planar(est["position_m"][:2], est["cov_position_m2"], float(est["position_m"][2]),
                                      t_s=t0_s, nodes=tuple(est["nodes"]), mode=mode, case=est.get("case"),
@@ -1264,9 +1269,9 @@ def _check_estimates(items: Any) -> None:
         pos = est.get("position_m")
         if not (isinstance(pos, list) and len(pos) == 3 and all(_finite_number(v) for v in pos)):
             _fail(f"estimates[{i}].position_m", pos, "[x, y, z], three finite numbers of m")
-        for key, size in (("cov_position_m2", 2), ("cov_velocity_mps2", 2)):
+        for key, size in (("cov_position_m2", 2), ("cov_velocity_mps2", 2), ("cov_position_velocity_m2ps", 2)):
             cov = est.get(key)
-            if cov is None and key == "cov_velocity_mps2":
+            if cov is None and key != "cov_position_m2":
                 continue
             if not (isinstance(cov, list) and len(cov) == size
                     and all(isinstance(r, list) and len(r) == size and all(_finite_number(v) for v in r)
@@ -1277,6 +1282,9 @@ def _check_estimates(items: Any) -> None:
             _fail(f"estimates[{i}].velocity_mps", vel, "given with cov_velocity_mps2, or both absent")
         if vel is not None and not (isinstance(vel, list) and len(vel) == 3 and all(_finite_number(v) for v in vel)):
             _fail(f"estimates[{i}].velocity_mps", vel, "[v_x, v_y, v_z], three finite numbers of m/s")
+        if vel is None and est.get("cov_position_velocity_m2ps") is not None:
+            _fail(f"estimates[{i}].cov_position_velocity_m2ps", est["cov_position_velocity_m2ps"],
+                  "absent where velocity_mps is (a cross-covariance of a velocity not given)")
         nodes = est.get("nodes")
         if not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
             _fail(f"estimates[{i}].nodes", nodes, "a list of node ids")

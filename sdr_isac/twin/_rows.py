@@ -23,7 +23,7 @@ LINK_COLUMNS = ("estimate_id", "link_index", "t_s", "tx", "rx", "tx_id", "rx_id"
                 "var_range_m2", "var_rate_mps2", "snr_re", "tx_x_m", "tx_y_m", "tx_z_m", "rx_x_m", "rx_y_m",
                 "rx_z_m", "cone_angle_rad", "var_cone_angle_rad2", "axis_x", "axis_y", "axis_z")
 ESTIMATE_COLUMNS = ("id", "t_s", "x_m", "y_m", "z_m", "cov_position_m2", "vx_mps", "vy_mps", "vz_mps",
-                    "cov_velocity_mps2", "nodes", "mode", "bs_ue_case", "single_m")
+                    "cov_velocity_mps2", "nodes", "mode", "bs_ue_case", "single_m", "cov_position_velocity_m2ps")
 STATE_COLUMNS = ("track_id", "t_s", "x_m", "y_m", "z_m", "vx_mps", "vy_mps", "vz_mps", "covariance", "status",
                  "station", "measured")
 TRACK_COLUMNS = ("track_id", "status", "stations")
@@ -103,17 +103,19 @@ def estimate_row(e: TargetEstimate, estimate_id: int) -> Row:
     v = e.velocity_mps
     return (estimate_id, float(e.t_s), *_xyz(e.position_m), blob(e.cov_position_m2), *_xyz(v),
             None if e.cov_velocity_mps2 is None else blob(e.cov_velocity_mps2), json.dumps(list(e.nodes)),
-            e.mode, e.case, json.dumps({k: list(v) for k, v in e.single_m.items()}))
+            e.mode, e.case, json.dumps({k: list(v) for k, v in e.single_m.items()}),
+            None if e.cov_position_velocity_m2ps is None else blob(e.cov_position_velocity_m2ps))
 
 
 def estimate_of(row: Sequence[Any], links: Sequence[LinkMeasurement]) -> TargetEstimate:
     """The record of one ``estimates`` row (columns :data:`ESTIMATE_COLUMNS`) with its links in order."""
-    (_, t_s, x, y, z, cov_p, vx, vy, vz, cov_v, nodes, mode, case, single) = row
+    (_, t_s, x, y, z, cov_p, vx, vy, vz, cov_v, nodes, mode, case, single, cross) = row
     return TargetEstimate(position_m=np.array([x, y, z]), cov_position_m2=unblob(cov_p, (3, 3)), t_s=t_s,
                           nodes=tuple(json.loads(nodes)), velocity_mps=_vec(vx, vy, vz),
                           cov_velocity_mps2=None if cov_v is None else unblob(cov_v, (3, 3)), links=tuple(links),
                           mode=mode, case=case,
-                          single_m={k: (float(a), float(b)) for k, (a, b) in json.loads(single).items()})
+                          single_m={k: (float(a), float(b)) for k, (a, b) in json.loads(single).items()},
+                          cov_position_velocity_m2ps=None if cross is None else unblob(cross, (3, 3)))
 
 
 def stations_at(track: Track) -> list[str]:

@@ -21,7 +21,7 @@ __all__ = ["PostgresStore", "redact"]
 
 _TEXT = {"node_id", "geometry", "tx_id", "rx_id", "nodes", "mode", "bs_ue_case", "single_m", "track_id", "status",
          "station", "stations", "from_station", "to_station", "reason"}
-_BYTES = {"cov_position_m2", "cov_velocity_mps2", "covariance"}
+_BYTES = {"cov_position_m2", "cov_velocity_mps2", "cov_position_velocity_m2ps", "covariance"}
 _INT8 = {"id", "estimate_id", "tx", "rx", "measured"}
 
 

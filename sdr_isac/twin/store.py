@@ -12,8 +12,10 @@ track id where it has one), so that a window of time or one target's history is 
   station and ``measured`` (1: updated with a measurement, 0: predicted, NULL: not known); key
   ``track_id, t_s``; index ``t_s``.
 - ``handovers``: one per :class:`Handover` of a track; key ``track_id, t_s, from, to``; index ``t_s``.
-- ``schema_version``: the one row: the schema's version (2; a version-1 twin, without ``measured``, gains
-  the column, NULL in its old rows, when a writer of this version opens it).
+- ``schema_version``: the one row: the schema's version (3; a version-1 twin, without ``measured``, and a
+  version-2 twin, without ``estimates.cov_position_velocity_m2ps`` (the cross-covariance of an estimate's
+  position and velocity), gain the columns, NULL in their old rows, when a writer of this version opens them;
+  a reader of an older twin takes them as NULL).
 
 Covariances are little-endian float64 bytes, row-major (3 x 3 or 6 x 6): exact, and read back with
 ``numpy.frombuffer``.  Writing a :class:`Track` again (a tracker republishes its growing history)
@@ -44,10 +46,14 @@ from sdr_isac.twin.records import NodeDetection
 __all__ = ["SCHEMA_VERSION", "TwinStore", "TrackPoints", "TrackSummary", "TABLES"]
 
 #: version of the tables this code reads and writes (``schema_version``)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-#: what takes a twin of each older version to the next one (version 1 -> 2: track states say whether measured)
-_MIGRATIONS = {1: ("ALTER TABLE track_states ADD COLUMN measured {int}",)}
+#: what takes a twin of each older version to the next one (version 1 -> 2: track states say whether measured;
+#: 2 -> 3: estimates carry the cross-covariance of position and velocity)
+_MIGRATIONS = {1: ("ALTER TABLE track_states ADD COLUMN measured {int}",),
+               2: ("ALTER TABLE estimates ADD COLUMN cov_position_velocity_m2ps {blob}",)}
+#: the columns each migration adds: what a reader of an older twin opened read-only reads as NULL
+_ADDED = {1: ("measured",), 2: ("cov_position_velocity_m2ps",)}
 
 #: the tables of the twin, in the order a prune visits them
 TABLES = ("detections", "links", "estimates", "track_states", "handovers", "tracks")
@@ -74,7 +80,8 @@ _SCHEMA = (
     "CREATE INDEX links_estimate ON links (estimate_id)",
     """CREATE TABLE estimates (id {int} PRIMARY KEY, t_s {real} NOT NULL, x_m {real} NOT NULL, y_m {real} NOT NULL,
        z_m {real} NOT NULL, cov_position_m2 {blob} NOT NULL, vx_mps {real}, vy_mps {real}, vz_mps {real},
-       cov_velocity_mps2 {blob}, nodes TEXT NOT NULL, mode TEXT, bs_ue_case TEXT, single_m TEXT NOT NULL)""",
+       cov_velocity_mps2 {blob}, nodes TEXT NOT NULL, mode TEXT, bs_ue_case TEXT, single_m TEXT NOT NULL,
+       cov_position_velocity_m2ps {blob})""",
     "CREATE INDEX estimates_t ON estimates (t_s)",
     "CREATE TABLE tracks (track_id TEXT PRIMARY KEY, status TEXT NOT NULL, stations TEXT NOT NULL)",
     """CREATE TABLE track_states (track_id TEXT NOT NULL, t_s {real} NOT NULL, x_m {real} NOT NULL,
@@ -214,8 +221,12 @@ class TwinStore(abc.ABC):
     _types: dict[str, str] = {}
     #: opened read-only (a backend sets it before checking the schema): an older schema is read, not upgraded
     _read_only = False
-    #: how track_states.measured is read: the column, or NULL where a version-1 twin opened read-only lacks it
-    _measured_column = "measured"
+    #: the columns an older twin opened read-only lacks (read as NULL; see :data:`_ADDED`)
+    _absent: frozenset[str] = frozenset()
+
+    def _columns(self, columns: Sequence[str]) -> str:
+        """``columns`` for a SELECT, each one this twin lacks as ``NULL AS`` it."""
+        return ", ".join(f"NULL AS {c}" if c in self._absent else c for c in columns)
 
     # ---- schema ----------------------------------------------------------
     def _init_schema(self) -> None:
@@ -251,8 +262,8 @@ class TwinStore(abc.ABC):
             raise TwinError(f"{self.name}: schema version {version} is newer than this sdr_isac reads "
                             f"({SCHEMA_VERSION}): upgrade sdr_isac, or give another --db")
         if version in _MIGRATIONS:
-            if self._read_only:             # read as it is: the states of a version-1 twin say nothing of measured
-                self._measured_column = "NULL AS measured"
+            if self._read_only:     # read as it is: what later versions added is not known (NULL)
+                self._absent = frozenset(c for v, cols in _ADDED.items() if v >= version for c in cols)
                 return
             with self._guard(f"upgrade the schema from version {version}"), self._transaction() as cur:
                 self._migrate(cur)
@@ -370,7 +381,7 @@ class TwinStore(abc.ABC):
     def estimates(self, since_s: float | None = None, until_s: float | None = None) -> list[TargetEstimate]:
         """Target estimates in the window, in time order, each with its links."""
         lo, hi = _window(since_s, until_s)
-        rows = self._read("read estimates", f"SELECT {', '.join(_rows.ESTIMATE_COLUMNS)} FROM estimates WHERE t_s "
+        rows = self._read("read estimates", f"SELECT {self._columns(_rows.ESTIMATE_COLUMNS)} FROM estimates WHERE t_s "
                           "BETWEEN ? AND ? ORDER BY t_s, id", (lo, hi))
         links: dict[int, list[LinkMeasurement]] = {}
         if rows:
@@ -393,7 +404,7 @@ class TwinStore(abc.ABC):
         with self._lock:
             heads = self._read(what, f"SELECT track_id, status, stations FROM tracks WHERE {head_where} "
                                "ORDER BY track_id", params)
-            columns = ", ".join(self._measured_column if c == "measured" else c for c in _rows.STATE_COLUMNS)
+            columns = self._columns(_rows.STATE_COLUMNS)
             states = self._read(what, f"SELECT {columns} FROM track_states WHERE {where} "
                                 "ORDER BY track_id, t_s", params)
             hos = self._read(what, f"SELECT {', '.join(_rows.HANDOVER_COLUMNS)} FROM handovers WHERE {where} "
@@ -444,7 +455,7 @@ class TwinStore(abc.ABC):
         """Every track state in the window as arrays (no covariances): see :class:`TrackPoints`."""
         lo, hi = _window(since_s, until_s)
         rows = self._read("read track states", "SELECT track_id, t_s, x_m, y_m, z_m, vx_mps, vy_mps, vz_mps, "
-                          f"status, station, {self._measured_column} FROM track_states WHERE t_s BETWEEN ? AND ? "
+                          f"status, station, {self._columns(['measured'])} FROM track_states WHERE t_s BETWEEN ? AND ? "
                           "ORDER BY track_id, t_s", (lo, hi))
         n = len(rows)
         col = list(zip(*rows)) if rows else [()] * 11

@@ -121,3 +121,37 @@ def test_a_tracks_latest_state_keeps_its_identity_and_history_of_owners() -> Non
     assert track.latest("deleted").status == "deleted"
     empty = Track("e", np.zeros(0), np.zeros((0, 6)), np.zeros((0, 6, 6)))
     assert empty.latest() is empty
+
+
+def test_the_cross_covariance_of_position_and_velocity_is_checked_and_joins_the_state_covariance() -> None:
+    joint = np.array([[4.0, 0.0, 1.0, 0.5], [0.0, 4.0, -0.5, 1.0], [1.0, -0.5, 1.0, 0.0], [0.5, 1.0, 0.0, 1.0]])
+    est = TargetEstimate.planar([1.0, 2.0], joint[:2, :2], 1.5, velocity_xy_mps=[3.0, -4.0],
+                                cov_velocity_xy_mps2=joint[2:, 2:], cov_position_velocity_xy_m2ps=joint[:2, 2:])
+    cov = est.covariance
+    assert cov.shape == (6, 6) and np.array_equal(cov[[0, 1, 3, 4]][:, [0, 1, 3, 4]], joint)
+    assert np.all(cov[2] == 0) and np.all(cov[5] == 0)                 # height and v_z known
+    assert est.cov_position_velocity_m2ps is not None and est.cov_position_velocity_m2ps[0, 0] == 1.0
+    plain = TargetEstimate.planar([1.0, 2.0], joint[:2, :2], 1.5, velocity_xy_mps=[3.0, -4.0],
+                                  cov_velocity_xy_mps2=joint[2:, 2:])
+    assert plain.cov_position_velocity_m2ps is None and np.all(plain.covariance[:3, 3:] == 0)
+    assert TargetEstimate(np.zeros(3), np.eye(3)).covariance.shape == (3, 3)
+    with pytest.raises(InputError, match=r"cov_position_velocity_m2ps: given without velocity_mps"):
+        TargetEstimate(np.zeros(3), np.eye(3), cov_position_velocity_m2ps=np.zeros((3, 3)))
+    too_strong = np.diag([3.0, 0.0, 0.0])                       # |cov(x, v_x)| > sigma_x sigma_vx = 2
+    with pytest.raises(InputError, match=r"cov_position_velocity_m2ps .* joint covariance has a negative eigenvalue"):
+        TargetEstimate(np.zeros(3), 4.0 * np.eye(3), velocity_mps=np.zeros(3), cov_velocity_mps2=np.eye(3),
+                       cov_position_velocity_m2ps=too_strong)
+    for bad in (np.zeros((2, 2)), np.full((3, 3), math.nan), "x"):
+        with pytest.raises(InputError, match=r"cov_position_velocity_m2ps"):
+            TargetEstimate(np.zeros(3), np.eye(3), velocity_mps=np.zeros(3), cov_velocity_mps2=np.eye(3),
+                           cov_position_velocity_m2ps=bad)
+
+
+@given(entry=st.one_of(EDGES, st.floats(allow_nan=True, allow_infinity=True)))
+def test_cross_covariance_edges_give_a_record_or_an_input_error(entry: object) -> None:
+    try:
+        est = TargetEstimate(np.zeros(3), np.eye(3), velocity_mps=np.zeros(3), cov_velocity_mps2=np.eye(3),
+                             cov_position_velocity_m2ps=[[entry, 0, 0], [0, 0, 0], [0, 0, 0]])
+    except InputError:
+        return
+    assert np.all(np.isfinite(est.covariance)) and np.linalg.eigvalsh(est.covariance).min() >= -1e-9

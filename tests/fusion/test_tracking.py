@@ -627,3 +627,20 @@ def test_a_scan_that_fails_part_way_leaves_the_tracker_usable(monkeypatch) -> No
     tracks = trk.step(2.0, [TargetEstimate(np.array([0.0, 0.0, 1.0]), np.eye(3))])
     assert all(t.num_states >= 1 for t in trk.tracks(include_deleted=True))
     assert [t.track_id for t in tracks] == ["1"]            # the first track lives on; no stateless entry
+
+
+def test_an_estimates_cross_covariance_reaches_the_measurement_noise():
+    """The tracker takes position and velocity as one measurement with the estimate's joint covariance: the
+    cross block where the estimate has one (not a block-diagonal noise that treats them as independent)."""
+    from sdr_isac.fusion.tracking.models import estimate_model
+
+    cross = np.zeros((3, 3))
+    cross[0, 1] = -1.8
+    est = TargetEstimate([0.0, 0.0, 1.0], np.diag([4.0, 4.0, 0.0]), nodes=("bs0", "bs1"),
+                         velocity_mps=[1.0, 5.0, 0.0], cov_velocity_mps2=np.diag([1.0, 1.0, 0.0]),
+                         cov_position_velocity_m2ps=cross)
+    noise = np.asarray(estimate_model(est, 1e-6).covar(), dtype=float)
+    assert noise[0, 4] == noise[4, 0] == -1.8                          # cov(x, v_y), in the order (x, y, z, v)
+    assert noise[2, 2] == noise[5, 5] == 1e-6                          # the known height and v_z floored
+    plain = dataclasses.replace(est, cov_position_velocity_m2ps=None)
+    assert np.all(np.asarray(estimate_model(plain, 1e-6).covar(), dtype=float)[:3, 3:] == 0.0)

@@ -800,6 +800,31 @@ def test_estimates_round_trip_as_records_and_malformed_ones_are_rejected() -> No
         wire.encode_estimates("host", 0, 0.0, [ESTIMATE], details=[None, None])
 
 
+def test_an_estimates_cross_covariance_travels_and_a_bad_one_is_rejected() -> None:
+    crossed = dataclasses.replace(ESTIMATE, cov_position_velocity_m2ps=np.array([[5e-5, -2e-5, 0.0], [1e-5, 1e-4, 0.0],
+                                                                                  [0.0, 0.0, 0.0]]))
+    msg = wire.decode(_bytes(wire.encode_estimates("host", 3, 1.5, [crossed, ESTIMATE])))
+    obj, plain = msg.header["estimates"]
+    assert obj["cov_position_velocity_m2ps"] == [[5e-5, -2e-5], [1e-5, 1e-4]]
+    assert "cov_position_velocity_m2ps" not in plain                  # not known: not sent
+    back, back_plain = wire.decode_estimates(msg)
+    np.testing.assert_array_equal(back.covariance, crossed.covariance)
+    assert back_plain.cov_position_velocity_m2ps is None
+    good = wire.estimate_to_dict(crossed)
+    no_velocity = {k: v for k, v in good.items() if k not in ("velocity_mps", "cov_velocity_mps2")}
+    for obj, pattern in (({**good, "cov_position_velocity_m2ps": [[1.0, 0.0]]},
+                          r"estimates\[0\]\.cov_position_velocity_m2ps = \[\[1\.0, 0\.0\]\]: allowed a 2 x 2"),
+                         ({**good, "cov_position_velocity_m2ps": [[1.0, "0"], [0.0, 1.0]]},
+                          r"estimates\[0\]\.cov_position_velocity_m2ps"),
+                         ({**good, "cov_position_velocity_m2ps": {"xx": 1.0}},
+                          r"estimates\[0\]\.cov_position_velocity_m2ps"),
+                         (no_velocity, r"estimates\[0\]\.cov_position_velocity_m2ps = .*absent where velocity_mps is"),
+                         ({**good, "cov_position_velocity_m2ps": [[1.0, 0.0], [0.0, 1.0]]},   # beyond the variances
+                          r"estimates\[0\] = .*joint covariance has a negative eigenvalue")):
+        with pytest.raises(WireFormatError, match=pattern):
+            wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0, estimates=[obj]))))
+
+
 # ---- truth (issue 13, item 2): every wrong JSON type, nested ones too --------------------------------
 TRUTH_CASES = [
     ("list", [1, 2], r"^truth = \[1, 2\]: allowed null or an object with the lists paths and targets"),

@@ -36,12 +36,18 @@ def spd(rng: np.random.Generator, n: int) -> np.ndarray:
     return a @ a.T + 1e-3 * np.eye(n)
 
 
-def estimate(rng: np.random.Generator, t_s: float = 0.0, num_links: int = 2, velocity: bool = True) -> TargetEstimate:
+def estimate(rng: np.random.Generator, t_s: float = 0.0, num_links: int = 2, velocity: bool = True,
+             cross: bool = True) -> TargetEstimate:
+    """An estimate; with ``velocity`` its covariance is one (6, 6) SPD matrix, whose off-diagonal blocks are the
+    position-velocity cross-covariance where ``cross`` (else left out)."""
+    joint = spd(rng, 6)
     return TargetEstimate(
-        position_m=rng.normal(size=3) * 50, cov_position_m2=spd(rng, 3), t_s=t_s, nodes=("bs-a", "bs-b"),
-        velocity_mps=rng.normal(size=3) * 10 if velocity else None, cov_velocity_mps2=spd(rng, 3) if velocity else None,
+        position_m=rng.normal(size=3) * 50, cov_position_m2=joint[:3, :3], t_s=t_s, nodes=("bs-a", "bs-b"),
+        velocity_mps=rng.normal(size=3) * 10 if velocity else None,
+        cov_velocity_mps2=joint[3:, 3:] if velocity else None,
         links=tuple(link(rng, t_s, angle=bool(i % 2)) for i in range(num_links)), mode="micro" if velocity else None,
-        case="B" if velocity else None, single_m={"bs-a": (float(rng.normal()), float(rng.normal()))})
+        case="B" if velocity else None, single_m={"bs-a": (float(rng.normal()), float(rng.normal()))},
+        cov_position_velocity_m2ps=joint[:3, 3:] if velocity and cross else None)
 
 
 def track(rng: np.random.Generator, track_id: str = "T1", t0_s: float = 0.0, n: int = 5, dt_s: float = 0.1,

@@ -200,26 +200,36 @@ def test_measured_flags_round_trip(db, rng):
         assert same(store.track_history("F"), flagged)
 
 
-def test_a_version_1_twin_is_read_as_it_is_and_upgraded_by_a_writer(db, rng):
-    """Version 1 had no ``measured`` column: a reader takes its states as not known, a writer adds the column
-    (NULL in the old rows) and moves it to version 2."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_twin_is_read_as_it_is_and_upgraded_by_a_writer(db, rng, version):
+    """Version 1 had no ``track_states.measured``, versions 1 and 2 no ``estimates.cov_position_velocity_m2ps``:
+    a reader takes what is missing as not known (None), a writer adds the columns (NULL in the old rows) and
+    moves the twin to the current version."""
     old = track(rng, "OLD", n=3)
+    old_est = estimate(rng, 0.5)
     with open_twin(db) as store:
-        store.write([old])
-    with _raw(db) as raw:                                   # what a version-1 writer left behind
-        raw.execute("ALTER TABLE track_states DROP COLUMN measured")
-        raw.execute("UPDATE schema_version SET version = 1")
+        store.write([old, old_est])
+    with _raw(db) as raw:                                   # what a writer of that version left behind
+        raw.execute("ALTER TABLE estimates DROP COLUMN cov_position_velocity_m2ps")
+        if version == 1:
+            raw.execute("ALTER TABLE track_states DROP COLUMN measured")
+        raw.execute(f"UPDATE schema_version SET version = {version}")
+    unknown = dataclasses.replace(old_est, cov_position_velocity_m2ps=None)
     with open_twin(db, read_only=True) as store:
-        assert store.schema_version() == 1
-        assert same(store.track_history("OLD"), old)         # measured None: not known
+        assert store.schema_version() == version
+        assert same(store.track_history("OLD"), old)         # measured None: not known (version 1), or None
+        assert same(store.estimates(), [unknown])
     with open_twin(db) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
-        assert same(store.track_history("OLD"), old)
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert same(store.track_history("OLD"), old) and same(store.estimates(), [unknown])
         new = dataclasses.replace(track(rng, "NEW", t0_s=1.0, n=2), measured=np.array([False, True]))
-        store.write([new])
+        new_est = estimate(rng, 1.5)
+        store.write([new, new_est])
         assert store.track_history("NEW").measured.tolist() == [False, True]
+        assert same(store.estimates(since_s=1.0), [new_est])
     with open_twin(db) as store:                            # upgraded once: opening again changes nothing
-        assert store.schema_version() == 2 and store.track_history("NEW").measured.tolist() == [False, True]
+        assert store.schema_version() == 3 and store.track_history("NEW").measured.tolist() == [False, True]
+        assert same(store.estimates(), [unknown, new_est])
 
 
 class _raw:

@@ -4,7 +4,7 @@
   several nodes' detections by geometry gating (each node's own range and
   angle estimate, :func:`~sdr_isac.fusion.associate.cluster_fixes`), then
   :func:`~sdr_isac.fusion.locate.locate_robust` and
-  :func:`~sdr_isac.fusion.locate.velocity_vector`; the bistatic detections
+  :func:`~sdr_isac.fusion.locate.velocity_with_cross`; the bistatic detections
   of receive-only nodes join by range-sum gating
   (:func:`~sdr_isac.fusion.links.passive_links`: referenced to their line of
   sight; :func:`~sdr_isac.fusion.associate.join_bistatic`).
@@ -40,7 +40,7 @@ from sdr_isac.errors import InputError, SensingError
 from sdr_isac.fusion.associate import FixCluster, cluster_fixes, join_bistatic
 from sdr_isac.fusion.completion import noise_variance
 from sdr_isac.fusion.links import passive_links
-from sdr_isac.fusion.locate import SingleFix, _check_nodes, locate_robust, single_fix, velocity_vector
+from sdr_isac.fusion.locate import SingleFix, _check_nodes, locate_robust, single_fix, velocity_with_cross
 from sdr_isac.fusion.modes.base import NodePlace, register_mode
 from sdr_isac.fusion.multiband import Band, pilot_block
 from sdr_isac.fusion.records import LinkMeasurement, TargetEstimate
@@ -321,9 +321,10 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
         members = sorted({m.rx for m in links})
         velocity = {}
         try:
-            v, cov_v = velocity_vector(positions, links, [xy[0], xy[1], height_m], cov)
+            v, cov_v, cross = velocity_with_cross(positions, links, [xy[0], xy[1], height_m], cov)
             if float(np.linalg.eigvalsh(cov_v)[-1]) <= MAX_VELOCITY_STD_MPS**2:
-                velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v}
+                velocity = {"velocity_xy_mps": v[:2], "cov_velocity_xy_mps2": cov_v,
+                            "cov_position_velocity_xy_m2ps": cross}
         except SensingError:
             pass
         out.append(TargetEstimate.planar(

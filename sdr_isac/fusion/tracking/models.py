@@ -281,18 +281,14 @@ def _floored(cov: NDArray[np.float64], floor: float) -> NDArray[np.float64]:
 def estimate_model(estimate: TargetEstimate, variance_floor: float) -> LinearGaussian:
     """A linear measurement of position (and velocity, where the estimate has one), Stone Soup order mapping.
 
-    Noise: ``cov_position_m2`` (and ``cov_velocity_mps2``, block-diagonal: the
-    estimate carries no cross covariance), each diagonal entry floored at
-    ``variance_floor`` (m², read (m/s)² for the velocity): a planar estimate's
-    height has variance 0 and would make the innovation covariance singular.
+    Noise: the estimate's :attr:`~sdr_isac.fusion.records.TargetEstimate.covariance` (position, and velocity
+    with the cross-covariance of the two where the estimate has them), each diagonal entry floored at
+    ``variance_floor`` (m², read (m/s)² for the velocity): a planar estimate's height has variance 0 and would
+    make the innovation covariance singular.
     """
-    cov = _floored(np.asarray(estimate.cov_position_m2), variance_floor)
-    if estimate.velocity_mps is None or estimate.cov_velocity_mps2 is None:
-        return LinearGaussian(ndim_state=6, mapping=POSITION, noise_covar=cov)
-    big = np.zeros((6, 6))
-    big[:3, :3] = cov
-    big[3:, 3:] = _floored(np.asarray(estimate.cov_velocity_mps2), variance_floor)
-    return LinearGaussian(ndim_state=6, mapping=POSITION + VELOCITY, noise_covar=big)
+    cov = _floored(estimate.covariance, variance_floor)
+    mapping = POSITION if cov.shape == (3, 3) else POSITION + VELOCITY
+    return LinearGaussian(ndim_state=6, mapping=mapping, noise_covar=cov)
 
 
 def estimate_vector(estimate: TargetEstimate) -> StateVector:

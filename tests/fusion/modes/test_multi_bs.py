@@ -418,7 +418,8 @@ def test_a_velocity_the_links_hardly_determine_is_left_out(rng: np.random.Genera
     for std_mps, kept in ((nf.MAX_VELOCITY_STD_MPS * 0.99, True), (nf.MAX_VELOCITY_STD_MPS * 1.01, False),
                           (1e6, False)):
         cov = np.diag([1.0, std_mps**2])
-        monkeypatch.setattr(nf, "velocity_vector", lambda *args, cov=cov: (velocity[:2].copy(), cov))
+        monkeypatch.setattr(nf, "velocity_with_cross",
+                            lambda *args, cov=cov: (velocity[:2].copy(), cov, np.zeros((2, 2))))
         (est,) = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
         assert (est.velocity_mps is not None) == kept, std_mps
 
@@ -476,3 +477,33 @@ def test_the_range_sum_gate_allows_for_the_uncertainty_of_the_position_it_is_gat
         est = nf.fuse_nodes(places, {"bs": [mono], "rx": [los, echo]}, height_m=1.5, passive={"rx": "bs"})
         joined += bool(est) and "rx" in est[0].nodes
     assert joined >= 58
+
+
+def test_fused_position_and_velocity_are_consistent_as_one_state(rng: np.random.Generator) -> None:
+    """Two stations 40 m apart, a car 120 m ahead: the velocity across their lines of sight rests on the
+    directions at the fused position, so its error follows the position's (correlation -0.6 between y and
+    v_x).  The estimate's joint covariance (with ``cov_position_velocity_m2ps``) is consistent: 4-D NEES
+    mean 4, and NEES 1 along the joint state's most and least affected directions, where the block-diagonal
+    covariance gives 0.36 and 1.6 (overconfident along one)."""
+    import scipy.linalg
+
+    places = _places({"bs0": ((0.0, 0.0, 10.0), 0.0), "bs1": ((0.0, 40.0, 10.0), 0.0)})
+    target, vel = np.array([120.0, 20.0, 1.0]), np.array([-8.0, 3.0, 0.0])
+    errors, covs = [], []
+    for _ in range(400):
+        dets = {n: [_detection(np.array(p.position_m), p.yaw_deg, target, 0.05, 0.01, rng, vel)]
+                for n, p in places.items()}
+        (est,) = nf.fuse_nodes(places, dets, height_m=1.0, gate_m=5.0)
+        assert est.velocity_mps is not None and est.cov_position_velocity_m2ps is not None
+        errors.append(np.r_[est.position_m[:2] - target[:2], est.velocity_mps[:2] - vel[:2]])
+        covs.append(est.covariance[np.ix_([0, 1, 3, 4], [0, 1, 3, 4])])
+    err, joint = np.array(errors), np.array(covs)
+    nees = np.einsum("ni,ni->n", err, np.linalg.solve(joint, err[:, :, None])[:, :, 0])
+    assert 3.6 < nees.mean() < 4.4, nees.mean()                  # chi-square(4) over 400: sd of the mean 0.14
+    block = joint * np.kron(np.eye(2), np.ones((2, 2)))
+    _, directions = scipy.linalg.eigh(joint.mean(axis=0), block.mean(axis=0))
+    for d, low, high in ((directions[:, 0], 0.15, 0.6), (directions[:, -1], 1.3, 2.0)):
+        along = np.mean((err @ d) ** 2 / np.einsum("i,nij,j->n", d, joint, d))
+        along_block = np.mean((err @ d) ** 2 / np.einsum("i,nij,j->n", d, block, d))
+        assert 0.8 < along < 1.2, along                           # chi-square(1) over 400: sd of the mean 0.07
+        assert low < along_block < high, along_block
