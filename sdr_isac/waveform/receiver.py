@@ -22,6 +22,7 @@ Chain (per layer, all receive channels together):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -132,8 +133,14 @@ class CommReceiver:
         self._data_sym, self._data_sub = np.nonzero(frame.grid.owner == Signal.DATA)
         self._blocks = self._block_geometry()
 
-    def _block_geometry(self) -> list[dict[str, NDArray]]:
-        """Per CDM group: DMRS rows and REs of complete occasions, pilot positions."""
+    def _block_geometry(self) -> list[dict[str, Any]]:
+        """Per CDM group: DMRS rows and REs of complete occasions, pilot positions, and the CDM units (occasion,
+        subcarrier pair) whose every RE still carries DMRS.
+
+        Another signal written over DMRS REs (an SS/PBCH block: NR maps neither PDSCH nor its DMRS onto the
+        SSB's REs) leaves those units out: the channel there is interpolated from the units around them, and
+        an occasion left without a unit is left out of the interpolation in time.
+        """
         lay = self.dmrs
         length = lay.config.length
         occ, counts = np.unique(lay.occasion, return_counts=True)
@@ -143,15 +150,24 @@ class CommReceiver:
             raise InputError("frame holds no complete DMRS occasion: lengthen the frame")
         blocks = []
         k_sc = self.frame.config.num_subcarriers
+        owner = self.frame.grid.owner
+        times = lay.symbols[rows].reshape(-1, length).mean(axis=1)
         for group in lay.groups:
             sub = np.nonzero(lay.group_of_subcarrier == group)[0]   # sorted; pairs k' = 0, 1 adjacent
             layers = [j for j in range(len(lay.ports)) if np.any(lay.cover[j][:, sub] != 0)]
+            n_occ, n_pair = rows.size // length, sub.size // 2
+            kept = (owner[np.ix_(lay.symbols[rows], sub)] == Signal.DMRS).reshape(n_occ, length, n_pair, 2)
+            units = kept.all(axis=(1, 3))                             # (occasion, pair)
+            occasions = np.nonzero(units.any(axis=1))[0]
+            if occasions.size == 0:
+                raise InputError(f"every DMRS RE of CDM group {group} is overwritten by another signal (an SS/PBCH "
+                                 "block?): move the DMRS symbols or the block, or lengthen the frame")
+            centres = sub.reshape(-1, 2).mean(axis=1)
             blocks.append({
-                "rows": rows, "sub": sub, "layers": np.asarray(layers),
-                "freq_w": interpolation_matrix(sub.reshape(-1, 2).mean(axis=1), np.arange(k_sc)),
+                "rows": rows, "sub": sub, "layers": np.asarray(layers), "units": units, "occasions": occasions,
+                "freq_w": [interpolation_matrix(centres[units[o]], np.arange(k_sc)) for o in occasions],
+                "time_w": interpolation_matrix(times[occasions], np.arange(self.frame.num_symbols)),
             })
-        pilot_t = lay.symbols[rows].reshape(-1, length).mean(axis=1)
-        self._time_w = interpolation_matrix(pilot_t, np.arange(self.frame.num_symbols))
         return blocks
 
     def estimate_channel(self, rx_grid: NDArray[np.complex64]) -> tuple[NDArray[np.complex64], float | None]:
@@ -168,18 +184,19 @@ class CommReceiver:
         channel = np.zeros((c, len(lay.ports), s_all, k_sc), dtype=np.complex64)
         res_energy, dof = 0.0, 0
         for blk in self._blocks:
-            rows, sub, layers = blk["rows"], blk["sub"], blk["layers"]
+            rows, sub, layers, units = blk["rows"], blk["sub"], blk["layers"], blk["units"]
             n_occ, n_pair = rows.size // length, sub.size // 2
             seq = lay.sequence[np.ix_(rows, sub)]
             z = rx_grid[:, lay.symbols[rows]][:, :, sub] * np.conj(seq)[None] / np.abs(seq)[None] ** 2
             z = z.reshape(c, n_occ, length, n_pair, 2)
             cover = lay.cover[np.ix_(layers, rows, sub)].reshape(layers.size, n_occ, length, n_pair, 2)
             est = np.einsum("lotpk,cotpk->clop", cover, z) / (2 * length)          # (C, Lg, occ, pair)
-            residual = z - np.einsum("clop,lotpk->cotpk", est, cover)
+            residual = (z - np.einsum("clop,lotpk->cotpk", est, cover)) * units[None, :, None, :, None]
             res_energy += float(np.sum(np.abs(residual) ** 2))
-            dof += c * n_occ * n_pair * (2 * length - layers.size)
-            freq = est @ blk["freq_w"].T                                          # (C, Lg, occ, K)
-            channel[:, layers] = np.einsum("so,clok->clsk", self._time_w, freq)
+            dof += c * int(units.sum()) * (2 * length - layers.size)
+            freq = np.stack([est[:, :, o, units[o]] @ w.T for o, w in zip(blk["occasions"], blk["freq_w"],
+                                                                          strict=True)], axis=2)   # (C, Lg, occ, K)
+            channel[:, layers] = np.einsum("so,clok->clsk", blk["time_w"], freq)
         noise_var = res_energy / dof if dof > 0 else None
         return channel, noise_var
 

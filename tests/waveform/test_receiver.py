@@ -13,6 +13,7 @@ from sdr_isac.channel import add_awgn, apply_taps, noise_var_for_snr
 from sdr_isac.config import DataConfig, DmrsConfig, FrameConfig
 from sdr_isac.errors import InputError
 from sdr_isac.waveform import IsacFrame
+from sdr_isac.waveform.grid import Signal
 from sdr_isac.waveform.receiver import CommReceiver, interpolation_matrix
 
 
@@ -87,6 +88,33 @@ def test_ber_through_ofdm_and_dmrs_estimation(scheme, esn0_db, rng):
     best, worst = theory_ber(scheme, esn0_db), theory_ber(scheme, esn0_db - 1.2)
     sigma = math.sqrt(best / bits)
     assert best - 4 * sigma < ber < worst, f"{scheme}: BER {ber:.3e}, closed form {best:.3e} .. {worst:.3e}"
+
+
+def test_dmrs_overwritten_by_ss_pbch_blocks_is_left_out(rng):
+    """SS/PBCH blocks land on DMRS symbols (hw_configs/sim_ssb_passive.toml: DMRS symbols 2 and 11 fall on
+    PSS and PBCH symbols): NR maps neither PDSCH nor its DMRS on the block's REs (TS 38.214 §5.1.4), so the
+    receiver must not take the PSS, PBCH and the block's zeros for pilots.  It did: BER 0.115 and a noise
+    estimate 1500 times too high at 37 dB.  Now the channel is interpolated around the block: the BER and the
+    noise estimate are those of the same frame without blocks, over a two-tap channel too."""
+    import dataclasses
+    from pathlib import Path
+
+    cfg = config.load(Path(__file__).resolve().parents[2] / "hw_configs" / "sim_ssb_passive.toml")
+    noise_var = noise_var_for_snr(20.0)
+    for ssb in (cfg.frame.ssb, None):
+        frame = IsacFrame(dataclasses.replace(cfg.frame, ssb=ssb, num_slots=2))
+        if ssb is not None:                                     # the blocks do overwrite DMRS REs here
+            lay = frame.dmrs
+            assert np.any(frame.grid.owner[lay.symbols][lay.sequence != 0] != Signal.DMRS)
+        receiver = CommReceiver(frame)
+        estimates, errors = [], 0
+        for _ in range(4):
+            rx = add_awgn(apply_taps(frame.samples(), [0, 3], [1.0, 0.3 - 0.2j]), noise_var, rng)
+            result = receiver.receive(rx)
+            estimates.append(result.noise_var)
+            errors += int(np.sum(result.bits != frame.data_bits))
+        assert errors == 0, (ssb, errors)
+        assert np.mean(estimates) == pytest.approx(noise_var, rel=0.15), (ssb, np.mean(estimates), noise_var)
 
 
 @pytest.mark.parametrize("dmrs", [
