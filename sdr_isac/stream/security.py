@@ -11,7 +11,11 @@ names the likely cause.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import re
 import tempfile
 import threading
 import time
@@ -26,7 +30,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from sdr_isac.config import StreamConfig
 from sdr_isac.errors import ConfigError
-from sdr_isac.recording._atomic import write_file
+from sdr_isac.recording._atomic import fsync_dir
 
 __all__ = ["create_keys", "secure_server", "secure_client", "Refusals", "CountingAuthenticator", "HandshakeWatch",
            "describe_handshake_failure"]
@@ -38,39 +42,114 @@ _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED
                      zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
+#: a key pair's NAME: a plain file name (no folder, not hidden)
+_KEY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
 def create_keys(directory: str | Path, name: str) -> tuple[Path, Path]:
     """Write ``NAME.key`` (public) and ``NAME.key_secret`` (secret, mode 0600) into ``directory``.
+
+    Both files are made in a private folder and then put in place exclusively (a hard link, or an exclusive
+    create where the file system has no links): an existing file is never overwritten, even one made
+    meanwhile by another process, and a failure leaves neither file of this call behind.
 
     Raises
     ------
     ConfigError
-        The directory cannot be written, or the files exist already.
+        ``name`` is not a plain file name, the directory cannot be written, or a file exists already.
     """
+    if not isinstance(name, str) or not _KEY_NAME.fullmatch(name):
+        raise ConfigError(f"--name = {name!r}: allowed 1 ... 64 characters from A-Z a-z 0-9 _ . -, not starting "
+                          "with . or - (a file name in the folder, no path); choose such a name", key="keys")
     folder = Path(directory)
+    public, secret = folder / f"{name}.key", folder / f"{name}.key_secret"
+    placed: list[Path] = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        public, secret = folder / f"{name}.key", folder / f"{name}.key_secret"
-        if public.exists() or secret.exists():
-            raise ConfigError(f"{public}: key files for {name!r} exist already; choose another name or folder",
-                              key="keys")
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:   # made in a private folder, then written atomically
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:   # made in a private folder, then placed
             made_public, made_secret = zmq.auth.create_certificates(tmp, name)
-            write_file(secret, Path(made_secret).read_bytes(), mode=0o600)   # 0600 from its first byte on
-            write_file(public, Path(made_public).read_bytes())
+            os.chmod(made_secret, 0o600)
+            for made, final in ((Path(made_secret), secret), (Path(made_public), public)):
+                _place_exclusively(made, final)
+                placed.append(final)
+        fsync_dir(folder)
+    except FileExistsError as err:
+        _remove(placed)
+        raise ConfigError(f"{err.filename or public}: key files for {name!r} exist already; choose another name "
+                          "or folder", key="keys") from err
     except OSError as err:
+        _remove(placed)
         raise ConfigError(f"{folder}: cannot write key files ({err.strerror}); choose a writable folder",
                           key="keys") from err
+    except BaseException:
+        _remove(placed)
+        raise
     return public, secret
 
 
-def _load(path: str, secret: bool) -> tuple[bytes, bytes | None]:
+def _place_exclusively(made: Path, final: Path) -> None:
+    """Put the finished file ``made`` at ``final``, which must not exist (FileExistsError): a hard link (atomic
+    and exclusive), or, where the file system has none, an exclusive create and a copy of the bytes."""
+    with open(made, "rb") as fh:
+        data = fh.read()
+        os.fsync(fh.fileno())
+    try:
+        os.link(made, final)
+        return
+    except FileExistsError:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+    fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(made).st_mode & 0o777)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _z85_key(text: bytes | None) -> bool:
+    """True for a CURVE key as a key file holds it: 40 Z85 characters (32 bytes)."""
+    if not isinstance(text, bytes) or len(text) != 40:
+        return False
+    try:
+        return len(z85.decode(text)) == 32
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+def _load(path: str, secret: bool, key: str = "stream.curve") -> tuple[bytes, bytes | None]:
+    """The public (and secret) key of the key file ``path`` named by the setting ``key``; checked to be 40-character
+    Z85 keys, and a secret file that others may read is logged."""
     try:
         public, secret_key = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read a CURVE key file ({err}); create one with sdr-isac keys",
-                          key="stream.curve") from err
-    if secret and secret_key is None:
-        raise ConfigError(f"{path}: holds no secret key; give the .key_secret file", key="stream.curve")
+        raise ConfigError(f"{key} = {path!r}: cannot read a CURVE key file ({err}); create one with sdr-isac keys",
+                          key=key) from err
+    if not _z85_key(public):
+        raise ConfigError(f"{key} = {path!r}: its public-key {public!r} is not a CURVE key (allowed 40 Z85 "
+                          "characters); the file is damaged or not made by sdr-isac keys: create a new pair", key=key)
+    if secret:
+        if secret_key is None:
+            raise ConfigError(f"{key} = {path!r}: holds no secret key; give the NAME.key_secret file", key=key)
+        if not _z85_key(secret_key):
+            raise ConfigError(f"{key} = {path!r}: its secret-key is not a CURVE key (allowed 40 Z85 characters); "
+                              "the file is damaged: create a new pair with sdr-isac keys", key=key)
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            if mode & 0o077:
+                _log.warning("%s = %s: the secret key file may be read by others (mode %o); chmod 600 it", key, path,
+                             mode & 0o777)
     return public, secret_key
 
 
@@ -170,16 +249,25 @@ def secure_server(socket: zmq.Socket, context: zmq.Context, cfg: StreamConfig, *
     """
     if not cfg.curve_server_secret:
         return None
-    public, secret = _load(cfg.curve_server_secret, secret=True)
-    keys = {_load(path, secret=False)[0]: True for path in (cfg.curve_allowed if allowed is None else allowed)}
+    # every key is read and checked before the ZAP thread starts: a bad file leaves nothing running
+    public, secret = _load(cfg.curve_server_secret, secret=True, key="stream.curve_server_secret")
+    listed = "stream.curve_allowed" if domain == "nodes" else "stream.curve_subscribers_allowed"
+    keys = {_load(path, secret=False, key=f"{listed}[{i}]")[0]: True
+            for i, path in enumerate(cfg.curve_allowed if allowed is None else allowed)}
+    started = auth is None
     if auth is None:
         auth = CountingAuthenticator(context, refusals if refusals is not None else Refusals())
         auth.start()
-    auth.certs[domain] = keys
-    socket.zap_domain = domain.encode()
-    socket.curve_secretkey = secret
-    socket.curve_publickey = public
-    socket.curve_server = True
+    try:
+        auth.certs[domain] = keys
+        socket.zap_domain = domain.encode()
+        socket.curve_secretkey = secret
+        socket.curve_publickey = public
+        socket.curve_server = True
+    except BaseException:
+        if started:
+            auth.stop()
+        raise
     return auth
 
 
@@ -261,10 +349,15 @@ class HandshakeWatch:
         if self.failing_since is None:
             return
         if final or time.monotonic() - self.failing_since >= self.give_up_s:
-            raise ConfigError(self.explain(), key="stream.curve_server_public")
+            text, key = self._explanation()
+            raise ConfigError(text, key=key)
 
     def explain(self) -> str:
         """What went wrong, and the likely fix."""
+        return self._explanation()[0]
+
+    def _explanation(self) -> tuple[str, str]:
+        """:meth:`explain`'s text and the setting it blames (the key of the ConfigError)."""
         event, value = self.last_failure or (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0)
         what = describe_handshake_failure(event, value)
         curve = self.cfg is not None and bool(self.cfg.curve_server_public)
@@ -272,24 +365,25 @@ class HandshakeWatch:
         head = (f"the host at {self.endpoint} refused this {self.role}: {self.failed} handshake(s) failed, none "
                 f"succeeded in {self.give_up_s:g} s ({what})")
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and self.cfg is not None:
-            key = _load(self.cfg.curve_client_secret, secret=False)[0].decode() if self.cfg.curve_client_secret \
-                else "?"
+            key = _load(self.cfg.curve_client_secret, secret=False, key="stream.curve_client_secret")[0].decode() \
+                if self.cfg.curve_client_secret else "?"
             return (f"{head}: this {self.role}'s public key {key} (of stream.curve_client_secret = "
                     f"{self.cfg.curve_client_secret}) is probably not in the host's {allowed}; add its NAME.key "
-                    "there, or give this side a key the host allows")
+                    "there, or give this side a key the host allows", "stream.curve_client_secret")
         if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             if not curve:
                 return (f"{head}: the host uses CURVE and this {self.role} does not; set stream.curve_server_public "
                         "(the host's NAME.key) and stream.curve_client_secret (this side's NAME.key_secret, whose "
-                        f"public key is in the host's {allowed})")
+                        f"public key is in the host's {allowed})", "stream.curve_server_public")
             return (f"{head}: this {self.role} uses CURVE and the host does not; give the host its "
-                    "curve_server_secret, or remove curve_server_public and curve_client_secret here")
+                    "curve_server_secret, or remove curve_server_public and curve_client_secret here",
+                    "stream.curve_server_public")
         if curve:
             server = self.cfg.curve_server_public if self.cfg is not None else ""
             return (f"{head}: stream.curve_server_public = {server} is probably not the host's public key (the "
                     "host could not read this side's greeting); copy the NAME.key beside the host's "
-                    "curve_server_secret")
-        return f"{head}: check that the host's security settings match this side's"
+                    "curve_server_secret", "stream.curve_server_public")
+        return f"{head}: check that the host's security settings match this side's", "stream.curve_server_public"
 
     def close(self) -> None:
         """Stop monitoring (before the socket closes)."""
@@ -306,11 +400,11 @@ def secure_client(socket: zmq.Socket, cfg: StreamConfig) -> None:
     """Give ``socket`` the node's CURVE keys and the host's public key (nothing without CURVE)."""
     if not cfg.curve_server_public:
         return
-    server_public, _ = _load(cfg.curve_server_public, secret=False)
+    server_public, _ = _load(cfg.curve_server_public, secret=False, key="stream.curve_server_public")
     if not cfg.curve_client_secret:
         raise ConfigError("stream.curve_client_secret is empty while the host uses CURVE: give the node's "
                           ".key_secret file", key="stream.curve_client_secret")
-    public, secret = _load(cfg.curve_client_secret, secret=True)
+    public, secret = _load(cfg.curve_client_secret, secret=True, key="stream.curve_client_secret")
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_serverkey = server_public
