@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 from sdr_isac.config.base import _MAX_SEED, _check_choice, _check_fields, _check_range, _fail, _num
+from sdr_isac.errors import InputError
 
-__all__ = ["MODULATIONS", "SRS_MAX_CYCLIC_SHIFTS", "SSB_CASES", "PrsConfig", "DmrsConfig", "SrsConfig", "TrsConfig",
-           "SsbConfig", "DataConfig", "FrameConfig", "symbols_per_slot"]
+__all__ = ["MODULATIONS", "SRS_MAX_CYCLIC_SHIFTS", "SSB_CASES", "FR1_MAX_HZ", "ssb_l_max", "PrsConfig", "DmrsConfig",
+           "SrsConfig", "TrsConfig", "SsbConfig", "DataConfig", "FrameConfig", "symbols_per_slot"]
 
 #: Modulation schemes of TS 38.211 §5.1 and their bits per symbol.
 MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
@@ -24,6 +25,25 @@ _MAX_NUM_RB = 275
 #: SS/PBCH block cases of TS 38.213 §4.1: numerology mu and the allowed L_max of each.
 SSB_CASES: dict[str, tuple[int, tuple[int, ...]]] = {
     "A": (0, (4, 8)), "B": (1, (4, 8)), "C": (1, (4, 8)), "D": (3, (64,)), "E": (4, (64,))}
+#: upper edge of frequency range 1, Hz (TS 38.104 §5.1: 410 MHz ... 7.125 GHz): SS/PBCH cases A, B and C are
+#: FR1 cases, D and E FR2 cases (TS 38.213 §4.1)
+FR1_MAX_HZ = 7.125e9
+
+
+def ssb_l_max(case: str, carrier_hz: float, paired: bool = True) -> int:
+    """L_max of a case at a carrier frequency, TS 38.213 §4.1 (no shared spectrum).
+
+    Cases A and B and case C on paired spectrum: 4 up to 3 GHz, else 8; case C on unpaired spectrum: 4 up to
+    1.88 GHz, else 8; cases D and E: 64.
+    """
+    if case not in SSB_CASES:
+        raise InputError(f"case = {case!r}: allowed 'A', 'B', 'C', 'D' or 'E' (TS 38.213 §4.1)")
+    if not (isinstance(carrier_hz, int | float) and math.isfinite(carrier_hz) and carrier_hz > 0):
+        raise InputError(f"carrier_hz = {carrier_hz!r} Hz: allowed a finite frequency > 0")
+    if case in ("D", "E"):
+        return 64
+    limit = 1.88e9 if case == "C" and not paired else 3e9
+    return 4 if carrier_hz <= limit else 8
 #: Subcarriers of an SS/PBCH block (20 RB, TS 38.211 §7.4.3.1).
 _SSB_SUBCARRIERS = 240
 
@@ -240,11 +260,16 @@ class SsbConfig:
     ----------
     case : str
         ``A`` (15 kHz), ``B`` or ``C`` (30 kHz), ``D`` (120 kHz) or ``E``
-        (240 kHz); the frame's numerology must be the case's.
+        (240 kHz); the frame's numerology must be the case's, and its
+        ``carrier_hz`` in the case's range (A, B, C up to 7.125 GHz, FR1; D, E
+        above).
     n_cell_id : int
         N_ID^cell = 3 N_ID^(1) + N_ID^(2), 0 ... 1007.
     l_max : int
-        Candidate blocks per half frame: 4 or 8 (cases A, B, C), 64 (D, E).
+        Candidate blocks per half frame, as TS 38.213 §4.1 gives it for the
+        frame's ``carrier_hz``: cases A, B, C 4 up to 3 GHz and 8 above
+        (case C on unpaired spectrum: 4 up to 1.88 GHz; between 1.88 and
+        3 GHz both are accepted), D and E 64 (:func:`ssb_l_max`).
     positions : tuple of int
         Candidate indices (0 ... l_max - 1) actually transmitted
         (ssb-PositionsInBurst); empty (default) transmits all of them.
@@ -480,10 +505,26 @@ class FrameConfig:
             self._check_ssb(self.ssb)
 
     def _check_ssb(self, ssb: SsbConfig) -> None:
-        if self.numerology != ssb.numerology or self.spacing_hz:
+        if self.spacing_hz:
+            _fail("spacing_hz", self.spacing_hz, f"unset with an SS/PBCH block (its case {ssb.case} has "
+                  f"{15 * 2**ssb.numerology} kHz, a numerology of TS 38.211, not an explicit spacing)",
+                  "remove spacing_hz (and the explicit cyclic prefix) and set numerology, or remove [frame.ssb]")
+        if self.numerology != ssb.numerology:
             _fail("ssb.case", ssb.case, f"a case of the frame's numerology {self.numerology} (case {ssb.case} is "
                   f"mu = {ssb.numerology}, {15 * 2**ssb.numerology} kHz; TS 38.213 §4.1)",
                   f"set numerology = {ssb.numerology} or choose the case of mu = {self.numerology}")
+        fr2 = ssb.case in ("D", "E")
+        if fr2 != (self.carrier_hz > FR1_MAX_HZ):
+            _fail("ssb.case", ssb.case, f"case {ssb.case} in {'FR2, above' if fr2 else 'FR1, up to'} "
+                  f"{FR1_MAX_HZ / 1e9:g} GHz (carrier_hz = {self.carrier_hz:g} Hz; TS 38.213 §4.1: A, B, C in FR1, "
+                  "D, E in FR2)", "choose a case of the carrier's frequency range, or move carrier_hz")
+        # L_max follows the carrier (TS 38.213 §4.1); between 1.88 and 3 GHz case C's depends on paired or
+        # unpaired spectrum, which the frame does not say: both are allowed there
+        allowed = sorted({ssb_l_max(ssb.case, self.carrier_hz, paired) for paired in (True, False)})
+        if ssb.l_max not in allowed:
+            _fail("ssb.l_max", ssb.l_max, f"{' or '.join(str(a) for a in allowed)} for case {ssb.case} at carrier_hz "
+                  f"= {self.carrier_hz:g} Hz (TS 38.213 §4.1: 4 up to 3 GHz, 8 above; case C unpaired: 4 up to "
+                  "1.88 GHz; D, E: 64)", f"set ssb.l_max = {allowed[-1]}")
         if self.cyclic_prefix == "extended":
             _fail("cyclic_prefix", self.cyclic_prefix, "normal or explicit with an SS/PBCH block (the burst "
                   "patterns of TS 38.213 §4.1 count 14 symbols per slot)", "use the normal CP")

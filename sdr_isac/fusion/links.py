@@ -532,8 +532,8 @@ def passive_ssb_paths(capture: Capture, frame: IsacFrame, signals: Sequence[str]
                            "needs at least one whole frame")
     blocks = ssb_blocks(cfg)
     if blocks.indices.size == 0:
-        raise SensingError(f"the frame ({cfg.num_slots} slots) holds no whole SS/PBCH block of its burst: give it "
-                           "more slots or a shorter ssb.period_ms")
+        raise SensingError(f"the frame ({cfg.total_symbols} symbols) holds no whole SS/PBCH block of its burst: give "
+                           "it more slots or a shorter ssb.period_ms")
     fs = frame.sample_rate_hz
     cell = cell_search(capture.iq, cfg.fft_size, int(frame.cp_lengths[blocks.first_symbols[0]]), fs,
                        ssb_first_bin(cfg))

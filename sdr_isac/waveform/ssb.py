@@ -37,8 +37,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from sdr_isac.config import FrameConfig
-from sdr_isac.config.frame import SSB_CASES
-from sdr_isac.errors import InputError
+from sdr_isac.config.frame import SSB_CASES, ssb_l_max
+from sdr_isac.errors import ConfigError, InputError
 from sdr_isac.waveform.grid import ResourceGrid, Signal
 from sdr_isac.waveform.modulation import modulate
 from sdr_isac.waveform.sequences import qpsk_reference
@@ -297,22 +297,6 @@ def ssb_first_symbols(case: str, l_max: int) -> NDArray[np.int64]:
     return np.sort(first).astype(np.int64)
 
 
-def ssb_l_max(case: str, carrier_hz: float, paired: bool = True) -> int:
-    """L_max of a case at a carrier frequency, TS 38.213 §4.1 (no shared spectrum).
-
-    Cases A and B and case C on paired spectrum: 4 up to 3 GHz, else 8; case C
-    on unpaired spectrum: 4 up to 1.88 GHz, else 8; cases D and E: 64.
-    """
-    if case not in _BURST_BASE:
-        raise InputError(f"case = {case!r}: allowed 'A', 'B', 'C', 'D' or 'E' (TS 38.213 §4.1)")
-    if not (isinstance(carrier_hz, int | float) and math.isfinite(carrier_hz) and carrier_hz > 0):
-        raise InputError(f"carrier_hz = {carrier_hz!r} Hz: allowed a finite frequency > 0")
-    if case in ("D", "E"):
-        return 64
-    limit = 1.88e9 if case == "C" and not paired else 3e9
-    return 4 if carrier_hz <= limit else 8
-
-
 @dataclass(frozen=True)
 class SsbBlocks:
     """The SS/PBCH blocks inside a frame.
@@ -386,6 +370,12 @@ def place_ssb(grid: ResourceGrid, frame: FrameConfig) -> None:
     if ssb is None:
         return
     blocks = ssb_blocks(frame)
+    if blocks.indices.size == 0:
+        raise ConfigError(f"frame.ssb.period_ms = {ssb.period_ms}: the frame's {frame.total_symbols} symbols (from "
+                          f"slot {frame.first_slot}) hold no whole SS/PBCH block of the burst (candidates "
+                          f"{list(ssb.transmitted)} of case {ssb.case}, a burst every {ssb.period_ms} ms from SFN 0); "
+                          "lengthen the frame, move first_slot onto a burst's half frame, shorten period_ms or "
+                          "remove [frame.ssb]", key="frame.ssb.period_ms")
     offset = ssb_subcarrier_offset(frame)
     owner = ssb_owner_map(ssb.n_cell_id)
     is_pbch = owner == Signal.PBCH

@@ -333,3 +333,42 @@ def test_example_config_loads_with_an_ssb():
     cfg = load(REPO / "hw_configs" / "sim_ssb_passive.toml")
     assert cfg.frame.ssb is not None and cfg.frame.ssb.numerology == cfg.frame.numerology
     assert ssb_blocks(cfg.frame).first_symbols.size >= 4
+
+
+@pytest.mark.parametrize("frame, pattern", [
+    # L_max follows the carrier (TS 38.213 §4.1)
+    ({"numerology": 0, "carrier_hz": 1e9, "ssb": {"case": "A", "l_max": 8}},
+     r"^frame\.ssb\.l_max = 8: allowed 4 for case A at carrier_hz = 1e\+09 Hz"),
+    ({"numerology": 0, "carrier_hz": 5e9, "ssb": {"case": "A", "l_max": 4}},
+     r"^frame\.ssb\.l_max = 4: allowed 8 for case A at carrier_hz = 5e\+09 Hz"),
+    ({"numerology": 1, "carrier_hz": 1.5e9, "ssb": {}},                      # the default case C, L_max 8
+     r"^frame\.ssb\.l_max = 8: allowed 4 for case C"),
+    # cases A, B, C in FR1, D and E in FR2
+    ({"numerology": 3, "carrier_hz": 1e9, "ssb": {"case": "D", "l_max": 64}},
+     r"^frame\.ssb\.case = 'D': allowed case D in FR2, above 7\.125 GHz \(carrier_hz = 1e\+09 Hz"),
+    ({"numerology": 1, "carrier_hz": 28e9, "ssb": {"case": "C"}},
+     r"^frame\.ssb\.case = 'C': allowed case C in FR1, up to 7\.125 GHz"),
+    # an explicit spacing is named as the cause, not the numerology
+    ({"spacing_hz": 1e4, "cp_samples": 10, "ssb": {}}, r"^frame\.spacing_hz = 10000\.0: allowed unset with an SS/PBCH"),
+])
+def test_a_block_the_standard_does_not_allow_at_the_carrier_is_refused(frame: dict, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        from_dict(FrameConfig, frame, "frame")
+
+
+def test_both_l_max_of_case_c_between_1_88_and_3_ghz_are_allowed() -> None:
+    """Paired spectrum: 4 up to 3 GHz; unpaired: 8 above 1.88 GHz; the frame does not say which it is."""
+    for l_max in (4, 8):
+        FrameConfig(numerology=1, carrier_hz=2.5e9, ssb=SsbConfig(case="C", l_max=l_max))
+    FrameConfig(numerology=3, carrier_hz=28e9, num_rb=66, ssb=SsbConfig(case="D", l_max=64))
+
+
+@pytest.mark.parametrize("frame", [dict(num_symbols=3), dict(num_slots=1, first_slot=4),
+                                   dict(num_slots=1, first_slot=10, ssb_period_ms=10)])
+def test_a_frame_that_holds_no_block_of_its_ssb_section_is_refused(frame: dict) -> None:
+    period = frame.pop("ssb_period_ms", 20)
+    cfg = FrameConfig(numerology=1, num_rb=51, ssb=SsbConfig(period_ms=period), **frame)
+    assert ssb_blocks(cfg).indices.size == 0
+    with pytest.raises(ConfigError, match=r"^frame\.ssb\.period_ms = \d+: the frame's \d+ symbols .* hold no whole "
+                                          r"SS/PBCH block"):
+        IsacFrame(cfg)
