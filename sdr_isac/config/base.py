@@ -304,9 +304,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key} = {_show(value)}: must be {_type_name(tp)}; write it as [a, b, ...]",
                               key=key)
         inner = typing.get_args(tp)[0]
-        if dataclasses.is_dataclass(inner):             # [[scene.nodes]]: name each table by its index
-            return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
-        return tuple(_coerce(v, inner, key) for v in value)
+        # each element named by its index ([[scene.nodes]] tables, and the numbers of a list alike)
+        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -295,8 +295,8 @@ class SsbConfig:
         _check_fields(self)
         _check_choice("case", self.case, tuple(SSB_CASES), "SS/PBCH block case, TS 38.213 §4.1")
         _check_choice("l_max", self.l_max, SSB_CASES[self.case][1], f"L_max of case {self.case}, TS 38.213 §4.1")
-        for p in self.positions:
-            _check_range("positions", p, 0, self.l_max - 1)
+        for i, p in enumerate(self.positions):
+            _check_range(f"positions[{i}]", p, 0, self.l_max - 1)
         if len(set(self.positions)) != len(self.positions):
             _fail("positions", self.positions, "distinct candidate indices", "remove the repeated index")
         _check_choice("period_ms", self.period_ms, (5, 10, 20, 40, 80, 160), "ms, TS 38.213 §4.1")
@@ -460,16 +460,18 @@ class FrameConfig:
         values = explicit if isinstance(explicit, tuple) else (explicit,)
         n_sym, per_slot = self.total_symbols, symbols_per_slot(self.cyclic_prefix)
         if len(values) not in (1, n_sym, per_slot):
-            _fail(key, explicit, f"1 value, {per_slot} (one slot) or {n_sym} (every symbol) values",
-                  "give one CP per symbol or a single CP")
+            counts = f"1 value, {per_slot} (one slot) or {n_sym} (every symbol)" if n_sym != per_slot else \
+                f"1 value or {per_slot} (every symbol of the one slot)"
+            _fail(key, explicit, f"{counts} values", "give one CP per symbol or a single CP")
         samples = self.explicit_cp_samples()
         useful_s = self.fft_size / self.sample_rate_hz
-        for v, n in zip(values, samples):
+        for i, (v, n) in enumerate(zip(values, samples)):
             if n < 0 or n >= self.fft_size:
-                unit = "samples" if key == "cp_samples" else "s"
-                _fail(key, v, f"0 ... {self.fft_size - 1} samples (shorter than the useful symbol "
-                      f"{useful_s * 1e6:.4g} us at {self.sample_rate_hz / 1e6:g} Msps) [{unit}]",
-                      "shorten the cyclic prefix")
+                name = f"{key}[{i}]" if isinstance(explicit, tuple) else key
+                limit = f"{self.fft_size - 1} samples" if key == "cp_samples" else \
+                    f"{(self.fft_size - 1) / self.sample_rate_hz:.6g} s ({self.fft_size - 1} samples)"
+                _fail(name, v, f"0 ... {limit}, shorter than the useful symbol ({useful_s * 1e6:.4g} us, "
+                      f"{self.fft_size} samples at {self.sample_rate_hz / 1e6:g} Msps)", "shorten the cyclic prefix")
 
     def _check_signal_symbols(self) -> None:
         if self.spacing_hz and self.cyclic_prefix != "explicit":

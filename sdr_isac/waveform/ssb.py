@@ -494,10 +494,11 @@ def cell_search(samples: ArrayLike, fft_size: int, cp_samples: int, sample_rate_
     cp = _whole("cp_samples", cp_samples, 0, n_fft - 1, "samples, shorter than the useful symbol")
     fb = _whole("first_bin", first_bin, -n_fft // 2, n_fft // 2 - SSB_NUM_SUBCARRIERS,
                 "baseband subcarrier of the block's subcarrier 0, the whole block inside the FFT")
-    if not (isinstance(sample_rate_hz, int | float) and math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
+    if not (isinstance(sample_rate_hz, int | float | np.integer | np.floating) and not isinstance(sample_rate_hz, bool)
+            and math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
         raise InputError(f"sample_rate_hz = {sample_rate_hz!r} Hz: allowed a finite rate > 0")
     block_len = SSB_NUM_SYMBOLS * (n_fft + cp)
-    if y.ndim != 2 or y.dtype.kind not in "cf" or y.shape[1] < block_len:
+    if y.ndim != 2 or y.dtype.kind != "c" or y.shape[1] < block_len:      # real samples hold no baseband block
         raise InputError(f"samples of shape {y.shape}, dtype {y.dtype}: allowed (channels, n) complex with n >= "
                          f"{block_len} (one SS/PBCH block); capture more samples")
     if not np.all(np.isfinite(y)):

@@ -279,6 +279,18 @@ def test_cell_search_finds_identity_timing_and_block(cell, cfo_fraction, rng):
     assert found.peak_to_median > 5
 
 
+def test_cell_search_takes_a_numpy_rate_and_refuses_real_samples(rng):
+    cfg = FrameConfig(numerology=1, num_rb=51, fft_size=1024, num_slots=4, carrier_hz=3.5e9,
+                      ssb=SsbConfig(case="C", n_cell_id=17, payload_seed=1))
+    y = _capture(cfg, 100, 0.0, 10.0, rng)
+    found = cell_search(y, cfg.fft_size, 72, np.float32(cfg.sample_rate_hz), ssb_first_bin(cfg))
+    assert found.n_cell_id == 17
+    with pytest.raises(InputError, match=r"dtype float64: allowed \(channels, n\) complex"):
+        cell_search(y.real.astype(np.float64), cfg.fft_size, 72, cfg.sample_rate_hz, ssb_first_bin(cfg))
+    with pytest.raises(InputError, match=r"sample_rate_hz = True Hz"):
+        cell_search(y, cfg.fft_size, 72, True, ssb_first_bin(cfg))
+
+
 @pytest.mark.parametrize("carrier_hz", [3.5e9, 3.5e9 + 7.5e3, 3.6012e9, 2.1e9 + 3e3])
 def test_cell_search_finds_the_cell_of_a_gnb_that_upconverts_per_symbol(carrier_hz, rng):
     """A gNB upconverts each symbol with its own phase reference (TS 38.211 §5.4: exp(j 2 pi f0 (t - t_start,l
