@@ -296,6 +296,8 @@ class _Global:
     #: MECS id -> the time of the latest state its local track says it measured (``Track.measured``), s; a
     #: member that sends no flags has none here
     last_measured_t_s: dict[str, float] = field(default_factory=dict)
+    #: (MECS id, local track id) of the members it had when it lost the last one (a coasting track's)
+    former: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -457,8 +459,10 @@ class TrackToTrackFuser:
         g.members.pop(key[0], None)
         g.joined.pop(key[0], None)
         g.started.pop(key[0], None)
-        if not g.members and not g.history:
-            del self._globals[gid]                      # never fused: nothing to coast on
+        if not g.members:
+            g.former = (key,)
+            if not g.history:
+                del self._globals[gid]                  # never fused: nothing to coast on
 
     def _expire(self, now: float) -> None:
         """End the global tracks without members whose last fused state is more than ``coast_s`` before ``now``."""
@@ -467,11 +471,14 @@ class TrackToTrackFuser:
             del self._globals[gid]
 
     def _inherit_handovers(self, live: Mapping[tuple[str, str], _Local]) -> None:
-        """A new local track that carries handovers and the id of a member at another MECS joins its global."""
+        """A new local track that carries handovers and the id of a member at another MECS joins its global (a
+        live one, or a coasting one whose last member had that id)."""
         for key, item in live.items():
             if key in self._by_local or not item.track.handovers:
                 continue
-            for (mecs, local_id), gid in list(self._by_local.items()):
+            owners = list(self._by_local.items()) + [(former, g.gid) for g in self._globals.values() if not g.members
+                                                     for former in g.former]
+            for (mecs, local_id), gid in owners:
                 if local_id == key[1] and mecs != key[0] and key[0] not in self._globals[gid].members:
                     self._attach(key, gid, item.track)
                     break

@@ -494,3 +494,21 @@ def test_coast_s_is_checked() -> None:
     for bad in (-1.0, math.nan, math.inf, "2"):
         with pytest.raises(InputError, match=r"coast_s = .* s: allowed a finite time >= 0"):
             TrackToTrackFuser(coast_s=bad)  # type: ignore[arg-type]
+
+
+def test_a_handover_across_a_gap_keeps_the_id_even_outside_the_gate() -> None:
+    """B hands its local track b9 over to C (C's track carries the id and the handover); C reports it only
+    after B has stopped, and 40 m from where the coasting track predicts it: the handover, not the gate,
+    decides (as it does between two live members)."""
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"B": [_local("b9", 0.0, [0.0, 0, 0])]}, t_s=0.0)
+    fuser.update({"B": []}, t_s=0.5)
+    assert fuser.coasting == ["g1"]
+    hand = (Handover(0.8, "B", "C", "coverage"),)
+    (g,) = fuser.update({"C": [_local("b9", 1.0, [40.0, 0, 0], handovers=hand)]}, t_s=1.0)
+    assert g.track_id == "g1" and fuser.members == {"g1": {"C": "b9"}} and hand[0] in g.handovers
+    # without the handover's id the report is a new target
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"B": [_local("b9", 0.0, [0.0, 0, 0])]}, t_s=0.0)
+    fuser.update({"B": []}, t_s=0.5)
+    assert fuser.update({"C": [_local("c1", 1.0, [40.0, 0, 0], handovers=hand)]}, t_s=1.0)[0].track_id == "g2"
