@@ -189,6 +189,21 @@ def _covariance_problem(cov: NDArray[np.float64]) -> str | None:
     return None
 
 
+def _correlation_problem(cov: NDArray[np.float64]) -> str | None:
+    """:func:`_covariance_problem` of a covariance of mixed units, judged on its correlations: a tolerance relative
+    to its largest entry (a position variance of 1e6 m² beside a velocity variance of 1e-2 (m/s)²) would pass a
+    correlation above 1.  A variable of variance 0 (a known height) may not correlate with any other."""
+    d = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    known = d == 0
+    if np.any(np.abs(cov[known]) > 1e-12 * float(np.max(np.abs(cov)))):
+        return "has a cross term of a variable whose variance is 0: allowed a positive semi-definite covariance"
+    keep = ~known
+    scaled = cov[np.ix_(keep, keep)] / np.outer(d[keep], d[keep])
+    problem = _covariance_problem(scaled)
+    return None if problem is None else problem.replace("a negative eigenvalue", "a negative eigenvalue of its "
+                                                        "correlation matrix")
+
+
 @dataclass(frozen=True)
 class TargetEstimate:
     """One target's position and velocity fused from one time-aligned set of links.
@@ -261,7 +276,7 @@ class TargetEstimate:
                                  "covariance too, or leave it out")
             set_(self, "cov_position_velocity_m2ps",
                  _frozen("cov_position_velocity_m2ps", self.cov_position_velocity_m2ps, (3, 3)))
-            problem = _covariance_problem(self.covariance)
+            problem = _correlation_problem(self.covariance)
             if problem is not None:
                 raise InputError(f"cov_position_velocity_m2ps with cov_position_m2 and cov_velocity_mps2: the joint "
                                  f"covariance {problem} (a cross-covariance larger than the variances allow)")

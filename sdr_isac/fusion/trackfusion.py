@@ -296,7 +296,8 @@ class _Global:
     #: MECS id -> the time of the latest state its local track says it measured (``Track.measured``), s; a
     #: member that sends no flags has none here
     last_measured_t_s: dict[str, float] = field(default_factory=dict)
-    #: (MECS id, local track id) of the members it had when it lost the last one (a coasting track's)
+    #: (MECS id, local track id) of every member it lost in the call that left it without members (a coasting
+    #: track's: a handover of one of those ids to another MECS takes it up)
     former: tuple[tuple[str, str], ...] = ()
 
 
@@ -333,8 +334,9 @@ class TrackToTrackFuser:
         whose state passes the gate against the coasting track's last fused state predicted to the fusion time
         takes the coasting track's id, history and handovers (competing with the live global tracks in the
         same assignment).  Where the new member is at another MECS than the owner that left, an
-        ``owner_left`` handover is logged at the old owner's last measured state.  A coasting track ends when
-        the fusion time passes its last fused state by more than ``coast_s``.
+        ``owner_left`` handover is logged at the old owner's last measured state; the track keeps its status (a
+        confirmed track taken up by a tentative local track stays confirmed).  A coasting track ends when the
+        fusion time passes its last fused state by more than ``coast_s``.
     """
 
     def __init__(self, gate_probability: float = 0.999, criterion: str = "trace", accel_psd_m2ps3: float = 1.0,
@@ -426,7 +428,6 @@ class TrackToTrackFuser:
         now = max(now, self._now) if self._now is not None else now
         self._now = now
         self._measured_t_s = measured_t_s or {}
-        self._expire(now)
         live: dict[tuple[str, str], _Local] = {}
         for mecs in sorted(tracks):
             for t in tracks[mecs]:
@@ -436,19 +437,28 @@ class TrackToTrackFuser:
                     x, p = predict(t.states[-1], t.covariances[-1], now - float(t.t_s[-1]), self.accel_psd_m2ps3)
                     live[(mecs, t.track_id)] = _Local(mecs, t, x, p)
         self._end_all(live)
+        # before anything may take a coasting track up: one past its coast (or one that lost its members in this
+        # call, with coast_s = 0) ends here
+        self._expire(now)
         self._inherit_handovers(live)
         self._split_inconsistent(live)
         for mecs in sorted({key[0] for key in live}):
             self._associate(mecs, [key for key in live if key[0] == mecs and key not in self._by_local], live)
-        self._expire(now)                 # a track that lost its members in this call and may not coast ends now
         return [self._record(g, live, now) for g in sorted(self._globals.values(), key=lambda g: _id_key(g.gid))
                 if g.members]
 
     # ---- steps of one cycle ---------------------------------------------------------------------
     def _end_all(self, live: Mapping[tuple[str, str], _Local]) -> None:
-        """Detach members that are not reported any more; end global tracks left without members."""
+        """Detach members that are not reported any more; a global track left without members keeps them all as
+        its ``former`` members (for a handover across the gap) and coasts, or ends (see :meth:`_expire`)."""
+        gone: dict[str, list[tuple[str, str]]] = {}
         for key in [k for k in self._by_local if k not in live]:
+            gone.setdefault(self._by_local[key], []).append(key)
             self._detach(key)
+        for gid, keys in gone.items():
+            g = self._globals.get(gid)
+            if g is not None and not g.members:
+                g.former = tuple(keys)
 
     def _detach(self, key: tuple[str, str]) -> None:
         gid = self._by_local.pop(key)
@@ -459,15 +469,15 @@ class TrackToTrackFuser:
         g.members.pop(key[0], None)
         g.joined.pop(key[0], None)
         g.started.pop(key[0], None)
-        if not g.members:
-            g.former = (key,)
-            if not g.history:
-                del self._globals[gid]                  # never fused: nothing to coast on
+        if not g.members and not g.history:
+            del self._globals[gid]                      # never fused: nothing to coast on
 
     def _expire(self, now: float) -> None:
-        """End the global tracks without members whose last fused state is more than ``coast_s`` before ``now``."""
+        """End the global tracks without members unless ``coast_s`` > 0 and their last fused state is at most
+        ``coast_s`` (and the longest prediction) before ``now``."""
         for gid in [gid for gid, g in self._globals.items()
-                    if not g.members and not now - g.history[-1][0] <= self.coast_s]:
+                    if not g.members and not (self.coast_s > 0 and now - g.history[-1][0] <= min(self.coast_s,
+                                                                                                  _MAX_PREDICT_S))]:
             del self._globals[gid]
 
     def _inherit_handovers(self, live: Mapping[tuple[str, str], _Local]) -> None:

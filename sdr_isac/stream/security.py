@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import re
+import struct
 import tempfile
 import threading
 import time
@@ -96,8 +97,8 @@ def _place_exclusively(made: Path, final: Path) -> None:
     try:
         os.link(made, final)
         return
-    except FileExistsError:
-        raise
+    except FileExistsError as err:
+        raise FileExistsError(err.errno, err.strerror, str(final)) from err
     except OSError as err:
         if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
             raise
@@ -124,7 +125,7 @@ def _z85_key(text: bytes | None) -> bool:
         return False
     try:
         return len(z85.decode(text)) == 32
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, struct.error):
         return False
 
 

@@ -103,8 +103,8 @@ class PostgresStore(TwinStore):
                              "standby) as a user that may write")
         if isinstance(err, errors.InsufficientPrivilege):
             if what.startswith("upgrade the schema"):                  # ALTER TABLE needs the tables' owner
-                return TwinError(f"{self.name}: permission denied, could not {what} (it adds a column to "
-                                 "track_states, which only the tables' owner may): open the twin once for "
+                return TwinError(f"{self.name}: permission denied, could not {what} (it adds columns to the "
+                                 "twin's tables, which only the tables' owner may): open the twin once for "
                                  f"writing as that owner, then as this user ({str(err).strip()})")
             return TwinError(f"{self.name}: permission denied, could not {what}: grant the user rights on the "
                              f"twin's tables, or give another DSN ({str(err).strip()})")

@@ -155,3 +155,20 @@ def test_cross_covariance_edges_give_a_record_or_an_input_error(entry: object) -
     except InputError:
         return
     assert np.all(np.isfinite(est.covariance)) and np.linalg.eigvalsh(est.covariance).min() >= -1e-9
+
+
+def test_a_cross_covariance_is_judged_by_its_correlation_not_by_the_largest_entry() -> None:
+    """Position variance 1e6 m², velocity variance 1e-2 (m/s)²: a cross term of correlation 1.005 gives an
+    eigenvalue of -1e-4, which a tolerance of 1e-9 of the largest entry (1e6) let through; 0.999 is fine."""
+    for rho, ok in ((1.005, False), (0.999, True)):
+        cross = np.diag([rho * math.sqrt(1e6 * 1e-2), 0.0, 0.0])
+        make = lambda cross=cross: TargetEstimate(np.zeros(3), 1e6 * np.eye(3), velocity_mps=np.zeros(3),  # noqa: E731
+                                                  cov_velocity_mps2=1e-2 * np.eye(3), cov_position_velocity_m2ps=cross)
+        if ok:
+            make()
+        else:
+            with pytest.raises(InputError, match=r"negative eigenvalue of its correlation matrix \(-0\.005\)"):
+                make()
+    with pytest.raises(InputError, match=r"cross term of a variable whose variance is 0"):   # a known height
+        TargetEstimate(np.zeros(3), np.diag([1.0, 1.0, 0.0]), velocity_mps=np.zeros(3), cov_velocity_mps2=np.eye(3),
+                       cov_position_velocity_m2ps=np.array([[0.0, 0, 0], [0, 0, 0], [0.1, 0, 0]]))

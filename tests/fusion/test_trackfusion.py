@@ -512,3 +512,38 @@ def test_a_handover_across_a_gap_keeps_the_id_even_outside_the_gate() -> None:
     fuser.update({"B": [_local("b9", 0.0, [0.0, 0, 0])]}, t_s=0.0)
     fuser.update({"B": []}, t_s=0.5)
     assert fuser.update({"C": [_local("c1", 1.0, [40.0, 0, 0], handovers=hand)]}, t_s=1.0)[0].track_id == "g2"
+
+
+def test_a_track_ended_in_this_call_is_taken_up_only_within_its_coast() -> None:
+    """A's track ends in the same call in which B's starts beside it: with coast_s = 0 B's track is a new global
+    track (no coasting at all); 10 s after the last fusion with coast_s = 2 too."""
+    fuser = TrackToTrackFuser(coast_s=0.0)
+    fuser.update({"A": [_local("a1", 0.0, [0.0, 0, 0])]})
+    (g,) = fuser.update({"B": [_local("b1", 0.1, [1.0, 0, 0])]})
+    assert g.track_id == "g2" and g.handovers == ()
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"A": [_local("a1", 0.0, [0.0, 0, 0])]})
+    (g,) = fuser.update({"B": [_local("b1", 10.0, [0.0, 0, 0])]})
+    assert g.track_id == "g2" and fuser.coasting == []
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"A": [_local("a1", 0.0, [0.0, 0, 0])]})
+    assert fuser.update({"B": [_local("b1", 1.5, [0.0, 0, 0])]})[0].track_id == "g1"
+
+
+def test_a_mecs_clock_decades_ahead_does_not_break_the_fusion() -> None:
+    """B's clock is 60 years off: its track sets the fusion time, A's track (0.1 s) is too old to fuse and its
+    global track ends; nothing is predicted over 2e9 s (which raised)."""
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"A": [_local("a1", 0.0, [0.0, 0, 0])]})
+    out = fuser.update({"A": [_local("a1", 0.1, [0.0, 0, 0])], "B": [_local("b1", 2e9, [0.0, 0, 0])]})
+    assert [t.track_id for t in out] == ["g2"] and fuser.coasting == []
+
+
+def test_every_member_lost_in_one_call_may_hand_the_track_over() -> None:
+    fuser = TrackToTrackFuser(coast_s=2.0)
+    fuser.update({"A": [_local("A-1", 0.0, [0.0, 0, 0])], "B": [_local("B-7", 0.0, [0.3, 0, 0])]})
+    assert fuser.members == {"g1": {"A": "A-1", "B": "B-7"}}
+    fuser.update({}, t_s=0.5)
+    hand = (Handover(0.8, "A", "C", "coverage"),)
+    (g,) = fuser.update({"C": [_local("A-1", 1.0, [60.0, 0, 0], handovers=hand)]})
+    assert g.track_id == "g1" and fuser.members == {"g1": {"C": "A-1"}}

@@ -117,6 +117,29 @@ def test_dmrs_overwritten_by_ss_pbch_blocks_is_left_out(rng):
         assert np.mean(estimates) == pytest.approx(noise_var, rel=0.15), (ssb, np.mean(estimates), noise_var)
 
 
+def test_data_under_a_block_without_any_clean_dmrs_is_warned_of(caplog):
+    """In sim_ssb_passive.toml every DMRS occasion is cut inside the block's 240 subcarriers: the data REs there
+    have their channel interpolated across 20 RB, which a frequency-selective channel punishes; the receiver
+    says so once, naming the subcarriers.  Without blocks it says nothing."""
+    import dataclasses
+    import logging
+    from pathlib import Path
+
+    cfg = config.load(Path(__file__).resolve().parents[2] / "hw_configs" / "sim_ssb_passive.toml")
+    with caplog.at_level(logging.WARNING, logger="sdr_isac.waveform.receiver"):
+        CommReceiver(IsacFrame(dataclasses.replace(cfg.frame, num_slots=2)))
+    (record,) = [r for r in caplog.records if "overwrites DMRS" in r.getMessage()]
+    # the block: 240 subcarriers centred in 612 (186 ... 425); type-1 DMRS of CDM group 0 sits on the even
+    # subcarriers in CDM pairs (4n, 4n + 2): the pairs touched run from (184, 186) to (424, 426)
+    first = 4 * ((612 - 240) // 2 // 4)
+    last = 4 * ((186 + 239) // 4) + 2
+    assert f"subcarriers {first} ... {last}" in record.getMessage() and (first, last) == (184, 426)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sdr_isac.waveform.receiver"):
+        CommReceiver(IsacFrame(dataclasses.replace(cfg.frame, num_slots=2, ssb=None)))
+    assert not caplog.records
+
+
 @pytest.mark.parametrize("dmrs", [
     DmrsConfig(config_type=1, ports=(0, 2)),                     # two CDM groups
     DmrsConfig(config_type=2, length=2, ports=(0, 1)),           # one CDM group, split by w_f
