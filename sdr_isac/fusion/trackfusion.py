@@ -563,8 +563,8 @@ class TrackToTrackFuser:
     def _coasted(self, g: _Global) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """A coasting global track's last fused state and covariance predicted to the fusion time."""
         t_s, mean, cov = g.history[-1]
-        assert self._now is not None
-        return predict(mean, cov, self._now - t_s, self.accel_psd_m2ps3)
+        now = t_s if self._now is None else self._now                       # (update sets it before)
+        return predict(mean, cov, now - t_s, self.accel_psd_m2ps3)
 
     def _fuse(self, items: Sequence[_Local]) -> CiResult:
         ordered = sorted(items, key=lambda i: i.mecs)

@@ -9,6 +9,7 @@ be reported and closed.  Every process started is ended by its pid in ``finally`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -198,20 +199,35 @@ def _track(track_id: str, t_s: float, x_m: float) -> Track:
     return Track(track_id, [t_s], [[x_m, 0.0, 0.0, 1.0, 0.0, 0.0]], [np.eye(6)], ("bs",), (), "confirmed")
 
 
-def test_core_refuses_and_counts_bad_publishers_and_times(tmp_path: Path) -> None:
-    ports = free_ports(3)
-    cfg = _config(ports, absent_after_s=30.0, publish_interval_s=0.02)
+@contextlib.contextmanager
+def _core_between_publishers(cfg: config.Config, out_dir: Path | None = None
+                             ) -> Iterator[tuple[CoreHost, list[zmq.Socket], zmq.Socket]]:
+    """A core host started on ``cfg`` in this process, a PUB socket bound at each of its two MECS endpoints, and a
+    subscriber to its global tracks; all closed afterwards."""
     ctx = zmq.Context.instance()
     pubs = [ctx.socket(zmq.PUB) for _ in range(2)]
     core = None
     sock = None
     try:
-        for pub, port in zip(pubs, ports[:2]):
+        for pub, endpoint in zip(pubs, cfg.core.mecs_endpoints, strict=True):
             pub.setsockopt(zmq.LINGER, 0)
-            pub.bind(f"tcp://127.0.0.1:{port}")
-        core = CoreHost(cfg, out_dir=tmp_path).start()
+            pub.bind(endpoint)
+        core = CoreHost(cfg, out_dir=out_dir).start()
         sock = _subscriber(cfg.core.publish_endpoint)
+        yield core, pubs, sock
+    finally:
+        if sock is not None:
+            sock.close()
+        if core is not None:
+            core.stop()
+        for pub in pubs:
+            pub.close()
 
+
+def test_core_refuses_and_counts_bad_publishers_and_times(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    cfg = _config(ports, absent_after_s=30.0, publish_interval_s=0.02)
+    with _core_between_publishers(cfg, tmp_path) as (core, pubs, sock):
         def send(pub: zmq.Socket, frames: list[Any], until: Callable[[dict[str, Any]], bool]) -> None:
             deadline = time.monotonic() + 10
             while not until(core.stats()) and time.monotonic() < deadline:       # slow joiner: send until seen
@@ -242,13 +258,6 @@ def test_core_refuses_and_counts_bad_publishers_and_times(tmp_path: Path) -> Non
         assert stats["mecs"]["mecsA"]["tracks"] == 1 and stats["alive"] and stats["errors_total"] == 0
         assert stats["mecs"]["mecsB"]["state"] == "waiting"       # a message that does not decode is no sign of life
         assert stats["mecs"]["mecsA"]["state"] == "present" and stats["mecs"]["mecsA"]["received"] >= 3
-    finally:
-        if sock is not None:
-            sock.close()
-        if core is not None:
-            core.stop()
-        for pub in pubs:
-            pub.close()
     files = {p.name for p in tmp_path.iterdir()}
     assert {"core_stats.json", "tracks.json"} <= files and not any(n.endswith(".part") for n in files)
     assert json.loads((tmp_path / "core_stats.json").read_text())["unknown_total"] >= 1
@@ -267,18 +276,8 @@ def test_a_target_crossing_from_one_mecs_host_to_another_through_a_gap_keeps_its
     ``owner_left`` handover mecsA -> mecsB at mecsA's last state; with 0 it is a new global track."""
     ports = free_ports(3)
     cfg = _config(ports, absent_after_s=30.0, publish_interval_s=0.02, coast_s=coast_s)
-    ctx = zmq.Context.instance()
-    pubs = [ctx.socket(zmq.PUB) for _ in range(2)]
-    core = None
-    sock = None
-    try:
-        for pub, port in zip(pubs, ports[:2]):
-            pub.setsockopt(zmq.LINGER, 0)
-            pub.bind(f"tcp://127.0.0.1:{port}")
-        core = CoreHost(cfg).start()
+    with _core_between_publishers(cfg) as (core, (a, b), sock):
         assert core.fuser.coast_s == coast_s
-        sock = _subscriber(cfg.core.publish_endpoint)
-        a, b = pubs
 
         def publish(pub: zmq.Socket, frames: list[Any], done: Callable[[wire.TrackSet], bool]) -> wire.TrackSet:
             deadline = time.monotonic() + 10
@@ -303,13 +302,6 @@ def test_a_target_crossing_from_one_mecs_host_to_another_through_a_gap_keeps_its
                 ("mecsA", "mecsB", "owner_left", 10.0)]
         else:
             assert track.track_id != gid and track.handovers == ()
-    finally:
-        if sock is not None:
-            sock.close()
-        if core is not None:
-            core.stop()
-        for pub in pubs:
-            pub.close()
 
 
 def test_core_configuration_is_checked() -> None:
