@@ -24,7 +24,7 @@ from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CfarDetector, cell_correlation, cfar_class, make_cfar
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
-from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
+from sdr_isac.sensing.detection import Detection, clean, find_peaks, subtract
 from sdr_isac.sensing.estimate import noise_variance
 from sdr_isac.sensing.rdmap import RangeDopplerMap, map_weights, range_doppler_map
 from sdr_isac.sensing.scratch import work_array
@@ -241,7 +241,12 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     # mask, another pass), reused from call to call (it never leaves this function)
     work: NDArray[np.complex128] | None = None if mask.all() else _work_copy(csi.h)
     current, cfar_cells = rd, 0
-    threshold_db = 10 * math.log10(significance_threshold(cfg.pfa, num_channels))
+    # another pass wherever a found echo raises other cells' CFAR thresholds: its main lobe in the training ring of
+    # a cell near it lifts the ring's mean by up to P / N (map SNR P in noise cells, N training cells); from a
+    # lift of 1 dB (P > 0.26 N: 19 dB of map SNR with the default 280 cells) an echo a few cells away and a few
+    # dB weaker is masked (a 40 dB echo hid one at 34 dB three cells away in every capture), and subtracting
+    # the found echo and testing again finds it.  (Hann sidelobes, -31 dB, mask only beyond that.)
+    masking_db = 10 * math.log10(0.26 * max(getattr(detector, "num_training_full", 1), 1))
     for _ in range(_CLEAN_PASSES):
         # a strong echo (the line of sight, leakage) can hide weaker ones behind its sidelobes and in
         # the CFAR training cells: detect, subtract, and look again at what is left
@@ -251,10 +256,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         found, echoes = clean(csi.h if work is None else work, mask, current, peaks, fcfg.subcarrier_spacing_hz,
                               times, carrier, noise, cfg.pfa, cfg.refine, spacing, cfg.remove_static)
         detections += found
-        # another pass only behind a strong echo: Hann sidelobes reach -31 dB, so an echo more than 30 dB
-        # above the detection threshold may hide weaker ones
-        if not found or len(detections) >= cfg.max_detections + 8 or \
-                max(d.map_snr_db for d in found) < threshold_db + 30.0:
+        if not found or len(detections) >= cfg.max_detections + 8 or max(d.map_snr_db for d in found) < masking_db:
             break
         if work is None:
             work = _work_copy(csi.h)
