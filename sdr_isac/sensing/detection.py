@@ -306,6 +306,18 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
             if products is not None:
                 products.update(g=g, fd=fd, q=q)
             fd = maximise_1d(doppler_phasor, q, fd, dfd, doppler_rate, static_removed) if dfd else fd
+    if dfd:
+        # Doppler is ambiguous by the symbol rate: an echo just below +F/2 peaks in the map's first column and its
+        # refinement walks to just below -F/2 (a velocity of the wrong sign, 1200 m/s off at 24 GHz); report the
+        # maximum in the principal interval [-F/2, F/2) (the longer CPs make the two aliases differ slightly, so
+        # Newton starts again from the wrapped value)
+        span = n_d * dfd
+        if not -span / 2 <= fd < span / 2:
+            wrapped = fd - span * math.floor(fd / span + 0.5)
+            if do_refine and q is not None:
+                again = maximise_1d(doppler_phasor, q, wrapped, dfd, doppler_rate, static_removed)
+                wrapped = again if -span / 2 <= again < span / 2 else wrapped
+            fd = wrapped
     if z is None:
         z = range_phasor(tau)
     slow = np.conj(doppler_phasor(fd))                            # unit-norm slow-time pattern

@@ -505,3 +505,21 @@ def test_an_echo_in_the_training_cells_of_a_stronger_one_is_found() -> None:
         assert any(abs(r - 20.0) < 1.0 for r in ranges), ranges
         found += any(abs(r - 20.0 - 3 * cell_m) < 1.0 for r in ranges)
     assert found >= 9, found
+
+
+@pytest.mark.parametrize("fraction", [0.494, -0.4985])
+def test_a_doppler_at_the_edge_of_the_unambiguous_interval_keeps_its_sign(fraction: float) -> None:
+    """An echo at Doppler +0.494 F (F the symbol rate) peaks in the map's first column (-F/2) and its Newton
+    refinement walked to -0.506 F: a reported velocity of the wrong sign (a reviewer's +606 m/s for -593).  It is
+    reported in the principal interval [-F/2, F/2), within its bound of the truth."""
+    cfg = config.loads(SMALL.format(seed=3, noise="true", elements=1, x=60.0, y=0.0, v=0.0, snr=0.0, leak=0.0))
+    frame = IsacFrame(cfg.frame)
+    span_hz = frame.num_symbols * cfg.frame.sample_rate_hz / frame.num_samples        # 1 / mean symbol period
+    wavelength = C / cfg.frame.carrier_hz
+    v_radial = -fraction * span_hz * wavelength / 2                               # f_D = -2 v / lambda
+    _, capture, truth = capture_of(seed=3, x=60.0, v=v_radial, snr=0.0)
+    result = sensing.process(capture, frame, cfg.sensing)
+    (d,) = [d for d in result.detections if abs(d.range_m - truth["range_m"]) < 1.0]
+    assert -span_hz / 2 <= d.doppler_hz < span_hz / 2
+    assert abs(d.velocity_mps - truth["velocity_mps"]) < 5 * math.sqrt(d.velocity_var_mps2), (d.velocity_mps,
+                                                                                                truth["velocity_mps"])
