@@ -64,10 +64,13 @@ class SensingConfig:
         ``ca``, ``go``, ``so`` or ``os`` (:mod:`sdr_isac.sensing.cfar`), or a kind registered
         with :func:`sdr_isac.sensing.cfar.register_cfar`.  Only ``ca`` holds ``pfa`` on the
         default maps, whose taper and zero padding correlate neighbouring cells; the GO, SO
-        and OS thresholds assume independent cells and raise more false alarms there (a
-        warning says so; :func:`sdr_isac.sensing.cfar.make_cfar`).
+        and OS thresholds assume independent cells and miss ``pfa`` there (more false alarms
+        on the default maps; a warning says so; :func:`sdr_isac.sensing.cfar.make_cfar`).
     pfa : float
-        Design false-alarm probability per cell, 1e-40 <= pfa < 0.5.
+        Design false-alarm probability per CFAR cell, 1e-40 <= pfa < 0.5.  It is not the rate of
+        reported detections: one noise peak crosses the threshold in several correlated
+        neighbouring cells and is reported once (at pfa = 1e-3 on the default frame, about
+        1.25e-4 reported false detections per reportable cell, 4.3 per capture).
     guard_cells, training_cells : tuple of int
         CFAR guard and training cells each side, (range, Doppler), each
         0 ... 1000 (training at least 1).

@@ -1464,10 +1464,11 @@ def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, i
     cell_correlation : array_like of complex, shape (R, D), optional
         Noise correlation between map cells by offset (:func:`cell_correlation` of the map's taper and
         transform lengths).  A ``correlation_aware`` kind (CA) derives its thresholds for it; the GO, SO and
-        OS thresholds assume independent cells and do not use it: on a windowed or oversampled map (the
-        pipeline's default Hann taper and 2x zero padding) they raise more false alarms than ``pfa`` (measured
-        at pfa = 1e-3 on a default 64 x 32 map: GO 1.2e-3, OS 1.9e-3, SO 4.6e-3), and a warning says so once per
-        design.  None: independent cells.
+        OS thresholds assume independent cells and do not use it: on a windowed or oversampled map their false
+        alarm rate is not ``pfa`` (measured at pfa = 1e-3 on a default 64 x 32 map with the Hann taper and 2x
+        zero padding: GO 1.2e-3, OS 1.9e-3, SO 4.6e-3; at pfa = 1e-2 GO 0.96e-2; with a Blackman taper and 4x
+        padding GO fell to 0.11 pfa, a detection loss instead), and a warning says so once per design.  None:
+        independent cells.
 
     Raises
     ------
@@ -1482,8 +1483,9 @@ def make_cfar(name: str, pfa: float, guard: tuple[int, int], train: tuple[int, i
         rho = np.abs(np.asarray(cell_correlation)).ravel()
         if rho.size > 1 and float(rho[1:].max()) > _INDEPENDENT_CELLS:
             _LOG.warning("sensing.cfar = %r: its thresholds assume independent cells, and this map's cells are "
-                         "correlated (up to %.2f: its taper and zero padding), so it raises more false alarms than "
-                         "pfa = %g; use sensing.cfar = 'ca' (exact for correlated cells), or window_range = "
+                         "correlated (up to %.2f: its taper and zero padding), so its false-alarm rate is not pfa = %g "
+                         "(more false alarms on the default maps, fewer with heavy tapers and padding); use "
+                         "sensing.cfar = 'ca' (exact for correlated cells), or window_range = "
                          "window_doppler = 'none' and range_oversampling = doppler_oversampling = 1",
                          name, float(rho[1:].max()), pfa)
     if detector.multichannel:

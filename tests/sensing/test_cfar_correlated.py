@@ -246,7 +246,7 @@ def test_a_kind_that_ignores_correlated_cells_says_so(caplog: pytest.LogCaptureF
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3
     for kind, message in zip(("go", "so", "os"), messages):
-        assert f"sensing.cfar = '{kind}'" in message and "more false alarms than pfa = 0.001" in message
+        assert f"sensing.cfar = '{kind}'" in message and "its false-alarm rate is not pfa = 0.001" in message
         assert "cfar = 'ca'" in message and "range_oversampling = doppler_oversampling = 1" in message
 
 
