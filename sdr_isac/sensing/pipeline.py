@@ -24,7 +24,7 @@ from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CfarDetector, cell_correlation, cfar_class, make_cfar
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
-from sdr_isac.sensing.detection import Detection, clean, find_peaks, subtract
+from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
 from sdr_isac.sensing.estimate import noise_variance
 from sdr_isac.sensing.rdmap import RangeDopplerMap, map_weights, range_doppler_map
 from sdr_isac.sensing.scratch import work_array
@@ -241,11 +241,16 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     # mask, another pass), reused from call to call (it never leaves this function)
     work: NDArray[np.complex128] | None = None if mask.all() else _work_copy(csi.h)
     current, cfar_cells = rd, 0
-    # another pass wherever a found echo raises other cells' CFAR thresholds: its main lobe in the training ring of
-    # a cell near it lifts the ring's mean by up to P / N (map SNR P in noise cells, N training cells); from a
-    # lift of 1 dB (P > 0.26 N: 19 dB of map SNR with the default 280 cells) an echo a few cells away and a few
-    # dB weaker is masked (a 40 dB echo hid one at 34 dB three cells away in every capture), and subtracting
-    # the found echo and testing again finds it.  (Hann sidelobes, -31 dB, mask only beyond that.)
+    # Another pass (subtract what was found, a new map, test again) behind a strong echo: Hann sidelobes reach
+    # -31 dB, so an echo 30 dB above the detection threshold may hide weaker ones under them.  And wherever a
+    # found echo raises other cells' CFAR thresholds while a cell there stands out of the noise untested: its main
+    # lobe in the training ring of a cell near it lifts the ring's mean by up to P / N (map SNR P, N training
+    # cells); from a lift of 1 dB (P > 0.26 N: 19 dB with the default 280 cells) an echo a few cells away and a
+    # few dB weaker is masked (a 40 dB echo hid one at 34 dB three cells away in every capture).  Such an echo
+    # is a local maximum of the map above the known-noise threshold that the CFAR did not pass
+    # (:func:`_masked_peak`); without one, no pass is spent.
+    significance = significance_threshold(cfg.pfa, num_channels)
+    sidelobes_db = 10 * math.log10(significance) + 30.0
     masking_db = 10 * math.log10(0.26 * max(getattr(detector, "num_training_full", 1), 1))
     for _ in range(_CLEAN_PASSES):
         # a strong echo (the line of sight, leakage) can hide weaker ones behind its sidelobes and in
@@ -256,7 +261,14 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         found, echoes = clean(csi.h if work is None else work, mask, current, peaks, fcfg.subcarrier_spacing_hz,
                               times, carrier, noise, cfg.pfa, cfg.refine, spacing, cfg.remove_static)
         detections += found
-        if not found or len(detections) >= cfg.max_detections + 8 or max(d.map_snr_db for d in found) < masking_db:
+        if not found or len(detections) >= cfg.max_detections + 8:
+            break
+        strongest_db = max(d.map_snr_db for d in found)
+        if strongest_db < sidelobes_db and not (
+                strongest_db >= masking_db and _masked_peak(
+                    current.power[:reportable], hits[:reportable],
+                    significance * noise * current.noise_gain * num_channels, _cells_of(current, found),
+                    (2 * cfg.range_oversampling, 2 * cfg.doppler_oversampling))):
             break
         if work is None:
             work = _work_copy(csi.h)
@@ -294,6 +306,38 @@ def search_rows(config: SensingConfig, frame: FrameConfig) -> tuple[float, int, 
     reportable = min(int(np.ceil(upper / unambiguous * n_range)) + 2, n_range)
     rows = min(reportable + config.guard_cells[0] + config.training_cells[0], n_range)
     return upper, reportable, rows
+
+
+def _cells_of(rd: RangeDopplerMap, found: list[Detection]) -> list[tuple[float, float]]:
+    """The (range bin, Doppler bin) of each detection on the map (fractional; Doppler bins from the first)."""
+    dr = float(rd.range_m[1] - rd.range_m[0]) if rd.range_m.size > 1 else 1.0
+    dd = float(rd.doppler_hz[1] - rd.doppler_hz[0]) if rd.doppler_hz.size > 1 else 1.0
+    return [((d.range_m - float(rd.range_m[0])) / dr, (d.doppler_hz - float(rd.doppler_hz[0])) / dd) for d in found]
+
+
+def _masked_peak(power: NDArray[np.floating], hits: NDArray[np.bool_], level: float,
+                 echoes: list[tuple[float, float]], lobe: tuple[int, int]) -> bool:
+    """Whether a cell the CFAR did not pass is a local maximum (8 neighbours, Doppler circular) above ``level``,
+    outside the main lobes of the ``echoes`` found (closer than ``lobe`` bins in range and Doppler: the first
+    nulls of the taper, two bins of the unpadded map; a lobe's ripple there is that echo's, and an echo split
+    from another's peak by the model-order test has no grid peak of its own)."""
+    n_r, n_d = power.shape
+    r, d = np.nonzero((power > level) & ~hits)
+    for pr, pd in echoes:
+        far = (np.abs(r - pr) >= lobe[0]) | (np.abs((d - pd + n_d / 2) % n_d - n_d / 2) >= lobe[1])
+        r, d = r[far], d[far]
+    if r.size == 0:
+        return False
+    value = power[r, d]
+    local = np.ones(r.size, dtype=bool)
+    for dr in (-1, 0, 1):
+        rows = r + dr
+        inside = (rows >= 0) & (rows < n_r)
+        for dd in (-1, 0, 1):
+            if dr or dd:
+                neighbour = power[np.clip(rows, 0, n_r - 1), (d + dd) % n_d]
+                local &= ~inside | (value >= neighbour)
+    return bool(local.any())
 
 
 def _work_copy(h: NDArray[np.complex64]) -> NDArray[np.complex128]:
