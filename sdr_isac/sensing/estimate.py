@@ -760,30 +760,7 @@ def ml_angle(snapshots: ArrayLike, positions_wl: ArrayLike, max_sin: float = 1.0
     best = float(grid[int(np.argmax(power))])
     step = float(grid[1] - grid[0])
     u = maximise_1d(lambda v: np.exp(rate * (1j * v)), data, best, step, rate)
-    if abs(u) > max_sin:
-        # Newton walked past the edge of the visible region to the grating lobe of a direction near endfire: on
-        # positions that are whole multiples of a spacing d the pattern repeats every 1 / d in u (d = 1/2: u = 1
-        # and u = -1 are one steering vector), so the same maximum lies one period over, inside the region
-        # (clipping gave -90 degrees for a source at +82)
-        spacing = _uniform_spacing(p)
-        if spacing is not None:
-            period = 1.0 / spacing
-            shifted = u - period * math.floor(u / period + 0.5)
-            if abs(shifted) <= max_sin:
-                u = shifted
     return float(np.arcsin(np.clip(u, -max_sin, max_sin)))
-
-
-def _uniform_spacing(positions_wl: NDArray[np.float64]) -> float | None:
-    """The spacing d, wavelengths, of which every element position's offset from the first is a whole multiple
-    (the smallest gap between distinct positions), or None where there is none."""
-    offsets = np.unique(positions_wl - positions_wl.min())
-    gaps = np.diff(offsets)
-    if gaps.size == 0 or float(gaps.min()) <= 0:
-        return None
-    d = float(gaps.min())
-    ratios = offsets / d
-    return d if np.allclose(ratios, np.round(ratios), atol=1e-6) else None
 
 
 # ------------------------------------------------------------------ noise level
