@@ -155,8 +155,13 @@ def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
             return st.state == state and st.outage is not None and st.outage.start_s >= killed - 0.5
 
         absent = _wait(sock, "status absent of mecsA", lambda m: this_outage(m, "absent"))
+        heard = time.time()
         status = wire.decode_status(absent)
-        assert status.outage is not None and status.outage.end_s is None and status.outage.start_s <= killed
+        # the outage starts where the core received A's last message: a message A sent just before the kill may
+        # reach the core after the test read its clock (CI saw 2 ms), so the bound is the core's own rule: absent
+        # only after absent_after_s (0.5 s) of silence, declared before this test heard it
+        assert status.outage is not None and status.outage.end_s is None
+        assert status.outage.start_s <= heard - 0.5
         msg = _wait(sock, "the global track from mecsB alone",
                     lambda m: _members_of(m).get(gid) == {"mecsB": "b3"})
         assert list(_members_of(msg)) == [gid]                     # same id, and no other track
@@ -166,7 +171,8 @@ def test_core_keeps_the_global_id_through_a_mecs_outage(tmp_path: Path) -> None:
                and time.monotonic() < deadline):
             time.sleep(0.1)
         stats = _stats(out)
-        assert stats["absent_mecs"] == ["mecsA"] and stats["mecs"]["mecsA"]["absent_since_s"] <= killed
+        assert stats["absent_mecs"] == ["mecsA"]
+        assert stats["mecs"]["mecsA"]["absent_since_s"] == pytest.approx(status.outage.start_s)
         assert stats["mecs"]["mecsA"]["outages"][-1]["end_s"] is None
 
         procs["A"] = _fake(mecs_ports[0], "mecsA", "a7", origin, 3)      # MECS A restarts
