@@ -54,7 +54,8 @@ from sdr_isac.sensing.scratch import work_array
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform.sync import parabolic_vertex
 
-__all__ = ["Detection", "Echo", "clean", "detect_all", "find_peaks", "refine", "subtract"]
+__all__ = ["Cleaned", "Detection", "Echo", "clean", "detect_all", "find_peaks", "refine", "refit_jointly",
+           "subtract"]
 
 #: OpenBLAS runs a matrix-vector product of this many elements or more on several threads; on a busy
 #: machine those threads wait for each other for milliseconds.  The refinement's products over H go as
@@ -387,6 +388,73 @@ class Echo:
     along: NDArray[np.complex128]          # (K,)
 
 
+#: a refined echo: its grid peak (range bin, Doppler bin), its detection, its pattern in H
+Found = tuple[tuple[int, int], Detection, Echo]
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What :func:`clean` found on one map: the echoes, strongest first, and the unresolved pairs among them."""
+
+    found: list[Found]
+    pairs: list[tuple[int, int]]            # indices into found of the two echoes split from one peak
+    full: bool                              # a full mask: the echoes were listed, not subtracted from the data
+
+    @property
+    def detections(self) -> list[Detection]:
+        return [det for _, det, _ in self.found]
+
+    @property
+    def echoes(self) -> list[Echo]:
+        """The echoes still to subtract from the data (full masks; on others :func:`clean` subtracted them)."""
+        return [echo for _, _, echo in self.found] if self.full else []
+
+
+def refit_jointly(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDopplerMap,
+                  passes: list[Cleaned], subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64],
+                  carrier_hz: float, noise_var: float, pfa: float, angle_spacing_wl: float | None,
+                  static_removed: bool = False) -> Cleaned:
+    """RELAX over the echoes of several CLEAN passes together (Li & Stoica, IEEE TSP 44(2), 1996).
+
+    An echo found in an early pass was refined with the echoes of later passes still in its data (they were
+    masked: that is why a later pass found them); their sidelobes bias it, by many standard deviations where a
+    weaker echo a few cells away is 6 dB down.  Each echo is refined again on the data less all the others, the
+    pairs are decided again and echoes no longer significant are dropped, as within one pass.
+
+    ``work``: on a full mask, H itself (nothing subtracted); on other masks, the data with every pass's echoes
+    subtracted (as :func:`clean` leaves it), changed in place to the new residual.  ``rd``: any of the passes'
+    maps (their axes are the same).
+
+    An echo of a later pass within one resolution cell of an earlier pass's echo and more than
+    :data:`PAIR_MODEL_FLOOR_DB` below its map peak is that echo's residue (its model error, or a second path in
+    its cell below the floor of the model-order test, which does not split such paths off): it is not reported.
+    """
+    stats = _MaskStats.of(mask, subcarrier_spacing_hz, symbol_times_s)
+    cell_tau, cell_f = stats.cells
+    found: list[Found] = []
+    pairs: list[tuple[int, int]] = []
+    residue: list[Echo] = []
+    for cleaned in passes:
+        earlier, index = list(found), {}
+        for n, item in enumerate(cleaned.found):
+            det = item[1]
+            if any(d.map_snr_db + PAIR_MODEL_FLOOR_DB > det.map_snr_db
+                   and ((det.delay_s - d.delay_s) / cell_tau) ** 2
+                   + (((det.doppler_hz - d.doppler_hz) / cell_f) ** 2 if cell_f else 0.0) < 1.0
+                   for _, d, _ in earlier):
+                residue.append(item[2])
+            else:
+                index[n] = len(found)
+                found.append(item)
+        pairs += [(index[i], index[j]) for i, j in cleaned.pairs if i in index and j in index]
+    if residue and not stats.full:                      # back into the data: not echoes of their own
+        subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in residue])
+    if len(found) > 1:
+        found, pairs = _settle(work, mask, stats, rd, found, pairs, subcarrier_spacing_hz, symbol_times_s,
+                               carrier_hz, noise_var, pfa, angle_spacing_wl, static_removed)
+    return Cleaned(found, pairs, stats.full)
+
+
 def _over_subcarriers(h: NDArray[np.complexfloating], z: NDArray[np.complex128],
                       pending: list[Echo] | None = None) -> NDArray[np.complex128]:
     """``(h - pending echoes) @ z``: (C, S, K) by (K,) -> (C, S), as a stack of products of b symbols."""
@@ -441,16 +509,16 @@ def detect_all(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: Rang
     """
     work = np.empty(h.shape, dtype=np.complex128)
     np.multiply(h, mask[None], out=work)
-    found, echoes = clean(work, mask, rd, peaks, subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var, pfa,
-                          do_refine, angle_spacing_wl, static_removed)
-    subtract(work, mask, echoes)
-    return found, work
+    cleaned = clean(work, mask, rd, peaks, subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var, pfa,
+                    do_refine, angle_spacing_wl, static_removed)
+    subtract(work, mask, cleaned.echoes)
+    return cleaned.detections, work
 
 
 def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeDopplerMap, peaks: list[tuple[int, int]],
           subcarrier_spacing_hz: float, symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float,
           pfa: float, do_refine: bool, angle_spacing_wl: float | None,
-          static_removed: bool = False) -> tuple[list[Detection], list[Echo]]:
+          static_removed: bool = False) -> Cleaned:
     """:func:`detect_all` on ``work`` (zero off the mask), leaving some subtractions to the caller.
 
     ``work`` is complex128, or complex64 on a full mask (nothing is subtracted from it then): the products
@@ -463,21 +531,18 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
 
     Returns
     -------
-    detections : list of Detection
-    echoes : list of Echo
-        Echoes still to subtract from ``work``.
+    Cleaned
+        The echoes found (``detections``; ``echoes``: those still to subtract from ``work``).
     """
-    if not peaks:
-        return [], []
     stats = _MaskStats.of(mask, subcarrier_spacing_hz, symbol_times_s)
+    if not peaks:
+        return Cleaned([], [], stats.full)
     threshold = significance_threshold(pfa, work.shape[0])
 
     def significant(amplitude: NDArray[np.complex128], slow: NDArray[np.complex128], factor: float = 1.0) -> bool:
-        energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
-        return energy > 0 and not (noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var
-                                   < threshold * factor)
+        return _significant(stats, noise_var, threshold, amplitude, slow, factor)
 
-    found: list[tuple[tuple[int, int], Detection, Echo]] = []
+    found: list[Found] = []
     pending: list[Echo] = []
     pairs: list[tuple[int, int]] = []           # indices in found of the echoes split from one peak
     # the model-order test needs a refined echo: every one with refine, the strong ones without (below)
@@ -517,53 +582,84 @@ def clean(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], rd: RangeD
                 subtract(work, mask, [item[2]])
             found.append(item)
     if do_refine and len(found) > 1:
-        # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
-        # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
-        # coupled to has changed since its own last refinement
-        def coupled(i: int, changed: list[int]) -> bool:
-            return _coupled(found[i][2], [found[j][2] for j in changed], stats, noise_var)
+        found, pairs = _settle(work, mask, stats, rd, found, pairs, subcarrier_spacing_hz, symbol_times_s, carrier_hz,
+                               noise_var, pfa, angle_spacing_wl, static_removed)
+    return Cleaned(found, pairs, stats.full)
 
-        def refit(i: int) -> float:
-            peak, det, echo = found[i]
-            others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
-            if not stats.full:
-                subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
-            det2, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz, symbol_times_s,
-                                                   carrier_hz, noise_var, True, angle_spacing_wl, static_removed,
-                                                   others, (det.delay_s, det.doppler_hz))
-            found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
-            if not stats.full:
-                subtract(work, mask, [found[i][2]])
-            return max(in_sigmas(det2.range_m - det.range_m, det2.range_var_m2),
-                       in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
 
-        relax(len(found), coupled, refit, _RELAX_ROUNDS)
-        merged_away: set[int] = set()
-        for i, j in pairs:
-            # the split was decided with the weaker echoes, and a stronger one's biased subtraction, still in the
-            # data: decided again on the data less every other echo, now refined; the one echo where it fails
-            others = [e for n, (_, _, e) in enumerate(found) if n not in (i, j)]
-            merged = _merged_unless_significant(work, mask, stats, rd, found[i], found[j], others if stats.full
-                                                else None, subcarrier_spacing_hz, symbol_times_s, carrier_hz,
-                                                noise_var, pfa, angle_spacing_wl)
-            if merged is not None:
-                if not stats.full:
-                    subtract(work, mask, [Echo(-found[i][2].amplitude, found[i][2].slow, found[i][2].along),
-                                          Echo(-found[j][2].amplitude, found[j][2].slow, found[j][2].along),
-                                          merged[2]])
-                found[i] = merged
-                merged_away.add(j)
-            else:       # a refit reports the single-path bound: the pair's is the joint one
-                found[i], found[j] = _pair_bound(found[i], found[j], mask, subcarrier_spacing_hz, symbol_times_s,
-                                                 carrier_hz, noise_var)
-        found = [item for n, item in enumerate(found) if n not in merged_away]
-        # an echo that was only the residue of another's biased subtraction is no longer significant
-        dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
-        if dropped:
-            if not stats.full:                             # put them back: they are not echoes of their own
-                subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in dropped])
-            found = [item for item in found if all(item[2] is not e for e in dropped)]
-    return [det for _, det, _ in found], [echo for _, _, echo in found] if stats.full else []
+def _significant(stats: _MaskStats, noise_var: float, threshold: float, amplitude: NDArray[np.complex128],
+                 slow: NDArray[np.complex128], factor: float = 1.0) -> bool:
+    """Whether an echo's energy on the mask passes ``threshold * factor`` (always, without a noise level)."""
+    energy = float((slow.real**2 + slow.imag**2) @ stats.per_symbol)
+    return energy > 0 and not (noise_var > 0 and float(np.mean(np.abs(amplitude) ** 2)) * energy / noise_var
+                               < threshold * factor)
+
+
+def _settle(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats, rd: RangeDopplerMap,
+            found: list[Found], pairs: list[tuple[int, int]], subcarrier_spacing_hz: float,
+            symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float, pfa: float,
+            angle_spacing_wl: float | None, static_removed: bool) -> tuple[list[Found], list[tuple[int, int]]]:
+    """RELAX over the refined echoes ``found``, the pairs decided again, the echoes no longer significant dropped.
+
+    ``work``: on a full mask, the data with none of ``found`` subtracted (they are taken out of its products in
+    closed form); on other masks, the data with all of them subtracted (each is put back while it is refitted).
+    Returns the echoes and the pairs kept (indices into the returned list).
+    """
+    found = list(found)
+    threshold = significance_threshold(pfa, work.shape[0])
+
+    def significant(amplitude: NDArray[np.complex128], slow: NDArray[np.complex128]) -> bool:
+        return _significant(stats, noise_var, threshold, amplitude, slow)
+
+    # RELAX (Li & Stoica, IEEE TSP 44(2), 1996): an echo refined first had the later ones in its data,
+    # whose sidelobes biased it; refine each again on the data minus all the others, while an echo it is
+    # coupled to has changed since its own last refinement
+    def coupled(i: int, changed: list[int]) -> bool:
+        return _coupled(found[i][2], [found[j][2] for j in changed], stats, noise_var)
+
+    def refit(i: int) -> float:
+        peak, det, echo = found[i]
+        others = [e for j, (_, _, e) in enumerate(found) if j != i] if stats.full else None
+        if not stats.full:
+            subtract(work, mask, [Echo(-echo.amplitude, echo.slow, echo.along)])      # put it back
+        det2, amplitude, slow, along = _refine(work, mask, stats, rd, peak, subcarrier_spacing_hz, symbol_times_s,
+                                               carrier_hz, noise_var, True, angle_spacing_wl, static_removed,
+                                               others, (det.delay_s, det.doppler_hz))
+        found[i] = (peak, dataclasses.replace(det2, map_snr_db=det.map_snr_db), Echo(amplitude, slow, along))
+        if not stats.full:
+            subtract(work, mask, [found[i][2]])
+        return max(in_sigmas(det2.range_m - det.range_m, det2.range_var_m2),
+                   in_sigmas(det2.velocity_mps - det.velocity_mps, det2.velocity_var_mps2))
+
+    relax(len(found), coupled, refit, _RELAX_ROUNDS)
+    merged_away: set[int] = set()
+    for i, j in pairs:
+        # the split was decided with the weaker echoes, and a stronger one's biased subtraction, still in the
+        # data: decided again on the data less every other echo, now refined; the one echo where it fails
+        others = [e for n, (_, _, e) in enumerate(found) if n not in (i, j)]
+        merged = _merged_unless_significant(work, mask, stats, rd, found[i], found[j], others if stats.full
+                                            else None, subcarrier_spacing_hz, symbol_times_s, carrier_hz,
+                                            noise_var, pfa, angle_spacing_wl)
+        if merged is not None:
+            if not stats.full:
+                subtract(work, mask, [Echo(-found[i][2].amplitude, found[i][2].slow, found[i][2].along),
+                                      Echo(-found[j][2].amplitude, found[j][2].slow, found[j][2].along),
+                                      merged[2]])
+            found[i] = merged
+            merged_away.add(j)
+        else:       # a refit reports the single-path bound: the pair's is the joint one
+            found[i], found[j] = _pair_bound(found[i], found[j], mask, subcarrier_spacing_hz, symbol_times_s,
+                                             carrier_hz, noise_var)
+    kept_pairs = [(found[i][2], found[j][2]) for i, j in pairs if j not in merged_away]
+    found = [item for n, item in enumerate(found) if n not in merged_away]
+    # an echo that was only the residue of another's biased subtraction is no longer significant
+    dropped = [echo for _, _, echo in found if not significant(echo.amplitude, echo.slow)]
+    if dropped:
+        if not stats.full:                             # put them back: they are not echoes of their own
+            subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in dropped])
+        found = [item for item in found if all(item[2] is not e for e in dropped)]
+    index = {id(echo): n for n, (_, _, echo) in enumerate(found)}
+    return found, [(index[id(a)], index[id(b)]) for a, b in kept_pairs if id(a) in index and id(b) in index]
 
 
 #: without refinement, an echo whose test statistic exceeds the significance threshold by this factor (25 dB)

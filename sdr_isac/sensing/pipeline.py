@@ -24,7 +24,15 @@ from sdr_isac.config import FrameConfig, SensingConfig
 from sdr_isac.errors import SensingError
 from sdr_isac.sensing.cfar import CfarDetector, cell_correlation, cfar_class, make_cfar
 from sdr_isac.sensing.csi import ChannelEstimate, channel_matrix, known_reference
-from sdr_isac.sensing.detection import Detection, clean, find_peaks, significance_threshold, subtract
+from sdr_isac.sensing.detection import (
+    Cleaned,
+    Detection,
+    clean,
+    find_peaks,
+    refit_jointly,
+    significance_threshold,
+    subtract,
+)
 from sdr_isac.sensing.estimate import noise_variance
 from sdr_isac.sensing.rdmap import RangeDopplerMap, map_weights, range_doppler_map
 from sdr_isac.sensing.scratch import work_array
@@ -241,6 +249,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     # mask, another pass), reused from call to call (it never leaves this function)
     work: NDArray[np.complex128] | None = None if mask.all() else _work_copy(csi.h)
     current, cfar_cells = rd, 0
+    passes: list[Cleaned] = []
     # Another pass (subtract what was found, a new map, test again) behind a strong echo: Hann sidelobes reach
     # -31 dB, so an echo 30 dB above the detection threshold may hide weaker ones under them.  And wherever a
     # found echo raises other cells' CFAR thresholds while a cell there stands out of the noise untested: its main
@@ -258,8 +267,11 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         hits = detector.detect_mask(current.power[:rows])
         cfar_cells += int(np.count_nonzero(hits))
         peaks = find_peaks(current.power, hits[:reportable], cfg.max_detections + 8, current.complete_range)
-        found, echoes = clean(csi.h if work is None else work, mask, current, peaks, fcfg.subcarrier_spacing_hz,
-                              times, carrier, noise, cfg.pfa, cfg.refine, spacing, cfg.remove_static)
+        cleaned = clean(csi.h if work is None else work, mask, current, peaks, fcfg.subcarrier_spacing_hz,
+                        times, carrier, noise, cfg.pfa, cfg.refine, spacing, cfg.remove_static)
+        found = cleaned.detections
+        if found:
+            passes.append(cleaned)
         detections += found
         if not found or len(detections) >= cfg.max_detections + 8:
             break
@@ -272,9 +284,15 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
             break
         if work is None:
             work = _work_copy(csi.h)
-        subtract(work, mask, echoes)
+        subtract(work, mask, cleaned.echoes)
         current = range_doppler_map(work.astype(np.complex64), mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier,
                                     cfg)
+    if cfg.refine and len(passes) > 1:
+        # an echo of an early pass was refined with the masked echoes of later passes in its data: all of them
+        # again, together (on a full mask from H itself; otherwise `work` holds H less every echo)
+        data = csi.h if work is None or passes[0].full else work
+        detections = refit_jointly(data, mask, rd, passes, fcfg.subcarrier_spacing_hz, times, carrier, noise, cfg.pfa,
+                                   spacing, cfg.remove_static).detections
     timings["cfar_s"] = time.perf_counter() - start
     # within three standard deviations of the lower limit: a refined echo at the limit (the leakage at 0 m) lies
     # on either side of it, and half of its estimates must not be dropped for a millimetre below it

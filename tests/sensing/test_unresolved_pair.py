@@ -251,11 +251,14 @@ def test_refine_false_tests_the_echoes_it_refines_for_a_second_one():
 def test_a_second_path_below_the_model_floor_is_not_split_off(below_db):
     """An echo at 70 dB per RE with a second path 45 or 60 dB weaker in its cell, as a front end's own model error
     leaves (ICI, phase noise, I/Q imbalance: residuals 30 to 60 dB down): one echo, at the strong path, not a
-    pair -- the two-path fit ran for seconds on such residuals and split them into spurious pairs."""
+    pair -- the two-path fit ran for seconds on such residuals and split them into spurious pairs.  Nor does the
+    further CLEAN pass behind the strong echo report that residue as echoes of their own (it did: two ghosts 0.8
+    and 0.95 cells either side of the strong echo, 53 and 60 dB below it, outside the 0.75 cell this test looked at
+    then)."""
     rng = np.random.default_rng(11)
     strong = (120.0, 5.0, 70.0)
     weak = (120.0 + 0.6 * CELL_M, 5.0, 70.0 - below_db)
     result = sensing.process(_capture(rng, [strong, weak]), _FRAME, CFG)
-    near = [d for d in result.detections if abs(d.range_m - strong[0]) < 0.75 * CELL_M]    # (a pair: 0.6 cell)
+    near = [d for d in result.detections if abs(d.range_m - strong[0]) < 1.2 * CELL_M]     # (a pair: 0.6 cell)
     assert len(near) == 1
     assert abs(near[0].range_m - strong[0]) < 0.05 * CELL_M
