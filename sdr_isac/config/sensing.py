@@ -104,7 +104,10 @@ class SensingConfig:
     remove_static : bool
         Subtract each subcarrier's mean over the symbols from H before the
         map: removes zero-Doppler echoes (leakage, walls, clutter) and keeps
-        moving targets.
+        moving targets.  An echo within a Doppler bin or two of zero loses
+        much of its energy and its estimate much of its precision: the
+        refinement fits the notched model and reports the notched model's
+        Cramér-Rao variances (several times the unnotched ones there).
     sync : str
         ``capture`` (trust ``capture.frame_offset``) or ``correlate`` (find
         the frame by correlation with the known part of the transmitted frame:

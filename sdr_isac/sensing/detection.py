@@ -223,6 +223,50 @@ class _MaskStats:
         doppler = np.exp(1j * np.multiply.outer(offsets * cell_f, self.doppler_rate))
         return offsets, delay, doppler
 
+    @functools.cached_property
+    def _along_gram(self) -> NDArray[np.complex128]:
+        """``[z, dz]^H [z, dz]`` over the used subcarriers (z: the range phasor, dz its delay derivative; it does
+        not depend on the delay)."""
+        rate = self.range_rate[self.per_subcarrier]
+        return np.array([[rate.size, -1j * rate.sum()], [1j * rate.sum(), float(rate @ rate)]])
+
+    def notched_crb(self, doppler_hz: float, snr: float) -> NDArray[np.float64]:
+        """The (delay, Doppler) bound of an echo in data whose mean over the symbols was removed on every
+        subcarrier (``sensing.remove_static``), ``snr`` the per-RE SNR the refinement measures there.
+
+        The notch projects the slow-time pattern s(f) (and its derivative) onto the complement of the constant:
+        the data are ``a (P s) x z(tau)`` in noise of covariance ``sigma**2 P x I``, whose Fisher information on
+        the range of the projection is ``(2 / sigma**2) Re{D^H D}`` with the projected derivatives (Kay 1993,
+        ch. 15).  A complex amplitude per channel is a nuisance (Schur complement); the mask is a product set
+        (every used subcarrier on every symbol, which :func:`~sdr_isac.sensing.pipeline.process` checks), so every
+        inner product is a product of a symbol sum and a subcarrier sum.  Near zero Doppler P s is small and its
+        shape differs from s: the bound there is many times the unnotched one at the same measured SNR.
+        """
+        t = self.doppler_rate / (-2 * math.pi)
+        slow = np.exp(2j * math.pi * doppler_hz * t)
+        d_slow = 2j * math.pi * t * slow
+        slow -= slow.mean()
+        d_slow -= d_slow.mean()
+        # the measured SNR is of the projected echo: a per-RE amplitude |a| ||P s|| / sqrt(S) of the raw one
+        kept = float(np.vdot(slow, slow).real) / slow.size
+        unknown = np.diag([math.inf, math.inf])                     # the notch left nothing of the echo
+        if not kept > 0 or not snr > 0:
+            return unknown
+        gamma = snr / kept
+        symbols = np.stack([slow, d_slow], axis=1)
+        g_slow = symbols.conj().T @ symbols                         # (2, 2)
+        g_along = self._along_gram
+        # parameters (tau, f_D, phase, |a|): (symbol factor, subcarrier factor, coefficient) of each derivative
+        factors = ((0, 1, 1.0), (1, 0, 1.0), (0, 0, 1j), (0, 0, 1.0 / math.sqrt(gamma)))
+        fim = np.empty((4, 4))
+        for m, (sm, zm, cm) in enumerate(factors):
+            for n, (sn, zn, cn) in enumerate(factors):
+                fim[m, n] = 2 * gamma * (np.conj(cm) * cn * g_slow[sm, sn] * g_along[zm, zn]).real
+        try:
+            return crb_from_fim(fim)[:2, :2]
+        except InputError:
+            return unknown
+
     def crb(self, snr: float) -> NDArray[np.float64]:
         """``crb_from_fim(snr * unit_fim)``: the unit bound over ``snr`` (the inverse of a scaled matrix)."""
         if self.unit_crb is None or not math.isfinite(snr * float(self.unit_fim.max())):
@@ -338,7 +382,8 @@ def _refine(h: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _Mas
     snr_re = float(np.mean(np.abs(per_re) ** 2) / noise_var) if noise_var > 0 else math.inf
     half = 0.5 if rd.geometry == "monostatic" else 1.0
     wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
-    cov = stats.crb(max(snr_re, 1e-12) * num_channels)
+    cov = stats.notched_crb(fd, max(snr_re, 1e-12) * num_channels) if static_removed else \
+        stats.crb(max(snr_re, 1e-12) * num_channels)
     var_tau, var_fd = float(cov[0, 0]), float(cov[1, 1])
     if not do_refine and start is None:
         # the interpolated grid peak: its noise variance is kappa x the bound, and it is biased by up to a few
