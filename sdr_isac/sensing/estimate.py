@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize as sp_opt
+import scipy.special as sp_special
 import scipy.stats as sp_stats
 from numpy.typing import ArrayLike, NDArray
 
@@ -766,7 +767,8 @@ def ml_angle(snapshots: ArrayLike, positions_wl: ArrayLike, max_sin: float = 1.0
 # ------------------------------------------------------------------ noise level
 
 
-def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: int = 1) -> float:
+def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: int = 1,
+                   column_gain: NDArray[np.float64] | None = None) -> float:
     """Noise variance per RE from the median of a periodogram map (robust to a few targets).
 
     A noise cell of one channel is exponential with mean ``sigma**2 * cell_gain`` (the map's noise gain: the
@@ -784,12 +786,33 @@ def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: 
         Mean of a noise cell per unit noise variance per RE (> 0).
     num_channels : int
         C >= 1.
+    column_gain : ndarray, shape (D,), optional
+        The noise gain of each Doppler column where it differs from column to column (H with each subcarrier's
+        mean over the symbols removed: :attr:`~sdr_isac.sensing.rdmap.RangeDopplerMap.noise_gain_columns`).
+        The map's cells are then a mixture of Gamma(C) cells of different means; the variance is the one
+        whose mixture has the map's median (the plain formula reads some 5 % low under the notch).
     """
     if not (math.isfinite(cell_gain) and cell_gain > 0):
         raise InputError(f"cell_gain = {cell_gain!r}: allowed a finite number > 0 (the map's noise gain)")
     step = median_step(power.size)
     cells = power[::step, ::step].flatten()                    # a copy, reordered by _median
-    return _median(cells) / (cell_gain * _gamma_median(num_channels))
+    median = _median(cells)
+    plain = median / (cell_gain * _gamma_median(num_channels))
+    if column_gain is None or not plain > 0 or not math.isfinite(plain):
+        return plain
+    gains = np.asarray(column_gain, dtype=np.float64)[::step]
+    if gains.shape != (power[:, ::step].shape[1],) or not np.all(np.isfinite(gains)) or not gains.max() > 0:
+        raise InputError(f"column_gain has shape {np.shape(column_gain)}: allowed one finite gain >= 0 per Doppler "
+                         f"column of the map ({power.shape[1]}), not all zero")
+    gains = np.maximum(gains, 1e-12 * float(gains.max()))     # a column the notch emptied holds zeros
+
+    def excess(variance: float) -> float:                       # mixture CDF at the median, less one half
+        return float(np.mean(sp_special.gammainc(num_channels, median / (variance * gains)))) - 0.5
+
+    low, high = plain * cell_gain / float(gains.max()), plain * cell_gain / float(gains.min())
+    if excess(low) <= 0:
+        return low
+    return float(sp_opt.brentq(excess, low, high, xtol=1e-12 * high, rtol=1e-10))
 
 
 def median_step(num_cells: int) -> int:

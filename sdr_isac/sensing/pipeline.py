@@ -239,7 +239,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     upper, reportable, rows = search_rows(cfg, fcfg)
     rd = range_doppler_map(csi.h, mask, fcfg.subcarrier_spacing_hz, symbol_s, carrier, cfg)
     timings["map_s"] = time.perf_counter() - start
-    noise = noise_variance(rd.power, rd.noise_gain, csi.h.shape[0])
+    noise = noise_variance(rd.power, rd.noise_gain, csi.h.shape[0], rd.noise_gain_columns)
     num_channels = csi.h.shape[0]
     detector = cfar_detector(cfg, num_channels, mask=mask, map_shape=rd.power.shape)
     spacing = cfg.element_spacing_wavelengths if cfg.angle else None

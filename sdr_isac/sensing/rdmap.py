@@ -38,7 +38,7 @@ from sdr_isac.sensing.backend import fft_workers
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform.sync import parabolic_vertex_slopes
 
-__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of", "map_weights"]
+__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of", "map_weights", "notched_noise_gain"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
@@ -98,6 +98,9 @@ class RangeDopplerMap:
         ``kappa x CRB + bias_var`` on each axis (:func:`grid_error`).  None (what
         :func:`range_doppler_map` leaves): computed from the map's design where it is first asked for,
         by :meth:`unrefined_error`, whatever ``sensing.refine`` says.
+    noise_gain_columns : ndarray, shape (D,), or None
+        With ``sensing.remove_static``: each Doppler column's noise gain (:func:`notched_noise_gain`; a third of
+        ``noise_gain`` at zero Doppler with a Hann taper); None where it is ``noise_gain`` everywhere.
     """
 
     power: NDArray[np.float32]
@@ -114,6 +117,9 @@ class RangeDopplerMap:
     #: the arguments of :func:`grid_error` for this map: (mask, config, n_range, n_doppler, symbol duration s,
     #: subcarrier spacing Hz)
     design: tuple[Any, ...] | None = field(default=None, repr=False)
+    #: with ``sensing.remove_static``: the noise gain of each Doppler column (the notch takes each subcarrier's
+    #: mean over the symbols out, and with it the noise near zero Doppler); None: ``noise_gain`` everywhere
+    noise_gain_columns: NDArray[np.float64] | None = field(default=None, repr=False)
 
     def unrefined_error(self) -> tuple[float, float, float, float]:
         """``(kappa_delay, bias_var_delay_s2, kappa_doppler, bias_var_doppler_hz2)`` of an unrefined estimate on
@@ -162,7 +168,44 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     return RangeDopplerMap(power_of(cells), cells, SPEED_OF_LIGHT_MPS * tau * scale, velocity, doppler,
                            config.geometry, noise_gain, coherent_gain, 1.0 / (n_range * subcarrier_spacing_hz),
                            rows == n_range, None,
-                           (mask, config, n_range, n_doppler, symbol_duration_s, subcarrier_spacing_hz))
+                           (mask, config, n_range, n_doppler, symbol_duration_s, subcarrier_spacing_hz),
+                           notched_noise_gain(weights, mask, noise_gain, n_doppler) if config.remove_static else None)
+
+
+#: notched column gains per cached weights array (held, so that its id stays unique), most recent last
+_NOTCHED: collections.OrderedDict[tuple[int, int], tuple[NDArray[np.generic], NDArray[np.float64]]] = \
+    collections.OrderedDict()
+
+
+def notched_noise_gain(weights: NDArray[np.generic], mask: NDArray[np.bool_], noise_gain: float,
+                       n_doppler: int) -> NDArray[np.float64]:
+    """The noise gain of each Doppler column of a map of H with each subcarrier's mean over its symbols removed.
+
+    White noise n of variance sigma**2 on subcarrier k becomes n - mean(n) (over its S_k symbols); its tapered
+    Doppler transform at column d has variance ``sigma**2 (sum_l w_kl**2 - |W_k(d)|**2 / S_k)``, W_k the same
+    transform of the taper w_k (the cross term takes twice what the mean's own variance adds).  Subcarriers are
+    independent and the range transform has unit-modulus phasors, so a cell's gain is the sum over k:
+    ``noise_gain - sum_k |W_k(d)|**2 / S_k``.  Near zero Doppler it is a third of ``noise_gain`` with a Hann
+    taper; a few bins away, ``noise_gain``.
+
+    ``weights``: the map's taper on the mask, (K, S), with the Doppler fftshift folded in (:func:`map_weights`).
+    """
+    key = (id(weights), n_doppler)
+    with _WEIGHTS_LOCK:
+        cached = _NOTCHED.get(key)
+        if cached is not None and cached[0] is weights:
+            return cached[1]
+    counts = np.count_nonzero(mask, axis=0).astype(np.float64)                      # S_k
+    spectrum = sp_fft.fft(np.asarray(weights), n=n_doppler, axis=1)                # (K, D)
+    removed = (np.abs(spectrum) ** 2 / np.maximum(counts, 1.0)[:, None]).sum(axis=0)
+    gains = np.maximum(noise_gain - removed, 0.0)
+    gains.flags.writeable = False
+    if not weights.flags.writeable:
+        with _WEIGHTS_LOCK:
+            _NOTCHED[key] = (weights, gains)
+            while len(_NOTCHED) > 8:
+                _NOTCHED.popitem(last=False)
+    return gains
 
 
 #: the grid error of a map without its design: the bound alone
