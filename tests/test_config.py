@@ -424,3 +424,17 @@ def test_load_with_table_refuses_as_load(tmp_path):
         with pytest.raises(ConfigError) as got:
             config.load_with_table(bad)
         assert str(got.value) == str(want.value) and got.value.key == want.value.key
+
+
+@pytest.mark.parametrize(("section", "axis", "largest"), [("training_cells = [8, 12]\nguard_cells = [4, 2]", "Doppler", 11),
+                                                          ("training_cells = [1000, 4]", "range", 787)])
+def test_a_cfar_window_longer_than_the_map_is_refused_at_load(section: str, axis: str, largest: int) -> None:
+    """The window must fit the frame's map (a 14-symbol frame: 28 Doppler bins; 792 subcarriers: 1584 range
+    bins): refused when the file is read, naming the setting and the largest that fits, not on every capture."""
+    text = f"[frame]\nnum_slots = 1\nnum_rb = 66\n[sensing]\n{section}\n"
+    with pytest.raises(ConfigError, match=rf"^<string>: sensing\.training_cells = \[.*\]: allowed a CFAR window .* "
+                                          rf"no longer than the map's \d+ {axis} bins .*; at most {largest} {axis} "
+                                          "training cells"):
+        config.loads(text)
+    cfg = config.loads(text.replace("[8, 12]", f"[8, {largest}]").replace("[1000, 4]", f"[{largest}, 4]"))
+    assert cfg.sensing.map_shape(cfg.frame.num_subcarriers, cfg.frame.total_symbols) == (1584, 28)

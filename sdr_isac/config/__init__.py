@@ -184,6 +184,17 @@ class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
 
     def __post_init__(self) -> None:
+        n_range, n_doppler = self.sensing.map_shape(self.frame.num_subcarriers, self.frame.total_symbols)
+        for axis, (name, bins) in enumerate((("range", n_range), ("Doppler", n_doppler))):
+            guard, train = self.sensing.guard_cells[axis], self.sensing.training_cells[axis]
+            if 2 * (guard + train) + 1 > bins:
+                _fail("sensing.training_cells", list(self.sensing.training_cells),
+                      f"a CFAR window (2 x (guard + training) + 1 cells, guard_cells = "
+                      f"{list(self.sensing.guard_cells)}) no longer than the map's {bins} {name} bins (this frame's "
+                      f"{self.frame.num_subcarriers if axis == 0 else self.frame.total_symbols} "
+                      f"{'subcarriers' if axis == 0 else 'symbols'} x {name.lower()}_oversampling)",
+                      f"at most {max((bins - 1) // 2 - guard, 0)} {name} training cells with this guard, or a "
+                      "longer frame")
         if self.radio.kind == "sim" and self.scene is not None:
             self.scene.node(self.radio.node_id)          # the radio's node must be in the scene
         ids = [n.id for n in self.scene.nodes] if self.scene is not None else []

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import scipy.fft as sp_fft
 
 from sdr_isac.config.base import _check_choice, _check_fields, _fail, _num
+from sdr_isac.units import SPEED_OF_LIGHT_MPS
+
+if TYPE_CHECKING:
+    from sdr_isac.config.frame import FrameConfig
 
 __all__ = ["SensingConfig", "cfar_kinds", "register_cfar_kind", "unregister_cfar_kind"]
 
@@ -168,3 +176,31 @@ class SensingConfig:
                   "raise max_range_m or set it to 0")
         _check_choice("sync", self.sync, ("capture", "correlate"))
         _check_choice("backend", self.backend, ("cpu", "cupy"))
+
+    def map_shape(self, num_subcarriers: int, num_symbols: int) -> tuple[int, int]:
+        """(range bins, Doppler bins) of the range-Doppler map of a K x S grid: the zero-padded transform lengths
+        (``next_fast_len`` of K x ``range_oversampling`` and S x ``doppler_oversampling``)."""
+        return (sp_fft.next_fast_len(int(num_subcarriers) * self.range_oversampling),
+                sp_fft.next_fast_len(int(num_symbols) * self.doppler_oversampling))
+
+    def search_rows(self, frame: FrameConfig) -> tuple[float, int, int]:
+        """Where the pipeline looks on the range axis of a map of ``frame``.
+
+        Returns
+        -------
+        upper_m : float
+            Farthest reportable range (or range sum), m: ``max_range_m``, or half the unambiguous range.
+        reportable : int
+            Range bins in which peaks are taken (up to ``upper_m``, plus two for the refinement).
+        rows : int
+            Range bins the CFAR runs on: ``reportable`` plus one window of training and guard cells, and at least
+            one whole window (the map's own bins where it is smaller).
+        """
+        half = 0.5 if self.geometry == "monostatic" else 1.0
+        unambiguous = half * SPEED_OF_LIGHT_MPS / frame.subcarrier_spacing_hz
+        upper = self.max_range_m or unambiguous / 2
+        n_range = self.map_shape(frame.num_subcarriers, 1)[0]
+        reportable = min(math.ceil(upper / unambiguous * n_range) + 2, n_range)
+        reach = self.guard_cells[0] + self.training_cells[0]
+        rows = min(max(reportable + reach, 2 * reach + 1), n_range)
+        return upper, reportable, rows

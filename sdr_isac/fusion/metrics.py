@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.fft as sp_fft
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, stats
 
@@ -503,8 +502,7 @@ def roc_curve(snr_db: float, pfa_values: Sequence[float], config: SensingConfig,
     k, s = int(num_subcarriers), int(num_symbols)
     mask = np.ones((s, k), dtype=bool)
     spacing_hz, symbol_s = 120e3, 1.0 / 120e3
-    n_range = sp_fft.next_fast_len(k * config.range_oversampling)
-    n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
+    n_range, n_doppler = config.map_shape(k, s)
     # the pipeline's detectors (correlation-aware, built once per design and kept across calls)
     detectors = [cfar_detector(dataclasses.replace(config, pfa=p), mask=mask, map_shape=(n_range, n_doppler))
                  for p in pfas]

@@ -35,7 +35,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import scipy.fft as sp_fft
 from numpy.typing import NDArray
 
 from sdr_isac.config import FrameConfig, SensingConfig
@@ -134,8 +133,7 @@ def batch_maps(h: Any, mask: NDArray[np.bool_], config: SensingConfig,
             out[f] = range_doppler_map(x[f], mask, 1.0, 1.0, 1.0, cfg).power     # axes unused here
         return out
     s, k = mask.shape
-    n_range = sp_fft.next_fast_len(k * config.range_oversampling)
-    n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
+    n_range, n_doppler = config.map_shape(k, s)
     weights = _on_device(be, map_weights(mask, config, n_doppler)[0])      # (K, S)
     slow = x.transpose(0, 1, 3, 2) * weights                                # (F, C, K, S)
     opts = be.fft_options()
@@ -156,7 +154,7 @@ def _workers_setting(be: ArrayBackend) -> int:
 
 def _map_shape(mask: NDArray[np.bool_], config: SensingConfig) -> tuple[int, int]:
     s, k = mask.shape
-    return (sp_fft.next_fast_len(k * config.range_oversampling), sp_fft.next_fast_len(s * config.doppler_oversampling))
+    return config.map_shape(k, s)
 
 
 def batch_cfar(power: Any, detector: CaCfarDetector, backend: ArrayBackend | None = None) -> Any:

@@ -38,7 +38,8 @@ from sdr_isac.sensing.backend import fft_workers
 from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform.sync import parabolic_vertex_slopes
 
-__all__ = ["RangeDopplerMap", "window", "range_doppler_map", "power_of", "map_weights", "notched_noise_gain"]
+__all__ = ["RangeDopplerMap", "main_lobe_bins", "map_weights", "notched_noise_gain", "power_of", "range_doppler_map",
+           "window"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
@@ -48,6 +49,17 @@ def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.floa
     subcarrier gets weight zero (a 2-symbol frame keeps both symbols).
     """
     return _window(name, int(length), float(sidelobe_db)).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def main_lobe_bins(name: str, length: int, sidelobe_db: float, transform_length: int) -> int:
+    """Bins from the peak to the first null of the taper's response on a ``transform_length``-point transform of
+    ``length`` points (the zero padding included): 2 x the oversampling for Hann, 1 x for no taper.  The
+    last bin before it is the main lobe's edge."""
+    w = _window(name, int(length), float(sidelobe_db))
+    response = np.abs(sp_fft.fft(w, n=max(int(transform_length), w.size)))[: max(int(transform_length), 2) // 2 + 1]
+    rising = np.flatnonzero(np.diff(response) > 0)
+    return int(rising[0]) if rising.size else int(response.size - 1)
 
 
 @functools.lru_cache(maxsize=32)
@@ -141,8 +153,7 @@ def range_doppler_map(h: NDArray[np.complex64], mask: NDArray[np.bool_], subcarr
     ``max_rows`` keeps only the first range bins.
     """
     c, s, k = h.shape
-    n_range = sp_fft.next_fast_len(k * config.range_oversampling)
-    n_doppler = sp_fft.next_fast_len(s * config.doppler_oversampling)
+    n_range, n_doppler = config.map_shape(k, s)
     weights, coherent_gain, noise_gain = _weights(mask, config, n_doppler)
     workers = fft_workers(config.fft_workers, c * n_range * n_doppler)  # sensing.fft_workers (0: every core)
     # the transforms run in place in the returned array, laid out (C, R, D): the Doppler transform

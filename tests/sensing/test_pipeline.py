@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -533,6 +534,33 @@ def test_echoes_found_in_different_passes_are_refined_together() -> None:
     for name, values in z.items():
         # 16 unit-variance errors: the mean within 1.2 (4.8 standard errors), the spread below 2 sd
         assert abs(np.mean(values)) < 1.2 and np.sqrt(np.mean(np.square(values))) < 2.0, (name, values)
+
+
+def test_a_short_search_range_still_gives_the_cfar_a_whole_window() -> None:
+    """max_range_m = 6 m leaves 4 reportable range bins; the CFAR ran on those plus one window side (18 rows)
+    while its window is 37 rows long, and every capture failed ("allowed a window no larger than the map").
+    It now runs on at least one whole window and finds the echo at 4 m."""
+    frame, capture, truth = capture_of(seed=2, x=4.0, v=20.0, snr=0.0)
+    cfg = SensingConfig(max_range_m=6.0, training_cells=(14, 4))
+    _, reportable, rows = cfg.search_rows(frame.config)
+    assert reportable == 4 and rows == 2 * (cfg.guard_cells[0] + cfg.training_cells[0]) + 1
+    (d,) = sensing.process(capture, frame, cfg).detections
+    assert abs(d.range_m - truth["range_m"]) < 5 * math.sqrt(d.range_var_m2)
+
+
+def test_a_guard_that_leaves_the_main_lobe_in_the_training_ring_is_warned_about(caplog) -> None:
+    """guard_cells = [0, 0] on Hann maps: an echo's own main lobe lies in its training ring and raises its
+    threshold by about 2 dB; the pipeline says so once per design, naming the guard that keeps it out.  The
+    default guard says nothing."""
+    frame, capture, _ = capture_of(seed=2)
+    with caplog.at_level("WARNING", logger="sdr_isac.sensing.pipeline"):
+        sensing.process(capture, frame)
+        assert not [r for r in caplog.records if "guard_cells" in r.getMessage()]
+        sensing.process(capture, frame, SensingConfig(guard_cells=(0, 0)))
+        sensing.process(capture, frame, SensingConfig(guard_cells=(0, 0)))
+    (record,) = [r for r in caplog.records if "guard_cells" in r.getMessage()]
+    assert re.search(r"guard_cells = \[0, 0\]: an echo's own main lobe .* detection loss of about \d\.\d dB .*"
+                     r"guard_cells = \[3, 3\] keeps the main lobe out", record.getMessage()), record.getMessage()
 
 
 @pytest.mark.parametrize("fraction", [0.494, -0.4985])
