@@ -58,7 +58,9 @@ class SensingResult:
     frame_offset : int
         Sample index of the frame start used.
     diagnostics : dict
-        Noise variance, cells tested and detected, timings (s), warnings.
+        Noise variance, cells tested and detected, timings (s), warnings; ``passes``: the CLEAN passes that
+        found echoes, ``residue_dropped``: echoes of later passes within a cell of a far stronger one, not
+        reported (:func:`sdr_isac.sensing.detection.refit_jointly`).
     """
 
     map: RangeDopplerMap | None
@@ -291,6 +293,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
     work: NDArray[np.complex128] | None = None if mask.all() else _work_copy(csi.h)
     current, cfar_cells = rd, 0
     passes: list[Cleaned] = []
+    residue = 0
     # Another pass (subtract what was found, a new map, test again) behind a strong echo: Hann sidelobes reach
     # -31 dB, so an echo 30 dB above the detection threshold may hide weaker ones under them.  And wherever a
     # found echo raises other cells' CFAR thresholds while a cell there stands out of the noise untested: its main
@@ -332,8 +335,9 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         # an echo of an early pass was refined with the masked echoes of later passes in its data: all of them
         # again, together (on a full mask from H itself; otherwise `work` holds H less every echo)
         data = csi.h if work is None or passes[0].full else work
-        detections = refit_jointly(data, mask, rd, passes, fcfg.subcarrier_spacing_hz, times, carrier, noise, cfg.pfa,
-                                   spacing, cfg.remove_static).detections
+        joint = refit_jointly(data, mask, rd, passes, fcfg.subcarrier_spacing_hz, times, carrier, noise, cfg.pfa,
+                              spacing, cfg.remove_static)
+        detections, residue = joint.detections, joint.residue
     timings["cfar_s"] = time.perf_counter() - start
     # within three standard deviations of the lower limit: a refined echo at the limit (the leakage at 0 m) lies
     # on either side of it, and half of its estimates must not be dropped for a millimetre below it
@@ -341,6 +345,7 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
                          <= d.range_m <= upper), key=lambda d: d.map_snr_db, reverse=True)[: cfg.max_detections]
     timings["detect_s"] = time.perf_counter() - start
     diagnostics = {"noise_var": noise, "cfo_hz": cfo_hz, "cells": int(rd.power.size), "cfar_cells": cfar_cells,
+                   "passes": len(passes), "residue_dropped": residue,
                    "used_res": csi.num_used, "timings": timings,
                    "snr_map_peak_db": _peak_db(rd.power, noise * rd.noise_gain * csi.h.shape[0])}
     return SensingResult(rd, detections, csi, found_offset, diagnostics)

@@ -260,5 +260,6 @@ def test_a_second_path_below_the_model_floor_is_not_split_off(below_db):
     weak = (120.0 + 0.6 * CELL_M, 5.0, 70.0 - below_db)
     result = sensing.process(_capture(rng, [strong, weak]), _FRAME, CFG)
     near = [d for d in result.detections if abs(d.range_m - strong[0]) < 1.2 * CELL_M]     # (a pair: 0.6 cell)
+    assert result.diagnostics["passes"] >= 2 and result.diagnostics["residue_dropped"] >= 1
     assert len(near) == 1
     assert abs(near[0].range_m - strong[0]) < 0.05 * CELL_M
