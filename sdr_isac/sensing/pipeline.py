@@ -320,11 +320,13 @@ def process(capture: Capture, frame: FrameConfig | IsacFrame | None = None, conf
         if not found or len(detections) >= cfg.max_detections + 8:
             break
         strongest_db = max(d.map_snr_db for d in found)
-        if strongest_db < sidelobes_db and not (
-                strongest_db >= masking_db and _masked_peak(
-                    current.power[:reportable], hits[:reportable],
-                    significance * noise * current.noise_gain * num_channels, _cells_of(current, found),
-                    (2 * cfg.range_oversampling, 2 * cfg.doppler_oversampling))):
+        lobe = (2 * cfg.range_oversampling, 2 * cfg.doppler_oversampling)
+        if strongest_db < sidelobes_db and not _masked_peak(
+                current.power[:reportable], hits[:reportable],
+                significance * noise * current.noise_gain * num_channels, _cells_of(current, found),
+                lobe, _cells_of(current, [d for d in found if d.map_snr_db >= masking_db]),
+                (cfg.guard_cells[0] + cfg.training_cells[0] + lobe[0],
+                 cfg.guard_cells[1] + cfg.training_cells[1] + lobe[1])):
             break
         if work is None:
             work = _work_copy(csi.h)
@@ -365,13 +367,32 @@ def _cells_of(rd: RangeDopplerMap, found: list[Detection]) -> list[tuple[float, 
 
 
 def _masked_peak(power: NDArray[np.floating], hits: NDArray[np.bool_], level: float,
-                 echoes: list[tuple[float, float]], lobe: tuple[int, int]) -> bool:
+                 echoes: list[tuple[float, float]], lobe: tuple[int, int],
+                 masking: list[tuple[float, float]], reach: tuple[int, int]) -> bool:
     """Whether a cell the CFAR did not pass is a local maximum (8 neighbours, Doppler circular) above ``level``,
     outside the main lobes of the ``echoes`` found (closer than ``lobe`` bins in range and Doppler: the first
     nulls of the taper, two bins of the unpadded map; a lobe's ripple there is that echo's, and an echo split
-    from another's peak by the model-order test has no grid peak of its own)."""
+    from another's peak by the model-order test has no grid peak of its own), within ``reach`` bins of one of the
+    ``masking`` echoes (strong enough to lift a ring's mean by 1 dB).  Only there can a found echo have masked
+    it: its main lobe must lie in the cell's training ring (guard + training + lobe bins away at most);
+    elsewhere the residual map of another pass is this one, and its CFAR would pass nothing new."""
     n_r, n_d = power.shape
-    r, d = np.nonzero((power > level) & ~hits)
+    found_r: list[NDArray[np.int64]] = []
+    found_d: list[NDArray[np.int64]] = []
+    for pr, pd in masking:
+        first, last = max(math.floor(pr) - reach[0], 0), min(math.ceil(pr) + reach[0] + 1, n_r)
+        if first >= last:
+            continue
+        cols = np.arange(math.floor(pd) - reach[1], math.ceil(pd) + reach[1] + 1) % n_d
+        if cols.size >= n_d:
+            cols = np.arange(n_d)
+        block = np.ix_(np.arange(first, last), cols)
+        r, d = np.nonzero((power[block] > level) & ~hits[block])
+        found_r.append(r + first)
+        found_d.append(cols[d])
+    if not found_r:
+        return False
+    r, d = np.concatenate(found_r), np.concatenate(found_d)
     for pr, pd in echoes:
         far = (np.abs(r - pr) >= lobe[0]) | (np.abs((d - pd + n_d / 2) % n_d - n_d / 2) >= lobe[1])
         r, d = r[far], d[far]

@@ -563,6 +563,30 @@ def test_a_guard_that_leaves_the_main_lobe_in_the_training_ring_is_warned_about(
                      r"guard_cells = \[3, 3\] keeps the main lobe out", record.getMessage()), record.getMessage()
 
 
+def test_a_further_pass_is_spent_only_where_a_found_echo_can_have_masked_a_peak() -> None:
+    """The gate of the further CLEAN pass (:func:`pipeline._masked_peak`): a local maximum above the level that
+    the CFAR did not pass counts within reach (guard + training + main lobe) of an echo strong enough to mask,
+    across the Doppler wrap too; not in that echo's own main lobe, not far away (a pass there would see the same
+    map and pass nothing new), not near a weak echo."""
+    from sdr_isac.sensing import pipeline
+    power = np.ones((200, 64), dtype=np.float32)
+    hits = np.zeros(power.shape, dtype=bool)
+    lobe, reach = (4, 4), (16, 10)
+
+    def gate(cell: tuple[int, int], masking: list[tuple[float, float]]) -> bool:
+        p = power.copy()
+        p[cell] = 50.0
+        return pipeline._masked_peak(p, hits, 10.0, [(100.0, 2.0), (30.0, 40.0)], lobe, masking, reach)
+
+    strong = [(100.0, 2.0)]
+    assert gate((110, 2), strong)                       # in the ring of the strong echo
+    assert gate((100, 60), strong)                      # 6 Doppler bins away, across the wrap
+    assert not gate((102, 3), strong)                   # its own main lobe
+    assert not gate((150, 2), strong)                   # 50 range bins away
+    assert not gate((36, 40), strong)                   # next to a weak echo only
+    assert gate((36, 40), strong + [(30.0, 40.0)])
+
+
 @pytest.mark.parametrize("fraction", [0.494, -0.4985])
 def test_a_doppler_at_the_edge_of_the_unambiguous_interval_keeps_its_sign(fraction: float) -> None:
     """An echo at Doppler +0.494 F (F the symbol rate) peaks in the map's first column (-F/2) and its Newton
