@@ -26,6 +26,7 @@ accounts, aligns, schedules and publishes around it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,8 @@ from sdr_isac.sensing.csi import ChannelEstimate, known_reference
 from sdr_isac.sensing.detection import significance_threshold
 from sdr_isac.sensing.pipeline import built_frame
 from sdr_isac.waveform import IsacFrame
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["SENSING_METHODS", "SensingJob", "NodeResult", "RisSighting", "FusionEngine", "sense_capture",
            "sense_passive_ssb", "reference_signals"]
@@ -270,6 +273,15 @@ class FusionEngine:
         self.cfg = cfg
         self.passive_ssb_paths = passive_ssb_paths
         self._sources: dict[str, list[str]] = {}                 # receive-only node -> transmitters it hears
+        if cfg.fusion.min_nodes == 1 and cfg.scene is not None:
+            blind = [n.id for n in cfg.scene.nodes if n.antenna_pattern == "isotropic" and n.rx_array.size > 1]
+            if blind:
+                # a linear array's steering is the same for a target and its mirror image across the array's axis
+                _log.warning("fusion.min_nodes = 1: the single-node fixes of %s place every target in front of the "
+                             "receive array (the half-plane its yaw_deg points to); with isotropic elements a target "
+                             "behind is seen as well and placed at its mirror image, far outside its covariance. "
+                             "Set scene.nodes.antenna_pattern = '38.901' for a directional panel, point yaw_deg at "
+                             "the area sensed, or keep fusion.min_nodes >= 2", ", ".join(blind))
         self._ris_scans: dict[tuple[str, str], list[dict[str, Any]]] = {}   # (node, RIS) -> steps so far
 
     # ---- the scene --------------------------------------------------------------------------------

@@ -115,7 +115,9 @@ def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
     error (truth: the scene's target velocity at the set's time, on the scene clock of the set's first node),
     and each node's own position estimate (range + angle);
     ``estimates``: the position (m) of every estimate of the set, matched to a target or not (what the display
-    draws)."""
+    draws); ``unmatched``: those farther than 3 ``fusion.gate_m`` from every true target (ghosts, or a target
+    placed far off: ``max_position_error_over_crb`` does not see them), counted over all sets in
+    ``unmatched_estimates``."""
     scene = cfg.scene
     scene_nodes = {n.id: n for n in scene.nodes} if scene is not None else {}
     sets = []
@@ -143,12 +145,16 @@ def fused_summary(host: Any, cfg: config_mod.Config) -> dict[str, Any]:
                                                                          - velocities[target]))
                         row["crb_velocity_mps"] = float(np.sqrt(np.trace(np.asarray(est["cov_velocity_mps2"]))))
             rows.append(row)
+        unmatched = [e["position_m"] for e in item["estimates"]
+                     if not any(float(np.linalg.norm(np.asarray(e["position_m"][:2]) - truth[:2]))
+                                <= 3.0 * cfg.fusion.gate_m for truth in targets.values())]
         sets.append({"seq": item["seq"], "t0_s": item["t0_s"], "nodes": item["nodes"], "targets": rows,
-                     "estimates": [e["position_m"] for e in item["estimates"]]})
+                     "estimates": [e["position_m"] for e in item["estimates"]], "unmatched": unmatched})
     fused_rows = [r for s in sets for r in s["targets"] if r["fused"]]
     return {"sets": len(sets), "target_height_m": cfg.fusion.target_height_m,
             "max_position_error_over_crb": max((r["position_error_m"] / r["crb_position_m"] for r in fused_rows),
                                                default=None),
+            "unmatched_estimates": sum(len(s["unmatched"]) for s in sets),
             "per_set": sets}
 
 

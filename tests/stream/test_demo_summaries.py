@@ -33,6 +33,23 @@ def test_velocity_error_is_against_the_waypoint_velocity(node, t0_s, velocity_mp
     assert row["velocity_error_mps"] == pytest.approx(0.0, abs=1e-9)      # was 12.5 m/s (truth taken as 0)
 
 
+def test_an_estimate_far_from_every_target_is_counted_unmatched() -> None:
+    """A ghost (an estimate 160 m from the nearest target, as the Wi-Fi AP's mirrored UAV was) matched nothing and
+    was left out of fused.json's figures without a trace; now it is listed per set and counted."""
+    cfg = config_mod.loads(resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8"), "urban")
+    truth_m = [-40.0, 0.0, 1.0]
+
+    def estimate(xy: tuple[float, float]) -> dict:
+        return {"position_m": [*xy, 1.0], "nodes": ["bs_a0"], "cov_position_m2": np.eye(3).tolist()}
+
+    host = SimpleNamespace(estimates=[{"seq": 0, "t0_s": 0.001, "nodes": {"bs_a0": 1},
+                                       "estimates": [estimate((-40.5, 0.0)), estimate((120.0, 0.0))],
+                                       "truth": [{"target": "car0", "position_m": truth_m}]}])
+    summary = demo.fused_summary(host, cfg)
+    assert summary["unmatched_estimates"] == 1 and summary["per_set"][0]["unmatched"] == [[120.0, 0.0, 1.0]]
+    assert summary["per_set"][0]["targets"][0]["fused"]
+
+
 def _urban_text() -> str:
     return resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8") + "\n" + demo.URBAN_SENSING
 
