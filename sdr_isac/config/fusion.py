@@ -23,6 +23,14 @@ class FusionConfig:
         Height at which targets are located, m (the nodes' ranges and array
         angles fix the horizontal position): ground traffic about 1 m, a UAV
         its reported altitude.  -1000 ... 100000 m.
+    target_height_std_m : float
+        Spread of the targets' heights about ``target_height_m``, m (0 ...
+        100000): an estimate that rests on one node's fix (mode ``single``,
+        ``min_nodes = 1``) carries it in its covariance (a UAV 60 m up among
+        cars at 1 m: tens of metres, or its fixes land some 35 m off, far
+        outside a covariance that takes the height as known).  0 (the
+        default): the height is known.  Fits of two or more nodes take it
+        as known either way.
     gate_m : float
         Association gate: detections of different nodes whose own position
         estimates lie within this distance are one target, m (> 0 ... 1000).
@@ -46,6 +54,7 @@ class FusionConfig:
 
     enabled: bool = True
     target_height_m: float = _num(1.0, -1000.0, 100000.0, "m")
+    target_height_std_m: float = _num(0.0, 0.0, 100000.0, "m")
     gate_m: float = _num(5.0, 0.0, 1000.0, "m", low_open=True)
     macro_nodes: tuple[str, ...] = ()
     min_nodes: int = _num(2, 1, 64, "nodes")

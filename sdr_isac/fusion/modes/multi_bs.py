@@ -195,7 +195,8 @@ def symbol_level_refine(bands: Sequence[Band], cims: Sequence[NDArray[np.complex
 
 def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequence[Detection]], height_m: float,
                gate_m: float = 5.0, passive: Mapping[str, str] | None = None, gate_sigma: float = 5.0,
-               max_clock_offset_s: float = 1e-7, t_s: float = 0.0, min_nodes: int = 2) -> list[TargetEstimate]:
+               max_clock_offset_s: float = 1e-7, t_s: float = 0.0, min_nodes: int = 2,
+               var_height_m2: float = 0.0) -> list[TargetEstimate]:
     """Associate the detections of several nodes and fuse each associated set (host-side, live).
 
     Monostatic detections (of nodes that sense their own echoes) are
@@ -242,6 +243,11 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
     min_nodes : int
         Fewest nodes (monostatic and receive-only) a target must be seen by, >= 1 (``fusion.min_nodes``):
         1 keeps a target that one node alone sees, located by that node's own fix (mode ``single``).
+    var_height_m2 : float
+        Variance of the targets' heights about ``height_m``, m² (``fusion.target_height_std_m`` squared): an
+        estimate of mode ``single`` carries it (its fix's covariance with the height's error propagated, the
+        height's variance, their cross terms); 0 (the default): the height is known.  Fits of two or more
+        links take the height as known either way.
 
     Returns
     -------
@@ -319,6 +325,14 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                                        gate_sigma, anchor=anchor)
         links = [m.placed(ids, positions, t_s) for m in links]
         members = sorted({m.rx for m in links})
+        height_terms = None
+        if len(links) < 2 and var_height_m2 > 0 and len(cl.nodes) == 1:
+            # one node's fix: at a height off by its spread, the range's horizontal part and the cone's elevation
+            # move it (a UAV 60 m up located at 1 m: some 35 m off, inside no covariance without this)
+            fix = single_fix(positions, cl.nodes[0], cl.lead.axis_xy, float(lead.range_m), float(lead.range_var_m2),
+                             -float(lead.angle_rad or 0.0), float(lead.angle_var_rad2 or _UNKNOWN_ANGLE_VAR),
+                             height_m, var_height_m2=var_height_m2)
+            cov, height_terms = fix.cov_m2, fix.cov_xy_height_m2
         velocity = {}
         try:
             v, cov_v, cross = velocity_with_cross(positions, links, [xy[0], xy[1], height_m], cov)
@@ -327,11 +341,17 @@ def fuse_nodes(places: Mapping[str, NodePlace], detections: Mapping[str, Sequenc
                             "cov_position_velocity_xy_m2ps": cross}
         except SensingError:
             pass
-        out.append(TargetEstimate.planar(
+        estimate = TargetEstimate.planar(
             xy, cov, height_m, t_s=t_s,
             nodes=[ids[k] for k in cl.nodes if k in members] + [ids[k] for k in members if ids[k] in passive],
             single_m={ids[k]: (float(f.xy_m[0]), float(f.xy_m[1])) for k, f in zip(cl.nodes, cl.fixes, strict=True)},
-            links=tuple(links), mode=None if len(links) >= 2 else "single", **velocity))
+            links=tuple(links), mode=None if len(links) >= 2 else "single", **velocity)
+        if height_terms is not None:
+            full = np.array(estimate.cov_position_m2, dtype=np.float64)
+            full[:2, 2] = full[2, :2] = height_terms
+            full[2, 2] = var_height_m2
+            estimate = dataclasses.replace(estimate, cov_position_m2=full)
+        out.append(estimate)
     return out
 
 
@@ -379,7 +399,7 @@ def fuse_multi_bs(places: Mapping[str, NodePlace], detections: Mapping[str, Sequ
                   passive: Mapping[str, str], t_s: float) -> list[TargetEstimate]:
     """Mode ``multi_bs`` (registered): :func:`fuse_nodes` with the ``[fusion]`` height and gate."""
     return fuse_nodes(places, detections, cfg.target_height_m, cfg.gate_m, passive=passive, t_s=t_s,
-                      min_nodes=cfg.min_nodes)
+                      min_nodes=cfg.min_nodes, var_height_m2=cfg.target_height_std_m**2)
 
 
 register_mode("multi_bs", fuse_multi_bs)

@@ -507,3 +507,30 @@ def test_fused_position_and_velocity_are_consistent_as_one_state(rng: np.random.
         along_block = np.mean((err @ d) ** 2 / np.einsum("i,nij,j->n", d, block, d))
         assert 0.8 < along < 1.2, along                           # chi-square(1) over 400: sd of the mean 0.07
         assert low < along_block < high, along_block
+
+
+def test_a_single_fix_carries_the_spread_of_the_target_height() -> None:
+    """One node (the urban AP: 6 m up, facing -y) sees a UAV 60 m up while targets are located at 1 m: its fix is
+    some 35 m off.  With the height known (the default) its covariance claims a few metres; with
+    ``var_height_m2`` (fusion.target_height_std_m = 30 m, squared) the estimate's covariance holds the error
+    (position and height), whose height part is the given spread."""
+    place = NodePlace("ap0", (150.0, 150.0, 6.0), -90.0)
+    uav = np.array([80.0, 133.3, 60.0])
+    d = uav - np.array(place.position_m)
+    r = float(np.linalg.norm(d))
+    axis = np.array([np.sin(np.deg2rad(-90.0)), -np.cos(np.deg2rad(-90.0)), 0.0])     # the array's axis
+    angle = -float(np.arcsin(d @ axis / r))                                          # from broadside
+    det = Detection(r, 0.0, 0.0, 2 * r / C, 20.0, "monostatic", angle, 0.04, 0.01, 1e-4, 30.0)
+    known, spread = (nf.fuse_nodes({"ap0": place}, {"ap0": [det]}, 1.0, min_nodes=1, var_height_m2=v)[0]
+                     for v in (0.0, 30.0**2))
+    assert known.mode == spread.mode == "single"
+    np.testing.assert_allclose(known.position_m[:2], spread.position_m[:2])
+    error = known.position_m - np.array([*uav[:2], 1.0])
+    assert float(np.linalg.norm(error[:2])) > 20.0                                   # the height's doing
+    assert float(error[:2] @ np.linalg.solve(known.cov_position_m2[:2, :2], error[:2])) > 100.0
+    # horizontally within 3 standard deviations (5.3 here: the UAV is 2 spreads up, and the fix bends with the
+    # height: its slope at 1 m, below the node, has the other sign than at 60 m, so no cross term helps)
+    truth_error = spread.position_m[:2] - uav[:2]
+    assert float(truth_error @ np.linalg.solve(spread.cov_position_m2[:2, :2], truth_error)) < 3.0**2
+    assert spread.cov_position_m2[2, 2] == pytest.approx(900.0)
+    assert np.all(np.linalg.eigvalsh(spread.cov_position_m2) > 0)
