@@ -433,8 +433,21 @@ def test_a_cfar_window_longer_than_the_map_is_refused_at_load(section: str, axis
     bins): refused when the file is read, naming the setting and the largest that fits, not on every capture."""
     text = f"[frame]\nnum_slots = 1\nnum_rb = 66\n[sensing]\n{section}\n"
     with pytest.raises(ConfigError, match=rf"^<string>: sensing\.training_cells = \[.*\]: allowed a CFAR window .* "
-                                          rf"no longer than the map's \d+ {axis} bins .*; at most {largest} {axis} "
-                                          "training cells"):
+                                          rf"no longer than the \d+ {axis} bins of the map of frame .*; at most "
+                                          rf"{largest} {axis} training cells"):
         config.loads(text)
     cfg = config.loads(text.replace("[8, 12]", f"[8, {largest}]").replace("[1000, 4]", f"[{largest}, 4]"))
     assert cfg.sensing.map_shape(cfg.frame.num_subcarriers, cfg.frame.total_symbols) == (1584, 28)
+
+
+def test_the_cfar_window_must_fit_every_node_frame_too() -> None:
+    """A scene node's own frame (what the host senses that node's captures with) of 4 symbols: an 8-bin Doppler
+    axis against the default 13-cell window; it loaded, and every capture of that node failed.  And a guard too
+    wide for any training names the guard to change."""
+    text = ('[frame]\nnum_slots = 1\n[scene]\n[[scene.nodes]]\nid = "bs0"\n'
+            '[[scene.nodes]]\nid = "rx1"\nframe = { num_symbols = 4 }\n')
+    with pytest.raises(ConfigError, match=r"sensing\.training_cells = \[8, 4\]: allowed a CFAR window .* no longer than "
+                                          r"the 8 Doppler bins of the map of scene\.nodes\[1\]\.frame \(rx1\) \(4 symbols"):
+        config.loads(text)
+    with pytest.raises(ConfigError, match=r"; a Doppler guard of at most 12 cells with 1 training cell, or a longer"):
+        config.loads("[frame]\nnum_slots = 1\n[sensing]\nguard_cells = [4, 13]\n")

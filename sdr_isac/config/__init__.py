@@ -184,17 +184,11 @@ class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
 
     def __post_init__(self) -> None:
-        n_range, n_doppler = self.sensing.map_shape(self.frame.num_subcarriers, self.frame.total_symbols)
-        for axis, (name, bins) in enumerate((("range", n_range), ("Doppler", n_doppler))):
-            guard, train = self.sensing.guard_cells[axis], self.sensing.training_cells[axis]
-            if 2 * (guard + train) + 1 > bins:
-                _fail("sensing.training_cells", list(self.sensing.training_cells),
-                      f"a CFAR window (2 x (guard + training) + 1 cells, guard_cells = "
-                      f"{list(self.sensing.guard_cells)}) no longer than the map's {bins} {name} bins (this frame's "
-                      f"{self.frame.num_subcarriers if axis == 0 else self.frame.total_symbols} "
-                      f"{'subcarriers' if axis == 0 else 'symbols'} x {name.lower()}_oversampling)",
-                      f"at most {max((bins - 1) // 2 - guard, 0)} {name} training cells with this guard, or a "
-                      "longer frame")
+        frames = [("frame", self.frame)] + [(f"scene.nodes[{i}].frame ({n.id})", n.frame) for i, n in
+                                            enumerate(self.scene.nodes if self.scene is not None else ())
+                                            if n.frame is not None]
+        for where, frame in frames:
+            self._check_cfar_window(where, frame)
         if self.radio.kind == "sim" and self.scene is not None:
             self.scene.node(self.radio.node_id)          # the radio's node must be in the scene
         ids = [n.id for n in self.scene.nodes] if self.scene is not None else []
@@ -203,6 +197,22 @@ class Config:
             known = ", ".join(ids) or "none: this file has no [scene]"
             _fail("fusion.macro_nodes", list(self.fusion.macro_nodes), f"ids of scene nodes ({known})",
                   f"remove {', '.join(unknown)} or add the node(s) to [[scene.nodes]]")
+
+    def _check_cfar_window(self, where: str, frame: FrameConfig) -> None:
+        """The CFAR window must fit the range-Doppler map of ``frame`` (sensed with ``[sensing]``)."""
+        n_range, n_doppler = self.sensing.map_shape(frame.num_subcarriers, frame.total_symbols)
+        for axis, (name, bins) in enumerate((("range", n_range), ("Doppler", n_doppler))):
+            guard, train = self.sensing.guard_cells[axis], self.sensing.training_cells[axis]
+            if 2 * (guard + train) + 1 > bins:
+                most = (bins - 1) // 2 - guard
+                fix = (f"at most {most} {name} training cells with this guard" if most >= 1 else
+                       f"a {name} guard of at most {max((bins - 3) // 2, 0)} cells with 1 training cell")
+                _fail("sensing.training_cells", list(self.sensing.training_cells),
+                      f"a CFAR window (2 x (guard + training) + 1 cells, guard_cells = "
+                      f"{list(self.sensing.guard_cells)}) no longer than the {bins} {name} bins of the map of {where} "
+                      f"({frame.num_subcarriers if axis == 0 else frame.total_symbols} "
+                      f"{'subcarriers' if axis == 0 else 'symbols'} x {name.lower()}_oversampling)",
+                      f"{fix}, or a longer frame")
 
 
 #: The configurations shipped inside the package (:func:`builtin`).

@@ -274,7 +274,9 @@ class FusionEngine:
         self.passive_ssb_paths = passive_ssb_paths
         self._sources: dict[str, list[str]] = {}                 # receive-only node -> transmitters it hears
         if cfg.fusion.min_nodes == 1 and cfg.scene is not None:
-            blind = [n.id for n in cfg.scene.nodes if n.antenna_pattern == "isotropic" and n.rx_array.size > 1]
+            # (a receive-only node's detections are bistatic: it has no single-node fix)
+            blind = [n.id for n in cfg.scene.nodes
+                     if n.antenna_pattern == "isotropic" and n.rx_array.size > 1 and n.transmits]
             if blind:
                 # a linear array's steering is the same for a target and its mirror image across the array's axis
                 _log.warning("fusion.min_nodes = 1: the single-node fixes of %s place every target in front of the "

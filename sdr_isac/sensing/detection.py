@@ -433,7 +433,7 @@ class Echo:
     along: NDArray[np.complex128]          # (K,)
 
 
-#: a refined echo: its grid peak (range bin, Doppler bin), its detection, its pattern in H
+# a refined echo: its grid peak (range bin, Doppler bin), its detection, its pattern in H
 Found = tuple[tuple[int, int], Detection, Echo]
 
 

@@ -806,13 +806,14 @@ def noise_variance(power: NDArray[np.floating], cell_gain: float, num_channels: 
                          f"column of the map ({power.shape[1]}), not all zero")
     gains = np.maximum(gains, 1e-12 * float(gains.max()))     # a column the notch emptied holds zeros
 
-    def excess(variance: float) -> float:                       # mixture CDF at the median, less one half
-        return float(np.mean(sp_special.gammainc(num_channels, median / (variance * gains)))) - 0.5
+    def excess(log_variance: float) -> float:                   # mixture CDF at the median, less one half
+        return float(np.mean(sp_special.gammainc(num_channels, median / (math.exp(log_variance) * gains)))) - 0.5
 
-    low, high = plain * cell_gain / float(gains.max()), plain * cell_gain / float(gains.min())
+    # solved in the logarithm: the bracket spans up to 12 decades where the notch empties a column (no taper)
+    low, high = math.log(plain * cell_gain / float(gains.max())), math.log(plain * cell_gain / float(gains.min()))
     if excess(low) <= 0:
-        return low
-    return float(sp_opt.brentq(excess, low, high, xtol=1e-12 * high, rtol=1e-10))
+        return math.exp(low)
+    return math.exp(float(sp_opt.brentq(excess, low, high, xtol=1e-12, rtol=1e-12)))
 
 
 def median_step(num_cells: int) -> int:

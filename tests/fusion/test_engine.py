@@ -126,11 +126,13 @@ def test_engine_dispatches_the_scene_s_cooperation_mode(name: str, check: Any) -
 def test_single_node_fixes_of_isotropic_arrays_are_warned_about(caplog) -> None:
     """fusion.min_nodes = 1 keeps one node's own fix, placed in front of its array; a linear array of isotropic
     elements sees a target behind it too and puts it at its mirror image (the urban AP put the UAV 160 m off).
-    The host says so, naming the nodes (the urban base stations are sector panels: not named)."""
+    The host says so, naming the nodes (the urban base stations are sector panels: not named; the urban AP is one
+    too, made isotropic here)."""
     from importlib import resources
 
     from sdr_isac.stream import demo
     text = resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8")
+    text = text.replace('antenna_pattern = "38.901"    # which place', 'antenna_pattern = "isotropic" # which place')
     with caplog.at_level("WARNING", logger="sdr_isac.fusion.engine"):
         FusionEngine(config.loads(text, "urban"))
         assert not caplog.records
@@ -138,3 +140,14 @@ def test_single_node_fixes_of_isotropic_arrays_are_warned_about(caplog) -> None:
                                                         "tcp://127.0.0.1:2"), "urban"))
     (record,) = caplog.records
     assert "fusion.min_nodes = 1: the single-node fixes of ap0 place every target in front" in record.getMessage()
+
+
+def test_a_receive_only_node_is_not_named_in_the_single_fix_warning(caplog) -> None:
+    """A receive-only node's detections are bistatic range sums: it has no single-node fix to mirror."""
+    text = ('[fusion]\nmin_nodes = 1\n[scene]\n[[scene.nodes]]\nid = "bs0"\nrx_array = { num_elements = [4] }\n'
+            '[[scene.nodes]]\nid = "rx1"\nrole = "rx"\ntransmits = false\nposition_m = [50.0, 0.0, 0.0]\n'
+            'rx_array = { num_elements = [4] }\n')
+    with caplog.at_level("WARNING", logger="sdr_isac.fusion.engine"):
+        FusionEngine(config.loads(text))
+    (record,) = caplog.records
+    assert "the single-node fixes of bs0 place" in record.getMessage() and "rx1" not in record.getMessage()
