@@ -126,13 +126,11 @@ def test_engine_dispatches_the_scene_s_cooperation_mode(name: str, check: Any) -
 def test_single_node_fixes_of_isotropic_arrays_are_warned_about(caplog) -> None:
     """fusion.min_nodes = 1 keeps one node's own fix, placed in front of its array; a linear array of isotropic
     elements sees a target behind it too and puts it at its mirror image (the urban AP put the UAV 160 m off).
-    The host says so, naming the nodes (the urban base stations are sector panels: not named; the urban AP is one
-    too, made isotropic here)."""
+    The host says so, naming the nodes (the urban base stations are sector panels: not named)."""
     from importlib import resources
 
     from sdr_isac.stream import demo
     text = resources.files("sdr_isac").joinpath("urban.toml").read_text(encoding="utf-8")
-    text = text.replace('antenna_pattern = "38.901"    # which place', 'antenna_pattern = "isotropic" # which place')
     with caplog.at_level("WARNING", logger="sdr_isac.fusion.engine"):
         FusionEngine(config.loads(text, "urban"))
         assert not caplog.records
