@@ -489,23 +489,31 @@ def test_an_echo_in_the_training_cells_of_a_stronger_one_is_found() -> None:
     (P / N = 1e4 / 280 training cells), so the first pass sees only the strong echo.  A further pass on the data
     less the strong echo finds the weak one; it was run only behind echoes 30 dB above the threshold (Hann
     sidelobes), and the weak echo was lost in every capture (a reviewer's 0 of 30)."""
-    cell_m = C / (2 * 120 * 120e3)                              # SMALL: 120 subcarriers at 120 kHz, 10.4 m
-    per_re = 10 * math.log10(120 * 32)                          # map SNR = per-RE SNR + 10 log10(K M)
-    text = SMALL.format(seed=1, noise="true", elements=1, x=20.0, y=0.0, v=20.0, snr=40.0 - per_re, leak=0.0)
-    text += (f'[[scene.targets]]\nid = "w"\nposition_m = [{20.0 + 3 * cell_m}, 0.0, 0.0]\n'
-             f"velocity_mps = [20.0, 0.0, 0.0]\nsnr_per_re_db = {34.0 - per_re}\n")
     found = 0
     for seed in range(10):
-        cfg = config.loads(text.replace("seed = 1", f"seed = {seed}"))
-        frame = IsacFrame(cfg.frame)
-        with radio.open_radio(cfg) as r:
-            r.tx(frame.samples())
-            capture = r.rx(frame.num_samples)
+        capture, frame, cfg = _masked_pair(seed)
         result = sensing.process(capture, frame, cfg.sensing)
         ranges = sorted(d.range_m for d in result.detections)
         assert any(abs(r - 20.0) < 1.0 for r in ranges), ranges
-        found += any(abs(r - 20.0 - 3 * cell_m) < 1.0 for r in ranges)
+        found += any(abs(r - 20.0 - 3 * _CELL_M) < 1.0 for r in ranges)
     assert found >= 9, found
+
+
+_CELL_M = C / (2 * 120 * 120e3)                                  # SMALL: 120 subcarriers at 120 kHz, 10.4 m
+
+
+def _masked_pair(seed: int) -> tuple[Capture, IsacFrame, config.Config]:
+    """A capture of the SMALL frame: an echo of map SNR 40 dB at 20 m and one of 34 dB three resolution cells
+    behind it, both at 20 m/s (the weaker in the stronger's CA training ring)."""
+    per_re = 10 * math.log10(120 * 32)                          # map SNR = per-RE SNR + 10 log10(K M)
+    text = SMALL.format(seed=seed, noise="true", elements=1, x=20.0, y=0.0, v=20.0, snr=40.0 - per_re, leak=0.0)
+    text += (f'[[scene.targets]]\nid = "w"\nposition_m = [{20.0 + 3 * _CELL_M}, 0.0, 0.0]\n'
+             f"velocity_mps = [20.0, 0.0, 0.0]\nsnr_per_re_db = {34.0 - per_re}\n")
+    cfg = config.loads(text)
+    frame = IsacFrame(cfg.frame)
+    with radio.open_radio(cfg) as r:
+        r.tx(frame.samples())
+        return r.rx(frame.num_samples), frame, cfg
 
 
 def test_echoes_found_in_different_passes_are_refined_together() -> None:
@@ -513,21 +521,12 @@ def test_echoes_found_in_different_passes_are_refined_together() -> None:
     the weak echo's sidelobes biased its range by 12 standard deviations (a reviewer's -12.5 sd over 40 captures
     with the weak echo 6 dB down three cells away; -6.4 sd at six cells).  After the last pass every echo is
     refined again on the data less all the others (RELAX over the passes): both are within their bounds."""
-    cell_m = C / (2 * 120 * 120e3)
-    per_re = 10 * math.log10(120 * 32)
-    text = SMALL.format(seed=1, noise="true", elements=1, x=20.0, y=0.0, v=20.0, snr=40.0 - per_re, leak=0.0)
-    text += (f'[[scene.targets]]\nid = "w"\nposition_m = [{20.0 + 3 * cell_m}, 0.0, 0.0]\n'
-             f"velocity_mps = [20.0, 0.0, 0.0]\nsnr_per_re_db = {34.0 - per_re}\n")
     z: dict[str, list[float]] = {"strong": [], "weak": []}
     for seed in range(16):
-        cfg = config.loads(text.replace("seed = 1", f"seed = {seed}"))
-        frame = IsacFrame(cfg.frame)
-        with radio.open_radio(cfg) as r:
-            r.tx(frame.samples())
-            capture = r.rx(frame.num_samples)
+        capture, frame, cfg = _masked_pair(seed)
+        detections = sensing.process(capture, frame, cfg.sensing).detections
         for name, path in zip(("strong", "weak"), capture.metadata["truth"]["paths"], strict=True):
-            near = [d for d in sensing.process(capture, frame, cfg.sensing).detections
-                    if abs(d.range_m - path["range_m"]) < 0.3 * cell_m]
+            near = [d for d in detections if abs(d.range_m - path["range_m"]) < 0.3 * _CELL_M]
             if near:
                 z[name].append((near[0].range_m - path["range_m"]) / math.sqrt(near[0].range_var_m2))
     assert len(z["strong"]) == 16 and len(z["weak"]) >= 14, z
