@@ -333,7 +333,9 @@ class TrackToTrackFuser:
         coasts it is not returned (no member to fuse); a local track not yet in a global track, of any MECS,
         whose state passes the gate against the coasting track's last fused state predicted to the fusion time
         takes the coasting track's id, history and handovers (competing with the live global tracks in the
-        same assignment).  Where the new member is at another MECS than the owner that left, an
+        same assignment), provided that its own latest state is within ``coast_s`` of the fusion time (a local
+        track much older, from a MECS host whose messages arrive in a burst behind the others', is predicted so far
+        that it gates with anything).  Where the new member is at another MECS than the owner that left, an
         ``owner_left`` handover is logged at the old owner's last measured state; the track keeps its status (a
         confirmed track taken up by a tentative local track stays confirmed).  A coasting track ends when the
         fusion time passes its last fused state by more than ``coast_s``.
@@ -534,6 +536,15 @@ class TrackToTrackFuser:
                 d2[r, c] = position_distance2(live[key].state, live[key].cov, mean, cov)
                 logdet[r, c] = np.linalg.slogdet(live[key].cov[_POS, _POS] + cov[_POS, _POS])[1]
         allowed = d2 <= self.gate
+        # a coasting track takes up only a local track whose own latest state is within the coast of the fusion
+        # time: one much older (a MECS host's messages arriving in a burst behind the others') is predicted so far
+        # that it gates with anything, and took another target's id
+        now = self._now if self._now is not None else 0.0
+        for c, g in enumerate(candidates):
+            if not g.members:
+                for r, key in enumerate(keys):
+                    if now - float(live[key].track.t_s[-1]) > self.coast_s:
+                        allowed[r, c] = False
         taken = set()
         if allowed.any():
             cost = np.where(allowed, d2 + logdet - float(np.min(logdet[allowed])), np.inf)   # >= 0 where allowed

@@ -547,3 +547,20 @@ def test_every_member_lost_in_one_call_may_hand_the_track_over() -> None:
     hand = (Handover(0.8, "A", "C", "coverage"),)
     (g,) = fuser.update({"C": [_local("A-1", 1.0, [60.0, 0, 0], handovers=hand)]})
     assert g.track_id == "g1" and fuser.members == {"g1": {"C": "A-1"}}
+
+
+def test_a_coasting_track_does_not_take_up_a_stale_local_track() -> None:
+    """MECS hosts' messages reached the core in bursts (the urban demo over 22 frames: all of the Wi-Fi host's up
+    to t = 18 s first, then operator b's from t = 0): b's car2 track of t = 0, predicted 18 s forward, gated with
+    a coasting global track of car1 and took its id.  A local track whose own latest state is more than coast_s
+    behind the fusion time does not take a coasting track up (it starts its own); one within it does."""
+    fuser = TrackToTrackFuser(coast_s=2.0, accel_psd_m2ps3=1.0)
+    for t in (16.0, 17.0, 18.0):
+        fuser.update({"A": [_along_x("a1", t)]}, t_s=t)
+    fuser.update({"A": []}, t_s=18.5)
+    assert fuser.coasting == ["g1"]
+    (g,) = fuser.update({"B": [_local("b1", 0.0, [0.0, 0.0, 0.0], [10.0, 0.0, 0.0])]}, t_s=18.5)
+    assert g.track_id == "g2" and fuser.coasting == ["g1"]
+    fresh = fuser.update({"B": [_local("b1", 0.0, [0.0, 0.0, 0.0], [10.0, 0.0, 0.0]),
+                                _along_x("b2", 18.5)]}, t_s=18.5)
+    assert {t.track_id for t in fresh} == {"g1", "g2"} and fuser.members["g1"] == {"B": "b2"}
