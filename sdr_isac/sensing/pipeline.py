@@ -34,10 +34,18 @@ from sdr_isac.sensing.detection import (
     subtract,
 )
 from sdr_isac.sensing.estimate import noise_variance
-from sdr_isac.sensing.rdmap import RangeDopplerMap, main_lobe_bins, map_weights, range_doppler_map, window
+from sdr_isac.sensing.rdmap import (
+    RangeDopplerMap,
+    main_lobe_bins,
+    map_weights,
+    range_doppler_map,
+    taper_response,
+)
 from sdr_isac.sensing.scratch import work_array
 from sdr_isac.waveform import IsacFrame
 from sdr_isac.waveform.sync import estimate_cfo, find_frame_start
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["SensingResult", "process", "cfar_detector", "search_rows"]
 
@@ -96,8 +104,6 @@ def cfar_detector(config: SensingConfig, num_channels: int = 1, *, mask: NDArray
     return detector
 
 
-_log = logging.getLogger(__name__)
-
 #: a guard this small costs the echo itself at least this much (dB of threshold) before a warning says so
 _MAIN_LOBE_LOSS_DB = 1.0
 
@@ -112,11 +118,8 @@ def _warn_main_lobe_in_ring(window_range: str, window_doppler: str, sidelobe_db:
     summed over the ring), so the echo's threshold rises by about ``eps (pfa**(-1 / N) - 1)`` of that peak (CA
     with N independent cells): a detection loss of ``-10 log10(1 - that)`` dB for every echo.  Returns the loss.
     """
-    responses = []
-    for name, length, bins in ((window_range, grid[0], map_shape[0]), (window_doppler, grid[1], map_shape[1])):
-        taper = window(name, length, sidelobe_db)
-        power = np.abs(np.fft.fft(taper, n=max(bins, taper.size))) ** 2
-        responses.append(power / power[0])
+    responses = [taper_response(name, length, sidelobe_db, bins) for name, length, bins in
+                 ((window_range, grid[0], map_shape[0]), (window_doppler, grid[1], map_shape[1]))]
     (gr, gd), reach = guard, (guard[0] + train[0], guard[1] + train[1])
     dr, dd = np.arange(-reach[0], reach[0] + 1), np.arange(-reach[1], reach[1] + 1)
     cells = np.outer(responses[0][dr % responses[0].size], responses[1][dd % responses[1].size])

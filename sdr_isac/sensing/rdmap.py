@@ -39,7 +39,7 @@ from sdr_isac.units import SPEED_OF_LIGHT_MPS
 from sdr_isac.waveform.sync import parabolic_vertex_slopes
 
 __all__ = ["RangeDopplerMap", "main_lobe_bins", "map_weights", "notched_noise_gain", "power_of", "range_doppler_map",
-           "window"]
+           "taper_response", "window"]
 
 
 def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.float64]:
@@ -51,13 +51,20 @@ def window(name: str, length: int, sidelobe_db: float = 60.0) -> NDArray[np.floa
     return _window(name, int(length), float(sidelobe_db)).copy()
 
 
+def taper_response(name: str, length: int, sidelobe_db: float, transform_length: int) -> NDArray[np.float64]:
+    """The power response of the ``length``-point taper on a ``transform_length``-point transform (the zero
+    padding included), per bin from the peak (bin 0, normalised to 1; the transform's circular order)."""
+    w = _window(name, int(length), float(sidelobe_db))
+    power = np.abs(sp_fft.fft(w, n=max(int(transform_length), w.size))) ** 2
+    return power / power[0]
+
+
 @functools.lru_cache(maxsize=32)
 def main_lobe_bins(name: str, length: int, sidelobe_db: float, transform_length: int) -> int:
     """Bins from the peak to the first null of the taper's response on a ``transform_length``-point transform of
     ``length`` points (the zero padding included): 2 x the oversampling for Hann, 1 x for no taper.  The
     last bin before it is the main lobe's edge."""
-    w = _window(name, int(length), float(sidelobe_db))
-    response = np.abs(sp_fft.fft(w, n=max(int(transform_length), w.size)))[: max(int(transform_length), 2) // 2 + 1]
+    response = taper_response(name, length, sidelobe_db, transform_length)[: max(int(transform_length), 2) // 2 + 1]
     rising = np.flatnonzero(np.diff(response) > 0)
     return int(rising[0]) if rising.size else int(response.size - 1)
 
