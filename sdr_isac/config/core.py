@@ -42,9 +42,14 @@ class CoreConfig:
         section's filter, association, process noise and M-of-N rules) over the MECS hosts' target estimates
         (``estimates/<id>``): optimal where the MECS hosts' estimates are independent.
     reorder_s : float
-        Centralised mode: how long (on the data clock) an estimate set waits for a slower MECS host's earlier
-        sets before it is tracked anyway; a set that arrives after a later one was tracked is dropped and
-        counted (``late``).  0 ... 60 s.
+        How long (on the data clock) the core waits for a slower MECS host, 0 ... 60 s (default 0.2 s).
+        Centralised mode: an estimate set waits for a slower MECS host's earlier sets at most this long before
+        it is tracked anyway; a set that arrives after a later one was tracked is dropped and counted
+        (``late``).  Tracks mode: the core fuses each set time once every present MECS host (heard from, or
+        still awaited) has published up to it, or once it lies this far behind the newest set of any; a set
+        older than a fusion already made is counted ``late`` and its tracks are predicted forward to the next
+        fusion.  0: nobody is waited for (each set fused as soon as it is the newest).  A replay or simulation
+        whose MECS hosts run faster than real time, seconds of data apart, needs seconds here.
     publish_endpoint : str
         Where the core host publishes global tracks (``tracks/<node_id>``) and the MECS hosts' state
         (``status/<mecs id>``).

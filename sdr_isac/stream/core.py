@@ -6,12 +6,15 @@ connected to the publish endpoint of every MECS host of ``[core]`` (``core.mecs_
 :func:`~sdr_isac.stream.wire.decode_tracks`: a malformed message is counted in ``rejected`` and dropped,
 never unpickled), refuses and counts publishers that are not configured (``core.mecs_ids``), a message whose
 time goes back against that MECS host's previous one (``backwards``) and a track whose time goes back against
-its previous report (``tracks_backwards``), and keeps the latest track set of every MECS host.  Every
-``core.publish_interval_s`` it fuses the latest sets (:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`:
+its previous report (``tracks_backwards``), and holds every MECS host's sets until they are fused.  Every
+``core.publish_interval_s`` it fuses on the data clock (:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`:
 chi-square gating, assignment, covariance intersection, stable global ids, a global track kept for
-``core.coast_s`` after its members ended so that a target picked up again keeps its id) and publishes the
-global tracks as ``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS
-id -> local id) and ``core.tail_states`` history positions.
+``core.coast_s`` after its members ended so that a target picked up again keeps its id): each set time up to
+the newest that every present MECS host has reached (at most ``core.reorder_s`` behind the newest set of any),
+in order, with each MECS host's newest set at or before it; a set older than a fusion already made is counted
+``late`` and its tracks predicted forward.  It publishes the global tracks as ``tracks/<core.node_id>`` on
+``core.publish_endpoint``, with each track's members (MECS id -> local id) and ``core.tail_states`` history
+positions; when it stops it fuses what it still holds.
 
 In the centralised mode (``core.mode = "centralised"``) the SUB socket takes the MECS hosts' ``estimates/``
 messages instead (:func:`~sdr_isac.stream.wire.decode_estimates`, same refusals and counters) and one tracker
@@ -31,6 +34,8 @@ outages) and ``tracks.json`` (the global tracks) are written atomically into ``-
 from __future__ import annotations
 
 import argparse
+import bisect
+import collections
 import dataclasses
 import logging
 import sys
@@ -58,6 +63,10 @@ _KEEP_ERRORS = 100
 #: newest measured state times kept per MECS host (by track id; the oldest forgotten beyond it)
 _KEEP_SIGHTINGS = 4096
 _MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by one (the rest together)
+#: track sets held per MECS host while the fusion waits for the others (the oldest forgotten beyond it)
+_KEEP_SETS = 4096
+#: fusions at most in one cycle (a burst of sets is fused over several cycles: the core publishes on time)
+_MAX_FUSIONS = 256
 _POLL_MS = 20
 #: farthest a track's newest state may lie from its track set's t0_s, s (about 11 days; beyond, the prediction to
 #: the fusion time overflows, and no MECS host sends such a track)
@@ -127,8 +136,11 @@ class CoreHost:
         self.mecs: dict[str, NodeStats] = {m: NodeStats() for m in core.mecs_ids}
         self.counters = {m: _MecsCounters(e) for m, e in zip(core.mecs_ids, core.mecs_endpoints)}
         self.latest: dict[str, wire.TrackSet] = {}
-        self._version = 0                                 # changes of `latest`: the fusion reruns only on a change
-        self._fused_version = -1
+        # every MECS host's sets not yet fused past (oldest first): the core fuses on the data clock, each MECS
+        # host's newest set at or before the fusion time (see _plan)
+        self._sets: dict[str, collections.deque[wire.TrackSet]] = {}
+        self._fused_t_s: float | None = None               # data time of the last fusion
+        self._fused_sets: dict[str, wire.TrackSet] = {}   # the sets it fused
         self._track_times: dict[str, dict[str, float]] = {}       # MECS -> track id -> newest t_s taken
         self._measured_times: dict[str, dict[str, float]] = {}    # MECS -> track id -> newest measured t_s
         self.global_tracks: list[Track] = []
@@ -232,6 +244,10 @@ class CoreHost:
                     self.write_outputs(self.out_dir)
             if step.failed:
                 self._stop.wait(0.01)                             # never a hot loop of one recurring failure
+        # the end: what is held is fused (no slower MECS host is waited for) and published once more
+        with self._guard("fusing at the end"):
+            while self._cycle(flush=True) >= _MAX_FUSIONS:
+                pass
 
     def _receive_one(self) -> bool:
         """Take one message (False when none is waiting): decode, check the publisher and times, keep it."""
@@ -308,7 +324,9 @@ class CoreHost:
                 node.processed += 1
             if found is not previous:
                 self.latest[mecs] = found
-                self._version += 1
+                self._sets.setdefault(mecs, collections.deque(maxlen=_KEEP_SETS)).append(found)
+                if self._fused_t_s is not None and found.t0_s <= self._fused_t_s:
+                    extra.late += 1                      # fused past its time: its tracks are predicted forward
             extra.tracks = len(found.tracks)
         self._announce_back(back)
 
@@ -371,8 +389,8 @@ class CoreHost:
             gone = [(m, node.status(m)) for m, node in self.mecs.items()
                     if node.check_absent(now_s, self.core.absent_after_s)]
             for mecs, _ in gone:
-                if self.latest.pop(mecs, None) is not None:
-                    self._version += 1
+                self.latest.pop(mecs, None)
+                self._sets.pop(mecs, None)
                 self._last_t0.pop(mecs, None)
                 self.counters[mecs].tracks = 0
                 self.counters[mecs].estimates = 0
@@ -383,31 +401,34 @@ class CoreHost:
                          "%s leave the fusion", mecs, self.core.absent_after_s, self._kind)
             self._send(wire.encode_status(status))
 
-    def _cycle(self) -> None:
-        """Fuse the latest track sets (or track the ready estimate sets) and publish the global tracks."""
+    def _cycle(self, flush: bool = False) -> int:
+        """Fuse the track sets on the data clock (or track the ready estimate sets) and publish the global tracks.
+
+        ``flush``: fuse every set held (the core stops: no slower MECS host is waited for any more).  Returns the
+        number of fusions (0 in the centralised mode).
+        """
         members: dict[str, dict[str, str]] | None
+        plan: list[tuple[float, dict[str, wire.TrackSet]]] = []
         if self.central is not None:
             before = self.central.failed
-            tracks, members = self.central.update(), None
+            tracks, members = self.central.update(flush=flush), None
             new = min(self.central.failed - before, _KEEP_ERRORS)
             if new:
                 with self._lock:
                     self.errors = (self.errors + self.central.errors[-new:])[-_KEEP_ERRORS:]
         else:
             with self._lock:
-                version = self._version
-                changed = version != self._fused_version
-                local = {m: list(found.tracks) for m, found in self.latest.items()} if changed else {}
+                plan = self._plan(flush)
+                sighted = {(m, tid): t for m, times in self._measured_times.items() for tid, t in times.items()}
+                tracks, members = self.global_tracks, self._members
+            for t_s, sets in plan:       # the same sets fuse to the same global tracks: otherwise publish those again
+                local = {m: list(found.tracks) for m, found in sets.items()}
                 first = {(m, t.track_id): _first_t_s(t, found.tails.get(t.track_id))
-                         for m, found in self.latest.items() for t in found.tracks} if changed else {}
-                sighted = {(m, tid): t for m, times in self._measured_times.items()
-                           for tid, t in times.items()} if changed else {}
-                previous = self.global_tracks, self._members
-            if changed:                 # the same track sets fuse to the same global tracks: publish those again
-                tracks, members = self.fuser.update(local, first_t_s=first, measured_t_s=sighted), self.fuser.members
-                self._fused_version = version
-            else:
-                tracks, members = previous
+                         for m, found in sets.items() for t in found.tracks}
+                # a sighting after the fusion time is not yet of this fusion (its MECS host's later sets wait)
+                seen = {key: t for key, t in sighted.items() if t <= t_s}
+                tracks = self.fuser.update(local, t_s, first_t_s=first, measured_t_s=seen)
+                members = self.fuser.members
         t0_s = max((float(t.t_s[-1]) for t in tracks), default=self._t0_s)
         with self._lock:
             self._t0_s = max(t0_s, self._t0_s)
@@ -417,6 +438,57 @@ class CoreHost:
             self._members = members or {}
         self._send(wire.encode_tracks(self.core.node_id, seq, self._t0_s, tracks, tail=self.core.tail_states,
                                       members=members))
+        return len(plan)
+
+    def _plan(self, flush: bool) -> list[tuple[float, dict[str, wire.TrackSet]]]:
+        """The fusions due (under the lock): data times, oldest first, each with every MECS host's newest set at
+        or before it; forgets the sets no later fusion needs.
+
+        The fusion time follows the slowest MECS host expected: the newest set time that every present MECS host
+        (heard or still awaited) has reached, but at most ``core.reorder_s`` behind the newest set of any;
+        ``flush``: the newest set of any.  Every set time up to it not yet fused is fused in turn (at most
+        :data:`_MAX_FUSIONS` a cycle).  Fusing by arrival instead took a MECS host's burst of sets 18 s ahead of
+        the others as the fusion time and predicted the others' tracks 18 s forward, where they gated with other
+        targets' global tracks.  A set that arrives after the fusion passed its time (a MECS host more than
+        ``core.reorder_s`` behind) is counted ``late`` and fused at the next fusion time, its tracks predicted
+        forward to it; where no new set time is due and the sets at the last fusion time changed (such a set, or
+        a MECS host gone absent), that time is fused again.
+        """
+        held = {m: sets for m, sets in self._sets.items() if sets}
+        if not held:
+            if self._fused_sets and self._fused_t_s is not None:       # every MECS host's tracks left the fusion
+                self._fused_sets = {}
+                return [(self._fused_t_s, {})]
+            return []
+        newest = max(sets[-1].t0_s for sets in held.values())
+        awaited = [held[m][-1].t0_s if m in held else -float("inf") for m, node in self.mecs.items()
+                   if node.state == "present"]
+        end = newest if flush else max(min(awaited, default=newest), newest - self.core.reorder_s)
+        last = self._fused_t_s
+        times = sorted({s.t0_s for sets in held.values() for s in sets
+                        if s.t0_s <= end and (last is None or s.t0_s > last)})[:_MAX_FUSIONS]
+
+        starts = {m: [s.t0_s for s in sets] for m, sets in held.items()}
+
+        def at(t_s: float) -> dict[str, wire.TrackSet]:
+            chosen = {}
+            for m, sets in held.items():
+                i = bisect.bisect_right(starts[m], t_s)
+                if i:
+                    chosen[m] = sets[i - 1]
+            return chosen
+
+        plan = [(t_s, at(t_s)) for t_s in times]
+        if not plan and last is not None:
+            again = at(last)
+            if {m: id(s) for m, s in again.items()} != {m: id(s) for m, s in self._fused_sets.items()}:
+                plan = [(last, again)]
+        if plan:
+            self._fused_t_s, self._fused_sets = plan[-1][0], plan[-1][1]
+            for sets in held.values():            # keep the newest set at or before the fusion time, and later ones
+                while len(sets) > 1 and sets[1].t0_s <= self._fused_t_s:
+                    sets.popleft()
+        return plan
 
     def _send(self, frames: list[Any]) -> None:
         try:
@@ -437,7 +509,8 @@ class CoreHost:
         ``backwards`` (track or estimate sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped
         because their time went back), ``tracks_implausible`` (tracks dropped because their newest state lies
         more than :data:`MAX_TRACK_SPREAD_S` from their set's ``t0_s``), ``tracks`` (in the fusion now),
-        ``estimates`` (in its latest set), ``late`` (estimate sets that came after a later set was tracked)
+        ``estimates`` (in its latest set), ``late`` (estimate sets that came after a later set was tracked; in the
+        tracks mode, track sets older than a fusion already made)
         and its ``endpoint``; ``central``
         (centralised mode only): the central tracker's counters
         (:meth:`~sdr_isac.fusion.trackfusion.CentralisedFuser.stats`).

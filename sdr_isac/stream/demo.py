@@ -378,6 +378,9 @@ def run_urban_demo(out_dir: str | Path, frames: int = URBAN_FRAMES, timeout_s: f
         f'name = "urban-core"\n[core]\nmecs_endpoints = {json.dumps(list(endpoints.values()))}\n'
         f'mecs_ids = {json.dumps(list(endpoints))}\npublish_endpoint = "tcp://127.0.0.1:{next(ports)}"\n'
         f'node_id = "{CORE_ID}"\nabsent_after_s = {max(timeout_s, 10.0):g}\npublish_interval_s = 0.05\n'
+        # the MECS hosts run faster than the scene's clock, one ahead of another by seconds of scene time: the core
+        # waits for the slowest (on the data clock) as long as the configuration allows
+        f'reorder_s = {min(max(frames * frame_interval_s, 1.0), 60.0):g}\n'
         'stats_interval_s = 0.5\n', encoding="utf-8")
     deadline = time.monotonic() + timeout_s
     try:

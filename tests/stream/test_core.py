@@ -39,9 +39,11 @@ START, VELOCITY = [0.0, 0.0, 10.0], [5.0, 2.0, 0.0]
 
 
 def _config(ports: list[int], **core: Any) -> config.Config:
+    """A core between MECS hosts on ``ports[:-1]`` publishing on ``ports[-1]``; ``reorder_s`` 0 unless given (each
+    set fused as soon as it is the newest: these tests hand sets over one by one and wait for the answer)."""
     fields = {"mecs_endpoints": [f"tcp://127.0.0.1:{p}" for p in ports[:-1]],
               "mecs_ids": [f"mecs{chr(65 + i)}" for i in range(len(ports) - 1)],
-              "publish_endpoint": f"tcp://127.0.0.1:{ports[-1]}", **core}
+              "publish_endpoint": f"tcp://127.0.0.1:{ports[-1]}", "reorder_s": 0.0, **core}
     return config.from_dict(config.Config, {"core": fields})
 
 
@@ -349,6 +351,85 @@ def test_the_shipped_example_configurations_load_and_the_command_parses() -> Non
     assert args.func.__name__ == "run" and args.timeout == 1.0
 
 
+def _mover(track_id: str, t_s: float, x_m: float, v_mps: float) -> Track:
+    """A local track on the x axis with unit position and velocity variances."""
+    return Track(track_id, [t_s], [[x_m, 0.0, 0.0, v_mps, 0.0, 0.0]], [np.eye(6)], ("bs",), (), "confirmed")
+
+
+def _hand(core: CoreHost, mecs: str, seq: int, t_s: float, tracks: list[Track]) -> None:
+    """Give the core one track set as its receiving thread would."""
+    msg = wire.decode(wire.encode_tracks(mecs, seq, t_s, tracks))
+    core._take(msg, wire.decode_tracks(msg), time.time())
+
+
+def test_the_core_fuses_on_the_data_clock_not_in_arrival_order() -> None:
+    """A car drives along x at 10 m/s from x = 0 (mecsA tracks it); another is parked at x = 100 m (mecsB tracks
+    it).  mecsA's sets of 0 ... 9 s all arrive before mecsB's first (a MECS host running ahead, as in the urban
+    demo).  Fusing in arrival order took mecsA's 9 s as the fusion time and predicted mecsB's parked car of 0 s
+    to it: 10 m from the driving car (at 90 m) with 15 m of predicted spread, it joined the driving car's global
+    track.  On the data clock each of mecsB's sets is fused with mecsA's set of the same time: two targets."""
+    cfg = _config(free_ports(3), absent_after_s=30.0, reorder_s=10.0)
+    core = CoreHost(cfg)
+    try:
+        for n in range(10):
+            _hand(core, "mecsA", n, float(n), [_mover("drive", float(n), 10.0 * n, 10.0)])
+        core._cycle()
+        assert core.global_tracks == []                   # mecsB, expected, has reached none of these times yet
+        for n in range(10):                               # a cycle after each of mecsB's sets
+            _hand(core, "mecsB", n, float(n), [_mover("park", float(n), 100.0, 0.0)])
+            core._cycle()
+            assert all(len(m) == 1 for m in core.fuser.members.values()), (n, core.fuser.members)
+        members = sorted(core.fuser.members.values(), key=lambda m: sorted(m))
+        assert members == [{"mecsA": "drive"}, {"mecsB": "park"}], members
+        x = {next(iter(core.fuser.members[t.track_id])): t.states[-1][0] for t in core.global_tracks}
+        assert x == pytest.approx({"mecsA": 90.0, "mecsB": 100.0}, abs=1e-6)
+        assert {t.t_s[-1] for t in core.global_tracks} == {9.0}
+        assert core.stats()["mecs"]["mecsB"]["late"] == 0
+    finally:
+        core.stop()
+
+
+def test_the_core_waits_for_a_slower_mecs_host_at_most_reorder_s_and_fuses_what_it_holds_at_the_end() -> None:
+    """mecsB never publishes: mecsA's sets are fused up to ``reorder_s`` behind its newest; the rest when the core
+    stops (its thread fuses everything held before it ends)."""
+    cfg = _config(free_ports(3), absent_after_s=30.0, reorder_s=2.0)
+    core = CoreHost(cfg)
+    times: list[float] = []
+    real = core.fuser.update
+    core.fuser.update = lambda local, t_s=None, **kw: times.append(t_s) or real(local, t_s, **kw)  # type: ignore[method-assign]
+    core.start()
+    try:
+        for n in range(10):
+            _hand(core, "mecsA", n, float(n), [_mover("drive", float(n), 10.0 * n, 10.0)])
+        deadline = time.monotonic() + 10
+        while (not times or times[-1] < 7.0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)                                   # several more cycles: none goes past 7 s
+        assert times == [float(n) for n in range(8)]
+    finally:
+        core.stop()
+    assert times == [float(n) for n in range(10)]
+    (track,) = core.global_tracks
+    assert track.t_s[-1] == 9.0 and track.states[-1][0] == pytest.approx(90.0)
+
+
+def test_a_set_behind_the_fusion_time_is_counted_late_and_fused_forward() -> None:
+    """With ``reorder_s`` 0 the core waits for nobody: a set older than the last fusion is counted ``late`` and its
+    tracks are predicted to the next fusion (or fused again at the last one's time)."""
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0))
+    try:
+        for n in range(6):
+            _hand(core, "mecsA", n, float(n), [_mover("drive", float(n), 10.0 * n, 10.0)])
+        core._cycle()
+        _hand(core, "mecsB", 0, 3.0, [_mover("also", 3.0, 30.0, 10.0)])
+        core._cycle()
+        assert core.stats()["mecs"]["mecsB"]["late"] == 1
+        assert list(core.fuser.members.values()) == [{"mecsA": "drive", "mecsB": "also"}]
+        assert core.global_tracks[0].t_s[-1] == 5.0
+    finally:
+        core.stop()
+
+
 def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
     """Every publish interval publishes the global tracks; the fusion reruns only after a new or dropped set
     (the same sets fuse to the same tracks), and what is published again equals a fresh fusion of them."""
@@ -387,11 +468,12 @@ def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
 
 @pytest.mark.parametrize("gone_before_a_fusion", [False, True])
 def test_the_core_stamps_an_owner_left_at_a_sighting_no_fusion_saw(gone_before_a_fusion: bool) -> None:
-    """A fusion sees only each MECS host's latest set.  mecsA (the owner: its track started first) measures the
-    target at 1 s and publishes a prediction at 2 s before the next fusion; then its track is gone.  The
-    handover to mecsB is stamped at 1 s, the sighting the core recorded on arrival: not at 0 s (the last
-    measured state a fusion saw) nor at 2 s (a prediction).  With ``gone_before_a_fusion`` the track is deleted
-    before any fusion saw its later states at all."""
+    """mecsA (the owner: its track started first) measures the target at 1 s and publishes a prediction at 2 s
+    before the next cycle; then its track is gone.  The handover to mecsB is stamped at 1 s, the sighting the
+    core recorded on arrival (and, fusing on the data clock, the state it fused at 1 s): not at 0 s (the last
+    measured state of the cycle before) nor at 2 s (a prediction).  With ``gone_before_a_fusion`` the track is
+    deleted before any cycle ran after its later states.  The target moves at 12 m/s, and the tracks say so:
+    mecsB's set of 0.5 s is predicted to the fusions at 1, 2 and 2.5 s (mecsB published none then)."""
     core = CoreHost(_config(free_ports(3), absent_after_s=30.0))
 
     def take(mecs: str, seq: int, t_s: float, tracks: list[Track]) -> None:
@@ -399,10 +481,10 @@ def test_the_core_stamps_an_owner_left_at_a_sighting_no_fusion_saw(gone_before_a
         core._take(msg, wire.decode_tracks(msg), time.time())
 
     def a(t_s: float, measured: bool) -> Track:
-        return dataclasses.replace(_track("a", t_s, 12.0 * t_s), measured=np.array([measured]))
+        return dataclasses.replace(_mover("a", t_s, 12.0 * t_s, 12.0), measured=np.array([measured]))
 
     def b(t_s: float) -> Track:
-        return dataclasses.replace(_track("b", t_s, 12.0 * t_s + 0.3), measured=np.array([True]))
+        return dataclasses.replace(_mover("b", t_s, 12.0 * t_s + 0.3, 12.0), measured=np.array([True]))
 
     try:
         take("mecsA", 0, 0.0, [a(0.0, True)])
