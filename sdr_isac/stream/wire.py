@@ -1189,8 +1189,10 @@ def decode_estimates(msg: Message) -> list[TargetEstimate]:
     """The validated :class:`~sdr_isac.fusion.records.TargetEstimate` records of an ``estimates`` message.
 
     The wire's objects (:func:`estimate_to_dict`) give planar estimates: the
-    height ``position_m[2]`` is known (variance 0), and so is ``v_z``.  An
-    object with ``consensus`` false and no ``mode`` gets mode ``single``.
+    height ``position_m[2]`` is known (variance 0) unless the object has
+    ``cov_position_z_m2`` (the z row of the position covariance), and ``v_z``
+    is known.  An object with ``consensus`` false and no ``mode`` gets mode
+    ``single``.
     """
     _expect_kind(msg, "estimates")
     items = msg.header.get("estimates")
@@ -1202,7 +1204,9 @@ def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
     """The wire's (and ``fused.json``'s) object of one estimate.
 
     ``position_m`` ([x, y, z], m), ``cov_position_m2`` (its horizontal 2 x 2
-    block, m²), ``nodes``, ``single_m`` (node id -> [x, y] m, when known),
+    block, m²), ``cov_position_z_m2`` (the covariance's z row ``[c_xz, c_yz,
+    var_z]``, m², only where it is not zero: a height not known), ``nodes``,
+    ``single_m`` (node id -> [x, y] m, when known),
     ``consensus`` (false for mode ``single``; absent for ``ris``),
     ``velocity_mps`` ([v_x, v_y, v_z], m/s) and ``cov_velocity_mps2`` (2 x 2,
     (m/s)²) when known, with ``cov_position_velocity_m2ps`` (2 x 2, m²/s: the
@@ -1212,6 +1216,8 @@ def estimate_to_dict(est: TargetEstimate, **details: Any) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"position_m": [float(v) for v in est.position_m],
                            "cov_position_m2": est.cov_position_m2[:2, :2].tolist(), "nodes": list(est.nodes)}
+    if np.any(est.cov_position_m2[2] != 0):              # the height is not known (fusion.target_height_std_m)
+        out["cov_position_z_m2"] = [float(v) for v in est.cov_position_m2[2]]
     if est.single_m:
         out["single_m"] = {n: [float(v) for v in xy] for n, xy in est.single_m.items()}
     if est.mode != "ris":
@@ -1249,9 +1255,15 @@ def _estimate_of(field: str, est: dict[str, Any], t0_s: float) -> TargetEstimate
         velocity = {"velocity_xy_mps": est["velocity_mps"][:2], "cov_velocity_xy_mps2": est["cov_velocity_mps2"],
                     "cov_position_velocity_xy_m2ps": est.get("cov_position_velocity_m2ps")}
     try:
-        return TargetEstimate.planar(est["position_m"][:2], est["cov_position_m2"], float(est["position_m"][2]),
-                                     t_s=t0_s, nodes=tuple(est["nodes"]), mode=mode, case=est.get("case"),
-                                     single_m=est.get("single_m") or {}, **velocity)
+        found = TargetEstimate.planar(est["position_m"][:2], est["cov_position_m2"], float(est["position_m"][2]),
+                                      t_s=t0_s, nodes=tuple(est["nodes"]), mode=mode, case=est.get("case"),
+                                      single_m=est.get("single_m") or {}, **velocity)
+        row = est.get("cov_position_z_m2")
+        if row is None:
+            return found
+        cov = np.array(found.cov_position_m2)
+        cov[2, :] = cov[:, 2] = row
+        return dataclasses.replace(found, cov_position_m2=cov)
     except InputError as err:
         _fail(field, est, f"an estimate whose covariances are symmetric positive semi-definite ({err})")
 
@@ -1277,6 +1289,11 @@ def _check_estimates(items: Any) -> None:
                     and all(isinstance(r, list) and len(r) == size and all(_finite_number(v) for v in r)
                             for r in cov)):
                 _fail(f"estimates[{i}].{key}", cov, f"a {size} x {size} list of finite numbers")
+        row = est.get("cov_position_z_m2")
+        if row is not None and not (isinstance(row, list) and len(row) == 3 and all(_finite_number(v) for v in row)
+                                    and row[2] >= 0):
+            _fail(f"estimates[{i}].cov_position_z_m2", row, "[c_xz, c_yz, var_z], three finite numbers of m² "
+                  "(var_z >= 0), or absent (a known height)")
         vel = est.get("velocity_mps")
         if (vel is None) != (est.get("cov_velocity_mps2") is None):
             _fail(f"estimates[{i}].velocity_mps", vel, "given with cov_velocity_mps2, or both absent")

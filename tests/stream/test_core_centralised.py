@@ -494,3 +494,17 @@ def test_core_mode_is_checked_and_the_shipped_configurations_load() -> None:
         config.from_dict(config.Config, {"core": {"reorder_s": -1.0}})
     modes = {config.load(p).core.mode for p in (REPO / "hw_configs").glob("core_*.toml")}
     assert modes == {"tracks", "centralised"}
+
+
+def test_a_fix_whose_height_is_not_known_reaches_the_central_tracker_with_its_z_variance() -> None:
+    """A single node's fix with the targets' height spread (``fusion.target_height_std_m`` = 30 m): z variance
+    900 m² and x-z, y-z cross terms.  Through the wire the central tracker took the height as known (the wire
+    carried the horizontal block only) and started a track sure of z to a few metres; now the z row travels and
+    the track's first covariance is the fix's."""
+    cov = np.array([[4.0, 1.0, 3.0], [1.0, 9.0, -6.0], [3.0, -6.0, 900.0]])
+    fix = TargetEstimate(np.array([100.0, 50.0, 1.0]), cov, nodes=("ap0",), mode="single")
+    (back,) = wire.decode_estimates(wire.decode(wire.encode_estimates("mecs", 0, 0.0, [fix])))
+    fuser = CentralisedFuser(_TRACKING, ["A"], reorder_s=0.0)
+    fuser.add("A", 0.0, [back])
+    (track,) = fuser.update(flush=True)
+    np.testing.assert_allclose(track.covariances[-1][:3, :3], cov, rtol=1e-4)     # the initiator's wide prior aside

@@ -825,6 +825,36 @@ def test_an_estimates_cross_covariance_travels_and_a_bad_one_is_rejected() -> No
             wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0, estimates=[obj]))))
 
 
+def test_an_estimates_unknown_height_travels_and_a_bad_one_is_rejected() -> None:
+    """A single node's fix with the targets' height spread (``fusion.target_height_std_m``) has a z variance and
+    x-z, y-z cross terms; the wire carried only the horizontal block, and a receiver (the centralised core's
+    tracker) took the height as known.  Now the z row travels as ``cov_position_z_m2`` (absent where the height
+    is known, so older receivers see what they saw)."""
+    cov = np.array([[4.0, 1.0, 3.0], [1.0, 9.0, -6.0], [3.0, -6.0, 900.0]])
+    tall = dataclasses.replace(ESTIMATE, cov_position_m2=cov)
+    msg = wire.decode(_bytes(wire.encode_estimates("host", 3, 1.5, [tall, ESTIMATE])))
+    obj, plain = msg.header["estimates"]
+    assert obj["cov_position_m2"] == [[4.0, 1.0], [1.0, 9.0]] and obj["cov_position_z_m2"] == [3.0, -6.0, 900.0]
+    assert "cov_position_z_m2" not in plain
+    back, back_plain = wire.decode_estimates(msg)
+    np.testing.assert_array_equal(back.cov_position_m2, cov)
+    np.testing.assert_array_equal(back.covariance[:3, :3], cov)
+    np.testing.assert_array_equal(back_plain.cov_position_m2, ESTIMATE.cov_position_m2)
+    good = wire.estimate_to_dict(tall)
+    for bad, pattern in (([3.0, -6.0], r"cov_position_z_m2 = \[3\.0, -6\.0\]: allowed \[c_xz, c_yz, var_z\]"),
+                         ([3.0, -6.0, -1.0], r"cov_position_z_m2 = \[3\.0, -6\.0, -1\.0\]: allowed"),
+                         ([3.0, "x", 900.0], r"cov_position_z_m2"), ([3.0, True, 900.0], r"cov_position_z_m2"),
+                         ([float("inf"), 0.0, 1.0], r"cov_position_z_m2"), ({"zz": 1.0}, r"cov_position_z_m2"),
+                         ("900", r"cov_position_z_m2"), ([[3.0], [-6.0], [900.0]], r"cov_position_z_m2"),
+                         ([300.0, 0.0, 1.0], r"estimates\[0\] = .*positive semi-definite")):   # beyond the variances
+        with pytest.raises(WireFormatError, match=pattern):
+            wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0,
+                                                                 estimates=[{**good, "cov_position_z_m2": bad}]))))
+    (known,) = wire.decode_estimates(wire.decode(_bytes(wire.encode("estimates", "host", 0, t0_s=0.0, estimates=[
+        {**good, "cov_position_z_m2": None}]))))                      # null: absent, the height known
+    assert known.cov_position_m2[2, 2] == 0.0
+
+
 # ---- truth (issue 13, item 2): every wrong JSON type, nested ones too --------------------------------
 TRUTH_CASES = [
     ("list", [1, 2], r"^truth = \[1, 2\]: allowed null or an object with the lists paths and targets"),

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sdr_isac.errors import WireFormatError
-from sdr_isac.fusion.records import Handover, Track
+from sdr_isac.fusion.records import Handover, TargetEstimate, Track
 from sdr_isac.stream import wire
 from tests.stream import wire_oracle as oracle
 
@@ -295,6 +295,37 @@ TARGETS = [p for p in _paths(json.loads(SAMPLE[1])) if p[0] not in ("sent_s", "v
 @given(path=st.sampled_from(TARGETS), value=json_values, delete=st.booleans())
 def test_every_key_of_a_tracks_header_with_edge_values(path: tuple[Any, ...], value: Any, delete: bool) -> None:
     frames = list(SAMPLE)
+    header = json.loads(frames[1])
+    parent = header
+    for step in path[:-1]:
+        parent = parent[step]
+    if delete and not isinstance(path[-1], int):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    frames[1] = json.dumps(header).encode()
+    _check(frames)
+
+
+ESTIMATES = oracle.raw_frames(wire.encode_estimates("mecs1", 2, 10.0, [dataclasses.replace(
+    TargetEstimate.planar([41.9, 10.0], [[4.0, 1.0], [1.0, 9.0]], 1.0, nodes=("bs0",), mode="single",
+                          velocity_xy_mps=[-14.0, 2.0], cov_velocity_xy_mps2=[[1e-3, 0.0], [0.0, 1e-3]],
+                          single_m={"bs0": (41.9, 10.1)}),
+    cov_position_m2=[[4.0, 1.0, 3.0], [1.0, 9.0, -6.0], [3.0, -6.0, 900.0]])]))
+ESTIMATE_TARGETS = [p for p in _paths(json.loads(ESTIMATES[1])) if p[0] == "estimates"]
+
+
+@PROPS
+@example(path=("estimates", 0, "cov_position_z_m2", 2), value=0.0, delete=False)
+@example(path=("estimates", 0, "cov_position_z_m2", 0), value=1e308, delete=False)
+@example(path=("estimates", 0, "cov_position_z_m2", 2), value=-1e-300, delete=False)
+@example(path=("estimates", 0, "cov_position_z_m2"), value=None, delete=True)
+@given(path=st.sampled_from(ESTIMATE_TARGETS), value=json_values, delete=st.booleans())
+def test_every_key_of_an_estimate_with_an_unknown_height_with_edge_values(path: tuple[Any, ...], value: Any,
+                                                                        delete: bool) -> None:
+    """A single node's fix with a z row (``cov_position_z_m2``): WireFormatError or a record the oracle agrees
+    with (its z row as sent, a positive semi-definite position covariance)."""
+    frames = list(ESTIMATES)
     header = json.loads(frames[1])
     parent = header
     for step in path[:-1]:

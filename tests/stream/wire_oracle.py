@@ -207,6 +207,17 @@ def _estimate_problems(msg: wire.Message, records: Any) -> list[str]:
             else None
         if cov is None or cov.shape != (2, 2) or not np.all(np.isfinite(cov)):
             out.append(f"estimates[{i}].cov_position_m2 unusable")
+        row = est.get("cov_position_z_m2")                   # the z row; absent or null: a known height
+        if row is None:
+            if np.any(record.cov_position_m2[2] != 0):
+                out.append(f"estimates[{i}]: a known height decoded with a z variance")
+        elif not (_vector(row, (3,)) and float(row[2]) >= 0 and not any(isinstance(v, bool) for v in row)
+                  and np.array_equal(record.cov_position_m2[2], np.asarray(row, dtype=float))
+                  and np.array_equal(record.cov_position_m2[:, 2], np.asarray(row, dtype=float))):
+            out.append(f"estimates[{i}].cov_position_z_m2 = {row!r} accepted or decoded otherwise")
+        if np.linalg.eigvalsh(record.cov_position_m2).min() < -1e-9 * max(float(np.abs(record.cov_position_m2).max()),
+                                                                            1e-300):
+            out.append(f"estimates[{i}]: a position covariance that is not positive semi-definite accepted")
         if not all(isinstance(n, str) for n in est.get("nodes", [None])):
             out.append(f"estimates[{i}].nodes unusable")
         for node, xy in (est.get("single_m") or {}).items():
