@@ -96,6 +96,7 @@ import hashlib
 import logging
 import math
 import numbers
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,8 @@ __all__ = [
 _CORRELATED_ALPHA: dict[tuple[Any, ...], float] = {}
 #: Decomposed correlated rings, by (guard, train, cut, correlation digest).
 _CORRELATED_RINGS: dict[tuple[Any, ...], _CorrelatedRing] = {}
+#: a design whose correlated thresholds still need longer than this is announced in the log, s
+_ANNOUNCE_AFTER_S = 5.0
 #: Elements gathered per block by the OS detector (bounds its memory, ~32 MB).
 _OS_BLOCK_ELEMENTS = 4_000_000
 
@@ -1132,6 +1135,7 @@ class CaCfarDetector(CfarDetector):
                 self._correlation_key = hashlib.sha1(np.round(block, 12).tobytes()).digest()
         self._alpha_table: NDArray[np.float64] | None = None
         self._bounds: dict[tuple[int, int], _RingBound | None] = {}
+        self._announced: bool = False                    # a long computation of the thresholds was logged
 
     def _statistic(self, power: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64],
                                                               NDArray[np.int64]]:
@@ -1165,26 +1169,52 @@ class CaCfarDetector(CfarDetector):
                 n = _ring_offsets_of(self.guard, self.train, cut_r, cut_d).shape[0]
                 cuts.setdefault(n, []).append((cut_r, cut_d))
         out = np.full(len(keys), np.nan)
-        for i, n in enumerate(np.asarray(keys).tolist()):
-            for cut in cuts.get(int(n), []):
-                key = (self.pfa, self.guard, self.train, cut, self.num_channels, self._correlation_key)
-                alpha = _CORRELATED_ALPHA.get(key)
-                if alpha is None:
-                    ring_key = (self.guard, self.train, cut, self._correlation_key)
-                    # small eigen-decompositions: single-threaded BLAS is the faster (and spares a loaded host)
-                    with threadpool_limits(limits=1, user_api="blas"):
-                        ring = _CORRELATED_RINGS.get(ring_key)
-                        if ring is None:
-                            ring = _CorrelatedRing(rho, _ring_offsets_of(self.guard, self.train, *cut))
-                            if len(_CORRELATED_RINGS) > 256:
-                                _CORRELATED_RINGS.clear()
-                            _CORRELATED_RINGS[ring_key] = ring
-                        alpha = ring.multiplier(self.pfa, self.num_channels)
-                    if len(_CORRELATED_ALPHA) > 4096:
-                        _CORRELATED_ALPHA.clear()
-                    _CORRELATED_ALPHA[key] = alpha
-                out[i] = alpha if not out[i] >= alpha else out[i]
+        wanted = [(i, int(n), cut) for i, n in enumerate(np.asarray(keys).tolist()) for cut in cuts.get(int(n), [])]
+        # the sizes of the rings still to decompose (the time of each grows as the cube of its cells)
+        missing = [n for _, n, cut in wanted if (self.pfa, self.guard, self.train, cut, self.num_channels,
+                                                  self._correlation_key) not in _CORRELATED_ALPHA]
+        for i, n, cut in wanted:
+            key = (self.pfa, self.guard, self.train, cut, self.num_channels, self._correlation_key)
+            alpha = _CORRELATED_ALPHA.get(key)
+            if alpha is None:
+                ring_key = (self.guard, self.train, cut, self._correlation_key)
+                started = time.perf_counter()
+                # small eigen-decompositions: single-threaded BLAS is the faster (and spares a loaded host)
+                with threadpool_limits(limits=1, user_api="blas"):
+                    ring = _CORRELATED_RINGS.get(ring_key)
+                    if ring is None:
+                        ring = _CorrelatedRing(rho, _ring_offsets_of(self.guard, self.train, *cut))
+                        if len(_CORRELATED_RINGS) > 256:
+                            _CORRELATED_RINGS.clear()
+                        _CORRELATED_RINGS[ring_key] = ring
+                    alpha = ring.multiplier(self.pfa, self.num_channels)
+                if missing:
+                    missing.remove(n)
+                self._announce_cost(time.perf_counter() - started, n, missing)
+                if len(_CORRELATED_ALPHA) > 4096:
+                    _CORRELATED_ALPHA.clear()
+                _CORRELATED_ALPHA[key] = alpha
+            out[i] = alpha if not out[i] >= alpha else out[i]
         return out
+
+    def _announce_cost(self, seconds: float, cells: int, remaining: list[int]) -> None:
+        """Log once per design when the thresholds still to compute will take a while: ``seconds`` for a ring of
+        ``cells`` cells, ``remaining`` the sizes of the rings still to come.
+
+        Each ring shape (the full ring and every one cut by an edge) costs an eigendecomposition of its
+        cells' covariance, O(cells**3): a large training window stalls the first capture for minutes.
+        """
+        if self._announced or not remaining:
+            return
+        ahead = seconds * sum((n / cells) ** 3 for n in remaining)
+        if ahead < _ANNOUNCE_AFTER_S:
+            return
+        self._announced = True
+        _LOG.warning("CA-CFAR on a correlated map (the taper and the zero padding correlate its cells): the exact "
+                     "thresholds of guard %s, training %s need %d more ring shapes of up to %d cells, about %.0f s "
+                     "before the first map is tested (once per design in this process); a smaller training window "
+                     "is much faster (the time grows with the cube of the ring's cells)",
+                     list(self.guard), list(self.train), len(remaining), max(remaining), ahead)
 
     def detect_mask(self, power: ArrayLike) -> NDArray[np.bool_]:
         """Only the detection mask, equal to ``detect(power).mask``, deciding only the cells that can pass.

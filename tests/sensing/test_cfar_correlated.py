@@ -338,3 +338,32 @@ def test_too_many_channels_for_the_correlated_threshold_is_a_clear_error() -> No
     assert math.isfinite(alpha) and alpha > 1.0
     # independent cells keep their closed form at any count
     assert make_cfar("ca", 1e-6, GUARD, TRAIN, 500).num_channels == 500
+
+
+def test_a_long_computation_of_the_correlated_thresholds_is_announced_once(monkeypatch: pytest.MonkeyPatch,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Each ring shape costs an eigendecomposition of its cells' covariance (cubic in its cells): a large training
+    window stalled the first capture for minutes without a word.  Where the rings still to come would take longer
+    than the limit (here 0 s, so that the default design, 0.1 s, shows it), one warning says how many, how large
+    and about how long; the thresholds themselves are unchanged."""
+    from sdr_isac.sensing import cfar as cfar_mod
+
+    pfa = 1.234e-5                                          # a design of its own: nothing cached
+    reference = CaCfarDetector(pfa, GUARD, TRAIN, cell_correlation=default_rho())
+    power = noise_map(np.random.default_rng(7))
+    with caplog.at_level("WARNING", logger="sdr_isac.sensing.cfar"):
+        expected = reference.detect_mask(power)
+    assert not [r for r in caplog.records if "ring shapes" in r.getMessage()]   # 0.1 s: below the 5 s limit
+    cfar_mod._CORRELATED_ALPHA.clear()
+    monkeypatch.setattr(cfar_mod, "_ANNOUNCE_AFTER_S", 0.0)
+    detector = CaCfarDetector(pfa, GUARD, TRAIN, cell_correlation=default_rho())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sdr_isac.sensing.cfar"):
+        got = detector.detect_mask(power)
+        detector.detect_mask(power)
+    said = [r.getMessage() for r in caplog.records if "ring shapes" in r.getMessage()]
+    hr, hd = GUARD[0] + TRAIN[0], GUARD[1] + TRAIN[1]
+    full = (2 * hr + 1) * (2 * hd + 1) - (2 * GUARD[0] + 1) * (2 * GUARD[1] + 1)
+    assert len(said) == 1, said
+    assert f"need {hr} more ring shapes of up to {full} cells" in said[0]     # hr + 1 range cuts, one done
+    np.testing.assert_array_equal(got, expected)
