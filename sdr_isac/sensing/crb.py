@@ -626,12 +626,68 @@ def paths_delay_doppler_crb(mask: ArrayLike, frequencies_hz: ArrayLike, times_s:
                          f"{times.size} times for a {m.shape} mask: allowed P delays and Dopplers, (C, P) amplitudes, "
                          "K frequencies and S times")
     _positive("noise_var", noise_var, "per RE")
-    rows, cols = np.nonzero(m)
-    k, t = freq[cols], times[rows]                                                   # (n,) per used RE
     # in units of 1 / bandwidth and 1 / duration: the Fisher matrix is then well conditioned
     unit_tau = 1.0 / max(float(np.ptp(freq)), 1e-300)
     unit_f = 1.0 / max(float(np.ptp(times)), 1e-300)
-    num_channels, n = amps.shape[0], rows.size
+    nuisance = 2 * num_paths
+    units = np.tile([unit_tau, unit_f], num_paths)
+    used_rows, used_cols = m.any(axis=1), m.any(axis=0)
+    if np.count_nonzero(used_rows) * np.count_nonzero(used_cols) == np.count_nonzero(m):
+        # a product mask (every RE of the used symbols on the used subcarriers): each column of D is an outer
+        # product over (symbol, subcarrier), so every entry of D^H D is a product of a sum over the symbols
+        # and a sum over the subcarriers: O(P**2 (S + K)) instead of O(P**2 C**2 S K)
+        gram = _separable_gram(times[used_rows], freq[used_cols], taus, fds, amps, unit_tau, unit_f)
+    else:
+        rows, cols = np.nonzero(m)
+        gram = _dense_gram(times[rows], freq[cols], taus, fds, amps, unit_tau, unit_f)
+    fim = (2.0 / noise_var) * gram.real
+    return np.asarray(crb_from_fim(fim)[:nuisance, :nuisance] * np.outer(units, units), dtype=np.float64)
+
+
+def _separable_gram(times: NDArray[np.float64], freq: NDArray[np.float64], taus: NDArray[np.float64],
+                    fds: NDArray[np.float64], amps: NDArray[np.complex128], unit_tau: float,
+                    unit_f: float) -> NDArray[np.complex128]:
+    """``D^H D`` of :func:`paths_delay_doppler_crb` on the product of ``times`` (used symbols) and ``freq``
+    (used subcarriers), in the columns' order of :func:`_dense_gram`."""
+    num_channels, num_paths = amps.shape
+    slow = np.exp(2j * np.pi * np.multiply.outer(fds, times))                      # (P, S)
+    along = np.exp(-2j * np.pi * np.multiply.outer(taus, freq))                   # (P, K)
+    # the three shapes of column per path: delay derivative, Doppler derivative, the pattern itself
+    left = np.concatenate([slow, (2j * np.pi * unit_f) * times * slow, slow])                     # (3P, S)
+    right = np.concatenate([(-2j * np.pi * unit_tau) * freq * along, along, along])               # (3P, K)
+    order = np.ravel(np.column_stack([np.arange(num_paths), num_paths + np.arange(num_paths)]))   # tau_p, f_p
+    shapes = np.concatenate([order, 2 * num_paths + np.arange(num_paths)])        # derivatives, then patterns
+    g = (left.conj() @ left.T) * (right.conj() @ right.T)                         # (3P, 3P): <shape_i, shape_j>
+    g = g[np.ix_(shapes, shapes)]
+    path_of = np.repeat(np.arange(num_paths), 2)                                   # derivative column -> path
+    nuisance = 2 * num_paths
+    size = nuisance + 2 * num_paths * num_channels
+    out = np.zeros((size, size), dtype=np.complex128)
+    aa = amps.conj().T @ amps                                                      # (P, P): sum_c conj(a_cp) a_cq
+    out[:nuisance, :nuisance] = aa[np.ix_(path_of, path_of)] * g[:nuisance, :nuisance]
+    cross = g[:nuisance, nuisance:]                                                # (2P, P): derivative vs pattern
+    patterns = g[nuisance:, nuisance:]                                             # (P, P)
+    for c in range(num_channels):
+        base = nuisance + 2 * num_paths * c
+        re, im = base + 2 * np.arange(num_paths), base + 2 * np.arange(num_paths) + 1
+        block = amps[c].conj()[path_of][:, None] * cross                           # conj(a_c,p(i)) <d_i, b_q>
+        out[:nuisance, re], out[:nuisance, im] = block, 1j * block
+        out[re, :nuisance], out[im, :nuisance] = block.conj().T, (1j * block).conj().T
+        out[np.ix_(re, re)] = patterns
+        out[np.ix_(re, im)] = 1j * patterns
+        out[np.ix_(im, re)] = -1j * patterns
+        out[np.ix_(im, im)] = patterns
+    return out
+
+
+def _dense_gram(t: NDArray[np.float64], k: NDArray[np.float64], taus: NDArray[np.float64],
+                fds: NDArray[np.float64], amps: NDArray[np.complex128], unit_tau: float,
+                unit_f: float) -> NDArray[np.complex128]:
+    """``D^H D`` of :func:`paths_delay_doppler_crb` from the columns of D over the used REs (times ``t`` and
+    frequencies ``k`` of each): each path's delay and Doppler derivative (scaled by the units), then the real and
+    imaginary part of each channel's amplitude of each path."""
+    num_channels, num_paths = amps.shape
+    n = t.size
     nuisance = 2 * num_paths
     columns = np.zeros((num_channels * n, nuisance + 2 * num_paths * num_channels), dtype=np.complex128)
     for p in range(num_paths):
@@ -643,9 +699,7 @@ def paths_delay_doppler_crb(mask: ArrayLike, frequencies_hz: ArrayLike, times_s:
             columns[block, 2 * p + 1] = a * (2j * np.pi * unit_f) * t * pattern
             columns[block, nuisance + 2 * num_paths * c + 2 * p] = pattern
             columns[block, nuisance + 2 * num_paths * c + 2 * p + 1] = 1j * pattern
-    fim = (2.0 / noise_var) * (columns.conj().T @ columns).real
-    units = np.tile([unit_tau, unit_f], num_paths)
-    return np.asarray(crb_from_fim(fim)[:nuisance, :nuisance] * np.outer(units, units), dtype=np.float64)
+    return np.asarray(columns.conj().T @ columns)
 
 
 def measurement_matrix(node_positions_m: ArrayLike, target_m: ArrayLike,

@@ -263,3 +263,34 @@ def test_a_second_path_below_the_model_floor_is_not_split_off(below_db):
     assert result.diagnostics["passes"] >= 2 and result.diagnostics["residue_dropped"] >= 1
     assert len(near) == 1
     assert abs(near[0].range_m - strong[0]) < 0.05 * CELL_M
+
+
+@pytest.mark.parametrize("product", [True, False])
+def test_the_paths_bound_is_the_inverse_fisher_information_of_the_mean_by_finite_differences(product: bool) -> None:
+    """Three paths on two channels, on a product mask (every 3rd subcarrier of every 2nd symbol: the separable
+    sums) and on a staggered comb (not a product: the per-RE columns).  Truth: the Fisher information
+    ``(2 / sigma**2) Re(J^H J)`` with J the central-difference Jacobian of the mean over every real parameter
+    (delays, Dopplers, real and imaginary amplitudes), written here, inverted."""
+    s, k, df, ts = 14, 36, 30e3, 35.7e-6
+    rows, cols = np.arange(s)[:, None], np.arange(k)[None, :]
+    mask = ((rows % 2 == 0) & (cols % 3 == 0)) if product else ((cols + rows) % 3 == 0)
+    freqs, times = df * np.arange(k), ts * np.arange(s)
+    taus, fds = np.array([1.0e-6, 1.9e-6, 2.3e-6]), np.array([150.0, -400.0, 900.0])
+    amps = np.array([[1.0 + 0.5j, 0.4 - 0.9j, 0.7j], [0.3 - 0.2j, 1.1 + 0.1j, -0.6 + 0.2j]])
+    sigma2 = 0.3
+    r, c = np.nonzero(mask)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        tau, fd = x[0:6:2], x[1:6:2]
+        a = (x[6::2] + 1j * x[7::2]).reshape(2, 3)          # channel-major, as the bound orders its nuisances
+        phase = np.exp(2j * np.pi * (np.outer(times[r], fd) - np.outer(freqs[c], tau)))      # (n, P)
+        return (phase @ a.T).T.ravel()                      # (C n,)
+
+    x0 = np.concatenate([np.column_stack([taus, fds]).ravel(),
+                         np.column_stack([amps.real.ravel(), amps.imag.ravel()]).ravel()])
+    steps = np.where(np.arange(x0.size) < 6, np.tile([1e-11, 1e-3], 3).tolist() + [0.0] * (x0.size - 6), 1e-6)
+    jac = np.column_stack([(mean(x0 + e) - mean(x0 - e)) / (2 * e.sum()) for e in np.diag(steps)])
+    bound = np.linalg.inv((2 / sigma2) * (jac.conj().T @ jac).real)[:6, :6]
+    got = paths_delay_doppler_crb(mask, freqs, times, taus, fds, amps, sigma2)
+    scale = np.sqrt(np.outer(np.diag(bound), np.diag(bound)))          # entries in units of the standard deviations
+    assert np.max(np.abs(got - bound) / scale) < 1e-5, np.max(np.abs(got - bound) / scale)
