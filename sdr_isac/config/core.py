@@ -47,9 +47,13 @@ class CoreConfig:
         it is tracked anyway; a set that arrives after a later one was tracked is dropped and counted
         (``late``).  Tracks mode: the core fuses each set time once every present MECS host (heard from, or
         still awaited) has published up to it, or once it lies this far behind the newest set of any; a set
-        older than a fusion already made is counted ``late`` and its tracks are predicted forward to the next
-        fusion.  0: nobody is waited for (each set fused as soon as it is the newest).  A replay or simulation
-        whose MECS hosts run faster than real time, seconds of data apart, needs seconds here.
+        at or before a fusion already made is counted ``late`` and its tracks are predicted forward to the next
+        fusion (a track of it not yet in a global track waits while it is older than the fusion time by more
+        than ``reorder_s + publish_interval_s``).  The wait costs latency: in real time the fused tracks trail
+        the newest set by the spread of the MECS hosts' set times (at most ``reorder_s``), and by all of
+        ``reorder_s`` while a configured MECS host has never been heard or is silent but not yet absent.
+        0: nobody is waited for (each set fused as soon as it is the newest).  A replay or simulation whose MECS
+        hosts run faster than real time, seconds of data apart, needs seconds here.
     publish_endpoint : str
         Where the core host publishes global tracks (``tracks/<node_id>``) and the MECS hosts' state
         (``status/<mecs id>``).
@@ -58,7 +62,8 @@ class CoreConfig:
     absent_after_s : float
         A MECS host silent for longer than this is absent: its tracks leave the fusion, 0.01 ... 3600 s.
     publish_interval_s : float
-        The core fuses and publishes this often, 0.001 ... 60 s.
+        The core fuses and publishes this often, 0.001 ... 60 s; tracks mode: it fuses at most once per this much
+        data time too (set times closer together are fused once, at the later).
     gate_probability : float
         Tracks mode: probability that a true pair of tracks passes the chi-square gate on their 3-D position
         difference, 0.5 ... 0.999999999.

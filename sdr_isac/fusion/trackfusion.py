@@ -339,10 +339,17 @@ class TrackToTrackFuser:
         ``owner_left`` handover is logged at the old owner's last measured state; the track keeps its status (a
         confirmed track taken up by a tentative local track stays confirmed).  A coasting track ends when the
         fusion time passes its last fused state by more than ``coast_s``.
+    join_within_s : float
+        A local track not yet in a global track takes part in a fusion only while its latest state is at most
+        this long before the fusion time, s (> 0; default: any age).  An older one (a MECS host far behind the
+        fusion time: its track predicted seconds forward gates with other targets' global tracks) waits, counted
+        in :attr:`held_back`, until a fusion near its own time; the members of global tracks are fused whatever
+        their age.
     """
 
     def __init__(self, gate_probability: float = 0.999, criterion: str = "trace", accel_psd_m2ps3: float = 1.0,
-                 keep_states: int = 100, id_prefix: str = "g", coast_s: float = 0.0) -> None:
+                 keep_states: int = 100, id_prefix: str = "g", coast_s: float = 0.0,
+                 join_within_s: float = math.inf) -> None:
         if criterion not in CI_CRITERIA:
             raise InputError(f"criterion = {criterion!r}: allowed one of {', '.join(CI_CRITERIA)}")
         if not (math.isfinite(accel_psd_m2ps3) and accel_psd_m2ps3 >= 0):
@@ -353,6 +360,11 @@ class TrackToTrackFuser:
             raise InputError(f"coast_s = {coast_s!r} s: allowed a finite time >= 0 (0: a global track without "
                              "members ends at once)")
         self.coast_s = float(coast_s)
+        if isinstance(join_within_s, bool) or not isinstance(join_within_s, (int, float)) or not join_within_s > 0:
+            raise InputError(f"join_within_s = {join_within_s!r} s: allowed a time > 0 (math.inf: any age)")
+        self.join_within_s = float(join_within_s)
+        #: local tracks left out of a fusion because they were older than join_within_s and in no global track
+        self.held_back = 0
         self.gate = gate_threshold(gate_probability)
         self.criterion = criterion
         self.accel_psd_m2ps3 = accel_psd_m2ps3
@@ -436,6 +448,9 @@ class TrackToTrackFuser:
                 # a track from after the fusion time waits; one older than the longest prediction is no longer
                 # a track of this time (a MECS host whose clock is decades off): neither is fused now
                 if now - _MAX_PREDICT_S <= float(t.t_s[-1]) <= now:
+                    if now - float(t.t_s[-1]) > self.join_within_s and (mecs, t.track_id) not in self._by_local:
+                        self.held_back += 1
+                        continue
                     x, p = predict(t.states[-1], t.covariances[-1], now - float(t.t_s[-1]), self.accel_psd_m2ps3)
                     live[(mecs, t.track_id)] = _Local(mecs, t, x, p)
         self._end_all(live)

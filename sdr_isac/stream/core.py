@@ -9,12 +9,13 @@ time goes back against that MECS host's previous one (``backwards``) and a track
 its previous report (``tracks_backwards``), and holds every MECS host's sets until they are fused.  Every
 ``core.publish_interval_s`` it fuses on the data clock (:class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`:
 chi-square gating, assignment, covariance intersection, stable global ids, a global track kept for
-``core.coast_s`` after its members ended so that a target picked up again keeps its id): each set time up to
+``core.coast_s`` after its members ended so that a target picked up again keeps its id): the set times up to
 the newest that every present MECS host has reached (at most ``core.reorder_s`` behind the newest set of any),
-in order, with each MECS host's newest set at or before it; a set older than a fusion already made is counted
-``late`` and its tracks predicted forward.  It publishes the global tracks as ``tracks/<core.node_id>`` on
-``core.publish_endpoint``, with each track's members (MECS id -> local id) and ``core.tail_states`` history
-positions; when it stops it fuses what it still holds.
+in order and at least ``core.publish_interval_s`` of data apart, each with every MECS host's newest set at or
+before it; a set at or before a fusion already made is counted ``late`` and its tracks predicted forward; a
+set far ahead of every other MECS host's (:data:`MAX_HOST_LEAD_S`) is refused (``ahead``).  It publishes the
+global tracks as ``tracks/<core.node_id>`` on ``core.publish_endpoint``, with each track's members (MECS id ->
+local id) and ``core.tail_states`` history positions; when it stops it fuses what it still holds.
 
 In the centralised mode (``core.mode = "centralised"``) the SUB socket takes the MECS hosts' ``estimates/``
 messages instead (:func:`~sdr_isac.stream.wire.decode_estimates`, same refusals and counters) and one tracker
@@ -67,10 +68,15 @@ _MAX_UNKNOWN_IDS = 256          # distinct unknown publisher ids counted one by 
 _KEEP_SETS = 4096
 #: fusions at most in one cycle (a burst of sets is fused over several cycles: the core publishes on time)
 _MAX_FUSIONS = 256
+#: the fusion of what is held when the core stops takes about this long at most, s (then on to the newest set)
+_END_BUDGET_S = 2.0
 _POLL_MS = 20
 #: farthest a track's newest state may lie from its track set's t0_s, s (about 11 days; beyond, the prediction to
 #: the fusion time overflows, and no MECS host sends such a track)
 MAX_TRACK_SPREAD_S = 1e6
+#: farthest a MECS host's set time may lie ahead of the newest set of every other MECS host heard, s: the data
+#: clocks of one core's MECS hosts agree far better; a set beyond would drive the fusion time (refused, ``ahead``)
+MAX_HOST_LEAD_S = 3600.0
 _log = logging.getLogger(__name__)
 
 
@@ -85,11 +91,13 @@ class _MecsCounters:
         self.tracks = 0
         self.estimates = 0
         self.late = 0
+        self.ahead = 0
+        self.sets_dropped = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "backwards": self.backwards, "tracks_backwards": self.tracks_backwards,
                 "tracks_implausible": self.tracks_implausible, "tracks": self.tracks, "estimates": self.estimates,
-                "late": self.late}
+                "late": self.late, "ahead": self.ahead, "sets_dropped": self.sets_dropped}
 
 
 def _first_t_s(track: Track, tail: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> float:
@@ -125,8 +133,11 @@ class CoreHost:
         self.core = core
         self.out_dir = Path(out_dir) if out_dir else None
         self.context = context or zmq.Context.instance()
+        # a new local track older than the fusion time by more than the wait for slower hosts (and one fusion
+        # step) comes from a MECS host far behind: it waits for a fusion near its own time
         self.fuser = TrackToTrackFuser(core.gate_probability, core.ci_criterion, core.accel_psd_m2ps3,
-                                       core.keep_states, coast_s=core.coast_s)
+                                       core.keep_states, coast_s=core.coast_s,
+                                       join_within_s=core.reorder_s + core.publish_interval_s)
         self.central: CentralisedFuser | None = None
         if core.mode == "centralised":
             self.central = CentralisedFuser(cfg.tracking, core.mecs_ids, core.reorder_s, core.keep_states,
@@ -149,6 +160,7 @@ class CoreHost:
         self.unknown: dict[str, int] = {}
         self.unknown_total = 0
         self.published = 0
+        self.skipped = 0                                  # fusions passed over to catch up (see _cycle)
         self.errors: list[str] = []
         self.errors_total = 0
         self._t0_s = 0.0
@@ -187,7 +199,8 @@ class CoreHost:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread, write the outputs one last time (with ``out_dir``) and close the sockets."""
+        """Stop the thread (it fuses what it holds first, in about :data:`_END_BUDGET_S`), write the outputs one
+        last time (with ``out_dir``) and close the sockets (not while the thread still runs after ``timeout_s``)."""
         if self._alive_at_stop is None:
             self._alive_at_stop = self._thread.is_alive()
         self._stop.set()
@@ -196,6 +209,9 @@ class CoreHost:
         if self.out_dir is not None:
             with self._guard("writing the outputs"):
                 self.write_outputs(self.out_dir)
+        if self._thread.is_alive():             # its sockets are its own until it ends: never closed under it
+            _log.warning("the core host's thread did not end within %g s; its sockets are left open", timeout_s)
+            return
         self._close_sockets()
 
     def _close_sockets(self) -> None:
@@ -244,9 +260,12 @@ class CoreHost:
                     self.write_outputs(self.out_dir)
             if step.failed:
                 self._stop.wait(0.01)                             # never a hot loop of one recurring failure
-        # the end: what is held is fused (no slower MECS host is waited for) and published once more
+        # the end: what is held is fused (no slower MECS host is waited for) and published once more, within
+        # about _END_BUDGET_S (then on to the newest: stop() waits for this thread)
         with self._guard("fusing at the end"):
-            while self._cycle(flush=True) >= _MAX_FUSIONS:
+            began = time.monotonic()
+            while self._cycle(flush=True, budget_s=max(_END_BUDGET_S - (time.monotonic() - began), 0.0)) \
+                    >= _MAX_FUSIONS:
                 pass
 
     def _receive_one(self) -> bool:
@@ -287,26 +306,38 @@ class CoreHost:
             _log.warning("%s from %r rejected: not one of core.mecs_ids (%s) (%d so far)", self._kind, node_id,
                          ", ".join(self.core.mecs_ids), count)
 
-    def _take(self, msg: wire.Message, found: wire.TrackSet, received_s: float) -> None:
-        """Account a MECS host's track set; keep it unless its time goes back; drop tracks that go back."""
-        mecs = found.node_id
+    def _take(self, msg: wire.Message, received: wire.TrackSet, received_s: float) -> None:
+        """Account a MECS host's track set; keep it unless its time goes back (or lies far ahead of the other MECS
+        hosts': :data:`MAX_HOST_LEAD_S`); drop tracks that go back."""
+        mecs = received.node_id
+        found: wire.TrackSet | None = received
         with self._lock:
             node, extra, back = self._account(msg, received_s)
             previous = self.latest.get(mecs)
-            if previous is not None and found.t0_s < previous.t0_s:
+            others = [f.t0_s for m, f in self.latest.items() if m != mecs]
+            if previous is not None and received.t0_s < previous.t0_s:
                 self._backwards(msg, previous.t0_s)
                 found = previous                                  # nothing of it is taken
+            elif others and received.t0_s > max(others) + MAX_HOST_LEAD_S:
+                extra.ahead += 1
+                node.failed += 1
+                self.errors = (self.errors + [f"{mecs}/{msg.seq}: t0_s = {received.t0_s!r} s lies more than "
+                                              f"{MAX_HOST_LEAD_S:g} s ahead of every other MECS host's newest set "
+                                              f"({max(others)!r} s): its data clock is wrong; rejected"]
+                               )[-_KEEP_ERRORS:]
+                found = previous                                  # nothing of it is taken (None: nothing yet)
             else:
                 # the newest time of each track of this MECS, including tracks left out because their time went
                 # back (their time is not forgotten: a later, still older state is refused too)
                 before = self._track_times.get(mecs, {})
                 # a track whose newest state lies farther than MAX_TRACK_SPREAD_S from its set's time cannot be
                 # fused with the others (the prediction between them overflows): refused and counted
-                plausible = tuple(t for t in found.tracks if abs(float(t.t_s[-1]) - found.t0_s) <= MAX_TRACK_SPREAD_S)
-                extra.tracks_implausible += len(found.tracks) - len(plausible)
+                plausible = tuple(t for t in received.tracks
+                                  if abs(float(t.t_s[-1]) - received.t0_s) <= MAX_TRACK_SPREAD_S)
+                extra.tracks_implausible += len(received.tracks) - len(plausible)
                 kept = tuple(t for t in plausible if float(t.t_s[-1]) >= before.get(t.track_id, -float("inf")))
                 extra.tracks_backwards += len(plausible) - len(kept)
-                self._track_times[mecs] = {**{t.track_id: before[t.track_id] for t in found.tracks
+                self._track_times[mecs] = {**{t.track_id: before[t.track_id] for t in received.tracks
                                               if t.track_id in before},
                                            **{t.track_id: float(t.t_s[-1]) for t in kept}}
                 # the newest state of each track that the MECS host measured, from every message (a fusion sees
@@ -320,14 +351,17 @@ class CoreHost:
                     for track_id in sorted(sighted, key=sighted.__getitem__)[: len(sighted) - _KEEP_SIGHTINGS]:
                         del sighted[track_id]
                 self._measured_times[mecs] = sighted
-                found = dataclasses.replace(found, tracks=kept)
+                found = dataclasses.replace(received, tracks=kept)
                 node.processed += 1
-            if found is not previous:
+            if found is not None and found is not previous:
                 self.latest[mecs] = found
-                self._sets.setdefault(mecs, collections.deque(maxlen=_KEEP_SETS)).append(found)
+                held = self._sets.setdefault(mecs, collections.deque(maxlen=_KEEP_SETS))
+                if len(held) == _KEEP_SETS:
+                    extra.sets_dropped += 1              # the oldest, not fused (see _plan: not for long)
+                held.append(found)
                 if self._fused_t_s is not None and found.t0_s <= self._fused_t_s:
                     extra.late += 1                      # fused past its time: its tracks are predicted forward
-            extra.tracks = len(found.tracks)
+            extra.tracks = len(found.tracks) if found is not None else 0
         self._announce_back(back)
 
     def _take_estimates(self, msg: wire.Message, estimates: list[TargetEstimate], received_s: float) -> None:
@@ -401,12 +435,15 @@ class CoreHost:
                          "%s leave the fusion", mecs, self.core.absent_after_s, self._kind)
             self._send(wire.encode_status(status))
 
-    def _cycle(self, flush: bool = False) -> int:
+    def _cycle(self, flush: bool = False, budget_s: float | None = None) -> int:
         """Fuse the track sets on the data clock (or track the ready estimate sets) and publish the global tracks.
 
-        ``flush``: fuse every set held (the core stops: no slower MECS host is waited for any more).  Returns the
-        number of fusions (0 in the centralised mode).
+        ``flush``: fuse every set held (the core stops: no slower MECS host is waited for any more).  The fusions
+        of one cycle take at most about ``budget_s`` (default ``core.publish_interval_s``) and one more fusion:
+        beyond it the fusions between are passed over (counted ``skipped``) for the newest.  Returns the number of
+        fusions planned (0 in the centralised mode).
         """
+        budget_s = self.core.publish_interval_s if budget_s is None else budget_s
         members: dict[str, dict[str, str]] | None
         plan: list[tuple[float, dict[str, wire.TrackSet]]] = []
         if self.central is not None:
@@ -421,7 +458,12 @@ class CoreHost:
                 plan = self._plan(flush)
                 sighted = {(m, tid): t for m, times in self._measured_times.items() for tid, t in times.items()}
                 tracks, members = self.global_tracks, self._members
-            for t_s, sets in plan:       # the same sets fuse to the same global tracks: otherwise publish those again
+            began = time.monotonic()
+            for n, (t_s, sets) in enumerate(plan):    # no fusion due: the global tracks of the last are published again
+                if n < len(plan) - 1 and time.monotonic() - began > budget_s:
+                    with self._lock:
+                        self.skipped += 1
+                    continue              # behind: on to the newest (it takes every host's newest set up to it)
                 local = {m: list(found.tracks) for m, found in sets.items()}
                 first = {(m, t.track_id): _first_t_s(t, found.tails.get(t.track_id))
                          for m, found in sets.items() for t in found.tracks}
@@ -445,14 +487,19 @@ class CoreHost:
         or before it; forgets the sets no later fusion needs.
 
         The fusion time follows the slowest MECS host expected: the newest set time that every present MECS host
-        (heard or still awaited) has reached, but at most ``core.reorder_s`` behind the newest set of any;
-        ``flush``: the newest set of any.  Every set time up to it not yet fused is fused in turn (at most
-        :data:`_MAX_FUSIONS` a cycle).  Fusing by arrival instead took a MECS host's burst of sets 18 s ahead of
-        the others as the fusion time and predicted the others' tracks 18 s forward, where they gated with other
-        targets' global tracks.  A set that arrives after the fusion passed its time (a MECS host more than
-        ``core.reorder_s`` behind) is counted ``late`` and fused at the next fusion time, its tracks predicted
-        forward to it; where no new set time is due and the sets at the last fusion time changed (such a set, or
-        a MECS host gone absent), that time is fused again.
+        (heard or still awaited) has reached, but at most ``core.reorder_s`` behind the newest set of any (and
+        no later than the oldest set of a host whose :data:`_KEEP_SETS` are all held); ``flush``: the newest
+        set of any.  The set times up to it not yet fused are fused in turn, at least
+        ``core.publish_interval_s`` of data time apart (the newest always; each fusion takes every host's
+        newest set at or before its time, so a set passed over is not lost), at most :data:`_MAX_FUSIONS` a
+        cycle.  Fusing by arrival instead took a MECS host's burst of sets 18 s ahead of the others as the
+        fusion time and predicted the others' tracks 18 s forward, where they gated with other targets' global
+        tracks.  A set at or before a fusion already made (a MECS host more than ``core.reorder_s`` behind) is
+        counted ``late`` and fused at the next fusion time, its tracks predicted forward to it (a track of it not
+        yet in a global track waits while it is older than the fusion time by more than ``core.reorder_s`` and
+        ``core.publish_interval_s``: see ``join_within_s`` of
+        :class:`~sdr_isac.fusion.trackfusion.TrackToTrackFuser`); where no new set time is due and the sets at
+        the last fusion time changed (such a set, or a MECS host gone absent), that time is fused again.
         """
         held = {m: sets for m, sets in self._sets.items() if sets}
         if not held:
@@ -463,11 +510,17 @@ class CoreHost:
         newest = max(sets[-1].t0_s for sets in held.values())
         awaited = [held[m][-1].t0_s if m in held else -float("inf") for m, node in self.mecs.items()
                    if node.state == "present"]
-        end = newest if flush else max(min(awaited, default=newest), newest - self.core.reorder_s)
+        end = newest if flush else max(min(awaited, default=newest), newest - self.core.reorder_s,
+                                       max((sets[0].t0_s for sets in held.values() if len(sets) == _KEEP_SETS),
+                                           default=-float("inf")))
         last = self._fused_t_s
-        times = sorted({s.t0_s for sets in held.values() for s in sets
-                        if s.t0_s <= end and (last is None or s.t0_s > last)})[:_MAX_FUSIONS]
-
+        due = sorted({s.t0_s for sets in held.values() for s in sets
+                      if s.t0_s <= end and (last is None or s.t0_s > last)})
+        times: list[float] = []
+        for t_s in reversed(due):                 # the newest, then each at least a publish interval before the next
+            if not times or t_s <= times[-1] - self.core.publish_interval_s:
+                times.append(t_s)
+        times = times[::-1][:_MAX_FUSIONS]
         starts = {m: [s.t0_s for s in sets] for m, sets in held.items()}
 
         def at(t_s: float) -> dict[str, wire.TrackSet]:
@@ -503,14 +556,18 @@ class CoreHost:
         ``mode``: ``tracks`` or ``centralised``; ``alive``: the thread runs (after :meth:`stop`: whether it still
         ran then); ``rejected``: messages that did not decode as ``tracks`` (centralised: ``estimates``);
         ``unknown_publishers`` (per id) and ``unknown_total``: sets from ids not in ``core.mecs_ids``;
-        ``published``: global track sets sent; ``mecs``: per MECS host its node
+        ``published``: global track sets sent; ``skipped``: fusions passed over to catch up (a cycle's budget,
+        :meth:`_cycle`); ``held_back``: local tracks not in a global track left out of a fusion because they were
+        far older than it (a MECS host far behind: ``join_within_s`` of the fuser); ``mecs``: per MECS host its node
         counters (``state`` ``waiting`` before its first message, then ``present`` or ``absent``,
         ``last_seen_s``, ``absent_since_s``, ``outages`` with ``start_s``, ``end_s``, ``duration_s``),
         ``backwards`` (track or estimate sets whose ``t0_s`` went back), ``tracks_backwards`` (tracks dropped
         because their time went back), ``tracks_implausible`` (tracks dropped because their newest state lies
         more than :data:`MAX_TRACK_SPREAD_S` from their set's ``t0_s``), ``tracks`` (in the fusion now),
         ``estimates`` (in its latest set), ``late`` (estimate sets that came after a later set was tracked; in the
-        tracks mode, track sets older than a fusion already made)
+        tracks mode, track sets at or before a fusion already made), ``ahead`` (track sets refused because their
+        time lay more than :data:`MAX_HOST_LEAD_S` ahead of every other MECS host's), ``sets_dropped`` (track sets
+        dropped unfused from a full queue, :data:`_KEEP_SETS`)
         and its ``endpoint``; ``central``
         (centralised mode only): the central tracker's counters
         (:meth:`~sdr_isac.fusion.trackfusion.CentralisedFuser.stats`).
@@ -527,7 +584,8 @@ class CoreHost:
             return {"node_id": self.core.node_id, "mode": self.core.mode, "alive": alive,
                     "stopped": self._stop.is_set(),
                     "rejected": self.rejected, "unknown_publishers": dict(self.unknown),
-                    "unknown_total": self.unknown_total, "published": self.published,
+                    "unknown_total": self.unknown_total, "published": self.published, "skipped": self.skipped,
+                    "held_back": self.fuser.held_back,
                     "global_tracks": len(self.global_tracks), "errors_total": self.errors_total,
                     "errors": self.errors[-20:], "mecs": mecs,
                     "absent_mecs": sorted(m for m, e in mecs.items() if e["state"] == "absent"),

@@ -414,20 +414,109 @@ def test_the_core_waits_for_a_slower_mecs_host_at_most_reorder_s_and_fuses_what_
 
 
 def test_a_set_behind_the_fusion_time_is_counted_late_and_fused_forward() -> None:
-    """With ``reorder_s`` 0 the core waits for nobody: a set older than the last fusion is counted ``late`` and its
-    tracks are predicted to the next fusion (or fused again at the last one's time)."""
-    core = CoreHost(_config(free_ports(3), absent_after_s=30.0))
+    """With ``reorder_s`` 0 the core waits for nobody: a set at or before the last fusion is counted ``late`` and
+    its tracks are predicted to the next fusion (or fused again at the last one's time); a new track of it older
+    than the fusion time by more than ``reorder_s + publish_interval_s`` waits (``held_back``)."""
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0, publish_interval_s=0.1))
     try:
         for n in range(6):
             _hand(core, "mecsA", n, float(n), [_mover("drive", float(n), 10.0 * n, 10.0)])
         core._cycle()
-        _hand(core, "mecsB", 0, 3.0, [_mover("also", 3.0, 30.0, 10.0)])
+        _hand(core, "mecsB", 0, 4.95, [_mover("also", 4.95, 49.5, 10.0), _mover("old", 3.0, 30.0, 10.0)])
         core._cycle()
-        assert core.stats()["mecs"]["mecsB"]["late"] == 1
+        assert core.stats()["mecs"]["mecsB"]["late"] == 1 and core.stats()["held_back"] == 1
         assert list(core.fuser.members.values()) == [{"mecsA": "drive", "mecsB": "also"}]
         assert core.global_tracks[0].t_s[-1] == 5.0
     finally:
         core.stop()
+
+
+def test_the_core_fuses_at_most_once_a_publish_interval_of_data_and_skips_to_the_newest_when_behind() -> None:
+    """Three MECS hosts at 10 Hz, 33 ms apart: each set time its own fusion was 30 fusions a second of data (a
+    reviewer measured the core falling 11 s behind in 20 s, each fusion 15 to 50 ms).  Due times closer than
+    ``publish_interval_s`` are fused once, at the later (each host's newest set up to it); fusions slower than
+    a cycle are passed over (``skipped``) for the newest."""
+    core = CoreHost(_config(free_ports(4), absent_after_s=30.0, publish_interval_s=0.1, reorder_s=0.2))
+    times: list[float] = []
+    real = core.fuser.update
+    core.fuser.update = lambda local, t_s=None, **kw: times.append(t_s) or real(local, t_s, **kw)  # type: ignore[method-assign]
+    try:
+        for k in range(20):
+            for n, mecs in enumerate(("mecsA", "mecsB", "mecsC")):
+                t_s = round(k * 0.1 + n * 0.033, 6)
+                _hand(core, mecs, k, t_s, [_mover("x", t_s, 10.0 * t_s, 10.0)])
+        core._cycle()
+        assert all(b - a >= 0.1 - 1e-9 for a, b in zip(times, times[1:])), times
+        assert times[-1] == pytest.approx(1.9)                   # the slowest host's newest: mecsA at 1.9 s
+        assert list(core.fuser.members.values()) == [{"mecsA": "x", "mecsB": "x", "mecsC": "x"}]
+        slow, fused = core.fuser.update, []
+
+        def sluggish(local: Any, t_s: Any = None, **kw: Any) -> Any:
+            time.sleep(0.05)
+            fused.append(t_s)
+            return slow(local, t_s, **kw)
+
+        core.fuser.update = sluggish  # type: ignore[method-assign]
+        skipped_before = core.stats()["skipped"]          # a loaded machine may have passed some over already
+        for k in range(20, 40):
+            for n, mecs in enumerate(("mecsA", "mecsB", "mecsC")):
+                t_s = round(k * 0.1 + n * 0.033, 6)
+                _hand(core, mecs, k, t_s, [_mover("x", t_s, 10.0 * t_s, 10.0)])
+        core._cycle()
+        assert 2 <= len(fused) <= 5 and fused[-1] == pytest.approx(3.9), fused     # 0.1 s of budget, then the newest
+        skipped = core.stats()["skipped"] - skipped_before
+        assert skipped >= 10 and skipped + len(fused) <= 20, (skipped, fused)     # at most one a 0.1 s of data
+    finally:
+        core.stop()
+
+
+def test_a_set_far_ahead_of_the_other_hosts_is_refused_and_a_stale_new_track_waits() -> None:
+    """A set stamped 1e6 s (an empty one: no track checks it) drove the fusion time, and every later fusion
+    predicted the tracks over 1e6 s and failed: refused (``ahead``).  And the commit's parked-car scene with the
+    default ``reorder_s`` (0.2 s): mecsB's sets arrive 9 s behind; its parked car, predicted 9 s forward, joined
+    the driving car's global track; now a new track that old waits (``held_back``) and joins at its own time."""
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0))        # reorder_s 0: nobody waited for
+    try:
+        _hand(core, "mecsA", 0, 10.0, [_mover("drive", 10.0, 100.0, 10.0)])
+        _hand(core, "mecsB", 0, 1e6, [])
+        core._cycle()
+        _hand(core, "mecsA", 1, 11.0, [_mover("drive", 11.0, 110.0, 10.0)])
+        core._cycle()
+        stats = core.stats()
+        assert stats["mecs"]["mecsB"]["ahead"] == 1 and stats["mecs"]["mecsB"]["state"] == "present"
+        assert [t.t_s[-1] for t in core.global_tracks] == [11.0] and stats["errors_total"] == 0
+    finally:
+        core.stop()
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0, reorder_s=0.2))
+    try:
+        for n in range(10):
+            _hand(core, "mecsA", n, float(n), [_mover("drive", float(n), 10.0 * n, 10.0)])
+            core._cycle()
+        for n in range(10):
+            _hand(core, "mecsB", n, float(n), [_mover("park", float(n), 100.0, 0.0)])
+            core._cycle()
+            assert all(len(m) == 1 for m in core.fuser.members.values()), (n, core.fuser.members)
+        assert sorted(map(sorted, core.fuser.members.values())) == [["mecsA"], ["mecsB"]]
+        # mecsA's 9 s waited for mecsB (heard by then): its sets up to 8 s were late
+        assert core.stats()["held_back"] >= 8 and core.stats()["mecs"]["mecsB"]["late"] == 9
+    finally:
+        core.stop()
+
+
+def test_stopping_a_core_that_holds_many_sets_fuses_them_within_its_budget_and_closes_cleanly(tmp_path: Path) -> None:
+    """mecsB stays silent with ``reorder_s`` 60 s: mecsA's 590 sets are all held.  The end of the core's thread
+    fused them one by one; stop() returned after 5 s while it still ran, wrote a partial tracks.json and closed
+    the sockets under it (ZMQError).  Now the fusion of what is held takes about 2 s (then on to the newest) and
+    the outputs hold the newest set."""
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0, reorder_s=60.0), out_dir=tmp_path).start()
+    for n in range(590):
+        t_s = round(n * 0.1, 6)
+        _hand(core, "mecsA", n, t_s, [_mover(f"t{k}", t_s, 10.0 * t_s, 10.0) for k in range(10)])
+    began = time.monotonic()
+    core.stop(timeout_s=10.0)
+    assert time.monotonic() - began < 8.0 and not core._thread.is_alive()
+    saved = json.loads((tmp_path / "tracks.json").read_text())
+    assert saved["t0_s"] == pytest.approx(58.9) and core.stats()["errors_total"] == 0
 
 
 def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
