@@ -707,8 +707,70 @@ def _settle(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _
         if not stats.full:                             # put them back: they are not echoes of their own
             subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in dropped])
         found = [item for item in found if all(item[2] is not e for e in dropped)]
+    found = _joint_bounds(found, mask, stats, subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var)
     index = {id(echo): n for n, (_, _, echo) in enumerate(found)}
     return found, [(index[id(a)], index[id(b)]) for a, b in kept_pairs if id(a) in index and id(b) in index]
+
+
+#: echoes closer than this many resolution cells (:attr:`_MaskStats.cells`, delay and Doppler together) to another
+#: are reported with the bound of their group's paths together: on a full grid two equal echoes in phase 1.2
+#: cells apart in delay have 1.9 times the delay variance of one alone, 1.5 cells apart in quadrature 1.5 times,
+#: 2 cells apart 1.1 times, 3 cells apart 1.04 times
+_JOINT_BOUND_CELLS = 3.0
+
+
+def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats, subcarrier_spacing_hz: float,
+                  symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float) -> list[Found]:
+    """The echoes with the joint bound of every group of echoes within :data:`_JOINT_BOUND_CELLS` of each other.
+
+    Each echo is refined with the others taken out of its data, and reports the bound of one path alone; but
+    its neighbours' parameters are estimated from the same data, and near them the joint Fisher information
+    (:func:`~sdr_isac.sensing.crb.paths_delay_doppler_crb`) couples them: the bound of each is the diagonal of
+    the group's joint bound, larger than the single-path one.  A variance already larger (an unrefined echo's
+    grid error, the notch of ``remove_static``) is kept: each variance is the larger of the two.
+    """
+    if len(found) < 2 or not noise_var > 0:
+        return found
+    cell_tau, cell_f = stats.cells
+    parent = list(range(len(found)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (_, a, _) in enumerate(found):
+        for j in range(i + 1, len(found)):
+            b = found[j][1]
+            d2 = ((a.delay_s - b.delay_s) / cell_tau) ** 2 if math.isfinite(cell_tau) else 0.0
+            d2 += ((a.doppler_hz - b.doppler_hz) / cell_f) ** 2 if cell_f else 0.0
+            if d2 < _JOINT_BOUND_CELLS ** 2:
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(found)):
+        groups.setdefault(root(i), []).append(i)
+    out = list(found)
+    frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
+    times = np.asarray(symbol_times_s, dtype=np.float64)
+    for members in (g for g in groups.values() if len(g) > 1):
+        dets, echoes = [found[i][1] for i in members], [found[i][2] for i in members]
+        # an Echo's slow-time pattern has unit norm over the S symbols: the amplitude per RE is amplitude / sqrt(S)
+        amplitudes = np.stack([e.amplitude for e in echoes], axis=1) / math.sqrt(echoes[0].slow.size)
+        try:
+            bound = paths_delay_doppler_crb(mask, frequencies, times, [d.delay_s for d in dets],
+                                            [d.doppler_hz for d in dets], amplitudes, noise_var)
+        except InputError:
+            continue
+        half = 0.5 if dets[0].geometry == "monostatic" else 1.0
+        wavelength = SPEED_OF_LIGHT_MPS / carrier_hz
+        for p, i in enumerate(members):
+            peak, det, echo = found[i]
+            out[i] = (peak, dataclasses.replace(
+                det, range_var_m2=max(det.range_var_m2, float(bound[2 * p, 2 * p]) * (SPEED_OF_LIGHT_MPS * half) ** 2),
+                velocity_var_mps2=max(det.velocity_var_mps2,
+                                      float(bound[2 * p + 1, 2 * p + 1]) * (wavelength * half) ** 2)), echo)
+    return out
 
 
 #: without refinement, an echo whose test statistic exceeds the significance threshold by this factor (25 dB)

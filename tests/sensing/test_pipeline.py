@@ -431,8 +431,10 @@ def test_two_close_echoes_are_both_on_the_crb(monkeypatch):
     assert ratio < 1.6 and extra == 0, (ratio, errors, extra)          # 12 estimates: +-30 % around 1
     from sdr_isac.sensing import detection
     monkeypatch.setattr(detection, "_RELAX_ROUNDS", 0)
-    errors, variances, extra = _close_pair_errors(range(2))
-    assert math.sqrt(np.mean(np.square(errors)) / np.mean(variances)) > 10 and extra > 0
+    errors, _, extra = _close_pair_errors(range(2))
+    # against the bound of the two echoes (as reported with RELAX on the same captures): without RELAX each
+    # ghost beside an echo also inflates the echo's reported variance (the joint bound of the paths reported)
+    assert math.sqrt(np.mean(np.square(errors)) / np.mean(variances[:4])) > 10 and extra > 0
 
 
 @pytest.mark.parametrize("elements", [1, 4])
