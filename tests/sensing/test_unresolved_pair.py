@@ -302,13 +302,16 @@ _FULL_X, _FULL_MASK, _ = known_reference(_FULL, ())
 _FULL_TIMES = (_FULL.symbol_starts + _FULL.cp_lengths) / _FULL.sample_rate_hz
 
 
-@pytest.mark.parametrize(("cells", "phase"), [(1.2, 0.0), (1.5, math.pi / 2)])
+@pytest.mark.parametrize(("cells", "phase"), [(1.2, 0.0), (1.5, math.pi / 2), (3.0, 0.0)])
 def test_echoes_a_cell_or_two_apart_report_their_joint_bound(cells: float, phase: float) -> None:
     """Two echoes 1.2 cells apart in phase, or 1.5 cells apart in quadrature, each 20 dB per RE, on a full grid
     (every RE known): two peaks, each refined with the other taken out, each reported with the bound of one path
     alone: the first echo's range NEES over 150 captures was 1.7 and 1.4 (the joint bound of the two paths,
     :func:`paths_delay_doppler_crb`, is 1.9 and 1.5 times the single one there).  Reported with the joint bound,
-    its mean lies in the chi-square(150) interval of a consistent variance."""
+    its mean lies in the chi-square interval of a consistent variance.  At 3 cells in phase the model-order
+    test split the first echo (the second, still in the data, lay in its search) and the pair was merged back
+    after rounds that never converged, leaving both echoes biased: a ghost in the next pass in 7 % of the
+    captures and a NEES of 1.9; refitted after the merge, two echoes and none other, on their bound."""
     from scipy.stats import chi2
 
     assert _FULL_MASK.all()
@@ -320,7 +323,7 @@ def test_echoes_a_cell_or_two_apart_report_their_joint_bound(cells: float, phase
     rng = np.random.default_rng(11)
     along = [np.exp(-2j * np.pi * df * np.arange(k) * (2 * r / C)) for r in truth]
     nees = []
-    trials = 150
+    trials = 150 if cells < 3 else 60          # chi-square(60): [0.6, 1.5], the old 1.9 outside it
     for _ in range(trials):
         common = np.exp(2j * np.pi * rng.uniform())
         h = 10.0 * common * (np.outer(np.ones(s), along[0]) + np.exp(1j * phase) * np.outer(np.ones(s), along[1]))
@@ -328,8 +331,8 @@ def test_echoes_a_cell_or_two_apart_report_their_joint_bound(cells: float, phase
         iq = np.asarray(_FULL.ofdm.modulate(((h + noise) * _FULL_X).astype(np.complex64))).reshape(1, -1)
         dets = sensing.process(Capture(iq, _FULL.sample_rate_hz, fc, frame=_FULL.config), _FULL, cfg).detections
         first = min(dets, key=lambda d: abs(d.range_m - truth[0]))
-        assert abs(first.range_m - truth[0]) < 0.3 * cell_m and \
-            any(abs(d.range_m - truth[1]) < 0.3 * cell_m for d in dets)
+        assert abs(first.range_m - truth[0]) < 0.3 * cell_m and len(dets) == 2 and \
+            any(abs(d.range_m - truth[1]) < 0.3 * cell_m for d in dets), dets
         nees.append((first.range_m - truth[0]) ** 2 / first.range_var_m2)
     low, high = chi2.ppf([0.005, 0.995], trials) / trials
     assert low <= np.mean(nees) <= high, (np.mean(nees), low, high)
