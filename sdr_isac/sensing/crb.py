@@ -658,26 +658,27 @@ def _separable_gram(times: NDArray[np.float64], freq: NDArray[np.float64], taus:
     order = np.ravel(np.column_stack([np.arange(num_paths), num_paths + np.arange(num_paths)]))   # tau_p, f_p
     shapes = np.concatenate([order, 2 * num_paths + np.arange(num_paths)])        # derivatives, then patterns
     g = (left.conj() @ left.T) * (right.conj() @ right.T)                         # (3P, 3P): <shape_i, shape_j>
-    g = g[np.ix_(shapes, shapes)]
+    g = g[shapes][:, shapes]
     path_of = np.repeat(np.arange(num_paths), 2)                                   # derivative column -> path
     nuisance = 2 * num_paths
     size = nuisance + 2 * num_paths * num_channels
-    out = np.zeros((size, size), dtype=np.complex128)
+    out = np.empty((size, size), dtype=np.complex128)
     aa = amps.conj().T @ amps                                                      # (P, P): sum_c conj(a_cp) a_cq
-    out[:nuisance, :nuisance] = aa[np.ix_(path_of, path_of)] * g[:nuisance, :nuisance]
-    cross = g[:nuisance, nuisance:]                                                # (2P, P): derivative vs pattern
-    patterns = g[nuisance:, nuisance:]                                             # (P, P)
-    for c in range(num_channels):
-        base = nuisance + 2 * num_paths * c
-        re, im = base + 2 * np.arange(num_paths), base + 2 * np.arange(num_paths) + 1
-        block = amps[c].conj()[path_of][:, None] * cross                           # conj(a_c,p(i)) <d_i, b_q>
-        out[:nuisance, re], out[:nuisance, im] = block, 1j * block
-        out[re, :nuisance], out[im, :nuisance] = block.conj().T, (1j * block).conj().T
-        out[np.ix_(re, re)] = patterns
-        out[np.ix_(re, im)] = 1j * patterns
-        out[np.ix_(im, re)] = -1j * patterns
-        out[np.ix_(im, im)] = patterns
+    out[:nuisance, :nuisance] = aa[path_of][:, path_of] * g[:nuisance, :nuisance]
+    # derivative i against channel c's nuisances (re, im of path q, interleaved): conj(a_c,p(i)) <d_i, b_q> (1, j)
+    blocks = amps.conj()[:, path_of][:, :, None] * g[None, :nuisance, nuisance:]   # (C, 2P, P)
+    upper = (blocks[..., None] * _RE_IM).reshape(num_channels, nuisance, nuisance)  # (C, 2P, 2P)
+    out[:nuisance, nuisance:] = upper.transpose(1, 0, 2).reshape(nuisance, -1)
+    out[nuisance:, :nuisance] = out[:nuisance, nuisance:].conj().T
+    # a channel's nuisances against its own (others: 0): <b_p, b_q> times (1, j; -j, 1), interleaved
+    out[nuisance:, nuisance:] = np.kron(np.eye(num_channels), np.kron(g[nuisance:, nuisance:], _RE_IM_GRAM))
     return out
+
+
+#: the real and imaginary nuisance columns of an amplitude: b and j b
+_RE_IM = np.array([1.0, 1.0j])
+#: their inner products: <b, b>, <b, j b>; <j b, b>, <j b, j b> over <b, b>
+_RE_IM_GRAM = np.array([[1.0, 1.0j], [-1.0j, 1.0]])
 
 
 def _dense_gram(t: NDArray[np.float64], k: NDArray[np.float64], taus: NDArray[np.float64],
