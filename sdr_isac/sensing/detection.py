@@ -713,9 +713,8 @@ def _deferred_tests(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], 
                                    symbol_times_s, carrier_hz, noise_var, pfa, angle_spacing_wl)
         if not stats.full:
             subtract(work, mask, [e for _, _, e in out[i]])
-    start = list(itertools.accumulate([0] + [len(items) for items in out]))
-    first = {n: start[n] for n in range(len(out))}
-    remapped = [(first[i], first[j]) for i, j in pairs]   # a pair of the loop: its two entries kept, in order
+    start = list(itertools.accumulate([0] + [len(items) for items in out]))     # each entry's first index now
+    remapped = [(start[i], start[j]) for i, j in pairs]   # a pair of the loop: its two entries kept, in order
     remapped += [(start[i], start[i] + 1) for i in deferred if len(out[i]) == 2]
     return [item for items in out for item in items], remapped
 
@@ -821,7 +820,8 @@ def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats
     its neighbours' parameters are estimated from the same data, and near them the joint Fisher information
     (:func:`~sdr_isac.sensing.crb.paths_delay_doppler_crb`) couples them: the bound of each is the diagonal of
     the group's joint bound, larger than the single-path one.  A variance already larger (an unrefined echo's
-    grid error, the notch of ``remove_static``) is kept: each variance is the larger of the two.
+    grid error, the notch of ``remove_static``) is kept: each variance is the larger of the two.  Range and
+    velocity only: the angle keeps its single-path bound.
     """
     if len(found) < 2 or not noise_var > 0:
         return found

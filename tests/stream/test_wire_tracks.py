@@ -285,6 +285,19 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 TARGETS = [p for p in _paths(json.loads(SAMPLE[1])) if p[0] not in ("sent_s", "v", "kind", "node_id")]
 
 
+def _changed(frames: list[bytes], path: tuple[Any, ...], value: Any, delete: bool) -> list[bytes]:
+    """The frames with the header's entry at ``path`` set to ``value`` (or deleted, where it is a key)."""
+    header = json.loads(frames[1])
+    parent = header
+    for step in path[:-1]:
+        parent = parent[step]
+    if delete and not isinstance(path[-1], int):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return [frames[0], json.dumps(header).encode(), *frames[2:]]     # NaN / Infinity tokens as they come
+
+
 @PROPS
 @example(path=("tracks", 0, "covariance", 2, 2), value=0.0, delete=False)
 @example(path=("tracks", 0, "covariance", 0, 1), value=1e-300, delete=False)
@@ -294,17 +307,7 @@ TARGETS = [p for p in _paths(json.loads(SAMPLE[1])) if p[0] not in ("sent_s", "v
 @example(path=("t0_s",), value=8.5, delete=False)
 @given(path=st.sampled_from(TARGETS), value=json_values, delete=st.booleans())
 def test_every_key_of_a_tracks_header_with_edge_values(path: tuple[Any, ...], value: Any, delete: bool) -> None:
-    frames = list(SAMPLE)
-    header = json.loads(frames[1])
-    parent = header
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete and not isinstance(path[-1], int):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    frames[1] = json.dumps(header).encode()
-    _check(frames)
+    _check(_changed(SAMPLE, path, value, delete))
 
 
 ESTIMATES = oracle.raw_frames(wire.encode_estimates("mecs1", 2, 10.0, [dataclasses.replace(
@@ -325,17 +328,7 @@ def test_every_key_of_an_estimate_with_an_unknown_height_with_edge_values(path: 
                                                                         delete: bool) -> None:
     """A single node's fix with a z row (``cov_position_z_m2``): WireFormatError or a record the oracle agrees
     with (its z row as sent, a positive semi-definite position covariance)."""
-    frames = list(ESTIMATES)
-    header = json.loads(frames[1])
-    parent = header
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete and not isinstance(path[-1], int):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    frames[1] = json.dumps(header).encode()
-    _check(frames)
+    _check(_changed(ESTIMATES, path, value, delete))
 
 
 @PROPS
