@@ -660,32 +660,30 @@ _CROWD_FROM_CELLS = 1.5
 
 def _crowded(peak: tuple[int, int], later: list[tuple[int, int]], rd: RangeDopplerMap, stats: _MaskStats,
              subcarrier_spacing_hz: float, noise_cell: float, threshold: float) -> bool:
-    """Whether a later (weaker) peak's sidelobes in the unwindowed data reach the model-order test's window
-    around ``peak`` above the significance threshold.
+    """Whether a later (weaker) CFAR peak of the pass, still in the data, leaks sidelobes into the model-order
+    test's window around ``peak`` above the significance threshold.
 
     The test reads the residual of H itself (no taper): an echo ``x`` resolution cells away along one axis (within
     a cell on the other) leaks about ``P / (pi (x - 1))**2`` of its map SNR ``P`` into the window's edge (the
-    sinc's sidelobe envelope); ten times that above ``threshold`` counts, to be safe.
+    sinc's sidelobe envelope); ten times that above ``threshold`` counts, to be safe.  Echoes closer than
+    ``_PAIR_SPAN_CELLS + _CROWD_FROM_CELLS`` cells do not count: the test's two-path fit finds them.  Doppler is
+    circular.  An echo the CFAR masked (found in a later pass, if at all) is not seen here: its sidelobes still
+    start a two-path fit.
     """
     if not later:
         return False
     cell_tau, cell_f = stats.cells
-    dtau, _ = _bins(rd, subcarrier_spacing_hz)
+    dtau, dfd = _bins(rd, subcarrier_spacing_hz)
+    span_f = rd.power.shape[1] * dfd
     r0, d0 = peak
-    for r, d in later:
-        along_tau = abs(r - r0) * dtau / cell_tau if math.isfinite(cell_tau) else 0.0
-        along_f = abs(float(rd.doppler_hz[d] - rd.doppler_hz[d0])) / cell_f if cell_f else 0.0
-        near, far = sorted((along_tau, along_f))
-        if near >= 1.0:                                           # off both axes: two sidelobe envelopes
-            continue
-        if far < _PAIR_SPAN_CELLS + _CROWD_FROM_CELLS:
-            # close enough for the test's two-path fit to find it, and fit both together (the rounds of RELAX
-            # converge slowly for echoes a cell apart): the test runs now
-            continue
-        leak = float(rd.power[r, d]) / noise_cell / (math.pi * max(far - _PAIR_SPAN_CELLS, 0.5)) ** 2
-        if 10.0 * leak > threshold:
-            return True
-    return False
+    r, d = np.array(later, dtype=np.int64).T
+    along_tau = np.abs(r - r0) * (dtau / cell_tau) if math.isfinite(cell_tau) else np.zeros(r.size)
+    gap = np.abs(rd.doppler_hz[d] - rd.doppler_hz[d0]) % span_f if span_f else np.zeros(r.size)
+    along_f = np.minimum(gap, span_f - gap) / cell_f if cell_f else np.zeros(r.size)
+    near, far = np.minimum(along_tau, along_f), np.maximum(along_tau, along_f)
+    counted = (near < 1.0) & (far >= _PAIR_SPAN_CELLS + _CROWD_FROM_CELLS)     # off both axes: two envelopes
+    leak = rd.power[r[counted], d[counted]] / noise_cell / (math.pi * (far[counted] - _PAIR_SPAN_CELLS)) ** 2
+    return bool(np.any(10.0 * leak > threshold))
 
 
 def _deferred_tests(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _MaskStats,
@@ -800,7 +798,8 @@ def _settle(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _
         if not stats.full:                             # put them back: they are not echoes of their own
             subtract(work, mask, [Echo(-e.amplitude, e.slow, e.along) for e in dropped])
         found = [item for item in found if all(item[2] is not e for e in dropped)]
-    found = _joint_bounds(found, mask, stats, subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var)
+    found = _joint_bounds(found, mask, stats, subcarrier_spacing_hz, symbol_times_s, carrier_hz, noise_var,
+                          rd.power.shape[1] * _bins(rd, subcarrier_spacing_hz)[1])
     index = {id(echo): n for n, (_, _, echo) in enumerate(found)}
     return found, [(index[id(a)], index[id(b)]) for a, b in kept_pairs if id(a) in index and id(b) in index]
 
@@ -810,10 +809,13 @@ def _settle(work: NDArray[np.complexfloating], mask: NDArray[np.bool_], stats: _
 #: cells apart in delay have 1.9 times the delay variance of one alone, 1.5 cells apart in quadrature 1.5 times,
 #: 2 cells apart 1.1 times, 3 cells apart 1.04 times
 _JOINT_BOUND_CELLS = 3.0
+#: the largest group given a joint bound
+_JOINT_BOUND_MAX_PATHS = 8
 
 
 def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats, subcarrier_spacing_hz: float,
-                  symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float) -> list[Found]:
+                  symbol_times_s: NDArray[np.float64], carrier_hz: float, noise_var: float,
+                  doppler_span_hz: float = 0.0) -> list[Found]:
     """The echoes with the joint bound of every group of echoes within :data:`_JOINT_BOUND_CELLS` of each other.
 
     Each echo is refined with the others taken out of its data, and reports the bound of one path alone; but
@@ -821,7 +823,10 @@ def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats
     (:func:`~sdr_isac.sensing.crb.paths_delay_doppler_crb`) couples them: the bound of each is the diagonal of
     the group's joint bound, larger than the single-path one.  A variance already larger (an unrefined echo's
     grid error, the notch of ``remove_static``) is kept: each variance is the larger of the two.  Range and
-    velocity only: the angle keeps its single-path bound.
+    velocity only: the angle keeps its single-path bound.  ``doppler_span_hz``: the map's unambiguous Doppler
+    span (distances wrap around it; 0: no wrap).  A group of more than :data:`_JOINT_BOUND_MAX_PATHS` echoes
+    (a chain of close ones) keeps its single-path bounds: its joint bound would cost seconds on a large mask
+    that is not a product of symbols and subcarriers.
     """
     if len(found) < 2 or not noise_var > 0:
         return found
@@ -838,7 +843,10 @@ def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats
         for j in range(i + 1, len(found)):
             b = found[j][1]
             d2 = ((a.delay_s - b.delay_s) / cell_tau) ** 2 if math.isfinite(cell_tau) else 0.0
-            d2 += ((a.doppler_hz - b.doppler_hz) / cell_f) ** 2 if cell_f else 0.0
+            gap = abs(a.doppler_hz - b.doppler_hz) % doppler_span_hz if doppler_span_hz > 0 else \
+                abs(a.doppler_hz - b.doppler_hz)
+            gap = min(gap, doppler_span_hz - gap) if doppler_span_hz > 0 else gap
+            d2 += (gap / cell_f) ** 2 if cell_f else 0.0
             if d2 < _JOINT_BOUND_CELLS ** 2:
                 parent[root(i)] = root(j)
     groups: dict[int, list[int]] = {}
@@ -847,7 +855,7 @@ def _joint_bounds(found: list[Found], mask: NDArray[np.bool_], stats: _MaskStats
     out = list(found)
     frequencies = subcarrier_spacing_hz * np.arange(mask.shape[1], dtype=np.float64)
     times = np.asarray(symbol_times_s, dtype=np.float64)
-    for members in (g for g in groups.values() if len(g) > 1):
+    for members in (g for g in groups.values() if 1 < len(g) <= _JOINT_BOUND_MAX_PATHS):
         dets, echoes = [found[i][1] for i in members], [found[i][2] for i in members]
         # an Echo's slow-time pattern has unit norm over the S symbols: the amplitude per RE is amplitude / sqrt(S)
         amplitudes = np.stack([e.amplitude for e in echoes], axis=1) / math.sqrt(echoes[0].slow.size)

@@ -390,3 +390,25 @@ def test_a_strong_echo_a_few_cells_away_does_not_start_a_two_path_fit(monkeypatc
     assert fits == [] and len(found) == 2, (fits, found)
     for d, t in zip(found, truth, strict=True):
         assert abs(d.range_m - t) < 4.0 * math.sqrt(d.range_var_m2), (d.range_m, t, math.sqrt(d.range_var_m2))
+
+
+def test_a_peak_across_the_doppler_wrap_is_as_near_as_one_on_the_same_side() -> None:
+    """The Doppler axis is circular: a weaker peak 3.25 Doppler cells away across +-F/2 leaks into the model-order
+    test's window as one 3.25 cells away on the same side does (it was taken as 20 cells away).  A map of ones
+    (noise 1 per cell) with the echo and one weaker peak; threshold 13.8 (pfa 1e-6)."""
+    import types
+
+    s, k, df = 14, 144, 30e3
+    times = np.arange(s) * 35.7e-6
+    stats = detection._MaskStats.of(np.ones((s, k), bool), df, times)
+    n_r, n_d = 2 * k, 2 * s
+    step = 1 / (n_d * 35.7e-6)
+    power = np.ones((n_r, n_d), np.float32)
+    power[10, 1] = 1e6
+    rd = types.SimpleNamespace(power=power, doppler_hz=(np.arange(n_d) - n_d // 2) * step, delay_step_s=1 / (n_r * df))
+    assert 7 * step / stats.cells[1] == pytest.approx(3.25, abs=0.01)
+    for later in ((10, n_d - 6), (10, 8)):                 # 7 bins across the wrap; 7 bins on the same side
+        power[later] = 300.0
+        assert detection._crowded((10, 1), [later], rd, stats, df, 1.0, 13.8)
+        power[later] = 1.0
+    assert not detection._crowded((10, 1), [(10, 8)], rd, stats, df, 1.0, 13.8)     # a noise cell: no leak
