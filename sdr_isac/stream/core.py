@@ -475,11 +475,14 @@ class CoreHost:
         with self._lock:
             self._t0_s = max(t0_s, self._t0_s)
             seq = self.published
-            self.published += 1
             self.global_tracks = tracks
             self._members = members or {}
-        self._send(wire.encode_tracks(self.core.node_id, seq, self._t0_s, tracks, tail=self.core.tail_states,
-                                      members=members))
+        # encoded before it is counted: a set the wire refuses (the guard counts the error) is not "published"
+        frames = wire.encode_tracks(self.core.node_id, seq, self._t0_s, tracks, tail=self.core.tail_states,
+                                    members=members)
+        with self._lock:
+            self.published += 1
+        self._send(frames)
         return len(plan)
 
     def _plan(self, flush: bool) -> list[tuple[float, dict[str, wire.TrackSet]]]:

@@ -519,6 +519,29 @@ def test_stopping_a_core_that_holds_many_sets_fuses_them_within_its_budget_and_c
     assert saved["t0_s"] == pytest.approx(58.9) and core.stats()["errors_total"] == 0
 
 
+def test_a_set_the_wire_refuses_is_not_counted_published(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``published`` counted a global track set before encoding it: one the wire refused (the cycle's guard
+    counts the error) was counted as sent.  Now only what was encoded is counted."""
+    from sdr_isac.errors import WireFormatError
+
+    core = CoreHost(_config(free_ports(3), absent_after_s=30.0))
+    try:
+        _hand(core, "mecsA", 0, 10.0, [_mover("drive", 10.0, 100.0, 10.0)])
+        core._cycle()
+        assert core.published == 1
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise WireFormatError("tracks[0].covariance: refused for the test")
+
+        _hand(core, "mecsA", 1, 11.0, [_mover("drive", 11.0, 110.0, 10.0)])
+        monkeypatch.setattr(wire, "encode_tracks", refuse)
+        with core._guard("core loop"):
+            core._cycle()
+        assert core.published == 1 and core.stats()["errors_total"] == 1
+    finally:
+        core.stop()
+
+
 def test_the_core_fuses_again_only_when_a_track_set_changed() -> None:
     """Every publish interval publishes the global tracks; the fusion reruns only after a new or dropped set
     (the same sets fuse to the same tracks), and what is published again equals a fresh fusion of them."""
