@@ -310,7 +310,7 @@ class CoreHost:
         """Account a MECS host's track set; keep it unless its time goes back (or lies far ahead of the other MECS
         hosts': :data:`MAX_HOST_LEAD_S`); drop tracks that go back."""
         mecs = received.node_id
-        found: wire.TrackSet | None = received
+        found: wire.TrackSet | None                       # what is kept of it (None: nothing yet)
         with self._lock:
             node, extra, back = self._account(msg, received_s)
             previous = self.latest.get(mecs)
